@@ -1,0 +1,6 @@
+//! Sans-IO media bridge between a WebRTC leg and a plain RTP leg toward SIP.
+//!
+//! No sockets and no clock reads live here: the reactor feeds datagrams in with their
+//! arrival time and drains what the bridge wants to send.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

@@ -1,0 +1,9 @@
+//! sylk-gateway: a single-threaded sylkRTC (WebSocket JSON) <-> SIP gateway with in-process
+//! WebRTC media.
+//!
+//! Every protocol engine here is sans-IO: input through `handle_*(now, ..)`, output through
+//! `poll_*`, deadlines through `poll_timeout`. Only [`reactor`] touches sockets or reads the clock.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod sip;

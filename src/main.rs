@@ -1,0 +1,2 @@
+//! The sylk-gateway binary: CLI + config -> gateway -> reactor.
+fn main() {}

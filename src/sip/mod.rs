@@ -1,0 +1,1 @@
+//! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
