@@ -6,4 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod sip;
+pub mod sylkrtc;
+pub mod ws;

@@ -1,0 +1,429 @@
+//! Configuration: the TOML file's types, the embedded defaults and validation.
+//!
+//! With no file the gateway runs on loopback with the dev certificate from `certs/` compiled
+//! into the binary, so `cargo run` works from a fresh clone. Every key is documented in
+//! `sylk-gateway.sample.toml`; keep the two in step.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The dev-only certificate for `localhost`/`127.0.0.1`, embedded so the default `wss://`
+/// listener works without any file next to the binary.
+pub const DEV_CERTIFICATE_PEM: &[u8] = include_bytes!("../certs/localhost.crt");
+/// The private key of [`DEV_CERTIFICATE_PEM`].
+pub const DEV_PRIVATE_KEY_PEM: &[u8] = include_bytes!("../certs/localhost.key");
+
+/// Why a configuration was refused. The binary prints it and exits with code 2.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The path given with `--config`.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML or a key has the wrong type (the message names the key).
+    Syntax(String),
+    /// A key has a value of the right type that is not acceptable.
+    Invalid {
+        /// Dotted key name, e.g. `websocket.ws_listen`.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, error } => {
+                write!(f, "cannot read config file {}: {error}", path.display())
+            }
+            ConfigError::Syntax(msg) => write!(f, "config file error: {msg}"),
+            ConfigError::Invalid { key, reason } => write!(f, "config key {key}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the TLS certificate and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// The dev certificate compiled into the binary.
+    EmbeddedDev,
+    /// PEM files on disk.
+    Files {
+        /// Certificate chain (PEM).
+        certificate: PathBuf,
+        /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
+        private_key: PathBuf,
+    },
+}
+
+/// Settings of the WebSocket side (`[websocket]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// Plain `ws://` listen address; `None` disables it.
+    pub ws_listen: Option<SocketAddr>,
+    /// `wss://` listen address; `None` disables it.
+    pub wss_listen: Option<SocketAddr>,
+    /// Certificate for `wss://`.
+    pub tls: TlsSource,
+    /// Allowed `Origin` values; `*` allows any, including none.
+    pub origins: Vec<String>,
+    /// Interval between server pings; zero disables them.
+    pub ping_interval: Duration,
+    /// Largest accepted message (and frame) from a client, in bytes.
+    pub max_message_size: usize,
+    /// Largest amount of output queued for one connection before it is closed, in bytes.
+    pub max_queued_output: usize,
+    /// Most simultaneous WebSocket connections.
+    pub max_connections: usize,
+}
+
+impl WebSocketConfig {
+    /// Pong timeout: half the ping interval, as SylkServer's Autobahn auto-ping does.
+    pub fn pong_timeout(&self) -> Duration {
+        self.ping_interval / 2
+    }
+}
+
+/// Settings of the sylkRTC layer and its accounts (`[sylkrtc]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SylkRtcConfig {
+    /// SIP domains accounts may belong to; `*` allows any.
+    pub sip_domains: Vec<String>,
+    /// Most accounts one connection may add.
+    pub max_accounts_per_connection: usize,
+}
+
+impl SylkRtcConfig {
+    /// Whether an account in `domain` may be added (case-insensitive, as DNS names are).
+    pub fn domain_allowed(&self, domain: &str) -> bool {
+        self.sip_domains
+            .iter()
+            .any(|d| d == "*" || d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// Logging settings (`[log]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Most verbose level written.
+    pub level: log::LevelFilter,
+    /// Trace every WebSocket frame in and out (HA1 values redacted).
+    pub trace_websocket: bool,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// WebSocket side.
+    pub websocket: WebSocketConfig,
+    /// sylkRTC layer.
+    pub sylkrtc: SylkRtcConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            websocket: WebSocketConfig {
+                ws_listen: Some(SocketAddr::from(([127, 0, 0, 1], 10888))),
+                wss_listen: Some(SocketAddr::from(([127, 0, 0, 1], 10889))),
+                tls: TlsSource::EmbeddedDev,
+                origins: vec!["*".to_owned()],
+                ping_interval: Duration::from_secs(120),
+                max_message_size: 64 * 1024,
+                max_queued_output: 1024 * 1024,
+                max_connections: 10_000,
+            },
+            sylkrtc: SylkRtcConfig {
+                sip_domains: vec!["*".to_owned()],
+                max_accounts_per_connection: 10,
+            },
+            log: LogConfig {
+                level: log::LevelFilter::Info,
+                trace_websocket: false,
+            },
+        }
+    }
+}
+
+/// The file as written: every key optional, unknown keys refused so typos are caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    websocket: FileWebSocket,
+    #[serde(default)]
+    sylkrtc: FileSylkRtc,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebSocket {
+    ws_listen: Option<String>,
+    wss_listen: Option<String>,
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
+    origins: Option<Vec<String>>,
+    ping_interval: Option<u64>,
+    max_message_size: Option<usize>,
+    max_queued_output: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSylkRtc {
+    sip_domains: Option<Vec<String>>,
+    max_accounts_per_connection: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    level: Option<String>,
+    trace_websocket: Option<bool>,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--ws-listen ADDR|off`
+    pub ws_listen: Option<String>,
+    /// `--wss-listen ADDR|off`
+    pub wss_listen: Option<String>,
+    /// `--log-level LEVEL`
+    pub log_level: Option<String>,
+    /// `--trace-websocket`
+    pub trace_websocket: bool,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, then applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                path: p.to_owned(),
+                error,
+            })?,
+            None => String::new(),
+        };
+        Config::from_toml(&text, overrides)
+    }
+
+    /// Validates TOML text (empty text means all defaults), then applies `overrides`.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut config = Config::default();
+        let ws = &mut config.websocket;
+        let fw = file.websocket;
+        if let Some(v) = overrides.ws_listen.as_deref().or(fw.ws_listen.as_deref()) {
+            ws.ws_listen = parse_listen("websocket.ws_listen", v)?;
+        }
+        if let Some(v) = overrides.wss_listen.as_deref().or(fw.wss_listen.as_deref()) {
+            ws.wss_listen = parse_listen("websocket.wss_listen", v)?;
+        }
+        match (fw.tls_certificate, fw.tls_private_key) {
+            (None, None) => {}
+            (Some(certificate), Some(private_key)) => {
+                ws.tls = TlsSource::Files {
+                    certificate,
+                    private_key,
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "websocket.tls_private_key",
+                    "must be set together with websocket.tls_certificate",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "websocket.tls_certificate",
+                    "must be set together with websocket.tls_private_key",
+                ))
+            }
+        }
+        if let Some(origins) = fw.origins {
+            if origins.is_empty() {
+                return Err(invalid(
+                    "websocket.origins",
+                    "must not be empty (use [\"*\"] to allow any)",
+                ));
+            }
+            ws.origins = origins;
+        }
+        if let Some(secs) = fw.ping_interval {
+            ws.ping_interval = Duration::from_secs(secs);
+        }
+        if let Some(n) = fw.max_message_size {
+            if !(1024..=16 * 1024 * 1024).contains(&n) {
+                return Err(invalid(
+                    "websocket.max_message_size",
+                    "must be between 1024 and 16777216",
+                ));
+            }
+            ws.max_message_size = n;
+        }
+        if let Some(n) = fw.max_queued_output {
+            if n < 64 * 1024 {
+                return Err(invalid(
+                    "websocket.max_queued_output",
+                    "must be at least 65536",
+                ));
+            }
+            ws.max_queued_output = n;
+        }
+        if let Some(n) = fw.max_connections {
+            if n == 0 || n > 1_000_000 {
+                return Err(invalid(
+                    "websocket.max_connections",
+                    "must be between 1 and 1000000",
+                ));
+            }
+            ws.max_connections = n;
+        }
+        if ws.ws_listen.is_none() && ws.wss_listen.is_none() {
+            return Err(invalid(
+                "websocket.ws_listen",
+                "ws_listen and wss_listen are both off; enable at least one",
+            ));
+        }
+        let fs = file.sylkrtc;
+        if let Some(domains) = fs.sip_domains {
+            if domains.is_empty() {
+                return Err(invalid(
+                    "sylkrtc.sip_domains",
+                    "must not be empty (use [\"*\"] to allow any)",
+                ));
+            }
+            config.sylkrtc.sip_domains = domains;
+        }
+        if let Some(n) = fs.max_accounts_per_connection {
+            if n == 0 || n > 1000 {
+                return Err(invalid(
+                    "sylkrtc.max_accounts_per_connection",
+                    "must be between 1 and 1000",
+                ));
+            }
+            config.sylkrtc.max_accounts_per_connection = n;
+        }
+        if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
+            config.log.level = level.parse().map_err(|_| {
+                invalid(
+                    "log.level",
+                    "must be one of off, error, warn, info, debug, trace",
+                )
+            })?;
+        }
+        config.log.trace_websocket =
+            overrides.trace_websocket || file.log.trace_websocket.unwrap_or(false);
+        Ok(config)
+    }
+}
+
+fn invalid(key: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Parses a listen address; `off` (or an empty string) disables the listener.
+fn parse_listen(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| ConfigError::Invalid {
+        key,
+        reason: format!("'{value}' is not an IP:port address (or 'off')"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_loopback_defaults() {
+        let c = Config::from_toml("", &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(
+            c.websocket.ws_listen.unwrap().to_string(),
+            "127.0.0.1:10888"
+        );
+        assert_eq!(
+            c.websocket.wss_listen.unwrap().to_string(),
+            "127.0.0.1:10889"
+        );
+        assert_eq!(c.websocket.pong_timeout(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn sample_file_is_valid_and_matches_defaults() {
+        let text = include_str!("../sylk-gateway.sample.toml");
+        let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(c.sylkrtc, Config::default().sylkrtc);
+        assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
+    }
+
+    #[test]
+    fn cli_overrides_file() {
+        let o = Overrides {
+            ws_listen: Some("127.0.0.1:1".into()),
+            wss_listen: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[websocket]\nws_listen = \"127.0.0.1:2\"\n", &o).unwrap();
+        assert_eq!(c.websocket.ws_listen.unwrap().port(), 1);
+        assert_eq!(c.websocket.wss_listen, None);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[websocket]\nws_listen = \"nope\"\n", &Overrides::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("websocket.ws_listen"), "{e}");
+        let e = Config::from_toml("[websocket]\nws_lisen = \"x\"\n", &Overrides::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("ws_lisen"), "{e}");
+        let e = Config::from_toml(
+            "[websocket]\nping_interval = \"x\"\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ping_interval"), "{e}");
+        let e = Config::from_toml("[log]\nlevel = \"loud\"\n", &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("log.level"), "{e}");
+        let e = Config::from_toml(
+            "[websocket]\nws_listen = \"off\"\nwss_listen = \"off\"\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("websocket.ws_listen"), "{e}");
+    }
+
+    #[test]
+    fn domain_allow_list() {
+        let mut s = Config::default().sylkrtc;
+        assert!(s.domain_allowed("anything.example"));
+        s.sip_domains = vec!["Example.com".into()];
+        assert!(s.domain_allowed("example.com"));
+        assert!(!s.domain_allowed("other.com"));
+    }
+}

@@ -1,0 +1,354 @@
+//! Server-to-client events, encoded per dialect (spec sections 5.2, 6.1 and 6.3).
+//!
+//! sylkRTC-1 wraps payloads in `data` and uses underscores (`account_event`,
+//! `registration_state`); sylkRTC-2 flattens them and uses dashes.
+
+use serde_json::{json, Map, Value};
+
+use super::Dialect;
+
+/// Registration states reported in `registration_state` / `registration-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// REGISTER sent, no final answer yet.
+    Registering,
+    /// The registrar accepted the binding.
+    Registered,
+    /// The registration failed; a reason accompanies it.
+    Failed,
+}
+
+impl RegistrationState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RegistrationState::Registering => "registering",
+            RegistrationState::Registered => "registered",
+            RegistrationState::Failed => "failed",
+        }
+    }
+}
+
+/// The party that placed an incoming call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originator {
+    /// Bare `user@domain`.
+    pub uri: String,
+    /// Display name from the From header, if any.
+    pub display_name: Option<String>,
+}
+
+impl Originator {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("uri".into(), self.uri.clone().into());
+        // SylkServer sends the key with null when there is no display name.
+        m.insert("display_name".into(), self.display_name.clone().into());
+        Value::Object(m)
+    }
+}
+
+/// Call states reported in `session_event`/`session-event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionState {
+    /// First provisional response received.
+    Progress,
+    /// A provisional response (sylkRTC-2 only).
+    Proceeding {
+        /// Its status code.
+        code: u16,
+    },
+    /// 180 Ringing (sylkRTC-2 only).
+    Ringing,
+    /// 183 with SDP (sylkRTC-2 only).
+    EarlyMedia {
+        /// Browser-ready answer SDP.
+        sdp: String,
+        /// SIP Call-ID.
+        call_id: String,
+    },
+    /// The call was answered; SDP only for outgoing calls without early media.
+    Accepted {
+        /// Browser-ready answer SDP, when the browser still needs it.
+        sdp: Option<String>,
+        /// SIP Call-ID (sylkRTC-2 only).
+        call_id: Option<String>,
+    },
+    /// ICE and DTLS are up.
+    Established,
+    /// The call ended.
+    Terminated {
+        /// `"<code> <phrase>"` or another clear reason.
+        reason: String,
+    },
+}
+
+/// An event for one client connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Sent immediately after the handshake.
+    Ready,
+    /// An account's registration changed.
+    Registration {
+        /// The account.
+        account: String,
+        /// The new state.
+        state: RegistrationState,
+        /// Why it failed (`"<code> <phrase>"`).
+        reason: Option<String>,
+    },
+    /// An incoming call for an account.
+    IncomingSession {
+        /// The called account.
+        account: String,
+        /// Server-chosen session id.
+        session: String,
+        /// The caller.
+        originator: Originator,
+        /// The gateway's WebRTC offer.
+        sdp: String,
+        /// SIP Call-ID (sylkRTC-2 only).
+        call_id: String,
+    },
+    /// A call that ended before it was answered.
+    MissedSession {
+        /// The called account.
+        account: String,
+        /// The caller.
+        originator: Originator,
+    },
+    /// A call changed state.
+    SessionState {
+        /// The session id.
+        session: String,
+        /// The new state.
+        state: SessionState,
+    },
+}
+
+impl Event {
+    /// Encodes the event for `dialect`; `None` when the dialect has no such event (the
+    /// sylkRTC-2 additions `proceeding`, `ringing` and `early-media` do not exist in v1).
+    pub fn encode(&self, dialect: Dialect) -> Option<String> {
+        let v1 = dialect == Dialect::V1;
+        let value = match self {
+            Event::Ready if v1 => json!({"sylkrtc": "event", "event": "ready"}),
+            Event::Ready => json!({"sylkrtc": "ready-event"}),
+            Event::Registration {
+                account,
+                state,
+                reason,
+            } => {
+                let mut data = Map::new();
+                data.insert("state".into(), state.as_str().into());
+                if let Some(r) = reason {
+                    data.insert("reason".into(), r.clone().into());
+                }
+                account_event(dialect, account, None, "registration_state", data)
+            }
+            Event::IncomingSession {
+                account,
+                session,
+                originator,
+                sdp,
+                call_id,
+            } => {
+                let mut data = Map::new();
+                data.insert("originator".into(), originator.to_json());
+                data.insert("sdp".into(), sdp.clone().into());
+                if !v1 {
+                    data.insert("call_id".into(), call_id.clone().into());
+                }
+                account_event(dialect, account, Some(session), "incoming_session", data)
+            }
+            Event::MissedSession {
+                account,
+                originator,
+            } => {
+                let mut data = Map::new();
+                data.insert("originator".into(), originator.to_json());
+                account_event(dialect, account, None, "missed_session", data)
+            }
+            Event::SessionState { session, state } => {
+                let mut data = Map::new();
+                let name = match state {
+                    SessionState::Progress => "progress",
+                    SessionState::Proceeding { code } => {
+                        data.insert("code".into(), (*code).into());
+                        "proceeding"
+                    }
+                    SessionState::Ringing => "ringing",
+                    SessionState::EarlyMedia { sdp, call_id } => {
+                        data.insert("sdp".into(), sdp.clone().into());
+                        data.insert("call_id".into(), call_id.clone().into());
+                        "early-media"
+                    }
+                    SessionState::Accepted { sdp, call_id } => {
+                        if let Some(sdp) = sdp {
+                            data.insert("sdp".into(), sdp.clone().into());
+                        }
+                        if let (Some(call_id), false) = (call_id, v1) {
+                            data.insert("call_id".into(), call_id.clone().into());
+                        }
+                        "accepted"
+                    }
+                    SessionState::Established => "established",
+                    SessionState::Terminated { reason } => {
+                        data.insert("reason".into(), reason.clone().into());
+                        "terminated"
+                    }
+                };
+                if v1 && matches!(name, "proceeding" | "ringing" | "early-media") {
+                    return None;
+                }
+                data.insert("state".into(), name.into());
+                let mut m = Map::new();
+                m.insert(
+                    "sylkrtc".into(),
+                    if v1 { "session_event" } else { "session-event" }.into(),
+                );
+                m.insert("session".into(), session.clone().into());
+                m.insert("event".into(), "state".into());
+                put_payload(&mut m, dialect, data);
+                Value::Object(m)
+            }
+        };
+        Some(value.to_string())
+    }
+}
+
+/// Builds an `account_event`/`account-event`; `v1_name` uses underscores and becomes dashed
+/// for sylkRTC-2.
+fn account_event(
+    dialect: Dialect,
+    account: &str,
+    session: Option<&String>,
+    v1_name: &str,
+    data: Map<String, Value>,
+) -> Value {
+    let mut m = Map::new();
+    let (kind, name) = match dialect {
+        Dialect::V1 => ("account_event", v1_name.to_owned()),
+        Dialect::V2 => ("account-event", v1_name.replace('_', "-")),
+    };
+    m.insert("sylkrtc".into(), kind.into());
+    m.insert("account".into(), account.into());
+    if let Some(s) = session {
+        m.insert("session".into(), s.clone().into());
+    }
+    m.insert("event".into(), name.into());
+    put_payload(&mut m, dialect, data);
+    Value::Object(m)
+}
+
+fn put_payload(m: &mut Map<String, Value>, dialect: Dialect, data: Map<String, Value>) {
+    match dialect {
+        Dialect::V1 => {
+            m.insert("data".into(), Value::Object(data));
+        }
+        Dialect::V2 => m.extend(data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(e: &Event, d: Dialect) -> Value {
+        serde_json::from_str(&e.encode(d).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ready_per_dialect() {
+        assert_eq!(
+            enc(&Event::Ready, Dialect::V1),
+            json!({"sylkrtc":"event","event":"ready"})
+        );
+        assert_eq!(
+            enc(&Event::Ready, Dialect::V2),
+            json!({"sylkrtc":"ready-event"})
+        );
+    }
+
+    #[test]
+    fn registration_per_dialect() {
+        let e = Event::Registration {
+            account: "a@b".into(),
+            state: RegistrationState::Failed,
+            reason: Some("408 Request Timeout".into()),
+        };
+        assert_eq!(
+            enc(&e, Dialect::V1),
+            json!({"sylkrtc":"account_event","account":"a@b","event":"registration_state",
+                   "data":{"state":"failed","reason":"408 Request Timeout"}})
+        );
+        assert_eq!(
+            enc(&e, Dialect::V2),
+            json!({"sylkrtc":"account-event","account":"a@b","event":"registration-state",
+                   "state":"failed","reason":"408 Request Timeout"})
+        );
+    }
+
+    #[test]
+    fn incoming_and_missed_per_dialect() {
+        let o = Originator {
+            uri: "bob@x".into(),
+            display_name: Some("Bob".into()),
+        };
+        let e = Event::IncomingSession {
+            account: "a@b".into(),
+            session: "s".into(),
+            originator: o.clone(),
+            sdp: "v=0".into(),
+            call_id: "c1".into(),
+        };
+        assert_eq!(
+            enc(&e, Dialect::V1),
+            json!({"sylkrtc":"account_event","account":"a@b","session":"s","event":"incoming_session",
+                   "data":{"originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0"}})
+        );
+        assert_eq!(
+            enc(&e, Dialect::V2),
+            json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
+                   "originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0","call_id":"c1"})
+        );
+        let m = Event::MissedSession {
+            account: "a@b".into(),
+            originator: o,
+        };
+        assert_eq!(enc(&m, Dialect::V2)["event"], "missed-session");
+        assert_eq!(enc(&m, Dialect::V1)["event"], "missed_session");
+    }
+
+    #[test]
+    fn session_states_per_dialect() {
+        let s = |state| Event::SessionState {
+            session: "s".into(),
+            state,
+        };
+        assert_eq!(
+            enc(
+                &s(SessionState::Terminated {
+                    reason: "486 Busy Here".into()
+                }),
+                Dialect::V1
+            ),
+            json!({"sylkrtc":"session_event","session":"s","event":"state",
+                   "data":{"state":"terminated","reason":"486 Busy Here"}})
+        );
+        assert_eq!(
+            enc(&s(SessionState::Proceeding { code: 183 }), Dialect::V2),
+            json!({"sylkrtc":"session-event","session":"s","event":"state","state":"proceeding","code":183})
+        );
+        assert_eq!(s(SessionState::Ringing).encode(Dialect::V1), None);
+        let accepted = s(SessionState::Accepted {
+            sdp: Some("v=0".into()),
+            call_id: Some("c".into()),
+        });
+        assert_eq!(
+            enc(&accepted, Dialect::V1),
+            json!({"sylkrtc":"session_event","session":"s","event":"state","data":{"state":"accepted","sdp":"v=0"}})
+        );
+        assert_eq!(enc(&accepted, Dialect::V2)["call_id"], "c");
+    }
+}

@@ -1,0 +1,292 @@
+//! The HTTP/1.1 side of the WebSocket opening handshake (RFC 6455 section 4.2).
+
+use std::fmt::Write as _;
+
+use crate::sylkrtc::Dialect;
+
+use super::WEBSOCKET_PATH;
+
+/// Largest upgrade request accepted; browsers send well under 2 KiB.
+pub const MAX_REQUEST_SIZE: usize = 8 * 1024;
+const MAX_HEADERS: usize = 48;
+
+/// What to do with the bytes received so far on a new connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upgrade {
+    /// The request is not complete yet.
+    Incomplete,
+    /// Upgrade: send `response`; the WebSocket starts at byte `consumed` of the input.
+    Accept {
+        /// The negotiated dialect.
+        dialect: Dialect,
+        /// The browser's Origin, if any (for logs).
+        origin: Option<String>,
+        /// The 101 response.
+        response: String,
+        /// Length of the HTTP request in the input.
+        consumed: usize,
+    },
+    /// Refuse: send `response` and close.
+    Reject {
+        /// HTTP status code, e.g. 404 or 406.
+        status: u16,
+        /// The complete HTTP response.
+        response: String,
+    },
+}
+
+/// Decides on an upgrade request. `origins` is the allow-list (`*` allows any and none).
+pub fn handle_upgrade_request(input: &[u8], origins: &[String]) -> Upgrade {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let consumed = match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if input.len() < MAX_REQUEST_SIZE => {
+            return Upgrade::Incomplete
+        }
+        Ok(httparse::Status::Partial) => {
+            return reject(
+                431,
+                "Request Header Fields Too Large",
+                &[],
+                "request too large\n",
+            )
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return reject(
+                431,
+                "Request Header Fields Too Large",
+                &[],
+                "too many headers\n",
+            )
+        }
+        Err(_) => return reject(400, "Bad Request", &[], "malformed HTTP request\n"),
+    };
+    if consumed > MAX_REQUEST_SIZE {
+        return reject(
+            431,
+            "Request Header Fields Too Large",
+            &[],
+            "request too large\n",
+        );
+    }
+    let all_headers: &[httparse::Header<'_>] = req.headers;
+    let header = |name: &'static str| header_values(all_headers, name);
+    let has_token = |name: &'static str, token: &str| {
+        header(name).any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    let path = req.path.unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    if path != WEBSOCKET_PATH {
+        return reject(404, "Not Found", &[], "not found\n");
+    }
+    if req.method != Some("GET") {
+        return reject(405, "Method Not Allowed", &[("Allow", "GET")], "use GET\n");
+    }
+    if !has_token("Upgrade", "websocket") || !has_token("Connection", "upgrade") {
+        return reject(
+            426,
+            "Upgrade Required",
+            &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+            "this resource only speaks WebSocket\n",
+        );
+    }
+    // RFC 6455 section 4.4: answer an unsupported version with the versions we speak.
+    if !header("Sec-WebSocket-Version").any(|v| v.trim() == "13") {
+        return reject(
+            426,
+            "Upgrade Required",
+            &[("Sec-WebSocket-Version", "13")],
+            "WebSocket version 13 required\n",
+        );
+    }
+    let Some(key) = header("Sec-WebSocket-Key").next().map(str::trim) else {
+        return reject(400, "Bad Request", &[], "missing Sec-WebSocket-Key\n");
+    };
+    // The key is a base64-encoded 16-byte nonce (section 4.1): 24 characters ending "==".
+    if key.len() != 24 || !key.ends_with("==") {
+        return reject(400, "Bad Request", &[], "invalid Sec-WebSocket-Key\n");
+    }
+    let origin = header("Origin").next().map(str::to_owned);
+    let any_origin = origins.iter().any(|o| o == "*");
+    if !any_origin
+        && !origin
+            .as_ref()
+            .is_some_and(|o| origins.iter().any(|a| a == o))
+    {
+        return reject(403, "Forbidden", &[], "origin not allowed\n");
+    }
+    let offered = header("Sec-WebSocket-Protocol").flat_map(|v| v.split(','));
+    let Some(dialect) = Dialect::negotiate(offered) else {
+        // SylkServer refuses with 406 "No compatible protocol specified" (spec section 3).
+        return reject(
+            406,
+            "Not Acceptable",
+            &[],
+            "No compatible protocol specified\n",
+        );
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {}\r\nServer: sylk-gateway\r\n\r\n",
+        dialect.subprotocol()
+    );
+    Upgrade::Accept {
+        dialect,
+        origin,
+        response,
+        consumed,
+    }
+}
+
+/// The values of every header called `name` (case-insensitive), skipping non-UTF-8 ones.
+fn header_values<'h>(
+    headers: &'h [httparse::Header<'h>],
+    name: &'static str,
+) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+}
+
+/// A complete non-upgrade response that closes the connection.
+pub fn reject(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Upgrade {
+    let mut response = format!("HTTP/1.1 {status} {reason}\r\n");
+    for (name, value) in extra {
+        let _ = write!(response, "{name}: {value}\r\n");
+    }
+    let _ = write!(
+        response,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\
+         Server: sylk-gateway\r\n\r\n{body}",
+        body.len()
+    );
+    Upgrade::Reject { status, response }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str, extra: &str) -> String {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+    }
+
+    fn any() -> Vec<String> {
+        vec!["*".into()]
+    }
+
+    fn status(u: &Upgrade) -> u16 {
+        match u {
+            Upgrade::Reject { status, .. } => *status,
+            Upgrade::Accept { .. } => 101,
+            Upgrade::Incomplete => 0,
+        }
+    }
+
+    #[test]
+    fn accepts_and_computes_the_rfc_example_key() {
+        let req = request("/webrtcgateway/ws", "Sec-WebSocket-Protocol: sylkRTC-2\r\n") + "tail";
+        let Upgrade::Accept {
+            dialect,
+            response,
+            consumed,
+            ..
+        } = handle_upgrade_request(req.as_bytes(), &any())
+        else {
+            panic!()
+        };
+        assert_eq!(dialect, Dialect::V2);
+        // RFC 6455 section 1.3's worked example.
+        assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(response.contains("Sec-WebSocket-Protocol: sylkRTC-2\r\n"));
+        assert_eq!(&req[consumed..], "tail");
+    }
+
+    #[test]
+    fn refusals() {
+        let v1 = "Sec-WebSocket-Protocol: sylkRTC-1\r\n";
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/other", v1).as_bytes(),
+                &any()
+            )),
+            404
+        );
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/webrtcgateway/ws", "").as_bytes(),
+                &any()
+            )),
+            406
+        );
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request(
+                    "/webrtcgateway/ws",
+                    "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                )
+                .as_bytes(),
+                &any()
+            )),
+            406
+        );
+        let only = vec!["https://good.example".to_owned()];
+        let bad_origin = format!("{v1}Origin: https://evil.example\r\n");
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/webrtcgateway/ws", &bad_origin).as_bytes(),
+                &only
+            )),
+            403
+        );
+        let good_origin = format!("{v1}Origin: https://good.example\r\n");
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/webrtcgateway/ws", &good_origin).as_bytes(),
+                &only
+            )),
+            101
+        );
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/webrtcgateway/ws", v1).as_bytes(),
+                &only
+            )),
+            403
+        );
+        let plain = "GET /webrtcgateway/ws HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            status(&handle_upgrade_request(plain.as_bytes(), &any())),
+            426
+        );
+        let post = request("/webrtcgateway/ws", v1).replacen("GET", "POST", 1);
+        assert_eq!(
+            status(&handle_upgrade_request(post.as_bytes(), &any())),
+            405
+        );
+        let old = request("/webrtcgateway/ws", v1).replace("Version: 13", "Version: 8");
+        assert_eq!(status(&handle_upgrade_request(old.as_bytes(), &any())), 426);
+        assert_eq!(
+            status(&handle_upgrade_request(b"\x00\x01garbage\r\n\r\n", &any())),
+            400
+        );
+        assert_eq!(
+            status(&handle_upgrade_request(
+                b"GET /webrtcgateway/ws HTTP/1.1\r\nHost",
+                &any()
+            )),
+            0
+        );
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_REQUEST_SIZE));
+        assert_eq!(
+            status(&handle_upgrade_request(huge.as_bytes(), &any())),
+            431
+        );
+    }
+}
