@@ -7,6 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod gateway;
+pub mod logging;
+pub mod reactor;
 pub mod sip;
 pub mod sylkrtc;
 pub mod ws;

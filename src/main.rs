@@ -1,2 +1,115 @@
-//! The sylk-gateway binary: CLI + config -> gateway -> reactor.
-fn main() {}
+//! The sylk-gateway binary: command line and configuration -> reactor. Nothing else lives
+//! here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sylk_gateway::config::{Config, Overrides};
+use sylk_gateway::{logging, reactor::Reactor};
+
+const USAGE: &str = "\
+sylk-gateway: sylkRTC (WebSocket) <-> SIP gateway with in-process WebRTC media
+
+Usage: sylk-gateway [OPTIONS]
+
+Options:
+  --config PATH        TOML configuration file (see sylk-gateway.sample.toml);
+                       without it the embedded defaults apply: ws on 127.0.0.1:10888,
+                       wss on 127.0.0.1:10889 with the dev certificate from certs/
+  --ws-listen ADDR     ws:// listen address (IP:port, or 'off'); overrides the file
+  --wss-listen ADDR    wss:// listen address (IP:port, or 'off'); overrides the file
+  --log-level LEVEL    off, error, warn, info, debug or trace
+  --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
+  -h, --help           show this help
+  -V, --version        show the version
+
+The WebSocket resource is /webrtcgateway/ws with subprotocol sylkRTC-1 or sylkRTC-2.
+Exit codes: 0 after SIGTERM/SIGINT, 1 on a runtime error, 2 on a bad command line or config.
+";
+
+enum Cli {
+    Run {
+        config: Option<PathBuf>,
+        overrides: Overrides,
+    },
+    Help,
+    Version,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
+    let mut config = None;
+    let mut overrides = Overrides::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Cli::Help),
+            "-V" | "--version" => return Ok(Cli::Version),
+            "--config" => config = Some(PathBuf::from(value("--config")?)),
+            "--ws-listen" => overrides.ws_listen = Some(value("--ws-listen")?),
+            "--wss-listen" => overrides.wss_listen = Some(value("--wss-listen")?),
+            "--log-level" => overrides.log_level = Some(value("--log-level")?),
+            "--trace-websocket" => overrides.trace_websocket = true,
+            other => return Err(format!("unknown option '{other}' (see --help)")),
+        }
+    }
+    Ok(Cli::Run { config, overrides })
+}
+
+fn main() -> ExitCode {
+    let (config_path, overrides) = match parse_args(std::env::args().skip(1)) {
+        Ok(Cli::Run { config, overrides }) => (config, overrides),
+        Ok(Cli::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Version) => {
+            println!("sylk-gateway {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sylk-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(config_path.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sylk-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log.level);
+    let reactor = match Reactor::new(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("startup failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // One machine-readable line per listener on stdout, so scripts and tests started with
+    // port 0 learn the real address.
+    let bound = reactor.bound_addresses();
+    if let Some(a) = bound.ws {
+        println!("listening ws://{a}/webrtcgateway/ws");
+    }
+    if let Some(a) = bound.wss {
+        println!("listening wss://{a}/webrtcgateway/ws");
+    }
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

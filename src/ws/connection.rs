@@ -410,7 +410,6 @@ impl WsConnection {
             WsError::Protocol(_) => CloseCode::Protocol,
             _ => CloseCode::Error,
         };
-        log::info!("ws: closing with {}: {e}", u16::from(code));
         let reason = match &e {
             WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
                 CloseReason::Eof
@@ -421,6 +420,7 @@ impl WsConnection {
             self.finish(reason);
             return;
         }
+        log::info!("ws: closing with {}: {e}", u16::from(code));
         self.our_close = Some(reason);
         self.close(now, code, "");
         if !matches!(self.state, State::Closing { .. }) {

@@ -1,0 +1,293 @@
+//! The gateway engine: owns every client connection's sylkRTC state and its accounts, and
+//! (as later layers land) binds them to SIP and media.
+//!
+//! Sans-IO like the protocol engines: the reactor hands it WebSocket events with `now`, and
+//! drains [`GatewayOutput`]s. Requests of one connection are handled strictly in the order
+//! they arrive, each answered with exactly one `ack` or `error` (spec section 4.1).
+
+mod account;
+mod trace;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::config::SylkRtcConfig;
+use crate::sylkrtc::request::AccountAdd;
+use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
+
+pub use account::{Account, AccountId};
+
+/// Identifies a client connection inside the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(usize);
+
+/// The reactor's handle for a connection, opaque to the gateway and echoed in outputs.
+pub type ConnRef = usize;
+
+/// Something the reactor must do for the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayOutput {
+    /// Send a text message on a connection.
+    Send {
+        /// The connection.
+        conn: ConnRef,
+        /// The JSON text.
+        text: String,
+    },
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// sylkRTC/account settings.
+    pub sylkrtc: SylkRtcConfig,
+    /// Log every frame in and out (HA1 redacted).
+    pub trace_websocket: bool,
+}
+
+/// One WebSocket client's sylkRTC state.
+#[derive(Debug)]
+struct Client {
+    conn: ConnRef,
+    dialect: Dialect,
+    /// Connection id used in log lines.
+    log_id: u64,
+    /// The accounts this connection added, by AOR. Small (10 by default), so a Vec.
+    accounts: Vec<AccountId>,
+}
+
+/// The gateway engine.
+#[derive(Debug)]
+pub struct Gateway {
+    config: GatewayConfig,
+    clients: Slab<Client>,
+    accounts: Slab<Account>,
+    /// Every account instance per AOR: the same account may be added on several connections
+    /// (spec section 3, "State is per connection"); incoming calls fan out through this.
+    accounts_by_aor: HashMap<String, Vec<AccountId>>,
+    outputs: VecDeque<GatewayOutput>,
+}
+
+impl Gateway {
+    /// A gateway with no clients.
+    pub fn new(config: GatewayConfig) -> Gateway {
+        Gateway {
+            config,
+            clients: Slab::new(),
+            accounts: Slab::new(),
+            accounts_by_aor: HashMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// A WebSocket completed its handshake: register the client and send it the ready event
+    /// at once (sylkrtc.js counts missed pings from socket open, spec section 12 item 2).
+    pub fn handle_client_open(
+        &mut self,
+        _now: Instant,
+        conn: ConnRef,
+        dialect: Dialect,
+        log_id: u64,
+    ) -> ClientId {
+        let id = ClientId(self.clients.insert(Client {
+            conn,
+            dialect,
+            log_id,
+            accounts: Vec::new(),
+        }));
+        log::info!("conn={log_id} sylkrtc: ready ({})", dialect.subprotocol());
+        self.send_event(id, &Event::Ready);
+        id
+    }
+
+    /// A text message from a client. Anything may arrive here; nothing panics.
+    pub fn handle_client_text(&mut self, now: Instant, client: ClientId, text: &str) {
+        let Some(c) = self.clients.get(client.0) else {
+            return;
+        };
+        let log_id = c.log_id;
+        if self.config.trace_websocket {
+            log::info!("conn={log_id} ws <- {}", trace::redact(text));
+        }
+        match sylkrtc::decode(text) {
+            Decoded::Request(envelope) => self.handle_request(now, client, envelope),
+            Decoded::Invalid { transaction, error } => {
+                log::info!("conn={log_id} sylkrtc: refused request: {error}");
+                self.reply(client, &transaction, Err(error.to_string()));
+            }
+            Decoded::Dropped(reason) => {
+                log::info!("conn={log_id} sylkrtc: dropped message: {reason}");
+            }
+        }
+    }
+
+    /// The client's WebSocket is gone: free everything it owned.
+    pub fn handle_client_closed(&mut self, _now: Instant, client: ClientId) {
+        if !self.clients.contains(client.0) {
+            return;
+        }
+        let c = self.clients.remove(client.0);
+        for account in c.accounts {
+            self.remove_account(account);
+        }
+        log::info!("conn={} sylkrtc: client state released", c.log_id);
+    }
+
+    /// The next action for the reactor.
+    pub fn poll_output(&mut self) -> Option<GatewayOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest instant the gateway needs [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Runs due timers; early calls are harmless.
+    pub fn handle_timeout(&mut self, _now: Instant) {}
+
+    /// Number of connected clients (for limits and leak checks).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Number of accounts over all clients (for leak checks).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    fn handle_request(&mut self, _now: Instant, client: ClientId, envelope: Envelope) {
+        let Envelope {
+            transaction,
+            request,
+        } = envelope;
+        let result = match request {
+            Request::Ping => Ok(()),
+            Request::AccountAdd(add) => self.add_account(client, add),
+            Request::AccountRemove { account } => self
+                .find_account(client, account.as_str())
+                .map(|id| self.detach_account(client, id)),
+            Request::AccountRegister { account } => self
+                .find_account(client, account.as_str())
+                .and_then(|_| Err(not_yet("account-register"))),
+            Request::AccountUnregister { account } => self
+                .find_account(client, account.as_str())
+                .and_then(|_| Err(not_yet("account-unregister"))),
+            Request::SessionCreate(_) => Err(not_yet("session-create")),
+            Request::SessionAnswer { .. } => Err(not_yet("session-answer")),
+            Request::SessionTrickle { .. } => Err(not_yet("session-trickle")),
+            Request::SessionTerminate { .. } => Err(not_yet("session-terminate")),
+            Request::NotYetSupported { name } => Err(not_yet(name)),
+        };
+        self.reply(client, &transaction, result);
+    }
+
+    fn add_account(&mut self, client: ClientId, add: AccountAdd) -> Result<(), String> {
+        let aor = add.account.as_str().to_owned();
+        let c = self.clients.get(client.0).ok_or("Internal error")?;
+        if c.accounts.iter().any(|id| {
+            self.accounts
+                .get(id.0)
+                .is_some_and(|a| a.aor.as_str() == aor)
+        }) {
+            return Err(format!("Account {aor} already added"));
+        }
+        let host = add
+            .account
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if !self.config.sylkrtc.domain_allowed(host) {
+            return Err(format!("SIP domain not allowed: {host}"));
+        }
+        let max = self.config.sylkrtc.max_accounts_per_connection;
+        if c.accounts.len() >= max {
+            return Err(format!(
+                "Too many accounts on this connection (at most {max})"
+            ));
+        }
+        let log_id = c.log_id;
+        let id = AccountId(self.accounts.insert(Account::new(client, add)));
+        self.accounts_by_aor
+            .entry(aor.clone())
+            .or_default()
+            .push(id);
+        if let Some(c) = self.clients.get_mut(client.0) {
+            c.accounts.push(id);
+        }
+        log::info!("conn={log_id} account {aor} added");
+        Ok(())
+    }
+
+    fn find_account(&self, client: ClientId, aor: &str) -> Result<AccountId, String> {
+        self.clients
+            .get(client.0)
+            .and_then(|c| {
+                c.accounts.iter().copied().find(|id| {
+                    self.accounts
+                        .get(id.0)
+                        .is_some_and(|a| a.aor.as_str() == aor)
+                })
+            })
+            .ok_or_else(|| format!("Unknown account specified: {aor}"))
+    }
+
+    /// `account-remove`: the account leaves its connection.
+    fn detach_account(&mut self, client: ClientId, id: AccountId) {
+        if let Some(c) = self.clients.get_mut(client.0) {
+            c.accounts.retain(|a| *a != id);
+            log::info!("conn={} account removed", c.log_id);
+        }
+        self.remove_account(id);
+    }
+
+    fn remove_account(&mut self, id: AccountId) {
+        if !self.accounts.contains(id.0) {
+            return;
+        }
+        let account = self.accounts.remove(id.0);
+        if let Some(list) = self.accounts_by_aor.get_mut(account.aor.as_str()) {
+            list.retain(|a| *a != id);
+            if list.is_empty() {
+                self.accounts_by_aor.remove(account.aor.as_str());
+            }
+        }
+    }
+
+    fn reply(&mut self, client: ClientId, transaction: &str, result: Result<(), String>) {
+        let text = match result {
+            Ok(()) => sylkrtc::encode_ack(transaction),
+            Err(e) => sylkrtc::encode_error(transaction, &e),
+        };
+        self.send_text(client, text);
+    }
+
+    fn send_event(&mut self, client: ClientId, event: &Event) {
+        let Some(c) = self.clients.get(client.0) else {
+            return;
+        };
+        if let Some(text) = event.encode(c.dialect) {
+            self.send_text(client, text);
+        }
+    }
+
+    fn send_text(&mut self, client: ClientId, text: String) {
+        let Some(c) = self.clients.get(client.0) else {
+            return;
+        };
+        if self.config.trace_websocket {
+            log::info!("conn={} ws -> {text}", c.log_id);
+        }
+        self.outputs
+            .push_back(GatewayOutput::Send { conn: c.conn, text });
+    }
+}
+
+fn not_yet(name: &str) -> String {
+    format!("not supported yet: {name}")
+}
+
+#[cfg(test)]
+mod tests;
