@@ -421,14 +421,12 @@ impl WsConnection {
             return;
         }
         log::info!("ws: closing with {}: {e}", u16::from(code));
-        self.our_close = Some(reason);
+        // RFC 6455 section 7.1.7, "Fail the WebSocket Connection": send our close frame and
+        // drop the connection without waiting; the input may be desynchronised anyway.
         self.close(now, code, "");
-        if !matches!(self.state, State::Closing { .. }) {
-            let reason = self
-                .our_close
-                .take()
-                .unwrap_or(CloseReason::ServerClosed(code.into()));
-            self.finish(reason);
-        }
+        self.finish(reason);
     }
 }
+
+#[cfg(test)]
+mod tests;
