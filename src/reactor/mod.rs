@@ -246,7 +246,7 @@ impl Reactor {
             let _ = socket.set_nodelay(true);
             self.next_log_id += 1;
             let log_id = self.next_log_id;
-            let generation = self.generations.next();
+            let generation = self.generations.advance();
             let entry = self.streams.vacant_entry();
             let key = entry.key();
             let token = token::encode(TokenKind::WsConn, key, generation);

@@ -78,7 +78,7 @@ pub struct Generations(u32);
 
 impl Generations {
     /// The next generation.
-    pub fn next(&mut self) -> u32 {
+    pub fn advance(&mut self) -> u32 {
         self.0 = (self.0 + 1) & GENERATION_MASK;
         self.0
     }
@@ -105,7 +105,7 @@ mod tests {
         );
         assert_eq!(decode(Token(0)), None);
         let mut g = Generations(GENERATION_MASK - 1);
-        assert_eq!(g.next(), GENERATION_MASK);
-        assert_eq!(g.next(), 0);
+        assert_eq!(g.advance(), GENERATION_MASK);
+        assert_eq!(g.advance(), 0);
     }
 }

@@ -297,7 +297,10 @@ enum Kind {
 
 /// `(name, [(field, kind, mandatory)])` per request, from SylkServer HEAD's models
 /// (spec section 6.2) plus sylkRTC-1's `videoroom-ctl`/`videoroom-terminate` (section 5.1).
-const GENERIC: &[(&str, &[(&str, Kind, bool)])] = {
+/// One field of a generically validated request: name, kind, mandatory.
+type FieldSpec = (&'static str, Kind, bool);
+
+const GENERIC: &[(&str, &[FieldSpec])] = {
     use Kind::*;
     &[
         ("lookup-public-key", &[("uri", Aor, true)]),

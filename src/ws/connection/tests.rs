@@ -46,11 +46,8 @@ impl Peer {
             server.advance_transmit(n);
         }
         let mut got = Vec::new();
-        loop {
-            match self.ctx.read(&mut self.wire) {
-                Ok(m) => got.push(m),
-                Err(_) => break,
-            }
+        while let Ok(m) = self.ctx.read(&mut self.wire) {
+            got.push(m);
         }
         // Replies the codec queued (pong, close echo) go back to the server on next send.
         got

@@ -1,0 +1,229 @@
+//! Shared harness for tests that run the real `sylk-gateway` binary on 127.0.0.1.
+//!
+//! The gateway is started on port 0 and reports the addresses it bound on stdout, so tests
+//! never race for ports. Only the process a test started is stopped, by its pid.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::WebSocket;
+use tungstenite::Message;
+
+/// A running gateway.
+pub struct Gateway {
+    child: Option<Child>,
+    pub ws: SocketAddr,
+    pub wss: Option<SocketAddr>,
+    pub dir: tempdir::TempDir,
+}
+
+pub mod tempdir {
+    //! A tiny temporary directory (removed on drop) so tests need no extra crate.
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let p = std::env::temp_dir().join(format!(
+                "sylk-gateway-test-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Gateway {
+    /// Starts the binary with `config` (TOML) plus `args`, on 127.0.0.1 port 0 for ws and wss.
+    pub fn start(config: &str, args: &[&str]) -> Gateway {
+        let dir = tempdir::TempDir::new("gw");
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sylk-gateway");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut ws, mut wss) = (None, None);
+        while ws.is_none() || wss.is_none() {
+            let line = lines
+                .next()
+                .expect("gateway exited before listening")
+                .unwrap();
+            let addr = |l: &str, scheme: &str| -> Option<SocketAddr> {
+                l.strip_prefix(&format!("listening {scheme}://"))?
+                    .strip_suffix("/webrtcgateway/ws")?
+                    .parse()
+                    .ok()
+            };
+            ws = ws.or_else(|| addr(&line, "ws"));
+            wss = wss.or_else(|| addr(&line, "wss"));
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("SYLK_TEST_LOG").is_some() {
+                    eprintln!("[gateway] {line}");
+                }
+            }
+        });
+        Gateway {
+            child: Some(child),
+            ws: ws.unwrap(),
+            wss,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM to our child and waits (bounded) for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("already stopped");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gateway did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/webrtcgateway/ws", self.ws)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub type Client = WebSocket<TcpStream>;
+
+/// Connects over ws:// offering `protocols`; returns the socket and the chosen subprotocol.
+pub fn connect(gw: &Gateway, protocols: &str) -> (Client, Option<String>) {
+    let mut req = gw.ws_url().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(protocols).unwrap(),
+    );
+    let stream = TcpStream::connect(gw.ws).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (ws, resp) = tungstenite::client(req, stream).expect("handshake");
+    let proto = resp
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (ws, proto)
+}
+
+/// Connects with sylkRTC-2 and consumes the ready event.
+pub fn connect_v2(gw: &Gateway) -> Client {
+    let (mut ws, _) = connect(gw, "sylkRTC-2");
+    assert_eq!(
+        recv_json(&mut ws),
+        serde_json::json!({"sylkrtc":"ready-event"})
+    );
+    ws
+}
+
+/// The next text message as JSON (fails after the read timeout).
+pub fn recv_json<S: Read + Write>(ws: &mut WebSocket<S>) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(&t).expect("json"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+pub fn send_json<S: Read + Write>(ws: &mut WebSocket<S>, v: &Value) {
+    ws.send(Message::Text(v.to_string().into())).unwrap();
+}
+
+/// Sends a request and returns its reply (asserting the transaction matches).
+pub fn call<S: Read + Write>(ws: &mut WebSocket<S>, v: Value) -> Value {
+    let tx = v["transaction"].as_str().unwrap().to_owned();
+    send_json(ws, &v);
+    let reply = recv_json(ws);
+    assert_eq!(reply["transaction"], tx, "reply out of order: {reply}");
+    reply
+}
+
+/// A raw HTTP exchange: sends `request`, returns everything until the server closes.
+pub fn raw_http(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A rustls client config trusting only the repo's dev certificate.
+pub fn dev_tls_client() -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/certs/localhost.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub const HA1: &str = "0123456789abcdef0123456789abcdef";
