@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, integration and end-to-end tests with real peers on 127.0.0.1.
+# Installs what the tests need (Debian packages via apt-get, Python packages via pip) when it
+# is missing, then runs every test of the workspace. Exit status: 0 only if all passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "run-all.sh: need root (or sudo) to install: $*" >&2; return 1; fi
+}
+
+# Debian packages the end-to-end tests use. policy-rc.d keeps Debian from starting the stock
+# daemons (kamailio, ...) on install: the tests start their own, on free ports.
+ensure_debs() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "run-all.sh: installing ${missing[*]}"
+  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  as_root rm -f /usr/sbin/policy-rc.d
+}
+
+ensure_pip() {
+  local missing=()
+  for spec in "$@"; do
+    python3 -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('${spec%%==*}') == '${spec##*==}' else 1)" \
+      2>/dev/null || missing+=("$spec")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "run-all.sh: pip installing ${missing[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
+
+if [ -f tests/peers/requirements.deb ]; then
+  mapfile -t debs < <(grep -v '^#' tests/peers/requirements.deb | grep .)
+  ensure_debs "${debs[@]}"
+fi
+if [ -f tests/peers/requirements.txt ]; then
+  mapfile -t pips < <(grep -v '^#' tests/peers/requirements.txt | grep .)
+  ensure_pip "${pips[@]}"
+fi
+
+cargo test --workspace --locked "$@"
