@@ -1,1 +1,2 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
+pub mod dns;
