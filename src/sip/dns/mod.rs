@@ -292,6 +292,7 @@ impl SplitMix64 {
     /// A uniform value in `0..=max` (the RFC 2782 weight draw needs an inclusive bound).
     pub fn below_or_equal(&mut self, max: u32) -> u32 {
         // Multiply-shift maps 32 random bits onto 0..=max with negligible bias for 32-bit max.
-        ((self.next_u64() >> 32) * (u64::from(max) + 1) >> 32) as u32
+        // Both factors are below 2^32 + 1 and the first below 2^32, so the product fits.
+        (((self.next_u64() >> 32) * (u64::from(max) + 1)) >> 32) as u32
     }
 }
