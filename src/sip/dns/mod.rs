@@ -6,7 +6,10 @@
 //!   [`ResolverConfig::from_system`],
 //! * owns one UDP socket for DNS (bound to an ephemeral port, which gives the source-port
 //!   randomisation RFC 5452 section 9.2 asks for), writes every [`Resolver::poll_transmit`]
-//!   datagram to it and feeds every received datagram to [`Resolver::handle_datagram`],
+//!   datagram to it and feeds every received datagram to [`Resolver::handle_datagram`]. If
+//!   resolv.conf lists servers of both families, that takes one socket per family (an IPv4
+//!   [`Transmit::destination`] cannot be sent from an `AF_INET6` socket); answers arriving as
+//!   `::ffff:a.b.c.d` on a dual-stack socket are matched to their IPv4 server either way,
 //! * arms its timer from [`Resolver::poll_timeout`] and calls [`Resolver::handle_timeout`].
 //!
 //! Only UDP is spoken. A truncated answer (TC bit) is reported as [`DnsError::Truncated`]

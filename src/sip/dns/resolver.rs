@@ -297,13 +297,15 @@ impl Resolver {
     /// Retransmits or fails queries whose deadline has passed. Call it when the instant from
     /// [`poll_timeout`](Self::poll_timeout) is reached; calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<u16> = self
+        let mut expired: Vec<(Instant, u16)> = self
             .in_flight
             .iter()
             .filter(|(_, pending)| pending.deadline <= now)
-            .map(|(&id, _)| id)
+            .map(|(&id, pending)| (pending.deadline, id))
             .collect();
-        for id in expired {
+        // HashMap order is random per process; sorting keeps the engine deterministic.
+        expired.sort_unstable();
+        for (_, id) in expired {
             if let Some(pending) = self.in_flight.remove(&id) {
                 let error = DnsError::Timeout {
                     name: pending.name.clone(),
@@ -482,7 +484,8 @@ impl Resolver {
             let soonest = self
                 .cache
                 .iter()
-                .min_by_key(|(_, entry)| entry.expires)
+                // Ties broken by key so that eviction does not depend on HashMap order.
+                .min_by(|a, b| a.1.expires.cmp(&b.1.expires).then_with(|| a.0.cmp(b.0)))
                 .map(|(key, _)| key.clone());
             if let Some(key) = soonest {
                 self.cache.remove(&key);
