@@ -292,7 +292,7 @@ struct Service {
 }
 
 /// A host name to resolve, with the port and transport its targets get.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Host {
     transport: Transport,
     name: String,
@@ -322,8 +322,9 @@ struct Lookup {
 enum Plan {
     /// Numeric host: the target is known.
     Numeric(Target),
-    /// Host with an explicit port: A/AAAA only.
-    Address(Host),
+    /// Host with an explicit port, or listed in the hosts file: A/AAAA only, on the
+    /// fallback port and transport.
+    Address,
     /// Explicit transport, no port: SRV for that transport, then A/AAAA.
     Srv(Transport),
     /// Nothing explicit: NAPTR, then SRV, then A/AAAA.
@@ -370,8 +371,8 @@ impl Locator {
                 self.finish(id, Ok(targets));
                 return id;
             }
-            Plan::Address(host) => {
-                lookup.hosts.push(host);
+            Plan::Address => {
+                lookup.hosts.push(lookup.fallback.clone());
                 self.query_hosts(now, id, &mut lookup);
             }
             Plan::Srv(transport) => {
@@ -434,6 +435,20 @@ impl Locator {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` while idle.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.resolver.poll_timeout()
+    }
+
+    /// The resolver, e.g. to see which address families its nameservers need sockets for.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn in_hosts_file(&self, host: &str) -> bool {
+        let hosts = &self.resolver.config().hosts;
+        self.config
+            .address_families
+            .record_types()
+            .iter()
+            .any(|&rtype| !hosts.lookup(host, rtype).is_empty())
     }
 
     /// Classifies the URI (RFC 3263 section 4.1 transport, section 4.2 port and address).
@@ -508,13 +523,10 @@ impl Locator {
             return Err(LocateError::InvalidHost {
                 host: uri.host.clone(),
             });
-        } else if uri.port.is_some() {
-            Plan::Address(Host {
-                transport: fallback.transport,
-                name: host.clone(),
-                port: fallback.port,
-                addresses: Default::default(),
-            })
+        } else if uri.port.is_some() || self.in_hosts_file(&host) {
+            // A name from the hosts file is meant to be used as it is; asking the DNS for its
+            // NAPTR and SRV records would only add round trips to lab and loopback setups.
+            Plan::Address
         } else if let Some(transport) = explicit {
             Plan::Srv(transport)
         } else {
@@ -636,12 +648,7 @@ impl Locator {
                 }
             }
         } else {
-            lookup.hosts.push(Host {
-                transport: lookup.fallback.transport,
-                name: lookup.fallback.name.clone(),
-                port: lookup.fallback.port,
-                addresses: Default::default(),
-            });
+            lookup.hosts.push(lookup.fallback.clone());
         }
         // With every SRV target ".", nothing is queried and `settle` reports no records.
         self.query_hosts(now, id, lookup);
@@ -1378,6 +1385,33 @@ mod tests {
         // Deterministic for a given seed.
         let again = |seed| order_srv_records(records.clone(), &mut SplitMix64::new(seed));
         assert_eq!(again(5), again(5));
+    }
+
+    #[test]
+    fn hosts_file_names_skip_naptr_and_srv() {
+        let now = Instant::now();
+        let (mut config, _) =
+            ResolverConfig::from_system("", "127.0.0.1 localhost\n::1 localhost\n");
+        config.nameservers = vec![NS.parse().unwrap()];
+        let transports = vec![Transport::Udp];
+        let mut l = Locator::new(
+            Resolver::new(config, 1),
+            LocatorConfig {
+                transports,
+                outbound_proxy: None,
+                address_families: AddressFamilies::Ipv6ThenIpv4,
+            },
+            2,
+        );
+        let lookup = l.locate(now, &sip("localhost"));
+        assert!(l.poll_transmit().is_none(), "no DNS traffic at all");
+        assert_eq!(
+            outcome(&mut l, lookup),
+            Ok(vec![
+                target(Transport::Udp, "[::1]:5060"),
+                target(Transport::Udp, "127.0.0.1:5060"),
+            ])
+        );
     }
 
     #[test]
