@@ -1,7 +1,7 @@
 //! DNS wire format (RFC 1035 section 4): query encoding and bounded, panic-free response parsing.
 //!
 //! Everything here reads bytes a remote server chose, so every access goes through
-//! [`Reader`], which returns [`ParseError`] instead of indexing out of bounds, and name
+//! `Reader`, which returns [`ParseError`] instead of indexing out of bounds, and name
 //! decompression follows only backward pointers with a hard jump limit, so a pointer loop
 //! cannot spin.
 
