@@ -803,8 +803,8 @@ pub fn order_srv_records(mut records: Vec<Srv>, rng: &mut SplitMix64) -> Vec<Srv
 
 #[cfg(test)]
 mod tests {
-    use super::super::dns::test_encoder::ResponseBuilder;
-    use super::super::dns::{wire, Naptr, ResolverConfig};
+    use super::super::dns::test_encoder::{naptr, srv, ResponseBuilder};
+    use super::super::dns::{wire, ResolverConfig};
     use super::*;
     use std::time::Duration;
 
@@ -886,32 +886,6 @@ mod tests {
 
     fn a(ip: [u8; 4]) -> RecordData {
         RecordData::A(ip.into())
-    }
-
-    fn srv(priority: u16, weight: u16, port: u16, target: &str) -> RecordData {
-        RecordData::Srv(Srv {
-            priority,
-            weight,
-            port,
-            target: target.to_string(),
-        })
-    }
-
-    fn naptr(
-        order: u16,
-        preference: u16,
-        flags: &str,
-        services: &str,
-        replacement: &str,
-    ) -> RecordData {
-        RecordData::Naptr(Naptr {
-            order,
-            preference,
-            flags: flags.to_string(),
-            services: services.to_string(),
-            regexp: String::new(),
-            replacement: replacement.to_string(),
-        })
     }
 
     fn outcome(

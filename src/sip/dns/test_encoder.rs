@@ -2,7 +2,7 @@
 //! resolver and locator tests work from real wire messages rather than from parsed structs.
 
 use super::wire::{self, encode_name, CLASS_IN};
-use super::{RecordData, RecordType};
+use super::{Naptr, RecordData, RecordType, Srv};
 
 /// Builds one response datagram.
 pub(crate) struct ResponseBuilder {
@@ -141,4 +141,32 @@ fn encode_target(name: &str, out: &mut Vec<u8>) {
     } else {
         encode_name(name, out).expect("valid");
     }
+}
+
+/// SRV RDATA for tests.
+pub(crate) fn srv(priority: u16, weight: u16, port: u16, target: &str) -> RecordData {
+    RecordData::Srv(Srv {
+        priority,
+        weight,
+        port,
+        target: target.to_string(),
+    })
+}
+
+/// NAPTR RDATA for tests, with an empty regexp as RFC 3263 uses.
+pub(crate) fn naptr(
+    order: u16,
+    preference: u16,
+    flags: &str,
+    services: &str,
+    replacement: &str,
+) -> RecordData {
+    RecordData::Naptr(Naptr {
+        order,
+        preference,
+        flags: flags.to_string(),
+        services: services.to_string(),
+        regexp: String::new(),
+        replacement: replacement.to_string(),
+    })
 }

@@ -533,29 +533,9 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_encoder::ResponseBuilder;
+    use super::super::test_encoder::{naptr, srv, ResponseBuilder};
     use super::super::SplitMix64;
     use super::*;
-
-    fn srv(priority: u16, weight: u16, port: u16, target: &str) -> RecordData {
-        RecordData::Srv(Srv {
-            priority,
-            weight,
-            port,
-            target: target.to_string(),
-        })
-    }
-
-    fn naptr(order: u16, preference: u16, services: &str, replacement: &str) -> RecordData {
-        RecordData::Naptr(Naptr {
-            order,
-            preference,
-            flags: "s".to_string(),
-            services: services.to_string(),
-            regexp: String::new(),
-            replacement: replacement.to_string(),
-        })
-    }
 
     /// Responses covering every record type we parse, used as mutation seeds too.
     fn sample_responses() -> Vec<Vec<u8>> {
@@ -564,12 +544,12 @@ mod tests {
                 .answer(
                     "example.com",
                     300,
-                    naptr(10, 5, "SIP+D2U", "_sip._udp.example.com"),
+                    naptr(10, 5, "s", "SIP+D2U", "_sip._udp.example.com"),
                 )
                 .answer(
                     "example.com",
                     300,
-                    naptr(20, 5, "SIPS+D2T", "_sips._tcp.example.com"),
+                    naptr(20, 5, "s", "SIPS+D2T", "_sips._tcp.example.com"),
                 )
                 .build(),
             ResponseBuilder::new(8, "_sip._udp.example.com", RecordType::Srv)
@@ -652,7 +632,7 @@ mod tests {
             Record {
                 name: "example.com".into(),
                 ttl: 300,
-                data: naptr(20, 5, "SIPS+D2T", "_sips._tcp.example.com"),
+                data: naptr(20, 5, "s", "SIPS+D2T", "_sips._tcp.example.com"),
             }
         );
         let srvs = parse_response(&samples[1]).unwrap();
