@@ -1,1 +1,3 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
+
+pub mod msg;
