@@ -1,3 +1,4 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
 
+pub mod framing;
 pub mod msg;
