@@ -1,4 +1,5 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
 
+pub mod auth;
 pub mod framing;
 pub mod msg;

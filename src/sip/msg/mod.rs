@@ -14,7 +14,7 @@
 //! as written and parsed by `grammar`, and printing uses the stored text.
 
 mod build;
-mod grammar;
+pub(crate) mod grammar;
 mod types;
 
 #[cfg(test)]
