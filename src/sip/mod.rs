@@ -1,3 +1,7 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
+
+pub mod auth;
 pub mod dns;
+pub mod framing;
 pub mod locate;
+pub mod msg;
