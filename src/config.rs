@@ -113,6 +113,40 @@ impl SylkRtcConfig {
     }
 }
 
+/// SIP transports the gateway can use, most preferred first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SipTransport {
+    /// UDP (RFC 3261 section 18).
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP (`sips:`).
+    Tls,
+}
+
+/// Settings of the SIP side (`[sip]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP and TCP listen address.
+    pub listen: SocketAddr,
+    /// TLS listen address; `None` disables incoming TLS (outgoing TLS still works).
+    pub tls_listen: Option<SocketAddr>,
+    /// Host (IP or name) put into Via and Contact instead of the listen IP, for NAT.
+    pub advertised_host: Option<String>,
+    /// Every request goes to this proxy instead of an RFC 3263 lookup of the target.
+    pub outbound_proxy: Option<String>,
+    /// Transports used for outgoing requests, in order of preference.
+    pub transports: Vec<SipTransport>,
+    /// Requested registration lifetime in seconds (SylkServer/Janus `register_ttl`).
+    pub register_expires: u32,
+    /// User-Agent of accounts that do not name their own.
+    pub user_agent: String,
+    /// Verify TLS server certificates (disable only in a lab).
+    pub tls_verify: bool,
+    /// Extra CA certificates (PEM) trusted for TLS, besides the system roots.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -129,6 +163,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// sylkRTC layer.
     pub sylkrtc: SylkRtcConfig,
+    /// SIP side.
+    pub sip: SipConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -150,6 +186,17 @@ impl Default for Config {
                 sip_domains: vec!["*".to_owned()],
                 max_accounts_per_connection: 10,
             },
+            sip: SipConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 5070)),
+                tls_listen: None,
+                advertised_host: None,
+                outbound_proxy: None,
+                transports: vec![SipTransport::Udp, SipTransport::Tcp, SipTransport::Tls],
+                register_expires: 600,
+                user_agent: format!("sylk-gateway/{}", env!("CARGO_PKG_VERSION")),
+                tls_verify: true,
+                tls_ca_file: None,
+            },
             log: LogConfig {
                 level: log::LevelFilter::Info,
                 trace_websocket: false,
@@ -167,7 +214,23 @@ struct FileConfig {
     #[serde(default)]
     sylkrtc: FileSylkRtc,
     #[serde(default)]
+    sip: FileSip,
+    #[serde(default)]
     log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSip {
+    listen: Option<String>,
+    tls_listen: Option<String>,
+    advertised_host: Option<String>,
+    outbound_proxy: Option<String>,
+    transports: Option<Vec<String>>,
+    register_expires: Option<u32>,
+    user_agent: Option<String>,
+    tls_verify: Option<bool>,
+    tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +268,12 @@ pub struct Overrides {
     pub ws_listen: Option<String>,
     /// `--wss-listen ADDR|off`
     pub wss_listen: Option<String>,
+    /// `--sip-listen ADDR`
+    pub sip_listen: Option<String>,
+    /// `--sip-tls-listen ADDR|off`
+    pub sip_tls_listen: Option<String>,
+    /// `--outbound-proxy URI`
+    pub outbound_proxy: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
     /// `--trace-websocket`
@@ -322,6 +391,7 @@ impl Config {
             }
             config.sylkrtc.max_accounts_per_connection = n;
         }
+        apply_sip(&mut config.sip, file.sip, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -334,6 +404,82 @@ impl Config {
             overrides.trace_websocket || file.log.trace_websocket.unwrap_or(false);
         Ok(config)
     }
+}
+
+fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), ConfigError> {
+    if let Some(v) = o.sip_listen.as_deref().or(file.listen.as_deref()) {
+        sip.listen = parse_listen("sip.listen", v)?
+            .ok_or_else(|| invalid("sip.listen", "the SIP UDP/TCP listener cannot be off"))?;
+    }
+    if let Some(v) = o.sip_tls_listen.as_deref().or(file.tls_listen.as_deref()) {
+        sip.tls_listen = parse_listen("sip.tls_listen", v)?;
+    }
+    if let Some(h) = file.advertised_host {
+        if h.is_empty() || h.contains(|c: char| c.is_whitespace() || c == '<' || c == '>') {
+            return Err(invalid(
+                "sip.advertised_host",
+                "must be an IP address or host name",
+            ));
+        }
+        sip.advertised_host = Some(h);
+    }
+    if let Some(p) = o
+        .outbound_proxy
+        .as_deref()
+        .or(file.outbound_proxy.as_deref())
+    {
+        let p = p.trim();
+        if !p.is_empty() && !p.eq_ignore_ascii_case("off") {
+            if crate::sip::msg::Uri::parse(p).map_or(true, |u| !u.is_sip()) {
+                return Err(invalid(
+                    "sip.outbound_proxy",
+                    "must be a sip: or sips: URI, e.g. sip:127.0.0.1:5060;transport=tcp",
+                ));
+            }
+            sip.outbound_proxy = Some(p.to_owned());
+        }
+    }
+    if let Some(list) = file.transports {
+        let mut out = Vec::new();
+        for t in &list {
+            let t = match t.to_ascii_lowercase().as_str() {
+                "udp" => SipTransport::Udp,
+                "tcp" => SipTransport::Tcp,
+                "tls" => SipTransport::Tls,
+                _ => return Err(invalid("sip.transports", "entries must be udp, tcp or tls")),
+            };
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        if out.is_empty() {
+            return Err(invalid(
+                "sip.transports",
+                "must name at least one transport",
+            ));
+        }
+        sip.transports = out;
+    }
+    if let Some(e) = file.register_expires {
+        if !(60..=86_400).contains(&e) {
+            return Err(invalid(
+                "sip.register_expires",
+                "must be between 60 and 86400 seconds",
+            ));
+        }
+        sip.register_expires = e;
+    }
+    if let Some(ua) = file.user_agent {
+        if ua.trim().is_empty() || ua.contains(['\r', '\n']) {
+            return Err(invalid("sip.user_agent", "must be a non-empty single line"));
+        }
+        sip.user_agent = ua;
+    }
+    if let Some(v) = file.tls_verify {
+        sip.tls_verify = v;
+    }
+    sip.tls_ca_file = file.tls_ca_file.or(sip.tls_ca_file.take());
+    Ok(())
 }
 
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
@@ -416,6 +562,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("websocket.ws_listen"), "{e}");
+    }
+
+    #[test]
+    fn sip_section_and_flags() {
+        let o = Overrides {
+            sip_listen: Some("127.0.0.1:5999".into()),
+            outbound_proxy: Some("sip:127.0.0.1:5060;transport=tcp".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml(
+            "[sip]\ntransports = [\"tcp\", \"udp\"]\nregister_expires = 300\n",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(c.sip.listen.port(), 5999);
+        assert_eq!(c.sip.transports, [SipTransport::Tcp, SipTransport::Udp]);
+        assert_eq!(c.sip.register_expires, 300);
+        assert_eq!(
+            c.sip.outbound_proxy.as_deref(),
+            Some("sip:127.0.0.1:5060;transport=tcp")
+        );
+        for (text, key) in [
+            ("[sip]\ntransports = [\"sctp\"]\n", "sip.transports"),
+            ("[sip]\nregister_expires = 5\n", "sip.register_expires"),
+            (
+                "[sip]\noutbound_proxy = \"http://x\"\n",
+                "sip.outbound_proxy",
+            ),
+            ("[sip]\nlisten = \"off\"\n", "sip.listen"),
+        ] {
+            let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

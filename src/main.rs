@@ -18,6 +18,11 @@ Options:
                        wss on 127.0.0.1:10889 with the dev certificate from certs/
   --ws-listen ADDR     ws:// listen address (IP:port, or 'off'); overrides the file
   --wss-listen ADDR    wss:// listen address (IP:port, or 'off'); overrides the file
+  --sip-listen ADDR    SIP UDP and TCP listen address (IP:port)
+  --sip-tls-listen ADDR
+                       SIP TLS listen address (IP:port, or 'off')
+  --outbound-proxy URI send every SIP request via this proxy,
+                       e.g. sip:127.0.0.1:5060;transport=tcp
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
   -h, --help           show this help
@@ -57,6 +62,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--config" => config = Some(PathBuf::from(value("--config")?)),
             "--ws-listen" => overrides.ws_listen = Some(value("--ws-listen")?),
             "--wss-listen" => overrides.wss_listen = Some(value("--wss-listen")?),
+            "--sip-listen" => overrides.sip_listen = Some(value("--sip-listen")?),
+            "--sip-tls-listen" => overrides.sip_tls_listen = Some(value("--sip-tls-listen")?),
+            "--outbound-proxy" => overrides.outbound_proxy = Some(value("--outbound-proxy")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),
