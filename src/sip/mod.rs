@@ -3,3 +3,4 @@
 pub mod auth;
 pub mod framing;
 pub mod msg;
+pub mod txn;
