@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::msg::{self, MsgError, Rejection, SipMessage, TransportKind, MAX_MESSAGE_SIZE};
+use super::msg::{self, Rejection, SipMessage, TransportKind, MAX_MESSAGE_SIZE};
 
 /// The accumulator never holds more than one maximal message plus one maximal read.
 const MAX_BUFFER: usize = 2 * MAX_MESSAGE_SIZE;
@@ -176,6 +176,7 @@ pub fn parse_stream_message(bytes: &[u8]) -> Result<SipMessage, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::msg::MsgError;
 
     fn message(body: &str) -> Vec<u8> {
         format!(

@@ -5,3 +5,4 @@ pub mod dns;
 pub mod framing;
 pub mod locate;
 pub mod msg;
+pub mod txn;
