@@ -158,6 +158,15 @@ pub struct TargetList {
     targets: VecDeque<Target>,
 }
 
+impl From<Vec<Target>> for TargetList {
+    /// A list in the given order (for a caller that already knows its targets).
+    fn from(targets: Vec<Target>) -> Self {
+        TargetList {
+            targets: targets.into(),
+        }
+    }
+}
+
 impl TargetList {
     /// Takes the next target to try: the first one for a new request, then one more after each
     /// transport error, timeout or 503 (RFC 3263 section 4.3). `None` when all have failed.

@@ -5,4 +5,7 @@ pub mod dns;
 pub mod framing;
 pub mod locate;
 pub mod msg;
+pub mod registration;
+pub mod stack;
+pub mod transport;
 pub mod txn;
