@@ -113,16 +113,7 @@ impl SylkRtcConfig {
     }
 }
 
-/// SIP transports the gateway can use, most preferred first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SipTransport {
-    /// UDP (RFC 3261 section 18).
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS over TCP (`sips:`).
-    Tls,
-}
+pub use crate::sip::locate::Transport as SipTransport;
 
 /// Settings of the SIP side (`[sip]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

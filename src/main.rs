@@ -1,6 +1,7 @@
 //! The sylk-gateway binary: command line and configuration -> reactor. Nothing else lives
 //! here.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,14 +106,28 @@ fn main() -> ExitCode {
         }
     };
     // One machine-readable line per listener on stdout, so scripts and tests started with
-    // port 0 learn the real address.
+    // port 0 learn the real address. Write errors are ignored: a closed stdout must not
+    // take the gateway down (println! would panic).
     let bound = reactor.bound_addresses();
+    let mut lines = Vec::new();
     if let Some(a) = bound.ws {
-        println!("listening ws://{a}/webrtcgateway/ws");
+        lines.push(format!("listening ws://{a}/webrtcgateway/ws"));
     }
     if let Some(a) = bound.wss {
-        println!("listening wss://{a}/webrtcgateway/ws");
+        lines.push(format!("listening wss://{a}/webrtcgateway/ws"));
     }
+    if let Some(a) = bound.sip {
+        lines.push(format!("listening sip udp+tcp {a}"));
+    }
+    if let Some(a) = bound.sip_tls {
+        lines.push(format!("listening sip tls {a}"));
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    drop(out);
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,9 @@
 //! A SIP account added by a client connection.
 
 use super::ClientId;
-use crate::sylkrtc::request::{AccountAdd, Ha1};
+use crate::sip::auth::Ha1;
+use crate::sip::stack::RegId;
+use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::Aor;
 
 /// Identifies an account instance (one per connection that added it).
@@ -23,6 +25,8 @@ pub struct Account {
     pub user_agent: Option<String>,
     /// Prefixes of incoming headers to pass to the client.
     pub incoming_header_prefixes: Vec<String>,
+    /// The SIP registration, between `account-register` and `account-unregister`.
+    pub registration: Option<RegId>,
 }
 
 impl Account {
@@ -35,6 +39,7 @@ impl Account {
             display_name: add.display_name,
             user_agent: add.user_agent,
             incoming_header_prefixes: add.incoming_header_prefixes,
+            registration: None,
         }
     }
 }

@@ -14,6 +14,10 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::config::SylkRtcConfig;
+use crate::sip::registration::RegistrationState as SipRegistrationState;
+use crate::sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
+use crate::sip::transport::{FlowId, SipTransmit};
+use crate::sylkrtc::event::RegistrationState;
 use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
@@ -35,6 +39,15 @@ pub enum GatewayOutput {
         conn: ConnRef,
         /// The JSON text.
         text: String,
+    },
+    /// A SIP socket action.
+    Sip(SipTransmit),
+    /// A DNS query to send from the resolver socket.
+    Dns {
+        /// The nameserver.
+        to: std::net::SocketAddr,
+        /// The query.
+        bytes: Vec<u8>,
     },
 }
 
@@ -67,19 +80,73 @@ pub struct Gateway {
     /// Every account instance per AOR: the same account may be added on several connections
     /// (spec section 3, "State is per connection"); incoming calls fan out through this.
     accounts_by_aor: HashMap<String, Vec<AccountId>>,
+    /// The SIP user agent.
+    sip: SipStack,
+    /// Which account a live registration belongs to; gone once the account lets go of it.
+    registration_owner: HashMap<RegId, AccountId>,
     outputs: VecDeque<GatewayOutput>,
 }
 
 impl Gateway {
-    /// A gateway with no clients.
-    pub fn new(config: GatewayConfig) -> Gateway {
+    /// A gateway with no clients, speaking SIP through `sip`.
+    pub fn new(config: GatewayConfig, sip: SipStack) -> Gateway {
         Gateway {
             config,
             clients: Slab::new(),
             accounts: Slab::new(),
             accounts_by_aor: HashMap::new(),
+            sip,
+            registration_owner: HashMap::new(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// A datagram arrived on the SIP UDP socket.
+    pub fn handle_sip_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
+        self.sip.handle_datagram(now, from, data);
+    }
+
+    /// A SIP TCP/TLS connection was accepted; `None`: refuse it.
+    pub fn handle_sip_stream_accepted(
+        &mut self,
+        now: Instant,
+        tls: bool,
+        remote: std::net::SocketAddr,
+    ) -> Option<FlowId> {
+        self.sip.handle_stream_accepted(now, tls, remote)
+    }
+
+    /// Bytes arrived on a SIP stream.
+    pub fn handle_sip_stream_data(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
+        self.sip.handle_stream_data(now, flow, data);
+    }
+
+    /// A SIP stream closed or could not connect.
+    pub fn handle_sip_stream_closed(&mut self, now: Instant, flow: FlowId) {
+        self.sip.handle_stream_closed(now, flow);
+    }
+
+    /// A DNS answer arrived.
+    pub fn handle_dns_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
+        self.sip.handle_dns_datagram(now, from, data);
+    }
+
+    /// Starts a graceful shutdown: every client is released (accounts unregistered).
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let clients: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
+        for key in clients {
+            self.handle_client_closed(now, ClientId(key));
+        }
+    }
+
+    /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs).
+    pub fn is_idle(&self) -> bool {
+        self.sip.registration_count() == 0
+    }
+
+    /// The SIP stack, for leak checks in tests.
+    pub fn sip(&self) -> &SipStack {
+        &self.sip
     }
 
     /// A WebSocket completed its handshake: register the client and send it the ready event
@@ -112,7 +179,12 @@ impl Gateway {
             log::info!("conn={log_id} ws <- {}", trace::redact(text));
         }
         match sylkrtc::decode(text) {
-            Decoded::Request(envelope) => self.handle_request(now, client, envelope),
+            Decoded::Request(envelope) => {
+                self.handle_request(now, client, envelope);
+                // Events the request caused (e.g. `registering`) follow its ack at once,
+                // before the replies to later requests.
+                self.pump_sip();
+            }
             Decoded::Invalid { transaction, error } => {
                 log::info!("conn={log_id} sylkrtc: refused request: {error}");
                 self.reply(client, &transaction, Err(error.to_string()));
@@ -124,29 +196,79 @@ impl Gateway {
     }
 
     /// The client's WebSocket is gone: free everything it owned.
-    pub fn handle_client_closed(&mut self, _now: Instant, client: ClientId) {
+    pub fn handle_client_closed(&mut self, now: Instant, client: ClientId) {
         if !self.clients.contains(client.0) {
             return;
         }
         let c = self.clients.remove(client.0);
         for account in c.accounts {
-            self.remove_account(account);
+            self.remove_account(now, account);
         }
         log::info!("conn={} sylkrtc: client state released", c.log_id);
     }
 
     /// The next action for the reactor.
     pub fn poll_output(&mut self) -> Option<GatewayOutput> {
+        if self.outputs.is_empty() {
+            self.pump_sip();
+        }
         self.outputs.pop_front()
     }
 
     /// The earliest instant the gateway needs [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.sip.poll_timeout()
     }
 
     /// Runs due timers; early calls are harmless.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sip.handle_timeout(now);
+    }
+
+    /// Moves the SIP stack's events to clients and its transmits to the output queue.
+    fn pump_sip(&mut self) {
+        while let Some(event) = self.sip.poll_event() {
+            self.handle_sip_event(event);
+        }
+        while let Some(t) = self.sip.poll_transmit() {
+            self.outputs.push_back(GatewayOutput::Sip(t));
+        }
+        while let Some((to, bytes)) = self.sip.poll_dns_transmit() {
+            self.outputs.push_back(GatewayOutput::Dns { to, bytes });
+        }
+    }
+
+    fn handle_sip_event(&mut self, event: SipEvent) {
+        match event {
+            SipEvent::Registration { reg, state, reason } => {
+                let Some(&account_id) = self.registration_owner.get(&reg) else {
+                    return;
+                };
+                let Some(account) = self.accounts.get(account_id.0) else {
+                    return;
+                };
+                let state = match state {
+                    SipRegistrationState::Registering => RegistrationState::Registering,
+                    SipRegistrationState::Registered => RegistrationState::Registered,
+                    SipRegistrationState::Failed => RegistrationState::Failed,
+                };
+                let event = Event::Registration {
+                    account: account.aor.as_str().to_owned(),
+                    state,
+                    reason,
+                };
+                let client = account.client;
+                self.send_event(client, &event);
+            }
+            SipEvent::RegistrationFinished { reg } => {
+                if let Some(account_id) = self.registration_owner.remove(&reg) {
+                    if let Some(a) = self.accounts.get_mut(account_id.0) {
+                        a.registration = None;
+                    }
+                }
+            }
+        }
+    }
 
     /// Number of connected clients (for limits and leak checks).
     pub fn client_count(&self) -> usize {
@@ -158,7 +280,7 @@ impl Gateway {
         self.accounts.len()
     }
 
-    fn handle_request(&mut self, _now: Instant, client: ClientId, envelope: Envelope) {
+    fn handle_request(&mut self, now: Instant, client: ClientId, envelope: Envelope) {
         let Envelope {
             transaction,
             request,
@@ -168,13 +290,13 @@ impl Gateway {
             Request::AccountAdd(add) => self.add_account(client, add),
             Request::AccountRemove { account } => self
                 .find_account(client, account.as_str())
-                .map(|id| self.detach_account(client, id)),
+                .map(|id| self.detach_account(now, client, id)),
             Request::AccountRegister { account } => self
                 .find_account(client, account.as_str())
-                .and_then(|_| Err(not_yet("account-register"))),
+                .map(|id| self.register_account(now, id)),
             Request::AccountUnregister { account } => self
                 .find_account(client, account.as_str())
-                .and_then(|_| Err(not_yet("account-unregister"))),
+                .map(|id| self.unregister_account(now, id)),
             Request::SessionCreate(_) => Err(not_yet("session-create")),
             Request::SessionAnswer { .. } => Err(not_yet("session-answer")),
             Request::SessionTrickle { .. } => Err(not_yet("session-trickle")),
@@ -234,19 +356,59 @@ impl Gateway {
             .ok_or_else(|| format!("Unknown account specified: {aor}"))
     }
 
+    /// `account-register`: REGISTER now (again after a failure); events report the outcome.
+    fn register_account(&mut self, now: Instant, id: AccountId) {
+        let Some(account) = self.accounts.get(id.0) else {
+            return;
+        };
+        if let Some(reg) = account.registration {
+            self.sip.start(now, reg);
+            return;
+        }
+        let identity = AccountIdentity {
+            user: account.aor.user().to_owned(),
+            domain: account.aor.domain().to_owned(),
+            display_name: account.display_name.clone(),
+            user_agent: account.user_agent.clone(),
+            ha1: account.ha1.clone(),
+        };
+        // Own the registration before it can emit its first event.
+        let reg = self.sip.register_deferred(identity);
+        self.registration_owner.insert(reg, id);
+        if let Some(a) = self.accounts.get_mut(id.0) {
+            a.registration = Some(reg);
+        }
+        self.sip.start(now, reg);
+    }
+
+    /// `account-unregister` (and removal/close): REGISTER with Expires 0; SylkServer sends no
+    /// event for it, so the registration's later events are no longer routed.
+    fn unregister_account(&mut self, now: Instant, id: AccountId) {
+        let Some(reg) = self
+            .accounts
+            .get_mut(id.0)
+            .and_then(|a| a.registration.take())
+        else {
+            return;
+        };
+        self.registration_owner.remove(&reg);
+        self.sip.unregister(now, reg);
+    }
+
     /// `account-remove`: the account leaves its connection.
-    fn detach_account(&mut self, client: ClientId, id: AccountId) {
+    fn detach_account(&mut self, now: Instant, client: ClientId, id: AccountId) {
         if let Some(c) = self.clients.get_mut(client.0) {
             c.accounts.retain(|a| *a != id);
             log::info!("conn={} account removed", c.log_id);
         }
-        self.remove_account(id);
+        self.remove_account(now, id);
     }
 
-    fn remove_account(&mut self, id: AccountId) {
+    fn remove_account(&mut self, now: Instant, id: AccountId) {
         if !self.accounts.contains(id.0) {
             return;
         }
+        self.unregister_account(now, id);
         let account = self.accounts.remove(id.0);
         if let Some(list) = self.accounts_by_aor.get_mut(account.aor.as_str()) {
             list.retain(|a| *a != id);

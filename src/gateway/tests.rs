@@ -5,23 +5,57 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::sip::msg::{SipMessage, TransportKind};
+use crate::sip::transport::SipTransmit;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 
 fn gateway(domains: &[&str], max_accounts: usize) -> Gateway {
-    Gateway::new(GatewayConfig {
-        sylkrtc: SylkRtcConfig {
-            sip_domains: domains.iter().map(|d| d.to_string()).collect(),
-            max_accounts_per_connection: max_accounts,
+    Gateway::new(
+        GatewayConfig {
+            sylkrtc: SylkRtcConfig {
+                sip_domains: domains.iter().map(|d| d.to_string()).collect(),
+                max_accounts_per_connection: max_accounts,
+            },
+            trace_websocket: false,
         },
-        trace_websocket: false,
-    })
+        test_stack(),
+    )
+}
+
+/// A SIP stack on a documentation address that nothing in these tests sends to.
+fn test_stack() -> SipStack {
+    use crate::sip::dns::{Resolver, ResolverConfig};
+    use crate::sip::locate::Transport;
+    use crate::sip::stack::StackConfig;
+    use crate::sip::transport::LocalAddresses;
+    SipStack::new(
+        StackConfig {
+            local: LocalAddresses {
+                udp_tcp: "127.0.0.1:5070".parse().unwrap(),
+                tls: None,
+                advertised_host: None,
+            },
+            transports: vec![Transport::Udp],
+            outbound_proxy: None,
+            register_expires: 600,
+            user_agent: "test".into(),
+        },
+        Resolver::new(
+            ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
+            1,
+        ),
+        7,
+    )
 }
 
 /// Drains all outputs for `conn` as JSON values.
 fn sent(g: &mut Gateway, conn: ConnRef) -> Vec<Value> {
     let mut out = Vec::new();
-    while let Some(GatewayOutput::Send { conn: c, text }) = g.poll_output() {
+    while let Some(output) = g.poll_output() {
+        let GatewayOutput::Send { conn: c, text } = output else {
+            continue;
+        };
         assert_eq!(c, conn, "output routed to the wrong connection");
         out.push(serde_json::from_str(&text).unwrap());
     }
@@ -157,15 +191,19 @@ fn later_features_answer_not_supported_yet() {
         json!({"sylkrtc":"nonsense","transaction":"t5"}),
     );
     let replies = sent(&mut g, 1);
-    assert_eq!(replies.len(), 6);
-    assert_eq!(replies[1]["error"], "not supported yet: account-register");
+    assert_eq!(replies.len(), 7, "{replies:#?}");
+    assert_eq!(replies[1], json!({"sylkrtc":"ack","transaction":"t1"}));
     assert_eq!(
-        replies[2]["error"],
+        replies[2]["state"], "registering",
+        "the event follows its request's ack"
+    );
+    assert_eq!(
+        replies[3]["error"],
         "Unknown account specified: x@example.com"
     );
-    assert_eq!(replies[3]["error"], "not supported yet: session-create");
-    assert_eq!(replies[4]["error"], "not supported yet: videoroom-leave");
-    assert_eq!(replies[5]["error"], "Unknown request type: nonsense");
+    assert_eq!(replies[4]["error"], "not supported yet: session-create");
+    assert_eq!(replies[5]["error"], "not supported yet: videoroom-leave");
+    assert_eq!(replies[6]["error"], "Unknown request type: nonsense");
 }
 
 #[test]
@@ -196,4 +234,221 @@ fn same_account_on_two_connections_and_close_frees_everything() {
     g.handle_client_closed(now, c2);
     assert_eq!((g.client_count(), g.account_count()), (0, 0));
     assert!(g.accounts_by_aor.is_empty());
+}
+
+/// Drains every output: client texts as JSON, SIP datagrams as parsed messages.
+fn drain(g: &mut Gateway) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMessage)>) {
+    let (mut texts, mut sip) = (Vec::new(), Vec::new());
+    while let Some(out) = g.poll_output() {
+        match out {
+            GatewayOutput::Send { text, .. } => texts.push(serde_json::from_str(&text).unwrap()),
+            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
+                to,
+                crate::sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
+            )),
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    (texts, sip)
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest;
+    md5::Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn param<'a>(header: &'a str, name: &str) -> &'a str {
+    header
+        .split(',')
+        .filter_map(|p| p.trim().trim_start_matches("Digest ").split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .unwrap_or_else(|| panic!("no {name} in {header}"))
+}
+
+#[test]
+fn register_with_digest_then_unregister_on_close() {
+    use crate::sip::msg::ResponseBuilder;
+    let t0 = Instant::now();
+    let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    let mut g = gateway(&["*"], 10);
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    drain(&mut g);
+    // HA1 = md5("alice:127.0.0.1:5099:secret"): the realm is the domain, as sylkrtc.js does.
+    let ha1 = md5_hex("alice:127.0.0.1:5099:secret");
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-add","transaction":"a","account":"alice@127.0.0.1:5099","password":ha1}),
+    );
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
+    );
+    let (texts, sip) = drain(&mut g);
+    assert_eq!(texts[0]["sylkrtc"], "ack");
+    assert_eq!(texts[1], json!({"sylkrtc":"ack","transaction":"r"}));
+    assert_eq!(
+        texts[2],
+        json!({"sylkrtc":"account-event","account":"alice@127.0.0.1:5099","event":"registration-state","state":"registering"})
+    );
+    let [(to, SipMessage::Request(first))] = &sip[..] else {
+        panic!("{sip:?}")
+    };
+    assert_eq!(*to, registrar);
+    assert_eq!(first.expires(), Some(600));
+    let challenge = ResponseBuilder::from_request(first, 401, "Unauthorized", Some("x"))
+        .header(
+            "WWW-Authenticate",
+            "Digest realm=\"127.0.0.1:5099\", nonce=\"abc\", qop=\"auth\"",
+        )
+        .to_bytes();
+    g.handle_sip_datagram(t0, registrar, &challenge);
+    let (texts, sip) = drain(&mut g);
+    assert!(texts.is_empty(), "{texts:?}");
+    let [(_, SipMessage::Request(second))] = &sip[..] else {
+        panic!("{sip:?}")
+    };
+    // Check the digest independently (RFC 2617 section 3.2.2.1).
+    let auth = second.header("Authorization").unwrap();
+    let ha2 = md5_hex("REGISTER:sip:127.0.0.1:5099");
+    let expected = md5_hex(&format!(
+        "{ha1}:abc:{}:{}:auth:{ha2}",
+        param(auth, "nc"),
+        param(auth, "cnonce")
+    ));
+    assert_eq!(param(auth, "response"), expected);
+    let contact = &second.contacts().as_slice()[0].uri;
+    let ok = ResponseBuilder::from_request(second, 200, "OK", Some("x"))
+        .header("Contact", &format!("<{contact}>;expires=120"))
+        .to_bytes();
+    g.handle_sip_datagram(t0, registrar, &ok);
+    let (texts, _) = drain(&mut g);
+    assert_eq!(
+        texts,
+        [
+            json!({"sylkrtc":"account-event","account":"alice@127.0.0.1:5099","event":"registration-state","state":"registered"})
+        ]
+    );
+    // The refresh comes at half of a short granted expiry (other timers fire on the way).
+    let refresh = loop {
+        let t = g.poll_timeout().unwrap();
+        g.handle_timeout(t);
+        let (texts, sip) = drain(&mut g);
+        assert!(texts.is_empty());
+        if let [(_, SipMessage::Request(r))] = &sip[..] {
+            break (t, r.clone());
+        }
+    };
+    assert_eq!(refresh.0 - t0, std::time::Duration::from_secs(60));
+    assert_eq!(refresh.1.cseq().seq, 3);
+    let ok = ResponseBuilder::from_request(&refresh.1, 200, "OK", Some("x"))
+        .header("Expires", "120")
+        .to_bytes();
+    g.handle_sip_datagram(refresh.0, registrar, &ok);
+    assert!(
+        drain(&mut g).0.is_empty(),
+        "no event for an unchanged state"
+    );
+    // The client goes away: REGISTER with Expires 0, then nothing is left.
+    g.handle_client_closed(t0, c);
+    let (texts, sip) = drain(&mut g);
+    assert!(texts.is_empty());
+    let [(_, SipMessage::Request(bye))] = &sip[..] else {
+        panic!("{sip:?}")
+    };
+    assert_eq!(bye.expires(), Some(0));
+    assert!(
+        bye.header("Authorization").is_some(),
+        "credentials are reused"
+    );
+    assert_eq!(g.sip().registration_count(), 1);
+    let ok = ResponseBuilder::from_request(bye, 200, "OK", Some("x")).to_bytes();
+    g.handle_sip_datagram(t0, registrar, &ok);
+    drain(&mut g);
+    assert_eq!(g.sip().registration_count(), 0);
+    assert_eq!((g.client_count(), g.account_count()), (0, 0));
+}
+
+#[test]
+fn unanswered_register_fails_with_408() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let c = g.handle_client_open(t0, 1, Dialect::V1, 1);
+    drain(&mut g);
+    request(&mut g, t0, c, add("bob@127.0.0.1:5098", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"bob@127.0.0.1:5098"}),
+    );
+    drain(&mut g);
+    let mut retransmits = 0;
+    let (t, failed) = loop {
+        let t = g
+            .poll_timeout()
+            .expect("a timer runs while the REGISTER is pending");
+        g.handle_timeout(t);
+        let (texts, sip) = drain(&mut g);
+        retransmits += sip.len();
+        if let Some(e) = texts.first() {
+            break (t, e.clone());
+        }
+    };
+    // Timer F = 64*T1 = 32 s; Timer E retransmits at 0.5, 1, 2, 4, 4, ... s (RFC 3261 17.1.2.2).
+    assert_eq!(t - t0, std::time::Duration::from_secs(32));
+    assert_eq!(retransmits, 10);
+    assert_eq!(
+        failed,
+        json!({"sylkrtc":"account_event","account":"bob@127.0.0.1:5098","event":"registration_state",
+               "data":{"state":"failed","reason":"408 Request Timeout"}})
+    );
+}
+
+#[test]
+fn options_and_unknown_methods_are_answered() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    for (method, status) in [
+        ("OPTIONS", 200),
+        ("INVITE", 480),
+        ("SUBSCRIBE", 405),
+        ("REFER", 405),
+        ("FOO", 501),
+    ] {
+        let msg = format!(
+            "{method} sip:x@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{method};rport\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: {method}@b\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        g.handle_sip_datagram(t0, peer, msg.as_bytes());
+        let (_, sip) = drain(&mut g);
+        // An INVITE also gets the transaction layer's 100 Trying first (RFC 3261 17.2.1).
+        let Some((to, SipMessage::Response(r))) = sip.last() else {
+            panic!("{method}: {sip:?}")
+        };
+        assert_eq!(r.status(), status, "{method}");
+        // RFC 3581: answered to the real source, with received and rport filled in.
+        assert_eq!(*to, peer);
+        let via = r.top_via().unwrap();
+        assert_eq!(via.received().as_deref(), Some("127.0.0.1"));
+        assert_eq!(via.rport(), Some(Some(6000)));
+    }
+    // A malformed request gets a stateless 400, garbage is dropped.
+    g.handle_sip_datagram(t0, peer, b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\r\n");
+    let (_, sip) = drain(&mut g);
+    assert!(
+        matches!(&sip[..], [(_, SipMessage::Response(r))] if r.status() == 400),
+        "{sip:?}"
+    );
+    g.handle_sip_datagram(t0, peer, b"\x00\xffgarbage");
+    assert!(drain(&mut g).1.is_empty());
 }

@@ -6,9 +6,11 @@
 //! engine's events and route them (WebSocket -> gateway -> WebSocket); write what the engines
 //! produced; recompute interest from what is still queued.
 
+mod sip_sockets;
 mod stream;
 mod tls;
 pub mod token;
+mod ws_client;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,9 +29,15 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayConfig, GatewayOutput};
+use crate::sip::dns::{Resolver, ResolverConfig};
+use crate::sip::locate::{SipScheme, SipUriParts};
+use crate::sip::msg::Uri;
+use crate::sip::stack::{SipStack, StackConfig};
+use crate::sip::transport::LocalAddresses;
 use crate::ws::{WsConnection, WsEvent, WsLimits};
-use stream::ClientStream;
+use sip_sockets::SipSockets;
 use token::{Generations, TokenKind};
+use ws_client::ClientStream;
 
 /// How long a shutdown waits for close handshakes (and, later, SIP clean-up) to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -50,6 +58,10 @@ pub struct BoundAddresses {
     pub ws: Option<SocketAddr>,
     /// `wss://` listener.
     pub wss: Option<SocketAddr>,
+    /// SIP UDP and TCP.
+    pub sip: Option<SocketAddr>,
+    /// SIP TLS.
+    pub sip_tls: Option<SocketAddr>,
 }
 
 /// The event loop and everything it drives.
@@ -62,6 +74,7 @@ pub struct Reactor {
     /// deadline when popped, so outdated ones are skipped instead of searched for.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     gateway: Gateway,
+    sip: SipSockets,
     limits: WsLimits,
     max_connections: usize,
     next_log_id: u64,
@@ -78,11 +91,12 @@ impl Reactor {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let ws = &config.websocket;
         let mut listeners = Vec::new();
-        let tls = match ws.wss_listen {
-            Some(_) => Some(tls::server_config(&ws.tls)?),
-            None => None,
+        let tls = match (ws.wss_listen, config.sip.tls_listen) {
+            (None, None) => None,
+            _ => Some(tls::server_config(&ws.tls)?),
         };
-        for (addr, tls) in [(ws.ws_listen, None), (ws.wss_listen, tls)] {
+        let wss_tls = ws.wss_listen.and(tls.clone());
+        for (addr, tls) in [(ws.ws_listen, None), (ws.wss_listen, wss_tls)] {
             let Some(addr) = addr else { continue };
             let mut socket =
                 TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -92,6 +106,41 @@ impl Reactor {
                 .map_err(|e| format!("cannot register listener: {e}"))?;
             listeners.push(Listener { socket, tls });
         }
+        let (resolver_config, warnings) = ResolverConfig::from_system(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            &std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        );
+        for w in warnings {
+            log::info!("dns: {w}");
+        }
+        let sip_tls = match (config.sip.tls_listen, &tls) {
+            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
+            _ => None,
+        };
+        let tls_client =
+            tls::sip_client_config(config.sip.tls_verify, config.sip.tls_ca_file.as_deref())?;
+        let sip = SipSockets::bind(
+            poll.registry(),
+            config.sip.listen,
+            sip_tls,
+            tls_client,
+            &resolver_config.nameservers,
+        )?;
+        let stack = SipStack::new(
+            StackConfig {
+                local: LocalAddresses {
+                    udp_tcp: sip.local_addr().unwrap_or(config.sip.listen),
+                    tls: sip.tls_local_addr(),
+                    advertised_host: config.sip.advertised_host.clone(),
+                },
+                transports: config.sip.transports.clone(),
+                outbound_proxy: config.sip.outbound_proxy.as_deref().and_then(uri_parts),
+                register_expires: config.sip.register_expires,
+                user_agent: config.sip.user_agent.clone(),
+            },
+            Resolver::new(resolver_config, random_seed()),
+            random_seed(),
+        );
         let mut signals =
             Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
@@ -107,10 +156,14 @@ impl Reactor {
             streams: Slab::new(),
             generations: Generations::default(),
             timers: BinaryHeap::new(),
-            gateway: Gateway::new(GatewayConfig {
-                sylkrtc: config.sylkrtc.clone(),
-                trace_websocket: config.log.trace_websocket,
-            }),
+            gateway: Gateway::new(
+                GatewayConfig {
+                    sylkrtc: config.sylkrtc.clone(),
+                    trace_websocket: config.log.trace_websocket,
+                },
+                stack,
+            ),
+            sip,
             limits: WsLimits {
                 origins: ws.origins.clone(),
                 max_message_size: ws.max_message_size,
@@ -129,7 +182,11 @@ impl Reactor {
 
     /// The bound listener addresses.
     pub fn bound_addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses::default();
+        let mut out = BoundAddresses {
+            sip: self.sip.local_addr(),
+            sip_tls: self.sip.tls_local_addr(),
+            ..Default::default()
+        };
         for l in &self.listeners {
             let addr = l.socket.local_addr().ok();
             if l.tls.is_some() {
@@ -147,7 +204,7 @@ impl Reactor {
         loop {
             let now = Instant::now();
             if let Some(deadline) = self.shutdown_deadline {
-                if self.streams.is_empty() || now >= deadline {
+                if (self.streams.is_empty() && self.gateway.is_idle()) || now >= deadline {
                     log::info!(
                         "shutdown complete ({} connections dropped)",
                         self.streams.len()
@@ -192,6 +249,26 @@ impl Reactor {
                     self.begin_shutdown(now, caught[0]);
                 }
             }
+            TokenKind::SipUdp => self.sip.read_udp(now, &mut self.gateway, &mut self.scratch),
+            TokenKind::Dns => {
+                self.sip
+                    .read_dns(parts.key, now, &mut self.gateway, &mut self.scratch)
+            }
+            TokenKind::SipListener => self.sip.accept(
+                parts.key,
+                now,
+                self.poll.registry(),
+                &mut self.generations,
+                &mut self.gateway,
+            ),
+            TokenKind::SipStream => self.sip.stream_ready(
+                parts.key,
+                parts.generation,
+                now,
+                self.poll.registry(),
+                &mut self.gateway,
+                &mut self.scratch,
+            ),
             TokenKind::WsConn => {
                 let Some(s) = self.streams.get_mut(parts.key) else {
                     return;
@@ -235,7 +312,7 @@ impl Reactor {
             }
             let tls = match &listener.tls {
                 Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                    Ok(c) => Some(Box::new(c)),
+                    Ok(c) => Some(Box::new(rustls::Connection::Server(c))),
                     Err(e) => {
                         log::warn!("tls setup failed for {peer}: {e}");
                         continue;
@@ -309,22 +386,7 @@ impl Reactor {
                 i += 1;
                 progressed |= self.route_ws_events(now, key);
             }
-            while let Some(out) = self.gateway.poll_output() {
-                progressed = true;
-                match out {
-                    GatewayOutput::Send { conn, text } => {
-                        let Some(parts) = token::decode(Token(conn)) else {
-                            continue;
-                        };
-                        if let Some(s) = self.streams.get_mut(parts.key) {
-                            if s.generation == parts.generation {
-                                s.ws.send_text(now, text);
-                                self.touched.push(parts.key);
-                            }
-                        }
-                    }
-                }
-            }
+            progressed |= self.route_gateway_outputs(now);
             if !progressed {
                 break;
             }
@@ -422,21 +484,38 @@ impl Reactor {
         s.shutdown();
         let _ = self.poll.registry().deregister(&mut s.socket);
         log::info!("conn={} connection from {} released", s.log_id, s.peer);
-        // The gateway may have produced output for other connections while cleaning up.
-        self.settle_gateway_only(now);
+        // The gateway may have produced output (un-REGISTERs, other clients) while cleaning up.
+        self.route_gateway_outputs(now);
     }
 
-    fn settle_gateway_only(&mut self, now: Instant) {
-        while let Some(GatewayOutput::Send { conn, text }) = self.gateway.poll_output() {
-            if let Some(parts) = token::decode(Token(conn)) {
-                if let Some(s) = self.streams.get_mut(parts.key) {
-                    if s.generation == parts.generation {
-                        s.ws.send_text(now, text);
-                        self.touched.push(parts.key);
+    /// Executes everything the gateway asked for. Returns whether there was anything.
+    fn route_gateway_outputs(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(out) = self.gateway.poll_output() {
+            any = true;
+            match out {
+                GatewayOutput::Send { conn, text } => {
+                    let Some(parts) = token::decode(Token(conn)) else {
+                        continue;
+                    };
+                    if let Some(s) = self.streams.get_mut(parts.key) {
+                        if s.generation == parts.generation {
+                            s.ws.send_text(now, text);
+                            self.touched.push(parts.key);
+                        }
                     }
                 }
+                GatewayOutput::Sip(t) => self.sip.transmit(
+                    t,
+                    now,
+                    self.poll.registry(),
+                    &mut self.generations,
+                    &mut self.gateway,
+                ),
+                GatewayOutput::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
             }
         }
+        any
     }
 
     fn begin_shutdown(&mut self, now: Instant, signal: i32) {
@@ -448,6 +527,8 @@ impl Reactor {
             self.streams.len()
         );
         self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        // Accounts are unregistered now; their un-REGISTERs go out with the next settle.
+        self.gateway.handle_shutdown(now);
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut l.socket);
         }
@@ -462,5 +543,39 @@ impl Reactor {
                 }
             }
         }
+    }
+}
+
+/// The parts of a configured `sip:`/`sips:` URI that server location needs.
+fn uri_parts(text: &str) -> Option<SipUriParts> {
+    let uri = Uri::parse(text).ok()?;
+    let scheme = if uri.as_str().to_ascii_lowercase().starts_with("sips:") {
+        SipScheme::Sips
+    } else {
+        SipScheme::Sip
+    };
+    let host = uri.host()?.to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Some(SipUriParts {
+        scheme,
+        host,
+        port: uri.port(),
+        transport: uri.param("transport").and_then(|p| p.value()),
+    })
+}
+
+/// 64 bits from the OS's random source for tags, branches and DNS ids (reading it is I/O,
+/// hence here and not in the engines). Falls back to the clock if the source is missing.
+fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
     }
 }

@@ -1,105 +1,87 @@
-//! A client's TCP stream, optionally wrapped in TLS, moving bytes between the socket and its
-//! WebSocket engine. Reads are drained to `WouldBlock` (mio readiness is edge-triggered).
+//! Moving bytes between a non-blocking TCP socket, optional TLS, and an engine. Shared by
+//! WebSocket clients and SIP connections. Reads are drained to `WouldBlock` (mio readiness
+//! is edge-triggered).
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::time::Instant;
 
 use mio::net::TcpStream;
-use mio::Interest;
-use rustls::ServerConnection;
+use rustls::Connection;
 
-use crate::gateway::ClientId;
-use crate::ws::WsConnection;
-
-/// Plaintext handed to rustls per call: one TLS record's worth, so the queue stays in the
-/// engine where its limit applies.
+/// Plaintext handed to rustls per call: one TLS record's worth, so the queue stays with the
+/// engine (where its limit applies) instead of growing unbounded inside rustls.
 const TLS_CHUNK: usize = 16 * 1024;
 
-/// One accepted client connection.
-pub struct ClientStream {
-    /// Generation of this slab entry (see `token`).
-    pub generation: u32,
-    /// Connection id for log lines.
-    pub log_id: u64,
-    /// Remote address.
-    pub peer: SocketAddr,
-    /// The socket.
-    pub socket: TcpStream,
-    /// TLS state for `wss://`.
-    pub tls: Option<Box<ServerConnection>>,
-    /// The WebSocket engine.
-    pub ws: WsConnection,
-    /// The gateway's id once the handshake completed.
-    pub client: Option<ClientId>,
-    /// The interest currently registered with mio.
-    pub interest: Interest,
-    /// The deadline already pushed to the reactor's timer heap.
-    pub armed_timeout: Option<Instant>,
-    /// The socket failed or reached EOF: no more reads or writes.
-    pub dead: bool,
+/// Output waiting for a socket.
+pub trait Outgoing {
+    /// The bytes to write next, if any.
+    fn pending(&self) -> Option<&[u8]>;
+    /// `n` bytes of [`pending`](Self::pending) were written.
+    fn advance(&mut self, n: usize);
 }
 
-impl ClientStream {
-    /// Reads everything available into the engine. `scratch` is the reactor's shared buffer.
-    pub fn read_ready(&mut self, now: Instant, scratch: &mut [u8]) {
-        if self.dead {
-            return;
-        }
-        let eof = match &mut self.tls {
-            None => read_plain(&mut self.socket, &mut self.ws, now, scratch),
-            Some(tls) => read_tls(&mut self.socket, tls, &mut self.ws, now, scratch),
-        };
-        if eof {
-            self.dead = true;
-            self.ws.handle_eof(now);
-        }
+/// A plain byte queue (SIP connections).
+#[derive(Debug, Default)]
+pub struct ByteQueue(Vec<u8>);
+
+impl ByteQueue {
+    /// Appends bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
     }
 
-    /// Writes as much pending output as the socket takes. Errors mark the stream dead.
-    pub fn write_ready(&mut self, now: Instant) {
-        if self.dead {
-            return;
-        }
-        let result = match &mut self.tls {
-            None => write_plain(&mut self.socket, &mut self.ws),
-            Some(tls) => write_tls(&mut self.socket, tls, &mut self.ws),
-        };
-        if let Err(e) = result {
-            log::debug!("conn={} write failed: {e}", self.log_id);
-            self.dead = true;
-            self.ws.handle_eof(now);
-        }
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
-    /// Whether anything waits for the socket.
-    pub fn wants_write(&self) -> bool {
-        !self.dead
-            && (self.ws.queued_output() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write()))
-    }
-
-    /// True when the connection can be dropped: the engine is done and its output flushed,
-    /// or the socket is dead.
-    pub fn is_finished(&self) -> bool {
-        self.dead || (self.ws.is_finished() && !self.wants_write())
-    }
-
-    /// Best-effort TLS close_notify before the socket is dropped.
-    pub fn shutdown(&mut self) {
-        if let (Some(tls), false) = (&mut self.tls, self.dead) {
-            tls.send_close_notify();
-            let _ = tls.write_tls(&mut self.socket);
-        }
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
-/// Returns true on EOF or a fatal error.
-fn read_plain(socket: &mut TcpStream, ws: &mut WsConnection, now: Instant, buf: &mut [u8]) -> bool {
+impl Outgoing for ByteQueue {
+    fn pending(&self) -> Option<&[u8]> {
+        (!self.0.is_empty()).then_some(&self.0[..])
+    }
+
+    fn advance(&mut self, n: usize) {
+        let n = n.min(self.0.len());
+        self.0.drain(..n);
+    }
+}
+
+/// Reads everything available, handing plaintext to `deliver`. Returns true on EOF or a
+/// fatal error (the connection is over).
+pub fn read_available(
+    socket: &mut TcpStream,
+    tls: Option<&mut Connection>,
+    buf: &mut [u8],
+    deliver: &mut dyn FnMut(&[u8]),
+) -> bool {
+    match tls {
+        None => read_plain(socket, buf, deliver),
+        Some(tls) => read_tls(socket, tls, buf, deliver),
+    }
+}
+
+/// Writes as much of `out` as the socket takes.
+pub fn write_available(
+    socket: &mut TcpStream,
+    tls: Option<&mut Connection>,
+    out: &mut dyn Outgoing,
+) -> io::Result<()> {
+    match tls {
+        None => write_plain(socket, out),
+        Some(tls) => write_tls(socket, tls, out),
+    }
+}
+
+fn read_plain(socket: &mut TcpStream, buf: &mut [u8], deliver: &mut dyn FnMut(&[u8])) -> bool {
     loop {
         match socket.read(buf) {
             Ok(0) => return true,
-            Ok(n) => ws.handle_input(now, &buf[..n]),
+            Ok(n) => deliver(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return true,
@@ -107,13 +89,11 @@ fn read_plain(socket: &mut TcpStream, ws: &mut WsConnection, now: Instant, buf: 
     }
 }
 
-/// Returns true on EOF or a fatal error.
 fn read_tls(
     socket: &mut TcpStream,
-    tls: &mut ServerConnection,
-    ws: &mut WsConnection,
-    now: Instant,
+    tls: &mut Connection,
     buf: &mut [u8],
+    deliver: &mut dyn FnMut(&[u8]),
 ) -> bool {
     loop {
         match tls.read_tls(socket) {
@@ -138,7 +118,7 @@ fn read_tls(
                 Ok(0) => break,
                 Ok(n) => {
                     plain = plain.saturating_sub(n);
-                    ws.handle_input(now, &buf[..n]);
+                    deliver(&buf[..n]);
                 }
                 Err(_) => break,
             }
@@ -149,11 +129,11 @@ fn read_tls(
     }
 }
 
-fn write_plain(socket: &mut TcpStream, ws: &mut WsConnection) -> io::Result<()> {
-    while let Some(out) = ws.poll_transmit() {
-        match socket.write(out) {
+fn write_plain(socket: &mut TcpStream, out: &mut dyn Outgoing) -> io::Result<()> {
+    while let Some(bytes) = out.pending() {
+        match socket.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => ws.advance_transmit(n),
+            Ok(n) => out.advance(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -164,22 +144,25 @@ fn write_plain(socket: &mut TcpStream, ws: &mut WsConnection) -> io::Result<()> 
 
 fn write_tls(
     socket: &mut TcpStream,
-    tls: &mut ServerConnection,
-    ws: &mut WsConnection,
+    tls: &mut Connection,
+    out: &mut dyn Outgoing,
 ) -> io::Result<()> {
     loop {
         if !tls.wants_write() {
-            // Only feed rustls once its previous records left, keeping at most one chunk
-            // inside it (its own buffer is not bounded by our limit).
-            let Some(out) = ws.poll_transmit() else {
+            // Feed rustls only once its previous records left (see TLS_CHUNK).
+            let Some(bytes) = out.pending() else {
                 return Ok(());
             };
-            if tls.is_handshaking() {
-                // Application data waits for the handshake; rustls would buffer it anyway.
+            if tls.is_handshaking() && matches!(tls, Connection::Server(_)) {
+                // A server has nothing to say before the handshake completes.
                 return Ok(());
             }
-            let n = tls.writer().write(&out[..out.len().min(TLS_CHUNK)])?;
-            ws.advance_transmit(n);
+            // A client's early writes are buffered by rustls until the handshake is done.
+            let n = tls.writer().write(&bytes[..bytes.len().min(TLS_CHUNK)])?;
+            out.advance(n);
+            if n == 0 {
+                return Ok(());
+            }
         }
         match tls.write_tls(socket) {
             Ok(_) => {}
@@ -188,4 +171,13 @@ fn write_tls(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Best-effort TLS close_notify and TCP shutdown before a socket is dropped.
+pub fn shutdown(socket: &mut TcpStream, tls: Option<&mut Connection>) {
+    if let Some(tls) = tls {
+        tls.send_close_notify();
+        let _ = tls.write_tls(socket);
+    }
+    let _ = socket.shutdown(std::net::Shutdown::Both);
 }

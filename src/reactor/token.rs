@@ -15,6 +15,14 @@ pub enum TokenKind {
     WsConn,
     /// The signal pipe (SIGTERM/SIGINT).
     Signals,
+    /// The SIP UDP socket.
+    SipUdp,
+    /// A SIP TCP or TLS listener (key 0: TCP, 1: TLS).
+    SipListener,
+    /// A SIP TCP/TLS connection (key = slab key).
+    SipStream,
+    /// A DNS client socket (key 0: IPv4, 1: IPv6).
+    Dns,
 }
 
 impl TokenKind {
@@ -23,6 +31,10 @@ impl TokenKind {
             TokenKind::Listener => 1,
             TokenKind::WsConn => 2,
             TokenKind::Signals => 3,
+            TokenKind::SipUdp => 4,
+            TokenKind::SipListener => 5,
+            TokenKind::SipStream => 6,
+            TokenKind::Dns => 7,
         }
     }
 
@@ -31,6 +43,10 @@ impl TokenKind {
             1 => TokenKind::Listener,
             2 => TokenKind::WsConn,
             3 => TokenKind::Signals,
+            4 => TokenKind::SipUdp,
+            5 => TokenKind::SipListener,
+            6 => TokenKind::SipStream,
+            7 => TokenKind::Dns,
             _ => return None,
         })
     }

@@ -137,6 +137,14 @@ impl SipStack {
 
     /// Starts registering an account; `Registration` events follow.
     pub fn register(&mut self, now: Instant, account: AccountIdentity) -> RegId {
+        let reg = self.register_deferred(account);
+        self.start(now, reg);
+        reg
+    }
+
+    /// Creates a registration without sending anything, so the caller can record the id
+    /// before the first event; [`start`](Self::start) it next.
+    pub fn register_deferred(&mut self, account: AccountIdentity) -> RegId {
         let contact_user = format!("sylk-{}", self.random_token(12));
         let call_id = format!("{}@sylk-gateway", self.random_token(20));
         let from_tag = self.random_token(10);
@@ -161,16 +169,11 @@ impl SipStack {
         });
         let id = RegId(key);
         self.by_contact_user.insert(contact_user, id);
-        if let Some(e) = self.registrations.get_mut(key) {
-            e.reg.start(now);
-        }
-        self.dirty.push(id);
-        self.drive(now);
         id
     }
 
-    /// Re-registers after a failure (a second `account-register`).
-    pub fn restart(&mut self, now: Instant, reg: RegId) {
+    /// Starts a registration, or re-registers after a failure (a second `account-register`).
+    pub fn start(&mut self, now: Instant, reg: RegId) {
         if let Some(e) = self.registrations.get_mut(reg.0) {
             e.reg.start(now);
             self.dirty.push(reg);

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::aor::{Aor, InvalidAor};
 use super::fields::{invalid, Fields};
+use crate::sip::auth::Ha1;
 
 /// A validated request and the transaction its reply must carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,61 +128,12 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// The HA1 sent as `password` in `account-add` (sylkrtc.js computes
-/// `md5(user:realm:password)`; spec section 8.4). The bytes never appear in Debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Ha1 {
-    /// 32 hex digits: MD5 (RFC 2617).
-    Md5([u8; 16]),
-    /// 64 hex digits: SHA-256 (RFC 7616 / RFC 8760).
-    Sha256([u8; 32]),
-}
-
-impl fmt::Debug for Ha1 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ha1::Md5(_) => "Ha1::Md5(<redacted>)",
-            Ha1::Sha256(_) => "Ha1::Sha256(<redacted>)",
-        })
-    }
-}
-
-impl Ha1 {
-    /// Parses 32 or 64 hex digits (either case).
-    pub fn parse_hex(s: &str) -> Option<Ha1> {
-        fn fill<const N: usize>(s: &str) -> Option<[u8; N]> {
-            let mut out = [0u8; N];
-            let bytes = s.as_bytes();
-            for (i, byte) in out.iter_mut().enumerate() {
-                let hi = (*bytes.get(2 * i)? as char).to_digit(16)?;
-                let lo = (*bytes.get(2 * i + 1)? as char).to_digit(16)?;
-                *byte = (hi * 16 + lo) as u8;
-            }
-            Some(out)
-        }
-        match s.len() {
-            32 => fill(s).map(Ha1::Md5),
-            64 => fill(s).map(Ha1::Sha256),
-            _ => None,
-        }
-    }
-
-    /// The HA1 as lower-case hex, as digest computations need it (RFC 7616 section 3.4.2).
-    pub fn to_hex(&self) -> String {
-        let bytes: &[u8] = match self {
-            Ha1::Md5(b) => b,
-            Ha1::Sha256(b) => b,
-        };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
 /// `account-add`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountAdd {
     /// The account's AOR.
     pub account: Aor,
-    /// The digest HA1.
+    /// The digest HA1 (sylkrtc.js computes `md5(user:realm:password)`, spec section 8.4).
     pub ha1: Ha1,
     /// Display name for From headers, quotes and blanks stripped.
     pub display_name: Option<String>,
@@ -585,7 +537,7 @@ fn request_name(kind: &str) -> Option<&'static str> {
 fn account_add(f: &Fields<'_>) -> Result<AccountAdd, RequestError> {
     let account = f.aor("account")?;
     let password = f.str("password")?;
-    let ha1 = Ha1::parse_hex(password).ok_or(RequestError::InvalidField {
+    let ha1 = Ha1::from_hex(password).map_err(|_| RequestError::InvalidField {
         field: "password",
         value: "<redacted>".to_owned(),
         expected: "the HA1 as 32 (MD5) or 64 (SHA-256) hex digits",
@@ -718,6 +670,7 @@ fn validate_generic(f: &Fields<'_>) -> Result<(), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::auth::HashFamily;
 
     const HA1: &str = "0123456789abcdef0123456789ABCDEF";
 
@@ -766,8 +719,7 @@ mod tests {
         ));
         let Request::AccountAdd(a) = r else { panic!() };
         assert_eq!(a.account.as_str(), "Alice@example.com");
-        assert!(matches!(a.ha1, Ha1::Md5(_)));
-        assert_eq!(a.ha1.to_hex(), HA1.to_ascii_lowercase());
+        assert_eq!(a.ha1.family(), HashFamily::Md5);
         assert_eq!(a.display_name.as_deref(), Some("Alice A"));
         assert_eq!(a.user_agent, None);
         assert_eq!(a.incoming_header_prefixes, ["X-A", "X-B"]);
@@ -778,7 +730,7 @@ mod tests {
         )) else {
             panic!()
         };
-        assert!(matches!(a.ha1, Ha1::Sha256(_)));
+        assert_eq!(a.ha1.family(), HashFamily::Sha256);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Gateway {
     child: Option<Child>,
     pub ws: SocketAddr,
     pub wss: Option<SocketAddr>,
+    /// SIP UDP+TCP address.
+    pub sip: SocketAddr,
     pub dir: tempdir::TempDir,
 }
 
@@ -66,6 +68,7 @@ impl Gateway {
             .arg("--config")
             .arg(&config_path)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0"])
+            .args(["--sip-listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -73,8 +76,8 @@ impl Gateway {
             .expect("start sylk-gateway");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let (mut ws, mut wss) = (None, None);
-        while ws.is_none() || wss.is_none() {
+        let (mut ws, mut wss, mut sip) = (None, None, None);
+        while ws.is_none() || wss.is_none() || sip.is_none() {
             let line = lines
                 .next()
                 .expect("gateway exited before listening")
@@ -87,6 +90,7 @@ impl Gateway {
             };
             ws = ws.or_else(|| addr(&line, "ws"));
             wss = wss.or_else(|| addr(&line, "wss"));
+            sip = sip.or_else(|| line.strip_prefix("listening sip udp+tcp ")?.parse().ok());
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -102,6 +106,7 @@ impl Gateway {
             child: Some(child),
             ws: ws.unwrap(),
             wss,
+            sip: sip.unwrap(),
             dir,
         }
     }

@@ -1,0 +1,102 @@
+//! A WebSocket client's socket: TCP, optional TLS, and its WebSocket engine.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::Interest;
+use rustls::Connection;
+
+use super::stream::{self, Outgoing};
+use crate::gateway::ClientId;
+use crate::ws::WsConnection;
+
+impl Outgoing for WsConnection {
+    fn pending(&self) -> Option<&[u8]> {
+        self.poll_transmit()
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.advance_transmit(n);
+    }
+}
+
+/// One accepted client connection.
+pub struct ClientStream {
+    /// Generation of this slab entry (see `token`).
+    pub generation: u32,
+    /// Connection id for log lines.
+    pub log_id: u64,
+    /// Remote address.
+    pub peer: SocketAddr,
+    /// The socket.
+    pub socket: TcpStream,
+    /// TLS state for `wss://`.
+    pub tls: Option<Box<Connection>>,
+    /// The WebSocket engine.
+    pub ws: WsConnection,
+    /// The gateway's id once the handshake completed.
+    pub client: Option<ClientId>,
+    /// The interest currently registered with mio.
+    pub interest: Interest,
+    /// The deadline already pushed to the reactor's timer heap.
+    pub armed_timeout: Option<Instant>,
+    /// The socket failed or reached EOF: no more reads or writes.
+    pub dead: bool,
+}
+
+impl ClientStream {
+    /// Reads everything available into the engine. `scratch` is the reactor's shared buffer.
+    pub fn read_ready(&mut self, now: Instant, scratch: &mut [u8]) {
+        if self.dead {
+            return;
+        }
+        let ws = &mut self.ws;
+        let eof = stream::read_available(
+            &mut self.socket,
+            self.tls.as_deref_mut(),
+            scratch,
+            &mut |bytes| ws.handle_input(now, bytes),
+        );
+        if eof {
+            self.dead = true;
+            self.ws.handle_eof(now);
+        }
+    }
+
+    /// Writes as much pending output as the socket takes. Errors mark the stream dead.
+    pub fn write_ready(&mut self, now: Instant) {
+        if self.dead {
+            return;
+        }
+        if let Err(e) =
+            stream::write_available(&mut self.socket, self.tls.as_deref_mut(), &mut self.ws)
+        {
+            log::debug!("conn={} write failed: {e}", self.log_id);
+            self.dead = true;
+            self.ws.handle_eof(now);
+        }
+    }
+
+    /// Whether anything waits for the socket.
+    pub fn wants_write(&self) -> bool {
+        !self.dead
+            && (self.ws.queued_output() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write()))
+    }
+
+    /// True when the connection can be dropped: the engine is done and its output flushed,
+    /// or the socket is dead.
+    pub fn is_finished(&self) -> bool {
+        self.dead || (self.ws.is_finished() && !self.wants_write())
+    }
+
+    /// Best-effort TLS close_notify before the socket is dropped.
+    pub fn shutdown(&mut self) {
+        let tls = if self.dead {
+            None
+        } else {
+            self.tls.as_deref_mut()
+        };
+        stream::shutdown(&mut self.socket, tls);
+    }
+}
