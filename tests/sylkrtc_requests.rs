@@ -118,10 +118,6 @@ fn later_features_are_refused_with_an_error_never_silence() {
     );
     let cases = [
         (
-            json!({"sylkrtc":"account-register","transaction":"1","account":"alice@example.com"}),
-            "not supported yet: account-register",
-        ),
-        (
             json!({"sylkrtc":"session-create","transaction":"2","account":"alice@example.com","session":"s","uri":"bob@example.com","sdp":"v=0"}),
             "not supported yet: session-create",
         ),
