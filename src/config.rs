@@ -136,6 +136,8 @@ pub struct SipConfig {
     pub tls_verify: bool,
     /// Extra CA certificates (PEM) trusted for TLS, besides the system roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// DNS servers for RFC 3263 lookups; empty means those of `/etc/resolv.conf`.
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// Logging settings (`[log]`).
@@ -187,6 +189,7 @@ impl Default for Config {
                 user_agent: format!("sylk-gateway/{}", env!("CARGO_PKG_VERSION")),
                 tls_verify: true,
                 tls_ca_file: None,
+                nameservers: Vec::new(),
             },
             log: LogConfig {
                 level: log::LevelFilter::Info,
@@ -222,6 +225,7 @@ struct FileSip {
     user_agent: Option<String>,
     tls_verify: Option<bool>,
     tls_ca_file: Option<PathBuf>,
+    nameservers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -470,6 +474,19 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
         sip.tls_verify = v;
     }
     sip.tls_ca_file = file.tls_ca_file.or(sip.tls_ca_file.take());
+    if let Some(list) = file.nameservers {
+        sip.nameservers = list
+            .iter()
+            .map(|n| {
+                n.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        n.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| invalid("sip.nameservers", "entries must be IP or IP:port"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
     Ok(())
 }
 

@@ -106,12 +106,15 @@ impl Reactor {
                 .map_err(|e| format!("cannot register listener: {e}"))?;
             listeners.push(Listener { socket, tls });
         }
-        let (resolver_config, warnings) = ResolverConfig::from_system(
+        let (mut resolver_config, warnings) = ResolverConfig::from_system(
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             &std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
         );
         for w in warnings {
             log::info!("dns: {w}");
+        }
+        if !config.sip.nameservers.is_empty() {
+            resolver_config.nameservers = config.sip.nameservers.clone();
         }
         let sip_tls = match (config.sip.tls_listen, &tls) {
             (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
