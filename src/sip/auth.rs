@@ -219,7 +219,7 @@ impl Challenge {
             let raw = trim_lws(raw);
             let value = if raw.starts_with('"') {
                 match read_quoted(raw) {
-                    Ok((v, rest)) if rest.is_empty() => v,
+                    Ok((v, "")) => v,
                     _ => return Err(AuthError::MalformedChallenge("bad quoted value")),
                 }
             } else {
@@ -470,7 +470,7 @@ impl DigestClient {
                 // RFC 7616 section 3.3: stale=true means retry with the new nonce without
                 // asking the user; allow it once so a server that always says stale cannot
                 // make us loop.
-                if !(challenge.stale && !a.stale_used) {
+                if !challenge.stale || a.stale_used {
                     return Err(AuthError::Rejected);
                 }
                 a.stale_used = true;

@@ -18,6 +18,8 @@ pub(crate) mod grammar;
 mod types;
 
 #[cfg(test)]
+mod mutation;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod torture;
