@@ -402,13 +402,19 @@ struct Answered {
 /// Realms one request may be challenged by (a proxy and the registrar is the usual maximum).
 const MAX_REALMS: usize = 4;
 
-/// One header to add to the retried request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One header to add to the retried request. `Debug` hides the credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthHeader {
     /// `Authorization` or `Proxy-Authorization`.
     pub name: &'static str,
     /// The credentials.
     pub value: String,
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: <redacted>", self.name)
+    }
 }
 
 /// Digest state for one request sequence (one account's REGISTERs, one call's INVITE).

@@ -59,6 +59,11 @@ impl std::error::Error for FramingError {}
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,
+    /// How far the search for the blank line has got, so a peer trickling bytes cannot make
+    /// every read rescan the whole buffer (quadratic work).
+    scanned: usize,
+    /// Head length + Content-Length of the message at the front, once its head is complete.
+    pending_total: Option<usize>,
 }
 
 impl StreamFramer {
@@ -84,21 +89,30 @@ impl StreamFramer {
 
     /// The next complete item, `Ok(None)` if more bytes are needed.
     pub fn poll_item(&mut self) -> Result<Option<StreamItem>, FramingError> {
+        if let Some(total) = self.pending_total {
+            return Ok(self.take_message(total));
+        }
         // Keep-alives sit between messages (RFC 5626 section 3.5.1). A ping split across two
         // reads looks like two pongs; only clients send pings and we are the client towards
         // registrars, so that case costs at most a missed pong on the peer's side.
         if self.buf.starts_with(PING) {
+            self.scanned = 0;
             self.buf.drain(..PING.len());
             return Ok(Some(StreamItem::Ping));
         }
         if self.buf.starts_with(b"\r\n") {
+            self.scanned = 0;
             self.buf.drain(..2);
             return Ok(Some(StreamItem::Pong));
         }
-        let Some(head_end) = find_blank_line(&self.buf) else {
+        // Resume a few bytes back: the blank line may straddle two reads.
+        let from = self.scanned.saturating_sub(3);
+        let Some(head_end) = find_blank_line(self.buf.get(from..).unwrap_or(&[])).map(|e| e + from)
+        else {
             if self.buf.len() > MAX_MESSAGE_SIZE {
                 return Err(FramingError::TooLarge);
             }
+            self.scanned = self.buf.len();
             return Ok(None);
         };
         let head = self.buf.get(..head_end).unwrap_or(&[]);
@@ -107,11 +121,17 @@ impl StreamFramer {
             .checked_add(content_length)
             .filter(|t| *t <= MAX_MESSAGE_SIZE)
             .ok_or(FramingError::TooLarge)?;
+        self.pending_total = Some(total);
+        Ok(self.take_message(total))
+    }
+
+    fn take_message(&mut self, total: usize) -> Option<StreamItem> {
         if self.buf.len() < total {
-            return Ok(None);
+            return None;
         }
-        let message: Vec<u8> = self.buf.drain(..total).collect();
-        Ok(Some(StreamItem::Message(message)))
+        self.pending_total = None;
+        self.scanned = 0;
+        Some(StreamItem::Message(self.buf.drain(..total).collect()))
     }
 }
 

@@ -60,7 +60,8 @@ pub enum MsgError {
     /// Malformed status line or status code outside 100..=699: drop (responses are never
     /// answered).
     BadStatusLine,
-    /// A well-formed `SIP/x.y` other than 2.0: 505 (RFC 3261 section 8.2.2... via 21.5.6).
+    /// A well-formed `SIP/x.y` other than 2.0: 505 (RFC 3261 section 21.5.6; RFC 4475 section
+    /// 3.1.2.16).
     VersionNotSupported,
     /// Request-URI scheme is not sip, sips or tel: 416 (RFC 3261 section 8.2.2.1).
     UnsupportedUriScheme,
@@ -195,14 +196,25 @@ fn add_to_tag(to: &str, tag: &str) -> String {
     }
 }
 
-/// One header field as received (name canonicalised, value unfolded and trimmed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One header field as received (name canonicalised, value unfolded and trimmed). `Debug`
+/// hides credentials (architecture.md: never log Authorization values).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HeaderField {
     /// Canonical name: compact forms expanded (`v` -> `Via`), known names in their RFC
     /// spelling, unknown names as written.
     pub name: String,
     /// The value as written, after unfolding.
     pub value: String,
+}
+
+impl fmt::Debug for HeaderField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = ["Authorization", "Proxy-Authorization"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&self.name));
+        let value: &str = if secret { "<redacted>" } else { &self.value };
+        write!(f, "{}: {:?}", self.name, value)
+    }
 }
 
 /// All header fields in order.

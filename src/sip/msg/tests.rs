@@ -365,3 +365,17 @@ fn response_from_request_copies_and_tags() {
         .expect("sanitised");
     assert_eq!(injected.header("X-Evil"), None);
 }
+
+#[test]
+fn unquoted_utf8_display_names_pass_and_credentials_stay_out_of_debug() {
+    let r = req("OPTIONS sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\
+To: Jos\u{e9} M\u{fc}ller <sip:a@h>\nFrom: <sip:b@h>;tag=1\nCall-ID: c\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\
+Authorization: Digest username=\"b\", response=\"feedface\"\n\n");
+    assert_eq!(
+        r.to().display_name.as_deref(),
+        Some("Jos\u{e9} M\u{fc}ller")
+    );
+    let debug = format!("{r:?}");
+    assert!(!debug.contains("feedface"), "{debug}");
+    assert!(debug.contains("Authorization: \"<redacted>\""), "{debug}");
+}
