@@ -219,7 +219,7 @@ impl Challenge {
             let raw = trim_lws(raw);
             let value = if raw.starts_with('"') {
                 match read_quoted(raw) {
-                    Ok((v, rest)) if rest.is_empty() => v,
+                    Ok((v, "")) => v,
                     _ => return Err(AuthError::MalformedChallenge("bad quoted value")),
                 }
             } else {
@@ -402,13 +402,19 @@ struct Answered {
 /// Realms one request may be challenged by (a proxy and the registrar is the usual maximum).
 const MAX_REALMS: usize = 4;
 
-/// One header to add to the retried request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One header to add to the retried request. `Debug` hides the credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthHeader {
     /// `Authorization` or `Proxy-Authorization`.
     pub name: &'static str,
     /// The credentials.
     pub value: String,
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: <redacted>", self.name)
+    }
 }
 
 /// Digest state for one request sequence (one account's REGISTERs, one call's INVITE).
@@ -470,7 +476,7 @@ impl DigestClient {
                 // RFC 7616 section 3.3: stale=true means retry with the new nonce without
                 // asking the user; allow it once so a server that always says stale cannot
                 // make us loop.
-                if !(challenge.stale && !a.stale_used) {
+                if !challenge.stale || a.stale_used {
                     return Err(AuthError::Rejected);
                 }
                 a.stale_used = true;

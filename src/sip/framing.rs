@@ -59,6 +59,11 @@ impl std::error::Error for FramingError {}
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,
+    /// How far the search for the blank line has got, so a peer trickling bytes cannot make
+    /// every read rescan the whole buffer (quadratic work).
+    scanned: usize,
+    /// Head length + Content-Length of the message at the front, once its head is complete.
+    pending_total: Option<usize>,
 }
 
 impl StreamFramer {
@@ -84,21 +89,30 @@ impl StreamFramer {
 
     /// The next complete item, `Ok(None)` if more bytes are needed.
     pub fn poll_item(&mut self) -> Result<Option<StreamItem>, FramingError> {
+        if let Some(total) = self.pending_total {
+            return Ok(self.take_message(total));
+        }
         // Keep-alives sit between messages (RFC 5626 section 3.5.1). A ping split across two
         // reads looks like two pongs; only clients send pings and we are the client towards
         // registrars, so that case costs at most a missed pong on the peer's side.
         if self.buf.starts_with(PING) {
+            self.scanned = 0;
             self.buf.drain(..PING.len());
             return Ok(Some(StreamItem::Ping));
         }
         if self.buf.starts_with(b"\r\n") {
+            self.scanned = 0;
             self.buf.drain(..2);
             return Ok(Some(StreamItem::Pong));
         }
-        let Some(head_end) = find_blank_line(&self.buf) else {
+        // Resume a few bytes back: the blank line may straddle two reads.
+        let from = self.scanned.saturating_sub(3);
+        let Some(head_end) = find_blank_line(self.buf.get(from..).unwrap_or(&[])).map(|e| e + from)
+        else {
             if self.buf.len() > MAX_MESSAGE_SIZE {
                 return Err(FramingError::TooLarge);
             }
+            self.scanned = self.buf.len();
             return Ok(None);
         };
         let head = self.buf.get(..head_end).unwrap_or(&[]);
@@ -107,11 +121,17 @@ impl StreamFramer {
             .checked_add(content_length)
             .filter(|t| *t <= MAX_MESSAGE_SIZE)
             .ok_or(FramingError::TooLarge)?;
+        self.pending_total = Some(total);
+        Ok(self.take_message(total))
+    }
+
+    fn take_message(&mut self, total: usize) -> Option<StreamItem> {
         if self.buf.len() < total {
-            return Ok(None);
+            return None;
         }
-        let message: Vec<u8> = self.buf.drain(..total).collect();
-        Ok(Some(StreamItem::Message(message)))
+        self.pending_total = None;
+        self.scanned = 0;
+        Some(StreamItem::Message(self.buf.drain(..total).collect()))
     }
 }
 
@@ -156,7 +176,7 @@ pub enum Datagram {
     /// Only CR/LF octets: a keep-alive some clients send over UDP; ignore it.
     KeepAlive,
     /// A validated message, body cut to Content-Length (RFC 3261 section 18.3).
-    Message(SipMessage),
+    Message(Box<SipMessage>),
 }
 
 /// Validates one UDP datagram; a short body, oversize or malformed message is a
@@ -165,7 +185,7 @@ pub fn handle_datagram(data: &[u8]) -> Result<Datagram, Rejection> {
     if data.iter().all(|&b| b == b'\r' || b == b'\n') {
         return Ok(Datagram::KeepAlive);
     }
-    msg::parse(data, TransportKind::Datagram).map(Datagram::Message)
+    msg::parse(data, TransportKind::Datagram).map(|m| Datagram::Message(Box::new(m)))
 }
 
 /// Parses a framed stream message (a [`StreamItem::Message`]).
@@ -275,7 +295,9 @@ mod tests {
         let mut data = message("hi");
         data.extend_from_slice(b"trailing junk");
         match handle_datagram(&data) {
-            Ok(Datagram::Message(SipMessage::Request(r))) => assert_eq!(r.body(), b"hi"),
+            Ok(Datagram::Message(m)) => {
+                assert!(matches!(*m, SipMessage::Request(ref r) if r.body() == b"hi"))
+            }
             other => panic!("{other:?}"),
         }
         let short = message("hello");

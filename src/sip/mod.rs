@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod dns;
+pub mod exercise;
 pub mod framing;
 pub mod locate;
 pub mod msg;

@@ -20,7 +20,7 @@ use super::locate::{
 };
 use super::msg::{Method, ResponseBuilder, SipMessage, SipRequest};
 use super::registration::{RegAction, Registration, RegistrationConfig, RegistrationState};
-use super::transport::{received_via, FlowId, LocalAddresses, SipTransmit, SipTransport};
+use super::transport::{FlowId, LocalAddresses, SipTransmit, SipTransport};
 use super::txn::{TxnConfig, TxnEvent, TxnId, TxnLayer, MAGIC_COOKIE};
 
 /// Methods we answer, for `Allow` (RFC 3261 section 20.5).
@@ -317,15 +317,11 @@ impl SipStack {
                 match inbound.message {
                     SipMessage::Response(response) => self.txn.handle_response(now, response),
                     SipMessage::Request(request) => {
-                        let source = inbound.source.remote;
-                        self.txn.handle_request(now, request, inbound.source);
-                        // A new request's Request event comes out synchronously: answer it
-                        // while its source address is known.
-                        self.drain_txn_events(now, Some(source));
+                        self.txn.handle_request(now, request, inbound.source)
                     }
                 }
             }
-            progressed |= self.drain_txn_events(now, None);
+            progressed |= self.drain_txn_events(now);
             while let Some(t) = self.txn.poll_transmit() {
                 progressed = true;
                 if self.transport.send(now, &t.target, t.bytes).is_err() {
@@ -352,7 +348,7 @@ impl SipStack {
         }
     }
 
-    fn drain_txn_events(&mut self, now: Instant, source: Option<SocketAddr>) -> bool {
+    fn drain_txn_events(&mut self, now: Instant) -> bool {
         let mut any = false;
         while let Some(event) = self.txn.poll_event() {
             any = true;
@@ -381,22 +377,18 @@ impl SipStack {
                 TxnEvent::Terminated { txn } => {
                     self.client_txns.remove(&txn);
                 }
-                TxnEvent::Request { txn, request } => {
-                    let source = source.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-                    self.answer_request(now, txn, &request, source);
-                }
+                TxnEvent::Request { txn, request } => self.answer_request(now, txn, &request),
                 TxnEvent::Cancel {
                     txn,
                     cancels,
                     request,
                 } => {
-                    let source = source.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
                     // RFC 3261 section 9.2: 200 for a CANCEL that matched, else 481.
                     let (status, reason) = match cancels {
                         Some(_) => (200, "OK"),
                         None => (481, "Call/Transaction Does Not Exist"),
                     };
-                    self.respond(now, txn, &request, source, status, reason, &[]);
+                    self.respond(now, txn, &request, status, reason, &[]);
                 }
                 // 2xx ACKs belong to dialogs, which arrive with calls.
                 TxnEvent::Ack { .. } => {}
@@ -406,13 +398,7 @@ impl SipStack {
     }
 
     /// The UAS core until calls arrive (RFC 3261 section 8.2).
-    fn answer_request(
-        &mut self,
-        now: Instant,
-        txn: TxnId,
-        request: &SipRequest,
-        source: SocketAddr,
-    ) {
+    fn answer_request(&mut self, now: Instant, txn: TxnId, request: &SipRequest) {
         let allow = [("Allow", ALLOW)];
         let (status, reason, extra): (u16, &str, &[(&str, &str)]) = match request.method() {
             Method::Options => (
@@ -440,39 +426,21 @@ impl SipStack {
             m if m.is_extension() => (501, "Not Implemented", &allow),
             _ => (405, "Method Not Allowed", &allow),
         };
-        self.respond(now, txn, request, source, status, reason, extra);
+        self.respond(now, txn, request, status, reason, extra);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
         now: Instant,
         txn: TxnId,
         request: &SipRequest,
-        source: SocketAddr,
         status: u16,
         reason: &str,
         extra: &[(&str, &str)],
     ) {
         let to_tag = self.random_token(10);
-        let mut builder = ResponseBuilder::new(status, reason);
-        for (i, via) in request.vias().iter().enumerate() {
-            let via = if i == 0 {
-                received_via(request, source).unwrap_or_else(|| via.clone())
-            } else {
-                via.clone()
-            };
-            builder = builder.header("Via", &via.to_string());
-        }
-        let mut to = request.to().clone();
-        if to.tag().is_none() && status != 100 {
-            to.params.push(super::msg::Param::raw("tag", Some(&to_tag)));
-        }
-        builder = builder
-            .header("From", &request.from().to_string())
-            .header("To", &to.to_string())
-            .header("Call-ID", request.call_id())
-            .header("CSeq", &request.cseq().to_string())
+        // The request's top Via was stamped with received/rport on arrival.
+        let mut builder = ResponseBuilder::from_request(request, status, reason, Some(&to_tag))
             .header("Server", &self.config.user_agent);
         for (name, value) in extra {
             builder = builder.header(name, value);

@@ -282,7 +282,7 @@ impl SipTransport {
         };
         match framing::handle_datagram(data) {
             Ok(Datagram::KeepAlive) => {}
-            Ok(Datagram::Message(message)) => self.accept(message, source),
+            Ok(Datagram::Message(message)) => self.accept(*message, source),
             Err(rejection) => self.reject(now, rejection, source),
         }
     }
@@ -426,8 +426,11 @@ impl SipTransport {
         }
     }
 
-    fn accept(&mut self, message: SipMessage, mut source: Target) {
-        if let SipMessage::Request(request) = &message {
+    fn accept(&mut self, mut message: SipMessage, mut source: Target) {
+        if let SipMessage::Request(request) = &mut message {
+            // Record the real source in the top Via first: every response built from the
+            // request, including the transaction layer's own 100 Trying, carries it.
+            request.stamp_source(source.remote);
             source.remote = response_address(request, source);
         }
         self.inbound.push_back(Inbound { message, source });
@@ -456,7 +459,7 @@ impl SipTransport {
 
 /// Where responses to `request` go (RFC 3261 section 18.2.2, RFC 3581 section 4): over a
 /// stream, back on the same connection; over UDP, to the source IP, at the source port when
-/// the client asked with `rport`, else at the Via port.
+/// the client asked with `rport` (already stamped with the port), else at the Via port.
 fn response_address(request: &SipRequest, source: Target) -> SocketAddr {
     if source.reliable {
         return source.remote;
@@ -467,29 +470,4 @@ fn response_address(request: &SipRequest, source: Target) -> SocketAddr {
         }
         _ => source.remote,
     }
-}
-
-/// The top Via of a request as the response must carry it: with `received` when the source
-/// IP differs from sent-by (RFC 3261 section 18.2.1) and `rport` filled in when the client
-/// asked for it (RFC 3581 section 4).
-pub fn received_via(request: &SipRequest, source: SocketAddr) -> Option<Via> {
-    let mut via = request.top_via()?.clone();
-    let source_ip = source.ip();
-    let sent_by_is_source = match &via.host {
-        Host::Ipv4(a) => IpAddr::V4(*a) == source_ip,
-        Host::Ipv6(a) => IpAddr::V6(*a) == source_ip,
-        Host::Domain(_) => false,
-    };
-    let wants_rport = via.rport().is_some();
-    if wants_rport {
-        via.params.remove("rport");
-        via.params
-            .push(Param::raw("rport", Some(&source.port().to_string())));
-    }
-    if !sent_by_is_source || wants_rport {
-        via.params.remove("received");
-        via.params
-            .push(Param::raw("received", Some(&source_ip.to_string())));
-    }
-    Some(via)
 }

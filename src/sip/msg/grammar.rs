@@ -229,7 +229,10 @@ pub(crate) fn parse_name_addr(s: &str) -> Result<NameAddr, MsgError> {
     } else if let Some(lt) = s.find('<') {
         let name = trim_lws(s.get(..lt).unwrap_or(""));
         // Unquoted display names are `*(token LWS)`: RFC 4475 section 3.1.2.15 (`Bell, Alexander`).
-        if !name.split(is_lws).all(|w| w.is_empty() || is_token(w)) {
+        // Non-ASCII letters are let through: UAs send unquoted UTF-8 names and nothing in them
+        // can be mistaken for a delimiter.
+        let word_char = |c: char| !c.is_ascii() || is_token_byte(c as u8);
+        if !name.split(is_lws).all(|w| w.chars().all(word_char)) {
             return Err(MsgError::BadHeader("display name is not a token list"));
         }
         let name = (!name.is_empty()).then(|| name.to_owned());

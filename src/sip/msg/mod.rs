@@ -18,11 +18,14 @@ pub(crate) mod grammar;
 mod types;
 
 #[cfg(test)]
+mod mutation;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod torture;
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 use ezk_sip_types::Name;
 
@@ -58,7 +61,8 @@ pub enum MsgError {
     /// Malformed status line or status code outside 100..=699: drop (responses are never
     /// answered).
     BadStatusLine,
-    /// A well-formed `SIP/x.y` other than 2.0: 505 (RFC 3261 section 8.2.2... via 21.5.6).
+    /// A well-formed `SIP/x.y` other than 2.0: 505 (RFC 3261 section 21.5.6; RFC 4475 section
+    /// 3.1.2.16).
     VersionNotSupported,
     /// Request-URI scheme is not sip, sips or tel: 416 (RFC 3261 section 8.2.2.1).
     UnsupportedUriScheme,
@@ -193,14 +197,25 @@ fn add_to_tag(to: &str, tag: &str) -> String {
     }
 }
 
-/// One header field as received (name canonicalised, value unfolded and trimmed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One header field as received (name canonicalised, value unfolded and trimmed). `Debug`
+/// hides credentials (architecture.md: never log Authorization values).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HeaderField {
     /// Canonical name: compact forms expanded (`v` -> `Via`), known names in their RFC
     /// spelling, unknown names as written.
     pub name: String,
     /// The value as written, after unfolding.
     pub value: String,
+}
+
+impl fmt::Debug for HeaderField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = ["Authorization", "Proxy-Authorization"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&self.name));
+        let value: &str = if secret { "<redacted>" } else { &self.value };
+        write!(f, "{}: {:?}", self.name, value)
+    }
 }
 
 /// All header fields in order.
@@ -349,6 +364,46 @@ impl SipRequest {
     /// Max-Forwards (mandatory in requests, 0..=255).
     pub fn max_forwards(&self) -> u32 {
         self.max_forwards
+    }
+
+    /// Records where the request really came from in its top Via, so that responses built from
+    /// it route back correctly: `received` when sent-by is not the source address (RFC 3261
+    /// section 18.2.1), and `rport=<port>` plus `received` when the client asked with a bare
+    /// `rport` (RFC 3581 section 4). Call once, on arrival, before the transaction layer.
+    pub fn stamp_source(&mut self, source: SocketAddr) {
+        let Some(top) = self.head.vias.first_mut() else {
+            return;
+        };
+        let wants_rport = matches!(top.rport(), Some(None));
+        let same_host = match (&top.host, source.ip()) {
+            (Host::Ipv4(a), IpAddr::V4(b)) => *a == b,
+            (Host::Ipv6(a), IpAddr::V6(b)) => *a == b,
+            _ => false,
+        };
+        if same_host && !wants_rport {
+            return;
+        }
+        top.params.remove("received");
+        // RFC 3261 section 25.1: received carries IPv4address / IPv6address, no brackets.
+        top.params
+            .push(Param::raw("received", Some(&source.ip().to_string())));
+        if wants_rport {
+            top.params.remove("rport");
+            top.params
+                .push(Param::raw("rport", Some(&source.port().to_string())));
+        }
+        let stamped = top.to_string();
+        // Rewrite the first element of the first Via line, keeping any further hops on it.
+        if let Some(field) = self.head.headers.0.iter_mut().find(|h| h.name == "Via") {
+            let rest = grammar::split_top_level(&field.value, ',')
+                .map(|parts| parts.into_iter().skip(1).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            field.value = if rest.is_empty() {
+                stamped
+            } else {
+                format!("{stamped}, {rest}")
+            };
+        }
     }
 
     fn start_line(&self) -> String {

@@ -365,3 +365,54 @@ fn response_from_request_copies_and_tags() {
         .expect("sanitised");
     assert_eq!(injected.header("X-Evil"), None);
 }
+
+#[test]
+fn unquoted_utf8_display_names_pass_and_credentials_stay_out_of_debug() {
+    let r = req("OPTIONS sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\
+To: Jos\u{e9} M\u{fc}ller <sip:a@h>\nFrom: <sip:b@h>;tag=1\nCall-ID: c\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\
+Authorization: Digest username=\"b\", response=\"feedface\"\n\n");
+    assert_eq!(
+        r.to().display_name.as_deref(),
+        Some("Jos\u{e9} M\u{fc}ller")
+    );
+    let debug = format!("{r:?}");
+    assert!(!debug.contains("feedface"), "{debug}");
+    assert!(debug.contains("Authorization: \"<redacted>\""), "{debug}");
+}
+
+#[test]
+fn stamp_source_adds_received_and_rport_for_responses() {
+    let mut r = req("OPTIONS sip:a@h SIP/2.0\nVia: SIP/2.0/UDP client.example.com:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP p;branch=z9hG4bK0\n\
+To: <sip:a@h>\nFrom: <sip:b@h>;tag=1\nCall-ID: c\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\n");
+    r.stamp_source("192.0.2.7:6000".parse().expect("addr"));
+    let top = r.top_via().expect("via");
+    assert_eq!(top.received().as_deref(), Some("192.0.2.7"));
+    assert_eq!(top.rport(), Some(Some(6000)));
+    assert_eq!(r.vias().len(), 2);
+    let ok = ResponseBuilder::from_request(&r, 200, "OK", Some("t"))
+        .build()
+        .expect("200");
+    assert_eq!(
+        ok.top_via().and_then(Via::received).as_deref(),
+        Some("192.0.2.7")
+    );
+    assert_eq!(ok.top_via().and_then(Via::rport), Some(Some(6000)));
+    assert_eq!(ok.vias().len(), 2);
+    assert_eq!(
+        ok.top_via().and_then(Via::branch).as_deref(),
+        Some("z9hG4bK1")
+    );
+
+    // Same literal address and no rport: nothing to add (RFC 3261 section 18.2.1).
+    let mut r = req(&format!(
+        "OPTIONS sip:a@h SIP/2.0\n{}\n",
+        OPTIONS_HEAD.replace("h.example.com", "[2001:db8::1]:5060")
+    ));
+    r.stamp_source("[2001:db8::1]:5060".parse().expect("addr"));
+    assert_eq!(r.top_via().and_then(Via::received), None);
+    r.stamp_source("[2001:db8::2]:5060".parse().expect("addr"));
+    assert_eq!(
+        r.top_via().and_then(Via::received).as_deref(),
+        Some("2001:db8::2")
+    );
+}

@@ -10,7 +10,7 @@ use super::{parse, Disposition, Method, SipMessage, TransportKind};
 
 /// What the RFC says an element must do with the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub(super) enum Expect {
     Accept,
     Reply(u16),
     Drop,
@@ -60,7 +60,7 @@ fn long_request() -> Vec<u8> {
     ))
 }
 
-fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
+pub(super) fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
     use Expect::*;
     vec![
         // 3.1.1.1 A Short Tortuous INVITE.

@@ -61,7 +61,8 @@ pub(super) enum ServerNonInvite {
     Terminated,
 }
 
-/// The machine and its state.
+/// The machine and its state. Variant names are the RFC figure titles, hence the shared suffix.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     ClientInvite(ClientInvite),

@@ -398,13 +398,12 @@ impl TxnLayer {
                 break;
             }
             self.deadlines.pop();
-            loop {
-                let Some(txn) = self.txns.get_mut(&id) else {
-                    break;
-                };
-                let Some(timer) = txn.timers.take_due(now) else {
-                    break;
-                };
+            // Several timers of one transaction may be due (e.g. after a late wake-up).
+            while let Some(timer) = self
+                .txns
+                .get_mut(&id)
+                .and_then(|txn| txn.timers.take_due(now))
+            {
                 self.step(now, id, Input::Timer(timer));
             }
         }

@@ -110,9 +110,8 @@ pub(super) struct TimerTable {
 }
 
 fn index(timer: Timer) -> usize {
-    // `ALL` lists every variant, so the position always exists; 0 is never used as fallback
-    // in practice.
-    ALL.iter().position(|t| *t == timer).unwrap_or(0)
+    // Fieldless enum: discriminants are 0..12 in declaration order, the order of `ALL`.
+    timer as usize
 }
 
 impl TimerTable {
@@ -142,5 +141,17 @@ impl TimerTable {
             .find(|(_, d)| d.is_some_and(|d| d <= now))?;
         *slot = None;
         ALL.get(i).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_order_matches_discriminants() {
+        for (i, timer) in ALL.iter().enumerate() {
+            assert_eq!(index(*timer), i);
+        }
     }
 }

@@ -1,0 +1,9 @@
+//! Fuzzes the SIP message facade, stream framer and digest challenge parser: no input may
+//! panic, and every accepted message must print to something that parses again.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    sylk_gateway::sip::exercise::exercise_parsers(data);
+});
