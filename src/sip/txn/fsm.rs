@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::timers::{Timer, TimerTable, TxnConfig};
 use super::{Target, Transmit, TxnEvent, TxnId};
-use crate::sip::msg::{Method, RequestBuilder, ResponseBuilder, SipRequest, SipResponse};
+use crate::sip::msg::{Method, ResponseBuilder, SipRequest, SipResponse};
 
 /// What a state function may be given.
 #[derive(Debug)]
@@ -102,6 +102,25 @@ fn status_class(response: &SipResponse) -> u16 {
 }
 
 impl Txn {
+    fn new(
+        id: TxnId,
+        state: State,
+        target: Target,
+        request: SipRequest,
+        config: &TxnConfig,
+    ) -> Txn {
+        Txn {
+            id,
+            state,
+            target,
+            timers: TimerTable::default(),
+            request,
+            request_bytes: Vec::new(),
+            last_sent: None,
+            interval: config.t1,
+        }
+    }
+
     /// A client transaction; sends the request and arms A/B or E/F (RFC 3261 17.1.1.2, 17.1.2.2).
     pub(super) fn client(
         id: TxnId,
@@ -115,17 +134,10 @@ impl Txn {
         } else {
             State::ClientNonInvite(ClientNonInvite::Trying)
         };
-        let mut txn = Txn {
-            id,
-            state,
-            target,
-            timers: TimerTable::default(),
-            request_bytes: request.to_bytes(),
-            request,
-            last_sent: None,
-            interval: fx.config.t1,
-        };
-        txn.send(fx, txn.request_bytes.clone());
+        let request_bytes = request.to_bytes();
+        let mut txn = Txn::new(id, state, target, request, fx.config);
+        txn.send(fx, request_bytes.clone());
+        txn.request_bytes = request_bytes;
         let (retransmit, timeout) = if invite {
             (Timer::A, Timer::B)
         } else {
@@ -153,16 +165,7 @@ impl Txn {
         } else {
             State::ServerNonInvite(ServerNonInvite::Trying)
         };
-        let mut txn = Txn {
-            id,
-            state,
-            target,
-            timers: TimerTable::default(),
-            request_bytes: Vec::new(),
-            request,
-            last_sent: None,
-            interval: fx.config.t1,
-        };
+        let mut txn = Txn::new(id, state, target, request, fx.config);
         if invite {
             if let Ok(trying) =
                 ResponseBuilder::from_request(&txn.request, 100, "Trying", None).build()
@@ -324,23 +327,11 @@ impl Txn {
         }
     }
 
-    /// The ACK for a non-2xx final (RFC 3261 section 17.1.1.3): same Request-URI, Call-ID,
-    /// From, CSeq number and top Via (so the same branch) as the INVITE, To from the response,
-    /// the INVITE's Route set.
+    /// The ACK for a non-2xx final (RFC 3261 section 17.1.1.3), To taken from the response.
     fn ack_for(&self, response: &SipResponse) -> Option<Vec<u8>> {
-        let invite = &self.request;
-        let via = invite.top_via()?;
-        let mut builder = RequestBuilder::new(Method::Ack, invite.uri().clone())
-            .via(via)
-            .max_forwards(70)
-            .from(invite.from())
-            .to(response.to())
-            .call_id(invite.call_id())
-            .cseq(invite.cseq().seq);
-        for route in invite.headers().get_all("Route") {
-            builder = builder.header("Route", route);
-        }
-        builder.build().ok().map(|ack| ack.to_bytes())
+        super::request_on_invite_branch(&self.request, Method::Ack, response.to())
+            .ok()
+            .map(|ack| ack.to_bytes())
     }
 
     /// RFC 3261 figure 5, "Completed": absorb retransmitted finals by resending the ACK;

@@ -24,7 +24,7 @@ use std::time::Instant;
 use fsm::{Effects, Input, State, Txn};
 pub use timers::{Timer, TxnConfig};
 
-use super::msg::{Method, MsgError, RequestBuilder, SipRequest, SipResponse};
+use super::msg::{Method, MsgError, NameAddr, RequestBuilder, SipRequest, SipResponse};
 
 /// RFC 3261 section 8.1.1.7: branches of RFC 3261 elements start with this cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -429,12 +429,23 @@ impl TxnLayer {
 /// From, To, CSeq number and top Via (so the same branch), the INVITE's Route set. Send it with
 /// [`TxnLayer::send_request`] once a provisional response has arrived.
 pub fn build_cancel(invite: &SipRequest) -> Result<SipRequest, MsgError> {
+    request_on_invite_branch(invite, Method::Cancel, invite.to())
+}
+
+/// CANCEL (RFC 3261 section 9.1) and the ACK for a non-2xx (section 17.1.1.3) are built the
+/// same way: the INVITE's Request-URI, top Via (same branch), From, Call-ID, CSeq number and
+/// Route set, with their own method; only To differs (the ACK takes the response's, with tag).
+fn request_on_invite_branch(
+    invite: &SipRequest,
+    method: Method,
+    to: &NameAddr,
+) -> Result<SipRequest, MsgError> {
     let via = invite.top_via().ok_or(MsgError::MissingHeader("Via"))?;
-    let mut builder = RequestBuilder::new(Method::Cancel, invite.uri().clone())
+    let mut builder = RequestBuilder::new(method, invite.uri().clone())
         .via(via)
         .max_forwards(70)
         .from(invite.from())
-        .to(invite.to())
+        .to(to)
         .call_id(invite.call_id())
         .cseq(invite.cseq().seq);
     for route in invite.headers().get_all("Route") {
