@@ -190,21 +190,9 @@ impl SipTransport {
                 });
             }
         }
-        if self.streams.len() >= MAX_STREAMS {
-            return Err(TransportError::TooManyFlows);
-        }
-        let flow = self.allocate_flow();
-        self.streams.insert(
-            flow,
-            Stream {
-                kind,
-                remote,
-                outbound: true,
-                framer: StreamFramer::new(),
-                last_activity: now,
-                next_keepalive: Some(now + KEEPALIVE_INTERVAL),
-            },
-        );
+        let flow = self
+            .open_stream(now, kind, remote, true)
+            .ok_or(TransportError::TooManyFlows)?;
         self.reuse.insert((kind, remote), flow);
         self.transmits.push_back(SipTransmit::Connect {
             flow,
@@ -294,21 +282,7 @@ impl SipTransport {
         kind: TransportKind,
         remote: SocketAddr,
     ) -> Option<FlowId> {
-        if self.streams.len() >= MAX_STREAMS {
-            return None;
-        }
-        let flow = self.allocate_flow();
-        self.streams.insert(
-            flow,
-            Stream {
-                kind,
-                remote,
-                outbound: false,
-                framer: StreamFramer::new(),
-                last_activity: now,
-                next_keepalive: None,
-            },
-        );
+        let flow = self.open_stream(now, kind, remote, false)?;
         // Requests we send to this peer later may reuse its connection (RFC 5923 spirit).
         self.reuse.entry((kind, remote)).or_insert(flow);
         Some(flow)
@@ -414,10 +388,31 @@ impl SipTransport {
         self.inbound.pop_front()
     }
 
-    fn allocate_flow(&mut self) -> FlowId {
+    /// A new stream flow; outbound ones send RFC 5626 keep-alives. `None` at the limit.
+    fn open_stream(
+        &mut self,
+        now: Instant,
+        kind: TransportKind,
+        remote: SocketAddr,
+        outbound: bool,
+    ) -> Option<FlowId> {
+        if self.streams.len() >= MAX_STREAMS {
+            return None;
+        }
         let flow = self.next_flow;
         self.next_flow += 1;
-        flow
+        self.streams.insert(
+            flow,
+            Stream {
+                kind,
+                remote,
+                outbound,
+                framer: StreamFramer::new(),
+                last_activity: now,
+                next_keepalive: outbound.then(|| now + KEEPALIVE_INTERVAL),
+            },
+        );
+        Some(flow)
     }
 
     fn close(&mut self, flow: FlowId) {
