@@ -4,3 +4,6 @@
 //! arrival time and drains what the bridge wants to send.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod error;
+pub mod webrtc_leg;
