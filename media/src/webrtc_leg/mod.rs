@@ -67,7 +67,15 @@ fn normalized_channels(c: &CodecSpec) -> u16 {
 }
 
 /// The codecs this gateway can bridge without transcoding.
-pub const SUPPORTED_CODECS: &[&str] = &["opus", "G722", "PCMU", "PCMA", "telephone-event", "VP8", "H264"];
+pub const SUPPORTED_CODECS: &[&str] = &[
+    "opus",
+    "G722",
+    "PCMU",
+    "PCMA",
+    "telephone-event",
+    "VP8",
+    "H264",
+];
 
 /// Where and how the WebRTC leg is reachable.
 #[derive(Debug, Clone)]
@@ -178,7 +186,12 @@ pub(crate) trait WebrtcEngine {
     /// Next decrypted media input; an RTP payload is copied into `payload`.
     fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia>;
     /// Encrypt and queue one RTP packet toward the browser.
-    fn send_rtp(&mut self, now: Instant, rtp: OutgoingRtp, payload: &[u8]) -> Result<(), WebrtcError>;
+    fn send_rtp(
+        &mut self,
+        now: Instant,
+        rtp: OutgoingRtp,
+        payload: &[u8],
+    ) -> Result<(), WebrtcError>;
     /// Ask the browser for a key frame on `kind` (PLI, RFC 4585 sec. 6.3.1).
     fn request_keyframe(&mut self, now: Instant, kind: MediaKind) -> Result<(), WebrtcError>;
     /// Earliest instant `handle_timeout` must be called.
@@ -193,4 +206,9 @@ pub(crate) trait WebrtcEngine {
     fn transport_info(&mut self, now: Instant) -> WebrtcTransportInfo;
     /// Close the peer connection (queues DTLS close_notify; drain `poll_datagram` afterwards).
     fn close(&mut self);
+}
+
+/// Small helpers the bridge shares with the engine wrapper.
+pub(crate) mod rtc_engine_support {
+    pub(crate) use super::rtc_engine::splitmix64;
 }

@@ -159,7 +159,11 @@ pub struct RtcWebrtcLeg {
 }
 
 impl RtcWebrtcLeg {
-    fn build(now: Instant, config: &WebrtcLegConfig, codecs: &[CodecSpec]) -> Result<Self, WebrtcError> {
+    fn build(
+        now: Instant,
+        config: &WebrtcLegConfig,
+        codecs: &[CodecSpec],
+    ) -> Result<Self, WebrtcError> {
         let mut media_engine = MediaEngine::default();
         for spec in codecs {
             media_engine
@@ -211,7 +215,10 @@ impl RtcWebrtcLeg {
         for kind in [MediaKind::Audio, MediaKind::Video] {
             // The track's codec is the first real (non telephone-event) codec of the kind;
             // rtc negotiates the rest, and write_rtp accepts any negotiated PT.
-            let Some(primary) = codecs.iter().find(|c| c.kind == kind && !c.is_telephone_event()) else {
+            let Some(primary) = codecs
+                .iter()
+                .find(|c| c.kind == kind && !c.is_telephone_event())
+            else {
                 continue;
             };
             let ssrc = (splitmix64(&mut seed) as u32).max(1);
@@ -298,7 +305,10 @@ impl RtcWebrtcLeg {
             .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
         leg.remote_description_set = true;
         leg.gather(config)?;
-        let answer = leg.pc.create_answer(None).map_err(engine_err("create the answer"))?;
+        let answer = leg
+            .pc
+            .create_answer(None)
+            .map_err(engine_err("create the answer"))?;
         leg.pc
             .set_local_description(now, answer)
             .map_err(engine_err("set the local answer"))?;
@@ -318,7 +328,10 @@ impl RtcWebrtcLeg {
             return Err(WebrtcError::NoCommonCodec);
         }
         let mut leg = Self::build(now, config, codecs)?;
-        let offer = leg.pc.create_offer(None).map_err(engine_err("create the offer"))?;
+        let offer = leg
+            .pc
+            .create_offer(None)
+            .map_err(engine_err("create the offer"))?;
         leg.pc
             .set_local_description(now, offer)
             .map_err(engine_err("set the local offer"))?;
@@ -420,24 +433,43 @@ impl RtcWebrtcLeg {
         self.local_stream(kind).map(|s| s.ssrc)
     }
 
-    fn keyframe_request_in(&self, track_id: &str, packets: &[Box<dyn rtc::rtcp::packet::Packet>]) -> Option<WebrtcMedia> {
-        let kind = self.remote_tracks.get(track_id).map(|s| s.kind).or_else(|| {
-            // RTCP about our *sender* carries the sender's track id.
-            [self.audio_out.map(|_| MediaKind::Audio), self.video_out.map(|_| MediaKind::Video)]
+    fn keyframe_request_in(
+        &self,
+        track_id: &str,
+        packets: &[Box<dyn rtc::rtcp::packet::Packet>],
+    ) -> Option<WebrtcMedia> {
+        let kind = self
+            .remote_tracks
+            .get(track_id)
+            .map(|s| s.kind)
+            .or_else(|| {
+                // RTCP about our *sender* carries the sender's track id.
+                [
+                    self.audio_out.map(|_| MediaKind::Audio),
+                    self.video_out.map(|_| MediaKind::Video),
+                ]
                 .into_iter()
                 .flatten()
-                .find(|k| track_id.contains(match k {
-                    MediaKind::Audio => "audio",
-                    MediaKind::Video => "video",
-                }))
-        })?;
+                .find(|k| {
+                    track_id.contains(match k {
+                        MediaKind::Audio => "audio",
+                        MediaKind::Video => "video",
+                    })
+                })
+            })?;
         for p in packets {
             let any = p.as_any();
             if any.is::<PictureLossIndication>() {
-                return Some(WebrtcMedia::KeyframeRequest { kind, full_intra: false });
+                return Some(WebrtcMedia::KeyframeRequest {
+                    kind,
+                    full_intra: false,
+                });
             }
             if any.is::<FullIntraRequest>() {
-                return Some(WebrtcMedia::KeyframeRequest { kind, full_intra: true });
+                return Some(WebrtcMedia::KeyframeRequest {
+                    kind,
+                    full_intra: true,
+                });
             }
         }
         None
@@ -543,7 +575,12 @@ impl WebrtcEngine for RtcWebrtcLeg {
         }
     }
 
-    fn send_rtp(&mut self, now: Instant, rtp: OutgoingRtp, payload: &[u8]) -> Result<(), WebrtcError> {
+    fn send_rtp(
+        &mut self,
+        now: Instant,
+        rtp: OutgoingRtp,
+        payload: &[u8],
+    ) -> Result<(), WebrtcError> {
         let stream = self
             .local_stream(rtp.kind)
             .ok_or(WebrtcError::WrongState("no outgoing stream of that kind"))?;
@@ -563,13 +600,20 @@ impl WebrtcEngine for RtcWebrtcLeg {
             .pc
             .rtp_sender(stream.sender)
             .ok_or(WebrtcError::WrongState("sender vanished"))?;
-        let result = sender.write_rtp(now, packet).map_err(engine_err("write RTP"));
+        let result = sender
+            .write_rtp(now, packet)
+            .map_err(engine_err("write RTP"));
         self.pump(now);
         result
     }
 
     fn request_keyframe(&mut self, now: Instant, kind: MediaKind) -> Result<(), WebrtcError> {
-        let Some(stream) = self.remote_tracks.values().find(|s| s.kind == kind).copied() else {
+        let Some(stream) = self
+            .remote_tracks
+            .values()
+            .find(|s| s.kind == kind)
+            .copied()
+        else {
             return Ok(());
         };
         let sender_ssrc = self.local_ssrc(kind).unwrap_or(0);
@@ -617,7 +661,9 @@ impl WebrtcEngine for RtcWebrtcLeg {
 
     fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
         if self.remote_description_set {
-            return Err(WebrtcError::WrongState("remote description already applied"));
+            return Err(WebrtcError::WrongState(
+                "remote description already applied",
+            ));
         }
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
