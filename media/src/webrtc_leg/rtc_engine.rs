@@ -213,14 +213,13 @@ impl RtcWebrtcLeg {
         };
         let mut seed = config.seed;
         for kind in [MediaKind::Audio, MediaKind::Video] {
-            // The track's codec is the first real (non telephone-event) codec of the kind;
-            // rtc negotiates the rest, and write_rtp accepts any negotiated PT.
-            let Some(primary) = codecs
+            // A stream exists for a kind with at least one real (non telephone-event) codec.
+            if !codecs
                 .iter()
-                .find(|c| c.kind == kind && !c.is_telephone_event())
-            else {
+                .any(|c| c.kind == kind && !c.is_telephone_event())
+            {
                 continue;
-            };
+            }
             let ssrc = (splitmix64(&mut seed) as u32).max(1);
             let label = match kind {
                 MediaKind::Audio => "audio",
@@ -236,7 +235,10 @@ impl RtcWebrtcLeg {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: codec_parameters(primary).rtp_codec,
+                    // No codec here on purpose: rtc turns an encoding's codec into the
+                    // transceiver's codec preferences, which would drop every other codec
+                    // (telephone-event included) from the offer/answer. write_rtp accepts
+                    // any negotiated PT.
                     ..Default::default()
                 }],
             );
