@@ -455,10 +455,8 @@ impl Sim {
                     .bridge
                     .handle_webrtc_datagram(self.now, f.to, f.from, &f.bytes);
             } else if f.to == addr(BRIDGE_SIP_RTP) {
-                let mut b = f.bytes;
-                let _ = self
-                    .bridge
-                    .handle_rtp_datagram(self.now, f.to, f.from, &mut b);
+                let b = f.bytes;
+                let _ = self.bridge.handle_rtp_datagram(self.now, f.to, f.from, &b);
             } else if f.to == addr(BRIDGE_SIP_RTCP) {
                 let _ = self
                     .bridge
