@@ -447,7 +447,7 @@ impl Bridge {
                 lines.push((kind, codecs));
             }
         }
-        if !lines.iter().any(|(k, _)| *k == MediaKind::Audio) && lines.is_empty() {
+        if lines.is_empty() {
             return Err(BridgeError::NoCommonCodec);
         }
         let bridge = Self::empty(
@@ -534,7 +534,7 @@ impl Bridge {
         let webrtc_codecs: Vec<CodecSpec> = pairs.iter().map(|(w, _)| w.clone()).collect();
         let (mut leg, answer) =
             RtcWebrtcLeg::answer(now, &self.config.webrtc, &webrtc_offer, &webrtc_codecs)?;
-        self.install_webrtc_streams(&pairs, |kind| leg.local_ssrc(kind));
+        self.install_webrtc_streams(&pairs, |kind| WebrtcEngine::local_ssrc(&leg, kind));
         for candidate in candidates {
             if let Err(e) = leg.add_remote_candidate(&candidate) {
                 log::debug!("buffered remote candidate refused: {e}");
@@ -631,13 +631,9 @@ impl Bridge {
             self.negotiation = Negotiation::Closed;
             return Err(BridgeError::NoCommonCodec);
         }
-        let ssrcs: Vec<(MediaKind, u32)> = [MediaKind::Audio, MediaKind::Video]
-            .into_iter()
-            .map(|k| (k, self.config.seed as u32 ^ kind_index(k) as u32))
-            .collect();
-        self.install_webrtc_streams(&pairs, |kind| {
-            ssrcs.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)
-        });
+        let ssrcs = [MediaKind::Audio, MediaKind::Video]
+            .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
+        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
         self.pt_map = PayloadTypeMap::new(&pairs);
         let mut out = Vec::with_capacity(sip_lines.len());
         for (index, line) in sip_lines.iter().enumerate() {
@@ -761,6 +757,9 @@ impl Bridge {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), BridgeError> {
+        if matches!(self.negotiation, Negotiation::Closed) {
+            return Ok(());
+        }
         let Some(engine) = self.webrtc.as_mut() else {
             return Ok(());
         };
@@ -839,6 +838,9 @@ impl Bridge {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), BridgeError> {
+        if matches!(self.negotiation, Negotiation::Closed) {
+            return Ok(());
+        }
         let Some(index) = self.sip_index_by_rtp(local) else {
             self.dropped += 1;
             return Ok(());
@@ -1019,6 +1021,9 @@ impl Bridge {
     /// Advance timers: the WebRTC leg's, RTCP reports on the SIP leg, inactivity.
     /// Call when [`Bridge::poll_timeout`] is due; calling early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BridgeError> {
+        if matches!(self.negotiation, Negotiation::Closed) {
+            return Ok(());
+        }
         if let Some(engine) = self.webrtc.as_mut() {
             if engine.poll_timeout().is_some_and(|t| t <= now) {
                 if let Err(e) = engine.handle_timeout(now) {
@@ -1096,6 +1101,9 @@ impl Bridge {
 
     /// When [`Bridge::handle_timeout`] must be called next; `None` = no timer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if matches!(self.negotiation, Negotiation::Closed) {
+            return None;
+        }
         let timeout = self.config.inactivity_timeout;
         let engine = self.webrtc.as_mut().and_then(|e| e.poll_timeout());
         let reports = self.sip.iter().flatten().map(|s| s.next_report);

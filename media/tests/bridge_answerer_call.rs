@@ -298,3 +298,41 @@ fn no_common_codec_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn ice_lite_answerer_connects_and_says_so_in_its_sdp() {
+    let (mut sim, _, answer) = answerer_sim_with(17, 0, &sip_answer_sdp(SIP_PCMU_TE), None, true);
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| s.browser.connected
+            && s.has_event(BridgeEvent::DtlsConnected)),
+        "{:?}",
+        sim.events
+    );
+    assert!(sim.has_event(BridgeEvent::IceConnected));
+}
+
+#[test]
+fn closed_bridge_ignores_input_and_arms_no_timer() {
+    let (mut sim, _, _) = answerer_sim(19, 0, &sip_answer_sdp(SIP_PCMU_TE));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s
+        .has_event(BridgeEvent::DtlsConnected)));
+    sim.bridge.close();
+    sim.bridge.close();
+    sim.flush();
+    let closed = sim
+        .events
+        .iter()
+        .filter(|(_, e)| *e == BridgeEvent::Closed)
+        .count();
+    assert_eq!(closed, 1, "Closed is reported once");
+    assert_eq!(sim.bridge.poll_timeout(), None);
+    let now = sim.now;
+    let before = sim.bridge.stats();
+    let pkt = plain_rtp(0, 1, 160, 5, false, &[0u8; 160]);
+    sim.bridge
+        .handle_rtp_datagram(now, addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP), &pkt)
+        .unwrap();
+    assert_eq!(sim.bridge.stats(), before);
+    assert!(sim.bridge.poll_transmit().is_none());
+}

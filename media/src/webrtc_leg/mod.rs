@@ -200,6 +200,8 @@ pub(crate) trait WebrtcEngine {
     fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError>;
     /// Apply the browser's answer (offerer role only).
     fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError>;
+    /// Our SSRC toward the browser for `kind`, if the leg sends that kind.
+    fn local_ssrc(&self, kind: MediaKind) -> Option<u32>;
     /// The codecs negotiated with the browser, with the browser-side payload types.
     fn negotiated_codecs(&mut self) -> Vec<CodecSpec>;
     /// DTLS/SRTP facts once connected.

@@ -52,6 +52,9 @@ const MAX_QUEUED_EVENTS: usize = 32;
 /// How many event-drain + `handle_timeout` rounds one pump may take (rule 1 above); `rtc`
 /// settles in one or two, the cap only guards against a feedback loop.
 const MAX_PUMP_ROUNDS: usize = 8;
+/// Track ids of our outgoing streams; RTCP feedback about them comes back tagged with these.
+const AUDIO_TRACK_ID: &str = "sylk-audio";
+const VIDEO_TRACK_ID: &str = "sylk-video";
 /// First back-off for a non-advancing expired deadline (rule 2), doubled up to the cap.
 const STUCK_DEADLINE_BACKOFF: Duration = Duration::from_millis(10);
 const STUCK_DEADLINE_BACKOFF_CAP: Duration = Duration::from_millis(640);
@@ -221,14 +224,14 @@ impl RtcWebrtcLeg {
                 continue;
             }
             let ssrc = (splitmix64(&mut seed) as u32).max(1);
-            let label = match kind {
-                MediaKind::Audio => "audio",
-                MediaKind::Video => "video",
+            let track_id = match kind {
+                MediaKind::Audio => AUDIO_TRACK_ID,
+                MediaKind::Video => VIDEO_TRACK_ID,
             };
             let track = MediaStreamTrack::new(
                 "sylk-gateway".to_owned(),
-                format!("sylk-{label}"),
-                format!("sylk-{label}"),
+                track_id.to_owned(),
+                track_id.to_owned(),
                 rtc_kind(kind),
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
@@ -430,34 +433,20 @@ impl RtcWebrtcLeg {
         }
     }
 
-    /// Our SSRC toward the browser for `kind`, if that stream exists.
-    pub fn local_ssrc(&self, kind: MediaKind) -> Option<u32> {
-        self.local_stream(kind).map(|s| s.ssrc)
-    }
-
     fn keyframe_request_in(
         &self,
         track_id: &str,
         packets: &[Box<dyn rtc::rtcp::packet::Packet>],
     ) -> Option<WebrtcMedia> {
+        // RTCP about one of our senders carries that sender's track id (ours, so exact).
         let kind = self
             .remote_tracks
             .get(track_id)
             .map(|s| s.kind)
-            .or_else(|| {
-                // RTCP about our *sender* carries the sender's track id.
-                [
-                    self.audio_out.map(|_| MediaKind::Audio),
-                    self.video_out.map(|_| MediaKind::Video),
-                ]
-                .into_iter()
-                .flatten()
-                .find(|k| {
-                    track_id.contains(match k {
-                        MediaKind::Audio => "audio",
-                        MediaKind::Video => "video",
-                    })
-                })
+            .or(match track_id {
+                AUDIO_TRACK_ID => Some(MediaKind::Audio),
+                VIDEO_TRACK_ID => Some(MediaKind::Video),
+                _ => None,
             })?;
         for p in packets {
             let any = p.as_any();
@@ -675,6 +664,10 @@ impl WebrtcEngine for RtcWebrtcLeg {
         self.remote_description_set = true;
         self.pump(now);
         Ok(())
+    }
+
+    fn local_ssrc(&self, kind: MediaKind) -> Option<u32> {
+        self.local_stream(kind).map(|s| s.ssrc)
     }
 
     fn negotiated_codecs(&mut self) -> Vec<CodecSpec> {

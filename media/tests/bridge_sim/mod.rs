@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -159,6 +160,19 @@ pub struct BrowserPeer {
 
 impl BrowserPeer {
     pub fn new(now: Instant, ssrc: u32) -> Self {
+        Self::with_srtp_profiles(now, ssrc, None)
+    }
+
+    /// A browser that offers only `profiles` in its DTLS use_srtp extension (RFC 5764 sec. 4.1.1).
+    pub fn with_srtp_profiles(
+        now: Instant,
+        ssrc: u32,
+        profiles: Option<Vec<SrtpProtectionProfile>>,
+    ) -> Self {
+        let mut settings = SettingEngineBuilder::new();
+        if let Some(p) = profiles {
+            settings = settings.with_srtp_protection_profiles(p);
+        }
         let mut media_engine = MediaEngine::default();
         for (codec, kind) in browser_codecs() {
             media_engine
@@ -169,7 +183,7 @@ impl BrowserPeer {
             .expect("interceptors");
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(SettingEngineBuilder::new().build())
+            .with_setting_engine(settings.build())
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)
@@ -548,11 +562,24 @@ impl Sim {
 /// Outgoing call set up to the point where media can flow: browser offers, bridge answers
 /// after the SIP answer `sip_answer`. Returns the sim and the SIP offer the bridge wrote.
 pub fn answerer_sim(seed: u64, loss_per_mille: u64, sip_answer: &str) -> (Sim, String, String) {
+    answerer_sim_with(seed, loss_per_mille, sip_answer, None, false)
+}
+
+/// [`answerer_sim`] with a browser limited to some SRTP profiles.
+pub fn answerer_sim_with(
+    seed: u64,
+    loss_per_mille: u64,
+    sip_answer: &str,
+    profiles: Option<Vec<SrtpProtectionProfile>>,
+    ice_lite: bool,
+) -> (Sim, String, String) {
     let start = Instant::now();
-    let mut browser = BrowserPeer::new(start, 0x0B0B_0001);
+    let mut browser = BrowserPeer::with_srtp_profiles(start, 0x0B0B_0001, profiles);
     let offer = browser.create_offer(start);
+    let mut config = bridge_config(start, seed);
+    config.webrtc.ice_lite = ice_lite;
     let (mut bridge, sip_offer) =
-        Bridge::new_answerer(start, bridge_config(start, seed), &offer).expect("new_answerer");
+        Bridge::new_answerer(start, config, &offer).expect("new_answerer");
     // The browser trickles its candidate while SIP is still ringing.
     bridge
         .add_remote_candidate(&browser.candidate_line())
