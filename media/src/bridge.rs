@@ -386,7 +386,7 @@ fn rtcp_port_of(addr: SocketAddr) -> SocketAddr {
 
 impl Bridge {
     fn empty(now: Instant, config: BridgeConfig, negotiation: Negotiation) -> Self {
-        let mut rng = config.seed ^ 0x5EED_0F_B41D6E;
+        let mut rng = config.seed ^ 0x5EED_0FB4_1D6E;
         let session_id = splitmix64(&mut rng) >> 2;
         Self {
             clock: NtpClock::new(now, config.wallclock),

@@ -157,11 +157,9 @@ impl ReceiveStats {
         self.expected_prior = expected;
         self.received_prior = received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u8
-        };
+        let fraction = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| f.min(255) as u8);
         // 24-bit signed cumulative loss, clamped (sec. 6.4.1).
         let cumulative = self.lost().clamp(-0x80_0000, 0x7F_FFFF) as i32 as u32 & 0x00FF_FFFF;
         let (lsr, dlsr) = match self.last_sr {
