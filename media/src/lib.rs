@@ -4,3 +4,5 @@
 //! arrival time and drains what the bridge wants to send.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod sdp;
