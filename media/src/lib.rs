@@ -6,4 +6,5 @@
 #![warn(missing_docs)]
 
 pub mod rtp;
+pub mod rtp_leg;
 pub mod sdp;
