@@ -7,4 +7,7 @@
 
 pub mod bridge;
 pub mod error;
+pub mod rtp;
+pub mod rtp_leg;
+pub mod sdp;
 pub mod webrtc_leg;
