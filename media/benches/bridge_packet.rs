@@ -93,7 +93,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
             })
             .collect();
         let start = Instant::now();
-        for p in &packets {
+        for p in &mut packets {
             now += Duration::from_micros(20);
             let _ = sim.bridge.handle_rtp_datagram(now, sip_local, sip_peer, p);
             while let Some(t) = sim.bridge.poll_transmit() {
@@ -125,12 +125,12 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
         }
         start.elapsed()
     });
-    let packets: Vec<Vec<u8>> = (0..PACKETS)
+    let mut packets: Vec<Vec<u8>> = (0..PACKETS)
         .map(|i| plain_rtp(0, i as u16, i * 160, 77, false, &payload))
         .collect();
     let own_from_sip = best(|_| {
         let start = Instant::now();
-        for p in &packets {
+        for p in &mut packets {
             now += Duration::from_micros(20);
             black_box(sim.bridge.probe_sip_ingress(now, sip_local, sip_peer, p));
         }

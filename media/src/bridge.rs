@@ -23,10 +23,7 @@
 //! No common codec in either flow is [`BridgeError::NoCommonCodec`] (SIP 488): the bridge
 //! never transcodes.
 
-mod rewrite;
-mod rtcp;
 mod sdp_glue;
-mod stats;
 mod transmit;
 
 use std::collections::VecDeque;
@@ -34,15 +31,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BridgeError;
+use crate::rtp::{NtpClock, PayloadTypeMap, ReceptionStats, RtpPacket, SsrcRewriter};
+use crate::rtp_leg::{RtpLeg, RtpLegConfig, RtpLegEvent, RtpRemote};
 use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, RtcWebrtcLeg, WebrtcEngine, WebrtcLegConfig,
     WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
-use rewrite::StreamRewriter;
-use rtcp::{NtpClock, SenderCounters};
 use sdp_glue::{SipLineOut, SipMediaLine};
-use stats::ReceiveStats;
 use transmit::{TransmitQueue, SLOT_SIZE};
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
@@ -55,8 +51,6 @@ const TRANSMIT_QUEUE_SLOTS: usize = 64;
 const MAX_QUEUED_EVENTS: usize = 32;
 /// Remote candidates buffered while the answerer waits for the SIP answer.
 const MAX_PENDING_CANDIDATES: usize = 64;
-/// RTP fixed header (RFC 3550 sec. 5.1).
-const RTP_HEADER_LEN: usize = 12;
 
 /// Per-call configuration.
 #[derive(Debug, Clone)]
@@ -80,8 +74,8 @@ pub struct BridgeConfig {
     pub wallclock: SystemTime,
     /// RTCP CNAME on the SIP leg (RFC 3550 sec. 6.5.1).
     pub cname: String,
-    /// Accept SIP RTP from any source and send back there (symmetric RTP, RFC 4961), for SIP
-    /// peers behind NAT. Off by default: it lets anyone who guesses the port take the stream.
+    /// Latch the SIP leg onto the source of the peer's first packet (symmetric RTP,
+    /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in [`RtpLeg`].
     pub latch_sip_source: bool,
     /// Seed for SSRCs, initial sequence/timestamp offsets and RTCP jitter.
     pub seed: u64,
@@ -110,7 +104,7 @@ impl BridgeConfig {
             rtcp_interval: DEFAULT_RTCP_INTERVAL,
             wallclock,
             cname: "sylk-gateway".to_owned(),
-            latch_sip_source: false,
+            latch_sip_source: true,
             seed,
         }
     }
@@ -198,65 +192,69 @@ pub struct BridgeStats {
     pub dropped: u64,
 }
 
-/// One SIP-side stream (audio or video).
+/// One SIP-side stream: the RTP leg plus what the bridge needs beside it.
 #[derive(Debug)]
 struct SipStream {
+    leg: RtpLeg,
     local_rtp: SocketAddr,
     local_rtcp: SocketAddr,
-    remote_rtp: SocketAddr,
-    remote_rtcp: SocketAddr,
-    rtcp_mux: bool,
-    /// WebRTC -> SIP rewriting (our SSRC on the SIP leg).
-    out: StreamRewriter,
-    sent: SenderCounters,
-    sent_since_report: bool,
-    packets_sent: u64,
-    bytes_sent: u64,
-    recv: ReceiveStats,
-    next_report: Instant,
+    ssrc: u32,
 }
 
 /// One WebRTC-side stream.
 #[derive(Debug)]
 struct WebrtcStream {
-    /// SIP -> WebRTC rewriting (the engine stamps its own SSRC).
-    out: StreamRewriter,
-    recv: ReceiveStats,
+    /// SIP -> WebRTC continuity (the engine stamps its own SSRC on top).
+    out: SsrcRewriter,
+    clock_rate: u32,
+    /// RFC 3550 A.1/A.3/A.8 of the browser's current source (rtc keeps its own, but reading
+    /// them means building a stats report, which allocates).
+    recv: Option<ReceptionStats>,
+    /// Loss of the browser's earlier sources, so a new SSRC does not reset the total.
+    lost_earlier: i64,
+    packets_received: u64,
+    bytes_received: u64,
     packets_sent: u64,
     bytes_sent: u64,
 }
 
-/// PT maps between the legs; 0xFF = not mapped. Arrays, so lookups never allocate.
-#[derive(Debug, Clone)]
-struct PayloadTypeMap {
-    to_sip: [u8; 128],
-    to_webrtc: [u8; 128],
-}
-
-const UNMAPPED: u8 = 0xFF;
-
-impl PayloadTypeMap {
-    fn new(pairs: &[(CodecSpec, CodecSpec)]) -> Self {
-        let mut map = Self {
-            to_sip: [UNMAPPED; 128],
-            to_webrtc: [UNMAPPED; 128],
+impl WebrtcStream {
+    fn on_packet(&mut self, rtp: &ReceivedRtp) {
+        self.packets_received += 1;
+        self.bytes_received += rtp.payload_len as u64;
+        let recv = match self.recv.as_mut() {
+            Some(r) if r.ssrc() == rtp.ssrc => r,
+            _ => {
+                if let Some(old) = &self.recv {
+                    self.lost_earlier += old.cumulative_lost();
+                }
+                self.recv.insert(ReceptionStats::new(
+                    rtp.arrival,
+                    rtp.ssrc,
+                    rtp.sequence_number,
+                ))
+            }
         };
-        for (webrtc, sip) in pairs {
-            if let Some(slot) = map.to_sip.get_mut(usize::from(webrtc.payload_type)) {
-                *slot = sip.payload_type;
-            }
-            if let Some(slot) = map.to_webrtc.get_mut(usize::from(sip.payload_type)) {
-                *slot = webrtc.payload_type;
-            }
-        }
-        map
+        recv.record(
+            rtp.arrival,
+            rtp.sequence_number,
+            rtp.timestamp,
+            self.clock_rate,
+            rtp.payload_len,
+        );
     }
 
-    fn lookup(table: &[u8; 128], pt: u8) -> Option<u8> {
-        table
-            .get(usize::from(pt))
-            .copied()
-            .filter(|p| *p != UNMAPPED)
+    fn lost(&self) -> i64 {
+        self.lost_earlier
+            + self
+                .recv
+                .as_ref()
+                .map_or(0, ReceptionStats::cumulative_lost)
+    }
+
+    fn jitter(&self) -> Duration {
+        let units = self.recv.as_ref().map_or(0, ReceptionStats::jitter);
+        Duration::from_micros(u64::from(units) * 1_000_000 / u64::from(self.clock_rate.max(1)))
     }
 }
 
@@ -319,7 +317,8 @@ pub struct Bridge {
     webrtc: Option<Box<dyn WebrtcEngine>>,
     sip: [Option<SipStream>; 2],
     webrtc_streams: [Option<WebrtcStream>; 2],
-    pt_map: PayloadTypeMap,
+    /// Browser PT -> SIP PT, for the WebRTC leg's payload types the bridge accepts.
+    to_sip: PayloadTypeMap,
     transmit: TransmitQueue,
     /// Scratch for the datagram handed out by `poll_transmit`.
     transmit_buf: Box<[u8]>,
@@ -330,7 +329,6 @@ pub struct Bridge {
     clock: NtpClock,
     rng: u64,
     webrtc_watch: InactivityWatch,
-    sip_watch: InactivityWatch,
     dropped: u64,
     session_id: u64,
 }
@@ -380,22 +378,33 @@ fn primary_clock(pairs: &[(CodecSpec, CodecSpec)], kind: MediaKind) -> u32 {
         .map_or(8000, |(w, _)| w.clock_rate)
 }
 
-fn rtcp_port_of(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip(), addr.port().wrapping_add(1))
+/// (browser PT -> SIP PT, SIP PT -> browser PT) for codec pairs (RFC 3264 sec. 6.1: each
+/// side receives with its own numbers).
+fn payload_maps(pairs: &[(CodecSpec, CodecSpec)]) -> (PayloadTypeMap, PayloadTypeMap) {
+    let (mut to_sip, mut to_webrtc) = (PayloadTypeMap::empty(), PayloadTypeMap::empty());
+    for (webrtc, sip) in pairs {
+        to_sip.insert(webrtc.payload_type, sip.payload_type);
+        to_webrtc.insert(sip.payload_type, webrtc.payload_type);
+    }
+    (to_sip, to_webrtc)
 }
 
 impl Bridge {
     fn empty(now: Instant, config: BridgeConfig, negotiation: Negotiation) -> Self {
         let mut rng = config.seed ^ 0x5EED_0FB4_1D6E;
         let session_id = splitmix64(&mut rng) >> 2;
+        let unix = config
+            .wallclock
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         Self {
-            clock: NtpClock::new(now, config.wallclock),
+            clock: NtpClock::new(now, unix),
             config,
             negotiation,
             webrtc: None,
             sip: [None, None],
             webrtc_streams: [None, None],
-            pt_map: PayloadTypeMap::new(&[]),
+            to_sip: PayloadTypeMap::empty(),
             transmit: TransmitQueue::new(TRANSMIT_QUEUE_SLOTS),
             transmit_buf: vec![0u8; SLOT_SIZE].into_boxed_slice(),
             payload_buf: vec![0u8; SLOT_SIZE].into_boxed_slice(),
@@ -403,7 +412,6 @@ impl Bridge {
             closed_reported: false,
             rng,
             webrtc_watch: InactivityWatch::default(),
-            sip_watch: InactivityWatch::default(),
             dropped: 0,
             session_id,
         }
@@ -540,7 +548,7 @@ impl Bridge {
                 log::debug!("buffered remote candidate refused: {e}");
             }
         }
-        self.pt_map = PayloadTypeMap::new(&pairs);
+        self.to_sip = payload_maps(&pairs).0;
         self.webrtc = Some(Box::new(leg));
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
@@ -634,7 +642,7 @@ impl Bridge {
         let ssrcs = [MediaKind::Audio, MediaKind::Video]
             .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
         self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
-        self.pt_map = PayloadTypeMap::new(&pairs);
+        self.to_sip = payload_maps(&pairs).0;
         let mut out = Vec::with_capacity(sip_lines.len());
         for (index, line) in sip_lines.iter().enumerate() {
             match active_lines.iter().find(|(i, _, _)| *i == index) {
@@ -673,27 +681,42 @@ impl Bridge {
         let Some(local_rtp) = self.sip_local(kind) else {
             return;
         };
-        let clock = primary_clock(pairs, kind);
         let ssrc = (splitmix64(&mut self.rng) as u32).max(1);
-        let offsets = splitmix64(&mut self.rng);
-        let first_report = now + self.report_interval();
-        self.sip[kind_index(kind)] = Some(SipStream {
-            local_rtp,
-            local_rtcp: if rtcp_mux {
-                local_rtp
-            } else {
-                rtcp_port_of(local_rtp)
+        let mut config = RtpLegConfig::new(local_rtp, ssrc, &self.config.cname, self.clock);
+        config.symmetric_latching = self.config.latch_sip_source;
+        config.inactivity_timeout = self.config.inactivity_timeout;
+        config.rtcp_interval = self.config.rtcp_interval;
+        let local_rtcp = if rtcp_mux {
+            local_rtp
+        } else {
+            config.local_rtcp
+        };
+        let mut leg = RtpLeg::new(now, config);
+        leg.set_remote(
+            now,
+            RtpRemote {
+                rtp: remote_rtp,
+                rtcp: Some(remote_rtcp),
+                rtcp_mux,
+                sending: true,
             },
-            remote_rtp,
-            remote_rtcp,
-            rtcp_mux,
-            out: StreamRewriter::new(ssrc, clock, offsets),
-            sent: SenderCounters::default(),
-            sent_since_report: false,
-            packets_sent: 0,
-            bytes_sent: 0,
-            recv: ReceiveStats::new(clock),
-            next_report: first_report,
+        );
+        let kind_pairs: Vec<(CodecSpec, CodecSpec)> = pairs
+            .iter()
+            .filter(|(w, _)| w.kind == kind)
+            .cloned()
+            .collect();
+        for (_, sip) in &kind_pairs {
+            leg.set_clock_rate(sip.payload_type, sip.clock_rate);
+        }
+        let (to_sip, to_webrtc) = payload_maps(&kind_pairs);
+        leg.set_send_payload_map(to_sip);
+        leg.set_receive_payload_map(to_webrtc);
+        self.sip[kind_index(kind)] = Some(SipStream {
+            leg,
+            local_rtp,
+            local_rtcp,
+            ssrc,
         });
     }
 
@@ -706,24 +729,18 @@ impl Bridge {
             if !has_media_codec(pairs, kind) {
                 continue;
             }
-            let clock = primary_clock(pairs, kind);
-            let offsets = splitmix64(&mut self.rng);
+            let clock_rate = primary_clock(pairs, kind);
             self.webrtc_streams[kind_index(kind)] = Some(WebrtcStream {
-                out: StreamRewriter::new(ssrc_of(kind).unwrap_or(0), clock, offsets),
-                recv: ReceiveStats::new(clock),
+                out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
+                clock_rate,
+                recv: None,
+                lost_earlier: 0,
+                packets_received: 0,
+                bytes_received: 0,
                 packets_sent: 0,
                 bytes_sent: 0,
             });
         }
-    }
-
-    /// RFC 3550 sec. 6.2: randomise the interval by a factor in [0.5, 1.5] so reports of many
-    /// calls do not synchronise.
-    fn report_interval(&mut self) -> Duration {
-        let factor_milli = 500 + splitmix64(&mut self.rng) % 1001;
-        self.config
-            .rtcp_interval
-            .mul_f64(factor_milli as f64 / 1000.0)
     }
 
     /// A remote ICE candidate trickled by the browser (sylkRTC `trickle`, RFC 8838); an empty
@@ -778,9 +795,9 @@ impl Bridge {
                 WebrtcLegEvent::IceConnected => BridgeEvent::IceConnected,
                 WebrtcLegEvent::IceFailed => BridgeEvent::IceFailed,
                 WebrtcLegEvent::DtlsConnected => {
-                    // Media may start now: both inactivity watches run from here.
+                    // Media may start now: the WebRTC inactivity watch runs from here (the
+                    // SIP leg's runs from the SIP answer, inside the RTP leg).
                     self.webrtc_watch.armed_at = Some(now);
-                    self.sip_watch.armed_at = Some(now);
                     BridgeEvent::DtlsConnected
                 }
                 WebrtcLegEvent::DtlsFailed => BridgeEvent::DtlsFailed,
@@ -792,17 +809,16 @@ impl Bridge {
                     BridgeEvent::Closed
                 }
             };
-            if self.events.len() < MAX_QUEUED_EVENTS {
-                self.events.push_back(mapped);
-            }
+            push_bounded(&mut self.events, mapped);
         }
         while let Some(media) = engine.poll_media(&mut self.payload_buf) {
             match media {
                 WebrtcMedia::Rtp(rtp) => {
+                    let payload = self.payload_buf.get(..rtp.payload_len).unwrap_or_default();
                     forward_to_sip(
                         rtp,
-                        &self.payload_buf,
-                        &self.pt_map,
+                        payload,
+                        &self.to_sip,
                         &mut self.sip,
                         &mut self.webrtc_streams,
                         &mut self.transmit,
@@ -810,33 +826,66 @@ impl Bridge {
                         &mut self.dropped,
                     );
                 }
-                WebrtcMedia::KeyframeRequest { kind, .. } => {
-                    // RFC 5104 sec. 3.5.1: a keyframe request is relayed to the media source;
-                    // on the SIP leg as a PLI from our SSRC about the peer's SSRC.
-                    if let Some(stream) = self.sip[kind_index(kind)].as_ref() {
-                        if let Some(media_ssrc) = stream.recv.ssrc() {
-                            let sender = stream.out.out_ssrc();
-                            let (from, to) = (stream.local_rtcp, stream.remote_rtcp);
-                            self.transmit.push_with(TransmitLeg::Rtcp, from, to, |buf| {
-                                rtcp::write_pli(buf, sender, media_ssrc)
-                            });
+                WebrtcMedia::KeyframeRequest { kind, full_intra } => {
+                    // RFC 5104 sec. 3.5.1: a key frame request goes to the media source; on
+                    // the SIP leg as PLI (or FIR) from our SSRC about the peer's.
+                    if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                        stream.leg.request_keyframe(full_intra);
+                    }
+                }
+            }
+        }
+        self.drain_sip_legs(now);
+    }
+
+    /// Move the RTP legs' RTCP and events into the bridge's queues.
+    fn drain_sip_legs(&mut self, now: Instant) {
+        for index in 0..self.sip.len() {
+            let Some(stream) = self.sip[index].as_mut() else {
+                continue;
+            };
+            loop {
+                let leg = &mut stream.leg;
+                let mut written = None;
+                self.transmit.push_with(TransmitLeg::Rtcp, |buf| {
+                    let t = leg.poll_transmit(now, buf).ok().flatten()?;
+                    written = Some(());
+                    Some((t.len, t.source, t.destination))
+                });
+                if written.is_none() {
+                    break;
+                }
+            }
+            while let Some(event) = stream.leg.poll_event() {
+                match event {
+                    RtpLegEvent::Inactive { .. } => push_bounded(
+                        &mut self.events,
+                        BridgeEvent::RtpInactive { leg: MediaLeg::Sip },
+                    ),
+                    RtpLegEvent::KeyframeRequested if index == kind_index(MediaKind::Video) => {
+                        if let Some(engine) = self.webrtc.as_mut() {
+                            if let Err(e) = engine.request_keyframe(now, MediaKind::Video) {
+                                log::debug!("PLI toward the browser failed: {e}");
+                            }
                         }
                     }
+                    other => log::debug!("SIP leg: {other:?}"),
                 }
             }
         }
     }
 
     /// A datagram arrived on a SIP-side RTP socket (`local` = that socket's address). With
-    /// rtcp-mux, RTCP arriving here is recognised (RFC 5761 sec. 4). Malformed packets,
-    /// unknown payload types and (without latching) packets from an unexpected source are
-    /// dropped and counted in [`BridgeStats::dropped`].
+    /// rtcp-mux, RTCP arriving here is recognised (RFC 5761 sec. 4). The buffer is mutable
+    /// because the RTP leg maps the payload type (and removes SDES-SRTP) in place.
+    /// Malformed packets, unknown payload types and packets from a foreign source are
+    /// dropped and counted in [`BridgeStats::dropped`]; the error says why, the call goes on.
     pub fn handle_rtp_datagram(
         &mut self,
         now: Instant,
         local: SocketAddr,
         from: SocketAddr,
-        bytes: &[u8],
+        bytes: &mut [u8],
     ) -> Result<(), BridgeError> {
         if matches!(self.negotiation, Negotiation::Closed) {
             return Ok(());
@@ -845,32 +894,31 @@ impl Bridge {
             self.dropped += 1;
             return Ok(());
         };
-        if self.sip[index].as_ref().is_some_and(|s| s.rtcp_mux) && rtcp::looks_like_rtcp(bytes) {
-            self.on_sip_rtcp(now, index, from, bytes);
-            return Ok(());
-        }
-        let Some((rtp, range)) = self.sip_ingress(now, index, from, bytes) else {
-            return Ok(());
-        };
-        let payload = bytes.get(range).unwrap_or_default();
-        let (Some(engine), Some(wstream)) =
-            (self.webrtc.as_mut(), self.webrtc_streams[index].as_mut())
-        else {
-            self.dropped += 1;
-            return Ok(());
-        };
-        match engine.send_rtp(now, rtp, payload) {
-            Ok(()) => {
-                wstream.packets_sent += 1;
-                wstream.bytes_sent += payload.len() as u64;
+        let ingress = self.sip_ingress(now, index, from, bytes);
+        let result = match ingress {
+            Ok(Some((rtp, range))) => {
+                let payload = bytes.get(range).unwrap_or_default();
+                match (self.webrtc.as_mut(), self.webrtc_streams[index].as_mut()) {
+                    (Some(engine), Some(wstream)) => match engine.send_rtp(now, rtp, payload) {
+                        Ok(()) => {
+                            wstream.packets_sent += 1;
+                            wstream.bytes_sent += payload.len() as u64;
+                        }
+                        Err(e) => {
+                            // Before DTLS is up rtc refuses to send; not the call's fault.
+                            self.dropped += 1;
+                            log::trace!("RTP toward the browser dropped: {e}");
+                        }
+                    },
+                    _ => self.dropped += 1,
+                }
+                Ok(())
             }
-            Err(e) => {
-                // Before DTLS is up rtc refuses to send; that is not the call's fault.
-                self.dropped += 1;
-                log::trace!("RTP toward the browser dropped: {e}");
-            }
-        }
-        Ok(())
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.drain_sip_legs(now);
+        result
     }
 
     fn sip_index_by_rtp(&self, local: SocketAddr) -> Option<usize> {
@@ -879,68 +927,46 @@ impl Bridge {
             .position(|s| s.as_ref().is_some_and(|s| s.local_rtp == local))
     }
 
-    /// SIP -> browser, the bridge's own part: validate, account, latch, map the PT and make
-    /// seq/timestamp continuous. Returns what the WebRTC leg must send and where the payload
-    /// lies in `bytes`. Allocation-free.
+    /// SIP -> browser, the bridge's own part: the RTP leg validates, accounts, latches and
+    /// maps the PT in place; the bridge makes seq/timestamp continuous toward the browser.
+    /// Returns what the WebRTC leg must send and where the payload lies. Allocation-free.
+    #[allow(clippy::type_complexity)]
     fn sip_ingress(
         &mut self,
         now: Instant,
         index: usize,
         from: SocketAddr,
-        bytes: &[u8],
-    ) -> Option<(OutgoingRtp, std::ops::Range<usize>)> {
+        bytes: &mut [u8],
+    ) -> Result<Option<(OutgoingRtp, std::ops::Range<usize>)>, BridgeError> {
         let kind = if index == 0 {
             MediaKind::Audio
         } else {
             MediaKind::Video
         };
-        let Some(header) = parse_rtp_header(bytes) else {
-            self.dropped += 1;
-            return None;
-        };
-        let latch = self.config.latch_sip_source;
-        let stream = self.sip[index].as_mut()?;
-        if from != stream.remote_rtp {
-            if !latch {
-                self.dropped += 1;
-                return None;
-            }
-            // Symmetric RTP (RFC 4961): send where the peer sends from.
-            stream.remote_rtp = from;
-            if stream.rtcp_mux {
-                stream.remote_rtcp = from;
-            }
-        }
-        let range = header.payload_start..header.payload_end;
-        stream.recv.on_packet(
-            header.ssrc,
-            header.sequence_number,
-            header.timestamp,
-            range.len(),
-            now,
-        );
-        self.sip_watch.on_packet(now);
-        let (Some(pt), Some(wstream)) = (
-            PayloadTypeMap::lookup(&self.pt_map.to_webrtc, header.payload_type),
+        let (Some(stream), Some(wstream)) = (
+            self.sip[index].as_mut(),
             self.webrtc_streams[index].as_mut(),
         ) else {
             self.dropped += 1;
-            return None;
+            return Ok(None);
         };
-        let (seq, ts) =
-            wstream
-                .out
-                .rewrite(header.ssrc, header.sequence_number, header.timestamp, now);
-        Some((
-            OutgoingRtp {
-                kind,
-                marker: header.marker,
-                payload_type: pt,
-                sequence_number: seq,
-                timestamp: ts,
-            },
-            range,
-        ))
+        let packet = match stream.leg.handle_rtp(now, from, bytes) {
+            Ok(Some(packet)) => packet,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(BridgeError::SipPacket(e)),
+        };
+        let mut packet: RtpPacket<&mut [u8]> = packet;
+        wstream.out.rewrite(now, wstream.clock_rate, &mut packet);
+        let out = OutgoingRtp {
+            kind,
+            marker: packet.marker(),
+            payload_type: packet.payload_type(),
+            sequence_number: packet.sequence_number(),
+            timestamp: packet.timestamp(),
+        };
+        let start = packet.payload_offset();
+        let range = start..start + packet.payload().len();
+        Ok(Some((out, range)))
     }
 
     /// Measurement hook, not for the reactor: run the SIP -> browser steps the bridge owns
@@ -953,10 +979,10 @@ impl Bridge {
         now: Instant,
         local: SocketAddr,
         from: SocketAddr,
-        bytes: &[u8],
+        bytes: &mut [u8],
     ) -> Option<(OutgoingRtp, std::ops::Range<usize>)> {
         let index = self.sip_index_by_rtp(local)?;
-        self.sip_ingress(now, index, from, bytes)
+        self.sip_ingress(now, index, from, bytes).ok().flatten()
     }
 
     /// Measurement hook, not for the reactor: forward one RTP packet as if the WebRTC leg had
@@ -967,7 +993,7 @@ impl Bridge {
         forward_to_sip(
             rtp,
             payload,
-            &self.pt_map,
+            &self.to_sip,
             &mut self.sip,
             &mut self.webrtc_streams,
             &mut self.transmit,
@@ -982,8 +1008,11 @@ impl Bridge {
         now: Instant,
         local: SocketAddr,
         from: SocketAddr,
-        bytes: &[u8],
+        bytes: &mut [u8],
     ) -> Result<(), BridgeError> {
+        if matches!(self.negotiation, Negotiation::Closed) {
+            return Ok(());
+        }
         let Some(index) = self
             .sip
             .iter()
@@ -992,34 +1021,19 @@ impl Bridge {
             self.dropped += 1;
             return Ok(());
         };
-        self.on_sip_rtcp(now, index, from, bytes);
-        Ok(())
+        let result = match self.sip[index].as_mut() {
+            Some(stream) => stream
+                .leg
+                .handle_rtcp(now, from, bytes)
+                .map_err(BridgeError::SipPacket),
+            None => Ok(()),
+        };
+        self.drain_sip_legs(now);
+        result
     }
 
-    fn on_sip_rtcp(&mut self, now: Instant, index: usize, from: SocketAddr, bytes: &[u8]) {
-        let summary = rtcp::parse_compound(bytes);
-        let latch = self.config.latch_sip_source;
-        if let Some(stream) = self.sip[index].as_mut() {
-            if latch && from != stream.remote_rtcp {
-                stream.remote_rtcp = from;
-            }
-            if let Some((ssrc, middle)) = summary.sender_report {
-                if stream.recv.ssrc() == Some(ssrc) {
-                    stream.recv.on_sender_report(middle, now);
-                }
-            }
-        }
-        if summary.keyframe_request && index == kind_index(MediaKind::Video) {
-            if let Some(engine) = self.webrtc.as_mut() {
-                if let Err(e) = engine.request_keyframe(now, MediaKind::Video) {
-                    log::debug!("PLI toward the browser failed: {e}");
-                }
-            }
-        }
-    }
-
-    /// Advance timers: the WebRTC leg's, RTCP reports on the SIP leg, inactivity.
-    /// Call when [`Bridge::poll_timeout`] is due; calling early is harmless.
+    /// Advance timers: the WebRTC leg's, the RTP legs' (RTCP reports, inactivity), the WebRTC
+    /// inactivity watch. Call when [`Bridge::poll_timeout`] is due; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BridgeError> {
         if matches!(self.negotiation, Negotiation::Closed) {
             return Ok(());
@@ -1031,43 +1045,25 @@ impl Bridge {
                 }
             }
         }
-        self.drain_webrtc(now);
-        for index in 0..self.sip.len() {
-            let due = self.sip[index]
-                .as_ref()
-                .is_some_and(|s| s.next_report <= now);
-            if due {
-                let interval = self.report_interval();
-                let cname = &self.config.cname;
-                let clock = &self.clock;
-                if let Some(stream) = self.sip[index].as_mut() {
-                    stream.next_report = now + interval;
-                    let sent = if stream.sent_since_report {
-                        stream.out.timestamp_at(now).map(|ts| (stream.sent, ts))
-                    } else {
-                        None
-                    };
-                    stream.sent_since_report = false;
-                    let own = stream.out.out_ssrc();
-                    let (from, to) = (stream.local_rtcp, stream.remote_rtcp);
-                    let recv = &mut stream.recv;
-                    self.transmit.push_with(TransmitLeg::Rtcp, from, to, |buf| {
-                        rtcp::write_report(buf, now, clock, own, sent, recv, cname)
-                    });
-                }
+        for stream in self.sip.iter_mut().flatten() {
+            if stream.leg.poll_timeout().is_some_and(|t| t <= now) {
+                stream.leg.handle_timeout(now);
             }
         }
+        self.drain_webrtc(now);
         let timeout = self.config.inactivity_timeout;
-        for (leg, watch) in [
-            (MediaLeg::Webrtc, &mut self.webrtc_watch),
-            (MediaLeg::Sip, &mut self.sip_watch),
-        ] {
-            if watch.deadline(timeout).is_some_and(|d| d <= now) {
-                watch.reported = true;
-                if self.events.len() < MAX_QUEUED_EVENTS {
-                    self.events.push_back(BridgeEvent::RtpInactive { leg });
-                }
-            }
+        if self
+            .webrtc_watch
+            .deadline(timeout)
+            .is_some_and(|d| d <= now)
+        {
+            self.webrtc_watch.reported = true;
+            push_bounded(
+                &mut self.events,
+                BridgeEvent::RtpInactive {
+                    leg: MediaLeg::Webrtc,
+                },
+            );
         }
         Ok(())
     }
@@ -1099,22 +1095,22 @@ impl Bridge {
         self.events.pop_front()
     }
 
-    /// When [`Bridge::handle_timeout`] must be called next; `None` = no timer.
+    /// When [`Bridge::handle_timeout`] must be called next; `None` = no timer (closed).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         if matches!(self.negotiation, Negotiation::Closed) {
             return None;
         }
         let timeout = self.config.inactivity_timeout;
         let engine = self.webrtc.as_mut().and_then(|e| e.poll_timeout());
-        let reports = self.sip.iter().flatten().map(|s| s.next_report);
-        let watches = [
-            self.webrtc_watch.deadline(timeout),
-            self.sip_watch.deadline(timeout),
-        ];
+        let legs = self
+            .sip
+            .iter()
+            .flatten()
+            .filter_map(|s| s.leg.poll_timeout());
         engine
             .into_iter()
-            .chain(reports)
-            .chain(watches.into_iter().flatten())
+            .chain(legs)
+            .chain(self.webrtc_watch.deadline(timeout))
             .min()
     }
 
@@ -1126,24 +1122,26 @@ impl Bridge {
         };
         for (i, s) in self.sip.iter().enumerate() {
             let Some(s) = s else { continue };
-            out.sip.packets_received += s.recv.packets();
-            out.sip.bytes_received += s.recv.bytes();
-            out.sip.packets_sent += s.packets_sent;
-            out.sip.bytes_sent += s.bytes_sent;
-            out.sip.packets_lost += s.recv.lost();
+            let leg = s.leg.stats();
+            out.sip.packets_received += leg.packets_received;
+            out.sip.bytes_received += leg.bytes_received;
+            out.sip.packets_sent += leg.packets_sent;
+            out.sip.bytes_sent += leg.bytes_sent;
+            out.sip.packets_lost += leg.packets_lost;
+            out.dropped += leg.packets_dropped;
             if i == 0 {
-                out.sip.jitter = s.recv.jitter();
+                out.sip.jitter = Duration::from_micros(leg.jitter_us);
             }
         }
         for (i, s) in self.webrtc_streams.iter().enumerate() {
             let Some(s) = s else { continue };
-            out.webrtc.packets_received += s.recv.packets();
-            out.webrtc.bytes_received += s.recv.bytes();
+            out.webrtc.packets_received += s.packets_received;
+            out.webrtc.bytes_received += s.bytes_received;
             out.webrtc.packets_sent += s.packets_sent;
             out.webrtc.bytes_sent += s.bytes_sent;
-            out.webrtc.packets_lost += s.recv.lost();
+            out.webrtc.packets_lost += s.lost();
             if i == 0 {
-                out.webrtc.jitter = s.recv.jitter();
+                out.webrtc.jitter = s.jitter();
             }
         }
         out
@@ -1159,14 +1157,22 @@ impl Bridge {
 
     /// Our SSRC on the SIP leg for `kind` (what the SIP peer sees).
     pub fn sip_ssrc(&self, kind: MediaKind) -> Option<u32> {
-        self.sip[kind_index(kind)]
-            .as_ref()
-            .map(|s| s.out.out_ssrc())
+        self.sip[kind_index(kind)].as_ref().map(|s| s.ssrc)
     }
 
-    /// Close the call: DTLS close_notify toward the browser (drain `poll_transmit`), then one
-    /// [`BridgeEvent::Closed`].
-    pub fn close(&mut self) {
+    /// Close the call: RTCP BYE on the SIP leg (RFC 3550 sec. 6.6), DTLS close_notify toward
+    /// the browser; drain [`Bridge::poll_transmit`] once more, then one
+    /// [`BridgeEvent::Closed`]. Everything after is ignored.
+    pub fn close(&mut self, now: Instant) {
+        if !matches!(self.negotiation, Negotiation::Closed) {
+            for stream in self.sip.iter_mut().flatten() {
+                let leg = &mut stream.leg;
+                self.transmit.push_with(TransmitLeg::Rtcp, |buf| {
+                    let t = leg.write_bye(now, buf).ok().flatten()?;
+                    Some((t.len, t.source, t.destination))
+                });
+            }
+        }
         if let Some(engine) = self.webrtc.as_mut() {
             engine.close();
         }
@@ -1178,14 +1184,20 @@ impl Bridge {
     }
 }
 
-/// Browser -> SIP: map the PT, make SSRC/seq/timestamp continuous, write a plain RTP packet
-/// into a pre-allocated transmit slot. Allocation-free (the counting-allocator test holds
-/// this to zero).
+fn push_bounded(events: &mut VecDeque<BridgeEvent>, event: BridgeEvent) {
+    if events.len() < MAX_QUEUED_EVENTS {
+        events.push_back(event);
+    }
+}
+
+/// Browser -> SIP: account the packet, then the RTP leg maps the PT, rewrites
+/// SSRC/seq/timestamp and writes a plain RTP packet straight into a pre-allocated transmit
+/// slot. Allocation-free (the counting-allocator test holds this to zero).
 #[allow(clippy::too_many_arguments)]
 fn forward_to_sip(
     rtp: ReceivedRtp,
-    payload_buf: &[u8],
-    pt_map: &PayloadTypeMap,
+    payload: &[u8],
+    to_sip: &PayloadTypeMap,
     sip: &mut [Option<SipStream>; 2],
     webrtc_streams: &mut [Option<WebrtcStream>; 2],
     transmit: &mut TransmitQueue,
@@ -1193,154 +1205,39 @@ fn forward_to_sip(
     dropped: &mut u64,
 ) {
     let index = kind_index(rtp.kind);
-    let payload = payload_buf.get(..rtp.payload_len).unwrap_or_default();
     if let Some(w) = webrtc_streams[index].as_mut() {
-        w.recv.on_packet(
-            rtp.ssrc,
-            rtp.sequence_number,
-            rtp.timestamp,
-            payload.len(),
-            rtp.arrival,
-        );
+        w.on_packet(&rtp);
     }
     watch.on_packet(rtp.arrival);
-    let (Some(pt), Some(stream)) = (
-        PayloadTypeMap::lookup(&pt_map.to_sip, rtp.payload_type),
-        sip[index].as_mut(),
-    ) else {
+    let (Some(_), Some(stream)) = (to_sip.map(rtp.payload_type), sip[index].as_mut()) else {
         *dropped += 1;
         return;
     };
-    let (seq, ts) = stream
-        .out
-        .rewrite(rtp.ssrc, rtp.sequence_number, rtp.timestamp, rtp.arrival);
-    let ssrc = stream.out.out_ssrc();
-    let pushed = transmit.push_with(
-        TransmitLeg::Rtp,
-        stream.local_rtp,
-        stream.remote_rtp,
-        |buf| {
-            let total = RTP_HEADER_LEN + payload.len();
-            let out = buf.get_mut(..total)?;
-            out[0] = 0x80;
-            out[1] = (u8::from(rtp.marker) << 7) | (pt & 0x7F);
-            out[2..4].copy_from_slice(&seq.to_be_bytes());
-            out[4..8].copy_from_slice(&ts.to_be_bytes());
-            out[8..12].copy_from_slice(&ssrc.to_be_bytes());
-            out[RTP_HEADER_LEN..].copy_from_slice(payload);
-            Some(total)
-        },
-    );
-    if pushed {
-        stream.packets_sent += 1;
-        stream.bytes_sent += payload.len() as u64;
-        stream.sent.packets = stream.sent.packets.wrapping_add(1);
-        stream.sent.octets = stream.sent.octets.wrapping_add(payload.len() as u32);
-        stream.sent_since_report = true;
-    } else {
+    let leg = &mut stream.leg;
+    let pushed = transmit.push_with(TransmitLeg::Rtp, |buf| {
+        let t = leg
+            .send_rtp_parts(
+                rtp.arrival,
+                rtp.payload_type,
+                rtp.marker,
+                rtp.sequence_number,
+                rtp.timestamp,
+                rtp.ssrc,
+                payload,
+                buf,
+            )
+            .ok()
+            .flatten()?;
+        Some((t.len, t.source, t.destination))
+    });
+    if !pushed {
         *dropped += 1;
     }
-}
-
-/// The fields the bridge reads from a plain RTP packet.
-#[derive(Debug, Clone, Copy)]
-struct RtpHeaderView {
-    marker: bool,
-    payload_type: u8,
-    sequence_number: u16,
-    timestamp: u32,
-    ssrc: u32,
-    payload_start: usize,
-    payload_end: usize,
-}
-
-/// Validate and read an RTP header (RFC 3550 sec. 5.1, 5.3.1): version 2, CSRCs, extension
-/// and padding inside the datagram. `None` for anything malformed; never panics.
-fn parse_rtp_header(bytes: &[u8]) -> Option<RtpHeaderView> {
-    let fixed = bytes.get(..RTP_HEADER_LEN)?;
-    if fixed[0] >> 6 != 2 {
-        return None;
-    }
-    let padding = fixed[0] & 0x20 != 0;
-    let extension = fixed[0] & 0x10 != 0;
-    let csrc_count = usize::from(fixed[0] & 0x0F);
-    let mut start = RTP_HEADER_LEN + 4 * csrc_count;
-    if extension {
-        let ext = bytes.get(start..start + 4)?;
-        let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        start += 4 + 4 * words;
-    }
-    let mut end = bytes.len();
-    if padding {
-        let pad = usize::from(*bytes.last()?);
-        if pad == 0 {
-            return None;
-        }
-        end = end.checked_sub(pad)?;
-    }
-    if start > end {
-        return None;
-    }
-    Some(RtpHeaderView {
-        marker: fixed[1] & 0x80 != 0,
-        payload_type: fixed[1] & 0x7F,
-        sequence_number: u16::from_be_bytes([fixed[2], fixed[3]]),
-        timestamp: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-        ssrc: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
-        payload_start: start,
-        payload_end: end,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rtp_header_parser_rejects_garbage_and_reads_valid_packets() {
-        assert!(parse_rtp_header(&[]).is_none());
-        assert!(parse_rtp_header(&[0x40; 12]).is_none(), "version 1");
-        // Padding longer than the packet.
-        let mut p = [0u8; 13];
-        p[0] = 0xA0;
-        p[12] = 200;
-        assert!(parse_rtp_header(&p).is_none());
-        // CSRC count beyond the datagram.
-        assert!(parse_rtp_header(&[0x8F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
-        let mut ok = vec![
-            0x90,
-            0x80 | 111,
-            0,
-            7,
-            0,
-            0,
-            1,
-            0,
-            0,
-            0,
-            0,
-            9,
-            0xBE,
-            0xDE,
-            0,
-            1,
-            1,
-            2,
-            3,
-            4,
-        ];
-        ok.extend_from_slice(b"payload");
-        let h = parse_rtp_header(&ok).unwrap();
-        assert!(h.marker);
-        assert_eq!(h.payload_type, 111);
-        assert_eq!(h.sequence_number, 7);
-        assert_eq!(h.timestamp, 256);
-        assert_eq!(h.ssrc, 9);
-        assert_eq!(&ok[h.payload_start..h.payload_end], b"payload");
-        for len in 0..ok.len() {
-            let _ = parse_rtp_header(&ok[..len]);
-        }
-    }
 
     #[test]
     fn codec_pairing_prefers_same_payload_type_and_maps_telephone_event() {
@@ -1361,14 +1258,10 @@ mod tests {
         let sip = vec![c("PCMU", 8000, 0), c("telephone-event", 8000, 101)];
         let pairs = pair_codecs(&webrtc, &sip);
         assert_eq!(pairs.len(), 2);
-        let map = PayloadTypeMap::new(&pairs);
-        assert_eq!(PayloadTypeMap::lookup(&map.to_sip, 126), Some(101));
-        assert_eq!(PayloadTypeMap::lookup(&map.to_webrtc, 101), Some(126));
-        assert_eq!(
-            PayloadTypeMap::lookup(&map.to_sip, 111),
-            None,
-            "opus was not accepted by SIP"
-        );
-        assert_eq!(PayloadTypeMap::lookup(&map.to_sip, 200), None);
+        let (to_sip, to_webrtc) = payload_maps(&pairs);
+        assert_eq!(to_sip.map(126), Some(101));
+        assert_eq!(to_webrtc.map(101), Some(126));
+        assert_eq!(to_sip.map(111), None, "opus was not accepted by SIP");
+        assert_eq!(to_sip.map(200), None);
     }
 }

@@ -63,6 +63,9 @@ pub enum BridgeError {
     /// No codec both legs can do: the gateway answers SIP 488 / sylkRTC error
     /// (no transcoding, by design).
     NoCommonCodec,
+    /// A datagram on the SIP leg was unusable (malformed RTP/RTCP, SRTP failure); it was
+    /// dropped and counted, the call goes on.
+    SipPacket(crate::rtp_leg::RtpLegError),
     /// The API was called out of order (e.g. `apply_sip_answer` on an offerer bridge).
     WrongState(&'static str),
     /// The bridge was closed.
@@ -75,6 +78,7 @@ impl fmt::Display for BridgeError {
             Self::Webrtc(e) => write!(f, "WebRTC leg: {e}"),
             Self::InvalidSipSdp(why) => write!(f, "invalid SIP SDP: {why}"),
             Self::NoCommonCodec => f.write_str("no common codec between WebRTC and SIP"),
+            Self::SipPacket(e) => write!(f, "SIP leg datagram dropped: {e}"),
             Self::WrongState(why) => write!(f, "bridge in wrong state: {why}"),
             Self::Closed => f.write_str("bridge closed"),
         }
@@ -85,6 +89,7 @@ impl std::error::Error for BridgeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Webrtc(e) => Some(e),
+            Self::SipPacket(e) => Some(e),
             _ => None,
         }
     }

@@ -240,7 +240,8 @@ fn audio_and_dtmf_flow_both_ways_with_remapping_over_a_lossy_link() {
         .count();
     assert_eq!(n, 2);
 
-    sim.bridge.close();
+    let now = sim.now;
+    sim.bridge.close(now);
     sim.flush();
     assert!(sim.has_event(BridgeEvent::Closed));
 }
@@ -317,8 +318,10 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
     let (mut sim, _, _) = answerer_sim(19, 0, &sip_answer_sdp(SIP_PCMU_TE));
     assert!(sim.run_until(Duration::from_secs(5), |s| s
         .has_event(BridgeEvent::DtlsConnected)));
-    sim.bridge.close();
-    sim.bridge.close();
+    let now = sim.now;
+    sim.bridge.close(now);
+    let now = sim.now;
+    sim.bridge.close(now);
     sim.flush();
     let closed = sim
         .events
@@ -329,9 +332,9 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
     assert_eq!(sim.bridge.poll_timeout(), None);
     let now = sim.now;
     let before = sim.bridge.stats();
-    let pkt = plain_rtp(0, 1, 160, 5, false, &[0u8; 160]);
+    let mut pkt = plain_rtp(0, 1, 160, 5, false, &[0u8; 160]);
     sim.bridge
-        .handle_rtp_datagram(now, addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP), &pkt)
+        .handle_rtp_datagram(now, addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP), &mut pkt)
         .unwrap();
     assert_eq!(sim.bridge.stats(), before);
     assert!(sim.bridge.poll_transmit().is_none());

@@ -107,13 +107,13 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
     );
 
     // SIP -> browser, the bridge's part: parse, account, map, rewrite.
-    let packets: Vec<Vec<u8>> = (0..PACKETS)
+    let mut packets: Vec<Vec<u8>> = (0..PACKETS)
         .map(|i| plain_rtp(0, 500 + i as u16, 8000 + i * 160, 9, false, &[3u8; 160]))
         .collect();
     let (local, from) = (addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP));
     let before = allocations();
     let mut mapped = 0u32;
-    for p in &packets {
+    for p in &mut packets {
         now += Duration::from_millis(20);
         if let Some((out, range)) = sim.bridge.probe_sip_ingress(now, local, from, p) {
             black_box((out, range));
@@ -158,12 +158,12 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
     }
     assert_eq!(to_sip, 200, "full path browser -> SIP");
     let full_in = (allocations() - before) as f64 / srtp_from_browser.len() as f64;
-    let plain: Vec<Vec<u8>> = (0..200u32)
+    let mut plain: Vec<Vec<u8>> = (0..200u32)
         .map(|i| plain_rtp(0, 9000 + i as u16, 900_000 + i * 160, 9, false, &[5u8; 160]))
         .collect();
     let before = allocations();
     let mut to_browser = 0;
-    for p in &plain {
+    for p in &mut plain {
         let _ = sim.bridge.handle_rtp_datagram(now, local, from, p);
         while let Some(t) = sim.bridge.poll_transmit() {
             to_browser += usize::from(t.to == browser);

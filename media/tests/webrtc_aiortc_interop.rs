@@ -219,11 +219,11 @@ fn drive(
         }
         let rtp_local = Sockets::addr(&sockets.sip_rtp);
         while let Ok((n, from)) = sockets.sip_rtp.recv_from(&mut buf) {
-            let _ = bridge.handle_rtp_datagram(Instant::now(), rtp_local, from, &buf[..n]);
+            let _ = bridge.handle_rtp_datagram(Instant::now(), rtp_local, from, &mut buf[..n]);
         }
         let rtcp_local = Sockets::addr(&sockets.sip_rtcp);
         while let Ok((n, from)) = sockets.sip_rtcp.recv_from(&mut buf) {
-            let _ = bridge.handle_rtcp_datagram(Instant::now(), rtcp_local, from, &buf[..n]);
+            let _ = bridge.handle_rtcp_datagram(Instant::now(), rtcp_local, from, &mut buf[..n]);
         }
         // The SIP peer: decode what arrives, count RTCP.
         while let Ok((n, _)) = sockets.peer_rtp.recv_from(&mut buf) {
@@ -280,7 +280,7 @@ fn drive(
         let _ = sockets.webrtc.peek_from(&mut peek);
         let _ = sockets.webrtc.set_nonblocking(true);
     };
-    bridge.close();
+    bridge.close(Instant::now());
     while let Some(t) = bridge.poll_transmit() {
         if t.leg == TransmitLeg::Webrtc {
             let _ = sockets.webrtc.send_to(t.bytes, t.to);

@@ -48,14 +48,12 @@ impl TransmitQueue {
         }
     }
 
-    /// Reserve the next slot and let `fill` write the datagram; `fill` returns its length or
-    /// `None` to abandon the slot.
+    /// Reserve the next slot and let `fill` write the datagram; `fill` returns its length,
+    /// source and destination, or `None` to abandon the slot.
     pub(crate) fn push_with(
         &mut self,
         leg: TransmitLeg,
-        from: SocketAddr,
-        to: SocketAddr,
-        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+        fill: impl FnOnce(&mut [u8]) -> Option<(usize, SocketAddr, SocketAddr)>,
     ) -> bool {
         let cap = self.slots.len();
         if self.len == cap {
@@ -66,7 +64,7 @@ impl TransmitQueue {
         let index = (self.head + self.len) % cap;
         let slot = &mut self.slots[index];
         match fill(&mut slot.buf) {
-            Some(len) if len <= slot.buf.len() => {
+            Some((len, from, to)) if len <= slot.buf.len() => {
                 slot.leg = leg;
                 slot.from = from;
                 slot.to = to;

@@ -469,12 +469,15 @@ impl Sim {
                     .bridge
                     .handle_webrtc_datagram(self.now, f.to, f.from, &f.bytes);
             } else if f.to == addr(BRIDGE_SIP_RTP) {
-                let b = f.bytes;
-                let _ = self.bridge.handle_rtp_datagram(self.now, f.to, f.from, &b);
-            } else if f.to == addr(BRIDGE_SIP_RTCP) {
+                let mut b = f.bytes;
                 let _ = self
                     .bridge
-                    .handle_rtcp_datagram(self.now, f.to, f.from, &f.bytes);
+                    .handle_rtp_datagram(self.now, f.to, f.from, &mut b);
+            } else if f.to == addr(BRIDGE_SIP_RTCP) {
+                let mut b = f.bytes;
+                let _ = self
+                    .bridge
+                    .handle_rtcp_datagram(self.now, f.to, f.from, &mut b);
             } else if f.to == addr(SIP_PEER_RTP) {
                 if let Some(p) = parse_plain_rtp(&f.bytes) {
                     self.sip.rtp_in.push(p);
