@@ -80,7 +80,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
 
     // SIP -> browser, full path.
     let srtp_out = best(|run| {
-        let packets: Vec<Vec<u8>> = (0..PACKETS)
+        let mut packets: Vec<Vec<u8>> = (0..PACKETS)
             .map(|i| {
                 plain_rtp(
                     0,
