@@ -23,7 +23,6 @@
 //! No common codec in either flow is [`BridgeError::NoCommonCodec`] (SIP 488): the bridge
 //! never transcodes.
 
-mod sdp_glue;
 mod transmit;
 
 use std::collections::VecDeque;
@@ -33,12 +32,17 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::BridgeError;
 use crate::rtp::{NtpClock, PayloadTypeMap, ReceptionStats, RtpPacket, SsrcRewriter};
 use crate::rtp_leg::{RtpLeg, RtpLegConfig, RtpLegEvent, RtpRemote};
+use crate::sdp::{
+    finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_to_negotiated,
+    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Codec, Direction, LocalOrigin,
+    NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription, SipLocalMedia,
+    SipLocalMediaLine,
+};
 use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, RtcWebrtcLeg, WebrtcEngine, WebrtcLegConfig,
     WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
-use sdp_glue::{SipLineOut, SipMediaLine};
 use transmit::{TransmitQueue, SLOT_SIZE};
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
@@ -264,12 +268,16 @@ enum Negotiation {
     /// Answerer: the browser offered, the SIP answer is awaited.
     AwaitingSipAnswer {
         webrtc_offer: String,
-        offered: Vec<CodecSpec>,
+        /// The browser's offer as translated (unusable m-lines set to port 0).
+        webrtc_model: Box<SessionDescription>,
+        sip_offer: Box<SessionDescription>,
         pending_candidates: Vec<String>,
-        sip_offer_lines: Vec<(MediaKind, Vec<CodecSpec>)>,
     },
     /// Offerer: our WebRTC offer is out, the browser's answer is awaited.
-    AwaitingWebrtcAnswer { sip_lines: Vec<SipMediaLine> },
+    AwaitingWebrtcAnswer {
+        /// The SIP offer as negotiated (unusable m-lines set to port 0).
+        sip_offer: Box<SessionDescription>,
+    },
     /// Both sides agreed; media flows.
     Active,
     /// Closed.
@@ -330,7 +338,8 @@ pub struct Bridge {
     rng: u64,
     webrtc_watch: InactivityWatch,
     dropped: u64,
-    session_id: u64,
+    /// o= line state of our SIP SDP (RFC 3264 sec. 5: version bumps on every new SDP).
+    origin: LocalOrigin,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -389,6 +398,41 @@ fn payload_maps(pairs: &[(CodecSpec, CodecSpec)]) -> (PayloadTypeMap, PayloadTyp
     (to_sip, to_webrtc)
 }
 
+/// `media::sdp` codec -> the WebRTC leg's codec description.
+fn codec_spec(kind: MediaKind, c: &Codec) -> CodecSpec {
+    CodecSpec {
+        kind,
+        name: c.name.clone(),
+        clock_rate: c.clock_rate,
+        channels: match kind {
+            MediaKind::Audio => u16::from(c.channels),
+            MediaKind::Video => 0,
+        },
+        fmtp: c.fmtp.clone().unwrap_or_default(),
+        payload_type: c.payload_type,
+    }
+}
+
+fn bridge_kind(kind: &crate::sdp::MediaKind) -> Option<MediaKind> {
+    match kind {
+        crate::sdp::MediaKind::Audio => Some(MediaKind::Audio),
+        crate::sdp::MediaKind::Video => Some(MediaKind::Video),
+        _ => None,
+    }
+}
+
+/// Whether the peer's direction lets us send to it (RFC 3264 sec. 5.1).
+fn peer_receives(direction: Direction) -> bool {
+    matches!(direction, Direction::SendRecv | Direction::RecvOnly)
+}
+
+fn sdp_error(leg: MediaLeg) -> impl Fn(SdpError) -> BridgeError {
+    move |e| match e {
+        SdpError::NoCommonCodec { .. } => BridgeError::NoCommonCodec,
+        other => BridgeError::Sdp { leg, error: other },
+    }
+}
+
 impl Bridge {
     fn empty(now: Instant, config: BridgeConfig, negotiation: Negotiation) -> Self {
         let mut rng = config.seed ^ 0x5EED_0FB4_1D6E;
@@ -413,7 +457,7 @@ impl Bridge {
             rng,
             webrtc_watch: InactivityWatch::default(),
             dropped: 0,
-            session_id,
+            origin: LocalOrigin::new(session_id, 1),
         }
     }
 
@@ -430,7 +474,64 @@ impl Bridge {
             .unwrap_or(self.config.sip_audio_local.ip())
     }
 
-    /// Outgoing call, step 1: the browser's offer in, the SIP offer (for the INVITE) out.
+    /// The codecs this call may forward, in `media::sdp` form (its defaults, restricted to
+    /// [`BridgeConfig::codecs`]).
+    fn supported_codecs(config: &BridgeConfig) -> Vec<Codec> {
+        SipLocalMedia::default_codecs()
+            .into_iter()
+            .filter(|c| {
+                config
+                    .codecs
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&c.name))
+            })
+            .collect()
+    }
+
+    /// Keep the first audio and the first video m-line the bridge has a socket for; set every
+    /// other m-line's port to 0 so the translation rejects it (RFC 3264 sec. 6).
+    fn restrict_media(config: &BridgeConfig, sdp: &mut SessionDescription) {
+        let mut taken = [false; 2];
+        for m in &mut sdp.media {
+            let usable = match bridge_kind(&m.kind) {
+                Some(kind) => {
+                    let has_socket = kind == MediaKind::Audio || config.sip_video_local.is_some();
+                    let first = !taken[kind_index(kind)];
+                    if has_socket && first && m.port != 0 {
+                        taken[kind_index(kind)] = true;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            };
+            if !usable {
+                m.port = 0;
+            }
+        }
+    }
+
+    fn sip_local_media(&self, sdp: &SessionDescription) -> SipLocalMedia {
+        SipLocalMedia {
+            address: self.sip_ip(),
+            rtcp_mux: false,
+            lines: sdp
+                .media
+                .iter()
+                .map(|m| SipLocalMediaLine {
+                    rtp_port: bridge_kind(&m.kind)
+                        .and_then(|k| self.sip_local(k))
+                        .map_or(0, |a| a.port()),
+                    cryptos: Vec::new(),
+                })
+                .collect(),
+            codecs: Self::supported_codecs(&self.config),
+        }
+    }
+
+    /// Outgoing call, step 1: the browser's offer in, the SIP offer (for the INVITE) out,
+    /// translated by [`crate::sdp::webrtc_offer_to_sip_offer`].
     ///
     /// The WebRTC leg itself is built in [`Bridge::apply_sip_answer`], once the SIP side has
     /// said which codecs it takes: `rtc` answers with the codecs registered in its media
@@ -441,59 +542,25 @@ impl Bridge {
         config: BridgeConfig,
         webrtc_offer_sdp: &str,
     ) -> Result<(Self, String), BridgeError> {
-        let offered = sdp_glue::webrtc_offer_codecs(webrtc_offer_sdp, &config.codecs)?;
-        let mut lines = Vec::new();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            let codecs: Vec<CodecSpec> =
-                offered.iter().filter(|c| c.kind == kind).cloned().collect();
-            let usable = codecs.iter().any(|c| !c.is_telephone_event());
-            let local = match kind {
-                MediaKind::Audio => Some(config.sip_audio_local),
-                MediaKind::Video => config.sip_video_local,
-            };
-            if usable && local.is_some() {
-                lines.push((kind, codecs));
-            }
-        }
-        if lines.is_empty() {
-            return Err(BridgeError::NoCommonCodec);
-        }
-        let bridge = Self::empty(
-            now,
-            config,
-            Negotiation::AwaitingSipAnswer {
-                webrtc_offer: webrtc_offer_sdp.to_owned(),
-                offered,
-                pending_candidates: Vec::new(),
-                sip_offer_lines: Vec::new(),
-            },
-        );
-        let out: Vec<SipLineOut<'_>> = lines
-            .iter()
-            .filter_map(|(kind, codecs)| {
-                let local = bridge.sip_local(*kind)?;
-                Some(SipLineOut::Active {
-                    kind: *kind,
-                    port: local.port(),
-                    rtcp_port: local.port().wrapping_add(1),
-                    codecs,
-                    rtcp_mux: false,
-                })
-            })
-            .collect();
-        let sdp = sdp_glue::write_sip(bridge.session_id, 1, bridge.sip_ip(), &out);
-        let mut bridge = bridge;
-        if let Negotiation::AwaitingSipAnswer {
-            sip_offer_lines, ..
-        } = &mut bridge.negotiation
-        {
-            *sip_offer_lines = lines;
-        }
+        let mut webrtc_model = SessionDescription::parse(webrtc_offer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
+        Self::restrict_media(&config, &mut webrtc_model);
+        let mut bridge = Self::empty(now, config, Negotiation::Closed);
+        let local = bridge.sip_local_media(&webrtc_model);
+        let sip_offer = webrtc_offer_to_sip_offer(&webrtc_model, &local, &mut bridge.origin)
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
+        let sdp = sip_offer.to_sdp_string();
+        bridge.negotiation = Negotiation::AwaitingSipAnswer {
+            webrtc_offer: webrtc_offer_sdp.to_owned(),
+            webrtc_model: Box::new(webrtc_model),
+            sip_offer: Box::new(sip_offer),
+            pending_candidates: Vec::new(),
+        };
         Ok((bridge, sdp))
     }
 
     /// Outgoing call, step 2: the SIP answer (200 OK) in, the WebRTC answer (sylkRTC
-    /// `accepted`) out. The WebRTC answer carries the host candidate and
+    /// `accepted`) out. The WebRTC answer carries the host candidate, explicit directions and
     /// `a=end-of-candidates`.
     pub fn apply_sip_answer(
         &mut self,
@@ -502,48 +569,48 @@ impl Bridge {
     ) -> Result<String, BridgeError> {
         let Negotiation::AwaitingSipAnswer {
             webrtc_offer,
-            offered,
+            webrtc_model,
+            sip_offer,
             pending_candidates,
-            sip_offer_lines,
-        } = &mut self.negotiation
+        } = std::mem::replace(&mut self.negotiation, Negotiation::Closed)
         else {
             return Err(BridgeError::WrongState(
                 "apply_sip_answer needs an answerer awaiting the SIP answer",
             ));
         };
-        let webrtc_offer = std::mem::take(webrtc_offer);
-        let offered = std::mem::take(offered);
-        let candidates = std::mem::take(pending_candidates);
-        let offer_lines = std::mem::take(sip_offer_lines);
-        let answer_lines = sdp_glue::parse_sip(sip_answer_sdp, &self.config.codecs)?;
+        let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        let negotiated =
+            sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
         let mut pairs = Vec::new();
-        // RFC 3264 sec. 6: the answer's m-lines match the offer's by position.
-        for (index, (kind, _)) in offer_lines.iter().enumerate() {
-            let Some(line) = answer_lines.get(index) else {
+        for (i, n) in negotiated.media.iter().enumerate() {
+            let (Some(kind), Some(browser)) = (bridge_kind(&n.kind), webrtc_model.media.get(i))
+            else {
                 continue;
             };
-            if line.kind != Some(*kind) {
+            if n.rejected {
                 continue;
             }
-            let kind_pairs = pair_codecs(&offered, &line.codecs);
-            if !has_media_codec(&kind_pairs, *kind) {
+            let offered: Vec<CodecSpec> = browser
+                .codecs()
+                .iter()
+                .map(|c| codec_spec(kind, c))
+                .collect();
+            let kind_pairs = self.pair_with_sip(kind, &offered, n);
+            if !has_media_codec(&kind_pairs, kind) {
                 continue;
             }
-            let (Some(rtp), Some(rtcp)) = (line.rtp, line.rtcp) else {
-                continue;
-            };
-            self.install_sip_stream(now, *kind, rtp, rtcp, line.rtcp_mux, &kind_pairs);
+            self.install_sip_stream(now, kind, n, &kind_pairs);
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
-            self.negotiation = Negotiation::Closed;
             return Err(BridgeError::NoCommonCodec);
         }
         let webrtc_codecs: Vec<CodecSpec> = pairs.iter().map(|(w, _)| w.clone()).collect();
         let (mut leg, answer) =
             RtcWebrtcLeg::answer(now, &self.config.webrtc, &webrtc_offer, &webrtc_codecs)?;
         self.install_webrtc_streams(&pairs, |kind| WebrtcEngine::local_ssrc(&leg, kind));
-        for candidate in candidates {
+        for candidate in pending_candidates {
             if let Err(e) = leg.add_remote_candidate(&candidate) {
                 log::debug!("buffered remote candidate refused: {e}");
             }
@@ -552,132 +619,127 @@ impl Bridge {
         self.webrtc = Some(Box::new(leg));
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
-        Ok(answer)
+        Ok(finalize_for_browser(&answer, &negotiated))
+    }
+
+    /// Pair the WebRTC side's codecs of one kind with the SIP side's.
+    fn pair_with_sip(
+        &self,
+        kind: MediaKind,
+        webrtc: &[CodecSpec],
+        n: &NegotiatedMedia,
+    ) -> Vec<(CodecSpec, CodecSpec)> {
+        let sip: Vec<CodecSpec> = n.codecs.iter().map(|c| codec_spec(kind, c)).collect();
+        pair_codecs(webrtc, &sip)
     }
 
     /// Incoming call, step 1: the SIP offer (INVITE) in, the WebRTC offer for the browser out
-    /// (explicit `a=sendrecv`, host candidate, `a=end-of-candidates`). The browser is offered
+    /// (explicit directions, host candidate, `a=end-of-candidates`). The browser is offered
     /// the SIP side's codecs with the SIP payload types, so PTs usually match 1:1.
     pub fn new_offerer(
         now: Instant,
         config: BridgeConfig,
         sip_offer_sdp: &str,
     ) -> Result<(Self, String), BridgeError> {
-        let sip_lines = sdp_glue::parse_sip(sip_offer_sdp, &config.codecs)?;
+        let mut sip_offer = SessionDescription::parse(sip_offer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        Self::restrict_media(&config, &mut sip_offer);
+        let negotiated = sip_offer_to_negotiated(&sip_offer, &Self::supported_codecs(&config))
+            .map_err(sdp_error(MediaLeg::Sip))?;
         let mut codecs = Vec::new();
-        let mut seen = [false; 2];
-        for line in &sip_lines {
-            let Some(kind) = line.kind else { continue };
-            let local = match kind {
-                MediaKind::Audio => Some(config.sip_audio_local),
-                MediaKind::Video => config.sip_video_local,
-            };
-            if seen[kind_index(kind)]
-                || local.is_none()
-                || !line.codecs.iter().any(|c| !c.is_telephone_event())
-            {
-                continue;
+        for n in negotiated.media.iter().filter(|n| !n.rejected) {
+            if let Some(kind) = bridge_kind(&n.kind) {
+                codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
             }
-            seen[kind_index(kind)] = true;
-            codecs.extend(line.codecs.iter().cloned());
         }
-        if codecs.is_empty() {
+        if !codecs.iter().any(|c| !c.is_telephone_event()) {
             return Err(BridgeError::NoCommonCodec);
         }
         let (leg, offer) = RtcWebrtcLeg::offer(now, &config.webrtc, &codecs)?;
-        let mut bridge = Self::empty(now, config, Negotiation::AwaitingWebrtcAnswer { sip_lines });
+        let mut bridge = Self::empty(
+            now,
+            config,
+            Negotiation::AwaitingWebrtcAnswer {
+                sip_offer: Box::new(sip_offer),
+            },
+        );
         bridge.webrtc = Some(Box::new(leg));
         bridge.drain_webrtc(now);
-        Ok((bridge, offer))
+        Ok((bridge, finalize_for_browser(&offer, &negotiated)))
     }
 
-    /// Incoming call, step 2: the browser's answer in, the SIP answer (200 OK) out.
+    /// Incoming call, step 2: the browser's answer in, the SIP answer (200 OK) out,
+    /// translated by [`crate::sdp::webrtc_answer_to_sip_answer`].
     pub fn apply_webrtc_answer(
         &mut self,
         now: Instant,
         webrtc_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
-        let Negotiation::AwaitingWebrtcAnswer { sip_lines } = &mut self.negotiation else {
+        let Negotiation::AwaitingWebrtcAnswer { sip_offer } =
+            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
+        else {
             return Err(BridgeError::WrongState(
                 "apply_webrtc_answer needs an offerer awaiting the answer",
             ));
         };
-        let sip_lines = std::mem::take(sip_lines);
+        let webrtc_answer = SessionDescription::parse(webrtc_answer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
         let Some(engine) = self.webrtc.as_mut() else {
             return Err(BridgeError::WrongState("offerer without WebRTC leg"));
         };
         engine.apply_remote_answer(now, webrtc_answer_sdp)?;
-        let negotiated = engine.negotiated_codecs();
+        let browser_codecs = engine.negotiated_codecs();
+        let local = self.sip_local_media(&sip_offer);
+        let sip_answer =
+            webrtc_answer_to_sip_answer(&webrtc_answer, &sip_offer, &local, &mut self.origin)
+                .map_err(sdp_error(MediaLeg::Webrtc))?;
+        // What the SIP side now has agreed to, seen from our side of the answer.
+        let negotiated =
+            sip_offer_to_negotiated(&sip_offer, &local.codecs).map_err(sdp_error(MediaLeg::Sip))?;
         let mut pairs = Vec::new();
-        let mut used = [false; 2];
-        let mut active_lines = Vec::new();
-        for (index, line) in sip_lines.iter().enumerate() {
-            let Some(kind) = line.kind else { continue };
-            if used[kind_index(kind)] {
+        for (i, n) in negotiated.media.iter().enumerate() {
+            let Some(kind) = bridge_kind(&n.kind) else {
+                continue;
+            };
+            let answered = sip_answer.media.get(i);
+            if n.rejected || answered.is_none_or(|m| m.port == 0) {
                 continue;
             }
-            let kind_pairs = pair_codecs(&negotiated, &line.codecs);
+            // The codecs of our SIP answer (browser's choice, SIP numbers) drive the maps.
+            let mut agreed = n.clone();
+            if let Some(m) = answered {
+                agreed.codecs = m.codecs();
+            }
+            let kind_pairs = self.pair_with_sip(kind, &browser_codecs, &agreed);
             if !has_media_codec(&kind_pairs, kind) {
                 continue;
             }
-            let (Some(rtp), Some(rtcp)) = (line.rtp, line.rtcp) else {
-                continue;
-            };
-            used[kind_index(kind)] = true;
-            self.install_sip_stream(now, kind, rtp, rtcp, line.rtcp_mux, &kind_pairs);
-            active_lines.push((
-                index,
-                kind,
-                kind_pairs
-                    .iter()
-                    .map(|(_, s)| s.clone())
-                    .collect::<Vec<_>>(),
-            ));
+            self.install_sip_stream(now, kind, n, &kind_pairs);
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
-            self.negotiation = Negotiation::Closed;
             return Err(BridgeError::NoCommonCodec);
         }
         let ssrcs = [MediaKind::Audio, MediaKind::Video]
             .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
         self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
         self.to_sip = payload_maps(&pairs).0;
-        let mut out = Vec::with_capacity(sip_lines.len());
-        for (index, line) in sip_lines.iter().enumerate() {
-            match active_lines.iter().find(|(i, _, _)| *i == index) {
-                Some((_, kind, codecs)) => {
-                    let local = self.sip_local(*kind).unwrap_or(self.config.sip_audio_local);
-                    out.push(SipLineOut::Active {
-                        kind: *kind,
-                        port: local.port(),
-                        rtcp_port: local.port().wrapping_add(1),
-                        codecs,
-                        rtcp_mux: line.rtcp_mux,
-                    });
-                }
-                None => out.push(SipLineOut::Rejected {
-                    media: &line.media,
-                    proto: &line.proto,
-                    formats: &line.formats,
-                }),
-            }
-        }
-        let sdp = sdp_glue::write_sip(self.session_id, 1, self.sip_ip(), &out);
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
-        Ok(sdp)
+        Ok(sip_answer.to_sdp_string())
     }
 
     fn install_sip_stream(
         &mut self,
         now: Instant,
         kind: MediaKind,
-        remote_rtp: SocketAddr,
-        remote_rtcp: SocketAddr,
-        rtcp_mux: bool,
+        n: &NegotiatedMedia,
         pairs: &[(CodecSpec, CodecSpec)],
     ) {
+        let Some(remote_rtp) = n.remote_rtp else {
+            return;
+        };
+        let rtcp_mux = n.rtcp_mux;
         let Some(local_rtp) = self.sip_local(kind) else {
             return;
         };
@@ -696,9 +758,9 @@ impl Bridge {
             now,
             RtpRemote {
                 rtp: remote_rtp,
-                rtcp: Some(remote_rtcp),
+                rtcp: n.remote_rtcp,
                 rtcp_mux,
-                sending: true,
+                sending: peer_receives(n.direction),
             },
         );
         let kind_pairs: Vec<(CodecSpec, CodecSpec)> = pairs
@@ -1180,6 +1242,23 @@ impl Bridge {
         if !self.closed_reported {
             self.closed_reported = true;
             self.events.push_back(BridgeEvent::Closed);
+        }
+    }
+}
+
+/// `rtc`'s SDP for the browser with explicit per-m-line directions taken from the SIP side
+/// and `a=end-of-candidates` ([`crate::sdp::finalize_browser_sdp`]); sylkrtc.js relies on
+/// both. Falls back to `rtc`'s text if our parser disagrees with it.
+fn finalize_for_browser(sdp: &str, negotiated: &NegotiatedSession) -> String {
+    match SessionDescription::parse(sdp.as_bytes()) {
+        Ok(mut model) => {
+            let directions: Vec<Direction> = negotiated.media.iter().map(|n| n.direction).collect();
+            finalize_browser_sdp(&mut model, &directions);
+            model.to_sdp_string()
+        }
+        Err(e) => {
+            log::warn!("could not re-parse rtc's SDP ({e}); sending it unchanged");
+            sdp.to_owned()
         }
     }
 }

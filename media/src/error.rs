@@ -58,8 +58,13 @@ impl std::error::Error for WebrtcError {
 pub enum BridgeError {
     /// The WebRTC leg failed.
     Webrtc(WebrtcError),
-    /// The SIP side's SDP could not be parsed or is unusable (no port, no address).
-    InvalidSipSdp(String),
+    /// One side's SDP could not be parsed or translated (see [`crate::sdp::SdpError`]).
+    Sdp {
+        /// Whose SDP it was.
+        leg: crate::bridge::MediaLeg,
+        /// What was wrong with it.
+        error: crate::sdp::SdpError,
+    },
     /// No codec both legs can do: the gateway answers SIP 488 / sylkRTC error
     /// (no transcoding, by design).
     NoCommonCodec,
@@ -76,7 +81,7 @@ impl fmt::Display for BridgeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Webrtc(e) => write!(f, "WebRTC leg: {e}"),
-            Self::InvalidSipSdp(why) => write!(f, "invalid SIP SDP: {why}"),
+            Self::Sdp { leg, error } => write!(f, "{leg:?} SDP: {error}"),
             Self::NoCommonCodec => f.write_str("no common codec between WebRTC and SIP"),
             Self::SipPacket(e) => write!(f, "SIP leg datagram dropped: {e}"),
             Self::WrongState(why) => write!(f, "bridge in wrong state: {why}"),
@@ -90,6 +95,7 @@ impl std::error::Error for BridgeError {
         match self {
             Self::Webrtc(e) => Some(e),
             Self::SipPacket(e) => Some(e),
+            Self::Sdp { error, .. } => Some(error),
             _ => None,
         }
     }
