@@ -5,6 +5,7 @@
 //! engine underneath (today webrtc-rs `rtc` 0.21.1, see [`RtcWebrtcLeg`]) could be swapped for
 //! another sans-IO stack (str0m) without touching the forwarding code.
 
+mod keyframe_forwarder;
 mod rtc_engine;
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use crate::error::WebrtcError;
 
+pub use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 pub use rtc_engine::RtcWebrtcLeg;
 
 /// Audio or video; the bridge carries at most one stream of each.

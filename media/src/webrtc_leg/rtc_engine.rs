@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -40,6 +40,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::statistics::StatsSelector;
 
+use super::keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 use super::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine, WebrtcLegConfig, WebrtcLegEvent,
     WebrtcMedia, WebrtcTransportInfo,
@@ -176,7 +177,12 @@ impl RtcWebrtcLeg {
         // SR/RR toward the browser, NACK, TWCC: the browser expects them (its stats and
         // bandwidth estimation), and rtc consumes the browser's reports (media-rtc.md pitfall 3).
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(engine_err("register interceptors"))?;
+            .map_err(engine_err("register interceptors"))?
+            // Last in the chain: lets the browser's PLI/FIR reach the bridge.
+            .with(
+                Slot::from(KEYFRAME_FORWARDER_SLOT),
+                KeyframeRequestForwarder::default(),
+            );
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(config.ice_lite)
             // A server has no business sending multicast DNS; browsers with media permission

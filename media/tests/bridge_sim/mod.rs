@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+use media::webrtc_leg::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -22,10 +23,13 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
+use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -36,6 +40,10 @@ pub const BRIDGE_SIP_RTP: &str = "127.0.0.1:41004";
 pub const BRIDGE_SIP_RTCP: &str = "127.0.0.1:41005";
 pub const SIP_PEER_RTP: &str = "127.0.0.1:42000";
 pub const SIP_PEER_RTCP: &str = "127.0.0.1:42001";
+pub const BRIDGE_SIP_VIDEO_RTP: &str = "127.0.0.1:41006";
+pub const BRIDGE_SIP_VIDEO_RTCP: &str = "127.0.0.1:41007";
+pub const SIP_PEER_VIDEO_RTP: &str = "127.0.0.1:42010";
+pub const SIP_PEER_VIDEO_RTCP: &str = "127.0.0.1:42011";
 
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
@@ -118,7 +126,20 @@ pub fn browser_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             clock_rate: clock,
             channels,
             sdp_fmtp_line: fmtp.to_owned(),
-            rtcp_feedback: vec![],
+            rtcp_feedback: if mime.starts_with("video") {
+                vec![
+                    RTCPFeedback {
+                        typ: "nack".into(),
+                        parameter: "pli".into(),
+                    },
+                    RTCPFeedback {
+                        typ: "ccm".into(),
+                        parameter: "fir".into(),
+                    },
+                ]
+            } else {
+                vec![]
+            },
         },
         payload_type: pt,
     };
@@ -132,6 +153,7 @@ pub fn browser_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             c("audio/telephone-event", 8000, 0, "0-15", 126),
             RtpCodecKind::Audio,
         ),
+        (c("video/VP8", 90000, 0, "", 96), RtpCodecKind::Video),
     ]
 }
 
@@ -156,6 +178,12 @@ pub struct BrowserPeer {
     pub failed: bool,
     pub received: Vec<SeenRtp>,
     tracks: HashMap<String, ()>,
+    /// The browser's video sender (when it has one) and its SSRC.
+    pub video: Option<(RTCRtpSenderId, u32)>,
+    /// The receiver of the gateway's video and the gateway's video SSRC, once it arrived.
+    pub video_receiver: Option<(RTCRtpReceiverId, u32)>,
+    /// PLI/FIR the browser received about its own video.
+    pub keyframe_requests: u32,
 }
 
 impl BrowserPeer {
@@ -179,8 +207,13 @@ impl BrowserPeer {
                 .register_codec(codec, kind)
                 .expect("register codec");
         }
+        // A real browser hands PLI/FIR to its encoder; rtc needs the forwarder for that.
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .expect("interceptors");
+            .expect("interceptors")
+            .with(
+                Slot::from(KEYFRAME_FORWARDER_SLOT),
+                KeyframeRequestForwarder::default(),
+            );
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(settings.build())
@@ -211,7 +244,68 @@ impl BrowserPeer {
             failed: false,
             received: Vec::new(),
             tracks: HashMap::new(),
+            video: None,
+            video_receiver: None,
+            keyframe_requests: 0,
         }
+    }
+
+    /// Add a sendrecv VP8 track, as a browser with a camera does.
+    pub fn add_video_track(&mut self, ssrc: u32) {
+        let track = MediaStreamTrack::new(
+            "browser".to_owned(),
+            "browser-video".to_owned(),
+            "browser-video".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        );
+        let sender = self.pc.add_track(track).expect("add video track");
+        self.video = Some((sender, ssrc));
+    }
+
+    pub fn send_video(&mut self, now: Instant, seq: u16, ts: u32, payload: &[u8]) {
+        let Some((sender, ssrc)) = self.video else {
+            return;
+        };
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::copy_from_slice(payload),
+        };
+        if let Some(mut s) = self.pc.rtp_sender(sender) {
+            s.write_rtp(now, packet).expect("browser video write_rtp");
+        }
+    }
+
+    /// Ask the gateway for a key frame, as a browser's decoder does after loss.
+    pub fn send_pli(&mut self, now: Instant) -> bool {
+        let Some((receiver, media_ssrc)) = self.video_receiver else {
+            return false;
+        };
+        let sender_ssrc = self.video.map_or(0, |(_, s)| s);
+        let Some(mut r) = self.pc.rtp_receiver(receiver) else {
+            return false;
+        };
+        r.write_rtcp(
+            now,
+            vec![Box::new(PictureLossIndication {
+                sender_ssrc,
+                media_ssrc,
+            })],
+        )
+        .is_ok()
     }
 
     pub fn candidate_line(&self) -> String {
@@ -343,12 +437,25 @@ impl BrowserPeer {
                         RTCPeerConnectionState::Failed,
                     ) => self.failed = true,
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let is_video = self
+                            .pc
+                            .rtp_receiver(init.receiver_id)
+                            .is_some_and(|r| r.track().kind() == RtpCodecKind::Video);
+                        if is_video {
+                            self.video_receiver = Some((init.receiver_id, init.ssrc));
+                        }
                         self.tracks.insert(init.track_id, ());
                     }
                     _ => {}
                 }
             }
             while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+                if let RTCMessage::RtcpPacket(_, packets) = &message {
+                    self.keyframe_requests += packets
+                        .iter()
+                        .filter(|p| p.as_any().is::<PictureLossIndication>())
+                        .count() as u32;
+                }
                 if let RTCMessage::RtpPacket(_, p) = message {
                     self.received.push(SeenRtp {
                         pt: p.header.payload_type,
@@ -373,6 +480,8 @@ impl BrowserPeer {
 pub struct SipPeer {
     pub rtp_in: Vec<SeenRtp>,
     pub rtcp_in: Vec<Vec<u8>>,
+    pub video_rtp_in: Vec<SeenRtp>,
+    pub video_rtcp_in: Vec<Vec<u8>>,
 }
 
 pub fn parse_plain_rtp(b: &[u8]) -> Option<SeenRtp> {
@@ -484,6 +593,22 @@ impl Sim {
                 }
             } else if f.to == addr(SIP_PEER_RTCP) {
                 self.sip.rtcp_in.push(f.bytes);
+            } else if f.to == addr(BRIDGE_SIP_VIDEO_RTP) {
+                let mut b = f.bytes;
+                let _ = self
+                    .bridge
+                    .handle_rtp_datagram(self.now, f.to, f.from, &mut b);
+            } else if f.to == addr(BRIDGE_SIP_VIDEO_RTCP) {
+                let mut b = f.bytes;
+                let _ = self
+                    .bridge
+                    .handle_rtcp_datagram(self.now, f.to, f.from, &mut b);
+            } else if f.to == addr(SIP_PEER_VIDEO_RTP) {
+                if let Some(p) = parse_plain_rtp(&f.bytes) {
+                    self.sip.video_rtp_in.push(p);
+                }
+            } else if f.to == addr(SIP_PEER_VIDEO_RTCP) {
+                self.sip.video_rtcp_in.push(f.bytes);
             }
             self.flush();
         }
