@@ -278,6 +278,12 @@ enum Negotiation {
         /// The SIP offer as negotiated (unusable m-lines set to port 0).
         sip_offer: Box<SessionDescription>,
     },
+    /// Late offer (INVITE without SDP): our SIP offer is out in the 200 OK, the SIP answer
+    /// (in the ACK) is awaited.
+    AwaitingLateSipAnswer { sip_offer: Box<SessionDescription> },
+    /// Late offer: the SIP side agreed, our WebRTC offer is out, the browser's answer is
+    /// awaited.
+    AwaitingLateWebrtcAnswer { negotiated: NegotiatedSession },
     /// Both sides agreed; media flows.
     Active,
     /// Closed.
@@ -418,6 +424,16 @@ fn bridge_kind(kind: &crate::sdp::MediaKind) -> Option<MediaKind> {
         crate::sdp::MediaKind::Audio => Some(MediaKind::Audio),
         crate::sdp::MediaKind::Video => Some(MediaKind::Video),
         _ => None,
+    }
+}
+
+/// Audio or video for one of the codecs the bridge forwards (names of RFC 7741 VP8 and
+/// RFC 6184 H.264; everything else the bridge supports is audio).
+fn codec_kind(c: &Codec) -> MediaKind {
+    if c.name.eq_ignore_ascii_case("VP8") || c.name.eq_ignore_ascii_case("H264") {
+        MediaKind::Video
+    } else {
+        MediaKind::Audio
     }
 }
 
@@ -562,11 +578,19 @@ impl Bridge {
     /// Outgoing call, step 2: the SIP answer (200 OK) in, the WebRTC answer (sylkRTC
     /// `accepted`) out. The WebRTC answer carries the host candidate, explicit directions and
     /// `a=end-of-candidates`.
+    ///
+    /// Calling it in the wrong state is [`BridgeError::WrongState`] and changes nothing; any
+    /// other error ends the negotiation (the call cannot go on: tear it down).
     pub fn apply_sip_answer(
         &mut self,
         now: Instant,
         sip_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
+        if !matches!(self.negotiation, Negotiation::AwaitingSipAnswer { .. }) {
+            return Err(BridgeError::WrongState(
+                "apply_sip_answer needs an answerer awaiting the SIP answer",
+            ));
+        }
         let Negotiation::AwaitingSipAnswer {
             webrtc_offer,
             webrtc_model,
@@ -633,6 +657,167 @@ impl Bridge {
         pair_codecs(webrtc, &sip)
     }
 
+    /// Incoming call without SDP in the INVITE (late offer, RFC 3261 sec. 13.2.1), step 1:
+    /// the gateway offers first, in the 200 OK. Returns the SIP offer: every codec the call
+    /// may forward, audio (and video with a video socket), plain RTP/AVP.
+    pub fn new_late_offer(
+        now: Instant,
+        config: BridgeConfig,
+    ) -> Result<(Self, String), BridgeError> {
+        let mut bridge = Self::empty(now, config, Negotiation::Closed);
+        // What we can do, written as a WebRTC-style template and translated like a browser's
+        // offer, so the SIP offer comes out of the same writer as every other SIP SDP.
+        let mut template =
+            SessionDescription::parse(b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
+                .map_err(sdp_error(MediaLeg::Sip))?;
+        let supported = Self::supported_codecs(&bridge.config);
+        for (kind, sdp_kind) in [
+            (MediaKind::Audio, crate::sdp::MediaKind::Audio),
+            (MediaKind::Video, crate::sdp::MediaKind::Video),
+        ] {
+            if bridge.sip_local(kind).is_none() {
+                continue;
+            }
+            let codecs: Vec<&Codec> = supported.iter().filter(|c| codec_kind(c) == kind).collect();
+            if codecs.is_empty() {
+                continue;
+            }
+            let mut m = crate::sdp::MediaSection::new(
+                sdp_kind,
+                9,
+                "UDP/TLS/RTP/SAVPF",
+                codecs.iter().map(|c| c.payload_type.to_string()).collect(),
+            );
+            for c in &codecs {
+                let map = if c.channels > 1 {
+                    format!(
+                        "{} {}/{}/{}",
+                        c.payload_type, c.name, c.clock_rate, c.channels
+                    )
+                } else {
+                    format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
+                };
+                m.attributes.push(crate::sdp::Attribute::new("rtpmap", map));
+                if let Some(fmtp) = &c.fmtp {
+                    m.attributes.push(crate::sdp::Attribute::new(
+                        "fmtp",
+                        format!("{} {fmtp}", c.payload_type),
+                    ));
+                }
+            }
+            m.attributes.push(crate::sdp::Attribute::flag("sendrecv"));
+            template.media.push(m);
+        }
+        let local = bridge.sip_local_media(&template);
+        let sip_offer = webrtc_offer_to_sip_offer(&template, &local, &mut bridge.origin)
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        let sdp = sip_offer.to_sdp_string();
+        bridge.negotiation = Negotiation::AwaitingLateSipAnswer {
+            sip_offer: Box::new(sip_offer),
+        };
+        Ok((bridge, sdp))
+    }
+
+    /// Late offer, step 2: the SIP answer (from the ACK) in, the WebRTC offer for the browser
+    /// out, with the codecs the SIP side kept and its payload types.
+    ///
+    /// Calling it in the wrong state is [`BridgeError::WrongState`] and changes nothing; any
+    /// other error ends the negotiation (the call cannot go on: tear it down).
+    pub fn apply_late_sip_answer(
+        &mut self,
+        now: Instant,
+        sip_answer_sdp: &str,
+    ) -> Result<String, BridgeError> {
+        if !matches!(self.negotiation, Negotiation::AwaitingLateSipAnswer { .. }) {
+            return Err(BridgeError::WrongState(
+                "apply_late_sip_answer needs a late-offer bridge awaiting the SIP answer",
+            ));
+        }
+        let Negotiation::AwaitingLateSipAnswer { sip_offer } =
+            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
+        else {
+            return Err(BridgeError::WrongState(
+                "apply_late_sip_answer needs a late-offer bridge awaiting the SIP answer",
+            ));
+        };
+        let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        let negotiated =
+            sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
+        let mut codecs = Vec::new();
+        for n in negotiated.media.iter().filter(|n| !n.rejected) {
+            if let Some(kind) = bridge_kind(&n.kind) {
+                codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
+            }
+        }
+        if !codecs.iter().any(|c| !c.is_telephone_event()) {
+            return Err(BridgeError::NoCommonCodec);
+        }
+        let (leg, offer) = RtcWebrtcLeg::offer(now, &self.config.webrtc, &codecs)?;
+        self.webrtc = Some(Box::new(leg));
+        let offer = finalize_for_browser(&offer, &negotiated);
+        self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
+        self.drain_webrtc(now);
+        Ok(offer)
+    }
+
+    /// Late offer, step 3: the browser's answer in; both legs are then set up (the SIP side
+    /// already has its final SDP, so nothing goes back to SIP).
+    ///
+    /// Calling it in the wrong state is [`BridgeError::WrongState`] and changes nothing; any
+    /// other error ends the negotiation (the call cannot go on: tear it down).
+    pub fn apply_late_webrtc_answer(
+        &mut self,
+        now: Instant,
+        webrtc_answer_sdp: &str,
+    ) -> Result<(), BridgeError> {
+        if !matches!(
+            self.negotiation,
+            Negotiation::AwaitingLateWebrtcAnswer { .. }
+        ) {
+            return Err(BridgeError::WrongState(
+                "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
+            ));
+        }
+        let Negotiation::AwaitingLateWebrtcAnswer { negotiated } =
+            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
+        else {
+            return Err(BridgeError::WrongState(
+                "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
+            ));
+        };
+        let Some(engine) = self.webrtc.as_mut() else {
+            return Err(BridgeError::WrongState("late offer without WebRTC leg"));
+        };
+        engine.apply_remote_answer(now, webrtc_answer_sdp)?;
+        let browser_codecs = engine.negotiated_codecs();
+        let mut pairs = Vec::new();
+        for n in negotiated.media.iter().filter(|n| !n.rejected) {
+            let Some(kind) = bridge_kind(&n.kind) else {
+                continue;
+            };
+            if self.sip[kind_index(kind)].is_some() {
+                continue;
+            }
+            let kind_pairs = self.pair_with_sip(kind, &browser_codecs, n);
+            if !has_media_codec(&kind_pairs, kind) {
+                continue;
+            }
+            self.install_sip_stream(now, kind, n, &kind_pairs);
+            pairs.extend(kind_pairs);
+        }
+        if pairs.is_empty() {
+            return Err(BridgeError::NoCommonCodec);
+        }
+        let ssrcs = [MediaKind::Audio, MediaKind::Video]
+            .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
+        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
+        self.to_sip = payload_maps(&pairs).0;
+        self.negotiation = Negotiation::Active;
+        self.drain_webrtc(now);
+        Ok(())
+    }
+
     /// Incoming call, step 1: the SIP offer (INVITE) in, the WebRTC offer for the browser out
     /// (explicit directions, host candidate, `a=end-of-candidates`). The browser is offered
     /// the SIP side's codecs with the SIP payload types, so PTs usually match 1:1.
@@ -670,11 +855,19 @@ impl Bridge {
 
     /// Incoming call, step 2: the browser's answer in, the SIP answer (200 OK) out,
     /// translated by [`crate::sdp::webrtc_answer_to_sip_answer`].
+    ///
+    /// Calling it in the wrong state is [`BridgeError::WrongState`] and changes nothing; any
+    /// other error ends the negotiation (the call cannot go on: tear it down).
     pub fn apply_webrtc_answer(
         &mut self,
         now: Instant,
         webrtc_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
+        if !matches!(self.negotiation, Negotiation::AwaitingWebrtcAnswer { .. }) {
+            return Err(BridgeError::WrongState(
+                "apply_webrtc_answer needs an offerer awaiting the answer",
+            ));
+        }
         let Negotiation::AwaitingWebrtcAnswer { sip_offer } =
             std::mem::replace(&mut self.negotiation, Negotiation::Closed)
         else {

@@ -1,7 +1,7 @@
 //! The WebRTC leg: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) and SRTP (RFC 3711) toward the
 //! browser.
 //!
-//! The bridge talks to the leg only through the crate-internal [`WebrtcEngine`] trait, so the
+//! The bridge talks to the leg only through the crate-internal `WebrtcEngine` trait, so the
 //! engine underneath (today webrtc-rs `rtc` 0.21.1, see [`RtcWebrtcLeg`]) could be swapped for
 //! another sans-IO stack (str0m) without touching the forwarding code.
 
