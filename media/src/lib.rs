@@ -4,3 +4,10 @@
 //! arrival time and drains what the bridge wants to send.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod bridge;
+pub mod error;
+pub mod rtp;
+pub mod rtp_leg;
+pub mod sdp;
+pub mod webrtc_leg;

@@ -1,0 +1,851 @@
+//! The plain RTP leg toward SIP: sans-IO state for one media stream (one m-line).
+//!
+//! The reactor owns the sockets. It passes every datagram from the leg's RTP socket to
+//! [`RtpLeg::handle_rtp`] and from its RTCP socket (port + 1) to [`RtpLeg::handle_rtcp`],
+//! hands packets from the other leg to [`RtpLeg::send_rtp`], arms a timer from
+//! [`RtpLeg::poll_timeout`], calls [`RtpLeg::handle_timeout`] when it fires, and after every
+//! call drains [`RtpLeg::poll_transmit`] and [`RtpLeg::poll_event`]. `now` is always passed in.
+//!
+//! Steady-state packet handling allocates nothing for plain RTP (proved by
+//! `tests/rtp_no_alloc.rs`); SRTP goes through `rtc::srtp`, which allocates its output.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::rtp::rtcp::{self, ReportBlock, RtcpCompound, RtcpPacket};
+use crate::rtp::srtp::SdesSrtp;
+use crate::rtp::{
+    classify_datagram, write_rtp_packet, DatagramKind, NtpClock, PayloadTypeMap, ReceptionStats,
+    RtpError, RtpPacket, SendStats, SsrcRewriter,
+};
+
+/// Largest RTP/RTCP datagram the leg builds in its scratch buffer; larger than any
+/// unfragmented UDP payload on a 1500-byte MTU.
+pub const MAX_DATAGRAM_LEN: usize = 2048;
+/// Events kept until polled; older ones are dropped when the reactor does not drain.
+const MAX_QUEUED_EVENTS: usize = 16;
+/// Default symmetric-RTP inactivity timeout (issue 4: 60 s).
+pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default RTCP report interval (RFC 3550 section 6.2 recommends a 5 s minimum).
+pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Errors of the RTP leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RtpLegError {
+    /// A malformed RTP/RTCP packet, or an SRTP failure.
+    Packet(RtpError),
+    /// The output or scratch buffer is too small for the packet.
+    BufferTooSmall,
+    /// `--rtp-ports` gave no even/odd pair.
+    EmptyPortRange,
+    /// A port was released that the allocator had not handed out.
+    PortNotAllocated,
+}
+
+impl From<RtpError> for RtpLegError {
+    fn from(e: RtpError) -> Self {
+        Self::Packet(e)
+    }
+}
+
+impl std::fmt::Display for RtpLegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Packet(e) => write!(f, "RTP leg packet error: {e}"),
+            Self::BufferTooSmall => f.write_str("buffer too small"),
+            Self::EmptyPortRange => f.write_str("RTP port range holds no even/odd pair"),
+            Self::PortNotAllocated => f.write_str("port was not allocated"),
+        }
+    }
+}
+
+impl std::error::Error for RtpLegError {}
+
+/// Settings of one RTP leg.
+#[derive(Debug, Clone)]
+pub struct RtpLegConfig {
+    /// Our RTP socket address (what the reactor bound).
+    pub local_rtp: SocketAddr,
+    /// Our RTCP socket address, normally RTP port + 1 (RFC 3550 section 11).
+    pub local_rtcp: SocketAddr,
+    /// Latch to the source address of the first valid packet from the peer instead of
+    /// trusting the SDP address (symmetric RTP, RFC 4961; the usual NAT traversal for SIP).
+    pub symmetric_latching: bool,
+    /// How long without RTP or RTCP from the peer before [`RtpLegEvent::Inactive`].
+    pub inactivity_timeout: Duration,
+    /// Mean interval between our RTCP reports (RFC 3550 section 6.2).
+    pub rtcp_interval: Duration,
+    /// SSRC we send with.
+    pub local_ssrc: u32,
+    /// Our RTCP CNAME (RFC 3550 section 6.5.1); at most 255 bytes are used.
+    pub cname: String,
+    /// Wall clock for SR NTP timestamps.
+    pub ntp_clock: NtpClock,
+}
+
+impl RtpLegConfig {
+    /// Defaults: RTCP on RTP port + 1, latching on, 60 s inactivity timeout, 5 s RTCP.
+    pub fn new(local_rtp: SocketAddr, local_ssrc: u32, cname: &str, ntp_clock: NtpClock) -> Self {
+        let mut local_rtcp = local_rtp;
+        local_rtcp.set_port(local_rtp.port().wrapping_add(1));
+        Self {
+            local_rtp,
+            local_rtcp,
+            symmetric_latching: true,
+            inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
+            rtcp_interval: DEFAULT_RTCP_INTERVAL,
+            local_ssrc,
+            cname: cname.to_owned(),
+            ntp_clock,
+        }
+    }
+}
+
+/// Where the SIP peer said it wants media (from its SDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpRemote {
+    /// RTP address from `c=` and `m=`.
+    pub rtp: SocketAddr,
+    /// RTCP address (`a=rtcp` or RTP port + 1); ignored when muxed.
+    pub rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Whether the negotiated direction lets us send RTP (the peer's SDP is sendrecv or
+    /// recvonly). When false, [`RtpLeg::send_rtp`] drops packets but RTCP continues
+    /// (RFC 3264 section 5.1: RTCP is still sent on held streams).
+    pub sending: bool,
+}
+
+/// A datagram the reactor must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Local socket to send from (the RTP or the RTCP socket).
+    pub source: SocketAddr,
+    /// Peer address.
+    pub destination: SocketAddr,
+    /// Length of the datagram at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// Something the gateway should know about the leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RtpLegEvent {
+    /// Symmetric RTP latched onto the peer's real address.
+    Latched {
+        /// Where RTP now goes.
+        rtp: SocketAddr,
+    },
+    /// Nothing came from the peer for the inactivity timeout.
+    Inactive {
+        /// Time since the last packet.
+        idle: Duration,
+    },
+    /// Packets flow again after [`RtpLegEvent::Inactive`].
+    ActivityResumed,
+    /// The peer's RTP source changed (new SSRC).
+    RemoteSsrcChanged {
+        /// The new SSRC.
+        ssrc: u32,
+    },
+    /// The peer asked for a key frame with PLI (RFC 4585 section 6.3.1) or FIR (RFC 5104
+    /// section 4.3.1): the bridge should ask the WebRTC sender for one.
+    KeyframeRequested,
+    /// The peer sent RTCP BYE (RFC 3550 section 6.6).
+    RemoteBye,
+}
+
+/// Counters of one leg; `lost` and `jitter` follow RFC 3550 appendix A.3 and A.8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RtpLegStats {
+    /// RTP packets accepted from the peer.
+    pub packets_received: u64,
+    /// Bytes of those packets (whole datagrams after SRTP removal).
+    pub bytes_received: u64,
+    /// RTP packets sent to the peer.
+    pub packets_sent: u64,
+    /// Bytes of those packets before SRTP.
+    pub bytes_sent: u64,
+    /// Packets lost, from sequence gaps, summed over the peer's sources.
+    pub packets_lost: i64,
+    /// Interarrival jitter of the current source in timestamp units.
+    pub jitter: u32,
+    /// The current source's jitter in microseconds (0 when its clock rate is unknown).
+    pub jitter_us: u64,
+    /// Datagrams dropped: malformed, from a foreign address after latching, SRTP failures,
+    /// unmapped payload types, non-RTP traffic.
+    pub packets_dropped: u64,
+    /// The peer's last report about our stream: fraction lost in 1/256.
+    pub remote_fraction_lost: u8,
+    /// The peer's last reported jitter of our stream, in timestamp units.
+    pub remote_jitter: u32,
+    /// Round-trip time from the peer's last LSR/DLSR (RFC 3550 section 6.4.1).
+    pub round_trip: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PendingFeedback {
+    Pli,
+    Fir,
+}
+
+/// The SIP-side media state for one stream. See the module docs for the call pattern.
+#[derive(Debug)]
+pub struct RtpLeg {
+    config: RtpLegConfig,
+    remote: Option<RtpRemote>,
+    rtp_destination: Option<SocketAddr>,
+    rtcp_destination: Option<SocketAddr>,
+    latched: bool,
+    srtp: Option<SdesSrtp>,
+    scratch: Vec<u8>,
+    send_map: Option<PayloadTypeMap>,
+    receive_map: Option<PayloadTypeMap>,
+    clock_rates: [u32; 128],
+    rewriter: SsrcRewriter,
+    send_stats: SendStats,
+    reception: Option<ReceptionStats>,
+    lost_from_earlier_sources: i64,
+    stats: RtpLegStats,
+    last_activity: Instant,
+    inactive_reported: bool,
+    next_report: Instant,
+    report_due: bool,
+    pending_feedback: Option<PendingFeedback>,
+    fir_seq: u8,
+    rng: u32,
+    events: VecDeque<RtpLegEvent>,
+}
+
+impl RtpLeg {
+    /// A leg with no remote yet. The first RTCP report is due after half an interval
+    /// (RFC 3550 section 6.2's reduced initial delay).
+    pub fn new(now: Instant, config: RtpLegConfig) -> Self {
+        let rng = config.local_ssrc | 1;
+        let next_report = now + config.rtcp_interval / 2;
+        Self {
+            rewriter: SsrcRewriter::new(config.local_ssrc),
+            config,
+            remote: None,
+            rtp_destination: None,
+            rtcp_destination: None,
+            latched: false,
+            srtp: None,
+            scratch: vec![0; MAX_DATAGRAM_LEN],
+            send_map: None,
+            receive_map: None,
+            clock_rates: [0; 128],
+            send_stats: SendStats::default(),
+            reception: None,
+            lost_from_earlier_sources: 0,
+            stats: RtpLegStats::default(),
+            last_activity: now,
+            inactive_reported: false,
+            next_report,
+            report_due: false,
+            pending_feedback: None,
+            fir_seq: 0,
+            rng,
+            events: VecDeque::with_capacity(MAX_QUEUED_EVENTS),
+        }
+    }
+
+    /// Sets (or, after a re-INVITE, replaces) where the peer wants media. Latching starts
+    /// over, since the peer may really have moved; `now` restarts the inactivity clock.
+    pub fn set_remote(&mut self, now: Instant, remote: RtpRemote) {
+        self.remote = Some(remote);
+        self.rtp_destination = Some(remote.rtp);
+        self.rtcp_destination = if remote.rtcp_mux {
+            Some(remote.rtp)
+        } else {
+            Some(remote.rtcp.unwrap_or_else(|| port_plus_one(remote.rtp)))
+        };
+        self.latched = false;
+        self.last_activity = now;
+        self.inactive_reported = false;
+    }
+
+    /// The RTP clock rate of a payload type, for jitter and timestamp continuity.
+    pub fn set_clock_rate(&mut self, payload_type: u8, clock_rate: u32) {
+        if let Some(slot) = self.clock_rates.get_mut(usize::from(payload_type)) {
+            *slot = clock_rate;
+        }
+    }
+
+    /// Payload type numbers for packets we send: other leg's number -> this leg's number.
+    /// Packets with unmapped types are dropped. Without a map, types pass unchanged.
+    pub fn set_send_payload_map(&mut self, map: PayloadTypeMap) {
+        self.send_map = Some(map);
+    }
+
+    /// Payload type numbers for packets we receive: this leg's -> the other leg's.
+    pub fn set_receive_payload_map(&mut self, map: PayloadTypeMap) {
+        self.receive_map = Some(map);
+    }
+
+    /// Turns on SDES-SRTP (RFC 4568) for an `RTP/SAVP` peer, or off with `None`.
+    pub fn set_srtp(&mut self, srtp: Option<SdesSrtp>) {
+        self.srtp = srtp;
+    }
+
+    /// Where RTP goes now (the latched address once latched).
+    pub fn rtp_destination(&self) -> Option<SocketAddr> {
+        self.rtp_destination
+    }
+
+    /// Whether symmetric RTP has latched.
+    pub fn is_latched(&self) -> bool {
+        self.latched
+    }
+
+    /// Current statistics.
+    pub fn stats(&self) -> RtpLegStats {
+        let mut s = self.stats;
+        if let Some(r) = &self.reception {
+            s.packets_lost = self.lost_from_earlier_sources + r.cumulative_lost();
+            s.jitter = r.jitter();
+            if r.clock_rate() > 0 {
+                s.jitter_us = u64::from(r.jitter()) * 1_000_000 / u64::from(r.clock_rate());
+            }
+        }
+        s
+    }
+
+    fn rtcp_muxed(&self) -> bool {
+        self.remote.is_some_and(|r| r.rtcp_mux)
+    }
+
+    fn clock_rate(&self, payload_type: u8) -> u32 {
+        self.clock_rates
+            .get(usize::from(payload_type))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn push_event(&mut self, event: RtpLegEvent) {
+        if self.events.len() == MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    fn note_activity(&mut self, now: Instant) {
+        self.last_activity = now;
+        if self.inactive_reported {
+            self.inactive_reported = false;
+            self.push_event(RtpLegEvent::ActivityResumed);
+        }
+    }
+
+    /// Counts a dropped datagram and passes `result` through.
+    fn dropped<T>(&mut self, result: Result<T, RtpLegError>) -> Result<T, RtpLegError> {
+        self.stats.packets_dropped += 1;
+        result
+    }
+
+    /// Whether a packet from `from` is acceptable, latching if this is the first one.
+    fn accept_source(&mut self, from: SocketAddr, rtcp: bool) -> bool {
+        if !self.config.symmetric_latching {
+            return true;
+        }
+        if !self.latched {
+            if rtcp {
+                // RTCP alone does not latch RTP (it comes from another port), but it tells us
+                // where RTCP really comes from.
+                if !self.rtcp_muxed() {
+                    self.rtcp_destination = Some(from);
+                }
+                return true;
+            }
+            self.latched = true;
+            self.rtp_destination = Some(from);
+            self.rtcp_destination = Some(if self.rtcp_muxed() {
+                from
+            } else {
+                port_plus_one(from)
+            });
+            self.push_event(RtpLegEvent::Latched { rtp: from });
+            return true;
+        }
+        // After latching only the latched source is accepted: anyone else who learns the port
+        // could otherwise inject media or hijack the stream. A peer that really moved sends a
+        // new SDP, and set_remote() starts latching over.
+        if rtcp && !self.rtcp_muxed() {
+            from.ip() == self.rtp_destination.map_or(from.ip(), |d| d.ip())
+        } else {
+            Some(from) == self.rtp_destination
+        }
+    }
+
+    /// Handles one datagram from the RTP socket. Returns the RTP packet to forward to the
+    /// other leg (SRTP removed, payload type mapped), viewed in place in `buf`, or `None` when
+    /// the datagram was consumed (muxed RTCP) or dropped (foreign source, unmapped payload
+    /// type, STUN/DTLS). Malformed packets and SRTP failures are errors, also counted as drops.
+    pub fn handle_rtp<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &'a mut [u8],
+    ) -> Result<Option<RtpPacket<&'a mut [u8]>>, RtpLegError> {
+        match classify_datagram(buf) {
+            DatagramKind::Rtp => {}
+            DatagramKind::Rtcp => {
+                self.handle_rtcp(now, from, buf)?;
+                return Ok(None);
+            }
+            _ => return self.dropped(Ok(None)),
+        }
+        let len = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtp(buf) {
+                Ok(len) => len,
+                Err(e) => return self.dropped(Err(e.into())),
+            },
+            None => buf.len(),
+        };
+        let Some(plain) = buf.get_mut(..len) else {
+            return self.dropped(Err(RtpLegError::BufferTooSmall));
+        };
+        let mut packet = match RtpPacket::parse(plain) {
+            Ok(p) => p,
+            Err(e) => return self.dropped(Err(e.into())),
+        };
+        if !self.accept_source(from, false) {
+            return self.dropped(Ok(None));
+        }
+        self.note_activity(now);
+        let (ssrc, seq, ts, pt) = (
+            packet.ssrc(),
+            packet.sequence_number(),
+            packet.timestamp(),
+            packet.payload_type(),
+        );
+        let clock_rate = self.clock_rate(pt);
+        let payload_len = packet.payload().len();
+        let reception = match self.reception.as_mut() {
+            Some(r) if r.ssrc() == ssrc => r,
+            _ => {
+                if let Some(old) = &self.reception {
+                    self.lost_from_earlier_sources += old.cumulative_lost();
+                    self.push_event(RtpLegEvent::RemoteSsrcChanged { ssrc });
+                }
+                self.reception.insert(ReceptionStats::new(now, ssrc, seq))
+            }
+        };
+        reception.record(now, seq, ts, clock_rate, payload_len);
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += len as u64;
+        if let Some(map) = &self.receive_map {
+            if !map.apply(&mut packet) {
+                return self.dropped(Ok(None));
+            }
+        }
+        Ok(Some(packet))
+    }
+
+    /// Handles one datagram from the RTCP socket (or muxed RTCP): notes the peer's SR for
+    /// LSR/DLSR, its report on our stream, key frame requests and BYE.
+    pub fn handle_rtcp(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<(), RtpLegError> {
+        let len = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtcp(buf) {
+                Ok(len) => len,
+                Err(e) => return self.dropped(Err(e.into())),
+            },
+            None => buf.len(),
+        };
+        let plain = buf.get(..len).unwrap_or(&[]);
+        // Validate the whole compound before acting on any of it.
+        if let Some(Err(e)) = RtcpCompound::new(plain).find(Result::is_err) {
+            return self.dropped(Err(e.into()));
+        }
+        if !self.accept_source(from, true) {
+            return self.dropped(Ok(()));
+        }
+        self.note_activity(now);
+        let now_middle = crate::rtp::ntp_middle_32(self.config.ntp_clock.ntp(now));
+        for packet in RtcpCompound::new(plain).flatten() {
+            match packet {
+                RtcpPacket::SenderReport { ssrc, info, blocks } => {
+                    if let Some(r) = self.reception.as_mut().filter(|r| r.ssrc() == ssrc) {
+                        r.record_sender_report(now, info.ntp_timestamp);
+                    }
+                    self.note_report_blocks(blocks, now_middle);
+                }
+                RtcpPacket::ReceiverReport { blocks, .. } => {
+                    self.note_report_blocks(blocks, now_middle)
+                }
+                RtcpPacket::Pli { .. } | RtcpPacket::Fir { .. } => {
+                    self.push_event(RtpLegEvent::KeyframeRequested)
+                }
+                RtcpPacket::Bye { .. } => self.push_event(RtpLegEvent::RemoteBye),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn note_report_blocks(&mut self, blocks: rtcp::ReportBlocks<'_>, now_middle: u32) {
+        for block in blocks.filter(|b| b.ssrc == self.config.local_ssrc) {
+            self.stats.remote_fraction_lost = block.fraction_lost;
+            self.stats.remote_jitter = block.jitter;
+            if block.last_sr != 0 {
+                // RFC 3550 section 6.4.1: RTT = A - LSR - DLSR, all in 1/65536 s.
+                let rtt = now_middle
+                    .wrapping_sub(block.last_sr)
+                    .wrapping_sub(block.delay_since_last_sr);
+                if rtt < 0x8000_0000 {
+                    self.stats.round_trip =
+                        Some(Duration::from_nanos((u64::from(rtt) * 1_000_000_000) >> 16));
+                }
+            }
+        }
+    }
+
+    /// Sends an RTP packet from the other leg: copies it into `out`, maps the payload type,
+    /// rewrites SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
+    /// it. `None` when there is no destination yet, sending is not allowed by the negotiated
+    /// direction, or the payload type is not negotiated on this leg.
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, RtpLegError> {
+        let dst = out
+            .get_mut(..packet.len())
+            .ok_or(RtpLegError::BufferTooSmall)?;
+        dst.copy_from_slice(packet);
+        self.send_in_place(now, out, packet.len())
+    }
+
+    /// Like [`RtpLeg::send_rtp`] for a packet given as header fields and payload (what the
+    /// WebRTC stack hands over already parsed). The SSRC is replaced anyway.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_rtp_parts(
+        &mut self,
+        now: Instant,
+        payload_type: u8,
+        marker: bool,
+        sequence_number: u16,
+        timestamp: u32,
+        source_ssrc: u32,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, RtpLegError> {
+        let len = write_rtp_packet(
+            out,
+            payload_type,
+            marker,
+            sequence_number,
+            timestamp,
+            source_ssrc,
+            payload,
+        )?;
+        self.send_in_place(now, out, len)
+    }
+
+    /// The outbound path on a plain packet at the start of `out`.
+    fn send_in_place(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        len: usize,
+    ) -> Result<Option<Transmit>, RtpLegError> {
+        let Some(destination) = self.rtp_destination else {
+            return Ok(None);
+        };
+        if !self.remote.is_none_or(|r| r.sending) {
+            return Ok(None);
+        }
+        let plain = out.get_mut(..len).ok_or(RtpLegError::BufferTooSmall)?;
+        if !self.rewrite_outbound(now, plain)? {
+            return Ok(None);
+        }
+        let len = match self.srtp.as_mut() {
+            Some(srtp) => {
+                let protected_len = srtp.protect_rtp(&out[..len], &mut self.scratch)?;
+                let dst = out
+                    .get_mut(..protected_len)
+                    .ok_or(RtpLegError::BufferTooSmall)?;
+                dst.copy_from_slice(&self.scratch[..protected_len]);
+                protected_len
+            }
+            None => len,
+        };
+        Ok(Some(Transmit {
+            source: self.config.local_rtp,
+            destination,
+            len,
+        }))
+    }
+
+    /// PT map, continuity rewrite and send accounting on a plain packet in place; `false`
+    /// when the payload type is not negotiated here.
+    fn rewrite_outbound(&mut self, now: Instant, work: &mut [u8]) -> Result<bool, RtpLegError> {
+        let mut packet = RtpPacket::parse(work)?;
+        if let Some(map) = &self.send_map {
+            if !map.apply(&mut packet) {
+                self.stats.packets_dropped += 1;
+                return Ok(false);
+            }
+        }
+        let clock_rate = self.clock_rate(packet.payload_type());
+        self.rewriter.rewrite(now, clock_rate.max(1), &mut packet);
+        self.send_stats
+            .record(now, packet.timestamp(), clock_rate, packet.payload().len());
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += packet.len() as u64;
+        Ok(true)
+    }
+
+    /// Asks the peer for a key frame (the browser sent PLI/FIR on the WebRTC leg). Sent with
+    /// the next [`RtpLeg::poll_transmit`] as a compound RR + SDES + PLI, or FIR when `full`
+    /// (RFC 5104 section 4.3.1 for peers that only honour FIR).
+    pub fn request_keyframe(&mut self, full: bool) {
+        self.pending_feedback = Some(if full {
+            PendingFeedback::Fir
+        } else {
+            PendingFeedback::Pli
+        });
+    }
+
+    /// The next instant [`RtpLeg::handle_timeout`] must be called: the next RTCP report or
+    /// the inactivity deadline, whichever is first.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let inactivity =
+            (!self.inactive_reported).then(|| self.last_activity + self.config.inactivity_timeout);
+        Some(inactivity.map_or(self.next_report, |i| i.min(self.next_report)))
+    }
+
+    /// Call at (or after) [`RtpLeg::poll_timeout`]; spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_report {
+            self.report_due = true;
+            self.next_report = now + self.randomized_interval();
+        }
+        let idle = now.saturating_duration_since(self.last_activity);
+        if !self.inactive_reported && idle >= self.config.inactivity_timeout {
+            self.inactive_reported = true;
+            self.push_event(RtpLegEvent::Inactive { idle });
+        }
+    }
+
+    /// RFC 3550 section 6.3.5: spread reports over [0.5, 1.5] x the interval so that many
+    /// legs started together do not report in lockstep. A xorshift seeded from the SSRC keeps
+    /// it deterministic and clock-free.
+    fn randomized_interval(&mut self) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let factor_milli = 500 + u64::from(self.rng % 1001);
+        Duration::from_nanos(
+            (self.config.rtcp_interval.as_nanos() as u64).saturating_mul(factor_milli) / 1000,
+        )
+    }
+
+    /// Writes the next datagram to send into `out`: a due RTCP report (SR when we sent RTP,
+    /// otherwise RR; with a report block on the peer's stream and our CNAME) or a pending key
+    /// frame request. Call until it returns `None` after every other call.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, RtpLegError> {
+        if !self.report_due && self.pending_feedback.is_none() {
+            return Ok(None);
+        }
+        let Some(destination) = self.rtcp_destination else {
+            // Nowhere to send yet; a report is useless later, feedback too.
+            self.report_due = false;
+            self.pending_feedback = None;
+            return Ok(None);
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.write_compound(now, &mut scratch);
+        let result = match (result, self.srtp.as_mut()) {
+            (Ok(len), Some(srtp)) => srtp
+                .protect_rtcp(&scratch[..len], out)
+                .map_err(RtpLegError::from),
+            (Ok(len), None) => match out.get_mut(..len) {
+                Some(dst) => {
+                    dst.copy_from_slice(&scratch[..len]);
+                    Ok(len)
+                }
+                None => Err(RtpLegError::BufferTooSmall),
+            },
+            (Err(e), _) => Err(e),
+        };
+        self.scratch = scratch;
+        let source = if self.rtcp_muxed() {
+            self.config.local_rtp
+        } else {
+            self.config.local_rtcp
+        };
+        Ok(Some(Transmit {
+            source,
+            destination,
+            len: result?,
+        }))
+    }
+
+    fn write_compound(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, RtpLegError> {
+        let ssrc = self.config.local_ssrc;
+        let block: Option<ReportBlock> = self.reception.as_mut().map(|r| r.report_block(now));
+        let blocks = block.as_slice();
+        let mut len = if self.send_stats.is_sender() {
+            let info = self.send_stats.sender_info(now, &self.config.ntp_clock);
+            rtcp::write_sender_report(out, ssrc, &info, blocks)?
+        } else {
+            rtcp::write_receiver_report(out, ssrc, blocks)?
+        };
+        let cname = self.config.cname.as_bytes();
+        let cname = cname.get(..cname.len().min(255)).unwrap_or(&[]);
+        len += rtcp::write_sdes_cname(
+            out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?,
+            ssrc,
+            cname,
+        )?;
+        if let Some(feedback) = self.pending_feedback.take() {
+            let media = self.reception.as_ref().map_or(0, ReceptionStats::ssrc);
+            let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
+            len += match feedback {
+                PendingFeedback::Pli => rtcp::write_pli(rest, ssrc, media)?,
+                PendingFeedback::Fir => {
+                    self.fir_seq = self.fir_seq.wrapping_add(1);
+                    rtcp::write_fir(rest, ssrc, media, self.fir_seq)?
+                }
+            };
+        }
+        self.report_due = false;
+        Ok(len)
+    }
+
+    /// Writes RR/SR + SDES + BYE (RFC 3550 section 6.6) to send when the call ends.
+    pub fn write_bye(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, RtpLegError> {
+        let Some(destination) = self.rtcp_destination else {
+            return Ok(None);
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.write_compound(now, &mut scratch).and_then(|len| {
+            let rest = scratch.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
+            Ok(len + rtcp::write_bye(rest, self.config.local_ssrc)?)
+        });
+        let result = match (result, self.srtp.as_mut()) {
+            (Ok(len), Some(srtp)) => srtp
+                .protect_rtcp(&scratch[..len], out)
+                .map_err(RtpLegError::from),
+            (Ok(len), None) => match out.get_mut(..len) {
+                Some(dst) => {
+                    dst.copy_from_slice(&scratch[..len]);
+                    Ok(len)
+                }
+                None => Err(RtpLegError::BufferTooSmall),
+            },
+            (Err(e), _) => Err(e),
+        };
+        self.scratch = scratch;
+        let source = if self.rtcp_muxed() {
+            self.config.local_rtp
+        } else {
+            self.config.local_rtcp
+        };
+        Ok(Some(Transmit {
+            source,
+            destination,
+            len: result?,
+        }))
+    }
+
+    /// The next event, if any. Drain after every call into the leg.
+    pub fn poll_event(&mut self) -> Option<RtpLegEvent> {
+        self.events.pop_front()
+    }
+}
+
+fn port_plus_one(mut addr: SocketAddr) -> SocketAddr {
+    addr.set_port(addr.port().wrapping_add(1));
+    addr
+}
+
+/// An RTP port and its RTCP companion (RFC 3550 section 11: RTP on an even port, RTCP on the
+/// next odd one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortPair {
+    /// Even RTP port.
+    pub rtp: u16,
+    /// `rtp + 1`.
+    pub rtcp: u16,
+}
+
+/// Hands out even/odd port pairs from the configured `--rtp-ports MIN-MAX` range. It only
+/// tracks numbers; the reactor binds the sockets (and releases a pair it could not bind).
+///
+/// Released pairs go to the back of the queue, so a port is reused as late as possible and
+/// stray packets of an ended call are unlikely to reach the next one. All operations are O(1).
+#[derive(Debug, Clone)]
+pub struct PortAllocator {
+    first: u16,
+    free: VecDeque<u16>,
+    in_use: Vec<bool>,
+}
+
+impl PortAllocator {
+    /// Pairs `(p, p + 1)` with `p` even, `min <= p` and `p + 1 <= max`.
+    pub fn new(min: u16, max: u16) -> Result<Self, RtpLegError> {
+        let first = min.saturating_add(min & 1);
+        if first == u16::MAX || first.saturating_add(1) > max || first < min {
+            return Err(RtpLegError::EmptyPortRange);
+        }
+        let pairs = usize::from((max - first + 1) / 2);
+        Ok(Self {
+            first,
+            free: (0..pairs as u16).collect(),
+            in_use: vec![false; pairs],
+        })
+    }
+
+    /// The next free pair, `None` when the range is exhausted (the gateway answers 503 or 488).
+    pub fn allocate(&mut self) -> Option<PortPair> {
+        let index = self.free.pop_front()?;
+        if let Some(slot) = self.in_use.get_mut(usize::from(index)) {
+            *slot = true;
+        }
+        let rtp = self.first + 2 * index;
+        Some(PortPair { rtp, rtcp: rtp + 1 })
+    }
+
+    /// Returns a pair by its RTP port. Releasing twice or a foreign port is an error, so a
+    /// double free cannot hand one pair to two calls.
+    pub fn release(&mut self, rtp_port: u16) -> Result<(), RtpLegError> {
+        let offset = rtp_port
+            .checked_sub(self.first)
+            .ok_or(RtpLegError::PortNotAllocated)?;
+        if offset % 2 != 0 {
+            return Err(RtpLegError::PortNotAllocated);
+        }
+        let index = offset / 2;
+        match self.in_use.get_mut(usize::from(index)) {
+            Some(slot) if *slot => {
+                *slot = false;
+                self.free.push_back(index);
+                Ok(())
+            }
+            _ => Err(RtpLegError::PortNotAllocated),
+        }
+    }
+
+    /// Pairs currently free.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}

@@ -1,0 +1,218 @@
+//! The WebRTC leg: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) and SRTP (RFC 3711) toward the
+//! browser.
+//!
+//! The bridge talks to the leg only through the crate-internal `WebrtcEngine` trait, so the
+//! engine underneath (today webrtc-rs `rtc` 0.21.1, see [`RtcWebrtcLeg`]) could be swapped for
+//! another sans-IO stack (str0m) without touching the forwarding code.
+
+mod keyframe_forwarder;
+mod rtc_engine;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use crate::error::WebrtcError;
+
+pub use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
+pub use rtc_engine::RtcWebrtcLeg;
+
+/// Audio or video; the bridge carries at most one stream of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// An audio stream (Opus, G.722, PCMU, PCMA, telephone-event).
+    Audio,
+    /// A video stream (VP8, H.264).
+    Video,
+}
+
+/// One codec as negotiated on one leg: the same codec may carry different payload types on
+/// the WebRTC and the SIP leg, which is why the bridge remaps PTs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecSpec {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The encoding name as written in `a=rtpmap` (`opus`, `PCMU`, `telephone-event`, `VP8`...).
+    pub name: String,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Audio channels (0 for video; `opus` is always 2 in SDP, RFC 7587 sec. 7).
+    pub channels: u16,
+    /// The `a=fmtp` parameters, empty if none.
+    pub fmtp: String,
+    /// The payload type on the leg this spec describes.
+    pub payload_type: u8,
+}
+
+impl CodecSpec {
+    /// True when `self` and `other` are the same codec (name, clock rate and channels), which
+    /// is what RFC 3264 sec. 6.1 requires for a PT mapping; fmtp is not compared because
+    /// SIP peers often omit parameters the browser writes.
+    pub fn same_codec(&self, other: &CodecSpec) -> bool {
+        self.kind == other.kind
+            && self.name.eq_ignore_ascii_case(&other.name)
+            && self.clock_rate == other.clock_rate
+            && normalized_channels(self) == normalized_channels(other)
+    }
+
+    /// True for RFC 4733 telephone-event.
+    pub fn is_telephone_event(&self) -> bool {
+        self.name.eq_ignore_ascii_case("telephone-event")
+    }
+}
+
+fn normalized_channels(c: &CodecSpec) -> u16 {
+    match (c.kind, c.channels) {
+        (MediaKind::Audio, 0) => 1,
+        (MediaKind::Video, _) => 0,
+        (_, n) => n,
+    }
+}
+
+/// The codecs this gateway can bridge without transcoding.
+pub const SUPPORTED_CODECS: &[&str] = &[
+    "opus",
+    "G722",
+    "PCMU",
+    "PCMA",
+    "telephone-event",
+    "VP8",
+    "H264",
+];
+
+/// Where and how the WebRTC leg is reachable.
+#[derive(Debug, Clone)]
+pub struct WebrtcLegConfig {
+    /// The bound address of the UDP socket the reactor opened for this leg.
+    pub local_addr: SocketAddr,
+    /// The address written into the host candidate instead of `local_addr`'s IP when the
+    /// gateway sits behind a 1:1 NAT or binds a wildcard address.
+    pub advertised_ip: Option<IpAddr>,
+    /// Answer as an ICE-lite agent (RFC 8445 sec. 2.5): only for a gateway on a public IP.
+    pub ice_lite: bool,
+    /// Seed for the SSRCs and ICE credentials the leg picks; deterministic tests fix it.
+    pub seed: u64,
+}
+
+/// State changes of the WebRTC leg, each reported once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebrtcLegEvent {
+    /// ICE found a working candidate pair (RFC 8445 sec. 8).
+    IceConnected,
+    /// ICE gave up: no pair works or consent expired (RFC 7675).
+    IceFailed,
+    /// The DTLS handshake finished and SRTP keys are installed (RFC 5764 sec. 4.2).
+    DtlsConnected,
+    /// DTLS failed after ICE had connected.
+    DtlsFailed,
+    /// The peer connection is closed.
+    Closed,
+}
+
+/// Header fields of an RTP packet the WebRTC leg decrypted; the payload went into the
+/// caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedRtp {
+    /// Which stream it belongs to.
+    pub kind: MediaKind,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// Payload type as the browser sent it.
+    pub payload_type: u8,
+    /// Sequence number as the browser sent it.
+    pub sequence_number: u16,
+    /// RTP timestamp as the browser sent it.
+    pub timestamp: u32,
+    /// The browser's SSRC.
+    pub ssrc: u32,
+    /// Bytes of payload written into the caller's buffer.
+    pub payload_len: usize,
+    /// When the datagram carrying it arrived.
+    pub arrival: Instant,
+}
+
+/// Media-plane input surfaced by the WebRTC leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebrtcMedia {
+    /// A decrypted RTP packet.
+    Rtp(ReceivedRtp),
+    /// The browser asked for a key frame: PLI (RFC 4585 sec. 6.3.1) or FIR (RFC 5104 sec. 4.3.1).
+    KeyframeRequest {
+        /// The stream it is about (always video in practice).
+        kind: MediaKind,
+        /// True for FIR, false for PLI.
+        full_intra: bool,
+    },
+}
+
+/// An RTP packet the bridge wants sent to the browser; the engine stamps its own SSRC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingRtp {
+    /// Which stream.
+    pub kind: MediaKind,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// Payload type as negotiated on the WebRTC leg.
+    pub payload_type: u8,
+    /// Sequence number (already made continuous by the bridge).
+    pub sequence_number: u16,
+    /// RTP timestamp (already made continuous by the bridge).
+    pub timestamp: u32,
+}
+
+/// Per-leg DTLS/SRTP facts for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebrtcTransportInfo {
+    /// The SRTP protection profile DTLS negotiated, e.g. `SRTP_AEAD_AES_128_GCM`.
+    pub srtp_profile: String,
+}
+
+/// The small surface the bridge needs from a WebRTC engine. Sans-IO: every input carries the
+/// caller's `now`, nothing here touches a socket or reads the clock.
+pub(crate) trait WebrtcEngine {
+    /// Feed one datagram received on the leg's socket.
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), WebrtcError>;
+    /// Advance timers; call when `poll_timeout` is due.
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), WebrtcError>;
+    /// Next datagram to send: copied into `buf`, returns destination and length.
+    fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)>;
+    /// Next state change.
+    fn poll_event(&mut self) -> Option<WebrtcLegEvent>;
+    /// Next decrypted media input; an RTP payload is copied into `payload`.
+    fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia>;
+    /// Encrypt and queue one RTP packet toward the browser.
+    fn send_rtp(
+        &mut self,
+        now: Instant,
+        rtp: OutgoingRtp,
+        payload: &[u8],
+    ) -> Result<(), WebrtcError>;
+    /// Ask the browser for a key frame on `kind` (PLI, RFC 4585 sec. 6.3.1).
+    fn request_keyframe(&mut self, now: Instant, kind: MediaKind) -> Result<(), WebrtcError>;
+    /// Earliest instant `handle_timeout` must be called.
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    /// A trickled remote candidate (RFC 8838); empty = end-of-candidates.
+    fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError>;
+    /// Apply the browser's answer (offerer role only).
+    fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError>;
+    /// Our SSRC toward the browser for `kind`, if the leg sends that kind.
+    fn local_ssrc(&self, kind: MediaKind) -> Option<u32>;
+    /// The codecs negotiated with the browser, with the browser-side payload types.
+    fn negotiated_codecs(&mut self) -> Vec<CodecSpec>;
+    /// DTLS/SRTP facts once connected.
+    fn transport_info(&mut self, now: Instant) -> WebrtcTransportInfo;
+    /// Close the peer connection (queues DTLS close_notify; drain `poll_datagram` afterwards).
+    fn close(&mut self);
+}
+
+/// Small helpers the bridge shares with the engine wrapper.
+pub(crate) mod rtc_engine_support {
+    pub(crate) use super::rtc_engine::splitmix64;
+}
