@@ -140,6 +140,25 @@ pub struct SipConfig {
     pub nameservers: Vec<SocketAddr>,
 }
 
+/// Settings of the media side (`[media]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// IP the RTP and WebRTC sockets bind to.
+    pub address: std::net::IpAddr,
+    /// IP written into SDP and ICE candidates instead (NAT).
+    pub advertised_address: Option<std::net::IpAddr>,
+    /// UDP port range for RTP/RTCP pairs and WebRTC sockets, inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Report a call's media as dead after this long without RTP on a leg.
+    pub inactivity_timeout: Duration,
+    /// Answer ICE as ICE-lite (for a gateway on a public address).
+    pub ice_lite: bool,
+    /// Most calls one connection may have.
+    pub max_calls_per_connection: usize,
+    /// Most calls in total.
+    pub max_calls: usize,
+}
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -158,6 +177,8 @@ pub struct Config {
     pub sylkrtc: SylkRtcConfig,
     /// SIP side.
     pub sip: SipConfig,
+    /// Media side.
+    pub media: MediaConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -191,6 +212,15 @@ impl Default for Config {
                 tls_ca_file: None,
                 nameservers: Vec::new(),
             },
+            media: MediaConfig {
+                address: std::net::IpAddr::from([127, 0, 0, 1]),
+                advertised_address: None,
+                rtp_ports: (20000, 29999),
+                inactivity_timeout: Duration::from_secs(60),
+                ice_lite: false,
+                max_calls_per_connection: 10,
+                max_calls: 2000,
+            },
             log: LogConfig {
                 level: log::LevelFilter::Info,
                 trace_websocket: false,
@@ -210,7 +240,21 @@ struct FileConfig {
     #[serde(default)]
     sip: FileSip,
     #[serde(default)]
+    media: FileMedia,
+    #[serde(default)]
     log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMedia {
+    address: Option<String>,
+    advertised_address: Option<String>,
+    rtp_ports: Option<String>,
+    inactivity_timeout: Option<u64>,
+    ice_lite: Option<bool>,
+    max_calls_per_connection: Option<usize>,
+    max_calls: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +313,10 @@ pub struct Overrides {
     pub sip_tls_listen: Option<String>,
     /// `--outbound-proxy URI`
     pub outbound_proxy: Option<String>,
+    /// `--rtp-ports MIN-MAX`
+    pub rtp_ports: Option<String>,
+    /// `--media-address IP` (advertised)
+    pub media_address: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
     /// `--trace-websocket`
@@ -387,6 +435,7 @@ impl Config {
             config.sylkrtc.max_accounts_per_connection = n;
         }
         apply_sip(&mut config.sip, file.sip, overrides)?;
+        apply_media(&mut config.media, file.media, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -486,6 +535,52 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
                     .map_err(|_| invalid("sip.nameservers", "entries must be IP or IP:port"))
             })
             .collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}
+
+fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<(), ConfigError> {
+    let ip = |key: &'static str, v: &str| {
+        v.trim()
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| invalid(key, "must be an IP address"))
+    };
+    if let Some(a) = file.address {
+        m.address = ip("media.address", &a)?;
+    }
+    if let Some(a) = o.media_address.as_deref().or(file.advertised_address.as_deref()) {
+        m.advertised_address = Some(ip("media.advertised_address", a)?);
+    }
+    if let Some(r) = o.rtp_ports.as_deref().or(file.rtp_ports.as_deref()) {
+        let bad = || invalid("media.rtp_ports", "must be MIN-MAX with 1024 <= MIN < MAX <= 65535 and room for two pairs");
+        let (lo, hi) = r.split_once('-').ok_or_else(bad)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo < 1024 || hi < lo.saturating_add(3) {
+            return Err(bad());
+        }
+        m.rtp_ports = (lo, hi);
+    }
+    if let Some(secs) = file.inactivity_timeout {
+        if secs == 0 {
+            return Err(invalid("media.inactivity_timeout", "must be at least 1 second"));
+        }
+        m.inactivity_timeout = Duration::from_secs(secs);
+    }
+    if let Some(v) = file.ice_lite {
+        m.ice_lite = v;
+    }
+    if let Some(n) = file.max_calls_per_connection {
+        if n == 0 {
+            return Err(invalid("media.max_calls_per_connection", "must be at least 1"));
+        }
+        m.max_calls_per_connection = n;
+    }
+    if let Some(n) = file.max_calls {
+        if n == 0 {
+            return Err(invalid("media.max_calls", "must be at least 1"));
+        }
+        m.max_calls = n;
     }
     Ok(())
 }
@@ -602,6 +697,23 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn media_section_and_flags() {
+        let o = Overrides {
+            rtp_ports: Some("30000-30099".into()),
+            media_address: Some("203.0.113.5".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[media]\ninactivity_timeout = 30\n", &o).unwrap();
+        assert_eq!(c.media.rtp_ports, (30000, 30099));
+        assert_eq!(c.media.advertised_address, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(c.media.inactivity_timeout, Duration::from_secs(30));
+        for text in ["[media]\nrtp_ports = \"5-4\"\n", "[media]\nrtp_ports = \"30000\"\n"] {
+            let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("media.rtp_ports"), "{e}");
         }
     }
 

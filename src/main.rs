@@ -24,6 +24,8 @@ Options:
                        SIP TLS listen address (IP:port, or 'off')
   --outbound-proxy URI send every SIP request via this proxy,
                        e.g. sip:127.0.0.1:5060;transport=tcp
+  --rtp-ports MIN-MAX  UDP port range for media (RTP/RTCP pairs, WebRTC sockets)
+  --media-address IP   media address advertised in SDP and ICE candidates (NAT)
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
   -h, --help           show this help
@@ -66,6 +68,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--sip-listen" => overrides.sip_listen = Some(value("--sip-listen")?),
             "--sip-tls-listen" => overrides.sip_tls_listen = Some(value("--sip-tls-listen")?),
             "--outbound-proxy" => overrides.outbound_proxy = Some(value("--outbound-proxy")?),
+            "--rtp-ports" => overrides.rtp_ports = Some(value("--rtp-ports")?),
+            "--media-address" => overrides.media_address = Some(value("--media-address")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),
