@@ -16,6 +16,8 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
+pub mod peers;
+
 /// A running gateway.
 pub struct Gateway {
     child: Option<Child>,

@@ -1,0 +1,39 @@
+#!/bin/bash
+# run.sh : baresip as a registered, auto-answering SIP UA in the FOREGROUND on
+# 127.0.0.1 only. Writes config/accounts into BS_RUN, then execs baresip (the
+# spawner's pid is baresip's). Ready once the log shows
+# "USER@DOMAIN: {0/UDP/v4} 200 OK" (the REGISTER answer).
+#   BS_RUN         run directory (config, log files)     required
+#   BS_SIP_PORT    local SIP port                         required
+#   BS_CTRL_PORT   ctrl_tcp (netstring JSON) port         required
+#   BS_RTP_PORTS   RTP port range "LOW-HIGH"              required
+#   KAM_PORT       Kamailio SIP port (outbound proxy)     required
+#   KAM_DOMAIN     SIP domain                             default example.test
+#   BS_USER/BS_PASS  account                              default bob/bobpass
+#   BS_TRANSPORT   udp or tcp                             default udp
+#   BS_AUDIO       sine (ausine 440 Hz, default) or wav (generated 440 Hz tone via aufile)
+#   BS_SNDFILE=1   record sent/received audio as WAV files into BS_RUN
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+: "${BS_RUN:?}" "${BS_SIP_PORT:?}" "${BS_CTRL_PORT:?}" "${BS_RTP_PORTS:?}" "${KAM_PORT:?}"
+KAM_DOMAIN=${KAM_DOMAIN:-example.test}
+BS_USER=${BS_USER:-bob}; BS_PASS=${BS_PASS:-bobpass}; BS_TRANSPORT=${BS_TRANSPORT:-udp}
+command -v baresip >/dev/null || { echo "baresip not installed: run tests/run-all.sh" >&2; exit 127; }
+mkdir -p "$BS_RUN"
+
+# ausine needs no file (and only does 48 kHz stereo, hence ausrc_srate);
+# aufile plays a generated 8 kHz WAV (60 s, about 0.5 s to generate).
+src="ausine,440"; srate=""
+if [ "${BS_AUDIO:-sine}" = wav ]; then
+  [ -s "$BS_RUN/tone.wav" ] || python3 "$HERE/../sipp/gen_tone.py" "$BS_RUN/tone.ulaw" 60 440 >/dev/null
+  src="aufile,$BS_RUN/tone.wav"; srate="# "
+fi
+snd="# "; [ "${BS_SNDFILE:-0}" = 1 ] && snd=""
+sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|$BS_RTP_PORTS|" \
+    -e "s|@AUDIO_SOURCE@|$src|; s|@RUN@|$BS_RUN|; s|@SNDFILE@|$snd|; s|@AUSRC_SRATE@|$srate|" \
+    "$HERE/config.in" > "$BS_RUN/config"
+sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
+    -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g" "$HERE/accounts.in" > "$BS_RUN/accounts"
+: > "$BS_RUN/contacts"
+# -f: config dir (nothing is read from or written to ~/.baresip)
+exec baresip -f "$BS_RUN" < /dev/null

@@ -1,0 +1,33 @@
+#!/bin/bash
+# run.sh : Kamailio (registrar + proxy, optional presence/XCAP) in the FOREGROUND on
+# 127.0.0.1 only. The script execs kamailio, so the pid of whoever spawned this
+# script is Kamailio's main process: stop it with SIGTERM to that pid (Kamailio
+# then stops its own children). Runtime files go to KAM_RUN only.
+#   KAM_RUN     run directory (DB, control socket)        required
+#   KAM_PORT    SIP port, UDP and TCP                     required
+#   KAM_DOMAIN  SIP domain = digest realm                 default example.test
+#   XCAP_PORT   TCP port for XCAP over HTTP               default: no XCAP listener
+#   KAM_PROXY_AUTH=1  challenge INVITE/MESSAGE/SUBSCRIBE/PUBLISH from local users (407)
+#   KAM_NAT=1   route to the real source of clients whose Via does not match it
+# Example (by hand): KAM_RUN=$(mktemp -d) KAM_PORT=25060 tests/peers/kamailio/run.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+: "${KAM_RUN:?KAM_RUN (run directory) is required}"
+: "${KAM_PORT:?KAM_PORT is required}"
+KAM_DOMAIN=${KAM_DOMAIN:-example.test}
+command -v kamailio >/dev/null || { echo "kamailio not installed: run tests/run-all.sh" >&2; exit 127; }
+
+# fresh database on every start (registrations are in memory anyway)
+"$HERE/setup-db.sh" "$KAM_RUN" "$KAM_DOMAIN"
+
+DEFS=(-A "DBURL=\"sqlite://$KAM_RUN/kamailio.sqlite\"" -A "SIP_DOMAIN=\"$KAM_DOMAIN\""
+      -A "SRV_ADDR=\"sip:127.0.0.1:$KAM_PORT\"" -A "XCAP_PORT=${XCAP_PORT:-0}")
+LISTEN=(-l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
+[ -n "${XCAP_PORT:-}" ] && LISTEN+=(-l "tcp:127.0.0.1:$XCAP_PORT")
+[ "${KAM_PROXY_AUTH:-0}" = 1 ] && DEFS+=(-A WITH_PROXYAUTH)
+[ "${KAM_NAT:-0}" = 1 ] && DEFS+=(-A WITH_NAT)
+
+# -DD: no daemonizing (main pid stays ours, children die with it); -E: log to
+# stderr; -m/-M: small shared/private memory, several instances run in parallel;
+# -Y: control socket in the run dir, so parallel instances do not collide.
+exec kamailio -DD -E -m 64 -M 8 -f "$HERE/kamailio.cfg" "${DEFS[@]}" "${LISTEN[@]}" -Y "$KAM_RUN"

@@ -1,0 +1,28 @@
+#!/bin/bash
+# setup-db.sh RUN_DIR DOMAIN : create a fresh sqlite database RUN_DIR/kamailio.sqlite
+# from Debian's schema files and add the users of users.txt with their HA1 only
+# (MD5(user:realm:password), realm = DOMAIN; no plain passwords in the DB).
+# Also writes RUN_DIR/users.ha1 ("user ha1" per line) so tests can read the HA1s
+# without an MD5 implementation of their own.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+run=${1:?usage: $0 RUN_DIR DOMAIN}
+domain=${2:?usage: $0 RUN_DIR DOMAIN}
+db="$run/kamailio.sqlite"
+schema=/usr/share/kamailio/db_sqlite
+[ -d "$schema" ] || { echo "$schema missing: install kamailio-sqlite-modules (tests/run-all.sh does)" >&2; exit 1; }
+
+ha1() { printf '%s:%s:%s' "$1" "$2" "$3" | md5sum | cut -d' ' -f1; }
+
+mkdir -p "$run"
+rm -f "$db" "$run/users.ha1"
+sql=$(cat "$schema/standard-create.sql" "$schema/auth_db-create.sql" "$schema/presence-create.sql")
+while read -r u p; do
+  case "$u" in ''|'#'*) continue ;; esac
+  h=$(ha1 "$u" "$domain" "$p")
+  hb=$(ha1 "$u@$domain" "$domain" "$p")
+  sql+=$'\n'"INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('$u', '$domain', '', '$h', '$hb');"
+  echo "$u $h" >> "$run/users.ha1"
+done < "$HERE/users.txt"
+# one sqlite3 process for schema + users: each extra process costs ~10 ms
+printf '%s\n' "$sql" | sqlite3 "$db"
