@@ -548,11 +548,20 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     if let Some(a) = file.address {
         m.address = ip("media.address", &a)?;
     }
-    if let Some(a) = o.media_address.as_deref().or(file.advertised_address.as_deref()) {
+    if let Some(a) = o
+        .media_address
+        .as_deref()
+        .or(file.advertised_address.as_deref())
+    {
         m.advertised_address = Some(ip("media.advertised_address", a)?);
     }
     if let Some(r) = o.rtp_ports.as_deref().or(file.rtp_ports.as_deref()) {
-        let bad = || invalid("media.rtp_ports", "must be MIN-MAX with 1024 <= MIN < MAX <= 65535 and room for two pairs");
+        let bad = || {
+            invalid(
+                "media.rtp_ports",
+                "must be MIN-MAX with 1024 <= MIN < MAX <= 65535 and room for two pairs",
+            )
+        };
         let (lo, hi) = r.split_once('-').ok_or_else(bad)?;
         let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
         let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -563,7 +572,10 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     }
     if let Some(secs) = file.inactivity_timeout {
         if secs == 0 {
-            return Err(invalid("media.inactivity_timeout", "must be at least 1 second"));
+            return Err(invalid(
+                "media.inactivity_timeout",
+                "must be at least 1 second",
+            ));
         }
         m.inactivity_timeout = Duration::from_secs(secs);
     }
@@ -572,7 +584,10 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     }
     if let Some(n) = file.max_calls_per_connection {
         if n == 0 {
-            return Err(invalid("media.max_calls_per_connection", "must be at least 1"));
+            return Err(invalid(
+                "media.max_calls_per_connection",
+                "must be at least 1",
+            ));
         }
         m.max_calls_per_connection = n;
     }
@@ -709,9 +724,15 @@ mod tests {
         };
         let c = Config::from_toml("[media]\ninactivity_timeout = 30\n", &o).unwrap();
         assert_eq!(c.media.rtp_ports, (30000, 30099));
-        assert_eq!(c.media.advertised_address, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(
+            c.media.advertised_address,
+            Some("203.0.113.5".parse().unwrap())
+        );
         assert_eq!(c.media.inactivity_timeout, Duration::from_secs(30));
-        for text in ["[media]\nrtp_ports = \"5-4\"\n", "[media]\nrtp_ports = \"30000\"\n"] {
+        for text in [
+            "[media]\nrtp_ports = \"5-4\"\n",
+            "[media]\nrtp_ports = \"30000\"\n",
+        ] {
             let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("media.rtp_ports"), "{e}");
         }
