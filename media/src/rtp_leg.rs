@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use crate::rtp::rtcp::{self, ReportBlock, RtcpCompound, RtcpPacket};
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{
-    classify_datagram, write_rtp_packet, DatagramKind, NtpClock, PayloadTypeMap, ReceptionStats,
-    RtpError, RtpPacket, SendStats, SsrcRewriter,
+    classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
+    PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter,
 };
 
 /// Largest RTP/RTCP datagram the leg builds in its scratch buffer; larger than any
@@ -507,8 +507,9 @@ impl RtpLeg {
         }
     }
 
-    /// Sends an RTP packet from the other leg: copies it into `out`, maps the payload type,
-    /// rewrites SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
+    /// Sends an RTP packet from the other leg: copies it into `out`, removes any header
+    /// extension (never negotiated on the SIP leg), maps the payload type, rewrites
+    /// SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
     /// it. `None` when there is no destination yet, sending is not allowed by the negotiated
     /// direction, or the payload type is not negotiated on this leg.
     pub fn send_rtp(
@@ -564,6 +565,8 @@ impl RtpLeg {
             return Ok(None);
         }
         let plain = out.get_mut(..len).ok_or(RtpLegError::BufferTooSmall)?;
+        let len = remove_header_extension(plain)?;
+        let plain = &mut plain[..len];
         if !self.rewrite_outbound(now, plain)? {
             return Ok(None);
         }

@@ -575,6 +575,31 @@ fn sdes_srtp_between_two_legs() {
 }
 
 #[test]
+fn malformed_extensions_from_the_webrtc_side_are_stripped_before_srtp() {
+    // Found by tests/rtp_mutations.rs: a one-byte extension element claiming more bytes than
+    // the extension holds made rtc::srtp's encrypt path slice past the packet and panic.
+    let packet = [
+        0xb2, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0xbe, 0xde, 0, 1, 0x10, 32,
+        215, 0, 37, 138, 3, 32, 0, 0, 2,
+    ];
+    for suite in [CryptoSuite::AeadAes128Gcm, CryptoSuite::AesCm128HmacSha1_80] {
+        let t0 = Instant::now();
+        let (srtp, _) = srtp_pair(suite);
+        let mut leg = leg(t0);
+        leg.set_clock_rate(96, 48_000);
+        leg.set_srtp(Some(srtp));
+        let mut out = [0u8; 1500];
+        let tx = leg
+            .send_rtp(t0, &packet, &mut out)
+            .expect("sent")
+            .expect("transmit");
+        // 12 fixed + 8 CSRC + 7 payload/padding bytes, the tag on top; no extension.
+        assert_eq!(out[0] & 0x10, 0, "{suite:?}");
+        assert!(tx.len >= 27, "{suite:?}");
+    }
+}
+
+#[test]
 fn port_allocator_hands_out_even_odd_pairs_and_reuses_late() {
     let mut ports = PortAllocator::new(10_001, 10_008).expect("range");
     // 10001 is odd: the first pair starts at 10002; 10008 cannot start a pair (10009 > max).
