@@ -809,7 +809,8 @@ impl PortAllocator {
         if first == u16::MAX || first.saturating_add(1) > max || first < min {
             return Err(RtpLegError::EmptyPortRange);
         }
-        let pairs = usize::from((max - first + 1) / 2);
+        // In u32: the range 0..=65535 holds 32768 pairs, one more than u16 arithmetic allows.
+        let pairs = (u32::from(max) - u32::from(first)).div_ceil(2) as usize;
         Ok(Self {
             first,
             free: (0..pairs as u16).collect(),

@@ -532,16 +532,8 @@ impl SessionDescription {
                     session.origin = parse_origin(value).ok_or(SdpError::BadOrigin { line: n })?;
                     have_origin = true;
                 }
-                b's' if !in_media => {
-                    if !value.is_empty() {
-                        session.session_name = value.to_owned();
-                    }
-                }
-                b't' if !in_media => {
-                    if session.timing.is_empty() {
-                        session.timing = value.to_owned();
-                    }
-                }
+                b's' if !in_media && !value.is_empty() => session.session_name = value.to_owned(),
+                b't' if !in_media && session.timing.is_empty() => session.timing = value.to_owned(),
                 b'c' => {
                     let c = parse_connection(value).ok_or(SdpError::BadConnection { line: n })?;
                     match session.media.last_mut() {
