@@ -19,6 +19,7 @@ use crate::rtp::{
     classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
     PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter,
 };
+use crate::sdp::{Codec, Direction, NegotiatedMedia};
 
 /// Largest RTP/RTCP datagram the leg builds in its scratch buffer; larger than any
 /// unfragmented UDP payload on a 1500-byte MTU.
@@ -118,6 +119,27 @@ pub struct RtpRemote {
     pub sending: bool,
 }
 
+impl RtpRemote {
+    /// The remote side of one negotiated SIP m-line; `None` when the m-line is rejected or has
+    /// no address. `sending` follows the peer's direction (it must want to receive), and an
+    /// unspecified address (`c=IN IP4 0.0.0.0`, the RFC 2543 hold that RFC 3264 section 8.4
+    /// still lets peers send) also stops sending, since packets to 0.0.0.0 would go to this
+    /// host.
+    pub fn from_negotiated(media: &NegotiatedMedia) -> Option<Self> {
+        if media.rejected {
+            return None;
+        }
+        let rtp = media.remote_rtp?;
+        Some(Self {
+            rtp,
+            rtcp: media.remote_rtcp,
+            rtcp_mux: media.rtcp_mux,
+            sending: matches!(media.direction, Direction::SendRecv | Direction::RecvOnly)
+                && !rtp.ip().is_unspecified(),
+        })
+    }
+}
+
 /// A datagram the reactor must send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
@@ -199,6 +221,7 @@ pub struct RtpLeg {
     rtp_destination: Option<SocketAddr>,
     rtcp_destination: Option<SocketAddr>,
     latched: bool,
+    rtcp_latched: bool,
     srtp: Option<SdesSrtp>,
     scratch: Vec<u8>,
     send_map: Option<PayloadTypeMap>,
@@ -232,6 +255,7 @@ impl RtpLeg {
             rtp_destination: None,
             rtcp_destination: None,
             latched: false,
+            rtcp_latched: false,
             srtp: None,
             scratch: vec![0; MAX_DATAGRAM_LEN],
             send_map: None,
@@ -254,15 +278,19 @@ impl RtpLeg {
 
     /// Sets (or, after a re-INVITE, replaces) where the peer wants media. Latching starts
     /// over, since the peer may really have moved; `now` restarts the inactivity clock.
+    /// Nothing is sent to an unspecified address (0.0.0.0 or ::) until latching finds the
+    /// peer.
     pub fn set_remote(&mut self, now: Instant, remote: RtpRemote) {
         self.remote = Some(remote);
-        self.rtp_destination = Some(remote.rtp);
+        let usable = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
+        self.rtp_destination = usable(remote.rtp);
         self.rtcp_destination = if remote.rtcp_mux {
-            Some(remote.rtp)
+            usable(remote.rtp)
         } else {
-            Some(remote.rtcp.unwrap_or_else(|| port_plus_one(remote.rtp)))
+            usable(remote.rtcp.unwrap_or_else(|| port_plus_one(remote.rtp)))
         };
         self.latched = false;
+        self.rtcp_latched = false;
         self.last_activity = now;
         self.inactive_reported = false;
     }
@@ -271,6 +299,13 @@ impl RtpLeg {
     pub fn set_clock_rate(&mut self, payload_type: u8, clock_rate: u32) {
         if let Some(slot) = self.clock_rates.get_mut(usize::from(payload_type)) {
             *slot = clock_rate;
+        }
+    }
+
+    /// Clock rates of every negotiated codec (see [`RtpLeg::set_clock_rate`]).
+    pub fn set_clock_rates(&mut self, codecs: &[Codec]) {
+        for codec in codecs {
+            self.set_clock_rate(codec.payload_type, codec.clock_rate);
         }
     }
 
@@ -346,37 +381,44 @@ impl RtpLeg {
     }
 
     /// Whether a packet from `from` is acceptable, latching if this is the first one.
+    ///
+    /// RTP and (unmuxed) RTCP latch separately: behind a NAT the two flows get unrelated
+    /// external ports, so RTP port + 1 is only a guess until RTCP itself arrives. RTCP latches
+    /// only from the IP that RTP latched to, so a stranger cannot divert our reports first.
     fn accept_source(&mut self, from: SocketAddr, rtcp: bool) -> bool {
         if !self.config.symmetric_latching {
             return true;
         }
+        if rtcp && !self.rtcp_muxed() {
+            let Some(rtp) = self.rtp_destination.filter(|_| self.latched) else {
+                // Before RTP has shown who the peer is, RTCP is read but teaches us nothing.
+                return true;
+            };
+            if !self.rtcp_latched && from.ip() == rtp.ip() {
+                self.rtcp_latched = true;
+                self.rtcp_destination = Some(from);
+            }
+            return Some(from) == self.rtcp_destination;
+        }
         if !self.latched {
             if rtcp {
-                // RTCP alone does not latch RTP (it comes from another port), but it tells us
-                // where RTCP really comes from.
-                if !self.rtcp_muxed() {
-                    self.rtcp_destination = Some(from);
-                }
+                // Muxed RTCP before any RTP: accepted, but only RTP decides the latch.
                 return true;
             }
             self.latched = true;
             self.rtp_destination = Some(from);
-            self.rtcp_destination = Some(if self.rtcp_muxed() {
-                from
-            } else {
-                port_plus_one(from)
-            });
+            if self.rtcp_muxed() {
+                self.rtcp_destination = Some(from);
+            } else if !self.rtcp_latched {
+                self.rtcp_destination = Some(port_plus_one(from));
+            }
             self.push_event(RtpLegEvent::Latched { rtp: from });
             return true;
         }
         // After latching only the latched source is accepted: anyone else who learns the port
         // could otherwise inject media or hijack the stream. A peer that really moved sends a
         // new SDP, and set_remote() starts latching over.
-        if rtcp && !self.rtcp_muxed() {
-            from.ip() == self.rtp_destination.map_or(from.ip(), |d| d.ip())
-        } else {
-            Some(from) == self.rtp_destination
-        }
+        Some(from) == self.rtp_destination
     }
 
     /// Handles one datagram from the RTP socket. Returns the RTP packet to forward to the

@@ -100,6 +100,23 @@ fn latches_to_the_first_source_and_ignores_others() {
     assert_eq!(tx.destination, addr("203.0.113.9:31001"));
     assert_eq!(tx.source, addr("198.51.100.5:40001"));
 
+    // RTCP from the peer's IP but another NAT port latches RTCP there; other IPs are ignored.
+    let mut rr = [0u8; 8];
+    write_receiver_report(&mut rr, PEER_SSRC, &[]).expect("rr");
+    leg.handle_rtcp(t0, addr("203.0.113.66:31001"), &mut rr.clone())
+        .expect("valid");
+    leg.handle_rtcp(t0, addr("203.0.113.9:31777"), &mut rr.clone())
+        .expect("valid");
+    leg.handle_rtcp(t0, addr("203.0.113.9:31001"), &mut rr.clone())
+        .expect("valid");
+    assert_eq!(leg.stats().packets_dropped, 3);
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("203.0.113.9:31777"));
+
     // A new SDP (re-INVITE) starts latching over.
     leg.set_remote(
         t0,
@@ -597,6 +614,75 @@ fn malformed_extensions_from_the_webrtc_side_are_stripped_before_srtp() {
         assert_eq!(out[0] & 0x10, 0, "{suite:?}");
         assert!(tx.len >= 27, "{suite:?}");
     }
+}
+
+#[test]
+fn negotiated_media_becomes_the_remote_and_maps() {
+    use media::sdp::{Codec, Direction, MediaKind, NegotiatedMedia};
+    let codec = |pt: u8, name: &str, rate: u32| Codec {
+        payload_type: pt,
+        name: name.into(),
+        clock_rate: rate,
+        channels: 1,
+        fmtp: None,
+    };
+    let mut media = NegotiatedMedia {
+        kind: MediaKind::Audio,
+        rejected: false,
+        direction: Direction::SendRecv,
+        codecs: vec![codec(0, "PCMU", 8000), codec(101, "telephone-event", 8000)],
+        telephone_event_pt: Some(101),
+        remote_rtp: Some(addr("192.0.2.10:4000")),
+        remote_rtcp: Some(addr("192.0.2.10:4001")),
+        rtcp_mux: false,
+        remote_crypto: None,
+        local_crypto: None,
+        ptime: Some(20),
+    };
+    let remote = RtpRemote::from_negotiated(&media).expect("active");
+    assert_eq!(
+        remote,
+        RtpRemote {
+            rtp: addr("192.0.2.10:4000"),
+            rtcp: Some(addr("192.0.2.10:4001")),
+            rtcp_mux: false,
+            sending: true
+        }
+    );
+    // The peer holds us (sendonly): we must not send, RTCP goes on.
+    media.direction = Direction::SendOnly;
+    assert!(!RtpRemote::from_negotiated(&media).expect("active").sending);
+    // RFC 2543-style hold with c=0.0.0.0: no sending, and the leg never targets 0.0.0.0.
+    media.direction = Direction::SendRecv;
+    media.remote_rtp = Some(addr("0.0.0.0:4000"));
+    media.remote_rtcp = Some(addr("0.0.0.0:4001"));
+    let held = RtpRemote::from_negotiated(&media).expect("active");
+    assert!(!held.sending);
+    let t0 = Instant::now();
+    let mut leg = RtpLeg::new(t0, config(t0));
+    leg.set_remote(t0, held);
+    assert_eq!(leg.rtp_destination(), None);
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut [0u8; 1500])
+        .expect("ok")
+        .is_none());
+    media.rejected = true;
+    assert_eq!(RtpRemote::from_negotiated(&media), None);
+
+    // Browser payload types -> SIP payload types and back, by encoding.
+    let browser = [
+        codec(111, "opus", 48000),
+        codec(0, "PCMU", 8000),
+        codec(126, "telephone-event", 8000),
+    ];
+    let to_sip = PayloadTypeMap::from_codecs(&browser, &media.codecs);
+    assert_eq!(
+        (to_sip.map(0), to_sip.map(126), to_sip.map(111)),
+        (Some(0), Some(101), None)
+    );
+    let to_browser = PayloadTypeMap::from_codecs(&media.codecs, &browser);
+    assert_eq!(to_browser.map(101), Some(126));
 }
 
 #[test]
