@@ -540,3 +540,19 @@ fn header_extensions_are_removed_in_place() {
         Err(RtpError::TooShort)
     );
 }
+
+#[test]
+fn jitter_ignores_the_rtp_timestamp_wrap() {
+    let t0 = Instant::now();
+    // Perfectly paced packets whose timestamps wrap past 2^32 half way through.
+    let script: Vec<(u16, u64, u32)> = (0..50u16)
+        .map(|i| {
+            (
+                i,
+                u64::from(i) * 20,
+                (u32::MAX - 25 * 160).wrapping_add(u32::from(i) * 160),
+            )
+        })
+        .collect();
+    assert_eq!(scripted(t0, &script).jitter(), 0);
+}
