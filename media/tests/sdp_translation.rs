@@ -533,6 +533,32 @@ fn sendonly_sip_offer_is_answered_recvonly_and_t38_rejected() {
 }
 
 #[test]
+fn offered_rtcp_mux_is_accepted_even_when_we_would_not_offer_it() {
+    let sip_offer = fixture("baresip_offer.sdp");
+    let n =
+        sip_offer_to_negotiated(&sip_offer, &SipLocalMedia::default_codecs()).expect("negotiates");
+    let browser_answer = fixture("chrome_answer_to_sdes_offer.sdp");
+    let answer = webrtc_answer_to_sip_answer(
+        &browser_answer,
+        &sip_offer,
+        &local_media(2, false),
+        &mut LocalOrigin::new(5, 1),
+    )
+    .expect("answers");
+    let text = answer.to_sdp_string();
+    let audio = section_lines(&text, 0);
+    assert_eq!(audio[0], "m=audio 40000 RTP/AVP 0 8 101");
+    assert!(audio.contains(&"a=rtcp-mux".to_owned()), "{audio:?}");
+    assert!(!audio.iter().any(|l| l.starts_with("a=rtcp:")), "{audio:?}");
+    assert!(
+        n.media[0].rtcp_mux,
+        "what the leg is configured with matches the answer"
+    );
+    // The browser answered audio only: baresip's video is rejected in the SIP answer.
+    assert_eq!(section_lines(&text, 1), ["m=video 0 RTP/AVP 100 97"]);
+}
+
+#[test]
 fn no_common_codec_is_a_typed_error() {
     let g729_only = SessionDescription::parse(
         b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\n",

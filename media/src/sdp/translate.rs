@@ -71,8 +71,10 @@ pub struct SipLocalMediaLine {
 pub struct SipLocalMedia {
     /// Address we advertise in `c=` and `o=` (the `--media-address` for NAT).
     pub address: IpAddr,
-    /// Whether to offer/accept RTP/RTCP multiplexing on one port (RFC 5761). Many SIP peers
-    /// do not support it, so it is a choice of configuration.
+    /// Whether to offer RTP/RTCP multiplexing on one port (RFC 5761). Many SIP peers do not
+    /// support it, so offering is a choice of configuration. When the SIP peer offers it, the
+    /// answer always accepts: the RTP leg demultiplexes either way (RFC 5761 section 4), and
+    /// the [`NegotiatedMedia`] built from that offer then matches what was answered.
     pub rtcp_mux: bool,
     /// One entry per m-line of the description being translated, in order.
     pub lines: Vec<SipLocalMediaLine>,
@@ -352,7 +354,7 @@ pub fn sip_answer_to_negotiated(
 /// m-line of the same media type, so the WebRTC leg may leave rejected m-lines out of its
 /// offer or keep them. Codecs are the browser's choice, written with the SIP offer's payload
 /// type numbers; the direction is the browser's, limited by what the SIP offer allows
-/// ([`Direction::answer_to`]); rtcp-mux is accepted only when offered and `local.rtcp_mux`;
+/// ([`Direction::answer_to`]); rtcp-mux is accepted whenever offered;
 /// for `RTP/SAVP` the local key with the peer's suite is sent under the peer's tag.
 pub fn webrtc_answer_to_sip_answer(
     webrtc_answer: &SessionDescription,
@@ -403,7 +405,7 @@ pub fn webrtc_answer_to_sip_answer(
             out.attributes
                 .push(Attribute::new("ptime", ptime.to_string()));
         }
-        write_rtcp_attributes(&mut out, n.rtcp_mux && local.rtcp_mux, line.rtp_port);
+        write_rtcp_attributes(&mut out, n.rtcp_mux, line.rtp_port);
         if let Some(remote) = &n.remote_crypto {
             let mine = line
                 .cryptos
