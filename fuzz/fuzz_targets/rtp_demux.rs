@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = TelephoneEvent::parse(p.payload());
     }
     for packet in RtcpCompound::new(data).flatten() {
-        if let RtcpPacket::SenderReport { blocks, .. } | RtcpPacket::ReceiverReport { blocks, .. } = packet {
+        if let RtcpPacket::SenderReport { blocks, .. } | RtcpPacket::ReceiverReport { blocks, .. } =
+            packet
+        {
             blocks.for_each(drop);
         }
     }
@@ -26,8 +28,19 @@ fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
     let peer = "192.0.2.10:4000".parse().expect("addr");
     let ntp = NtpClock::new(t0, Duration::from_secs(1));
-    let mut leg = RtpLeg::new(t0, RtpLegConfig::new("127.0.0.1:40000".parse().expect("addr"), 7, "fuzz", ntp));
-    leg.set_remote(t0, RtpRemote { rtp: peer, rtcp: None, rtcp_mux: data.first().is_some_and(|b| b & 1 == 1), sending: true });
+    let mut leg = RtpLeg::new(
+        t0,
+        RtpLegConfig::new("127.0.0.1:40000".parse().expect("addr"), 7, "fuzz", ntp),
+    );
+    leg.set_remote(
+        t0,
+        RtpRemote {
+            rtp: peer,
+            rtcp: None,
+            rtcp_mux: data.first().is_some_and(|b| b & 1 == 1),
+            sending: true,
+        },
+    );
     let mut buf = data.to_vec();
     let _ = leg.handle_rtp(t0, peer, &mut buf);
     let mut buf = data.to_vec();

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use media::sdp::{
-    finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_to_negotiated,
+    finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_answered, sip_offer_to_negotiated,
     webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, CryptoAttribute, CryptoSuite,
     LocalOrigin, SessionDescription, SipLocalMedia, SipLocalMediaLine,
 };
@@ -120,6 +120,7 @@ fn exercise(data: &[u8]) {
     if let Ok(answer) = webrtc_answer_to_sip_answer(&sdp, &sdp, &local, &mut origin) {
         SessionDescription::parse(answer.to_sdp_string().as_bytes())
             .expect("our own SIP answer parses");
+        let _ = sip_offer_answered(&sdp, &answer);
     }
     let mut browser = sdp.clone();
     finalize_browser_sdp(&mut browser, &[]);

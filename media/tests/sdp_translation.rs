@@ -5,10 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use media::sdp::{
-    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, CryptoAttribute, CryptoSuite,
-    Direction, LocalOrigin, MediaKind, SdpError, SessionDescription, SipLocalMedia,
-    SipLocalMediaLine,
+    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
+    sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer,
+    CryptoAttribute, CryptoSuite, Direction, LocalOrigin, MediaKind, SdpError, SessionDescription,
+    SipLocalMedia, SipLocalMediaLine,
 };
 
 const MEDIA_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 5));
@@ -499,6 +499,24 @@ fn webrtc_answer_becomes_sip_answer_with_sdes_and_offer_payload_types() {
     );
     assert!(audio.contains(&"a=ptime:20".to_owned()));
     assert!(audio.contains(&"a=sendrecv".to_owned()));
+
+    // What the RTP leg is configured with: the peer's key for tag 2, our key, the answer's codecs.
+    let n = sip_offer_answered(&sip_offer, &answer).expect("consistent");
+    let audio = &n.media[0];
+    let pts: Vec<u8> = audio.codecs.iter().map(|c| c.payload_type).collect();
+    assert_eq!(pts, [0, 8, 13, 101]);
+    assert_eq!(
+        audio.remote_crypto.as_ref().map(|c| (c.tag, c.suite)),
+        Some((2, CryptoSuite::AesCm128HmacSha1_80))
+    );
+    assert_eq!(
+        audio.local_crypto.as_ref().map(|c| c.master_key()),
+        Some(&[3u8; 16][..])
+    );
+    assert_eq!(
+        audio.remote_rtcp,
+        Some("192.0.2.30:21847".parse().expect("addr"))
+    );
 
     // Without a key for the peer's suite the answer cannot be built.
     local.lines[0].cryptos =

@@ -21,9 +21,9 @@ pub use model::{
     MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
 };
 pub use translate::{
-    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, LocalOrigin, NegotiatedMedia,
-    NegotiatedSession, SipLocalMedia, SipLocalMediaLine,
+    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
+    sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, LocalOrigin,
+    NegotiatedMedia, NegotiatedSession, SipLocalMedia, SipLocalMediaLine,
 };
 
 /// Everything that can go wrong parsing, validating or translating SDP.

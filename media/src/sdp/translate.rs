@@ -426,6 +426,70 @@ pub fn webrtc_answer_to_sip_answer(
     Ok(sip_session(local.address, origin, media))
 }
 
+/// What was really agreed after the gateway answered a SIP offer: [`sip_offer_to_negotiated`]
+/// narrowed by `our_answer` (what [`webrtc_answer_to_sip_answer`] produced). m-lines the
+/// answer rejected are rejected, codecs are those the answer kept (with the payload types
+/// the answer wrote, which are the offer's), rtcp-mux only if both sides have it, and for SDES
+/// the peer's key is the offered crypto whose tag the answer picked, our key the answer's.
+pub fn sip_offer_answered(
+    sip_offer: &SessionDescription,
+    our_answer: &SessionDescription,
+) -> Result<NegotiatedSession, SdpError> {
+    if sip_offer.media.len() != our_answer.media.len() {
+        return Err(SdpError::MediaCountMismatch {
+            offered: sip_offer.media.len(),
+            answered: our_answer.media.len(),
+        });
+    }
+    let mut media = Vec::with_capacity(sip_offer.media.len());
+    for (i, (offered, answered)) in sip_offer.media.iter().zip(&our_answer.media).enumerate() {
+        let mut n = describe_sip_media(sip_offer, i);
+        if offered.kind != answered.kind {
+            return Err(SdpError::MediaKindMismatch { media_index: i });
+        }
+        n.rejected |= !answered.is_active();
+        if !n.rejected {
+            let answered_codecs = answered.codecs();
+            n.codecs = answered_codecs
+                .iter()
+                .filter_map(|a| {
+                    n.codecs
+                        .iter()
+                        .find(|o| o.payload_type == a.payload_type && o.same_encoding(a))
+                })
+                .cloned()
+                .collect();
+            if n.codecs.iter().all(Codec::is_auxiliary) {
+                return Err(SdpError::NoCommonCodec { media_index: i });
+            }
+            n.telephone_event_pt = telephone_event_pt(&n.codecs);
+            n.rtcp_mux = n.rtcp_mux && answered.has_attribute("rtcp-mux");
+            if !n.rtcp_mux && n.remote_rtcp.is_none() {
+                n.remote_rtcp = n
+                    .remote_rtp
+                    .map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1)));
+            }
+            if offered.is_sdes_srtp() {
+                n.local_crypto = answered.cryptos().into_iter().next();
+                n.remote_crypto = n.local_crypto.as_ref().and_then(|l| {
+                    offered
+                        .cryptos()
+                        .into_iter()
+                        .find(|r| r.tag == l.tag && r.suite == l.suite)
+                });
+                if n.remote_crypto.is_none() {
+                    return Err(SdpError::NoUsableCrypto { media_index: i });
+                }
+            }
+            if n.remote_rtp.is_none() {
+                return Err(SdpError::MissingConnection { media_index: i });
+            }
+        }
+        media.push(n);
+    }
+    Ok(NegotiatedSession { media })
+}
+
 /// Touches up an SDP produced by the WebRTC stack before it goes to sylkrtc.js: every active
 /// m-line gets an explicit direction attribute (sylkrtc.js reads it instead of assuming the
 /// RFC 3264 default; `directions[i]` overrides when given, otherwise the effective direction
