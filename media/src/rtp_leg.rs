@@ -711,32 +711,41 @@ impl RtpLeg {
             self.pending_feedback = None;
             return Ok(None);
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.write_compound(now, &mut scratch);
-        let result = match (result, self.srtp.as_mut()) {
-            (Ok(len), Some(srtp)) => srtp
-                .protect_rtcp(&scratch[..len], out)
-                .map_err(RtpLegError::from),
-            (Ok(len), None) => match out.get_mut(..len) {
-                Some(dst) => {
-                    dst.copy_from_slice(&scratch[..len]);
-                    Ok(len)
-                }
-                None => Err(RtpLegError::BufferTooSmall),
-            },
-            (Err(e), _) => Err(e),
-        };
-        self.scratch = scratch;
+        self.emit_rtcp(now, destination, out, false).map(Some)
+    }
+
+    /// Writes our compound RTCP (plus BYE when `bye`) into `out`, protects it when SDES-SRTP
+    /// is on (RFC 3711 section 3.4), and addresses it.
+    fn emit_rtcp(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        out: &mut [u8],
+        bye: bool,
+    ) -> Result<Transmit, RtpLegError> {
+        let mut len = self.write_compound(now, out)?;
+        if bye {
+            let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
+            len += rtcp::write_bye(rest, self.config.local_ssrc)?;
+        }
+        if let Some(srtp) = self.srtp.as_mut() {
+            let protected_len = srtp.protect_rtcp(&out[..len], &mut self.scratch)?;
+            let dst = out
+                .get_mut(..protected_len)
+                .ok_or(RtpLegError::BufferTooSmall)?;
+            dst.copy_from_slice(&self.scratch[..protected_len]);
+            len = protected_len;
+        }
         let source = if self.rtcp_muxed() {
             self.config.local_rtp
         } else {
             self.config.local_rtcp
         };
-        Ok(Some(Transmit {
+        Ok(Transmit {
             source,
             destination,
-            len: result?,
-        }))
+            len,
+        })
     }
 
     fn write_compound(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, RtpLegError> {
@@ -780,35 +789,7 @@ impl RtpLeg {
         let Some(destination) = self.rtcp_destination else {
             return Ok(None);
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.write_compound(now, &mut scratch).and_then(|len| {
-            let rest = scratch.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
-            Ok(len + rtcp::write_bye(rest, self.config.local_ssrc)?)
-        });
-        let result = match (result, self.srtp.as_mut()) {
-            (Ok(len), Some(srtp)) => srtp
-                .protect_rtcp(&scratch[..len], out)
-                .map_err(RtpLegError::from),
-            (Ok(len), None) => match out.get_mut(..len) {
-                Some(dst) => {
-                    dst.copy_from_slice(&scratch[..len]);
-                    Ok(len)
-                }
-                None => Err(RtpLegError::BufferTooSmall),
-            },
-            (Err(e), _) => Err(e),
-        };
-        self.scratch = scratch;
-        let source = if self.rtcp_muxed() {
-            self.config.local_rtp
-        } else {
-            self.config.local_rtcp
-        };
-        Ok(Some(Transmit {
-            source,
-            destination,
-            len: result?,
-        }))
+        self.emit_rtcp(now, destination, out, true).map(Some)
     }
 
     /// The next event, if any. Drain after every call into the leg.

@@ -743,3 +743,41 @@ fn port_allocator_hands_out_even_odd_pairs_and_reuses_late() {
         Ok(1)
     );
 }
+
+#[test]
+fn bye_closes_the_stream_with_a_compound_packet() {
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    let mut out = [0u8; 1500];
+    let tx = leg
+        .write_bye(t0, &mut out)
+        .expect("ok")
+        .expect("destination known");
+    assert_eq!(tx.destination, addr("192.0.2.10:4001"));
+    let packets: Vec<_> = RtcpCompound::new(&out[..tx.len])
+        .collect::<Result<_, _>>()
+        .expect("valid");
+    assert!(matches!(
+        packets[0],
+        RtcpPacket::ReceiverReport {
+            ssrc: LOCAL_SSRC,
+            ..
+        }
+    ));
+    assert!(matches!(packets[1], RtcpPacket::SourceDescription { .. }));
+    match &packets[2] {
+        RtcpPacket::Bye { count, body } => {
+            assert_eq!(
+                RtcpPacket::bye_ssrcs(*count, body).collect::<Vec<_>>(),
+                [LOCAL_SSRC]
+            );
+        }
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    // The peer's BYE is surfaced as an event.
+    let mut from_peer = [0u8; 64];
+    let len = media::rtp::rtcp::write_bye(&mut from_peer, PEER_SSRC).expect("bye");
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut from_peer[..len])
+        .expect("valid");
+    assert_eq!(events(&mut leg), [RtpLegEvent::RemoteBye]);
+}
