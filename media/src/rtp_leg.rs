@@ -238,6 +238,8 @@ pub struct RtpLeg {
     report_due: bool,
     pending_feedback: Option<PendingFeedback>,
     fir_seq: u8,
+    /// When our last two reports went out (newest first), for the SR/RR choice.
+    reports_sent_at: [Option<Instant>; 2],
     rng: u32,
     events: VecDeque<RtpLegEvent>,
 }
@@ -271,6 +273,7 @@ impl RtpLeg {
             report_due: false,
             pending_feedback: None,
             fir_seq: 0,
+            reports_sent_at: [None, None],
             rng,
             events: VecDeque::with_capacity(MAX_QUEUED_EVENTS),
         }
@@ -752,7 +755,9 @@ impl RtpLeg {
         let ssrc = self.config.local_ssrc;
         let block: Option<ReportBlock> = self.reception.as_mut().map(|r| r.report_block(now));
         let blocks = block.as_slice();
-        let mut len = if self.send_stats.is_sender() {
+        let sender = self.send_stats.is_sender(self.reports_sent_at[1]);
+        self.reports_sent_at = [Some(now), self.reports_sent_at[0]];
+        let mut len = if sender {
             let info = self.send_stats.sender_info(now, &self.config.ntp_clock);
             rtcp::write_sender_report(out, ssrc, &info, blocks)?
         } else {

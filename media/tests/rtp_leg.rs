@@ -257,6 +257,20 @@ fn reports_are_rr_before_sending_and_sr_after_with_randomized_interval() {
         }
         other => panic!("expected SR, got {other:?}"),
     }
+    // Two more reports without sending: the first still counts us as a sender (we sent since
+    // the report before the previous one), the second is an RR again (RFC 3550 section 6.4).
+    let mut kinds = Vec::new();
+    let mut at = next;
+    for _ in 0..2 {
+        at += Duration::from_secs(8);
+        leg.handle_timeout(at);
+        let tx = leg.poll_transmit(at, &mut out).expect("ok").expect("due");
+        kinds.push(matches!(
+            RtcpCompound::new(&out[..tx.len]).next(),
+            Some(Ok(RtcpPacket::SenderReport { .. }))
+        ));
+    }
+    assert_eq!(kinds, [true, false]);
     let stats = leg.stats();
     assert_eq!(
         (

@@ -312,9 +312,15 @@ impl SendStats {
         self.payload_bytes
     }
 
-    /// Whether anything was sent (an SR is only sent by active senders, section 6.4).
-    pub fn is_sender(&self) -> bool {
-        self.packets > 0
+    /// Whether we count as a sender for a report: RFC 3550 section 6.4 sends an SR only if
+    /// RTP went out since the report before the previous one (`since`; `None` before two
+    /// reports were sent, when having sent anything at all counts).
+    pub fn is_sender(&self, since: Option<Instant>) -> bool {
+        match (self.last_sent_at, since) {
+            (Some(sent), Some(since)) => sent > since,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 
     /// The sender info for an SR sent at `now`: the RTP timestamp is extrapolated from the
