@@ -17,7 +17,7 @@ use crate::rtp::rtcp::{self, ReportBlock, RtcpCompound, RtcpPacket};
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{
     classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
-    PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter,
+    PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter, TelephoneEvent,
 };
 use crate::sdp::{Codec, Direction, NegotiatedMedia};
 
@@ -177,6 +177,14 @@ pub enum RtpLegEvent {
     KeyframeRequested,
     /// The peer sent RTCP BYE (RFC 3550 section 6.6).
     RemoteBye,
+    /// A telephone event (DTMF digit) from the peer ended (RFC 4733 section 2.5.1.4: the E bit;
+    /// its three retransmissions are reported once). The packets themselves are forwarded.
+    TelephoneEventEnded {
+        /// Event code (0-9, 10 `*`, 11 `#`, 12-15 A-D).
+        event: u8,
+        /// Duration in timestamp units.
+        duration: u16,
+    },
 }
 
 /// Counters of one leg; `lost` and `jitter` follow RFC 3550 appendix A.3 and A.8.
@@ -238,6 +246,9 @@ pub struct RtpLeg {
     report_due: bool,
     pending_feedback: Option<PendingFeedback>,
     fir_seq: u8,
+    telephone_event_pt: Option<u8>,
+    /// RTP timestamp of the last ended event, to report its retransmitted end packets once.
+    last_event_end: Option<u32>,
     /// When our last two reports went out (newest first), for the SR/RR choice.
     reports_sent_at: [Option<Instant>; 2],
     rng: u32,
@@ -273,6 +284,8 @@ impl RtpLeg {
             report_due: false,
             pending_feedback: None,
             fir_seq: 0,
+            telephone_event_pt: None,
+            last_event_end: None,
             reports_sent_at: [None, None],
             rng,
             events: VecDeque::with_capacity(MAX_QUEUED_EVENTS),
@@ -310,6 +323,12 @@ impl RtpLeg {
         for codec in codecs {
             self.set_clock_rate(codec.payload_type, codec.clock_rate);
         }
+    }
+
+    /// The payload type the peer uses for RFC 4733 telephone-event, for
+    /// [`RtpLegEvent::TelephoneEventEnded`].
+    pub fn set_telephone_event_payload_type(&mut self, payload_type: Option<u8>) {
+        self.telephone_event_pt = payload_type;
     }
 
     /// Payload type numbers for packets we send: other leg's number -> this leg's number.
@@ -481,6 +500,17 @@ impl RtpLeg {
         reception.record(now, seq, ts, clock_rate, payload_len);
         self.stats.packets_received += 1;
         self.stats.bytes_received += len as u64;
+        if Some(pt) == self.telephone_event_pt {
+            if let Ok(event) = TelephoneEvent::parse(packet.payload()) {
+                if event.end && self.last_event_end != Some(ts) {
+                    self.last_event_end = Some(ts);
+                    self.push_event(RtpLegEvent::TelephoneEventEnded {
+                        event: event.event,
+                        duration: event.duration,
+                    });
+                }
+            }
+        }
         if let Some(map) = &self.receive_map {
             if !map.apply(&mut packet) {
                 return self.dropped(Ok(None));

@@ -795,3 +795,57 @@ fn bye_closes_the_stream_with_a_compound_packet() {
         .expect("valid");
     assert_eq!(events(&mut leg), [RtpLegEvent::RemoteBye]);
 }
+
+#[test]
+fn telephone_events_are_forwarded_and_reported_once_per_digit() {
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    leg.set_telephone_event_payload_type(Some(101));
+    let mut map = PayloadTypeMap::empty();
+    map.insert(0, 0);
+    map.insert(101, 126);
+    leg.set_receive_payload_map(map);
+    let from = addr("192.0.2.10:4000");
+    // Digit 7: start, update, then the end packet three times (RFC 4733 section 2.5.1.4).
+    let blocks: [(u8, u16); 5] = [
+        (0x0a, 160),
+        (0x0a, 320),
+        (0x8a, 480),
+        (0x8a, 480),
+        (0x8a, 480),
+    ];
+    for (i, (flags, duration)) in blocks.into_iter().enumerate() {
+        let mut buf = [0u8; 64];
+        let d = duration.to_be_bytes();
+        let len = write_rtp_packet(
+            &mut buf,
+            101,
+            i == 0,
+            10 + i as u16,
+            8000,
+            PEER_SSRC,
+            &[7, flags, d[0], d[1]],
+        )
+        .expect("fits");
+        let got = leg
+            .handle_rtp(t0, from, &mut buf[..len])
+            .expect("valid")
+            .expect("forwarded");
+        assert_eq!(
+            got.payload_type(),
+            126,
+            "telephone-event PT mapped to the browser's"
+        );
+    }
+    let reported: Vec<_> = events(&mut leg)
+        .into_iter()
+        .filter(|e| !matches!(e, RtpLegEvent::Latched { .. }))
+        .collect();
+    assert_eq!(
+        reported,
+        [RtpLegEvent::TelephoneEventEnded {
+            event: 7,
+            duration: 480
+        }]
+    );
+}
