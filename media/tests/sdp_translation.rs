@@ -773,3 +773,26 @@ fn crypto_attributes_round_trip_and_reject_bad_keys() {
         "keys must not appear in Debug output"
     );
 }
+
+#[test]
+fn bandwidth_and_packet_time_limits_are_carried_to_the_sip_offer() {
+    let mut offer = fixture("aiortc_offer.sdp");
+    offer.media[1].bandwidths.push("TIAS:1500000".into());
+    offer.media[0]
+        .attributes
+        .push(media::sdp::Attribute::new("ptime", "40"));
+    offer.media[0]
+        .attributes
+        .push(media::sdp::Attribute::new("maxptime", "120"));
+    let text =
+        webrtc_offer_to_sip_offer(&offer, &local_media(2, false), &mut LocalOrigin::new(1, 1))
+            .expect("translates")
+            .to_sdp_string();
+    let audio = section_lines(&text, 0);
+    assert!(
+        audio.contains(&"a=ptime:40".to_owned()) && audio.contains(&"a=maxptime:120".to_owned()),
+        "{audio:?}"
+    );
+    // b= comes right after the m= line (RFC 8866 section 5 order).
+    assert_eq!(section_lines(&text, 1)[1], "b=TIAS:1500000");
+}

@@ -213,10 +213,13 @@ pub fn webrtc_offer_to_sip_offer(
             &sip_protocol(m, secure),
             codecs.iter().map(|c| c.payload_type.to_string()).collect(),
         );
+        // Bandwidth limits (b=AS, b=TIAS) and packet times still mean the same to a SIP peer.
+        out.bandwidths = m.bandwidths.clone();
         write_codec_attributes(&mut out, &codecs);
-        if let Some(ptime) = m.ptime() {
-            out.attributes
-                .push(Attribute::new("ptime", ptime.to_string()));
+        for name in ["ptime", "maxptime"] {
+            if let Some(value) = m.attribute(name) {
+                out.attributes.push(Attribute::new(name, value));
+            }
         }
         write_rtcp_attributes(&mut out, local.rtcp_mux, line.rtp_port);
         for crypto in &line.cryptos {
@@ -400,6 +403,7 @@ pub fn webrtc_answer_to_sip_answer(
             &offered.protocol,
             codecs.iter().map(|c| c.payload_type.to_string()).collect(),
         );
+        out.bandwidths = w.bandwidths.clone();
         write_codec_attributes(&mut out, &codecs);
         if let Some(ptime) = n.ptime {
             out.attributes
