@@ -741,7 +741,8 @@ fn parser_errors_are_typed() {
 
 #[test]
 fn crypto_attributes_round_trip_and_reject_bad_keys() {
-    let line = "2 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31|1:1";
+    let line =
+        "2 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31 WSH=64";
     let c = CryptoAttribute::parse(line).expect("parses");
     assert_eq!(c.tag, 2);
     assert_eq!(
@@ -756,6 +757,10 @@ fn crypto_attributes_round_trip_and_reject_bad_keys() {
         "1 AES_CM_128_HMAC_SHA1_80 JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
         "1 AEAD_AES_128_GCM inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
         "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
+        // An MKI, which rtc::srtp cannot handle, and session parameters we cannot honour.
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31|1:1",
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk UNENCRYPTED_SRTP",
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk KDR=1",
     ] {
         assert_eq!(
             CryptoAttribute::parse(bad),
