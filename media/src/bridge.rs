@@ -210,6 +210,8 @@ struct SipStream {
 struct WebrtcStream {
     /// SIP -> WebRTC continuity (the engine stamps its own SSRC on top).
     out: SsrcRewriter,
+    /// Keeps wild sequence jumps of the SIP source away from the browser's SRTP.
+    guard: SequenceGuard,
     clock_rate: u32,
     /// RFC 3550 A.1/A.3/A.8 of the browser's current source (rtc keeps its own, but reading
     /// them means building a stats report, which allocates).
@@ -220,6 +222,60 @@ struct WebrtcStream {
     bytes_received: u64,
     packets_sent: u64,
     bytes_sent: u64,
+}
+
+/// RFC 3550 A.1: a jump beyond this is a restart or garbage, not loss.
+const MAX_DROPOUT: u16 = 3000;
+/// RFC 3550 A.1: this far behind is a late packet, not a jump.
+const MAX_MISORDER: u16 = 100;
+
+/// Sequence sanity for the SIP source before it reaches the browser. A stray packet whose
+/// sequence number jumps far (a spoofed or corrupted datagram) would make the browser's SRTP
+/// receiver guess the wrong rollover counter (RFC 3711 sec. 3.3.1) and reject everything
+/// after it; so a big jump is accepted only when the next packet confirms it (RFC 3550 A.1
+/// probation), and then counts as a new source, so the output continues at +1.
+#[derive(Debug, Clone, Copy, Default)]
+struct SequenceGuard {
+    ssrc: Option<u32>,
+    last_seq: u16,
+    pending_jump: Option<u16>,
+    restarts: u32,
+}
+
+impl SequenceGuard {
+    /// The source identity to rewrite with (SSRC mixed with the restart count), or `None`
+    /// to drop the packet.
+    fn admit(&mut self, ssrc: u32, seq: u16) -> Option<u32> {
+        if self.ssrc != Some(ssrc) {
+            *self = Self {
+                ssrc: Some(ssrc),
+                last_seq: seq,
+                pending_jump: None,
+                restarts: self.restarts,
+            };
+            return Some(self.source(ssrc));
+        }
+        let delta = seq.wrapping_sub(self.last_seq);
+        if delta < MAX_DROPOUT {
+            if delta != 0 {
+                self.last_seq = seq;
+            }
+            self.pending_jump = None;
+        } else if delta < u16::MAX - MAX_MISORDER {
+            if self.pending_jump != Some(seq.wrapping_sub(1)) {
+                self.pending_jump = Some(seq);
+                return None;
+            }
+            self.restarts = self.restarts.wrapping_add(1);
+            self.last_seq = seq;
+            self.pending_jump = None;
+        }
+        Some(self.source(ssrc))
+    }
+
+    fn source(&self, ssrc: u32) -> u32 {
+        ssrc ^ self.restarts.wrapping_mul(0x9E37_79B9)
+    }
 }
 
 impl WebrtcStream {
@@ -987,6 +1043,7 @@ impl Bridge {
             let clock_rate = primary_clock(pairs, kind);
             self.webrtc_streams[kind_index(kind)] = Some(WebrtcStream {
                 out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
+                guard: SequenceGuard::default(),
                 clock_rate,
                 recv: None,
                 lost_earlier: 0,
@@ -1211,6 +1268,13 @@ impl Bridge {
             Err(e) => return Err(BridgeError::SipPacket(e)),
         };
         let mut packet: RtpPacket<&mut [u8]> = packet;
+        let Some(source) = wstream.guard.admit(packet.ssrc(), packet.sequence_number()) else {
+            self.dropped += 1;
+            return Ok(None);
+        };
+        // The rewriter re-bases on a new input SSRC; a confirmed sequence restart counts as
+        // one. The SSRC written here is replaced by the WebRTC leg's own anyway.
+        packet.set_ssrc(source);
         wstream.out.rewrite(now, wstream.clock_rate, &mut packet);
         let out = OutgoingRtp {
             kind,
@@ -1510,6 +1574,22 @@ fn forward_to_sip(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_guard_drops_strays_and_accepts_confirmed_restarts() {
+        let mut g = SequenceGuard::default();
+        let first = g.admit(7, 100).unwrap();
+        assert_eq!(g.admit(7, 101), Some(first));
+        assert_eq!(g.admit(7, 40_000), None, "a lone jump is dropped");
+        assert_eq!(g.admit(7, 102), Some(first), "and the stream goes on");
+        assert_eq!(g.admit(7, 60), Some(first), "late packets pass");
+        assert_eq!(g.admit(7, 9_000), None);
+        let restarted = g.admit(7, 9_001).unwrap();
+        assert_ne!(restarted, first, "a confirmed restart is a new source");
+        assert_eq!(g.admit(7, 9_002), Some(restarted));
+        let other = g.admit(8, 5).unwrap();
+        assert_ne!(other, restarted);
+    }
 
     #[test]
     fn codec_pairing_prefers_same_payload_type_and_maps_telephone_event() {

@@ -159,7 +159,16 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
     assert_eq!(to_sip, 200, "full path browser -> SIP");
     let full_in = (allocations() - before) as f64 / srtp_from_browser.len() as f64;
     let mut plain: Vec<Vec<u8>> = (0..200u32)
-        .map(|i| plain_rtp(0, 9000 + i as u16, 900_000 + i * 160, 9, false, &[5u8; 160]))
+        .map(|i| {
+            plain_rtp(
+                0,
+                (500 + PACKETS + i) as u16,
+                900_000 + i * 160,
+                9,
+                false,
+                &[5u8; 160],
+            )
+        })
         .collect();
     let before = allocations();
     let mut to_browser = 0;
