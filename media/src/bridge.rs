@@ -47,6 +47,8 @@ use transmit::{TransmitQueue, SLOT_SIZE};
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit for the DTLS handshake after ICE connected.
+pub const DEFAULT_DTLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default RTCP report interval on the SIP leg (RFC 3550 sec. 6.2: 5 s minimum).
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Datagrams the bridge may hold for the SIP leg before dropping the oldest.
@@ -99,6 +101,7 @@ impl BridgeConfig {
                 advertised_ip: None,
                 ice_lite: false,
                 seed,
+                dtls_timeout: DEFAULT_DTLS_TIMEOUT,
             },
             sip_audio_local,
             sip_video_local: None,

@@ -9,7 +9,7 @@ mod keyframe_forwarder;
 mod rtc_engine;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::WebrtcError;
 
@@ -89,8 +89,12 @@ pub struct WebrtcLegConfig {
     pub advertised_ip: Option<IpAddr>,
     /// Answer as an ICE-lite agent (RFC 8445 sec. 2.5): only for a gateway on a public IP.
     pub ice_lite: bool,
-    /// Seed for the SSRCs and ICE credentials the leg picks; deterministic tests fix it.
+    /// Seed for the SSRCs the leg picks; deterministic tests fix it.
     pub seed: u64,
+    /// How long DTLS may take once ICE has connected before the leg reports
+    /// [`WebrtcLegEvent::DtlsFailed`] (RFC 6347 sec. 4.2.4.1 retransmits from 1 s up, so a
+    /// few retries fit; `rtc` itself never reports a failed handshake).
+    pub dtls_timeout: Duration,
 }
 
 /// State changes of the WebRTC leg, each reported once.
