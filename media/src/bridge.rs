@@ -1595,6 +1595,24 @@ mod tests {
     }
 
     #[test]
+    fn h264_pairs_only_with_the_same_packetization_mode() {
+        let h264 = |pt, mode: &str| CodecSpec {
+            kind: MediaKind::Video,
+            name: "H264".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: format!("profile-level-id=42e01f;packetization-mode={mode}"),
+            payload_type: pt,
+        };
+        let pairs = pair_codecs(&[h264(102, "1"), h264(127, "0")], &[h264(99, "0")]);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (pairs[0].0.payload_type, pairs[0].1.payload_type),
+            (127, 99)
+        );
+    }
+
+    #[test]
     fn codec_pairing_prefers_same_payload_type_and_maps_telephone_event() {
         let c = |name: &str, clock, pt| CodecSpec {
             kind: MediaKind::Audio,
