@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use crate::rtp::rtcp::{self, ReportBlock, RtcpCompound, RtcpPacket};
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{
-    classify_datagram, write_rtp_packet, DatagramKind, NtpClock, PayloadTypeMap, ReceptionStats,
-    RtpError, RtpPacket, SendStats, SsrcRewriter,
+    classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
+    PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter, TelephoneEvent,
 };
+use crate::sdp::{Codec, Direction, NegotiatedMedia};
 
 /// Largest RTP/RTCP datagram the leg builds in its scratch buffer; larger than any
 /// unfragmented UDP payload on a 1500-byte MTU.
@@ -118,6 +119,27 @@ pub struct RtpRemote {
     pub sending: bool,
 }
 
+impl RtpRemote {
+    /// The remote side of one negotiated SIP m-line; `None` when the m-line is rejected or has
+    /// no address. `sending` follows the peer's direction (it must want to receive), and an
+    /// unspecified address (`c=IN IP4 0.0.0.0`, the RFC 2543 hold that RFC 3264 section 8.4
+    /// still lets peers send) also stops sending, since packets to 0.0.0.0 would go to this
+    /// host.
+    pub fn from_negotiated(media: &NegotiatedMedia) -> Option<Self> {
+        if media.rejected {
+            return None;
+        }
+        let rtp = media.remote_rtp?;
+        Some(Self {
+            rtp,
+            rtcp: media.remote_rtcp,
+            rtcp_mux: media.rtcp_mux,
+            sending: matches!(media.direction, Direction::SendRecv | Direction::RecvOnly)
+                && !rtp.ip().is_unspecified(),
+        })
+    }
+}
+
 /// A datagram the reactor must send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
@@ -155,6 +177,14 @@ pub enum RtpLegEvent {
     KeyframeRequested,
     /// The peer sent RTCP BYE (RFC 3550 section 6.6).
     RemoteBye,
+    /// A telephone event (DTMF digit) from the peer ended (RFC 4733 section 2.5.1.4: the E bit;
+    /// its three retransmissions are reported once). The packets themselves are forwarded.
+    TelephoneEventEnded {
+        /// Event code (0-9, 10 `*`, 11 `#`, 12-15 A-D).
+        event: u8,
+        /// Duration in timestamp units.
+        duration: u16,
+    },
 }
 
 /// Counters of one leg; `lost` and `jitter` follow RFC 3550 appendix A.3 and A.8.
@@ -199,6 +229,7 @@ pub struct RtpLeg {
     rtp_destination: Option<SocketAddr>,
     rtcp_destination: Option<SocketAddr>,
     latched: bool,
+    rtcp_latched: bool,
     srtp: Option<SdesSrtp>,
     scratch: Vec<u8>,
     send_map: Option<PayloadTypeMap>,
@@ -215,6 +246,11 @@ pub struct RtpLeg {
     report_due: bool,
     pending_feedback: Option<PendingFeedback>,
     fir_seq: u8,
+    telephone_event_pt: Option<u8>,
+    /// RTP timestamp of the last ended event, to report its retransmitted end packets once.
+    last_event_end: Option<u32>,
+    /// When our last two reports went out (newest first), for the SR/RR choice.
+    reports_sent_at: [Option<Instant>; 2],
     rng: u32,
     events: VecDeque<RtpLegEvent>,
 }
@@ -232,6 +268,7 @@ impl RtpLeg {
             rtp_destination: None,
             rtcp_destination: None,
             latched: false,
+            rtcp_latched: false,
             srtp: None,
             scratch: vec![0; MAX_DATAGRAM_LEN],
             send_map: None,
@@ -247,6 +284,9 @@ impl RtpLeg {
             report_due: false,
             pending_feedback: None,
             fir_seq: 0,
+            telephone_event_pt: None,
+            last_event_end: None,
+            reports_sent_at: [None, None],
             rng,
             events: VecDeque::with_capacity(MAX_QUEUED_EVENTS),
         }
@@ -254,15 +294,19 @@ impl RtpLeg {
 
     /// Sets (or, after a re-INVITE, replaces) where the peer wants media. Latching starts
     /// over, since the peer may really have moved; `now` restarts the inactivity clock.
+    /// Nothing is sent to an unspecified address (0.0.0.0 or ::) until latching finds the
+    /// peer.
     pub fn set_remote(&mut self, now: Instant, remote: RtpRemote) {
         self.remote = Some(remote);
-        self.rtp_destination = Some(remote.rtp);
+        let usable = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
+        self.rtp_destination = usable(remote.rtp);
         self.rtcp_destination = if remote.rtcp_mux {
-            Some(remote.rtp)
+            usable(remote.rtp)
         } else {
-            Some(remote.rtcp.unwrap_or_else(|| port_plus_one(remote.rtp)))
+            usable(remote.rtcp.unwrap_or_else(|| port_plus_one(remote.rtp)))
         };
         self.latched = false;
+        self.rtcp_latched = false;
         self.last_activity = now;
         self.inactive_reported = false;
     }
@@ -272,6 +316,19 @@ impl RtpLeg {
         if let Some(slot) = self.clock_rates.get_mut(usize::from(payload_type)) {
             *slot = clock_rate;
         }
+    }
+
+    /// Clock rates of every negotiated codec (see [`RtpLeg::set_clock_rate`]).
+    pub fn set_clock_rates(&mut self, codecs: &[Codec]) {
+        for codec in codecs {
+            self.set_clock_rate(codec.payload_type, codec.clock_rate);
+        }
+    }
+
+    /// The payload type the peer uses for RFC 4733 telephone-event, for
+    /// [`RtpLegEvent::TelephoneEventEnded`].
+    pub fn set_telephone_event_payload_type(&mut self, payload_type: Option<u8>) {
+        self.telephone_event_pt = payload_type;
     }
 
     /// Payload type numbers for packets we send: other leg's number -> this leg's number.
@@ -346,37 +403,44 @@ impl RtpLeg {
     }
 
     /// Whether a packet from `from` is acceptable, latching if this is the first one.
+    ///
+    /// RTP and (unmuxed) RTCP latch separately: behind a NAT the two flows get unrelated
+    /// external ports, so RTP port + 1 is only a guess until RTCP itself arrives. RTCP latches
+    /// only from the IP that RTP latched to, so a stranger cannot divert our reports first.
     fn accept_source(&mut self, from: SocketAddr, rtcp: bool) -> bool {
         if !self.config.symmetric_latching {
             return true;
         }
+        if rtcp && !self.rtcp_muxed() {
+            let Some(rtp) = self.rtp_destination.filter(|_| self.latched) else {
+                // Before RTP has shown who the peer is, RTCP is read but teaches us nothing.
+                return true;
+            };
+            if !self.rtcp_latched && from.ip() == rtp.ip() {
+                self.rtcp_latched = true;
+                self.rtcp_destination = Some(from);
+            }
+            return Some(from) == self.rtcp_destination;
+        }
         if !self.latched {
             if rtcp {
-                // RTCP alone does not latch RTP (it comes from another port), but it tells us
-                // where RTCP really comes from.
-                if !self.rtcp_muxed() {
-                    self.rtcp_destination = Some(from);
-                }
+                // Muxed RTCP before any RTP: accepted, but only RTP decides the latch.
                 return true;
             }
             self.latched = true;
             self.rtp_destination = Some(from);
-            self.rtcp_destination = Some(if self.rtcp_muxed() {
-                from
-            } else {
-                port_plus_one(from)
-            });
+            if self.rtcp_muxed() {
+                self.rtcp_destination = Some(from);
+            } else if !self.rtcp_latched {
+                self.rtcp_destination = Some(port_plus_one(from));
+            }
             self.push_event(RtpLegEvent::Latched { rtp: from });
             return true;
         }
         // After latching only the latched source is accepted: anyone else who learns the port
         // could otherwise inject media or hijack the stream. A peer that really moved sends a
         // new SDP, and set_remote() starts latching over.
-        if rtcp && !self.rtcp_muxed() {
-            from.ip() == self.rtp_destination.map_or(from.ip(), |d| d.ip())
-        } else {
-            Some(from) == self.rtp_destination
-        }
+        Some(from) == self.rtp_destination
     }
 
     /// Handles one datagram from the RTP socket. Returns the RTP packet to forward to the
@@ -436,6 +500,17 @@ impl RtpLeg {
         reception.record(now, seq, ts, clock_rate, payload_len);
         self.stats.packets_received += 1;
         self.stats.bytes_received += len as u64;
+        if Some(pt) == self.telephone_event_pt {
+            if let Ok(event) = TelephoneEvent::parse(packet.payload()) {
+                if event.end && self.last_event_end != Some(ts) {
+                    self.last_event_end = Some(ts);
+                    self.push_event(RtpLegEvent::TelephoneEventEnded {
+                        event: event.event,
+                        duration: event.duration,
+                    });
+                }
+            }
+        }
         if let Some(map) = &self.receive_map {
             if !map.apply(&mut packet) {
                 return self.dropped(Ok(None));
@@ -507,8 +582,9 @@ impl RtpLeg {
         }
     }
 
-    /// Sends an RTP packet from the other leg: copies it into `out`, maps the payload type,
-    /// rewrites SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
+    /// Sends an RTP packet from the other leg: copies it into `out`, removes any header
+    /// extension (never negotiated on the SIP leg), maps the payload type, rewrites
+    /// SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
     /// it. `None` when there is no destination yet, sending is not allowed by the negotiated
     /// direction, or the payload type is not negotiated on this leg.
     pub fn send_rtp(
@@ -564,6 +640,8 @@ impl RtpLeg {
             return Ok(None);
         }
         let plain = out.get_mut(..len).ok_or(RtpLegError::BufferTooSmall)?;
+        let len = remove_header_extension(plain)?;
+        let plain = &mut plain[..len];
         if !self.rewrite_outbound(now, plain)? {
             return Ok(None);
         }
@@ -666,39 +744,50 @@ impl RtpLeg {
             self.pending_feedback = None;
             return Ok(None);
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.write_compound(now, &mut scratch);
-        let result = match (result, self.srtp.as_mut()) {
-            (Ok(len), Some(srtp)) => srtp
-                .protect_rtcp(&scratch[..len], out)
-                .map_err(RtpLegError::from),
-            (Ok(len), None) => match out.get_mut(..len) {
-                Some(dst) => {
-                    dst.copy_from_slice(&scratch[..len]);
-                    Ok(len)
-                }
-                None => Err(RtpLegError::BufferTooSmall),
-            },
-            (Err(e), _) => Err(e),
-        };
-        self.scratch = scratch;
+        self.emit_rtcp(now, destination, out, false).map(Some)
+    }
+
+    /// Writes our compound RTCP (plus BYE when `bye`) into `out`, protects it when SDES-SRTP
+    /// is on (RFC 3711 section 3.4), and addresses it.
+    fn emit_rtcp(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        out: &mut [u8],
+        bye: bool,
+    ) -> Result<Transmit, RtpLegError> {
+        let mut len = self.write_compound(now, out)?;
+        if bye {
+            let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
+            len += rtcp::write_bye(rest, self.config.local_ssrc)?;
+        }
+        if let Some(srtp) = self.srtp.as_mut() {
+            let protected_len = srtp.protect_rtcp(&out[..len], &mut self.scratch)?;
+            let dst = out
+                .get_mut(..protected_len)
+                .ok_or(RtpLegError::BufferTooSmall)?;
+            dst.copy_from_slice(&self.scratch[..protected_len]);
+            len = protected_len;
+        }
         let source = if self.rtcp_muxed() {
             self.config.local_rtp
         } else {
             self.config.local_rtcp
         };
-        Ok(Some(Transmit {
+        Ok(Transmit {
             source,
             destination,
-            len: result?,
-        }))
+            len,
+        })
     }
 
     fn write_compound(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, RtpLegError> {
         let ssrc = self.config.local_ssrc;
         let block: Option<ReportBlock> = self.reception.as_mut().map(|r| r.report_block(now));
         let blocks = block.as_slice();
-        let mut len = if self.send_stats.is_sender() {
+        let sender = self.send_stats.is_sender(self.reports_sent_at[1]);
+        self.reports_sent_at = [Some(now), self.reports_sent_at[0]];
+        let mut len = if sender {
             let info = self.send_stats.sender_info(now, &self.config.ntp_clock);
             rtcp::write_sender_report(out, ssrc, &info, blocks)?
         } else {
@@ -735,35 +824,7 @@ impl RtpLeg {
         let Some(destination) = self.rtcp_destination else {
             return Ok(None);
         };
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.write_compound(now, &mut scratch).and_then(|len| {
-            let rest = scratch.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
-            Ok(len + rtcp::write_bye(rest, self.config.local_ssrc)?)
-        });
-        let result = match (result, self.srtp.as_mut()) {
-            (Ok(len), Some(srtp)) => srtp
-                .protect_rtcp(&scratch[..len], out)
-                .map_err(RtpLegError::from),
-            (Ok(len), None) => match out.get_mut(..len) {
-                Some(dst) => {
-                    dst.copy_from_slice(&scratch[..len]);
-                    Ok(len)
-                }
-                None => Err(RtpLegError::BufferTooSmall),
-            },
-            (Err(e), _) => Err(e),
-        };
-        self.scratch = scratch;
-        let source = if self.rtcp_muxed() {
-            self.config.local_rtp
-        } else {
-            self.config.local_rtcp
-        };
-        Ok(Some(Transmit {
-            source,
-            destination,
-            len: result?,
-        }))
+        self.emit_rtcp(now, destination, out, true).map(Some)
     }
 
     /// The next event, if any. Drain after every call into the leg.
@@ -806,7 +867,8 @@ impl PortAllocator {
         if first == u16::MAX || first.saturating_add(1) > max || first < min {
             return Err(RtpLegError::EmptyPortRange);
         }
-        let pairs = usize::from((max - first + 1) / 2);
+        // In u32: the range 0..=65535 holds 32768 pairs, one more than u16 arithmetic allows.
+        let pairs = (u32::from(max) - u32::from(first)).div_ceil(2) as usize;
         Ok(Self {
             first,
             free: (0..pairs as u16).collect(),

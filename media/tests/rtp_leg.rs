@@ -100,6 +100,23 @@ fn latches_to_the_first_source_and_ignores_others() {
     assert_eq!(tx.destination, addr("203.0.113.9:31001"));
     assert_eq!(tx.source, addr("198.51.100.5:40001"));
 
+    // RTCP from the peer's IP but another NAT port latches RTCP there; other IPs are ignored.
+    let mut rr = [0u8; 8];
+    write_receiver_report(&mut rr, PEER_SSRC, &[]).expect("rr");
+    leg.handle_rtcp(t0, addr("203.0.113.66:31001"), &mut rr.clone())
+        .expect("valid");
+    leg.handle_rtcp(t0, addr("203.0.113.9:31777"), &mut rr.clone())
+        .expect("valid");
+    leg.handle_rtcp(t0, addr("203.0.113.9:31001"), &mut rr.clone())
+        .expect("valid");
+    assert_eq!(leg.stats().packets_dropped, 3);
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("203.0.113.9:31777"));
+
     // A new SDP (re-INVITE) starts latching over.
     leg.set_remote(
         t0,
@@ -240,6 +257,20 @@ fn reports_are_rr_before_sending_and_sr_after_with_randomized_interval() {
         }
         other => panic!("expected SR, got {other:?}"),
     }
+    // Two more reports without sending: the first still counts us as a sender (we sent since
+    // the report before the previous one), the second is an RR again (RFC 3550 section 6.4).
+    let mut kinds = Vec::new();
+    let mut at = next;
+    for _ in 0..2 {
+        at += Duration::from_secs(8);
+        leg.handle_timeout(at);
+        let tx = leg.poll_transmit(at, &mut out).expect("ok").expect("due");
+        kinds.push(matches!(
+            RtcpCompound::new(&out[..tx.len]).next(),
+            Some(Ok(RtcpPacket::SenderReport { .. }))
+        ));
+    }
+    assert_eq!(kinds, [true, false]);
     let stats = leg.stats();
     assert_eq!(
         (
@@ -575,6 +606,100 @@ fn sdes_srtp_between_two_legs() {
 }
 
 #[test]
+fn malformed_extensions_from_the_webrtc_side_are_stripped_before_srtp() {
+    // Found by tests/rtp_mutations.rs: a one-byte extension element claiming more bytes than
+    // the extension holds made rtc::srtp's encrypt path slice past the packet and panic.
+    let packet = [
+        0xb2, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0xbe, 0xde, 0, 1, 0x10, 32,
+        215, 0, 37, 138, 3, 32, 0, 0, 2,
+    ];
+    for suite in [CryptoSuite::AeadAes128Gcm, CryptoSuite::AesCm128HmacSha1_80] {
+        let t0 = Instant::now();
+        let (srtp, _) = srtp_pair(suite);
+        let mut leg = leg(t0);
+        leg.set_clock_rate(96, 48_000);
+        leg.set_srtp(Some(srtp));
+        let mut out = [0u8; 1500];
+        let tx = leg
+            .send_rtp(t0, &packet, &mut out)
+            .expect("sent")
+            .expect("transmit");
+        // 12 fixed + 8 CSRC + 7 payload/padding bytes, the tag on top; no extension.
+        assert_eq!(out[0] & 0x10, 0, "{suite:?}");
+        assert!(tx.len >= 27, "{suite:?}");
+    }
+}
+
+#[test]
+fn negotiated_media_becomes_the_remote_and_maps() {
+    use media::sdp::{Codec, Direction, MediaKind, NegotiatedMedia};
+    let codec = |pt: u8, name: &str, rate: u32| Codec {
+        payload_type: pt,
+        name: name.into(),
+        clock_rate: rate,
+        channels: 1,
+        fmtp: None,
+    };
+    let mut media = NegotiatedMedia {
+        kind: MediaKind::Audio,
+        rejected: false,
+        direction: Direction::SendRecv,
+        codecs: vec![codec(0, "PCMU", 8000), codec(101, "telephone-event", 8000)],
+        telephone_event_pt: Some(101),
+        remote_rtp: Some(addr("192.0.2.10:4000")),
+        remote_rtcp: Some(addr("192.0.2.10:4001")),
+        rtcp_mux: false,
+        remote_crypto: None,
+        local_crypto: None,
+        ptime: Some(20),
+    };
+    let remote = RtpRemote::from_negotiated(&media).expect("active");
+    assert_eq!(
+        remote,
+        RtpRemote {
+            rtp: addr("192.0.2.10:4000"),
+            rtcp: Some(addr("192.0.2.10:4001")),
+            rtcp_mux: false,
+            sending: true
+        }
+    );
+    // The peer holds us (sendonly): we must not send, RTCP goes on.
+    media.direction = Direction::SendOnly;
+    assert!(!RtpRemote::from_negotiated(&media).expect("active").sending);
+    // RFC 2543-style hold with c=0.0.0.0: no sending, and the leg never targets 0.0.0.0.
+    media.direction = Direction::SendRecv;
+    media.remote_rtp = Some(addr("0.0.0.0:4000"));
+    media.remote_rtcp = Some(addr("0.0.0.0:4001"));
+    let held = RtpRemote::from_negotiated(&media).expect("active");
+    assert!(!held.sending);
+    let t0 = Instant::now();
+    let mut leg = RtpLeg::new(t0, config(t0));
+    leg.set_remote(t0, held);
+    assert_eq!(leg.rtp_destination(), None);
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut [0u8; 1500])
+        .expect("ok")
+        .is_none());
+    media.rejected = true;
+    assert_eq!(RtpRemote::from_negotiated(&media), None);
+
+    // Browser payload types -> SIP payload types and back, by encoding.
+    let browser = [
+        codec(111, "opus", 48000),
+        codec(0, "PCMU", 8000),
+        codec(126, "telephone-event", 8000),
+    ];
+    let to_sip = PayloadTypeMap::from_codecs(&browser, &media.codecs);
+    assert_eq!(
+        (to_sip.map(0), to_sip.map(126), to_sip.map(111)),
+        (Some(0), Some(101), None)
+    );
+    let to_browser = PayloadTypeMap::from_codecs(&media.codecs, &browser);
+    assert_eq!(to_browser.map(101), Some(126));
+}
+
+#[test]
 fn port_allocator_hands_out_even_odd_pairs_and_reuses_late() {
     let mut ports = PortAllocator::new(10_001, 10_008).expect("range");
     // 10001 is odd: the first pair starts at 10002; 10008 cannot start a pair (10009 > max).
@@ -630,5 +755,97 @@ fn port_allocator_hands_out_even_odd_pairs_and_reuses_late() {
     assert_eq!(
         PortAllocator::new(65_534, 65_535).map(|p| p.available()),
         Ok(1)
+    );
+}
+
+#[test]
+fn bye_closes_the_stream_with_a_compound_packet() {
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    let mut out = [0u8; 1500];
+    let tx = leg
+        .write_bye(t0, &mut out)
+        .expect("ok")
+        .expect("destination known");
+    assert_eq!(tx.destination, addr("192.0.2.10:4001"));
+    let packets: Vec<_> = RtcpCompound::new(&out[..tx.len])
+        .collect::<Result<_, _>>()
+        .expect("valid");
+    assert!(matches!(
+        packets[0],
+        RtcpPacket::ReceiverReport {
+            ssrc: LOCAL_SSRC,
+            ..
+        }
+    ));
+    assert!(matches!(packets[1], RtcpPacket::SourceDescription { .. }));
+    match &packets[2] {
+        RtcpPacket::Bye { count, body } => {
+            assert_eq!(
+                RtcpPacket::bye_ssrcs(*count, body).collect::<Vec<_>>(),
+                [LOCAL_SSRC]
+            );
+        }
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    // The peer's BYE is surfaced as an event.
+    let mut from_peer = [0u8; 64];
+    let len = media::rtp::rtcp::write_bye(&mut from_peer, PEER_SSRC).expect("bye");
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut from_peer[..len])
+        .expect("valid");
+    assert_eq!(events(&mut leg), [RtpLegEvent::RemoteBye]);
+}
+
+#[test]
+fn telephone_events_are_forwarded_and_reported_once_per_digit() {
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    leg.set_telephone_event_payload_type(Some(101));
+    let mut map = PayloadTypeMap::empty();
+    map.insert(0, 0);
+    map.insert(101, 126);
+    leg.set_receive_payload_map(map);
+    let from = addr("192.0.2.10:4000");
+    // Digit 7: start, update, then the end packet three times (RFC 4733 section 2.5.1.4).
+    let blocks: [(u8, u16); 5] = [
+        (0x0a, 160),
+        (0x0a, 320),
+        (0x8a, 480),
+        (0x8a, 480),
+        (0x8a, 480),
+    ];
+    for (i, (flags, duration)) in blocks.into_iter().enumerate() {
+        let mut buf = [0u8; 64];
+        let d = duration.to_be_bytes();
+        let len = write_rtp_packet(
+            &mut buf,
+            101,
+            i == 0,
+            10 + i as u16,
+            8000,
+            PEER_SSRC,
+            &[7, flags, d[0], d[1]],
+        )
+        .expect("fits");
+        let got = leg
+            .handle_rtp(t0, from, &mut buf[..len])
+            .expect("valid")
+            .expect("forwarded");
+        assert_eq!(
+            got.payload_type(),
+            126,
+            "telephone-event PT mapped to the browser's"
+        );
+    }
+    let reported: Vec<_> = events(&mut leg)
+        .into_iter()
+        .filter(|e| !matches!(e, RtpLegEvent::Latched { .. }))
+        .collect();
+    assert_eq!(
+        reported,
+        [RtpLegEvent::TelephoneEventEnded {
+            event: 7,
+            duration: 480
+        }]
     );
 }

@@ -8,8 +8,9 @@ use media::rtp::rtcp::{
     write_sdes_cname, write_sender_report, ReportBlock, RtcpCompound, RtcpPacket, SenderInfo,
 };
 use media::rtp::{
-    classify_datagram, ntp_middle_32, write_rtp_packet, DatagramKind, NtpClock, PayloadTypeMap,
-    ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter, TelephoneEvent,
+    classify_datagram, ntp_middle_32, remove_header_extension, write_rtp_packet, DatagramKind,
+    NtpClock, PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter,
+    TelephoneEvent,
 };
 
 fn packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -514,4 +515,47 @@ fn sender_info_extrapolates_the_rtp_timestamp_to_the_report_instant() {
         info.ntp_timestamp,
         clock.ntp(t0 + Duration::from_millis(120))
     );
+}
+
+#[test]
+fn header_extensions_are_removed_in_place() {
+    // CC=1, X=1 with a 2-word extension, 3-byte payload, then 2 bytes of padding (P=1).
+    let mut bytes = vec![
+        0xb1, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, // fixed, P X CC=1
+        0, 0, 0, 4, // CSRC
+        0xbe, 0xde, 0, 2, 0x10, 0xaa, 0, 0, 0x22, 1, 2, 3, // extension
+        7, 8, 9, 0, 2, // payload + padding
+    ];
+    let len = remove_header_extension(&mut bytes).expect("valid");
+    assert_eq!(len, 16 + 5);
+    let p = RtpPacket::parse(&bytes[..len]).expect("still valid");
+    assert!(!p.extension() && p.padding());
+    assert_eq!(p.csrc_count(), 1);
+    assert_eq!(p.payload(), &[7, 8, 9]);
+    // Without an extension nothing moves.
+    let mut plain = packet(0, 1, 2, 3, &[4, 5]);
+    assert_eq!(remove_header_extension(&mut plain), Ok(14));
+    assert_eq!(
+        remove_header_extension(&mut [0x90, 0, 0, 0]),
+        Err(RtpError::TooShort)
+    );
+}
+
+#[test]
+fn jitter_is_computed_modulo_2_32() {
+    let t0 = Instant::now();
+    // Transit (arrival - timestamp) sits just below 2^31 and every other packet arrives 1 ms
+    // (8 units) late, pushing it just above: as signed 32-bit values the two are 2^32 apart,
+    // but D is only 8 units (RFC 3550 A.8 computes in modular arithmetic).
+    let script: Vec<(u16, u64, u32)> = (0..50u16)
+        .map(|i| {
+            (
+                i,
+                u64::from(i) * 20 + u64::from(i % 2),
+                0x8000_0004u32.wrapping_add(u32::from(i) * 160),
+            )
+        })
+        .collect();
+    let jitter = scripted(t0, &script).jitter();
+    assert!((1..=8).contains(&jitter), "jitter {jitter}");
 }

@@ -5,10 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use media::sdp::{
-    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, CryptoAttribute, CryptoSuite,
-    Direction, LocalOrigin, MediaKind, SdpError, SessionDescription, SipLocalMedia,
-    SipLocalMediaLine,
+    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
+    sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer,
+    CryptoAttribute, CryptoSuite, Direction, LocalOrigin, MediaKind, SdpError, SessionDescription,
+    SipLocalMedia, SipLocalMediaLine,
 };
 
 const MEDIA_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 5));
@@ -500,6 +500,24 @@ fn webrtc_answer_becomes_sip_answer_with_sdes_and_offer_payload_types() {
     assert!(audio.contains(&"a=ptime:20".to_owned()));
     assert!(audio.contains(&"a=sendrecv".to_owned()));
 
+    // What the RTP leg is configured with: the peer's key for tag 2, our key, the answer's codecs.
+    let n = sip_offer_answered(&sip_offer, &answer).expect("consistent");
+    let audio = &n.media[0];
+    let pts: Vec<u8> = audio.codecs.iter().map(|c| c.payload_type).collect();
+    assert_eq!(pts, [0, 8, 13, 101]);
+    assert_eq!(
+        audio.remote_crypto.as_ref().map(|c| (c.tag, c.suite)),
+        Some((2, CryptoSuite::AesCm128HmacSha1_80))
+    );
+    assert_eq!(
+        audio.local_crypto.as_ref().map(|c| c.master_key()),
+        Some(&[3u8; 16][..])
+    );
+    assert_eq!(
+        audio.remote_rtcp,
+        Some("192.0.2.30:21847".parse().expect("addr"))
+    );
+
     // Without a key for the peer's suite the answer cannot be built.
     local.lines[0].cryptos =
         vec![CryptoAttribute::new(1, CryptoSuite::AeadAes128Gcm, &[1u8; 28]).expect("key")];
@@ -530,6 +548,32 @@ fn sendonly_sip_offer_is_answered_recvonly_and_t38_rejected() {
     assert_eq!(audio[0], "m=audio 40000 RTP/AVP 0 8 101");
     assert!(audio.contains(&"a=recvonly".to_owned()), "{audio:?}");
     assert_eq!(section_lines(&text, 1), ["m=image 0 udptl t38"]);
+}
+
+#[test]
+fn offered_rtcp_mux_is_accepted_even_when_we_would_not_offer_it() {
+    let sip_offer = fixture("baresip_offer.sdp");
+    let n =
+        sip_offer_to_negotiated(&sip_offer, &SipLocalMedia::default_codecs()).expect("negotiates");
+    let browser_answer = fixture("chrome_answer_to_sdes_offer.sdp");
+    let answer = webrtc_answer_to_sip_answer(
+        &browser_answer,
+        &sip_offer,
+        &local_media(2, false),
+        &mut LocalOrigin::new(5, 1),
+    )
+    .expect("answers");
+    let text = answer.to_sdp_string();
+    let audio = section_lines(&text, 0);
+    assert_eq!(audio[0], "m=audio 40000 RTP/AVP 0 8 101");
+    assert!(audio.contains(&"a=rtcp-mux".to_owned()), "{audio:?}");
+    assert!(!audio.iter().any(|l| l.starts_with("a=rtcp:")), "{audio:?}");
+    assert!(
+        n.media[0].rtcp_mux,
+        "what the leg is configured with matches the answer"
+    );
+    // The browser answered audio only: baresip's video is rejected in the SIP answer.
+    assert_eq!(section_lines(&text, 1), ["m=video 0 RTP/AVP 100 97"]);
 }
 
 #[test]
@@ -697,7 +741,8 @@ fn parser_errors_are_typed() {
 
 #[test]
 fn crypto_attributes_round_trip_and_reject_bad_keys() {
-    let line = "2 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31|1:1";
+    let line =
+        "2 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31 WSH=64";
     let c = CryptoAttribute::parse(line).expect("parses");
     assert_eq!(c.tag, 2);
     assert_eq!(
@@ -712,6 +757,10 @@ fn crypto_attributes_round_trip_and_reject_bad_keys() {
         "1 AES_CM_128_HMAC_SHA1_80 JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
         "1 AEAD_AES_128_GCM inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
         "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk",
+        // An MKI, which rtc::srtp cannot handle, and session parameters we cannot honour.
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk|2^31|1:1",
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk UNENCRYPTED_SRTP",
+        "1 AES_CM_128_HMAC_SHA1_80 inline:JTA7RlFcZ3J9iJOeqbS/ytXg6/YBDBciLThDTllk KDR=1",
     ] {
         assert_eq!(
             CryptoAttribute::parse(bad),
@@ -728,4 +777,27 @@ fn crypto_attributes_round_trip_and_reject_bad_keys() {
         format!("{gcm:?}").find("inline").is_none(),
         "keys must not appear in Debug output"
     );
+}
+
+#[test]
+fn bandwidth_and_packet_time_limits_are_carried_to_the_sip_offer() {
+    let mut offer = fixture("aiortc_offer.sdp");
+    offer.media[1].bandwidths.push("TIAS:1500000".into());
+    offer.media[0]
+        .attributes
+        .push(media::sdp::Attribute::new("ptime", "40"));
+    offer.media[0]
+        .attributes
+        .push(media::sdp::Attribute::new("maxptime", "120"));
+    let text =
+        webrtc_offer_to_sip_offer(&offer, &local_media(2, false), &mut LocalOrigin::new(1, 1))
+            .expect("translates")
+            .to_sdp_string();
+    let audio = section_lines(&text, 0);
+    assert!(
+        audio.contains(&"a=ptime:40".to_owned()) && audio.contains(&"a=maxptime:120".to_owned()),
+        "{audio:?}"
+    );
+    // b= comes right after the m= line (RFC 8866 section 5 order).
+    assert_eq!(section_lines(&text, 1)[1], "b=TIAS:1500000");
 }

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::header::RtpPacket;
+use crate::sdp::Codec;
 
 /// Marks a payload type with no mapping.
 const UNMAPPED: u8 = 0xff;
@@ -51,6 +52,19 @@ impl PayloadTypeMap {
                 *slot = to;
             }
         }
+    }
+
+    /// Maps every codec of `from` to the codec of `to` with the same encoding
+    /// ([`Codec::same_encoding`]), e.g. the browser's payload types to the SIP peer's.
+    /// Codecs without a counterpart stay unmapped.
+    pub fn from_codecs(from: &[Codec], to: &[Codec]) -> Self {
+        let mut map = Self::empty();
+        for f in from {
+            if let Some(t) = to.iter().find(|t| t.same_encoding(f)) {
+                map.insert(f.payload_type, t.payload_type);
+            }
+        }
+        map
     }
 
     /// The outgoing payload type for `pt`, `None` if it is not negotiated on the other leg.

@@ -196,3 +196,31 @@ pub fn write_rtp_packet(
     dst[RTP_FIXED_HEADER_LEN..].copy_from_slice(payload);
     Ok(len)
 }
+
+/// Removes the header extension (RFC 3550 section 5.3.1) from the packet at the start of
+/// `packet` in place, clearing the X bit, and returns the new length (unchanged when there
+/// is none).
+///
+/// The SIP leg never negotiates `a=extmap` (the translation drops it), so extensions the
+/// browser adds (audio level, abs-send-time, transport-wide cc, mid) mean nothing to the SIP
+/// peer and RFC 8285 section 4.1.1 says not to send them. Removing them also keeps what reaches
+/// `rtc::srtp` well-formed: its encrypt path re-derives the header size from its own parse of
+/// the extension and panics (slice index) when a malformed one makes that larger than the
+/// packet.
+pub fn remove_header_extension(packet: &mut [u8]) -> Result<usize, RtpError> {
+    let (first, csrc_count) = {
+        let view = RtpPacket::parse(&*packet)?;
+        (view.bytes()[0], usize::from(view.csrc_count()))
+    };
+    let len = packet.len();
+    if first & 0x10 == 0 {
+        return Ok(len);
+    }
+    let start = RTP_FIXED_HEADER_LEN + 4 * csrc_count;
+    // parse() checked that the extension header and its declared words are inside the packet.
+    let words = usize::from(u16::from_be_bytes([packet[start + 2], packet[start + 3]]));
+    let ext_len = 4 + 4 * words;
+    packet.copy_within(start + ext_len..len, start);
+    packet[0] = first & !0x10;
+    Ok(len - ext_len)
+}

@@ -13,7 +13,7 @@ mod stats;
 
 pub use continuity::{PayloadTypeMap, SsrcRewriter};
 pub use dtmf::TelephoneEvent;
-pub use header::{write_rtp_packet, RtpPacket, RTP_FIXED_HEADER_LEN};
+pub use header::{remove_header_extension, write_rtp_packet, RtpPacket, RTP_FIXED_HEADER_LEN};
 pub use stats::{ntp_middle_32, NtpClock, ReceptionStats, SendStats};
 
 /// Errors of the packet layer.

@@ -65,7 +65,8 @@ pub struct ReceptionStats {
     received_prior: u64,
     /// Jitter estimate scaled by 16, as in appendix A.8.
     jitter_q4: u32,
-    transit: Option<i64>,
+    /// Arrival minus RTP timestamp, modulo 2^32 (both clocks wrap).
+    transit: Option<u32>,
     clock_rate: u32,
     arrival_anchor: Instant,
     last_sr_middle: u32,
@@ -185,11 +186,14 @@ impl ReceptionStats {
             now.saturating_duration_since(self.arrival_anchor),
             clock_rate,
         ) as u32;
-        let transit = i64::from(arrival.wrapping_sub(rtp_timestamp) as i32);
+        let transit = arrival.wrapping_sub(rtp_timestamp);
         if let Some(prev) = self.transit {
-            let d = (transit - prev)
-                .unsigned_abs()
-                .min(u64::from(u32::MAX >> 4));
+            // D in modular arithmetic, so the wrap of either clock does not look like a jump.
+            let d = u64::from(
+                (transit.wrapping_sub(prev) as i32)
+                    .unsigned_abs()
+                    .min(u32::MAX >> 4),
+            );
             let j = u64::from(self.jitter_q4);
             self.jitter_q4 = (j + d)
                 .saturating_sub((j + 8) >> 4)
@@ -308,9 +312,15 @@ impl SendStats {
         self.payload_bytes
     }
 
-    /// Whether anything was sent (an SR is only sent by active senders, section 6.4).
-    pub fn is_sender(&self) -> bool {
-        self.packets > 0
+    /// Whether we count as a sender for a report: RFC 3550 section 6.4 sends an SR only if
+    /// RTP went out since the report before the previous one (`since`; `None` before two
+    /// reports were sent, when having sent anything at all counts).
+    pub fn is_sender(&self, since: Option<Instant>) -> bool {
+        match (self.last_sent_at, since) {
+            (Some(sent), Some(since)) => sent > since,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 
     /// The sender info for an SR sent at `now`: the RTP timestamp is extrapolated from the

@@ -75,9 +75,12 @@ impl CryptoSuite {
 
 /// One `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|MKI:len]` line.
 ///
-/// Only the first key parameter is used; lifetimes and MKIs are accepted on input and dropped,
-/// because RFC 4568 section 6.1 lets the answerer ignore them when a single key is used, and
-/// rekeying happens through a new offer/answer anyway.
+/// Only the first key parameter is used and its lifetime is ignored (rekeying happens through
+/// a new offer/answer). Lines we could not honour are refused rather than half-applied, so
+/// the peer's next crypto line (or a 488) is chosen instead of silent one-way audio: an MKI
+/// (RFC 4568 section 6.1; `rtc::srtp` has no MKI support, so every packet would fail
+/// authentication) and the session parameters UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP,
+/// UNAUTHENTICATED_SRTP and a non-zero KDR (section 6.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CryptoAttribute {
     /// The tag that pairs an answer's crypto with the offered one (RFC 4568 section 9.1).
@@ -128,7 +131,21 @@ impl CryptoAttribute {
         // Several key params are separated by ';' (RFC 4568 section 9.1); the first one is used.
         let first = key_params.split(';').next().unwrap_or("");
         let inline = first.strip_prefix("inline:").ok_or(SdpError::BadCrypto)?;
-        let b64 = inline.split('|').next().unwrap_or("");
+        let mut key_fields = inline.split('|');
+        let b64 = key_fields.next().unwrap_or("");
+        // `lifetime` is `2^n` or a number; `MKI:length` is the only field with a colon.
+        if key_fields.any(|f| f.contains(':')) {
+            return Err(SdpError::BadCrypto);
+        }
+        for param in fields {
+            let unsupported = param.starts_with("UNENCRYPTED_SRTP")
+                || param.starts_with("UNENCRYPTED_SRTCP")
+                || param.starts_with("UNAUTHENTICATED_SRTP")
+                || param.strip_prefix("KDR=").is_some_and(|kdr| kdr != "0");
+            if unsupported {
+                return Err(SdpError::BadCrypto);
+            }
+        }
         let want = suite.key_len() + suite.salt_len();
         // Decoding into a fixed buffer keeps hostile lengths from allocating; base64 of 46
         // bytes is at most 64 characters.

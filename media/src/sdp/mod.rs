@@ -16,14 +16,14 @@ pub mod translate;
 
 pub use crypto::{CryptoAttribute, CryptoSuite};
 pub use model::{
-    Attribute, Codec, Connection, Direction, MediaKind, MediaSection, Origin, RtcpAttribute,
-    SessionDescription, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA, MAX_LINE_LEN,
-    MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
+    Attribute, Codec, Connection, Direction, ExtMap, Fingerprint, MediaKind, MediaSection, Origin,
+    RtcpAttribute, SessionDescription, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA,
+    MAX_LINE_LEN, MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
 };
 pub use translate::{
-    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, LocalOrigin, NegotiatedMedia,
-    NegotiatedSession, SipLocalMedia, SipLocalMediaLine,
+    finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
+    sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, LocalOrigin,
+    NegotiatedMedia, NegotiatedSession, SipLocalMedia, SipLocalMediaLine,
 };
 
 /// Everything that can go wrong parsing, validating or translating SDP.

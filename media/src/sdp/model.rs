@@ -462,6 +462,103 @@ impl MediaSection {
     pub fn ptime(&self) -> Option<u32> {
         self.attribute("ptime")?.trim().parse().ok()
     }
+
+    /// `a=rtcp-fb` values that apply to `pt` (RFC 4585 section 4.2), including `*` ones,
+    /// without the payload type: `nack`, `nack pli`, `ccm fir`, `transport-cc`...
+    pub fn rtcp_feedback(&self, pt: u8) -> impl Iterator<Item = &str> + '_ {
+        self.attributes_named("rtcp-fb").filter_map(move |v| {
+            let (target, fb) = v.split_once(' ')?;
+            (target == "*" || target.parse::<u8>().ok() == Some(pt)).then_some(fb.trim())
+        })
+    }
+
+    /// `a=candidate` values (RFC 8839 section 5.1), as written after the colon.
+    pub fn candidates(&self) -> impl Iterator<Item = &str> + '_ {
+        self.attributes_named("candidate")
+    }
+
+    /// Whether `a=end-of-candidates` is present (RFC 8840 section 8.2).
+    pub fn has_end_of_candidates(&self) -> bool {
+        self.has_attribute("end-of-candidates")
+    }
+
+    /// `a=setup` (RFC 4145 section 4): `actpass`, `active`, `passive` or `holdconn`.
+    pub fn setup(&self) -> Option<&str> {
+        self.attribute("setup")
+    }
+
+    /// The distinct SSRCs named by `a=ssrc` lines (RFC 5576 section 4.1), in order.
+    pub fn ssrcs(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        for v in self.attributes_named("ssrc") {
+            let id = v
+                .split_ascii_whitespace()
+                .next()
+                .and_then(|id| id.parse().ok());
+            if let Some(id) = id.filter(|id| !out.contains(id)) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// `a=ssrc-group` lines (RFC 5576 section 4.2) as (semantics, SSRCs), e.g. `FID` pairs
+    /// a media SSRC with its RTX SSRC.
+    pub fn ssrc_groups(&self) -> Vec<(&str, Vec<u32>)> {
+        self.attributes_named("ssrc-group")
+            .filter_map(|v| {
+                let mut parts = v.split_ascii_whitespace();
+                let semantics = parts.next()?;
+                Some((semantics, parts.filter_map(|s| s.parse().ok()).collect()))
+            })
+            .collect()
+    }
+
+    /// `a=extmap` lines (RFC 8285 section 8).
+    pub fn extmaps(&self) -> Vec<ExtMap<'_>> {
+        self.attributes_named("extmap")
+            .filter_map(|v| {
+                let mut parts = v.split_ascii_whitespace();
+                let token = parts.next()?;
+                let (id, direction) = match token.split_once('/') {
+                    Some((id, dir)) => (id, Some(Direction::from_attribute(dir)?)),
+                    None => (token, None),
+                };
+                Some(ExtMap {
+                    id: id.parse().ok()?,
+                    direction,
+                    uri: parts.next()?,
+                })
+            })
+            .collect()
+    }
+
+    /// `a=msid:<stream id> [<track id>]` (RFC 8830 section 2).
+    pub fn msid(&self) -> Option<(&str, Option<&str>)> {
+        let v = self.attribute("msid")?;
+        let mut parts = v.split_ascii_whitespace();
+        Some((parts.next()?, parts.next()))
+    }
+}
+
+/// One `a=extmap` line: a header extension and its local identifier (RFC 8285 section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtMap<'a> {
+    /// Local identifier (1-14 for one-byte headers, up to 255 for two-byte).
+    pub id: u16,
+    /// Direction restriction, if any.
+    pub direction: Option<Direction>,
+    /// The extension URI.
+    pub uri: &'a str,
+}
+
+/// `a=fingerprint` (RFC 8122 section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint<'a> {
+    /// Hash function name, e.g. `sha-256`.
+    pub hash_function: &'a str,
+    /// Colon-separated upper-case hex bytes.
+    pub value: &'a str,
 }
 
 /// A parsed session description.
@@ -532,16 +629,8 @@ impl SessionDescription {
                     session.origin = parse_origin(value).ok_or(SdpError::BadOrigin { line: n })?;
                     have_origin = true;
                 }
-                b's' if !in_media => {
-                    if !value.is_empty() {
-                        session.session_name = value.to_owned();
-                    }
-                }
-                b't' if !in_media => {
-                    if session.timing.is_empty() {
-                        session.timing = value.to_owned();
-                    }
-                }
+                b's' if !in_media && !value.is_empty() => session.session_name = value.to_owned(),
+                b't' if !in_media && session.timing.is_empty() => session.timing = value.to_owned(),
                 b'c' => {
                     let c = parse_connection(value).ok_or(SdpError::BadConnection { line: n })?;
                     match session.media.last_mut() {
@@ -655,6 +744,47 @@ impl SessionDescription {
                         .then(|| Direction::from_attribute(&a.name))
                         .flatten()
                 })
+            })
+            .unwrap_or_default()
+    }
+
+    /// The media section's attribute `name`, else the session-level one (ICE credentials and
+    /// fingerprints may appear at either level, RFC 8839 section 5.4, RFC 8122 section 5).
+    fn media_or_session_attribute(&self, index: usize, name: &str) -> Option<&str> {
+        self.media
+            .get(index)
+            .and_then(|m| m.attribute(name))
+            .or_else(|| self.attribute(name))
+    }
+
+    /// `a=ice-ufrag` and `a=ice-pwd` that apply to media section `index` (RFC 8839 section 5.4).
+    pub fn ice_credentials(&self, index: usize) -> Option<(&str, &str)> {
+        Some((
+            self.media_or_session_attribute(index, "ice-ufrag")?,
+            self.media_or_session_attribute(index, "ice-pwd")?,
+        ))
+    }
+
+    /// `a=fingerprint` that applies to media section `index`.
+    pub fn fingerprint(&self, index: usize) -> Option<Fingerprint<'_>> {
+        let (hash_function, value) = self
+            .media_or_session_attribute(index, "fingerprint")?
+            .split_once(' ')?;
+        Some(Fingerprint {
+            hash_function,
+            value: value.trim(),
+        })
+    }
+
+    /// The mids of the `a=group:BUNDLE` line (RFC 8843 section 7.1), empty without one.
+    pub fn bundle_group(&self) -> Vec<&str> {
+        self.attributes
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case("group"))
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|v| {
+                let mut parts = v.split_ascii_whitespace();
+                (parts.next() == Some("BUNDLE")).then(|| parts.collect())
             })
             .unwrap_or_default()
     }

@@ -71,8 +71,10 @@ pub struct SipLocalMediaLine {
 pub struct SipLocalMedia {
     /// Address we advertise in `c=` and `o=` (the `--media-address` for NAT).
     pub address: IpAddr,
-    /// Whether to offer/accept RTP/RTCP multiplexing on one port (RFC 5761). Many SIP peers
-    /// do not support it, so it is a choice of configuration.
+    /// Whether to offer RTP/RTCP multiplexing on one port (RFC 5761). Many SIP peers do not
+    /// support it, so offering is a choice of configuration. When the SIP peer offers it, the
+    /// answer always accepts: the RTP leg demultiplexes either way (RFC 5761 section 4), and
+    /// the [`NegotiatedMedia`] built from that offer then matches what was answered.
     pub rtcp_mux: bool,
     /// One entry per m-line of the description being translated, in order.
     pub lines: Vec<SipLocalMediaLine>,
@@ -211,10 +213,13 @@ pub fn webrtc_offer_to_sip_offer(
             &sip_protocol(m, secure),
             codecs.iter().map(|c| c.payload_type.to_string()).collect(),
         );
+        // Bandwidth limits (b=AS, b=TIAS) and packet times still mean the same to a SIP peer.
+        out.bandwidths = m.bandwidths.clone();
         write_codec_attributes(&mut out, &codecs);
-        if let Some(ptime) = m.ptime() {
-            out.attributes
-                .push(Attribute::new("ptime", ptime.to_string()));
+        for name in ["ptime", "maxptime"] {
+            if let Some(value) = m.attribute(name) {
+                out.attributes.push(Attribute::new(name, value));
+            }
         }
         write_rtcp_attributes(&mut out, local.rtcp_mux, line.rtp_port);
         for crypto in &line.cryptos {
@@ -352,7 +357,7 @@ pub fn sip_answer_to_negotiated(
 /// m-line of the same media type, so the WebRTC leg may leave rejected m-lines out of its
 /// offer or keep them. Codecs are the browser's choice, written with the SIP offer's payload
 /// type numbers; the direction is the browser's, limited by what the SIP offer allows
-/// ([`Direction::answer_to`]); rtcp-mux is accepted only when offered and `local.rtcp_mux`;
+/// ([`Direction::answer_to`]); rtcp-mux is accepted whenever offered;
 /// for `RTP/SAVP` the local key with the peer's suite is sent under the peer's tag.
 pub fn webrtc_answer_to_sip_answer(
     webrtc_answer: &SessionDescription,
@@ -398,12 +403,13 @@ pub fn webrtc_answer_to_sip_answer(
             &offered.protocol,
             codecs.iter().map(|c| c.payload_type.to_string()).collect(),
         );
+        out.bandwidths = w.bandwidths.clone();
         write_codec_attributes(&mut out, &codecs);
         if let Some(ptime) = n.ptime {
             out.attributes
                 .push(Attribute::new("ptime", ptime.to_string()));
         }
-        write_rtcp_attributes(&mut out, n.rtcp_mux && local.rtcp_mux, line.rtp_port);
+        write_rtcp_attributes(&mut out, n.rtcp_mux, line.rtp_port);
         if let Some(remote) = &n.remote_crypto {
             let mine = line
                 .cryptos
@@ -422,6 +428,70 @@ pub fn webrtc_answer_to_sip_answer(
         media.push(out);
     }
     Ok(sip_session(local.address, origin, media))
+}
+
+/// What was really agreed after the gateway answered a SIP offer: [`sip_offer_to_negotiated`]
+/// narrowed by `our_answer` (what [`webrtc_answer_to_sip_answer`] produced). m-lines the
+/// answer rejected are rejected, codecs are those the answer kept (with the payload types
+/// the answer wrote, which are the offer's), rtcp-mux only if both sides have it, and for SDES
+/// the peer's key is the offered crypto whose tag the answer picked, our key the answer's.
+pub fn sip_offer_answered(
+    sip_offer: &SessionDescription,
+    our_answer: &SessionDescription,
+) -> Result<NegotiatedSession, SdpError> {
+    if sip_offer.media.len() != our_answer.media.len() {
+        return Err(SdpError::MediaCountMismatch {
+            offered: sip_offer.media.len(),
+            answered: our_answer.media.len(),
+        });
+    }
+    let mut media = Vec::with_capacity(sip_offer.media.len());
+    for (i, (offered, answered)) in sip_offer.media.iter().zip(&our_answer.media).enumerate() {
+        let mut n = describe_sip_media(sip_offer, i);
+        if offered.kind != answered.kind {
+            return Err(SdpError::MediaKindMismatch { media_index: i });
+        }
+        n.rejected |= !answered.is_active();
+        if !n.rejected {
+            let answered_codecs = answered.codecs();
+            n.codecs = answered_codecs
+                .iter()
+                .filter_map(|a| {
+                    n.codecs
+                        .iter()
+                        .find(|o| o.payload_type == a.payload_type && o.same_encoding(a))
+                })
+                .cloned()
+                .collect();
+            if n.codecs.iter().all(Codec::is_auxiliary) {
+                return Err(SdpError::NoCommonCodec { media_index: i });
+            }
+            n.telephone_event_pt = telephone_event_pt(&n.codecs);
+            n.rtcp_mux = n.rtcp_mux && answered.has_attribute("rtcp-mux");
+            if !n.rtcp_mux && n.remote_rtcp.is_none() {
+                n.remote_rtcp = n
+                    .remote_rtp
+                    .map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1)));
+            }
+            if offered.is_sdes_srtp() {
+                n.local_crypto = answered.cryptos().into_iter().next();
+                n.remote_crypto = n.local_crypto.as_ref().and_then(|l| {
+                    offered
+                        .cryptos()
+                        .into_iter()
+                        .find(|r| r.tag == l.tag && r.suite == l.suite)
+                });
+                if n.remote_crypto.is_none() {
+                    return Err(SdpError::NoUsableCrypto { media_index: i });
+                }
+            }
+            if n.remote_rtp.is_none() {
+                return Err(SdpError::MissingConnection { media_index: i });
+            }
+        }
+        media.push(n);
+    }
+    Ok(NegotiatedSession { media })
 }
 
 /// Touches up an SDP produced by the WebRTC stack before it goes to sylkrtc.js: every active
