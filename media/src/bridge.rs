@@ -19,6 +19,19 @@
 //!   `accepted`.
 //! - Incoming call (SIP offers): [`Bridge::new_offerer`] -> WebRTC offer for the browser;
 //!   its answer goes to [`Bridge::apply_webrtc_answer`] -> SIP answer for the 200 OK.
+//! - Incoming INVITE without SDP (late offer): [`Bridge::new_late_offer`] -> SIP offer for
+//!   the 200 OK; the ACK's SDP goes to [`Bridge::apply_late_sip_answer`] -> WebRTC offer;
+//!   the browser's answer goes to [`Bridge::apply_late_webrtc_answer`].
+//! - Trickled browser candidates go to [`Bridge::add_remote_candidate`] at any time after
+//!   the bridge exists (the answerer keeps them until its WebRTC leg is built).
+//!
+//! SDP translation is [`crate::sdp`]'s, the SIP side of the media is [`RtpLeg`]'s; the
+//! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
+//! the browser and the event/statistics view the gateway needs.
+//!
+//! Errors from `handle_*` concern one datagram (it was dropped and counted); the call goes
+//! on. Events end calls: [`BridgeEvent::IceFailed`], [`BridgeEvent::DtlsFailed`] and (by
+//! gateway policy) [`BridgeEvent::RtpInactive`].
 //!
 //! No common codec in either flow is [`BridgeError::NoCommonCodec`] (SIP 488): the bridge
 //! never transcodes.
@@ -72,7 +85,9 @@ pub struct BridgeConfig {
     /// Codec names allowed on this call (subset of [`SUPPORTED_CODECS`]), e.g. what the SIP
     /// trunk can do.
     pub codecs: Vec<String>,
-    /// Report [`BridgeEvent::RtpInactive`] after this long without RTP on a leg.
+    /// Report [`BridgeEvent::RtpInactive`] after this long without RTP on a leg (counted from
+    /// DTLS connected on the WebRTC leg, from the SIP answer on the SIP leg, where RTCP also
+    /// counts as life).
     pub inactivity_timeout: Duration,
     /// RTCP report interval on the SIP leg (randomised by 0.5..1.5, RFC 3550 sec. 6.2).
     pub rtcp_interval: Duration,
@@ -83,7 +98,8 @@ pub struct BridgeConfig {
     /// Latch the SIP leg onto the source of the peer's first packet (symmetric RTP,
     /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in [`RtpLeg`].
     pub latch_sip_source: bool,
-    /// Seed for SSRCs, initial sequence/timestamp offsets and RTCP jitter.
+    /// Seed for our SSRCs and the SDP session id (deterministic tests fix it; production
+    /// passes something random).
     pub seed: u64,
 }
 
@@ -176,11 +192,12 @@ pub enum BridgeEvent {
 pub struct LegStats {
     /// RTP packets received on the leg.
     pub packets_received: u64,
-    /// RTP payload bytes received.
+    /// Bytes received: whole RTP packets on the SIP leg (after SDES-SRTP removal), payload
+    /// only on the WebRTC leg (`rtc` hands packets over parsed).
     pub bytes_received: u64,
     /// RTP packets sent on the leg.
     pub packets_sent: u64,
-    /// RTP payload bytes sent.
+    /// Bytes sent, counted like `bytes_received`.
     pub bytes_sent: u64,
     /// Packets lost on the way in (RFC 3550 A.3, cumulative).
     pub packets_lost: i64,
