@@ -318,11 +318,11 @@ impl RtcWebrtcLeg {
             return Err(WebrtcError::NoCommonCodec);
         }
         let mut leg = Self::build(now, config, codecs)?;
-        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+        let offer =
+            RTCSessionDescription::offer(offer_sdp.to_owned()).map_err(WebrtcError::InvalidSdp)?;
         leg.pc
             .set_remote_description(now, offer)
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+            .map_err(WebrtcError::InvalidSdp)?;
         leg.remote_description_set = true;
         leg.gather(config)?;
         let answer = leg
@@ -681,7 +681,7 @@ impl WebrtcEngine for RtcWebrtcLeg {
                 candidate: trimmed.to_owned(),
                 ..Default::default()
             })
-            .map_err(|e| WebrtcError::InvalidCandidate(e.to_string()))
+            .map_err(WebrtcError::InvalidCandidate)
     }
 
     fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
@@ -690,11 +690,11 @@ impl WebrtcEngine for RtcWebrtcLeg {
                 "remote description already applied",
             ));
         }
-        let answer = RTCSessionDescription::answer(sdp.to_owned())
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+        let answer =
+            RTCSessionDescription::answer(sdp.to_owned()).map_err(WebrtcError::InvalidSdp)?;
         self.pc
             .set_remote_description(now, answer)
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+            .map_err(WebrtcError::InvalidSdp)?;
         self.remote_description_set = true;
         self.pump(now);
         Ok(())
