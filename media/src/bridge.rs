@@ -29,6 +29,51 @@
 //! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
 //! the browser and the event/statistics view the gateway needs.
 //!
+//! # Driving it (what the reactor does per call)
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use std::time::{Instant, SystemTime};
+//! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+//!
+//! # fn run(browser_offer: &str, sip_answer: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let webrtc = UdpSocket::bind("127.0.0.1:0")?; // one per call: ICE/DTLS/SRTP
+//! let rtp = UdpSocket::bind("127.0.0.1:40000")?; // SIP audio RTP ...
+//! let rtcp = UdpSocket::bind("127.0.0.1:40001")?; // ... and RTCP on the next port
+//! let config = BridgeConfig::new(webrtc.local_addr()?, rtp.local_addr()?, SystemTime::now(), 42);
+//! let (mut bridge, sip_offer) = Bridge::new_answerer(Instant::now(), config, browser_offer)?;
+//! // ... INVITE with sip_offer; later the 200 OK:
+//! let webrtc_answer = bridge.apply_sip_answer(Instant::now(), sip_answer)?;
+//! // ... sylkRTC `accepted` with webrtc_answer. Then, for every readable socket:
+//! let mut buf = [0u8; 2048];
+//! let (n, from) = webrtc.recv_from(&mut buf)?;
+//! let local = webrtc.local_addr()?;
+//! if let Err(e) = bridge.handle_webrtc_datagram(Instant::now(), local, from, &buf[..n]) {
+//!     eprintln!("dropped one datagram: {e}"); // the call goes on
+//! }
+//! // (RTP socket: handle_rtp_datagram, RTCP socket: handle_rtcp_datagram,
+//! //  timer due: handle_timeout.) After every input, drain:
+//! while let Some(t) = bridge.poll_transmit() {
+//!     let socket = match t.leg {
+//!         TransmitLeg::Webrtc => &webrtc,
+//!         TransmitLeg::Rtp => &rtp,
+//!         TransmitLeg::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
+//!         TransmitLeg::Rtcp => &rtp, // rtcp-mux with the SIP peer
+//!     };
+//!     let _ = socket.send_to(t.bytes, t.to); // WouldBlock: drop (media is loss-tolerant)
+//! }
+//! while let Some(event) = bridge.poll_event() {
+//!     match event {
+//!         BridgeEvent::DtlsConnected => { /* sylkRTC `established` */ }
+//!         BridgeEvent::IceFailed | BridgeEvent::DtlsFailed => { /* `terminated`, BYE */ }
+//!         _ => {}
+//!     }
+//! }
+//! let _next_wakeup = bridge.poll_timeout(); // arm the reactor timer
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Errors from `handle_*` concern one datagram (it was dropped and counted); the call goes
 //! on. Events end calls: [`BridgeEvent::IceFailed`], [`BridgeEvent::DtlsFailed`] and (by
 //! gateway policy) [`BridgeEvent::RtpInactive`].
@@ -64,8 +109,11 @@ pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_DTLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default RTCP report interval on the SIP leg (RFC 3550 sec. 6.2: 5 s minimum).
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
-/// Datagrams the bridge may hold for the SIP leg before dropping the oldest.
-const TRANSMIT_QUEUE_SLOTS: usize = 64;
+/// Datagrams the bridge may hold for the SIP leg before dropping the oldest. One input
+/// yields at most a packet plus an RTCP compound and the reactor drains after every input,
+/// so 16 is ample; 16 x 1600 B keeps the ring at 25 KiB of the 64 KiB per-call budget
+/// (performance.md P6).
+const TRANSMIT_QUEUE_SLOTS: usize = 16;
 /// Events held for the gateway; a call produces a handful.
 const MAX_QUEUED_EVENTS: usize = 32;
 /// Remote candidates buffered while the answerer waits for the SIP answer.
