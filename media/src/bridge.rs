@@ -19,6 +19,64 @@
 //!   `accepted`.
 //! - Incoming call (SIP offers): [`Bridge::new_offerer`] -> WebRTC offer for the browser;
 //!   its answer goes to [`Bridge::apply_webrtc_answer`] -> SIP answer for the 200 OK.
+//! - Incoming INVITE without SDP (late offer): [`Bridge::new_late_offer`] -> SIP offer for
+//!   the 200 OK; the ACK's SDP goes to [`Bridge::apply_late_sip_answer`] -> WebRTC offer;
+//!   the browser's answer goes to [`Bridge::apply_late_webrtc_answer`].
+//! - Trickled browser candidates go to [`Bridge::add_remote_candidate`] at any time after
+//!   the bridge exists (the answerer keeps them until its WebRTC leg is built).
+//!
+//! SDP translation is [`crate::sdp`]'s, the SIP side of the media is [`RtpLeg`]'s; the
+//! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
+//! the browser and the event/statistics view the gateway needs.
+//!
+//! # Driving it (what the reactor does per call)
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use std::time::{Instant, SystemTime};
+//! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+//!
+//! # fn run(browser_offer: &str, sip_answer: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let webrtc = UdpSocket::bind("127.0.0.1:0")?; // one per call: ICE/DTLS/SRTP
+//! let rtp = UdpSocket::bind("127.0.0.1:40000")?; // SIP audio RTP ...
+//! let rtcp = UdpSocket::bind("127.0.0.1:40001")?; // ... and RTCP on the next port
+//! let config = BridgeConfig::new(webrtc.local_addr()?, rtp.local_addr()?, SystemTime::now(), 42);
+//! let (mut bridge, sip_offer) = Bridge::new_answerer(Instant::now(), config, browser_offer)?;
+//! // ... INVITE with sip_offer; later the 200 OK:
+//! let webrtc_answer = bridge.apply_sip_answer(Instant::now(), sip_answer)?;
+//! // ... sylkRTC `accepted` with webrtc_answer. Then, for every readable socket:
+//! let mut buf = [0u8; 2048];
+//! let (n, from) = webrtc.recv_from(&mut buf)?;
+//! let local = webrtc.local_addr()?;
+//! if let Err(e) = bridge.handle_webrtc_datagram(Instant::now(), local, from, &buf[..n]) {
+//!     eprintln!("dropped one datagram: {e}"); // the call goes on
+//! }
+//! // (RTP socket: handle_rtp_datagram, RTCP socket: handle_rtcp_datagram,
+//! //  timer due: handle_timeout.) After every input, drain:
+//! while let Some(t) = bridge.poll_transmit() {
+//!     let socket = match t.leg {
+//!         TransmitLeg::Webrtc => &webrtc,
+//!         TransmitLeg::Rtp => &rtp,
+//!         TransmitLeg::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
+//!         TransmitLeg::Rtcp => &rtp, // rtcp-mux with the SIP peer
+//!     };
+//!     let _ = socket.send_to(t.bytes, t.to); // WouldBlock: drop (media is loss-tolerant)
+//! }
+//! while let Some(event) = bridge.poll_event() {
+//!     match event {
+//!         BridgeEvent::DtlsConnected => { /* sylkRTC `established` */ }
+//!         BridgeEvent::IceFailed | BridgeEvent::DtlsFailed => { /* `terminated`, BYE */ }
+//!         _ => {}
+//!     }
+//! }
+//! let _next_wakeup = bridge.poll_timeout(); // arm the reactor timer
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors from `handle_*` concern one datagram (it was dropped and counted); the call goes
+//! on. Events end calls: [`BridgeEvent::IceFailed`], [`BridgeEvent::DtlsFailed`] and (by
+//! gateway policy) [`BridgeEvent::RtpInactive`].
 //!
 //! No common codec in either flow is [`BridgeError::NoCommonCodec`] (SIP 488): the bridge
 //! never transcodes.
@@ -47,10 +105,15 @@ use transmit::{TransmitQueue, SLOT_SIZE};
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit for the DTLS handshake after ICE connected.
+pub const DEFAULT_DTLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default RTCP report interval on the SIP leg (RFC 3550 sec. 6.2: 5 s minimum).
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
-/// Datagrams the bridge may hold for the SIP leg before dropping the oldest.
-const TRANSMIT_QUEUE_SLOTS: usize = 64;
+/// Datagrams the bridge may hold for the SIP leg before dropping the oldest. One input
+/// yields at most a packet plus an RTCP compound and the reactor drains after every input,
+/// so 16 is ample; 16 x 1600 B keeps the ring at 25 KiB of the 64 KiB per-call budget
+/// (performance.md P6).
+const TRANSMIT_QUEUE_SLOTS: usize = 16;
 /// Events held for the gateway; a call produces a handful.
 const MAX_QUEUED_EVENTS: usize = 32;
 /// Remote candidates buffered while the answerer waits for the SIP answer.
@@ -70,7 +133,9 @@ pub struct BridgeConfig {
     /// Codec names allowed on this call (subset of [`SUPPORTED_CODECS`]), e.g. what the SIP
     /// trunk can do.
     pub codecs: Vec<String>,
-    /// Report [`BridgeEvent::RtpInactive`] after this long without RTP on a leg.
+    /// Report [`BridgeEvent::RtpInactive`] after this long without RTP on a leg (counted from
+    /// DTLS connected on the WebRTC leg, from the SIP answer on the SIP leg, where RTCP also
+    /// counts as life).
     pub inactivity_timeout: Duration,
     /// RTCP report interval on the SIP leg (randomised by 0.5..1.5, RFC 3550 sec. 6.2).
     pub rtcp_interval: Duration,
@@ -81,7 +146,8 @@ pub struct BridgeConfig {
     /// Latch the SIP leg onto the source of the peer's first packet (symmetric RTP,
     /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in [`RtpLeg`].
     pub latch_sip_source: bool,
-    /// Seed for SSRCs, initial sequence/timestamp offsets and RTCP jitter.
+    /// Seed for our SSRCs and the SDP session id (deterministic tests fix it; production
+    /// passes something random).
     pub seed: u64,
 }
 
@@ -99,6 +165,7 @@ impl BridgeConfig {
                 advertised_ip: None,
                 ice_lite: false,
                 seed,
+                dtls_timeout: DEFAULT_DTLS_TIMEOUT,
             },
             sip_audio_local,
             sip_video_local: None,
@@ -173,11 +240,12 @@ pub enum BridgeEvent {
 pub struct LegStats {
     /// RTP packets received on the leg.
     pub packets_received: u64,
-    /// RTP payload bytes received.
+    /// Bytes received: whole RTP packets on the SIP leg (after SDES-SRTP removal), payload
+    /// only on the WebRTC leg (`rtc` hands packets over parsed).
     pub bytes_received: u64,
     /// RTP packets sent on the leg.
     pub packets_sent: u64,
-    /// RTP payload bytes sent.
+    /// Bytes sent, counted like `bytes_received`.
     pub bytes_sent: u64,
     /// Packets lost on the way in (RFC 3550 A.3, cumulative).
     pub packets_lost: i64,
@@ -210,6 +278,8 @@ struct SipStream {
 struct WebrtcStream {
     /// SIP -> WebRTC continuity (the engine stamps its own SSRC on top).
     out: SsrcRewriter,
+    /// Keeps wild sequence jumps of the SIP source away from the browser's SRTP.
+    guard: SequenceGuard,
     clock_rate: u32,
     /// RFC 3550 A.1/A.3/A.8 of the browser's current source (rtc keeps its own, but reading
     /// them means building a stats report, which allocates).
@@ -220,6 +290,60 @@ struct WebrtcStream {
     bytes_received: u64,
     packets_sent: u64,
     bytes_sent: u64,
+}
+
+/// RFC 3550 A.1: a jump beyond this is a restart or garbage, not loss.
+const MAX_DROPOUT: u16 = 3000;
+/// RFC 3550 A.1: this far behind is a late packet, not a jump.
+const MAX_MISORDER: u16 = 100;
+
+/// Sequence sanity for the SIP source before it reaches the browser. A stray packet whose
+/// sequence number jumps far (a spoofed or corrupted datagram) would make the browser's SRTP
+/// receiver guess the wrong rollover counter (RFC 3711 sec. 3.3.1) and reject everything
+/// after it; so a big jump is accepted only when the next packet confirms it (RFC 3550 A.1
+/// probation), and then counts as a new source, so the output continues at +1.
+#[derive(Debug, Clone, Copy, Default)]
+struct SequenceGuard {
+    ssrc: Option<u32>,
+    last_seq: u16,
+    pending_jump: Option<u16>,
+    restarts: u32,
+}
+
+impl SequenceGuard {
+    /// The source identity to rewrite with (SSRC mixed with the restart count), or `None`
+    /// to drop the packet.
+    fn admit(&mut self, ssrc: u32, seq: u16) -> Option<u32> {
+        if self.ssrc != Some(ssrc) {
+            *self = Self {
+                ssrc: Some(ssrc),
+                last_seq: seq,
+                pending_jump: None,
+                restarts: self.restarts,
+            };
+            return Some(self.source(ssrc));
+        }
+        let delta = seq.wrapping_sub(self.last_seq);
+        if delta < MAX_DROPOUT {
+            if delta != 0 {
+                self.last_seq = seq;
+            }
+            self.pending_jump = None;
+        } else if delta < u16::MAX - MAX_MISORDER {
+            if self.pending_jump != Some(seq.wrapping_sub(1)) {
+                self.pending_jump = Some(seq);
+                return None;
+            }
+            self.restarts = self.restarts.wrapping_add(1);
+            self.last_seq = seq;
+            self.pending_jump = None;
+        }
+        Some(self.source(ssrc))
+    }
+
+    fn source(&self, ssrc: u32) -> u32 {
+        ssrc ^ self.restarts.wrapping_mul(0x9E37_79B9)
+    }
 }
 
 impl WebrtcStream {
@@ -987,6 +1111,7 @@ impl Bridge {
             let clock_rate = primary_clock(pairs, kind);
             self.webrtc_streams[kind_index(kind)] = Some(WebrtcStream {
                 out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
+                guard: SequenceGuard::default(),
                 clock_rate,
                 recv: None,
                 lost_earlier: 0,
@@ -1211,6 +1336,13 @@ impl Bridge {
             Err(e) => return Err(BridgeError::SipPacket(e)),
         };
         let mut packet: RtpPacket<&mut [u8]> = packet;
+        let Some(source) = wstream.guard.admit(packet.ssrc(), packet.sequence_number()) else {
+            self.dropped += 1;
+            return Ok(None);
+        };
+        // The rewriter re-bases on a new input SSRC; a confirmed sequence restart counts as
+        // one. The SSRC written here is replaced by the WebRTC leg's own anyway.
+        packet.set_ssrc(source);
         wstream.out.rewrite(now, wstream.clock_rate, &mut packet);
         let out = OutgoingRtp {
             kind,
@@ -1510,6 +1642,40 @@ fn forward_to_sip(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_guard_drops_strays_and_accepts_confirmed_restarts() {
+        let mut g = SequenceGuard::default();
+        let first = g.admit(7, 100).unwrap();
+        assert_eq!(g.admit(7, 101), Some(first));
+        assert_eq!(g.admit(7, 40_000), None, "a lone jump is dropped");
+        assert_eq!(g.admit(7, 102), Some(first), "and the stream goes on");
+        assert_eq!(g.admit(7, 60), Some(first), "late packets pass");
+        assert_eq!(g.admit(7, 9_000), None);
+        let restarted = g.admit(7, 9_001).unwrap();
+        assert_ne!(restarted, first, "a confirmed restart is a new source");
+        assert_eq!(g.admit(7, 9_002), Some(restarted));
+        let other = g.admit(8, 5).unwrap();
+        assert_ne!(other, restarted);
+    }
+
+    #[test]
+    fn h264_pairs_only_with_the_same_packetization_mode() {
+        let h264 = |pt, mode: &str| CodecSpec {
+            kind: MediaKind::Video,
+            name: "H264".into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: format!("profile-level-id=42e01f;packetization-mode={mode}"),
+            payload_type: pt,
+        };
+        let pairs = pair_codecs(&[h264(102, "1"), h264(127, "0")], &[h264(99, "0")]);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (pairs[0].0.payload_type, pairs[0].1.payload_type),
+            (127, 99)
+        );
+    }
 
     #[test]
     fn codec_pairing_prefers_same_payload_type_and_maps_telephone_event() {

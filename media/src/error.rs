@@ -14,9 +14,9 @@ pub enum WebrtcError {
     /// (RFC 8838 sec. 4.3: candidates belong to a known session).
     NoRemoteDescription,
     /// The WebRTC peer's SDP could not be parsed or was refused by the engine.
-    InvalidSdp(String),
+    InvalidSdp(rtc::shared::error::Error),
     /// A remote candidate line could not be parsed or used.
-    InvalidCandidate(String),
+    InvalidCandidate(rtc::shared::error::Error),
     /// The offer and the configured codecs have nothing in common.
     NoCommonCodec,
     /// The call was made in a state where it makes no sense (e.g. an answer applied twice).
@@ -46,7 +46,9 @@ impl fmt::Display for WebrtcError {
 impl std::error::Error for WebrtcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Engine { source, .. } => Some(source),
+            Self::Engine { source, .. }
+            | Self::InvalidSdp(source)
+            | Self::InvalidCandidate(source) => Some(source),
             _ => None,
         }
     }

@@ -66,6 +66,9 @@ fn audio_and_dtmf_flow_both_ways_with_remapping_over_a_lossy_link() {
         "ICE+DTLS connected after {t_dtls:?} virtual; netem lost {}",
         sim.net.lost
     );
+    // The browser (rtc) offers every profile; the bridge prefers AEAD GCM (performance.md).
+    let now = sim.now;
+    assert_eq!(sim.bridge.srtp_profile(now), "SRTP_AEAD_AES_128_GCM");
     let browser_pcmu = sim
         .browser
         .payload_type("audio/PCMU")

@@ -157,3 +157,25 @@ fn sip_offer_without_a_usable_codec_is_refused() {
     let err = Bridge::new_offerer(start, bridge_config(start, 2), "garbage").unwrap_err();
     assert!(matches!(err, BridgeError::Sdp { .. }), "{err}");
 }
+
+#[test]
+fn advertised_addresses_go_into_both_sdps() {
+    // The reactor bound wildcard sockets; the SDPs must name the advertised address instead.
+    let start = Instant::now();
+    let mut config = media::bridge::BridgeConfig::new(
+        "0.0.0.0:41002".parse().unwrap(),
+        "0.0.0.0:41004".parse().unwrap(),
+        std::time::SystemTime::UNIX_EPOCH,
+        3,
+    );
+    config.webrtc.advertised_ip = Some("127.0.0.1".parse().unwrap());
+    config.sip_advertised_ip = Some("127.0.0.1".parse().unwrap());
+    let (mut bridge, offer) = Bridge::new_offerer(start, config, &sip_offer()).unwrap();
+    assert!(offer.contains("127.0.0.1 41002 typ host"), "{offer}");
+    assert!(!offer.contains("0.0.0.0 41002"), "{offer}");
+    let mut browser = BrowserPeer::new(start, 5);
+    let answer = browser.answer_offer(start, &offer);
+    let sip_answer = bridge.apply_webrtc_answer(start, &answer).unwrap();
+    assert!(sip_answer.contains("c=IN IP4 127.0.0.1"), "{sip_answer}");
+    assert!(sip_answer.contains("m=audio 41004 "), "{sip_answer}");
+}

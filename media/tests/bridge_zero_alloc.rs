@@ -1,7 +1,8 @@
 //! Steady-state forwarding does not touch the heap (performance.md P3): a counting
 //! `#[global_allocator]` holds the bridge's own per-packet path (PT map, SSRC/seq/timestamp
 //! rewrite, statistics, transmit ring) to zero allocations in both directions, and reports
-//! what the `rtc` engine (SRTP, interceptors, `rtp::Packet` with `Bytes`) costs on top.
+//! what the `rtc` engine (SRTP, interceptors, `rtp::Packet` with `Bytes`) costs on top, and
+//! how much heap an established call's bridge holds.
 //!
 //! The unsafe code below is the test's allocator shim only; the `media` crate itself
 //! forbids unsafe code.
@@ -21,6 +22,12 @@ use rtc::sansio::Protocol;
 thread_local! {
     // Per thread, so the test harness's other threads cannot disturb the count.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    // Live heap bytes allocated (and not yet freed) by this thread.
+    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
+}
+
+fn account(delta: i64) {
+    let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
 }
 
 struct CountingAllocator;
@@ -30,13 +37,16 @@ struct CountingAllocator;
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        account(layout.size() as i64);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        account(-(layout.size() as i64));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        account(new_size as i64 - layout.size() as i64);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -46,6 +56,10 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+fn live_bytes() -> i64 {
+    LIVE_BYTES.with(Cell::get)
 }
 
 const PACKETS: u32 = 2000;
@@ -159,7 +173,16 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
     assert_eq!(to_sip, 200, "full path browser -> SIP");
     let full_in = (allocations() - before) as f64 / srtp_from_browser.len() as f64;
     let mut plain: Vec<Vec<u8>> = (0..200u32)
-        .map(|i| plain_rtp(0, 9000 + i as u16, 900_000 + i * 160, 9, false, &[5u8; 160]))
+        .map(|i| {
+            plain_rtp(
+                0,
+                (500 + PACKETS + i) as u16,
+                900_000 + i * 160,
+                9,
+                false,
+                &[5u8; 160],
+            )
+        })
         .collect();
     let before = allocations();
     let mut to_browser = 0;
@@ -176,4 +199,16 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
         "allocations per packet: bridge-only 0 both ways; with rtc: SRTP in -> RTP out {full_in:.1}, \
          RTP in -> SRTP out {full_out:.1}"
     );
+
+    // Heap held by one established call's bridge (rtc peer connection with DTLS/SRTP state
+    // and interceptors, RTP leg, rings): what dropping it gives back (performance.md P6).
+    let Sim { bridge, .. } = sim;
+    let before = live_bytes();
+    drop(bridge);
+    let freed = before - live_bytes();
+    eprintln!(
+        "heap held by an established audio call's bridge: {} KiB",
+        freed / 1024
+    );
+    assert!(freed > 0 && freed < 256 * 1024, "bridge heap {freed} B");
 }

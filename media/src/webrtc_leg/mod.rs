@@ -9,7 +9,7 @@ mod keyframe_forwarder;
 mod rtc_engine;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::WebrtcError;
 
@@ -44,14 +44,26 @@ pub struct CodecSpec {
 }
 
 impl CodecSpec {
-    /// True when `self` and `other` are the same codec (name, clock rate and channels), which
-    /// is what RFC 3264 sec. 6.1 requires for a PT mapping; fmtp is not compared because
-    /// SIP peers often omit parameters the browser writes.
+    /// True when `self` and `other` are the same codec (name, clock rate, channels and, for
+    /// H.264, packetization mode), which is what RFC 3264 sec. 6.1 requires for a PT mapping;
+    /// other fmtp parameters are not compared because SIP peers often omit what browsers write.
     pub fn same_codec(&self, other: &CodecSpec) -> bool {
         self.kind == other.kind
             && self.name.eq_ignore_ascii_case(&other.name)
             && self.clock_rate == other.clock_rate
             && normalized_channels(self) == normalized_channels(other)
+            // RFC 6184 sec. 8.2.2: H.264 packetization modes are different formats.
+            && (!self.name.eq_ignore_ascii_case("H264")
+                || self.fmtp_param("packetization-mode").unwrap_or("0")
+                    == other.fmtp_param("packetization-mode").unwrap_or("0"))
+    }
+
+    /// One `key=value` parameter of the fmtp line.
+    pub fn fmtp_param(&self, key: &str) -> Option<&str> {
+        self.fmtp.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then_some(v.trim())
+        })
     }
 
     /// True for RFC 4733 telephone-event.
@@ -89,8 +101,12 @@ pub struct WebrtcLegConfig {
     pub advertised_ip: Option<IpAddr>,
     /// Answer as an ICE-lite agent (RFC 8445 sec. 2.5): only for a gateway on a public IP.
     pub ice_lite: bool,
-    /// Seed for the SSRCs and ICE credentials the leg picks; deterministic tests fix it.
+    /// Seed for the SSRCs the leg picks; deterministic tests fix it.
     pub seed: u64,
+    /// How long DTLS may take once ICE has connected before the leg reports
+    /// [`WebrtcLegEvent::DtlsFailed`] (RFC 6347 sec. 4.2.4.1 retransmits from 1 s up, so a
+    /// few retries fit; `rtc` itself never reports a failed handshake).
+    pub dtls_timeout: Duration,
 }
 
 /// State changes of the WebRTC leg, each reported once.

@@ -154,6 +154,12 @@ pub struct RtcWebrtcLeg {
     ice_connected: bool,
     ice_failed: bool,
     dtls_connected: bool,
+    dtls_failed: bool,
+    /// ICE connected but DTLS not yet: give up at this instant. rtc 0.21.1 never moves its
+    /// DTLS transport to `Failed` (a handshake error, e.g. a certificate that does not match
+    /// the SDP fingerprint, RFC 8122 sec. 5, is only logged), so the leg times it out itself.
+    dtls_deadline: Option<Instant>,
+    dtls_timeout: Duration,
     closed: bool,
     remote_description_set: bool,
     /// Rule 2: the expired deadline seen before and after the last `handle_timeout`.
@@ -219,6 +225,9 @@ impl RtcWebrtcLeg {
             stuck_deadline: None,
             stuck_rounds: 0,
             backoff_until: None,
+            dtls_failed: false,
+            dtls_deadline: None,
+            dtls_timeout: config.dtls_timeout,
         };
         let mut seed = config.seed;
         for kind in [MediaKind::Audio, MediaKind::Video] {
@@ -309,11 +318,11 @@ impl RtcWebrtcLeg {
             return Err(WebrtcError::NoCommonCodec);
         }
         let mut leg = Self::build(now, config, codecs)?;
-        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+        let offer =
+            RTCSessionDescription::offer(offer_sdp.to_owned()).map_err(WebrtcError::InvalidSdp)?;
         leg.pc
             .set_remote_description(now, offer)
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+            .map_err(WebrtcError::InvalidSdp)?;
         leg.remote_description_set = true;
         leg.gather(config)?;
         let answer = leg
@@ -359,7 +368,7 @@ impl RtcWebrtcLeg {
             let mut drained = 0usize;
             while let Some(event) = self.pc.poll_event() {
                 drained += 1;
-                self.on_rtc_event(event);
+                self.on_rtc_event(now, event);
             }
             if drained == 0 {
                 return;
@@ -376,13 +385,16 @@ impl RtcWebrtcLeg {
         }
     }
 
-    fn on_rtc_event(&mut self, event: RTCPeerConnectionEvent) {
+    fn on_rtc_event(&mut self, now: Instant, event: RTCPeerConnectionEvent) {
         match event {
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => match state {
                 RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
                     if !self.ice_connected =>
                 {
                     self.ice_connected = true;
+                    if !self.dtls_connected {
+                        self.dtls_deadline = Some(now + self.dtls_timeout);
+                    }
                     self.push_event(WebrtcLegEvent::IceConnected);
                 }
                 RTCIceConnectionState::Failed if !self.ice_failed => {
@@ -392,8 +404,9 @@ impl RtcWebrtcLeg {
                 _ => {}
             },
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                RTCPeerConnectionState::Connected if !self.dtls_connected => {
+                RTCPeerConnectionState::Connected if !self.dtls_connected && !self.dtls_failed => {
                     self.dtls_connected = true;
+                    self.dtls_deadline = None;
                     self.push_event(WebrtcLegEvent::DtlsConnected);
                 }
                 RTCPeerConnectionState::Failed => {
@@ -402,7 +415,9 @@ impl RtcWebrtcLeg {
                     if !self.ice_connected && !self.ice_failed {
                         self.ice_failed = true;
                         self.push_event(WebrtcLegEvent::IceFailed);
-                    } else if self.ice_connected && !self.dtls_connected {
+                    } else if self.ice_connected && !self.dtls_connected && !self.dtls_failed {
+                        self.dtls_failed = true;
+                        self.dtls_deadline = None;
                         self.push_event(WebrtcLegEvent::DtlsFailed);
                     }
                 }
@@ -498,6 +513,13 @@ impl WebrtcEngine for RtcWebrtcLeg {
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), WebrtcError> {
+        if self.dtls_deadline.is_some_and(|d| d <= now) {
+            self.dtls_deadline = None;
+            if !self.dtls_connected && !self.dtls_failed {
+                self.dtls_failed = true;
+                self.push_event(WebrtcLegEvent::DtlsFailed);
+            }
+        }
         let before = self.pc.poll_timeout();
         let result = self.pc.handle_timeout(now);
         self.pump(now);
@@ -632,10 +654,16 @@ impl WebrtcEngine for RtcWebrtcLeg {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        let next = self.pc.poll_timeout()?;
-        match (self.stuck_deadline, self.backoff_until) {
-            (Some(stuck), Some(until)) if next == stuck => Some(until),
-            _ => Some(next),
+        let engine =
+            self.pc
+                .poll_timeout()
+                .map(|next| match (self.stuck_deadline, self.backoff_until) {
+                    (Some(stuck), Some(until)) if next == stuck => until,
+                    _ => next,
+                });
+        match (engine, self.dtls_deadline) {
+            (Some(e), Some(d)) => Some(e.min(d)),
+            (e, d) => e.or(d),
         }
     }
 
@@ -653,7 +681,7 @@ impl WebrtcEngine for RtcWebrtcLeg {
                 candidate: trimmed.to_owned(),
                 ..Default::default()
             })
-            .map_err(|e| WebrtcError::InvalidCandidate(e.to_string()))
+            .map_err(WebrtcError::InvalidCandidate)
     }
 
     fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
@@ -662,11 +690,11 @@ impl WebrtcEngine for RtcWebrtcLeg {
                 "remote description already applied",
             ));
         }
-        let answer = RTCSessionDescription::answer(sdp.to_owned())
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+        let answer =
+            RTCSessionDescription::answer(sdp.to_owned()).map_err(WebrtcError::InvalidSdp)?;
         self.pc
             .set_remote_description(now, answer)
-            .map_err(|e| WebrtcError::InvalidSdp(e.to_string()))?;
+            .map_err(WebrtcError::InvalidSdp)?;
         self.remote_description_set = true;
         self.pump(now);
         Ok(())
