@@ -38,7 +38,7 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 on a runtime error, 2 on a bad command lin
 enum Cli {
     Run {
         config: Option<PathBuf>,
-        overrides: Overrides,
+        overrides: Box<Overrides>,
     },
     Help,
     Version,
@@ -75,7 +75,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             other => return Err(format!("unknown option '{other}' (see --help)")),
         }
     }
-    Ok(Cli::Run { config, overrides })
+    Ok(Cli::Run {
+        config,
+        overrides: Box::new(overrides),
+    })
 }
 
 fn main() -> ExitCode {
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load(config_path.as_deref(), &overrides) {
+    let config = match Config::load(config_path.as_deref(), overrides.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sylk-gateway: {e}");
