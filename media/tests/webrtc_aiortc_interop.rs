@@ -3,8 +3,8 @@
 //! a 440 Hz tone is verified in both directions (aiortc -> bridge -> SIP peer decoded here,
 //! SIP peer -> bridge -> aiortc decoded there).
 //!
-//! Needs `python3` with `aiortc` (`pip install aiortc==1.16.0`); without them the test says
-//! SKIP and passes. The python peer gets an empty ICE server list, so nothing leaves
+//! Needs `python3` with `aiortc` (`pip install aiortc==1.16.0`, which `tests/run-all.sh`
+//! installs); without them the test fails rather than passing untested. The python peer gets an empty ICE server list, so nothing leaves
 //! loopback; the test kills only the child it started.
 
 use std::io::{BufRead, BufReader, Write};
@@ -378,10 +378,10 @@ fn check(outcome: &Outcome) {
 
 #[test]
 fn aiortc_offers_and_the_bridge_answers() {
-    if !aiortc_available() {
-        eprintln!("SKIP: python3 with aiortc not installed (pip install aiortc==1.16.0)");
-        return;
-    }
+    assert!(
+        aiortc_available(),
+        "python3 with aiortc is not installed: run tests/run-all.sh (it pip-installs aiortc==1.16.0)"
+    );
     let sockets = Sockets::new();
     let (mut child, lines) = spawn_peer("offer");
     let offer = recv_sdp(&lines);
@@ -399,10 +399,10 @@ fn aiortc_offers_and_the_bridge_answers() {
 
 #[test]
 fn the_bridge_offers_and_aiortc_answers() {
-    if !aiortc_available() {
-        eprintln!("SKIP: python3 with aiortc not installed (pip install aiortc==1.16.0)");
-        return;
-    }
+    assert!(
+        aiortc_available(),
+        "python3 with aiortc is not installed: run tests/run-all.sh (it pip-installs aiortc==1.16.0)"
+    );
     let sockets = Sockets::new();
     let (mut child, lines) = spawn_peer("answer");
     let now = Instant::now();
