@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use media::rtp::rtcp::{rewrite_feedback_ssrcs, RtcpCompound, RtcpPacket};
+use media::rtp::srtp::SdesSrtp;
 use media::rtp::{classify_datagram, NtpClock, RtpPacket, TelephoneEvent};
 use media::rtp_leg::{RtpLeg, RtpLegConfig, RtpRemote};
+use media::sdp::{CryptoAttribute, CryptoSuite};
 
 fuzz_target!(|data: &[u8]| {
     let _ = classify_datagram(data);
@@ -27,26 +29,33 @@ fuzz_target!(|data: &[u8]| {
 
     let t0 = Instant::now();
     let peer = "192.0.2.10:4000".parse().expect("addr");
-    let ntp = NtpClock::new(t0, Duration::from_secs(1));
-    let mut leg = RtpLeg::new(
-        t0,
-        RtpLegConfig::new("127.0.0.1:40000".parse().expect("addr"), 7, "fuzz", ntp),
-    );
-    leg.set_remote(
-        t0,
-        RtpRemote {
-            rtp: peer,
-            rtcp: None,
-            rtcp_mux: data.first().is_some_and(|b| b & 1 == 1),
-            sending: true,
-        },
-    );
-    let mut buf = data.to_vec();
-    let _ = leg.handle_rtp(t0, peer, &mut buf);
-    let mut buf = data.to_vec();
-    let _ = leg.handle_rtcp(t0, peer, &mut buf);
-    let mut out = [0u8; 2048];
-    let _ = leg.send_rtp(t0, data, &mut out);
-    leg.handle_timeout(t0 + Duration::from_secs(10));
-    while let Ok(Some(_)) = leg.poll_transmit(t0 + Duration::from_secs(10), &mut out) {}
+    let mux = data.first().is_some_and(|b| b & 1 == 1);
+    // A plain leg and SDES legs with both rtc::srtp cipher families.
+    let gcm = CryptoAttribute::new(1, CryptoSuite::AeadAes128Gcm, &[4; 28]).expect("key");
+    let cm = CryptoAttribute::new(1, CryptoSuite::AesCm128HmacSha1_80, &[5; 30]).expect("key");
+    for key in [None, Some(gcm), Some(cm)] {
+        let ntp = NtpClock::new(t0, Duration::from_secs(1));
+        let config = RtpLegConfig::new("127.0.0.1:40000".parse().expect("addr"), 7, "fuzz", ntp);
+        let mut leg = RtpLeg::new(t0, config);
+        leg.set_remote(
+            t0,
+            RtpRemote {
+                rtp: peer,
+                rtcp: None,
+                rtcp_mux: mux,
+                sending: true,
+            },
+        );
+        if let Some(key) = key {
+            leg.set_srtp(Some(SdesSrtp::new(&key, &key).expect("srtp")));
+        }
+        let mut buf = data.to_vec();
+        let _ = leg.handle_rtp(t0, peer, &mut buf);
+        let mut buf = data.to_vec();
+        let _ = leg.handle_rtcp(t0, peer, &mut buf);
+        let mut out = [0u8; 2048];
+        let _ = leg.send_rtp(t0, data, &mut out);
+        leg.handle_timeout(t0 + Duration::from_secs(10));
+        while let Ok(Some(_)) = leg.poll_transmit(t0 + Duration::from_secs(10), &mut out) {}
+    }
 });

@@ -444,7 +444,8 @@ impl RtpLeg {
     }
 
     /// Handles one datagram from the RTP socket. Returns the RTP packet to forward to the
-    /// other leg (SRTP removed, payload type mapped), viewed in place in `buf`, or `None` when
+    /// other leg (SRTP and header extensions removed, payload type mapped), viewed in place in
+    /// `buf`, or `None` when
     /// the datagram was consumed (muxed RTCP) or dropped (foreign source, unmapped payload
     /// type, STUN/DTLS). Malformed packets and SRTP failures are errors, also counted as drops.
     pub fn handle_rtp<'a>(
@@ -471,7 +472,15 @@ impl RtpLeg {
         let Some(plain) = buf.get_mut(..len) else {
             return self.dropped(Err(RtpLegError::BufferTooSmall));
         };
-        let mut packet = match RtpPacket::parse(plain) {
+        // We never offer a=extmap on the SIP leg, so header extensions from the peer carry
+        // nothing the WebRTC leg negotiated (RFC 8285 section 4.1.1); removing them here also
+        // keeps malformed ones away from the WebRTC leg's SRTP (see remove_header_extension).
+        let received_len = len;
+        let len = match remove_header_extension(plain) {
+            Ok(len) => len,
+            Err(e) => return self.dropped(Err(e.into())),
+        };
+        let mut packet = match RtpPacket::parse(&mut plain[..len]) {
             Ok(p) => p,
             Err(e) => return self.dropped(Err(e.into())),
         };
@@ -499,7 +508,7 @@ impl RtpLeg {
         };
         reception.record(now, seq, ts, clock_rate, payload_len);
         self.stats.packets_received += 1;
-        self.stats.bytes_received += len as u64;
+        self.stats.bytes_received += received_len as u64;
         if Some(pt) == self.telephone_event_pt {
             if let Ok(event) = TelephoneEvent::parse(packet.payload()) {
                 if event.end && self.last_event_end != Some(ts) {

@@ -849,3 +849,33 @@ fn telephone_events_are_forwarded_and_reported_once_per_digit() {
         }]
     );
 }
+
+#[test]
+fn header_extensions_from_the_sip_peer_are_removed_before_forwarding() {
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    // X=1 with a one-word extension, then 3 payload bytes.
+    let mut packet = [
+        0x90, 0, 0, 1, 0, 0, 0, 2, 0xfe, 0xed, 0xf0, 0x0d, 0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0, 1,
+        2, 3,
+    ];
+    let got = leg
+        .handle_rtp(t0, addr("192.0.2.10:4000"), &mut packet)
+        .expect("valid")
+        .expect("forwarded");
+    assert!(!got.extension());
+    assert_eq!((got.len(), got.payload()), (15, &[1u8, 2, 3][..]));
+    assert_eq!(
+        leg.stats().bytes_received,
+        23,
+        "counted as received on the wire"
+    );
+    // A malformed extension (length beyond the packet) is an error, not a forwarded packet.
+    let mut bad = [
+        0x90, 0, 0, 2, 0, 0, 0, 2, 0xfe, 0xed, 0xf0, 0x0d, 0xbe, 0xde, 0, 9, 0x10, 0xaa, 0, 0,
+    ];
+    assert_eq!(
+        leg.handle_rtp(t0, addr("192.0.2.10:4000"), &mut bad).err(),
+        Some(RtpLegError::Packet(RtpError::TooShort))
+    );
+}

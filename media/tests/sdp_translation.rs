@@ -801,3 +801,31 @@ fn bandwidth_and_packet_time_limits_are_carried_to_the_sip_offer() {
     // b= comes right after the m= line (RFC 8866 section 5 order).
     assert_eq!(section_lines(&text, 1)[1], "b=TIAS:1500000");
 }
+
+#[test]
+fn ipv6_media_addresses_are_written_and_read() {
+    let mut local = local_media(2, false);
+    local.address = "2001:db8::5".parse().expect("v6");
+    let offer = webrtc_offer_to_sip_offer(
+        &fixture("chrome_offer.sdp"),
+        &local,
+        &mut LocalOrigin::new(3, 1),
+    )
+    .expect("translates");
+    let text = offer.to_sdp_string();
+    assert_eq!(session_lines(&text)[1], "o=- 3 1 IN IP6 2001:db8::5");
+    assert_eq!(session_lines(&text)[3], "c=IN IP6 2001:db8::5");
+    let answer = SessionDescription::parse(
+        b"v=0\r\no=- 1 1 IN IP6 2001:db8::20\r\ns=-\r\nc=IN IP6 2001:db8::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtcp:7005 IN IP6 2001:db8::21\r\nm=video 0 RTP/AVP 96\r\n",
+    )
+    .expect("parses");
+    let n = sip_answer_to_negotiated(&offer, &answer).expect("negotiates");
+    assert_eq!(
+        n.media[0].remote_rtp,
+        Some("[2001:db8::20]:7000".parse().expect("addr"))
+    );
+    assert_eq!(
+        n.media[0].remote_rtcp,
+        Some("[2001:db8::21]:7005".parse().expect("addr"))
+    );
+}
