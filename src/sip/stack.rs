@@ -1168,3 +1168,6 @@ impl SipStack {
         out
     }
 }
+
+#[cfg(test)]
+mod call_tests;
