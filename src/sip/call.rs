@@ -121,8 +121,8 @@ pub enum CallAction {
     Respond {
         /// The server transaction.
         txn: TxnId,
-        /// The response.
-        response: SipResponse,
+        /// The response (boxed: it dwarfs the other actions).
+        response: Box<SipResponse>,
     },
     /// Give up on a client INVITE transaction that will never get its final response (RFC
     /// 3261 section 9.1: 64*T1 after the CANCEL).
@@ -848,8 +848,10 @@ impl Call {
             return Err(CallError::InvalidState);
         };
         let response = self.response_to_invite(180, "Ringing", None)?;
-        self.actions
-            .push_back(CallAction::Respond { txn, response });
+        self.actions.push_back(CallAction::Respond {
+            txn,
+            response: Box::new(response),
+        });
         Ok(())
     }
 
@@ -879,8 +881,10 @@ impl Call {
         };
         let phrase = reason_phrase(code);
         let response = self.response_to_invite(code, phrase, None)?;
-        self.actions
-            .push_back(CallAction::Respond { txn, response });
+        self.actions.push_back(CallAction::Respond {
+            txn,
+            response: Box::new(response),
+        });
         // The server transaction retransmits the final and absorbs the ACK by itself.
         self.terminate(
             reason_for_event
@@ -896,8 +900,10 @@ impl Call {
     pub fn handle_cancel(&mut self) {
         if let Phase::Offered { txn } = self.phase {
             if let Ok(response) = self.response_to_invite(487, "Request Terminated", None) {
-                self.actions
-                    .push_back(CallAction::Respond { txn, response });
+                self.actions.push_back(CallAction::Respond {
+                    txn,
+                    response: Box::new(response),
+                });
             }
             self.terminate("487 Request Terminated".to_owned());
             self.finish();
@@ -951,7 +957,7 @@ impl Call {
                     if let Ok(response) = self.response_to_invite(487, "Request Terminated", None) {
                         self.actions.push_back(CallAction::Respond {
                             txn: invite_txn,
-                            response,
+                            response: Box::new(response),
                         });
                     }
                 }
@@ -1110,8 +1116,10 @@ impl Call {
                 p.interval = (p.interval * 2).min(self.timers.t2);
                 p.next_at = now + p.interval;
                 let (txn, response) = (p.txn, p.response.clone());
-                self.actions
-                    .push_back(CallAction::Respond { txn, response });
+                self.actions.push_back(CallAction::Respond {
+                    txn,
+                    response: Box::new(response),
+                });
             }
         }
         if self.reinvite.as_ref().is_some_and(|r| now >= r.answer_by) {
@@ -1133,7 +1141,7 @@ impl Call {
     fn send_2xx(&mut self, now: Instant, txn: TxnId, cseq: u32, response: SipResponse) {
         self.actions.push_back(CallAction::Respond {
             txn,
-            response: response.clone(),
+            response: Box::new(response.clone()),
         });
         // Reliable transports need no retransmission (section 13.3.1.4), but the ACK still
         // has to come within 64*T1.
@@ -1258,9 +1266,10 @@ impl Call {
         sdp: Option<&str>,
     ) {
         match self.response_with_contact(request, status, reason, sdp) {
-            Ok(response) => self
-                .actions
-                .push_back(CallAction::Respond { txn, response }),
+            Ok(response) => self.actions.push_back(CallAction::Respond {
+                txn,
+                response: Box::new(response),
+            }),
             Err(e) => log::warn!("sip: cannot build a {status}: {e}"),
         }
     }
@@ -1279,9 +1288,10 @@ impl Call {
             builder = builder.header(name, value);
         }
         match builder.build() {
-            Ok(response) => self
-                .actions
-                .push_back(CallAction::Respond { txn, response }),
+            Ok(response) => self.actions.push_back(CallAction::Respond {
+                txn,
+                response: Box::new(response),
+            }),
             Err(e) => log::warn!("sip: cannot build a {status}: {e}"),
         }
     }

@@ -1094,7 +1094,7 @@ impl SipStack {
                     }
                 }
                 CallAction::Respond { txn, response } => {
-                    if let Err(e) = self.txn.send_response(now, txn, response) {
+                    if let Err(e) = self.txn.send_response(now, txn, *response) {
                         log::debug!("sip: call response not sent: {e}");
                     }
                 }

@@ -332,7 +332,7 @@ fn outgoing_call_ended_by_remote_bye() {
         Method::Bye,
         header(&invite, "Contact").trim_matches(['<', '>']),
         &[
-            ("From", format!("<sip:bob@127.0.0.1:5080>;tag=peer-tag")),
+            ("From", "<sip:bob@127.0.0.1:5080>;tag=peer-tag".to_owned()),
             ("To", invite.from().to_string()),
             ("Call-ID", invite.call_id().to_owned()),
             ("CSeq", "1 BYE".to_owned()),
