@@ -1036,6 +1036,25 @@ impl Call {
         Ok(())
     }
 
+    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (488 when the offer cannot be
+    /// translated); the call goes on with the previous session (RFC 3261 section 14.2).
+    pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
+        let pending = self.reinvite.take().ok_or(CallError::InvalidState)?;
+        let code = if (400..700).contains(&code) {
+            code
+        } else {
+            488
+        };
+        self.respond_plain(
+            pending.txn,
+            &pending.request,
+            code,
+            reason_phrase(code),
+            &[],
+        );
+        Ok(())
+    }
+
     fn answer_reinvite_with(
         &mut self,
         now: Instant,

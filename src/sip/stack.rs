@@ -861,6 +861,17 @@ impl SipStack {
         self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
     }
 
+    /// Refuses the pending [`CallNotice::ReInvite`] with `code` (4xx-6xx, else 488); the
+    /// call keeps its previous session.
+    pub fn reject_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.reject_reinvite(code))
+    }
+
     fn with_call(
         &mut self,
         now: Instant,

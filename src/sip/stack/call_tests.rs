@@ -1066,3 +1066,109 @@ fn answered_call_without_ack_is_ended_with_bye_after_64_t1() {
     assert_eq!(h.events(), [terminated(call, "408 Request Timeout")]);
     h.assert_clean_after_timers();
 }
+
+/// Answers every DNS query of the stack: two A records for `example.test`, nothing else
+/// (no NAPTR, SRV or AAAA), so RFC 3263 yields 127.0.0.1:5060 then 127.0.0.2:5060 over UDP.
+fn answer_dns(h: &mut Harness) {
+    use crate::sip::dns::test_encoder::ResponseBuilder as DnsResponse;
+    use crate::sip::dns::{RecordData, RecordType};
+    while let Some((server, query)) = h.stack.poll_dns_transmit() {
+        let parsed = crate::sip::dns::wire::parse_query(&query).unwrap();
+        let mut answer = DnsResponse::answering(&query);
+        if parsed.question.rtype == RecordType::A.code() {
+            for ip in [[127, 0, 0, 1], [127, 0, 0, 2]] {
+                answer = answer.answer(&parsed.question.name, 60, RecordData::A(ip.into()));
+            }
+        } else {
+            answer = answer.soa(60, 60);
+        }
+        h.stack.handle_dns_datagram(h.now, server, &answer.build());
+    }
+}
+
+#[test]
+fn timeout_before_any_provisional_fails_over_to_the_next_target() {
+    let mut h = Harness::new();
+    let call = h
+        .stack
+        .invite(h.now, &identity(), "bob@example.test", OFFER.into())
+        .unwrap();
+    for _ in 0..5 {
+        answer_dns(&mut h);
+    }
+    let first_target = SocketAddr::from(([127, 0, 0, 1], 5060));
+    let second_target = SocketAddr::from(([127, 0, 0, 2], 5060));
+    let mut to_first = 0;
+    let mut second = None;
+    // Timer B on the first target (32 s), with Timer A retransmissions to it.
+    for _ in 0..70 {
+        while let Some(t) = h.stack.poll_transmit() {
+            let SipTransmit::Datagram { to, bytes } = t else {
+                panic!("{t:?}");
+            };
+            let Ok(SipMessage::Request(r)) = parse(&bytes, TransportKind::Datagram) else {
+                panic!("not a request");
+            };
+            assert_eq!(*r.method(), Method::Invite);
+            if to == first_target {
+                to_first += 1;
+            } else {
+                assert_eq!(to, second_target);
+                second.get_or_insert(r);
+            }
+        }
+        if second.is_some() {
+            break;
+        }
+        h.advance(Duration::from_millis(500));
+    }
+    assert!(to_first >= 5, "INVITE retransmitted to the first target");
+    let second = second.expect("INVITE to the second target after Timer B");
+    assert_eq!(second.uri().as_str(), "sip:bob@example.test");
+    assert!(h.events().is_empty(), "fail-over is silent");
+    // The second target answers (through the test socket: responses carry our Via only).
+    let busy = ResponseBuilder::from_request(&second, 486, "Busy Here", Some("x")).to_bytes();
+    h.stack.handle_datagram(h.now, second_target, &busy);
+    assert_eq!(h.events(), [terminated(call, "486 Busy Here")]);
+    while h.stack.poll_transmit().is_some() {}
+    for _ in 0..80 {
+        h.advance(Duration::from_millis(500));
+        while h.stack.poll_transmit().is_some() {}
+    }
+    assert_eq!(h.stack.call_count(), 0);
+    assert_eq!(h.stack.transaction_count(), 0);
+}
+
+#[test]
+fn untranslatable_reinvite_offer_is_rejected_and_the_call_goes_on() {
+    let mut h = Harness::new();
+    let (call, tag, token) = incoming_confirmed(&mut h);
+    let reinvite = h.peer_request(
+        Method::Invite,
+        "sip:x@127.0.0.1:5070",
+        &in_dialog(&tag, &token, "11 INVITE"),
+        Some("v=0\r\nm=application 9 UDP/BFCP *\r\n"),
+    );
+    h.deliver(reinvite);
+    assert!(matches!(
+        h.events().as_slice(),
+        [CallNotice::ReInvite { .. }]
+    ));
+    h.responses();
+    h.stack.reject_reinvite(h.now, call, 488).unwrap();
+    let r = h.responses().pop().unwrap();
+    assert_eq!((r.status(), r.cseq().seq), (488, 11));
+    assert_eq!(
+        h.stack.reject_reinvite(h.now, call, 488),
+        Err(CallError::InvalidState),
+        "nothing pending any more"
+    );
+    // No fallback answer later, and the call is still up.
+    h.advance(Duration::from_secs(5));
+    assert!(h.responses().iter().all(|r| r.status() == 488));
+    assert!(h.events().is_empty());
+    assert_eq!(h.stack.call_count(), 1);
+    h.stack.hangup(h.now, call).unwrap();
+    assert_eq!(h.events(), [terminated(call, REASON_LOCAL_HANGUP)]);
+    h.assert_clean_after_timers();
+}
