@@ -737,6 +737,20 @@ impl Call {
         }
     }
 
+    /// The client INVITE transaction still waiting for its final response and the flow it
+    /// travels on, so the stack can fail it over when that connection closes.
+    pub fn pending_invite(&self) -> Option<(TxnId, u64)> {
+        let flow = self
+            .outgoing
+            .as_ref()
+            .and_then(|o| o.invite.as_ref())
+            .map(|s| s.target.flow)?;
+        match self.phase {
+            Phase::Calling { txn, .. } | Phase::Proceeding { txn } => Some((txn, flow)),
+            _ => None,
+        }
+    }
+
     fn provisional_seen(&self) -> bool {
         self.outgoing.as_ref().is_some_and(|o| o.provisional_seen)
     }

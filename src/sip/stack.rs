@@ -349,12 +349,20 @@ impl SipStack {
     pub fn handle_stream_closed(&mut self, now: Instant, flow: FlowId) {
         if self.transport.handle_stream_closed(flow) {
             // Client transactions bound to this flow learn of it when they next transmit;
-            // registrations in flight are failed over right away.
+            // REGISTERs and INVITEs in flight are failed over right away (an INVITE over a
+            // stream is never retransmitted, so it would otherwise wait for Timer B).
             let stuck: Vec<TxnId> = self
                 .registrations
                 .iter()
                 .filter(|(_, e)| e.flow == Some(flow))
                 .filter_map(|(_, e)| e.txn)
+                .chain(
+                    self.calls
+                        .iter()
+                        .filter_map(|(_, e)| e.call.pending_invite())
+                        .filter(|(_, f)| *f == flow)
+                        .map(|(txn, _)| txn),
+                )
                 .collect();
             for txn in stuck {
                 self.txn.handle_transport_error(now, txn);

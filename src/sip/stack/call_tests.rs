@@ -39,6 +39,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_transports(vec![TransportKind2::Udp])
+    }
+
+    fn with_transports(transports: Vec<TransportKind2>) -> Harness {
         let mut stack = SipStack::new(
             StackConfig {
                 local: LocalAddresses {
@@ -46,7 +50,7 @@ impl Harness {
                     tls: None,
                     advertised_host: None,
                 },
-                transports: vec![TransportKind2::Udp],
+                transports,
                 outbound_proxy: None,
                 register_expires: 600,
                 user_agent: "test-gw".into(),
@@ -1171,4 +1175,75 @@ fn untranslatable_reinvite_offer_is_rejected_and_the_call_goes_on() {
     h.stack.hangup(h.now, call).unwrap();
     assert_eq!(h.events(), [terminated(call, REASON_LOCAL_HANGUP)]);
     h.assert_clean_after_timers();
+}
+
+#[test]
+fn hangup_between_200_and_ack_sends_bye_when_the_ack_arrives() {
+    let mut h = Harness::new();
+    let (_, token) = registered(&mut h);
+    incoming_invite(&mut h, &token, Some(OFFER));
+    let call = match h.events().as_slice() {
+        [CallNotice::Incoming { call, .. }] => *call,
+        other => panic!("{other:?}"),
+    };
+    h.responses();
+    h.stack.answer(h.now, call, ANSWER.into()).unwrap();
+    let tag = h.responses().pop().unwrap().to().tag().unwrap();
+    h.stack.hangup(h.now, call).unwrap();
+    assert_eq!(h.events(), [terminated(call, REASON_LOCAL_HANGUP)]);
+    assert!(
+        h.requests().is_empty(),
+        "no BYE before the ACK (RFC 3261 15)"
+    );
+    let ack = h.peer_request(
+        Method::Ack,
+        "sip:x@127.0.0.1:5070",
+        &in_dialog(&tag, &token, "10 ACK"),
+        None,
+    );
+    h.deliver(ack);
+    let bye = h.one_request(Method::Bye);
+    assert_eq!(bye.to().tag().as_deref(), Some("bob-tag"));
+    assert!(h.events().is_empty(), "terminated only once");
+    h.assert_clean_after_timers();
+}
+
+#[test]
+fn invite_over_a_connection_that_closes_fails_at_once() {
+    let mut h = Harness::with_transports(vec![TransportKind2::Udp, TransportKind2::Tcp]);
+    let call = h
+        .stack
+        .invite(
+            h.now,
+            &identity(),
+            "bob@127.0.0.1:5080;transport=tcp",
+            OFFER.into(),
+        )
+        .unwrap();
+    let mut flow = None;
+    while let Some(t) = h.stack.poll_transmit() {
+        match t {
+            SipTransmit::Connect {
+                flow: f, remote, ..
+            } => {
+                assert_eq!(remote, peer());
+                flow = Some(f);
+            }
+            SipTransmit::Stream { bytes, .. } => {
+                let Ok(SipMessage::Request(r)) = parse(&bytes, TransportKind::Stream) else {
+                    panic!("not a request");
+                };
+                assert_eq!(*r.method(), Method::Invite);
+                assert!(header(&r, "Via").starts_with("SIP/2.0/TCP "));
+                let contact = r.contacts().as_slice()[0].uri.to_string();
+                assert!(contact.ends_with(";transport=tcp"), "{contact}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let flow = flow.expect("a connection is opened");
+    h.stack.handle_stream_closed(h.now, flow);
+    assert_eq!(h.events(), [terminated(call, "503 Service Unavailable")]);
+    assert_eq!(h.stack.call_count(), 0);
+    assert_eq!(h.stack.transaction_count(), 0);
 }
