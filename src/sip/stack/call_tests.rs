@@ -190,6 +190,7 @@ impl Harness {
         assert_eq!(self.stack.transaction_count(), 0, "transactions left");
         assert!(self.stack.call_txns.is_empty(), "transaction owners left");
         assert!(self.stack.call_lookups.is_empty(), "lookups left");
+        assert!(self.stack.call_timers.is_empty(), "call timers left");
     }
 
     /// Starts an outgoing call to bob and returns it with the INVITE as sent.
