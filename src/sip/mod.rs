@@ -1,6 +1,8 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
 
 pub mod auth;
+pub mod call;
+pub mod dialog;
 pub mod dns;
 pub mod exercise;
 pub mod framing;

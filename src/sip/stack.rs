@@ -1,5 +1,10 @@
-//! The SIP user agent as one sans-IO engine: transport -> transactions -> registrations and
-//! the UAS core, with RFC 3263 server location underneath.
+//! The SIP user agent as one sans-IO engine: transport -> transactions -> registrations,
+//! calls (INVITE dialogs) and the UAS core, with RFC 3263 server location underneath.
+//!
+//! Calls: [`SipStack::invite`] starts an outgoing call; incoming INVITEs for a registration's
+//! Contact token become [`CallNotice::Incoming`] once [`SipStack::set_incoming_calls`] is on
+//! (until then they are answered 480 as before). Call notices come from
+//! [`SipStack::poll_call_event`]; see [`super::call`] for the termination reasons.
 //!
 //! The reactor feeds it datagrams, stream events and DNS answers, drains
 //! [`SipStack::poll_transmit`] / [`SipStack::poll_dns_transmit`] to its sockets, and reports
@@ -14,17 +19,91 @@ use std::time::Instant;
 use slab::Slab;
 
 use super::auth::Ha1;
+use super::call::{Call, CallAction, CallError, CallEvent, Hop, OutgoingConfig, Sent};
+use super::dialog::DialogKey;
 use super::dns::{Resolver, SplitMix64};
 use super::locate::{
     LocateEvent, Locator, LocatorConfig, LookupId, SipUriParts, Transport as TransportKind,
 };
-use super::msg::{Method, ResponseBuilder, SipMessage, SipRequest};
+use super::msg::{Method, NameAddr, ResponseBuilder, SipMessage, SipRequest, Uri};
 use super::registration::{RegAction, Registration, RegistrationConfig, RegistrationState};
 use super::transport::{FlowId, LocalAddresses, SipTransmit, SipTransport};
-use super::txn::{TxnConfig, TxnEvent, TxnId, TxnLayer, MAGIC_COOKIE};
+use super::txn::{build_cancel, TxnConfig, TxnEvent, TxnId, TxnLayer, MAGIC_COOKIE};
 
 /// Methods we answer, for `Allow` (RFC 3261 section 20.5).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// Default most simultaneous calls per stack (over it: 503 to SIP, an error to the gateway).
+pub const DEFAULT_MAX_CALLS: usize = 1000;
+
+/// Identifies a call for its lifetime; ids are never confused with a later call's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallId {
+    key: usize,
+    serial: u64,
+}
+
+/// What the stack tells the gateway about calls ([`SipStack::poll_call_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallNotice {
+    /// An INVITE for a registration's Contact; 100 Trying is sent. Follow with
+    /// [`SipStack::ring`], then [`SipStack::answer`] or [`SipStack::decline`].
+    Incoming {
+        /// The new call.
+        call: CallId,
+        /// The registration whose Contact was called.
+        reg: RegId,
+        /// The caller's URI (From).
+        from_uri: String,
+        /// The caller's display name.
+        from_display_name: Option<String>,
+        /// The SIP Call-ID.
+        call_id: String,
+        /// The offer; `None` means offer in our 200, answer in the ACK.
+        sdp: Option<String>,
+    },
+    /// Outgoing: a provisional response (183 with SDP: early media).
+    Progress {
+        /// Which call.
+        call: CallId,
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+        /// SDP body, if any.
+        sdp: Option<String>,
+    },
+    /// Outgoing: a 2xx arrived; the ACK is sent.
+    Accepted {
+        /// Which call.
+        call: CallId,
+        /// The answer SDP.
+        sdp: Option<String>,
+    },
+    /// Incoming: the ACK for our 200 arrived.
+    Confirmed {
+        /// Which call.
+        call: CallId,
+        /// The SDP answer in the ACK (when the INVITE had no offer).
+        sdp_in_ack: Option<String>,
+    },
+    /// A re-INVITE with a new offer: answer with [`SipStack::answer_reinvite`] within
+    /// [`REINVITE_ANSWER_WAIT`](super::call::REINVITE_ANSWER_WAIT), or the stack answers
+    /// with the last local SDP, directions mirrored (RFC 3264 section 6.1).
+    ReInvite {
+        /// Which call.
+        call: CallId,
+        /// The new offer.
+        sdp: String,
+    },
+    /// The call is over, exactly once per call; its id is dead afterwards. `reason` is
+    /// `"<code> <phrase>"` ([`super::call`] documents the local and BYE reasons).
+    Terminated {
+        /// Which call.
+        call: CallId,
+        /// Why.
+        reason: String,
+    },
+}
 
 /// Identifies a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +159,16 @@ pub struct AccountIdentity {
 }
 
 #[derive(Debug)]
+struct CallEntry {
+    call: Call,
+    serial: u64,
+    lookup: Option<LookupId>,
+    /// Client and server INVITE transactions mapped to this call.
+    txns: Vec<TxnId>,
+    armed: Option<Instant>,
+}
+
+#[derive(Debug)]
 struct RegEntry {
     reg: Registration,
     lookup: Option<LookupId>,
@@ -104,6 +193,18 @@ pub struct SipStack {
     reg_timers: BinaryHeap<Reverse<(Instant, usize)>>,
     dirty: Vec<RegId>,
     events: VecDeque<SipEvent>,
+    calls: Slab<CallEntry>,
+    next_call_serial: u64,
+    max_calls: usize,
+    incoming_calls: bool,
+    dialogs: HashMap<DialogKey, CallId>,
+    call_lookups: HashMap<LookupId, CallId>,
+    call_txns: HashMap<TxnId, CallId>,
+    call_timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    dirty_calls: Vec<CallId>,
+    call_events: VecDeque<CallNotice>,
+    /// Source of the request whose transaction events are being drained.
+    inbound_source: Option<super::txn::Target>,
 }
 
 impl SipStack {
@@ -132,6 +233,17 @@ impl SipStack {
             reg_timers: BinaryHeap::new(),
             dirty: Vec::new(),
             events: VecDeque::new(),
+            calls: Slab::new(),
+            next_call_serial: 0,
+            max_calls: DEFAULT_MAX_CALLS,
+            incoming_calls: false,
+            dialogs: HashMap::new(),
+            call_lookups: HashMap::new(),
+            call_txns: HashMap::new(),
+            call_timers: BinaryHeap::new(),
+            dirty_calls: Vec::new(),
+            call_events: VecDeque::new(),
+            inbound_source: None,
         }
     }
 
@@ -237,12 +349,20 @@ impl SipStack {
     pub fn handle_stream_closed(&mut self, now: Instant, flow: FlowId) {
         if self.transport.handle_stream_closed(flow) {
             // Client transactions bound to this flow learn of it when they next transmit;
-            // registrations in flight are failed over right away.
+            // REGISTERs and INVITEs in flight are failed over right away (an INVITE over a
+            // stream is never retransmitted, so it would otherwise wait for Timer B).
             let stuck: Vec<TxnId> = self
                 .registrations
                 .iter()
                 .filter(|(_, e)| e.flow == Some(flow))
                 .filter_map(|(_, e)| e.txn)
+                .chain(
+                    self.calls
+                        .iter()
+                        .filter_map(|(_, e)| e.call.pending_invite())
+                        .filter(|(_, f)| *f == flow)
+                        .map(|(txn, _)| txn),
+                )
                 .collect();
             for txn in stuck {
                 self.txn.handle_transport_error(now, txn);
@@ -275,6 +395,22 @@ impl SipStack {
                 }
             }
         }
+        while let Some(Reverse((at, key))) = self.call_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.call_timers.pop();
+            if let Some(e) = self.calls.get_mut(key) {
+                if e.armed == Some(at) {
+                    e.armed = None;
+                    e.call.handle_timeout(now);
+                    self.dirty_calls.push(CallId {
+                        key,
+                        serial: e.serial,
+                    });
+                }
+            }
+        }
         self.drive(now);
     }
 
@@ -285,6 +421,7 @@ impl SipStack {
             self.locator.poll_timeout(),
             self.transport.poll_timeout(),
             self.reg_timers.peek().map(|Reverse((t, _))| *t),
+            self.call_timers.peek().map(|Reverse((t, _))| *t),
         ]
         .into_iter()
         .flatten()
@@ -317,7 +454,12 @@ impl SipStack {
                 match inbound.message {
                     SipMessage::Response(response) => self.txn.handle_response(now, response),
                     SipMessage::Request(request) => {
-                        self.txn.handle_request(now, request, inbound.source)
+                        // A new INVITE's call needs the flow it came on: its transaction
+                        // event is produced right here, so drain it while the source is known.
+                        self.inbound_source = Some(inbound.source);
+                        self.txn.handle_request(now, request, inbound.source);
+                        self.drain_txn_events(now);
+                        self.inbound_source = None;
                     }
                 }
             }
@@ -330,7 +472,13 @@ impl SipStack {
             }
             while let Some(LocateEvent { lookup, result }) = self.locator.poll_event() {
                 progressed = true;
-                if let Some(reg) = self.lookups.remove(&lookup) {
+                if let Some(call) = self.call_lookups.remove(&lookup) {
+                    if let Some(e) = self.call_entry(call) {
+                        e.lookup = None;
+                        e.call.handle_located(now, result);
+                        self.dirty_calls.push(call);
+                    }
+                } else if let Some(reg) = self.lookups.remove(&lookup) {
                     if let Some(e) = self.registrations.get_mut(reg.0) {
                         e.lookup = None;
                         e.reg.handle_located(now, result);
@@ -341,6 +489,10 @@ impl SipStack {
             while let Some(reg) = self.dirty.pop() {
                 progressed = true;
                 self.run_registration(now, reg);
+            }
+            while let Some(call) = self.dirty_calls.pop() {
+                progressed = true;
+                self.run_call(now, call);
             }
             if !progressed {
                 return;
@@ -354,7 +506,12 @@ impl SipStack {
             any = true;
             match event {
                 TxnEvent::Response { txn, response } => {
-                    if let Some(&reg) = self.client_txns.get(&txn) {
+                    if let Some(&call) = self.call_txns.get(&txn) {
+                        if let Some(e) = self.call_entry(call) {
+                            e.call.handle_response(now, txn, &response);
+                            self.dirty_calls.push(call);
+                        }
+                    } else if let Some(&reg) = self.client_txns.get(&txn) {
                         if let Some(e) = self.registrations.get_mut(reg.0) {
                             if response.status() >= 200 {
                                 e.txn = None;
@@ -366,7 +523,12 @@ impl SipStack {
                 }
                 TxnEvent::Timeout { txn } | TxnEvent::TransportError { txn } => {
                     let transport = !matches!(event, TxnEvent::Timeout { .. });
-                    if let Some(&reg) = self.client_txns.get(&txn) {
+                    if let Some(&call) = self.call_txns.get(&txn) {
+                        if let Some(e) = self.call_entry(call) {
+                            e.call.handle_txn_failure(now, txn, !transport);
+                            self.dirty_calls.push(call);
+                        }
+                    } else if let Some(&reg) = self.client_txns.get(&txn) {
                         if let Some(e) = self.registrations.get_mut(reg.0) {
                             e.txn = None;
                             e.reg.handle_no_response(now, transport);
@@ -376,6 +538,11 @@ impl SipStack {
                 }
                 TxnEvent::Terminated { txn } => {
                     self.client_txns.remove(&txn);
+                    if let Some(call) = self.call_txns.remove(&txn) {
+                        if let Some(e) = self.call_entry(call) {
+                            e.txns.retain(|t| *t != txn);
+                        }
+                    }
                 }
                 TxnEvent::Request { txn, request } => self.answer_request(now, txn, &request),
                 TxnEvent::Cancel {
@@ -389,16 +556,63 @@ impl SipStack {
                         None => (481, "Call/Transaction Does Not Exist"),
                     };
                     self.respond(now, txn, &request, status, reason, &[]);
+                    if let Some(call) = cancels.and_then(|t| self.call_txns.get(&t).copied()) {
+                        if let Some(e) = self.call_entry(call) {
+                            e.call.handle_cancel();
+                            self.dirty_calls.push(call);
+                        }
+                    }
                 }
-                // 2xx ACKs belong to dialogs, which arrive with calls.
-                TxnEvent::Ack { .. } => {}
+                // 2xx ACKs belong to dialogs (RFC 3261 section 13.3.1.4); others are dropped.
+                TxnEvent::Ack { request, .. } => {
+                    let call = DialogKey::of_incoming(&request)
+                        .and_then(|key| self.dialogs.get(&key).copied());
+                    if let Some(call) = call {
+                        if let Some(e) = self.call_entry(call) {
+                            e.call.handle_ack(&request);
+                            self.dirty_calls.push(call);
+                        }
+                    }
+                }
             }
         }
         any
     }
 
-    /// The UAS core until calls arrive (RFC 3261 section 8.2).
+    /// The UAS core (RFC 3261 section 8.2): in-dialog requests go to their call (section
+    /// 12.2.2, 481 when no dialog matches), new INVITEs for a Contact token become calls.
     fn answer_request(&mut self, now: Instant, txn: TxnId, request: &SipRequest) {
+        if let Some(key) = DialogKey::of_incoming(request) {
+            if let Some(&call) = self.dialogs.get(&key) {
+                if let Some(e) = self.call_entry(call) {
+                    e.call.handle_in_dialog_request(now, txn, request);
+                    self.dirty_calls.push(call);
+                    return;
+                }
+            }
+            if *request.method() != Method::Options {
+                self.respond(
+                    now,
+                    txn,
+                    request,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
+                return;
+            }
+        }
+        if *request.method() == Method::Invite && self.incoming_calls {
+            let owner = request
+                .uri()
+                .user()
+                .and_then(|u| self.by_contact_user.get(u))
+                .copied();
+            if let Some(reg) = owner {
+                self.incoming_call(now, txn, request, reg);
+                return;
+            }
+        }
         let allow = [("Allow", ALLOW)];
         let (status, reason, extra): (u16, &str, &[(&str, &str)]) = match request.method() {
             Method::Options => (
@@ -412,7 +626,7 @@ impl SipStack {
                     .user()
                     .and_then(|u| self.by_contact_user.get(u));
                 log::info!(
-                    "sip: INVITE {} for {}: calls are not supported yet",
+                    "sip: INVITE {} for {}: nobody takes it",
                     request.call_id(),
                     if owner.is_some() {
                         "a registered account"
@@ -553,6 +767,412 @@ impl SipStack {
         self.dirty.push(reg);
     }
 
+    // ---- calls -------------------------------------------------------------------------------
+
+    /// Answers INVITEs for registration Contacts with calls (`true`) or 480 (`false`, the
+    /// default until the gateway handles [`CallNotice`]s).
+    pub fn set_incoming_calls(&mut self, enabled: bool) {
+        self.incoming_calls = enabled;
+    }
+
+    /// Sets the most simultaneous calls (incoming over it get 503, `invite` fails).
+    pub fn set_max_calls(&mut self, max: usize) {
+        self.max_calls = max;
+    }
+
+    /// Number of live calls, including ones still finishing a CANCEL or BYE (leak checks).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Number of dialogs filed for in-dialog matching (leak checks).
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// The next call notice for the gateway.
+    pub fn poll_call_event(&mut self) -> Option<CallNotice> {
+        self.call_events.pop_front()
+    }
+
+    /// Calls `callee` (`user@domain[:port]`) from `identity` with the SDP `offer`: the target
+    /// is located by RFC 3263 on the callee's domain (or the outbound proxy), 401/407 are
+    /// answered from the HA1, and [`CallNotice`]s follow. The account need not be registered.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        identity: &AccountIdentity,
+        callee: &str,
+        offer: String,
+    ) -> Result<CallId, CallError> {
+        if self.calls.len() >= self.max_calls {
+            return Err(CallError::TooManyCalls);
+        }
+        let config = OutgoingConfig {
+            user: identity.user.clone(),
+            domain: identity.domain.clone(),
+            display_name: identity.display_name.clone(),
+            user_agent: identity
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| self.config.user_agent.clone()),
+            callee: callee.to_owned(),
+            call_id: format!("{}@sylk-gateway", self.random_token(20)),
+            from_tag: self.random_token(10),
+            contact_user: format!("sylk-{}", self.random_token(12)),
+            sdp: offer,
+        };
+        let call = Call::outgoing(
+            config,
+            identity.ha1.clone(),
+            TxnConfig::default(),
+            self.config.outbound_proxy.is_none(),
+        )?;
+        let id = self.insert_call(call);
+        self.dirty_calls.push(id);
+        self.drive(now);
+        Ok(id)
+    }
+
+    /// Sends 180 Ringing for an incoming call.
+    pub fn ring(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.ring())
+    }
+
+    /// Answers an incoming call with 200 OK carrying `sdp` (an answer, or our offer when the
+    /// INVITE had none); retransmitted until the ACK, then [`CallNotice::Confirmed`].
+    pub fn answer(&mut self, now: Instant, call: CallId, sdp: String) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.answer(now, sdp))
+    }
+
+    /// Rejects an unanswered incoming call with `code` (3xx-6xx; anything else means 486).
+    pub fn decline(&mut self, now: Instant, call: CallId, code: u16) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.decline(code, None))
+    }
+
+    /// Ends a call in whatever state it is (CANCEL, decline 486, or BYE); reports
+    /// [`CallNotice::Terminated`] with [`REASON_LOCAL_HANGUP`](super::call::REASON_LOCAL_HANGUP).
+    pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| {
+            c.hangup(now);
+            Ok(())
+        })
+    }
+
+    /// Answers the pending [`CallNotice::ReInvite`] with 200 OK and `sdp`.
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
+    }
+
+    /// Refuses the pending [`CallNotice::ReInvite`] with `code` (4xx-6xx, else 488); the
+    /// call keeps its previous session.
+    pub fn reject_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.reject_reinvite(code))
+    }
+
+    fn with_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        f: impl FnOnce(&mut Call, Instant) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        let e = self.call_entry(call).ok_or(CallError::UnknownCall)?;
+        let result = f(&mut e.call, now);
+        self.dirty_calls.push(call);
+        self.drive(now);
+        result
+    }
+
+    fn call_entry(&mut self, call: CallId) -> Option<&mut CallEntry> {
+        self.calls
+            .get_mut(call.key)
+            .filter(|e| e.serial == call.serial)
+    }
+
+    fn insert_call(&mut self, call: Call) -> CallId {
+        self.next_call_serial += 1;
+        let serial = self.next_call_serial;
+        let key = self.calls.insert(CallEntry {
+            call,
+            serial,
+            lookup: None,
+            txns: Vec::new(),
+            armed: None,
+        });
+        CallId { key, serial }
+    }
+
+    /// A new INVITE for the Contact token of `reg` (RFC 3261 section 13.3).
+    fn incoming_call(&mut self, now: Instant, txn: TxnId, request: &SipRequest, reg: RegId) {
+        if self.calls.len() >= self.max_calls {
+            self.respond(now, txn, request, 503, "Service Unavailable", &[]);
+            return;
+        }
+        let Some(source) = self.inbound_source else {
+            self.respond(now, txn, request, 500, "Server Internal Error", &[]);
+            return;
+        };
+        let kind = match request.top_via().map(|v| v.transport.to_ascii_uppercase()) {
+            Some(t) if t == "TLS" => TransportKind::Tls,
+            Some(t) if t == "TCP" => TransportKind::Tcp,
+            _ => TransportKind::Udp,
+        };
+        let token = request.uri().user().unwrap_or_default().to_owned();
+        let Ok(contact) = self.contact_for(&token, kind) else {
+            self.respond(now, txn, request, 500, "Server Internal Error", &[]);
+            return;
+        };
+        let local_tag = self.random_token(10);
+        let call = match Call::incoming(
+            request.clone(),
+            txn,
+            source,
+            &local_tag,
+            contact,
+            TxnConfig::default(),
+            self.config.outbound_proxy.is_none(),
+        ) {
+            Ok(call) => call,
+            Err(e) => {
+                log::info!("sip: INVITE {} refused: {e}", request.call_id());
+                self.respond(now, txn, request, 400, "Missing Contact", &[]);
+                return;
+            }
+        };
+        let sdp = call.remote_sdp().map(str::to_owned);
+        let id = self.insert_call(call);
+        self.call_txns.insert(txn, id);
+        if let Some(e) = self.call_entry(id) {
+            e.txns.push(txn);
+        }
+        self.call_events.push_back(CallNotice::Incoming {
+            call: id,
+            reg,
+            from_uri: request.from().uri.to_string(),
+            from_display_name: request.from().display_name.clone(),
+            call_id: request.call_id().to_owned(),
+            sdp,
+        });
+        self.dirty_calls.push(id);
+    }
+
+    /// Our Contact for `kind`: `<sip:user@host:port;transport=kind>`.
+    fn contact_for(
+        &self,
+        user: &str,
+        kind: TransportKind,
+    ) -> Result<NameAddr, super::msg::MsgError> {
+        let (host, port) = self.transport.sent_by(kind);
+        let uri = Uri::parse(&format!(
+            "sip:{user}@{host}:{port};transport={}",
+            kind.to_string().to_ascii_lowercase()
+        ))?;
+        Ok(NameAddr::new(uri))
+    }
+
+    /// Resolves a call's hop to a transaction target and its transport.
+    fn resolve_hop(
+        &mut self,
+        now: Instant,
+        hop: &Hop,
+    ) -> Result<(super::txn::Target, TransportKind), String> {
+        match hop {
+            Hop::Flow { target, kind } => Ok((*target, *kind)),
+            Hop::Located(t) => self
+                .transport
+                .target_for(now, t.transport, t.address, &t.domain)
+                .map(|target| (target, t.transport))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Builds one request of a call with a fresh Via (and our Contact for `contact_user`)
+    /// for the transport of `hop`.
+    fn prepare_call_request(
+        &mut self,
+        now: Instant,
+        request: &super::dialog::OutgoingRequest,
+        hop: &Hop,
+        contact_user: Option<&str>,
+    ) -> Result<
+        (
+            SipRequest,
+            super::txn::Target,
+            TransportKind,
+            Option<NameAddr>,
+        ),
+        String,
+    > {
+        let (target, kind) = self.resolve_hop(now, hop)?;
+        let branch = format!("{MAGIC_COOKIE}{}", self.random_token(16));
+        let via = self.transport.via(kind, &branch);
+        let contact = match contact_user {
+            Some(user) => Some(self.contact_for(user, kind).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let built = request
+            .build(&via, contact.as_ref())
+            .map_err(|e| e.to_string())?;
+        Ok((built, target, kind, contact))
+    }
+
+    /// Sends a request of a call in a new client transaction.
+    fn send_call_request(
+        &mut self,
+        now: Instant,
+        request: &super::dialog::OutgoingRequest,
+        hop: &Hop,
+        contact_user: Option<&str>,
+    ) -> Result<Sent, String> {
+        let (built, target, kind, contact) =
+            self.prepare_call_request(now, request, hop, contact_user)?;
+        let txn = self
+            .txn
+            .send_request(now, built.clone(), target)
+            .map_err(|e| e.to_string())?;
+        Ok(Sent {
+            txn,
+            target,
+            kind,
+            request: built,
+            contact,
+        })
+    }
+
+    /// Executes a call's requested actions, then re-arms its timer.
+    fn run_call(&mut self, now: Instant, id: CallId) {
+        loop {
+            let Some(e) = self.call_entry(id) else {
+                return;
+            };
+            let Some(action) = e.call.poll_action() else {
+                break;
+            };
+            match action {
+                CallAction::Locate(parts) => {
+                    let lookup = self.locator.locate(now, &parts);
+                    if let Some(e) = self.call_entry(id) {
+                        e.lookup = Some(lookup);
+                    }
+                    self.call_lookups.insert(lookup, id);
+                }
+                CallAction::SendRequest {
+                    request,
+                    hop,
+                    contact_user,
+                } => {
+                    let sent = self.send_call_request(now, &request, &hop, contact_user.as_deref());
+                    if let (Ok(s), Method::Invite) = (&sent, &request.method) {
+                        self.call_txns.insert(s.txn, id);
+                        if let Some(e) = self.call_entry(id) {
+                            e.txns.push(s.txn);
+                        }
+                    }
+                    if let Err(why) = &sent {
+                        log::info!("sip: {} not sent: {why}", request.method);
+                    }
+                    if let Some(e) = self.call_entry(id) {
+                        e.call.handle_request_sent(now, &request.method, sent);
+                    }
+                }
+                CallAction::SendAck { request, hop } => {
+                    // The ACK for a 2xx is not a transaction (RFC 3261 section 17.1.1.3).
+                    let sent = self
+                        .prepare_call_request(now, &request, &hop, None)
+                        .and_then(|(ack, target, _, _)| {
+                            self.transport
+                                .send(now, &target, ack.to_bytes())
+                                .map_err(|e| e.to_string())
+                        });
+                    if let Err(why) = sent {
+                        log::info!("sip: ACK not sent: {why}");
+                    }
+                }
+                CallAction::SendCancel { invite, target } => {
+                    let cancel = self.txn.request(invite).map(build_cancel);
+                    match cancel {
+                        Some(Ok(cancel)) => {
+                            // The CANCEL's own transaction needs no owner: its answer changes
+                            // nothing, the INVITE's final response does (RFC 3261 9.1).
+                            if let Err(e) = self.txn.send_request(now, cancel, target) {
+                                log::info!("sip: CANCEL not sent: {e}");
+                            }
+                        }
+                        Some(Err(e)) => log::info!("sip: CANCEL not built: {e}"),
+                        None => {}
+                    }
+                }
+                CallAction::Respond { txn, response } => {
+                    if let Err(e) = self.txn.send_response(now, txn, *response) {
+                        log::debug!("sip: call response not sent: {e}");
+                    }
+                }
+                CallAction::Abandon { txn } => {
+                    self.call_txns.remove(&txn);
+                    // The transaction layer has no "destroy": a transport error ends a
+                    // Proceeding INVITE transaction at once, and its event finds no owner.
+                    self.txn.handle_transport_error(now, txn);
+                }
+                CallAction::DialogCreated(key) => {
+                    self.dialogs.insert(key, id);
+                }
+                CallAction::DialogRemoved(key) => {
+                    if self.dialogs.get(&key) == Some(&id) {
+                        self.dialogs.remove(&key);
+                    }
+                }
+                CallAction::Report(event) => self.call_events.push_back(match event {
+                    CallEvent::Progress { code, reason, sdp } => CallNotice::Progress {
+                        call: id,
+                        code,
+                        reason,
+                        sdp,
+                    },
+                    CallEvent::Accepted { sdp } => CallNotice::Accepted { call: id, sdp },
+                    CallEvent::Confirmed { sdp_in_ack } => CallNotice::Confirmed {
+                        call: id,
+                        sdp_in_ack,
+                    },
+                    CallEvent::ReInvite { sdp } => CallNotice::ReInvite { call: id, sdp },
+                    CallEvent::Terminated { reason } => CallNotice::Terminated { call: id, reason },
+                }),
+                CallAction::Finished => {
+                    let e = self.calls.remove(id.key);
+                    if let Some(lookup) = e.lookup {
+                        self.locator.cancel(lookup);
+                        self.call_lookups.remove(&lookup);
+                    }
+                    for txn in e.txns {
+                        self.call_txns.remove(&txn);
+                    }
+                    if let Some(d) = e.call.dialog() {
+                        self.dialogs.remove(d.key());
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(e) = self.call_entry(id) {
+            let deadline = e.call.poll_timeout();
+            if deadline != e.armed {
+                e.armed = deadline;
+                if let Some(at) = deadline {
+                    self.call_timers.push(Reverse((at, id.key)));
+                }
+            }
+        }
+    }
+
     fn random_token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut out = String::with_capacity(len);
@@ -567,3 +1187,6 @@ impl SipStack {
         out
     }
 }
+
+#[cfg(test)]
+mod call_tests;
