@@ -71,9 +71,9 @@ fn sipp_call_through_kamailio_with_rtp_echo() {
 }
 
 /// The scenarios a call test needs, against each other through Kamailio: busy, CANCEL of a
-/// ringing call, early media, a callee that hangs up.
+/// ringing call, early media, opus answer, a callee that hangs up.
 #[test]
-fn sipp_scenarios_busy_cancel_early_media_bye() {
+fn sipp_scenarios_busy_cancel_early_media_opus_bye() {
     let kam = Kamailio::start(KamailioOpts::default());
     let call = |uas_scenario: &str, uac_scenario: &str, pause_ms: u64| {
         let uas = Sipp::uas(
@@ -113,6 +113,10 @@ fn sipp_scenarios_busy_cancel_early_media_bye() {
     assert_eq!(code, 0, "{m}");
     let early = &m[m.find("SIP/2.0 183").expect("183")..];
     assert!(sdp_audio_addr(early).is_some(), "183 without SDP:\n{early}");
+
+    let (code, m, _) = call("uas_echo_opus.xml", "uac_call.xml", 200);
+    assert_eq!(code, 0, "{m}");
+    assert!(m.contains("a=rtpmap:111 opus/48000/2"), "{m}");
 
     // uac_call.xml does not expect the callee's BYE (sipp answers it and counts the call as
     // failed); what matters is that the BYE arrives through Kamailio and is answered
@@ -190,4 +194,65 @@ fn parallel_kamailios_do_not_collide() {
         m.contains("SIP/2.0 404 Not Found"),
         "bob is not registered at b:\n{m}"
     );
+}
+
+/// The hold/unhold scenarios against baresip: SIPp as caller (uac_hold.xml) and as callee
+/// (uas_hold.xml, called by baresip's `dial`) each send a=sendonly then a=sendrecv re-INVITEs
+/// through Kamailio, and baresip answers them.
+#[test]
+fn sipp_hold_unhold_with_baresip() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut bs = Baresip::start(&kam, BaresipOpts::default()); // bob
+    bs.wait_for_registration(Duration::from_secs(10));
+
+    let mut uac = Sipp::uac(
+        "uac_hold.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_millis(300)),
+            ..SippOpts::call("alice", "bob")
+        },
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(10)),
+        0,
+        "{}\n{}",
+        uac.errors(),
+        uac.messages()
+    );
+    let m = uac.messages();
+    assert!(m.contains("a=sendonly") && m.contains("a=recvonly"), "{m}");
+
+    let mut uas = Sipp::uas(
+        "uas_hold.xml",
+        SippOpts {
+            rtp_echo: true,
+            calls: Some(1),
+            pause: Some(Duration::from_millis(300)),
+            ..SippOpts::default()
+        },
+    );
+    uas.register_at(&kam, "carol");
+    bs.command("dial sip:carol@example.test").expect("dial");
+    // sipp's hold sequence takes 2 x 300 ms and ends with the ACK of the unhold re-INVITE
+    let u = uas.wait_for_message("CSeq: 2 ACK", Duration::from_secs(5));
+    let hold = u.find("a=sendonly").expect("hold offer");
+    let held = u.find("a=recvonly").expect("hold answer");
+    let unhold = u.rfind("a=sendrecv").expect("unhold");
+    assert!(hold < held && held < unhold, "{u}");
+    bs.command("hangup").expect("hangup");
+    assert_eq!(
+        uas.wait_exit(Duration::from_secs(10)),
+        0,
+        "{}\n{}",
+        uas.errors(),
+        uas.messages()
+    );
+}
+
+/// A peer binary that is not installed fails the test with the way to install it.
+#[test]
+#[should_panic(expected = "is not installed: run tests/run-all.sh")]
+fn missing_peer_binary_fails_with_install_hint() {
+    require("sylk-no-such-peer-binary");
 }
