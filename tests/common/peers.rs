@@ -552,6 +552,7 @@ impl SippOpts {
 /// 97 = exit on internal command, 99 = normal exit without calls, 255/254 = fatal error.
 pub struct Sipp {
     proc: Proc,
+    transport: Transport,
     port: u16,
     rtp_port: u16,
     dir: RunDir,
@@ -657,6 +658,7 @@ impl Sipp {
         let proc = Proc::spawn(&name, "sipp", &args, dir.path(), log);
         Sipp {
             proc,
+            transport: opts.transport,
             port,
             rtp_port,
             dir,
@@ -687,7 +689,8 @@ impl Sipp {
                     ("contact_port".into(), self.port.to_string()),
                     ("expires".into(), expires.to_string()),
                 ],
-                transport: Transport::Udp,
+                // the Contact's transport is the REGISTER's: the UAS's own
+                transport: self.transport,
                 ..SippOpts::default()
             },
         );
@@ -747,14 +750,31 @@ impl Sipp {
 
     /// Waits until the message trace contains `needle` (e.g. `"SIP/2.0 200 OK"`), and returns
     /// the trace; fails the test after `timeout` with the trace and the errors.
-    pub fn wait_for_message(&mut self, needle: &str, timeout: Duration) -> String {
+    pub fn wait_for_message(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_sequence(&[needle], timeout)
+    }
+
+    /// Waits until the message trace contains `needles` in this order (e.g.
+    /// `["BYE sip:", "SIP/2.0 200 OK"]`: a BYE and a 200 after it), and returns the trace;
+    /// fails the test after `timeout` with the trace and the errors.
+    pub fn wait_for_sequence(&self, needles: &[&str], timeout: Duration) -> String {
+        let in_order = |m: &str| {
+            let mut rest = m;
+            needles.iter().all(|n| match rest.find(n) {
+                Some(i) => {
+                    rest = &rest[i + n.len()..];
+                    true
+                }
+                None => false,
+            })
+        };
         poll(timeout, || {
             let m = self.messages();
-            m.contains(needle).then_some(m)
+            in_order(&m).then_some(m)
         })
         .unwrap_or_else(|| {
             self.proc.fail(&format!(
-                "no {needle:?} within {timeout:?}\n--- messages ---\n{}\n--- errors ---\n{}",
+                "no {needles:?} within {timeout:?}\n--- messages ---\n{}\n--- errors ---\n{}",
                 self.messages(),
                 self.errors()
             ))
