@@ -154,8 +154,8 @@ fn sipp_scenarios_busy_cancel_early_media_opus_bye() {
     uas.wait_for_sequence(&["BYE sip:alice@", "SIP/2.0 200"], Duration::from_secs(5));
 }
 
-/// baresip registers as carol at its own Kamailio, answers a SIPp call automatically, and
-/// takes commands over ctrl_tcp.
+/// baresip registers as carol at its own Kamailio, answers a SIPp call automatically (and
+/// receives its RTP tone), and takes commands over ctrl_tcp.
 #[test]
 fn baresip_registers_and_answers() {
     let kam = Kamailio::start(KamailioOpts::default());
@@ -164,6 +164,8 @@ fn baresip_registers_and_answers() {
         &kam,
         BaresipOpts {
             user: "carol".into(),
+            wav_audio: true,
+            record_audio: true,
             ..BaresipOpts::default()
         },
     );
@@ -188,6 +190,16 @@ fn baresip_registers_and_answers() {
         uac.messages()
     );
     bs.wait_for_log("Call established", Duration::from_secs(2));
+    // sndfile dumps what baresip decoded: SIPp's tone for about 1 s (8 kHz, 16 bit)
+    let decoded = std::fs::read_dir(bs.dir())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+        .expect("no decoded-audio dump")
+        .metadata()
+        .unwrap()
+        .len();
+    assert!(decoded > 8000, "only {decoded} bytes of received audio");
     assert!(
         bs.command("no-such-command").is_err(),
         "unknown ctrl_tcp command accepted"
@@ -199,8 +211,13 @@ fn baresip_registers_and_answers() {
 #[test]
 fn parallel_kamailios_do_not_collide() {
     let a = Kamailio::start(KamailioOpts::default());
-    let b = Kamailio::start(KamailioOpts::default());
+    let b = Kamailio::start(KamailioOpts {
+        xcap: true,
+        ..KamailioOpts::default()
+    });
     assert_ne!(a.sip_addr(), b.sip_addr());
+    assert!(a.xcap_addr().is_none());
+    std::net::TcpStream::connect(b.xcap_addr().unwrap()).expect("XCAP listener");
     assert_ne!(a.dir(), b.dir());
     assert_eq!(a.ha1("alice"), b.ha1("alice"));
     assert_eq!(a.ha1("alice").len(), 32);

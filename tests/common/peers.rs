@@ -829,6 +829,8 @@ impl Default for BaresipOpts {
 
 /// A running baresip: one account registering at a [`Kamailio`] (outbound proxy), answering
 /// every call automatically, controlled over `ctrl_tcp` (netstring JSON) on a free port.
+/// On SIGTERM baresip unregisters first: drop it before its Kamailio (declare the Kamailio
+/// first), or stopping it takes the 5 s grace period.
 pub struct Baresip {
     proc: Proc,
     user: String,
