@@ -211,7 +211,7 @@ fn baresip_registers_and_answers() {
 #[test]
 fn parallel_kamailios_do_not_collide() {
     let a = Kamailio::start(KamailioOpts::default());
-    let b = Kamailio::start(KamailioOpts {
+    let mut b = Kamailio::start(KamailioOpts {
         xcap: true,
         ..KamailioOpts::default()
     });
@@ -238,6 +238,11 @@ fn parallel_kamailios_do_not_collide() {
         m.contains("SIP/2.0 404 Not Found"),
         "bob is not registered at b:\n{m}"
     );
+
+    // stopping one leaves the other serving, and its log readable
+    b.stop();
+    assert!(b.log().contains("INFO"), "{}", b.log());
+    uas.unregister_at(&a, "bob");
 }
 
 /// The hold/unhold scenarios against baresip: SIPp as caller (uac_hold.xml) and as callee

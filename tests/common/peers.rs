@@ -449,6 +449,12 @@ impl Kamailio {
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
     }
+
+    /// Stops Kamailio now (SIGTERM, SIGKILL after 5 s), e.g. to test a proxy going away. The
+    /// run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
 }
 
 /// Sends `OPTIONS sip:ADDR` over UDP; true if a 200 comes back within 200 ms (Kamailio's
@@ -748,6 +754,11 @@ impl Sipp {
         read_lossy(&self.proc.log)
     }
 
+    /// Stops sipp now (SIGTERM, SIGKILL after 5 s); the traces stay readable until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
+
     /// Waits until the message trace contains `needle` (e.g. `"SIP/2.0 200 OK"`), and returns
     /// the trace; fails the test after `timeout` with the trace and the errors.
     pub fn wait_for_message(&self, needle: &str, timeout: Duration) -> String {
@@ -1008,6 +1019,11 @@ impl Baresip {
     /// baresip's log so far (stdout and stderr).
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
+    }
+
+    /// Stops baresip now (SIGTERM, SIGKILL after 5 s); the log stays readable until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
     }
 }
 
