@@ -449,6 +449,12 @@ impl Kamailio {
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
     }
+
+    /// Stops Kamailio now (SIGTERM, SIGKILL after 5 s), e.g. to test a proxy going away. The
+    /// run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
 }
 
 /// Sends `OPTIONS sip:ADDR` over UDP; true if a 200 comes back within 200 ms (Kamailio's
@@ -552,6 +558,7 @@ impl SippOpts {
 /// 97 = exit on internal command, 99 = normal exit without calls, 255/254 = fatal error.
 pub struct Sipp {
     proc: Proc,
+    transport: Transport,
     port: u16,
     rtp_port: u16,
     dir: RunDir,
@@ -657,6 +664,7 @@ impl Sipp {
         let proc = Proc::spawn(&name, "sipp", &args, dir.path(), log);
         Sipp {
             proc,
+            transport: opts.transport,
             port,
             rtp_port,
             dir,
@@ -687,7 +695,8 @@ impl Sipp {
                     ("contact_port".into(), self.port.to_string()),
                     ("expires".into(), expires.to_string()),
                 ],
-                transport: Transport::Udp,
+                // the Contact's transport is the REGISTER's: the UAS's own
+                transport: self.transport,
                 ..SippOpts::default()
             },
         );
@@ -745,16 +754,38 @@ impl Sipp {
         read_lossy(&self.proc.log)
     }
 
+    /// Stops sipp now (SIGTERM, SIGKILL after 5 s); the traces stay readable until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
+
     /// Waits until the message trace contains `needle` (e.g. `"SIP/2.0 200 OK"`), and returns
     /// the trace; fails the test after `timeout` with the trace and the errors.
-    pub fn wait_for_message(&mut self, needle: &str, timeout: Duration) -> String {
+    pub fn wait_for_message(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_sequence(&[needle], timeout)
+    }
+
+    /// Waits until the message trace contains `needles` in this order (e.g.
+    /// `["BYE sip:", "SIP/2.0 200 OK"]`: a BYE and a 200 after it), and returns the trace;
+    /// fails the test after `timeout` with the trace and the errors.
+    pub fn wait_for_sequence(&self, needles: &[&str], timeout: Duration) -> String {
+        let in_order = |m: &str| {
+            let mut rest = m;
+            needles.iter().all(|n| match rest.find(n) {
+                Some(i) => {
+                    rest = &rest[i + n.len()..];
+                    true
+                }
+                None => false,
+            })
+        };
         poll(timeout, || {
             let m = self.messages();
-            m.contains(needle).then_some(m)
+            in_order(&m).then_some(m)
         })
         .unwrap_or_else(|| {
             self.proc.fail(&format!(
-                "no {needle:?} within {timeout:?}\n--- messages ---\n{}\n--- errors ---\n{}",
+                "no {needles:?} within {timeout:?}\n--- messages ---\n{}\n--- errors ---\n{}",
                 self.messages(),
                 self.errors()
             ))
@@ -809,6 +840,8 @@ impl Default for BaresipOpts {
 
 /// A running baresip: one account registering at a [`Kamailio`] (outbound proxy), answering
 /// every call automatically, controlled over `ctrl_tcp` (netstring JSON) on a free port.
+/// On SIGTERM baresip unregisters first: drop it before its Kamailio (declare the Kamailio
+/// first), or stopping it takes the 5 s grace period.
 pub struct Baresip {
     proc: Proc,
     user: String,
@@ -986,6 +1019,11 @@ impl Baresip {
     /// baresip's log so far (stdout and stderr).
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
+    }
+
+    /// Stops baresip now (SIGTERM, SIGKILL after 5 s); the log stays readable until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
     }
 }
 

@@ -35,5 +35,10 @@ sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
     -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g" "$HERE/accounts.in" > "$BS_RUN/accounts"
 : > "$BS_RUN/contacts"
+# baresip 1.0 binds RTP/RTCP to the wildcard address whatever net_interface says:
+# the bind_lo.c shim turns those binds into 127.0.0.1 (about 0.1 s to compile).
+command -v cc >/dev/null || { echo "cc not installed: run tests/run-all.sh" >&2; exit 127; }
+cc -shared -fPIC -O2 -o "$BS_RUN/bind_lo.so" "$HERE/bind_lo.c" -ldl
+export LD_PRELOAD="$BS_RUN/bind_lo.so"
 # -f: config dir (nothing is read from or written to ~/.baresip)
 exec baresip -f "$BS_RUN" < /dev/null
