@@ -66,9 +66,13 @@ fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
         GatewayConfig {
             sylkrtc: config.sylkrtc.clone(),
             trace_websocket: false,
+            media: config.media.clone(),
+            decline_code: 486,
+            seed: 1,
         },
         stack,
-    );
+    )
+    .expect("gateway");
     let mut ws = WsConnection::new(
         now,
         WsLimits {

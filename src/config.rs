@@ -138,6 +138,9 @@ pub struct SipConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// DNS servers for RFC 3263 lookups; empty means those of `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+    /// Status code for declining an unanswered incoming call (`session-terminate`),
+    /// SylkServer's `[Janus] decline_code`.
+    pub decline_code: u16,
 }
 
 /// Settings of the media side (`[media]`).
@@ -211,6 +214,7 @@ impl Default for Config {
                 tls_verify: true,
                 tls_ca_file: None,
                 nameservers: Vec::new(),
+                decline_code: 486,
             },
             media: MediaConfig {
                 address: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -270,6 +274,7 @@ struct FileSip {
     tls_verify: Option<bool>,
     tls_ca_file: Option<PathBuf>,
     nameservers: Option<Vec<String>>,
+    decline_code: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -523,6 +528,15 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
         sip.tls_verify = v;
     }
     sip.tls_ca_file = file.tls_ca_file.or(sip.tls_ca_file.take());
+    if let Some(code) = file.decline_code {
+        if !(400..=699).contains(&code) {
+            return Err(invalid(
+                "sip.decline_code",
+                "must be a 4xx, 5xx or 6xx status code",
+            ));
+        }
+        sip.decline_code = code;
+    }
     if let Some(list) = file.nameservers {
         sip.nameservers = list
             .iter()

@@ -184,6 +184,9 @@ fn locator_over_real_udp_follows_naptr_srv_and_addresses() {
         (Transport::Udp, "127.0.0.1:5080".parse().unwrap())
     );
     let second = targets.next_target().unwrap();
-    assert_eq!(second.address, "[::1]:5080".parse().unwrap());
+    assert_eq!(
+        second.address,
+        "[::1]:5080".parse::<std::net::SocketAddr>().unwrap()
+    );
     assert!(targets.next_target().is_none());
 }

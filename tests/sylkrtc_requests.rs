@@ -119,11 +119,11 @@ fn later_features_are_refused_with_an_error_never_silence() {
     let cases = [
         (
             json!({"sylkrtc":"session-create","transaction":"2","account":"alice@example.com","session":"s","uri":"bob@example.com","sdp":"v=0"}),
-            "not supported yet: session-create",
+            "Invalid SDP: Webrtc SDP: SDP has no o= line",
         ),
         (
             json!({"sylkrtc":"session-trickle","transaction":"3","session":"s","candidates":[]}),
-            "not supported yet: session-trickle",
+            "Unknown session s",
         ),
         (
             json!({"sylkrtc":"account-fetch-addressbook","transaction":"4","account":"alice@example.com"}),

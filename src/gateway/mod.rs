@@ -6,6 +6,8 @@
 //! they arrive, each answered with exactly one `ack` or `error` (spec section 4.1).
 
 mod account;
+mod calls;
+mod media;
 mod trace;
 
 use std::collections::{HashMap, VecDeque};
@@ -13,7 +15,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::config::SylkRtcConfig;
+use crate::config::{MediaConfig, SylkRtcConfig};
 use crate::sip::registration::RegistrationState as SipRegistrationState;
 use crate::sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
 use crate::sip::transport::{FlowId, SipTransmit};
@@ -22,6 +24,7 @@ use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
+pub use media::{MediaRef, MediaSocketKind};
 
 /// Identifies a client connection inside the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +52,20 @@ pub enum GatewayOutput {
         /// The query.
         bytes: Vec<u8>,
     },
+    /// Bind a call's media sockets; on failure call
+    /// [`Gateway::handle_media_unavailable`].
+    OpenMedia {
+        /// The call's media.
+        media: MediaRef,
+        /// What to bind.
+        sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
+    },
+    /// Flush what the call's bridge still has ([`Gateway::poll_media_transmit`]), close its
+    /// sockets, then call [`Gateway::handle_media_closed`].
+    CloseMedia {
+        /// The call's media.
+        media: MediaRef,
+    },
 }
 
 /// Gateway settings.
@@ -58,6 +75,12 @@ pub struct GatewayConfig {
     pub sylkrtc: SylkRtcConfig,
     /// Log every frame in and out (HA1 redacted).
     pub trace_websocket: bool,
+    /// Media settings.
+    pub media: MediaConfig,
+    /// SIP code for `session-terminate` of an unanswered incoming call.
+    pub decline_code: u16,
+    /// Seed for per-call randomness (SSRCs, ICE credentials); from the OS in production.
+    pub seed: u64,
 }
 
 /// One WebSocket client's sylkRTC state.
@@ -69,6 +92,17 @@ struct Client {
     log_id: u64,
     /// The accounts this connection added, by AOR. Small (10 by default), so a Vec.
     accounts: Vec<AccountId>,
+    /// Its sessions (calls).
+    sessions: calls::ClientSessions,
+}
+
+/// A finished call's bridge, kept until the reactor flushed its last datagrams.
+struct ClosingBridge(::media::bridge::Bridge);
+
+impl std::fmt::Debug for ClosingBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClosingBridge")
+    }
 }
 
 /// The gateway engine.
@@ -84,26 +118,58 @@ pub struct Gateway {
     sip: SipStack,
     /// Which account a live registration belongs to; gone once the account lets go of it.
     registration_owner: HashMap<RegId, AccountId>,
+    /// Calls (sessions) of every client.
+    calls: Slab<calls::GwCall>,
+    calls_by_media: HashMap<MediaRef, usize>,
+    calls_by_sip: HashMap<crate::sip::stack::CallId, usize>,
+    /// Bridges of ended calls whose last datagrams (RTCP BYE, DTLS close_notify) the reactor
+    /// still flushes before closing the sockets.
+    closing_bridges: HashMap<MediaRef, ClosingBridge>,
+    media: media::MediaState,
+    decline_code: u16,
+    seed: u64,
     outputs: VecDeque<GatewayOutput>,
 }
 
 impl Gateway {
-    /// A gateway with no clients, speaking SIP through `sip`.
-    pub fn new(config: GatewayConfig, sip: SipStack) -> Gateway {
-        Gateway {
+    /// A gateway with no clients, speaking SIP through `sip`. Fails only on a media port
+    /// range the allocator cannot use.
+    pub fn new(config: GatewayConfig, mut sip: SipStack) -> Result<Gateway, String> {
+        let media = media::MediaState::new(config.media.clone())?;
+        sip.set_incoming_calls(true);
+        sip.set_max_calls(config.media.max_calls);
+        Ok(Gateway {
+            decline_code: config.decline_code,
+            seed: config.seed,
             config,
             clients: Slab::new(),
             accounts: Slab::new(),
             accounts_by_aor: HashMap::new(),
             sip,
             registration_owner: HashMap::new(),
+            calls: Slab::new(),
+            calls_by_media: HashMap::new(),
+            calls_by_sip: HashMap::new(),
+            closing_bridges: HashMap::new(),
+            media,
             outputs: VecDeque::new(),
-        }
+        })
+    }
+
+    /// The reactor flushed and closed a finished call's sockets.
+    pub fn handle_media_closed(&mut self, media: MediaRef) {
+        self.closing_bridges.remove(&media);
+    }
+
+    /// Number of calls (for limits and leak checks).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     /// A datagram arrived on the SIP UDP socket.
     pub fn handle_sip_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         self.sip.handle_datagram(now, from, data);
+        self.pump_sip(now);
     }
 
     /// A SIP TCP/TLS connection was accepted; `None`: refuse it.
@@ -113,22 +179,27 @@ impl Gateway {
         tls: bool,
         remote: std::net::SocketAddr,
     ) -> Option<FlowId> {
-        self.sip.handle_stream_accepted(now, tls, remote)
+        let flow = self.sip.handle_stream_accepted(now, tls, remote);
+        self.pump_sip(now);
+        flow
     }
 
     /// Bytes arrived on a SIP stream.
     pub fn handle_sip_stream_data(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
         self.sip.handle_stream_data(now, flow, data);
+        self.pump_sip(now);
     }
 
     /// A SIP stream closed or could not connect.
     pub fn handle_sip_stream_closed(&mut self, now: Instant, flow: FlowId) {
         self.sip.handle_stream_closed(now, flow);
+        self.pump_sip(now);
     }
 
     /// A DNS answer arrived.
     pub fn handle_dns_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         self.sip.handle_dns_datagram(now, from, data);
+        self.pump_sip(now);
     }
 
     /// Starts a graceful shutdown: every client is released (accounts unregistered).
@@ -137,11 +208,13 @@ impl Gateway {
         for key in clients {
             self.handle_client_closed(now, ClientId(key));
         }
+        self.pump_sip(now);
     }
 
-    /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs).
+    /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs,
+    /// BYEs and CANCELs).
     pub fn is_idle(&self) -> bool {
-        self.sip.registration_count() == 0
+        self.sip.registration_count() == 0 && self.sip.call_count() == 0
     }
 
     /// The SIP stack, for leak checks in tests.
@@ -163,6 +236,7 @@ impl Gateway {
             dialect,
             log_id,
             accounts: Vec::new(),
+            sessions: calls::ClientSessions::default(),
         }));
         log::info!("conn={log_id} sylkrtc: ready ({})", dialect.subprotocol());
         self.send_event(id, &Event::Ready);
@@ -183,7 +257,7 @@ impl Gateway {
                 self.handle_request(now, client, envelope);
                 // Events the request caused (e.g. `registering`) follow its ack at once,
                 // before the replies to later requests.
-                self.pump_sip();
+                self.pump_sip(now);
             }
             Decoded::Invalid { transaction, error } => {
                 log::info!("conn={log_id} sylkrtc: refused request: {error}");
@@ -200,35 +274,50 @@ impl Gateway {
         if !self.clients.contains(client.0) {
             return;
         }
+        self.end_client_calls(now, client);
         let c = self.clients.remove(client.0);
         for account in c.accounts {
             self.remove_account(now, account);
         }
+        self.pump_sip(now);
         log::info!("conn={} sylkrtc: client state released", c.log_id);
     }
 
     /// The next action for the reactor.
     pub fn poll_output(&mut self) -> Option<GatewayOutput> {
-        if self.outputs.is_empty() {
-            self.pump_sip();
-        }
         self.outputs.pop_front()
     }
 
     /// The earliest instant the gateway needs [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sip.poll_timeout()
+        [self.sip.poll_timeout(), self.media_poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs due timers; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.sip.handle_timeout(now);
+        self.handle_media_timeouts(now);
+        self.pump_sip(now);
     }
 
     /// Moves the SIP stack's events to clients and its transmits to the output queue.
-    fn pump_sip(&mut self) {
-        while let Some(event) = self.sip.poll_event() {
-            self.handle_sip_event(event);
+    fn pump_sip(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            while let Some(event) = self.sip.poll_event() {
+                any = true;
+                self.handle_sip_event(event);
+            }
+            while let Some(notice) = self.sip.poll_call_event() {
+                any = true;
+                self.handle_call_notice(now, notice);
+            }
+            if !any {
+                break;
+            }
         }
         while let Some(t) = self.sip.poll_transmit() {
             self.outputs.push_back(GatewayOutput::Sip(t));
@@ -297,10 +386,15 @@ impl Gateway {
             Request::AccountUnregister { account } => self
                 .find_account(client, account.as_str())
                 .map(|id| self.unregister_account(now, id)),
-            Request::SessionCreate(_) => Err(not_yet("session-create")),
-            Request::SessionAnswer { .. } => Err(not_yet("session-answer")),
-            Request::SessionTrickle { .. } => Err(not_yet("session-trickle")),
-            Request::SessionTerminate { .. } => Err(not_yet("session-terminate")),
+            Request::SessionCreate(create) => self.create_session(now, client, create),
+            Request::SessionAnswer { session, sdp, .. } => {
+                self.answer_session(now, client, &session, &sdp)
+            }
+            Request::SessionTrickle {
+                session,
+                candidates,
+            } => self.trickle_session(now, client, &session, &candidates),
+            Request::SessionTerminate { session } => self.terminate_session(now, client, &session),
             Request::NotYetSupported { name } => Err(not_yet(name)),
         };
         self.reply(client, &transaction, result);

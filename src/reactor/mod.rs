@@ -6,6 +6,7 @@
 //! engine's events and route them (WebSocket -> gateway -> WebSocket); write what the engines
 //! produced; recompute interest from what is still queued.
 
+mod media_sockets;
 mod sip_sockets;
 mod stream;
 mod tls;
@@ -35,6 +36,7 @@ use crate::sip::msg::Uri;
 use crate::sip::stack::{SipStack, StackConfig};
 use crate::sip::transport::LocalAddresses;
 use crate::ws::{WsConnection, WsEvent, WsLimits};
+use media_sockets::MediaSockets;
 use sip_sockets::SipSockets;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
@@ -75,6 +77,7 @@ pub struct Reactor {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     gateway: Gateway,
     sip: SipSockets,
+    media: MediaSockets,
     limits: WsLimits,
     max_connections: usize,
     next_log_id: u64,
@@ -163,10 +166,14 @@ impl Reactor {
                 GatewayConfig {
                     sylkrtc: config.sylkrtc.clone(),
                     trace_websocket: config.log.trace_websocket,
+                    media: config.media.clone(),
+                    decline_code: config.sip.decline_code,
+                    seed: random_seed(),
                 },
                 stack,
-            ),
+            )?,
             sip,
+            media: MediaSockets::default(),
             limits: WsLimits {
                 origins: ws.origins.clone(),
                 max_message_size: ws.max_message_size,
@@ -251,6 +258,15 @@ impl Reactor {
                 if !caught.is_empty() {
                     self.begin_shutdown(now, caught[0]);
                 }
+            }
+            TokenKind::Media => {
+                self.media.read_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    &mut self.gateway,
+                    &mut self.scratch,
+                );
             }
             TokenKind::SipUdp => self.sip.read_udp(now, &mut self.gateway, &mut self.scratch),
             TokenKind::Dns => {
@@ -516,7 +532,27 @@ impl Reactor {
                     &mut self.gateway,
                 ),
                 GatewayOutput::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
+                GatewayOutput::OpenMedia { media, sockets } => {
+                    if let Err(e) = self.media.open(
+                        self.poll.registry(),
+                        &mut self.generations,
+                        media,
+                        &sockets,
+                    ) {
+                        log::warn!("media: {e}");
+                        self.gateway.handle_media_unavailable(now, media);
+                    }
+                }
+                GatewayOutput::CloseMedia { media } => {
+                    // The bridge's last datagrams (RTCP BYE, DTLS close_notify) go first.
+                    self.media.flush(media, &mut self.gateway);
+                    self.media.close(self.poll.registry(), media);
+                    self.gateway.handle_media_closed(media);
+                }
             }
+        }
+        while let Some(media) = self.gateway.poll_media_dirty() {
+            self.media.flush(media, &mut self.gateway);
         }
         any
     }

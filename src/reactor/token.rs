@@ -23,6 +23,8 @@ pub enum TokenKind {
     SipStream,
     /// A DNS client socket (key 0: IPv4, 1: IPv6).
     Dns,
+    /// A call's media socket (key = call slab key << 3 | socket index).
+    Media,
 }
 
 impl TokenKind {
@@ -35,6 +37,7 @@ impl TokenKind {
             TokenKind::SipListener => 5,
             TokenKind::SipStream => 6,
             TokenKind::Dns => 7,
+            TokenKind::Media => 8,
         }
     }
 
@@ -47,6 +50,7 @@ impl TokenKind {
             5 => TokenKind::SipListener,
             6 => TokenKind::SipStream,
             7 => TokenKind::Dns,
+            8 => TokenKind::Media,
             _ => return None,
         })
     }

@@ -837,7 +837,10 @@ mod tests {
         /// Answers every query the locator sent, repeatedly, until it sends no more.
         fn serve(&mut self, locator: &mut Locator, now: Instant) {
             while let Some(transmit) = locator.poll_transmit() {
-                assert_eq!(transmit.destination, NS.parse().unwrap());
+                assert_eq!(
+                    transmit.destination,
+                    NS.parse::<std::net::SocketAddr>().unwrap()
+                );
                 let query = wire::parse_query(&transmit.payload).unwrap();
                 let name = query.question.name.clone();
                 let rtype = RecordType::from_code(query.question.rtype).unwrap();
@@ -1274,12 +1277,15 @@ mod tests {
         let mut list = event.result.unwrap();
         assert_eq!(list.len(), 2);
         let first = list.next_target().unwrap();
-        assert_eq!(first.address, "192.0.2.1:5060".parse().unwrap());
+        assert_eq!(
+            first.address,
+            "192.0.2.1:5060".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(first.domain, "example.com", "TLS checks the URI's domain");
         // 503 or timeout from the first: move on.
         assert_eq!(
             list.next_target().unwrap().address,
-            "192.0.2.2:5060".parse().unwrap()
+            "192.0.2.2:5060".parse::<std::net::SocketAddr>().unwrap()
         );
         assert!(list.next_target().is_none());
         assert!(list.is_empty());

@@ -162,6 +162,8 @@ pub struct AccountIdentity {
 struct CallEntry {
     call: Call,
     serial: u64,
+    /// The SIP Call-ID, which the browser side reports (`call_id` in sylkRTC-2 events).
+    sip_call_id: String,
     lookup: Option<LookupId>,
     /// Client and server INVITE transactions mapped to this call.
     txns: Vec<TxnId>,
@@ -822,16 +824,25 @@ impl SipStack {
             contact_user: format!("sylk-{}", self.random_token(12)),
             sdp: offer,
         };
+        let sip_call_id = config.call_id.clone();
         let call = Call::outgoing(
             config,
             identity.ha1.clone(),
             TxnConfig::default(),
             self.config.outbound_proxy.is_none(),
         )?;
-        let id = self.insert_call(call);
+        let id = self.insert_call(call, sip_call_id);
         self.dirty_calls.push(id);
         self.drive(now);
         Ok(id)
+    }
+
+    /// The SIP Call-ID of a live call.
+    pub fn call_id_of(&self, call: CallId) -> Option<&str> {
+        self.calls
+            .get(call.key)
+            .filter(|e| e.serial == call.serial)
+            .map(|e| e.sip_call_id.as_str())
     }
 
     /// Sends 180 Ringing for an incoming call.
@@ -899,12 +910,13 @@ impl SipStack {
             .filter(|e| e.serial == call.serial)
     }
 
-    fn insert_call(&mut self, call: Call) -> CallId {
+    fn insert_call(&mut self, call: Call, sip_call_id: String) -> CallId {
         self.next_call_serial += 1;
         let serial = self.next_call_serial;
         let key = self.calls.insert(CallEntry {
             call,
             serial,
+            sip_call_id,
             lookup: None,
             txns: Vec::new(),
             armed: None,
@@ -950,7 +962,7 @@ impl SipStack {
             }
         };
         let sdp = call.remote_sdp().map(str::to_owned);
-        let id = self.insert_call(call);
+        let id = self.insert_call(call, request.call_id().to_owned());
         self.call_txns.insert(txn, id);
         if let Some(e) = self.call_entry(id) {
             e.txns.push(txn);

@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn resolv_conf_defaults_to_local_server() {
         let conf = ResolvConf::parse("options timeout:0\n", &mut Vec::new());
-        assert_eq!(conf.nameservers, vec!["127.0.0.1:53".parse().unwrap()]);
+        assert_eq!(
+            conf.nameservers,
+            vec!["127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap()]
+        );
         assert_eq!(
             conf.timeout,
             Duration::from_secs(1),

@@ -1,0 +1,237 @@
+//! The gateway's media plumbing: port allocation, the bridge per call, datagrams in,
+//! transmits out, and bridge timers.
+//!
+//! The gateway picks every media address itself (even/odd pairs from `media.rtp_ports`) and
+//! asks the reactor to bind them with [`GatewayOutput::OpenMedia`]; the reactor hands
+//! datagrams back with a [`MediaRef`] and drains [`Gateway::poll_media_transmit`]. Lookups
+//! on this path are O(1) and nothing here allocates per packet.
+
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use media::bridge::{BridgeConfig, Transmit};
+use media::rtp_leg::PortAllocator;
+
+use super::{Gateway, GatewayOutput};
+use crate::config::MediaConfig;
+
+/// Identifies one call's media for the reactor; never reused within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaRef(pub u64);
+
+/// What a media socket is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaSocketKind {
+    /// The WebRTC leg (ICE, DTLS, SRTP, all on one port).
+    Webrtc,
+    /// A SIP-side RTP port.
+    Rtp,
+    /// A SIP-side RTCP port (RTP + 1).
+    Rtcp,
+}
+
+/// The ports one call holds, returned to the allocator when it ends.
+#[derive(Debug, Default)]
+pub(super) struct CallPorts {
+    /// RTP ports of the pairs taken (the WebRTC socket uses the even port of its own pair).
+    pub pairs: Vec<u16>,
+}
+
+/// Media state of the gateway.
+pub(super) struct MediaState {
+    pub config: MediaConfig,
+    pub ports: PortAllocator,
+    pub next_ref: u64,
+    /// Min-heap of (deadline, media ref); stale entries are skipped when popped.
+    pub timers: std::collections::BinaryHeap<Reverse<(Instant, MediaRef)>>,
+    /// Calls whose bridge may have transmits queued, for the reactor to drain.
+    pub dirty: Vec<MediaRef>,
+}
+
+impl std::fmt::Debug for MediaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaState")
+            .field("config", &self.config)
+            .field("next_ref", &self.next_ref)
+            .finish()
+    }
+}
+
+impl MediaState {
+    /// Media state over the configured port range.
+    pub fn new(config: MediaConfig) -> Result<MediaState, String> {
+        let ports = PortAllocator::new(config.rtp_ports.0, config.rtp_ports.1)
+            .map_err(|e| format!("media.rtp_ports: {e}"))?;
+        Ok(MediaState {
+            config,
+            ports,
+            next_ref: 1,
+            timers: Default::default(),
+            dirty: Vec::new(),
+        })
+    }
+
+    /// Takes the addresses of one audio call: the WebRTC socket and the SIP RTP/RTCP pair.
+    /// `None` when the range is exhausted (every taken pair is given back).
+    pub fn allocate(&mut self) -> Option<(CallPorts, SocketAddr, SocketAddr)> {
+        let ip = self.config.address;
+        let webrtc = self.ports.allocate()?;
+        let Some(audio) = self.ports.allocate() else {
+            let _ = self.ports.release(webrtc.rtp);
+            return None;
+        };
+        Some((
+            CallPorts {
+                pairs: vec![webrtc.rtp, audio.rtp],
+            },
+            SocketAddr::new(ip, webrtc.rtp),
+            SocketAddr::new(ip, audio.rtp),
+        ))
+    }
+
+    /// Returns a call's ports.
+    pub fn release(&mut self, ports: &CallPorts) {
+        for &p in &ports.pairs {
+            let _ = self.ports.release(p);
+        }
+    }
+
+    /// The bridge configuration for a call on these addresses.
+    pub fn bridge_config(
+        &self,
+        webrtc: SocketAddr,
+        audio: SocketAddr,
+        wallclock: std::time::SystemTime,
+        seed: u64,
+    ) -> BridgeConfig {
+        let mut config = BridgeConfig::new(webrtc, audio, wallclock, seed);
+        config.webrtc.advertised_ip = self.config.advertised_address;
+        config.webrtc.ice_lite = self.config.ice_lite;
+        config.sip_advertised_ip = self.config.advertised_address;
+        config.inactivity_timeout = self.config.inactivity_timeout;
+        config
+    }
+
+    /// The sockets the reactor must bind for a call.
+    pub fn sockets(webrtc: SocketAddr, audio: SocketAddr) -> Vec<(MediaSocketKind, SocketAddr)> {
+        vec![
+            (MediaSocketKind::Webrtc, webrtc),
+            (MediaSocketKind::Rtp, audio),
+            (
+                MediaSocketKind::Rtcp,
+                SocketAddr::new(audio.ip(), audio.port().wrapping_add(1)),
+            ),
+        ]
+    }
+}
+
+impl Gateway {
+    /// A datagram arrived on one of a call's media sockets. A bad packet is a counted drop
+    /// inside the bridge; the call goes on.
+    pub fn handle_media_datagram(
+        &mut self,
+        now: Instant,
+        media: MediaRef,
+        kind: MediaSocketKind,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) {
+        let Some(&key) = self.calls_by_media.get(&media) else {
+            return;
+        };
+        let Some(bridge) = self.calls.get_mut(key).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        let _ = match kind {
+            MediaSocketKind::Webrtc => bridge.handle_webrtc_datagram(now, local, from, data),
+            MediaSocketKind::Rtp => bridge.handle_rtp_datagram(now, local, from, data),
+            MediaSocketKind::Rtcp => bridge.handle_rtcp_datagram(now, local, from, data),
+        };
+        self.after_bridge_input(now, key);
+    }
+
+    /// The reactor could not bind a call's sockets: the call cannot have media.
+    pub fn handle_media_unavailable(&mut self, now: Instant, media: MediaRef) {
+        if let Some(&key) = self.calls_by_media.get(&media) {
+            self.fail_call(now, key, "503 Media ports unavailable");
+        }
+    }
+
+    /// The next datagram of a call's bridge, borrowed until the next call.
+    pub fn poll_media_transmit(&mut self, media: MediaRef) -> Option<Transmit<'_>> {
+        if let Some(&key) = self.calls_by_media.get(&media) {
+            return self.calls.get_mut(key)?.bridge.as_mut()?.poll_transmit();
+        }
+        self.closing_bridges.get_mut(&media)?.0.poll_transmit()
+    }
+
+    /// A call whose bridge may have datagrams queued; drain it with
+    /// [`poll_media_transmit`](Self::poll_media_transmit).
+    pub fn poll_media_dirty(&mut self) -> Option<MediaRef> {
+        self.media.dirty.pop()
+    }
+
+    /// Runs the bridge timers that are due.
+    pub(super) fn handle_media_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((at, media))) = self.media.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.media.timers.pop();
+            let Some(&key) = self.calls_by_media.get(&media) else {
+                continue;
+            };
+            let Some(call) = self.calls.get_mut(key) else {
+                continue;
+            };
+            if call.media_armed != Some(at) {
+                continue;
+            }
+            call.media_armed = None;
+            if let Some(bridge) = call.bridge.as_mut() {
+                let _ = bridge.handle_timeout(now);
+            }
+            self.after_bridge_input(now, key);
+        }
+    }
+
+    /// The earliest bridge deadline.
+    pub(super) fn media_poll_timeout(&self) -> Option<Instant> {
+        self.media.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// After any input to a bridge: route its events, re-arm its timer, mark it for draining.
+    pub(super) fn after_bridge_input(&mut self, now: Instant, key: usize) {
+        let mut events = Vec::new();
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let media = call.media_ref;
+        if let Some(bridge) = call.bridge.as_mut() {
+            while let Some(e) = bridge.poll_event() {
+                events.push(e);
+            }
+            let deadline = bridge.poll_timeout();
+            if deadline != call.media_armed {
+                call.media_armed = deadline;
+                if let Some(at) = deadline {
+                    self.media.timers.push(Reverse((at, media)));
+                }
+            }
+        }
+        self.media.dirty.push(media);
+        for e in events {
+            self.handle_bridge_event(now, key, e);
+        }
+    }
+
+    /// Asks the reactor for a call's sockets.
+    pub(super) fn open_media(&mut self, media: MediaRef, webrtc: SocketAddr, audio: SocketAddr) {
+        self.outputs.push_back(GatewayOutput::OpenMedia {
+            media,
+            sockets: MediaState::sockets(webrtc, audio),
+        });
+    }
+}
