@@ -115,3 +115,112 @@ fn outgoing_call_to_sipp_with_rtp_echo() {
     assert!(seen.contains("INVITE sip:echo@"), "{seen}");
     assert!(seen.contains("ACK sip:"), "{seen}");
 }
+
+/// Zero-crossing frequency estimate of a 16-bit PCM WAV (first channel), skipping `skip_s`.
+fn wav_frequency(bytes: &[u8], skip_s: f64) -> (f64, usize) {
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap()) as f64;
+    let channels = u16::from_le_bytes(bytes[22..24].try_into().unwrap()) as usize;
+    let data = bytes
+        .windows(4)
+        .position(|w| w == b"data")
+        .map(|p| p + 8)
+        .expect("WAV data chunk");
+    let samples: Vec<i16> = bytes[data..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .step_by(channels)
+        .skip((skip_s * rate) as usize)
+        .collect();
+    let loud: Vec<i16> = samples.iter().copied().filter(|s| s.unsigned_abs() > 200).collect();
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] >= 0) != (w[1] >= 0))
+        .count();
+    let secs = samples.len() as f64 / rate;
+    (crossings as f64 / 2.0 / secs.max(1e-9), loud.len())
+}
+
+#[test]
+fn incoming_call_from_baresip_through_kamailio() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    use std::io::BufRead;
+
+    let kam = Kamailio::start(KamailioOpts::default());
+    let base = free_udp_range(40);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    );
+    // The browser side: registers alice and answers with a 660 Hz tone.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
+    let mut client = Command::new("python3")
+        .arg(script)
+        .args(["answer", "--ws", &gw.ws_url(), "--account", "alice@example.test"])
+        .args(["--ha1", &kam.ha1("alice"), "--seconds", "3", "--hz", "660"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = client.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line == "REGISTERED" {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = client.kill();
+        panic!("client never registered: {:#?}", reader.join());
+    }
+    // The SIP side: baresip (bob) calls alice through Kamailio with a 440 Hz tone and
+    // records what it receives.
+    let mut bs = Baresip::start(
+        &kam,
+        BaresipOpts {
+            user: "bob".into(),
+            wav_audio: true,
+            record_audio: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bs.wait_for_registration(Duration::from_secs(10));
+    bs.command("dial sip:alice@example.test").expect("dial");
+    let status = client.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "{lines:#?}");
+    let result: Value = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .expect("RESULT line");
+    eprintln!("client result: {result}");
+    assert_eq!(result["originator"]["uri"], "bob@example.test", "{result}");
+    assert_eq!(result["offer_has_sendrecv"], true, "sylkrtc.js needs a=sendrecv");
+    assert_eq!(result["offer_has_end_of_candidates"], true);
+    let states: Vec<&str> = result["states"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+    assert_eq!(states, ["accepted", "established", "terminated"], "{lines:#?}");
+    // SIP -> browser: baresip's 440 Hz arrived.
+    let freq = result["freq"].as_f64().unwrap();
+    assert!(result["frames"].as_u64().unwrap() >= 100, "{result}");
+    assert!((400.0..480.0).contains(&freq), "{result}");
+    // Browser -> SIP: baresip decoded our 660 Hz.
+    bs.wait_for_log("terminated", Duration::from_secs(5));
+    let dump = std::fs::read_dir(bs.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip's decoded-audio dump");
+    let (freq, loud) = wav_frequency(&std::fs::read(&dump).unwrap(), 0.5);
+    eprintln!("baresip received {freq:.1} Hz, {loud} loud samples");
+    assert!(loud > 8000, "baresip received almost no audio");
+    assert!((610.0..710.0).contains(&freq), "baresip did not receive our tone: {freq} Hz");
+}
