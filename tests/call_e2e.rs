@@ -131,7 +131,11 @@ fn wav_frequency(bytes: &[u8], skip_s: f64) -> (f64, usize) {
         .step_by(channels)
         .skip((skip_s * rate) as usize)
         .collect();
-    let loud: Vec<i16> = samples.iter().copied().filter(|s| s.unsigned_abs() > 200).collect();
+    let loud: Vec<i16> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.unsigned_abs() > 200)
+        .collect();
     let crossings = samples
         .windows(2)
         .filter(|w| (w[0] >= 0) != (w[1] >= 0))
@@ -159,7 +163,13 @@ fn incoming_call_from_baresip_through_kamailio() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
     let mut client = Command::new("python3")
         .arg(script)
-        .args(["answer", "--ws", &gw.ws_url(), "--account", "alice@example.test"])
+        .args([
+            "answer",
+            "--ws",
+            &gw.ws_url(),
+            "--account",
+            "alice@example.test",
+        ])
         .args(["--ha1", &kam.ha1("alice"), "--seconds", "3", "--hz", "660"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -169,7 +179,10 @@ fn incoming_call_from_baresip_through_kamailio() {
     let stdout = client.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line == "REGISTERED" {
                 let _ = tx.send(());
             }
@@ -204,10 +217,22 @@ fn incoming_call_from_baresip_through_kamailio() {
         .expect("RESULT line");
     eprintln!("client result: {result}");
     assert_eq!(result["originator"]["uri"], "bob@example.test", "{result}");
-    assert_eq!(result["offer_has_sendrecv"], true, "sylkrtc.js needs a=sendrecv");
+    assert_eq!(
+        result["offer_has_sendrecv"], true,
+        "sylkrtc.js needs a=sendrecv"
+    );
     assert_eq!(result["offer_has_end_of_candidates"], true);
-    let states: Vec<&str> = result["states"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
-    assert_eq!(states, ["accepted", "established", "terminated"], "{lines:#?}");
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["accepted", "established", "terminated"],
+        "{lines:#?}"
+    );
     // SIP -> browser: baresip's 440 Hz arrived.
     let freq = result["freq"].as_f64().unwrap();
     assert!(result["frames"].as_u64().unwrap() >= 100, "{result}");
@@ -222,5 +247,8 @@ fn incoming_call_from_baresip_through_kamailio() {
     let (freq, loud) = wav_frequency(&std::fs::read(&dump).unwrap(), 0.5);
     eprintln!("baresip received {freq:.1} Hz, {loud} loud samples");
     assert!(loud > 8000, "baresip received almost no audio");
-    assert!((610.0..710.0).contains(&freq), "baresip did not receive our tone: {freq} Hz");
+    assert!(
+        (610.0..710.0).contains(&freq),
+        "baresip did not receive our tone: {freq} Hz"
+    );
 }

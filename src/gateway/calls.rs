@@ -280,10 +280,12 @@ impl Gateway {
             } => self.call_progress(now, call, code, sdp),
             CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp),
             CallNotice::Confirmed { .. } => {}
-            // The bridge cannot renegotiate yet: the stack answers with our last SDP,
-            // directions mirrored (RFC 3264 section 6.1), which keeps hold/unhold working.
+            // The bridge does not renegotiate yet: answer at once with our last SDP,
+            // directions mirrored (RFC 3264 section 6.1), which keeps hold/unhold, session
+            // refreshes and address changes of the same media working.
             CallNotice::ReInvite { call, .. } => {
                 log::info!("sip call {call:?}: re-INVITE answered with the current media");
+                let _ = self.sip.answer_reinvite_with_current_media(now, call);
             }
             CallNotice::Terminated { call, reason } => {
                 if let Some(key) = self.calls_by_sip.remove(&call) {

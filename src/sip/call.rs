@@ -1156,16 +1156,22 @@ impl Call {
             }
         }
         if self.reinvite.as_ref().is_some_and(|r| now >= r.answer_by) {
-            if let Some(r) = self.reinvite.take() {
-                // The gateway did not answer: keep the call up with our last SDP, directions
-                // mirrored per RFC 3264 section 6.1 (a hold offer gets a recvonly answer).
-                let sdp = self
-                    .local_sdp
-                    .as_deref()
-                    .map(|local| mirror_direction(local, &r.offer));
-                self.remote_sdp = Some(r.offer.clone());
-                self.answer_reinvite_with(now, r.txn, &r.request, sdp);
-            }
+            // The gateway did not answer in time: keep the call up with the current media.
+            self.answer_reinvite_with_current_media(now);
+        }
+    }
+
+    /// Answers the pending re-INVITE with our last SDP, directions mirrored per RFC 3264
+    /// section 6.1 (a hold offer gets a recvonly answer), so the media keeps flowing as it
+    /// is. Does nothing without a pending re-INVITE.
+    pub fn answer_reinvite_with_current_media(&mut self, now: Instant) {
+        if let Some(r) = self.reinvite.take() {
+            let sdp = self
+                .local_sdp
+                .as_deref()
+                .map(|local| mirror_direction(local, &r.offer));
+            self.remote_sdp = Some(r.offer.clone());
+            self.answer_reinvite_with(now, r.txn, &r.request, sdp);
         }
     }
 

@@ -880,6 +880,19 @@ impl SipStack {
         self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
     }
 
+    /// Answers the pending [`CallNotice::ReInvite`] at once with the call's current SDP,
+    /// directions mirrored (RFC 3264 section 6.1): hold and unhold without renegotiating.
+    pub fn answer_reinvite_with_current_media(
+        &mut self,
+        now: Instant,
+        call: CallId,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| {
+            c.answer_reinvite_with_current_media(now);
+            Ok(())
+        })
+    }
+
     /// Refuses the pending [`CallNotice::ReInvite`] with `code` (4xx-6xx, else 488); the
     /// call keeps its previous session.
     pub fn reject_reinvite(

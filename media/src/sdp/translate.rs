@@ -298,13 +298,13 @@ pub fn sip_answer_to_negotiated(
     our_offer: &SessionDescription,
     answer: &SessionDescription,
 ) -> Result<NegotiatedSession, SdpError> {
-    if our_offer.media.len() != answer.media.len() {
+    if answer.media.is_empty() || answer.media.len() > our_offer.media.len() {
         return Err(SdpError::MediaCountMismatch {
             offered: our_offer.media.len(),
             answered: answer.media.len(),
         });
     }
-    let mut media = Vec::with_capacity(answer.media.len());
+    let mut media = Vec::with_capacity(our_offer.media.len());
     for (i, (offered, answered)) in our_offer.media.iter().zip(&answer.media).enumerate() {
         if offered.kind != answered.kind {
             return Err(SdpError::MediaKindMismatch { media_index: i });
@@ -344,6 +344,14 @@ pub fn sip_answer_to_negotiated(
         if n.remote_rtp.is_none() {
             return Err(SdpError::MissingConnection { media_index: i });
         }
+        media.push(n);
+    }
+    // Some SIP peers (SIPp's canned scenarios, older PBXs) answer with fewer m= lines than
+    // offered, against RFC 3264 section 6. Read the missing trailing ones as rejected (port
+    // 0) instead of failing the whole call.
+    for i in answer.media.len()..our_offer.media.len() {
+        let mut n = describe_sip_media(our_offer, i);
+        n.rejected = true;
         media.push(n);
     }
     Ok(NegotiatedSession { media })

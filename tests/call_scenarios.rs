@@ -1,0 +1,318 @@
+//! Call signalling scenarios against real SIPp and Kamailio on 127.0.0.1, each asserting the
+//! sylkRTC events the client gets and what the SIP peer saw: busy, no answer cancelled by the
+//! client, remote BYE, early media, hold/unhold re-INVITEs, a WebSocket drop mid-call, a
+//! caller CANCEL (missed-session), and request errors. The browser's offer is a real Chrome
+//! offer; media is not needed for signalling (the end-to-end audio tests are in call_e2e.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use common::peers::{free_udp_range, Kamailio, KamailioOpts, Sipp, SippOpts};
+use common::*;
+use serde_json::{json, Value};
+
+const CHROME_OFFER: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/media/tests/fixtures/sdp/chrome_offer.sdp"
+));
+
+/// A gateway with its own media port range; `sip` and `media` are extra keys of those tables.
+fn gateway_with(sip: &str, media: &str) -> Gateway {
+    let base = free_udp_range(40);
+    Gateway::start(
+        &format!(
+            "[sip]\n{sip}\n[media]\n{media}\nrtp_ports = \"{base}-{}\"\n",
+            base + 39
+        ),
+        &[],
+    )
+}
+
+fn gateway(sip: &str) -> Gateway {
+    gateway_with(sip, "")
+}
+
+/// A v2 client with alice added.
+fn client(gw: &Gateway, ha1: &str) -> Client {
+    let mut ws = connect_v2(gw);
+    let add = json!({"sylkrtc":"account-add","transaction":"a","account":"alice@example.test","password":ha1});
+    assert_eq!(call(&mut ws, add)["sylkrtc"], "ack");
+    ws
+}
+
+fn create_request(session: &str, uri: &str) -> Value {
+    json!({"sylkrtc":"session-create","transaction":format!("c-{session}-{}", rand_suffix()),
+           "account":"alice@example.test","session":session,"uri":uri,"sdp":CHROME_OFFER})
+}
+
+/// Distinct transaction ids for repeated requests.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn create(ws: &mut Client, session: &str, uri: &str) -> Value {
+    call(ws, create_request(session, uri))
+}
+
+/// Session states until one of `until` (inclusive).
+fn states_until(ws: &mut Client, until: &[&str]) -> Vec<Value> {
+    let mut got = Vec::new();
+    loop {
+        let e = recv_json(ws);
+        if e["sylkrtc"] != "session-event" {
+            continue;
+        }
+        let done = until.iter().any(|u| e["state"] == *u);
+        got.push(e);
+        if done {
+            return got;
+        }
+    }
+}
+
+fn names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn busy_callee_terminates_with_486() {
+    let gw = gateway("");
+    let uas = Sipp::uas("uas_busy.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    assert_eq!(
+        create(&mut ws, "s1", &format!("bob@{}", uas.sip_addr()))["sylkrtc"],
+        "ack"
+    );
+    let events = states_until(&mut ws, &["terminated"]);
+    assert_eq!(
+        events.last().unwrap()["reason"],
+        "486 Busy Here",
+        "{events:#?}"
+    );
+    // The transaction layer ACKed the 486 (RFC 3261 17.1.1.3).
+    uas.wait_for_sequence(&["SIP/2.0 486", "ACK sip:"], Duration::from_secs(5));
+    // The session is gone: a late trickle is told so.
+    let t = call(
+        &mut ws,
+        json!({"sylkrtc":"session-trickle","transaction":"t","session":"s1","candidates":[]}),
+    );
+    assert_eq!(t["error"], "Session s1 is terminated");
+}
+
+#[test]
+fn client_hangs_up_a_ringing_call_with_cancel() {
+    let gw = gateway("");
+    let uas = Sipp::uas("uas_ring_forever.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "s2", &format!("bob@{}", uas.sip_addr()));
+    let events = states_until(&mut ws, &["ringing"]);
+    assert_eq!(names(&events), ["progress", "ringing"]);
+    let t = call(
+        &mut ws,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"s2"}),
+    );
+    assert_eq!(t["sylkrtc"], "ack");
+    let events = states_until(&mut ws, &["terminated"]);
+    assert_eq!(names(&events), ["terminated"]);
+    uas.wait_for_sequence(&["CANCEL sip:", "SIP/2.0 487"], Duration::from_secs(5));
+}
+
+#[test]
+fn remote_bye_terminates_with_a_clear_reason() {
+    let gw = gateway("");
+    let uas = Sipp::uas(
+        "uas_bye.xml",
+        SippOpts {
+            pause: Some(Duration::from_millis(500)),
+            ..SippOpts::default()
+        },
+    );
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "s3", &format!("bob@{}", uas.sip_addr()));
+    let events = states_until(&mut ws, &["terminated"]);
+    assert_eq!(
+        names(&events),
+        ["progress", "ringing", "accepted", "terminated"]
+    );
+    assert!(events[2]["sdp"]
+        .as_str()
+        .unwrap()
+        .contains("a=end-of-candidates"));
+    assert_eq!(events[3]["reason"], "200 BYE received");
+    uas.wait_for_sequence(&["BYE sip:", "SIP/2.0 200"], Duration::from_secs(5));
+}
+
+#[test]
+fn early_media_carries_the_answer_and_accepted_does_not() {
+    let gw = gateway("");
+    let uas = Sipp::uas(
+        "uas_early_media.xml",
+        SippOpts {
+            pause: Some(Duration::from_millis(300)),
+            ..SippOpts::default()
+        },
+    );
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "s4", &format!("bob@{}", uas.sip_addr()));
+    let events = states_until(&mut ws, &["accepted"]);
+    let early = events
+        .iter()
+        .find(|e| e["state"] == "early-media")
+        .expect("early-media");
+    let sdp = early["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("a=candidate:") && sdp.contains("a=end-of-candidates"),
+        "{sdp}"
+    );
+    assert!(early["call_id"].as_str().is_some_and(|c| !c.is_empty()));
+    let accepted = events.last().unwrap();
+    assert!(
+        accepted.get("sdp").is_none(),
+        "accepted after early media has no SDP: {accepted}"
+    );
+    call(
+        &mut ws,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"s4"}),
+    );
+    states_until(&mut ws, &["terminated"]);
+    uas.wait_for_message("BYE sip:", Duration::from_secs(5));
+}
+
+#[test]
+fn hold_and_unhold_reinvites_are_answered_without_dropping_the_call() {
+    let gw = gateway("");
+    let uas = Sipp::uas(
+        "uas_hold.xml",
+        SippOpts {
+            pause: Some(Duration::from_millis(300)),
+            ..SippOpts::default()
+        },
+    );
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "s5", &format!("bob@{}", uas.sip_addr()));
+    states_until(&mut ws, &["accepted"]);
+    // Both re-INVITEs got a 200 whose SDP mirrors the direction (RFC 3264 section 6.1).
+    let trace = uas.wait_for_sequence(
+        &[
+            "a=sendonly",
+            "SIP/2.0 200",
+            "a=recvonly",
+            "a=sendrecv",
+            "SIP/2.0 200",
+            "a=sendrecv",
+        ],
+        Duration::from_secs(8),
+    );
+    assert!(!trace.contains("BYE sip:"), "the call was dropped: {trace}");
+    call(
+        &mut ws,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"s5"}),
+    );
+    let events = states_until(&mut ws, &["terminated"]);
+    assert_eq!(events.last().unwrap()["reason"], "200 Local hangup");
+    uas.wait_for_message("BYE sip:", Duration::from_secs(5));
+}
+
+#[test]
+fn websocket_drop_mid_call_sends_bye() {
+    let gw = gateway("");
+    let uas = Sipp::uas("uas_echo.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "s6", &format!("bob@{}", uas.sip_addr()));
+    states_until(&mut ws, &["accepted"]);
+    drop(ws);
+    uas.wait_for_sequence(&["BYE sip:", "SIP/2.0 200"], Duration::from_secs(5));
+}
+
+#[test]
+fn caller_cancel_is_terminated_and_missed() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway(&format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()));
+    let mut ws = client(&gw, &kam.ha1("alice"));
+    call(
+        &mut ws,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"alice@example.test"}),
+    );
+    while recv_json(&mut ws)["state"] != "registered" {}
+    let mut uac = Sipp::uac(
+        "uac_cancel.xml",
+        kam.sip_addr(),
+        SippOpts::call("bob", "alice"),
+    );
+    let incoming = recv_json(&mut ws);
+    assert_eq!(incoming["event"], "incoming-session", "{incoming}");
+    assert_eq!(incoming["originator"]["uri"], "bob@example.test");
+    let sdp = incoming["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("a=sendrecv") && sdp.contains("a=end-of-candidates"),
+        "{sdp}"
+    );
+    let session = incoming["session"].as_str().unwrap().to_owned();
+    let terminated = recv_json(&mut ws);
+    assert_eq!(terminated["session"], session.as_str());
+    assert_eq!(terminated["state"], "terminated");
+    assert_eq!(terminated["reason"], "487 Request Terminated");
+    let missed = recv_json(&mut ws);
+    assert_eq!(
+        missed,
+        json!({"sylkrtc":"account-event","account":"alice@example.test","event":"missed-session",
+               "originator":{"uri":"bob@example.test","display_name":null}})
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(10)),
+        0,
+        "{}",
+        uac.messages()
+    );
+}
+
+/// Sends a request and returns its reply, skipping events that arrive in between.
+fn reply_to(ws: &mut Client, request: Value) -> Value {
+    let tx = request["transaction"].clone();
+    send_json(ws, &request);
+    loop {
+        let m = recv_json(ws);
+        if m["transaction"] == tx {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn session_request_errors() {
+    let gw = gateway_with("", "max_calls_per_connection = 1");
+    let uas = Sipp::uas("uas_ring_forever.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    let target = format!("bob@{}", uas.sip_addr());
+    assert_eq!(create(&mut ws, "dup", &target)["sylkrtc"], "ack");
+    assert_eq!(
+        reply_to(&mut ws, create_request("dup", &target))["error"],
+        "Session ID dup already in use"
+    );
+    assert_eq!(
+        reply_to(&mut ws, create_request("other", &target))["error"],
+        "Too many sessions on this connection (at most 1)"
+    );
+    let bad = reply_to(
+        &mut ws,
+        json!({"sylkrtc":"session-create","transaction":"b","account":"alice@example.test",
+               "session":"bad","uri":"not a uri","sdp":CHROME_OFFER}),
+    );
+    assert_eq!(bad["error"], "invalid SIP URI: not a uri");
+    let unknown = reply_to(
+        &mut ws,
+        json!({"sylkrtc":"session-answer","transaction":"u","session":"nope","sdp":"v=0"}),
+    );
+    assert_eq!(unknown["error"], "Unknown session nope");
+    let outgoing = reply_to(
+        &mut ws,
+        json!({"sylkrtc":"session-answer","transaction":"o","session":"dup","sdp":"v=0"}),
+    );
+    assert_eq!(outgoing["error"], "Cannot answer outgoing session dup");
+}
