@@ -619,11 +619,21 @@ fn answers_with_the_wrong_shape_are_refused() {
         &mut LocalOrigin::new(1, 1),
     )
     .expect("offer");
+    // Fewer m= lines than offered (SIPp's canned answer): the missing video is rejected.
+    let short = sip_answer_to_negotiated(&our_offer, &fixture("sipp_uas_echo_answer.sdp"))
+        .expect("a short answer is read leniently");
+    assert_eq!(short.media.len(), 2);
+    assert!(!short.media[0].rejected);
+    assert!(short.media[1].rejected);
+    // More m= lines than offered cannot be matched up at all.
+    let mut long = fixture("asterisk_answer.sdp");
+    let extra = long.media[0].clone();
+    long.media.push(extra);
     assert_eq!(
-        sip_answer_to_negotiated(&our_offer, &fixture("sipp_uas_echo_answer.sdp")),
+        sip_answer_to_negotiated(&our_offer, &long),
         Err(SdpError::MediaCountMismatch {
             offered: 2,
-            answered: 1
+            answered: 3
         })
     );
     let mut swapped = fixture("asterisk_answer.sdp");
