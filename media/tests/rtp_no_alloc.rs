@@ -2,7 +2,7 @@
 //! counted by a global allocator wrapper: receive, map, rewrite, send, and the periodic RTCP.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use media::rtp::{write_rtp_packet, NtpClock, PayloadTypeMap};
@@ -10,12 +10,24 @@ use media::rtp_leg::{RtpLeg, RtpLegConfig, RtpRemote};
 
 struct CountingAllocator;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Per thread, so the test harness's other threads cannot disturb the count.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_allocation() {
+    // `try_with`: during thread teardown the slot may be gone; those allocations are not ours.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -24,7 +36,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -92,13 +104,13 @@ fn steady_state_rtp_leg_allocates_nothing_per_packet() {
     for i in 0..500 {
         step(i, t0 + Duration::from_millis(20 * u64::from(i)));
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     // 20 000 packets each way = 400 s of 20 ms audio, spanning ~80 RTCP reports and a
     // sequence number wrap.
     for i in 500..70_500 {
         step(i, t0 + Duration::from_millis(20 * u64::from(i)));
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = allocations();
     assert_eq!(
         after - before,
         0,
@@ -109,7 +121,7 @@ fn steady_state_rtp_leg_allocates_nothing_per_packet() {
     // The counter itself works: one boxed value is one allocation.
     let boxed = std::hint::black_box(Box::new(after));
     assert!(
-        ALLOCATIONS.load(Ordering::Relaxed) > after,
+        allocations() > after,
         "allocator is counting ({boxed})"
     );
 }
