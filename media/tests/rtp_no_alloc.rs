@@ -120,8 +120,5 @@ fn steady_state_rtp_leg_allocates_nothing_per_packet() {
     assert_eq!(leg.stats().packets_sent, 70_500);
     // The counter itself works: one boxed value is one allocation.
     let boxed = std::hint::black_box(Box::new(after));
-    assert!(
-        allocations() > after,
-        "allocator is counting ({boxed})"
-    );
+    assert!(allocations() > after, "allocator is counting ({boxed})");
 }

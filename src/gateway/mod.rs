@@ -166,6 +166,16 @@ impl Gateway {
         self.calls.len()
     }
 
+    /// Free media port pairs (leak checks: back to the start value when no call runs).
+    pub fn media_pairs_available(&self) -> usize {
+        self.media.ports.available()
+    }
+
+    /// Bridges of ended calls still waiting for the reactor to flush and close them.
+    pub fn closing_media_count(&self) -> usize {
+        self.closing_bridges.len()
+    }
+
     /// A datagram arrived on the SIP UDP socket.
     pub fn handle_sip_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
         self.sip.handle_datagram(now, from, data);

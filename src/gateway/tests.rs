@@ -463,3 +463,255 @@ fn options_and_unknown_methods_are_answered() {
     g.handle_sip_datagram(t0, peer, b"\x00\xffgarbage");
     assert!(drain(&mut g).1.is_empty());
 }
+
+// ---- calls, with the SIP peer scripted and virtual time --------------------------------
+
+const CHROME_OFFER: &str = include_str!("../../media/tests/fixtures/sdp/chrome_offer.sdp");
+const SIP_ANSWER: &str = include_str!("../../media/tests/fixtures/sdp/sipp_uas_echo_answer.sdp");
+
+/// Everything the gateway produced, sorted by kind.
+#[derive(Default, Debug)]
+struct Drained {
+    texts: Vec<Value>,
+    sip: Vec<(std::net::SocketAddr, SipMessage)>,
+    opened: Vec<MediaRef>,
+    closed: Vec<MediaRef>,
+}
+
+fn drain_all(g: &mut Gateway) -> Drained {
+    let mut d = Drained::default();
+    while let Some(out) = g.poll_output() {
+        match out {
+            GatewayOutput::Send { text, .. } => d.texts.push(serde_json::from_str(&text).unwrap()),
+            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
+                to,
+                crate::sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
+            )),
+            GatewayOutput::OpenMedia { media, .. } => d.opened.push(media),
+            GatewayOutput::CloseMedia { media } => {
+                d.closed.push(media);
+                // What the reactor does: flush the bridge's last datagrams, then release.
+                while g.poll_media_transmit(media).is_some() {}
+                g.handle_media_closed(media);
+            }
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    while let Some(m) = g.poll_media_dirty() {
+        while g.poll_media_transmit(m).is_some() {}
+    }
+    d
+}
+
+fn sip_requests(d: &Drained) -> Vec<crate::sip::msg::SipRequest> {
+    d.sip
+        .iter()
+        .filter_map(|(_, m)| match m {
+            SipMessage::Request(r) => Some(r.clone()),
+            SipMessage::Response(_) => None,
+        })
+        .collect()
+}
+
+/// A client with alice, which calls bob at a scripted UAS; returns the INVITE.
+fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::SipRequest) {
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    request(g, t0, c, add("alice@example.test", "a"));
+    request(
+        g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-create","transaction":"c","account":"alice@example.test",
+               "session":"s1","uri":"bob@127.0.0.1:5099","sdp":CHROME_OFFER}),
+    );
+    // A trickle may follow before anything else happens (strict in-order processing).
+    request(
+        g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-trickle","transaction":"t","session":"s1","candidates":[
+            {"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host","sdpMid":"0","sdpMLineIndex":0}]}),
+    );
+    let d = drain_all(g);
+    assert_eq!(
+        d.texts[2],
+        json!({"sylkrtc":"ack","transaction":"c"}),
+        "{:#?}",
+        d.texts
+    );
+    assert_eq!(
+        d.texts[3],
+        json!({"sylkrtc":"ack","transaction":"t"}),
+        "{:#?}",
+        d.texts
+    );
+    assert_eq!(d.opened.len(), 1);
+    let invite = sip_requests(&d)
+        .into_iter()
+        .find(|r| *r.method() == crate::sip::msg::Method::Invite)
+        .unwrap();
+    // The SIP offer is the translated one: plain RTP/AVP on the gateway's media address.
+    let body = String::from_utf8_lossy(invite.body()).into_owned();
+    assert!(
+        body.contains("RTP/AVP") && !body.contains("a=fingerprint"),
+        "{body}"
+    );
+    (c, invite)
+}
+
+#[test]
+fn websocket_drop_mid_call_leaves_nothing_behind() {
+    use crate::sip::msg::ResponseBuilder;
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let pairs_before = g.media_pairs_available();
+    let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    let (c, invite) = outgoing_call(&mut g, t0);
+    assert_eq!(g.media_pairs_available(), pairs_before - 2);
+    let ok = ResponseBuilder::from_request(&invite, 200, "OK", Some("uas"))
+        .header("Contact", "<sip:bob@127.0.0.1:5099>")
+        .body("application/sdp", SIP_ANSWER.as_bytes().to_vec())
+        .to_bytes();
+    g.handle_sip_datagram(t0, uas, &ok);
+    let d = drain_all(&mut g);
+    let accepted = d
+        .texts
+        .iter()
+        .find(|e| e["state"] == "accepted")
+        .expect("accepted");
+    assert!(accepted["sdp"]
+        .as_str()
+        .unwrap()
+        .contains("a=end-of-candidates"));
+    assert!(sip_requests(&d)
+        .iter()
+        .any(|r| *r.method() == crate::sip::msg::Method::Ack));
+    // The WebSocket goes away: BYE, media closed, ports back.
+    g.handle_client_closed(t0, c);
+    let d = drain_all(&mut g);
+    let bye = sip_requests(&d)
+        .into_iter()
+        .find(|r| *r.method() == crate::sip::msg::Method::Bye)
+        .expect("BYE");
+    assert_eq!(d.closed.len(), 1);
+    assert_eq!(g.call_count(), 0);
+    assert_eq!(g.media_pairs_available(), pairs_before);
+    assert_eq!(g.closing_media_count(), 0);
+    g.handle_sip_datagram(
+        t0,
+        uas,
+        &ResponseBuilder::from_request(&bye, 200, "OK", None).to_bytes(),
+    );
+    drain_all(&mut g);
+    // Run out every timer: no dialog, call, transaction or timer may remain.
+    let mut t = t0;
+    while let Some(next) = g.poll_timeout() {
+        assert!(
+            next - t0 < std::time::Duration::from_secs(120),
+            "a timer keeps re-arming"
+        );
+        t = next.max(t);
+        g.handle_timeout(t);
+        drain_all(&mut g);
+    }
+    assert_eq!(g.sip().call_count(), 0);
+    assert_eq!(g.sip().dialog_count(), 0);
+    assert_eq!(g.sip().transaction_count(), 0);
+    assert_eq!((g.client_count(), g.account_count()), (0, 0));
+}
+
+#[test]
+fn cancel_crossing_a_200_ends_with_ack_and_bye() {
+    use crate::sip::msg::{Method, ResponseBuilder};
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    let (c, invite) = outgoing_call(&mut g, t0);
+    let ringing = ResponseBuilder::from_request(&invite, 180, "Ringing", Some("uas")).to_bytes();
+    g.handle_sip_datagram(t0, uas, &ringing);
+    drain_all(&mut g);
+    // The browser hangs up while ringing: CANCEL goes out...
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"s1"}),
+    );
+    let d = drain_all(&mut g);
+    let cancel = sip_requests(&d)
+        .into_iter()
+        .find(|r| *r.method() == Method::Cancel)
+        .expect("CANCEL");
+    assert!(d.texts.iter().any(|e| e["state"] == "terminated"));
+    // ...but the callee's 200 for the INVITE crosses it (RFC 3261 section 9.1): ACK + BYE.
+    let ok = ResponseBuilder::from_request(&invite, 200, "OK", Some("uas"))
+        .header("Contact", "<sip:bob@127.0.0.1:5099>")
+        .body("application/sdp", SIP_ANSWER.as_bytes().to_vec())
+        .to_bytes();
+    g.handle_sip_datagram(
+        t0,
+        uas,
+        &ResponseBuilder::from_request(&cancel, 200, "OK", None).to_bytes(),
+    );
+    g.handle_sip_datagram(t0, uas, &ok);
+    let d = drain_all(&mut g);
+    let methods: Vec<Method> = sip_requests(&d)
+        .iter()
+        .map(|r| r.method().clone())
+        .collect();
+    assert!(
+        methods.contains(&Method::Ack) && methods.contains(&Method::Bye),
+        "{methods:?}"
+    );
+    assert!(
+        d.texts.is_empty(),
+        "the client heard the end once: {:?}",
+        d.texts
+    );
+}
+
+#[test]
+fn untranslatable_incoming_offer_is_declined_488() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@127.0.0.1:5099", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
+    );
+    let d = drain_all(&mut g);
+    let register = sip_requests(&d).remove(0);
+    let contact = register.contacts().as_slice()[0].uri.clone();
+    let ok = crate::sip::msg::ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
+        .header("Contact", &format!("<{contact}>;expires=600"))
+        .to_bytes();
+    let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    g.handle_sip_datagram(t0, registrar, &ok);
+    drain_all(&mut g);
+    // Only a codec the gateway cannot pass (no transcoding): 488, nothing for the client.
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let invite = format!(
+        "INVITE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKinv1;rport\r\n\
+         From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: inv1@b\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    g.handle_sip_datagram(t0, registrar, invite.as_bytes());
+    let d = drain_all(&mut g);
+    let statuses: Vec<u16> = d
+        .sip
+        .iter()
+        .filter_map(|(_, m)| match m {
+            SipMessage::Response(r) => Some(r.status()),
+            SipMessage::Request(_) => None,
+        })
+        .collect();
+    assert!(statuses.contains(&488), "{statuses:?}");
+    assert!(d.texts.is_empty(), "{:?}", d.texts);
+    assert_eq!(g.call_count(), 0);
+}
