@@ -144,22 +144,14 @@ fn wav_frequency(bytes: &[u8], skip_s: f64) -> (f64, usize) {
     (crossings as f64 / 2.0 / secs.max(1e-9), loud.len())
 }
 
-#[test]
-fn incoming_call_from_baresip_through_kamailio() {
-    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+/// Starts the aiortc client in answer mode for alice; returns it once registered.
+fn answering_client(
+    gw: &Gateway,
+    ha1: &str,
+    hz: &str,
+    seconds: &str,
+) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
     use std::io::BufRead;
-
-    let kam = Kamailio::start(KamailioOpts::default());
-    let base = free_udp_range(40);
-    let gw = Gateway::start(
-        &format!(
-            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
-            kam.sip_addr(),
-            base + 39
-        ),
-        &[],
-    );
-    // The browser side: registers alice and answers with a 660 Hz tone.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
     let mut client = Command::new("python3")
         .arg(script)
@@ -170,7 +162,7 @@ fn incoming_call_from_baresip_through_kamailio() {
             "--account",
             "alice@example.test",
         ])
-        .args(["--ha1", &kam.ha1("alice"), "--seconds", "3", "--hz", "660"])
+        .args(["--ha1", ha1, "--seconds", seconds, "--hz", hz])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -194,6 +186,94 @@ fn incoming_call_from_baresip_through_kamailio() {
         let _ = client.kill();
         panic!("client never registered: {:#?}", reader.join());
     }
+    (client, reader)
+}
+
+/// Waits for the answering client and returns its RESULT.
+fn answering_result(
+    mut client: std::process::Child,
+    reader: std::thread::JoinHandle<Vec<String>>,
+) -> Value {
+    let status = client.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "{lines:#?}");
+    let result: Value = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("no RESULT: {lines:#?}"));
+    eprintln!("client result: {result}");
+    result
+}
+
+#[test]
+fn incoming_call_without_sdp_is_offered_in_the_200() {
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let base = free_udp_range(40);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    );
+    // The client listens longer than SIPp talks: SIPp hangs up (its scenario ends with BYE).
+    let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "8");
+    // SIPp (bob) sends an INVITE without SDP; it checks our 200 carries the offer, answers in
+    // the ACK and plays a 440 Hz tone to the offered address.
+    let mut uac = Sipp::uac(
+        "uac_late_offer.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_secs(4)),
+            ..SippOpts::call("bob", "alice")
+        },
+    );
+    let result = answering_result(client, reader);
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["accepted", "established", "terminated"],
+        "{result}"
+    );
+    let freq = result["freq"].as_f64().unwrap();
+    assert!(result["frames"].as_u64().unwrap() >= 100, "{result}");
+    assert!(
+        (400.0..480.0).contains(&freq),
+        "SIPp's tone did not arrive: {result}"
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(15)),
+        0,
+        "{}\n{}",
+        uac.errors(),
+        uac.messages()
+    );
+}
+
+#[test]
+fn incoming_call_from_baresip_through_kamailio() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+
+    let kam = Kamailio::start(KamailioOpts::default());
+    let base = free_udp_range(40);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    );
+    // The browser side: registers alice and answers with a 660 Hz tone.
+    let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "3");
     // The SIP side: baresip (bob) calls alice through Kamailio with a 440 Hz tone and
     // records what it receives.
     let mut bs = Baresip::start(
@@ -207,15 +287,7 @@ fn incoming_call_from_baresip_through_kamailio() {
     );
     bs.wait_for_registration(Duration::from_secs(10));
     bs.command("dial sip:alice@example.test").expect("dial");
-    let status = client.wait().unwrap();
-    let lines = reader.join().unwrap();
-    assert!(status.success(), "{lines:#?}");
-    let result: Value = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|j| serde_json::from_str(j).ok())
-        .expect("RESULT line");
-    eprintln!("client result: {result}");
+    let result = answering_result(client, reader);
     assert_eq!(result["originator"]["uri"], "bob@example.test", "{result}");
     assert_eq!(
         result["offer_has_sendrecv"], true,
@@ -231,7 +303,7 @@ fn incoming_call_from_baresip_through_kamailio() {
     assert_eq!(
         states,
         ["accepted", "established", "terminated"],
-        "{lines:#?}"
+        "{result}"
     );
     // SIP -> browser: baresip's 440 Hz arrived.
     let freq = result["freq"].as_f64().unwrap();

@@ -885,6 +885,57 @@ impl Bridge {
         Ok(offer)
     }
 
+    /// Incoming INVITE without SDP, as the gateway runs it: the browser must see an offer
+    /// before the user answers, so the bridge offers the browser what it can do, the
+    /// browser's answer becomes our offer in the 200 OK, and the SIP peer's answer arrives in
+    /// the ACK. This step is the last one: `our_offer_sdp` is what went out in the 200 (the
+    /// result of [`Bridge::apply_webrtc_answer`]), `sip_answer_sdp` the ACK's body. It points
+    /// the SIP legs at the addresses the answer names (RFC 3264 section 6).
+    ///
+    /// Create the bridge for this flow with [`Bridge::new_offerer`] on the SDP that
+    /// [`Bridge::capabilities_offer`] returns.
+    pub fn apply_sip_answer_to_our_offer(
+        &mut self,
+        now: Instant,
+        our_offer_sdp: &str,
+        sip_answer_sdp: &str,
+    ) -> Result<(), BridgeError> {
+        let offer = SessionDescription::parse(our_offer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Sip))?;
+        let negotiated =
+            sip_answer_to_negotiated(&offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
+        for n in negotiated.media.iter().filter(|n| !n.rejected) {
+            let Some(kind) = bridge_kind(&n.kind) else {
+                continue;
+            };
+            let Some(remote) = RtpRemote::from_negotiated(n) else {
+                continue;
+            };
+            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                stream.leg.set_remote(now, remote);
+            }
+        }
+        Ok(())
+    }
+
+    /// What the gateway can do, as a SIP-style offer whose media address is the discard
+    /// port (RFC 863) of `config`'s SIP address: fed to [`Bridge::new_offerer`] for an
+    /// INVITE without SDP, it yields the browser's offer, while nothing real is sent toward
+    /// SIP until [`Bridge::apply_sip_answer_to_our_offer`] names the peer's address.
+    pub fn capabilities_offer(now: Instant, config: BridgeConfig) -> Result<String, BridgeError> {
+        let (_, sdp) = Self::new_late_offer(now, config)?;
+        let mut model =
+            SessionDescription::parse(sdp.as_bytes()).map_err(sdp_error(MediaLeg::Sip))?;
+        for m in &mut model.media {
+            if m.port != 0 {
+                m.port = 9;
+            }
+        }
+        Ok(model.to_sdp_string())
+    }
+
     /// Late offer, step 3: the browser's answer in; both legs are then set up (the SIP side
     /// already has its final SDP, so nothing goes back to SIP).
     ///

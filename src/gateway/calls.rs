@@ -73,6 +73,10 @@ pub(super) struct GwCall {
     pub originator: Option<Originator>,
     pub early_media: bool,
     pub progress_sent: bool,
+    /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
+    /// Holds that offer once sent.
+    pub late_offer: Option<String>,
+    pub is_late_offer: bool,
 }
 
 impl std::fmt::Debug for GwCall {
@@ -165,6 +169,8 @@ impl Gateway {
             originator: None,
             early_media: false,
             progress_sent: false,
+            late_offer: None,
+            is_late_offer: false,
         });
         self.index_call(key, client, &create.session, media_ref, Some(sip));
         self.open_media(media_ref, webrtc, audio);
@@ -198,6 +204,9 @@ impl Gateway {
             .map_err(|e| sdp_error_text(&e))?;
         let sip = call.sip.ok_or("Internal error")?;
         call.state = CallState::Accepted;
+        if call.is_late_offer {
+            call.late_offer = Some(sip_answer.clone());
+        }
         self.sip
             .answer(now, sip, sip_answer)
             .map_err(|e| format!("Cannot answer session {session}: {e}"))?;
@@ -279,7 +288,9 @@ impl Gateway {
                 call, code, sdp, ..
             } => self.call_progress(now, call, code, sdp),
             CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp),
-            CallNotice::Confirmed { .. } => {}
+            CallNotice::Confirmed { call, sdp_in_ack } => {
+                self.call_confirmed(now, call, sdp_in_ack)
+            }
             // The bridge does not renegotiate yet: answer at once with our last SDP,
             // directions mirrored (RFC 3264 section 6.1), which keeps hold/unhold, session
             // refreshes and address changes of the same media working.
@@ -327,12 +338,6 @@ impl Gateway {
             let _ = self.sip.decline(now, sip, 503);
             return;
         }
-        // RFC 3264 offers only: an INVITE without SDP would need the browser to answer a
-        // SIP-side offer we have not made yet (see README, "What is left").
-        let Some(sdp) = sdp else {
-            let _ = self.sip.decline(now, sip, 488);
-            return;
-        };
         let Some((ports, webrtc, audio)) = self.media.allocate() else {
             let _ = self.sip.decline(now, sip, 503);
             return;
@@ -341,6 +346,22 @@ impl Gateway {
         let config =
             self.media
                 .bridge_config(webrtc, audio, SystemTime::now(), self.seed(media_ref));
+        // An INVITE without SDP (RFC 3261 section 13.2.1): the browser still needs an offer
+        // before the user answers, so it gets one made from what we can do; its answer
+        // becomes our offer in the 200 and the SIP answer arrives in the ACK.
+        let is_late_offer = sdp.is_none();
+        let sdp = match sdp {
+            Some(sdp) => sdp,
+            None => match Bridge::capabilities_offer(now, config.clone()) {
+                Ok(sdp) => sdp,
+                Err(e) => {
+                    log::warn!("incoming call {call_id}: {e}");
+                    self.media.release(&ports);
+                    let _ = self.sip.decline(now, sip, 500);
+                    return;
+                }
+            },
+        };
         let (bridge, webrtc_offer) = match Bridge::new_offerer(now, config, &sdp) {
             Ok(pair) => pair,
             Err(e) => {
@@ -370,6 +391,8 @@ impl Gateway {
             originator: Some(originator.clone()),
             early_media: false,
             progress_sent: false,
+            late_offer: None,
+            is_late_offer,
         });
         self.index_call(key, client, &session, media_ref, Some(sip));
         self.open_media(media_ref, webrtc, audio);
@@ -441,6 +464,32 @@ impl Gateway {
             }
             Err(e) => {
                 log::info!("early media SDP unusable: {e}");
+                self.fail_call(now, key, "488 Not Acceptable Here");
+            }
+        }
+    }
+
+    /// The ACK for our 200; for an INVITE without SDP it carries the SIP answer.
+    fn call_confirmed(&mut self, now: Instant, sip: SipCallId, sdp_in_ack: Option<String>) {
+        let Some(&key) = self.calls_by_sip.get(&sip) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let Some(our_offer) = call.late_offer.take() else {
+            return;
+        };
+        let result = match (sdp_in_ack, call.bridge.as_mut()) {
+            (Some(answer), Some(bridge)) => bridge
+                .apply_sip_answer_to_our_offer(now, &our_offer, &answer)
+                .map_err(|e| e.to_string()),
+            _ => Err("ACK without the SDP answer".to_owned()),
+        };
+        match result {
+            Ok(()) => self.after_bridge_input(now, key),
+            Err(e) => {
+                log::info!("late-offer answer unusable: {e}");
                 self.fail_call(now, key, "488 Not Acceptable Here");
             }
         }
