@@ -324,3 +324,78 @@ fn incoming_call_from_baresip_through_kamailio() {
         "baresip did not receive our tone: {freq} Hz"
     );
 }
+
+#[test]
+fn outgoing_call_to_baresip_through_kamailio_with_proxy_auth() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    // Kamailio challenges the INVITE with 407: the gateway answers from alice's HA1.
+    let kam = Kamailio::start(KamailioOpts {
+        proxy_auth: true,
+        ..KamailioOpts::default()
+    });
+    let base = free_udp_range(40);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    );
+    let mut bs = Baresip::start(
+        &kam,
+        BaresipOpts {
+            user: "bob".into(),
+            // The call negotiates Opus (48 kHz): baresip's aufile source only plays 48 kHz WAVs
+            // there, so it sends its built-in sine (ausine, 440 Hz).
+            wav_audio: false,
+            record_audio: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bs.wait_for_registration(Duration::from_secs(10));
+    let (events, result) = run_client(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        &kam.ha1("alice"),
+        "--to",
+        "bob@example.test",
+        "--seconds",
+        "3",
+        "--hz",
+        "660",
+    ]);
+    eprintln!("client result: {result}");
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(
+        states.ends_with(&["accepted", "established", "terminated"]),
+        "{events:#?}"
+    );
+    // baresip -> browser: its 440 Hz tone.
+    let freq = result["freq"].as_f64().unwrap();
+    assert!(result["frames"].as_u64().unwrap() >= 100, "{result}");
+    assert!((400.0..480.0).contains(&freq), "{result}");
+    // browser -> baresip: our 660 Hz.
+    bs.wait_for_log("terminated", Duration::from_secs(5));
+    let dump = std::fs::read_dir(bs.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip's decoded-audio dump");
+    let (freq, loud) = wav_frequency(&std::fs::read(&dump).unwrap(), 0.5);
+    eprintln!("baresip received {freq:.1} Hz, {loud} loud samples");
+    assert!(loud > 8000, "baresip received almost no audio");
+    assert!(
+        (610.0..710.0).contains(&freq),
+        "baresip did not receive our tone: {freq} Hz"
+    );
+}
