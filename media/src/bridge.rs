@@ -88,13 +88,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::BridgeError;
+use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{NtpClock, PayloadTypeMap, ReceptionStats, RtpPacket, SsrcRewriter};
 use crate::rtp_leg::{RtpLeg, RtpLegConfig, RtpLegEvent, RtpRemote};
 use crate::sdp::{
-    finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Codec, Direction, LocalOrigin,
-    NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription, SipLocalMedia,
-    SipLocalMediaLine,
+    finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_answered, sip_offer_to_negotiated,
+    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Codec, CryptoAttribute, CryptoSuite,
+    Direction, LocalOrigin, NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription,
+    SipLocalMedia, SipLocalMediaLine,
 };
 use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
@@ -290,6 +291,17 @@ struct WebrtcStream {
     bytes_received: u64,
     packets_sent: u64,
     bytes_sent: u64,
+}
+
+/// A fresh SDES key for `suite` with `tag` (RFC 4568 section 6.1: master key and salt from
+/// a cryptographic random source); `None` if the OS source fails.
+fn fresh_crypto(tag: u32, suite: CryptoSuite) -> Option<CryptoAttribute> {
+    use ring::rand::SecureRandom;
+    let mut key_salt = [0u8; 64];
+    let len = suite.key_len() + suite.salt_len();
+    let buf = key_salt.get_mut(..len)?;
+    ring::rand::SystemRandom::new().fill(buf).ok()?;
+    CryptoAttribute::new(tag, suite, buf).ok()
 }
 
 /// RFC 3550 A.1: a jump beyond this is a restart or garbage, not loss.
@@ -663,7 +675,17 @@ impl Bridge {
                     rtp_port: bridge_kind(&m.kind)
                         .and_then(|k| self.sip_local(k))
                         .map_or(0, |a| a.port()),
-                    cryptos: Vec::new(),
+                    // A SIP peer offering RTP/SAVP (RFC 4568 SDES) gets our own fresh key for
+                    // each suite it offers; the answer writer picks the one matching its
+                    // first usable crypto line.
+                    cryptos: if m.is_sdes_srtp() {
+                        m.cryptos()
+                            .iter()
+                            .filter_map(|offered| fresh_crypto(offered.tag, offered.suite))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             codecs: Self::supported_codecs(&self.config),
@@ -1064,6 +1086,9 @@ impl Bridge {
         // What the SIP side now has agreed to, seen from our side of the answer.
         let negotiated =
             sip_offer_to_negotiated(&sip_offer, &local.codecs).map_err(sdp_error(MediaLeg::Sip))?;
+        // The SDES keys both sides settled on (ours from the answer, the peer's from its
+        // offer), per m-line.
+        let keys = sip_offer_answered(&sip_offer, &sip_answer).map_err(sdp_error(MediaLeg::Sip))?;
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
             let Some(kind) = bridge_kind(&n.kind) else {
@@ -1083,6 +1108,17 @@ impl Bridge {
                 continue;
             }
             self.install_sip_stream(now, kind, n, &kind_pairs);
+            if let Some(k) = keys.media.get(i) {
+                if let (Some(local), Some(remote)) = (&k.local_crypto, &k.remote_crypto) {
+                    let srtp = SdesSrtp::new(local, remote).map_err(|_| BridgeError::Sdp {
+                        leg: MediaLeg::Sip,
+                        error: crate::sdp::SdpError::BadCrypto,
+                    })?;
+                    if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                        stream.leg.set_srtp(Some(srtp));
+                    }
+                }
+            }
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
