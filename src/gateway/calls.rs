@@ -77,6 +77,9 @@ pub(super) struct GwCall {
     /// Holds that offer once sent.
     pub late_offer: Option<String>,
     pub is_late_offer: bool,
+    /// The SIP side put the call on hold (its last offer was sendonly/inactive): silence
+    /// from SIP is then expected, not a dead call.
+    pub held_by_sip: bool,
 }
 
 impl std::fmt::Debug for GwCall {
@@ -171,6 +174,7 @@ impl Gateway {
             progress_sent: false,
             late_offer: None,
             is_late_offer: false,
+            held_by_sip: false,
         });
         self.index_call(key, client, &create.session, media_ref, Some(sip));
         self.open_media(media_ref, webrtc, audio);
@@ -294,8 +298,15 @@ impl Gateway {
             // The bridge does not renegotiate yet: answer at once with our last SDP,
             // directions mirrored (RFC 3264 section 6.1), which keeps hold/unhold, session
             // refreshes and address changes of the same media working.
-            CallNotice::ReInvite { call, .. } => {
+            CallNotice::ReInvite { call, sdp } => {
                 log::info!("sip call {call:?}: re-INVITE answered with the current media");
+                if let Some(c) = self
+                    .calls_by_sip
+                    .get(&call)
+                    .and_then(|&k| self.calls.get_mut(k))
+                {
+                    c.held_by_sip = is_hold_offer(&sdp);
+                }
                 let _ = self.sip.answer_reinvite_with_current_media(now, call);
             }
             CallNotice::Terminated { call, reason } => {
@@ -393,6 +404,7 @@ impl Gateway {
             progress_sent: false,
             late_offer: None,
             is_late_offer,
+            held_by_sip: false,
         });
         self.index_call(key, client, &session, media_ref, Some(sip));
         self.open_media(media_ref, webrtc, audio);
@@ -544,6 +556,11 @@ impl Gateway {
             }
             BridgeEvent::IceFailed => self.fail_call(now, key, "ICE failure"),
             BridgeEvent::DtlsFailed => self.fail_call(now, key, "DTLS failure"),
+            BridgeEvent::RtpInactive { leg: MediaLeg::Sip }
+                if self.calls.get(key).is_some_and(|c| c.held_by_sip) =>
+            {
+                // On hold the SIP side sends nothing by design (RFC 3264 section 8.4).
+            }
             BridgeEvent::RtpInactive { leg } => {
                 let reason = match leg {
                     MediaLeg::Webrtc => "Media timeout (browser)",
@@ -728,6 +745,15 @@ fn bare_uri(uri: &str) -> String {
     s.split([';', '?', '>']).next().unwrap_or(s).to_owned()
 }
 
+/// Whether an SDP offer puts us on hold (RFC 3264 section 8.4: `sendonly`/`inactive`, or
+/// the RFC 2543 style `c=0.0.0.0`).
+fn is_hold_offer(sdp: &str) -> bool {
+    sdp.lines().any(|l| {
+        let l = l.trim();
+        l == "a=sendonly" || l == "a=inactive" || l == "c=IN IP4 0.0.0.0"
+    })
+}
+
 /// The client-facing text for an SDP problem.
 fn sdp_error_text(e: &BridgeError) -> String {
     match e {
@@ -739,6 +765,18 @@ fn sdp_error_text(e: &BridgeError) -> String {
 #[cfg(test)]
 mod tests {
     use super::bare_uri;
+
+    #[test]
+    fn hold_offers() {
+        use super::is_hold_offer;
+        assert!(is_hold_offer(
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendonly\r\n"
+        ));
+        assert!(is_hold_offer("v=0\r\nc=IN IP4 0.0.0.0\r\n"));
+        assert!(!is_hold_offer(
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendrecv\r\n"
+        ));
+    }
 
     #[test]
     fn bare_uris() {
