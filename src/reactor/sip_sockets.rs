@@ -28,6 +28,26 @@ const TLS_LISTENER: usize = 1;
 const DNS_V4: usize = 0;
 const DNS_V6: usize = 1;
 
+/// Binds UDP and TCP on one address. With port 0 the kernel picks the UDP port, and TCP on
+/// that same port can be taken by someone else; then a few other ports are tried.
+fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
+    const ATTEMPTS: usize = 16;
+    let mut last_error = String::new();
+    for _ in 0..ATTEMPTS {
+        let udp =
+            UdpSocket::bind(listen).map_err(|e| format!("cannot bind SIP UDP {listen}: {e}"))?;
+        let bound = udp.local_addr().map_err(|e| e.to_string())?;
+        match TcpListener::bind(bound) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                last_error = format!("cannot listen on SIP TCP {bound}: {e}");
+            }
+            Err(e) => return Err(format!("cannot listen on SIP TCP {bound}: {e}")),
+        }
+    }
+    Err(last_error)
+}
+
 /// One SIP TCP/TLS connection.
 struct SipConnection {
     generation: u32,
@@ -64,10 +84,7 @@ impl SipSockets {
         tls_client: Arc<ClientConfig>,
         nameservers: &[SocketAddr],
     ) -> Result<SipSockets, String> {
-        let mut udp =
-            UdpSocket::bind(listen).map_err(|e| format!("cannot bind SIP UDP {listen}: {e}"))?;
-        // With port 0, TCP takes the port UDP got, so one address serves both.
-        let listen = udp.local_addr().map_err(|e| e.to_string())?;
+        let (mut udp, mut tcp) = bind_udp_and_tcp(listen)?;
         registry
             .register(
                 &mut udp,
@@ -75,8 +92,6 @@ impl SipSockets {
                 Interest::READABLE,
             )
             .map_err(|e| e.to_string())?;
-        let mut tcp = TcpListener::bind(listen)
-            .map_err(|e| format!("cannot listen on SIP TCP {listen}: {e}"))?;
         registry
             .register(
                 &mut tcp,
