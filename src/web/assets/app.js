@@ -19,6 +19,8 @@ const demo = {
   incoming: null,
   lastStats: null,
   dtmfSent: '',
+  /** Every call state shown, in order (all calls of this page). */
+  callStates: [],
   log: [],
 };
 window.demo = demo;
@@ -149,6 +151,7 @@ function trackCall(call) {
   setText('call-reason', '');
   call.addEventListener('state', (e) => {
     const { state, reason } = e.detail;
+    demo.callStates.push(state);
     setText('call-state', state, state);
     setText('call-reason', reason ? `(${reason})` : '');
     log(`call ${state}${reason ? `: ${reason}` : ''}`);
@@ -157,12 +160,16 @@ function trackCall(call) {
       if (demo.incoming === call) hideIncoming();
       clearInterval(statsTimer);
       statsTimer = null;
+      $('remote-video').hidden = true;
     }
     refreshButtons();
   });
   call.addEventListener('track', (e) => {
     $('remote-audio').srcObject = e.detail.stream;
-    if (e.detail.track.kind === 'video') $('remote-video').srcObject = e.detail.stream;
+    if (e.detail.track.kind === 'video') {
+      $('remote-video').srcObject = e.detail.stream;
+      $('remote-video').hidden = false;
+    }
   });
   clearInterval(statsTimer);
   statsTimer = setInterval(() => updateStats(call), 1000);
