@@ -75,7 +75,11 @@ impl Driver {
         let mut cmd = Command::new("node");
         cmd.arg(browser_dir().join("demo.mjs")).arg(scenario);
         for (k, v) in args {
-            cmd.arg(format!("--{k}")).arg(v);
+            // An empty value is a flag (`--video`).
+            cmd.arg(format!("--{k}"));
+            if !v.is_empty() {
+                cmd.arg(v);
+            }
         }
         let mut child = cmd
             .current_dir(browser_dir())
@@ -335,6 +339,9 @@ fn page_calls_baresip_and_baresip_hangs_up() {
             ("target", &target),
             ("out", out.to_str().unwrap()),
             ("hangup", "remote"),
+            // With the (fake) camera on: baresip-core has no video codec, so video is
+            // declined while audio must still flow.
+            ("video", ""),
         ],
     );
     // After the measurement and the screenshot, baresip hangs up.
@@ -348,6 +355,10 @@ fn page_calls_baresip_and_baresip_hangs_up() {
         "{states:?}"
     );
     assert_audio_both_ways(&result);
+    assert_eq!(
+        result["local_video_mlines"], 1,
+        "camera not offered: {result:#}"
+    );
     let reason = result["reason"].as_str().unwrap();
     assert!(reason.contains("BYE"), "remote hang-up reason: {reason:?}");
 }
@@ -405,6 +416,41 @@ fn page_answers_a_call_from_sipp_and_sipp_hangs_up() {
 }
 
 #[test]
+fn page_declines_a_call_from_sipp() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser();
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    let (address, pw, _) = account_args(&kam, "alice");
+    let out = out_dir("decline-sipp");
+    let url = page_url(&gw, "/");
+    let mut driver = Driver::start(
+        "decline",
+        &[
+            ("url", &url),
+            ("address", &address),
+            ("password", pw),
+            ("out", out.to_str().unwrap()),
+        ],
+    );
+    driver.wait_line("REGISTERED", Duration::from_secs(40));
+    let mut uac = Sipp::uac(
+        "uac_call.xml",
+        kam.sip_addr(),
+        SippOpts::call("bob", "alice"),
+    );
+    let result = driver.result(Duration::from_secs(40));
+    eprintln!("result: {result:#}");
+    assert_eq!(result["prompt_hidden"], true);
+    assert_eq!(result["call_enabled_after"], true);
+    // The gateway's decline code (486 by default) reached the caller.
+    uac.wait_exit(Duration::from_secs(10));
+    let trace = uac.messages();
+    assert!(trace.contains("SIP/2.0 486"), "{trace}");
+    assert!(!trace.contains("SIP/2.0 200"), "{trace}");
+}
+
+#[test]
 fn page_over_https_reports_a_dropped_websocket() {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     require_browser();
@@ -426,10 +472,13 @@ fn page_over_https_reports_a_dropped_websocket() {
             ("out", out.to_str().unwrap()),
         ],
     );
-    driver.wait_line("REGISTERED", Duration::from_secs(40));
+    driver.wait_line("RECONNECTED", Duration::from_secs(60));
     gw.terminate();
     let result = driver.result(Duration::from_secs(40));
     eprintln!("result: {result:#}");
+    let first = result["first_banner"].as_str().unwrap();
+    assert!(first.contains("code 1000"), "{first}");
+    assert_eq!(result["banner_hidden_after_reconnect"], true);
     let banner = result["banner"].as_str().unwrap();
     assert!(
         banner.contains("connection to the gateway was lost"),

@@ -4,7 +4,8 @@
  * playwright-core, with fake microphone/camera. Run by tests/browser_e2e.rs.
  *
  * usage: node demo.mjs SCENARIO --url PAGE_URL --address AOR --password PW --out DIR
- *                      [--target URI] [--hangup page|remote] [--seconds S] [--timeout S]
+ *                      [--target URI] [--hangup page|remote] [--seconds S] [--video]
+ *                      [--timeout S]
  *
  * scenarios:
  *   call    register, call --target, wait for `established`, measure getStats over S seconds,
@@ -12,8 +13,12 @@
  *           remote side to hang up (--hangup remote).
  *   answer  register, print `REGISTERED`, wait for the incoming-call prompt, answer, measure,
  *           then hang up like `call`.
- *   drop    register, print `REGISTERED`, wait until the WebSocket drops (the test stops the
- *           gateway), check the message and the reconnect button.
+ *   decline register, print `REGISTERED`, wait for the incoming-call prompt, decline it.
+ *   drop    register, close the WebSocket from the page, check the message, press Reconnect
+ *           and wait until registered again (`RECONNECTED`); then wait until the WebSocket
+ *           drops (the test stops the gateway) and check the message again.
+ *
+ * --video ticks the camera box (fake camera) before calling or answering.
  *
  * Output: progress lines, `SCREENSHOT <path>`, and last `RESULT <json>`. Exit 0 when the
  * scenario ran to its end (the Rust test asserts on the JSON), 1 on an error (still with a
@@ -35,6 +40,7 @@ const { values: opt, positionals } = parseArgs({
     out: { type: 'string' },
     hangup: { type: 'string', default: 'page' },
     seconds: { type: 'string', default: '3' },
+    video: { type: 'boolean', default: false },
     timeout: { type: 'string', default: '90' },
   },
 });
@@ -62,7 +68,7 @@ setTimeout(() => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  if (!['call', 'answer', 'drop'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  if (!['call', 'answer', 'decline', 'drop'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
   profile = mkdtempSync(join(tmpdir(), 'sylk-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -99,6 +105,16 @@ async function main() {
   emit('REGISTERED');
 
   if (scenario === 'drop') {
+    // A drop the page itself causes, then the Reconnect button (re-registers by itself).
+    await page.evaluate(() => window.demo.client.close());
+    await page.waitForSelector('#banner:not([hidden])');
+    result.first_banner = await page.textContent('#banner-text');
+    await page.click('#reconnect');
+    await page.waitForSelector('#conn[data-state=ready]');
+    await page.waitForSelector('#reg-state[data-state=registered]');
+    result.banner_hidden_after_reconnect = await page.isHidden('#banner');
+    emit('RECONNECTED');
+    // Now the gateway goes away.
     await page.waitForSelector('#banner:not([hidden])', { timeout: 30000 });
     result.banner = await page.textContent('#banner-text');
     result.reconnect_visible = await page.isVisible('#reconnect');
@@ -108,6 +124,18 @@ async function main() {
     return;
   }
 
+  if (opt.video) await page.check('#video');
+  if (scenario === 'decline') {
+    await page.waitForSelector('#incoming:not([hidden])', { timeout: 30000 });
+    result.incoming_from = await page.textContent('#incoming-from');
+    await page.click('#decline');
+    await page.waitForSelector('#call-state[data-state=terminated]', { timeout: 10000 });
+    result.reason = (await page.textContent('#call-reason')).replace(/^\(|\)$/g, '');
+    result.prompt_hidden = await page.isHidden('#incoming');
+    result.call_enabled_after = await page.isEnabled('#call');
+    await screenshot(page);
+    return;
+  }
   if (scenario === 'call') {
     await page.fill('#target', opt.target);
     await page.click('#call');
@@ -137,6 +165,7 @@ async function main() {
     received: await page.textContent('#st-received'),
   };
   result.remote_audio_tracks = await page.evaluate(() => document.getElementById('remote-audio').srcObject?.getAudioTracks().length ?? 0);
+  result.local_video_mlines = await page.evaluate(() => (window.demo.call.pc.localDescription.sdp.match(/^m=video/gm) ?? []).length);
   await screenshot(page);
 
   if (opt.hangup === 'page') await page.click('#hangup');

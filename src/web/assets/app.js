@@ -222,8 +222,9 @@ function onIncoming(call) {
   $('incoming').hidden = false;
   setText('call-state', 'incoming', 'incoming');
   call.addEventListener('state', (e) => {
-    if (e.detail.state === 'terminated' && demo.incoming === call) {
-      hideIncoming();
+    // Until answered (then trackCall shows its states): declined here, or cancelled remotely.
+    if (e.detail.state === 'terminated' && demo.call !== call) {
+      if (demo.incoming === call) hideIncoming();
       setText('call-state', 'terminated', 'terminated');
       setText('call-reason', e.detail.reason ? `(${e.detail.reason})` : '');
       log(`incoming call ended: ${e.detail.reason ?? ''}`);
