@@ -442,6 +442,11 @@ fn page_declines_a_call_from_sipp() {
     let result = driver.result(Duration::from_secs(40));
     eprintln!("result: {result:#}");
     assert_eq!(result["prompt_hidden"], true);
+    let reason = result["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("486"),
+        "decline reason shown: {reason:?}"
+    );
     assert_eq!(result["call_enabled_after"], true);
     // The gateway's decline code (486 by default) reached the caller.
     uac.wait_exit(Duration::from_secs(10));
