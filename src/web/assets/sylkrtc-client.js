@@ -109,11 +109,13 @@ export class SylkClient extends EventTarget {
   }
 
   /**
-   * Opens the WebSocket and resolves when the server's `ready-event` arrives.
+   * Opens the WebSocket and resolves when the server's `ready-event` arrives. A client
+   * connects once: after a `close`, make a new SylkClient (accounts and calls do not survive
+   * the connection on the server either).
    * @returns {Promise<void>}
    */
   connect() {
-    if (this._ws) throw new Error('already connected');
+    if (this.state !== 'idle') return Promise.reject(new Error(`cannot connect in state ${this.state}`));
     this._setState('connecting');
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url, SUBPROTOCOL);
