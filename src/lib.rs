@@ -12,4 +12,5 @@ pub mod logging;
 pub mod reactor;
 pub mod sip;
 pub mod sylkrtc;
+pub mod web;
 pub mod ws;

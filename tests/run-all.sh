@@ -42,5 +42,10 @@ if [ -f tests/peers/requirements.txt ]; then
   mapfile -t pips < <(grep -v '^#' tests/peers/requirements.txt | grep .)
   ensure_pip "${pips[@]}"
 fi
+# Node modules of the browser tests (playwright-core only; the browser is Debian's chromium).
+if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]; then
+  echo "run-all.sh: npm ci in tests/browser"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 cargo test --workspace --locked "$@"

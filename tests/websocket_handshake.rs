@@ -51,7 +51,8 @@ fn wrong_path_is_404_and_no_subprotocol_is_406() {
         &upgrade("/webrtcgateway/ws", "Sec-WebSocket-Protocol: sylkRTC-3\r\n"),
     );
     assert!(r.starts_with("HTTP/1.1 406 "), "{r}");
-    let r = raw_http(gw.ws, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // `/` serves the demo page since issue 6 (tests/browser_e2e.rs); other paths stay 404.
+    let r = raw_http(gw.ws, "GET /index.php HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
     // The gateway is still serving.
     connect_v2(&gw);

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::sylkrtc::Dialect;
+use crate::web;
 
 use super::WEBSOCKET_PATH;
 
@@ -26,9 +27,9 @@ pub enum Upgrade {
         /// Length of the HTTP request in the input.
         consumed: usize,
     },
-    /// Refuse: send `response` and close.
+    /// No upgrade: send `response` (a refusal, or a file of the demo page) and close.
     Reject {
-        /// HTTP status code, e.g. 404 or 406.
+        /// HTTP status code, e.g. 404 or 406 (200 for a file of [`crate::web`]).
         status: u16,
         /// The complete HTTP response.
         response: String,
@@ -78,7 +79,22 @@ pub fn handle_upgrade_request(input: &[u8], origins: &[String]) -> Upgrade {
     let path = req.path.unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or(path);
     if path != WEBSOCKET_PATH {
-        return reject(404, "Not Found", &[], "not found\n");
+        // The demo client (`/`, `/webrtcgateway/` and its files); anything else is 404.
+        let Some(asset) = web::lookup(path) else {
+            return reject(404, "Not Found", &[], "not found\n");
+        };
+        return match req.method {
+            Some(method @ ("GET" | "HEAD")) => Upgrade::Reject {
+                status: 200,
+                response: web::response(asset, method == "HEAD"),
+            },
+            _ => reject(
+                405,
+                "Method Not Allowed",
+                &[("Allow", "GET, HEAD")],
+                "use GET\n",
+            ),
+        };
     }
     if req.method != Some("GET") {
         return reject(405, "Method Not Allowed", &[("Allow", "GET")], "use GET\n");
@@ -288,5 +304,74 @@ mod tests {
             status(&handle_upgrade_request(huge.as_bytes(), &any())),
             431
         );
+    }
+
+    fn plain(method: &str, path: &str) -> Upgrade {
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        handle_upgrade_request(req.as_bytes(), &any())
+    }
+
+    fn response_of(u: &Upgrade) -> &str {
+        match u {
+            Upgrade::Reject { response, .. } => response,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serves_the_demo_page_and_its_files() {
+        for (path, ctype) in [
+            ("/", "text/html"),
+            ("/webrtcgateway/", "text/html"),
+            ("/?x=1", "text/html"),
+            ("/app.js", "text/javascript"),
+            ("/webrtcgateway/sylkrtc-client.js", "text/javascript"),
+            ("/webrtcgateway/style.css", "text/css"),
+        ] {
+            let u = plain("GET", path);
+            assert_eq!(status(&u), 200, "{path}");
+            let r = response_of(&u);
+            let (head, body) = r.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains(&format!("Content-Type: {ctype}; charset=utf-8\r\n")),
+                "{head}"
+            );
+            assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+            assert!(head.contains("Cache-Control: no-cache\r\n"));
+            assert!(head.contains("Content-Security-Policy: default-src 'none'; script-src 'self'"));
+            assert!(!body.is_empty());
+        }
+        // HEAD: the same headers, no body.
+        let head = plain("HEAD", "/");
+        assert_eq!(status(&head), 200);
+        let r = response_of(&head);
+        assert!(r.ends_with("\r\n\r\n"));
+        let len = crate::web::lookup("/").unwrap().body.len();
+        assert!(r.contains(&format!("Content-Length: {len}\r\n")));
+        // Upgrade headers on a file path do not make it a WebSocket.
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/", "Sec-WebSocket-Protocol: sylkRTC-2\r\n").as_bytes(),
+                &any()
+            )),
+            200
+        );
+    }
+
+    #[test]
+    fn other_paths_and_methods_stay_refused() {
+        assert_eq!(status(&plain("POST", "/")), 405);
+        assert!(response_of(&plain("PUT", "/app.js")).contains("Allow: GET, HEAD\r\n"));
+        for path in [
+            "/favicon.ico",
+            "/webrtcgateway",
+            "/webrtcgateway/x",
+            "/../etc/passwd",
+        ] {
+            assert_eq!(status(&plain("GET", path)), 404, "{path}");
+        }
+        // The socket path still only speaks WebSocket.
+        assert_eq!(status(&plain("GET", "/webrtcgateway/ws")), 426);
+        assert_eq!(status(&plain("HEAD", "/webrtcgateway/ws")), 405);
     }
 }

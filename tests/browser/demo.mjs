@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+/**
+ * Drives the gateway's demo page (src/web/assets/) in headless Debian Chromium through
+ * playwright-core, with fake microphone/camera. Run by tests/browser_e2e.rs.
+ *
+ * usage: node demo.mjs SCENARIO --url PAGE_URL --address AOR --password PW --out DIR
+ *                      [--target URI] [--hangup page|remote] [--seconds S] [--video]
+ *                      [--timeout S]
+ *
+ * scenarios:
+ *   call    register, call --target, wait for `established`, measure getStats over S seconds,
+ *           press DTMF keys, then hang up from the page (--hangup page) or wait for the
+ *           remote side to hang up (--hangup remote).
+ *   answer  register, print `REGISTERED`, wait for the incoming-call prompt, answer, measure,
+ *           then hang up like `call`.
+ *   decline register, print `REGISTERED`, wait for the incoming-call prompt, decline it.
+ *   drop    register, close the WebSocket from the page, check the message, press Reconnect
+ *           and wait until registered again (`RECONNECTED`); then wait until the WebSocket
+ *           drops (the test stops the gateway) and check the message again.
+ *
+ * --video ticks the camera box (fake camera) before calling or answering.
+ *
+ * Output: progress lines, `SCREENSHOT <path>`, and last `RESULT <json>`. Exit 0 when the
+ * scenario ran to its end (the Rust test asserts on the JSON), 1 on an error (still with a
+ * RESULT line carrying `error`). Every wait is bounded; the whole run by --timeout.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    url: { type: 'string' },
+    address: { type: 'string' },
+    password: { type: 'string' },
+    target: { type: 'string' },
+    out: { type: 'string' },
+    hangup: { type: 'string', default: 'page' },
+    seconds: { type: 'string', default: '3' },
+    video: { type: 'boolean', default: false },
+    timeout: { type: 'string', default: '90' },
+  },
+});
+const scenario = positionals[0];
+const result = { scenario, console_errors: [] };
+const emit = (line) => process.stdout.write(`${line}\n`);
+
+let browser;
+let profile;
+async function finish(code) {
+  emit(`RESULT ${JSON.stringify(result)}`);
+  try {
+    await browser?.close();
+  } catch {
+    // already gone
+  }
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  process.exit(code);
+}
+setTimeout(() => {
+  result.error = `scenario did not finish within ${opt.timeout} s`;
+  finish(1);
+}, Number(opt.timeout) * 1000).unref();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  if (!['call', 'answer', 'decline', 'drop'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  profile = mkdtempSync(join(tmpdir(), 'sylk-chromium-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: false, // --headless=new below, exactly as documented for Debian's chromium
+    ignoreHTTPSErrors: true, // the wss listener uses the repo's self-signed dev certificate
+    viewport: { width: 1100, height: 900 },
+    timeout: 30000,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error') result.console_errors.push(m.text());
+  });
+  page.on('pageerror', (e) => result.console_errors.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(20000);
+
+  const response = await page.goto(opt.url);
+  result.http_status = response.status();
+  result.csp = response.headers()['content-security-policy'] ?? null;
+  await page.waitForSelector('#conn[data-state=ready]');
+  emit('CONNECTED');
+
+  await page.fill('#address', opt.address);
+  await page.fill('#password', opt.password);
+  await page.click('#register');
+  await page.waitForSelector('#reg-state[data-state=registered]');
+  result.registered = true;
+  emit('REGISTERED');
+
+  if (scenario === 'drop') {
+    // A drop the page itself causes, then the Reconnect button (re-registers by itself).
+    await page.evaluate(() => window.demo.client.close());
+    await page.waitForSelector('#banner:not([hidden])');
+    result.first_banner = await page.textContent('#banner-text');
+    await page.click('#reconnect');
+    await page.waitForSelector('#conn[data-state=ready]');
+    await page.waitForSelector('#reg-state[data-state=registered]');
+    result.banner_hidden_after_reconnect = await page.isHidden('#banner');
+    emit('RECONNECTED');
+    // Now the gateway goes away.
+    await page.waitForSelector('#banner:not([hidden])', { timeout: 30000 });
+    result.banner = await page.textContent('#banner-text');
+    result.reconnect_visible = await page.isVisible('#reconnect');
+    result.conn_state = await page.getAttribute('#conn', 'data-state');
+    result.reg_state = await page.textContent('#reg-state');
+    await screenshot(page);
+    return;
+  }
+
+  if (opt.video) await page.check('#video');
+  if (scenario === 'decline') {
+    await page.waitForSelector('#incoming:not([hidden])', { timeout: 30000 });
+    result.incoming_from = await page.textContent('#incoming-from');
+    await page.click('#decline');
+    await page.waitForSelector('#call-state[data-state=terminated]', { timeout: 10000 });
+    result.reason = (await page.textContent('#call-reason')).replace(/^\(|\)$/g, '');
+    result.prompt_hidden = await page.isHidden('#incoming');
+    result.call_enabled_after = await page.isEnabled('#call');
+    await screenshot(page);
+    return;
+  }
+  if (scenario === 'call') {
+    await page.fill('#target', opt.target);
+    await page.click('#call');
+  } else {
+    await page.waitForSelector('#incoming:not([hidden])', { timeout: 30000 });
+    result.incoming_from = await page.textContent('#incoming-from');
+    emit('INCOMING');
+    await page.click('#answer');
+  }
+  await page.waitForFunction(() => window.demo.call?.state === 'established' || window.demo.callStates.includes('terminated'));
+  if (!(await page.evaluate(() => window.demo.call?.state === 'established'))) {
+    throw new Error(`call not established: ${JSON.stringify(await page.evaluate(() => window.demo.log))}`);
+  }
+  emit('ESTABLISHED');
+  await sleep(1000);
+  result.stats_start = await page.evaluate(() => window.demo.call.stats());
+  await sleep(Number(opt.seconds) * 1000);
+  result.stats_end = await page.evaluate(() => window.demo.call.stats());
+  // DTMF from the keypad (RFC 4733 through RTCDTMFSender).
+  await page.click('#keypad button[data-key="1"]');
+  await page.click('#keypad button[data-key="#"]');
+  result.dtmf_sent = await page.evaluate(() => window.demo.dtmfSent);
+  // Let the stats table refresh once, then take the picture of a live call.
+  await sleep(1200);
+  result.stats_shown = {
+    codec: await page.textContent('#st-codec'),
+    received: await page.textContent('#st-received'),
+  };
+  result.remote_audio_tracks = await page.evaluate(() => document.getElementById('remote-audio').srcObject?.getAudioTracks().length ?? 0);
+  result.local_video_mlines = await page.evaluate(() => (window.demo.call.pc.localDescription.sdp.match(/^m=video/gm) ?? []).length);
+  await screenshot(page);
+
+  if (opt.hangup === 'page') await page.click('#hangup');
+  await page.waitForSelector('#call-state[data-state=terminated]', { timeout: opt.hangup === 'page' ? 10000 : 40000 });
+  result.reason = (await page.textContent('#call-reason')).replace(/^\(|\)$/g, '');
+  result.states = await page.evaluate(() => window.demo.callStates);
+  result.log = await page.evaluate(() => window.demo.log);
+  result.hangup_enabled_after = await page.isEnabled('#hangup');
+}
+
+async function screenshot(page) {
+  const path = join(opt.out, `demo-${scenario}.png`);
+  await page.screenshot({ path, fullPage: true });
+  result.screenshot = path;
+  emit(`SCREENSHOT ${path}`);
+}
+
+main().then(
+  () => finish(0),
+  (err) => {
+    result.error = String(err?.stack ?? err);
+    finish(1);
+  },
+);
