@@ -52,7 +52,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
-use cpu::{rss_kib, Snap};
+use cpu::{machine_jiffies, rss_kib, udp_buf_errors, Snap};
 use peer::SipPeer;
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -79,7 +79,8 @@ impl Drop for TempDir {
 
 impl Gateway {
     fn start(calls: usize) -> Gateway {
-        let ports = 3 * calls as u16 + 64;
+        // Two even/odd pairs per call (WebRTC leg + SIP audio), plus slack.
+        let ports = u16::try_from(4 * calls + 64).expect("CALLS too large for one port range");
         let base = free_udp_block(ports);
         let dir = std::env::temp_dir().join(format!("sylk-call-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -305,12 +306,14 @@ fn main() {
         |_| false,
     );
     let before = totals(&br, &peer);
+    let (udp0, mach0) = (udp_buf_errors(), machine_jiffies());
     let s3 = snap(&peer);
     let tw = Instant::now();
     br.drive(tw + Duration::from_secs_f64(seconds), |_, _| {}, |_| false);
     let window = tw.elapsed().as_secs_f64();
     let s4 = snap(&peer);
     let after = totals(&br, &peer);
+    let (udp1, mach1) = (udp_buf_errors(), machine_jiffies());
     let holding = br.count(CallState::Established);
     br.media_on = false;
     br.drive(
@@ -354,8 +357,12 @@ fn main() {
     }
     let seq_loss = expected.saturating_sub(received);
     let e2e_loss = drained.sent.saturating_sub(drained.rx);
-    let call_seconds = holding as f64 * window;
-    let us_per_call_s = steady.gw_sched_ms * 1e3 / call_seconds.max(1e-9);
+    let us_per_pkt = steady.gw_sched_ms * 1e3 / forwarded.max(1) as f64;
+    // A 20 ms audio call makes the gateway forward 100 packets/s (50 each way); normalise on
+    // that, not on the calls held, because the generator may send less than 50 pps per call.
+    let us_per_call_s = us_per_pkt * 100.0;
+    let nominal_pps = holding as f64 * 50.0;
+    let machine_busy = 100.0 * (mach1.0 - mach0.0) as f64 / (mach1.1 - mach0.1).max(1) as f64;
 
     let pct = |a: u64, b: u64| 100.0 * a as f64 / (b as f64).max(1.0);
     println!();
@@ -401,6 +408,11 @@ fn main() {
     );
     println!("| steady | calls held / window | {holding} / {window:.1} s |");
     println!(
+        "| steady | browser send rate achieved / nominal (50 pps per call) | {:.0} / {nominal_pps:.0} pps ({:.1} %) |",
+        sent_w as f64 / window,
+        100.0 * sent_w as f64 / window / nominal_pps.max(1.0)
+    );
+    println!(
         "| steady | browser packets sent, forwarded by gateway (both ways) | {sent_w}, {forwarded} ({:.0} pps forwarded) |",
         forwarded as f64 / window
     );
@@ -410,7 +422,7 @@ fn main() {
         steady.gw_stat_ms * 1e3 / forwarded.max(1) as f64
     );
     println!(
-        "| steady | **gateway CPU per call-second** | **{us_per_call_s:.0} us** ({:.1} % of a core for {holding} calls) |",
+        "| steady | **gateway CPU per call-second** (per packet x 100 pps) | **{us_per_call_s:.0} us** ({:.1} % of a core measured for {holding} calls) |",
         100.0 * steady.gw_sched_ms / (window * 1e3)
     );
     println!(
@@ -437,6 +449,11 @@ fn main() {
         100.0 * steady.browsers_ms / (window * 1e3),
         100.0 * steady.peer_ms / (window * 1e3),
         100.0 * steady.gen_stat_ms / (window * 1e3)
+    );
+    println!(
+        "| steady | machine busy (all processes, both cores) / UDP RcvbufErrors / SndbufErrors (system-wide) | {machine_busy:.0} % / {} / {} |",
+        udp1.0 - udp0.0,
+        udp1.1 - udp0.1
     );
     println!(
         "| steady | gateway RSS idle -> with calls (per call) | {rss0} KiB -> {rss_calls} KiB ({:.0} KiB) |",

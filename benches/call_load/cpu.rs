@@ -94,3 +94,38 @@ impl Snap {
         }
     }
 }
+
+/// System-wide UDP counters (`/proc/net/snmp`): RcvbufErrors and SndbufErrors. They count
+/// every process on the machine, so they are a hint of where loss happened, not a proof.
+pub fn udp_buf_errors() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = s.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return (0, 0);
+    };
+    let get = |name: &str| {
+        names
+            .split_whitespace()
+            .position(|n| n == name)
+            .and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("RcvbufErrors"), get("SndbufErrors"))
+}
+
+/// Busy and total jiffies of the whole machine (`/proc/stat` first line): how loaded the
+/// shared cores were, by everyone, during a window.
+pub fn machine_jiffies() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
