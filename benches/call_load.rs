@@ -52,7 +52,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
-use cpu::{machine_jiffies, rss_kib, udp_buf_errors, Snap};
+use cpu::{machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
 use peer::SipPeer;
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -67,6 +67,8 @@ struct Gateway {
     child: Child,
     ws: SocketAddr,
     sip: SocketAddr,
+    /// Its media port range.
+    ports: std::ops::Range<u16>,
     _dir: TempDir,
 }
 
@@ -136,6 +138,7 @@ impl Gateway {
             child,
             ws: ws.unwrap(),
             sip: sip.unwrap(),
+            ports: base..base + ports,
             _dir: TempDir(dir),
         }
     }
@@ -306,14 +309,28 @@ fn main() {
         |_| false,
     );
     let before = totals(&br, &peer);
-    let (udp0, mach0) = (udp_buf_errors(), machine_jiffies());
+    let (udp0, mach0, drops0) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
     let s3 = snap(&peer);
     let tw = Instant::now();
     br.drive(tw + Duration::from_secs_f64(seconds), |_, _| {}, |_| false);
     let window = tw.elapsed().as_secs_f64();
     let s4 = snap(&peer);
     let after = totals(&br, &peer);
-    let (udp1, mach1) = (udp_buf_errors(), machine_jiffies());
+    let (udp1, mach1, drops1) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
+    // Where datagrams were dropped for want of a reader: gateway / echo / browsers.
+    let browser_ports: std::collections::HashSet<u16> =
+        br.b.iter().map(|b| b.local.port()).collect();
+    let mut drops = [0u64; 3];
+    for (port, d) in &drops1 {
+        let d = d.saturating_sub(drops0.get(port).copied().unwrap_or(0));
+        if gw.ports.contains(port) {
+            drops[0] += d;
+        } else if *port == peer.echo_port || *port == peer.echo_port + 1 {
+            drops[1] += d;
+        } else if browser_ports.contains(port) {
+            drops[2] += d;
+        }
+    }
     let holding = br.count(CallState::Established);
     br.media_on = false;
     br.drive(
@@ -454,6 +471,10 @@ fn main() {
         "| steady | machine busy (all processes, both cores) / UDP RcvbufErrors / SndbufErrors (system-wide) | {machine_busy:.0} % / {} / {} |",
         udp1.0 - udp0.0,
         udp1.1 - udp0.1
+    );
+    println!(
+        "| steady | receive-buffer drops by socket owner: gateway / SIP echo / browsers | {} / {} / {} |",
+        drops[0], drops[1], drops[2]
     );
     println!(
         "| steady | gateway RSS idle -> with calls (per call) | {rss0} KiB -> {rss_calls} KiB ({:.0} KiB) |",

@@ -163,6 +163,7 @@ impl Browsers {
                 )
                 .unwrap();
             let mut udp = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).expect("bind UDP");
+            let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(1 << 20);
             let local = udp.local_addr().unwrap();
             poll.registry()
                 .register(&mut udp, udp_token(i), Interest::READABLE)

@@ -129,3 +129,27 @@ pub fn machine_jiffies() -> (u64, u64) {
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (total - idle, total)
 }
+
+/// Receive-buffer drops per local UDP port on 127.0.0.1 (`/proc/net/udp`, last column): the
+/// socket that overflowed is the one whose owner did not read in time.
+pub fn udp_drops_by_port() -> std::collections::HashMap<u16, u64> {
+    let s = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let mut m = std::collections::HashMap::new();
+    for l in s.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let Some((ip, port)) = f.get(1).and_then(|a| a.split_once(':')) else {
+            continue;
+        };
+        if ip != "0100007F" {
+            continue;
+        }
+        let (Ok(port), Some(Ok(drops))) = (
+            u16::from_str_radix(port, 16),
+            f.last().map(|d| d.parse::<u64>()),
+        ) else {
+            continue;
+        };
+        *m.entry(port).or_insert(0) += drops;
+    }
+    m
+}

@@ -33,6 +33,8 @@ pub struct PeerStats {
 
 pub struct SipPeer {
     pub sip: SocketAddr,
+    /// The shared RTP echo port (RTCP on the next one).
+    pub echo_port: u16,
     pub stats: Arc<PeerStats>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -63,6 +65,7 @@ impl SipPeer {
         }
         SipPeer {
             sip,
+            echo_port,
             stats,
             stop,
             threads,
@@ -104,7 +107,12 @@ fn bind_rtp_pair() -> (UdpSocket, UdpSocket) {
 
 const TICK: Duration = Duration::from_millis(50);
 
+/// Receive buffer of the generator's sockets: the echo thread shares 2 busy cores with
+/// everything else, and a 208 KiB default overflows within a few ms at 50 kpps.
+pub const RCVBUF: usize = 4 << 20;
+
 fn echo_loop(sock: UdpSocket, stats: &PeerStats, stop: &AtomicBool) {
+    let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(RCVBUF);
     sock.set_read_timeout(Some(TICK)).unwrap();
     let mut buf = [0u8; 2048];
     let mut last_cpu = Instant::now();
