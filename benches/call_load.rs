@@ -36,7 +36,8 @@
 //! Env: `CALLS` (50), `SECONDS` (10), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
-//! `LOAD_DEBUG` (print browser 0's peer-connection events with their time since session-create).
+//! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
+//! session-create, and list setups slower than 100 ms; `all`: trace every browser).
 
 #[path = "call_load/browser.rs"]
 mod browser;
@@ -292,6 +293,22 @@ fn main() {
         v.sort_by(f64::total_cmp);
         percentile(&v, 0.5)
     };
+    if std::env::var_os("LOAD_DEBUG").is_some() {
+        for (i, b) in br.b.iter().enumerate() {
+            let (Some(c), Some(e)) = (b.t_create, b.t_established) else {
+                continue;
+            };
+            if e - c > Duration::from_millis(100) {
+                let since = |t: Option<Instant>| t.map(|t| (t - c).as_secs_f64() * 1e3);
+                eprintln!(
+                    "slow setup {i}: accepted {:?} pc connected {:?} established {:.1} ms",
+                    since(b.t_accepted),
+                    since(b.t_pc_connected),
+                    (e - c).as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
     let to_accepted = stage(&|b| Some(b.t_accepted? - b.t_create?));
     let to_connected = stage(&|b| b.t_pc_connected?.checked_duration_since(b.t_accepted?));
     let to_established = stage(&|b| {
@@ -524,4 +541,9 @@ fn main() {
     drop(br);
     drop(gw);
     peer.stop();
+    // Sanity only: a load run that set up no call at all measured nothing.
+    if established == 0 {
+        eprintln!("call_load: no call was established");
+        std::process::exit(1);
+    }
 }

@@ -412,6 +412,10 @@ impl Browsers {
             let br = &mut self.b[i];
             match br.udp.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    if debug(i) {
+                        let t = br.t_create.map(|t| now - t);
+                        eprintln!("browser {i} +{t:?}: datagram {n} B, first byte {}", buf[0]);
+                    }
                     // The gateway's DTLS ClientHello can overtake its STUN success response;
                     // rtc drops DTLS before its ICE is connected and the peer retransmits only
                     // after 1 s. Browsers keep such records; so do we (RFC 7983 demux: 20-63).
@@ -526,8 +530,8 @@ impl Browsers {
             let mut n = 0;
             while let Some(e) = pc.poll_event() {
                 n += 1;
-                if i == 0 && std::env::var_os("LOAD_DEBUG").is_some() {
-                    eprintln!("browser 0 +{:?}: {e:?}", br.t_create.map(|t| now - t));
+                if debug(i) {
+                    eprintln!("browser {i} +{:?}: {e:?}", br.t_create.map(|t| now - t));
                 }
                 match e {
                     RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
@@ -604,6 +608,16 @@ impl Browser {
     fn fail(&mut self, why: &str) {
         self.state = CallState::Failed;
         self.error.get_or_insert_with(|| why.to_owned());
+    }
+}
+
+/// `LOAD_DEBUG=1` traces browser 0, `LOAD_DEBUG=all` every browser.
+fn debug(i: usize) -> bool {
+    static MODE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    match MODE.get_or_init(|| std::env::var("LOAD_DEBUG").ok().map(|v| v == "all")) {
+        Some(true) => true,
+        Some(false) => i == 0,
+        None => false,
     }
 }
 
