@@ -20,7 +20,10 @@
 //! 2. steady state: hold the calls `SECONDS` s with media; gateway CPU per forwarded packet
 //!    (packets the echo received + packets the browsers received) and per call-second, total
 //!    pps, loss, and calls per core extrapolated from CPU per call-second;
-//! 3. teardown: `session-terminate` all, check every call got `terminated` (and the UAS a BYE).
+//! 3. teardown: `session-terminate` all, check every call got `terminated` (and the UAS a BYE);
+//! 4. floor: the same number of flows at 50 pps each way through a bare single-threaded mio UDP
+//!    forwarder (two sockets per call, `recv_from`/`send_to`) and the same echo, for the ratio
+//!    gateway CPU per packet / floor CPU per packet (`FLOOR=0` skips it).
 //!
 //! CPU is read from /proc: the gateway's utime+stime (`/proc/<pid>/stat`, 10 ms ticks) and its
 //! scheduler runtime (`/proc/<pid>/schedstat`, ns; the gateway is single-threaded); the
@@ -28,7 +31,7 @@
 //! shares the same 2 cores and, being built on rtc with SRTP per packet, is no cheaper than the
 //! gateway: at high N the generator saturates first.
 //!
-//! Run (default N=50, T=10 s, well under a minute):
+//! Run (default N=50, T=10 s: about 30 s wall):
 //! ```text
 //! cargo bench --bench call_load
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
@@ -43,6 +46,8 @@
 mod browser;
 #[path = "call_load/cpu.rs"]
 mod cpu;
+#[path = "call_load/floor.rs"]
+mod floor;
 #[path = "call_load/peer.rs"]
 mod peer;
 
@@ -375,6 +380,15 @@ fn main() {
     // Give the UAS a moment to see the last BYEs.
     std::thread::sleep(Duration::from_millis(200));
 
+    // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
+    let floor = (env_num("FLOOR", 1.0) != 0.0 && holding > 0).then(|| {
+        floor::run(
+            holding,
+            seconds,
+            SocketAddr::from(([127, 0, 0, 1], peer.echo_port)),
+        )
+    });
+
     // Figures.
     let connect = s1.since(&s0);
     let setup = s2.since(&s1);
@@ -463,6 +477,19 @@ fn main() {
         "| steady | **calls per core**, extrapolated (1 s / CPU per call-second) | **{:.0}** |",
         1e6 / us_per_call_s
     );
+    if let Some(f) = &floor {
+        let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
+        println!(
+            "| floor | bare mio recv_from/send_to forwarder, same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
+            f.calls,
+            f.forwarded as f64 / f.window,
+            pct(f.sent.saturating_sub(f.received), f.sent)
+        );
+        println!(
+            "| floor | **gateway / floor** CPU per forwarded packet | **{:.2}x** |",
+            us_per_pkt / floor_us
+        );
+    }
     println!(
         "| steady | **loss** by seq gaps per SSRC (browser side) | **{:.3} %** ({seq_loss} of {expected}) |",
         pct(seq_loss, expected)
