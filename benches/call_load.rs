@@ -186,6 +186,11 @@ fn free_udp_block(len: u16) -> u16 {
     panic!("no free block of {len} UDP ports below 32768 on 127.0.0.1");
 }
 
+/// Drops counted for `port` in a `udp_drops_by_port` reading.
+fn sip_drops(m: &std::collections::HashMap<u16, u64>, port: u16) -> u64 {
+    m.get(&port).copied().unwrap_or(0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -238,6 +243,7 @@ fn main() {
     let s1 = snap(&peer);
 
     // Phase 1: setup.
+    let drops_su0 = udp_drops_by_port();
     let t_setup = Instant::now();
     let interval = if setup_rate > 0.0 {
         Duration::from_secs_f64(1.0 / setup_rate)
@@ -277,6 +283,7 @@ fn main() {
         },
     );
     let s2 = snap(&peer);
+    let drops_su1 = udp_drops_by_port();
     let established = br.count(CallState::Established);
     let first_create = br.b.iter().filter_map(|b| b.t_create).min();
     let last_est = br.b.iter().filter_map(|b| b.t_established).max();
@@ -364,6 +371,7 @@ fn main() {
 
     // Phase 3: teardown.
     let s5 = snap(&peer);
+    let drops_td0 = udp_drops_by_port();
     let tt = Instant::now();
     for i in 0..br.b.len() {
         br.terminate(i);
@@ -377,8 +385,13 @@ fn main() {
     let teardown_wall = tt.elapsed();
     let s6 = snap(&peer);
     let terminated = br.count(CallState::Terminated);
-    // Give the UAS a moment to see the last BYEs.
+    // Give the UAS a moment to see the last BYEs (and retransmissions).
     std::thread::sleep(Duration::from_millis(200));
+    let drops_td1 = udp_drops_by_port();
+    let td_drops = (
+        sip_drops(&drops_td1, gw.sip.port()) - sip_drops(&drops_td0, gw.sip.port()),
+        sip_drops(&drops_td1, peer.sip.port()) - sip_drops(&drops_td0, peer.sip.port()),
+    );
 
     // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
     let floor = (env_num("FLOOR", 1.0) != 0.0 && holding > 0).then(|| {
@@ -443,6 +456,11 @@ fn main() {
     );
     println!(
         "| setup | p50 stages: create -> accepted / -> browser pc connected / -> established | {to_accepted:.1} / {to_connected:.1} / {to_established:.1} ms |"
+    );
+    println!(
+        "| setup | receive-buffer drops on the SIP sockets: gateway / UAS | {} / {} |",
+        sip_drops(&drops_su1, gw.sip.port()) - sip_drops(&drops_su0, gw.sip.port()),
+        sip_drops(&drops_su1, peer.sip.port()) - sip_drops(&drops_su0, peer.sip.port())
     );
     println!(
         "| setup | **gateway CPU per setup** (schedstat / stat) | **{:.2} ms** / {:.2} ms |",
@@ -531,6 +549,10 @@ fn main() {
     println!(
         "| teardown | gateway CPU per teardown | {:.2} ms |",
         teardown.gw_sched_ms / to_end.max(1) as f64
+    );
+    println!(
+        "| teardown | receive-buffer drops on the SIP sockets: gateway / UAS | {} / {} |",
+        td_drops.0, td_drops.1
     );
     let st = &peer.stats;
     println!(
