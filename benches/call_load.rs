@@ -10,8 +10,16 @@
 //!   they add an account, send `session-create` with rtc's offer, trickle their host candidate
 //!   and end-of-candidates, apply the `accepted` answer, wait for `established`, then send
 //!   20 ms PCMU (160-byte payloads, 50 pps) and count the echo by sequence gaps per SSRC;
-//! - a **SIP RTP-echo UAS** in two threads of this process (std UDP sockets): 200 OK with a PCMU
-//!   SDP toward one shared echo socket, ACK/BYE handling, and an echo loop.
+//! - a **SIP RTP-echo UAS** in three threads of this process (std UDP sockets): 200 OK with a
+//!   PCMU SDP toward one shared echo socket (4 MiB receive buffer), ACK/BYE handling, an echo
+//!   loop, and an RTCP sink. (The gateway is the one that must stay single-threaded.)
+//!
+//! Browser behaviour worth knowing when reading the figures: the gateway's DTLS ClientHello
+//! often overtakes its STUN success response, and rtc drops DTLS before its own ICE is
+//! connected (the peer then retransmits after 1 s), so the browsers hold such records and
+//! replay them, as Chrome does; rtc's 1 s peer-reflexive acceptance wait is set to 0; and
+//! rtc as the controlling agent sometimes nominates only on its next 200 ms ICE tick, which
+//! shows up as a p99 setup latency of ~200 ms at low rates (`LOAD_DEBUG` shows it).
 //!
 //! Phases and figures:
 //! 1. setup: start N calls as fast as allowed (`SETUP_RATE`, `INFLIGHT`); setups/s from the
@@ -31,7 +39,8 @@
 //! shares the same 2 cores and, being built on rtc with SRTP per packet, is no cheaper than the
 //! gateway: at high N the generator saturates first.
 //!
-//! Run (default N=50, T=10 s: about 30 s wall):
+//! Every phase has a deadline (setup `SETUP_TIMEOUT`, steady `SECONDS` + 1.5 s, teardown 15 s,
+//! floor `SECONDS` + 1 s). Run (default N=50, T=10 s: about 30 s wall):
 //! ```text
 //! cargo bench --bench call_load
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
