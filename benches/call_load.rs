@@ -45,7 +45,7 @@
 //! cargo bench --bench call_load
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
 //! ```
-//! Env: `CALLS` (50), `SECONDS` (10), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
+//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
 //! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
@@ -231,7 +231,7 @@ fn main() {
     let setup_rate = env_num("SETUP_RATE", 0.0);
     let inflight = env_num("INFLIGHT", 200.0) as usize;
     let setup_timeout = Duration::from_secs_f64(env_num("SETUP_TIMEOUT", 30.0));
-    assert!(calls >= 1 && seconds > 0.0);
+    assert!(calls >= 1 && seconds >= 0.0);
 
     let peer = SipPeer::start();
     let gw = Gateway::start(calls);
@@ -340,12 +340,16 @@ fn main() {
     let rss_calls = rss_kib(pid);
 
     // Phase 2: steady state (1 s warm-up, then the measured window, then 0.5 s drain).
-    br.start_media();
-    br.drive(
-        Instant::now() + Duration::from_secs(1),
-        |_, _| {},
-        |_| false,
-    );
+    // SECONDS=0: setup and teardown only, no media.
+    let media = seconds > 0.0;
+    if media {
+        br.start_media();
+        br.drive(
+            Instant::now() + Duration::from_secs(1),
+            |_, _| {},
+            |_| false,
+        );
+    }
     let before = totals(&br, &peer);
     let (udp0, mach0, drops0) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
     let s3 = snap(&peer);
@@ -370,12 +374,14 @@ fn main() {
         }
     }
     let holding = br.count(CallState::Established);
-    br.media_on = false;
-    br.drive(
-        Instant::now() + Duration::from_millis(500),
-        |_, _| {},
-        |_| false,
-    );
+    if media {
+        br.media_on = false;
+        br.drive(
+            Instant::now() + Duration::from_millis(500),
+            |_, _| {},
+            |_| false,
+        );
+    }
     let drained = totals(&br, &peer);
 
     // Phase 3: teardown.
@@ -403,7 +409,7 @@ fn main() {
     );
 
     // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
-    let floor = (env_num("FLOOR", 1.0) != 0.0 && holding > 0).then(|| {
+    let floor = (env_num("FLOOR", 1.0) != 0.0 && holding > 0 && media).then(|| {
         floor::run(
             holding,
             seconds,
@@ -481,76 +487,78 @@ fn main() {
         setup.browsers_ms / established.max(1) as f64,
         setup.peer_ms / established.max(1) as f64
     );
-    println!("| steady | calls held / window | {holding} / {window:.1} s |");
-    println!(
+    if media {
+        println!("| steady | calls held / window | {holding} / {window:.1} s |");
+        println!(
         "| steady | browser send rate achieved / nominal (50 pps per call) | {:.0} / {nominal_pps:.0} pps ({:.1} %) |",
         sent_w as f64 / window,
         100.0 * sent_w as f64 / window / nominal_pps.max(1.0)
     );
-    println!(
+        println!(
         "| steady | browser packets sent, forwarded by gateway (both ways) | {sent_w}, {forwarded} ({:.0} pps forwarded) |",
         forwarded as f64 / window
     );
-    println!(
+        println!(
         "| steady | **gateway CPU per forwarded packet** (schedstat / stat) | **{:.2} us** / {:.2} us |",
         steady.gw_sched_ms * 1e3 / forwarded.max(1) as f64,
         steady.gw_stat_ms * 1e3 / forwarded.max(1) as f64
     );
-    println!(
+        println!(
         "| steady | **gateway CPU per call-second** (per packet x 100 pps) | **{us_per_call_s:.0} us** ({:.1} % of a core measured for {holding} calls) |",
         100.0 * steady.gw_sched_ms / (window * 1e3)
     );
-    println!(
-        "| steady | **calls per core**, extrapolated (1 s / CPU per call-second) | **{:.0}** |",
-        1e6 / us_per_call_s
-    );
-    if let Some(f) = &floor {
-        let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
         println!(
+            "| steady | **calls per core**, extrapolated (1 s / CPU per call-second) | **{:.0}** |",
+            1e6 / us_per_call_s
+        );
+        if let Some(f) = &floor {
+            let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
+            println!(
             "| floor | bare mio recv_from/send_to forwarder, same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
             f.calls,
             f.forwarded as f64 / f.window,
             pct(f.sent.saturating_sub(f.received), f.sent)
         );
+            println!(
+                "| floor | **gateway / floor** CPU per forwarded packet | **{:.2}x** |",
+                us_per_pkt / floor_us
+            );
+        }
         println!(
-            "| floor | **gateway / floor** CPU per forwarded packet | **{:.2}x** |",
-            us_per_pkt / floor_us
-        );
-    }
-    println!(
         "| steady | **loss** by seq gaps per SSRC (browser side) | **{:.3} %** ({seq_loss} of {expected}) |",
         pct(seq_loss, expected)
     );
-    println!(
+        println!(
         "| steady | loss end to end, sent vs echoed back (after 0.5 s drain) | {:.3} % ({e2e_loss} of {}) |",
         pct(e2e_loss, drained.sent),
         drained.sent
     );
-    println!(
+        println!(
         "| steady | generator CPU per browser packet sent+received / SIP echo CPU per packet | {:.2} us / {:.2} us |",
         steady.browsers_ms * 1e3 / (sent_w + after.rx - before.rx).max(1) as f64,
         steady.peer_ms * 1e3 / (after.echoed - before.echoed).max(1) as f64
     );
-    println!(
+        println!(
         "| steady | CPU share of the window: gateway / browsers / SIP peer / whole bench process | {:.0} % / {:.0} % / {:.0} % / {:.0} % |",
         100.0 * steady.gw_sched_ms / (window * 1e3),
         100.0 * steady.browsers_ms / (window * 1e3),
         100.0 * steady.peer_ms / (window * 1e3),
         100.0 * steady.gen_stat_ms / (window * 1e3)
     );
-    println!(
+        println!(
         "| steady | machine busy (all processes, both cores) / UDP RcvbufErrors / SndbufErrors (system-wide) | {machine_busy:.0} % / {} / {} |",
         udp1.0 - udp0.0,
         udp1.1 - udp0.1
     );
-    println!(
+        println!(
         "| steady | receive-buffer drops by socket owner: gateway / SIP echo / browsers | {} / {} / {} |",
         drops[0], drops[1], drops[2]
     );
-    println!(
+        println!(
         "| steady | gateway RSS idle -> with calls (per call) | {rss0} KiB -> {rss_calls} KiB ({:.0} KiB) |",
         (rss_calls.saturating_sub(rss0)) as f64 / established.max(1) as f64
     );
+    }
     println!(
         "| teardown | terminated / session-terminate sent, wall | {terminated} / {to_end}, {:.0} ms |",
         teardown_wall.as_secs_f64() * 1e3
