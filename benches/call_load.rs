@@ -45,7 +45,8 @@
 //! cargo bench --bench call_load
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
 //! ```
-//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
+//! Without `--bench` (`cargo test --all-targets`) it is a 2-call, 1 s smoke run.
+//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
 //! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
@@ -222,12 +223,18 @@ fn totals(br: &Browsers, peer: &SipPeer) -> Totals {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful either.
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let calls = env_num("CALLS", 50.0) as usize;
-    let seconds = env_num("SECONDS", 10.0);
+    // `cargo bench` passes --bench; anything else (`cargo test --benches`/`--all-targets`) is a
+    // quick smoke run (2 calls, 1 s, no floor) of a debug build whose figures mean nothing.
+    let timing = std::env::args().any(|a| a == "--bench");
+    if !timing {
+        println!("call_load: smoke run (not `cargo bench`): the figures below mean nothing");
+    }
+    let calls = env_num("CALLS", if timing { 50.0 } else { 2.0 }) as usize;
+    let seconds = env_num("SECONDS", if timing { 10.0 } else { 1.0 });
+    let floor_on = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) != 0.0;
     let setup_rate = env_num("SETUP_RATE", 0.0);
     let inflight = env_num("INFLIGHT", 200.0) as usize;
     let setup_timeout = Duration::from_secs_f64(env_num("SETUP_TIMEOUT", 30.0));
@@ -409,7 +416,7 @@ fn main() {
     );
 
     // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
-    let floor = (env_num("FLOOR", 1.0) != 0.0 && holding > 0 && media).then(|| {
+    let floor = (floor_on && holding > 0 && media).then(|| {
         floor::run(
             holding,
             seconds,
