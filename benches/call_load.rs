@@ -128,10 +128,11 @@ impl Gateway {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut ws, mut sip) = (None, None);
         while ws.is_none() || sip.is_none() {
-            let line = lines
-                .next()
-                .expect("gateway exited before listening")
-                .unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+                panic!("gateway exited before listening: {err}");
+            };
             ws = ws.or_else(|| {
                 line.strip_prefix("listening ws://")?
                     .strip_suffix("/webrtcgateway/ws")?
