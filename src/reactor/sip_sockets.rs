@@ -21,6 +21,8 @@ use crate::sip::transport::{FlowId, SipTransmit};
 
 /// Most bytes queued for one SIP connection before it is closed (a peer that stops reading).
 const MAX_STREAM_QUEUE: usize = 4 * 1024 * 1024;
+/// Receive buffer asked for on the SIP UDP socket.
+const SIP_UDP_RCVBUF: usize = 4 * 1024 * 1024;
 /// Listener keys inside [`TokenKind::SipListener`].
 const TCP_LISTENER: usize = 0;
 const TLS_LISTENER: usize = 1;
@@ -36,6 +38,11 @@ fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Stri
     for _ in 0..ATTEMPTS {
         let udp =
             UdpSocket::bind(listen).map_err(|e| format!("cannot bind SIP UDP {listen}: {e}"))?;
+        // Bursts (every call's BYE at once when many clients leave) overflow the default
+        // ~200 KiB receive buffer while one reactor iteration runs; the kernel may cap this.
+        if let Err(e) = socket2::SockRef::from(&udp).set_recv_buffer_size(SIP_UDP_RCVBUF) {
+            log::warn!("sip: cannot enlarge the UDP receive buffer: {e}");
+        }
         let bound = udp.local_addr().map_err(|e| e.to_string())?;
         match TcpListener::bind(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
