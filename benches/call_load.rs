@@ -620,4 +620,16 @@ fn main() {
         eprintln!("call_load: no call was established");
         std::process::exit(1);
     }
+    // The smoke run (`cargo test --benches`, part of tests/run-all.sh) doubles as the
+    // end-to-end test with a WebRTC client built on `rtc`: every call must be established,
+    // carry audio both ways through the echo, and end with `terminated`.
+    if !timing && (established != calls || received == 0 || drained.rx == 0 || terminated != calls)
+    {
+        eprintln!(
+            "call_load smoke: established {established}/{calls}, received {received}, \
+             echoed back {}, terminated {terminated}",
+            drained.rx
+        );
+        std::process::exit(1);
+    }
 }

@@ -48,4 +48,12 @@ if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The benchmarks' smoke runs first (a few seconds each; `cargo bench` gives the real figures).
+# call_load's doubles as the end-to-end call test with a WebRTC client built on rtc: it fails
+# unless every call is established, carries audio both ways and ends with terminated.
+if [ $# -eq 0 ]; then
+  cargo test --locked --bench call_load --bench sylkrtc_request
+  cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite
+fi
+
 cargo test --workspace --locked "$@"
