@@ -146,7 +146,11 @@ fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` this is a short smoke run
     // of a debug build whose figures mean nothing (it still checks one reply per request).
     let timing = std::env::args().any(|a| a == "--bench");
-    let (pings, account_pairs) = if timing { (200_000, 50_000) } else { (500, 100) };
+    let (pings, account_pairs) = if timing {
+        (200_000, 50_000)
+    } else {
+        (500, 100)
+    };
     // Warm up, then measure.
     run(&ping, 2_000.min(pings));
     let ping_ns = run(&ping, pings);
