@@ -41,12 +41,25 @@ fn run_client(args: &[&str]) -> (Vec<Value>, Value) {
     (events, result)
 }
 
-fn gateway_with_media() -> Gateway {
+/// A gateway with its own media port range and `extra_sip` keys in `[sip]`.
+fn gateway_with(extra_sip: &str) -> Gateway {
     let base = free_udp_range(40);
     Gateway::start(
-        &format!("[media]\nrtp_ports = \"{base}-{}\"\n", base + 39),
+        &format!(
+            "[sip]\n{extra_sip}\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            base + 39
+        ),
         &[],
     )
+}
+
+fn gateway_with_media() -> Gateway {
+    gateway_with("")
+}
+
+/// A gateway sending everything through Kamailio.
+fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
+    gateway_with(&format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()))
 }
 
 #[test]
@@ -227,15 +240,7 @@ fn answering_result(
 fn incoming_call_without_sdp_is_offered_in_the_200() {
     use common::peers::{Kamailio, KamailioOpts};
     let kam = Kamailio::start(KamailioOpts::default());
-    let base = free_udp_range(40);
-    let gw = Gateway::start(
-        &format!(
-            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
-            kam.sip_addr(),
-            base + 39
-        ),
-        &[],
-    );
+    let gw = gateway_via(&kam);
     // The client listens longer than SIPp talks: SIPp hangs up (its scenario ends with BYE).
     let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "8");
     // SIPp (bob) sends an INVITE without SDP; it checks our 200 carries the offer, answers in
@@ -280,15 +285,7 @@ fn incoming_call_from_baresip_through_kamailio() {
     use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
 
     let kam = Kamailio::start(KamailioOpts::default());
-    let base = free_udp_range(40);
-    let gw = Gateway::start(
-        &format!(
-            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
-            kam.sip_addr(),
-            base + 39
-        ),
-        &[],
-    );
+    let gw = gateway_via(&kam);
     // The browser side: registers alice and answers with a 660 Hz tone.
     let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "3");
     // The SIP side: baresip (bob) calls alice through Kamailio with a 440 Hz tone and
@@ -338,15 +335,7 @@ fn outgoing_call_to_baresip_through_kamailio_with_proxy_auth() {
         proxy_auth: true,
         ..KamailioOpts::default()
     });
-    let base = free_udp_range(40);
-    let gw = Gateway::start(
-        &format!(
-            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
-            kam.sip_addr(),
-            base + 39
-        ),
-        &[],
-    );
+    let gw = gateway_via(&kam);
     let mut bs = Baresip::start(
         &kam,
         BaresipOpts {

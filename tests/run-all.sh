@@ -17,10 +17,15 @@ ensure_debs() {
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "run-all.sh: installing ${missing[*]}"
-  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  # Only remove a policy-rc.d we created (the machine may have its own, e.g. in containers).
+  local own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    own_policy=1
+  fi
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  as_root rm -f /usr/sbin/policy-rc.d
+  if [ $own_policy = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
 }
 
 ensure_pip() {
@@ -31,8 +36,15 @@ ensure_pip() {
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "run-all.sh: pip installing ${missing[*]}"
-  python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+  python3 -m pip --version >/dev/null 2>&1 || ensure_debs python3-pip
+  # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told otherwise.
+  python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}" \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${missing[@]}"
 }
+
+# Tools a fresh Debian machine with only the Rust toolchain may lack.
+command -v python3 >/dev/null || ensure_debs python3
+command -v npm >/dev/null || ensure_debs nodejs npm
 
 if [ -f tests/peers/requirements.deb ]; then
   mapfile -t debs < <(grep -v '^#' tests/peers/requirements.deb | grep .)

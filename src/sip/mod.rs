@@ -4,6 +4,8 @@ pub mod auth;
 pub mod call;
 pub mod dialog;
 pub mod dns;
+/// Parser invariant checks for the fuzz target and the mutation test; panics by design on a
+/// broken invariant and is never called by the gateway itself.
 pub mod exercise;
 pub mod framing;
 pub mod locate;
