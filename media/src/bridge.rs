@@ -99,8 +99,8 @@ use crate::sdp::{
 };
 use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
-    CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, RtcWebrtcLeg, WebrtcEngine, WebrtcLegConfig,
-    WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
+    answer_leg, offer_leg, CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine,
+    WebrtcEngineKind, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
 use transmit::{TransmitQueue, SLOT_SIZE};
 
@@ -167,6 +167,7 @@ impl BridgeConfig {
                 ice_lite: false,
                 seed,
                 dtls_timeout: DEFAULT_DTLS_TIMEOUT,
+                engine: WebrtcEngineKind::default(),
             },
             sip_audio_local,
             sip_video_local: None,
@@ -777,16 +778,21 @@ impl Bridge {
             return Err(BridgeError::NoCommonCodec);
         }
         let webrtc_codecs: Vec<CodecSpec> = pairs.iter().map(|(w, _)| w.clone()).collect();
-        let (mut leg, answer) =
-            RtcWebrtcLeg::answer(now, &self.config.webrtc, &webrtc_offer, &webrtc_codecs)?;
-        self.install_webrtc_streams(&pairs, |kind| WebrtcEngine::local_ssrc(&leg, kind));
+        let (mut leg, answer) = answer_leg(
+            now,
+            &self.config.webrtc,
+            self.clock,
+            &webrtc_offer,
+            &webrtc_codecs,
+        )?;
+        self.install_webrtc_streams(&pairs, |kind| leg.local_ssrc(kind));
         for candidate in pending_candidates {
             if let Err(e) = leg.add_remote_candidate(&candidate) {
                 log::debug!("buffered remote candidate refused: {e}");
             }
         }
         self.to_sip = payload_maps(&pairs).0;
-        self.webrtc = Some(Box::new(leg));
+        self.webrtc = Some(leg);
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
         Ok(finalize_for_browser(&answer, &negotiated))
@@ -899,8 +905,8 @@ impl Bridge {
         if !codecs.iter().any(|c| !c.is_telephone_event()) {
             return Err(BridgeError::NoCommonCodec);
         }
-        let (leg, offer) = RtcWebrtcLeg::offer(now, &self.config.webrtc, &codecs)?;
-        self.webrtc = Some(Box::new(leg));
+        let (leg, offer) = offer_leg(now, &self.config.webrtc, self.clock, &codecs)?;
+        self.webrtc = Some(leg);
         let offer = finalize_for_browser(&offer, &negotiated);
         self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
         self.drain_webrtc(now);
@@ -1037,7 +1043,6 @@ impl Bridge {
         if !codecs.iter().any(|c| !c.is_telephone_event()) {
             return Err(BridgeError::NoCommonCodec);
         }
-        let (leg, offer) = RtcWebrtcLeg::offer(now, &config.webrtc, &codecs)?;
         let mut bridge = Self::empty(
             now,
             config,
@@ -1045,7 +1050,8 @@ impl Bridge {
                 sip_offer: Box::new(sip_offer),
             },
         );
-        bridge.webrtc = Some(Box::new(leg));
+        let (leg, offer) = offer_leg(now, &bridge.config.webrtc, bridge.clock, &codecs)?;
+        bridge.webrtc = Some(leg);
         bridge.drain_webrtc(now);
         Ok((bridge, finalize_for_browser(&offer, &negotiated)))
     }

@@ -28,6 +28,8 @@ pub enum WebrtcError {
         /// The engine's own error.
         source: rtc::shared::error::Error,
     },
+    /// SRTP refused a packet (authentication, replay, malformed header).
+    Srtp(crate::srtp::SrtpError),
 }
 
 impl fmt::Display for WebrtcError {
@@ -39,6 +41,7 @@ impl fmt::Display for WebrtcError {
             Self::NoCommonCodec => f.write_str("no codec in common with the WebRTC peer"),
             Self::WrongState(why) => write!(f, "WebRTC leg in wrong state: {why}"),
             Self::Engine { op, source } => write!(f, "WebRTC engine failed to {op}: {source}"),
+            Self::Srtp(why) => write!(f, "SRTP toward the browser: {why}"),
         }
     }
 }

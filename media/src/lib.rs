@@ -10,4 +10,5 @@ pub mod error;
 pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;
+pub mod srtp;
 pub mod webrtc_leg;

@@ -5,6 +5,7 @@
 //! engine underneath (today webrtc-rs `rtc` 0.21.1, see [`RtcWebrtcLeg`]) could be swapped for
 //! another sans-IO stack (str0m) without touching the forwarding code.
 
+mod direct;
 mod keyframe_forwarder;
 mod rtc_engine;
 
@@ -12,7 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::error::WebrtcError;
+use crate::rtp::NtpClock;
 
+pub use direct::DirectWebrtcLeg;
 pub use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 pub use rtc_engine::RtcWebrtcLeg;
 
@@ -107,6 +110,59 @@ pub struct WebrtcLegConfig {
     /// [`WebrtcLegEvent::DtlsFailed`] (RFC 6347 sec. 4.2.4.1 retransmits from 1 s up, so a
     /// few retries fit; `rtc` itself never reports a failed handshake).
     pub dtls_timeout: Duration,
+    /// Which engine runs the leg.
+    pub engine: WebrtcEngineKind,
+}
+
+/// The engines behind [`WebrtcEngine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebrtcEngineKind {
+    /// [`DirectWebrtcLeg`]: `rtc`'s ICE agent and DTLS endpoint with our in-place SRTP; no
+    /// allocation per packet. The default.
+    #[default]
+    Direct,
+    /// [`RtcWebrtcLeg`]: `rtc`'s whole `RTCPeerConnection` (interceptors, transceivers);
+    /// kept as a fallback and as an independent implementation for comparisons.
+    PeerConnection,
+}
+
+/// Builds the leg in the answerer role with the configured engine.
+pub(crate) fn answer_leg(
+    now: Instant,
+    config: &WebrtcLegConfig,
+    ntp: NtpClock,
+    offer_sdp: &str,
+    codecs: &[CodecSpec],
+) -> Result<(Box<dyn WebrtcEngine>, String), WebrtcError> {
+    Ok(match config.engine {
+        WebrtcEngineKind::Direct => {
+            let (leg, sdp) = DirectWebrtcLeg::answer(now, config, ntp, offer_sdp, codecs)?;
+            (Box::new(leg), sdp)
+        }
+        WebrtcEngineKind::PeerConnection => {
+            let (leg, sdp) = RtcWebrtcLeg::answer(now, config, offer_sdp, codecs)?;
+            (Box::new(leg), sdp)
+        }
+    })
+}
+
+/// Builds the leg in the offerer role with the configured engine.
+pub(crate) fn offer_leg(
+    now: Instant,
+    config: &WebrtcLegConfig,
+    ntp: NtpClock,
+    codecs: &[CodecSpec],
+) -> Result<(Box<dyn WebrtcEngine>, String), WebrtcError> {
+    Ok(match config.engine {
+        WebrtcEngineKind::Direct => {
+            let (leg, sdp) = DirectWebrtcLeg::offer(now, config, ntp, codecs)?;
+            (Box::new(leg), sdp)
+        }
+        WebrtcEngineKind::PeerConnection => {
+            let (leg, sdp) = RtcWebrtcLeg::offer(now, config, codecs)?;
+            (Box::new(leg), sdp)
+        }
+    })
 }
 
 /// State changes of the WebRTC leg, each reported once.
