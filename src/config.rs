@@ -156,6 +156,8 @@ pub struct MediaConfig {
     pub inactivity_timeout: Duration,
     /// Answer ICE as ICE-lite (for a gateway on a public address).
     pub ice_lite: bool,
+    /// Which WebRTC engine runs the browser leg.
+    pub webrtc_engine: media::webrtc_leg::WebrtcEngineKind,
     /// Most calls one connection may have.
     pub max_calls_per_connection: usize,
     /// Most calls in total.
@@ -222,6 +224,7 @@ impl Default for Config {
                 rtp_ports: (20000, 29999),
                 inactivity_timeout: Duration::from_secs(60),
                 ice_lite: false,
+                webrtc_engine: media::webrtc_leg::WebrtcEngineKind::Direct,
                 max_calls_per_connection: 10,
                 max_calls: 2000,
             },
@@ -257,6 +260,7 @@ struct FileMedia {
     rtp_ports: Option<String>,
     inactivity_timeout: Option<u64>,
     ice_lite: Option<bool>,
+    webrtc_engine: Option<String>,
     max_calls_per_connection: Option<usize>,
     max_calls: Option<usize>,
 }
@@ -596,6 +600,18 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     if let Some(v) = file.ice_lite {
         m.ice_lite = v;
     }
+    if let Some(engine) = file.webrtc_engine {
+        m.webrtc_engine = match engine.as_str() {
+            "direct" => media::webrtc_leg::WebrtcEngineKind::Direct,
+            "peer-connection" => media::webrtc_leg::WebrtcEngineKind::PeerConnection,
+            _ => {
+                return Err(invalid(
+                    "media.webrtc_engine",
+                    "must be \"direct\" or \"peer-connection\"",
+                ))
+            }
+        };
+    }
     if let Some(n) = file.max_calls_per_connection {
         if n == 0 {
             return Err(invalid(
@@ -658,6 +674,29 @@ mod tests {
         let c = Config::from_toml(text, &Overrides::default()).unwrap();
         assert_eq!(c.sylkrtc, Config::default().sylkrtc);
         assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
+    }
+
+    #[test]
+    fn webrtc_engine_is_chosen_by_name() {
+        use media::webrtc_leg::WebrtcEngineKind;
+        let pick = |v: &str| {
+            Config::from_toml(
+                &format!("[media]\nwebrtc_engine = \"{v}\"\n"),
+                &Overrides::default(),
+            )
+            .map(|c| c.media.webrtc_engine)
+        };
+        assert_eq!(
+            Config::default().media.webrtc_engine,
+            WebrtcEngineKind::Direct
+        );
+        assert_eq!(pick("direct").unwrap(), WebrtcEngineKind::Direct);
+        assert_eq!(
+            pick("peer-connection").unwrap(),
+            WebrtcEngineKind::PeerConnection
+        );
+        let e = pick("janus").unwrap_err();
+        assert!(e.to_string().contains("media.webrtc_engine"), "{e}");
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl MediaState {
         let mut config = BridgeConfig::new(webrtc, audio, wallclock, seed);
         config.webrtc.advertised_ip = self.config.advertised_address;
         config.webrtc.ice_lite = self.config.ice_lite;
+        config.webrtc.engine = self.config.webrtc_engine;
         config.sip_advertised_ip = self.config.advertised_address;
         config.inactivity_timeout = self.config.inactivity_timeout;
         config

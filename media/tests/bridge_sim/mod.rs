@@ -519,14 +519,27 @@ pub struct Sim {
     pub events: Vec<(Duration, BridgeEvent)>,
 }
 
+thread_local! {
+    // Per test thread: which WebRTC engine the sims of this test build.
+    static ENGINE: std::cell::Cell<media::webrtc_leg::WebrtcEngineKind> =
+        const { std::cell::Cell::new(media::webrtc_leg::WebrtcEngineKind::Direct) };
+}
+
+/// Makes the sims built later on this thread use `engine` (the default is the direct one).
+pub fn use_engine(engine: media::webrtc_leg::WebrtcEngineKind) {
+    ENGINE.with(|e| e.set(engine));
+}
+
 pub fn bridge_config(start: Instant, seed: u64) -> BridgeConfig {
     let _ = start;
-    BridgeConfig::new(
+    let mut config = BridgeConfig::new(
         addr(BRIDGE_WEBRTC),
         addr(BRIDGE_SIP_RTP),
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
         seed,
-    )
+    );
+    config.webrtc.engine = ENGINE.with(std::cell::Cell::get);
+    config
 }
 
 pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {
