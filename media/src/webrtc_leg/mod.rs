@@ -257,7 +257,8 @@ pub(crate) trait WebrtcEngine {
     fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)>;
     /// Next state change.
     fn poll_event(&mut self) -> Option<WebrtcLegEvent>;
-    /// Next decrypted media input; an RTP payload is copied into `payload`.
+    /// Next decrypted media input; an RTP payload is copied into `payload`. Drain it after
+    /// every `handle_datagram`: an engine may hold only the packet that datagram carried.
     fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia>;
     /// Encrypt and queue one RTP packet toward the browser.
     fn send_rtp(

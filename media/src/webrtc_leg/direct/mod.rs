@@ -846,6 +846,10 @@ impl DirectWebrtcLeg {
                 stream.stats = Some(stats);
             }
         }
+        if self.pending_rtp.is_some() {
+            // The caller did not drain the previous packet (see `poll_media`).
+            self.dropped += 1;
+        }
         self.pending_rtp = Some(PendingRtp {
             header,
             payload_start,
@@ -1246,3 +1250,6 @@ impl std::fmt::Debug for DirectWebrtcLeg {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;
