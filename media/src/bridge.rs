@@ -112,9 +112,9 @@ pub const DEFAULT_DTLS_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Datagrams the bridge may hold for the SIP leg before dropping the oldest. One input
 /// yields at most a packet plus an RTCP compound and the reactor drains after every input,
-/// so 16 is ample; 16 x 1600 B keeps the ring at 25 KiB of the 64 KiB per-call budget
+/// so 8 is ample; 8 x 1600 B keeps the ring at 12.5 KiB of the 64 KiB per-call budget
 /// (performance.md P6).
-const TRANSMIT_QUEUE_SLOTS: usize = 16;
+const TRANSMIT_QUEUE_SLOTS: usize = 8;
 /// Events held for the gateway; a call produces a handful.
 const MAX_QUEUED_EVENTS: usize = 32;
 /// Remote candidates buffered while the answerer waits for the SIP answer.

@@ -61,7 +61,7 @@ pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest datagram handled; anything bigger cannot come from a 1500-byte MTU path.
 const MAX_DATAGRAM: usize = 1600;
 /// Outgoing datagrams waiting for the reactor (it drains after every input).
-const OUT_QUEUE_SLOTS: usize = 16;
+const OUT_QUEUE_SLOTS: usize = 8;
 /// Control-plane events kept until polled.
 const MAX_EVENTS: usize = 16;
 /// Key frame requests kept until polled (one compound RTCP rarely carries more than two).
