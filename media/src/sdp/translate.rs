@@ -199,7 +199,9 @@ pub fn webrtc_offer_to_sip_offer(
             None
         };
         let Some(codecs) = codecs else {
-            media.push(rejected_section(m, sip_protocol(m, false)));
+            // A rejected line keeps the offer's profile, so an RTP/SAVP offer is all SAVP.
+            let secure = local.lines.get(i).is_some_and(|l| !l.cryptos.is_empty());
+            media.push(rejected_section(m, sip_protocol(m, secure)));
             continue;
         };
         let line = local
