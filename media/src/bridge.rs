@@ -24,6 +24,13 @@
 //!   the browser's answer goes to [`Bridge::apply_late_webrtc_answer`].
 //! - Trickled browser candidates go to [`Bridge::add_remote_candidate`] at any time after
 //!   the bridge exists (the answerer keeps them until its WebRTC leg is built).
+//! - SDES-SRTP toward SIP (RFC 4568): a SIP peer's `RTP/SAVP` offer is answered with our own
+//!   key; our own SIP offers are `RTP/SAVP` with [`BridgeConfig::sip_offer_sdes`], and an
+//!   outgoing call can keep an `RTP/SAVP` alternative of its plain offer for a new INVITE
+//!   after 488 ([`Bridge::prepare_sdes_retry`], [`Bridge::use_sdes_retry`]). Whichever
+//!   offer the answer answers, the SIP leg encrypts with our key of the tag the answer
+//!   picked and decrypts with the peer's. For an INVITE without SDP the 200's offer comes
+//!   from [`Bridge::apply_webrtc_answer_as_offer`].
 //!
 //! SDP translation is [`crate::sdp`]'s, the SIP side of the media is [`RtpLeg`]'s; the
 //! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
