@@ -143,6 +143,44 @@ pub struct SipConfig {
     pub decline_code: u16,
 }
 
+/// When the gateway's own SIP offers use SRTP with SDES keys (`media.sip_srtp`, RFC 4568).
+///
+/// Whatever the setting, a SIP peer's `RTP/SAVP` offer is answered with SDES.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SipSrtp {
+    /// `"auto"`: offer plain `RTP/AVP`; if the callee refuses the INVITE with 488 Not
+    /// Acceptable Here (RFC 3261 section 21.4.26), send it once more offering `RTP/SAVP` with
+    /// `a=crypto` keys. An INVITE without SDP gets a plain offer in the 200.
+    #[default]
+    Auto,
+    /// `"mandatory"`: every offer is `RTP/SAVP` with `a=crypto` keys, in INVITEs and in the
+    /// 200 to an INVITE without SDP; an answer that drops to plain RTP ends the call.
+    Mandatory,
+    /// `"off"`: plain `RTP/AVP` offers only, no retry after 488.
+    Off,
+}
+
+impl SipSrtp {
+    /// Parses the configuration value (`auto`, `mandatory`, `off`).
+    pub fn parse(value: &str) -> Option<SipSrtp> {
+        match value.trim() {
+            "auto" => Some(SipSrtp::Auto),
+            "mandatory" => Some(SipSrtp::Mandatory),
+            "off" => Some(SipSrtp::Off),
+            _ => None,
+        }
+    }
+
+    /// The configuration value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipSrtp::Auto => "auto",
+            SipSrtp::Mandatory => "mandatory",
+            SipSrtp::Off => "off",
+        }
+    }
+}
+
 /// Settings of the media side (`[media]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
@@ -158,6 +196,8 @@ pub struct MediaConfig {
     pub ice_lite: bool,
     /// Which WebRTC engine runs the browser leg.
     pub webrtc_engine: media::webrtc_leg::WebrtcEngineKind,
+    /// SRTP (SDES) in the gateway's own SIP offers.
+    pub sip_srtp: SipSrtp,
     /// Most calls one connection may have.
     pub max_calls_per_connection: usize,
     /// Most calls in total.
@@ -225,6 +265,7 @@ impl Default for Config {
                 inactivity_timeout: Duration::from_secs(60),
                 ice_lite: false,
                 webrtc_engine: media::webrtc_leg::WebrtcEngineKind::Direct,
+                sip_srtp: SipSrtp::Auto,
                 max_calls_per_connection: 10,
                 max_calls: 2000,
             },
@@ -261,6 +302,7 @@ struct FileMedia {
     inactivity_timeout: Option<u64>,
     ice_lite: Option<bool>,
     webrtc_engine: Option<String>,
+    sip_srtp: Option<String>,
     max_calls_per_connection: Option<usize>,
     max_calls: Option<usize>,
 }
@@ -326,6 +368,8 @@ pub struct Overrides {
     pub rtp_ports: Option<String>,
     /// `--media-address IP` (advertised)
     pub media_address: Option<String>,
+    /// `--sip-srtp auto|mandatory|off`
+    pub sip_srtp: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
     /// `--trace-websocket`
@@ -612,6 +656,14 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
             }
         };
     }
+    if let Some(v) = o.sip_srtp.as_deref().or(file.sip_srtp.as_deref()) {
+        m.sip_srtp = SipSrtp::parse(v).ok_or_else(|| {
+            invalid(
+                "media.sip_srtp",
+                "must be \"auto\", \"mandatory\" or \"off\"",
+            )
+        })?;
+    }
     if let Some(n) = file.max_calls_per_connection {
         if n == 0 {
             return Err(invalid(
@@ -674,6 +726,11 @@ mod tests {
         let c = Config::from_toml(text, &Overrides::default()).unwrap();
         assert_eq!(c.sylkrtc, Config::default().sylkrtc);
         assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
+        assert_eq!(c.media.sip_srtp, SipSrtp::Auto);
+        assert!(
+            text.contains("sip_srtp = \"auto\""),
+            "the sample documents media.sip_srtp"
+        );
     }
 
     #[test]
@@ -788,6 +845,38 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("media.rtp_ports"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sip_srtp_from_file_and_flag() {
+        let none = Overrides::default();
+        for (text, want) in [
+            ("", SipSrtp::Auto),
+            ("[media]\nsip_srtp = \"auto\"\n", SipSrtp::Auto),
+            ("[media]\nsip_srtp = \"mandatory\"\n", SipSrtp::Mandatory),
+            ("[media]\nsip_srtp = \"off\"\n", SipSrtp::Off),
+        ] {
+            let c = Config::from_toml(text, &none).unwrap();
+            assert_eq!(c.media.sip_srtp, want, "{text}");
+            assert_eq!(SipSrtp::parse(want.as_str()), Some(want));
+        }
+        let flag = Overrides {
+            sip_srtp: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[media]\nsip_srtp = \"mandatory\"\n", &flag).unwrap();
+        assert_eq!(
+            c.media.sip_srtp,
+            SipSrtp::Off,
+            "the flag overrides the file"
+        );
+        for text in [
+            "[media]\nsip_srtp = \"yes\"\n",
+            "[media]\nsip_srtp = true\n",
+        ] {
+            let e = Config::from_toml(text, &none).unwrap_err();
+            assert!(e.to_string().contains("sip_srtp"), "{e}");
         }
     }
 

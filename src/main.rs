@@ -26,6 +26,8 @@ Options:
                        e.g. sip:127.0.0.1:5060;transport=tcp
   --rtp-ports MIN-MAX  UDP port range for media (RTP/RTCP pairs, WebRTC sockets)
   --media-address IP   media address advertised in SDP and ICE candidates (NAT)
+  --sip-srtp MODE      SRTP (SDES) in the gateway's SIP offers: auto (plain, SRTP
+                       after a 488), mandatory (always SRTP) or off (never)
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
   -h, --help           show this help
@@ -70,6 +72,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--outbound-proxy" => overrides.outbound_proxy = Some(value("--outbound-proxy")?),
             "--rtp-ports" => overrides.rtp_ports = Some(value("--rtp-ports")?),
             "--media-address" => overrides.media_address = Some(value("--media-address")?),
+            "--sip-srtp" => overrides.sip_srtp = Some(value("--sip-srtp")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),

@@ -43,13 +43,18 @@ fn run_client(args: &[&str]) -> (Vec<Value>, Value) {
 
 /// A gateway with its own media port range and `extra_sip` keys in `[sip]`.
 fn gateway_with(extra_sip: &str) -> Gateway {
+    gateway_with_args(extra_sip, &[])
+}
+
+/// [`gateway_with`] plus command-line `args`.
+fn gateway_with_args(extra_sip: &str, args: &[&str]) -> Gateway {
     let base = free_udp_range(40);
     Gateway::start(
         &format!(
             "[sip]\n{extra_sip}\n[media]\nrtp_ports = \"{base}-{}\"\n",
             base + 39
         ),
-        &[],
+        args,
     )
 }
 
@@ -380,4 +385,132 @@ fn outgoing_call_to_baresip_through_kamailio_with_proxy_auth() {
     assert!((400.0..480.0).contains(&freq), "{result}");
     // browser -> baresip: our 660 Hz.
     assert_baresip_heard(&mut bs, 660.0);
+}
+
+/// An aiortc client (alice) calls bob through Kamailio (which challenges the INVITE with
+/// 407); bob is baresip with `mediaenc=srtp-mand`, so it takes only RTP/SAVP with SDES keys
+/// (RFC 4568). The gateway runs with `--sip-srtp <mode>`. Audio is checked both ways: the
+/// client hears baresip's 440 Hz, baresip decodes our 660 Hz. Returns baresip's log.
+fn call_srtp_only_baresip(mode: &str) -> String {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts {
+        proxy_auth: true,
+        ..KamailioOpts::default()
+    });
+    let gw = gateway_with_args(
+        &format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()),
+        &["--sip-srtp", mode],
+    );
+    let mut bs = Baresip::start(
+        &kam,
+        BaresipOpts {
+            user: "bob".into(),
+            wav_audio: false,
+            record_audio: true,
+            mediaenc: Some("srtp-mand".into()),
+            ..BaresipOpts::default()
+        },
+    );
+    bs.wait_for_registration(Duration::from_secs(10));
+    let (events, result) = run_client(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        &kam.ha1("alice"),
+        "--to",
+        "bob@example.test",
+        "--seconds",
+        "3",
+        "--hz",
+        "660",
+    ]);
+    eprintln!("client result: {result}");
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(
+        states.ends_with(&["accepted", "established", "terminated"]),
+        "{events:#?}\nbaresip:\n{}",
+        bs.log()
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["state"] == "terminated" && e["reason"] != "200 Local hangup"),
+        "{events:#?}"
+    );
+    // baresip -> browser: its 440 Hz tone, decrypted from SRTP by the gateway.
+    let freq = result["freq"].as_f64().unwrap();
+    assert!(result["frames"].as_u64().unwrap() >= 100, "{result}");
+    assert!((400.0..480.0).contains(&freq), "{result}");
+    // browser -> baresip: our 660 Hz, which baresip could only decode from our SRTP.
+    assert_baresip_heard(&mut bs, 660.0);
+    bs.log()
+}
+
+/// What baresip 1.0 logs when it refuses an offer it cannot take (it answers 488).
+const BARESIP_REFUSED: &str = "no common audio codecs - rejected";
+
+#[test]
+fn outgoing_call_to_srtp_only_baresip_with_sip_srtp_auto_retries_after_488() {
+    let log = call_srtp_only_baresip("auto");
+    // baresip refused the plain RTP/AVP offer (with 488 Not Acceptable Here: with
+    // mediaenc=srtp-mand its audio stream is RTP/SAVP, so the offered RTP/AVP line matches
+    // nothing), then took the RTP/SAVP retry and keyed SRTP from our first crypto line.
+    assert_eq!(log.matches(BARESIP_REFUSED).count(), 1, "{log}");
+    assert!(
+        log.contains("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn outgoing_call_to_srtp_only_baresip_with_sip_srtp_mandatory() {
+    let log = call_srtp_only_baresip("mandatory");
+    // The first INVITE already offered RTP/SAVP: nothing was refused.
+    assert!(!log.contains(BARESIP_REFUSED), "{log}");
+    assert!(log.contains("SRTP is Enabled"), "{log}");
+}
+
+#[test]
+fn outgoing_call_to_srtp_only_baresip_with_sip_srtp_off_ends_with_488() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_with_args(
+        &format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()),
+        &["--sip-srtp", "off"],
+    );
+    let mut bs = Baresip::start(
+        &kam,
+        BaresipOpts {
+            mediaenc: Some("srtp-mand".into()),
+            ..BaresipOpts::default()
+        },
+    );
+    bs.wait_for_registration(Duration::from_secs(10));
+    let (events, result) = run_client(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        &kam.ha1("alice"),
+        "--to",
+        "bob@example.test",
+        "--seconds",
+        "1",
+    ]);
+    // No retry: the plain offer's 488 reaches the browser as the reason.
+    assert_eq!(
+        result["error"], "not accepted: 488 Not Acceptable Here",
+        "{events:#?}"
+    );
+    assert_eq!(bs.log().matches(BARESIP_REFUSED).count(), 1, "{}", bs.log());
 }

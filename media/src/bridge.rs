@@ -24,6 +24,13 @@
 //!   the browser's answer goes to [`Bridge::apply_late_webrtc_answer`].
 //! - Trickled browser candidates go to [`Bridge::add_remote_candidate`] at any time after
 //!   the bridge exists (the answerer keeps them until its WebRTC leg is built).
+//! - SDES-SRTP toward SIP (RFC 4568): a SIP peer's `RTP/SAVP` offer is answered with our own
+//!   key; our own SIP offers are `RTP/SAVP` with [`BridgeConfig::sip_offer_sdes`], and an
+//!   outgoing call can keep an `RTP/SAVP` alternative of its plain offer for a new INVITE
+//!   after 488 ([`Bridge::prepare_sdes_retry`], [`Bridge::use_sdes_retry`]). Whichever
+//!   offer the answer answers, the SIP leg encrypts with our key of the tag the answer
+//!   picked and decrypts with the peer's. For an INVITE without SDP the 200's offer comes
+//!   from [`Bridge::apply_webrtc_answer_as_offer`].
 //!
 //! SDP translation is [`crate::sdp`]'s, the SIP side of the media is [`RtpLeg`]'s; the
 //! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
@@ -150,6 +157,12 @@ pub struct BridgeConfig {
     /// Seed for our SSRCs and the SDP session id (deterministic tests fix it; production
     /// passes something random).
     pub seed: u64,
+    /// Offer `RTP/SAVP` with SDES keys (RFC 4568) instead of plain `RTP/AVP` whenever the
+    /// bridge writes the SIP offer ([`Bridge::new_answerer`], [`Bridge::new_late_offer`],
+    /// [`Bridge::capabilities_offer`]): one `a=crypto` line per suite of
+    /// [`SDES_OFFER_SUITES`], each with a fresh key. Off by default; a SIP peer's own
+    /// `RTP/SAVP` offer is answered with SDES either way.
+    pub sip_offer_sdes: bool,
 }
 
 impl BridgeConfig {
@@ -179,6 +192,7 @@ impl BridgeConfig {
             cname: "sylk-gateway".to_owned(),
             latch_sip_source: true,
             seed,
+            sip_offer_sdes: false,
         }
     }
 }
@@ -292,6 +306,41 @@ struct WebrtcStream {
     bytes_received: u64,
     packets_sent: u64,
     bytes_sent: u64,
+}
+
+/// The suites of our own `RTP/SAVP` offers, most preferred first; their `a=crypto` tags are
+/// 1, 2, 3 in this order (RFC 4568 section 9.1: the offerer numbers its lines, the answerer
+/// names the one it accepts by tag). AES_CM_128_HMAC_SHA1_80 first: every SDES peer has it
+/// (RFC 4568 section 6.2.1), and answerers commonly take the first line they support.
+pub const SDES_OFFER_SUITES: [CryptoSuite; 3] = [
+    CryptoSuite::AesCm128HmacSha1_80,
+    CryptoSuite::AeadAes128Gcm,
+    CryptoSuite::AesCm128HmacSha1_32,
+];
+
+/// One fresh key per [`SDES_OFFER_SUITES`] entry, tags 1..=n, for an `RTP/SAVP` offer.
+fn sdes_offer_cryptos() -> Result<Vec<CryptoAttribute>, BridgeError> {
+    (1u32..)
+        .zip(SDES_OFFER_SUITES)
+        .map(|(tag, suite)| fresh_crypto(tag, suite).ok_or(BridgeError::KeyGeneration))
+        .collect()
+}
+
+/// The SDES-SRTP context of one agreed SIP m-line (RFC 4568 section 6.1): our key protects
+/// what we send, the peer's unprotects what it sends. `None` for plain RTP; a line with only
+/// one of the two keys is refused rather than run half in the clear.
+fn sdes_context(n: &NegotiatedMedia) -> Result<Option<SdesSrtp>, BridgeError> {
+    let bad_crypto = || BridgeError::Sdp {
+        leg: MediaLeg::Sip,
+        error: SdpError::BadCrypto,
+    };
+    match (&n.local_crypto, &n.remote_crypto) {
+        (Some(local), Some(remote)) => SdesSrtp::new(local, remote)
+            .map(Some)
+            .map_err(|_| bad_crypto()),
+        (None, None) => Ok(None),
+        _ => Err(bad_crypto()),
+    }
 }
 
 /// A fresh SDES key for `suite` with `tag` (RFC 4568 section 6.1: master key and salt from
@@ -409,6 +458,9 @@ enum Negotiation {
         webrtc_model: Box<SessionDescription>,
         sip_offer: Box<SessionDescription>,
         pending_candidates: Vec<String>,
+        /// The `RTP/SAVP` alternative of `sip_offer` prepared by
+        /// [`Bridge::prepare_sdes_retry`], for a new INVITE after a 488.
+        sdes_retry: Option<Box<SessionDescription>>,
     },
     /// Offerer: our WebRTC offer is out, the browser's answer is awaited.
     AwaitingWebrtcAnswer {
@@ -693,8 +745,26 @@ impl Bridge {
         }
     }
 
+    /// What we put into a SIP offer we write ourselves: our ports and, with `sdes`, a fresh
+    /// set of [`SDES_OFFER_SUITES`] keys per m-line, which makes the offer `RTP/SAVP`
+    /// (RFC 4568 section 5.1: every key is new, never reused across offers or m-lines).
+    fn sip_offer_local_media(
+        &self,
+        sdp: &SessionDescription,
+        sdes: bool,
+    ) -> Result<SipLocalMedia, BridgeError> {
+        let mut local = self.sip_local_media(sdp);
+        if sdes {
+            for line in &mut local.lines {
+                line.cryptos = sdes_offer_cryptos()?;
+            }
+        }
+        Ok(local)
+    }
+
     /// Outgoing call, step 1: the browser's offer in, the SIP offer (for the INVITE) out,
-    /// translated by [`crate::sdp::webrtc_offer_to_sip_offer`].
+    /// translated by [`crate::sdp::webrtc_offer_to_sip_offer`]: plain `RTP/AVP`, or
+    /// `RTP/SAVP` with SDES keys when [`BridgeConfig::sip_offer_sdes`] is set.
     ///
     /// The WebRTC leg itself is built in [`Bridge::apply_sip_answer`], once the SIP side has
     /// said which codecs it takes: `rtc` answers with the codecs registered in its media
@@ -709,7 +779,7 @@ impl Bridge {
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         Self::restrict_media(&config, &mut webrtc_model);
         let mut bridge = Self::empty(now, config, Negotiation::Closed);
-        let local = bridge.sip_local_media(&webrtc_model);
+        let local = bridge.sip_offer_local_media(&webrtc_model, bridge.config.sip_offer_sdes)?;
         let sip_offer = webrtc_offer_to_sip_offer(&webrtc_model, &local, &mut bridge.origin)
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         let sdp = sip_offer.to_sdp_string();
@@ -718,8 +788,55 @@ impl Bridge {
             webrtc_model: Box::new(webrtc_model),
             sip_offer: Box::new(sip_offer),
             pending_candidates: Vec::new(),
+            sdes_retry: None,
         };
         Ok((bridge, sdp))
+    }
+
+    /// Outgoing call, for a SIP peer that may insist on SRTP: the `RTP/SAVP` + SDES
+    /// (RFC 4568) version of the plain offer [`Bridge::new_answerer`] returned, with fresh
+    /// keys, for a new INVITE should the first be refused with 488 Not Acceptable Here
+    /// (RFC 3261 section 21.4.26). The bridge keeps it aside and goes on expecting the answer
+    /// to the first offer until [`Bridge::use_sdes_retry`].
+    ///
+    /// Only an answerer still awaiting the SIP answer can do this
+    /// ([`BridgeError::WrongState`] otherwise, nothing changed).
+    pub fn prepare_sdes_retry(&mut self) -> Result<String, BridgeError> {
+        let Negotiation::AwaitingSipAnswer { webrtc_model, .. } = &self.negotiation else {
+            return Err(BridgeError::WrongState(
+                "prepare_sdes_retry needs an answerer awaiting the SIP answer",
+            ));
+        };
+        let local = self.sip_offer_local_media(webrtc_model, true)?;
+        let retry = webrtc_offer_to_sip_offer(webrtc_model, &local, &mut self.origin)
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
+        let sdp = retry.to_sdp_string();
+        if let Negotiation::AwaitingSipAnswer { sdes_retry, .. } = &mut self.negotiation {
+            *sdes_retry = Some(Box::new(retry));
+        }
+        Ok(sdp)
+    }
+
+    /// The INVITE went out again with the offer of [`Bridge::prepare_sdes_retry`]: the SIP
+    /// answer to come answers that offer, so its keys are the ones
+    /// [`Bridge::apply_sip_answer`] must find. [`BridgeError::WrongState`] (nothing changed)
+    /// without a prepared retry or once an answer was applied.
+    pub fn use_sdes_retry(&mut self) -> Result<(), BridgeError> {
+        let Negotiation::AwaitingSipAnswer {
+            sip_offer,
+            sdes_retry,
+            ..
+        } = &mut self.negotiation
+        else {
+            return Err(BridgeError::WrongState(
+                "use_sdes_retry needs an answerer awaiting the SIP answer",
+            ));
+        };
+        let retry = sdes_retry.take().ok_or(BridgeError::WrongState(
+            "use_sdes_retry without prepare_sdes_retry",
+        ))?;
+        *sip_offer = retry;
+        Ok(())
     }
 
     /// Outgoing call, step 2: the SIP answer (200 OK) in, the WebRTC answer (sylkRTC
@@ -743,6 +860,7 @@ impl Bridge {
             webrtc_model,
             sip_offer,
             pending_candidates,
+            ..
         } = std::mem::replace(&mut self.negotiation, Negotiation::Closed)
         else {
             return Err(BridgeError::WrongState(
@@ -771,7 +889,13 @@ impl Bridge {
             if !has_media_codec(&kind_pairs, kind) {
                 continue;
             }
+            // With our RTP/SAVP offer, the answer named one of our crypto lines: we encrypt
+            // with our key of that tag and suite, decrypt with the peer's (RFC 4568 6.1).
+            let srtp = sdes_context(n)?;
             self.install_sip_stream(now, kind, n, &kind_pairs);
+            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                stream.leg.set_srtp(srtp);
+            }
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
@@ -811,7 +935,8 @@ impl Bridge {
 
     /// Incoming call without SDP in the INVITE (late offer, RFC 3261 sec. 13.2.1), step 1:
     /// the gateway offers first, in the 200 OK. Returns the SIP offer: every codec the call
-    /// may forward, audio (and video with a video socket), plain RTP/AVP.
+    /// may forward, audio (and video with a video socket), plain RTP/AVP, or RTP/SAVP with
+    /// SDES keys (RFC 4568) when [`BridgeConfig::sip_offer_sdes`] is set.
     pub fn new_late_offer(
         now: Instant,
         config: BridgeConfig,
@@ -860,7 +985,7 @@ impl Bridge {
             m.attributes.push(crate::sdp::Attribute::flag("sendrecv"));
             template.media.push(m);
         }
-        let local = bridge.sip_local_media(&template);
+        let local = bridge.sip_offer_local_media(&template, bridge.config.sip_offer_sdes)?;
         let sip_offer = webrtc_offer_to_sip_offer(&template, &local, &mut bridge.origin)
             .map_err(sdp_error(MediaLeg::Sip))?;
         let sdp = sip_offer.to_sdp_string();
@@ -917,8 +1042,11 @@ impl Bridge {
     /// before the user answers, so the bridge offers the browser what it can do, the
     /// browser's answer becomes our offer in the 200 OK, and the SIP peer's answer arrives in
     /// the ACK. This step is the last one: `our_offer_sdp` is what went out in the 200 (the
-    /// result of [`Bridge::apply_webrtc_answer`]), `sip_answer_sdp` the ACK's body. It points
-    /// the SIP legs at the addresses the answer names (RFC 3264 section 6).
+    /// result of [`Bridge::apply_webrtc_answer_as_offer`]), `sip_answer_sdp` the ACK's body.
+    /// It points the SIP legs at the addresses the answer names (RFC 3264 section 6) and,
+    /// when our offer was `RTP/SAVP`, keys them with our key for the crypto tag the answer
+    /// picked and the peer's key (RFC 4568 section 6.1). An answer that drops to `RTP/AVP`
+    /// or names a tag or suite we did not offer is an error and changes nothing.
     ///
     /// Create the bridge for this flow with [`Bridge::new_offerer`] on the SDP that
     /// [`Bridge::capabilities_offer`] returns.
@@ -934,6 +1062,7 @@ impl Bridge {
             .map_err(sdp_error(MediaLeg::Sip))?;
         let negotiated =
             sip_answer_to_negotiated(&offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
+        let mut updates = Vec::with_capacity(negotiated.media.len());
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
             let Some(kind) = bridge_kind(&n.kind) else {
                 continue;
@@ -941,7 +1070,11 @@ impl Bridge {
             let Some(remote) = RtpRemote::from_negotiated(n) else {
                 continue;
             };
+            updates.push((kind, remote, sdes_context(n)?));
+        }
+        for (kind, remote, srtp) in updates {
             if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                stream.leg.set_srtp(srtp);
                 stream.leg.set_remote(now, remote);
             }
         }
@@ -1006,7 +1139,12 @@ impl Bridge {
             if !has_media_codec(&kind_pairs, kind) {
                 continue;
             }
+            // Our RTP/SAVP offer's key for the tag the answer picked, and the peer's.
+            let srtp = sdes_context(n)?;
             self.install_sip_stream(now, kind, n, &kind_pairs);
+            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                stream.leg.set_srtp(srtp);
+            }
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
@@ -1066,6 +1204,29 @@ impl Bridge {
         now: Instant,
         webrtc_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
+        self.webrtc_answer_to_sip(now, webrtc_answer_sdp, false)
+    }
+
+    /// [`Bridge::apply_webrtc_answer`] for an INVITE without SDP, where what it returns is
+    /// not an answer but our offer in the 200 OK (created on [`Bridge::capabilities_offer`]):
+    /// identical for plain RTP, and for `RTP/SAVP` it carries a fresh key for every suite of
+    /// the capabilities offer instead of the single line an answer has (RFC 4568 section
+    /// 5.1), so the peer may pick any. The SIP leg is re-keyed from the ACK's answer by
+    /// [`Bridge::apply_sip_answer_to_our_offer`].
+    pub fn apply_webrtc_answer_as_offer(
+        &mut self,
+        now: Instant,
+        webrtc_answer_sdp: &str,
+    ) -> Result<String, BridgeError> {
+        self.webrtc_answer_to_sip(now, webrtc_answer_sdp, true)
+    }
+
+    fn webrtc_answer_to_sip(
+        &mut self,
+        now: Instant,
+        webrtc_answer_sdp: &str,
+        as_offer: bool,
+    ) -> Result<String, BridgeError> {
         if !matches!(self.negotiation, Negotiation::AwaitingWebrtcAnswer { .. }) {
             return Err(BridgeError::WrongState(
                 "apply_webrtc_answer needs an offerer awaiting the answer",
@@ -1095,6 +1256,41 @@ impl Bridge {
         // The SDES keys both sides settled on (ours from the answer, the peer's from its
         // offer), per m-line.
         let keys = sip_offer_answered(&sip_offer, &sip_answer).map_err(sdp_error(MediaLeg::Sip))?;
+        let mut sip_answer = sip_answer;
+        if as_offer {
+            // An offer lists every key we hold (tags as in the capabilities offer); the one the
+            // answer-writer chose stays first, so the keying above is unchanged until the ACK.
+            for (m, line) in sip_answer.media.iter_mut().zip(&local.lines) {
+                if !m.has_attribute("crypto") {
+                    continue;
+                }
+                let chosen = m.cryptos().into_iter().next();
+                m.attributes.retain(|a| a.name != "crypto");
+                let mut ordered: Vec<&CryptoAttribute> = chosen.iter().collect();
+                ordered.extend(line.cryptos.iter().filter(|c| {
+                    chosen
+                        .as_ref()
+                        .is_none_or(|k| !(k.tag == c.tag && k.suite == c.suite))
+                }));
+                // Crypto lines go before the direction attribute, as the writer puts them.
+                let at = m
+                    .attributes
+                    .iter()
+                    .position(|a| {
+                        matches!(
+                            a.name.as_str(),
+                            "sendrecv" | "sendonly" | "recvonly" | "inactive"
+                        )
+                    })
+                    .unwrap_or(m.attributes.len());
+                for (k, crypto) in ordered.into_iter().enumerate() {
+                    m.attributes.insert(
+                        at + k,
+                        crate::sdp::Attribute::new("crypto", crypto.to_value()),
+                    );
+                }
+            }
+        }
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
             let Some(kind) = bridge_kind(&n.kind) else {
@@ -1113,17 +1309,13 @@ impl Bridge {
             if !has_media_codec(&kind_pairs, kind) {
                 continue;
             }
+            let srtp = match keys.media.get(i) {
+                Some(k) => sdes_context(k)?,
+                None => None,
+            };
             self.install_sip_stream(now, kind, n, &kind_pairs);
-            if let Some(k) = keys.media.get(i) {
-                if let (Some(local), Some(remote)) = (&k.local_crypto, &k.remote_crypto) {
-                    let srtp = SdesSrtp::new(local, remote).map_err(|_| BridgeError::Sdp {
-                        leg: MediaLeg::Sip,
-                        error: crate::sdp::SdpError::BadCrypto,
-                    })?;
-                    if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
-                        stream.leg.set_srtp(Some(srtp));
-                    }
-                }
+            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                stream.leg.set_srtp(srtp);
             }
             pairs.extend(kind_pairs);
         }

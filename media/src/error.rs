@@ -80,6 +80,9 @@ pub enum BridgeError {
     WrongState(&'static str),
     /// The bridge was closed.
     Closed,
+    /// The OS random source failed, so no fresh SDES key (RFC 4568 section 6.1) could be made
+    /// for an `RTP/SAVP` offer or answer.
+    KeyGeneration,
 }
 
 impl fmt::Display for BridgeError {
@@ -91,6 +94,7 @@ impl fmt::Display for BridgeError {
             Self::SipPacket(e) => write!(f, "SIP leg datagram dropped: {e}"),
             Self::WrongState(why) => write!(f, "bridge in wrong state: {why}"),
             Self::Closed => f.write_str("bridge closed"),
+            Self::KeyGeneration => f.write_str("no random source for a fresh SDES key"),
         }
     }
 }

@@ -839,3 +839,135 @@ fn ipv6_media_addresses_are_written_and_read() {
         Some("[2001:db8::21]:7005".parse().expect("addr"))
     );
 }
+
+/// Our RTP/SAVP offer (keys for tags 1..3, as the bridge writes it for media.sip_srtp) and
+/// what each kind of answer to it negotiates: the answer names one of our lines by tag and
+/// suite (RFC 4568 section 7.1.2) and keeps the profile (RFC 3264 section 6.1).
+#[test]
+fn answers_to_our_sdes_offer_pick_our_key_by_tag_or_fail_typed() {
+    let ours = [
+        CryptoAttribute::new(1, CryptoSuite::AesCm128HmacSha1_80, &[1u8; 30]).expect("key"),
+        CryptoAttribute::new(2, CryptoSuite::AeadAes128Gcm, &[2u8; 28]).expect("key"),
+        CryptoAttribute::new(3, CryptoSuite::AesCm128HmacSha1_32, &[3u8; 30]).expect("key"),
+    ];
+    let mut local = local_media(2, false);
+    for line in &mut local.lines {
+        line.cryptos = ours.to_vec();
+    }
+    let our_offer = webrtc_offer_to_sip_offer(
+        &fixture("chrome_offer.sdp"),
+        &local,
+        &mut LocalOrigin::new(1, 1),
+    )
+    .expect("offer");
+    let text = our_offer.to_sdp_string();
+    let audio = section_lines(&text, 0);
+    assert!(
+        audio[0].starts_with("m=audio 40000 RTP/SAVP "),
+        "{}",
+        audio[0]
+    );
+    let cryptos: Vec<&String> = audio
+        .iter()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .collect();
+    assert_eq!(cryptos.len(), 3, "{audio:?}");
+    for (line, key) in cryptos.iter().zip(&ours) {
+        assert_eq!(**line, format!("a=crypto:{}", key.to_value()));
+    }
+    assert!(section_lines(&text, 1)[0].starts_with("m=video 40002 RTP/SAVP "));
+
+    // FreeSWITCH's SDES answer, with its crypto line and profile swapped per case.
+    let base = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/sdp/freeswitch_answer_sdes.sdp",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    let peer = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:SlVga3aBjJeirbjDztnk7/oFEBsmMTxHUl1oc36J";
+    assert!(base.contains(peer));
+    let peer_gcm = CryptoAttribute::new(2, CryptoSuite::AeadAes128Gcm, &[8u8; 28]).expect("key");
+    let peer_32 =
+        CryptoAttribute::new(3, CryptoSuite::AesCm128HmacSha1_32, &[9u8; 30]).expect("key");
+    let with = |crypto: &str| base.replace(peer, crypto);
+    let plain = base
+        .replace("RTP/SAVP", "RTP/AVP")
+        .replace(&format!("{peer}\n"), "")
+        .replace(&format!("{peer}\r\n"), "");
+    type Want = Result<(u32, CryptoSuite, [u8; 1]), SdpError>;
+    let cases: Vec<(&str, String, Want)> = vec![
+        (
+            "tag 1, AES_CM_80",
+            base.clone(),
+            Ok((1, CryptoSuite::AesCm128HmacSha1_80, [1])),
+        ),
+        (
+            "tag 2, AEAD_AES_128_GCM",
+            with(&format!("a=crypto:{}", peer_gcm.to_value())),
+            Ok((2, CryptoSuite::AeadAes128Gcm, [2])),
+        ),
+        (
+            "tag 3, AES_CM_32",
+            with(&format!("a=crypto:{}", peer_32.to_value())),
+            Ok((3, CryptoSuite::AesCm128HmacSha1_32, [3])),
+        ),
+        (
+            "tag 2 with tag 1's suite",
+            with(&peer.replace("crypto:1", "crypto:2")),
+            Err(SdpError::NoUsableCrypto { media_index: 0 }),
+        ),
+        (
+            "a tag we never offered",
+            with(&peer.replace("crypto:1", "crypto:4")),
+            Err(SdpError::NoUsableCrypto { media_index: 0 }),
+        ),
+        (
+            "no crypto line",
+            with("a=x-nothing"),
+            Err(SdpError::NoUsableCrypto { media_index: 0 }),
+        ),
+        (
+            "unparsable key",
+            with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:!!!"),
+            Err(SdpError::NoUsableCrypto { media_index: 0 }),
+        ),
+        (
+            "plain RTP/AVP",
+            plain,
+            Err(SdpError::SrtpRefused { media_index: 0 }),
+        ),
+    ];
+    for (what, answer_text, want) in cases {
+        let answer = SessionDescription::parse(answer_text.as_bytes()).expect(what);
+        let got = sip_answer_to_negotiated(&our_offer, &answer).map(|n| {
+            let a = &n.media[0];
+            assert!(!a.rejected, "{what}");
+            assert!(n.media[1].rejected, "{what}: video port 0");
+            let local = a.local_crypto.clone().expect("our key");
+            let remote = a.remote_crypto.clone().expect("the peer's key");
+            // Our key is ours, the peer's is what its answer carried under the same tag.
+            assert_eq!(
+                (remote.tag, remote.suite),
+                (local.tag, local.suite),
+                "{what}"
+            );
+            assert!(answer_text.contains(&remote.to_value()), "{what}");
+            (local.tag, local.suite, [local.master_key()[0]])
+        });
+        assert_eq!(got, want, "{what}");
+    }
+
+    // The other way round: a plain offer answered with RTP/SAVP has keys we never offered.
+    let plain_offer = webrtc_offer_to_sip_offer(
+        &fixture("chrome_offer.sdp"),
+        &local_media(2, false),
+        &mut LocalOrigin::new(1, 1),
+    )
+    .expect("offer");
+    assert_eq!(
+        sip_answer_to_negotiated(
+            &plain_offer,
+            &SessionDescription::parse(base.as_bytes()).unwrap()
+        ),
+        Err(SdpError::UnexpectedSrtp { media_index: 0 })
+    );
+}

@@ -15,6 +15,7 @@ use media::error::BridgeError;
 
 use super::media::{CallPorts, MediaRef};
 use super::{AccountId, ClientId, Gateway, GatewayOutput};
+use crate::config::SipSrtp;
 use crate::sip::stack::{AccountIdentity, CallId as SipCallId, CallNotice};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::{IceCandidate, SessionCreate};
@@ -139,18 +140,34 @@ impl Gateway {
         let config =
             self.media
                 .bridge_config(webrtc, audio, SystemTime::now(), self.seed(media_ref));
-        let (bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
+        let (mut bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
             Ok(pair) => pair,
             Err(e) => {
                 self.media.release(&ports);
                 return Err(sdp_error_text(&e));
             }
         };
+        // media.sip_srtp = "auto": a callee that insists on SRTP refuses the plain offer with
+        // 488 (RFC 3261 section 21.4.26); the stack then sends the INVITE once more with this
+        // RTP/SAVP + SDES offer (RFC 4568) and reports `OfferRetried`.
+        let retry_offer = match self.media.config.sip_srtp {
+            SipSrtp::Auto => match bridge.prepare_sdes_retry() {
+                Ok(sdp) => Some(sdp),
+                Err(e) => {
+                    log::warn!("session {}: no SRTP retry offer: {e}", create.session);
+                    None
+                }
+            },
+            SipSrtp::Mandatory | SipSrtp::Off => None,
+        };
         let identity = self.identity(account).ok_or("Internal error")?;
-        let sip = match self
-            .sip
-            .invite(now, &identity, create.uri.as_str(), sip_offer)
-        {
+        let sip = match self.sip.invite_with_retry_offer(
+            now,
+            &identity,
+            create.uri.as_str(),
+            sip_offer,
+            retry_offer,
+        ) {
             Ok(sip) => sip,
             Err(e) => {
                 self.media.release(&ports);
@@ -203,9 +220,14 @@ impl Gateway {
             ));
         }
         let bridge = call.bridge.as_mut().ok_or("Internal error")?;
-        let sip_answer = bridge
-            .apply_webrtc_answer(now, sdp)
-            .map_err(|e| sdp_error_text(&e))?;
+        // For an INVITE without SDP what goes into the 200 is our offer (RFC 3264 section 4),
+        // with every SDES key when it is RTP/SAVP.
+        let sip_answer = if call.is_late_offer {
+            bridge.apply_webrtc_answer_as_offer(now, sdp)
+        } else {
+            bridge.apply_webrtc_answer(now, sdp)
+        }
+        .map_err(|e| sdp_error_text(&e))?;
         let sip = call.sip.ok_or("Internal error")?;
         call.state = CallState::Accepted;
         if call.is_late_offer {
@@ -291,6 +313,7 @@ impl Gateway {
             CallNotice::Progress {
                 call, code, sdp, ..
             } => self.call_progress(now, call, code, sdp),
+            CallNotice::OfferRetried { call, code } => self.call_offer_retried(now, call, code),
             CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp),
             CallNotice::Confirmed { call, sdp_in_ack } => {
                 self.call_confirmed(now, call, sdp_in_ack)
@@ -476,6 +499,35 @@ impl Gateway {
             }
             Err(e) => {
                 log::info!("early media SDP unusable: {e}");
+                self.fail_call(now, key, &answer_failure_reason(&e));
+            }
+        }
+    }
+
+    /// The callee refused our plain offer with 488 and the stack re-sent the INVITE with the
+    /// RTP/SAVP one (`media.sip_srtp = "auto"`): the answer to come answers that offer. The
+    /// browser hears nothing of it; it keeps its progress events.
+    fn call_offer_retried(&mut self, now: Instant, sip: SipCallId, code: u16) {
+        let Some(&key) = self.calls_by_sip.get(&sip) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let switched = match call.bridge.as_mut() {
+            Some(bridge) => bridge.use_sdes_retry(),
+            None => Err(BridgeError::WrongState("call without bridge")),
+        };
+        match switched {
+            Ok(()) => log::info!(
+                "session {}: {code} to the plain offer, INVITE sent again with SRTP (SDES)",
+                call.session
+            ),
+            Err(e) => {
+                log::warn!(
+                    "session {}: cannot switch to the SRTP offer: {e}",
+                    call.session
+                );
                 self.fail_call(now, key, "488 Not Acceptable Here");
             }
         }
@@ -493,16 +545,16 @@ impl Gateway {
             return;
         };
         let result = match (sdp_in_ack, call.bridge.as_mut()) {
-            (Some(answer), Some(bridge)) => bridge
-                .apply_sip_answer_to_our_offer(now, &our_offer, &answer)
-                .map_err(|e| e.to_string()),
-            _ => Err("ACK without the SDP answer".to_owned()),
+            (Some(answer), Some(bridge)) => {
+                bridge.apply_sip_answer_to_our_offer(now, &our_offer, &answer)
+            }
+            _ => Err(BridgeError::WrongState("ACK without the SDP answer")),
         };
         match result {
             Ok(()) => self.after_bridge_input(now, key),
             Err(e) => {
                 log::info!("late-offer answer unusable: {e}");
-                self.fail_call(now, key, "488 Not Acceptable Here");
+                self.fail_call(now, key, &answer_failure_reason(&e));
             }
         }
     }
@@ -538,7 +590,7 @@ impl Gateway {
             }
             Err(e) => {
                 log::info!("SIP answer unusable: {e}");
-                self.fail_call(now, key, "488 Not Acceptable Here");
+                self.fail_call(now, key, &answer_failure_reason(&e));
             }
         }
     }
@@ -752,6 +804,26 @@ fn is_hold_offer(sdp: &str) -> bool {
         let l = l.trim();
         l == "a=sendonly" || l == "a=inactive" || l == "c=IN IP4 0.0.0.0"
     })
+}
+
+/// The `terminated` reason when the SIP answer cannot be used (the SIP side gets BYE):
+/// `"488 Not Acceptable Here"` as SylkServer says it, with the cause appended when it is
+/// about SRTP, e.g. a peer that answered our RTP/SAVP offer with plain RTP (RFC 4568).
+fn answer_failure_reason(e: &BridgeError) -> String {
+    use media::sdp::SdpError;
+    const REASON: &str = "488 Not Acceptable Here";
+    match e {
+        BridgeError::Sdp {
+            error:
+                error @ (SdpError::SrtpRefused { .. }
+                | SdpError::UnexpectedSrtp { .. }
+                | SdpError::NoUsableCrypto { .. }
+                | SdpError::BadCrypto),
+            ..
+        } => format!("{REASON} ({error})"),
+        BridgeError::KeyGeneration => format!("{REASON} ({e})"),
+        _ => REASON.to_owned(),
+    }
 }
 
 /// The client-facing text for an SDP problem.

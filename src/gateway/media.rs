@@ -14,7 +14,7 @@ use media::bridge::{BridgeConfig, Transmit};
 use media::rtp_leg::PortAllocator;
 
 use super::{Gateway, GatewayOutput};
-use crate::config::MediaConfig;
+use crate::config::{MediaConfig, SipSrtp};
 
 /// Identifies one call's media for the reactor; never reused within a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,6 +111,8 @@ impl MediaState {
         config.webrtc.engine = self.config.webrtc_engine;
         config.sip_advertised_ip = self.config.advertised_address;
         config.inactivity_timeout = self.config.inactivity_timeout;
+        // "auto" starts plain and switches only after a 488 (see `create_session`).
+        config.sip_offer_sdes = self.config.sip_srtp == SipSrtp::Mandatory;
         config
     }
 

@@ -11,6 +11,18 @@ use crate::sip::transport::SipTransmit;
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 
 fn gateway(domains: &[&str], max_accounts: usize) -> Gateway {
+    gateway_with_media(
+        domains,
+        max_accounts,
+        crate::config::Config::default().media,
+    )
+}
+
+fn gateway_with_media(
+    domains: &[&str],
+    max_accounts: usize,
+    media: crate::config::MediaConfig,
+) -> Gateway {
     Gateway::new(
         GatewayConfig {
             sylkrtc: SylkRtcConfig {
@@ -18,7 +30,7 @@ fn gateway(domains: &[&str], max_accounts: usize) -> Gateway {
                 max_accounts_per_connection: max_accounts,
             },
             trace_websocket: false,
-            media: crate::config::Config::default().media,
+            media,
             decline_code: 486,
             seed: 1,
         },
@@ -515,6 +527,18 @@ fn sip_requests(d: &Drained) -> Vec<crate::sip::msg::SipRequest> {
 
 /// A client with alice, which calls bob at a scripted UAS; returns the INVITE.
 fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::SipRequest) {
+    let (c, invite) = start_outgoing_call(g, t0);
+    // The SIP offer is the translated one: plain RTP/AVP on the gateway's media address.
+    let body = String::from_utf8_lossy(invite.body()).into_owned();
+    assert!(
+        body.contains("RTP/AVP") && !body.contains("a=fingerprint"),
+        "{body}"
+    );
+    (c, invite)
+}
+
+/// [`outgoing_call`] without looking at the offer.
+fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::SipRequest) {
     let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
     request(g, t0, c, add("alice@example.test", "a"));
     request(
@@ -550,12 +574,6 @@ fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::Si
         .into_iter()
         .find(|r| *r.method() == crate::sip::msg::Method::Invite)
         .unwrap();
-    // The SIP offer is the translated one: plain RTP/AVP on the gateway's media address.
-    let body = String::from_utf8_lossy(invite.body()).into_owned();
-    assert!(
-        body.contains("RTP/AVP") && !body.contains("a=fingerprint"),
-        "{body}"
-    );
     (c, invite)
 }
 
@@ -714,4 +732,394 @@ fn untranslatable_incoming_offer_is_declined_488() {
     assert!(statuses.contains(&488), "{statuses:?}");
     assert!(d.texts.is_empty(), "{:?}", d.texts);
     assert_eq!(g.call_count(), 0);
+}
+
+// ---- media.sip_srtp: SDES-SRTP in our own offers (RFC 4568) --------------------------------
+
+/// The `a=crypto` lines of a SIP body, as (tag, suite) and the whole value.
+fn offered_cryptos(body: &[u8]) -> Vec<(u32, String, String)> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:"))
+        .map(|v| {
+            let mut f = v.split(' ');
+            let tag = f.next().unwrap().parse().unwrap();
+            (tag, f.next().unwrap().to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// SIPp's echo answer as RTP/SAVP, accepting our crypto line `tag` of `suite` with the
+/// peer's own key (30 bytes: the AES-CM suites).
+fn savp_answer(tag: u32, suite: &str) -> String {
+    SIP_ANSWER.replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv",
+        &format!(
+            "a=crypto:{tag} {suite} inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv"
+        ),
+    )
+}
+
+fn media_with_srtp(mode: crate::config::SipSrtp) -> crate::config::MediaConfig {
+    crate::config::MediaConfig {
+        sip_srtp: mode,
+        ..crate::config::Config::default().media
+    }
+}
+
+fn reply(
+    g: &mut Gateway,
+    t: Instant,
+    req: &crate::sip::msg::SipRequest,
+    status: u16,
+    phrase: &str,
+    sdp: Option<&str>,
+) {
+    use crate::sip::msg::ResponseBuilder;
+    let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    let mut b = ResponseBuilder::from_request(req, status, phrase, Some("uas"))
+        .header("Contact", "<sip:bob@127.0.0.1:5099>");
+    if let Some(sdp) = sdp {
+        b = b.body("application/sdp", sdp.as_bytes().to_vec());
+    }
+    g.handle_sip_datagram(t, uas, &b.to_bytes());
+}
+
+fn states(d: &Drained) -> Vec<String> {
+    d.texts
+        .iter()
+        .filter_map(|e| e["state"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
+    use crate::sip::msg::Method;
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    // "auto" is the default: the first INVITE offers plain RTP/AVP.
+    let (_c, invite) = outgoing_call(&mut g, t0);
+    assert!(offered_cryptos(invite.body()).is_empty());
+    reply(&mut g, t0, &invite, 100, "Trying", None);
+    reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
+    let d = drain_all(&mut g);
+    let sent = sip_requests(&d);
+    let methods: Vec<&Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(
+        methods,
+        [&Method::Ack, &Method::Invite],
+        "exactly one retry"
+    );
+    let retry = &sent[1];
+    assert_eq!(retry.call_id(), invite.call_id());
+    assert_eq!(retry.from().tag(), invite.from().tag());
+    assert_eq!(retry.cseq().seq, invite.cseq().seq + 1);
+    let body = String::from_utf8_lossy(retry.body()).into_owned();
+    assert!(
+        body.contains("m=audio ") && body.contains(" RTP/SAVP "),
+        "{body}"
+    );
+    let shape: Vec<(u32, String)> = offered_cryptos(retry.body())
+        .into_iter()
+        .map(|(t, s, _)| (t, s))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (1, "AES_CM_128_HMAC_SHA1_80".to_owned()),
+            (2, "AEAD_AES_128_GCM".to_owned()),
+            (3, "AES_CM_128_HMAC_SHA1_32".to_owned()),
+        ]
+    );
+    assert!(
+        !d.texts.iter().any(|e| e["state"] == "terminated"),
+        "the browser never hears of the 488: {:?}",
+        d.texts
+    );
+    // The retry rings and is answered with SRTP on our tag 1: the call is up.
+    reply(&mut g, t0, retry, 180, "Ringing", None);
+    reply(
+        &mut g,
+        t0,
+        retry,
+        200,
+        "OK",
+        Some(&savp_answer(1, "AES_CM_128_HMAC_SHA1_80")),
+    );
+    let d = drain_all(&mut g);
+    assert_eq!(states(&d), ["ringing", "accepted"], "{:?}", d.texts);
+    assert_eq!(
+        sip_requests(&d)
+            .iter()
+            .map(|r| r.method().clone())
+            .collect::<Vec<_>>(),
+        [Method::Ack]
+    );
+    assert_eq!(g.call_count(), 1);
+}
+
+#[test]
+fn sip_srtp_auto_ends_the_call_on_a_second_488() {
+    use crate::sip::msg::Method;
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (_c, invite) = outgoing_call(&mut g, t0);
+    reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
+    let retry = sip_requests(&drain_all(&mut g)).pop().unwrap();
+    assert_eq!(*retry.method(), Method::Invite);
+    reply(&mut g, t0, &retry, 488, "Not Acceptable Here", None);
+    let d = drain_all(&mut g);
+    let methods: Vec<Method> = sip_requests(&d)
+        .iter()
+        .map(|r| r.method().clone())
+        .collect();
+    assert_eq!(methods, [Method::Ack], "no third INVITE");
+    assert_eq!(
+        d.texts,
+        [
+            json!({"sylkrtc":"session-event","session":"s1","event":"state",
+                "state":"terminated","reason":"488 Not Acceptable Here"})
+        ]
+    );
+    assert_eq!(g.call_count(), 0);
+    assert_eq!(d.closed.len(), 1, "media released");
+}
+
+#[test]
+fn sip_srtp_off_takes_the_488_as_final() {
+    use crate::sip::msg::Method;
+    let t0 = Instant::now();
+    let mut g = gateway_with_media(&["*"], 10, media_with_srtp(crate::config::SipSrtp::Off));
+    let (_c, invite) = outgoing_call(&mut g, t0);
+    reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
+    let d = drain_all(&mut g);
+    let methods: Vec<Method> = sip_requests(&d)
+        .iter()
+        .map(|r| r.method().clone())
+        .collect();
+    assert_eq!(methods, [Method::Ack]);
+    assert_eq!(states(&d), ["terminated"]);
+    assert_eq!(d.texts[0]["reason"], "488 Not Acceptable Here");
+}
+
+#[test]
+fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
+    use crate::sip::msg::Method;
+    let mandatory = || {
+        gateway_with_media(
+            &["*"],
+            10,
+            media_with_srtp(crate::config::SipSrtp::Mandatory),
+        )
+    };
+    let cases = [
+        (
+            SIP_ANSWER.to_owned(),
+            "488 Not Acceptable Here (SRTP refused: RTP/SAVP offered, plain RTP/AVP answered on m= line 0)",
+        ),
+        (
+            savp_answer(7, "AES_CM_128_HMAC_SHA1_80"),
+            "488 Not Acceptable Here (no usable a=crypto on m= line 0)",
+        ),
+        (
+            savp_answer(2, "AES_CM_128_HMAC_SHA1_80"),
+            "488 Not Acceptable Here (no usable a=crypto on m= line 0)",
+        ),
+    ];
+    for (answer, reason) in cases {
+        let t0 = Instant::now();
+        let mut g = mandatory();
+        let (_c, invite) = start_outgoing_call(&mut g, t0);
+        let body = String::from_utf8_lossy(invite.body()).into_owned();
+        assert!(
+            body.contains(" RTP/SAVP ") && !body.contains("RTP/AVP"),
+            "{body}"
+        );
+        assert_eq!(offered_cryptos(invite.body()).len(), 3, "{body}");
+        reply(&mut g, t0, &invite, 200, "OK", Some(&answer));
+        let d = drain_all(&mut g);
+        // The 2xx is ACKed (RFC 3261 13.2.2.4), then the unusable session ends with BYE.
+        let methods: Vec<Method> = sip_requests(&d)
+            .iter()
+            .map(|r| r.method().clone())
+            .collect();
+        assert_eq!(methods, [Method::Ack, Method::Bye], "{reason}");
+        assert_eq!(states(&d), ["terminated"], "{reason}");
+        assert_eq!(d.texts[0]["reason"], reason);
+        assert_eq!(g.call_count(), 0);
+    }
+    // A 488 to a mandatory offer is final: nothing plainer exists to offer.
+    let t0 = Instant::now();
+    let mut g = mandatory();
+    let (_c, invite) = start_outgoing_call(&mut g, t0);
+    reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
+    let d = drain_all(&mut g);
+    assert_eq!(sip_requests(&d).len(), 1, "ACK only");
+    assert_eq!(d.texts[0]["reason"], "488 Not Acceptable Here");
+    // And the answer that takes one of our lines brings the call up.
+    let mut g = mandatory();
+    let (_c, invite) = start_outgoing_call(&mut g, t0);
+    reply(
+        &mut g,
+        t0,
+        &invite,
+        200,
+        "OK",
+        Some(&savp_answer(3, "AES_CM_128_HMAC_SHA1_32")),
+    );
+    let d = drain_all(&mut g);
+    assert_eq!(states(&d), ["accepted"], "{:?}", d.texts);
+}
+
+/// A browser's answer to the gateway's WebRTC offer, written by hand: PCMU on every
+/// m-line, the offer's mids, DTLS active (the engine checks the fingerprint only in the
+/// handshake, which these tests never reach).
+fn browser_answer_to(offer: &str) -> String {
+    let mut s = String::from(
+        "v=0\r\no=- 42 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+         a=fingerprint:sha-256 5E:2A:91:0C:7D:33:F4:18:B6:C9:52:E0:4A:97:1D:63:AF:08:C5:72:3B:E6:19:D4:80:2F:6B:A3:5C:E1:97:40\r\n",
+    );
+    let mids: Vec<&str> = offer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=mid:"))
+        .collect();
+    s.push_str(&format!("a=group:BUNDLE {}\r\n", mids.join(" ")));
+    for mid in mids {
+        s.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=setup:active\r\na=mid:{mid}\r\n\
+             a=ice-ufrag:xJqPzLmNoBvCdEfG\r\na=ice-pwd:aBcDeFgHiJkLmNoPqRsTuVwXyZ012345\r\n\
+             a=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\na=ssrc:1122334455 cname:browser\r\na=sendrecv\r\n"
+        ));
+    }
+    s
+}
+
+/// alice registered at 127.0.0.1:5099 on a gateway with `mode`; bob's INVITE without SDP
+/// answered by the browser. Returns the gateway and the 200 with our offer.
+fn late_offer_answered(
+    mode: crate::config::SipSrtp,
+    t0: Instant,
+) -> (Gateway, crate::sip::msg::SipResponse) {
+    use crate::sip::msg::{Method, ResponseBuilder};
+    let mut g = gateway_with_media(&["*"], 10, media_with_srtp(mode));
+    let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@127.0.0.1:5099", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
+    );
+    let register = sip_requests(&drain_all(&mut g)).remove(0);
+    let contact = register.contacts().as_slice()[0].uri.clone();
+    let ok = ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
+        .header("Contact", &format!("<{contact}>;expires=600"))
+        .to_bytes();
+    g.handle_sip_datagram(t0, registrar, &ok);
+    drain_all(&mut g);
+    let invite = format!(
+        "INVITE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKlate1;rport\r\n\
+         From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: late1@b\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    g.handle_sip_datagram(t0, registrar, invite.as_bytes());
+    let d = drain_all(&mut g);
+    let incoming = d
+        .texts
+        .iter()
+        .find(|e| e["event"] == "incoming-session")
+        .unwrap_or_else(|| panic!("{:?}", d.texts));
+    let session = incoming["session"].as_str().unwrap().to_owned();
+    let answer = browser_answer_to(incoming["sdp"].as_str().unwrap());
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-answer","transaction":"ans","session":session,"sdp":answer}),
+    );
+    let d = drain_all(&mut g);
+    assert!(
+        d.texts
+            .iter()
+            .any(|e| e["sylkrtc"] == "ack" && e["transaction"] == "ans"),
+        "{:?}",
+        d.texts
+    );
+    let ok = d
+        .sip
+        .iter()
+        .find_map(|(_, m)| match m {
+            SipMessage::Response(r) if r.status() == 200 && r.cseq().method == Method::Invite => {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .expect("200 with our offer");
+    (g, ok)
+}
+
+/// The ACK for `ok` carrying `sdp`, from bob at 127.0.0.1:5099.
+fn ack_with(g: &mut Gateway, t: Instant, ok: &crate::sip::msg::SipResponse, sdp: &str) {
+    let tag = ok.to().tag().unwrap();
+    let contact = ok.contacts().as_slice()[0].uri.clone();
+    let ack = format!(
+        "ACK {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKlateack;rport\r\n\
+         From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>;tag={tag}\r\n\
+         Call-ID: late1@b\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    g.handle_sip_datagram(t, "127.0.0.1:5099".parse().unwrap(), ack.as_bytes());
+}
+
+#[test]
+fn sip_srtp_mandatory_late_offer_is_savp_and_the_ack_must_take_a_key() {
+    use crate::config::SipSrtp;
+    use crate::sip::msg::Method;
+    let t0 = Instant::now();
+    // "mandatory": the 200 offers RTP/SAVP with every key; an ACK taking tag 1 is fine.
+    let (mut g, ok) = late_offer_answered(SipSrtp::Mandatory, t0);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        body.contains(" RTP/SAVP ") && !body.contains("m=audio 9 "),
+        "{body}"
+    );
+    assert_eq!(offered_cryptos(ok.body()).len(), 3, "{body}");
+    ack_with(&mut g, t0, &ok, &savp_answer(1, "AES_CM_128_HMAC_SHA1_80"));
+    let d = drain_all(&mut g);
+    assert!(sip_requests(&d).is_empty(), "{:?}", d.sip);
+    assert!(d.texts.is_empty(), "{:?}", d.texts);
+    assert_eq!(g.call_count(), 1);
+    // An ACK whose answer drops to plain RTP ends the call: BYE, and the reason says why.
+    let (mut g, ok) = late_offer_answered(SipSrtp::Mandatory, t0);
+    ack_with(&mut g, t0, &ok, SIP_ANSWER);
+    let d = drain_all(&mut g);
+    let methods: Vec<Method> = sip_requests(&d)
+        .iter()
+        .map(|r| r.method().clone())
+        .collect();
+    assert_eq!(methods, [Method::Bye]);
+    assert_eq!(states(&d), ["terminated"]);
+    assert_eq!(
+        d.texts[0]["reason"],
+        "488 Not Acceptable Here (SRTP refused: RTP/SAVP offered, plain RTP/AVP answered on m= line 0)"
+    );
+    assert_eq!(g.call_count(), 0);
+}
+
+#[test]
+fn sip_srtp_auto_late_offer_is_plain() {
+    let t0 = Instant::now();
+    let (mut g, ok) = late_offer_answered(crate::config::SipSrtp::Auto, t0);
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        body.contains(" RTP/AVP ") && !body.contains("a=crypto"),
+        "{body}"
+    );
+    ack_with(&mut g, t0, &ok, SIP_ANSWER);
+    let d = drain_all(&mut g);
+    assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
+    assert_eq!(g.call_count(), 1);
 }

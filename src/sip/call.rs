@@ -50,6 +50,13 @@ pub enum CallEvent {
         /// SDP body, if any.
         sdp: Option<String>,
     },
+    /// Outgoing: the INVITE was refused with 488 Not Acceptable Here and went out again,
+    /// in a new transaction, with [`OutgoingConfig::retry_offer`]; the answer still to come
+    /// answers that offer. Reported at most once per call.
+    OfferRetried {
+        /// The status that was refused (488).
+        code: u16,
+    },
     /// Outgoing: a 2xx arrived and was ACKed.
     Accepted {
         /// The answer SDP (`None` if the 2xx had no body).
@@ -200,6 +207,13 @@ pub struct OutgoingConfig {
     pub contact_user: String,
     /// The SDP offer.
     pub sdp: String,
+    /// A second offer, sent once in a new INVITE if the first is refused with 488 Not
+    /// Acceptable Here (RFC 3261 section 21.4.26: "the offer could not be accepted"), e.g.
+    /// `RTP/SAVP` with SDES keys after a plain `RTP/AVP` offer a peer requiring SRTP refused.
+    /// Like the retry after a 401/407 the new INVITE keeps Call-ID and From tag and takes
+    /// the next CSeq (RFC 3261 section 8.1.3.5). Not used once a provisional response has
+    /// carried an answer to the first offer (early media, RFC 3960).
+    pub retry_offer: Option<String>,
 }
 
 /// The stack's result of sending a request for the call.
@@ -275,6 +289,8 @@ struct Outgoing {
     ack: Option<OutgoingRequest>,
     /// A provisional response arrived (no fail-over after that, RFC 3263 section 4.3).
     provisional_seen: bool,
+    /// The offer for one retry after 488 (taken when used, dropped after an early answer).
+    retry_offer: Option<String>,
 }
 
 /// One call leg.
@@ -357,6 +373,7 @@ impl Call {
         let mut call = Call::blank(timers, route_by_dialog);
         call.local_sdp = Some(config.sdp.clone());
         call.outgoing = Some(Outgoing {
+            retry_offer: config.retry_offer.clone(),
             digest: DigestClient::new(&config.user, ha1),
             config,
             request_uri,
@@ -541,6 +558,13 @@ impl Call {
             Phase::Calling { txn, .. } | Phase::Proceeding { txn } => {
                 self.phase = Phase::Proceeding { txn };
                 let sdp = sdp_of(response.content_type(), response.body());
+                if sdp.is_some() {
+                    // The first offer has an (early) answer the gateway may already use:
+                    // a later 488 ends the call rather than switching offers under it.
+                    if let Some(out) = self.outgoing.as_mut() {
+                        out.retry_offer = None;
+                    }
+                }
                 self.report(CallEvent::Progress {
                     code: response.status(),
                     reason: response.reason().to_owned(),
@@ -697,6 +721,14 @@ impl Call {
                             None => self.finish(),
                         }
                     }
+                    // RFC 3261 section 21.4.26: the offer was not acceptable; try the second
+                    // offer once, in a new INVITE transaction exactly like the 401/407 retry
+                    // (same Call-ID and From tag, next CSeq, credentials of the realms
+                    // already challenged).
+                    488 if self.take_retry_offer() => {
+                        self.report(CallEvent::OfferRetried { code: status });
+                        self.send_invite();
+                    }
                     // RFC 3263 section 4.3: a 503 before anything else moves on.
                     503 if !self.provisional_seen() => self.invite_failed(now, &reason),
                     _ => {
@@ -749,6 +781,21 @@ impl Call {
             Phase::Calling { txn, .. } | Phase::Proceeding { txn } => Some((txn, flow)),
             _ => None,
         }
+    }
+
+    /// Makes the retry offer the call's offer, if there is one left; the request that got
+    /// the 488 was authenticated, so the digest state is settled as after any final answer.
+    fn take_retry_offer(&mut self) -> bool {
+        let Some(out) = self.outgoing.as_mut() else {
+            return false;
+        };
+        let Some(offer) = out.retry_offer.take() else {
+            return false;
+        };
+        out.digest.handle_success();
+        out.config.sdp = offer.clone();
+        self.local_sdp = Some(offer);
+        true
     }
 
     fn provisional_seen(&self) -> bool {
@@ -1508,6 +1555,7 @@ mod tests {
             from_tag: "t".into(),
             contact_user: "u".into(),
             sdp: "v=0".into(),
+            retry_offer: None,
         };
         let ha1 = Ha1::from_hex("0123456789abcdef0123456789abcdef").unwrap();
         assert!(matches!(

@@ -72,6 +72,15 @@ pub enum CallNotice {
         /// SDP body, if any.
         sdp: Option<String>,
     },
+    /// Outgoing: the INVITE was refused with 488 and sent again with the retry offer given
+    /// to [`SipStack::invite_with_retry_offer`] (at most once per call); the answer to come
+    /// answers that offer.
+    OfferRetried {
+        /// Which call.
+        call: CallId,
+        /// The refusal's status code (488).
+        code: u16,
+    },
     /// Outgoing: a 2xx arrived; the ACK is sent.
     Accepted {
         /// Which call.
@@ -807,6 +816,22 @@ impl SipStack {
         callee: &str,
         offer: String,
     ) -> Result<CallId, CallError> {
+        self.invite_with_retry_offer(now, identity, callee, offer, None)
+    }
+
+    /// [`SipStack::invite`] with a second offer: if the callee refuses the first with 488
+    /// Not Acceptable Here, the INVITE goes out once more with `retry_offer` (new
+    /// transaction, same Call-ID and From tag, next CSeq: the mechanism of the 401/407 retry)
+    /// and [`CallNotice::OfferRetried`] tells the gateway which offer the answer will
+    /// answer. A second 488 ends the call as usual.
+    pub fn invite_with_retry_offer(
+        &mut self,
+        now: Instant,
+        identity: &AccountIdentity,
+        callee: &str,
+        offer: String,
+        retry_offer: Option<String>,
+    ) -> Result<CallId, CallError> {
         if self.calls.len() >= self.max_calls {
             return Err(CallError::TooManyCalls);
         }
@@ -823,6 +848,7 @@ impl SipStack {
             from_tag: self.random_token(10),
             contact_user: format!("sylk-{}", self.random_token(12)),
             sdp: offer,
+            retry_offer,
         };
         let sip_call_id = config.call_id.clone();
         let call = Call::outgoing(
@@ -1163,6 +1189,7 @@ impl SipStack {
                         reason,
                         sdp,
                     },
+                    CallEvent::OfferRetried { code } => CallNotice::OfferRetried { call: id, code },
                     CallEvent::Accepted { sdp } => CallNotice::Accepted { call: id, sdp },
                     CallEvent::Confirmed { sdp_in_ack } => CallNotice::Confirmed {
                         call: id,

@@ -825,6 +825,9 @@ pub struct BaresipOpts {
     pub wav_audio: bool,
     /// Record sent/received audio as WAV files into the run dir (`sndfile`).
     pub record_audio: bool,
+    /// The account's `mediaenc` (e.g. `srtp-mand`: RTP/SAVP with SDES, RFC 4568, and
+    /// nothing else); loads baresip's `srtp` module. `None`: plain RTP.
+    pub mediaenc: Option<String>,
 }
 
 impl Default for BaresipOpts {
@@ -834,6 +837,7 @@ impl Default for BaresipOpts {
             transport: Transport::Udp,
             wav_audio: false,
             record_audio: false,
+            mediaenc: None,
         }
     }
 }
@@ -887,6 +891,7 @@ impl Baresip {
                 "BS_SNDFILE",
                 if opts.record_audio { "1" } else { "0" }.into(),
             ),
+            ("BS_MEDIAENC", opts.mediaenc.clone().unwrap_or_default()),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(peers_dir().join("baresip/run.sh").display().to_string());

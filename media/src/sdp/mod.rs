@@ -114,8 +114,22 @@ pub enum SdpError {
         /// 0-based index of the media section.
         media_index: usize,
     },
-    /// The SIP peer asked for SRTP (`RTP/SAVP`) without any `a=crypto` we can use.
+    /// The SIP peer asked for SRTP (`RTP/SAVP`) without any `a=crypto` we can use, or
+    /// answered our `RTP/SAVP` offer with a crypto line whose tag and suite we did not offer
+    /// (RFC 4568 section 7.1.2).
     NoUsableCrypto {
+        /// 0-based index of the media section.
+        media_index: usize,
+    },
+    /// We offered `RTP/SAVP` with SDES keys and the answer dropped to plain `RTP/AVP`
+    /// (RFC 3264 section 6.1 keeps the offered transport; RFC 4568 section 7.1.2).
+    SrtpRefused {
+        /// 0-based index of the media section.
+        media_index: usize,
+    },
+    /// We offered plain `RTP/AVP` and the answer switched to `RTP/SAVP`, whose keys we never
+    /// offered (RFC 3264 section 6.1).
+    UnexpectedSrtp {
         /// 0-based index of the media section.
         media_index: usize,
     },
@@ -155,6 +169,14 @@ impl std::fmt::Display for SdpError {
             Self::NoUsableCrypto { media_index } => {
                 write!(f, "no usable a=crypto on m= line {media_index}")
             }
+            Self::SrtpRefused { media_index } => write!(
+                f,
+                "SRTP refused: RTP/SAVP offered, plain RTP/AVP answered on m= line {media_index}"
+            ),
+            Self::UnexpectedSrtp { media_index } => write!(
+                f,
+                "RTP/SAVP answered to a plain RTP/AVP offer on m= line {media_index}"
+            ),
         }
     }
 }

@@ -199,7 +199,9 @@ pub fn webrtc_offer_to_sip_offer(
             None
         };
         let Some(codecs) = codecs else {
-            media.push(rejected_section(m, sip_protocol(m, false)));
+            // A rejected line keeps the offer's profile, so an RTP/SAVP offer is all SAVP.
+            let secure = local.lines.get(i).is_some_and(|l| !l.cryptos.is_empty());
+            media.push(rejected_section(m, sip_protocol(m, secure)));
             continue;
         };
         let line = local
@@ -292,8 +294,12 @@ pub fn sip_offer_to_negotiated(
 ///
 /// Checks RFC 3264 section 6 structure (same m-line count and media types), that every
 /// active m-line kept at least one real codec from our offer (else
-/// [`SdpError::NoCommonCodec`]) and, for `RTP/SAVP`, that the answer's `a=crypto` matches a
-/// tag and suite we offered (else [`SdpError::NoUsableCrypto`]). Both SDES keys are returned.
+/// [`SdpError::NoCommonCodec`]), that it kept the offered profile (an `RTP/SAVP` offer
+/// answered with `RTP/AVP` is [`SdpError::SrtpRefused`], the reverse
+/// [`SdpError::UnexpectedSrtp`]) and, for `RTP/SAVP`, that the answer's `a=crypto` matches a
+/// tag and suite we offered (else [`SdpError::NoUsableCrypto`]). Both SDES keys are returned:
+/// [`NegotiatedMedia::local_crypto`] is our offered key for the tag the peer picked (what we
+/// encrypt with), [`NegotiatedMedia::remote_crypto`] the peer's (what we decrypt with).
 pub fn sip_answer_to_negotiated(
     our_offer: &SessionDescription,
     answer: &SessionDescription,
@@ -327,7 +333,17 @@ pub fn sip_answer_to_negotiated(
                 .remote_rtp
                 .map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1)));
         }
+        // The answer keeps the offer's transport (RFC 3264 section 6.1): an RTP/SAVP offer
+        // answered with plain RTP/AVP (or the other way round) would leave one side sending
+        // SRTP the other cannot read, or plaintext where the peer insisted on SRTP.
+        match (offered.is_sdes_srtp(), answered.is_sdes_srtp()) {
+            (true, false) => return Err(SdpError::SrtpRefused { media_index: i }),
+            (false, true) => return Err(SdpError::UnexpectedSrtp { media_index: i }),
+            _ => {}
+        }
         if offered.is_sdes_srtp() {
+            // RFC 4568 section 7.1.2: the answer carries one crypto line, with the tag of the
+            // offered line it accepts and the same suite; our key is that offered line's.
             let remote = answered.cryptos().into_iter().next();
             let local = remote.as_ref().and_then(|r| {
                 offered

@@ -1248,3 +1248,169 @@ fn invite_over_a_connection_that_closes_fails_at_once() {
     assert_eq!(h.stack.call_count(), 0);
     assert_eq!(h.stack.transaction_count(), 0);
 }
+
+const SAVP_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n\
+    a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv\r\n";
+
+impl Harness {
+    /// An outgoing call to bob with [`SAVP_OFFER`] as the retry offer after 488.
+    fn call_bob_with_retry(&mut self) -> (CallId, SipRequest) {
+        let call = self
+            .stack
+            .invite_with_retry_offer(
+                self.now,
+                &identity(),
+                "bob@127.0.0.1:5080",
+                OFFER.into(),
+                Some(SAVP_OFFER.into()),
+            )
+            .unwrap();
+        let invite = self.one_request(Method::Invite);
+        (call, invite)
+    }
+
+    /// After a final non-2xx to `invite`: its ACK, then the requests that followed.
+    fn acked_then(&mut self, invite: &SipRequest) -> Vec<SipRequest> {
+        let mut sent = self.requests();
+        assert!(!sent.is_empty(), "nothing sent");
+        let ack = sent.remove(0);
+        assert_eq!(*ack.method(), Method::Ack);
+        assert_eq!(
+            ack.top_via().unwrap().branch(),
+            invite.top_via().unwrap().branch(),
+            "the final response is ACKed in its own transaction (RFC 3261 17.1.1.3)"
+        );
+        sent
+    }
+}
+
+#[test]
+fn not_acceptable_retries_once_with_the_second_offer_in_a_new_transaction() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob_with_retry();
+    assert_eq!(invite.body(), OFFER.as_bytes());
+    h.reply(&invite, 100, "Trying", &[]);
+    h.reply(&invite, 488, "Not Acceptable Here", &[]);
+    let [second] = &h.acked_then(&invite)[..] else {
+        panic!("one new INVITE after the ACK")
+    };
+    assert_eq!(*second.method(), Method::Invite);
+    // RFC 3261 section 8.1.3.5: same Call-ID, From tag and To (no tag), next CSeq, new branch.
+    assert_eq!(second.call_id(), invite.call_id());
+    assert_eq!(second.from().tag(), invite.from().tag());
+    assert_eq!(second.to().tag(), None);
+    assert_eq!(second.cseq().seq, invite.cseq().seq + 1);
+    assert_ne!(
+        second.top_via().unwrap().branch(),
+        invite.top_via().unwrap().branch()
+    );
+    assert_eq!(second.body(), SAVP_OFFER.as_bytes());
+    let events = h.events();
+    assert_eq!(
+        events.last(),
+        Some(&CallNotice::OfferRetried { call, code: 488 }),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, CallNotice::Terminated { .. })),
+        "{events:?}"
+    );
+    // The retry is answered: the call goes on as usual.
+    h.reply_with(
+        second,
+        200,
+        "OK",
+        &[("Contact", PEER_CONTACT)],
+        Some(ANSWER),
+    );
+    h.one_request(Method::Ack);
+    assert_eq!(
+        h.events(),
+        [CallNotice::Accepted {
+            call,
+            sdp: Some(ANSWER.into())
+        }]
+    );
+    h.stack.hangup(h.now, call).unwrap();
+    h.one_request(Method::Bye);
+    assert_eq!(h.events(), [terminated(call, REASON_LOCAL_HANGUP)]);
+    h.assert_clean_after_timers();
+}
+
+#[test]
+fn a_second_488_ends_the_call_and_no_retry_without_a_second_offer() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob_with_retry();
+    h.reply(&invite, 488, "Not Acceptable Here", &[]);
+    let second = h.acked_then(&invite).pop().unwrap();
+    assert_eq!(h.events(), [CallNotice::OfferRetried { call, code: 488 }]);
+    h.reply(&second, 488, "Not Acceptable Here", &[]);
+    assert!(h.acked_then(&second).is_empty(), "exactly one retry");
+    assert_eq!(h.events(), [terminated(call, "488 Not Acceptable Here")]);
+    h.assert_clean_after_timers();
+
+    // Without a retry offer (media.sip_srtp "off" or "mandatory") the first 488 is final.
+    let (call, invite) = h.call_bob();
+    h.reply(&invite, 488, "Not Acceptable Here", &[]);
+    assert!(h.acked_then(&invite).is_empty());
+    assert_eq!(h.events(), [terminated(call, "488 Not Acceptable Here")]);
+    h.assert_clean_after_timers();
+}
+
+#[test]
+fn retry_after_488_keeps_the_credentials_of_a_407() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob_with_retry();
+    let challenge = [(
+        "Proxy-Authenticate",
+        "Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\"",
+    )];
+    h.reply(&invite, 407, "Proxy Authentication Required", &challenge);
+    let authed = h.acked_then(&invite).pop().unwrap();
+    let first_auth = header(&authed, "Proxy-Authorization").to_owned();
+    h.reply(&authed, 488, "Not Acceptable Here", &[]);
+    let retried = h.acked_then(&authed).pop().unwrap();
+    assert_eq!(retried.cseq().seq, invite.cseq().seq + 2);
+    assert_eq!(retried.body(), SAVP_OFFER.as_bytes());
+    let auth = header(&retried, "Proxy-Authorization");
+    assert!(auth.contains("nonce=\"abc\""), "{auth}");
+    assert_ne!(auth, first_auth, "nc counts up and the body changed");
+    assert_eq!(h.events(), [CallNotice::OfferRetried { call, code: 488 }]);
+    // A fresh challenge for the retry (another nonce) is answered too.
+    let challenge2 = [(
+        "Proxy-Authenticate",
+        "Digest realm=\"127.0.0.1\", nonce=\"def\", qop=\"auth\"",
+    )];
+    h.reply(&retried, 407, "Proxy Authentication Required", &challenge2);
+    let again = h.acked_then(&retried).pop().unwrap();
+    assert!(header(&again, "Proxy-Authorization").contains("nonce=\"def\""));
+    assert_eq!(again.body(), SAVP_OFFER.as_bytes());
+    assert!(h.events().is_empty());
+    h.stack.hangup(h.now, call).unwrap();
+    h.sent();
+    h.reply(&again, 487, "Request Terminated", &[]);
+    h.sent();
+    assert_eq!(h.events(), [terminated(call, REASON_LOCAL_HANGUP)]);
+    h.assert_clean_after_timers();
+}
+
+#[test]
+fn no_offer_switch_after_an_early_answer() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob_with_retry();
+    // 183 with SDP: the first offer has an early answer (RFC 3960) the gateway may use.
+    h.reply_with(
+        &invite,
+        183,
+        "Session Progress",
+        &[("Contact", PEER_CONTACT)],
+        Some(ANSWER),
+    );
+    h.events();
+    h.reply(&invite, 488, "Not Acceptable Here", &[]);
+    assert!(h.acked_then(&invite).is_empty());
+    assert_eq!(h.events(), [terminated(call, "488 Not Acceptable Here")]);
+    h.assert_clean_after_timers();
+}

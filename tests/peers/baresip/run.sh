@@ -13,6 +13,7 @@
 #   BS_TRANSPORT   udp or tcp                             default udp
 #   BS_AUDIO       sine (ausine 440 Hz, default) or wav (generated 440 Hz tone via aufile)
 #   BS_SNDFILE=1   record sent/received audio as WAV files into BS_RUN
+#   BS_MEDIAENC    account mediaenc, e.g. srtp-mand (loads srtp.so); default empty (plain RTP)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${BS_RUN:?}" "${BS_SIP_PORT:?}" "${BS_CTRL_PORT:?}" "${BS_RTP_PORTS:?}" "${KAM_PORT:?}"
@@ -29,11 +30,14 @@ if [ "${BS_AUDIO:-sine}" = wav ]; then
   src="aufile,$BS_RUN/tone.wav"; srate="# "
 fi
 snd="# "; [ "${BS_SNDFILE:-0}" = 1 ] && snd=""
+menc=${BS_MEDIAENC:-}; srtp="# "; [ -n "$menc" ] && srtp=""
 sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|$BS_RTP_PORTS|" \
     -e "s|@AUDIO_SOURCE@|$src|; s|@RUN@|$BS_RUN|; s|@SNDFILE@|$snd|; s|@AUSRC_SRATE@|$srate|" \
+    -e "s|@SRTP@|$srtp|" \
     "$HERE/config.in" > "$BS_RUN/config"
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
-    -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g" "$HERE/accounts.in" > "$BS_RUN/accounts"
+    -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|" \
+    "$HERE/accounts.in" > "$BS_RUN/accounts"
 : > "$BS_RUN/contacts"
 # baresip 1.0 binds RTP/RTCP to the wildcard address whatever net_interface says:
 # the bind_lo.c shim turns those binds into 127.0.0.1 (about 0.1 s to compile).
