@@ -1,9 +1,17 @@
 //! The WebRTC leg: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) and SRTP (RFC 3711) toward the
 //! browser.
 //!
-//! The bridge talks to the leg only through the crate-internal `WebrtcEngine` trait, so the
-//! engine underneath (today webrtc-rs `rtc` 0.21.1, see [`RtcWebrtcLeg`]) could be swapped for
-//! another sans-IO stack (str0m) without touching the forwarding code.
+//! The bridge talks to the leg only through the crate-internal `WebrtcEngine` trait. Two
+//! engines implement it, both on webrtc-rs `rtc` 0.21.1 (pinned):
+//! - [`DirectWebrtcLeg`] (the default): `rtc`'s sans-IO ICE agent and DTLS endpoint driven
+//!   directly, SRTP keyed from the DTLS exporter and done in place by [`crate::srtp`], our
+//!   own SDP and RTCP. No heap allocation per packet.
+//! - [`RtcWebrtcLeg`]: `rtc`'s whole `RTCPeerConnection` (transceivers, interceptors). Kept
+//!   selectable ([`WebrtcEngineKind::PeerConnection`]) as a fallback and as an independent
+//!   implementation the tests compare against; it allocates several times per packet.
+//!
+//! Another sans-IO stack (str0m) could be added the same way without touching the
+//! forwarding code.
 
 mod direct;
 mod keyframe_forwarder;
@@ -114,7 +122,7 @@ pub struct WebrtcLegConfig {
     pub engine: WebrtcEngineKind,
 }
 
-/// The engines behind [`WebrtcEngine`].
+/// The engines that can run the WebRTC leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WebrtcEngineKind {
     /// [`DirectWebrtcLeg`]: `rtc`'s ICE agent and DTLS endpoint with our in-place SRTP; no
