@@ -6,8 +6,9 @@
 //! [`RtpLeg::poll_timeout`], calls [`RtpLeg::handle_timeout`] when it fires, and after every
 //! call drains [`RtpLeg::poll_transmit`] and [`RtpLeg::poll_event`]. `now` is always passed in.
 //!
-//! Steady-state packet handling allocates nothing for plain RTP (proved by
-//! `tests/rtp_no_alloc.rs`); SRTP goes through `rtc::srtp`, which allocates its output.
+//! Steady-state packet handling allocates nothing, for plain RTP (proved by
+//! `tests/rtp_no_alloc.rs`) and for SDES-SRTP, which protects and unprotects in place
+//! (`tests/srtp_no_alloc.rs`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,8 +22,8 @@ use crate::rtp::{
 };
 use crate::sdp::{Codec, Direction, NegotiatedMedia};
 
-/// Largest RTP/RTCP datagram the leg builds in its scratch buffer; larger than any
-/// unfragmented UDP payload on a 1500-byte MTU.
+/// Largest RTP/RTCP datagram the leg is meant to build; larger than any unfragmented UDP
+/// payload on a 1500-byte MTU.
 pub const MAX_DATAGRAM_LEN: usize = 2048;
 /// Events kept until polled; older ones are dropped when the reactor does not drain.
 const MAX_QUEUED_EVENTS: usize = 16;
@@ -37,7 +38,7 @@ pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
 pub enum RtpLegError {
     /// A malformed RTP/RTCP packet, or an SRTP failure.
     Packet(RtpError),
-    /// The output or scratch buffer is too small for the packet.
+    /// The output buffer is too small for the packet (or its SRTP tag).
     BufferTooSmall,
     /// `--rtp-ports` gave no even/odd pair.
     EmptyPortRange,
@@ -48,6 +49,15 @@ pub enum RtpLegError {
 impl From<RtpError> for RtpLegError {
     fn from(e: RtpError) -> Self {
         Self::Packet(e)
+    }
+}
+
+/// SRTP's "no room for the tag" is the leg's own buffer error; other failures stay packet
+/// errors.
+fn srtp_buffer_error(e: RtpError) -> RtpLegError {
+    match e {
+        RtpError::BufferTooSmall => RtpLegError::BufferTooSmall,
+        e => RtpLegError::Packet(e),
     }
 }
 
@@ -231,7 +241,6 @@ pub struct RtpLeg {
     latched: bool,
     rtcp_latched: bool,
     srtp: Option<SdesSrtp>,
-    scratch: Vec<u8>,
     send_map: Option<PayloadTypeMap>,
     receive_map: Option<PayloadTypeMap>,
     clock_rates: [u32; 128],
@@ -270,7 +279,6 @@ impl RtpLeg {
             latched: false,
             rtcp_latched: false,
             srtp: None,
-            scratch: vec![0; MAX_DATAGRAM_LEN],
             send_map: None,
             receive_map: None,
             clock_rates: [0; 128],
@@ -655,14 +663,9 @@ impl RtpLeg {
             return Ok(None);
         }
         let len = match self.srtp.as_mut() {
-            Some(srtp) => {
-                let protected_len = srtp.protect_rtp(&out[..len], &mut self.scratch)?;
-                let dst = out
-                    .get_mut(..protected_len)
-                    .ok_or(RtpLegError::BufferTooSmall)?;
-                dst.copy_from_slice(&self.scratch[..protected_len]);
-                protected_len
-            }
+            Some(srtp) => srtp
+                .protect_rtp_in_place(out, len)
+                .map_err(srtp_buffer_error)?,
             None => len,
         };
         Ok(Some(Transmit {
@@ -771,12 +774,9 @@ impl RtpLeg {
             len += rtcp::write_bye(rest, self.config.local_ssrc)?;
         }
         if let Some(srtp) = self.srtp.as_mut() {
-            let protected_len = srtp.protect_rtcp(&out[..len], &mut self.scratch)?;
-            let dst = out
-                .get_mut(..protected_len)
-                .ok_or(RtpLegError::BufferTooSmall)?;
-            dst.copy_from_slice(&self.scratch[..protected_len]);
-            len = protected_len;
+            len = srtp
+                .protect_rtcp_in_place(out, len)
+                .map_err(srtp_buffer_error)?;
         }
         let source = if self.rtcp_muxed() {
             self.config.local_rtp
