@@ -313,8 +313,8 @@ impl SrtpContext {
     /// (RFC 7714 section 17 starts at index 0x5d4). Reusing an index reuses keystream.
     #[doc(hidden)]
     pub fn set_next_srtcp_index(&mut self, ssrc: u32, index: u32) -> Result<(), SrtpError> {
-        match self.rtcp_streams.get_mut(ssrc) {
-            Some(stream) => stream.next_index = index,
+        match self.rtcp_streams.find(ssrc) {
+            Some(slot) => slot.state.next_index = index,
             None => self.rtcp_streams.insert(
                 ssrc,
                 SrtcpStream {
@@ -352,27 +352,27 @@ impl SrtpContext {
         check_padding(packet, header_len)?;
         let (ssrc, seq) = rtp_ssrc_seq(packet)?;
 
-        // RFC 3711 section 3.3.1: the sender estimates the index like the receiver.
+        // RFC 3711 section 3.3.1: the sender estimates the index like the receiver. The
+        // index is recorded before encrypting (or the table refuses a new SSRC first).
         let tick = self.next_tick();
-        let index = match self.rtp_streams.get_mut(ssrc) {
-            Some(window) => {
-                let index = estimate_index(window.highest(), seq).ok_or(SrtpError::TooOld)?;
-                window.check(index)?;
+        let index = match self.rtp_streams.find(ssrc) {
+            Some(slot) => {
+                let index = estimate_index(slot.state.highest(), seq).ok_or(SrtpError::TooOld)?;
+                if index > MAX_SRTP_INDEX {
+                    return Err(SrtpError::KeyExhausted);
+                }
+                slot.state.check(index)?;
+                slot.state.accept(index);
+                slot.last_used = tick;
                 index
             }
-            None => u64::from(seq),
+            None => {
+                let index = u64::from(seq);
+                self.rtp_streams
+                    .insert(ssrc, SrtpWindow::new(index), tick, false)?;
+                index
+            }
         };
-        if index > MAX_SRTP_INDEX {
-            return Err(SrtpError::KeyExhausted);
-        }
-        // Reserve the entry (or fail on a full table) before encrypting.
-        match self.rtp_streams.get_mut(ssrc) {
-            Some(window) => window.accept(index),
-            None => self
-                .rtp_streams
-                .insert(ssrc, SrtpWindow::new(index), tick, false)?,
-        }
-        self.rtp_streams.touch(ssrc, tick);
 
         let tag_out = trailer
             .get_mut(..tag_len)
@@ -412,10 +412,12 @@ impl SrtpContext {
 
         // Steps 2 and 5 of RFC 3711 section 3.3: index estimate, then the replay check
         // (read only: the list changes after authentication).
-        let index = match self.rtp_streams.get_mut(ssrc) {
-            Some(window) => {
-                let index = estimate_index(window.highest(), seq).ok_or(SrtpError::TooOld)?;
-                window.check(index)?;
+        let tick = self.next_tick();
+        let mut slot = self.rtp_streams.find(ssrc);
+        let index = match slot.as_deref_mut() {
+            Some(slot) => {
+                let index = estimate_index(slot.state.highest(), seq).ok_or(SrtpError::TooOld)?;
+                slot.state.check(index)?;
                 index
             }
             // A new stream starts at ROC 0.
@@ -444,14 +446,15 @@ impl SrtpContext {
         }
 
         // Authenticated: update the ROC / highest index and the replay list (section 3.3.1).
-        let tick = self.next_tick();
-        match self.rtp_streams.get_mut(ssrc) {
-            Some(window) => window.accept(index),
+        match slot {
+            Some(slot) => {
+                slot.state.accept(index);
+                slot.last_used = tick;
+            }
             None => self
                 .rtp_streams
                 .insert(ssrc, SrtpWindow::new(index), tick, true)?,
         }
-        self.rtp_streams.touch(ssrc, tick);
         check_padding(packet, header_len)?;
         Ok(plain_len)
     }
@@ -470,8 +473,11 @@ impl SrtpContext {
         let ssrc = rtcp_ssrc(packet)?;
 
         let tick = self.next_tick();
-        let index = match self.rtcp_streams.get_mut(ssrc) {
-            Some(stream) => stream.next_index,
+        let index = match self.rtcp_streams.find(ssrc) {
+            Some(slot) => {
+                slot.last_used = tick;
+                slot.state.next_index
+            }
             None => {
                 // RFC 3711 section 3.4: the index starts at 0.
                 self.rtcp_streams.insert(
@@ -514,10 +520,9 @@ impl SrtpContext {
                 word_out.copy_from_slice(&word);
             }
         }
-        if let Some(stream) = self.rtcp_streams.get_mut(ssrc) {
-            stream.next_index = index + 1;
+        if let Some(slot) = self.rtcp_streams.find(ssrc) {
+            slot.state.next_index = index + 1;
         }
-        self.rtcp_streams.touch(ssrc, tick);
         Ok(srtcp_len)
     }
 
@@ -542,8 +547,10 @@ impl SrtpContext {
         let encrypted = word & SRTCP_E_FLAG != 0;
         let index = word & !SRTCP_E_FLAG;
 
-        if let Some(stream) = self.rtcp_streams.get_mut(ssrc) {
-            stream.window.check(u64::from(index))?;
+        let tick = self.next_tick();
+        let mut slot = self.rtcp_streams.find(ssrc);
+        if let Some(slot) = slot.as_deref_mut() {
+            slot.state.window.check(u64::from(index))?;
         }
 
         match &mut self.rtcp {
@@ -589,9 +596,11 @@ impl SrtpContext {
             }
         }
 
-        let tick = self.next_tick();
-        match self.rtcp_streams.get_mut(ssrc) {
-            Some(stream) => stream.window.accept(u64::from(index)),
+        match slot {
+            Some(slot) => {
+                slot.state.window.accept(u64::from(index));
+                slot.last_used = tick;
+            }
             None => self.rtcp_streams.insert(
                 ssrc,
                 SrtcpStream {
@@ -602,7 +611,6 @@ impl SrtpContext {
                 true,
             )?,
         }
-        self.rtcp_streams.touch(ssrc, tick);
         Ok(plain_len)
     }
 

@@ -79,6 +79,7 @@ impl<const WORDS: usize> ReplayWindow<WORDS> {
 
     /// Records `index` (already checked, and authenticated), sliding the window forward when
     /// it is the new highest.
+    #[inline]
     pub(crate) fn accept(&mut self, index: u64) {
         if index > self.highest {
             if index - self.highest >= Self::SIZE {
@@ -132,11 +133,14 @@ impl<const WORDS: usize> ReplayWindow<WORDS> {
     }
 }
 
+/// One tracked SSRC.
 #[derive(Clone, Copy)]
-struct Slot<S> {
+pub(crate) struct Slot<S> {
     ssrc: u32,
-    last_used: u64,
-    state: S,
+    /// When the entry was last used, for eviction order.
+    pub(crate) last_used: u64,
+    /// The per-SSRC state.
+    pub(crate) state: S,
 }
 
 /// At most [`MAX_SSRCS`] per-SSRC states, inline, found by a bounded linear scan.
@@ -151,25 +155,13 @@ impl<S: Copy> SsrcTable<S> {
         }
     }
 
-    /// The state of `ssrc`, if tracked.
-    pub(crate) fn get_mut(&mut self, ssrc: u32) -> Option<&mut S> {
+    /// The entry of `ssrc`, if tracked.
+    #[inline]
+    pub(crate) fn find(&mut self, ssrc: u32) -> Option<&mut Slot<S>> {
         self.slots
             .iter_mut()
             .flatten()
             .find(|slot| slot.ssrc == ssrc)
-            .map(|slot| &mut slot.state)
-    }
-
-    /// Marks `ssrc` as used at `tick` (for eviction order).
-    pub(crate) fn touch(&mut self, ssrc: u32, tick: u64) {
-        if let Some(slot) = self
-            .slots
-            .iter_mut()
-            .flatten()
-            .find(|slot| slot.ssrc == ssrc)
-        {
-            slot.last_used = tick;
-        }
     }
 
     /// Starts tracking `ssrc` (not tracked yet) with `state`. When the table is full, `evict`
@@ -277,11 +269,11 @@ mod tests {
         }
         assert_eq!(t.len(), MAX_SSRCS);
         assert_eq!(t.insert(99, 0, 100, false), Err(SrtpError::TooManySsrcs));
-        t.touch(0, 200);
+        t.find(0).expect("tracked").last_used = 200;
         t.insert(99, 1, 300, true).expect("evicts");
         assert_eq!(t.len(), MAX_SSRCS);
-        assert!(t.get_mut(0).is_some(), "recently used entry kept");
-        assert!(t.get_mut(1).is_none(), "stalest entry evicted");
-        assert_eq!(t.get_mut(99).copied(), Some(1));
+        assert!(t.find(0).is_some(), "recently used entry kept");
+        assert!(t.find(1).is_none(), "stalest entry evicted");
+        assert_eq!(t.find(99).map(|s| s.state), Some(1));
     }
 }
