@@ -443,3 +443,41 @@ fn random_garbage_and_mutations_never_panic_or_authenticate() {
         }
     }
 }
+
+#[test]
+fn authenticated_srtcp_without_encryption_is_accepted() {
+    // RFC 3711 section 3.4: E = 0 means the sender did not encrypt. Built by hand for
+    // AES-CM with known session keys: packet || 0|index || HMAC-SHA1(packet || 0|index)
+    // truncated to 80 bits. (The AEAD case is RFC 7714's vector in srtp_vectors.rs.)
+    let auth_key = [7u8; 20];
+    for profile in [
+        SrtpProfile::Aes128CmHmacSha1_80,
+        SrtpProfile::Aes128CmHmacSha1_32,
+    ] {
+        let mut rx =
+            SrtpContext::from_session_keys(profile, &[1; 16], &[2; 14], &auth_key).expect("keys");
+        let plain = rtcp_packet(0xabc, 3);
+        let mut wire = plain.clone();
+        wire.extend_from_slice(&5u32.to_be_bytes());
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &auth_key);
+        let tag = ring::hmac::sign(&key, &wire);
+        wire.extend_from_slice(&tag.as_ref()[..10]);
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &wire),
+            Ok(plain.clone()),
+            "{profile:?}"
+        );
+        assert_eq!(unprotect_rtcp(&mut rx, &wire), Err(SrtpError::Replayed));
+        // Setting the E flag on the same bytes breaks the tag (fresh context: the replay
+        // check comes first, RFC 3711 section 3.3 step 5).
+        let mut rx =
+            SrtpContext::from_session_keys(profile, &[1; 16], &[2; 14], &auth_key).expect("keys");
+        let at = plain.len();
+        wire[at] |= 0x80;
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &wire),
+            Err(SrtpError::AuthFailed),
+            "{profile:?}"
+        );
+    }
+}
