@@ -370,3 +370,10 @@ fn dtls_keying_material_splits_client_and_server_halves() {
         );
     }
 }
+
+#[test]
+fn contexts_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<SrtpContext>();
+    assert_send::<SrtpSession>();
+}
