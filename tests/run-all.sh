@@ -65,7 +65,7 @@ fi
 # unless every call is established, carries audio both ways and ends with terminated.
 if [ $# -eq 0 ]; then
   cargo test --locked --bench call_load --bench sylkrtc_request
-  cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite
+  cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite --bench srtp_packet
 fi
 
 cargo test --workspace --locked "$@"

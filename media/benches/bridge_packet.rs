@@ -1,10 +1,12 @@
 //! Per-packet cost of the bridge (issue 4, performance.md P3/P8), in ns/packet, for
 //! AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80:
-//! - full path, browser -> SIP: SRTP datagram in (rtc: ICE demux, SRTP unprotect,
-//!   interceptors) + PT/SSRC/seq/ts rewrite + plain RTP out;
-//! - full path, SIP -> browser: plain RTP in + rewrite + SRTP protect (rtc) + datagram out;
+//! - full path, browser -> SIP: SRTP datagram in (RFC 7983 demux, ICE source check, SRTP
+//!   unprotect) + PT/SSRC/seq/ts rewrite + plain RTP out;
+//! - full path, SIP -> browser: plain RTP in + rewrite + SRTP protect + datagram out;
 //! - the bridge's own part of each direction (what the bridge code adds over the engine);
-//! - the SRTP floor: `rtc::srtp` contexts driven directly (protect + unprotect).
+//!
+//! on the direct engine (the default) and on the RTCPeerConnection engine, for the ratio.
+//! The SRTP floor alone is `cargo bench -p media --bench srtp_packet`.
 //!
 //! Run: `cargo bench -p media --bench bridge_packet`. Wall-clock per loop, best of RUNS;
 //! the machine is shared, so compare figures of one run with each other.
@@ -17,12 +19,9 @@ use std::time::{Duration, Instant};
 
 use bridge_sim::*;
 use media::bridge::BridgeEvent;
-use media::webrtc_leg::{MediaKind, ReceivedRtp};
+use media::webrtc_leg::{MediaKind, ReceivedRtp, WebrtcEngineKind};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::sansio::Protocol;
-use rtc::srtp::context::Context;
-use rtc::srtp::crypto::providers::RingCrypto;
-use rtc::srtp::protection_profile::ProtectionProfile;
 
 const PACKETS: u32 = 10_000;
 const RUNS: u32 = 5;
@@ -141,51 +140,20 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
     );
 }
 
-/// SRTP protect + unprotect with rtc's contexts driven directly: the floor if the bridge
-/// drove SRTP itself (it cannot today: rtc 0.21.1 does not export the DTLS-SRTP keys).
-fn srtp_floor(name: &str, profile: ProtectionProfile) {
-    let key = vec![7u8; profile.key_len()];
-    let salt = vec![9u8; profile.salt_len()];
-    let mut tx = Context::new(&key, &salt, profile, None, None, &RingCrypto).expect("srtp tx");
-    let mut rx = Context::new(&key, &salt, profile, None, None, &RingCrypto).expect("srtp rx");
-    let plain: Vec<Vec<u8>> = (0..PACKETS)
-        .map(|i| plain_rtp(0, i as u16, i * 160, 5, false, &[0x33; PAYLOAD]))
-        .collect();
-    let mut encrypted = Vec::with_capacity(PACKETS as usize);
-    let protect = best(|run| {
-        encrypted.clear();
-        let start = Instant::now();
-        for p in &plain {
-            let mut p = p.clone();
-            // Distinct sequence numbers per run so the receiver's replay window accepts them.
-            let s = u16::from_be_bytes([p[2], p[3]]).wrapping_add((run * PACKETS) as u16);
-            p[2..4].copy_from_slice(&s.to_be_bytes());
-            encrypted.push(tx.encrypt_rtp(&p).expect("protect"));
-        }
-        start.elapsed()
-    });
-    let unprotect = best(|_| {
-        let start = Instant::now();
-        for e in &encrypted {
-            let _ = black_box(rx.decrypt_rtp(e));
-        }
-        start.elapsed()
-    });
-    println!("{name:<24} rtc::srtp directly: protect {protect:>5.0} ns/pkt, unprotect {unprotect:>5.0} ns/pkt (160-byte payload)");
-}
-
 fn main() {
-    bench_profile(
-        "AEAD_AES_128_GCM",
-        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-    );
-    bench_profile(
-        "AES_CM_128_HMAC_SHA1_80",
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-    );
-    srtp_floor("AEAD_AES_128_GCM", ProtectionProfile::AeadAes128Gcm);
-    srtp_floor(
-        "AES_CM_128_HMAC_SHA1_80",
-        ProtectionProfile::Aes128CmHmacSha1_80,
-    );
+    for (engine, label) in [
+        (WebrtcEngineKind::Direct, "direct engine"),
+        (WebrtcEngineKind::PeerConnection, "RTCPeerConnection engine"),
+    ] {
+        println!("{label}:");
+        use_engine(engine);
+        bench_profile(
+            "AEAD_AES_128_GCM",
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        );
+        bench_profile(
+            "AES_CM_128_HMAC_SHA1_80",
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        );
+    }
 }

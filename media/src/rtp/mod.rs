@@ -1,8 +1,9 @@
 //! Packet-level RTP and RTCP: zero-copy views, in-place rewrites, demultiplexing, RTCP report
 //! generation, RFC 4733 events and SDES-keyed SRTP for the SIP leg.
 //!
-//! Nothing here allocates per packet, except SRTP (see [`srtp`]), and nothing panics on
-//! malformed input: every view validates lengths once when it is built.
+//! Nothing here allocates per packet (SDES-SRTP included: [`srtp`] works in place on
+//! [`crate::srtp`]), and nothing panics on malformed input: every view validates lengths
+//! once when it is built.
 
 mod continuity;
 mod dtmf;
