@@ -173,15 +173,27 @@ def new_pc(hz, meter):
 
 
 async def trickle(client, session, sdp):
-    """Sends the SDP's candidates one by one, then end-of-candidates, as sylkrtc.js does."""
+    """Sends the SDP's candidates one by one, then end-of-candidates, as sylkrtc.js does.
+
+    A call the far end refuses at once (a 488, say) can end while candidates are still being
+    trickled; the gateway then answers the late trickle with an error, which is no failure of
+    the client: trickling stops there and the caller reads the terminated state.
+    """
     mid = "0"
+    candidates = []
     for line in sdp.splitlines():
         if line.startswith("a=mid:"):
             mid = line[6:]
         elif line.startswith("a=candidate:"):
-            c = {"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}
-            await client.request("session-trickle", session=session, candidates=[c])
-    await client.request("session-trickle", session=session, candidates=[])
+            candidates.append([{"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}])
+    candidates.append([])
+    for c in candidates:
+        try:
+            await client.request("session-trickle", session=session, candidates=c)
+        except RuntimeError as e:
+            if "is terminated" in str(e):
+                return
+            raise
 
 
 def strip_candidates(sdp):

@@ -150,6 +150,8 @@ pub struct DirectWebrtcLeg {
     dtls_deadline: Option<Instant>,
     dtls_timeout: Duration,
     closed: bool,
+    /// `poll_timeout`'s last answer, `None` once control-plane input may have moved it.
+    cached_deadline: Option<Option<Instant>>,
     /// The latest `now` seen, for `close()` (which takes none) to stamp its close_notify.
     last_now: Instant,
     /// Datagrams dropped: unknown source, SRTP failures, malformed packets.
@@ -345,6 +347,7 @@ impl DirectWebrtcLeg {
             dtls_timeout: config.dtls_timeout,
             closed: false,
             last_now: now,
+            cached_deadline: None,
             dropped: 0,
         };
         leg.set_codecs(codecs);
@@ -998,6 +1001,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
         self.last_now = now;
         match classify_datagram(bytes) {
             DatagramKind::Stun => {
+                self.cached_deadline = None;
                 let result = self.agent.handle_read(TaggedBytesMut {
                     now,
                     transport: self.transport(from),
@@ -1011,6 +1015,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
                     self.dropped += 1;
                     return Ok(());
                 }
+                self.cached_deadline = None;
                 self.handle_dtls(now, from, bytes)
             }
             kind @ (DatagramKind::Rtp | DatagramKind::Rtcp) => {
@@ -1032,6 +1037,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
             return Ok(());
         }
         self.last_now = now;
+        self.cached_deadline = None;
         if self.dtls_deadline.is_some_and(|d| d <= now) {
             self.dtls_deadline = None;
             if !self.dtls_connected && !self.dtls_failed {
@@ -1150,11 +1156,17 @@ impl WebrtcEngine for DirectWebrtcLeg {
         if self.closed {
             return None;
         }
+        // Media packets move no deadline, so the answer is cached until control-plane input
+        // (STUN, DTLS, timers, candidates) may have changed one: the reactor asks after
+        // every datagram, and the ICE agent and DTLS endpoint are not free to ask.
+        if let Some(cached) = self.cached_deadline {
+            return cached;
+        }
         let dtls = self
             .dtls
             .as_ref()
             .and_then(|e| e.poll_timeout(&self.dtls_key));
-        [
+        let next = [
             self.agent.poll_timeout(),
             dtls,
             self.dtls_deadline,
@@ -1162,7 +1174,9 @@ impl WebrtcEngine for DirectWebrtcLeg {
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min();
+        self.cached_deadline = Some(next);
+        next
     }
 
     fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError> {
@@ -1174,6 +1188,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
         if trimmed.is_empty() || trimmed == "end-of-candidates" {
             return Ok(());
         }
+        self.cached_deadline = None;
         self.add_candidate_line(trimmed)
     }
 
@@ -1201,6 +1216,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
             return Err(WebrtcError::NoCommonCodec);
         }
         self.last_now = now;
+        self.cached_deadline = None;
         self.set_codecs(&codecs);
         // A lite browser leaves control to us; a full one too, as answerer (RFC 8445 sec. 6.1.1).
         let role = description::offerer_dtls_role(&remote.setup);
