@@ -431,7 +431,10 @@ impl RtpLeg {
             self.rtp_destination = Some(from);
             if self.rtcp_muxed() {
                 self.rtcp_destination = Some(from);
-            } else if !self.rtcp_latched {
+            } else if !self.rtcp_latched && self.remote.is_none_or(|r| r.rtp != from) {
+                // RTP from elsewhere than the SDP said (a NAT): RTP port + 1 is the best
+                // guess. From exactly the SDP's address, the SDP's RTCP address stands
+                // (`a=rtcp`, RFC 3605, may name any port).
                 self.rtcp_destination = Some(port_plus_one(from));
             }
             self.push_event(RtpLegEvent::Latched { rtp: from });

@@ -135,6 +135,46 @@ fn latches_to_the_first_source_and_ignores_others() {
 }
 
 #[test]
+fn explicit_rtcp_port_survives_latching_from_the_sdp_address() {
+    // The peer names its RTCP port (a=rtcp, RFC 3605), here the RTP port itself, and sends
+    // RTP from exactly the SDP's address: latching must not replace that port with RTP + 1.
+    let t0 = Instant::now();
+    let mut leg = RtpLeg::new(t0, config(t0));
+    leg.set_clock_rate(0, 8000);
+    let sdp = RtpRemote {
+        rtcp: Some(addr("192.0.2.10:4000")),
+        ..sdp_remote()
+    };
+    leg.set_remote(t0, sdp);
+    let mut p = rtp(0, 100, 0, PEER_SSRC);
+    assert!(leg
+        .handle_rtp(t0, addr("192.0.2.10:4000"), &mut p)
+        .expect("valid")
+        .is_some());
+    assert!(leg.is_latched());
+    let mut out = [0u8; 1500];
+    leg.handle_timeout(t0 + Duration::from_secs(3));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(3), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("192.0.2.10:4000"));
+    // From another address (a NAT) the SDP's port means nothing there: RTP + 1.
+    leg.set_remote(t0, sdp);
+    let mut p = rtp(0, 101, 160, PEER_SSRC);
+    assert!(leg
+        .handle_rtp(t0, addr("203.0.113.9:31000"), &mut p)
+        .expect("valid")
+        .is_some());
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("203.0.113.9:31001"));
+}
+
+#[test]
 fn latching_can_be_turned_off() {
     let t0 = Instant::now();
     let mut cfg = config(t0);
