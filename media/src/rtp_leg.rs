@@ -172,8 +172,9 @@ pub enum RtpLegEvent {
         /// The new SSRC.
         ssrc: u32,
     },
-    /// The peer asked for a key frame with PLI (RFC 4585 section 6.3.1) or FIR (RFC 5104
-    /// section 4.3.1): the bridge should ask the WebRTC sender for one.
+    /// The peer asked for a key frame with PLI (RFC 4585 section 6.3.1), FIR (RFC 5104
+    /// section 4.3.1) or the older FIR of RFC 2032 (packet type 192): the bridge should ask
+    /// the WebRTC sender for one.
     KeyframeRequested,
     /// The peer sent RTCP BYE (RFC 3550 section 6.6).
     RemoteBye,
@@ -567,9 +568,12 @@ impl RtpLeg {
                 RtcpPacket::ReceiverReport { blocks, .. } => {
                     self.note_report_blocks(blocks, now_middle)
                 }
-                RtcpPacket::Pli { .. } | RtcpPacket::Fir { .. } => {
-                    self.push_event(RtpLegEvent::KeyframeRequested)
-                }
+                RtcpPacket::Pli { .. }
+                | RtcpPacket::Fir { .. }
+                | RtcpPacket::Other {
+                    packet_type: rtcp::PT_FIR_RFC2032,
+                    ..
+                } => self.push_event(RtpLegEvent::KeyframeRequested),
                 RtcpPacket::Bye { .. } => self.push_event(RtpLegEvent::RemoteBye),
                 _ => {}
             }

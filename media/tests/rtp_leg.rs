@@ -175,6 +175,30 @@ fn explicit_rtcp_port_survives_latching_from_the_sdp_address() {
 }
 
 #[test]
+fn rfc2032_fir_from_the_peer_is_a_key_frame_request() {
+    // libre/baresip sends this lone packet (RFC 2032 section 5.2.1, packet type 192, just its
+    // SSRC) when the video m-line it got has no `a=rtcp-fb ... nack`, as ours never has.
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    let mut p = rtp(0, 100, 0, PEER_SSRC);
+    leg.handle_rtp(t0, addr("192.0.2.10:4000"), &mut p)
+        .expect("valid");
+    events(&mut leg);
+    let ssrc = PEER_SSRC.to_be_bytes();
+    let mut fir = [0x80, 192, 0, 1, ssrc[0], ssrc[1], ssrc[2], ssrc[3]];
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut fir)
+        .expect("valid");
+    assert_eq!(events(&mut leg), [RtpLegEvent::KeyframeRequested]);
+    // Other packet types we do not know (here APP, 204) ask for nothing.
+    let mut app = [
+        0x80, 204, 0, 2, ssrc[0], ssrc[1], ssrc[2], ssrc[3], b't', b'e', b's', b't',
+    ];
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut app)
+        .expect("valid");
+    assert_eq!(events(&mut leg), []);
+}
+
+#[test]
 fn latching_can_be_turned_off() {
     let t0 = Instant::now();
     let mut cfg = config(t0);
