@@ -510,15 +510,20 @@ def new_pc(args, meter):
 
 
 async def trickle(client, session, sdp):
-    """Sends the SDP's candidates one by one, then end-of-candidates, as sylkrtc.js does."""
+    """Sends the SDP's candidates one by one, then end-of-candidates, as sylkrtc.js does. A
+    call that ends meanwhile (say the callee answers 488 at once) refuses further trickles
+    with an error: trickling stops there and the caller sees the `terminated` state."""
     mid = "0"
-    for line in sdp.splitlines():
-        if line.startswith("a=mid:"):
-            mid = line[6:]
-        elif line.startswith("a=candidate:"):
-            c = {"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}
-            await client.request("session-trickle", session=session, candidates=[c])
-    await client.request("session-trickle", session=session, candidates=[])
+    try:
+        for line in sdp.splitlines():
+            if line.startswith("a=mid:"):
+                mid = line[6:]
+            elif line.startswith("a=candidate:"):
+                c = {"candidate": line[2:], "sdpMid": mid, "sdpMLineIndex": 0}
+                await client.request("session-trickle", session=session, candidates=[c])
+        await client.request("session-trickle", session=session, candidates=[])
+    except RuntimeError as e:
+        print("TRICKLE-STOPPED %s" % e, flush=True)
 
 
 def strip_candidates(sdp):
