@@ -182,8 +182,9 @@ pub enum RtpLegEvent {
         /// The new SSRC.
         ssrc: u32,
     },
-    /// The peer asked for a key frame with PLI (RFC 4585 section 6.3.1) or FIR (RFC 5104
-    /// section 4.3.1): the bridge should ask the WebRTC sender for one.
+    /// The peer asked for a key frame with PLI (RFC 4585 section 6.3.1), FIR (RFC 5104
+    /// section 4.3.1) or the older FIR of RFC 2032 (packet type 192): the bridge should ask
+    /// the WebRTC sender for one.
     KeyframeRequested,
     /// The peer sent RTCP BYE (RFC 3550 section 6.6).
     RemoteBye,
@@ -439,7 +440,10 @@ impl RtpLeg {
             self.rtp_destination = Some(from);
             if self.rtcp_muxed() {
                 self.rtcp_destination = Some(from);
-            } else if !self.rtcp_latched {
+            } else if !self.rtcp_latched && self.remote.is_none_or(|r| r.rtp != from) {
+                // RTP from elsewhere than the SDP said (a NAT): RTP port + 1 is the best
+                // guess. From exactly the SDP's address, the SDP's RTCP address stands
+                // (`a=rtcp`, RFC 3605, may name any port).
                 self.rtcp_destination = Some(port_plus_one(from));
             }
             self.push_event(RtpLegEvent::Latched { rtp: from });
@@ -572,9 +576,12 @@ impl RtpLeg {
                 RtcpPacket::ReceiverReport { blocks, .. } => {
                     self.note_report_blocks(blocks, now_middle)
                 }
-                RtcpPacket::Pli { .. } | RtcpPacket::Fir { .. } => {
-                    self.push_event(RtpLegEvent::KeyframeRequested)
-                }
+                RtcpPacket::Pli { .. }
+                | RtcpPacket::Fir { .. }
+                | RtcpPacket::Other {
+                    packet_type: rtcp::PT_FIR_RFC2032,
+                    ..
+                } => self.push_event(RtpLegEvent::KeyframeRequested),
                 RtcpPacket::Bye { .. } => self.push_event(RtpLegEvent::RemoteBye),
                 _ => {}
             }

@@ -135,6 +135,70 @@ fn latches_to_the_first_source_and_ignores_others() {
 }
 
 #[test]
+fn explicit_rtcp_port_survives_latching_from_the_sdp_address() {
+    // The peer names its RTCP port (a=rtcp, RFC 3605), here the RTP port itself, and sends
+    // RTP from exactly the SDP's address: latching must not replace that port with RTP + 1.
+    let t0 = Instant::now();
+    let mut leg = RtpLeg::new(t0, config(t0));
+    leg.set_clock_rate(0, 8000);
+    let sdp = RtpRemote {
+        rtcp: Some(addr("192.0.2.10:4000")),
+        ..sdp_remote()
+    };
+    leg.set_remote(t0, sdp);
+    let mut p = rtp(0, 100, 0, PEER_SSRC);
+    assert!(leg
+        .handle_rtp(t0, addr("192.0.2.10:4000"), &mut p)
+        .expect("valid")
+        .is_some());
+    assert!(leg.is_latched());
+    let mut out = [0u8; 1500];
+    leg.handle_timeout(t0 + Duration::from_secs(3));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(3), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("192.0.2.10:4000"));
+    // From another address (a NAT) the SDP's port means nothing there: RTP + 1.
+    leg.set_remote(t0, sdp);
+    let mut p = rtp(0, 101, 160, PEER_SSRC);
+    assert!(leg
+        .handle_rtp(t0, addr("203.0.113.9:31000"), &mut p)
+        .expect("valid")
+        .is_some());
+    leg.handle_timeout(t0 + Duration::from_secs(10));
+    let tx = leg
+        .poll_transmit(t0 + Duration::from_secs(10), &mut out)
+        .expect("ok")
+        .expect("report due");
+    assert_eq!(tx.destination, addr("203.0.113.9:31001"));
+}
+
+#[test]
+fn rfc2032_fir_from_the_peer_is_a_key_frame_request() {
+    // libre/baresip sends this lone packet (RFC 2032 section 5.2.1, packet type 192, just its
+    // SSRC) when the video m-line it got has no `a=rtcp-fb ... nack`, as ours never has.
+    let t0 = Instant::now();
+    let mut leg = leg(t0);
+    let mut p = rtp(0, 100, 0, PEER_SSRC);
+    leg.handle_rtp(t0, addr("192.0.2.10:4000"), &mut p)
+        .expect("valid");
+    events(&mut leg);
+    let ssrc = PEER_SSRC.to_be_bytes();
+    let mut fir = [0x80, 192, 0, 1, ssrc[0], ssrc[1], ssrc[2], ssrc[3]];
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut fir)
+        .expect("valid");
+    assert_eq!(events(&mut leg), [RtpLegEvent::KeyframeRequested]);
+    // Other packet types we do not know (here APP, 204) ask for nothing.
+    let mut app = [
+        0x80, 204, 0, 2, ssrc[0], ssrc[1], ssrc[2], ssrc[3], b't', b'e', b's', b't',
+    ];
+    leg.handle_rtcp(t0, addr("192.0.2.10:4001"), &mut app)
+        .expect("valid");
+    assert_eq!(events(&mut leg), []);
+}
+
+#[test]
 fn latching_can_be_turned_off() {
     let t0 = Instant::now();
     let mut cfg = config(t0);

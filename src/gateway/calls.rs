@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use media::bridge::{Bridge, BridgeEvent, MediaLeg};
 use media::error::BridgeError;
 
-use super::media::{CallPorts, MediaRef};
+use super::media::{offers_video, CallPorts, MediaRef};
 use super::{AccountId, ClientId, Gateway, GatewayOutput};
 use crate::config::SipSrtp;
 use crate::sip::stack::{AccountIdentity, CallId as SipCallId, CallNotice};
@@ -135,11 +135,14 @@ impl Gateway {
         if self.calls.len() >= self.media.config.max_calls {
             return Err("Too many sessions on the gateway".to_owned());
         }
-        let (ports, webrtc, audio) = self.media.allocate().ok_or("No media ports available")?;
+        let (ports, addrs) = self
+            .media
+            .allocate(offers_video(&create.sdp))
+            .ok_or("No media ports available")?;
         let media_ref = self.next_media_ref();
-        let config =
-            self.media
-                .bridge_config(webrtc, audio, SystemTime::now(), self.seed(media_ref));
+        let config = self
+            .media
+            .bridge_config(addrs, SystemTime::now(), self.seed(media_ref));
         let (mut bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
             Ok(pair) => pair,
             Err(e) => {
@@ -194,7 +197,7 @@ impl Gateway {
             held_by_sip: false,
         });
         self.index_call(key, client, &create.session, media_ref, Some(sip));
-        self.open_media(media_ref, webrtc, audio);
+        self.open_media(media_ref, addrs);
         self.after_bridge_input(now, key);
         log::info!("session {}: calling {}", create.session, create.uri);
         Ok(())
@@ -372,14 +375,17 @@ impl Gateway {
             let _ = self.sip.decline(now, sip, 503);
             return;
         }
-        let Some((ports, webrtc, audio)) = self.media.allocate() else {
+        // A late offer (no SDP) stays audio-only: the browser is offered what we can do
+        // without knowing whether the caller has video.
+        let video = sdp.as_deref().is_some_and(offers_video);
+        let Some((ports, addrs)) = self.media.allocate(video) else {
             let _ = self.sip.decline(now, sip, 503);
             return;
         };
         let media_ref = self.next_media_ref();
-        let config =
-            self.media
-                .bridge_config(webrtc, audio, SystemTime::now(), self.seed(media_ref));
+        let config = self
+            .media
+            .bridge_config(addrs, SystemTime::now(), self.seed(media_ref));
         // An INVITE without SDP (RFC 3261 section 13.2.1): the browser still needs an offer
         // before the user answers, so it gets one made from what we can do; its answer
         // becomes our offer in the 200 and the SIP answer arrives in the ACK.
@@ -430,7 +436,7 @@ impl Gateway {
             held_by_sip: false,
         });
         self.index_call(key, client, &session, media_ref, Some(sip));
-        self.open_media(media_ref, webrtc, audio);
+        self.open_media(media_ref, addrs);
         self.after_bridge_input(now, key);
         let account_aor = self
             .accounts

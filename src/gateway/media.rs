@@ -31,10 +31,22 @@ pub enum MediaSocketKind {
     Rtcp,
 }
 
+/// The local addresses of one call's sockets (RTCP on the port after each SIP RTP port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CallAddrs {
+    /// The WebRTC leg's socket.
+    pub webrtc: SocketAddr,
+    /// SIP-side audio RTP.
+    pub audio: SocketAddr,
+    /// SIP-side video RTP, for calls whose offer has video.
+    pub video: Option<SocketAddr>,
+}
+
 /// The ports one call holds, returned to the allocator when it ends.
 #[derive(Debug, Default)]
 pub(super) struct CallPorts {
-    /// RTP ports of the pairs taken (the WebRTC socket uses the even port of its own pair).
+    /// RTP ports of the pairs taken (the WebRTC socket uses the even port of its own pair):
+    /// WebRTC, audio and, for video calls, video.
     pub pairs: Vec<u16>,
 }
 
@@ -72,21 +84,27 @@ impl MediaState {
         })
     }
 
-    /// Takes the addresses of one audio call: the WebRTC socket and the SIP RTP/RTCP pair.
-    /// `None` when the range is exhausted (every taken pair is given back).
-    pub fn allocate(&mut self) -> Option<(CallPorts, SocketAddr, SocketAddr)> {
+    /// Takes the addresses of one call: the WebRTC socket, the SIP RTP/RTCP pair for audio
+    /// and, when `video` (the offer has an active video m-line), one more pair for video.
+    /// `None` when the range is exhausted (every taken pair is given back); a call whose video
+    /// pair is not available goes on with audio only (the bridge then rejects video, port 0).
+    pub fn allocate(&mut self, video: bool) -> Option<(CallPorts, CallAddrs)> {
         let ip = self.config.address;
         let webrtc = self.ports.allocate()?;
         let Some(audio) = self.ports.allocate() else {
             let _ = self.ports.release(webrtc.rtp);
             return None;
         };
+        let video = if video { self.ports.allocate() } else { None };
+        let mut pairs = vec![webrtc.rtp, audio.rtp];
+        pairs.extend(video.map(|v| v.rtp));
         Some((
-            CallPorts {
-                pairs: vec![webrtc.rtp, audio.rtp],
+            CallPorts { pairs },
+            CallAddrs {
+                webrtc: SocketAddr::new(ip, webrtc.rtp),
+                audio: SocketAddr::new(ip, audio.rtp),
+                video: video.map(|v| SocketAddr::new(ip, v.rtp)),
             },
-            SocketAddr::new(ip, webrtc.rtp),
-            SocketAddr::new(ip, audio.rtp),
         ))
     }
 
@@ -100,12 +118,12 @@ impl MediaState {
     /// The bridge configuration for a call on these addresses.
     pub fn bridge_config(
         &self,
-        webrtc: SocketAddr,
-        audio: SocketAddr,
+        addrs: CallAddrs,
         wallclock: std::time::SystemTime,
         seed: u64,
     ) -> BridgeConfig {
-        let mut config = BridgeConfig::new(webrtc, audio, wallclock, seed);
+        let mut config = BridgeConfig::new(addrs.webrtc, addrs.audio, wallclock, seed);
+        config.sip_video_local = addrs.video;
         config.webrtc.advertised_ip = self.config.advertised_address;
         config.webrtc.ice_lite = self.config.ice_lite;
         config.webrtc.engine = self.config.webrtc_engine;
@@ -117,16 +135,27 @@ impl MediaState {
     }
 
     /// The sockets the reactor must bind for a call.
-    pub fn sockets(webrtc: SocketAddr, audio: SocketAddr) -> Vec<(MediaSocketKind, SocketAddr)> {
-        vec![
-            (MediaSocketKind::Webrtc, webrtc),
-            (MediaSocketKind::Rtp, audio),
-            (
+    pub fn sockets(addrs: CallAddrs) -> Vec<(MediaSocketKind, SocketAddr)> {
+        let mut sockets = vec![(MediaSocketKind::Webrtc, addrs.webrtc)];
+        for rtp in [Some(addrs.audio), addrs.video].into_iter().flatten() {
+            sockets.push((MediaSocketKind::Rtp, rtp));
+            sockets.push((
                 MediaSocketKind::Rtcp,
-                SocketAddr::new(audio.ip(), audio.port().wrapping_add(1)),
-            ),
-        ]
+                SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+            ));
+        }
+        sockets
     }
+}
+
+/// Whether an offer has an active video m-line, so the call needs a SIP video port pair.
+/// An offer that does not parse gets none (the bridge refuses it anyway).
+pub(super) fn offers_video(sdp: &str) -> bool {
+    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| {
+        d.media
+            .iter()
+            .any(|m| m.kind == media::sdp::MediaKind::Video && m.is_active())
+    })
 }
 
 impl Gateway {
@@ -231,10 +260,10 @@ impl Gateway {
     }
 
     /// Asks the reactor for a call's sockets.
-    pub(super) fn open_media(&mut self, media: MediaRef, webrtc: SocketAddr, audio: SocketAddr) {
+    pub(super) fn open_media(&mut self, media: MediaRef, addrs: CallAddrs) {
         self.outputs.push_back(GatewayOutput::OpenMedia {
             media,
-            sockets: MediaState::sockets(webrtc, audio),
+            sockets: MediaState::sockets(addrs),
         });
     }
 }

@@ -487,6 +487,8 @@ struct Drained {
     texts: Vec<Value>,
     sip: Vec<(std::net::SocketAddr, SipMessage)>,
     opened: Vec<MediaRef>,
+    /// The sockets of every OpenMedia, in order.
+    sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
     closed: Vec<MediaRef>,
 }
 
@@ -499,7 +501,10 @@ fn drain_all(g: &mut Gateway) -> Drained {
                 to,
                 crate::sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
             )),
-            GatewayOutput::OpenMedia { media, .. } => d.opened.push(media),
+            GatewayOutput::OpenMedia { media, sockets } => {
+                d.opened.push(media);
+                d.sockets.extend(sockets);
+            }
             GatewayOutput::CloseMedia { media } => {
                 d.closed.push(media);
                 // What the reactor does: flush the bridge's last datagrams, then release.
@@ -577,6 +582,74 @@ fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::m
     (c, invite)
 }
 
+/// The `m=<kind>` port of a SIP body.
+fn mline_port(body: &[u8], kind: &str) -> Option<u16> {
+    String::from_utf8_lossy(body).lines().find_map(|l| {
+        l.strip_prefix(&format!("m={kind} "))?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
+    use MediaSocketKind::{Rtcp, Rtp, Webrtc};
+    // Chrome's offer has audio and video: the INVITE offers both on their own RTP/RTCP
+    // pairs, and the reactor is asked for WebRTC + 2 x (RTP, RTCP) sockets.
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let pairs_before = g.media_pairs_available();
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@example.test", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-create","transaction":"c","account":"alice@example.test",
+               "session":"s1","uri":"bob@127.0.0.1:5099","sdp":CHROME_OFFER}),
+    );
+    let d = drain_all(&mut g);
+    let invite = &sip_requests(&d)[0];
+    let audio = mline_port(invite.body(), "audio").unwrap();
+    let video = mline_port(invite.body(), "video").unwrap();
+    assert!(
+        video != 0 && video != audio,
+        "{}",
+        String::from_utf8_lossy(invite.body())
+    );
+    let kinds: Vec<MediaSocketKind> = d.sockets.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [Webrtc, Rtp, Rtcp, Rtp, Rtcp]);
+    assert_eq!(d.sockets[1].1.port(), audio);
+    assert_eq!(d.sockets[3].1.port(), video);
+    assert_eq!(d.sockets[4].1.port(), video + 1);
+    assert_eq!(g.media_pairs_available(), pairs_before - 3);
+    // The same offer with video turned off (port 0): no video pair, m=video stays 0.
+    let mut g = gateway(&["*"], 10);
+    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@example.test", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-create","transaction":"c","account":"alice@example.test",
+               "session":"s1","uri":"bob@127.0.0.1:5099",
+               "sdp":CHROME_OFFER.replace("m=video 9 ", "m=video 0 ")}),
+    );
+    let d = drain_all(&mut g);
+    let invite = &sip_requests(&d)[0];
+    assert_eq!(
+        mline_port(invite.body(), "video"),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(invite.body())
+    );
+    let kinds: Vec<MediaSocketKind> = d.sockets.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [Webrtc, Rtp, Rtcp]);
+    assert_eq!(g.media_pairs_available(), pairs_before - 2);
+}
+
 #[test]
 fn websocket_drop_mid_call_leaves_nothing_behind() {
     use crate::sip::msg::ResponseBuilder;
@@ -585,7 +658,8 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
     let pairs_before = g.media_pairs_available();
     let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let (c, invite) = outgoing_call(&mut g, t0);
-    assert_eq!(g.media_pairs_available(), pairs_before - 2);
+    // WebRTC, SIP audio and SIP video (Chrome's offer has video).
+    assert_eq!(g.media_pairs_available(), pairs_before - 3);
     let ok = ResponseBuilder::from_request(&invite, 200, "OK", Some("uas"))
         .header("Contact", "<sip:bob@127.0.0.1:5099>")
         .body("application/sdp", SIP_ANSWER.as_bytes().to_vec())
@@ -823,14 +897,13 @@ fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
         .into_iter()
         .map(|(t, s, _)| (t, s))
         .collect();
-    assert_eq!(
-        shape,
-        [
-            (1, "AES_CM_128_HMAC_SHA1_80".to_owned()),
-            (2, "AEAD_AES_128_GCM".to_owned()),
-            (3, "AES_CM_128_HMAC_SHA1_32".to_owned()),
-        ]
-    );
+    // One fresh set of keys for each m-line: audio, then video.
+    let suites = [
+        (1, "AES_CM_128_HMAC_SHA1_80".to_owned()),
+        (2, "AEAD_AES_128_GCM".to_owned()),
+        (3, "AES_CM_128_HMAC_SHA1_32".to_owned()),
+    ];
+    assert_eq!(shape, [&suites[..], &suites[..]].concat());
     assert!(
         !d.texts.iter().any(|e| e["state"] == "terminated"),
         "the browser never hears of the 488: {:?}",
@@ -935,7 +1008,8 @@ fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
             body.contains(" RTP/SAVP ") && !body.contains("RTP/AVP"),
             "{body}"
         );
-        assert_eq!(offered_cryptos(invite.body()).len(), 3, "{body}");
+        // Three suites for each m-line (audio and video).
+        assert_eq!(offered_cryptos(invite.body()).len(), 6, "{body}");
         reply(&mut g, t0, &invite, 200, "OK", Some(&answer));
         let d = drain_all(&mut g);
         // The 2xx is ACKed (RFC 3261 13.2.2.4), then the unusable session ends with BYE.

@@ -3,18 +3,36 @@
 
 usage:
   sylkrtc_peer.py call   --ws URL --account AOR --ha1 HEX --to URI [--seconds S] [--hz HZ]
+                         [VIDEO OPTIONS]
   sylkrtc_peer.py answer --ws URL --account AOR --ha1 HEX [--seconds S] [--hz HZ]
-                         [--register-only-after-ready]
+                         [--register-only-after-ready] [VIDEO OPTIONS]
+  sylkrtc_peer.py read-frame IMAGE
+
+video options (audio-only without --video):
+  --video               also send a video track (sendrecv): a 320x240 test pattern at
+                        --fps frames/s (default 30) with the frame counter painted as a
+                        barcode, encoded by aiortc (VP8 or H.264)
+  --video-codec NAME    offer only this video codec (VP8 or H264); default aiortc's list
+  --pli-every S         send an RTCP PLI for the received video every S seconds
+  --fir-every S         send an RTCP FIR (RFC 5104) for the received video every S seconds
+  --lose-video-every S  drop one outgoing video RTP packet every S seconds (network loss:
+                        the peer's decoder should ask for a key frame)
 
 call:   adds the account, sends session-create with aiortc's offer (candidates trickled as
         sylkrtc.js does, then end-of-candidates), applies the `accepted` answer, measures the
         audio that comes back for S seconds, then session-terminate.
 answer: adds and registers the account, waits for incoming-session, answers with aiortc's
         answer, measures the received audio for S seconds (or until `terminated`).
+read-frame: prints `RESULT {width, height, counter}` of an image file, e.g. a SIP peer's
+        snapshot of the video it received: the counter --video painted, null if unreadable.
 
 Every sylkRTC message received is printed as `EVENT <json>`; the last line is
 `RESULT <json>` with frames/samples/rms/freq of the received audio (freq from zero
 crossings) and the session's states. Exit status 0 when the script ran to the end.
+With --video, RESULT also has `video`: decoded frames and their size, how many carried a
+readable painted counter (and the counters' range), key frames sent and received, PLI/FIR
+sent and received (RTCP feedback that reached our video sender, i.e. addressed to its SSRC),
+and the RTP payloads received that are byte-identical to payloads we sent (an echo).
 
 Loopback only: host candidates limited to 127.0.0.1 and an EMPTY ICE server list, so nothing
 contacts a public STUN server.
@@ -26,6 +44,7 @@ import json
 import math
 import struct
 import sys
+import threading
 import uuid
 
 import aioice.ice
@@ -34,12 +53,19 @@ aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1
 
 import av  # noqa: E402
 import websockets  # noqa: E402
+import aiortc.codecs  # noqa: E402
+import aiortc.rtcrtpreceiver  # noqa: E402
+import aiortc.rtcrtpsender  # noqa: E402
 from aiortc import (  # noqa: E402
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.rtcdtlstransport import RTCDtlsTransport  # noqa: E402
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket, is_rtcp  # noqa: E402
 from aiortc.sdp import candidate_from_sdp  # noqa: E402,F401
 
 
@@ -96,6 +122,291 @@ class Meter:
         return {"frames": self.frames, "samples": self.samples, "rms": round(rms, 1), "freq": round(freq, 1)}
 
 
+# --- video -------------------------------------------------------------------------------------
+
+WIDTH, HEIGHT = 320, 240
+# The frame counter is painted as CELLS black/white cells across the top BAND rows: 12 bits of
+# the counter, then a 4-bit check, so a misread cell is caught instead of giving a wrong count.
+CELLS, BAND, COUNTER_BITS = 16, 48, 12
+
+
+def counter_check(value):
+    return (value ^ (value >> 4) ^ (value >> 8) ^ 0xA) & 0xF
+
+
+class TestPattern(MediaStreamTrack):
+    """A moving 320x240 test pattern with the frame counter painted as a barcode, paced in
+    real time like a camera."""
+
+    kind = "video"
+
+    def __init__(self, fps):
+        super().__init__()
+        self.fps, self.count, self.start = fps, 0, None
+        self.chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
+
+    async def recv(self):
+        loop = asyncio.get_event_loop()
+        if self.start is None:
+            self.start = loop.time()
+        delay = self.start + self.count / self.fps - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        n = self.count % (1 << COUNTER_BITS)
+        code = n | counter_check(n) << COUNTER_BITS
+        cell = WIDTH // CELLS
+        band_row = b"".join((b"\xeb" if code >> i & 1 else b"\x10") * cell for i in range(CELLS))
+        # Below the barcode: a mid-grey field with a bright bar moving 4 px per frame.
+        x = (self.count * 4) % (WIDTH - 16)
+        body_row = b"\x50" * x + b"\xeb" * 16 + b"\x50" * (WIDTH - 16 - x)
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        for plane, rows in zip(frame.planes, ([band_row] * BAND + [body_row] * (HEIGHT - BAND), None, None)):
+            if rows is None:
+                data, width = self.chroma, WIDTH // 2
+            else:
+                data, width = b"".join(rows), WIDTH
+            if plane.line_size != width:
+                pad = b"\x00" * (plane.line_size - width)
+                data = b"".join(data[i : i + width] + pad for i in range(0, len(data), width))
+            plane.update(data)
+        frame.pts, frame.time_base = self.count * 90000 // self.fps, fractions.Fraction(1, 90000)
+        self.count += 1
+        return frame
+
+
+def read_counter(frame):
+    """The counter painted by TestPattern into a decoded frame, or None if unreadable."""
+    if frame.width != WIDTH or frame.height != HEIGHT:
+        return None
+    y = frame.planes[0]
+    data, stride, cell = bytes(y), y.line_size, WIDTH // CELLS
+    row = (BAND // 2) * stride
+    code = 0
+    for i in range(CELLS):
+        if data[row + i * cell + cell // 2] > 128:
+            code |= 1 << i
+    n = code & ((1 << COUNTER_BITS) - 1)
+    return n if code >> COUNTER_BITS == counter_check(n) else None
+
+
+def yuv_at_thirds(frame):
+    """[Y, U, V] of a decoded yuv420p frame at mid-height in the middle of its left, centre
+    and right thirds (e.g. baresip's fakevideo: red, green and blue bars)."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    planes = [(bytes(p), p.line_size) for p in frame.planes]
+    row = frame.height // 2
+    out = []
+    for x in (frame.width // 6, frame.width // 2, frame.width * 5 // 6):
+        (y, ys), (u, us), (v, vs) = planes
+        out.append([y[row * ys + x], u[(row // 2) * us + x // 2], v[(row // 2) * vs + x // 2]])
+    return out
+
+
+def is_keyframe(codec_name, data):
+    """Whether an encoded frame (VP8 frame, or H.264 Annex B access unit) is a key frame."""
+    if not data:
+        return False
+    if codec_name == "VP8":
+        return data[0] & 1 == 0  # RFC 6386 section 9.1: P bit clear = key frame
+    if codec_name == "H264":
+        i = data.find(b"\x00\x00\x01")
+        while i != -1 and i + 3 < len(data):
+            if data[i + 3] & 0x1F == 5:  # IDR slice
+                return True
+            i = data.find(b"\x00\x00\x01", i + 3)
+    return False
+
+
+class VideoStats:
+    """What the video of one call did, filled by the hooks below (some run in aiortc's
+    encoder/decoder threads, hence the lock)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.codec = None
+        self.frames = self.counted = self.keyframes_received = self.keyframes_sent = 0
+        self.width = self.height = 0
+        self.first_counter = self.last_counter = None
+        self.counter_regressions = 0
+        self.pli_sent = self.fir_sent = self.pli_received = self.fir_received = 0
+        self.sent_payloads = set()
+        self.payloads_received = self.payloads_echoed = 0
+        self.remote_ssrc = None
+        self.thirds = None
+        self.rtp_dropped = 0
+
+    def decoded(self, frame):
+        n = read_counter(frame)
+        with self.lock:
+            self.frames += 1
+            self.width, self.height = frame.width, frame.height
+            self.thirds = yuv_at_thirds(frame)
+            if n is not None:
+                self.counted += 1
+                if self.first_counter is None:
+                    self.first_counter = n
+                elif n <= self.last_counter:
+                    self.counter_regressions += 1
+                self.last_counter = n
+
+    def summary(self, sent_frames):
+        return {
+            "codec": self.codec,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "frames_sent": sent_frames,
+            "counted": self.counted,
+            "first_counter": self.first_counter,
+            "last_counter": self.last_counter,
+            "counter_regressions": self.counter_regressions,
+            "keyframes_sent": self.keyframes_sent,
+            "keyframes_received": self.keyframes_received,
+            "pli_sent": self.pli_sent,
+            "fir_sent": self.fir_sent,
+            "pli_received": self.pli_received,
+            "fir_received": self.fir_received,
+            "payloads_received": self.payloads_received,
+            "payloads_echoed": self.payloads_echoed,
+            "rtp_dropped": self.rtp_dropped,
+            "last_frame_yuv_at_thirds": self.thirds,
+        }
+
+
+VIDEO = VideoStats()
+
+
+def install_video_hooks():
+    """Wraps aiortc's codec factories and RTCP paths so VIDEO sees every video payload sent and
+    received, every key frame, and every PLI/FIR in both directions."""
+
+    def video(codec):
+        return codec.mimeType.lower().startswith("video/")
+
+    make_encoder = aiortc.rtcrtpsender.get_encoder
+
+    def get_encoder(codec):
+        encoder = make_encoder(codec)
+        if video(codec):
+            VIDEO.codec = codec.name
+            encode = encoder.encode
+
+            def wrapped(frame, force_keyframe=False):
+                payloads, timestamp = encode(frame, force_keyframe)
+                key = bool(payloads) and is_keyframe(codec.name, aiortc.codecs.depayload(codec, payloads[0]))
+                with VIDEO.lock:
+                    VIDEO.sent_payloads.update(payloads)
+                    VIDEO.keyframes_sent += key
+                return payloads, timestamp
+
+            encoder.encode = wrapped
+        return encoder
+
+    aiortc.rtcrtpsender.get_encoder = get_encoder
+
+    make_decoder = aiortc.rtcrtpreceiver.get_decoder
+
+    def get_decoder(codec):
+        decoder = make_decoder(codec)
+        if video(codec):
+            decode = decoder.decode
+
+            def wrapped(encoded_frame):
+                if is_keyframe(codec.name, encoded_frame.data):
+                    with VIDEO.lock:
+                        VIDEO.keyframes_received += 1
+                return decode(encoded_frame)
+
+            decoder.decode = wrapped
+        return decoder
+
+    aiortc.rtcrtpreceiver.get_decoder = get_decoder
+
+    depayload = aiortc.rtcrtpreceiver.depayload
+
+    def counting_depayload(codec, payload):
+        if video(codec):
+            with VIDEO.lock:
+                VIDEO.payloads_received += 1
+                VIDEO.payloads_echoed += payload in VIDEO.sent_payloads
+        return depayload(codec, payload)
+
+    aiortc.rtcrtpreceiver.depayload = counting_depayload
+
+    handle_rtp = RTCRtpReceiver._handle_rtp_packet
+
+    async def note_ssrc(self, packet, arrival_time_ms):
+        if self.track is not None and self.track.kind == "video":
+            VIDEO.remote_ssrc = packet.ssrc
+        return await handle_rtp(self, packet, arrival_time_ms)
+
+    RTCRtpReceiver._handle_rtp_packet = note_ssrc
+
+    send_pli = RTCRtpReceiver._send_rtcp_pli
+
+    async def counting_pli(self, media_ssrc):
+        if self.track is not None and self.track.kind == "video":
+            VIDEO.pli_sent += 1
+        return await send_pli(self, media_ssrc)
+
+    RTCRtpReceiver._send_rtcp_pli = counting_pli
+
+    handle_rtcp = RTCRtpSender._handle_rtcp_packet
+
+    async def counting_feedback(self, packet):
+        # aiortc routes PSFB to the sender whose SSRC is the packet's media SSRC.
+        if self.kind == "video" and isinstance(packet, RtcpPsfbPacket):
+            VIDEO.pli_received += packet.fmt == RTCP_PSFB_PLI
+            VIDEO.fir_received += packet.fmt == RTCP_PSFB_FIR
+        return await handle_rtcp(self, packet)
+
+    RTCRtpSender._handle_rtcp_packet = counting_feedback
+
+
+def install_video_loss(pc, every):
+    """Drops one outgoing video RTP packet every `every` seconds, as a lossy network would:
+    the receiving peer's decoder then misses data and asks for a key frame (PLI or FIR)."""
+    loop = asyncio.get_event_loop()
+    state = {"next": loop.time() + every}
+    send_rtp = RTCDtlsTransport._send_rtp
+
+    async def lossy(self, data):
+        if not is_rtcp(data) and len(data) >= 12 and loop.time() >= state["next"]:
+            ssrc = struct.unpack("!I", data[8:12])[0]
+            if any(s.kind == "video" and s._ssrc == ssrc for s in pc.getSenders()):
+                state["next"] = loop.time() + every
+                VIDEO.rtp_dropped += 1
+                return
+        return await send_rtp(self, data)
+
+    RTCDtlsTransport._send_rtp = lossy
+
+
+async def send_fir(receiver, media_ssrc, seq):
+    """RFC 5104 section 4.3.1 FIR: media SSRC 0, FCI = (SSRC, sequence number, 3 reserved)."""
+    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+    if rtcp_ssrc is not None:
+        fci = struct.pack("!IB3x", media_ssrc, seq & 0xFF)
+        await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci))
+        VIDEO.fir_sent += 1
+
+
+async def request_keyframes(pc, kind, every):
+    """Every `every` seconds, a PLI or FIR for the video we receive (once it flows)."""
+    seq = 0
+    while True:
+        await asyncio.sleep(every)
+        receivers = [t.receiver for t in pc.getTransceivers() if t.kind == "video"]
+        if not receivers or VIDEO.remote_ssrc is None:
+            continue
+        if kind == "pli":
+            await receivers[0]._send_rtcp_pli(VIDEO.remote_ssrc)
+        else:
+            seq += 1
+            await send_fir(receivers[0], VIDEO.remote_ssrc, seq)
+
+
 class Client:
     def __init__(self, ws):
         self.ws = ws
@@ -148,12 +459,38 @@ async def measure(pc, meter, client, session, seconds):
         return pc.connectionState
 
 
-def new_pc(hz, meter):
+def new_pc(args, meter):
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver(Sine(hz), direction="sendrecv")
+    pc.addTransceiver(Sine(args.hz), direction="sendrecv")
+    pattern = None
+    if args.video:
+        pattern = TestPattern(args.fps)
+        video = pc.addTransceiver(pattern, direction="sendrecv")
+        if args.video_codec:
+            codecs = [
+                c
+                for c in RTCRtpSender.getCapabilities("video").codecs
+                if c.mimeType.lower() == "video/" + args.video_codec.lower()
+            ]
+            if not codecs:
+                raise SystemExit("aiortc has no video codec %s" % args.video_codec)
+            video.setCodecPreferences(codecs[:1])
 
     @pc.on("track")
     def on_track(track):
+        if track.kind == "video":
+
+            async def pull_video():
+                while True:
+                    try:
+                        frame = await track.recv()
+                    except Exception:
+                        return
+                    VIDEO.decoded(frame)
+
+            asyncio.ensure_future(pull_video())
+            return
+
         async def pull():
             skipped = 0
             while True:
@@ -169,7 +506,7 @@ def new_pc(hz, meter):
 
         asyncio.ensure_future(pull())
 
-    return pc
+    return pc, pattern
 
 
 async def trickle(client, session, sdp):
@@ -203,7 +540,19 @@ def strip_candidates(sdp):
     ) + "\r\n"
 
 
+def read_frame(path):
+    """`read-frame FILE`: the size of an image (e.g. a peer's PNG snapshot of the video it
+    decoded) and the TestPattern counter painted in it (null if none)."""
+    with av.open(path) as container:
+        frame = next(container.decode(video=0)).reformat(format="yuv420p")
+    result = {"width": frame.width, "height": frame.height, "counter": read_counter(frame)}
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
 async def main():
+    if sys.argv[1:2] == ["read-frame"] and len(sys.argv) == 3:
+        return read_frame(sys.argv[2])
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["call", "answer"])
     p.add_argument("--ws", required=True)
@@ -212,7 +561,15 @@ async def main():
     p.add_argument("--to")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--hz", type=float, default=440.0)
+    p.add_argument("--video", action="store_true")
+    p.add_argument("--video-codec", choices=["VP8", "H264"])
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--pli-every", type=float)
+    p.add_argument("--fir-every", type=float)
+    p.add_argument("--lose-video-every", type=float)
     args = p.parse_args()
+    if args.video:
+        install_video_hooks()
 
     result = {"mode": args.mode}
     meter = Meter()
@@ -222,7 +579,14 @@ async def main():
         ready = await client.event(lambda m: m.get("sylkrtc") == "ready-event", 10)
         result["ready"] = bool(ready)
         await client.request("account-add", account=args.account, password=args.ha1)
-        pc = new_pc(args.hz, meter)
+        pc, pattern = new_pc(args, meter)
+        if args.video and args.lose_video_every:
+            install_video_loss(pc, args.lose_video_every)
+        requesters = [
+            asyncio.ensure_future(request_keyframes(pc, kind, every))
+            for kind, every in (("pli", args.pli_every), ("fir", args.fir_every))
+            if args.video and every
+        ]
         if args.mode == "call":
             session = str(uuid.uuid4())
             await pc.setLocalDescription(await pc.createOffer())
@@ -261,7 +625,11 @@ async def main():
             if end != "terminated":
                 await client.request("session-terminate", session=session)
                 await client.event(state_is(session, "terminated"), 10)
+        for r in requesters:
+            r.cancel()
         result.update(meter.summary())
+        if pattern is not None:
+            result["video"] = VIDEO.summary(pattern.count)
         result["states"] = client.states
         await pc.close()
         reader.cancel()

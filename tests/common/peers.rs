@@ -631,6 +631,10 @@ impl Sipp {
             "-trace_msg", "-message_file", &p(&dir.path().join("messages.log")),
             "-trace_err", "-error_file", &p(&dir.path().join("errors.log")),
             "-key", "domain", &opts.domain,
+            // SIPp takes [media_port] and [media_port+2] only on m= lines; these name the
+            // audio and video echo ports anywhere (e.g. in a=rtcp).
+            "-key", "media_port_audio", &rtp_port.to_string(),
+            "-key", "media_port_video", &(rtp_port + 2).to_string(),
         ].map(String::from));
         if opts.rtp_echo {
             args.push("-rtp_echo".into());
@@ -828,6 +832,9 @@ pub struct BaresipOpts {
     /// The account's `mediaenc` (e.g. `srtp-mand`: RTP/SAVP with SDES, RFC 4568, and
     /// nothing else); loads baresip's `srtp` module. `None`: plain RTP.
     pub mediaenc: Option<String>,
+    /// Video too: VP8 (`vp8` module) at 320x240, 15 fps, from `fakevideo` (static
+    /// red/green/blue bars; its display discards). See [`Baresip::video_stats`].
+    pub video: bool,
 }
 
 impl Default for BaresipOpts {
@@ -838,6 +845,7 @@ impl Default for BaresipOpts {
             wav_audio: false,
             record_audio: false,
             mediaenc: None,
+            video: false,
         }
     }
 }
@@ -892,6 +900,7 @@ impl Baresip {
                 if opts.record_audio { "1" } else { "0" }.into(),
             ),
             ("BS_MEDIAENC", opts.mediaenc.clone().unwrap_or_default()),
+            ("BS_VIDEO", if opts.video { "1" } else { "0" }.into()),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(peers_dir().join("baresip/run.sh").display().to_string());
@@ -1026,10 +1035,59 @@ impl Baresip {
         read_lossy(&self.proc.log)
     }
 
+    /// The video counters of the current call (baresip's `video_debug` command), `None`
+    /// when there is no call with video.
+    pub fn video_stats(&self) -> Option<BaresipVideo> {
+        let text = self.command("video_debug").ok()?;
+        let field = |line: &str, key: &str| -> Option<u64> {
+            let at = line.find(key)? + key.len();
+            let digits: String = line[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        let mut v = BaresipVideo::default();
+        let mut seen = false;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("source: ") {
+                v.source_frames = field(rest, "frames=")?;
+            } else if let Some(rest) = line.strip_prefix("vidisp: ") {
+                // "vidisp: fakevideo 320 x 240 frames=133"
+                let mut words = rest.split_whitespace().skip(1);
+                v.width = words.next()?.parse().ok()?;
+                v.height = words.nth(1)?.parse().ok()?;
+                v.displayed_frames = field(rest, "frames=")?;
+                seen = true;
+            } else if line.starts_with("n_keyframes=") {
+                v.keyframes = field(line, "n_keyframes=")?;
+                v.picture_updates = field(line, "n_picup=")?;
+            }
+        }
+        seen.then_some(v)
+    }
+
     /// Stops baresip now (SIGTERM, SIGKILL after 5 s); the log stays readable until drop.
     pub fn stop(&mut self) {
         self.proc.stop(Duration::from_secs(5));
     }
+}
+
+/// What [`Baresip::video_stats`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BaresipVideo {
+    /// Frames its video source produced for the encoder.
+    pub source_frames: u64,
+    /// Frames decoded and handed to the display.
+    pub displayed_frames: u64,
+    /// Size of the decoded video (0 before the first frame).
+    pub width: u32,
+    pub height: u32,
+    /// Key frames decoded.
+    pub keyframes: u64,
+    /// Key frame requests baresip sent (it sends one when it cannot decode: a PLI when the
+    /// peer's SDP has `a=rtcp-fb ... nack`, else an RFC 2032 FIR, RTCP packet type 192).
+    pub picture_updates: u64,
 }
 
 // ---------------------------------------------------------------------------------------------

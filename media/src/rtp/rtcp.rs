@@ -13,6 +13,11 @@ pub const PT_RR: u8 = 201;
 pub const PT_SDES: u8 = 202;
 /// RTCP packet type: goodbye (RFC 3550 section 6.6).
 pub const PT_BYE: u8 = 203;
+/// RTCP packet type: full intra-frame request of RFC 2032 section 5.2.1 (H.261, obsoleted by
+/// RFC 4587 and superseded by RFC 5104's FIR). SIP peers without AVPF feedback still send it:
+/// libre/baresip does whenever the peer's video m-line has no `a=rtcp-fb ... nack`. It parses
+/// as [`RtcpPacket::Other`]; the RTP leg takes it as a key frame request.
+pub const PT_FIR_RFC2032: u8 = 192;
 /// RTCP packet type: transport-layer feedback (RFC 4585 section 6.2).
 pub const PT_RTPFB: u8 = 205;
 /// RTCP packet type: payload-specific feedback (RFC 4585 section 6.3).

@@ -14,6 +14,7 @@
 #   BS_AUDIO       sine (ausine 440 Hz, default) or wav (generated 440 Hz tone via aufile)
 #   BS_SNDFILE=1   record sent/received audio as WAV files into BS_RUN
 #   BS_MEDIAENC    account mediaenc, e.g. srtp-mand (loads srtp.so); default empty (plain RTP)
+#   BS_VIDEO=1     video too: VP8 (vp8.so), source and display from fakevideo.so
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${BS_RUN:?}" "${BS_SIP_PORT:?}" "${BS_CTRL_PORT:?}" "${BS_RTP_PORTS:?}" "${KAM_PORT:?}"
@@ -31,9 +32,10 @@ if [ "${BS_AUDIO:-sine}" = wav ]; then
 fi
 snd="# "; [ "${BS_SNDFILE:-0}" = 1 ] && snd=""
 menc=${BS_MEDIAENC:-}; srtp="# "; [ -n "$menc" ] && srtp=""
+video="# "; [ "${BS_VIDEO:-0}" = 1 ] && video=""
 sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|$BS_RTP_PORTS|" \
     -e "s|@AUDIO_SOURCE@|$src|; s|@RUN@|$BS_RUN|; s|@SNDFILE@|$snd|; s|@AUSRC_SRATE@|$srate|" \
-    -e "s|@SRTP@|$srtp|" \
+    -e "s|@SRTP@|$srtp|; s|@VIDEO@|$video|" \
     "$HERE/config.in" > "$BS_RUN/config"
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
     -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|" \
