@@ -49,6 +49,10 @@
 //! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
+//! `HEAP` (`1`: run the gateway under valgrind's massif and report its heap per idle
+//! connection and per call, by owner, from snapshots taken with `vgdb`; see
+//! `call_load/heap.rs`), `GATEWAY_WRAPPER` (a command the gateway runs under, split on
+//! whitespace, e.g. `perf record -g -o /tmp/gw.perf`),
 //! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
 //! session-create, and list setups slower than 100 ms; `all`: trace every browser).
 
@@ -58,6 +62,8 @@ mod browser;
 mod cpu;
 #[path = "call_load/floor.rs"]
 mod floor;
+#[path = "call_load/heap.rs"]
+mod heap;
 #[path = "call_load/peer.rs"]
 mod peer;
 
@@ -96,7 +102,8 @@ impl Drop for TempDir {
 }
 
 impl Gateway {
-    fn start(calls: usize) -> Gateway {
+    /// `wrapper`: a command line the gateway runs under (split on whitespace).
+    fn start(calls: usize, wrapper: &str) -> Gateway {
         // Two even/odd pairs per call (WebRTC leg + SIP audio), plus slack.
         let ports = u16::try_from(4 * calls + 64).expect("CALLS too large for one port range");
         let base = free_udp_block(ports);
@@ -116,7 +123,17 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+        let mut wrapper = wrapper.split_whitespace();
+        let bin = env!("CARGO_BIN_EXE_sylk-gateway");
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(wrapper).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
@@ -236,16 +253,31 @@ fn main() {
     let calls = env_num("CALLS", if timing { 50.0 } else { 2.0 }) as usize;
     let seconds = env_num("SECONDS", if timing { 10.0 } else { 1.0 });
     let floor_on = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) != 0.0;
-    let setup_rate = env_num("SETUP_RATE", 0.0);
+    // HEAP=1: the gateway runs under massif (about 50x slower: set up calls slowly).
+    let heap_on = env_num("HEAP", 0.0) != 0.0;
+    let setup_rate = env_num("SETUP_RATE", if heap_on { 20.0 } else { 0.0 });
     let inflight = env_num("INFLIGHT", 200.0) as usize;
-    let setup_timeout = Duration::from_secs_f64(env_num("SETUP_TIMEOUT", 30.0));
+    let setup_timeout =
+        Duration::from_secs_f64(env_num("SETUP_TIMEOUT", if heap_on { 300.0 } else { 30.0 }));
     assert!(calls >= 1 && seconds >= 0.0);
+    let heap_dir = heap_on.then(heap::dir);
+    let wrapper = match (&heap_dir, std::env::var("GATEWAY_WRAPPER")) {
+        (_, Ok(w)) => w,
+        (Some(d), _) => heap::wrapper(&d.join("massif.out")),
+        (None, _) => String::new(),
+    };
 
     let peer = SipPeer::start();
-    let gw = Gateway::start(calls);
+    let gw = Gateway::start(calls, &wrapper);
     let pid = gw.pid();
     let snap = |peer: &SipPeer| Snap::take(pid, peer.cpu_ns());
+    let heap_snap = |name: &str| {
+        heap_dir
+            .as_ref()
+            .and_then(|d| heap::snapshot(pid, &d.join(format!("{name}.massif"))))
+    };
     let rss0 = rss_kib(pid);
+    let heap0 = heap_snap("0-start");
     println!(
         "call_load: {calls} calls, {seconds} s steady state; gateway pid {pid} ws {} sip {}; SIP echo UAS {}",
         gw.ws, gw.sip, peer.sip
@@ -258,6 +290,8 @@ fn main() {
     let mut br = Browsers::connect(calls, &format!("ws://{}/webrtcgateway/ws", gw.ws), uri);
     let connect_wall = t0.elapsed();
     let s1 = snap(&peer);
+    let rss_conns = rss_kib(pid);
+    let heap_conns = heap_snap("1-connections");
 
     // Phase 1: setup.
     let drops_su0 = udp_drops_by_port();
@@ -346,6 +380,7 @@ fn main() {
     });
     let setup_failures: Vec<String> = br.b.iter().filter_map(|b| b.error.clone()).collect();
     let rss_calls = rss_kib(pid);
+    let heap_calls = heap_snap("2-calls");
 
     // Phase 2: steady state (1 s warm-up, then the measured window, then 0.5 s drain).
     // SECONDS=0: setup and teardown only, no media.
@@ -391,6 +426,8 @@ fn main() {
         );
     }
     let drained = totals(&br, &peer);
+    let rss_steady = rss_kib(pid);
+    let heap_steady = heap_snap("3-steady");
 
     // Phase 3: teardown.
     let s5 = snap(&peer);
@@ -407,6 +444,8 @@ fn main() {
     );
     let teardown_wall = tt.elapsed();
     let s6 = snap(&peer);
+    let rss_after = rss_kib(pid);
+    let heap_after = heap_snap("4-teardown");
     let terminated = br.count(CallState::Terminated);
     // Give the UAS a moment to see the last BYEs (and retransmissions).
     std::thread::sleep(Duration::from_millis(200));
@@ -562,10 +601,49 @@ fn main() {
         "| steady | receive-buffer drops by socket owner: gateway / SIP echo / browsers | {} / {} / {} |",
         drops[0], drops[1], drops[2]
     );
-        println!(
-        "| steady | gateway RSS idle -> with calls (per call) | {rss0} KiB -> {rss_calls} KiB ({:.0} KiB) |",
-        (rss_calls.saturating_sub(rss0)) as f64 / established.max(1) as f64
+    }
+    // Memory (P6): RSS of the gateway process (heap, allocator retention, stacks; kernel
+    // socket buffers are not in it). Per connection: a WebSocket with one account, no call.
+    // Per call: what establishing the calls added on top of their connections (before media).
+    let per = |a: u64, b: u64, n: usize| a.saturating_sub(b) as f64 / n.max(1) as f64;
+    println!(
+        "| memory | **gateway RSS per idle connection** (WebSocket + account) / **per call** (set up, before media) / both | **{:.1} KiB** / **{:.1} KiB** / {:.1} KiB |",
+        per(rss_conns, rss0, calls),
+        per(rss_calls, rss_conns, established),
+        per(rss_calls, rss0, established)
     );
+    println!(
+        "| memory | gateway RSS: start / {calls} connections / + {established} calls / after the steady state / after teardown | {rss0} / {rss_conns} / {rss_calls} / {rss_steady} / {rss_after} KiB |"
+    );
+    if let (Some(h0), Some(h1), Some(h2), Some(h3), Some(h4)) =
+        (&heap0, &heap_conns, &heap_calls, &heap_steady, &heap_after)
+    {
+        let kib = |a: &heap::HeapSnap, b: &heap::HeapSnap, n: usize| {
+            (a.heap as f64 - b.heap as f64) / 1024.0 / n.max(1) as f64
+        };
+        println!(
+            "| memory | **gateway heap per idle connection** / **per call** (massif, live bytes asked for) | **{:.1} KiB** / **{:.1} KiB** |",
+            kib(h1, h0, calls),
+            kib(h2, h1, established)
+        );
+        println!(
+            "| memory | gateway heap: start / connections / + calls / after the steady state / after teardown (allocator overhead) | {} / {} / {} / {} / {} KiB ({} / {} / {} / {} / {} KiB) |",
+            h0.heap / 1024, h1.heap / 1024, h2.heap / 1024, h3.heap / 1024, h4.heap / 1024,
+            h0.extra / 1024, h1.extra / 1024, h2.extra / 1024, h3.extra / 1024, h4.extra / 1024
+        );
+        for (what, before, after, n) in [
+            ("idle connection", h0, h1, calls),
+            ("call", h1, h2, established),
+            ("call after teardown", h1, h4, established),
+        ] {
+            println!("| heap per {what} | owner (nearest frame of our code) | bytes |");
+            for (owner, bytes) in heap::growth(before, after, n, 14) {
+                println!("| | `{owner}` | {bytes:.0} |");
+            }
+        }
+        if let Some(d) = &heap_dir {
+            println!("(massif snapshots in {}: `ms_print <file>`)", d.display());
+        }
     }
     println!(
         "| teardown | terminated / session-terminate sent, wall | {terminated} / {to_end}, {:.0} ms |",
