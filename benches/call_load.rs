@@ -31,7 +31,8 @@
 //! 3. teardown: `session-terminate` all, check every call got `terminated` (and the UAS a BYE);
 //! 4. floor: the same number of flows at 50 pps each way through a bare single-threaded mio UDP
 //!    forwarder (two sockets per call, `recv_from`/`send_to`) and the same echo, for the ratio
-//!    gateway CPU per packet / floor CPU per packet (`FLOOR=0` skips it).
+//!    gateway CPU per packet / floor CPU per packet (`FLOOR=0` skips it; `FLOOR=2` runs it
+//!    once more as a separate process, the gateway's situation, see `call_load/floor.rs`).
 //!
 //! CPU is read from /proc: the gateway's utime+stime (`/proc/<pid>/stat`, 10 ms ticks) and its
 //! scheduler runtime (`/proc/<pid>/schedstat`, ns; the gateway is single-threaded); the
@@ -244,6 +245,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some(floor::CHILD_ARG) {
+        floor::child_main();
+    }
     // `cargo bench` passes --bench; anything else (`cargo test --benches`/`--all-targets`) is a
     // quick smoke run (2 calls, 1 s, no floor) of a debug build whose figures mean nothing.
     let timing = std::env::args().any(|a| a == "--bench");
@@ -252,7 +256,8 @@ fn main() {
     }
     let calls = env_num("CALLS", if timing { 50.0 } else { 2.0 }) as usize;
     let seconds = env_num("SECONDS", if timing { 10.0 } else { 1.0 });
-    let floor_on = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) != 0.0;
+    // FLOOR: 0 none, 1 the forwarder as a thread of this process, 2 also as a process.
+    let floor_mode = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) as u32;
     // HEAP=1: the gateway runs under massif (about 50x slower: set up calls slowly).
     let heap_on = env_num("HEAP", 0.0) != 0.0;
     let setup_rate = env_num("SETUP_RATE", if heap_on { 20.0 } else { 0.0 });
@@ -456,13 +461,12 @@ fn main() {
     );
 
     // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
-    let floor = (floor_on && holding > 0 && media).then(|| {
-        floor::run(
-            holding,
-            seconds,
-            SocketAddr::from(([127, 0, 0, 1], peer.echo_port)),
-        )
-    });
+    let echo = SocketAddr::from(([127, 0, 0, 1], peer.echo_port));
+    let floor_run = |placement, wanted: bool| {
+        (wanted && holding > 0 && media).then(|| floor::run(holding, seconds, echo, placement))
+    };
+    let floor = floor_run(floor::Placement::Thread, floor_mode >= 1);
+    let floor_process = floor_run(floor::Placement::Process, floor_mode >= 2);
 
     // Figures.
     let connect = s1.since(&s0);
@@ -558,16 +562,17 @@ fn main() {
             "| steady | **calls per core**, extrapolated (1 s / CPU per call-second) | **{:.0}** |",
             1e6 / us_per_call_s
         );
-        if let Some(f) = &floor {
+        for (f, how) in [(&floor, "thread"), (&floor_process, "process")] {
+            let Some(f) = f else { continue };
             let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
             println!(
-            "| floor | bare mio recv_from/send_to forwarder, same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
+            "| floor | bare mio recv_from/send_to forwarder ({how}), same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
             f.calls,
             f.forwarded as f64 / f.window,
             pct(f.sent.saturating_sub(f.received), f.sent)
         );
             println!(
-                "| floor | **gateway / floor** CPU per forwarded packet | **{:.2}x** |",
+                "| floor | **gateway / floor ({how})** CPU per forwarded packet | **{:.2}x** |",
                 us_per_pkt / floor_us
             );
         }
