@@ -51,8 +51,10 @@
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
 //! `HEAP` (`1`: run the gateway under valgrind's massif and report its heap per idle
-//! connection and per call, by owner, from snapshots taken with `vgdb`; see
-//! `call_load/heap.rs`), `GATEWAY_WRAPPER` (a command the gateway runs under, split on
+//! connection and per call, by owner, from snapshots taken with `vgdb`), `CALLGRIND` (`1`:
+//! run it under callgrind and report the instructions it executes per forwarded packet in
+//! the steady-state window; use ~30 calls, valgrind is ~50x slower; both in
+//! `call_load/valgrind.rs`), `GATEWAY_WRAPPER` (a command the gateway runs under, split on
 //! whitespace, e.g. `perf record -g -o /tmp/gw.perf`),
 //! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
 //! session-create, and list setups slower than 100 ms; `all`: trace every browser).
@@ -63,10 +65,10 @@ mod browser;
 mod cpu;
 #[path = "call_load/floor.rs"]
 mod floor;
-#[path = "call_load/heap.rs"]
-mod heap;
 #[path = "call_load/peer.rs"]
 mod peer;
+#[path = "call_load/valgrind.rs"]
+mod valgrind;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -258,17 +260,28 @@ fn main() {
     let seconds = env_num("SECONDS", if timing { 10.0 } else { 1.0 });
     // FLOOR: 0 none, 1 the forwarder as a thread of this process, 2 also as a process.
     let floor_mode = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) as u32;
-    // HEAP=1: the gateway runs under massif (about 50x slower: set up calls slowly).
+    // HEAP=1 / CALLGRIND=1: the gateway runs under valgrind (about 50x slower: set up calls
+    // slowly).
     let heap_on = env_num("HEAP", 0.0) != 0.0;
-    let setup_rate = env_num("SETUP_RATE", if heap_on { 20.0 } else { 0.0 });
+    let callgrind_on = env_num("CALLGRIND", 0.0) != 0.0;
+    assert!(
+        !(heap_on && callgrind_on),
+        "HEAP and CALLGRIND are exclusive"
+    );
+    let under_valgrind = heap_on || callgrind_on;
+    let setup_rate = env_num("SETUP_RATE", if under_valgrind { 20.0 } else { 0.0 });
     let inflight = env_num("INFLIGHT", 200.0) as usize;
-    let setup_timeout =
-        Duration::from_secs_f64(env_num("SETUP_TIMEOUT", if heap_on { 300.0 } else { 30.0 }));
+    let setup_timeout = Duration::from_secs_f64(env_num(
+        "SETUP_TIMEOUT",
+        if under_valgrind { 300.0 } else { 30.0 },
+    ));
     assert!(calls >= 1 && seconds >= 0.0);
-    let heap_dir = heap_on.then(heap::dir);
-    let wrapper = match (&heap_dir, std::env::var("GATEWAY_WRAPPER")) {
+    let valgrind_dir = under_valgrind.then(valgrind::dir);
+    let heap_dir = valgrind_dir.clone().filter(|_| heap_on);
+    let wrapper = match (&valgrind_dir, std::env::var("GATEWAY_WRAPPER")) {
         (_, Ok(w)) => w,
-        (Some(d), _) => heap::wrapper(&d.join("massif.out")),
+        (Some(d), _) if heap_on => valgrind::massif(&d.join("massif.out")),
+        (Some(d), _) => valgrind::callgrind(d),
         (None, _) => String::new(),
     };
 
@@ -279,7 +292,7 @@ fn main() {
     let heap_snap = |name: &str| {
         heap_dir
             .as_ref()
-            .and_then(|d| heap::snapshot(pid, &d.join(format!("{name}.massif"))))
+            .and_then(|d| valgrind::snapshot(pid, &d.join(format!("{name}.massif"))))
     };
     let rss0 = rss_kib(pid);
     let heap0 = heap_snap("0-start");
@@ -398,14 +411,19 @@ fn main() {
             |_| false,
         );
     }
-    let before = totals(&br, &peer);
     let (udp0, mach0, drops0) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
+    let callgrind_zeroed = callgrind_on && media && valgrind::callgrind_zero(pid);
+    let before = totals(&br, &peer);
     let s3 = snap(&peer);
     let tw = Instant::now();
     br.drive(tw + Duration::from_secs_f64(seconds), |_, _| {}, |_| false);
     let window = tw.elapsed().as_secs_f64();
     let s4 = snap(&peer);
     let after = totals(&br, &peer);
+    let callgrind = valgrind_dir
+        .as_ref()
+        .filter(|_| callgrind_zeroed)
+        .and_then(|d| valgrind::callgrind_dump(pid, d));
     let (udp1, mach1, drops1) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
     // Where datagrams were dropped for want of a reader: gateway / echo / browsers.
     let browser_ports: std::collections::HashSet<u16> =
@@ -554,6 +572,13 @@ fn main() {
         steady.gw_sched_ms * 1e3 / forwarded.max(1) as f64,
         steady.gw_stat_ms * 1e3 / forwarded.max(1) as f64
     );
+        if let Some((ir, dump)) = &callgrind {
+            println!(
+                "| steady | **gateway instructions per forwarded packet** (callgrind, window only) | **{:.0}** ({ir} over {forwarded} packets; {}) |",
+                *ir as f64 / forwarded.max(1) as f64,
+                dump.display()
+            );
+        }
         println!(
         "| steady | **gateway CPU per call-second** (per packet x 100 pps) | **{us_per_call_s:.0} us** ({:.1} % of a core measured for {holding} calls) |",
         100.0 * steady.gw_sched_ms / (window * 1e3)
@@ -623,7 +648,7 @@ fn main() {
     if let (Some(h0), Some(h1), Some(h2), Some(h3), Some(h4)) =
         (&heap0, &heap_conns, &heap_calls, &heap_steady, &heap_after)
     {
-        let kib = |a: &heap::HeapSnap, b: &heap::HeapSnap, n: usize| {
+        let kib = |a: &valgrind::HeapSnap, b: &valgrind::HeapSnap, n: usize| {
             (a.heap as f64 - b.heap as f64) / 1024.0 / n.max(1) as f64
         };
         println!(
@@ -642,7 +667,7 @@ fn main() {
             ("call after teardown", h1, h4, established),
         ] {
             println!("| heap per {what} | owner (nearest frame of our code) | bytes |");
-            for (owner, bytes) in heap::growth(before, after, n, 14) {
+            for (owner, bytes) in valgrind::growth(before, after, n, 14) {
                 println!("| | `{owner}` | {bytes:.0} |");
             }
         }

@@ -1,22 +1,85 @@
-//! `HEAP=1`: the gateway runs under valgrind's massif and the bench asks it (with `vgdb`) for
-//! a detailed heap snapshot at the same points where it reads RSS, so the report can say how
-//! many heap bytes one idle connection and one call hold, and who holds them.
+//! The gateway under valgrind, for figures that do not depend on how busy the shared
+//! machine is.
 //!
-//! Each allocation in a snapshot is charged to the frame of our own code nearest to the
-//! allocator (`sylk_gateway::...` or `media::...`), so a call's heap reads as "bridge transmit
-//! ring", "SIP call entry", "WebSocket read buffer" rather than as `RawVec::grow`. The
-//! snapshot files stay in the bench's temporary directory's parent for `ms_print`.
+//! `HEAP=1`: massif, and the bench asks it (with `vgdb`) for a detailed heap snapshot at the
+//! same points where it reads RSS, so the report can say how many heap bytes one idle
+//! connection and one call hold, and who holds them. Each allocation in a snapshot is charged
+//! to the frame of our own code nearest to the allocator (`sylk_gateway::...` or
+//! `media::...`), so a call's heap reads as "bridge transmit ring", "SIP call entry",
+//! "WebSocket read buffer" rather than as `RawVec::grow`. The snapshot files are kept for
+//! `ms_print`.
+//!
+//! `CALLGRIND=1`: callgrind, its counters zeroed when the steady-state window opens and
+//! dumped when it closes (`callgrind_control -z` / `-d`), for the instructions the gateway
+//! executes per forwarded packet: repeatable to a fraction of a percent where CPU time on
+//! two shared cores varies by 2x between runs. The dump is kept for `callgrind_annotate`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The massif command line the gateway runs under.
-pub fn wrapper(out: &Path) -> String {
+pub fn massif(out: &Path) -> String {
     format!(
         "valgrind --tool=massif --threshold=0.01 --massif-out-file={}",
         out.display()
     )
+}
+
+/// The callgrind command line the gateway runs under.
+pub fn callgrind(dir: &Path) -> String {
+    format!(
+        "valgrind --tool=callgrind --callgrind-out-file={}",
+        dir.join("callgrind.out.%p").display()
+    )
+}
+
+/// `callgrind_control <args> <pid>`; true when it succeeded.
+fn callgrind_control(pid: u32, args: &[&str]) -> bool {
+    Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Zeroes the counters of the callgrind in process `pid`.
+pub fn callgrind_zero(pid: u32) -> bool {
+    callgrind_control(pid, &["-z"])
+}
+
+/// Dumps the counters since the last zero and returns the instructions executed (`Ir`) and
+/// the dump's path.
+pub fn callgrind_dump(pid: u32, dir: &Path) -> Option<(u64, PathBuf)> {
+    if !callgrind_control(pid, &["-d", "steady"]) {
+        return None;
+    }
+    // The dump is callgrind.out.<pid>.<n>; take the newest.
+    let prefix = format!("callgrind.out.{pid}.");
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())?;
+    let text = std::fs::read_to_string(&newest).ok()?;
+    let ir = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((ir, newest))
 }
 
 /// One detailed snapshot.
@@ -47,9 +110,9 @@ pub fn snapshot(pid: u32, file: &Path) -> Option<HeapSnap> {
     parse(&std::fs::read_to_string(file).ok()?)
 }
 
-/// Where the snapshots go.
+/// Where the snapshots and dumps go.
 pub fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sylk-call-load-heap-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("sylk-call-load-valgrind-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&d);
     d
 }
