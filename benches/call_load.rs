@@ -47,7 +47,8 @@
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
 //! ```
 //! Without `--bench` (`cargo test --all-targets`) it is a 2-call, 1 s smoke run.
-//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
+//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `IDLE` (s with
+//! the calls up before media starts, measured on their own: 1), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
 //! `HEAP` (`1`: run the gateway under valgrind's massif and report its heap per idle
@@ -77,7 +78,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
-use cpu::{machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
+use cpu::{context_switches, machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
 use peer::SipPeer;
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -400,6 +401,17 @@ fn main() {
     let rss_calls = rss_kib(pid);
     let heap_calls = heap_snap("2-calls");
 
+    // Phase 1b: the calls are up but carry no media yet (like calls on hold): what their
+    // timers alone cost the gateway (ICE ticks, RTCP, inactivity checks).
+    let idle_s = env_num("IDLE", if timing && !under_valgrind { 1.0 } else { 0.0 });
+    let idle = (idle_s > 0.0 && established > 0).then(|| {
+        let (c0, s0) = (context_switches(pid), snap(&peer));
+        let t = Instant::now();
+        br.drive(t + Duration::from_secs_f64(idle_s), |_, _| {}, |_| false);
+        let (c1, s1) = (context_switches(pid), snap(&peer));
+        (s1.since(&s0), c1.0 - c0.0, t.elapsed().as_secs_f64())
+    });
+
     // Phase 2: steady state (1 s warm-up, then the measured window, then 0.5 s drain).
     // SECONDS=0: setup and teardown only, no media.
     let media = seconds > 0.0;
@@ -414,11 +426,13 @@ fn main() {
     let (udp0, mach0, drops0) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
     let callgrind_zeroed = callgrind_on && media && valgrind::callgrind_zero(pid);
     let before = totals(&br, &peer);
+    let cs0 = context_switches(pid);
     let s3 = snap(&peer);
     let tw = Instant::now();
     br.drive(tw + Duration::from_secs_f64(seconds), |_, _| {}, |_| false);
     let window = tw.elapsed().as_secs_f64();
     let s4 = snap(&peer);
+    let cs1 = context_switches(pid);
     let after = totals(&br, &peer);
     let callgrind = valgrind_dir
         .as_ref()
@@ -556,6 +570,13 @@ fn main() {
         setup.browsers_ms / established.max(1) as f64,
         setup.peer_ms / established.max(1) as f64
     );
+    if let Some((cpu, wakeups, t)) = idle {
+        println!(
+            "| idle | {established} calls up, no media yet ({t:.1} s): gateway CPU per call-second / wake-ups per second | {:.1} us / {:.0} |",
+            cpu.gw_sched_ms * 1e3 / t / established as f64,
+            wakeups as f64 / t
+        );
+    }
     if media {
         println!("| steady | calls held / window | {holding} / {window:.1} s |");
         println!(
@@ -591,16 +612,23 @@ fn main() {
             let Some(f) = f else { continue };
             let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
             println!(
-            "| floor | bare mio recv_from/send_to forwarder ({how}), same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
+            "| floor | bare mio recv_from/send_to forwarder ({how}), same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %, {:.0} wake-ups/s) |",
             f.calls,
             f.forwarded as f64 / f.window,
-            pct(f.sent.saturating_sub(f.received), f.sent)
+            pct(f.sent.saturating_sub(f.received), f.sent),
+            f.wakeups as f64 / f.window
         );
             println!(
                 "| floor | **gateway / floor ({how})** CPU per forwarded packet | **{:.2}x** |",
                 us_per_pkt / floor_us
             );
         }
+        println!(
+            "| steady | gateway wake-ups (voluntary context switches) / preemptions per second | {:.0} / {:.0} ({:.1} packets per wake-up) |",
+            (cs1.0 - cs0.0) as f64 / window,
+            (cs1.1 - cs0.1) as f64 / window,
+            forwarded as f64 / (cs1.0 - cs0.0).max(1) as f64
+        );
         println!(
         "| steady | **loss** by seq gaps per SSRC (browser side) | **{:.3} %** ({seq_loss} of {expected}) |",
         pct(seq_loss, expected)

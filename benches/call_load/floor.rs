@@ -26,6 +26,8 @@ pub struct FloorResult {
     pub window: f64,
     pub forwarded: u64,
     pub forwarder_cpu_ms: f64,
+    /// The forwarder's voluntary context switches (wake-ups) in the window.
+    pub wakeups: u64,
     pub sent: u64,
     pub received: u64,
 }
@@ -50,6 +52,7 @@ fn forward(
     stop: &AtomicBool,
     count: &AtomicU64,
     cpu: &AtomicU64,
+    wakeups: &AtomicU64,
 ) {
     let mut poll = Poll::new().unwrap();
     for (k, (a, b, _)) in fwd.iter_mut().enumerate() {
@@ -89,8 +92,19 @@ fn forward(
             last = Instant::now();
             count.store(n, Ordering::Relaxed);
             cpu.store(thread_cpu_ns(), Ordering::Relaxed);
+            wakeups.store(voluntary_switches("thread-self"), Ordering::Relaxed);
         }
     }
+}
+
+/// Voluntary context switches of `/proc/<who>` (`thread-self` or a pid).
+fn voluntary_switches(who: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{who}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Binds the forwarder's two sockets per client.
@@ -137,8 +151,9 @@ pub fn child_main() -> ! {
         for _ in lines {}
         std::process::exit(0);
     });
-    let (stop, count, cpu) = (AtomicBool::new(false), AtomicU64::new(0), AtomicU64::new(0));
-    forward(fwd, echo, &stop, &count, &cpu);
+    let (stop, count) = (AtomicBool::new(false), AtomicU64::new(0));
+    let (cpu, wakeups) = (AtomicU64::new(0), AtomicU64::new(0));
+    forward(fwd, echo, &stop, &count, &cpu, &wakeups);
     std::process::exit(0)
 }
 
@@ -157,15 +172,17 @@ pub fn run(calls: usize, seconds: f64, echo: SocketAddr, placement: Placement) -
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let cpu = Arc::new(AtomicU64::new(0));
+    let wakeups = Arc::new(AtomicU64::new(0));
     let mut child = None;
     let mut forwarder = None;
     let targets: Vec<SocketAddr> = match placement {
         Placement::Thread => {
             let fwd = bind_pairs(&client_addrs);
             let targets = fwd.iter().map(|f| f.0.local_addr().unwrap()).collect();
-            let (stop, count, cpu) = (stop.clone(), count.clone(), cpu.clone());
+            let (stop, count) = (stop.clone(), count.clone());
+            let (cpu, wakeups) = (cpu.clone(), wakeups.clone());
             forwarder = Some(std::thread::spawn(move || {
-                forward(fwd, echo, &stop, &count, &cpu)
+                forward(fwd, echo, &stop, &count, &cpu, &wakeups)
             }));
             targets
         }
@@ -201,12 +218,17 @@ pub fn run(calls: usize, seconds: f64, echo: SocketAddr, placement: Placement) -
         }
     };
     let child_pid = child.as_ref().map(|(c, _)| c.id());
-    // Forwarded packets and forwarder CPU (ns) so far.
+    // Forwarded packets, forwarder CPU (ns) and wake-ups so far.
     let mark = |sent: u64, received: u64| match child_pid {
-        None => (count.load(Ordering::Relaxed), cpu.load(Ordering::Relaxed)),
+        None => (
+            count.load(Ordering::Relaxed),
+            cpu.load(Ordering::Relaxed),
+            wakeups.load(Ordering::Relaxed),
+        ),
         Some(pid) => (
             sent + received,
             super::cpu::schedstat_ns(&format!("/proc/{pid}/schedstat")),
+            voluntary_switches(&pid.to_string()),
         ),
     };
 
@@ -226,20 +248,20 @@ pub fn run(calls: usize, seconds: f64, echo: SocketAddr, placement: Placement) -
     let t_end = t_window + Duration::from_secs_f64(seconds);
     let mut next_tick = start;
     let mut slot = 0usize;
-    let mut marks: Option<(u64, u64, Instant)> = None;
+    let mut marks: Option<(u64, u64, u64, Instant)> = None;
     let result;
     loop {
         let now = Instant::now();
         if marks.is_none() && now >= t_window {
             std::thread::sleep(Duration::from_millis(12)); // let the forwarder publish
-            let (c, t) = mark(sent, received);
-            marks = Some((c, t, Instant::now()));
+            let (c, t, w) = mark(sent, received);
+            marks = Some((c, t, w, Instant::now()));
         }
         if now >= t_end {
             std::thread::sleep(Duration::from_millis(12));
-            let (c0, cpu0, t0) = marks.unwrap();
-            let (c1, cpu1) = mark(sent, received);
-            result = (c1 - c0, cpu1 - cpu0, t0.elapsed().as_secs_f64());
+            let (c0, cpu0, w0, t0) = marks.unwrap();
+            let (c1, cpu1, w1) = mark(sent, received);
+            result = (c1 - c0, cpu1 - cpu0, w1 - w0, t0.elapsed().as_secs_f64());
             break;
         }
         if now >= next_tick {
@@ -278,12 +300,13 @@ pub fn run(calls: usize, seconds: f64, echo: SocketAddr, placement: Placement) -
         let _ = c.kill();
         let _ = c.wait();
     }
-    let (forwarded, cpu_ns, window) = result;
+    let (forwarded, cpu_ns, wakeups, window) = result;
     FloorResult {
         calls,
         window,
         forwarded,
         forwarder_cpu_ms: cpu_ns as f64 / 1e6,
+        wakeups,
         sent,
         received,
     }
