@@ -67,7 +67,8 @@ pub(super) struct GwCall {
     pub state: CallState,
     pub sip: Option<SipCallId>,
     pub sip_call_id: Option<String>,
-    pub bridge: Option<Bridge>,
+    /// Boxed: a bridge is ~4.8 KiB, and the slab of calls keeps spare capacity.
+    pub bridge: Option<Box<Bridge>>,
     pub media_ref: MediaRef,
     pub media_armed: Option<Instant>,
     /// Listed in the gateway's queue of bridges to drain.
@@ -184,7 +185,7 @@ impl Gateway {
             state: CallState::Connecting,
             sip: Some(sip),
             sip_call_id: self.sip.call_id_of(sip).map(str::to_owned),
-            bridge: Some(bridge),
+            bridge: Some(Box::new(bridge)),
             media_ref,
             media_armed: None,
             dirty: false,
@@ -421,7 +422,7 @@ impl Gateway {
             state: CallState::Connecting,
             sip: Some(sip),
             sip_call_id: Some(call_id.clone()),
-            bridge: Some(bridge),
+            bridge: Some(Box::new(bridge)),
             media_ref,
             media_armed: None,
             dirty: false,

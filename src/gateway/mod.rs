@@ -97,7 +97,7 @@ struct Client {
 }
 
 /// A finished call's bridge, kept until the reactor flushed its last datagrams.
-struct ClosingBridge(::media::bridge::Bridge);
+struct ClosingBridge(Box<::media::bridge::Bridge>);
 
 impl std::fmt::Debug for ClosingBridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
