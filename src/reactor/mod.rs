@@ -232,8 +232,13 @@ impl Reactor {
                     return Ok(());
                 }
             }
+            // Asked once per iteration: it is not free (the SIP stack's parts each have
+            // their own). Input handled before the timers below can only make it earlier
+            // than this reading if it makes a timer due at once, which the next iteration
+            // then runs without sleeping.
+            let gateway_deadline = self.gateway.poll_timeout();
             let timeout = self
-                .next_deadline()
+                .next_deadline(gateway_deadline)
                 .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -244,14 +249,14 @@ impl Reactor {
             for event in events.iter() {
                 self.dispatch(now, event.token(), event.is_writable());
             }
-            self.run_timers(now);
+            self.run_timers(now, gateway_deadline);
             self.settle(now);
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self, gateway: Option<Instant>) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
-        [timer, self.gateway.poll_timeout(), self.shutdown_deadline]
+        [timer, gateway, self.shutdown_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -384,7 +389,9 @@ impl Reactor {
         }
     }
 
-    fn run_timers(&mut self, now: Instant) {
+    /// Runs the WebSocket timers that are due, and the gateway's when `gateway_deadline`
+    /// (its [`poll_timeout`](Gateway::poll_timeout) before the poll) is.
+    fn run_timers(&mut self, now: Instant, gateway_deadline: Option<Instant>) {
         while let Some(Reverse((deadline, key))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -400,7 +407,7 @@ impl Reactor {
             s.ws.handle_timeout(now);
             self.touched.push(key);
         }
-        if self.gateway.poll_timeout().is_some_and(|t| t <= now) {
+        if gateway_deadline.is_some_and(|t| t <= now) {
             self.gateway.handle_timeout(now);
         }
     }
@@ -601,10 +608,10 @@ fn coalesce(epoch: Instant, now: Instant, deadline: Instant) -> Instant {
     if deadline <= now {
         return deadline;
     }
-    let grid = TIMER_GRID.as_nanos();
-    let since = deadline.saturating_duration_since(epoch).as_nanos();
-    let rounded = since.div_ceil(grid) * grid;
-    epoch + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+    // In u64 nanoseconds (584 years) rather than Duration's u128: once per iteration.
+    let grid = TIMER_GRID.as_nanos() as u64;
+    let since = deadline.saturating_duration_since(epoch).as_nanos() as u64;
+    epoch + Duration::from_nanos(since.div_ceil(grid).saturating_mul(grid))
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.
