@@ -31,7 +31,8 @@
 //! 3. teardown: `session-terminate` all, check every call got `terminated` (and the UAS a BYE);
 //! 4. floor: the same number of flows at 50 pps each way through a bare single-threaded mio UDP
 //!    forwarder (two sockets per call, `recv_from`/`send_to`) and the same echo, for the ratio
-//!    gateway CPU per packet / floor CPU per packet (`FLOOR=0` skips it).
+//!    gateway CPU per packet / floor CPU per packet (`FLOOR=0` skips it; `FLOOR=2` runs it
+//!    once more as a separate process, the gateway's situation, see `call_load/floor.rs`).
 //!
 //! CPU is read from /proc: the gateway's utime+stime (`/proc/<pid>/stat`, 10 ms ticks) and its
 //! scheduler runtime (`/proc/<pid>/schedstat`, ns; the gateway is single-threaded); the
@@ -46,9 +47,16 @@
 //! CALLS=500 SECONDS=20 cargo bench --bench call_load
 //! ```
 //! Without `--bench` (`cargo test --all-targets`) it is a 2-call, 1 s smoke run.
-//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
+//! Env: `CALLS` (50), `SECONDS` (10; 0 = setup and teardown only, no media), `IDLE` (s with
+//! the calls up before media starts, measured on their own: 1), `FLOOR` (1), `SETUP_RATE` (calls/s offered, 0 = as fast as possible),
 //! `INFLIGHT` (most calls between session-create and established, 200), `SETUP_TIMEOUT` (s, 30),
 //! `GATEWAY_LOG` (gateway log level, warn; its stderr is shown when `SYLK_TEST_LOG` is set),
+//! `HEAP` (`1`: run the gateway under valgrind's massif and report its heap per idle
+//! connection and per call, by owner, from snapshots taken with `vgdb`), `CALLGRIND` (`1`:
+//! run it under callgrind and report the instructions it executes per forwarded packet in
+//! the steady-state window; use ~30 calls, valgrind is ~50x slower; both in
+//! `call_load/valgrind.rs`), `GATEWAY_WRAPPER` (a command the gateway runs under, split on
+//! whitespace, e.g. `perf record -g -o /tmp/gw.perf`),
 //! `LOAD_DEBUG` (`1`: trace browser 0's pc events and datagrams with their time since
 //! session-create, and list setups slower than 100 ms; `all`: trace every browser).
 
@@ -60,6 +68,8 @@ mod cpu;
 mod floor;
 #[path = "call_load/peer.rs"]
 mod peer;
+#[path = "call_load/valgrind.rs"]
+mod valgrind;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -68,7 +78,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
-use cpu::{machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
+use cpu::{context_switches, machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
 use peer::SipPeer;
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -96,7 +106,8 @@ impl Drop for TempDir {
 }
 
 impl Gateway {
-    fn start(calls: usize) -> Gateway {
+    /// `wrapper`: a command line the gateway runs under (split on whitespace).
+    fn start(calls: usize, wrapper: &str) -> Gateway {
         // Two even/odd pairs per call (WebRTC leg + SIP audio), plus slack.
         let ports = u16::try_from(4 * calls + 64).expect("CALLS too large for one port range");
         let base = free_udp_block(ports);
@@ -116,7 +127,17 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+        let mut wrapper = wrapper.split_whitespace();
+        let bin = env!("CARGO_BIN_EXE_sylk-gateway");
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(wrapper).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
@@ -227,6 +248,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some(floor::CHILD_ARG) {
+        floor::child_main();
+    }
     // `cargo bench` passes --bench; anything else (`cargo test --benches`/`--all-targets`) is a
     // quick smoke run (2 calls, 1 s, no floor) of a debug build whose figures mean nothing.
     let timing = std::env::args().any(|a| a == "--bench");
@@ -235,17 +259,44 @@ fn main() {
     }
     let calls = env_num("CALLS", if timing { 50.0 } else { 2.0 }) as usize;
     let seconds = env_num("SECONDS", if timing { 10.0 } else { 1.0 });
-    let floor_on = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) != 0.0;
-    let setup_rate = env_num("SETUP_RATE", 0.0);
+    // FLOOR: 0 none, 1 the forwarder as a thread of this process, 2 also as a process.
+    let floor_mode = env_num("FLOOR", if timing { 1.0 } else { 0.0 }) as u32;
+    // HEAP=1 / CALLGRIND=1: the gateway runs under valgrind (about 50x slower: set up calls
+    // slowly).
+    let heap_on = env_num("HEAP", 0.0) != 0.0;
+    let callgrind_on = env_num("CALLGRIND", 0.0) != 0.0;
+    assert!(
+        !(heap_on && callgrind_on),
+        "HEAP and CALLGRIND are exclusive"
+    );
+    let under_valgrind = heap_on || callgrind_on;
+    let setup_rate = env_num("SETUP_RATE", if under_valgrind { 20.0 } else { 0.0 });
     let inflight = env_num("INFLIGHT", 200.0) as usize;
-    let setup_timeout = Duration::from_secs_f64(env_num("SETUP_TIMEOUT", 30.0));
+    let setup_timeout = Duration::from_secs_f64(env_num(
+        "SETUP_TIMEOUT",
+        if under_valgrind { 300.0 } else { 30.0 },
+    ));
     assert!(calls >= 1 && seconds >= 0.0);
+    let valgrind_dir = under_valgrind.then(valgrind::dir);
+    let heap_dir = valgrind_dir.clone().filter(|_| heap_on);
+    let wrapper = match (&valgrind_dir, std::env::var("GATEWAY_WRAPPER")) {
+        (_, Ok(w)) => w,
+        (Some(d), _) if heap_on => valgrind::massif(&d.join("massif.out")),
+        (Some(d), _) => valgrind::callgrind(d),
+        (None, _) => String::new(),
+    };
 
     let peer = SipPeer::start();
-    let gw = Gateway::start(calls);
+    let gw = Gateway::start(calls, &wrapper);
     let pid = gw.pid();
     let snap = |peer: &SipPeer| Snap::take(pid, peer.cpu_ns());
+    let heap_snap = |name: &str| {
+        heap_dir
+            .as_ref()
+            .and_then(|d| valgrind::snapshot(pid, &d.join(format!("{name}.massif"))))
+    };
     let rss0 = rss_kib(pid);
+    let heap0 = heap_snap("0-start");
     println!(
         "call_load: {calls} calls, {seconds} s steady state; gateway pid {pid} ws {} sip {}; SIP echo UAS {}",
         gw.ws, gw.sip, peer.sip
@@ -258,6 +309,8 @@ fn main() {
     let mut br = Browsers::connect(calls, &format!("ws://{}/webrtcgateway/ws", gw.ws), uri);
     let connect_wall = t0.elapsed();
     let s1 = snap(&peer);
+    let rss_conns = rss_kib(pid);
+    let heap_conns = heap_snap("1-connections");
 
     // Phase 1: setup.
     let drops_su0 = udp_drops_by_port();
@@ -346,6 +399,18 @@ fn main() {
     });
     let setup_failures: Vec<String> = br.b.iter().filter_map(|b| b.error.clone()).collect();
     let rss_calls = rss_kib(pid);
+    let heap_calls = heap_snap("2-calls");
+
+    // Phase 1b: the calls are up but carry no media yet (like calls on hold): what their
+    // timers alone cost the gateway (ICE ticks, RTCP, inactivity checks).
+    let idle_s = env_num("IDLE", if timing && !under_valgrind { 1.0 } else { 0.0 });
+    let idle = (idle_s > 0.0 && established > 0).then(|| {
+        let (c0, s0) = (context_switches(pid), snap(&peer));
+        let t = Instant::now();
+        br.drive(t + Duration::from_secs_f64(idle_s), |_, _| {}, |_| false);
+        let (c1, s1) = (context_switches(pid), snap(&peer));
+        (s1.since(&s0), c1.0 - c0.0, t.elapsed().as_secs_f64())
+    });
 
     // Phase 2: steady state (1 s warm-up, then the measured window, then 0.5 s drain).
     // SECONDS=0: setup and teardown only, no media.
@@ -358,14 +423,21 @@ fn main() {
             |_| false,
         );
     }
-    let before = totals(&br, &peer);
     let (udp0, mach0, drops0) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
+    let callgrind_zeroed = callgrind_on && media && valgrind::callgrind_zero(pid);
+    let before = totals(&br, &peer);
+    let cs0 = context_switches(pid);
     let s3 = snap(&peer);
     let tw = Instant::now();
     br.drive(tw + Duration::from_secs_f64(seconds), |_, _| {}, |_| false);
     let window = tw.elapsed().as_secs_f64();
     let s4 = snap(&peer);
+    let cs1 = context_switches(pid);
     let after = totals(&br, &peer);
+    let callgrind = valgrind_dir
+        .as_ref()
+        .filter(|_| callgrind_zeroed)
+        .and_then(|d| valgrind::callgrind_dump(pid, d));
     let (udp1, mach1, drops1) = (udp_buf_errors(), machine_jiffies(), udp_drops_by_port());
     // Where datagrams were dropped for want of a reader: gateway / echo / browsers.
     let browser_ports: std::collections::HashSet<u16> =
@@ -391,6 +463,8 @@ fn main() {
         );
     }
     let drained = totals(&br, &peer);
+    let rss_steady = rss_kib(pid);
+    let heap_steady = heap_snap("3-steady");
 
     // Phase 3: teardown.
     let s5 = snap(&peer);
@@ -407,6 +481,8 @@ fn main() {
     );
     let teardown_wall = tt.elapsed();
     let s6 = snap(&peer);
+    let rss_after = rss_kib(pid);
+    let heap_after = heap_snap("4-teardown");
     let terminated = br.count(CallState::Terminated);
     // Give the UAS a moment to see the last BYEs (and retransmissions).
     std::thread::sleep(Duration::from_millis(200));
@@ -417,13 +493,12 @@ fn main() {
     );
 
     // Phase 4: the floor, a bare forwarder with the same traffic through the same echo.
-    let floor = (floor_on && holding > 0 && media).then(|| {
-        floor::run(
-            holding,
-            seconds,
-            SocketAddr::from(([127, 0, 0, 1], peer.echo_port)),
-        )
-    });
+    let echo = SocketAddr::from(([127, 0, 0, 1], peer.echo_port));
+    let floor_run = |placement, wanted: bool| {
+        (wanted && holding > 0 && media).then(|| floor::run(holding, seconds, echo, placement))
+    };
+    let floor = floor_run(floor::Placement::Thread, floor_mode >= 1);
+    let floor_process = floor_run(floor::Placement::Process, floor_mode >= 2);
 
     // Figures.
     let connect = s1.since(&s0);
@@ -495,6 +570,13 @@ fn main() {
         setup.browsers_ms / established.max(1) as f64,
         setup.peer_ms / established.max(1) as f64
     );
+    if let Some((cpu, wakeups, t)) = idle {
+        println!(
+            "| idle | {established} calls up, no media yet ({t:.1} s): gateway CPU per call-second / wake-ups per second | {:.1} us / {:.0} |",
+            cpu.gw_sched_ms * 1e3 / t / established as f64,
+            wakeups as f64 / t
+        );
+    }
     if media {
         println!("| steady | calls held / window | {holding} / {window:.1} s |");
         println!(
@@ -511,6 +593,13 @@ fn main() {
         steady.gw_sched_ms * 1e3 / forwarded.max(1) as f64,
         steady.gw_stat_ms * 1e3 / forwarded.max(1) as f64
     );
+        if let Some((ir, dump)) = &callgrind {
+            println!(
+                "| steady | **gateway instructions per forwarded packet** (callgrind, window only) | **{:.0}** ({ir} over {forwarded} packets; {}) |",
+                *ir as f64 / forwarded.max(1) as f64,
+                dump.display()
+            );
+        }
         println!(
         "| steady | **gateway CPU per call-second** (per packet x 100 pps) | **{us_per_call_s:.0} us** ({:.1} % of a core measured for {holding} calls) |",
         100.0 * steady.gw_sched_ms / (window * 1e3)
@@ -519,19 +608,27 @@ fn main() {
             "| steady | **calls per core**, extrapolated (1 s / CPU per call-second) | **{:.0}** |",
             1e6 / us_per_call_s
         );
-        if let Some(f) = &floor {
+        for (f, how) in [(&floor, "thread"), (&floor_process, "process")] {
+            let Some(f) = f else { continue };
             let floor_us = f.forwarder_cpu_ms * 1e3 / f.forwarded.max(1) as f64;
             println!(
-            "| floor | bare mio recv_from/send_to forwarder, same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %) |",
+            "| floor | bare mio recv_from/send_to forwarder ({how}), same {} flows, same echo: CPU per forwarded packet | {floor_us:.2} us ({:.0} pps forwarded, loss {:.3} %, {:.0} wake-ups/s) |",
             f.calls,
             f.forwarded as f64 / f.window,
-            pct(f.sent.saturating_sub(f.received), f.sent)
+            pct(f.sent.saturating_sub(f.received), f.sent),
+            f.wakeups as f64 / f.window
         );
             println!(
-                "| floor | **gateway / floor** CPU per forwarded packet | **{:.2}x** |",
+                "| floor | **gateway / floor ({how})** CPU per forwarded packet | **{:.2}x** |",
                 us_per_pkt / floor_us
             );
         }
+        println!(
+            "| steady | gateway wake-ups (voluntary context switches) / preemptions per second | {:.0} / {:.0} ({:.1} packets per wake-up) |",
+            (cs1.0 - cs0.0) as f64 / window,
+            (cs1.1 - cs0.1) as f64 / window,
+            forwarded as f64 / (cs1.0 - cs0.0).max(1) as f64
+        );
         println!(
         "| steady | **loss** by seq gaps per SSRC (browser side) | **{:.3} %** ({seq_loss} of {expected}) |",
         pct(seq_loss, expected)
@@ -562,10 +659,49 @@ fn main() {
         "| steady | receive-buffer drops by socket owner: gateway / SIP echo / browsers | {} / {} / {} |",
         drops[0], drops[1], drops[2]
     );
-        println!(
-        "| steady | gateway RSS idle -> with calls (per call) | {rss0} KiB -> {rss_calls} KiB ({:.0} KiB) |",
-        (rss_calls.saturating_sub(rss0)) as f64 / established.max(1) as f64
+    }
+    // Memory (P6): RSS of the gateway process (heap, allocator retention, stacks; kernel
+    // socket buffers are not in it). Per connection: a WebSocket with one account, no call.
+    // Per call: what establishing the calls added on top of their connections (before media).
+    let per = |a: u64, b: u64, n: usize| a.saturating_sub(b) as f64 / n.max(1) as f64;
+    println!(
+        "| memory | **gateway RSS per idle connection** (WebSocket + account) / **per call** (set up, before media) / both | **{:.1} KiB** / **{:.1} KiB** / {:.1} KiB |",
+        per(rss_conns, rss0, calls),
+        per(rss_calls, rss_conns, established),
+        per(rss_calls, rss0, established)
     );
+    println!(
+        "| memory | gateway RSS: start / {calls} connections / + {established} calls / after the steady state / after teardown | {rss0} / {rss_conns} / {rss_calls} / {rss_steady} / {rss_after} KiB |"
+    );
+    if let (Some(h0), Some(h1), Some(h2), Some(h3), Some(h4)) =
+        (&heap0, &heap_conns, &heap_calls, &heap_steady, &heap_after)
+    {
+        let kib = |a: &valgrind::HeapSnap, b: &valgrind::HeapSnap, n: usize| {
+            (a.heap as f64 - b.heap as f64) / 1024.0 / n.max(1) as f64
+        };
+        println!(
+            "| memory | **gateway heap per idle connection** / **per call** (massif, live bytes asked for) | **{:.1} KiB** / **{:.1} KiB** |",
+            kib(h1, h0, calls),
+            kib(h2, h1, established)
+        );
+        println!(
+            "| memory | gateway heap: start / connections / + calls / after the steady state / after teardown (allocator overhead) | {} / {} / {} / {} / {} KiB ({} / {} / {} / {} / {} KiB) |",
+            h0.heap / 1024, h1.heap / 1024, h2.heap / 1024, h3.heap / 1024, h4.heap / 1024,
+            h0.extra / 1024, h1.extra / 1024, h2.extra / 1024, h3.extra / 1024, h4.extra / 1024
+        );
+        for (what, before, after, n) in [
+            ("idle connection", h0, h1, calls),
+            ("call", h1, h2, established),
+            ("call after teardown", h1, h4, established),
+        ] {
+            println!("| heap per {what} | owner (nearest frame of our code) | bytes |");
+            for (owner, bytes) in valgrind::growth(before, after, n, 14) {
+                println!("| | `{owner}` | {bytes:.0} |");
+            }
+        }
+        if let Some(d) = &heap_dir {
+            println!("(massif snapshots in {}: `ms_print <file>`)", d.display());
+        }
     }
     println!(
         "| teardown | terminated / session-terminate sent, wall | {terminated} / {to_end}, {:.0} ms |",

@@ -58,6 +58,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Voluntary and involuntary context switches of a process's main thread
+/// (`/proc/<pid>/status`). Voluntary ones are the times it blocked, for the gateway the
+/// times it slept in epoll_wait: its wake-ups.
+pub fn context_switches(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |key: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get("voluntary_ctxt_switches:"),
+        get("nonvoluntary_ctxt_switches:"),
+    )
+}
+
 /// One reading of every CPU figure the report uses.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Snap {

@@ -24,7 +24,7 @@ use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
-pub use media::{MediaRef, MediaSocketKind};
+pub use media::{MediaMap, MediaRef, MediaSocketKind};
 
 /// Identifies a client connection inside the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,7 +97,7 @@ struct Client {
 }
 
 /// A finished call's bridge, kept until the reactor flushed its last datagrams.
-struct ClosingBridge(::media::bridge::Bridge);
+struct ClosingBridge(Box<::media::bridge::Bridge>);
 
 impl std::fmt::Debug for ClosingBridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,11 +120,11 @@ pub struct Gateway {
     registration_owner: HashMap<RegId, AccountId>,
     /// Calls (sessions) of every client.
     calls: Slab<calls::GwCall>,
-    calls_by_media: HashMap<MediaRef, usize>,
+    calls_by_media: media::MediaMap<usize>,
     calls_by_sip: HashMap<crate::sip::stack::CallId, usize>,
     /// Bridges of ended calls whose last datagrams (RTCP BYE, DTLS close_notify) the reactor
     /// still flushes before closing the sockets.
-    closing_bridges: HashMap<MediaRef, ClosingBridge>,
+    closing_bridges: media::MediaMap<ClosingBridge>,
     media: media::MediaState,
     decline_code: u16,
     seed: u64,
@@ -148,9 +148,9 @@ impl Gateway {
             sip,
             registration_owner: HashMap::new(),
             calls: Slab::new(),
-            calls_by_media: HashMap::new(),
+            calls_by_media: Default::default(),
             calls_by_sip: HashMap::new(),
-            closing_bridges: HashMap::new(),
+            closing_bridges: Default::default(),
             media,
             outputs: VecDeque::new(),
         })

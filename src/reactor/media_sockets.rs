@@ -15,7 +15,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::token::{self, Generations, TokenKind};
-use crate::gateway::{Gateway, MediaRef, MediaSocketKind};
+use crate::gateway::{Gateway, MediaMap, MediaRef, MediaSocketKind};
 
 /// Sockets per call at most: WebRTC + audio RTP/RTCP + video RTP/RTCP.
 const MAX_SOCKETS_PER_CALL: usize = 5;
@@ -38,7 +38,7 @@ struct CallMedia {
 #[derive(Default)]
 pub struct MediaSockets {
     calls: Slab<CallMedia>,
-    by_media: std::collections::HashMap<MediaRef, usize>,
+    by_media: MediaMap<usize>,
     /// Datagrams the kernel would not take (counted, not retried: RTP is loss-tolerant).
     pub dropped_sends: u64,
 }
@@ -141,7 +141,7 @@ impl MediaSockets {
                         continue;
                     };
                     gateway.handle_media_datagram(now, media, kind, local, from, datagram);
-                    self.flush(media, gateway);
+                    self.flush_key(key, media, gateway);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -158,6 +158,11 @@ impl MediaSockets {
             while gateway.poll_media_transmit(media).is_some() {}
             return;
         };
+        self.flush_key(key, media, gateway);
+    }
+
+    /// [`flush`](Self::flush) for the call at slab `key`, known to carry `media`.
+    fn flush_key(&mut self, key: usize, media: MediaRef, gateway: &mut Gateway) {
         let Some(call) = self.calls.get(key) else {
             return;
         };

@@ -45,6 +45,13 @@ use ws_client::ClientStream;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
+/// Timer wake-ups are rounded up to this grid, so the deadlines of many calls that fall in
+/// the same window are run by one wake-up instead of one each. Every established call has
+/// several timers a second (the ICE agent's 200 ms tick, RTCP, inactivity); with hundreds of
+/// calls they otherwise wake the thread more often than the media does. No timer here needs
+/// millisecond precision (the finest are ICE pacing and SIP T1, 50 and 500 ms); media
+/// packets are never delayed by it, and a deadline already due is run at once.
+const TIMER_GRID: Duration = Duration::from_millis(2);
 
 /// A listening WebSocket socket.
 struct Listener {
@@ -86,6 +93,8 @@ pub struct Reactor {
     scratch: Vec<u8>,
     /// Streams touched in this iteration, to flush and re-arm once.
     touched: Vec<usize>,
+    /// Origin of the timer grid.
+    epoch: Instant,
 }
 
 impl Reactor {
@@ -187,6 +196,7 @@ impl Reactor {
             shutdown_deadline: None,
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
+            epoch: Instant::now(),
         })
     }
 
@@ -222,9 +232,14 @@ impl Reactor {
                     return Ok(());
                 }
             }
+            // Asked once per iteration: it is not free (the SIP stack's parts each have
+            // their own). Input handled before the timers below can only make it earlier
+            // than this reading if it makes a timer due at once, which the next iteration
+            // then runs without sleeping.
+            let gateway_deadline = self.gateway.poll_timeout();
             let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(now));
+                .next_deadline(gateway_deadline)
+                .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -234,14 +249,14 @@ impl Reactor {
             for event in events.iter() {
                 self.dispatch(now, event.token(), event.is_writable());
             }
-            self.run_timers(now);
+            self.run_timers(now, gateway_deadline);
             self.settle(now);
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self, gateway: Option<Instant>) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
-        [timer, self.gateway.poll_timeout(), self.shutdown_deadline]
+        [timer, gateway, self.shutdown_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -374,7 +389,9 @@ impl Reactor {
         }
     }
 
-    fn run_timers(&mut self, now: Instant) {
+    /// Runs the WebSocket timers that are due, and the gateway's when `gateway_deadline`
+    /// (its [`poll_timeout`](Gateway::poll_timeout) before the poll) is.
+    fn run_timers(&mut self, now: Instant, gateway_deadline: Option<Instant>) {
         while let Some(Reverse((deadline, key))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -390,7 +407,7 @@ impl Reactor {
             s.ws.handle_timeout(now);
             self.touched.push(key);
         }
-        if self.gateway.poll_timeout().is_some_and(|t| t <= now) {
+        if gateway_deadline.is_some_and(|t| t <= now) {
             self.gateway.handle_timeout(now);
         }
     }
@@ -585,6 +602,18 @@ impl Reactor {
     }
 }
 
+/// When to wake up for `deadline`: at once if it is due, else at the next point of the
+/// [`TIMER_GRID`] counted from `epoch`.
+fn coalesce(epoch: Instant, now: Instant, deadline: Instant) -> Instant {
+    if deadline <= now {
+        return deadline;
+    }
+    // In u64 nanoseconds (584 years) rather than Duration's u128: once per iteration.
+    let grid = TIMER_GRID.as_nanos() as u64;
+    let since = deadline.saturating_duration_since(epoch).as_nanos() as u64;
+    epoch + Duration::from_nanos(since.div_ceil(grid).saturating_mul(grid))
+}
+
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.
 fn uri_parts(text: &str) -> Option<SipUriParts> {
     let uri = Uri::parse(text).ok()?;
@@ -616,5 +645,30 @@ fn random_seed() -> u64 {
         Err(_) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_wakeups_round_up_to_the_grid_but_due_ones_run_at_once() {
+        let epoch = Instant::now();
+        let ms = |n: u64| epoch + Duration::from_millis(n);
+        let now = ms(10);
+        // Due or past: at once.
+        assert_eq!(coalesce(epoch, now, ms(3)), ms(3));
+        assert_eq!(coalesce(epoch, now, now), now);
+        // Future: the next grid point, never earlier than the deadline.
+        assert_eq!(coalesce(epoch, now, ms(12)), ms(12));
+        let d = ms(12) + Duration::from_micros(1);
+        assert_eq!(coalesce(epoch, now, d), ms(14));
+        assert_eq!(coalesce(epoch, now, ms(13)), ms(14));
+        // Deadlines in one window share one wake-up.
+        assert_eq!(
+            coalesce(epoch, now, ms(20) + Duration::from_micros(300)),
+            coalesce(epoch, now, ms(21) + Duration::from_micros(900))
+        );
     }
 }

@@ -169,7 +169,9 @@ pub struct AccountIdentity {
 
 #[derive(Debug)]
 struct CallEntry {
-    call: Call,
+    /// Boxed: a call is ~4.7 KiB (requests kept for retransmission and CANCEL), and the slab
+    /// of calls keeps spare capacity.
+    call: Box<Call>,
     serial: u64,
     /// The SIP Call-ID, which the browser side reports (`call_id` in sylkRTC-2 events).
     sip_call_id: String,
@@ -953,7 +955,7 @@ impl SipStack {
         self.next_call_serial += 1;
         let serial = self.next_call_serial;
         let key = self.calls.insert(CallEntry {
-            call,
+            call: Box::new(call),
             serial,
             sip_call_id,
             lookup: None,

@@ -19,6 +19,13 @@ use crate::sylkrtc::Dialect;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for the client's reply to our close frame before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// tungstenite's read buffer: it reads from our in-memory wire in chunks of this size and
+/// grows the buffer to the size of a larger frame when one comes. Its default (128 KiB) is
+/// allocated per connection and zero-filled on the first read, which made it 95 % of an idle
+/// connection's memory; sylkRTC messages are small (an SDP offer is a few KiB).
+const READ_BUFFER_SIZE: usize = 4096;
+/// Buffers of an idle connection that grew past this for a burst are given back.
+const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// Limits and timers of a connection.
 #[derive(Debug, Clone)]
@@ -96,6 +103,9 @@ impl Read for WireBuffer {
         let available = self.input.get(self.read_pos..).unwrap_or_default();
         if available.is_empty() {
             self.input.clear();
+            if self.input.capacity() > KEEP_CAPACITY {
+                self.input = Vec::new();
+            }
             self.read_pos = 0;
             return if self.eof {
                 Ok(0)
@@ -228,6 +238,9 @@ impl WsConnection {
     pub fn advance_transmit(&mut self, n: usize) {
         let n = n.min(self.wire.output.len());
         self.wire.output.drain(..n);
+        if self.wire.output.is_empty() && self.wire.output.capacity() > KEEP_CAPACITY {
+            self.wire.output = Vec::new();
+        }
     }
 
     /// Bytes queued for the socket.
@@ -348,6 +361,7 @@ impl WsConnection {
                 self.wire.output.extend_from_slice(response.as_bytes());
                 self.wire.read_pos += consumed;
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER_SIZE)
                     .max_message_size(Some(self.limits.max_message_size))
                     .max_frame_size(Some(self.limits.max_message_size));
                 self.state = State::Open {

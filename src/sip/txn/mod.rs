@@ -189,7 +189,8 @@ enum IndexKey {
 pub struct TxnLayer {
     config: TxnConfig,
     next_id: u64,
-    txns: HashMap<TxnId, Txn>,
+    /// Boxed: a transaction holds its request (~0.8 KiB), and the map keeps spare capacity.
+    txns: HashMap<TxnId, Box<Txn>>,
     client_index: HashMap<ClientKey, TxnId>,
     server_index: HashMap<ServerKey, TxnId>,
     /// Each transaction's index entry, so termination removes it in O(1).
@@ -296,7 +297,7 @@ impl TxnLayer {
             events: &mut self.events,
         };
         let txn = Txn::client(id, request, target, &mut fx);
-        self.txns.insert(id, txn);
+        self.txns.insert(id, Box::new(txn));
         self.client_index.insert(key.clone(), id);
         self.index_keys.insert(id, IndexKey::Client(key));
         self.settle(id);
@@ -365,7 +366,7 @@ impl TxnLayer {
             events: &mut self.events,
         };
         let txn = Txn::server(id, request, source, &mut fx);
-        self.txns.insert(id, txn);
+        self.txns.insert(id, Box::new(txn));
         self.server_index.insert(key.clone(), id);
         self.index_keys.insert(id, IndexKey::Server(key));
         self.settle(id);

@@ -101,6 +101,41 @@ fn upgrade_split_across_reads_and_text_both_ways() {
 }
 
 #[test]
+fn messages_larger_than_the_read_buffer_arrive_whole_and_burst_buffers_shrink() {
+    let now = Instant::now();
+    let (mut ws, mut peer) = open(
+        now,
+        WsLimits {
+            max_message_size: 65536,
+            max_queued_output: 1 << 20,
+            ..limits()
+        },
+    );
+    // Three messages in one input burst, the middle one ten times the read buffer, fed in
+    // uneven chunks.
+    let big = "s".repeat(10 * READ_BUFFER_SIZE + 123);
+    for m in ["a", big.as_str(), "b"] {
+        peer.ctx
+            .write(&mut peer.wire, Message::Text(m.into()))
+            .unwrap();
+    }
+    peer.ctx.flush(&mut peer.wire).unwrap();
+    let bytes = std::mem::take(&mut peer.wire.output);
+    for chunk in bytes.chunks(1000) {
+        ws.handle_input(now, chunk);
+    }
+    assert_eq!(ws.poll_event(), Some(WsEvent::Text("a".into())));
+    assert_eq!(ws.poll_event(), Some(WsEvent::Text(big.clone())));
+    assert_eq!(ws.poll_event(), Some(WsEvent::Text("b".into())));
+    // A big reply goes out, and once written its buffer is given back.
+    ws.send_text(now, big.clone());
+    assert_eq!(peer.receive(&mut ws), [Message::Text(big.into())]);
+    assert_eq!(ws.queued_output(), 0);
+    assert!(ws.wire.output.capacity() <= KEEP_CAPACITY);
+    assert!(ws.wire.input.capacity() <= KEEP_CAPACITY);
+}
+
+#[test]
 fn refused_upgrade_sends_response_then_finishes_without_events() {
     let now = Instant::now();
     let mut ws = WsConnection::new(now, limits());
