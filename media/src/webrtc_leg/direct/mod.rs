@@ -73,6 +73,11 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
 const ICE_DISCONNECTED: Duration = Duration::from_secs(5);
 const ICE_FAILED: Duration = Duration::from_secs(25);
+/// Once connected, the agent is run at most this often. `rtc`'s agent asks for a tick every
+/// 200 ms whatever its keepalive interval (its timeout interval never exceeds its default
+/// check interval), about 4,400 instructions each: most of an idle call's CPU. Consent
+/// (every [`ICE_KEEPALIVE`]) and the disconnected/failed timers need no finer grain.
+const ICE_CONNECTED_TICK: Duration = Duration::from_millis(1000);
 
 /// Everything a failed handshake step can be reported as.
 fn engine_err(op: &'static str) -> impl FnOnce(rtc::shared::error::Error) -> WebrtcError {
@@ -150,6 +155,8 @@ pub struct DirectWebrtcLeg {
     dtls_deadline: Option<Instant>,
     dtls_timeout: Duration,
     closed: bool,
+    /// When the agent's `handle_timeout` last ran (see [`ICE_CONNECTED_TICK`]).
+    last_agent_tick: Instant,
     /// `poll_timeout`'s last answer, `None` once control-plane input may have moved it.
     cached_deadline: Option<Option<Instant>>,
     /// The latest `now` seen, for `close()` (which takes none) to stamp its close_notify.
@@ -347,6 +354,7 @@ impl DirectWebrtcLeg {
             dtls_timeout: config.dtls_timeout,
             closed: false,
             last_now: now,
+            last_agent_tick: now,
             cached_deadline: None,
             dropped: 0,
         };
@@ -716,6 +724,16 @@ impl DirectWebrtcLeg {
         }
     }
 
+    /// The agent's own deadline, spaced by [`ICE_CONNECTED_TICK`] once ICE is connected.
+    fn agent_deadline(&mut self) -> Option<Instant> {
+        let deadline = self.agent.poll_timeout()?;
+        if self.ice_connected && !self.ice_failed {
+            Some(deadline.max(self.last_agent_tick + ICE_CONNECTED_TICK))
+        } else {
+            Some(deadline)
+        }
+    }
+
     /// Derive the SRTP keys (RFC 5764 sec. 4.2) and start media.
     fn on_handshake_complete(&mut self, now: Instant) {
         if self.dtls_connected || self.dtls_failed {
@@ -1045,7 +1063,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
                 self.push_event(WebrtcLegEvent::DtlsFailed);
             }
         }
-        if self.agent.poll_timeout().is_some_and(|t| t <= now) {
+        if self.agent_deadline().is_some_and(|t| t <= now) {
+            self.last_agent_tick = now;
             if let Err(e) = self.agent.handle_timeout(now) {
                 log::debug!("ICE timeout: {e}");
             }
@@ -1167,7 +1186,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
             .as_ref()
             .and_then(|e| e.poll_timeout(&self.dtls_key));
         let next = [
-            self.agent.poll_timeout(),
+            self.agent_deadline(),
             dtls,
             self.dtls_deadline,
             self.rtcp_due,

@@ -393,3 +393,28 @@ fn close_sends_close_notify_and_reports_closed_once() {
     assert_eq!(closed, 1);
     assert_eq!(p.offerer.poll_timeout(), None);
 }
+
+#[test]
+fn a_connected_idle_leg_wakes_about_twice_a_second() {
+    let mut p = pair_with(|a| a);
+    assert!(p.run_until(Duration::from_secs(5), Pair::connected));
+    // 20 s without media: the agent ticks at most once a second (consent every 2 s) and
+    // RTCP goes out about once a second; rtc's agent alone would ask every 200 ms.
+    let end = p.now + Duration::from_secs(20);
+    let mut wakeups = 0u32;
+    while p.now < end {
+        if p.offerer.poll_timeout().is_some_and(|t| t <= p.now) {
+            wakeups += 1;
+        }
+        p.step();
+    }
+    assert!((20..=60).contains(&wakeups), "{wakeups} wake-ups in 20 s");
+    // Consent kept the pair alive all along (RFC 7675).
+    assert!(!p.offerer_events.contains(&WebrtcLegEvent::IceFailed));
+    let now = p.now;
+    p.answerer
+        .send_rtp(now, rtp(MediaKind::Audio, 0, 500), &[8u8; 160])
+        .expect("audio");
+    p.step();
+    assert!(p.offerer_media.iter().any(|(_, _, d)| d == &vec![8u8; 160]));
+}
