@@ -88,8 +88,6 @@
 //! No common codec in either flow is [`BridgeError::NoCommonCodec`] (SIP 488): the bridge
 //! never transcodes.
 
-mod transmit;
-
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
@@ -104,12 +102,12 @@ use crate::sdp::{
     Direction, LocalOrigin, NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription,
     SipLocalMedia, SipLocalMediaLine,
 };
+use crate::transmit_queue::{TransmitQueue, SLOT_SIZE};
 use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
     answer_leg, offer_leg, CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine,
     WebrtcEngineKind, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
-use transmit::{TransmitQueue, SLOT_SIZE};
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -892,10 +890,7 @@ impl Bridge {
             // With our RTP/SAVP offer, the answer named one of our crypto lines: we encrypt
             // with our key of that tag and suite, decrypt with the peer's (RFC 4568 6.1).
             let srtp = sdes_context(n)?;
-            self.install_sip_stream(now, kind, n, &kind_pairs);
-            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
-                stream.leg.set_srtp(srtp);
-            }
+            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
@@ -1141,10 +1136,7 @@ impl Bridge {
             }
             // Our RTP/SAVP offer's key for the tag the answer picked, and the peer's.
             let srtp = sdes_context(n)?;
-            self.install_sip_stream(now, kind, n, &kind_pairs);
-            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
-                stream.leg.set_srtp(srtp);
-            }
+            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
@@ -1313,10 +1305,7 @@ impl Bridge {
                 Some(k) => sdes_context(k)?,
                 None => None,
             };
-            self.install_sip_stream(now, kind, n, &kind_pairs);
-            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
-                stream.leg.set_srtp(srtp);
-            }
+            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
             pairs.extend(kind_pairs);
         }
         if pairs.is_empty() {
@@ -1331,12 +1320,15 @@ impl Bridge {
         Ok(sip_answer.to_sdp_string())
     }
 
+    /// The RTP leg of one agreed SIP m-line, with its payload-type maps and, for an
+    /// `RTP/SAVP` line, its SDES-SRTP context ([`sdes_context`]).
     fn install_sip_stream(
         &mut self,
         now: Instant,
         kind: MediaKind,
         n: &NegotiatedMedia,
         pairs: &[(CodecSpec, CodecSpec)],
+        srtp: Option<SdesSrtp>,
     ) {
         let Some(remote_rtp) = n.remote_rtp else {
             return;
@@ -1356,6 +1348,7 @@ impl Bridge {
             config.local_rtcp
         };
         let mut leg = RtpLeg::new(now, config);
+        leg.set_srtp(srtp);
         leg.set_remote(
             now,
             RtpRemote {

@@ -11,4 +11,5 @@ pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;
 pub mod srtp;
+mod transmit_queue;
 pub mod webrtc_leg;

@@ -3,14 +3,10 @@
 //! rewrite, statistics, transmit ring) and the whole path through the default WebRTC engine
 //! (ICE source check, SRTP/SRTCP in place, RTP parse, our RTCP) to zero allocations in both
 //! directions, and bounds the heap an established call's bridge holds.
-//!
-//! The unsafe code below is the test's allocator shim only; the `media` crate itself
-//! forbids unsafe code.
+//! The counting allocator is `tests/counting_alloc`.
 
 mod bridge_sim;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -19,48 +15,8 @@ use media::bridge::BridgeEvent;
 use media::webrtc_leg::{MediaKind, ReceivedRtp};
 use rtc::sansio::Protocol;
 
-thread_local! {
-    // Per thread, so the test harness's other threads cannot disturb the count.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    // Live heap bytes allocated (and not yet freed) by this thread.
-    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
-}
-
-fn account(delta: i64) {
-    let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
-}
-
-struct CountingAllocator;
-
-// SAFETY: forwards every call unchanged to the system allocator; the counter is a
-// const-initialised thread-local Cell, whose access does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        account(layout.size() as i64);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        account(-(layout.size() as i64));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        account(new_size as i64 - layout.size() as i64);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-fn live_bytes() -> i64 {
-    LIVE_BYTES.with(Cell::get)
-}
+mod counting_alloc;
+use counting_alloc::*;
 
 const PACKETS: u32 = 2000;
 

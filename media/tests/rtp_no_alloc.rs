@@ -1,49 +1,13 @@
 //! Zero heap allocations per packet on the plain RTP leg in steady state (issue 4, item 6),
 //! counted by a global allocator wrapper: receive, map, rewrite, send, and the periodic RTCP.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use media::rtp::{write_rtp_packet, NtpClock, PayloadTypeMap};
 use media::rtp_leg::{RtpLeg, RtpLegConfig, RtpRemote};
 
-struct CountingAllocator;
-
-thread_local! {
-    /// Per thread, so the test harness's other threads cannot disturb the count.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // `try_with`: during thread teardown the slot may be gone; those allocations are not ours.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+mod counting_alloc;
+use counting_alloc::*;
 
 #[test]
 fn steady_state_rtp_leg_allocates_nothing_per_packet() {

@@ -2,8 +2,6 @@
 //! every profile, protect and unprotect, RTP and RTCP, including rejected packets (bad tag,
 //! replay), after a warm-up; and the SIP leg with SDES-SRTP end to end.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use media::rtp::srtp::SdesSrtp;
@@ -12,42 +10,8 @@ use media::rtp_leg::{RtpLeg, RtpLegConfig, RtpRemote};
 use media::sdp::{CryptoAttribute, CryptoSuite};
 use media::srtp::{SrtpContext, SrtpError, SrtpProfile};
 
-struct CountingAllocator;
-
-thread_local! {
-    /// Per thread, so the test harness's other threads cannot disturb the count.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // `try_with`: during thread teardown the slot may be gone; those allocations are not ours.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+mod counting_alloc;
+use counting_alloc::*;
 
 const PAYLOAD: [u8; 200] = [0x5a; 200];
 

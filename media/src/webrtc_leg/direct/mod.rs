@@ -45,6 +45,7 @@ use super::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine, WebrtcLegConfig, WebrtcLegEvent,
     WebrtcMedia, WebrtcTransportInfo,
 };
+use crate::bridge::TransmitLeg;
 use crate::error::WebrtcError;
 use crate::rtp::rtcp::{
     write_pli, write_receiver_report, write_sdes_cname, write_sender_report, RtcpCompound,
@@ -53,6 +54,7 @@ use crate::rtp::rtcp::{
 use crate::rtp::{classify_datagram, DatagramKind};
 use crate::rtp::{write_rtp_packet, NtpClock, ReceptionStats, RtpPacket, SendStats};
 use crate::srtp::{SrtpProfile, SrtpSession};
+use crate::transmit_queue::TransmitQueue;
 
 /// Mean interval of our RTCP reports toward the browser. RFC 3550 sec. 6.2's 5 s minimum
 /// may be scaled down for high-bandwidth sessions, and browsers report about every second;
@@ -146,7 +148,8 @@ pub struct DirectWebrtcLeg {
     scratch: Box<[u8]>,
     pending_rtp: Option<PendingRtp>,
     keyframe_requests: VecDeque<WebrtcMedia>,
-    out: OutQueue,
+    /// Datagrams for the reactor; pre-allocated, so sending allocates nothing.
+    out: TransmitQueue,
     events: VecDeque<WebrtcLegEvent>,
     ice_connected: bool,
     ice_failed: bool,
@@ -163,67 +166,6 @@ pub struct DirectWebrtcLeg {
     last_now: Instant,
     /// Datagrams dropped: unknown source, SRTP failures, malformed packets.
     dropped: u64,
-}
-
-/// A bounded ring of pre-allocated datagram slots, so sending allocates nothing.
-struct OutQueue {
-    slots: Vec<(SocketAddr, usize, Box<[u8]>)>,
-    head: usize,
-    len: usize,
-    dropped: u64,
-}
-
-impl OutQueue {
-    fn new(capacity: usize) -> Self {
-        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        Self {
-            slots: (0..capacity)
-                .map(|_| (unspecified, 0, vec![0u8; MAX_DATAGRAM].into_boxed_slice()))
-                .collect(),
-            head: 0,
-            len: 0,
-            dropped: 0,
-        }
-    }
-
-    /// Let `fill` write the next datagram; it returns the length, or `None` to abandon it.
-    /// When full the oldest datagram is dropped: old media is worthless.
-    fn push_with(&mut self, to: SocketAddr, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-        let cap = self.slots.len();
-        if cap == 0 {
-            return false;
-        }
-        if self.len == cap {
-            self.head = (self.head + 1) % cap;
-            self.len -= 1;
-            self.dropped += 1;
-        }
-        let index = (self.head + self.len) % cap;
-        let slot = &mut self.slots[index];
-        match fill(&mut slot.2) {
-            Some(len) if len <= slot.2.len() => {
-                slot.0 = to;
-                slot.1 = len;
-                self.len += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn pop_into(&mut self, out: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        while self.len > 0 {
-            let (to, len, buf) = &self.slots[self.head];
-            self.head = (self.head + 1) % self.slots.len();
-            self.len -= 1;
-            if let (Some(dst), Some(src)) = (out.get_mut(..*len), buf.get(..*len)) {
-                dst.copy_from_slice(src);
-                return Some((*to, *len));
-            }
-            self.dropped += 1;
-        }
-        None
-    }
 }
 
 fn kind_index(kind: MediaKind) -> usize {
@@ -344,7 +286,7 @@ impl DirectWebrtcLeg {
             scratch: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
             pending_rtp: None,
             keyframe_requests: VecDeque::with_capacity(MAX_KEYFRAME_REQUESTS),
-            out: OutQueue::new(OUT_QUEUE_SLOTS),
+            out: TransmitQueue::new(OUT_QUEUE_SLOTS),
             events: VecDeque::with_capacity(MAX_EVENTS),
             ice_connected: false,
             ice_failed: false,
@@ -611,13 +553,12 @@ impl DirectWebrtcLeg {
     /// Move the ICE agent's datagrams and events out; start DTLS once a pair is selected.
     fn drain_ice(&mut self, now: Instant) {
         while let Some(msg) = self.agent.poll_write() {
-            let to = msg.transport.peer_addr;
-            let bytes = msg.message;
-            self.out.push_with(to, |buf| {
-                let dst = buf.get_mut(..bytes.len())?;
-                dst.copy_from_slice(&bytes);
-                Some(bytes.len())
-            });
+            queue_copy(
+                &mut self.out,
+                self.candidate_addr,
+                msg.transport.peer_addr,
+                &msg.message,
+            );
         }
         while let Some(event) = self.agent.poll_event() {
             match event.event {
@@ -667,15 +608,9 @@ impl DirectWebrtcLeg {
             return;
         };
         while let Some(msg) = endpoint.poll_transmit() {
-            let Some(to) = self.peer else {
-                continue;
-            };
-            let bytes = msg.message;
-            self.out.push_with(to, |buf| {
-                let dst = buf.get_mut(..bytes.len())?;
-                dst.copy_from_slice(&bytes);
-                Some(bytes.len())
-            });
+            if let Some(to) = self.peer {
+                queue_copy(&mut self.out, self.candidate_addr, to, &msg.message);
+            }
         }
     }
 
@@ -932,10 +867,7 @@ impl DirectWebrtcLeg {
         let (Some(srtp), Some(to)) = (self.srtp.as_mut(), self.peer) else {
             return false;
         };
-        self.out.push_with(to, |buf| {
-            let len = write(buf)?;
-            srtp.outbound.protect_rtcp(buf, len).ok()
-        })
+        queue_rtcp(&mut self.out, srtp, self.candidate_addr, to, write)
     }
 
     /// Our periodic report: an SR per stream we sent on (RFC 3550 sec. 6.4.1), else an RR
@@ -964,7 +896,7 @@ impl DirectWebrtcLeg {
             return;
         };
         let cname = self.cname.as_bytes();
-        self.out.push_with(to, |buf| {
+        queue_rtcp(&mut self.out, srtp, self.candidate_addr, to, |buf| {
             let mut len = 0;
             let mut reported = false;
             for (ssrc, info) in senders.iter().flatten() {
@@ -976,7 +908,7 @@ impl DirectWebrtcLeg {
                 len += write_receiver_report(buf.get_mut(len..)?, reporter, blocks).ok()?;
             }
             len += write_sdes_cname(buf.get_mut(len..)?, reporter, cname).ok()?;
-            srtp.outbound.protect_rtcp(buf, len).ok()
+            Some(len)
         });
     }
 
@@ -985,6 +917,30 @@ impl DirectWebrtcLeg {
         let r = super::rtc_engine_support::splitmix64(&mut self.rtcp_seed) % 1000;
         RTCP_INTERVAL / 2 + RTCP_INTERVAL * (r as u32) / 1000
     }
+}
+
+/// Queue a copy of a datagram the ICE agent or the DTLS endpoint produced.
+fn queue_copy(out: &mut TransmitQueue, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    out.push_with(TransmitLeg::Webrtc, |buf| {
+        buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some((bytes.len(), from, to))
+    });
+}
+
+/// Let `write` put a plain compound RTCP packet into the next slot, protect it (RFC 3711
+/// sec. 3.4) and queue it; false when it did not fit or SRTCP refused it.
+fn queue_rtcp(
+    out: &mut TransmitQueue,
+    srtp: &mut SrtpSession,
+    from: SocketAddr,
+    to: SocketAddr,
+    write: impl FnOnce(&mut [u8]) -> Option<usize>,
+) -> bool {
+    out.push_with(TransmitLeg::Webrtc, |buf| {
+        let len = write(buf)?;
+        let len = srtp.outbound.protect_rtcp(buf, len).ok()?;
+        Some((len, from, to))
+    })
 }
 
 fn is_fatal_dtls_error(e: &rtc::shared::error::Error) -> bool {
@@ -1090,7 +1046,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
     }
 
     fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        self.out.pop_into(buf)
+        self.out.pop_into(buf).map(|(_, _, to, len)| (to, len))
     }
 
     fn poll_event(&mut self) -> Option<WebrtcLegEvent> {
@@ -1125,8 +1081,9 @@ impl WebrtcEngine for DirectWebrtcLeg {
             return Err(WebrtcError::WrongState("DTLS not connected yet"));
         };
         let ssrc = stream.ssrc;
+        let from = self.candidate_addr;
         let mut failed = None;
-        let queued = self.out.push_with(to, |buf| {
+        let queued = self.out.push_with(TransmitLeg::Webrtc, |buf| {
             let len = write_rtp_packet(
                 buf,
                 rtp.payload_type,
@@ -1138,7 +1095,7 @@ impl WebrtcEngine for DirectWebrtcLeg {
             )
             .ok()?;
             match srtp.outbound.protect_rtp(buf, len) {
-                Ok(n) => Some(n),
+                Ok(n) => Some((n, from, to)),
                 Err(e) => {
                     failed = Some(e);
                     None

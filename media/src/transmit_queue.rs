@@ -1,10 +1,10 @@
 //! A bounded ring of pre-allocated datagram slots: the bridge's own outputs (RTP and RTCP
-//! toward SIP) wait here until the reactor drains them. Allocated once per call, so the
-//! steady-state path does not touch the heap.
+//! toward SIP) and the direct WebRTC engine's (ICE, DTLS, SRTP) wait here until the reactor
+//! drains them. Allocated once per call, so the steady-state path does not touch the heap.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use super::TransmitLeg;
+use crate::bridge::TransmitLeg;
 
 /// Big enough for any RTP packet on a 1500-byte MTU path plus slack.
 pub(crate) const SLOT_SIZE: usize = 1600;
