@@ -4,41 +4,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::client::{run_sylkrtc_client, AnsweringClient};
 use common::peers::{free_udp_range, Sipp, SippOpts};
 use common::*;
 use serde_json::Value;
 
 /// Runs the aiortc sylkRTC client and returns its events and RESULT line.
 fn run_client(args: &[&str]) -> (Vec<Value>, Value) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("python3 (run tests/run-all.sh to install the peers)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let events = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("EVENT "))
-        .filter_map(|j| serde_json::from_str(j).ok())
-        .collect();
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "client gave no RESULT (exit {:?})\nstdout:\n{stdout}\nstderr:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    (events, result)
+    run_sylkrtc_client(args)
 }
 
 /// A gateway with its own media port range and `extra_sip` keys in `[sip]`.
@@ -179,75 +154,13 @@ fn wav_frequency(bytes: &[u8], skip_s: f64) -> (f64, usize) {
     (crossings as f64 / 2.0 / secs.max(1e-9), loud.len())
 }
 
-/// Starts the aiortc client in answer mode for alice; returns it once registered.
-fn answering_client(
-    gw: &Gateway,
-    ha1: &str,
-    hz: &str,
-    seconds: &str,
-) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
-    use std::io::BufRead;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
-    let mut client = Command::new("python3")
-        .arg(script)
-        .args([
-            "answer",
-            "--ws",
-            &gw.ws_url(),
-            "--account",
-            "alice@example.test",
-        ])
-        .args(["--ha1", ha1, "--seconds", seconds, "--hz", hz])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = client.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line == "REGISTERED" {
-                let _ = tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-        let _ = client.kill();
-        panic!("client never registered: {:#?}", reader.join());
-    }
-    (client, reader)
-}
-
-/// Waits for the answering client and returns its RESULT.
-fn answering_result(
-    mut client: std::process::Child,
-    reader: std::thread::JoinHandle<Vec<String>>,
-) -> Value {
-    let status = client.wait().unwrap();
-    let lines = reader.join().unwrap();
-    assert!(status.success(), "{lines:#?}");
-    let result: Value = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_else(|| panic!("no RESULT: {lines:#?}"));
-    eprintln!("client result: {result}");
-    result
-}
-
 #[test]
 fn incoming_call_without_sdp_is_offered_in_the_200() {
     use common::peers::{Kamailio, KamailioOpts};
     let kam = Kamailio::start(KamailioOpts::default());
     let gw = gateway_via(&kam);
     // The client listens longer than SIPp talks: SIPp hangs up (its scenario ends with BYE).
-    let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "8");
+    let client = AnsweringClient::start(&gw, &kam.ha1("alice"), &["--hz", "660", "--seconds", "8"]);
     // SIPp (bob) sends an INVITE without SDP; it checks our 200 carries the offer, answers in
     // the ACK and plays a 440 Hz tone to the offered address.
     let mut uac = Sipp::uac(
@@ -258,7 +171,7 @@ fn incoming_call_without_sdp_is_offered_in_the_200() {
             ..SippOpts::call("bob", "alice")
         },
     );
-    let result = answering_result(client, reader);
+    let result = client.result();
     let states: Vec<&str> = result["states"]
         .as_array()
         .unwrap()
@@ -292,7 +205,7 @@ fn incoming_call_from_baresip_through_kamailio() {
     let kam = Kamailio::start(KamailioOpts::default());
     let gw = gateway_via(&kam);
     // The browser side: registers alice and answers with a 660 Hz tone.
-    let (client, reader) = answering_client(&gw, &kam.ha1("alice"), "660", "3");
+    let client = AnsweringClient::start(&gw, &kam.ha1("alice"), &["--hz", "660", "--seconds", "3"]);
     // The SIP side: baresip (bob) calls alice through Kamailio with a 440 Hz tone and
     // records what it receives.
     let mut bs = Baresip::start(
@@ -306,7 +219,7 @@ fn incoming_call_from_baresip_through_kamailio() {
     );
     bs.wait_for_registration(Duration::from_secs(10));
     bs.command("dial sip:alice@example.test").expect("dial");
-    let result = answering_result(client, reader);
+    let result = client.result();
     assert_eq!(result["originator"]["uri"], "bob@example.test", "{result}");
     assert_eq!(
         result["offer_has_sendrecv"], true,

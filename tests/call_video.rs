@@ -15,50 +15,17 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::client::{parse_client_output, run_sylkrtc_client, AnsweringClient, SYLKRTC_CLIENT};
 use common::peers::{free_udp_range, Baresip, BaresipOpts, BaresipVideo, Kamailio, KamailioOpts};
 use common::peers::{Sipp, SippOpts};
 use common::*;
 use serde_json::Value;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_peer.py");
-
-/// Runs the aiortc sylkRTC client to the end and returns its RESULT line (and its events,
-/// for failure messages).
-fn run_client(args: &[String]) -> (Vec<Value>, Value) {
-    let out = Command::new("python3")
-        .arg(CLIENT)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("python3 (run tests/run-all.sh to install the peers)");
-    parse_output(&String::from_utf8_lossy(&out.stdout), &out.stderr)
-}
-
-fn parse_output(stdout: &str, stderr: &[u8]) -> (Vec<Value>, Value) {
-    let events = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("EVENT "))
-        .filter_map(|j| serde_json::from_str(j).ok())
-        .collect();
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "client gave no RESULT\nstdout:\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(stderr)
-            )
-        });
-    (events, result)
-}
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
@@ -136,7 +103,7 @@ fn call_video_echo(extra: &[&str]) -> Value {
         "--video",
     ]);
     args.extend(strings(extra));
-    let (events, result) = run_client(&args);
+    let (events, result) = run_sylkrtc_client(&args);
     eprintln!("client result: {result}");
     assert_eq!(
         states(&result),
@@ -255,12 +222,12 @@ fn baresip_snapshot(bs: &Baresip) -> PathBuf {
 /// The painted counter in an image (`sylkrtc_peer.py read-frame`).
 fn read_frame(png: &PathBuf) -> Value {
     let out = Command::new("python3")
-        .arg(CLIENT)
+        .arg(SYLKRTC_CLIENT)
         .arg("read-frame")
         .arg(png)
         .output()
         .expect("python3");
-    parse_output(&String::from_utf8_lossy(&out.stdout), &out.stderr).1
+    parse_client_output(&String::from_utf8_lossy(&out.stdout), &out.stderr).1
 }
 
 /// The last frame we decoded from baresip shows fakevideo's bars: red, green, blue from left
@@ -311,7 +278,7 @@ fn video_call_vp8_to_baresip_both_ways_with_pli() {
         "--pli-every",
         "1",
     ]);
-    let client = std::thread::spawn(move || run_client(&args));
+    let client = std::thread::spawn(move || run_sylkrtc_client(&args));
     wait_established(&mut bs, Duration::from_secs(4));
     let seen = baresip_video(&bs);
     // baresip decodes our 320x240 VP8 (30 fps: ~120 frames in 4 s).
@@ -346,49 +313,6 @@ fn video_call_vp8_to_baresip_both_ways_with_pli() {
     );
 }
 
-/// Starts the aiortc client in answer mode for alice with `extra` arguments; returns it once
-/// registered, with a thread collecting its output.
-fn answering_client(
-    gw: &Gateway,
-    ha1: &str,
-    extra: &[&str],
-) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new("python3")
-        .arg(CLIENT)
-        .args([
-            "answer",
-            "--ws",
-            &gw.ws_url(),
-            "--account",
-            "alice@example.test",
-        ])
-        .args(["--ha1", ha1])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line == "REGISTERED" {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-        let _ = child.kill();
-        panic!("client never registered: {:?}", reader.join());
-    }
-    (child, reader)
-}
-
 #[test]
 fn incoming_video_call_from_baresip_with_loss_and_keyframe_requests() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -396,7 +320,7 @@ fn incoming_video_call_from_baresip_with_loss_and_keyframe_requests() {
     let gw = gateway_with(&format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()));
     // The browser side answers with video, and its network loses one of its video packets
     // every 1.5 s: baresip cannot decode what follows and asks for a key frame each time.
-    let (mut client, reader) = answering_client(
+    let client = AnsweringClient::start(
         &gw,
         &kam.ha1("alice"),
         &[
@@ -433,11 +357,7 @@ fn incoming_video_call_from_baresip_with_loss_and_keyframe_requests() {
         seen.keyframes >= 2,
         "baresip got no key frame after asking: {seen:?}"
     );
-    let status = client.wait().unwrap();
-    let out = reader.join().unwrap();
-    assert!(status.success(), "{out}");
-    let (_, result) = parse_output(&out, b"");
-    eprintln!("client result: {result}");
+    let result = client.result();
     assert_eq!(
         states(&result),
         ["accepted", "established", "terminated"],

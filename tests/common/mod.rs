@@ -16,6 +16,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
+pub mod client;
 pub mod peers;
 
 /// A running gateway.
