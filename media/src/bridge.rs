@@ -606,14 +606,6 @@ fn codec_spec(kind: MediaKind, c: &Codec) -> CodecSpec {
     }
 }
 
-fn bridge_kind(kind: &crate::sdp::MediaKind) -> Option<MediaKind> {
-    match kind {
-        crate::sdp::MediaKind::Audio => Some(MediaKind::Audio),
-        crate::sdp::MediaKind::Video => Some(MediaKind::Video),
-        _ => None,
-    }
-}
-
 /// Audio or video for one of the codecs the bridge forwards (names of RFC 7741 VP8 and
 /// RFC 6184 H.264; everything else the bridge supports is audio).
 fn codec_kind(c: &Codec) -> MediaKind {
@@ -696,7 +688,7 @@ impl Bridge {
     fn restrict_media(config: &BridgeConfig, sdp: &mut SessionDescription) {
         let mut taken = [false; 2];
         for m in &mut sdp.media {
-            let usable = match bridge_kind(&m.kind) {
+            let usable = match MediaKind::from_sdp(&m.kind) {
                 Some(kind) => {
                     let has_socket = kind == MediaKind::Audio || config.sip_video_local.is_some();
                     let first = !taken[kind_index(kind)];
@@ -723,7 +715,7 @@ impl Bridge {
                 .media
                 .iter()
                 .map(|m| SipLocalMediaLine {
-                    rtp_port: bridge_kind(&m.kind)
+                    rtp_port: MediaKind::from_sdp(&m.kind)
                         .and_then(|k| self.sip_local(k))
                         .map_or(0, |a| a.port()),
                     // A SIP peer offering RTP/SAVP (RFC 4568 SDES) gets our own fresh key for
@@ -871,7 +863,8 @@ impl Bridge {
             sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
-            let (Some(kind), Some(browser)) = (bridge_kind(&n.kind), webrtc_model.media.get(i))
+            let (Some(kind), Some(browser)) =
+                (MediaKind::from_sdp(&n.kind), webrtc_model.media.get(i))
             else {
                 continue;
             };
@@ -943,10 +936,7 @@ impl Bridge {
             SessionDescription::parse(b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
                 .map_err(sdp_error(MediaLeg::Sip))?;
         let supported = Self::supported_codecs(&bridge.config);
-        for (kind, sdp_kind) in [
-            (MediaKind::Audio, crate::sdp::MediaKind::Audio),
-            (MediaKind::Video, crate::sdp::MediaKind::Video),
-        ] {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
             if bridge.sip_local(kind).is_none() {
                 continue;
             }
@@ -955,7 +945,7 @@ impl Bridge {
                 continue;
             }
             let mut m = crate::sdp::MediaSection::new(
-                sdp_kind,
+                kind.to_sdp(),
                 9,
                 "UDP/TLS/RTP/SAVPF",
                 codecs.iter().map(|c| c.payload_type.to_string()).collect(),
@@ -1018,7 +1008,7 @@ impl Bridge {
             sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
         let mut codecs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            if let Some(kind) = bridge_kind(&n.kind) {
+            if let Some(kind) = MediaKind::from_sdp(&n.kind) {
                 codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
             }
         }
@@ -1059,7 +1049,7 @@ impl Bridge {
             sip_answer_to_negotiated(&offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
         let mut updates = Vec::with_capacity(negotiated.media.len());
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            let Some(kind) = bridge_kind(&n.kind) else {
+            let Some(kind) = MediaKind::from_sdp(&n.kind) else {
                 continue;
             };
             let Some(remote) = RtpRemote::from_negotiated(n) else {
@@ -1124,7 +1114,7 @@ impl Bridge {
         let browser_codecs = engine.negotiated_codecs();
         let mut pairs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            let Some(kind) = bridge_kind(&n.kind) else {
+            let Some(kind) = MediaKind::from_sdp(&n.kind) else {
                 continue;
             };
             if self.sip[kind_index(kind)].is_some() {
@@ -1166,7 +1156,7 @@ impl Bridge {
             .map_err(sdp_error(MediaLeg::Sip))?;
         let mut codecs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            if let Some(kind) = bridge_kind(&n.kind) {
+            if let Some(kind) = MediaKind::from_sdp(&n.kind) {
                 codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
             }
         }
@@ -1285,7 +1275,7 @@ impl Bridge {
         }
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
-            let Some(kind) = bridge_kind(&n.kind) else {
+            let Some(kind) = MediaKind::from_sdp(&n.kind) else {
                 continue;
             };
             let answered = sip_answer.media.get(i);

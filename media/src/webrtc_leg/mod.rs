@@ -36,6 +36,26 @@ pub enum MediaKind {
     Video,
 }
 
+impl MediaKind {
+    /// The stream kind of an SDP media type; `None` for media the bridge does not carry
+    /// (`application` data channels, `text`, ...).
+    pub fn from_sdp(kind: &crate::sdp::MediaKind) -> Option<Self> {
+        match kind {
+            crate::sdp::MediaKind::Audio => Some(Self::Audio),
+            crate::sdp::MediaKind::Video => Some(Self::Video),
+            _ => None,
+        }
+    }
+
+    /// The SDP media type of this kind.
+    pub fn to_sdp(self) -> crate::sdp::MediaKind {
+        match self {
+            Self::Audio => crate::sdp::MediaKind::Audio,
+            Self::Video => crate::sdp::MediaKind::Video,
+        }
+    }
+}
+
 /// One codec as negotiated on one leg: the same codec may carry different payload types on
 /// the WebRTC and the SIP leg, which is why the bridge remaps PTs.
 #[derive(Debug, Clone, PartialEq, Eq)]

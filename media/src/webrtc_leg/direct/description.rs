@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use super::super::{CodecSpec, MediaKind};
 use crate::error::WebrtcError;
-use crate::sdp::{self, Attribute, Connection, MediaSection, Origin, SessionDescription};
+use crate::sdp::{Attribute, Connection, MediaSection, Origin, SessionDescription};
 
 /// The stream ids written into `a=msid` (RFC 8830) and used as track ids.
 pub(crate) const STREAM_ID: &str = "sylk-gateway";
@@ -63,21 +63,6 @@ pub(crate) struct LocalSource<'a> {
 
 fn invalid(why: &str) -> WebrtcError {
     WebrtcError::InvalidSdp(rtc::shared::error::Error::Other(why.to_owned()))
-}
-
-fn sdp_kind(kind: MediaKind) -> sdp::MediaKind {
-    match kind {
-        MediaKind::Audio => sdp::MediaKind::Audio,
-        MediaKind::Video => sdp::MediaKind::Video,
-    }
-}
-
-fn bridge_kind(kind: &sdp::MediaKind) -> Option<MediaKind> {
-    match kind {
-        sdp::MediaKind::Audio => Some(MediaKind::Audio),
-        sdp::MediaKind::Video => Some(MediaKind::Video),
-        _ => None,
-    }
 }
 
 /// Parses the browser's offer or answer.
@@ -134,7 +119,7 @@ pub(crate) fn accepted_offer_lines(offer: &SessionDescription, codecs: &[CodecSp
     let bundle = offer.bundle_group();
     let mut taken: Vec<(MediaKind, usize)> = Vec::new();
     for (i, m) in offer.media.iter().enumerate() {
-        let Some(kind) = bridge_kind(&m.kind) else {
+        let Some(kind) = MediaKind::from_sdp(&m.kind) else {
             continue;
         };
         if m.is_port_zero() || taken.iter().any(|(k, _)| *k == kind) {
@@ -224,7 +209,7 @@ fn active_section(
     source: Option<LocalSource<'_>>,
 ) -> MediaSection {
     let formats = codecs.iter().map(|c| c.payload_type.to_string()).collect();
-    let mut m = MediaSection::new(sdp_kind(kind), local.port, PROFILE, formats);
+    let mut m = MediaSection::new(kind.to_sdp(), local.port, PROFILE, formats);
     m.connection = Some(Connection::from_ip(local.address));
     let a = &mut m.attributes;
     if let Some(mid) = mid {
@@ -308,7 +293,7 @@ pub(crate) fn write_answer(
     let mut media = Vec::with_capacity(offer.media.len());
     let mut bundle = Vec::new();
     for (i, offered) in offer.media.iter().enumerate() {
-        let kind = bridge_kind(&offered.kind);
+        let kind = MediaKind::from_sdp(&offered.kind);
         match kind.filter(|_| accepted.contains(&i)) {
             Some(kind) => {
                 let kind_codecs: Vec<&CodecSpec> =
