@@ -10,6 +10,9 @@ use rtc::srtp::protection_profile::ProtectionProfile;
 
 use media::srtp::{SrtpContext, SrtpError, SrtpProfile, MAX_SSRCS};
 
+mod srtp_util;
+use srtp_util::*;
+
 fn rtc_profile(profile: SrtpProfile) -> ProtectionProfile {
     match profile {
         SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
@@ -99,38 +102,6 @@ fn rtcp_packet(ssrc: u32, n: u32) -> Vec<u8> {
     p.extend_from_slice(&ssrc.to_be_bytes());
     p.extend_from_slice(&[1, 4, b'g', b'w', b'0', b'1', 0, 0]);
     p
-}
-
-fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtp_overhead(), 0);
-    let n = ctx.protect_rtp(&mut buf, plain.len()).expect("protect_rtp");
-    buf.truncate(n);
-    buf
-}
-
-fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let n = ctx
-        .protect_rtcp(&mut buf, plain.len())
-        .expect("protect_rtcp");
-    buf.truncate(n);
-    buf
-}
-
-fn unprotect_rtp(ctx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = wire.to_vec();
-    let n = ctx.unprotect_rtp(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-fn unprotect_rtcp(ctx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = wire.to_vec();
-    let n = ctx.unprotect_rtcp(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
 }
 
 #[test]

@@ -6,6 +6,9 @@
 use media::srtp::kdf::{self, derive_session_key};
 use media::srtp::{SrtpContext, SrtpError, SrtpProfile, SrtpSession};
 
+mod srtp_util;
+use srtp_util::*;
+
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s
         .bytes()
@@ -19,39 +22,6 @@ fn hex(s: &str) -> Vec<u8> {
         .collect();
     assert!(digits.len() % 2 == 0, "odd hex length");
     digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
-}
-
-/// Protects `plain` with `ctx` in a buffer with room for the trailer.
-fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtp_overhead(), 0);
-    let n = ctx.protect_rtp(&mut buf, plain.len()).expect("protect_rtp");
-    buf.truncate(n);
-    buf
-}
-
-fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let n = ctx
-        .protect_rtcp(&mut buf, plain.len())
-        .expect("protect_rtcp");
-    buf.truncate(n);
-    buf
-}
-
-fn unprotect_rtp(ctx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = wire.to_vec();
-    let n = ctx.unprotect_rtp(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-fn unprotect_rtcp(ctx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = wire.to_vec();
-    let n = ctx.unprotect_rtcp(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
 }
 
 // ---- RFC 3711 Appendix B ------------------------------------------------------------------
