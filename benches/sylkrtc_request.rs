@@ -9,11 +9,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use sip::dns::{Resolver, ResolverConfig};
+use sip::stack::{SipStack, StackConfig};
+use sip::transport::LocalAddresses;
 use sylk_gateway::config::Config;
 use sylk_gateway::gateway::{Gateway, GatewayConfig, GatewayOutput};
-use sylk_gateway::sip::dns::{Resolver, ResolverConfig};
-use sylk_gateway::sip::stack::{SipStack, StackConfig};
-use sylk_gateway::sip::transport::LocalAddresses;
 use sylk_gateway::sylkrtc::Dialect;
 use sylk_gateway::ws::{WsConnection, WsEvent, WsLimits};
 

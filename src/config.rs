@@ -113,7 +113,7 @@ impl SylkRtcConfig {
     }
 }
 
-pub use crate::sip::locate::Transport as SipTransport;
+pub use sip::locate::Transport as SipTransport;
 
 /// Settings of the SIP side (`[sip]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,7 +527,7 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
     {
         let p = p.trim();
         if !p.is_empty() && !p.eq_ignore_ascii_case("off") {
-            if crate::sip::msg::Uri::parse(p).map_or(true, |u| !u.is_sip()) {
+            if sip::msg::Uri::parse(p).map_or(true, |u| !u.is_sip()) {
                 return Err(invalid(
                     "sip.outbound_proxy",
                     "must be a sip: or sips: URI, e.g. sip:127.0.0.1:5060;transport=tcp",

@@ -10,7 +10,6 @@ pub mod config;
 pub mod gateway;
 pub mod logging;
 pub mod reactor;
-pub mod sip;
 pub mod sylkrtc;
 pub mod web;
 pub mod ws;

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sylk_gateway::sip::auth::Ha1;
-use sylk_gateway::sip::dns::{Resolver, ResolverConfig};
-use sylk_gateway::sip::locate::Transport;
-use sylk_gateway::sip::stack::{AccountIdentity, CallNotice, SipStack, StackConfig};
-use sylk_gateway::sip::transport::{LocalAddresses, SipTransmit};
+use sip::auth::Ha1;
+use sip::dns::{Resolver, ResolverConfig};
+use sip::locate::Transport;
+use sip::stack::{AccountIdentity, CallNotice, SipStack, StackConfig};
+use sip::transport::{LocalAddresses, SipTransmit};
 
 /// Stops the SIPp child if the test fails half-way (only the process this test started).
 struct Sipp(Child);

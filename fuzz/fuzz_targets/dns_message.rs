@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use sylk_gateway::sip::dns::{wire, RecordType, Resolver, ResolverConfig};
+use sip::dns::{wire, RecordType, Resolver, ResolverConfig};
 
 fuzz_target!(|data: &[u8]| {
     let _ = wire::parse_query(data);

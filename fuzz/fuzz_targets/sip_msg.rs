@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    sylk_gateway::sip::exercise::exercise_parsers(data);
+    sip::exercise::exercise_parsers(data);
 });

@@ -1,10 +1,10 @@
 //! A SIP account added by a client connection.
 
 use super::ClientId;
-use crate::sip::auth::Ha1;
-use crate::sip::stack::RegId;
 use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::Aor;
+use sip::auth::Ha1;
+use sip::stack::RegId;
 
 /// Identifies an account instance (one per connection that added it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

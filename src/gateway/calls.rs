@@ -16,10 +16,10 @@ use media::error::BridgeError;
 use super::media::{offers_video, CallPorts, MediaRef};
 use super::{AccountId, ClientId, Gateway, GatewayOutput};
 use crate::config::SipSrtp;
-use crate::sip::stack::{AccountIdentity, CallId as SipCallId, CallNotice};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::{IceCandidate, SessionCreate};
 use crate::sylkrtc::Event;
+use sip::stack::{AccountIdentity, CallId as SipCallId, CallNotice};
 
 /// Terminated sessions remembered per connection, so a late trickle gets `Session <id> is
 /// terminated` rather than `Unknown session` (sylkrtc.js ends a call on any trickle error).
@@ -355,7 +355,7 @@ impl Gateway {
         &mut self,
         now: Instant,
         sip: SipCallId,
-        reg: crate::sip::stack::RegId,
+        reg: sip::stack::RegId,
         from_uri: String,
         from_display_name: Option<String>,
         call_id: String,

@@ -16,12 +16,12 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::config::{MediaConfig, SylkRtcConfig};
-use crate::sip::registration::RegistrationState as SipRegistrationState;
-use crate::sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
-use crate::sip::transport::{FlowId, SipTransmit};
 use crate::sylkrtc::event::RegistrationState;
 use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
+use sip::registration::RegistrationState as SipRegistrationState;
+use sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
+use sip::transport::{FlowId, SipTransmit};
 
 pub use account::{Account, AccountId};
 pub use media::{MediaMap, MediaRef, MediaSocketKind};
@@ -121,7 +121,7 @@ pub struct Gateway {
     /// Calls (sessions) of every client.
     calls: Slab<calls::GwCall>,
     calls_by_media: media::MediaMap<usize>,
-    calls_by_sip: HashMap<crate::sip::stack::CallId, usize>,
+    calls_by_sip: HashMap<sip::stack::CallId, usize>,
     /// Bridges of ended calls whose last datagrams (RTCP BYE, DTLS close_notify) the reactor
     /// still flushes before closing the sockets.
     closing_bridges: media::MediaMap<ClosingBridge>,

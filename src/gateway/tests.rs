@@ -5,8 +5,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::sip::msg::{SipMessage, TransportKind};
-use crate::sip::transport::SipTransmit;
+use sip::msg::{SipMessage, TransportKind};
+use sip::transport::SipTransmit;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 
@@ -41,10 +41,10 @@ fn gateway_with_media(
 
 /// A SIP stack on a documentation address that nothing in these tests sends to.
 fn test_stack() -> SipStack {
-    use crate::sip::dns::{Resolver, ResolverConfig};
-    use crate::sip::locate::Transport;
-    use crate::sip::stack::StackConfig;
-    use crate::sip::transport::LocalAddresses;
+    use sip::dns::{Resolver, ResolverConfig};
+    use sip::locate::Transport;
+    use sip::stack::StackConfig;
+    use sip::transport::LocalAddresses;
     SipStack::new(
         StackConfig {
             local: LocalAddresses {
@@ -267,7 +267,7 @@ fn drain(g: &mut Gateway) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMessage)
             GatewayOutput::Send { text, .. } => texts.push(serde_json::from_str(&text).unwrap()),
             GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
                 to,
-                crate::sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
+                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
             )),
             other => panic!("unexpected output {other:?}"),
         }
@@ -294,7 +294,7 @@ fn param<'a>(header: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn register_with_digest_then_unregister_on_close() {
-    use crate::sip::msg::ResponseBuilder;
+    use sip::msg::ResponseBuilder;
     let t0 = Instant::now();
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let mut g = gateway(&["*"], 10);
@@ -499,7 +499,7 @@ fn drain_all(g: &mut Gateway) -> Drained {
             GatewayOutput::Send { text, .. } => d.texts.push(serde_json::from_str(&text).unwrap()),
             GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
                 to,
-                crate::sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
+                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
             )),
             GatewayOutput::OpenMedia { media, sockets } => {
                 d.opened.push(media);
@@ -520,7 +520,7 @@ fn drain_all(g: &mut Gateway) -> Drained {
     d
 }
 
-fn sip_requests(d: &Drained) -> Vec<crate::sip::msg::SipRequest> {
+fn sip_requests(d: &Drained) -> Vec<sip::msg::SipRequest> {
     d.sip
         .iter()
         .filter_map(|(_, m)| match m {
@@ -531,7 +531,7 @@ fn sip_requests(d: &Drained) -> Vec<crate::sip::msg::SipRequest> {
 }
 
 /// A client with alice, which calls bob at a scripted UAS; returns the INVITE.
-fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::SipRequest) {
+fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
     let (c, invite) = start_outgoing_call(g, t0);
     // The SIP offer is the translated one: plain RTP/AVP on the gateway's media address.
     let body = String::from_utf8_lossy(invite.body()).into_owned();
@@ -543,7 +543,7 @@ fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::Si
 }
 
 /// [`outgoing_call`] without looking at the offer.
-fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::msg::SipRequest) {
+fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
     let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
     request(g, t0, c, add("alice@example.test", "a"));
     request(
@@ -577,7 +577,7 @@ fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, crate::sip::m
     assert_eq!(d.opened.len(), 1);
     let invite = sip_requests(&d)
         .into_iter()
-        .find(|r| *r.method() == crate::sip::msg::Method::Invite)
+        .find(|r| *r.method() == sip::msg::Method::Invite)
         .unwrap();
     (c, invite)
 }
@@ -652,7 +652,7 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
 
 #[test]
 fn websocket_drop_mid_call_leaves_nothing_behind() {
-    use crate::sip::msg::ResponseBuilder;
+    use sip::msg::ResponseBuilder;
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
     let pairs_before = g.media_pairs_available();
@@ -677,13 +677,13 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         .contains("a=end-of-candidates"));
     assert!(sip_requests(&d)
         .iter()
-        .any(|r| *r.method() == crate::sip::msg::Method::Ack));
+        .any(|r| *r.method() == sip::msg::Method::Ack));
     // The WebSocket goes away: BYE, media closed, ports back.
     g.handle_client_closed(t0, c);
     let d = drain_all(&mut g);
     let bye = sip_requests(&d)
         .into_iter()
-        .find(|r| *r.method() == crate::sip::msg::Method::Bye)
+        .find(|r| *r.method() == sip::msg::Method::Bye)
         .expect("BYE");
     assert_eq!(d.closed.len(), 1);
     assert_eq!(g.call_count(), 0);
@@ -714,7 +714,7 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
 
 #[test]
 fn cancel_crossing_a_200_ends_with_ack_and_bye() {
-    use crate::sip::msg::{Method, ResponseBuilder};
+    use sip::msg::{Method, ResponseBuilder};
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
     let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
@@ -777,7 +777,7 @@ fn untranslatable_incoming_offer_is_declined_488() {
     let d = drain_all(&mut g);
     let register = sip_requests(&d).remove(0);
     let contact = register.contacts().as_slice()[0].uri.clone();
-    let ok = crate::sip::msg::ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
+    let ok = sip::msg::ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
         .header("Contact", &format!("<{contact}>;expires=600"))
         .to_bytes();
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
@@ -844,12 +844,12 @@ fn media_with_srtp(mode: crate::config::SipSrtp) -> crate::config::MediaConfig {
 fn reply(
     g: &mut Gateway,
     t: Instant,
-    req: &crate::sip::msg::SipRequest,
+    req: &sip::msg::SipRequest,
     status: u16,
     phrase: &str,
     sdp: Option<&str>,
 ) {
-    use crate::sip::msg::ResponseBuilder;
+    use sip::msg::ResponseBuilder;
     let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let mut b = ResponseBuilder::from_request(req, status, phrase, Some("uas"))
         .header("Contact", "<sip:bob@127.0.0.1:5099>");
@@ -868,7 +868,7 @@ fn states(d: &Drained) -> Vec<String> {
 
 #[test]
 fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
-    use crate::sip::msg::Method;
+    use sip::msg::Method;
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
     // "auto" is the default: the first INVITE offers plain RTP/AVP.
@@ -933,7 +933,7 @@ fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
 
 #[test]
 fn sip_srtp_auto_ends_the_call_on_a_second_488() {
-    use crate::sip::msg::Method;
+    use sip::msg::Method;
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
     let (_c, invite) = outgoing_call(&mut g, t0);
@@ -960,7 +960,7 @@ fn sip_srtp_auto_ends_the_call_on_a_second_488() {
 
 #[test]
 fn sip_srtp_off_takes_the_488_as_final() {
-    use crate::sip::msg::Method;
+    use sip::msg::Method;
     let t0 = Instant::now();
     let mut g = gateway_with_media(&["*"], 10, media_with_srtp(crate::config::SipSrtp::Off));
     let (_c, invite) = outgoing_call(&mut g, t0);
@@ -977,7 +977,7 @@ fn sip_srtp_off_takes_the_488_as_final() {
 
 #[test]
 fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
-    use crate::sip::msg::Method;
+    use sip::msg::Method;
     let mandatory = || {
         gateway_with_media(
             &["*"],
@@ -1073,8 +1073,8 @@ fn browser_answer_to(offer: &str) -> String {
 fn late_offer_answered(
     mode: crate::config::SipSrtp,
     t0: Instant,
-) -> (Gateway, crate::sip::msg::SipResponse) {
-    use crate::sip::msg::{Method, ResponseBuilder};
+) -> (Gateway, sip::msg::SipResponse) {
+    use sip::msg::{Method, ResponseBuilder};
     let mut g = gateway_with_media(&["*"], 10, media_with_srtp(mode));
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
@@ -1135,7 +1135,7 @@ fn late_offer_answered(
 }
 
 /// The ACK for `ok` carrying `sdp`, from bob at 127.0.0.1:5099.
-fn ack_with(g: &mut Gateway, t: Instant, ok: &crate::sip::msg::SipResponse, sdp: &str) {
+fn ack_with(g: &mut Gateway, t: Instant, ok: &sip::msg::SipResponse, sdp: &str) {
     let tag = ok.to().tag().unwrap();
     let contact = ok.contacts().as_slice()[0].uri.clone();
     let ack = format!(
@@ -1151,7 +1151,7 @@ fn ack_with(g: &mut Gateway, t: Instant, ok: &crate::sip::msg::SipResponse, sdp:
 #[test]
 fn sip_srtp_mandatory_late_offer_is_savp_and_the_ack_must_take_a_key() {
     use crate::config::SipSrtp;
-    use crate::sip::msg::Method;
+    use sip::msg::Method;
     let t0 = Instant::now();
     // "mandatory": the 200 offers RTP/SAVP with every key; an ACK taking tag 1 is fine.
     let (mut g, ok) = late_offer_answered(SipSrtp::Mandatory, t0);

@@ -30,13 +30,13 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayConfig, GatewayOutput};
-use crate::sip::dns::{Resolver, ResolverConfig};
-use crate::sip::locate::{SipScheme, SipUriParts};
-use crate::sip::msg::Uri;
-use crate::sip::stack::{SipStack, StackConfig};
-use crate::sip::transport::LocalAddresses;
 use crate::ws::{WsConnection, WsEvent, WsLimits};
 use media_sockets::MediaSockets;
+use sip::dns::{Resolver, ResolverConfig};
+use sip::locate::{SipScheme, SipUriParts};
+use sip::msg::Uri;
+use sip::stack::{SipStack, StackConfig};
+use sip::transport::LocalAddresses;
 use sip_sockets::SipSockets;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;

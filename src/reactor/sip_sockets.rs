@@ -17,7 +17,7 @@ use slab::Slab;
 use super::stream::{self, ByteQueue};
 use super::token::{self, Generations, TokenKind};
 use crate::gateway::Gateway;
-use crate::sip::transport::{FlowId, SipTransmit};
+use sip::transport::{FlowId, SipTransmit};
 
 /// Most bytes queued for one SIP connection before it is closed (a peer that stops reading).
 const MAX_STREAM_QUEUE: usize = 4 * 1024 * 1024;

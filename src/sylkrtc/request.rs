@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::aor::{Aor, InvalidAor};
 use super::fields::{invalid, Fields};
-use crate::sip::auth::Ha1;
+use sip::auth::Ha1;
 
 /// A validated request and the transaction its reply must carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -670,7 +670,7 @@ fn validate_generic(f: &Fields<'_>) -> Result<(), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::auth::HashFamily;
+    use sip::auth::HashFamily;
 
     const HA1: &str = "0123456789abcdef0123456789ABCDEF";
 

@@ -343,7 +343,7 @@ fn strip_uri_params(uri: &Uri) -> Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::msg::{Host, ResponseBuilder};
+    use crate::msg::{Host, ResponseBuilder};
 
     fn invite() -> SipRequest {
         RequestBuilder::new(Method::Invite, Uri::parse("sip:bob@example.test").unwrap())

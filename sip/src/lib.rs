@@ -1,4 +1,9 @@
 //! SIP user-agent core, layered transport -> transaction -> dialog -> UA, all sans-IO.
+//!
+//! Its own crate so the compiler enforces sans-IO: no `mio`, no sockets, no clock. The
+//! reactor feeds it bytes and `now` and carries out what it asks.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod call;

@@ -3,7 +3,7 @@
 //! accepted message must print to something that parses again. Runs in CI, where the fuzzer
 //! does not.
 
-use crate::sip::exercise::exercise_parsers;
+use crate::exercise::exercise_parsers;
 
 /// xorshift64*: tiny, seedable, good enough to pick mutation sites.
 struct Rng(u64);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::timers::{Timer, TimerTable, TxnConfig};
 use super::{Target, Transmit, TxnEvent, TxnId};
-use crate::sip::msg::{Method, ResponseBuilder, SipRequest, SipResponse};
+use crate::msg::{Method, ResponseBuilder, SipRequest, SipResponse};
 
 /// What a state function may be given.
 #[derive(Debug)]

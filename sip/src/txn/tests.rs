@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::msg::{
+use crate::msg::{
     parse, Host, Method, NameAddr, Param, RequestBuilder, ResponseBuilder, SipMessage, SipRequest,
     SipResponse, TransportKind, Uri, Via,
 };

@@ -196,7 +196,7 @@ pub fn parse_stream_message(bytes: &[u8]) -> Result<SipMessage, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::msg::MsgError;
+    use crate::msg::MsgError;
 
     fn message(body: &str) -> Vec<u8> {
         format!(

@@ -560,7 +560,7 @@ impl DigestClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::msg::{parse, SipMessage, TransportKind};
+    use crate::msg::{parse, SipMessage, TransportKind};
 
     fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
         value

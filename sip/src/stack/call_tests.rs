@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::call::{REASON_LOCAL_HANGUP, REASON_REMOTE_BYE};
-use crate::sip::dns::{Resolver, ResolverConfig};
-use crate::sip::msg::{parse, Host, RequestBuilder, SipResponse, TransportKind, Via};
-use crate::sip::transport::LocalAddresses;
+use crate::call::{REASON_LOCAL_HANGUP, REASON_REMOTE_BYE};
+use crate::dns::{Resolver, ResolverConfig};
+use crate::msg::{parse, Host, RequestBuilder, SipResponse, TransportKind, Via};
+use crate::transport::LocalAddresses;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 const OFFER: &str =
@@ -204,7 +204,7 @@ impl Harness {
     }
 }
 
-use crate::sip::locate::Transport as TransportKind2;
+use crate::locate::Transport as TransportKind2;
 
 fn terminated(call: CallId, reason: &str) -> CallNotice {
     CallNotice::Terminated {
@@ -920,7 +920,7 @@ fn unanswered_hold_reinvite_gets_mirrored_fallback_and_refresh_is_answered() {
     h.deliver(reinvite);
     h.events();
     h.responses();
-    h.advance(crate::sip::call::REINVITE_ANSWER_WAIT);
+    h.advance(crate::call::REINVITE_ANSWER_WAIT);
     let ok = h.responses().pop().unwrap();
     let body = String::from_utf8(ok.body().to_vec()).unwrap();
     assert!(
@@ -1075,10 +1075,10 @@ fn answered_call_without_ack_is_ended_with_bye_after_64_t1() {
 /// Answers every DNS query of the stack: two A records for `example.test`, nothing else
 /// (no NAPTR, SRV or AAAA), so RFC 3263 yields 127.0.0.1:5060 then 127.0.0.2:5060 over UDP.
 fn answer_dns(h: &mut Harness) {
-    use crate::sip::dns::test_encoder::ResponseBuilder as DnsResponse;
-    use crate::sip::dns::{RecordData, RecordType};
+    use crate::dns::test_encoder::ResponseBuilder as DnsResponse;
+    use crate::dns::{RecordData, RecordType};
     while let Some((server, query)) = h.stack.poll_dns_transmit() {
-        let parsed = crate::sip::dns::wire::parse_query(&query).unwrap();
+        let parsed = crate::dns::wire::parse_query(&query).unwrap();
         let mut answer = DnsResponse::answering(&query);
         if parsed.question.rtype == RecordType::A.code() {
             for ip in [[127, 0, 0, 1], [127, 0, 0, 2]] {
