@@ -10,14 +10,17 @@
 //! - [`Deadlines`]: the keyed deadline table that serves every timer table that is not a
 //!   fixed RFC table (the reactor's connections, bridges, registrations, calls, ...).
 //! - [`Rng`]: an injected, seedable CSPRNG.
+//! - [`Table`]: a slab with generation-checked [`Key`]s, for every id that outlives its entry.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod deadlines;
 mod rng;
+mod table;
 
 pub use deadlines::Deadlines;
 pub use rng::Rng;
+pub use table::{Key, Table};
 
 use std::time::Instant;
 
