@@ -13,7 +13,8 @@ use sip::dns::{Resolver, ResolverConfig};
 use sip::stack::{SipStack, StackConfig};
 use sip::transport::LocalAddresses;
 use sylk_gateway::config::Config;
-use sylk_gateway::gateway::{Gateway, GatewayConfig, GatewayOutput};
+use sylk_gateway::gateway::{Gateway, GatewayCommand, GatewayConfig};
+use sylk_gateway::switchboard::{Command, Switchboard};
 use sylk_gateway::sylkrtc::Dialect;
 use sylk_gateway::ws::{WsConnection, WsEvent, WsLimits};
 
@@ -41,7 +42,7 @@ fn masked_text_frame(text: &str) -> Vec<u8> {
     f
 }
 
-fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
+fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
     let now = Instant::now();
     let config = Config::default();
     let stack = SipStack::new(
@@ -62,17 +63,17 @@ fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
         ),
         1,
     );
-    let mut gateway = Gateway::new(
+    let gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: config.sylkrtc.clone(),
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
-            seed: 1,
         },
-        stack,
+        engine::Rng::seed_from_u64(1),
     )
     .expect("gateway");
+    let mut gateway = Switchboard::new(gateway, stack, config.media.max_calls);
     let mut ws = WsConnection::new(
         now,
         WsLimits {
@@ -92,7 +93,8 @@ fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
     let Some(WsEvent::Open { .. }) = ws.poll_event() else {
         panic!("handshake failed")
     };
-    let client = gateway.handle_client_open(now, 1, Dialect::V2, 1);
+    let client = 1;
+    gateway.handle_client_open(now, client, Dialect::V2, 1);
     while gateway.poll_output().is_some() {} // the ready event
     (ws, gateway, client)
 }
@@ -112,7 +114,7 @@ fn run(frames: &[Vec<u8>], rounds: usize) -> f64 {
                 }
             }
             while let Some(out) = gateway.poll_output() {
-                if let GatewayOutput::Send { text, .. } = out {
+                if let Command::Gateway(GatewayCommand::Send { text, .. }) = out {
                     ws.send_text(now, text);
                     replies += 1;
                 }

@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod config;
 pub mod gateway;
 pub mod logging;
 pub mod reactor;
+pub mod switchboard;
 pub mod sylkrtc;
 pub mod web;
 pub mod ws;

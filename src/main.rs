@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sylk_gateway::config::{Config, Overrides};
-use sylk_gateway::{logging, reactor::Reactor};
+use sylk_gateway::{app, logging};
 
 const USAGE: &str = "\
 sylk-gateway: sylkRTC (WebSocket) <-> SIP gateway with in-process WebRTC media
@@ -108,8 +108,8 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log.level);
-    let reactor = match Reactor::new(&config) {
-        Ok(r) => r,
+    let app::App { reactor, addresses } = match app::build(&config) {
+        Ok(app) => app,
         Err(e) => {
             log::error!("startup failed: {e}");
             return ExitCode::from(1);
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
     // One machine-readable line per listener on stdout, so scripts and tests started with
     // port 0 learn the real address. Write errors are ignored: a closed stdout must not
     // take the gateway down (println! would panic).
-    let bound = reactor.bound_addresses();
+    let bound = addresses;
     let mut lines = Vec::new();
     if let Some(a) = bound.ws {
         lines.push(format!("listening ws://{a}/webrtcgateway/ws"));

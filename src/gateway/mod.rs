@@ -1,41 +1,99 @@
-//! The gateway engine: owns every client connection's sylkRTC state and its accounts, and
-//! (as later layers land) binds them to SIP and media.
+//! The gateway: bindings and policy. It binds each client connection to its accounts, each
+//! account to its SIP registration, each sylkRTC session to a SIP call and a media bridge,
+//! and decides what every request and event means for the others.
 //!
-//! Sans-IO like the protocol engines: the reactor hands it WebSocket events with `now`, and
-//! drains [`GatewayOutput`]s. Requests of one connection are handled strictly in the order
-//! they arrive, each answered with exactly one `ack` or `error` (spec section 4.1).
+//! It owns no engine. The [`Switchboard`](crate::switchboard::Switchboard) holds the SIP
+//! stack and the bridges side by side and lends them for one input ([`Engines`]); the gateway
+//! takes one typed [`GatewayInput`] at a time, calls the engines it binds, and leaves the
+//! socket work to the reactor as typed [`GatewayCommand`]s. No datagram passes through it.
+//! Requests of one connection are handled strictly in arrival order, each answered with
+//! exactly one `ack` or `error` (spec section 4.1).
 
 mod account;
 mod calls;
-mod media;
+mod client;
+mod error;
+mod ports;
 mod trace;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use slab::Slab;
+use engine::{Key, Rng, Table};
+use media::bridge::BridgeEvent;
+use sip::stack::{CallNotice, SipEvent, SipStack};
 
 use crate::config::{MediaConfig, SylkRtcConfig};
-use crate::sylkrtc::event::RegistrationState;
-use crate::sylkrtc::request::AccountAdd;
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
-use sip::registration::RegistrationState as SipRegistrationState;
-use sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
-use sip::transport::{FlowId, SipTransmit};
 
 pub use account::{Account, AccountId};
-pub use media::{MediaMap, MediaRef, MediaSocketKind};
+pub use error::{CallEnd, GatewayError, SipEnd};
+pub use ports::PortRangeError;
+
+use client::Client;
+
+/// The reactor's handle for a WebSocket connection (its mio token, generation included),
+/// opaque to the gateway and echoed in [`GatewayCommand::Send`].
+pub type ConnRef = usize;
 
 /// Identifies a client connection inside the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId(usize);
+pub struct ClientId(Key);
 
-/// The reactor's handle for a connection, opaque to the gateway and echoed in outputs.
-pub type ConnRef = usize;
+/// Identifies a sylkRTC session (call) inside the gateway for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallKey(Key);
 
-/// Something the reactor must do for the gateway.
+/// One input to the gateway.
+#[derive(Debug)]
+pub enum GatewayInput<'a> {
+    /// A WebSocket completed its handshake; the client gets the ready event at once
+    /// (sylkrtc.js counts missed pings from socket open, spec section 12 item 2).
+    ClientOpen {
+        /// The reactor's handle.
+        conn: ConnRef,
+        /// The negotiated subprotocol.
+        dialect: Dialect,
+        /// Connection number for log lines.
+        log_id: u64,
+    },
+    /// A text message from a client. Anything may arrive here; nothing panics.
+    ClientText {
+        /// Which connection.
+        conn: ConnRef,
+        /// The message.
+        text: &'a str,
+    },
+    /// The client's WebSocket is gone: everything it owned is released (calls ended on the
+    /// SIP side, accounts unregistered).
+    ClientClosed {
+        /// Which connection.
+        conn: ConnRef,
+    },
+    /// A registration event of the SIP stack.
+    Sip(SipEvent),
+    /// A call event of the SIP stack.
+    Call(CallNotice),
+    /// A state change of a call's media bridge.
+    Bridge {
+        /// Whose.
+        media: MediaId,
+        /// What.
+        event: BridgeEvent,
+    },
+    /// The reactor could not bind a call's sockets ([`GatewayCommand::OpenMedia`]).
+    MediaUnavailable {
+        /// Whose.
+        media: MediaId,
+    },
+    /// Graceful shutdown: every client is released (accounts unregistered).
+    Shutdown,
+}
+
+/// Socket work the gateway asks of the reactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GatewayOutput {
+pub enum GatewayCommand {
     /// Send a text message on a connection.
     Send {
         /// The connection.
@@ -43,29 +101,27 @@ pub enum GatewayOutput {
         /// The JSON text.
         text: String,
     },
-    /// A SIP socket action.
-    Sip(SipTransmit),
-    /// A DNS query to send from the resolver socket.
-    Dns {
-        /// The nameserver.
-        to: std::net::SocketAddr,
-        /// The query.
-        bytes: Vec<u8>,
-    },
-    /// Bind a call's media sockets; on failure call
-    /// [`Gateway::handle_media_unavailable`].
+    /// Bind a call's media sockets; on failure report [`GatewayInput::MediaUnavailable`].
     OpenMedia {
         /// The call's media.
-        media: MediaRef,
+        media: MediaId,
         /// What to bind.
         sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
     },
-    /// Flush what the call's bridge still has ([`Gateway::poll_media_transmit`]), close its
-    /// sockets, then call [`Gateway::handle_media_closed`].
+    /// The call is over: flush what its bridge still has (RTCP BYE, DTLS close_notify),
+    /// close its sockets and drop the bridge.
     CloseMedia {
         /// The call's media.
-        media: MediaRef,
+        media: MediaId,
     },
+}
+
+/// The engines the gateway binds, lent by their owner for one input.
+pub struct Engines<'a> {
+    /// The SIP user agent.
+    pub sip: &'a mut SipStack,
+    /// Every call's media bridge.
+    pub bridges: &'a mut Bridges,
 }
 
 /// Gateway settings.
@@ -79,294 +135,111 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
-    /// Seed for per-call randomness (SSRCs, ICE credentials); from the OS in production.
-    pub seed: u64,
 }
 
-/// One WebSocket client's sylkRTC state.
-#[derive(Debug)]
-struct Client {
-    conn: ConnRef,
-    dialect: Dialect,
-    /// Connection id used in log lines.
-    log_id: u64,
-    /// The accounts this connection added, by AOR. Small (10 by default), so a Vec.
-    accounts: Vec<AccountId>,
-    /// Its sessions (calls).
-    sessions: calls::ClientSessions,
-}
-
-/// A finished call's bridge, kept until the reactor flushed its last datagrams.
-struct ClosingBridge(Box<::media::bridge::Bridge>);
-
-impl std::fmt::Debug for ClosingBridge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClosingBridge")
-    }
-}
-
-/// The gateway engine.
-#[derive(Debug)]
+/// The gateway.
 pub struct Gateway {
     config: GatewayConfig,
-    clients: Slab<Client>,
-    accounts: Slab<Account>,
+    clients: Table<Client>,
+    clients_by_conn: HashMap<ConnRef, ClientId>,
+    accounts: Table<Account>,
     /// Every account instance per AOR: the same account may be added on several connections
     /// (spec section 3, "State is per connection"); incoming calls fan out through this.
     accounts_by_aor: HashMap<String, Vec<AccountId>>,
-    /// The SIP user agent.
-    sip: SipStack,
     /// Which account a live registration belongs to; gone once the account lets go of it.
-    registration_owner: HashMap<RegId, AccountId>,
-    /// Calls (sessions) of every client.
-    calls: Slab<calls::GwCall>,
-    calls_by_media: media::MediaMap<usize>,
-    calls_by_sip: HashMap<sip::stack::CallId, usize>,
-    /// Bridges of ended calls whose last datagrams (RTCP BYE, DTLS close_notify) the reactor
-    /// still flushes before closing the sockets.
-    closing_bridges: media::MediaMap<ClosingBridge>,
-    media: media::MediaState,
-    decline_code: u16,
-    seed: u64,
-    outputs: VecDeque<GatewayOutput>,
+    registration_owner: HashMap<sip::stack::RegId, AccountId>,
+    calls: Table<calls::GwCall>,
+    calls_by_media: HashMap<MediaId, CallKey>,
+    calls_by_sip: HashMap<sip::stack::CallId, CallKey>,
+    ports: ports::MediaPorts,
+    /// Randomness for the bridges' SSRCs, ICE credentials and SDES keys.
+    rng: Rng,
+    /// The wall clock at the current input (RTCP sender reports map `now` onto it).
+    wall: SystemTime,
+    outputs: VecDeque<GatewayCommand>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("clients", &self.clients.len())
+            .field("accounts", &self.accounts.len())
+            .field("calls", &self.calls.len())
+            .finish()
+    }
 }
 
 impl Gateway {
-    /// A gateway with no clients, speaking SIP through `sip`. Fails only on a media port
-    /// range the allocator cannot use.
-    pub fn new(config: GatewayConfig, mut sip: SipStack) -> Result<Gateway, String> {
-        let media = media::MediaState::new(config.media.clone())?;
-        sip.set_incoming_calls(true);
-        sip.set_max_calls(config.media.max_calls);
+    /// A gateway with no clients. Fails only on a media port range the allocator cannot use.
+    pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
-            decline_code: config.decline_code,
-            seed: config.seed,
+            ports: ports::MediaPorts::new(config.media.clone())?,
             config,
-            clients: Slab::new(),
-            accounts: Slab::new(),
+            clients: Table::new(),
+            clients_by_conn: HashMap::new(),
+            accounts: Table::new(),
             accounts_by_aor: HashMap::new(),
-            sip,
             registration_owner: HashMap::new(),
-            calls: Slab::new(),
-            calls_by_media: Default::default(),
+            calls: Table::new(),
+            calls_by_media: HashMap::new(),
             calls_by_sip: HashMap::new(),
-            closing_bridges: Default::default(),
-            media,
+            rng,
+            wall: SystemTime::UNIX_EPOCH,
             outputs: VecDeque::new(),
         })
     }
 
-    /// The reactor flushed and closed a finished call's sockets.
-    pub fn handle_media_closed(&mut self, media: MediaRef) {
-        self.closing_bridges.remove(&media);
-    }
-
-    /// Number of calls (for limits and leak checks).
-    pub fn call_count(&self) -> usize {
-        self.calls.len()
-    }
-
-    /// Free media port pairs (leak checks: back to the start value when no call runs).
-    pub fn media_pairs_available(&self) -> usize {
-        self.media.ports.available()
-    }
-
-    /// Bridges of ended calls still waiting for the reactor to flush and close them.
-    pub fn closing_media_count(&self) -> usize {
-        self.closing_bridges.len()
-    }
-
-    /// A datagram arrived on the SIP UDP socket.
-    pub fn handle_sip_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
-        self.sip.handle_datagram(now, from, data);
-        self.pump_sip(now);
-    }
-
-    /// A SIP TCP/TLS connection was accepted; `None`: refuse it.
-    pub fn handle_sip_stream_accepted(
+    /// Handles one input at `now` (monotonic) and `wall` (the wall clock read with it),
+    /// calling the engines it binds through `engines`. Drain
+    /// [`poll_output`](Self::poll_output) and the engines' outputs after every input.
+    pub fn handle(
         &mut self,
         now: Instant,
-        tls: bool,
-        remote: std::net::SocketAddr,
-    ) -> Option<FlowId> {
-        let flow = self.sip.handle_stream_accepted(now, tls, remote);
-        self.pump_sip(now);
-        flow
-    }
-
-    /// Bytes arrived on a SIP stream.
-    pub fn handle_sip_stream_data(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
-        self.sip.handle_stream_data(now, flow, data);
-        self.pump_sip(now);
-    }
-
-    /// A SIP stream closed or could not connect.
-    pub fn handle_sip_stream_closed(&mut self, now: Instant, flow: FlowId) {
-        self.sip.handle_stream_closed(now, flow);
-        self.pump_sip(now);
-    }
-
-    /// A DNS answer arrived.
-    pub fn handle_dns_datagram(&mut self, now: Instant, from: std::net::SocketAddr, data: &[u8]) {
-        self.sip.handle_dns_datagram(now, from, data);
-        self.pump_sip(now);
-    }
-
-    /// Starts a graceful shutdown: every client is released (accounts unregistered).
-    pub fn handle_shutdown(&mut self, now: Instant) {
-        let clients: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
-        for key in clients {
-            self.handle_client_closed(now, ClientId(key));
-        }
-        self.pump_sip(now);
-    }
-
-    /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs,
-    /// BYEs and CANCELs).
-    pub fn is_idle(&self) -> bool {
-        self.sip.registration_count() == 0 && self.sip.call_count() == 0
-    }
-
-    /// The SIP stack, for leak checks in tests.
-    pub fn sip(&self) -> &SipStack {
-        &self.sip
-    }
-
-    /// A WebSocket completed its handshake: register the client and send it the ready event
-    /// at once (sylkrtc.js counts missed pings from socket open, spec section 12 item 2).
-    pub fn handle_client_open(
-        &mut self,
-        _now: Instant,
-        conn: ConnRef,
-        dialect: Dialect,
-        log_id: u64,
-    ) -> ClientId {
-        let id = ClientId(self.clients.insert(Client {
-            conn,
-            dialect,
-            log_id,
-            accounts: Vec::new(),
-            sessions: calls::ClientSessions::default(),
-        }));
-        log::info!("conn={log_id} sylkrtc: ready ({})", dialect.subprotocol());
-        self.send_event(id, &Event::Ready);
-        id
-    }
-
-    /// A text message from a client. Anything may arrive here; nothing panics.
-    pub fn handle_client_text(&mut self, now: Instant, client: ClientId, text: &str) {
-        let Some(c) = self.clients.get(client.0) else {
-            return;
-        };
-        let log_id = c.log_id;
-        if self.config.trace_websocket {
-            log::info!("conn={log_id} ws <- {}", trace::redact(text));
-        }
-        match sylkrtc::decode(text) {
-            Decoded::Request(envelope) => {
-                self.handle_request(now, client, envelope);
-                // Events the request caused (e.g. `registering`) follow its ack at once,
-                // before the replies to later requests.
-                self.pump_sip(now);
+        wall: SystemTime,
+        input: GatewayInput<'_>,
+        engines: &mut Engines<'_>,
+    ) {
+        self.wall = wall;
+        match input {
+            GatewayInput::ClientOpen {
+                conn,
+                dialect,
+                log_id,
+            } => self.client_open(conn, dialect, log_id),
+            GatewayInput::ClientText { conn, text } => {
+                if let Some(&client) = self.clients_by_conn.get(&conn) {
+                    self.client_text(now, client, text, engines);
+                }
             }
-            Decoded::Invalid { transaction, error } => {
-                log::info!("conn={log_id} sylkrtc: refused request: {error}");
-                self.reply(client, &transaction, Err(error.to_string()));
+            GatewayInput::ClientClosed { conn } => {
+                if let Some(client) = self.clients_by_conn.remove(&conn) {
+                    self.client_closed(now, client, engines);
+                }
             }
-            Decoded::Dropped(reason) => {
-                log::info!("conn={log_id} sylkrtc: dropped message: {reason}");
+            GatewayInput::Sip(event) => self.handle_sip_event(event),
+            GatewayInput::Call(notice) => self.handle_call_notice(now, notice, engines),
+            GatewayInput::Bridge { media, event } => {
+                if let Some(&key) = self.calls_by_media.get(&media) {
+                    self.handle_bridge_event(now, key, event, engines);
+                }
             }
-        }
-    }
-
-    /// The client's WebSocket is gone: free everything it owned.
-    pub fn handle_client_closed(&mut self, now: Instant, client: ClientId) {
-        if !self.clients.contains(client.0) {
-            return;
-        }
-        self.end_client_calls(now, client);
-        let c = self.clients.remove(client.0);
-        for account in c.accounts {
-            self.remove_account(now, account);
-        }
-        self.pump_sip(now);
-        log::info!("conn={} sylkrtc: client state released", c.log_id);
-    }
-
-    /// The next action for the reactor.
-    pub fn poll_output(&mut self) -> Option<GatewayOutput> {
-        self.outputs.pop_front()
-    }
-
-    /// The earliest instant the gateway needs [`handle_timeout`](Self::handle_timeout).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.sip.poll_timeout(), self.media_poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Runs due timers; early calls are harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.sip.handle_timeout(now);
-        self.handle_media_timeouts(now);
-        self.pump_sip(now);
-    }
-
-    /// Moves the SIP stack's events to clients and its transmits to the output queue.
-    fn pump_sip(&mut self, now: Instant) {
-        loop {
-            let mut any = false;
-            while let Some(event) = self.sip.poll_event() {
-                any = true;
-                self.handle_sip_event(event);
+            GatewayInput::MediaUnavailable { media } => {
+                if let Some(&key) = self.calls_by_media.get(&media) {
+                    self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);
+                }
             }
-            while let Some(notice) = self.sip.poll_call_event() {
-                any = true;
-                self.handle_call_notice(now, notice);
-            }
-            if !any {
-                break;
-            }
-        }
-        while let Some(t) = self.sip.poll_transmit() {
-            self.outputs.push_back(GatewayOutput::Sip(t));
-        }
-        while let Some((to, bytes)) = self.sip.poll_dns_transmit() {
-            self.outputs.push_back(GatewayOutput::Dns { to, bytes });
-        }
-    }
-
-    fn handle_sip_event(&mut self, event: SipEvent) {
-        match event {
-            SipEvent::Registration { reg, state, reason } => {
-                let Some(&account_id) = self.registration_owner.get(&reg) else {
-                    return;
-                };
-                let Some(account) = self.accounts.get(account_id.0) else {
-                    return;
-                };
-                let state = match state {
-                    SipRegistrationState::Registering => RegistrationState::Registering,
-                    SipRegistrationState::Registered => RegistrationState::Registered,
-                    SipRegistrationState::Failed => RegistrationState::Failed,
-                };
-                let event = Event::Registration {
-                    account: account.aor.as_str().to_owned(),
-                    state,
-                    reason,
-                };
-                let client = account.client;
-                self.send_event(client, &event);
-            }
-            SipEvent::RegistrationFinished { reg } => {
-                if let Some(account_id) = self.registration_owner.remove(&reg) {
-                    if let Some(a) = self.accounts.get_mut(account_id.0) {
-                        a.registration = None;
-                    }
+            GatewayInput::Shutdown => {
+                for (conn, client) in std::mem::take(&mut self.clients_by_conn) {
+                    let _ = conn;
+                    self.client_closed(now, client, engines);
                 }
             }
         }
+    }
+
+    /// The next socket action for the reactor.
+    pub fn poll_output(&mut self) -> Option<GatewayCommand> {
+        self.outputs.pop_front()
     }
 
     /// Number of connected clients (for limits and leak checks).
@@ -379,7 +252,53 @@ impl Gateway {
         self.accounts.len()
     }
 
-    fn handle_request(&mut self, now: Instant, client: ClientId, envelope: Envelope) {
+    /// Number of calls (for limits and leak checks).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Account instances of `aor` over all connections (for leak checks).
+    pub fn account_instances(&self, aor: &str) -> usize {
+        self.accounts_by_aor.get(aor).map_or(0, Vec::len)
+    }
+
+    /// Distinct AORs with at least one account instance (for leak checks).
+    pub fn aor_count(&self) -> usize {
+        self.accounts_by_aor.len()
+    }
+
+    /// Free media port pairs (leak checks: back to the start value when no call runs).
+    pub fn media_pairs_available(&self) -> usize {
+        self.ports.available()
+    }
+
+    fn client_text(&mut self, now: Instant, client: ClientId, text: &str, e: &mut Engines<'_>) {
+        let Some(c) = self.clients.get(client.0) else {
+            return;
+        };
+        let log_id = c.log_id;
+        if self.config.trace_websocket {
+            log::info!("conn={log_id} ws <- {}", trace::redact(text));
+        }
+        match sylkrtc::decode(text) {
+            Decoded::Request(envelope) => self.handle_request(now, client, envelope, e),
+            Decoded::Invalid { transaction, error } => {
+                log::info!("conn={log_id} sylkrtc: refused request: {error}");
+                self.reply(client, &transaction, Err(error.into()));
+            }
+            Decoded::Dropped(reason) => {
+                log::info!("conn={log_id} sylkrtc: dropped message: {reason}");
+            }
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        envelope: Envelope,
+        e: &mut Engines<'_>,
+    ) {
         let Envelope {
             transaction,
             request,
@@ -389,143 +308,33 @@ impl Gateway {
             Request::AccountAdd(add) => self.add_account(client, add),
             Request::AccountRemove { account } => self
                 .find_account(client, account.as_str())
-                .map(|id| self.detach_account(now, client, id)),
+                .map(|id| self.detach_account(now, client, id, e)),
             Request::AccountRegister { account } => self
                 .find_account(client, account.as_str())
-                .map(|id| self.register_account(now, id)),
+                .map(|id| self.register_account(now, id, e)),
             Request::AccountUnregister { account } => self
                 .find_account(client, account.as_str())
-                .map(|id| self.unregister_account(now, id)),
-            Request::SessionCreate(create) => self.create_session(now, client, create),
+                .map(|id| self.unregister_account(now, id, e)),
+            Request::SessionCreate(create) => self.create_session(now, client, create, e),
             Request::SessionAnswer { session, sdp, .. } => {
-                self.answer_session(now, client, &session, &sdp)
+                self.answer_session(now, client, &session, &sdp, e)
             }
             Request::SessionTrickle {
                 session,
                 candidates,
-            } => self.trickle_session(now, client, &session, &candidates),
-            Request::SessionTerminate { session } => self.terminate_session(now, client, &session),
-            Request::NotYetSupported { name } => Err(not_yet(name)),
+            } => self.trickle_session(client, &session, &candidates, e),
+            Request::SessionTerminate { session } => {
+                self.terminate_session(now, client, &session, e)
+            }
+            Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
         };
         self.reply(client, &transaction, result);
     }
 
-    fn add_account(&mut self, client: ClientId, add: AccountAdd) -> Result<(), String> {
-        let aor = add.account.as_str().to_owned();
-        let c = self.clients.get(client.0).ok_or("Internal error")?;
-        if c.accounts.iter().any(|id| {
-            self.accounts
-                .get(id.0)
-                .is_some_and(|a| a.aor.as_str() == aor)
-        }) {
-            return Err(format!("Account {aor} already added"));
-        }
-        let host = add
-            .account
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if !self.config.sylkrtc.domain_allowed(host) {
-            return Err(format!("SIP domain not allowed: {host}"));
-        }
-        let max = self.config.sylkrtc.max_accounts_per_connection;
-        if c.accounts.len() >= max {
-            return Err(format!(
-                "Too many accounts on this connection (at most {max})"
-            ));
-        }
-        let log_id = c.log_id;
-        let id = AccountId(self.accounts.insert(Account::new(client, add)));
-        self.accounts_by_aor
-            .entry(aor.clone())
-            .or_default()
-            .push(id);
-        if let Some(c) = self.clients.get_mut(client.0) {
-            c.accounts.push(id);
-        }
-        log::info!("conn={log_id} account {aor} added");
-        Ok(())
-    }
-
-    fn find_account(&self, client: ClientId, aor: &str) -> Result<AccountId, String> {
-        self.clients
-            .get(client.0)
-            .and_then(|c| {
-                c.accounts.iter().copied().find(|id| {
-                    self.accounts
-                        .get(id.0)
-                        .is_some_and(|a| a.aor.as_str() == aor)
-                })
-            })
-            .ok_or_else(|| format!("Unknown account specified: {aor}"))
-    }
-
-    /// `account-register`: REGISTER now (again after a failure); events report the outcome.
-    fn register_account(&mut self, now: Instant, id: AccountId) {
-        let Some(account) = self.accounts.get(id.0) else {
-            return;
-        };
-        if let Some(reg) = account.registration {
-            self.sip.start(now, reg);
-            return;
-        }
-        let identity = AccountIdentity {
-            user: account.aor.user().to_owned(),
-            domain: account.aor.domain().to_owned(),
-            display_name: account.display_name.clone(),
-            user_agent: account.user_agent.clone(),
-            ha1: account.ha1.clone(),
-        };
-        // Own the registration before it can emit its first event.
-        let reg = self.sip.register_deferred(identity);
-        self.registration_owner.insert(reg, id);
-        if let Some(a) = self.accounts.get_mut(id.0) {
-            a.registration = Some(reg);
-        }
-        self.sip.start(now, reg);
-    }
-
-    /// `account-unregister` (and removal/close): REGISTER with Expires 0; SylkServer sends no
-    /// event for it, so the registration's later events are no longer routed.
-    fn unregister_account(&mut self, now: Instant, id: AccountId) {
-        let Some(reg) = self
-            .accounts
-            .get_mut(id.0)
-            .and_then(|a| a.registration.take())
-        else {
-            return;
-        };
-        self.registration_owner.remove(&reg);
-        self.sip.unregister(now, reg);
-    }
-
-    /// `account-remove`: the account leaves its connection.
-    fn detach_account(&mut self, now: Instant, client: ClientId, id: AccountId) {
-        if let Some(c) = self.clients.get_mut(client.0) {
-            c.accounts.retain(|a| *a != id);
-            log::info!("conn={} account removed", c.log_id);
-        }
-        self.remove_account(now, id);
-    }
-
-    fn remove_account(&mut self, now: Instant, id: AccountId) {
-        if !self.accounts.contains(id.0) {
-            return;
-        }
-        self.unregister_account(now, id);
-        let account = self.accounts.remove(id.0);
-        if let Some(list) = self.accounts_by_aor.get_mut(account.aor.as_str()) {
-            list.retain(|a| *a != id);
-            if list.is_empty() {
-                self.accounts_by_aor.remove(account.aor.as_str());
-            }
-        }
-    }
-
-    fn reply(&mut self, client: ClientId, transaction: &str, result: Result<(), String>) {
+    fn reply(&mut self, client: ClientId, transaction: &str, result: Result<(), GatewayError>) {
         let text = match result {
             Ok(()) => sylkrtc::encode_ack(transaction),
-            Err(e) => sylkrtc::encode_error(transaction, &e),
+            Err(e) => sylkrtc::encode_error(transaction, &e.to_string()),
         };
         self.send_text(client, text);
     }
@@ -547,13 +356,6 @@ impl Gateway {
             log::info!("conn={} ws -> {text}", c.log_id);
         }
         self.outputs
-            .push_back(GatewayOutput::Send { conn: c.conn, text });
+            .push_back(GatewayCommand::Send { conn: c.conn, text });
     }
 }
-
-fn not_yet(name: &str) -> String {
-    format!("not supported yet: {name}")
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,11 +1,12 @@
 //! Every call's media sockets: the WebRTC leg's UDP socket and the SIP leg's RTP/RTCP pairs.
 //!
 //! The gateway chooses the addresses (its port allocator hands out even/odd pairs) and asks
-//! for them with [`GatewayOutput::OpenMedia`](crate::gateway::GatewayOutput); this module
-//! binds them, hands datagrams to the gateway and sends what the call's bridge produces. The
-//! hot path reads into the reactor's scratch buffer and writes borrowed bytes: no
-//! allocation per packet.
+//! for them with [`GatewayCommand::OpenMedia`](crate::gateway::GatewayCommand); this module
+//! binds them, hands each datagram straight to the call's bridge and sends what the bridge
+//! produces. The hot path reads into the reactor's scratch buffer and writes borrowed bytes:
+//! no allocation and no hashing per packet.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,7 +16,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::token::{self, Generations, TokenKind};
-use crate::gateway::{Gateway, MediaMap, MediaRef, MediaSocketKind};
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Switchboard};
 
 /// Sockets per call at most: WebRTC + audio RTP/RTCP + video RTP/RTCP.
 const MAX_SOCKETS_PER_CALL: usize = 5;
@@ -30,7 +31,7 @@ struct BoundSocket {
 
 struct CallMedia {
     generation: u32,
-    media: MediaRef,
+    media: MediaId,
     sockets: Vec<BoundSocket>,
 }
 
@@ -38,7 +39,7 @@ struct CallMedia {
 #[derive(Default)]
 pub struct MediaSockets {
     calls: Slab<CallMedia>,
-    by_media: MediaMap<usize>,
+    by_media: HashMap<MediaId, usize>,
     /// Datagrams the kernel would not take (counted, not retried: RTP is loss-tolerant).
     pub dropped_sends: u64,
 }
@@ -50,7 +51,7 @@ impl MediaSockets {
         &mut self,
         registry: &Registry,
         generations: &mut Generations,
-        media: MediaRef,
+        media: MediaId,
         wanted: &[(MediaSocketKind, SocketAddr)],
     ) -> Result<(), String> {
         if wanted.len() > MAX_SOCKETS_PER_CALL {
@@ -94,7 +95,7 @@ impl MediaSockets {
     }
 
     /// Closes a call's sockets.
-    pub fn close(&mut self, registry: &Registry, media: MediaRef) {
+    pub fn close(&mut self, registry: &Registry, media: MediaId) {
         let Some(key) = self.by_media.remove(&media) else {
             return;
         };
@@ -105,14 +106,14 @@ impl MediaSockets {
         }
     }
 
-    /// Readiness on a media socket: reads every datagram into the gateway, sending what the
-    /// bridge answers right away.
+    /// Readiness on a media socket: reads every datagram into the call's bridge, sending
+    /// what the bridge answers right away.
     pub fn read_ready(
         &mut self,
         token_key: usize,
         generation: u32,
         now: Instant,
-        gateway: &mut Gateway,
+        board: &mut Switchboard,
         buf: &mut [u8],
     ) {
         let (key, index) = (
@@ -140,8 +141,8 @@ impl MediaSockets {
                     let Some(datagram) = buf.get_mut(..n) else {
                         continue;
                     };
-                    gateway.handle_media_datagram(now, media, kind, local, from, datagram);
-                    self.flush_key(key, media, gateway);
+                    board.handle_media_datagram(now, media, kind, local, from, datagram);
+                    self.flush_key(key, media, &mut board.bridges);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -152,21 +153,21 @@ impl MediaSockets {
     }
 
     /// Sends everything the call's bridge has queued.
-    pub fn flush(&mut self, media: MediaRef, gateway: &mut Gateway) {
+    pub fn flush(&mut self, media: MediaId, bridges: &mut Bridges) {
         let Some(&key) = self.by_media.get(&media) else {
             // Sockets gone (call ending): drain so the bridge does not hold packets.
-            while gateway.poll_media_transmit(media).is_some() {}
+            while bridges.poll_transmit(media).is_some() {}
             return;
         };
-        self.flush_key(key, media, gateway);
+        self.flush_key(key, media, bridges);
     }
 
     /// [`flush`](Self::flush) for the call at slab `key`, known to carry `media`.
-    fn flush_key(&mut self, key: usize, media: MediaRef, gateway: &mut Gateway) {
+    fn flush_key(&mut self, key: usize, media: MediaId, bridges: &mut Bridges) {
         let Some(call) = self.calls.get(key) else {
             return;
         };
-        while let Some(t) = gateway.poll_media_transmit(media) {
+        while let Some(t) = bridges.poll_transmit(media) {
             // At most five sockets: a linear look-up beats hashing.
             let Some(bound) = call.sockets.iter().find(|s| s.local == t.from) else {
                 continue;

@@ -18,7 +18,7 @@ use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -29,14 +29,10 @@ use slab::Slab;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
-use crate::gateway::{Gateway, GatewayConfig, GatewayOutput};
+use crate::gateway::GatewayCommand;
+use crate::switchboard::{Command, Switchboard};
 use crate::ws::{WsConnection, WsEvent, WsLimits};
 use media_sockets::MediaSockets;
-use sip::dns::{Resolver, ResolverConfig};
-use sip::locate::{SipScheme, SipUriParts};
-use sip::msg::Uri;
-use sip::stack::{SipStack, StackConfig};
-use sip::transport::LocalAddresses;
 use sip_sockets::SipSockets;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
@@ -82,7 +78,7 @@ pub struct Reactor {
     /// Min-heap of (deadline, token); entries are checked against the stream's armed
     /// deadline when popped, so outdated ones are skipped instead of searched for.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    gateway: Gateway,
+    board: Switchboard,
     sip: SipSockets,
     media: MediaSockets,
     limits: WsLimits,
@@ -97,9 +93,18 @@ pub struct Reactor {
     epoch: Instant,
 }
 
-impl Reactor {
-    /// Binds the listeners of `config` and prepares the loop.
-    pub fn new(config: &Config) -> Result<Reactor, String> {
+/// The sockets bound at start-up, before the engines that need their addresses exist.
+pub struct BoundSockets {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    sip: SipSockets,
+    signals: Signals,
+}
+
+impl BoundSockets {
+    /// Binds the WebSocket listeners, the SIP sockets and the DNS client sockets (for the
+    /// families of `nameservers`) of `config`, and catches SIGTERM/SIGINT.
+    pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let ws = &config.websocket;
         let mut listeners = Vec::new();
@@ -118,16 +123,6 @@ impl Reactor {
                 .map_err(|e| format!("cannot register listener: {e}"))?;
             listeners.push(Listener { socket, tls });
         }
-        let (mut resolver_config, warnings) = ResolverConfig::from_system(
-            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            &std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        );
-        for w in warnings {
-            log::info!("dns: {w}");
-        }
-        if !config.sip.nameservers.is_empty() {
-            resolver_config.nameservers = config.sip.nameservers.clone();
-        }
         let sip_tls = match (config.sip.tls_listen, &tls) {
             (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
             _ => None,
@@ -139,23 +134,8 @@ impl Reactor {
             config.sip.listen,
             sip_tls,
             tls_client,
-            &resolver_config.nameservers,
+            nameservers,
         )?;
-        let stack = SipStack::new(
-            StackConfig {
-                local: LocalAddresses {
-                    udp_tcp: sip.local_addr().unwrap_or(config.sip.listen),
-                    tls: sip.tls_local_addr(),
-                    advertised_host: config.sip.advertised_host.clone(),
-                },
-                transports: config.sip.transports.clone(),
-                outbound_proxy: config.sip.outbound_proxy.as_deref().and_then(uri_parts),
-                register_expires: config.sip.register_expires,
-                user_agent: config.sip.user_agent.clone(),
-            },
-            Resolver::new(resolver_config, random_seed()),
-            random_seed(),
-        );
         let mut signals =
             Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
@@ -165,39 +145,65 @@ impl Reactor {
                 Interest::READABLE,
             )
             .map_err(|e| format!("cannot register signals: {e}"))?;
-        Ok(Reactor {
+        Ok(BoundSockets {
+            poll,
+            listeners,
+            sip,
+            signals,
+        })
+    }
+
+    /// The bound listener addresses.
+    pub fn addresses(&self) -> BoundAddresses {
+        let mut out = BoundAddresses {
+            sip: self.sip.local_addr(),
+            sip_tls: self.sip.tls_local_addr(),
+            ..Default::default()
+        };
+        for l in &self.listeners {
+            let addr = l.socket.local_addr().ok();
+            if l.tls.is_some() {
+                out.wss = addr;
+            } else {
+                out.ws = addr;
+            }
+        }
+        out
+    }
+}
+
+impl Reactor {
+    /// The loop over `sockets`, driving `board`.
+    pub fn new(
+        sockets: BoundSockets,
+        board: Switchboard,
+        limits: WsLimits,
+        max_connections: usize,
+    ) -> Reactor {
+        let BoundSockets {
+            poll,
+            listeners,
+            sip,
+            signals,
+        } = sockets;
+        Reactor {
             poll,
             listeners,
             streams: Slab::new(),
             generations: Generations::default(),
             timers: BinaryHeap::new(),
-            gateway: Gateway::new(
-                GatewayConfig {
-                    sylkrtc: config.sylkrtc.clone(),
-                    trace_websocket: config.log.trace_websocket,
-                    media: config.media.clone(),
-                    decline_code: config.sip.decline_code,
-                    seed: random_seed(),
-                },
-                stack,
-            )?,
+            board,
             sip,
             media: MediaSockets::default(),
-            limits: WsLimits {
-                origins: ws.origins.clone(),
-                max_message_size: ws.max_message_size,
-                max_queued_output: ws.max_queued_output,
-                ping_interval: ws.ping_interval,
-                pong_timeout: ws.pong_timeout(),
-            },
-            max_connections: ws.max_connections,
+            limits,
+            max_connections,
             next_log_id: 0,
             signals,
             shutdown_deadline: None,
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
             epoch: Instant::now(),
-        })
+        }
     }
 
     /// The bound listener addresses.
@@ -224,7 +230,7 @@ impl Reactor {
         loop {
             let now = Instant::now();
             if let Some(deadline) = self.shutdown_deadline {
-                if (self.streams.is_empty() && self.gateway.is_idle()) || now >= deadline {
+                if (self.streams.is_empty() && self.board.is_idle()) || now >= deadline {
                     log::info!(
                         "shutdown complete ({} connections dropped)",
                         self.streams.len()
@@ -236,9 +242,9 @@ impl Reactor {
             // their own). Input handled before the timers below can only make it earlier
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
-            let gateway_deadline = self.gateway.poll_timeout();
+            let engines_deadline = self.board.poll_timeout();
             let timeout = self
-                .next_deadline(gateway_deadline)
+                .next_deadline(engines_deadline)
                 .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -246,17 +252,18 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            self.board.set_wall_clock(SystemTime::now());
             for event in events.iter() {
                 self.dispatch(now, event.token(), event.is_writable());
             }
-            self.run_timers(now, gateway_deadline);
+            self.run_timers(now, engines_deadline);
             self.settle(now);
         }
     }
 
-    fn next_deadline(&self, gateway: Option<Instant>) -> Option<Instant> {
+    fn next_deadline(&self, engines: Option<Instant>) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
-        [timer, gateway, self.shutdown_deadline]
+        [timer, engines, self.shutdown_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -279,28 +286,27 @@ impl Reactor {
                     parts.key,
                     parts.generation,
                     now,
-                    &mut self.gateway,
+                    &mut self.board,
                     &mut self.scratch,
                 );
             }
-            TokenKind::SipUdp => self.sip.read_udp(now, &mut self.gateway, &mut self.scratch),
-            TokenKind::Dns => {
-                self.sip
-                    .read_dns(parts.key, now, &mut self.gateway, &mut self.scratch)
-            }
+            TokenKind::SipUdp => self.sip.read_udp(now, &mut self.board, &mut self.scratch),
+            TokenKind::Dns => self
+                .sip
+                .read_dns(parts.key, now, &mut self.board, &mut self.scratch),
             TokenKind::SipListener => self.sip.accept(
                 parts.key,
                 now,
                 self.poll.registry(),
                 &mut self.generations,
-                &mut self.gateway,
+                &mut self.board,
             ),
             TokenKind::SipStream => self.sip.stream_ready(
                 parts.key,
                 parts.generation,
                 now,
                 self.poll.registry(),
-                &mut self.gateway,
+                &mut self.board,
                 &mut self.scratch,
             ),
             TokenKind::WsConn => {
@@ -389,9 +395,9 @@ impl Reactor {
         }
     }
 
-    /// Runs the WebSocket timers that are due, and the gateway's when `gateway_deadline`
-    /// (its [`poll_timeout`](Gateway::poll_timeout) before the poll) is.
-    fn run_timers(&mut self, now: Instant, gateway_deadline: Option<Instant>) {
+    /// Runs the WebSocket timers that are due, and the engines' when `engines_deadline`
+    /// (their [`poll_timeout`](Switchboard::poll_timeout) before the poll) is.
+    fn run_timers(&mut self, now: Instant, engines_deadline: Option<Instant>) {
         while let Some(Reverse((deadline, key))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -407,8 +413,8 @@ impl Reactor {
             s.ws.handle_timeout(now);
             self.touched.push(key);
         }
-        if gateway_deadline.is_some_and(|t| t <= now) {
-            self.gateway.handle_timeout(now);
+        if engines_deadline.is_some_and(|t| t <= now) {
+            self.board.handle_timeout(now);
         }
     }
 
@@ -422,7 +428,7 @@ impl Reactor {
                 i += 1;
                 progressed |= self.route_ws_events(now, key);
             }
-            progressed |= self.route_gateway_outputs(now);
+            progressed |= self.run_commands(now);
             if !progressed {
                 break;
             }
@@ -436,7 +442,7 @@ impl Reactor {
         self.touched = touched;
     }
 
-    /// Hands a stream's WebSocket events to the gateway. Returns whether any arrived.
+    /// Hands a stream's WebSocket events to the switchboard. Returns whether any arrived.
     fn route_ws_events(&mut self, now: Instant, key: usize) -> bool {
         let Some(s) = self.streams.get_mut(key) else {
             return false;
@@ -453,20 +459,18 @@ impl Reactor {
                         origin.as_deref().unwrap_or("-")
                     );
                     let conn = token::encode(TokenKind::WsConn, key, s.generation).0;
-                    s.client = Some(
-                        self.gateway
-                            .handle_client_open(now, conn, dialect, s.log_id),
-                    );
+                    self.board.handle_client_open(now, conn, dialect, s.log_id);
+                    s.client = Some(conn);
                 }
                 WsEvent::Text(text) => {
-                    if let Some(client) = s.client {
-                        self.gateway.handle_client_text(now, client, &text);
+                    if let Some(conn) = s.client {
+                        self.board.handle_client_text(now, conn, &text);
                     }
                 }
                 WsEvent::Closed(reason) => {
                     log::info!("conn={} websocket closed: {reason:?}", s.log_id);
-                    if let Some(client) = s.client.take() {
-                        self.gateway.handle_client_closed(now, client);
+                    if let Some(conn) = s.client.take() {
+                        self.board.handle_client_closed(now, conn);
                     }
                 }
             }
@@ -514,23 +518,23 @@ impl Reactor {
             return;
         }
         let mut s = self.streams.remove(key);
-        if let Some(client) = s.client.take() {
-            self.gateway.handle_client_closed(now, client);
+        if let Some(conn) = s.client.take() {
+            self.board.handle_client_closed(now, conn);
         }
         s.shutdown();
         let _ = self.poll.registry().deregister(&mut s.socket);
         log::info!("conn={} connection from {} released", s.log_id, s.peer);
         // The gateway may have produced output (un-REGISTERs, other clients) while cleaning up.
-        self.route_gateway_outputs(now);
+        self.run_commands(now);
     }
 
-    /// Executes everything the gateway asked for. Returns whether there was anything.
-    fn route_gateway_outputs(&mut self, now: Instant) -> bool {
+    /// Carries out the engines' socket work. Returns whether there was anything.
+    fn run_commands(&mut self, now: Instant) -> bool {
         let mut any = false;
-        while let Some(out) = self.gateway.poll_output() {
+        while let Some(command) = self.board.poll_output() {
             any = true;
-            match out {
-                GatewayOutput::Send { conn, text } => {
+            match command {
+                Command::Gateway(GatewayCommand::Send { conn, text }) => {
                     let Some(parts) = token::decode(Token(conn)) else {
                         continue;
                     };
@@ -541,15 +545,15 @@ impl Reactor {
                         }
                     }
                 }
-                GatewayOutput::Sip(t) => self.sip.transmit(
+                Command::Sip(t) => self.sip.transmit(
                     t,
                     now,
                     self.poll.registry(),
                     &mut self.generations,
-                    &mut self.gateway,
+                    &mut self.board,
                 ),
-                GatewayOutput::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
-                GatewayOutput::OpenMedia { media, sockets } => {
+                Command::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
+                Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
                     if let Err(e) = self.media.open(
                         self.poll.registry(),
                         &mut self.generations,
@@ -557,19 +561,19 @@ impl Reactor {
                         &sockets,
                     ) {
                         log::warn!("media: {e}");
-                        self.gateway.handle_media_unavailable(now, media);
+                        self.board.handle_media_unavailable(now, media);
                     }
                 }
-                GatewayOutput::CloseMedia { media } => {
+                Command::Gateway(GatewayCommand::CloseMedia { media }) => {
                     // The bridge's last datagrams (RTCP BYE, DTLS close_notify) go first.
-                    self.media.flush(media, &mut self.gateway);
+                    self.media.flush(media, &mut self.board.bridges);
                     self.media.close(self.poll.registry(), media);
-                    self.gateway.handle_media_closed(media);
+                    self.board.handle_media_closed(media);
                 }
             }
         }
-        while let Some(media) = self.gateway.poll_media_dirty() {
-            self.media.flush(media, &mut self.gateway);
+        while let Some(media) = self.board.bridges.poll_dirty() {
+            self.media.flush(media, &mut self.board.bridges);
         }
         any
     }
@@ -584,7 +588,7 @@ impl Reactor {
         );
         self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
         // Accounts are unregistered now; their un-REGISTERs go out with the next settle.
-        self.gateway.handle_shutdown(now);
+        self.board.handle_shutdown(now);
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut l.socket);
         }
@@ -612,40 +616,6 @@ fn coalesce(epoch: Instant, now: Instant, deadline: Instant) -> Instant {
     let grid = TIMER_GRID.as_nanos() as u64;
     let since = deadline.saturating_duration_since(epoch).as_nanos() as u64;
     epoch + Duration::from_nanos(since.div_ceil(grid).saturating_mul(grid))
-}
-
-/// The parts of a configured `sip:`/`sips:` URI that server location needs.
-fn uri_parts(text: &str) -> Option<SipUriParts> {
-    let uri = Uri::parse(text).ok()?;
-    let scheme = if uri.as_str().to_ascii_lowercase().starts_with("sips:") {
-        SipScheme::Sips
-    } else {
-        SipScheme::Sip
-    };
-    let host = uri.host()?.to_string();
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    Some(SipUriParts {
-        scheme,
-        host,
-        port: uri.port(),
-        transport: uri.param("transport").and_then(|p| p.value()),
-    })
-}
-
-/// 64 bits from the OS's random source for tags, branches and DNS ids (reading it is I/O,
-/// hence here and not in the engines). Falls back to the clock if the source is missing.
-fn random_seed() -> u64 {
-    use std::io::Read;
-    let mut bytes = [0u8; 8];
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
-        Ok(()) => u64::from_le_bytes(bytes),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    }
 }
 
 #[cfg(test)]

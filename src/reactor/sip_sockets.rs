@@ -1,6 +1,6 @@
 //! The SIP side's sockets: the UDP socket, the TCP (and optional TLS) listener, SIP stream
 //! connections (inbound and outbound), and the DNS resolver's UDP sockets. Everything read
-//! goes to the gateway; the gateway's SIP transmits come back here.
+//! goes to the SIP stack; its transmits come back here.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,7 +16,7 @@ use slab::Slab;
 
 use super::stream::{self, ByteQueue};
 use super::token::{self, Generations, TokenKind};
-use crate::gateway::Gateway;
+use crate::switchboard::Switchboard;
 use sip::transport::{FlowId, SipTransmit};
 
 /// Most bytes queued for one SIP connection before it is closed (a peer that stops reading).
@@ -182,10 +182,10 @@ impl SipSockets {
     }
 
     /// Reads every datagram waiting on the SIP UDP socket.
-    pub fn read_udp(&mut self, now: Instant, gateway: &mut Gateway, buf: &mut [u8]) {
+    pub fn read_udp(&mut self, now: Instant, board: &mut Switchboard, buf: &mut [u8]) {
         loop {
             match self.udp.recv_from(buf) {
-                Ok((n, from)) => gateway.handle_sip_datagram(now, from, &buf[..n]),
+                Ok((n, from)) => board.handle_sip_datagram(now, from, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors surface here on Linux; they concern one datagram, not the socket.
@@ -195,13 +195,13 @@ impl SipSockets {
     }
 
     /// Reads every DNS answer waiting on resolver socket `key`.
-    pub fn read_dns(&mut self, key: usize, now: Instant, gateway: &mut Gateway, buf: &mut [u8]) {
+    pub fn read_dns(&mut self, key: usize, now: Instant, board: &mut Switchboard, buf: &mut [u8]) {
         let Some(socket) = self.dns.get(key).and_then(|s| s.as_ref()) else {
             return;
         };
         loop {
             match socket.recv_from(buf) {
-                Ok((n, from)) => gateway.handle_dns_datagram(now, from, &buf[..n]),
+                Ok((n, from)) => board.handle_dns_datagram(now, from, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {}
@@ -216,7 +216,7 @@ impl SipSockets {
         now: Instant,
         registry: &Registry,
         generations: &mut Generations,
-        gateway: &mut Gateway,
+        board: &mut Switchboard,
     ) {
         loop {
             let Some(listener) = self.listeners.get(key).and_then(|l| l.as_ref()) else {
@@ -232,7 +232,7 @@ impl SipSockets {
                 }
             };
             let tls = key == TLS_LISTENER;
-            let Some(flow) = gateway.handle_sip_stream_accepted(now, tls, remote) else {
+            let Some(flow) = board.handle_sip_stream_accepted(now, tls, remote) else {
                 log::warn!("sip: refusing connection from {remote}: too many connections");
                 continue;
             };
@@ -240,7 +240,7 @@ impl SipSockets {
                 (Some(config), true) => match ServerConnection::new(Arc::clone(config)) {
                     Ok(c) => Some(Box::new(Connection::Server(c))),
                     Err(_) => {
-                        gateway.handle_sip_stream_closed(now, flow);
+                        board.handle_sip_stream_closed(now, flow);
                         continue;
                     }
                 },
@@ -248,7 +248,7 @@ impl SipSockets {
             };
             let _ = socket.set_nodelay(true);
             if !self.insert(registry, generations, flow, remote, socket, tls, false) {
-                gateway.handle_sip_stream_closed(now, flow);
+                board.handle_sip_stream_closed(now, flow);
             }
         }
     }
@@ -303,7 +303,7 @@ impl SipSockets {
         generation: u32,
         now: Instant,
         registry: &Registry,
-        gateway: &mut Gateway,
+        board: &mut Switchboard,
         buf: &mut [u8],
     ) {
         let Some(c) = self.connections.get_mut(key) else {
@@ -320,30 +320,30 @@ impl SipSockets {
                 (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return,
                 _ => {
                     log::info!("sip: connection to {} failed", c.remote);
-                    self.close(key, now, registry, gateway);
+                    self.close(key, now, registry, board);
                     return;
                 }
             }
         }
         let flow = c.flow;
         let eof = stream::read_available(&mut c.socket, c.tls.as_deref_mut(), buf, &mut |bytes| {
-            gateway.handle_sip_stream_data(now, flow, bytes)
+            board.handle_sip_stream_data(now, flow, bytes)
         });
         if eof {
-            self.close(key, now, registry, gateway);
+            self.close(key, now, registry, board);
             return;
         }
-        self.flush(key, now, registry, gateway);
+        self.flush(key, now, registry, board);
     }
 
-    /// Executes one SIP transmit from the gateway.
+    /// Executes one SIP transmit of the SIP stack.
     pub fn transmit(
         &mut self,
         t: SipTransmit,
         now: Instant,
         registry: &Registry,
         generations: &mut Generations,
-        gateway: &mut Gateway,
+        board: &mut Switchboard,
     ) {
         match t {
             SipTransmit::Datagram { to, bytes } => match self.udp.send_to(&bytes, to) {
@@ -364,7 +364,7 @@ impl SipSockets {
                             Ok(c) => Some(Box::new(Connection::Client(c))),
                             Err(e) => {
                                 log::info!("sip: TLS to {remote} ({name}): {e}");
-                                gateway.handle_sip_stream_closed(now, flow);
+                                board.handle_sip_stream_closed(now, flow);
                                 return;
                             }
                         }
@@ -382,12 +382,12 @@ impl SipSockets {
                     }
                 };
                 if !ok {
-                    gateway.handle_sip_stream_closed(now, flow);
+                    board.handle_sip_stream_closed(now, flow);
                 }
             }
             SipTransmit::Stream { flow, bytes } => {
                 let Some(&key) = self.by_flow.get(&flow) else {
-                    gateway.handle_sip_stream_closed(now, flow);
+                    board.handle_sip_stream_closed(now, flow);
                     return;
                 };
                 let Some(c) = self.connections.get_mut(key) else {
@@ -395,11 +395,11 @@ impl SipSockets {
                 };
                 if c.out.len() + bytes.len() > MAX_STREAM_QUEUE {
                     log::warn!("sip: connection to {} is not reading; closing it", c.remote);
-                    self.close(key, now, registry, gateway);
+                    self.close(key, now, registry, board);
                     return;
                 }
                 c.out.push(&bytes);
-                self.flush(key, now, registry, gateway);
+                self.flush(key, now, registry, board);
             }
             SipTransmit::Close { flow } => {
                 if let Some(&key) = self.by_flow.get(&flow) {
@@ -421,7 +421,7 @@ impl SipSockets {
         }
     }
 
-    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, gateway: &mut Gateway) {
+    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
         let Some(c) = self.connections.get_mut(key) else {
             return;
         };
@@ -430,7 +430,7 @@ impl SipSockets {
         }
         if let Err(e) = stream::write_available(&mut c.socket, c.tls.as_deref_mut(), &mut c.out) {
             log::info!("sip: write to {} failed: {e}", c.remote);
-            self.close(key, now, registry, gateway);
+            self.close(key, now, registry, board);
             return;
         }
         let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
@@ -447,10 +447,10 @@ impl SipSockets {
         }
     }
 
-    /// Drops connection `key` and tells the gateway its flow is gone.
-    fn close(&mut self, key: usize, now: Instant, registry: &Registry, gateway: &mut Gateway) {
+    /// Drops connection `key` and tells the SIP stack its flow is gone.
+    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
         if let Some(c) = self.remove(key, registry) {
-            gateway.handle_sip_stream_closed(now, c.flow);
+            board.handle_sip_stream_closed(now, c.flow);
         }
     }
 

@@ -8,7 +8,7 @@ use mio::Interest;
 use rustls::Connection;
 
 use super::stream::{self, Outgoing};
-use crate::gateway::ClientId;
+use crate::gateway::ConnRef;
 use crate::ws::WsConnection;
 
 impl Outgoing for WsConnection {
@@ -35,8 +35,8 @@ pub struct ClientStream {
     pub tls: Option<Box<Connection>>,
     /// The WebSocket engine.
     pub ws: WsConnection,
-    /// The gateway's id once the handshake completed.
-    pub client: Option<ClientId>,
+    /// Its handle as the gateway knows it, once the handshake completed.
+    pub client: Option<ConnRef>,
     /// The interest currently registered with mio.
     pub interest: Interest,
     /// The deadline already pushed to the reactor's timer heap.

@@ -1,16 +1,22 @@
-//! Deterministic gateway tests: scripted clients, virtual time, every reply checked.
+//! Deterministic gateway tests through the switchboard (the SIP stack, the bridges and the
+//! gateway as production wires them): scripted clients, virtual time, every reply checked.
 
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::SylkRtcConfig;
+use crate::gateway::{GatewayCommand, GatewayConfig};
 use sip::msg::{SipMessage, TransportKind};
 use sip::transport::SipTransmit;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 
-fn gateway(domains: &[&str], max_accounts: usize) -> Gateway {
+/// A client's handle in these tests: the connection reference itself.
+type ClientId = ConnRef;
+
+fn gateway(domains: &[&str], max_accounts: usize) -> Switchboard {
     gateway_with_media(
         domains,
         max_accounts,
@@ -22,8 +28,9 @@ fn gateway_with_media(
     domains: &[&str],
     max_accounts: usize,
     media: crate::config::MediaConfig,
-) -> Gateway {
-    Gateway::new(
+) -> Switchboard {
+    let max_calls = media.max_calls;
+    let gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: SylkRtcConfig {
                 sip_domains: domains.iter().map(|d| d.to_string()).collect(),
@@ -32,11 +39,11 @@ fn gateway_with_media(
             trace_websocket: false,
             media,
             decline_code: 486,
-            seed: 1,
         },
-        test_stack(),
+        engine::Rng::seed_from_u64(1),
     )
-    .unwrap()
+    .unwrap();
+    Switchboard::new(gateway, test_stack(), max_calls)
 }
 
 /// A SIP stack on a documentation address that nothing in these tests sends to.
@@ -66,10 +73,10 @@ fn test_stack() -> SipStack {
 }
 
 /// Drains all outputs for `conn` as JSON values.
-fn sent(g: &mut Gateway, conn: ConnRef) -> Vec<Value> {
+fn sent(g: &mut Switchboard, conn: ConnRef) -> Vec<Value> {
     let mut out = Vec::new();
     while let Some(output) = g.poll_output() {
-        let GatewayOutput::Send { conn: c, text } = output else {
+        let Command::Gateway(GatewayCommand::Send { conn: c, text }) = output else {
             continue;
         };
         assert_eq!(c, conn, "output routed to the wrong connection");
@@ -78,8 +85,20 @@ fn sent(g: &mut Gateway, conn: ConnRef) -> Vec<Value> {
     out
 }
 
-fn request(g: &mut Gateway, now: Instant, client: ClientId, v: Value) {
+fn request(g: &mut Switchboard, now: Instant, client: ClientId, v: Value) {
     g.handle_client_text(now, client, &v.to_string());
+}
+
+/// Opens a client on connection `conn`; its handle is `conn`.
+fn open(
+    g: &mut Switchboard,
+    now: Instant,
+    conn: ConnRef,
+    dialect: Dialect,
+    log_id: u64,
+) -> ClientId {
+    g.handle_client_open(now, conn, dialect, log_id);
+    conn
 }
 
 fn add(account: &str, tx: &str) -> Value {
@@ -90,7 +109,7 @@ fn add(account: &str, tx: &str) -> Value {
 fn ready_then_one_reply_per_request_in_order() {
     let now = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(now, 7, Dialect::V2, 1);
+    let c = open(&mut g, now, 7, Dialect::V2, 1);
     assert_eq!(sent(&mut g, 7), [json!({"sylkrtc":"ready-event"})]);
     request(&mut g, now, c, json!({"sylkrtc":"ping","transaction":"p1"}));
     request(&mut g, now, c, add("sip:alice@example.com", "a1"));
@@ -125,7 +144,7 @@ fn ready_then_one_reply_per_request_in_order() {
 fn v1_ready_and_garbage_is_dropped_without_reply() {
     let now = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(now, 1, Dialect::V1, 1);
+    let c = open(&mut g, now, 1, Dialect::V1, 1);
     assert_eq!(
         sent(&mut g, 1),
         [json!({"sylkrtc":"event","event":"ready"})]
@@ -152,7 +171,7 @@ fn v1_ready_and_garbage_is_dropped_without_reply() {
 fn domain_allow_list_and_account_limit() {
     let now = Instant::now();
     let mut g = gateway(&["example.com"], 2);
-    let c = g.handle_client_open(now, 1, Dialect::V2, 1);
+    let c = open(&mut g, now, 1, Dialect::V2, 1);
     sent(&mut g, 1);
     request(&mut g, now, c, add("a@other.org", "t1"));
     request(&mut g, now, c, add("a@EXAMPLE.com", "t2"));
@@ -172,7 +191,7 @@ fn domain_allow_list_and_account_limit() {
 fn later_features_answer_not_supported_yet() {
     let now = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(now, 1, Dialect::V2, 1);
+    let c = open(&mut g, now, 1, Dialect::V2, 1);
     sent(&mut g, 1);
     request(&mut g, now, c, add("a@example.com", "t0"));
     request(
@@ -233,39 +252,44 @@ fn later_features_answer_not_supported_yet() {
 fn same_account_on_two_connections_and_close_frees_everything() {
     let now = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c1 = g.handle_client_open(now, 1, Dialect::V2, 1);
-    let c2 = g.handle_client_open(now, 2, Dialect::V1, 2);
+    let c1 = open(&mut g, now, 1, Dialect::V2, 1);
+    let c2 = open(&mut g, now, 2, Dialect::V1, 2);
     while g.poll_output().is_some() {}
     request(&mut g, now, c1, add("a@example.com", "t1"));
     request(&mut g, now, c1, add("b@example.com", "t2"));
     request(&mut g, now, c2, add("a@example.com", "t3"));
     let mut acks = 0;
-    while let Some(GatewayOutput::Send { text, .. }) = g.poll_output() {
+    while let Some(Command::Gateway(GatewayCommand::Send { text, .. })) = g.poll_output() {
         assert!(text.contains("\"ack\""), "{text}");
         acks += 1;
     }
     assert_eq!(acks, 3);
-    assert_eq!(g.account_count(), 3);
-    assert_eq!(g.accounts_by_aor["a@example.com"].len(), 2);
+    assert_eq!(g.gateway().account_count(), 3);
+    assert_eq!(g.gateway().account_instances("a@example.com"), 2);
     g.handle_client_closed(now, c1);
-    assert_eq!(g.account_count(), 1);
-    assert_eq!(g.client_count(), 1);
-    assert!(!g.accounts_by_aor.contains_key("b@example.com"));
+    assert_eq!(g.gateway().account_count(), 1);
+    assert_eq!(g.gateway().client_count(), 1);
+    assert_eq!(g.gateway().account_instances("b@example.com"), 0);
     // Events for a closed client go nowhere; a stale id is ignored.
     g.handle_client_text(now, c1, r#"{"sylkrtc":"ping","transaction":"x"}"#);
     assert!(g.poll_output().is_none());
     g.handle_client_closed(now, c2);
-    assert_eq!((g.client_count(), g.account_count()), (0, 0));
-    assert!(g.accounts_by_aor.is_empty());
+    assert_eq!(
+        (g.gateway().client_count(), g.gateway().account_count()),
+        (0, 0)
+    );
+    assert_eq!(g.gateway().aor_count(), 0);
 }
 
 /// Drains every output: client texts as JSON, SIP datagrams as parsed messages.
-fn drain(g: &mut Gateway) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMessage)>) {
+fn drain(g: &mut Switchboard) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMessage)>) {
     let (mut texts, mut sip) = (Vec::new(), Vec::new());
     while let Some(out) = g.poll_output() {
         match out {
-            GatewayOutput::Send { text, .. } => texts.push(serde_json::from_str(&text).unwrap()),
-            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
+            Command::Gateway(GatewayCommand::Send { text, .. }) => {
+                texts.push(serde_json::from_str(&text).unwrap())
+            }
+            Command::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
                 to,
                 sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
             )),
@@ -298,7 +322,7 @@ fn register_with_digest_then_unregister_on_close() {
     let t0 = Instant::now();
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
     drain(&mut g);
     // HA1 = md5("alice:127.0.0.1:5099:secret"): the realm is the domain, as sylkrtc.js does.
     let ha1 = md5_hex("alice:127.0.0.1:5099:secret");
@@ -396,14 +420,17 @@ fn register_with_digest_then_unregister_on_close() {
     g.handle_sip_datagram(t0, registrar, &ok);
     drain(&mut g);
     assert_eq!(g.sip().registration_count(), 0);
-    assert_eq!((g.client_count(), g.account_count()), (0, 0));
+    assert_eq!(
+        (g.gateway().client_count(), g.gateway().account_count()),
+        (0, 0)
+    );
 }
 
 #[test]
 fn unanswered_register_fails_with_408() {
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(t0, 1, Dialect::V1, 1);
+    let c = open(&mut g, t0, 1, Dialect::V1, 1);
     drain(&mut g);
     request(&mut g, t0, c, add("bob@127.0.0.1:5098", "a"));
     request(
@@ -486,36 +513,38 @@ const SIP_ANSWER: &str = include_str!("../../media/tests/fixtures/sdp/sipp_uas_e
 struct Drained {
     texts: Vec<Value>,
     sip: Vec<(std::net::SocketAddr, SipMessage)>,
-    opened: Vec<MediaRef>,
+    opened: Vec<MediaId>,
     /// The sockets of every OpenMedia, in order.
     sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
-    closed: Vec<MediaRef>,
+    closed: Vec<MediaId>,
 }
 
-fn drain_all(g: &mut Gateway) -> Drained {
+fn drain_all(g: &mut Switchboard) -> Drained {
     let mut d = Drained::default();
     while let Some(out) = g.poll_output() {
         match out {
-            GatewayOutput::Send { text, .. } => d.texts.push(serde_json::from_str(&text).unwrap()),
-            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
+            Command::Gateway(GatewayCommand::Send { text, .. }) => {
+                d.texts.push(serde_json::from_str(&text).unwrap())
+            }
+            Command::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
                 to,
                 sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
             )),
-            GatewayOutput::OpenMedia { media, sockets } => {
+            Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
                 d.opened.push(media);
                 d.sockets.extend(sockets);
             }
-            GatewayOutput::CloseMedia { media } => {
+            Command::Gateway(GatewayCommand::CloseMedia { media }) => {
                 d.closed.push(media);
                 // What the reactor does: flush the bridge's last datagrams, then release.
-                while g.poll_media_transmit(media).is_some() {}
+                while g.bridges.poll_transmit(media).is_some() {}
                 g.handle_media_closed(media);
             }
             other => panic!("unexpected output {other:?}"),
         }
     }
-    while let Some(m) = g.poll_media_dirty() {
-        while g.poll_media_transmit(m).is_some() {}
+    while let Some(m) = g.bridges.poll_dirty() {
+        while g.bridges.poll_transmit(m).is_some() {}
     }
     d
 }
@@ -531,7 +560,7 @@ fn sip_requests(d: &Drained) -> Vec<sip::msg::SipRequest> {
 }
 
 /// A client with alice, which calls bob at a scripted UAS; returns the INVITE.
-fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
+fn outgoing_call(g: &mut Switchboard, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
     let (c, invite) = start_outgoing_call(g, t0);
     // The SIP offer is the translated one: plain RTP/AVP on the gateway's media address.
     let body = String::from_utf8_lossy(invite.body()).into_owned();
@@ -543,8 +572,8 @@ fn outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::SipReques
 }
 
 /// [`outgoing_call`] without looking at the offer.
-fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+fn start_outgoing_call(g: &mut Switchboard, t0: Instant) -> (ClientId, sip::msg::SipRequest) {
+    let c = open(g, t0, 1, Dialect::V2, 1);
     request(g, t0, c, add("alice@example.test", "a"));
     request(
         g,
@@ -600,8 +629,8 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
     // pairs, and the reactor is asked for WebRTC + 2 x (RTP, RTCP) sockets.
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let pairs_before = g.media_pairs_available();
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    let pairs_before = g.gateway().media_pairs_available();
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
     request(&mut g, t0, c, add("alice@example.test", "a"));
     request(
         &mut g,
@@ -624,10 +653,10 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
     assert_eq!(d.sockets[1].1.port(), audio);
     assert_eq!(d.sockets[3].1.port(), video);
     assert_eq!(d.sockets[4].1.port(), video + 1);
-    assert_eq!(g.media_pairs_available(), pairs_before - 3);
+    assert_eq!(g.gateway().media_pairs_available(), pairs_before - 3);
     // The same offer with video turned off (port 0): no video pair, m=video stays 0.
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
     request(&mut g, t0, c, add("alice@example.test", "a"));
     request(
         &mut g,
@@ -647,7 +676,7 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
     );
     let kinds: Vec<MediaSocketKind> = d.sockets.iter().map(|(k, _)| *k).collect();
     assert_eq!(kinds, [Webrtc, Rtp, Rtcp]);
-    assert_eq!(g.media_pairs_available(), pairs_before - 2);
+    assert_eq!(g.gateway().media_pairs_available(), pairs_before - 2);
 }
 
 #[test]
@@ -655,11 +684,11 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
     use sip::msg::ResponseBuilder;
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let pairs_before = g.media_pairs_available();
+    let pairs_before = g.gateway().media_pairs_available();
     let uas: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     let (c, invite) = outgoing_call(&mut g, t0);
     // WebRTC, SIP audio and SIP video (Chrome's offer has video).
-    assert_eq!(g.media_pairs_available(), pairs_before - 3);
+    assert_eq!(g.gateway().media_pairs_available(), pairs_before - 3);
     let ok = ResponseBuilder::from_request(&invite, 200, "OK", Some("uas"))
         .header("Contact", "<sip:bob@127.0.0.1:5099>")
         .body("application/sdp", SIP_ANSWER.as_bytes().to_vec())
@@ -686,9 +715,9 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         .find(|r| *r.method() == sip::msg::Method::Bye)
         .expect("BYE");
     assert_eq!(d.closed.len(), 1);
-    assert_eq!(g.call_count(), 0);
-    assert_eq!(g.media_pairs_available(), pairs_before);
-    assert_eq!(g.closing_media_count(), 0);
+    assert_eq!(g.gateway().call_count(), 0);
+    assert_eq!(g.gateway().media_pairs_available(), pairs_before);
+    assert_eq!(g.bridges.closing_count(), 0);
     g.handle_sip_datagram(
         t0,
         uas,
@@ -709,7 +738,10 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
     assert_eq!(g.sip().call_count(), 0);
     assert_eq!(g.sip().dialog_count(), 0);
     assert_eq!(g.sip().transaction_count(), 0);
-    assert_eq!((g.client_count(), g.account_count()), (0, 0));
+    assert_eq!(
+        (g.gateway().client_count(), g.gateway().account_count()),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -766,7 +798,7 @@ fn cancel_crossing_a_200_ends_with_ack_and_bye() {
 fn untranslatable_incoming_offer_is_declined_488() {
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
     request(&mut g, t0, c, add("alice@127.0.0.1:5099", "a"));
     request(
         &mut g,
@@ -805,7 +837,7 @@ fn untranslatable_incoming_offer_is_declined_488() {
         .collect();
     assert!(statuses.contains(&488), "{statuses:?}");
     assert!(d.texts.is_empty(), "{:?}", d.texts);
-    assert_eq!(g.call_count(), 0);
+    assert_eq!(g.gateway().call_count(), 0);
 }
 
 // ---- media.sip_srtp: SDES-SRTP in our own offers (RFC 4568) --------------------------------
@@ -842,7 +874,7 @@ fn media_with_srtp(mode: crate::config::SipSrtp) -> crate::config::MediaConfig {
 }
 
 fn reply(
-    g: &mut Gateway,
+    g: &mut Switchboard,
     t: Instant,
     req: &sip::msg::SipRequest,
     status: u16,
@@ -928,7 +960,7 @@ fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
             .collect::<Vec<_>>(),
         [Method::Ack]
     );
-    assert_eq!(g.call_count(), 1);
+    assert_eq!(g.gateway().call_count(), 1);
 }
 
 #[test]
@@ -954,7 +986,7 @@ fn sip_srtp_auto_ends_the_call_on_a_second_488() {
                 "state":"terminated","reason":"488 Not Acceptable Here"})
         ]
     );
-    assert_eq!(g.call_count(), 0);
+    assert_eq!(g.gateway().call_count(), 0);
     assert_eq!(d.closed.len(), 1, "media released");
 }
 
@@ -1020,7 +1052,7 @@ fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
         assert_eq!(methods, [Method::Ack, Method::Bye], "{reason}");
         assert_eq!(states(&d), ["terminated"], "{reason}");
         assert_eq!(d.texts[0]["reason"], reason);
-        assert_eq!(g.call_count(), 0);
+        assert_eq!(g.gateway().call_count(), 0);
     }
     // A 488 to a mandatory offer is final: nothing plainer exists to offer.
     let t0 = Instant::now();
@@ -1073,11 +1105,11 @@ fn browser_answer_to(offer: &str) -> String {
 fn late_offer_answered(
     mode: crate::config::SipSrtp,
     t0: Instant,
-) -> (Gateway, sip::msg::SipResponse) {
+) -> (Switchboard, sip::msg::SipResponse) {
     use sip::msg::{Method, ResponseBuilder};
     let mut g = gateway_with_media(&["*"], 10, media_with_srtp(mode));
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
-    let c = g.handle_client_open(t0, 1, Dialect::V2, 1);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
     request(&mut g, t0, c, add("alice@127.0.0.1:5099", "a"));
     request(
         &mut g,
@@ -1135,7 +1167,7 @@ fn late_offer_answered(
 }
 
 /// The ACK for `ok` carrying `sdp`, from bob at 127.0.0.1:5099.
-fn ack_with(g: &mut Gateway, t: Instant, ok: &sip::msg::SipResponse, sdp: &str) {
+fn ack_with(g: &mut Switchboard, t: Instant, ok: &sip::msg::SipResponse, sdp: &str) {
     let tag = ok.to().tag().unwrap();
     let contact = ok.contacts().as_slice()[0].uri.clone();
     let ack = format!(
@@ -1165,7 +1197,7 @@ fn sip_srtp_mandatory_late_offer_is_savp_and_the_ack_must_take_a_key() {
     let d = drain_all(&mut g);
     assert!(sip_requests(&d).is_empty(), "{:?}", d.sip);
     assert!(d.texts.is_empty(), "{:?}", d.texts);
-    assert_eq!(g.call_count(), 1);
+    assert_eq!(g.gateway().call_count(), 1);
     // An ACK whose answer drops to plain RTP ends the call: BYE, and the reason says why.
     let (mut g, ok) = late_offer_answered(SipSrtp::Mandatory, t0);
     ack_with(&mut g, t0, &ok, SIP_ANSWER);
@@ -1180,7 +1212,7 @@ fn sip_srtp_mandatory_late_offer_is_savp_and_the_ack_must_take_a_key() {
         d.texts[0]["reason"],
         "488 Not Acceptable Here (SRTP refused: RTP/SAVP offered, plain RTP/AVP answered on m= line 0)"
     );
-    assert_eq!(g.call_count(), 0);
+    assert_eq!(g.gateway().call_count(), 0);
 }
 
 #[test]
@@ -1195,5 +1227,5 @@ fn sip_srtp_auto_late_offer_is_plain() {
     ack_with(&mut g, t0, &ok, SIP_ANSWER);
     let d = drain_all(&mut g);
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
-    assert_eq!(g.call_count(), 1);
+    assert_eq!(g.gateway().call_count(), 1);
 }

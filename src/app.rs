@@ -1,0 +1,144 @@
+//! Wiring: configuration -> sockets, resolver, SIP stack, gateway, switchboard, reactor.
+//!
+//! The one place that reads the system's resolver files and the OS's random source at
+//! start-up; everything it builds is then driven by the reactor alone.
+
+use std::fmt;
+
+use engine::Rng;
+use sip::dns::{Resolver, ResolverConfig};
+use sip::locate::{SipScheme, SipUriParts};
+use sip::msg::Uri;
+use sip::stack::{SipStack, StackConfig};
+use sip::transport::LocalAddresses;
+
+use crate::config::Config;
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::reactor::{BoundAddresses, BoundSockets, Reactor};
+use crate::switchboard::Switchboard;
+use crate::ws::WsLimits;
+
+/// Why the gateway could not start (exit status 1).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// A socket could not be bound or registered, or TLS could not be set up.
+    Sockets(String),
+    /// `media.rtp_ports` cannot be used.
+    Ports(crate::gateway::PortRangeError),
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Sockets(e) => f.write_str(e),
+            StartupError::Ports(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// A gateway ready to run: its reactor and the addresses it listens on.
+pub struct App {
+    /// The event loop; [`Reactor::run`] it.
+    pub reactor: Reactor,
+    /// The bound listener addresses (useful with port 0).
+    pub addresses: BoundAddresses,
+}
+
+/// Builds everything `config` asks for and binds its sockets.
+pub fn build(config: &Config) -> Result<App, StartupError> {
+    let (mut resolver_config, warnings) = ResolverConfig::from_system(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        &std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+    );
+    for w in warnings {
+        log::info!("dns: {w}");
+    }
+    if !config.sip.nameservers.is_empty() {
+        resolver_config.nameservers = config.sip.nameservers.clone();
+    }
+    let sockets =
+        BoundSockets::bind(config, &resolver_config.nameservers).map_err(StartupError::Sockets)?;
+    let addresses = sockets.addresses();
+    let mut rng = Rng::from_seed(os_random_seed());
+    let stack = SipStack::new(
+        StackConfig {
+            local: LocalAddresses {
+                udp_tcp: addresses.sip.unwrap_or(config.sip.listen),
+                tls: addresses.sip_tls,
+                advertised_host: config.sip.advertised_host.clone(),
+            },
+            transports: config.sip.transports.clone(),
+            outbound_proxy: config.sip.outbound_proxy.as_deref().and_then(uri_parts),
+            register_expires: config.sip.register_expires,
+            user_agent: config.sip.user_agent.clone(),
+        },
+        Resolver::new(resolver_config, rng.next_u64()),
+        rng.next_u64(),
+    );
+    let gateway = Gateway::new(
+        GatewayConfig {
+            sylkrtc: config.sylkrtc.clone(),
+            trace_websocket: config.log.trace_websocket,
+            media: config.media.clone(),
+            decline_code: config.sip.decline_code,
+        },
+        rng.fork(),
+    )
+    .map_err(StartupError::Ports)?;
+    let board = Switchboard::new(gateway, stack, config.media.max_calls);
+    let ws = &config.websocket;
+    let limits = WsLimits {
+        origins: ws.origins.clone(),
+        max_message_size: ws.max_message_size,
+        max_queued_output: ws.max_queued_output,
+        ping_interval: ws.ping_interval,
+        pong_timeout: ws.pong_timeout(),
+    };
+    Ok(App {
+        reactor: Reactor::new(sockets, board, limits, ws.max_connections),
+        addresses,
+    })
+}
+
+/// The parts of a configured `sip:`/`sips:` URI that server location needs.
+fn uri_parts(text: &str) -> Option<SipUriParts> {
+    let uri = Uri::parse(text).ok()?;
+    let scheme = if uri.as_str().to_ascii_lowercase().starts_with("sips:") {
+        SipScheme::Sips
+    } else {
+        SipScheme::Sip
+    };
+    let host = uri.host()?.to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Some(SipUriParts {
+        scheme,
+        host,
+        port: uri.port(),
+        transport: uri.param("transport").and_then(|p| p.value()),
+    })
+}
+
+/// 32 bytes from the OS's random source, the seed of every engine's [`Rng`]. Falls back to
+/// the clock and process id if the source is missing (then only as unpredictable as those).
+fn os_random_seed() -> [u8; 32] {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .is_err()
+    {
+        log::warn!("no /dev/urandom: seeding randomness from the clock");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        seed[..16].copy_from_slice(&nanos.to_le_bytes());
+        seed[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    seed
+}

@@ -1,0 +1,254 @@
+//! Incoming calls: an INVITE for a registration's Contact -> `incoming-session`, and
+//! `session-answer` -> 200.
+
+use std::time::Instant;
+
+use media::bridge::Bridge;
+use media::error::BridgeError;
+use sip::stack::{CallId as SipCallId, RegId};
+
+use super::{bare_uri, CallDirection, CallState, GwCall};
+use crate::gateway::ports::offers_video;
+use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::sylkrtc::event::{Originator, SessionState};
+use crate::sylkrtc::Event;
+
+/// What the stack reported of a new INVITE.
+#[derive(Debug)]
+pub(super) struct IncomingInvite {
+    /// The stack's call.
+    pub sip: SipCallId,
+    /// The registration whose Contact was called.
+    pub reg: RegId,
+    /// The caller's URI (From).
+    pub from_uri: String,
+    /// The caller's display name.
+    pub from_display_name: Option<String>,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The offer; `None`: our offer goes in the 200, the answer comes in the ACK.
+    pub sdp: Option<String>,
+}
+
+impl Gateway {
+    /// A new INVITE: offer it to the browser of the account whose registration was called.
+    pub(super) fn incoming_call(
+        &mut self,
+        now: Instant,
+        invite: IncomingInvite,
+        e: &mut Engines<'_>,
+    ) {
+        let IncomingInvite {
+            sip,
+            reg,
+            from_uri,
+            from_display_name,
+            call_id,
+            sdp,
+        } = invite;
+        let decline = |e: &mut Engines<'_>, code: u16| {
+            if let Err(err) = e.sip.decline(now, sip, code) {
+                log::info!("incoming call {call_id}: {code} not sent: {err}");
+            }
+        };
+        let Some(&account) = self.registration_owner.get(&reg) else {
+            return decline(e, 480);
+        };
+        let Some(client) = self.accounts.get(account.0).map(|a| a.client) else {
+            return decline(e, 480);
+        };
+        let live = self
+            .clients
+            .get(client.0)
+            .map_or(0, |c| c.sessions.live.len());
+        if live >= self.ports.config.max_calls_per_connection
+            || self.calls.len() >= self.ports.config.max_calls
+        {
+            return decline(e, 503);
+        }
+        // A late offer (no SDP) stays audio-only: the browser is offered what we can do
+        // without knowing whether the caller has video.
+        let video = sdp.as_deref().is_some_and(offers_video);
+        let Some((ports, addrs)) = self.ports.allocate(video) else {
+            return decline(e, 503);
+        };
+        let config = self
+            .ports
+            .bridge_config(addrs, self.wall, self.rng.next_u64());
+        // An INVITE without SDP (RFC 3261 section 13.2.1): the browser still needs an offer
+        // before the user answers, so it gets one made from what we can do; its answer
+        // becomes our offer in the 200 and the SIP answer arrives in the ACK.
+        let is_late_offer = sdp.is_none();
+        let sdp = match sdp {
+            Some(sdp) => sdp,
+            None => match Bridge::capabilities_offer(now, config.clone()) {
+                Ok(sdp) => sdp,
+                Err(err) => {
+                    log::warn!("incoming call {call_id}: {err}");
+                    self.ports.release(&ports);
+                    return decline(e, 500);
+                }
+            },
+        };
+        let (bridge, webrtc_offer) = match Bridge::new_offerer(now, config, &sdp) {
+            Ok(pair) => pair,
+            Err(err) => {
+                log::info!("incoming call {call_id}: {err}");
+                self.ports.release(&ports);
+                return decline(e, 488);
+            }
+        };
+        let session = self.incoming_session_id(client, &call_id);
+        let originator = Originator {
+            uri: bare_uri(&from_uri),
+            display_name: from_display_name,
+        };
+        let media = e.bridges.insert(Box::new(bridge));
+        self.insert_call(
+            GwCall {
+                client,
+                account,
+                session: session.clone(),
+                direction: CallDirection::Incoming,
+                state: CallState::Connecting,
+                sip: Some(sip),
+                sip_call_id: Some(call_id.clone()),
+                media,
+                ports,
+                originator: Some(originator.clone()),
+                early_media: false,
+                progress_sent: false,
+                late_offer: None,
+                is_late_offer,
+                held_by_sip: false,
+            },
+            addrs,
+        );
+        let account_aor = self
+            .accounts
+            .get(account.0)
+            .map(|a| a.aor.as_str().to_owned())
+            .unwrap_or_default();
+        self.send_event(
+            client,
+            &Event::IncomingSession {
+                account: account_aor,
+                session,
+                originator,
+                sdp: webrtc_offer,
+                call_id: call_id.clone(),
+            },
+        );
+        if let Err(err) = e.sip.ring(now, sip) {
+            log::info!("incoming call {call_id}: 180 not sent: {err}");
+        }
+    }
+
+    /// `session-answer`: the browser takes an incoming call.
+    pub(in crate::gateway) fn answer_session(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        session: &str,
+        sdp: &str,
+        e: &mut Engines<'_>,
+    ) -> Result<(), GatewayError> {
+        let key = self.session_key(client, session)?;
+        let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
+        if call.direction == CallDirection::Outgoing {
+            return Err(GatewayError::CannotAnswerOutgoing(session.to_owned()));
+        }
+        if call.state != CallState::Connecting {
+            return Err(GatewayError::AnswerState {
+                session: session.to_owned(),
+                state: call.state.as_str(),
+            });
+        }
+        let media = call.media;
+        let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
+        // For an INVITE without SDP what goes into the 200 is our offer (RFC 3264 section 4),
+        // with every SDES key when it is RTP/SAVP.
+        let sip_answer = if call.is_late_offer {
+            bridge.apply_webrtc_answer_as_offer(now, sdp)
+        } else {
+            bridge.apply_webrtc_answer(now, sdp)
+        };
+        e.bridges.touched(media);
+        let sip_answer = sip_answer.map_err(GatewayError::Sdp)?;
+        let sip = call.sip.ok_or(GatewayError::Internal)?;
+        call.state = CallState::Accepted;
+        if call.is_late_offer {
+            call.late_offer = Some(sip_answer.clone());
+        }
+        e.sip
+            .answer(now, sip, sip_answer)
+            .map_err(|error| GatewayError::CannotAnswer {
+                session: session.to_owned(),
+                error,
+            })?;
+        self.session_event(
+            key,
+            SessionState::Accepted {
+                sdp: None,
+                call_id: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The ACK for our 200; for an INVITE without SDP it carries the SIP answer.
+    pub(super) fn call_confirmed(
+        &mut self,
+        now: Instant,
+        sip: SipCallId,
+        sdp_in_ack: Option<String>,
+        e: &mut Engines<'_>,
+    ) {
+        let Some((key, call)) = self.call_of_sip(sip) else {
+            return;
+        };
+        let Some(our_offer) = call.late_offer.take() else {
+            return;
+        };
+        let media = call.media;
+        let result = match (sdp_in_ack, e.bridges.get_mut(media)) {
+            (Some(answer), Some(bridge)) => {
+                bridge.apply_sip_answer_to_our_offer(now, &our_offer, &answer)
+            }
+            _ => Err(BridgeError::WrongState("ACK without the SDP answer")),
+        };
+        e.bridges.touched(media);
+        if let Err(err) = result {
+            log::info!("late-offer answer unusable: {err}");
+            self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
+        }
+    }
+
+    /// The session id of an incoming call: SylkServer (since 2020) derives it from the
+    /// SIP Call-ID as a UUID-formatted MD5, stable across the user's devices.
+    fn incoming_session_id(&self, client: ClientId, call_id: &str) -> String {
+        use md5::Digest;
+        let mut input = call_id.to_owned();
+        loop {
+            let d = md5::Md5::digest(input.as_bytes());
+            let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            let id = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            let taken = self
+                .clients
+                .get(client.0)
+                .is_some_and(|c| c.sessions.live.contains_key(&id));
+            if !taken {
+                return id;
+            }
+            // The same Call-ID twice on one connection (a fork loop): derive another id.
+            input.push('+');
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! sylkRTC sessions bound to SIP calls and media bridges (spec section 7).
+//!
+//! Outgoing ([`outgoing`]): `session-create` -> the bridge answers the browser's offer and
+//! yields the SIP offer -> INVITE; provisional responses become `progress`,
+//! `proceeding`/`ringing` (v2) and `early-media`; the 2xx's answer becomes the browser's
+//! answer in `accepted`; DTLS up becomes `established`. Incoming ([`incoming`]): INVITE ->
+//! the bridge offers to the browser in `incoming-session` and 180 goes out;
+//! `session-answer` -> 200 with the translated answer. Every end, from either side or from
+//! the media, becomes exactly one `terminated` with a [`CallEnd`].
+
+mod incoming;
+mod outgoing;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use media::bridge::{BridgeEvent, MediaLeg};
+
+use super::ports::CallPorts;
+use super::{
+    AccountId, CallEnd, CallKey, ClientId, Engines, Gateway, GatewayCommand, GatewayError,
+};
+use crate::switchboard::MediaId;
+use crate::sylkrtc::event::{Originator, SessionState};
+use crate::sylkrtc::request::IceCandidate;
+use crate::sylkrtc::Event;
+use sip::stack::{CallId as SipCallId, CallNotice};
+
+/// Terminated sessions remembered per connection, so a late trickle gets `Session <id> is
+/// terminated` rather than `Unknown session` (sylkrtc.js ends a call on any trickle error).
+const TERMINATED_MEMORY: usize = 32;
+
+/// Which side placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallDirection {
+    /// The browser called out (`session-create`).
+    Outgoing,
+    /// A SIP peer called in (`incoming-session`).
+    Incoming,
+}
+
+/// Where a call is, in sylkRTC terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallState {
+    /// Outgoing: INVITE sent, no provisional yet. Incoming: offered to the browser.
+    Connecting,
+    /// Outgoing: a provisional response arrived.
+    Progress,
+    /// Answered on both sides.
+    Accepted,
+    /// ICE and DTLS are up.
+    Established,
+}
+
+impl CallState {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallState::Connecting => "connecting",
+            CallState::Progress => "progress",
+            CallState::Accepted => "accepted",
+            CallState::Established => "established",
+        }
+    }
+}
+
+/// One sylkRTC session and what carries it.
+#[derive(Debug)]
+pub(super) struct GwCall {
+    pub client: ClientId,
+    pub account: AccountId,
+    pub session: String,
+    pub direction: CallDirection,
+    pub state: CallState,
+    pub sip: Option<SipCallId>,
+    pub sip_call_id: Option<String>,
+    /// The call's bridge and sockets.
+    pub media: MediaId,
+    pub ports: CallPorts,
+    pub originator: Option<Originator>,
+    pub early_media: bool,
+    pub progress_sent: bool,
+    /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
+    /// Holds that offer once sent.
+    pub late_offer: Option<String>,
+    pub is_late_offer: bool,
+    /// The SIP side put the call on hold (its last offer was sendonly/inactive): silence
+    /// from SIP is then expected, not a dead call.
+    pub held_by_sip: bool,
+}
+
+/// Per-connection session bookkeeping.
+#[derive(Debug, Default)]
+pub(super) struct ClientSessions {
+    /// Live sessions by id.
+    pub live: std::collections::HashMap<String, CallKey>,
+    /// Recently terminated session ids.
+    pub terminated: VecDeque<String>,
+}
+
+impl ClientSessions {
+    fn remember_terminated(&mut self, session: String) {
+        if self.terminated.len() >= TERMINATED_MEMORY {
+            self.terminated.pop_front();
+        }
+        self.terminated.push_back(session);
+    }
+}
+
+impl Gateway {
+    /// `session-trickle`: the browser's candidates; `[]` is end-of-candidates.
+    pub(super) fn trickle_session(
+        &mut self,
+        client: ClientId,
+        session: &str,
+        candidates: &[IceCandidate],
+        e: &mut Engines<'_>,
+    ) -> Result<(), GatewayError> {
+        let key = self.session_key(client, session)?;
+        let media = self.calls.get(key.0).ok_or(GatewayError::Internal)?.media;
+        let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
+        let result = if candidates.is_empty() {
+            bridge.add_remote_candidate("")
+        } else {
+            candidates
+                .iter()
+                .try_for_each(|c| bridge.add_remote_candidate(&c.candidate))
+        };
+        e.bridges.touched(media);
+        result.map_err(GatewayError::InvalidCandidate)
+    }
+
+    /// `session-terminate`: decline an unanswered incoming call, otherwise hang up.
+    pub(super) fn terminate_session(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        session: &str,
+        e: &mut Engines<'_>,
+    ) -> Result<(), GatewayError> {
+        let key = self.session_key(client, session)?;
+        let call = self.calls.get(key.0).ok_or(GatewayError::Internal)?;
+        let unanswered_incoming =
+            call.direction == CallDirection::Incoming && call.state == CallState::Connecting;
+        match call.sip {
+            Some(sip) if unanswered_incoming => {
+                let code = self.config.decline_code;
+                if let Err(err) = e.sip.decline(now, sip, code) {
+                    log::info!("session {session}: decline {code} not sent: {err}");
+                }
+            }
+            Some(sip) => {
+                if let Err(err) = e.sip.hangup(now, sip) {
+                    log::info!("session {session}: hangup not sent: {err}");
+                }
+            }
+            None => self.end_call(now, key, CallEnd::LocalHangup, true, e),
+        }
+        Ok(())
+    }
+
+    /// The stack's call notices.
+    pub(super) fn handle_call_notice(
+        &mut self,
+        now: Instant,
+        notice: CallNotice,
+        e: &mut Engines<'_>,
+    ) {
+        match notice {
+            CallNotice::Incoming {
+                call,
+                reg,
+                from_uri,
+                from_display_name,
+                call_id,
+                sdp,
+            } => self.incoming_call(
+                now,
+                incoming::IncomingInvite {
+                    sip: call,
+                    reg,
+                    from_uri,
+                    from_display_name,
+                    call_id,
+                    sdp,
+                },
+                e,
+            ),
+            CallNotice::Progress {
+                call, code, sdp, ..
+            } => self.call_progress(now, call, code, sdp, e),
+            CallNotice::OfferRetried { call, code } => self.call_offer_retried(now, call, code, e),
+            CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp, e),
+            CallNotice::Confirmed { call, sdp_in_ack } => {
+                self.call_confirmed(now, call, sdp_in_ack, e)
+            }
+            CallNotice::ReInvite { call, sdp } => self.sip_reinvite(now, call, &sdp, e),
+            CallNotice::Terminated { call, reason } => {
+                if let Some(key) = self.calls_by_sip.remove(&call) {
+                    if let Some(c) = self.calls.get_mut(key.0) {
+                        c.sip = None;
+                    }
+                    self.end_call(now, key, CallEnd::Sip(super::SipEnd(reason)), true, e);
+                }
+            }
+        }
+    }
+
+    /// A re-INVITE from the SIP side. The bridge does not renegotiate yet: it is answered at
+    /// once with our last SDP, directions mirrored (RFC 3264 section 6.1), which keeps
+    /// hold/unhold, session refreshes and address changes of the same media working.
+    fn sip_reinvite(&mut self, now: Instant, sip: SipCallId, sdp: &str, e: &mut Engines<'_>) {
+        log::info!("sip call {sip:?}: re-INVITE answered with the current media");
+        if let Some(c) = self
+            .calls_by_sip
+            .get(&sip)
+            .and_then(|&k| self.calls.get_mut(k.0))
+        {
+            c.held_by_sip = is_hold_offer(sdp);
+        }
+        if let Err(err) = e.sip.answer_reinvite_with_current_media(now, sip) {
+            log::info!("sip call {sip:?}: re-INVITE not answered: {err}");
+        }
+    }
+
+    /// A bridge event for call `key`.
+    pub(super) fn handle_bridge_event(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        event: BridgeEvent,
+        e: &mut Engines<'_>,
+    ) {
+        match event {
+            BridgeEvent::DtlsConnected => {
+                if let Some(call) = self.calls.get_mut(key.0) {
+                    if call.state != CallState::Established {
+                        call.state = CallState::Established;
+                        self.session_event(key, SessionState::Established);
+                    }
+                }
+            }
+            BridgeEvent::IceFailed => self.fail_call(now, key, CallEnd::IceFailure, e),
+            BridgeEvent::DtlsFailed => self.fail_call(now, key, CallEnd::DtlsFailure, e),
+            BridgeEvent::RtpInactive { leg: MediaLeg::Sip }
+                if self.calls.get(key.0).is_some_and(|c| c.held_by_sip) =>
+            {
+                // On hold the SIP side sends nothing by design (RFC 3264 section 8.4).
+            }
+            BridgeEvent::RtpInactive { leg } => {
+                self.fail_call(now, key, CallEnd::MediaTimeout(leg), e)
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a call for a gateway-side reason: hang up SIP, then report `end`.
+    pub(super) fn fail_call(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        end: CallEnd,
+        e: &mut Engines<'_>,
+    ) {
+        self.end_call(now, key, end, true, e);
+    }
+
+    /// Removes call `key`: `terminated` (and `missed-session` for an unanswered incoming
+    /// call the caller cancelled) to the client when `notify`; the SIP side is hung up if
+    /// it is still there; the media is released.
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        end: CallEnd,
+        notify: bool,
+        e: &mut Engines<'_>,
+    ) {
+        if !self.calls.contains(key.0) {
+            return;
+        }
+        if notify {
+            self.session_event(
+                key,
+                SessionState::Terminated {
+                    reason: end.to_string(),
+                },
+            );
+        }
+        let Some(mut call) = self.calls.remove(key.0) else {
+            return;
+        };
+        if let Some(sip) = call.sip.take() {
+            self.calls_by_sip.remove(&sip);
+            if let Err(err) = e.sip.hangup(now, sip) {
+                log::debug!("session {}: SIP side already gone: {err}", call.session);
+            }
+        }
+        let missed = notify
+            && call.direction == CallDirection::Incoming
+            && call.state == CallState::Connecting
+            && end.is_cancelled();
+        if let (true, Some(originator)) = (missed, call.originator.clone()) {
+            let account = self
+                .accounts
+                .get(call.account.0)
+                .map(|a| a.aor.as_str().to_owned())
+                .unwrap_or_default();
+            self.send_event(
+                call.client,
+                &Event::MissedSession {
+                    account,
+                    originator,
+                },
+            );
+        }
+        if let Some(c) = self.clients.get_mut(call.client.0) {
+            c.sessions.live.remove(&call.session);
+            c.sessions.remember_terminated(call.session.clone());
+        }
+        self.calls_by_media.remove(&call.media);
+        self.ports.release(&call.ports);
+        // RTCP BYE and DTLS close_notify still go out before the sockets close.
+        e.bridges.close(now, call.media);
+        self.outputs
+            .push_back(GatewayCommand::CloseMedia { media: call.media });
+        log::info!("session {} ended: {end}", call.session);
+    }
+
+    /// Ends every call of a client that is going away (BYE/CANCEL/486 on the SIP side).
+    pub(super) fn end_client_calls(&mut self, now: Instant, client: ClientId, e: &mut Engines<'_>) {
+        let keys: Vec<CallKey> = self
+            .clients
+            .get(client.0)
+            .map(|c| c.sessions.live.values().copied().collect())
+            .unwrap_or_default();
+        for key in keys {
+            self.end_call(now, key, CallEnd::WebSocketClosed, false, e);
+        }
+    }
+
+    fn session_key(&self, client: ClientId, session: &str) -> Result<CallKey, GatewayError> {
+        let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
+        match c.sessions.live.get(session) {
+            Some(&key) => Ok(key),
+            None if c.sessions.terminated.iter().any(|s| s == session) => {
+                Err(GatewayError::SessionTerminated(session.to_owned()))
+            }
+            None => Err(GatewayError::UnknownSession(session.to_owned())),
+        }
+    }
+
+    fn session_event(&mut self, key: CallKey, state: SessionState) {
+        let Some(call) = self.calls.get(key.0) else {
+            return;
+        };
+        let (client, session) = (call.client, call.session.clone());
+        self.send_event(client, &Event::SessionState { session, state });
+    }
+
+    /// Files a new call everywhere it is looked up, and asks the reactor for its sockets.
+    fn insert_call(&mut self, call: GwCall, sockets: super::ports::CallAddrs) -> CallKey {
+        let (client, session, media, sip) =
+            (call.client, call.session.clone(), call.media, call.sip);
+        let key = CallKey(self.calls.insert(call));
+        if let Some(c) = self.clients.get_mut(client.0) {
+            c.sessions.live.insert(session, key);
+        }
+        self.calls_by_media.insert(media, key);
+        if let Some(sip) = sip {
+            self.calls_by_sip.insert(sip, key);
+        }
+        self.outputs.push_back(GatewayCommand::OpenMedia {
+            media,
+            sockets: super::ports::MediaPorts::sockets(sockets),
+        });
+        key
+    }
+
+    /// The call of a SIP call id, with its key.
+    fn call_of_sip(&mut self, sip: SipCallId) -> Option<(CallKey, &mut GwCall)> {
+        let key = *self.calls_by_sip.get(&sip)?;
+        Some((key, self.calls.get_mut(key.0)?))
+    }
+}
+
+/// `sip:user@host;params` -> `user@host`, as sylkRTC carries addresses.
+fn bare_uri(uri: &str) -> String {
+    let s = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .unwrap_or(s);
+    s.split([';', '?', '>']).next().unwrap_or(s).to_owned()
+}
+
+/// Whether an SDP offer puts us on hold (RFC 3264 section 8.4: `sendonly`/`inactive`, or
+/// the RFC 2543 style `c=0.0.0.0`).
+fn is_hold_offer(sdp: &str) -> bool {
+    sdp.lines().any(|l| {
+        let l = l.trim();
+        l == "a=sendonly" || l == "a=inactive" || l == "c=IN IP4 0.0.0.0"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bare_uri, is_hold_offer};
+
+    #[test]
+    fn hold_offers() {
+        assert!(is_hold_offer(
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendonly\r\n"
+        ));
+        assert!(is_hold_offer("v=0\r\nc=IN IP4 0.0.0.0\r\n"));
+        assert!(!is_hold_offer(
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendrecv\r\n"
+        ));
+    }
+
+    #[test]
+    fn bare_uris() {
+        assert_eq!(
+            bare_uri("sip:bob@example.com;transport=tcp"),
+            "bob@example.com"
+        );
+        assert_eq!(bare_uri("<sips:bob@example.com>"), "bob@example.com");
+        assert_eq!(bare_uri("bob@example.com"), "bob@example.com");
+    }
+}

@@ -1,0 +1,241 @@
+//! Outgoing calls: `session-create` -> INVITE, and the SIP answers that come back.
+
+use std::time::Instant;
+
+use media::bridge::Bridge;
+use media::error::BridgeError;
+use sip::stack::CallId as SipCallId;
+
+use super::{CallDirection, CallState, GwCall};
+use crate::config::SipSrtp;
+use crate::gateway::ports::offers_video;
+use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::sylkrtc::event::SessionState;
+use crate::sylkrtc::request::SessionCreate;
+
+impl Gateway {
+    /// `session-create`: an outgoing call.
+    pub(in crate::gateway) fn create_session(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        create: SessionCreate,
+        e: &mut Engines<'_>,
+    ) -> Result<(), GatewayError> {
+        let account = self.find_account(client, create.account.as_str())?;
+        let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
+        if c.sessions.live.contains_key(&create.session) {
+            return Err(GatewayError::SessionInUse(create.session));
+        }
+        let per_client = self.ports.config.max_calls_per_connection;
+        if c.sessions.live.len() >= per_client {
+            return Err(GatewayError::TooManySessions(per_client));
+        }
+        if self.calls.len() >= self.ports.config.max_calls {
+            return Err(GatewayError::GatewayFull);
+        }
+        let (ports, addrs) = self
+            .ports
+            .allocate(offers_video(&create.sdp))
+            .ok_or(GatewayError::NoMediaPorts)?;
+        let config = self
+            .ports
+            .bridge_config(addrs, self.wall, self.rng.next_u64());
+        let (mut bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
+            Ok(pair) => pair,
+            Err(err) => {
+                self.ports.release(&ports);
+                return Err(GatewayError::Sdp(err));
+            }
+        };
+        // media.sip_srtp = "auto": a callee that insists on SRTP refuses the plain offer with
+        // 488 (RFC 3261 section 21.4.26); the stack then sends the INVITE once more with this
+        // RTP/SAVP + SDES offer (RFC 4568) and reports `OfferRetried`.
+        let retry_offer = match self.ports.config.sip_srtp {
+            SipSrtp::Auto => match bridge.prepare_sdes_retry() {
+                Ok(sdp) => Some(sdp),
+                Err(err) => {
+                    log::warn!("session {}: no SRTP retry offer: {err}", create.session);
+                    None
+                }
+            },
+            SipSrtp::Mandatory | SipSrtp::Off => None,
+        };
+        let identity = self
+            .accounts
+            .get(account.0)
+            .ok_or(GatewayError::Internal)?
+            .identity();
+        let sip = match e.sip.invite_with_retry_offer(
+            now,
+            &identity,
+            create.uri.as_str(),
+            sip_offer,
+            retry_offer,
+        ) {
+            Ok(sip) => sip,
+            Err(error) => {
+                self.ports.release(&ports);
+                return Err(GatewayError::CannotCall {
+                    uri: create.uri.as_str().to_owned(),
+                    error,
+                });
+            }
+        };
+        let media = e.bridges.insert(Box::new(bridge));
+        let sip_call_id = e.sip.call_id_of(sip).map(str::to_owned);
+        self.insert_call(
+            GwCall {
+                client,
+                account,
+                session: create.session.clone(),
+                direction: CallDirection::Outgoing,
+                state: CallState::Connecting,
+                sip: Some(sip),
+                sip_call_id,
+                media,
+                ports,
+                originator: None,
+                early_media: false,
+                progress_sent: false,
+                late_offer: None,
+                is_late_offer: false,
+                held_by_sip: false,
+            },
+            addrs,
+        );
+        log::info!("session {}: calling {}", create.session, create.uri);
+        Ok(())
+    }
+
+    /// A provisional response to our INVITE; with SDP it carries early media (RFC 3960).
+    pub(super) fn call_progress(
+        &mut self,
+        now: Instant,
+        sip: SipCallId,
+        code: u16,
+        sdp: Option<String>,
+        e: &mut Engines<'_>,
+    ) {
+        let Some((key, call)) = self.call_of_sip(sip) else {
+            return;
+        };
+        let first = !call.progress_sent;
+        call.progress_sent = true;
+        if call.state == CallState::Connecting {
+            call.state = CallState::Progress;
+        }
+        if first {
+            self.session_event(key, SessionState::Progress);
+        }
+        self.session_event(
+            key,
+            if code == 180 {
+                SessionState::Ringing
+            } else {
+                SessionState::Proceeding { code }
+            },
+        );
+        let Some(sdp) = sdp else { return };
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
+        if call.early_media {
+            return;
+        }
+        let media = call.media;
+        let Some(bridge) = e.bridges.get_mut(media) else {
+            return;
+        };
+        let answer = bridge.apply_sip_answer(now, &sdp);
+        e.bridges.touched(media);
+        match answer {
+            Ok(answer) => {
+                call.early_media = true;
+                let call_id = call.sip_call_id.clone().unwrap_or_default();
+                self.session_event(
+                    key,
+                    SessionState::EarlyMedia {
+                        sdp: answer,
+                        call_id,
+                    },
+                );
+            }
+            Err(err) => {
+                log::info!("early media SDP unusable: {err}");
+                self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
+            }
+        }
+    }
+
+    /// The callee refused our plain offer with 488 and the stack re-sent the INVITE with the
+    /// RTP/SAVP one (`media.sip_srtp = "auto"`): the answer to come answers that offer. The
+    /// browser hears nothing of it; it keeps its progress events.
+    pub(super) fn call_offer_retried(
+        &mut self,
+        now: Instant,
+        sip: SipCallId,
+        code: u16,
+        e: &mut Engines<'_>,
+    ) {
+        let Some((key, call)) = self.call_of_sip(sip) else {
+            return;
+        };
+        let switched = match e.bridges.get_mut(call.media) {
+            Some(bridge) => bridge.use_sdes_retry(),
+            None => Err(BridgeError::WrongState("call without bridge")),
+        };
+        match switched {
+            Ok(()) => log::info!(
+                "session {}: {code} to the plain offer, INVITE sent again with SRTP (SDES)",
+                call.session
+            ),
+            Err(err) => {
+                log::warn!(
+                    "session {}: cannot switch to the SRTP offer: {err}",
+                    call.session
+                );
+                self.fail_call(now, key, CallEnd::SrtpRetryFailed, e);
+            }
+        }
+    }
+
+    /// The 2xx to our INVITE (the ACK is sent by the stack).
+    pub(super) fn call_accepted(
+        &mut self,
+        now: Instant,
+        sip: SipCallId,
+        sdp: Option<String>,
+        e: &mut Engines<'_>,
+    ) {
+        let Some((key, call)) = self.call_of_sip(sip) else {
+            return;
+        };
+        call.state = CallState::Accepted;
+        let call_id = call.sip_call_id.clone();
+        // The browser already has the answer from early-media (SylkServer SS@d4ad858).
+        if call.early_media {
+            self.session_event(key, SessionState::Accepted { sdp: None, call_id });
+            return;
+        }
+        let media = call.media;
+        let answer = match (sdp, e.bridges.get_mut(media)) {
+            (Some(sdp), Some(bridge)) => bridge.apply_sip_answer(now, &sdp),
+            _ => Err(BridgeError::WrongState("2xx without SDP")),
+        };
+        e.bridges.touched(media);
+        match answer {
+            Ok(answer) => self.session_event(
+                key,
+                SessionState::Accepted {
+                    sdp: Some(answer),
+                    call_id,
+                },
+            ),
+            Err(err) => {
+                log::info!("SIP answer unusable: {err}");
+                self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
+            }
+        }
+    }
+}

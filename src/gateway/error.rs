@@ -1,0 +1,240 @@
+//! What the gateway answers and reports, as types: [`GatewayError`] for a refused request
+//! (sylkRTC `error`) and [`CallEnd`] for why a call ended (sylkRTC `terminated` reason).
+//! The texts are rendered here, at the edge, and nowhere is a decision taken on them.
+
+use std::fmt;
+
+use media::bridge::MediaLeg;
+use media::error::BridgeError;
+use sip::call::CallError;
+
+use crate::sylkrtc::RequestError;
+
+/// Why a client request was refused. `Display` is the `error` text sylkrtc.js shows, in
+/// SylkServer's wording where SylkServer has one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The request did not decode (missing or invalid field, unknown request type).
+    Request(RequestError),
+    /// A broken internal invariant (a client or call vanished mid-request); never expected.
+    Internal,
+    /// `account-add` of an account this connection already added.
+    AccountExists(String),
+    /// `account-add` for a domain outside `sylkrtc.sip_domains`.
+    DomainNotAllowed(String),
+    /// `account-add` beyond `sylkrtc.max_accounts_per_connection`.
+    TooManyAccounts(usize),
+    /// A request names an account this connection did not add.
+    UnknownAccount(String),
+    /// `session-create` with a session id this connection already uses.
+    SessionInUse(String),
+    /// `session-create` beyond `media.max_calls_per_connection`.
+    TooManySessions(usize),
+    /// `session-create` beyond `media.max_calls`.
+    GatewayFull,
+    /// The media port range is exhausted.
+    NoMediaPorts,
+    /// The browser's SDP cannot be used.
+    Sdp(BridgeError),
+    /// The SIP stack refused to place the call.
+    CannotCall {
+        /// The callee as requested.
+        uri: String,
+        /// Why.
+        error: CallError,
+    },
+    /// `session-answer` of a call the browser placed.
+    CannotAnswerOutgoing(String),
+    /// `session-answer` of a call that is past ringing.
+    AnswerState {
+        /// The session.
+        session: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The SIP stack refused the answer.
+    CannotAnswer {
+        /// The session.
+        session: String,
+        /// Why.
+        error: CallError,
+    },
+    /// A trickled candidate the WebRTC leg refused.
+    InvalidCandidate(BridgeError),
+    /// A request for a session that ended recently.
+    SessionTerminated(String),
+    /// A request for a session this connection does not have.
+    UnknownSession(String),
+    /// A request the gateway does not implement yet.
+    NotSupportedYet(&'static str),
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayError::Request(e) => e.fmt(f),
+            GatewayError::Internal => f.write_str("Internal error"),
+            GatewayError::AccountExists(aor) => write!(f, "Account {aor} already added"),
+            GatewayError::DomainNotAllowed(d) => write!(f, "SIP domain not allowed: {d}"),
+            GatewayError::TooManyAccounts(max) => {
+                write!(f, "Too many accounts on this connection (at most {max})")
+            }
+            GatewayError::UnknownAccount(aor) => write!(f, "Unknown account specified: {aor}"),
+            GatewayError::SessionInUse(id) => write!(f, "Session ID {id} already in use"),
+            GatewayError::TooManySessions(max) => {
+                write!(f, "Too many sessions on this connection (at most {max})")
+            }
+            GatewayError::GatewayFull => f.write_str("Too many sessions on the gateway"),
+            GatewayError::NoMediaPorts => f.write_str("No media ports available"),
+            GatewayError::Sdp(BridgeError::NoCommonCodec) => {
+                f.write_str("No common codec (the gateway does not transcode)")
+            }
+            GatewayError::Sdp(e) => write!(f, "Invalid SDP: {e}"),
+            GatewayError::CannotCall { uri, error } => write!(f, "Cannot call {uri}: {error}"),
+            GatewayError::CannotAnswerOutgoing(s) => {
+                write!(f, "Cannot answer outgoing session {s}")
+            }
+            GatewayError::AnswerState { session, state } => {
+                write!(f, "Invalid state for answering session {session}: {state}")
+            }
+            GatewayError::CannotAnswer { session, error } => {
+                write!(f, "Cannot answer session {session}: {error}")
+            }
+            GatewayError::InvalidCandidate(e) => write!(f, "Invalid candidate: {e}"),
+            GatewayError::SessionTerminated(s) => write!(f, "Session {s} is terminated"),
+            GatewayError::UnknownSession(s) => write!(f, "Unknown session {s}"),
+            GatewayError::NotSupportedYet(name) => write!(f, "not supported yet: {name}"),
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+impl From<RequestError> for GatewayError {
+    fn from(e: RequestError) -> Self {
+        GatewayError::Request(e)
+    }
+}
+
+/// Why a call ended. `Display` is the sylkRTC `terminated` reason.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CallEnd {
+    /// The SIP side ended it (final response, BYE, CANCEL, timeout, DNS); the stack's reason.
+    Sip(SipEnd),
+    /// `session-terminate` of a call that had no SIP side left.
+    LocalHangup,
+    /// ICE with the browser failed.
+    IceFailure,
+    /// DTLS with the browser failed.
+    DtlsFailure,
+    /// No RTP on a leg for `media.inactivity_timeout`.
+    MediaTimeout(MediaLeg),
+    /// The SIP answer could not be used (the SIP side gets ACK and BYE); SRTP causes are
+    /// named (RFC 4568).
+    AnswerUnusable(BridgeError),
+    /// The callee refused our plain offer with 488 and the SDES retry could not be made.
+    SrtpRetryFailed,
+    /// The reactor could not bind the call's media sockets.
+    MediaPortsUnavailable,
+    /// The client's WebSocket closed (nobody is told).
+    WebSocketClosed,
+}
+
+/// The SIP stack's reason for the end of a call, `"<code> <phrase>"` as it renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipEnd(pub String);
+
+impl SipEnd {
+    /// The status code the reason starts with.
+    pub fn code(&self) -> Option<u16> {
+        self.0.split(' ').next()?.parse().ok()
+    }
+}
+
+impl CallEnd {
+    /// Whether the caller gave up before the call was answered (CANCEL, 487), which
+    /// sylkRTC reports with `missed-session`.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, CallEnd::Sip(s) if s.code() == Some(487))
+    }
+}
+
+impl fmt::Display for CallEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// SylkServer's reason when the SIP answer cannot be used.
+        const NOT_ACCEPTABLE: &str = "488 Not Acceptable Here";
+        match self {
+            CallEnd::Sip(s) => f.write_str(&s.0),
+            CallEnd::LocalHangup => f.write_str("200 Local hangup"),
+            CallEnd::IceFailure => f.write_str("ICE failure"),
+            CallEnd::DtlsFailure => f.write_str("DTLS failure"),
+            CallEnd::MediaTimeout(MediaLeg::Webrtc) => f.write_str("Media timeout (browser)"),
+            CallEnd::MediaTimeout(MediaLeg::Sip) => f.write_str("Media timeout (SIP)"),
+            CallEnd::AnswerUnusable(e) => {
+                use media::sdp::SdpError;
+                match e {
+                    BridgeError::Sdp {
+                        error:
+                            error @ (SdpError::SrtpRefused { .. }
+                            | SdpError::UnexpectedSrtp { .. }
+                            | SdpError::NoUsableCrypto { .. }
+                            | SdpError::BadCrypto),
+                        ..
+                    } => write!(f, "{NOT_ACCEPTABLE} ({error})"),
+                    BridgeError::KeyGeneration => write!(f, "{NOT_ACCEPTABLE} ({e})"),
+                    _ => f.write_str(NOT_ACCEPTABLE),
+                }
+            }
+            CallEnd::SrtpRetryFailed => f.write_str(NOT_ACCEPTABLE),
+            CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
+            CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_render_as_sylkserver_words_them() {
+        assert_eq!(
+            CallEnd::Sip(SipEnd("486 Busy Here".into())).to_string(),
+            "486 Busy Here"
+        );
+        assert_eq!(CallEnd::LocalHangup.to_string(), "200 Local hangup");
+        assert_eq!(
+            CallEnd::MediaTimeout(MediaLeg::Sip).to_string(),
+            "Media timeout (SIP)"
+        );
+        assert_eq!(
+            CallEnd::AnswerUnusable(BridgeError::NoCommonCodec).to_string(),
+            "488 Not Acceptable Here"
+        );
+    }
+
+    #[test]
+    fn only_a_487_is_a_missed_call() {
+        assert!(CallEnd::Sip(SipEnd("487 Request Terminated".into())).is_cancelled());
+        assert!(!CallEnd::Sip(SipEnd("486 Busy Here".into())).is_cancelled());
+        assert!(!CallEnd::LocalHangup.is_cancelled());
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        assert_eq!(
+            GatewayError::UnknownAccount("a@b".into()).to_string(),
+            "Unknown account specified: a@b"
+        );
+        assert_eq!(
+            GatewayError::Sdp(BridgeError::NoCommonCodec).to_string(),
+            "No common codec (the gateway does not transcode)"
+        );
+        assert_eq!(
+            GatewayError::NotSupportedYet("account-message").to_string(),
+            "not supported yet: account-message"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Every call's media bridge, owned beside the SIP stack rather than inside the gateway.
+//!
+//! The reactor hands a media datagram straight to the bridge its socket belongs to
+//! ([`Bridges::handle_datagram`]) and writes that bridge's transmits; only the bridge's rare
+//! state changes ([`BridgeEvent`]s) travel on to the gateway. A bridge is addressed by a
+//! generation-checked [`MediaId`], so a datagram for a call that just ended cannot reach
+//! the call that reused its slot. Lookups on the packet path are slab indexing, no hashing.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use engine::{Deadlines, Key, Table};
+use media::bridge::{Bridge, BridgeEvent, Transmit};
+
+/// Most bridge events queued for the gateway; a bridge reports a handful per call.
+const MAX_QUEUED_EVENTS: usize = 65_536;
+
+/// Identifies one call's media (its bridge and sockets) for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(Key);
+
+impl MediaId {
+    /// The slot index and generation, for packing into a mio token.
+    pub fn key(self) -> Key {
+        self.0
+    }
+
+    /// The id back from [`key`](Self::key).
+    pub fn from_key(key: Key) -> MediaId {
+        MediaId(key)
+    }
+}
+
+impl std::fmt::Display for MediaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0.index(), self.0.generation())
+    }
+}
+
+/// What a media socket carries, so its datagrams reach the right input of the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaSocketKind {
+    /// The WebRTC leg (ICE, DTLS, SRTP, all on one port).
+    Webrtc,
+    /// A SIP-side RTP port.
+    Rtp,
+    /// A SIP-side RTCP port (RTP + 1).
+    Rtcp,
+}
+
+struct Slot {
+    /// Boxed: a bridge is several KiB, and the slab keeps spare capacity.
+    bridge: Box<Bridge>,
+    /// The deadline last given to [`Deadlines`], so re-arming after a packet costs a
+    /// comparison rather than a map update when it did not move (the common case).
+    armed: Option<Instant>,
+    /// Listed in `dirty` (its transmits not drained yet).
+    dirty: bool,
+    /// The gateway let go of it: last datagrams (RTCP BYE, DTLS close_notify) still to flush.
+    closing: bool,
+}
+
+/// The bridges of every call.
+#[derive(Default)]
+pub struct Bridges {
+    slots: Table<Slot>,
+    deadlines: Deadlines<MediaId>,
+    /// Bridges with transmits possibly queued after an input that was not a datagram (the
+    /// reactor drains a bridge right after each of its datagrams).
+    dirty: Vec<MediaId>,
+    events: VecDeque<(MediaId, BridgeEvent)>,
+    /// Events dropped because the queue was full (never expected; counted, not silent).
+    pub dropped_events: u64,
+}
+
+impl std::fmt::Debug for Bridges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridges")
+            .field("bridges", &self.slots.len())
+            .field("queued_events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Bridges {
+    /// Takes ownership of a new call's bridge.
+    pub fn insert(&mut self, bridge: Box<Bridge>) -> MediaId {
+        let id = MediaId(self.slots.insert(Slot {
+            bridge,
+            armed: None,
+            dirty: false,
+            closing: false,
+        }));
+        self.after_input(id, true);
+        id
+    }
+
+    /// Number of bridges, closing ones included (for leak checks).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Bridges the gateway let go of whose sockets are not closed yet (for leak checks).
+    pub fn closing_count(&self) -> usize {
+        self.slots.iter().filter(|(_, s)| s.closing).count()
+    }
+
+    /// A live call's bridge, for the gateway's signalling inputs (SDP, candidates). Follow
+    /// with [`touched`](Self::touched).
+    pub fn get_mut(&mut self, id: MediaId) -> Option<&mut Bridge> {
+        self.slots
+            .get_mut(id.0)
+            .filter(|s| !s.closing)
+            .map(|s| &mut *s.bridge)
+    }
+
+    /// After a signalling input to `id`'s bridge: collect its events, re-arm its timer and
+    /// list it for the reactor to drain.
+    pub fn touched(&mut self, id: MediaId) {
+        self.after_input(id, true);
+    }
+
+    /// A datagram for `id` from one of its sockets. A bad packet is a counted drop inside the
+    /// bridge and the call goes on. The caller drains [`poll_transmit`](Self::poll_transmit)
+    /// for `id` right after.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        id: MediaId,
+        kind: MediaSocketKind,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) {
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        let bridge = &mut slot.bridge;
+        let _ = match kind {
+            MediaSocketKind::Webrtc => bridge.handle_webrtc_datagram(now, local, from, data),
+            MediaSocketKind::Rtp => bridge.handle_rtp_datagram(now, local, from, data),
+            MediaSocketKind::Rtcp => bridge.handle_rtcp_datagram(now, local, from, data),
+        };
+        self.after_input(id, false);
+    }
+
+    /// The next datagram of `id`'s bridge, borrowed until the next call.
+    pub fn poll_transmit(&mut self, id: MediaId) -> Option<Transmit<'_>> {
+        self.slots.get_mut(id.0)?.bridge.poll_transmit()
+    }
+
+    /// A bridge that may have datagrams queued after a signalling input or a timer; drain it
+    /// with [`poll_transmit`](Self::poll_transmit). Each is listed once however many inputs
+    /// it had since its last drain.
+    pub fn poll_dirty(&mut self) -> Option<MediaId> {
+        let id = self.dirty.pop()?;
+        if let Some(slot) = self.slots.get_mut(id.0) {
+            slot.dirty = false;
+        }
+        Some(id)
+    }
+
+    /// The next state change of any bridge, for the gateway.
+    pub fn poll_event(&mut self) -> Option<(MediaId, BridgeEvent)> {
+        self.events.pop_front()
+    }
+
+    /// Whether events wait for the gateway.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Runs every bridge timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(id) = self.deadlines.pop_due(now) {
+            let Some(slot) = self.slots.get_mut(id.0) else {
+                continue;
+            };
+            slot.armed = None;
+            let _ = slot.bridge.handle_timeout(now);
+            self.after_input(id, true);
+        }
+    }
+
+    /// The earliest bridge deadline.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.deadlines.earliest()
+    }
+
+    /// The gateway is done with `id`: the bridge says goodbye (RTCP BYE, DTLS close_notify)
+    /// and keeps only those datagrams until [`remove`](Self::remove).
+    pub fn close(&mut self, now: Instant, id: MediaId) {
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        slot.closing = true;
+        slot.bridge.close(now);
+        // Its own Closed event and any late state changes concern no one any more.
+        while slot.bridge.poll_event().is_some() {}
+        self.deadlines.cancel(id);
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drops `id`'s bridge (its sockets are closed).
+    pub fn remove(&mut self, id: MediaId) {
+        self.slots.remove(id.0);
+        self.deadlines.cancel(id);
+    }
+
+    fn after_input(&mut self, id: MediaId, mark_dirty: bool) {
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        if slot.closing {
+            while slot.bridge.poll_event().is_some() {}
+        } else {
+            while let Some(event) = slot.bridge.poll_event() {
+                if self.events.len() < MAX_QUEUED_EVENTS {
+                    self.events.push_back((id, event));
+                } else {
+                    self.dropped_events += 1;
+                }
+            }
+            let deadline = slot.bridge.poll_timeout();
+            if deadline != slot.armed {
+                slot.armed = deadline;
+                self.deadlines.set(id, deadline);
+            }
+        }
+        if mark_dirty && !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The engines side by side, and the routing of typed events between them.
+//!
+//! The [`Switchboard`] owns the SIP stack, every call's bridge ([`Bridges`]) and the
+//! [`Gateway`] that binds them. The reactor gives it socket input with `now` and carries out
+//! its [`Command`]s; media datagrams go from socket to bridge ([`Bridges::handle_datagram`])
+//! and back without reaching the gateway. Everything above the sockets lives here, so tests
+//! drive exactly what production runs, with virtual time and no sockets.
+//!
+//! After every input the switchboard routes until every engine is quiet: the SIP stack's
+//! events and the bridges' events go to the gateway (lending it the engines through
+//! [`Engines`]), whose calls on the engines may produce more. Socket work collects in one
+//! queue, in the order it was produced.
+
+mod bridges;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use sip::stack::SipStack;
+use sip::transport::{FlowId, SipTransmit};
+
+use crate::gateway::{ConnRef, Engines, Gateway, GatewayCommand, GatewayInput};
+use crate::sylkrtc::Dialect;
+
+pub use bridges::{Bridges, MediaId, MediaSocketKind};
+
+/// Socket work for the reactor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// What the gateway asked for (WebSocket text, media sockets).
+    Gateway(GatewayCommand),
+    /// A SIP socket action.
+    Sip(SipTransmit),
+    /// A DNS query to send from the resolver socket.
+    Dns {
+        /// The nameserver.
+        to: SocketAddr,
+        /// The query.
+        bytes: Vec<u8>,
+    },
+}
+
+/// The SIP stack, the bridges and the gateway, with the routing between them.
+pub struct Switchboard {
+    gateway: Gateway,
+    sip: SipStack,
+    /// Every call's bridge; the reactor drains their datagrams directly.
+    pub bridges: Bridges,
+    /// The wall clock read with the current iteration's `now`.
+    wall: SystemTime,
+    commands: VecDeque<Command>,
+}
+
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard")
+            .field("gateway", &self.gateway)
+            .field("bridges", &self.bridges)
+            .finish()
+    }
+}
+
+impl Switchboard {
+    /// The engines of one gateway process.
+    pub fn new(gateway: Gateway, mut sip: SipStack, max_calls: usize) -> Switchboard {
+        sip.set_incoming_calls(true);
+        sip.set_max_calls(max_calls);
+        Switchboard {
+            gateway,
+            sip,
+            bridges: Bridges::default(),
+            wall: SystemTime::UNIX_EPOCH,
+            commands: VecDeque::new(),
+        }
+    }
+
+    /// The wall clock as the reactor read it with the `now` of the inputs that follow (RTCP
+    /// sender reports and message timestamps need it; engines never read clocks).
+    pub fn set_wall_clock(&mut self, wall: SystemTime) {
+        self.wall = wall;
+    }
+
+    /// A WebSocket completed its handshake.
+    pub fn handle_client_open(
+        &mut self,
+        now: Instant,
+        conn: ConnRef,
+        dialect: Dialect,
+        log_id: u64,
+    ) {
+        self.deliver(
+            now,
+            GatewayInput::ClientOpen {
+                conn,
+                dialect,
+                log_id,
+            },
+        );
+    }
+
+    /// A text message from a client.
+    pub fn handle_client_text(&mut self, now: Instant, conn: ConnRef, text: &str) {
+        self.deliver(now, GatewayInput::ClientText { conn, text });
+    }
+
+    /// A client's WebSocket is gone.
+    pub fn handle_client_closed(&mut self, now: Instant, conn: ConnRef) {
+        self.deliver(now, GatewayInput::ClientClosed { conn });
+    }
+
+    /// Graceful shutdown: every client is released (accounts unregistered, calls ended).
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.deliver(now, GatewayInput::Shutdown);
+    }
+
+    /// A datagram arrived on the SIP UDP socket.
+    pub fn handle_sip_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.sip.handle_datagram(now, from, data);
+        self.route(now);
+    }
+
+    /// A SIP TCP/TLS connection was accepted; `None`: refuse it.
+    pub fn handle_sip_stream_accepted(
+        &mut self,
+        now: Instant,
+        tls: bool,
+        remote: SocketAddr,
+    ) -> Option<FlowId> {
+        let flow = self.sip.handle_stream_accepted(now, tls, remote);
+        self.route(now);
+        flow
+    }
+
+    /// Bytes arrived on a SIP stream.
+    pub fn handle_sip_stream_data(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
+        self.sip.handle_stream_data(now, flow, data);
+        self.route(now);
+    }
+
+    /// A SIP stream closed or could not connect.
+    pub fn handle_sip_stream_closed(&mut self, now: Instant, flow: FlowId) {
+        self.sip.handle_stream_closed(now, flow);
+        self.route(now);
+    }
+
+    /// A DNS answer arrived.
+    pub fn handle_dns_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.sip.handle_dns_datagram(now, from, data);
+        self.route(now);
+    }
+
+    /// A media datagram for `media` (the reactor drains that bridge's transmits right after).
+    /// Bridge state changes it caused reach the gateway at once.
+    pub fn handle_media_datagram(
+        &mut self,
+        now: Instant,
+        media: MediaId,
+        kind: MediaSocketKind,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) {
+        self.bridges
+            .handle_datagram(now, media, kind, local, from, data);
+        if self.bridges.has_events() {
+            self.route(now);
+        }
+    }
+
+    /// The reactor could not bind a call's sockets.
+    pub fn handle_media_unavailable(&mut self, now: Instant, media: MediaId) {
+        self.deliver(now, GatewayInput::MediaUnavailable { media });
+    }
+
+    /// The reactor flushed a finished call's last datagrams and closed its sockets.
+    pub fn handle_media_closed(&mut self, media: MediaId) {
+        self.bridges.remove(media);
+    }
+
+    /// Runs due timers of every engine; early calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.sip.poll_timeout().is_some_and(|t| t <= now) {
+            self.sip.handle_timeout(now);
+        }
+        self.bridges.handle_timeout(now);
+        self.route(now);
+    }
+
+    /// The earliest instant an engine needs [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        [self.sip.poll_timeout(), self.bridges.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next socket action, in the order the engines produced them.
+    pub fn poll_output(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs,
+    /// BYEs and CANCELs).
+    pub fn is_idle(&self) -> bool {
+        self.sip.registration_count() == 0 && self.sip.call_count() == 0
+    }
+
+    /// The gateway (leak checks, counts).
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The SIP stack (leak checks).
+    pub fn sip(&self) -> &SipStack {
+        &self.sip
+    }
+
+    fn deliver(&mut self, now: Instant, input: GatewayInput<'_>) {
+        let mut engines = Engines {
+            sip: &mut self.sip,
+            bridges: &mut self.bridges,
+        };
+        self.gateway.handle(now, self.wall, input, &mut engines);
+        self.route(now);
+    }
+
+    /// Moves events to the gateway and socket work to the queue until all is quiet.
+    fn route(&mut self, now: Instant) {
+        loop {
+            while let Some(command) = self.gateway.poll_output() {
+                self.commands.push_back(Command::Gateway(command));
+            }
+            let input = if let Some(event) = self.sip.poll_event() {
+                GatewayInput::Sip(event)
+            } else if let Some(notice) = self.sip.poll_call_event() {
+                GatewayInput::Call(notice)
+            } else if let Some((media, event)) = self.bridges.poll_event() {
+                GatewayInput::Bridge { media, event }
+            } else {
+                break;
+            };
+            let mut engines = Engines {
+                sip: &mut self.sip,
+                bridges: &mut self.bridges,
+            };
+            self.gateway.handle(now, self.wall, input, &mut engines);
+        }
+        while let Some(t) = self.sip.poll_transmit() {
+            self.commands.push_back(Command::Sip(t));
+        }
+        while let Some((to, bytes)) = self.sip.poll_dns_transmit() {
+            self.commands.push_back(Command::Dns { to, bytes });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
