@@ -13,8 +13,6 @@ mod tls;
 pub mod token;
 mod ws_client;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +25,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use tungstenite::protocol::frame::coding::CloseCode;
+
+use engine::Deadlines;
 
 use crate::config::Config;
 use crate::gateway::GatewayCommand;
@@ -77,7 +77,9 @@ pub struct Reactor {
     generations: Generations,
     /// Min-heap of (deadline, token); entries are checked against the stream's armed
     /// deadline when popped, so outdated ones are skipped instead of searched for.
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// WebSocket engine deadlines by stream key (cancelled when a stream is reaped, so a
+    /// reused key never inherits one).
+    timers: Deadlines<usize>,
     board: Switchboard,
     sip: SipSockets,
     media: MediaSockets,
@@ -191,7 +193,7 @@ impl Reactor {
             listeners,
             streams: Slab::new(),
             generations: Generations::default(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::new(),
             board,
             sip,
             media: MediaSockets::default(),
@@ -261,8 +263,8 @@ impl Reactor {
         }
     }
 
-    fn next_deadline(&self, engines: Option<Instant>) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+    fn next_deadline(&mut self, engines: Option<Instant>) -> Option<Instant> {
+        let timer = self.timers.earliest();
         [timer, engines, self.shutdown_deadline]
             .into_iter()
             .flatten()
@@ -398,17 +400,10 @@ impl Reactor {
     /// Runs the WebSocket timers that are due, and the engines' when `engines_deadline`
     /// (their [`poll_timeout`](Switchboard::poll_timeout) before the poll) is.
     fn run_timers(&mut self, now: Instant, engines_deadline: Option<Instant>) {
-        while let Some(Reverse((deadline, key))) = self.timers.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some(key) = self.timers.pop_due(now) {
             let Some(s) = self.streams.get_mut(key) else {
                 continue;
             };
-            if s.armed_timeout != Some(deadline) {
-                continue; // superseded by a later arming
-            }
             s.armed_timeout = None;
             s.ws.handle_timeout(now);
             self.touched.push(key);
@@ -506,9 +501,7 @@ impl Reactor {
         let deadline = s.ws.poll_timeout();
         if deadline != s.armed_timeout {
             s.armed_timeout = deadline;
-            if let Some(d) = deadline {
-                self.timers.push(Reverse((d, key)));
-            }
+            self.timers.set(key, deadline);
         }
     }
 
@@ -518,6 +511,7 @@ impl Reactor {
             return;
         }
         let mut s = self.streams.remove(key);
+        self.timers.cancel(key);
         if let Some(conn) = s.client.take() {
             self.board.handle_client_closed(now, conn);
         }
