@@ -1,0 +1,269 @@
+//! Requests validated field by field against SylkServer HEAD's models until their feature
+//! lands; they are answered `not supported yet: <name>`.
+
+use super::session::{candidate, headers};
+use super::{Fields, RequestError};
+use crate::sylkrtc::aor::Aor;
+use crate::sylkrtc::fields::invalid;
+
+/// Field kinds for requests that are validated generically until their feature lands.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Aor,
+    Bool,
+    Int,
+    StrList,
+    AorList,
+    Object,
+    Candidates,
+    Headers,
+    OneOf(&'static [&'static str]),
+}
+
+/// `(name, [(field, kind, mandatory)])` per request, from SylkServer HEAD's models
+/// (spec section 6.2) plus sylkRTC-1's `videoroom-ctl`/`videoroom-terminate` (section 5.1).
+/// One field of a generically validated request: name, kind, mandatory.
+type FieldSpec = (&'static str, Kind, bool);
+
+const GENERIC: &[(&str, &[FieldSpec])] = {
+    use Kind::*;
+    &[
+        ("lookup-public-key", &[("uri", Aor, true)]),
+        (
+            "account-devicetoken",
+            &[
+                ("account", Aor, true),
+                ("token", Str, false),
+                ("platform", Str, false),
+                ("device", Str, false),
+                ("silent", Bool, false),
+                ("app", Str, false),
+                ("old_token", Str, false),
+                ("new_token", Str, false),
+            ],
+        ),
+        (
+            "account-message",
+            &[
+                ("account", Aor, true),
+                ("uri", Aor, true),
+                ("message_id", Str, true),
+                ("content", Str, true),
+                ("content_type", Str, true),
+                ("timestamp", Str, true),
+                ("server_generated", Bool, false),
+            ],
+        ),
+        (
+            "account-disposition-notification",
+            &[
+                ("account", Aor, true),
+                ("uri", Aor, true),
+                ("message_id", Str, true),
+                (
+                    "state",
+                    OneOf(&["delivered", "failed", "displayed", "forbidden", "error"]),
+                    true,
+                ),
+                ("timestamp", Str, true),
+            ],
+        ),
+        (
+            "account-sync-conversations",
+            &[
+                ("account", Aor, true),
+                ("message_id", Str, false),
+                ("since", Str, false),
+                ("limit", Int, false),
+            ],
+        ),
+        (
+            "account-mark-conversation-read",
+            &[("account", Aor, true), ("contact", Aor, true)],
+        ),
+        (
+            "account-remove-message",
+            &[
+                ("account", Aor, true),
+                ("message_id", Str, true),
+                ("contact", Aor, true),
+            ],
+        ),
+        (
+            "account-remove-conversation",
+            &[("account", Aor, true), ("contact", Aor, true)],
+        ),
+        ("account-fetch-addressbook", &[("account", Aor, true)]),
+        (
+            "account-update-addressbook",
+            &[
+                ("account", Aor, true),
+                ("action", OneOf(&["add", "update", "delete"]), true),
+                ("type", OneOf(&["contact", "group", "policy"]), true),
+                ("data", Object, true),
+            ],
+        ),
+        (
+            "session-update",
+            &[
+                ("session", Str, true),
+                ("sdp", Str, true),
+                ("headers", Headers, false),
+            ],
+        ),
+        (
+            "session-message",
+            &[
+                ("session", Str, true),
+                ("message_id", Str, true),
+                ("content", Str, true),
+                ("content_type", Str, true),
+                ("timestamp", Str, true),
+            ],
+        ),
+        (
+            "session-dtmf-info",
+            &[
+                ("session", Str, true),
+                ("digit", Str, true),
+                ("duration", Int, false),
+            ],
+        ),
+        (
+            "videoroom-join",
+            &[
+                ("session", Str, true),
+                ("account", Aor, true),
+                ("uri", Aor, true),
+                ("sdp", Str, true),
+                ("audio", Bool, false),
+                ("video", Bool, false),
+            ],
+        ),
+        ("videoroom-leave", &[("session", Str, true)]),
+        ("videoroom-terminate", &[("session", Str, true)]),
+        (
+            "videoroom-ctl",
+            &[("session", Str, true), ("option", Str, true)],
+        ),
+        (
+            "videoroom-configure",
+            &[
+                ("session", Str, true),
+                ("active_participants", StrList, true),
+            ],
+        ),
+        (
+            "videoroom-feed-attach",
+            &[
+                ("session", Str, true),
+                ("publisher", Str, true),
+                ("feed", Str, true),
+            ],
+        ),
+        (
+            "videoroom-feed-answer",
+            &[
+                ("session", Str, true),
+                ("feed", Str, true),
+                ("sdp", Str, true),
+            ],
+        ),
+        (
+            "videoroom-feed-detach",
+            &[("session", Str, true), ("feed", Str, true)],
+        ),
+        (
+            "videoroom-invite",
+            &[("session", Str, true), ("participants", AorList, true)],
+        ),
+        (
+            "videoroom-session-trickle",
+            &[("session", Str, true), ("candidates", Candidates, true)],
+        ),
+        (
+            "videoroom-session-update",
+            &[("session", Str, true), ("options", Object, true)],
+        ),
+        (
+            "videoroom-message",
+            &[
+                ("session", Str, true),
+                ("message_id", Str, true),
+                ("content", Str, true),
+                ("content_type", Str, true),
+            ],
+        ),
+        (
+            "videoroom-composing-indication",
+            &[
+                ("session", Str, true),
+                ("state", OneOf(&["active", "idle"]), true),
+                ("refresh", Int, false),
+            ],
+        ),
+        (
+            "videoroom-mute-audio-participants",
+            &[("session", Str, true)],
+        ),
+        (
+            "videoroom-toggle-hand",
+            &[("session", Str, true), ("session_id", Str, false)],
+        ),
+    ]
+};
+
+/// The names of the requests validated here.
+pub(super) fn names() -> impl Iterator<Item = &'static str> {
+    GENERIC.iter().map(|(name, _)| *name)
+}
+
+/// Checks `f` against its request's field list.
+pub(super) fn validate(f: &Fields<'_>) -> Result<(), RequestError> {
+    let Some((_, spec)) = GENERIC.iter().find(|(name, _)| *name == f.request) else {
+        return Ok(());
+    };
+    for &(field, kind, mandatory) in spec.iter() {
+        let present = f.map.get(field).is_some_and(|v| !v.is_null());
+        if !present {
+            if mandatory {
+                return Err(RequestError::MissingField {
+                    request: f.request,
+                    field,
+                });
+            }
+            continue;
+        }
+        match kind {
+            Kind::Str => f.str(field).map(drop)?,
+            Kind::Aor => f.aor(field).map(drop)?,
+            Kind::Bool => f.bool(field).map(drop)?,
+            Kind::Int => {
+                f.opt_u64(field)?;
+            }
+            Kind::StrList => {
+                f.list(field, |v| {
+                    v.as_str()
+                        .map(drop)
+                        .ok_or_else(|| invalid(field, v, "a list of strings"))
+                })?;
+            }
+            Kind::AorList => {
+                f.list(field, |v| match v.as_str() {
+                    Some(s) => Aor::parse(s).map(drop).map_err(RequestError::InvalidUri),
+                    None => Err(invalid(field, v, "a list of SIP addresses")),
+                })?;
+            }
+            Kind::Object => f.object(field).map(drop)?,
+            Kind::Candidates => {
+                f.list(field, candidate)?;
+            }
+            Kind::Headers => {
+                headers(f)?;
+            }
+            Kind::OneOf(allowed) => f.one_of(field, allowed).map(drop)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Client requests: decoding and validation of both dialects (their request names are the
+//! same; spec section 6.1). Each feature area decodes its own requests in its own module;
+//! this one holds the envelope, the errors and the dispatch by name.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::aor::{Aor, InvalidAor};
+use super::fields::Fields;
+
+mod account;
+mod generic;
+mod session;
+
+pub use account::AccountAdd;
+pub use session::{ExtraHeader, IceCandidate, SessionCreate};
+
+/// A validated request and the transaction its reply must carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Client-chosen id echoed in the `ack`/`error`.
+    pub transaction: String,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// The outcome of decoding one text frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A valid request.
+    Request(Envelope),
+    /// A request that can be answered, but only with this error.
+    Invalid {
+        /// The transaction to answer.
+        transaction: String,
+        /// Why the request was refused; its Display is the error text.
+        error: RequestError,
+    },
+    /// Nothing to answer: logged and dropped, the connection stays up (spec section 4.2).
+    Dropped(DropReason),
+}
+
+/// Why a frame could not be answered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Not valid JSON.
+    NotJson,
+    /// Valid JSON but not an object.
+    NotObject,
+    /// No string `sylkrtc` key.
+    NoType,
+    /// No string `transaction` key, so no reply can be matched by the client.
+    NoTransaction,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropReason::NotJson => "invalid JSON",
+            DropReason::NotObject => "JSON is not an object",
+            DropReason::NoType => "could not get message type (no string 'sylkrtc' key)",
+            DropReason::NoTransaction => "request without a string 'transaction'",
+        })
+    }
+}
+
+/// Why a request was refused. The Display text goes to the client as the `error` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A mandatory field is absent or `null`.
+    MissingField {
+        /// The request name.
+        request: &'static str,
+        /// The field name.
+        field: &'static str,
+    },
+    /// A field has the wrong type or an unacceptable value.
+    InvalidField {
+        /// The field name.
+        field: &'static str,
+        /// The value as JSON, shortened.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A field's value is not one of a fixed set.
+    NotAllowed {
+        /// The field name.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The accepted values.
+        allowed: &'static [&'static str],
+    },
+    /// A SIP address field is not `user@domain`.
+    InvalidUri(InvalidAor),
+    /// The `sylkrtc` value names no known request.
+    UnknownRequest(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::MissingField { request, field } => {
+                write!(
+                    f,
+                    "Mandatory property '{field}' of '{request}' request is missing"
+                )
+            }
+            RequestError::InvalidField {
+                field,
+                value,
+                expected,
+            } => write!(
+                f,
+                "Invalid value for '{field}' property: {value} (expected {expected})"
+            ),
+            RequestError::NotAllowed {
+                field,
+                value,
+                allowed,
+            } => write!(
+                f,
+                "Invalid value for '{field}' property: '{value}' (expected: {})",
+                allowed.join(", ")
+            ),
+            RequestError::InvalidUri(e) => e.fmt(f),
+            RequestError::UnknownRequest(name) => write!(f, "Unknown request type: {name}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Request {
+    /// `ping` (sylkRTC-2 keepalive): ack only.
+    Ping,
+    /// `account-add`.
+    AccountAdd(AccountAdd),
+    /// `account-remove`.
+    AccountRemove {
+        /// The account.
+        account: Aor,
+    },
+    /// `account-register`.
+    AccountRegister {
+        /// The account.
+        account: Aor,
+    },
+    /// `account-unregister`.
+    AccountUnregister {
+        /// The account.
+        account: Aor,
+    },
+    /// `session-create`.
+    SessionCreate(SessionCreate),
+    /// `session-answer`.
+    SessionAnswer {
+        /// The session id.
+        session: String,
+        /// The browser's SDP answer.
+        sdp: String,
+        /// Extra SIP headers for the 200 OK.
+        headers: Vec<ExtraHeader>,
+    },
+    /// `session-trickle`; an empty list means end-of-candidates.
+    SessionTrickle {
+        /// The session id.
+        session: String,
+        /// The candidates.
+        candidates: Vec<IceCandidate>,
+    },
+    /// `session-terminate`.
+    SessionTerminate {
+        /// The session id.
+        session: String,
+    },
+    /// A request that validated but whose feature a later release implements; answered with
+    /// `not supported yet: <name>`.
+    NotYetSupported {
+        /// The request name.
+        name: &'static str,
+    },
+}
+
+/// Decodes one text frame. Never panics, whatever the input.
+pub fn decode(text: &str) -> Decoded {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Decoded::Dropped(DropReason::NotJson);
+    };
+    let Value::Object(map) = value else {
+        return Decoded::Dropped(DropReason::NotObject);
+    };
+    let Some(Value::String(kind)) = map.get("sylkrtc") else {
+        return Decoded::Dropped(DropReason::NoType);
+    };
+    let Some(Value::String(transaction)) = map.get("transaction") else {
+        return Decoded::Dropped(DropReason::NoTransaction);
+    };
+    let transaction = transaction.clone();
+    match decode_request(kind, &map) {
+        Ok(request) => Decoded::Request(Envelope {
+            transaction,
+            request,
+        }),
+        Err(error) => Decoded::Invalid { transaction, error },
+    }
+}
+
+fn decode_request(
+    kind: &str,
+    map: &serde_json::Map<String, Value>,
+) -> Result<Request, RequestError> {
+    let name = request_name(kind).ok_or_else(|| RequestError::UnknownRequest(kind.to_owned()))?;
+    let f = Fields { request: name, map };
+    Ok(match name {
+        "ping" => Request::Ping,
+        "account-add" => Request::AccountAdd(account::account_add(&f)?),
+        "account-remove" => Request::AccountRemove {
+            account: f.aor("account")?,
+        },
+        "account-register" => Request::AccountRegister {
+            account: f.aor("account")?,
+        },
+        "account-unregister" => Request::AccountUnregister {
+            account: f.aor("account")?,
+        },
+        "session-create" => {
+            let account = f.aor("account")?;
+            let session = f.non_empty_str("session")?.to_owned();
+            let uri = f.aor("uri")?;
+            let sdp = f.str("sdp")?.to_owned();
+            Request::SessionCreate(SessionCreate {
+                account,
+                session,
+                uri,
+                sdp,
+                headers: session::headers(&f)?,
+            })
+        }
+        "session-answer" => Request::SessionAnswer {
+            session: f.str("session")?.to_owned(),
+            sdp: f.str("sdp")?.to_owned(),
+            headers: session::headers(&f)?,
+        },
+        "session-trickle" => Request::SessionTrickle {
+            session: f.str("session")?.to_owned(),
+            candidates: f.list("candidates", session::candidate)?,
+        },
+        "session-terminate" => Request::SessionTerminate {
+            session: f.str("session")?.to_owned(),
+        },
+        generic => {
+            generic::validate(&f)?;
+            Request::NotYetSupported { name: generic }
+        }
+    })
+}
+
+/// Maps the wire name to a `'static` one, so errors and events can name it without copying.
+fn request_name(kind: &str) -> Option<&'static str> {
+    const TYPED: &[&str] = &[
+        "ping",
+        "account-add",
+        "account-remove",
+        "account-register",
+        "account-unregister",
+        "session-create",
+        "session-answer",
+        "session-trickle",
+        "session-terminate",
+    ];
+    TYPED
+        .iter()
+        .copied()
+        .chain(generic::names())
+        .find(|name| *name == kind)
+}
+
+#[cfg(test)]
+mod tests;

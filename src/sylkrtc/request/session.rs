@@ -1,0 +1,96 @@
+//! `session-*` requests (SIP calls).
+
+use serde_json::Value;
+
+use super::{Fields, RequestError};
+use crate::sylkrtc::aor::Aor;
+use crate::sylkrtc::fields::invalid;
+
+/// An ICE candidate trickled by the client (a serialised `RTCIceCandidate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCandidate {
+    /// The `candidate:` attribute value; may be empty for end-of-candidates.
+    pub candidate: String,
+    /// The media stream id it belongs to.
+    pub sdp_mid: Option<String>,
+    /// The m-line index it belongs to.
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// A SIP header the client wants added (`headers: [{name, value}]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// `session-create`: an outgoing call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionCreate {
+    /// The calling account.
+    pub account: Aor,
+    /// Client-chosen session id.
+    pub session: String,
+    /// The callee.
+    pub uri: Aor,
+    /// The browser's SDP offer.
+    pub sdp: String,
+    /// Extra SIP headers for the INVITE.
+    pub headers: Vec<ExtraHeader>,
+}
+
+/// The optional `headers: [{name, value}]` of a request.
+pub(super) fn headers(f: &Fields<'_>) -> Result<Vec<ExtraHeader>, RequestError> {
+    Ok(f.opt_list("headers", |v| {
+        let Value::Object(map) = v else {
+            return Err(invalid("headers", v, "a list of {name, value} objects"));
+        };
+        let h = Fields {
+            request: f.request,
+            map,
+        };
+        Ok(ExtraHeader {
+            name: h.non_empty_str("name")?.to_owned(),
+            value: h.str("value")?.to_owned(),
+        })
+    })?
+    .unwrap_or_default())
+}
+
+/// One trickled candidate.
+pub(super) fn candidate(v: &Value) -> Result<IceCandidate, RequestError> {
+    let Value::Object(map) = v else {
+        return Err(invalid(
+            "candidates",
+            v,
+            "a list of RTCIceCandidate objects",
+        ));
+    };
+    let c = Fields {
+        request: "session-trickle",
+        map,
+    };
+    let sdp_mid = c.opt_str("sdpMid")?.map(str::to_owned);
+    let sdp_mline_index = match c.opt_u64("sdpMLineIndex")? {
+        Some(i) => Some(
+            u16::try_from(i)
+                .map_err(|_| invalid("sdpMLineIndex", &Value::from(i), "an m-line index"))?,
+        ),
+        None => None,
+    };
+    // WebRTC requires one of the two to place the candidate (RFC 8839 section 5.1 /
+    // RTCIceCandidateInit); SylkServer demands both, browsers always send both.
+    if sdp_mid.is_none() && sdp_mline_index.is_none() {
+        return Err(RequestError::MissingField {
+            request: "session-trickle",
+            field: "sdpMid",
+        });
+    }
+    Ok(IceCandidate {
+        candidate: c.str("candidate")?.to_owned(),
+        sdp_mid,
+        sdp_mline_index,
+    })
+}
