@@ -5,7 +5,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sip::dns::{wire, RecordData, RecordType, Resolver, ResolverConfig};
-use sip::locate::{AddressFamilies, Locator, LocatorConfig, SipScheme, SipUriParts, Transport};
+use sip::locate::{AddressFamilies, Locator, LocatorConfig, SipScheme, SipUriParts};
+use sip::transport::Transport;
 
 /// Blocking reads end after this, so a broken engine fails the test instead of hanging it.
 const READ_LIMIT: Duration = Duration::from_secs(5);

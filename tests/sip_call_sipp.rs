@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use sip::auth::Ha1;
 use sip::dns::{Resolver, ResolverConfig};
-use sip::locate::Transport;
 use sip::stack::{AccountIdentity, CallNotice, SipStack, StackConfig};
+use sip::transport::Transport;
 use sip::transport::{LocalAddresses, SipTransmit};
 
 /// Stops the SIPp child if the test fails half-way (only the process this test started).

@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use super::auth::{DigestClient, DigestRequest, Ha1};
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
-use super::locate::{LocateError, SipScheme, SipUriParts, Target, TargetList, Transport};
+use super::locate::{LocateError, SipScheme, SipUriParts, Target, TargetList};
 use super::msg::{
     Host, Method, MsgError, NameAddr, Param, ResponseBuilder, SipRequest, SipResponse, Uri,
 };
+use super::transport::Transport;
 use super::txn::{self, TxnConfig, TxnId};
 
 /// Reason of a call the peer ended with BYE (a 200 answered it).
@@ -88,7 +89,7 @@ pub enum Hop {
     /// An existing flow (the one the INVITE used or came from).
     Flow {
         /// The transaction target.
-        target: txn::Target,
+        target: txn::Destination,
         /// Its transport.
         kind: Transport,
     },
@@ -122,7 +123,7 @@ pub enum CallAction {
         /// The INVITE client transaction.
         invite: TxnId,
         /// Its target.
-        target: txn::Target,
+        target: txn::Destination,
     },
     /// Send a response through a server transaction.
     Respond {
@@ -222,7 +223,7 @@ pub struct Sent {
     /// The client transaction.
     pub txn: TxnId,
     /// Where it went.
-    pub target: txn::Target,
+    pub target: txn::Destination,
     /// Over which transport.
     pub kind: Transport,
     /// The request as sent.
@@ -396,7 +397,7 @@ impl Call {
     pub fn incoming(
         invite: SipRequest,
         txn: TxnId,
-        source: txn::Target,
+        source: txn::Destination,
         local_tag: &str,
         contact: NameAddr,
         timers: TxnConfig,

@@ -22,12 +22,10 @@ use super::auth::Ha1;
 use super::call::{Call, CallAction, CallError, CallEvent, Hop, OutgoingConfig, Sent};
 use super::dialog::DialogKey;
 use super::dns::{Resolver, SplitMix64};
-use super::locate::{
-    LocateEvent, Locator, LocatorConfig, LookupId, SipUriParts, Transport as TransportKind,
-};
+use super::locate::{LocateEvent, Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, NameAddr, ResponseBuilder, SipMessage, SipRequest, Uri};
 use super::registration::{RegAction, Registration, RegistrationConfig, RegistrationState};
-use super::transport::{FlowId, LocalAddresses, SipTransmit, SipTransport};
+use super::transport::{FlowId, LocalAddresses, SipTransmit, SipTransport, Transport};
 use super::txn::{build_cancel, TxnConfig, TxnEvent, TxnId, TxnLayer, MAGIC_COOKIE};
 
 /// Methods we answer, for `Allow` (RFC 3261 section 20.5).
@@ -143,7 +141,7 @@ pub struct StackConfig {
     /// Listen and advertised addresses.
     pub local: LocalAddresses,
     /// Transports for outgoing requests, most preferred first.
-    pub transports: Vec<TransportKind>,
+    pub transports: Vec<Transport>,
     /// Global outbound proxy (overrides RFC 3263 lookups of the target).
     pub outbound_proxy: Option<SipUriParts>,
     /// Requested registration lifetime.
@@ -217,7 +215,7 @@ pub struct SipStack {
     dirty_calls: Vec<CallId>,
     call_events: VecDeque<CallNotice>,
     /// Source of the request whose transaction events are being drained.
-    inbound_source: Option<super::txn::Target>,
+    inbound_source: Option<super::txn::Destination>,
 }
 
 impl SipStack {
@@ -344,11 +342,7 @@ impl SipStack {
         tls: bool,
         remote: SocketAddr,
     ) -> Option<FlowId> {
-        let kind = if tls {
-            TransportKind::Tls
-        } else {
-            TransportKind::Tcp
-        };
+        let kind = if tls { Transport::Tls } else { Transport::Tcp };
         self.transport.handle_stream_accepted(now, kind, remote)
     }
 
@@ -747,7 +741,7 @@ impl SipStack {
         );
         let sent = self
             .transport
-            .target_for(now, kind, target.address, &target.domain)
+            .destination_for(now, kind, target.address, &target.domain)
             .map_err(|e| e.to_string())
             .and_then(|txn_target| {
                 let e = self
@@ -976,9 +970,9 @@ impl SipStack {
             return;
         };
         let kind = match request.top_via().map(|v| v.transport.to_ascii_uppercase()) {
-            Some(t) if t == "TLS" => TransportKind::Tls,
-            Some(t) if t == "TCP" => TransportKind::Tcp,
-            _ => TransportKind::Udp,
+            Some(t) if t == "TLS" => Transport::Tls,
+            Some(t) if t == "TCP" => Transport::Tcp,
+            _ => Transport::Udp,
         };
         let token = request.uri().user().unwrap_or_default().to_owned();
         let Ok(contact) = self.contact_for(&token, kind) else {
@@ -1020,11 +1014,7 @@ impl SipStack {
     }
 
     /// Our Contact for `kind`: `<sip:user@host:port;transport=kind>`.
-    fn contact_for(
-        &self,
-        user: &str,
-        kind: TransportKind,
-    ) -> Result<NameAddr, super::msg::MsgError> {
+    fn contact_for(&self, user: &str, kind: Transport) -> Result<NameAddr, super::msg::MsgError> {
         let (host, port) = self.transport.sent_by(kind);
         let uri = Uri::parse(&format!(
             "sip:{user}@{host}:{port};transport={}",
@@ -1038,12 +1028,12 @@ impl SipStack {
         &mut self,
         now: Instant,
         hop: &Hop,
-    ) -> Result<(super::txn::Target, TransportKind), String> {
+    ) -> Result<(super::txn::Destination, Transport), String> {
         match hop {
             Hop::Flow { target, kind } => Ok((*target, *kind)),
             Hop::Located(t) => self
                 .transport
-                .target_for(now, t.transport, t.address, &t.domain)
+                .destination_for(now, t.transport, t.address, &t.domain)
                 .map(|target| (target, t.transport))
                 .map_err(|e| e.to_string()),
         }
@@ -1060,8 +1050,8 @@ impl SipStack {
     ) -> Result<
         (
             SipRequest,
-            super::txn::Target,
-            TransportKind,
+            super::txn::Destination,
+            Transport,
             Option<NameAddr>,
         ),
         String,

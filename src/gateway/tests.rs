@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::*;
-use sip::msg::{SipMessage, TransportKind};
+use sip::msg::{Framing, SipMessage};
 use sip::transport::SipTransmit;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
@@ -42,9 +42,9 @@ fn gateway_with_media(
 /// A SIP stack on a documentation address that nothing in these tests sends to.
 fn test_stack() -> SipStack {
     use sip::dns::{Resolver, ResolverConfig};
-    use sip::locate::Transport;
     use sip::stack::StackConfig;
     use sip::transport::LocalAddresses;
+    use sip::transport::Transport;
     SipStack::new(
         StackConfig {
             local: LocalAddresses {
@@ -265,10 +265,9 @@ fn drain(g: &mut Gateway) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMessage)
     while let Some(out) = g.poll_output() {
         match out {
             GatewayOutput::Send { text, .. } => texts.push(serde_json::from_str(&text).unwrap()),
-            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
-                to,
-                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
-            )),
+            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => {
+                sip.push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap()))
+            }
             other => panic!("unexpected output {other:?}"),
         }
     }
@@ -497,10 +496,9 @@ fn drain_all(g: &mut Gateway) -> Drained {
     while let Some(out) = g.poll_output() {
         match out {
             GatewayOutput::Send { text, .. } => d.texts.push(serde_json::from_str(&text).unwrap()),
-            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
-                to,
-                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
-            )),
+            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d
+                .sip
+                .push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap())),
             GatewayOutput::OpenMedia { media, sockets } => {
                 d.opened.push(media);
                 d.sockets.extend(sockets);

@@ -8,7 +8,7 @@
 //!   randomisation RFC 5452 section 9.2 asks for), writes every [`Resolver::poll_transmit`]
 //!   datagram to it and feeds every received datagram to [`Resolver::handle_datagram`]. If
 //!   resolv.conf lists servers of both families, that takes one socket per family (an IPv4
-//!   [`Transmit::destination`] cannot be sent from an `AF_INET6` socket); answers arriving as
+//!   [`DnsTransmit::destination`] cannot be sent from an `AF_INET6` socket); answers arriving as
 //!   `::ffff:a.b.c.d` on a dual-stack socket are matched to their IPv4 server either way,
 //! * arms its timer from [`Resolver::poll_timeout`] and calls [`Resolver::handle_timeout`].
 //!
@@ -29,7 +29,7 @@ pub(crate) mod test_encoder;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use resolver::{DnsEvent, QueryId, Resolver, ResolverConfig, Transmit};
+pub use resolver::{DnsEvent, DnsTransmit, QueryId, Resolver, ResolverConfig};
 pub use system::{HostsFile, SystemConfigWarning};
 
 /// Record types the resolver asks for and understands (RFC 1035, 3596, 2782, 3403).

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::locate::Transport;
 use crate::msg::{Host, ResponseBuilder};
+use crate::transport::Transport;
 
 const HA1_HEX: &str = "ecaa8d1fc2b4bda0e8e0c6e7a9ec0bb3";
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::call::{REASON_LOCAL_HANGUP, REASON_REMOTE_BYE};
 use crate::dns::{Resolver, ResolverConfig};
-use crate::msg::{parse, Host, RequestBuilder, SipResponse, TransportKind, Via};
+use crate::msg::{parse, Framing, Host, RequestBuilder, SipResponse, Via};
 use crate::transport::LocalAddresses;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
@@ -39,10 +39,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness::with_transports(vec![TransportKind2::Udp])
+        Harness::with_transports(vec![Transport::Udp])
     }
 
-    fn with_transports(transports: Vec<TransportKind2>) -> Harness {
+    fn with_transports(transports: Vec<Transport>) -> Harness {
         let mut stack = SipStack::new(
             StackConfig {
                 local: LocalAddresses {
@@ -77,7 +77,7 @@ impl Harness {
                 panic!("unexpected transmit {t:?}");
             };
             assert_eq!(to, peer(), "sent somewhere else");
-            out.push(parse(&bytes, TransportKind::Datagram).expect("stack sent garbage"));
+            out.push(parse(&bytes, Framing::Datagram).expect("stack sent garbage"));
         }
         out
     }
@@ -204,7 +204,7 @@ impl Harness {
     }
 }
 
-use crate::locate::Transport as TransportKind2;
+use crate::transport::Transport;
 
 fn terminated(call: CallId, reason: &str) -> CallNotice {
     CallNotice::Terminated {
@@ -1111,7 +1111,7 @@ fn timeout_before_any_provisional_fails_over_to_the_next_target() {
             let SipTransmit::Datagram { to, bytes } = t else {
                 panic!("{t:?}");
             };
-            let Ok(SipMessage::Request(r)) = parse(&bytes, TransportKind::Datagram) else {
+            let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Datagram) else {
                 panic!("not a request");
             };
             assert_eq!(*r.method(), Method::Invite);
@@ -1211,7 +1211,7 @@ fn hangup_between_200_and_ack_sends_bye_when_the_ack_arrives() {
 
 #[test]
 fn invite_over_a_connection_that_closes_fails_at_once() {
-    let mut h = Harness::with_transports(vec![TransportKind2::Udp, TransportKind2::Tcp]);
+    let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
     let call = h
         .stack
         .invite(
@@ -1231,7 +1231,7 @@ fn invite_over_a_connection_that_closes_fails_at_once() {
                 flow = Some(f);
             }
             SipTransmit::Stream { bytes, .. } => {
-                let Ok(SipMessage::Request(r)) = parse(&bytes, TransportKind::Stream) else {
+                let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Stream) else {
                     panic!("not a request");
                 };
                 assert_eq!(*r.method(), Method::Invite);
