@@ -58,9 +58,9 @@ fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            1,
+            engine::Rng::seed_from_u64(1),
         ),
-        1,
+        engine::Rng::seed_from_u64(1),
     );
     let mut gateway = Gateway::new(
         GatewayConfig {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use engine::Rng;
 use sip::auth::Ha1;
 use sip::dns::{Resolver, ResolverConfig};
 use sip::stack::{AccountIdentity, CallNotice, SipStack, StackConfig};
@@ -69,9 +70,9 @@ fn outgoing_call_to_sipp_uas() {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            3,
+            Rng::seed_from_u64(3),
         ),
-        99,
+        Rng::seed_from_u64(99),
     );
     let identity = AccountIdentity {
         user: "alice".into(),

@@ -17,10 +17,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::dns::{
-    DnsError, DnsTransmit, QueryId, Record, RecordData, RecordType, Resolver, SplitMix64, Srv,
-};
+use super::dns::{DnsError, DnsTransmit, QueryId, Record, RecordData, RecordType, Resolver, Srv};
 use super::transport::Transport;
+use engine::Rng;
 
 /// Hosts (SRV targets) one lookup resolves at most. A hostile or broken DNS answer could list
 /// hundreds; a SIP transaction will not fail over that many times anyway.
@@ -247,7 +246,7 @@ pub struct Locator {
     resolver: Resolver,
     config: LocatorConfig,
     /// Draws for the RFC 2782 weighted SRV selection.
-    rng: SplitMix64,
+    rng: Rng,
     next_lookup: u64,
     lookups: HashMap<LookupId, Lookup>,
     /// Which lookup is waiting for each resolver query.
@@ -314,13 +313,13 @@ enum Plan {
 }
 
 impl Locator {
-    /// A locator resolving through `resolver`; `seed` drives the SRV weight draws (fixed in
-    /// tests, random in production so that load spreads as the weights say).
-    pub fn new(resolver: Resolver, config: LocatorConfig, seed: u64) -> Self {
+    /// A locator resolving through `resolver`; `rng` draws the SRV weights (seeded with a
+    /// constant in tests, from the OS in production so that load spreads as the weights say).
+    pub fn new(resolver: Resolver, config: LocatorConfig, rng: Rng) -> Self {
         Locator {
             resolver,
             config,
-            rng: SplitMix64::new(seed),
+            rng,
             next_lookup: 0,
             lookups: HashMap::new(),
             owners: HashMap::new(),
@@ -753,7 +752,7 @@ fn is_valid_domain(host: &str) -> bool {
 /// Orders SRV records as RFC 2782 prescribes: ascending priority; within one priority, a
 /// weighted random draw repeated until none is left, with weight-0 records placed first so
 /// they are picked rarely but not never. `rng` makes the draws reproducible in tests.
-pub fn order_srv_records(mut records: Vec<Srv>, rng: &mut SplitMix64) -> Vec<Srv> {
+pub fn order_srv_records(mut records: Vec<Srv>, rng: &mut Rng) -> Vec<Srv> {
     // Stable sort: weight 0 first within a priority, otherwise answer order.
     records.sort_by_key(|srv| (srv.priority, srv.weight != 0));
     let mut ordered = Vec::with_capacity(records.len());

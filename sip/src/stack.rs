@@ -21,12 +21,13 @@ use slab::Slab;
 use super::auth::Ha1;
 use super::call::{Call, CallAction, CallError, CallEvent, Hop, OutgoingConfig, Sent};
 use super::dialog::DialogKey;
-use super::dns::{Resolver, SplitMix64};
+use super::dns::Resolver;
 use super::locate::{LocateEvent, Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, NameAddr, ResponseBuilder, SipMessage, SipRequest, Uri};
 use super::registration::{RegAction, Registration, RegistrationConfig, RegistrationState};
 use super::transport::{FlowId, LocalAddresses, SipTransmit, SipTransport, Transport};
 use super::txn::{build_cancel, TxnConfig, TxnEvent, TxnId, TxnLayer, MAGIC_COOKIE};
+use engine::Rng;
 
 /// Methods we answer, for `Allow` (RFC 3261 section 20.5).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
@@ -196,7 +197,7 @@ pub struct SipStack {
     transport: SipTransport,
     txn: TxnLayer,
     locator: Locator,
-    rng: SplitMix64,
+    rng: Rng,
     registrations: Slab<RegEntry>,
     by_contact_user: HashMap<String, RegId>,
     lookups: HashMap<LookupId, RegId>,
@@ -219,9 +220,10 @@ pub struct SipStack {
 }
 
 impl SipStack {
-    /// A stack over `resolver`; `seed` feeds tags, branches, Call-IDs and cnonces (take it from
-    /// the OS's random source: predictable values make spoofing easier).
-    pub fn new(config: StackConfig, resolver: Resolver, seed: u64) -> SipStack {
+    /// A stack over `resolver`; `rng` draws tags, branches, Call-IDs, cnonces, Contact tokens
+    /// and (forked) the SRV weights. Seed it from the OS in production: RFC 3261 sections
+    /// 8.1.1.4, 8.1.1.7 and 19.3 want these unguessable; with a constant in tests.
+    pub fn new(config: StackConfig, resolver: Resolver, mut rng: Rng) -> SipStack {
         let locator = Locator::new(
             resolver,
             LocatorConfig {
@@ -229,14 +231,14 @@ impl SipStack {
                 outbound_proxy: config.outbound_proxy.clone(),
                 address_families: Default::default(),
             },
-            seed ^ 0x5bd1_e995,
+            rng.fork(),
         );
         SipStack {
             transport: SipTransport::new(config.local.clone()),
             config,
             txn: TxnLayer::new(TxnConfig::default()),
             locator,
-            rng: SplitMix64::new(seed),
+            rng,
             registrations: Slab::new(),
             by_contact_user: HashMap::new(),
             lookups: HashMap::new(),
@@ -1217,6 +1219,8 @@ impl SipStack {
         }
     }
 
+    /// `len` lower-case letters and digits: what tags, branches and tokens always looked
+    /// like on the wire (case-folding elements cannot alter them).
     fn random_token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut out = String::with_capacity(len);

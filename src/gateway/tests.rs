@@ -59,9 +59,9 @@ fn test_stack() -> SipStack {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            1,
+            engine::Rng::seed_from_u64(1),
         ),
-        7,
+        engine::Rng::seed_from_u64(7),
     )
 }
 

@@ -153,8 +153,8 @@ impl Reactor {
                 register_expires: config.sip.register_expires,
                 user_agent: config.sip.user_agent.clone(),
             },
-            Resolver::new(resolver_config, random_seed()),
-            random_seed(),
+            Resolver::new(resolver_config, engine::Rng::seed_from_u64(random_seed())),
+            engine::Rng::seed_from_u64(random_seed()),
         );
         let mut signals =
             Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot catch signals: {e}"))?;

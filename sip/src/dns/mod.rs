@@ -266,36 +266,3 @@ impl fmt::Display for DnsError {
 }
 
 impl std::error::Error for DnsError {}
-
-/// SplitMix64: a tiny deterministic generator for DNS transaction ids and SRV weight draws.
-///
-/// Determinism is the point: tests pass a fixed seed. In production the reactor must seed it
-/// from an unpredictable source (e.g. `ring::rand`), since guessable ids make spoofing easier
-/// (RFC 5452 section 9.2). It is not a CSPRNG; the id is 16 bits anyway.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator starting from `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform value in `0..=max` (the RFC 2782 weight draw needs an inclusive bound).
-    pub fn below_or_equal(&mut self, max: u32) -> u32 {
-        // Multiply-shift maps 32 random bits onto 0..=max with negligible bias for 32-bit max.
-        // Both factors are below 2^32 + 1 and the first below 2^32, so the product fits.
-        (((self.next_u64() >> 32) * (u64::from(max) + 1)) >> 32) as u32
-    }
-}

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::system::{HostsFile, ResolvConf, SystemConfigWarning};
 use super::wire::{self, Response, CLASS_IN};
-use super::{DnsError, Record, RecordData, RecordType, SplitMix64};
+use engine::Rng;
+
+use super::{DnsError, Record, RecordData, RecordType};
 
 /// RCODE values (RFC 1035 section 4.1.1).
 const RCODE_NOERROR: u8 = 0;
@@ -140,7 +142,8 @@ struct InFlight {
 #[derive(Debug)]
 pub struct Resolver {
     config: ResolverConfig,
-    rng: SplitMix64,
+    /// Transaction ids (RFC 5452 section 9.2: unpredictable, so spoofed answers miss).
+    rng: Rng,
     next_query: u64,
     /// Start server of the next query when `rotate` is set.
     next_rotation: usize,
@@ -152,9 +155,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver with `config`; `seed` drives transaction ids (see [`SplitMix64`] on choosing
-    /// it). With no nameserver configured, 127.0.0.1:53 is used as resolv.conf(5) specifies.
-    pub fn new(mut config: ResolverConfig, seed: u64) -> Self {
+    /// A resolver with `config`; `rng` draws the transaction ids (seed it from the OS in
+    /// production: guessable ids make spoofing easier, RFC 5452 section 9.2; with a constant
+    /// in tests). With no nameserver configured, 127.0.0.1:53 is used as resolv.conf(5)
+    /// specifies.
+    pub fn new(mut config: ResolverConfig, rng: Rng) -> Self {
         if config.nameservers.is_empty() {
             config
                 .nameservers
@@ -163,7 +168,7 @@ impl Resolver {
         config.attempts = config.attempts.max(1);
         Resolver {
             config,
-            rng: SplitMix64::new(seed),
+            rng,
             next_query: 0,
             next_rotation: 0,
             cache: HashMap::new(),

@@ -57,9 +57,9 @@ impl Harness {
             },
             Resolver::new(
                 ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-                1,
+                Rng::seed_from_u64(1),
             ),
-            42,
+            Rng::seed_from_u64(42),
         );
         stack.set_incoming_calls(true);
         Harness {

@@ -16,7 +16,7 @@ fn resolver(nameservers: &[&str]) -> Resolver {
     let mut config =
         ResolverConfig::with_nameservers(nameservers.iter().map(|n| addr(n)).collect());
     config.timeout = Duration::from_secs(2);
-    Resolver::new(config, 42)
+    Resolver::new(config, Rng::seed_from_u64(42))
 }
 
 fn transmits(resolver: &mut Resolver) -> Vec<DnsTransmit> {
@@ -67,7 +67,7 @@ fn hosts_file_answers_before_any_query() {
     let (config, warnings) =
         ResolverConfig::from_system("nameserver 192.0.2.53\n", "192.0.2.9 pbx.lan\n");
     assert!(warnings.is_empty());
-    let mut r = Resolver::new(config, 1);
+    let mut r = Resolver::new(config, Rng::seed_from_u64(1));
     let query = r.query(t0, "PBX.lan", RecordType::A);
     assert!(transmits(&mut r).is_empty());
     let done = events(&mut r);
@@ -166,7 +166,7 @@ fn servfail_moves_on_and_is_reported_over_a_later_timeout() {
     let t0 = Instant::now();
     let mut config = ResolverConfig::with_nameservers(vec![addr(NS1), addr(NS2)]);
     config.attempts = 1;
-    let mut r = Resolver::new(config, 3);
+    let mut r = Resolver::new(config, Rng::seed_from_u64(3));
     r.query(t0, "broken.example", RecordType::Naptr);
     let sent = only_transmit(&mut r);
     let servfail = ResponseBuilder::answering(&sent.payload).rcode(2).build();
@@ -194,7 +194,7 @@ fn malformed_answer_to_our_question_is_retried_then_reported() {
     let t0 = Instant::now();
     let mut config = ResolverConfig::with_nameservers(vec![addr(NS1)]);
     config.attempts = 2;
-    let mut r = Resolver::new(config, 4);
+    let mut r = Resolver::new(config, Rng::seed_from_u64(4));
     r.query(t0, "bad.example", RecordType::A);
     let sent = only_transmit(&mut r);
     let mut broken = ResponseBuilder::answering(&sent.payload)
@@ -363,7 +363,7 @@ fn in_flight_and_cache_are_bounded() {
     let mut config = ResolverConfig::with_nameservers(vec![addr(NS1)]);
     config.max_in_flight = 2;
     config.cache_capacity = 2;
-    let mut r = Resolver::new(config, 5);
+    let mut r = Resolver::new(config, Rng::seed_from_u64(5));
     r.query(t0, "a.example", RecordType::A);
     r.query(t0, "b.example", RecordType::A);
     r.query(t0, "c.example", RecordType::A);
@@ -405,7 +405,7 @@ fn rotate_starts_each_query_at_the_next_server() {
         "nameserver 192.0.2.53\nnameserver 2001:db8::53\noptions rotate\n",
         "",
     );
-    let mut r = Resolver::new(config, 6);
+    let mut r = Resolver::new(config, Rng::seed_from_u64(6));
     r.query(t0, "one.example", RecordType::A);
     r.query(t0, "two.example", RecordType::A);
     r.query(t0, "three.example", RecordType::A);
