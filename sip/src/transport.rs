@@ -60,7 +60,8 @@ impl std::fmt::Display for Transport {
     }
 }
 
-/// Something the reactor must do with a socket.
+/// Something the reactor must do with one of the SIP stack's sockets: the SIP UDP socket,
+/// a SIP stream connection, or the resolver's DNS socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipTransmit {
     /// Send a datagram from the SIP UDP socket.
@@ -91,6 +92,15 @@ pub enum SipTransmit {
     Close {
         /// The flow.
         flow: FlowId,
+    },
+    /// Send a DNS query from the resolver's UDP socket (the socket of `to`'s address
+    /// family; see [`crate::dns`]). The transport layer never produces this; the stack's
+    /// locator does.
+    Dns {
+        /// The nameserver.
+        to: SocketAddr,
+        /// The query message.
+        bytes: Vec<u8>,
     },
 }
 

@@ -4,7 +4,7 @@ use super::ClientId;
 use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::Aor;
 use sip::auth::Ha1;
-use sip::stack::RegId;
+use sip::registration::RegId;
 
 /// Identifies an account instance (one per connection that added it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -19,7 +19,9 @@ use crate::config::SipSrtp;
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::{IceCandidate, SessionCreate};
 use crate::sylkrtc::Event;
-use sip::stack::{AccountIdentity, CallId as SipCallId, CallNotice};
+use sip::call::{CallEndCause, CallError, CallEvent};
+use sip::registration::RegId;
+use sip::stack::{AccountIdentity, CallId as SipCallId};
 
 /// Terminated sessions remembered per connection, so a late trickle gets `Session <id> is
 /// terminated` rather than `Unknown session` (sylkrtc.js ends a call on any trickle error).
@@ -84,6 +86,8 @@ pub(super) struct GwCall {
     /// The SIP side put the call on hold (its last offer was sendonly/inactive): silence
     /// from SIP is then expected, not a dead call.
     pub held_by_sip: bool,
+    /// The caller cancelled the unanswered incoming call: the client gets `missed-session`.
+    pub cancelled_by_caller: bool,
 }
 
 impl std::fmt::Debug for GwCall {
@@ -199,6 +203,7 @@ impl Gateway {
             late_offer: None,
             is_late_offer: false,
             held_by_sip: false,
+            cancelled_by_caller: false,
         });
         self.index_call(key, client, &create.session, media_ref, Some(sip));
         self.open_media(media_ref, addrs);
@@ -296,39 +301,34 @@ impl Gateway {
         match call.sip {
             Some(sip) if unanswered_incoming => {
                 let code = self.decline_code;
-                let _ = self.sip.decline(now, sip, code);
+                log_call_error("decline", sip, self.sip.decline(now, sip, code));
             }
             Some(sip) => {
-                let _ = self.sip.hangup(now, sip);
+                log_call_error("hangup", sip, self.sip.hangup(now, sip));
             }
             None => self.end_call(now, key, "200 Local hangup", true),
         }
         Ok(())
     }
 
-    /// The stack's call notices.
-    pub(super) fn handle_call_notice(&mut self, now: Instant, notice: CallNotice) {
-        match notice {
-            CallNotice::Incoming {
-                call,
+    /// The stack's events about call `call`.
+    pub(super) fn handle_call_event(&mut self, now: Instant, call: SipCallId, event: CallEvent) {
+        match event {
+            CallEvent::Incoming {
                 reg,
                 from_uri,
                 from_display_name,
                 call_id,
                 sdp,
             } => self.incoming_call(now, call, reg, from_uri, from_display_name, call_id, sdp),
-            CallNotice::Progress {
-                call, code, sdp, ..
-            } => self.call_progress(now, call, code, sdp),
-            CallNotice::OfferRetried { call, code } => self.call_offer_retried(now, call, code),
-            CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp),
-            CallNotice::Confirmed { call, sdp_in_ack } => {
-                self.call_confirmed(now, call, sdp_in_ack)
-            }
+            CallEvent::Progress { code, sdp, .. } => self.call_progress(now, call, code, sdp),
+            CallEvent::OfferRetried { code } => self.call_offer_retried(now, call, code),
+            CallEvent::Accepted { sdp } => self.call_accepted(now, call, sdp),
+            CallEvent::Confirmed { sdp_in_ack } => self.call_confirmed(now, call, sdp_in_ack),
             // The bridge does not renegotiate yet: answer at once with our last SDP,
             // directions mirrored (RFC 3264 section 6.1), which keeps hold/unhold, session
             // refreshes and address changes of the same media working.
-            CallNotice::ReInvite { call, sdp } => {
+            CallEvent::ReInvite { sdp } => {
                 log::info!("sip call {call:?}: re-INVITE answered with the current media");
                 if let Some(c) = self
                     .calls_by_sip
@@ -337,14 +337,23 @@ impl Gateway {
                 {
                     c.held_by_sip = is_hold_offer(&sdp);
                 }
-                let _ = self.sip.answer_reinvite_with_current_media(now, call);
+                let result = match self.sip.local_sdp(call) {
+                    Some(local) => {
+                        let answer = mirror_direction(local, &sdp);
+                        self.sip.answer_reinvite(now, call, answer)
+                    }
+                    None => self.sip.reject_reinvite(now, call, 488),
+                };
+                log_call_error("re-INVITE answer", call, result);
             }
-            CallNotice::Terminated { call, reason } => {
+            CallEvent::Terminated(end) => {
                 if let Some(key) = self.calls_by_sip.remove(&call) {
                     if let Some(c) = self.calls.get_mut(key) {
                         c.sip = None;
+                        c.cancelled_by_caller = end.cause == CallEndCause::Cancelled;
                     }
-                    self.end_call(now, key, &reason, true);
+                    // The sylkRTC reason is the SIP outcome's "<code> <phrase>".
+                    self.end_call(now, key, &end.to_string(), true);
                 }
             }
         }
@@ -355,18 +364,18 @@ impl Gateway {
         &mut self,
         now: Instant,
         sip: SipCallId,
-        reg: sip::stack::RegId,
+        reg: RegId,
         from_uri: String,
         from_display_name: Option<String>,
         call_id: String,
         sdp: Option<String>,
     ) {
         let Some(&account) = self.registration_owner.get(&reg) else {
-            let _ = self.sip.decline(now, sip, 480);
+            log_call_error("decline", sip, self.sip.decline(now, sip, 480));
             return;
         };
         let Some(client) = self.accounts.get(account.0).map(|a| a.client) else {
-            let _ = self.sip.decline(now, sip, 480);
+            log_call_error("decline", sip, self.sip.decline(now, sip, 480));
             return;
         };
         let live = self
@@ -376,14 +385,14 @@ impl Gateway {
         if live >= self.media.config.max_calls_per_connection
             || self.calls.len() >= self.media.config.max_calls
         {
-            let _ = self.sip.decline(now, sip, 503);
+            log_call_error("decline", sip, self.sip.decline(now, sip, 503));
             return;
         }
         // A late offer (no SDP) stays audio-only: the browser is offered what we can do
         // without knowing whether the caller has video.
         let video = sdp.as_deref().is_some_and(offers_video);
         let Some((ports, addrs)) = self.media.allocate(video) else {
-            let _ = self.sip.decline(now, sip, 503);
+            log_call_error("decline", sip, self.sip.decline(now, sip, 503));
             return;
         };
         let media_ref = self.next_media_ref();
@@ -401,7 +410,7 @@ impl Gateway {
                 Err(e) => {
                     log::warn!("incoming call {call_id}: {e}");
                     self.media.release(&ports);
-                    let _ = self.sip.decline(now, sip, 500);
+                    log_call_error("decline", sip, self.sip.decline(now, sip, 500));
                     return;
                 }
             },
@@ -411,7 +420,7 @@ impl Gateway {
             Err(e) => {
                 log::info!("incoming call {call_id}: {e}");
                 self.media.release(&ports);
-                let _ = self.sip.decline(now, sip, 488);
+                log_call_error("decline", sip, self.sip.decline(now, sip, 488));
                 return;
             }
         };
@@ -439,6 +448,7 @@ impl Gateway {
             late_offer: None,
             is_late_offer,
             held_by_sip: false,
+            cancelled_by_caller: false,
         });
         self.index_call(key, client, &session, media_ref, Some(sip));
         self.open_media(media_ref, addrs);
@@ -458,7 +468,7 @@ impl Gateway {
                 call_id,
             },
         );
-        let _ = self.sip.ring(now, sip);
+        log_call_error("ring", sip, self.sip.ring(now, sip));
     }
 
     fn call_progress(&mut self, now: Instant, sip: SipCallId, code: u16, sdp: Option<String>) {
@@ -639,7 +649,7 @@ impl Gateway {
     pub(super) fn fail_call(&mut self, now: Instant, key: usize, reason: &str) {
         if let Some(sip) = self.calls.get_mut(key).and_then(|c| c.sip.take()) {
             self.calls_by_sip.remove(&sip);
-            let _ = self.sip.hangup(now, sip);
+            log_call_error("hangup", sip, self.sip.hangup(now, sip));
         }
         self.end_call(now, key, reason, true);
     }
@@ -661,12 +671,12 @@ impl Gateway {
         let mut call = self.calls.remove(key);
         if let Some(sip) = call.sip.take() {
             self.calls_by_sip.remove(&sip);
-            let _ = self.sip.hangup(now, sip);
+            log_call_error("hangup", sip, self.sip.hangup(now, sip));
         }
         let missed = notify
             && call.direction == Direction::Incoming
             && call.state == CallState::Connecting
-            && reason.starts_with("487");
+            && call.cancelled_by_caller;
         if let (true, Some(originator)) = (missed, call.originator.clone()) {
             let account = self
                 .accounts
@@ -808,6 +818,73 @@ fn bare_uri(uri: &str) -> String {
     s.split([';', '?', '>']).next().unwrap_or(s).to_owned()
 }
 
+/// Logs a refused call command with its cause. The stack refuses only commands that no
+/// longer fit the call (it ended meanwhile, or is past the state they need), which the
+/// gateway's bookkeeping makes rare and harmless.
+fn log_call_error(what: &str, call: SipCallId, result: Result<(), CallError>) {
+    if let Err(e) = result {
+        log::debug!("sip call {call:?}: {what} not done: {e}");
+    }
+}
+
+/// Our last SDP answered to `offer` with the media direction mirrored (RFC 3264 section
+/// 6.1: sendonly -> recvonly, recvonly -> sendonly, inactive -> inactive, else sendrecv),
+/// and the `o=` version incremented because the session changed (section 8).
+///
+/// The direction is taken from the offer's first direction attribute (session or media
+/// level) and applied to every media section of ours: enough for the single audio/video
+/// sessions a hold or unhold re-INVITE concerns.
+///
+/// Temporary copy of the function the sip crate had (issue 10 moves SDP out of sip): the
+/// media crate's SDP model takes this over, and this copy goes.
+fn mirror_direction(local: &str, offer: &str) -> String {
+    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+    let offered = offer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .find(|a| DIRECTIONS.contains(a))
+        .unwrap_or("sendrecv");
+    let mirrored = match offered {
+        "sendonly" => "recvonly",
+        "recvonly" => "sendonly",
+        "inactive" => "inactive",
+        _ => "sendrecv",
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut in_media = false;
+    for line in local.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(attr) = line.strip_prefix("a=") {
+            if DIRECTIONS.contains(&attr) {
+                continue;
+            }
+        }
+        if line.starts_with("m=") {
+            if in_media {
+                out.push(format!("a={mirrored}"));
+            }
+            in_media = true;
+        }
+        if let Some(origin) = line.strip_prefix("o=") {
+            let mut fields: Vec<String> = origin.split(' ').map(str::to_owned).collect();
+            if let Some(version) = fields.get_mut(2) {
+                if let Ok(v) = version.parse::<u64>() {
+                    *version = v.wrapping_add(1).to_string();
+                }
+            }
+            out.push(format!("o={}", fields.join(" ")));
+            continue;
+        }
+        out.push(line.to_owned());
+    }
+    if in_media {
+        out.push(format!("a={mirrored}"));
+    }
+    let mut text = out.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
+
 /// Whether an SDP offer puts us on hold (RFC 3264 section 8.4: `sendonly`/`inactive`, or
 /// the RFC 2543 style `c=0.0.0.0`).
 fn is_hold_offer(sdp: &str) -> bool {
@@ -859,6 +936,25 @@ mod tests {
         assert!(!is_hold_offer(
             "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendrecv\r\n"
         ));
+    }
+
+    #[test]
+    fn mirror_direction_answers_hold_with_recvonly_and_bumps_version() {
+        use super::mirror_direction;
+        let local = "v=0\r\no=- 1 5 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\nm=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+        let hold = "v=0\r\no=x 9 9 IN IP4 5.6.7.8\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=sendonly\r\n";
+        let answer = mirror_direction(local, hold);
+        assert!(answer.contains("o=- 1 6 IN IP4 1.2.3.4\r\n"), "{answer}");
+        assert_eq!(answer.matches("a=recvonly").count(), 2, "{answer}");
+        assert!(!answer.contains("sendrecv"));
+        let unhold = "v=0\r\nm=audio 5000 RTP/AVP 0\r\n";
+        assert_eq!(
+            mirror_direction(local, unhold)
+                .matches("a=sendrecv")
+                .count(),
+            2
+        );
+        assert!(mirror_direction(local, "a=inactive\r\n").contains("a=inactive"));
     }
 
     #[test]

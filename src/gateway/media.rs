@@ -224,12 +224,15 @@ impl Gateway {
         // The reactor drains this call's transmits right after every datagram, so the call
         // is not queued for another drain.
         self.after_bridge_input_drained(now, key);
+        // A media failure may have hung up the SIP call (cheap when it did not).
+        self.pump_sip(now);
     }
 
     /// The reactor could not bind a call's sockets: the call cannot have media.
     pub fn handle_media_unavailable(&mut self, now: Instant, media: MediaRef) {
         if let Some(&key) = self.calls_by_media.get(&media) {
             self.fail_call(now, key, "503 Media ports unavailable");
+            self.pump_sip(now);
         }
     }
 

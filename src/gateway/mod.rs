@@ -19,8 +19,9 @@ use crate::config::{MediaConfig, SylkRtcConfig};
 use crate::sylkrtc::event::RegistrationState;
 use crate::sylkrtc::request::AccountAdd;
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
-use sip::registration::RegistrationState as SipRegistrationState;
-use sip::stack::{AccountIdentity, RegId, SipEvent, SipStack};
+use engine::Output;
+use sip::registration::{RegId, RegistrationStatus};
+use sip::stack::{AccountIdentity, SipEvent, SipStack};
 use sip::transport::{FlowId, SipTransmit};
 
 pub use account::{Account, AccountId};
@@ -43,15 +44,8 @@ pub enum GatewayOutput {
         /// The JSON text.
         text: String,
     },
-    /// A SIP socket action.
+    /// A SIP socket action (DNS queries included).
     Sip(SipTransmit),
-    /// A DNS query to send from the resolver socket.
-    Dns {
-        /// The nameserver.
-        to: std::net::SocketAddr,
-        /// The query.
-        bytes: Vec<u8>,
-    },
     /// Bind a call's media sockets; on failure call
     /// [`Gateway::handle_media_unavailable`].
     OpenMedia {
@@ -116,6 +110,8 @@ pub struct Gateway {
     accounts_by_aor: HashMap<String, Vec<AccountId>>,
     /// The SIP user agent.
     sip: SipStack,
+    /// The stack's deadline, from its last `poll_output`.
+    sip_deadline: Option<Instant>,
     /// Which account a live registration belongs to; gone once the account lets go of it.
     registration_owner: HashMap<RegId, AccountId>,
     /// Calls (sessions) of every client.
@@ -146,6 +142,7 @@ impl Gateway {
             accounts: Slab::new(),
             accounts_by_aor: HashMap::new(),
             sip,
+            sip_deadline: None,
             registration_owner: HashMap::new(),
             calls: Slab::new(),
             calls_by_media: Default::default(),
@@ -300,7 +297,7 @@ impl Gateway {
 
     /// The earliest instant the gateway needs [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.sip.poll_timeout(), self.media_poll_timeout()]
+        [self.sip_deadline, self.media_poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -313,43 +310,40 @@ impl Gateway {
         self.pump_sip(now);
     }
 
-    /// Moves the SIP stack's events to clients and its transmits to the output queue.
-    fn pump_sip(&mut self, now: Instant) {
+    /// Moves the SIP stack's events to clients and its transmits to the output queue, until
+    /// the stack reports its deadline.
+    pub(super) fn pump_sip(&mut self, now: Instant) {
         loop {
-            let mut any = false;
-            while let Some(event) = self.sip.poll_event() {
-                any = true;
-                self.handle_sip_event(event);
+            match self.sip.poll_output() {
+                Output::Transmit(t) => self.outputs.push_back(GatewayOutput::Sip(t)),
+                Output::Event(SipEvent::Call { call, event }) => {
+                    self.handle_call_event(now, call, event)
+                }
+                Output::Event(event) => self.handle_sip_event(event),
+                Output::Timeout(at) => {
+                    self.sip_deadline = at;
+                    return;
+                }
             }
-            while let Some(notice) = self.sip.poll_call_event() {
-                any = true;
-                self.handle_call_notice(now, notice);
-            }
-            if !any {
-                break;
-            }
-        }
-        while let Some(t) = self.sip.poll_transmit() {
-            self.outputs.push_back(GatewayOutput::Sip(t));
-        }
-        while let Some((to, bytes)) = self.sip.poll_dns_transmit() {
-            self.outputs.push_back(GatewayOutput::Dns { to, bytes });
         }
     }
 
     fn handle_sip_event(&mut self, event: SipEvent) {
         match event {
-            SipEvent::Registration { reg, state, reason } => {
+            SipEvent::Registration { reg, status } => {
                 let Some(&account_id) = self.registration_owner.get(&reg) else {
                     return;
                 };
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;
                 };
-                let state = match state {
-                    SipRegistrationState::Registering => RegistrationState::Registering,
-                    SipRegistrationState::Registered => RegistrationState::Registered,
-                    SipRegistrationState::Failed => RegistrationState::Failed,
+                // The sylkRTC reason is rendered here, at the edge.
+                let (state, reason) = match status {
+                    RegistrationStatus::Registering => (RegistrationState::Registering, None),
+                    RegistrationStatus::Registered => (RegistrationState::Registered, None),
+                    RegistrationStatus::Failed(why) => {
+                        (RegistrationState::Failed, Some(why.to_string()))
+                    }
                 };
                 let event = Event::Registration {
                     account: account.aor.as_str().to_owned(),
@@ -366,6 +360,8 @@ impl Gateway {
                     }
                 }
             }
+            // Routed to `handle_call_event` by `pump_sip`.
+            SipEvent::Call { .. } => {}
         }
     }
 

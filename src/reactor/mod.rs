@@ -548,7 +548,6 @@ impl Reactor {
                     &mut self.generations,
                     &mut self.gateway,
                 ),
-                GatewayOutput::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
                 GatewayOutput::OpenMedia { media, sockets } => {
                     if let Err(e) = self.media.open(
                         self.poll.registry(),
