@@ -1,6 +1,6 @@
 //! One call leg (an INVITE dialog usage, RFC 3261 sections 13-15) as a sans-IO state
 //! machine: [`OutgoingCall`] (we send the INVITE) or [`IncomingCall`] (we answer it), both
-//! built on the dialog usage they share ([`usage`]).
+//! built on the dialog usage they share (`usage.rs`), with [`CallEnd`] in `end.rs`.
 //!
 //! Like [`Registration`](super::registration::Registration) a call decides *what* to do and
 //! asks the stack through [`CallAction`]s; the stack picks transports and Vias, runs the

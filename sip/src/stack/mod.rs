@@ -20,9 +20,9 @@
 //! Contact token become [`CallEvent::Incoming`] once [`SipStack::set_incoming_calls`] is on
 //! (until then they are answered 480). See [`crate::call`] for how calls end.
 //!
-//! The layers: [`routing`] moves messages between transport, transactions, location and the
-//! registrations and calls; [`uas`] is the RFC 3261 section 8.2 UAS core; [`registrations`]
-//! and [`calls`] keep the books of the two kinds of usage.
+//! The files: `routing.rs` moves messages between transport, transactions, location and the
+//! registrations and calls; `uas.rs` is the RFC 3261 section 8.2 UAS core;
+//! `registrations.rs` and `calls.rs` keep the books of the two kinds of usage.
 
 mod calls;
 mod registrations;
