@@ -478,7 +478,9 @@ impl SipTransport {
             Disposition::Reply { .. } => {
                 if let Some(reply) = rejection.reply("sylk-reject") {
                     self.stats.rejected_requests += 1;
-                    let _ = self.send(now, &source, reply.to_bytes());
+                    if let Err(e) = self.send(now, &source, reply.to_bytes()) {
+                        log::debug!("sip: no stateless reply to {}: {e}", source.remote);
+                    }
                     return;
                 }
                 self.stats.dropped_malformed += 1;

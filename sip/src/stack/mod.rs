@@ -397,4 +397,4 @@ impl SipStack {
 }
 
 #[cfg(test)]
-mod call_tests;
+mod tests;
