@@ -631,3 +631,36 @@ fn no_offer_switch_after_an_early_answer() {
     );
     h.assert_clean_after_timers();
 }
+
+#[test]
+fn poll_output_gives_transmits_and_events_then_the_earliest_deadline() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.stack.poll_output(),
+        Output::Timeout(None),
+        "an idle stack"
+    );
+    let call = h
+        .stack
+        .invite(h.now, &identity(), "bob@127.0.0.1:5080", OFFER.into())
+        .unwrap();
+    let Output::Transmit(SipTransmit::Datagram { to, .. }) = h.stack.poll_output() else {
+        panic!("the INVITE first");
+    };
+    assert_eq!(to, peer());
+    // Timer A (T1, RFC 3261 section 17.1.1.2) is the earliest deadline; asking again
+    // without an input gives the same.
+    let timer_a = Output::Timeout(Some(h.now + Duration::from_millis(500)));
+    assert_eq!(h.stack.poll_output(), timer_a);
+    assert_eq!(h.stack.poll_output(), timer_a);
+    // An input that only reports: the event, then the unchanged deadline.
+    h.stack.hangup(h.now, call).unwrap();
+    assert!(matches!(
+        h.stack.poll_output(),
+        Output::Event(SipEvent::Call {
+            event: CallEvent::Terminated(_),
+            ..
+        })
+    ));
+    assert_eq!(h.stack.poll_output(), timer_a);
+}
