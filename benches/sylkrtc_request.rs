@@ -59,9 +59,9 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            1,
+            engine::Rng::seed_from_u64(1),
         ),
-        1,
+        engine::Rng::seed_from_u64(1),
     );
     let gateway = Gateway::new(
         GatewayConfig {

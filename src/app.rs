@@ -75,8 +75,8 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             register_expires: config.sip.register_expires,
             user_agent: config.sip.user_agent.clone(),
         },
-        Resolver::new(resolver_config, rng.next_u64()),
-        rng.next_u64(),
+        Resolver::new(resolver_config, rng.fork()),
+        rng.fork(),
     );
     let gateway = Gateway::new(
         GatewayConfig {

@@ -113,7 +113,7 @@ impl SylkRtcConfig {
     }
 }
 
-pub use sip::locate::Transport as SipTransport;
+pub use sip::transport::Transport as SipTransport;
 
 /// Settings of the SIP side (`[sip]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

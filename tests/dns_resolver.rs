@@ -4,8 +4,10 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use engine::Rng;
 use sip::dns::{wire, RecordData, RecordType, Resolver, ResolverConfig};
-use sip::locate::{AddressFamilies, Locator, LocatorConfig, SipScheme, SipUriParts, Transport};
+use sip::locate::{AddressFamilies, Locator, LocatorConfig, SipScheme, SipUriParts};
+use sip::transport::Transport;
 
 /// Blocking reads end after this, so a broken engine fails the test instead of hanging it.
 const READ_LIMIT: Duration = Duration::from_secs(5);
@@ -90,7 +92,7 @@ fn resolver_over_real_udp_ignores_a_forged_source_and_accepts_the_server() {
     let client = bind_loopback();
     let forger = bind_loopback();
     let config = ResolverConfig::with_nameservers(vec![server.local_addr().unwrap()]);
-    let mut resolver = Resolver::new(config, 0x0123_4567);
+    let mut resolver = Resolver::new(config, Rng::seed_from_u64(0x0123_4567));
     let now = Instant::now();
 
     let query = resolver.query(now, "sip.example.test", RecordType::A);
@@ -129,7 +131,7 @@ fn locator_over_real_udp_follows_naptr_srv_and_addresses() {
     let server = bind_loopback();
     let client = bind_loopback();
     let config = ResolverConfig::with_nameservers(vec![server.local_addr().unwrap()]);
-    let resolver = Resolver::new(config, 7);
+    let resolver = Resolver::new(config, Rng::seed_from_u64(7));
     let mut locator = Locator::new(
         resolver,
         LocatorConfig {
@@ -137,7 +139,7 @@ fn locator_over_real_udp_follows_naptr_srv_and_addresses() {
             outbound_proxy: None,
             address_families: AddressFamilies::Ipv4ThenIpv6,
         },
-        11,
+        Rng::seed_from_u64(11),
     );
     let now = Instant::now();
     let lookup = locator.locate(

@@ -7,10 +7,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use engine::{Output, Rng};
 use sip::auth::Ha1;
+use sip::call::CallEvent;
 use sip::dns::{Resolver, ResolverConfig};
-use sip::locate::Transport;
-use sip::stack::{AccountIdentity, CallNotice, SipStack, StackConfig};
+use sip::stack::{AccountIdentity, SipEvent, SipStack, StackConfig};
+use sip::transport::Transport;
 use sip::transport::{LocalAddresses, SipTransmit};
 
 /// Stops the SIPp child if the test fails half-way (only the process this test started).
@@ -69,9 +71,9 @@ fn outgoing_call_to_sipp_uas() {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            3,
+            Rng::seed_from_u64(3),
         ),
-        99,
+        Rng::seed_from_u64(99),
     );
     let identity = AccountIdentity {
         user: "alice".into(),
@@ -101,24 +103,30 @@ fn outgoing_call_to_sipp_uas() {
             Instant::now() < deadline,
             "call did not finish: {notices:?}"
         );
-        while let Some(t) = stack.poll_transmit() {
-            if let SipTransmit::Datagram { to, bytes } = t {
-                socket.send_to(&bytes, to).unwrap();
+        // The stack's output until its deadline; the hangup is an input, so polling goes on.
+        let next_timeout = loop {
+            match stack.poll_output() {
+                Output::Transmit(SipTransmit::Datagram { to, bytes }) => {
+                    socket.send_to(&bytes, to).unwrap();
+                }
+                Output::Transmit(other) => panic!("unexpected socket action {other:?}"),
+                Output::Event(SipEvent::Call { call: c, event }) => {
+                    assert_eq!(c, call);
+                    if matches!(event, CallEvent::Accepted { .. }) && !hung_up {
+                        hung_up = true;
+                        stack.hangup(Instant::now(), call).unwrap();
+                    }
+                    notices.push(event);
+                }
+                Output::Event(other) => panic!("unexpected event {other:?}"),
+                Output::Timeout(at) => break at,
             }
-        }
-        while let Some(n) = stack.poll_call_event() {
-            if matches!(n, CallNotice::Accepted { .. }) && !hung_up {
-                hung_up = true;
-                stack.hangup(Instant::now(), call).unwrap();
-            }
-            notices.push(n);
-        }
+        };
         // SIPp leaves once it answered our BYE (then a 200 ms timewait).
         if let Some(status) = sipp.0.try_wait().unwrap() {
             break status;
         }
-        let wait = stack
-            .poll_timeout()
+        let wait = next_timeout
             .map(|at| at.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(50))
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
@@ -143,12 +151,12 @@ fn outgoing_call_to_sipp_uas() {
     let kinds: Vec<String> = notices
         .iter()
         .map(|n| match n {
-            CallNotice::Progress { code, .. } => format!("progress {code}"),
-            CallNotice::Accepted { sdp, .. } => {
+            CallEvent::Progress { code, .. } => format!("progress {code}"),
+            CallEvent::Accepted { sdp } => {
                 assert!(sdp.as_deref().is_some_and(|s| s.contains("m=audio 9")));
                 "accepted".into()
             }
-            CallNotice::Terminated { reason, .. } => format!("terminated {reason}"),
+            CallEvent::Terminated(end) => format!("terminated {end}"),
             other => format!("{other:?}"),
         })
         .collect();

@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as an answer to a query in flight: patch in the id the resolver chose so
     // that the parse, CNAME, cache and retry paths behind the id check are reached too.
     let server = "127.0.0.1:53".parse().unwrap();
-    let mut resolver = Resolver::new(ResolverConfig::with_nameservers(vec![server]), 1);
+    let mut resolver = Resolver::new(
+        ResolverConfig::with_nameservers(vec![server]),
+        engine::Rng::seed_from_u64(1),
+    );
     let now = Instant::now();
     resolver.query(now, "example.com", RecordType::Srv);
     let Some(query) = resolver.poll_transmit() else {

@@ -560,7 +560,7 @@ impl DigestClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{parse, SipMessage, TransportKind};
+    use crate::msg::{parse, Framing, SipMessage};
 
     fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
         value
@@ -731,7 +731,7 @@ mod tests {
             text.push_str(&format!("{name}: {h}\r\n"));
         }
         text.push_str("Content-Length: 0\r\n\r\n");
-        match parse(text.as_bytes(), TransportKind::Datagram) {
+        match parse(text.as_bytes(), Framing::Datagram) {
             Ok(SipMessage::Response(r)) => r,
             other => panic!("{other:?}"),
         }

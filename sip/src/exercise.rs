@@ -4,7 +4,7 @@
 
 use super::auth::Challenge;
 use super::framing::{StreamFramer, StreamItem};
-use super::msg::{parse, Disposition, SipMessage, TransportKind};
+use super::msg::{parse, Disposition, Framing, SipMessage};
 
 /// Parses `data` as a datagram and as a stream message, reads every accessor, re-parses what
 /// the printer emits, feeds it through the stream framer in two pieces and parses each
@@ -15,8 +15,8 @@ use super::msg::{parse, Disposition, SipMessage, TransportKind};
 /// Only on a broken invariant (printed message not re-parseable, framer disagreeing with the
 /// parser) — that is the point of calling it from a fuzzer. Malformed input never panics.
 pub fn exercise_parsers(data: &[u8]) {
-    for transport in [TransportKind::Datagram, TransportKind::Stream] {
-        match parse(data, transport) {
+    for framing in [Framing::Datagram, Framing::Stream] {
+        match parse(data, framing) {
             Ok(message) => check_message(&message),
             Err(rejection) => {
                 if let (Disposition::Reply { status, .. }, Some(reply)) =
@@ -35,7 +35,7 @@ pub fn exercise_parsers(data: &[u8]) {
         }
         while let Ok(Some(item)) = framer.poll_item() {
             if let StreamItem::Message(bytes) = item {
-                if let Ok(message) = parse(&bytes, TransportKind::Stream) {
+                if let Ok(message) = parse(&bytes, Framing::Stream) {
                     check_message(&message);
                 }
             }
@@ -45,7 +45,7 @@ pub fn exercise_parsers(data: &[u8]) {
 
 fn check_message(message: &SipMessage) {
     let printed = message.to_bytes();
-    let reparsed = match parse(&printed, TransportKind::Stream) {
+    let reparsed = match parse(&printed, Framing::Stream) {
         Ok(m) => m,
         Err(r) => panic!(
             "printed message does not re-parse: {:?}\n{}",

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::msg::{self, Rejection, SipMessage, TransportKind, MAX_MESSAGE_SIZE};
+use super::msg::{self, Framing, Rejection, SipMessage, MAX_MESSAGE_SIZE};
 
 /// The accumulator never holds more than one maximal message plus one maximal read.
 const MAX_BUFFER: usize = 2 * MAX_MESSAGE_SIZE;
@@ -16,7 +16,7 @@ const MAX_BUFFER: usize = 2 * MAX_MESSAGE_SIZE;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
     /// Exactly one message (head and Content-Length body), ready for [`msg::parse`] with
-    /// [`TransportKind::Stream`].
+    /// [`Framing::Stream`].
     Message(Vec<u8>),
     /// A CRLFCRLF keep-alive ping (RFC 5626 section 3.5.1): write [`PONG`] back.
     Ping,
@@ -185,12 +185,12 @@ pub fn handle_datagram(data: &[u8]) -> Result<Datagram, Rejection> {
     if data.iter().all(|&b| b == b'\r' || b == b'\n') {
         return Ok(Datagram::KeepAlive);
     }
-    msg::parse(data, TransportKind::Datagram).map(|m| Datagram::Message(Box::new(m)))
+    msg::parse(data, Framing::Datagram).map(|m| Datagram::Message(Box::new(m)))
 }
 
 /// Parses a framed stream message (a [`StreamItem::Message`]).
 pub fn parse_stream_message(bytes: &[u8]) -> Result<SipMessage, Rejection> {
-    msg::parse(bytes, TransportKind::Stream)
+    msg::parse(bytes, Framing::Stream)
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 //! incoming requests map back to the right account on the right connection.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::auth::{DigestClient, DigestRequest, Ha1};
+use super::auth::{AuthError, DigestClient, DigestRequest, Ha1};
 use super::locate::{LocateError, SipScheme, SipUriParts, Target, TargetList};
 use super::msg::{Method, MsgError, NameAddr, RequestBuilder, SipRequest, SipResponse, Uri, Via};
 
@@ -20,15 +21,69 @@ const MAX_RETRY: Duration = Duration::from_secs(600);
 /// How often a 423 may raise the requested expiry before giving up (no loops).
 const MAX_INTERVAL_TOO_BRIEF: u8 = 2;
 
-/// States reported to the account's connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegistrationState {
+/// Identifies a registration in its stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegId(pub(crate) usize);
+
+/// Where a registration is, as reported to the account's connection (on change only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationStatus {
     /// A REGISTER is on its way.
     Registering,
     /// The registrar accepted the binding.
     Registered,
-    /// It failed; a reason accompanies it.
-    Failed,
+    /// It failed, for this reason.
+    Failed(RegistrationFailure),
+}
+
+/// Why a registration failed. `Display` renders the sylkRTC `reason` text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistrationFailure {
+    /// The registrar answered with a final failure response (after fail-over, for a 503).
+    Rejected {
+        /// Its status code.
+        code: u16,
+        /// Its reason phrase.
+        phrase: String,
+    },
+    /// A 401/407 challenge that cannot be answered (wrong credentials, unsupported
+    /// algorithm, ...).
+    Unauthorized {
+        /// The challenge's status code.
+        code: u16,
+        /// Its reason phrase.
+        phrase: String,
+        /// Why it was not answered.
+        error: AuthError,
+    },
+    /// A 2xx that does not list our Contact, or grants it no time (RFC 3261 section
+    /// 10.2.4).
+    NotBound,
+    /// No response from any registrar (Timer F, RFC 3261 section 17.1.2.2).
+    Timeout,
+    /// The transport failed towards every registrar.
+    TransportError,
+    /// The registrar's domain could not be located (RFC 3263).
+    Dns(LocateError),
+    /// The lookup succeeded but gave no address to use.
+    NoAddress,
+}
+
+impl fmt::Display for RegistrationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistrationFailure::Rejected { code, phrase }
+            | RegistrationFailure::Unauthorized { code, phrase, .. } => {
+                write!(f, "{code} {phrase}")
+            }
+            RegistrationFailure::NotBound => f.write_str("200 OK without our binding"),
+            RegistrationFailure::Timeout => f.write_str("408 Request Timeout"),
+            RegistrationFailure::TransportError => f.write_str("503 Service Unavailable"),
+            RegistrationFailure::Dns(e) => write!(f, "DNS lookup error: {e}"),
+            RegistrationFailure::NoAddress => f.write_str("DNS lookup error: no usable address"),
+        }
+    }
 }
 
 /// What the registration asks its stack to do.
@@ -46,12 +101,7 @@ pub enum RegAction {
         expires: u32,
     },
     /// Tell the account's connection.
-    Report {
-        /// The new state.
-        state: RegistrationState,
-        /// `"<code> <phrase>"` or a DNS error text, for `Failed`.
-        reason: Option<String>,
-    },
+    Report(RegistrationStatus),
     /// Nothing more to do: the binding is gone (or never existed). Forget the registration.
     Finished,
 }
@@ -104,7 +154,7 @@ pub struct Registration {
     phase: Phase,
     targets: TargetList,
     current: Option<Target>,
-    reported: Option<(RegistrationState, Option<String>)>,
+    reported: Option<RegistrationStatus>,
     ever_registered: bool,
     stopping: bool,
     expires: u32,
@@ -187,10 +237,10 @@ impl Registration {
                         self.current = Some(t);
                         self.send(self.expires);
                     }
-                    None => self.fail(now, "DNS lookup error: no usable address".to_owned()),
+                    None => self.fail(now, RegistrationFailure::NoAddress),
                 }
             }
-            Err(e) => self.fail(now, format!("DNS lookup error: {e}")),
+            Err(e) => self.fail(now, RegistrationFailure::Dns(e)),
         }
     }
 
@@ -253,7 +303,10 @@ impl Registration {
         if status < 200 {
             return;
         }
-        let reason = format!("{status} {}", response.reason());
+        let rejected = || RegistrationFailure::Rejected {
+            code: status,
+            phrase: response.reason().to_owned(),
+        };
         if expires == 0 {
             // The binding is gone (or was never there): nothing more to report.
             self.finish();
@@ -264,7 +317,7 @@ impl Registration {
                 self.digest.handle_success();
                 let granted = self.granted_expiry(response).unwrap_or(expires);
                 if granted == 0 {
-                    self.fail(now, "200 OK without our binding".to_owned());
+                    self.fail(now, RegistrationFailure::NotBound);
                     return;
                 }
                 self.ever_registered = true;
@@ -277,16 +330,21 @@ impl Registration {
                 self.phase = Phase::Registered {
                     refresh_at: now + refresh_delay(granted),
                 };
-                self.report(RegistrationState::Registered, None);
+                self.report(RegistrationStatus::Registered);
             }
             401 | 407 => match self.digest.handle_challenge(response) {
                 Ok(()) => self.send(expires),
-                Err(e) => {
+                Err(error) => {
                     log::info!(
-                        "sip: registration of {}: not retrying challenge: {e}",
+                        "sip: registration of {}: not retrying challenge: {error}",
                         self.config.user
                     );
-                    self.fail(now, reason);
+                    let failure = RegistrationFailure::Unauthorized {
+                        code: status,
+                        phrase: response.reason().to_owned(),
+                        error,
+                    };
+                    self.fail(now, failure);
                 }
             },
             // RFC 3261 section 10.2.8: retry with at least Min-Expires.
@@ -298,11 +356,11 @@ impl Registration {
                     self.expires = min;
                     self.send(min);
                 }
-                _ => self.fail(now, reason),
+                _ => self.fail(now, rejected()),
             },
             // RFC 3263 section 4.3: a 503 moves on to the next server.
-            503 => self.fail_over(now, reason),
-            _ => self.fail(now, reason),
+            503 => self.fail_over(now, rejected()),
+            _ => self.fail(now, rejected()),
         }
     }
 
@@ -313,12 +371,12 @@ impl Registration {
                 self.finish();
                 return;
             }
-            let reason = if transport_error {
-                "503 Service Unavailable"
+            let failure = if transport_error {
+                RegistrationFailure::TransportError
             } else {
-                "408 Request Timeout"
+                RegistrationFailure::Timeout
             };
-            self.fail_over(now, reason.to_owned());
+            self.fail_over(now, failure);
         }
     }
 
@@ -347,7 +405,7 @@ impl Registration {
 
     fn locate(&mut self) {
         self.phase = Phase::Locating;
-        self.report(RegistrationState::Registering, None);
+        self.report(RegistrationStatus::Registering);
         let (host, port) = split_host_port(&self.config.domain);
         self.actions.push_back(RegAction::Locate(SipUriParts {
             scheme: SipScheme::Sip,
@@ -366,7 +424,7 @@ impl Registration {
         self.actions.push_back(RegAction::Send { target, expires });
     }
 
-    fn fail_over(&mut self, now: Instant, reason: String) {
+    fn fail_over(&mut self, now: Instant, reason: RegistrationFailure) {
         match self.targets.next_target() {
             Some(next) => {
                 log::info!(
@@ -385,8 +443,8 @@ impl Registration {
         }
     }
 
-    fn fail(&mut self, now: Instant, reason: String) {
-        self.report(RegistrationState::Failed, Some(reason));
+    fn fail(&mut self, now: Instant, reason: RegistrationFailure) {
+        self.report(RegistrationStatus::Failed(reason));
         self.current = None;
         if self.stopping {
             self.finish();
@@ -410,17 +468,13 @@ impl Registration {
     }
 
     /// Reports a state once per change (SylkServer sends registration events on change only).
-    fn report(&mut self, state: RegistrationState, reason: Option<String>) {
+    fn report(&mut self, status: RegistrationStatus) {
         if self.stopping {
             return;
         }
-        let next = (state, reason);
-        if self.reported.as_ref() != Some(&next) {
-            self.reported = Some(next.clone());
-            self.actions.push_back(RegAction::Report {
-                state: next.0,
-                reason: next.1,
-            });
+        if self.reported.as_ref() != Some(&status) {
+            self.reported = Some(status.clone());
+            self.actions.push_back(RegAction::Report(status));
         }
     }
 

@@ -11,9 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::framing::{self, Datagram, StreamFramer, StreamItem};
-use super::locate::Transport as TransportKind;
 use super::msg::{Disposition, Host, Param, SipMessage, SipRequest, Via};
-use super::txn::Target;
+use super::txn::Destination;
 
 /// Identifies a flow. Stream flows count up from 1 and are never reused.
 pub type FlowId = u64;
@@ -29,7 +28,40 @@ const INBOUND_IDLE: Duration = Duration::from_secs(600);
 /// Most simultaneous stream flows, so a peer cannot exhaust our memory or descriptors.
 const MAX_STREAMS: usize = 4096;
 
-/// Something the reactor must do with a socket.
+/// A SIP transport the gateway can speak (the `transport` of a Via or URI, RFC 3261 section
+/// 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+    /// SIP over TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// RFC 3261 section 19.1.2: 5060 for UDP and TCP, 5061 for TLS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        })
+    }
+}
+
+/// Something the reactor must do with one of the SIP stack's sockets: the SIP UDP socket,
+/// a SIP stream connection, or the resolver's DNS socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipTransmit {
     /// Send a datagram from the SIP UDP socket.
@@ -60,6 +92,15 @@ pub enum SipTransmit {
     Close {
         /// The flow.
         flow: FlowId,
+    },
+    /// Send a DNS query from the resolver's UDP socket (the socket of `to`'s address
+    /// family; see [`crate::dns`]). The transport layer never produces this; the stack's
+    /// locator does.
+    Dns {
+        /// The nameserver.
+        to: SocketAddr,
+        /// The query message.
+        bytes: Vec<u8>,
     },
 }
 
@@ -101,12 +142,12 @@ pub struct Inbound {
     /// The validated message.
     pub message: SipMessage,
     /// Where it came from, in the form the transaction layer sends to.
-    pub source: Target,
+    pub source: Destination,
 }
 
 #[derive(Debug)]
 struct Stream {
-    kind: TransportKind,
+    kind: Transport,
     remote: SocketAddr,
     outbound: bool,
     framer: StreamFramer,
@@ -129,7 +170,7 @@ pub struct SipTransport {
     local: LocalAddresses,
     streams: HashMap<FlowId, Stream>,
     /// Connection reuse (RFC 3261 section 18.1.1): one outbound flow per transport and remote.
-    reuse: HashMap<(TransportKind, SocketAddr), FlowId>,
+    reuse: HashMap<(Transport, SocketAddr), FlowId>,
     next_flow: FlowId,
     transmits: VecDeque<SipTransmit>,
     inbound: VecDeque<Inbound>,
@@ -167,15 +208,15 @@ impl SipTransport {
 
     /// The target for sending to `remote` over `kind`, reusing an open connection or asking
     /// the reactor for a new one (RFC 3261 section 18.1.1).
-    pub fn target_for(
+    pub fn destination_for(
         &mut self,
         now: Instant,
-        kind: TransportKind,
+        kind: Transport,
         remote: SocketAddr,
         tls_server_name: &str,
-    ) -> Result<Target, TransportError> {
-        if kind == TransportKind::Udp {
-            return Ok(Target {
+    ) -> Result<Destination, TransportError> {
+        if kind == Transport::Udp {
+            return Ok(Destination {
                 remote,
                 flow: UDP_FLOW,
                 reliable: false,
@@ -183,7 +224,7 @@ impl SipTransport {
         }
         if let Some(&flow) = self.reuse.get(&(kind, remote)) {
             if self.streams.contains_key(&flow) {
-                return Ok(Target {
+                return Ok(Destination {
                     remote,
                     flow,
                     reliable: true,
@@ -197,9 +238,9 @@ impl SipTransport {
         self.transmits.push_back(SipTransmit::Connect {
             flow,
             remote,
-            tls_server_name: (kind == TransportKind::Tls).then(|| tls_server_name.to_owned()),
+            tls_server_name: (kind == Transport::Tls).then(|| tls_server_name.to_owned()),
         });
-        Ok(Target {
+        Ok(Destination {
             remote,
             flow,
             reliable: true,
@@ -210,7 +251,7 @@ impl SipTransport {
     pub fn send(
         &mut self,
         now: Instant,
-        target: &Target,
+        target: &Destination,
         bytes: Vec<u8>,
     ) -> Result<(), TransportError> {
         if target.flow == UDP_FLOW {
@@ -234,7 +275,7 @@ impl SipTransport {
 
     /// The Via for a request we send over `kind` (RFC 3261 section 18.1.1 sent-by, with an
     /// empty `rport` so the server answers to where the request really came from, RFC 3581).
-    pub fn via(&self, kind: TransportKind, branch: &str) -> Via {
+    pub fn via(&self, kind: Transport, branch: &str) -> Via {
         let (host, port) = self.sent_by(kind);
         let mut via = Via::new(&kind.to_string(), host, Some(port), branch);
         via.params.push(Param::raw("rport", None));
@@ -242,10 +283,10 @@ impl SipTransport {
     }
 
     /// The host and port we advertise for `kind`.
-    pub fn sent_by(&self, kind: TransportKind) -> (Host, u16) {
+    pub fn sent_by(&self, kind: Transport) -> (Host, u16) {
         let addr = match kind {
-            TransportKind::Tls => self.local.tls.unwrap_or(self.local.udp_tcp),
-            TransportKind::Udp | TransportKind::Tcp => self.local.udp_tcp,
+            Transport::Tls => self.local.tls.unwrap_or(self.local.udp_tcp),
+            Transport::Udp | Transport::Tcp => self.local.udp_tcp,
         };
         let host = match &self.local.advertised_host {
             Some(h) => match h.parse::<IpAddr>() {
@@ -263,7 +304,7 @@ impl SipTransport {
 
     /// A datagram arrived on the SIP UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let source = Target {
+        let source = Destination {
             remote: from,
             flow: UDP_FLOW,
             reliable: false,
@@ -279,7 +320,7 @@ impl SipTransport {
     pub fn handle_stream_accepted(
         &mut self,
         now: Instant,
-        kind: TransportKind,
+        kind: Transport,
         remote: SocketAddr,
     ) -> Option<FlowId> {
         let flow = self.open_stream(now, kind, remote, false)?;
@@ -312,7 +353,7 @@ impl SipTransport {
                 }),
                 Ok(Some(StreamItem::Pong)) => {}
                 Ok(Some(StreamItem::Message(bytes))) => {
-                    let source = Target {
+                    let source = Destination {
                         remote,
                         flow,
                         reliable: true,
@@ -392,7 +433,7 @@ impl SipTransport {
     fn open_stream(
         &mut self,
         now: Instant,
-        kind: TransportKind,
+        kind: Transport,
         remote: SocketAddr,
         outbound: bool,
     ) -> Option<FlowId> {
@@ -421,7 +462,7 @@ impl SipTransport {
         }
     }
 
-    fn accept(&mut self, mut message: SipMessage, mut source: Target) {
+    fn accept(&mut self, mut message: SipMessage, mut source: Destination) {
         if let SipMessage::Request(request) = &mut message {
             // Record the real source in the top Via first: every response built from the
             // request, including the transaction layer's own 100 Trying, carries it.
@@ -432,12 +473,14 @@ impl SipTransport {
     }
 
     /// A malformed message: requests get the RFC's stateless answer, the rest is dropped.
-    fn reject(&mut self, now: Instant, rejection: super::msg::Rejection, source: Target) {
+    fn reject(&mut self, now: Instant, rejection: super::msg::Rejection, source: Destination) {
         match rejection.disposition() {
             Disposition::Reply { .. } => {
                 if let Some(reply) = rejection.reply("sylk-reject") {
                     self.stats.rejected_requests += 1;
-                    let _ = self.send(now, &source, reply.to_bytes());
+                    if let Err(e) = self.send(now, &source, reply.to_bytes()) {
+                        log::debug!("sip: no stateless reply to {}: {e}", source.remote);
+                    }
                     return;
                 }
                 self.stats.dropped_malformed += 1;
@@ -455,7 +498,7 @@ impl SipTransport {
 /// Where responses to `request` go (RFC 3261 section 18.2.2, RFC 3581 section 4): over a
 /// stream, back on the same connection; over UDP, to the source IP, at the source port when
 /// the client asked with `rport` (already stamped with the port), else at the Via port.
-fn response_address(request: &SipRequest, source: Target) -> SocketAddr {
+fn response_address(request: &SipRequest, source: Destination) -> SocketAddr {
     if source.reliable {
         return source.remote;
     }

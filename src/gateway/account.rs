@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use engine::Key;
 use sip::auth::Ha1;
-use sip::stack::{AccountIdentity, RegId, SipEvent};
+use sip::registration::{RegId, RegistrationStatus};
+use sip::stack::{AccountIdentity, SipEvent};
 
 use super::{ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::RegistrationState;
@@ -185,18 +186,20 @@ impl Gateway {
     /// Registration events of the SIP stack, to the account's connection.
     pub(super) fn handle_sip_event(&mut self, event: SipEvent) {
         match event {
-            SipEvent::Registration { reg, state, reason } => {
+            SipEvent::Registration { reg, status } => {
                 let Some(&account_id) = self.registration_owner.get(&reg) else {
                     return;
                 };
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;
                 };
-                use sip::registration::RegistrationState as Sip;
-                let state = match state {
-                    Sip::Registering => RegistrationState::Registering,
-                    Sip::Registered => RegistrationState::Registered,
-                    Sip::Failed => RegistrationState::Failed,
+                // The sylkRTC reason is rendered here, at the edge.
+                let (state, reason) = match status {
+                    RegistrationStatus::Registering => (RegistrationState::Registering, None),
+                    RegistrationStatus::Registered => (RegistrationState::Registered, None),
+                    RegistrationStatus::Failed(why) => {
+                        (RegistrationState::Failed, Some(why.to_string()))
+                    }
                 };
                 let event = Event::Registration {
                     account: account.aor.as_str().to_owned(),
@@ -213,6 +216,8 @@ impl Gateway {
                     }
                 }
             }
+            // Routed to the calls by `handle`.
+            SipEvent::Call { .. } => {}
         }
     }
 }

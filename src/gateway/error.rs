@@ -121,8 +121,8 @@ impl From<RequestError> for GatewayError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CallEnd {
-    /// The SIP side ended it (final response, BYE, CANCEL, timeout, DNS); the stack's reason.
-    Sip(SipEnd),
+    /// The SIP side ended it (final response, BYE, CANCEL, timeout, DNS).
+    Sip(sip::call::CallEnd),
     /// `session-terminate` of a call that had no SIP side left.
     LocalHangup,
     /// ICE with the browser failed.
@@ -142,22 +142,11 @@ pub enum CallEnd {
     WebSocketClosed,
 }
 
-/// The SIP stack's reason for the end of a call, `"<code> <phrase>"` as it renders it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipEnd(pub String);
-
-impl SipEnd {
-    /// The status code the reason starts with.
-    pub fn code(&self) -> Option<u16> {
-        self.0.split(' ').next()?.parse().ok()
-    }
-}
-
 impl CallEnd {
     /// Whether the caller gave up before the call was answered (CANCEL, 487), which
     /// sylkRTC reports with `missed-session`.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, CallEnd::Sip(s) if s.code() == Some(487))
+        matches!(self, CallEnd::Sip(end) if end.cause == sip::call::CallEndCause::Cancelled)
     }
 }
 
@@ -166,7 +155,7 @@ impl fmt::Display for CallEnd {
         /// SylkServer's reason when the SIP answer cannot be used.
         const NOT_ACCEPTABLE: &str = "488 Not Acceptable Here";
         match self {
-            CallEnd::Sip(s) => f.write_str(&s.0),
+            CallEnd::Sip(end) => end.fmt(f),
             CallEnd::LocalHangup => f.write_str("200 Local hangup"),
             CallEnd::IceFailure => f.write_str("ICE failure"),
             CallEnd::DtlsFailure => f.write_str("DTLS failure"),
@@ -200,10 +189,6 @@ mod tests {
 
     #[test]
     fn reasons_render_as_sylkserver_words_them() {
-        assert_eq!(
-            CallEnd::Sip(SipEnd("486 Busy Here".into())).to_string(),
-            "486 Busy Here"
-        );
         assert_eq!(CallEnd::LocalHangup.to_string(), "200 Local hangup");
         assert_eq!(
             CallEnd::MediaTimeout(MediaLeg::Sip).to_string(),
@@ -216,9 +201,18 @@ mod tests {
     }
 
     #[test]
-    fn only_a_487_is_a_missed_call() {
-        assert!(CallEnd::Sip(SipEnd("487 Request Terminated".into())).is_cancelled());
-        assert!(!CallEnd::Sip(SipEnd("486 Busy Here".into())).is_cancelled());
+    fn only_a_cancel_is_a_missed_call() {
+        use sip::call::{CallEnd as SipCallEnd, CallEndCause};
+        assert!(CallEnd::Sip(SipCallEnd {
+            code: 487,
+            cause: CallEndCause::Cancelled
+        })
+        .is_cancelled());
+        assert!(!CallEnd::Sip(SipCallEnd {
+            code: 200,
+            cause: CallEndCause::RemoteBye
+        })
+        .is_cancelled());
         assert!(!CallEnd::LocalHangup.is_cancelled());
     }
 

@@ -21,14 +21,14 @@ use std::time::{Instant, SystemTime};
 
 use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
-use sip::stack::{CallNotice, SipEvent, SipStack};
+use sip::stack::{SipEvent, SipStack};
 
 use crate::config::{MediaConfig, SylkRtcConfig};
 use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
-pub use error::{CallEnd, GatewayError, SipEnd};
+pub use error::{CallEnd, GatewayError};
 pub use ports::PortRangeError;
 
 use client::Client;
@@ -71,10 +71,8 @@ pub enum GatewayInput<'a> {
         /// Which connection.
         conn: ConnRef,
     },
-    /// A registration event of the SIP stack.
+    /// An event of the SIP stack (registrations, calls).
     Sip(SipEvent),
-    /// A call event of the SIP stack.
-    Call(CallNotice),
     /// A state change of a call's media bridge.
     Bridge {
         /// Whose.
@@ -147,7 +145,7 @@ pub struct Gateway {
     /// (spec section 3, "State is per connection"); incoming calls fan out through this.
     accounts_by_aor: HashMap<String, Vec<AccountId>>,
     /// Which account a live registration belongs to; gone once the account lets go of it.
-    registration_owner: HashMap<sip::stack::RegId, AccountId>,
+    registration_owner: HashMap<sip::registration::RegId, AccountId>,
     calls: Table<calls::GwCall>,
     calls_by_media: HashMap<MediaId, CallKey>,
     calls_by_sip: HashMap<sip::stack::CallId, CallKey>,
@@ -216,8 +214,10 @@ impl Gateway {
                     self.client_closed(now, client, engines);
                 }
             }
+            GatewayInput::Sip(SipEvent::Call { call, event }) => {
+                self.handle_call_event(now, call, event, engines)
+            }
             GatewayInput::Sip(event) => self.handle_sip_event(event),
-            GatewayInput::Call(notice) => self.handle_call_notice(now, notice, engines),
             GatewayInput::Bridge { media, event } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
                     self.handle_bridge_event(now, key, event, engines);

@@ -546,7 +546,6 @@ impl Reactor {
                     &mut self.generations,
                     &mut self.board,
                 ),
-                Command::Dns { to, bytes } => self.sip.send_dns(to, &bytes),
                 Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
                     if let Err(e) = self.media.open(
                         self.poll.registry(),

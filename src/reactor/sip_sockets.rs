@@ -346,6 +346,7 @@ impl SipSockets {
         board: &mut Switchboard,
     ) {
         match t {
+            SipTransmit::Dns { to, bytes } => self.send_dns(to, &bytes),
             SipTransmit::Datagram { to, bytes } => match self.udp.send_to(&bytes, to) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.dropped_sends += 1,

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
+use engine::Output;
 use sip::stack::SipStack;
 use sip::transport::{FlowId, SipTransmit};
 
@@ -30,15 +31,8 @@ pub use bridges::{Bridges, MediaId, MediaSocketKind};
 pub enum Command {
     /// What the gateway asked for (WebSocket text, media sockets).
     Gateway(GatewayCommand),
-    /// A SIP socket action.
+    /// A SIP socket action (or a DNS query of its resolver).
     Sip(SipTransmit),
-    /// A DNS query to send from the resolver socket.
-    Dns {
-        /// The nameserver.
-        to: SocketAddr,
-        /// The query.
-        bytes: Vec<u8>,
-    },
 }
 
 /// The SIP stack, the bridges and the gateway, with the routing between them.
@@ -47,6 +41,8 @@ pub struct Switchboard {
     sip: SipStack,
     /// Every call's bridge; the reactor drains their datagrams directly.
     pub bridges: Bridges,
+    /// The SIP stack's deadline as its last `poll_output` gave it.
+    sip_deadline: Option<Instant>,
     /// The wall clock read with the current iteration's `now`.
     wall: SystemTime,
     commands: VecDeque<Command>,
@@ -70,6 +66,7 @@ impl Switchboard {
             gateway,
             sip,
             bridges: Bridges::default(),
+            sip_deadline: None,
             wall: SystemTime::UNIX_EPOCH,
             commands: VecDeque::new(),
         }
@@ -180,7 +177,7 @@ impl Switchboard {
 
     /// Runs due timers of every engine; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.sip.poll_timeout().is_some_and(|t| t <= now) {
+        if self.sip_deadline.is_some_and(|t| t <= now) {
             self.sip.handle_timeout(now);
         }
         self.bridges.handle_timeout(now);
@@ -189,7 +186,7 @@ impl Switchboard {
 
     /// The earliest instant an engine needs [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.sip.poll_timeout(), self.bridges.poll_timeout()]
+        [self.sip_deadline, self.bridges.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -225,32 +222,33 @@ impl Switchboard {
         self.route(now);
     }
 
-    /// Moves events to the gateway and socket work to the queue until all is quiet.
+    /// Moves events to the gateway and socket work to the queue until all is quiet: the SIP
+    /// stack is drained to its `Timeout` after every input (its output contract), and the
+    /// gateway's reactions may give it more.
     fn route(&mut self, now: Instant) {
         loop {
             while let Some(command) = self.gateway.poll_output() {
                 self.commands.push_back(Command::Gateway(command));
             }
-            let input = if let Some(event) = self.sip.poll_event() {
-                GatewayInput::Sip(event)
-            } else if let Some(notice) = self.sip.poll_call_event() {
-                GatewayInput::Call(notice)
-            } else if let Some((media, event)) = self.bridges.poll_event() {
-                GatewayInput::Bridge { media, event }
-            } else {
-                break;
+            let input = match self.sip.poll_output() {
+                Output::Transmit(t) => {
+                    self.commands.push_back(Command::Sip(t));
+                    continue;
+                }
+                Output::Event(event) => GatewayInput::Sip(event),
+                Output::Timeout(deadline) => {
+                    self.sip_deadline = deadline;
+                    match self.bridges.poll_event() {
+                        Some((media, event)) => GatewayInput::Bridge { media, event },
+                        None => break,
+                    }
+                }
             };
             let mut engines = Engines {
                 sip: &mut self.sip,
                 bridges: &mut self.bridges,
             };
             self.gateway.handle(now, self.wall, input, &mut engines);
-        }
-        while let Some(t) = self.sip.poll_transmit() {
-            self.commands.push_back(Command::Sip(t));
-        }
-        while let Some((to, bytes)) = self.sip.poll_dns_transmit() {
-            self.commands.push_back(Command::Dns { to, bytes });
         }
     }
 }

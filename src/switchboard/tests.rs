@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::config::SylkRtcConfig;
 use crate::gateway::{GatewayCommand, GatewayConfig};
-use sip::msg::{SipMessage, TransportKind};
+use sip::msg::{Framing, SipMessage};
 use sip::transport::SipTransmit;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
@@ -49,9 +49,9 @@ fn gateway_with_media(
 /// A SIP stack on a documentation address that nothing in these tests sends to.
 fn test_stack() -> SipStack {
     use sip::dns::{Resolver, ResolverConfig};
-    use sip::locate::Transport;
     use sip::stack::StackConfig;
     use sip::transport::LocalAddresses;
+    use sip::transport::Transport;
     SipStack::new(
         StackConfig {
             local: LocalAddresses {
@@ -66,9 +66,9 @@ fn test_stack() -> SipStack {
         },
         Resolver::new(
             ResolverConfig::with_nameservers(vec!["127.0.0.1:53".parse().unwrap()]),
-            1,
+            engine::Rng::seed_from_u64(1),
         ),
-        7,
+        engine::Rng::seed_from_u64(7),
     )
 }
 
@@ -289,10 +289,9 @@ fn drain(g: &mut Switchboard) -> (Vec<Value>, Vec<(std::net::SocketAddr, SipMess
             Command::Gateway(GatewayCommand::Send { text, .. }) => {
                 texts.push(serde_json::from_str(&text).unwrap())
             }
-            Command::Sip(SipTransmit::Datagram { to, bytes }) => sip.push((
-                to,
-                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
-            )),
+            Command::Sip(SipTransmit::Datagram { to, bytes }) => {
+                sip.push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap()))
+            }
             other => panic!("unexpected output {other:?}"),
         }
     }
@@ -526,10 +525,9 @@ fn drain_all(g: &mut Switchboard) -> Drained {
             Command::Gateway(GatewayCommand::Send { text, .. }) => {
                 d.texts.push(serde_json::from_str(&text).unwrap())
             }
-            Command::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
-                to,
-                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
-            )),
+            Command::Sip(SipTransmit::Datagram { to, bytes }) => d
+                .sip
+                .push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap())),
             Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
                 d.opened.push(media);
                 d.sockets.extend(sockets);

@@ -8,7 +8,7 @@
 //!   randomisation RFC 5452 section 9.2 asks for), writes every [`Resolver::poll_transmit`]
 //!   datagram to it and feeds every received datagram to [`Resolver::handle_datagram`]. If
 //!   resolv.conf lists servers of both families, that takes one socket per family (an IPv4
-//!   [`Transmit::destination`] cannot be sent from an `AF_INET6` socket); answers arriving as
+//!   [`DnsTransmit::destination`] cannot be sent from an `AF_INET6` socket); answers arriving as
 //!   `::ffff:a.b.c.d` on a dual-stack socket are matched to their IPv4 server either way,
 //! * arms its timer from [`Resolver::poll_timeout`] and calls [`Resolver::handle_timeout`].
 //!
@@ -29,7 +29,7 @@ pub(crate) mod test_encoder;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use resolver::{DnsEvent, QueryId, Resolver, ResolverConfig, Transmit};
+pub use resolver::{DnsEvent, DnsTransmit, QueryId, Resolver, ResolverConfig};
 pub use system::{HostsFile, SystemConfigWarning};
 
 /// Record types the resolver asks for and understands (RFC 1035, 3596, 2782, 3403).
@@ -266,36 +266,3 @@ impl fmt::Display for DnsError {
 }
 
 impl std::error::Error for DnsError {}
-
-/// SplitMix64: a tiny deterministic generator for DNS transaction ids and SRV weight draws.
-///
-/// Determinism is the point: tests pass a fixed seed. In production the reactor must seed it
-/// from an unpredictable source (e.g. `ring::rand`), since guessable ids make spoofing easier
-/// (RFC 5452 section 9.2). It is not a CSPRNG; the id is 16 bits anyway.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator starting from `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform value in `0..=max` (the RFC 2782 weight draw needs an inclusive bound).
-    pub fn below_or_equal(&mut self, max: u32) -> u32 {
-        // Multiply-shift maps 32 random bits onto 0..=max with negligible bias for 32-bit max.
-        // Both factors are below 2^32 + 1 and the first below 2^32, so the product fits.
-        (((self.next_u64() >> 32) * (u64::from(max) + 1)) >> 32) as u32
-    }
-}

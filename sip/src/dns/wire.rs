@@ -534,8 +534,8 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::test_encoder::{naptr, srv, ResponseBuilder};
-    use super::super::SplitMix64;
     use super::*;
+    use engine::Rng;
 
     /// Responses covering every record type we parse, used as mutation seeds too.
     fn sample_responses() -> Vec<Vec<u8>> {
@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn mutated_responses_never_panic() {
         let samples = sample_responses();
-        let mut rng = SplitMix64::new(0x5eed);
+        let mut rng = Rng::seed_from_u64(0x5eed);
         let mut parsed = 0usize;
         for round in 0..40_000 {
             let mut bytes = samples[round % samples.len()].clone();

@@ -2,8 +2,8 @@
 //! hand out is as validated as a received message.
 
 use super::{
-    parse, CSeq, Headers, Method, MsgError, NameAddr, SipMessage, SipRequest, SipResponse,
-    TransportKind, Uri, Via,
+    parse, CSeq, Framing, Headers, Method, MsgError, NameAddr, SipMessage, SipRequest, SipResponse,
+    Uri, Via,
 };
 
 /// Prints start line, headers (Content-Length dropped and recomputed from the body), body.
@@ -112,7 +112,7 @@ impl RequestBuilder {
     /// Serialises and validates by parsing back; fails if a mandatory header is missing or
     /// a value does not parse.
     pub fn build(self) -> Result<SipRequest, MsgError> {
-        match parse(&self.to_bytes(), TransportKind::Stream) {
+        match parse(&self.to_bytes(), Framing::Stream) {
             Ok(SipMessage::Request(r)) => Ok(r),
             Ok(SipMessage::Response(_)) => Err(MsgError::BadRequestLine),
             Err(rejection) => Err(rejection.error),
@@ -189,7 +189,7 @@ impl ResponseBuilder {
 
     /// Serialises and validates by parsing back.
     pub fn build(self) -> Result<SipResponse, MsgError> {
-        match parse(&self.to_bytes(), TransportKind::Stream) {
+        match parse(&self.to_bytes(), Framing::Stream) {
             Ok(SipMessage::Response(r)) => Ok(r),
             Ok(SipMessage::Request(_)) => Err(MsgError::BadStatusLine),
             Err(rejection) => Err(rejection.error),

@@ -37,7 +37,7 @@ pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// How the bytes arrived, which decides the Content-Length policy (RFC 3261 section 18.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
+pub enum Framing {
     /// UDP: Content-Length optional (body = rest of datagram), body cut to it, short body is an
     /// error.
     Datagram,
@@ -485,7 +485,7 @@ enum StartLine {
 /// Parses and validates one message. On datagrams the body is cut to Content-Length and
 /// trailing octets are ignored (RFC 4475 section 3.1.1.8); on streams Content-Length is
 /// required. Leading CRLFs are skipped (RFC 3261 section 7.5).
-pub fn parse(bytes: &[u8], transport: TransportKind) -> Result<SipMessage, Rejection> {
+pub fn parse(bytes: &[u8], framing: Framing) -> Result<SipMessage, Rejection> {
     let reject = |error, is_request, headers| Rejection {
         error,
         is_request,
@@ -512,7 +512,7 @@ pub fn parse(bytes: &[u8], transport: TransportKind) -> Result<SipMessage, Rejec
         Ok(parts) => parts,
         Err(e) => return Err(reject(e, is_request, Headers::default())),
     };
-    match validate(start_line, &headers, rest, transport, is_request) {
+    match validate(start_line, &headers, rest, framing, is_request) {
         Ok(msg) => Ok(msg),
         Err(e) => Err(reject(e, is_request, headers)),
     }
@@ -646,7 +646,7 @@ fn validate(
     start_line: &str,
     headers: &Headers,
     rest: &[u8],
-    transport: TransportKind,
+    framing: Framing,
     is_request: bool,
 ) -> Result<SipMessage, MsgError> {
     let start = parse_start_line(start_line, is_request)?;
@@ -687,9 +687,9 @@ fn validate(
         }
         content_length = Some(n);
     }
-    let body = match (content_length, transport) {
-        (None, TransportKind::Stream) => return Err(MsgError::MissingContentLength),
-        (None, TransportKind::Datagram) => rest,
+    let body = match (content_length, framing) {
+        (None, Framing::Stream) => return Err(MsgError::MissingContentLength),
+        (None, Framing::Datagram) => rest,
         (Some(n), _) => {
             let n = usize::try_from(n).map_err(|_| MsgError::BadContentLength)?;
             rest.get(..n).ok_or(MsgError::BodyTooShort)?

@@ -8,21 +8,21 @@ fn wire(text: &str) -> Vec<u8> {
 }
 
 fn req(text: &str) -> SipRequest {
-    match parse(&wire(text), TransportKind::Datagram) {
+    match parse(&wire(text), Framing::Datagram) {
         Ok(SipMessage::Request(r)) => r,
         other => panic!("{other:?}"),
     }
 }
 
 fn resp(text: &str) -> SipResponse {
-    match parse(&wire(text), TransportKind::Datagram) {
+    match parse(&wire(text), Framing::Datagram) {
         Ok(SipMessage::Response(r)) => r,
         other => panic!("{other:?}"),
     }
 }
 
-fn error(text: &str, transport: TransportKind) -> MsgError {
-    parse(&wire(text), transport)
+fn error(text: &str, framing: Framing) -> MsgError {
+    parse(&wire(text), framing)
         .expect_err("must be rejected")
         .error
 }
@@ -155,7 +155,7 @@ fn rfc5626_contacts_round_trip_with_quotes_intact() {
         printed.contains(&format!("+sip.instance=\"{instance}\";reg-id=1")),
         "{printed}"
     );
-    let reparsed = match parse(printed.as_bytes(), TransportKind::Stream) {
+    let reparsed = match parse(printed.as_bytes(), Framing::Stream) {
         Ok(SipMessage::Request(r)) => r,
         other => panic!("{other:?}"),
     };
@@ -198,10 +198,10 @@ fn contact_star_and_broken_lists() {
             "REGISTER sip:example.com SIP/2.0\n{}Contact: <sip:a@h>, <sip:b@h> junk, <sip:c@h>\n\n",
             OPTIONS_HEAD.replace("1 OPTIONS", "1 REGISTER")
         ),
-        TransportKind::Datagram,
+        Framing::Datagram,
     );
     assert!(matches!(e, MsgError::BadHeader(_)), "{e:?}");
-    let e = error("OPTIONS sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1, garbage\nTo: <sip:a@h>\nFrom: <sip:b@h>;tag=1\nCall-ID: c\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\n", TransportKind::Datagram);
+    let e = error("OPTIONS sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1, garbage\nTo: <sip:a@h>\nFrom: <sip:b@h>;tag=1\nCall-ID: c\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\n", Framing::Datagram);
     assert!(matches!(e, MsgError::BadHeader(_)), "{e:?}");
     // tel: inside a list is kept, not a silent end of list.
     let r = req(&format!("OPTIONS sip:a@h SIP/2.0\n{OPTIONS_HEAD}Contact: <sip:a@h>, <tel:+1-201-555-0123>, <sip:b@h>\n\n"));
@@ -235,37 +235,34 @@ fn content_length_policy() {
     assert_eq!(
         error(
             &format!("{base}Content-Length: 9\n\nhello"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::BodyTooShort
     );
     assert_eq!(
-        error(
-            &format!("{base}Content-Length: -1\n\n"),
-            TransportKind::Datagram
-        ),
+        error(&format!("{base}Content-Length: -1\n\n"), Framing::Datagram),
         MsgError::BadContentLength
     );
     assert_eq!(
         error(
             &format!("{base}Content-Length: 1\nl: 2\n\nab"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::BadContentLength
     );
     assert!(req(&format!("{base}Content-Length: 2\nl: 2\n\nab")).body() == b"ab");
     // Stream: required.
     assert_eq!(
-        error(&format!("{base}\n"), TransportKind::Stream),
+        error(&format!("{base}\n"), Framing::Stream),
         MsgError::MissingContentLength
     );
     // Size limit.
     let big = format!("{base}X-Pad: {}\n\n", "a".repeat(MAX_MESSAGE_SIZE));
-    let rejection = parse(big.as_bytes(), TransportKind::Datagram).expect_err("too big");
+    let rejection = parse(big.as_bytes(), Framing::Datagram).expect_err("too big");
     assert_eq!(rejection.error, MsgError::TooLarge);
     assert_eq!(rejection.disposition(), Disposition::Drop);
     // Leading CRLFs are ignored (RFC 3261 section 7.5).
-    assert!(parse(&wire(&format!("\n\n{base}\n")), TransportKind::Datagram).is_ok());
+    assert!(parse(&wire(&format!("\n\n{base}\n")), Framing::Datagram).is_ok());
 }
 
 #[test]
@@ -274,14 +271,14 @@ fn start_line_and_mandatory_header_checks() {
     assert_eq!(
         error(
             &format!("OPTIONS sip:a@h SIP/2.01\n{head}\n"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::VersionNotSupported
     );
     assert_eq!(
         error(
             &format!("OPTIONS sip:a@h SIP/2.0 x\n{head}\n"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::BadRequestLine
     );
@@ -291,21 +288,21 @@ fn start_line_and_mandatory_header_checks() {
                 "OPTIONS sip:a@h SIP/2.0\n{}\n",
                 head.replace("Max-Forwards: 70\n", "")
             ),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::MissingHeader("Max-Forwards")
     );
     assert_eq!(
         error(
             &format!("OPTIONS sip:a@h SIP/2.0\n{head}Call-ID: again\n\n"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::DuplicateHeader("Call-ID")
     );
     assert_eq!(
         error(
             &format!("OPTIONS sip:a@h SIP/2.0\n{head}: empty\n\n"),
-            TransportKind::Datagram
+            Framing::Datagram
         ),
         MsgError::BadHeader("bad header name")
     );
@@ -322,11 +319,8 @@ fn start_line_and_mandatory_header_checks() {
         "SIP/2.0 20 Short",
         "SIP/2.00 200 OK",
     ] {
-        let rejection = parse(
-            &wire(&format!("{line}\n{resp_head}")),
-            TransportKind::Datagram,
-        )
-        .expect_err(line);
+        let rejection =
+            parse(&wire(&format!("{line}\n{resp_head}")), Framing::Datagram).expect_err(line);
         assert_eq!(rejection.disposition(), Disposition::Drop, "{line}");
     }
     let r = resp(&format!("SIP/2.0 180 Ringing\n{resp_head}"));

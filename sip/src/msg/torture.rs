@@ -6,7 +6,7 @@
 //! CMS part of 3.1.1.11 is replaced by a short binary blob); 3.1.1.7 is generated with the same
 //! structure and comparable lengths instead of typed character by character.
 
-use super::{parse, Disposition, Method, SipMessage, TransportKind};
+use super::{parse, Disposition, Framing, Method, SipMessage};
 
 /// What the RFC says an element must do with the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -529,7 +529,7 @@ pub(super) fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
 }
 
 fn outcome(bytes: &[u8]) -> Expect {
-    match parse(bytes, TransportKind::Datagram) {
+    match parse(bytes, Framing::Datagram) {
         Ok(_) => Expect::Accept,
         Err(rejection) => match rejection.disposition() {
             Disposition::Reply { status, .. } => Expect::Reply(status),
@@ -551,9 +551,7 @@ fn rfc4475_torture_table() {
                 "{name}: now passes, remove from KNOWN_FAILURES ({why})"
             )),
             (false, None) => {
-                let detail = parse(&bytes, TransportKind::Datagram)
-                    .err()
-                    .map(|r| r.error);
+                let detail = parse(&bytes, Framing::Datagram).err().map(|r| r.error);
                 failures.push(format!(
                     "{name}: expected {expected:?}, got {got:?} ({detail:?})"
                 ));
@@ -572,7 +570,7 @@ fn request(name: &str) -> super::SipRequest {
         .into_iter()
         .find(|(n, _, _)| *n == name)
         .expect("fixture");
-    match parse(&bytes, TransportKind::Datagram) {
+    match parse(&bytes, Framing::Datagram) {
         Ok(SipMessage::Request(r)) => r,
         other => panic!("{name}: {other:?}"),
     }
@@ -655,7 +653,7 @@ fn rejected_requests_can_be_answered_statelessly() {
         .into_iter()
         .find(|(n, _, _)| *n == "mismatch01")
         .expect("fixture");
-    let rejection = parse(&bytes, TransportKind::Datagram).expect_err("mismatch");
+    let rejection = parse(&bytes, Framing::Datagram).expect_err("mismatch");
     let reply = rejection.reply("srv1").expect("answerable");
     assert_eq!(reply.status(), 400);
     assert_eq!(reply.to().tag().as_deref(), Some("srv1"));

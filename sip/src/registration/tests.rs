@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::locate::Transport;
 use crate::msg::{Host, ResponseBuilder};
+use crate::transport::Transport;
 
 const HA1_HEX: &str = "ecaa8d1fc2b4bda0e8e0c6e7a9ec0bb3";
 
@@ -71,6 +71,14 @@ fn reply(req: &SipRequest, status: u16, reason: &str, extra: &[(&str, &str)]) ->
     b.build().unwrap()
 }
 
+/// The one action, which must report a failure: its sylkRTC reason text.
+fn failure(actions: Vec<RegAction>) -> String {
+    match &actions[..] {
+        [RegAction::Report(RegistrationStatus::Failed(f))] => f.to_string(),
+        other => panic!("expected one failure report, got {other:?}"),
+    }
+}
+
 fn registered(t0: Instant) -> Registration {
     let mut r = new_reg();
     r.start(t0);
@@ -89,10 +97,7 @@ fn registered(t0: Instant) -> Registration {
     );
     assert_eq!(
         actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Registered,
-            reason: None
-        }]
+        [RegAction::Report(RegistrationStatus::Registered)]
     );
     r
 }
@@ -105,10 +110,7 @@ fn challenge_then_registered_then_refreshed() {
     assert_eq!(
         actions(&mut r),
         [
-            RegAction::Report {
-                state: RegistrationState::Registering,
-                reason: None
-            },
+            RegAction::Report(RegistrationStatus::Registering),
             RegAction::Locate(SipUriParts {
                 scheme: SipScheme::Sip,
                 host: "example.test".into(),
@@ -175,10 +177,7 @@ fn challenge_then_registered_then_refreshed() {
     );
     assert_eq!(
         actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Registered,
-            reason: None
-        }]
+        [RegAction::Report(RegistrationStatus::Registered)]
     );
     assert!(r.is_registered());
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(240)));
@@ -219,13 +218,7 @@ fn a_second_challenge_for_the_same_realm_fails_instead_of_looping() {
     actions(&mut r);
     let req = sent(&mut r, 600);
     r.handle_response(t0, &reply(&req, 401, "Unauthorized", &challenge));
-    assert_eq!(
-        actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Failed,
-            reason: Some("401 Unauthorized".into())
-        }]
-    );
+    assert_eq!(failure(actions(&mut r)), "401 Unauthorized");
     assert_eq!(
         r.poll_timeout(),
         None,
@@ -258,13 +251,7 @@ fn interval_too_brief_raises_expiry_once_per_answer() {
         t0,
         &reply(&req, 423, "Interval Too Brief", &[("Min-Expires", "1800")]),
     );
-    assert_eq!(
-        actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Failed,
-            reason: Some("423 Interval Too Brief".into())
-        }]
-    );
+    assert_eq!(failure(actions(&mut r)), "423 Interval Too Brief");
 }
 
 #[test]
@@ -283,13 +270,7 @@ fn timeouts_fail_over_then_report_408() {
         }]
     );
     r.handle_no_response(t0, false);
-    assert_eq!(
-        actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Failed,
-            reason: Some("408 Request Timeout".into())
-        }]
-    );
+    assert_eq!(failure(actions(&mut r)), "408 Request Timeout");
 }
 
 #[test]
@@ -304,16 +285,21 @@ fn dns_failure_is_reported_with_its_text() {
             host: "example.test".into(),
         }),
     );
-    let a = actions(&mut r);
-    match &a[..] {
-        [RegAction::Report {
-            state: RegistrationState::Failed,
-            reason: Some(reason),
-        }] => {
-            assert!(reason.starts_with("DNS lookup error: "), "{reason}")
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        actions(&mut r),
+        [RegAction::Report(RegistrationStatus::Failed(
+            RegistrationFailure::Dns(LocateError::NoRecords {
+                host: "example.test".into(),
+            })
+        ))]
+    );
+    r.start(t0);
+    actions(&mut r);
+    r.handle_located(t0, Err(LocateError::NoRecords { host: "x".into() }));
+    assert_eq!(
+        failure(actions(&mut r)),
+        "DNS lookup error: no records for x"
+    );
 }
 
 #[test]
@@ -374,22 +360,13 @@ fn failed_refresh_reports_and_retries_with_backoff() {
     actions(&mut r);
     let req = sent(&mut r, 600);
     r.handle_response(t1, &reply(&req, 500, "Server Internal Error", &[]));
-    assert_eq!(
-        actions(&mut r),
-        [RegAction::Report {
-            state: RegistrationState::Failed,
-            reason: Some("500 Server Internal Error".into())
-        }]
-    );
+    assert_eq!(failure(actions(&mut r)), "500 Server Internal Error");
     assert_eq!(r.poll_timeout(), Some(t1 + FIRST_RETRY));
     r.handle_timeout(t1 + FIRST_RETRY);
     let a = actions(&mut r);
     assert!(matches!(
         a[0],
-        RegAction::Report {
-            state: RegistrationState::Registering,
-            ..
-        }
+        RegAction::Report(RegistrationStatus::Registering)
     ));
     assert!(matches!(a[1], RegAction::Locate(_)));
     // A second failure doubles the delay.

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::timers::{Timer, TimerTable, TxnConfig};
-use super::{Target, Transmit, TxnEvent, TxnId};
+use super::{Destination, TxnEvent, TxnId, TxnTransmit};
 use crate::msg::{Method, ResponseBuilder, SipRequest, SipResponse};
 
 /// What a state function may be given.
@@ -75,7 +75,7 @@ pub(super) enum State {
 pub(super) struct Effects<'a> {
     pub(super) now: Instant,
     pub(super) config: &'a TxnConfig,
-    pub(super) transmits: &'a mut VecDeque<Transmit>,
+    pub(super) transmits: &'a mut VecDeque<TxnTransmit>,
     pub(super) events: &'a mut VecDeque<TxnEvent>,
 }
 
@@ -84,7 +84,7 @@ pub(super) struct Effects<'a> {
 pub(super) struct Txn {
     pub(super) id: TxnId,
     pub(super) state: State,
-    pub(super) target: Target,
+    pub(super) target: Destination,
     pub(super) timers: TimerTable,
     /// The request that created the transaction.
     pub(super) request: SipRequest,
@@ -105,7 +105,7 @@ impl Txn {
     fn new(
         id: TxnId,
         state: State,
-        target: Target,
+        target: Destination,
         request: SipRequest,
         config: &TxnConfig,
     ) -> Txn {
@@ -125,7 +125,7 @@ impl Txn {
     pub(super) fn client(
         id: TxnId,
         request: SipRequest,
-        target: Target,
+        target: Destination,
         fx: &mut Effects<'_>,
     ) -> Txn {
         let invite = *request.method() == Method::Invite;
@@ -156,7 +156,7 @@ impl Txn {
     pub(super) fn server(
         id: TxnId,
         request: SipRequest,
-        target: Target,
+        target: Destination,
         fx: &mut Effects<'_>,
     ) -> Txn {
         let invite = *request.method() == Method::Invite;
@@ -204,7 +204,7 @@ impl Txn {
     }
 
     fn send(&self, fx: &mut Effects<'_>, bytes: Vec<u8>) {
-        fx.transmits.push_back(Transmit {
+        fx.transmits.push_back(TxnTransmit {
             txn: self.id,
             target: self.target,
             bytes,

@@ -34,9 +34,9 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 pub struct TxnId(u64);
 
 /// Where a transaction's messages go: chosen by the transport layer, handed back unchanged with
-/// every [`Transmit`].
+/// every [`TxnTransmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
+pub struct Destination {
     /// Remote address (for responses: per RFC 3261 section 18.2.2 / RFC 3581).
     pub remote: SocketAddr,
     /// The transport's handle for the socket or connection.
@@ -47,11 +47,11 @@ pub struct Target {
 
 /// Bytes to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
+pub struct TxnTransmit {
     /// The transaction that sends them.
     pub txn: TxnId,
     /// Where to.
-    pub target: Target,
+    pub target: Destination,
     /// A complete message.
     pub bytes: Vec<u8>,
 }
@@ -197,7 +197,7 @@ pub struct TxnLayer {
     index_keys: HashMap<TxnId, IndexKey>,
     /// Earliest deadline per step; stale entries are skipped when popped.
     deadlines: BinaryHeap<Reverse<(Instant, TxnId)>>,
-    transmits: VecDeque<Transmit>,
+    transmits: VecDeque<TxnTransmit>,
     events: VecDeque<TxnEvent>,
 }
 
@@ -272,7 +272,7 @@ impl TxnLayer {
         &mut self,
         now: Instant,
         request: SipRequest,
-        target: Target,
+        target: Destination,
     ) -> Result<TxnId, TxnError> {
         if *request.method() == Method::Ack {
             return Err(TxnError::AckIsNotATransaction);
@@ -322,7 +322,7 @@ impl TxnLayer {
 
     /// A request arrived from `source`. New requests create a server transaction and reach the
     /// TU; retransmissions are answered from the transaction; ACKs for non-2xx are absorbed.
-    pub fn handle_request(&mut self, now: Instant, request: SipRequest, source: Target) {
+    pub fn handle_request(&mut self, now: Instant, request: SipRequest, source: Destination) {
         let method = request.method().clone();
         if method == Method::Ack {
             let invite = server_key(&request, Method::Invite)
@@ -411,7 +411,7 @@ impl TxnLayer {
     }
 
     /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self) -> Option<TxnTransmit> {
         self.transmits.pop_front()
     }
 

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::msg::{
-    parse, Host, Method, NameAddr, Param, RequestBuilder, ResponseBuilder, SipMessage, SipRequest,
-    SipResponse, TransportKind, Uri, Via,
+    parse, Framing, Host, Method, NameAddr, Param, RequestBuilder, ResponseBuilder, SipMessage,
+    SipRequest, SipResponse, Uri, Via,
 };
 
-fn target(reliable: bool) -> Target {
-    Target {
+fn target(reliable: bool) -> Destination {
+    Destination {
         remote: "192.0.2.1:5060".parse().expect("addr"),
         flow: 7,
         reliable,
@@ -45,7 +45,7 @@ fn response(req: &SipRequest, status: u16) -> SipResponse {
 }
 
 fn parse_request(bytes: &[u8]) -> SipRequest {
-    match parse(bytes, TransportKind::Stream) {
+    match parse(bytes, Framing::Stream) {
         Ok(SipMessage::Request(r)) => r,
         other => panic!("{other:?}"),
     }

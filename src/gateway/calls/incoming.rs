@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use media::bridge::Bridge;
 use media::error::BridgeError;
-use sip::stack::{CallId as SipCallId, RegId};
+use sip::registration::RegId;
+use sip::stack::CallId as SipCallId;
 
 use super::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::ports::offers_video;

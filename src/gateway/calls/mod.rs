@@ -9,6 +9,7 @@
 //! the media, becomes exactly one `terminated` with a [`CallEnd`].
 
 mod incoming;
+mod mirror;
 mod outgoing;
 
 use std::collections::VecDeque;
@@ -24,7 +25,8 @@ use crate::switchboard::MediaId;
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::IceCandidate;
 use crate::sylkrtc::Event;
-use sip::stack::{CallId as SipCallId, CallNotice};
+use sip::call::CallEvent;
+use sip::stack::CallId as SipCallId;
 
 /// Terminated sessions remembered per connection, so a late trickle gets `Session <id> is
 /// terminated` rather than `Unknown session` (sylkrtc.js ends a call on any trickle error).
@@ -158,16 +160,16 @@ impl Gateway {
         Ok(())
     }
 
-    /// The stack's call notices.
-    pub(super) fn handle_call_notice(
+    /// The stack's events about call `sip`.
+    pub(super) fn handle_call_event(
         &mut self,
         now: Instant,
-        notice: CallNotice,
+        sip: SipCallId,
+        event: CallEvent,
         e: &mut Engines<'_>,
     ) {
-        match notice {
-            CallNotice::Incoming {
-                call,
+        match event {
+            CallEvent::Incoming {
                 reg,
                 from_uri,
                 from_display_name,
@@ -176,7 +178,7 @@ impl Gateway {
             } => self.incoming_call(
                 now,
                 incoming::IncomingInvite {
-                    sip: call,
+                    sip,
                     reg,
                     from_uri,
                     from_display_name,
@@ -185,21 +187,17 @@ impl Gateway {
                 },
                 e,
             ),
-            CallNotice::Progress {
-                call, code, sdp, ..
-            } => self.call_progress(now, call, code, sdp, e),
-            CallNotice::OfferRetried { call, code } => self.call_offer_retried(now, call, code, e),
-            CallNotice::Accepted { call, sdp } => self.call_accepted(now, call, sdp, e),
-            CallNotice::Confirmed { call, sdp_in_ack } => {
-                self.call_confirmed(now, call, sdp_in_ack, e)
-            }
-            CallNotice::ReInvite { call, sdp } => self.sip_reinvite(now, call, &sdp, e),
-            CallNotice::Terminated { call, reason } => {
-                if let Some(key) = self.calls_by_sip.remove(&call) {
+            CallEvent::Progress { code, sdp, .. } => self.call_progress(now, sip, code, sdp, e),
+            CallEvent::OfferRetried { code } => self.call_offer_retried(now, sip, code, e),
+            CallEvent::Accepted { sdp } => self.call_accepted(now, sip, sdp, e),
+            CallEvent::Confirmed { sdp_in_ack } => self.call_confirmed(now, sip, sdp_in_ack, e),
+            CallEvent::ReInvite { sdp } => self.sip_reinvite(now, sip, &sdp, e),
+            CallEvent::Terminated(end) => {
+                if let Some(key) = self.calls_by_sip.remove(&sip) {
                     if let Some(c) = self.calls.get_mut(key.0) {
                         c.sip = None;
                     }
-                    self.end_call(now, key, CallEnd::Sip(super::SipEnd(reason)), true, e);
+                    self.end_call(now, key, CallEnd::Sip(end), true, e);
                 }
             }
         }
@@ -217,7 +215,14 @@ impl Gateway {
         {
             c.held_by_sip = is_hold_offer(sdp);
         }
-        if let Err(err) = e.sip.answer_reinvite_with_current_media(now, sip) {
+        let result = match e.sip.local_sdp(sip) {
+            Some(local) => {
+                let answer = mirror::mirror_direction(local, sdp);
+                e.sip.answer_reinvite(now, sip, answer)
+            }
+            None => e.sip.reject_reinvite(now, sip, 488),
+        };
+        if let Err(err) = result {
             log::info!("sip call {sip:?}: re-INVITE not answered: {err}");
         }
     }

@@ -1,0 +1,426 @@
+//! One call leg (an INVITE dialog usage, RFC 3261 sections 13-15) as a sans-IO state
+//! machine: [`OutgoingCall`] (we send the INVITE) or [`IncomingCall`] (we answer it), both
+//! built on the dialog usage they share (`usage.rs`), with [`CallEnd`] in `end.rs`.
+//!
+//! Like [`Registration`](super::registration::Registration) a call decides *what* to do and
+//! asks the stack through [`CallAction`]s; the stack picks transports and Vias, runs the
+//! transactions and feeds results back. SDP bodies are opaque strings the media layer
+//! translates: a call never reads or writes SDP text.
+//!
+//! # How calls end
+//!
+//! Exactly one [`CallEvent::Terminated`] is reported per call, carrying a [`CallEnd`]; after
+//! it the call reports nothing more (it may live on briefly to finish a CANCEL or wait for
+//! an ACK). [`CallEndCause`] lists the causes; `CallEnd`'s `Display` renders the sylkRTC
+//! `"<code> <phrase>"` text: the final response that ended the call (`"486 Busy Here"`),
+//! `"408 Request Timeout"` for Timer B or a missing ACK, `"503 Service Unavailable"` when no
+//! target could be reached (DNS failure, transport errors, nothing sent), `"487 Request
+//! Terminated"` when the caller cancelled an incoming call, `"200 BYE received"` and
+//! `"200 Local hangup"`.
+
+mod end;
+mod incoming;
+mod outgoing;
+mod usage;
+
+use std::time::{Duration, Instant};
+
+use engine::Rng;
+
+pub use end::{reason_phrase, CallEnd, CallEndCause};
+pub use incoming::IncomingCall;
+pub use outgoing::OutgoingCall;
+
+use super::dialog::{Dialog, DialogKey, OutgoingRequest};
+use super::locate::{SipUriParts, Target};
+use super::msg::{MsgError, NameAddr, SipRequest, SipResponse};
+use super::registration::RegId;
+use super::transport::{FlowId, Transport};
+use super::txn::{self, TxnId};
+
+/// Methods a call answers inside its dialog, for `Allow` (RFC 3261 section 20.5).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+/// How long the gateway may take to answer a re-INVITE offer before the call refuses it
+/// with 500 and a Retry-After (RFC 3261 section 14.2), well under the peer's Timer B of
+/// 32 s.
+pub const REINVITE_ANSWER_WAIT: Duration = Duration::from_secs(4);
+
+/// What happens to a call, for the gateway; the stack reports it with the call's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// An INVITE for a registration's Contact; 100 Trying is sent. Follow with
+    /// [`SipStack::ring`](super::stack::SipStack::ring), then
+    /// [`answer`](super::stack::SipStack::answer) or
+    /// [`decline`](super::stack::SipStack::decline).
+    Incoming {
+        /// The registration whose Contact was called.
+        reg: RegId,
+        /// The caller's URI (From).
+        from_uri: String,
+        /// The caller's display name.
+        from_display_name: Option<String>,
+        /// The SIP Call-ID.
+        call_id: String,
+        /// The offer; `None` means offer in our 200, answer in the ACK.
+        sdp: Option<String>,
+    },
+    /// Outgoing: a provisional response (a 183 with SDP means early media).
+    Progress {
+        /// Status code (100-199).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+        /// SDP body, if any.
+        sdp: Option<String>,
+    },
+    /// Outgoing: the INVITE was refused with 488 Not Acceptable Here and went out again,
+    /// in a new transaction, with [`OutgoingConfig::retry_offer`]; the answer still to come
+    /// answers that offer. Reported at most once per call.
+    OfferRetried {
+        /// The status that was refused (488).
+        code: u16,
+    },
+    /// Outgoing: a 2xx arrived and was ACKed.
+    Accepted {
+        /// The answer SDP (`None` if the 2xx had no body).
+        sdp: Option<String>,
+    },
+    /// Incoming: the ACK for our 200 arrived.
+    Confirmed {
+        /// The SDP answer carried by the ACK (INVITE without offer, RFC 3264 section 4).
+        sdp_in_ack: Option<String>,
+    },
+    /// A re-INVITE with a new offer: answer with
+    /// [`SipStack::answer_reinvite`](super::stack::SipStack::answer_reinvite) (or refuse it)
+    /// within [`REINVITE_ANSWER_WAIT`], or the call refuses it for now (500 with
+    /// Retry-After) and keeps its session.
+    ReInvite {
+        /// The new offer.
+        sdp: String,
+    },
+    /// The call is over (see the module docs); its id is dead afterwards.
+    Terminated(CallEnd),
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// A located server: the stack finds or opens the flow.
+    Located(Target),
+    /// An existing flow (the one the INVITE used or came from).
+    Flow {
+        /// The transaction destination.
+        target: txn::Destination,
+        /// Its transport.
+        kind: Transport,
+    },
+}
+
+/// What a call asks its stack to do.
+#[derive(Debug, Clone)]
+pub enum CallAction {
+    /// Locate the callee's domain (RFC 3263); answer with
+    /// [`OutgoingCall::handle_located`].
+    Locate(SipUriParts),
+    /// Add a Via with a fresh branch (and our Contact when `contact_user` is set), send in a
+    /// new client transaction, and report with [`OutgoingCall::handle_request_sent`].
+    SendRequest {
+        /// The request without Via.
+        request: OutgoingRequest,
+        /// Where to.
+        hop: Hop,
+        /// Contact user part to advertise (INVITE only).
+        contact_user: Option<String>,
+    },
+    /// Add a Via with a fresh branch and send outside any transaction: the ACK for a 2xx
+    /// (RFC 3261 section 13.2.2.4).
+    SendAck {
+        /// The ACK without Via.
+        request: OutgoingRequest,
+        /// Where to.
+        hop: Hop,
+    },
+    /// Send a CANCEL for our INVITE transaction (RFC 3261 section 9.1) to where it went.
+    SendCancel {
+        /// The INVITE client transaction.
+        invite: TxnId,
+        /// Its destination.
+        target: txn::Destination,
+    },
+    /// Send a response through a server transaction.
+    Respond {
+        /// The server transaction.
+        txn: TxnId,
+        /// The response (boxed: it dwarfs the other actions).
+        response: Box<SipResponse>,
+    },
+    /// Give up on a client INVITE transaction that will never get its final response (RFC
+    /// 3261 section 9.1: 64*T1 after the CANCEL).
+    Abandon {
+        /// The INVITE client transaction.
+        txn: TxnId,
+    },
+    /// File the dialog under this key (for in-dialog requests).
+    DialogCreated(DialogKey),
+    /// Forget this dialog key.
+    DialogRemoved(DialogKey),
+    /// Tell the gateway.
+    Report(CallEvent),
+    /// Nothing more to do: forget the call.
+    Finished,
+}
+
+/// Errors of the call layer (caused by the gateway's input, never by the network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The callee is not a valid `user@domain`.
+    InvalidCallee(String),
+    /// No such call (already over).
+    UnknownCall,
+    /// The per-stack call limit is reached.
+    TooManyCalls,
+    /// The operation does not fit the call's state or direction (e.g. `answer` on an
+    /// outgoing call, `answer_reinvite` without a pending re-INVITE).
+    InvalidState,
+    /// The incoming INVITE cannot start a dialog (no Contact).
+    BadInvite,
+    /// A message could not be built.
+    Message(MsgError),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::InvalidCallee(c) => write!(f, "invalid callee {c:?}"),
+            CallError::UnknownCall => f.write_str("unknown call"),
+            CallError::TooManyCalls => f.write_str("too many calls"),
+            CallError::InvalidState => f.write_str("not possible in the call's state"),
+            CallError::BadInvite => f.write_str("INVITE without Contact"),
+            CallError::Message(e) => write!(f, "cannot build message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<MsgError> for CallError {
+    fn from(e: MsgError) -> Self {
+        CallError::Message(e)
+    }
+}
+
+/// What an outgoing call needs.
+#[derive(Debug, Clone)]
+pub struct OutgoingConfig {
+    /// Caller's user part.
+    pub user: String,
+    /// Caller's domain.
+    pub domain: String,
+    /// Caller's display name (in From).
+    pub display_name: Option<String>,
+    /// User-Agent.
+    pub user_agent: String,
+    /// Callee `user@domain`.
+    pub callee: String,
+    /// Call-ID.
+    pub call_id: String,
+    /// From tag.
+    pub from_tag: String,
+    /// Contact user part.
+    pub contact_user: String,
+    /// The SDP offer.
+    pub sdp: String,
+    /// A second offer, sent once in a new INVITE if the first is refused with 488 Not
+    /// Acceptable Here (RFC 3261 section 21.4.26: "the offer could not be accepted"), e.g.
+    /// `RTP/SAVP` with SDES keys after a plain `RTP/AVP` offer a peer requiring SRTP refused.
+    /// Like the retry after a 401/407 the new INVITE keeps Call-ID and From tag and takes
+    /// the next CSeq (RFC 3261 section 8.1.3.5). Not used once a provisional response has
+    /// carried an answer to the first offer (early media, RFC 3960).
+    pub retry_offer: Option<String>,
+}
+
+/// The stack's result of sending a request for the call.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The client transaction.
+    pub txn: TxnId,
+    /// Where it went.
+    pub target: txn::Destination,
+    /// Over which transport.
+    pub kind: Transport,
+    /// The request as sent.
+    pub request: SipRequest,
+    /// The Contact added, if any.
+    pub contact: Option<NameAddr>,
+}
+
+/// How a transaction of a call failed (RFC 3261 section 8.1.3.1 treats both like a
+/// response: 408 and 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnFailure {
+    /// Timer B (client INVITE) or H (server INVITE) fired.
+    Timeout,
+    /// The transport could not carry a message of the transaction.
+    TransportError,
+}
+
+impl TxnFailure {
+    fn end(self) -> CallEnd {
+        CallEnd::new(match self {
+            TxnFailure::Timeout => CallEndCause::Timeout,
+            TxnFailure::TransportError => CallEndCause::TransportError,
+        })
+    }
+}
+
+/// One call leg, either direction. Boxed: a call is kilobytes (requests kept for
+/// retransmission and CANCEL), and the stack's slab of calls keeps spare capacity.
+#[derive(Debug)]
+pub enum Call {
+    /// We sent the INVITE.
+    Outgoing(Box<OutgoingCall>),
+    /// We answer the INVITE.
+    Incoming(Box<IncomingCall>),
+}
+
+/// Runs `$body` on the shared dialog usage of either direction.
+macro_rules! on_usage {
+    ($call:expr, $usage:ident => $body:expr) => {
+        match $call {
+            Call::Outgoing(c) => {
+                let $usage = &mut c.usage;
+                $body
+            }
+            Call::Incoming(c) => {
+                let $usage = &mut c.usage;
+                $body
+            }
+        }
+    };
+}
+
+impl Call {
+    /// An outgoing call.
+    pub fn outgoing(call: OutgoingCall) -> Call {
+        Call::Outgoing(Box::new(call))
+    }
+
+    /// An incoming call.
+    pub fn incoming(call: IncomingCall) -> Call {
+        Call::Incoming(Box::new(call))
+    }
+
+    /// The incoming call, or [`CallError::InvalidState`] for an outgoing one.
+    pub fn incoming_mut(&mut self) -> Result<&mut IncomingCall, CallError> {
+        match self {
+            Call::Incoming(c) => Ok(c),
+            Call::Outgoing(_) => Err(CallError::InvalidState),
+        }
+    }
+
+    /// The outgoing call, if this is one.
+    pub fn outgoing_mut(&mut self) -> Option<&mut OutgoingCall> {
+        match self {
+            Call::Outgoing(c) => Some(c),
+            Call::Incoming(_) => None,
+        }
+    }
+
+    /// The dialog, once there is one.
+    pub fn dialog(&self) -> Option<&Dialog> {
+        match self {
+            Call::Outgoing(c) => c.usage.dialog.as_ref(),
+            Call::Incoming(c) => c.usage.dialog.as_ref(),
+        }
+    }
+
+    /// Our last SDP in the dialog: the offer of an outgoing call (the retry offer once it
+    /// went out), the answer of an incoming one, then our last re-INVITE answer.
+    pub fn local_sdp(&self) -> Option<&str> {
+        match self {
+            Call::Outgoing(c) => c.usage.local_sdp.as_deref(),
+            Call::Incoming(c) => c.usage.local_sdp.as_deref(),
+        }
+    }
+
+    /// The client INVITE transaction still waiting for its final response and its flow.
+    pub fn pending_invite(&self) -> Option<(TxnId, FlowId)> {
+        match self {
+            Call::Outgoing(c) => c.pending_invite(),
+            Call::Incoming(_) => None,
+        }
+    }
+
+    /// The next thing for the stack to do.
+    pub fn poll_action(&mut self) -> Option<CallAction> {
+        on_usage!(self, u => u.poll_action())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Call::Outgoing(c) => c.poll_timeout(),
+            Call::Incoming(c) => c.usage.poll_timeout(),
+        }
+    }
+
+    /// Runs due timers (`rng` draws a Retry-After); early calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) {
+        match self {
+            Call::Outgoing(c) => c.handle_timeout(now, rng),
+            Call::Incoming(c) => c.handle_timeout(now, rng),
+        }
+    }
+
+    /// A request (not ACK) matched the call's dialog, in server transaction `txn`.
+    pub fn handle_in_dialog_request(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+        rng: &mut Rng,
+    ) {
+        match self {
+            Call::Outgoing(c) => c.handle_in_dialog_request(now, txn, request, rng),
+            Call::Incoming(c) => c.handle_in_dialog_request(now, txn, request, rng),
+        }
+    }
+
+    /// An ACK matched the call's dialog.
+    pub fn handle_ack(&mut self, request: &SipRequest) {
+        match self {
+            // Outgoing calls only see ACKs for their re-INVITE answers.
+            Call::Outgoing(c) => {
+                c.usage.handle_ack(request);
+            }
+            Call::Incoming(c) => c.handle_ack(request),
+        }
+    }
+
+    /// An INVITE transaction of the call failed.
+    pub fn handle_txn_failure(&mut self, txn: TxnId, failure: TxnFailure) {
+        match self {
+            Call::Outgoing(c) => c.handle_txn_failure(txn, failure),
+            Call::Incoming(c) => c.handle_txn_failure(txn, failure),
+        }
+    }
+
+    /// Ends the call from our side, whatever its state (CANCEL, 486, or BYE).
+    pub fn hangup(&mut self, now: Instant) {
+        match self {
+            Call::Outgoing(c) => c.hangup(now),
+            Call::Incoming(c) => c.hangup(),
+        }
+    }
+
+    /// The gateway's answer to a [`CallEvent::ReInvite`].
+    pub fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
+        on_usage!(self, u => u.answer_reinvite(now, sdp))
+    }
+
+    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (4xx-6xx, else 488).
+    pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
+        on_usage!(self, u => u.reject_reinvite(code))
+    }
+}

@@ -1,0 +1,353 @@
+//! The books of calls: the gateway's call commands, carrying out what each call asks
+//! ([`CallAction`]), and the transactions, lookups, dialogs and deadlines filed for it.
+
+use std::time::Instant;
+
+use super::{AccountIdentity, CallEntry, CallId, SendError, SipEvent, SipStack};
+use crate::call::{Call, CallAction, CallError, Hop, OutgoingCall, OutgoingConfig, Sent};
+use crate::dialog::OutgoingRequest;
+use crate::msg::{Method, NameAddr, SipRequest};
+use crate::transport::Transport;
+use crate::txn::{build_cancel, Destination, TxnConfig, MAGIC_COOKIE};
+
+impl SipStack {
+    /// Answers INVITEs for registration Contacts with calls (`true`) or 480 (`false`, the
+    /// default until the gateway handles call events).
+    pub fn set_incoming_calls(&mut self, enabled: bool) {
+        self.incoming_calls = enabled;
+    }
+
+    /// Sets the most simultaneous calls (incoming over it get 503, `invite` fails).
+    pub fn set_max_calls(&mut self, max: usize) {
+        self.max_calls = max;
+    }
+
+    /// Number of live calls, including ones still finishing a CANCEL or BYE (leak checks).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Number of dialogs filed for in-dialog matching (leak checks).
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// Calls `callee` (`user@domain[:port]`) from `identity` with the SDP `offer`: the target
+    /// is located by RFC 3263 on the callee's domain (or the outbound proxy), 401/407 are
+    /// answered from the HA1, and call events follow. The account need not be registered.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        identity: &AccountIdentity,
+        callee: &str,
+        offer: String,
+    ) -> Result<CallId, CallError> {
+        self.invite_with_retry_offer(now, identity, callee, offer, None)
+    }
+
+    /// [`SipStack::invite`] with a second offer: if the callee refuses the first with 488
+    /// Not Acceptable Here, the INVITE goes out once more with `retry_offer` (new
+    /// transaction, same Call-ID and From tag, next CSeq: the mechanism of the 401/407 retry)
+    /// and [`CallEvent::OfferRetried`](crate::call::CallEvent::OfferRetried) tells the
+    /// gateway which offer the answer will answer. A second 488 ends the call as usual.
+    pub fn invite_with_retry_offer(
+        &mut self,
+        now: Instant,
+        identity: &AccountIdentity,
+        callee: &str,
+        offer: String,
+        retry_offer: Option<String>,
+    ) -> Result<CallId, CallError> {
+        if self.calls.len() >= self.max_calls {
+            return Err(CallError::TooManyCalls);
+        }
+        let config = OutgoingConfig {
+            user: identity.user.clone(),
+            domain: identity.domain.clone(),
+            display_name: identity.display_name.clone(),
+            user_agent: identity
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| self.config.user_agent.clone()),
+            callee: callee.to_owned(),
+            call_id: format!("{}@sylk-gateway", self.random_token(20)),
+            from_tag: self.random_token(10),
+            contact_user: format!("sylk-{}", self.random_token(12)),
+            sdp: offer,
+            retry_offer,
+        };
+        let sip_call_id = config.call_id.clone();
+        let call = OutgoingCall::new(
+            config,
+            identity.ha1.clone(),
+            TxnConfig::default(),
+            self.config.outbound_proxy.is_none(),
+        )?;
+        let id = self.insert_call(Call::outgoing(call), sip_call_id);
+        self.dirty_calls.push(id);
+        self.drive(now);
+        Ok(id)
+    }
+
+    /// The SIP Call-ID of a live call.
+    pub fn call_id_of(&self, call: CallId) -> Option<&str> {
+        self.calls
+            .get(call.key)
+            .filter(|e| e.serial == call.serial)
+            .map(|e| e.sip_call_id.as_str())
+    }
+
+    /// Our last SDP in a live call's dialog (offer or answer, then re-INVITE answers), e.g.
+    /// to answer a hold re-INVITE with the same media, directions mirrored.
+    pub fn local_sdp(&self, call: CallId) -> Option<&str> {
+        self.calls
+            .get(call.key)
+            .filter(|e| e.serial == call.serial)
+            .and_then(|e| e.call.local_sdp())
+    }
+
+    /// Sends 180 Ringing for an incoming call.
+    pub fn ring(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.incoming_mut()?.ring())
+    }
+
+    /// Answers an incoming call with 200 OK carrying `sdp` (an answer, or our offer when the
+    /// INVITE had none); retransmitted until the ACK, then
+    /// [`CallEvent::Confirmed`](crate::call::CallEvent::Confirmed).
+    pub fn answer(&mut self, now: Instant, call: CallId, sdp: String) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.incoming_mut()?.answer(now, sdp))
+    }
+
+    /// Rejects an unanswered incoming call with `code` (3xx-6xx; anything else means 486).
+    pub fn decline(&mut self, now: Instant, call: CallId, code: u16) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.incoming_mut()?.decline(code))
+    }
+
+    /// Ends a call in whatever state it is (CANCEL, decline 486, or BYE); reports
+    /// [`CallEvent::Terminated`](crate::call::CallEvent::Terminated) with
+    /// [`CallEndCause::LocalHangup`](crate::call::CallEndCause::LocalHangup).
+    pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| {
+            c.hangup(now);
+            Ok(())
+        })
+    }
+
+    /// Answers the pending [`CallEvent::ReInvite`](crate::call::CallEvent::ReInvite) with
+    /// 200 OK and `sdp`.
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
+    }
+
+    /// Refuses the pending [`CallEvent::ReInvite`](crate::call::CallEvent::ReInvite) with
+    /// `code` (4xx-6xx, else 488); the call keeps its previous session.
+    pub fn reject_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.reject_reinvite(code))
+    }
+
+    fn with_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        f: impl FnOnce(&mut Call, Instant) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        let e = self.call_entry(call).ok_or(CallError::UnknownCall)?;
+        let result = f(&mut e.call, now);
+        self.dirty_calls.push(call);
+        self.drive(now);
+        result
+    }
+
+    /// The live entry of `call`.
+    pub(super) fn call_entry(&mut self, call: CallId) -> Option<&mut CallEntry> {
+        self.calls
+            .get_mut(call.key)
+            .filter(|e| e.serial == call.serial)
+    }
+
+    pub(super) fn insert_call(&mut self, call: Call, sip_call_id: String) -> CallId {
+        self.next_call_serial += 1;
+        let serial = self.next_call_serial;
+        let key = self.calls.insert(CallEntry {
+            call,
+            serial,
+            sip_call_id,
+            lookup: None,
+            txns: Vec::new(),
+        });
+        CallId { key, serial }
+    }
+
+    /// Resolves a call's hop to a transaction destination and its transport.
+    fn resolve_hop(
+        &mut self,
+        now: Instant,
+        hop: &Hop,
+    ) -> Result<(Destination, Transport), SendError> {
+        match hop {
+            Hop::Flow { target, kind } => Ok((*target, *kind)),
+            Hop::Located(t) => {
+                let destination =
+                    self.transport
+                        .destination_for(now, t.transport, t.address, &t.domain)?;
+                Ok((destination, t.transport))
+            }
+        }
+    }
+
+    /// Builds one request of a call with a fresh Via (and our Contact for `contact_user`)
+    /// for the transport of `hop`.
+    fn prepare_call_request(
+        &mut self,
+        now: Instant,
+        request: &OutgoingRequest,
+        hop: &Hop,
+        contact_user: Option<&str>,
+    ) -> Result<(SipRequest, Destination, Transport, Option<NameAddr>), SendError> {
+        let (target, kind) = self.resolve_hop(now, hop)?;
+        let branch = format!("{MAGIC_COOKIE}{}", self.random_token(16));
+        let via = self.transport.via(kind, &branch);
+        let contact = match contact_user {
+            Some(user) => Some(self.contact_for(user, kind)?),
+            None => None,
+        };
+        let built = request.build(&via, contact.as_ref())?;
+        Ok((built, target, kind, contact))
+    }
+
+    /// Sends a request of a call in a new client transaction.
+    fn send_call_request(
+        &mut self,
+        now: Instant,
+        request: &OutgoingRequest,
+        hop: &Hop,
+        contact_user: Option<&str>,
+    ) -> Result<Sent, SendError> {
+        let (built, target, kind, contact) =
+            self.prepare_call_request(now, request, hop, contact_user)?;
+        let txn = self.txn.send_request(now, built.clone(), target)?;
+        Ok(Sent {
+            txn,
+            target,
+            kind,
+            request: built,
+            contact,
+        })
+    }
+
+    /// Executes a call's requested actions, then re-arms its timer.
+    pub(super) fn run_call(&mut self, now: Instant, id: CallId) {
+        loop {
+            let Some(e) = self.call_entry(id) else {
+                return;
+            };
+            let Some(action) = e.call.poll_action() else {
+                break;
+            };
+            match action {
+                CallAction::Locate(parts) => {
+                    let lookup = self.locator.locate(now, &parts);
+                    if let Some(e) = self.call_entry(id) {
+                        e.lookup = Some(lookup);
+                    }
+                    self.call_lookups.insert(lookup, id);
+                }
+                CallAction::SendRequest {
+                    request,
+                    hop,
+                    contact_user,
+                } => {
+                    let sent = self.send_call_request(now, &request, &hop, contact_user.as_deref());
+                    match (&sent, &request.method) {
+                        (Ok(s), Method::Invite) => {
+                            self.call_txns.insert(s.txn, id);
+                            if let Some(e) = self.call_entry(id) {
+                                e.txns.push(s.txn);
+                            }
+                        }
+                        (Ok(_), _) => {}
+                        (Err(why), method) => log::info!("sip: {method} not sent: {why}"),
+                    }
+                    if let Some(c) = self.call_entry(id).and_then(|e| e.call.outgoing_mut()) {
+                        c.handle_request_sent(&request.method, sent);
+                    }
+                }
+                CallAction::SendAck { request, hop } => {
+                    // The ACK for a 2xx is not a transaction (RFC 3261 section 17.1.1.3).
+                    let sent = self
+                        .prepare_call_request(now, &request, &hop, None)
+                        .and_then(|(ack, target, _, _)| {
+                            Ok(self.transport.send(now, &target, ack.to_bytes())?)
+                        });
+                    if let Err(why) = sent {
+                        log::info!("sip: ACK not sent: {why}");
+                    }
+                }
+                CallAction::SendCancel { invite, target } => {
+                    let cancel = self.txn.request(invite).map(build_cancel);
+                    match cancel {
+                        Some(Ok(cancel)) => {
+                            // The CANCEL's own transaction needs no owner: its answer changes
+                            // nothing, the INVITE's final response does (RFC 3261 9.1).
+                            if let Err(e) = self.txn.send_request(now, cancel, target) {
+                                log::info!("sip: CANCEL not sent: {e}");
+                            }
+                        }
+                        Some(Err(e)) => log::info!("sip: CANCEL not built: {e}"),
+                        None => {}
+                    }
+                }
+                CallAction::Respond { txn, response } => {
+                    if let Err(e) = self.txn.send_response(now, txn, *response) {
+                        log::debug!("sip: call response not sent: {e}");
+                    }
+                }
+                CallAction::Abandon { txn } => {
+                    self.call_txns.remove(&txn);
+                    // The transaction layer has no "destroy": a transport error ends a
+                    // Proceeding INVITE transaction at once, and its event finds no owner.
+                    self.txn.handle_transport_error(now, txn);
+                }
+                CallAction::DialogCreated(key) => {
+                    self.dialogs.insert(key, id);
+                }
+                CallAction::DialogRemoved(key) => {
+                    if self.dialogs.get(&key) == Some(&id) {
+                        self.dialogs.remove(&key);
+                    }
+                }
+                CallAction::Report(event) => {
+                    self.events.push_back(SipEvent::Call { call: id, event })
+                }
+                CallAction::Finished => {
+                    let e = self.calls.remove(id.key);
+                    if let Some(lookup) = e.lookup {
+                        self.locator.cancel(lookup);
+                        self.call_lookups.remove(&lookup);
+                    }
+                    for txn in e.txns {
+                        self.call_txns.remove(&txn);
+                    }
+                    if let Some(d) = e.call.dialog() {
+                        self.dialogs.remove(d.key());
+                    }
+                    self.call_deadlines.cancel(id);
+                    return;
+                }
+            }
+        }
+        if let Some(deadline) = self.call_entry(id).map(|e| e.call.poll_timeout()) {
+            self.call_deadlines.set(id, deadline);
+        }
+    }
+}

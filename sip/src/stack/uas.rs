@@ -1,0 +1,184 @@
+//! The UAS core (RFC 3261 section 8.2): every new request that is not a CANCEL or ACK.
+//! In-dialog requests go to their call (section 12.2.2; 481 when no dialog matches), INVITEs
+//! for a registration's Contact token become incoming calls (section 13.3), OPTIONS is
+//! answered here, and anything else gets the section 8.2.1 refusal.
+
+use std::time::Instant;
+
+use super::{SipEvent, SipStack};
+use crate::call::{Call, CallEvent, IncomingCall};
+use crate::dialog::DialogKey;
+use crate::msg::{Method, MsgError, NameAddr, ResponseBuilder, SipRequest, Uri};
+use crate::registration::RegId;
+use crate::transport::Transport;
+use crate::txn::{TxnConfig, TxnId};
+
+/// Methods we answer outside dialogs, for `Allow` (RFC 3261 section 20.5).
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+impl SipStack {
+    /// A new request in server transaction `txn`.
+    pub(super) fn handle_request(&mut self, now: Instant, txn: TxnId, request: &SipRequest) {
+        if let Some(key) = DialogKey::of_incoming(request) {
+            if let Some(&call) = self.dialogs.get(&key) {
+                if let Some(e) = self
+                    .calls
+                    .get_mut(call.key)
+                    .filter(|e| e.serial == call.serial)
+                {
+                    e.call
+                        .handle_in_dialog_request(now, txn, request, &mut self.rng);
+                    self.dirty_calls.push(call);
+                    return;
+                }
+            }
+            if *request.method() != Method::Options {
+                self.respond(
+                    now,
+                    txn,
+                    request,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
+                return;
+            }
+        }
+        if *request.method() == Method::Invite && self.incoming_calls {
+            let owner = request
+                .uri()
+                .user()
+                .and_then(|u| self.by_contact_user.get(u))
+                .copied();
+            if let Some(reg) = owner {
+                self.incoming_call(now, txn, request, reg);
+                return;
+            }
+        }
+        let allow = [("Allow", ALLOW)];
+        let (status, reason, extra): (u16, &str, &[(&str, &str)]) = match request.method() {
+            Method::Options => (
+                200,
+                "OK",
+                &[("Allow", ALLOW), ("Accept", "application/sdp")],
+            ),
+            Method::Invite => {
+                let owner = request
+                    .uri()
+                    .user()
+                    .and_then(|u| self.by_contact_user.get(u));
+                log::info!(
+                    "sip: INVITE {} for {}: nobody takes it",
+                    request.call_id(),
+                    if owner.is_some() {
+                        "a registered account"
+                    } else {
+                        "no account"
+                    }
+                );
+                (480, "Temporarily Unavailable", &[])
+            }
+            Method::Bye => (481, "Call/Transaction Does Not Exist", &[]),
+            m if m.is_extension() => (501, "Not Implemented", &allow),
+            _ => (405, "Method Not Allowed", &allow),
+        };
+        self.respond(now, txn, request, status, reason, extra);
+    }
+
+    /// Answers `request` statelessly from the UA's point of view (a fresh To tag).
+    pub(super) fn respond(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let to_tag = self.random_token(10);
+        // The request's top Via was stamped with received/rport on arrival.
+        let mut builder = ResponseBuilder::from_request(request, status, reason, Some(&to_tag))
+            .header("Server", &self.config.user_agent);
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
+        match builder.build() {
+            Ok(response) => {
+                if let Err(e) = self.txn.send_response(now, txn, response) {
+                    log::debug!("sip: cannot answer {}: {e}", request.call_id());
+                }
+            }
+            Err(e) => log::warn!("sip: failed to build a {status} response: {e}"),
+        }
+    }
+
+    /// A new INVITE for the Contact token of `reg` (RFC 3261 section 13.3).
+    fn incoming_call(&mut self, now: Instant, txn: TxnId, request: &SipRequest, reg: RegId) {
+        if self.calls.len() >= self.max_calls {
+            self.respond(now, txn, request, 503, "Service Unavailable", &[]);
+            return;
+        }
+        let Some(source) = self.inbound_source else {
+            self.respond(now, txn, request, 500, "Server Internal Error", &[]);
+            return;
+        };
+        let kind = match request.top_via().map(|v| v.transport.to_ascii_uppercase()) {
+            Some(t) if t == "TLS" => Transport::Tls,
+            Some(t) if t == "TCP" => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let token = request.uri().user().unwrap_or_default().to_owned();
+        let contact = match self.contact_for(&token, kind) {
+            Ok(contact) => contact,
+            Err(e) => {
+                log::warn!("sip: INVITE {}: no Contact of ours: {e}", request.call_id());
+                self.respond(now, txn, request, 500, "Server Internal Error", &[]);
+                return;
+            }
+        };
+        let local_tag = self.random_token(10);
+        let call = match IncomingCall::new(
+            request.clone(),
+            txn,
+            source,
+            &local_tag,
+            contact,
+            TxnConfig::default(),
+            self.config.outbound_proxy.is_none(),
+        ) {
+            Ok(call) => call,
+            Err(e) => {
+                log::info!("sip: INVITE {} refused: {e}", request.call_id());
+                self.respond(now, txn, request, 400, "Missing Contact", &[]);
+                return;
+            }
+        };
+        let sdp = call.remote_sdp().map(str::to_owned);
+        let id = self.insert_call(Call::incoming(call), request.call_id().to_owned());
+        self.call_txns.insert(txn, id);
+        if let Some(e) = self.call_entry(id) {
+            e.txns.push(txn);
+        }
+        self.events.push_back(SipEvent::Call {
+            call: id,
+            event: CallEvent::Incoming {
+                reg,
+                from_uri: request.from().uri.to_string(),
+                from_display_name: request.from().display_name.clone(),
+                call_id: request.call_id().to_owned(),
+                sdp,
+            },
+        });
+        self.dirty_calls.push(id);
+    }
+
+    /// Our Contact for `kind`: `<sip:user@host:port;transport=kind>`.
+    pub(super) fn contact_for(&self, user: &str, kind: Transport) -> Result<NameAddr, MsgError> {
+        let (host, port) = self.transport.sent_by(kind);
+        let uri = Uri::parse(&format!(
+            "sip:{user}@{host}:{port};transport={}",
+            kind.to_string().to_ascii_lowercase()
+        ))?;
+        Ok(NameAddr::new(uri))
+    }
+}
