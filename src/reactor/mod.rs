@@ -208,24 +208,6 @@ impl Reactor {
         }
     }
 
-    /// The bound listener addresses.
-    pub fn bound_addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses {
-            sip: self.sip.local_addr(),
-            sip_tls: self.sip.tls_local_addr(),
-            ..Default::default()
-        };
-        for l in &self.listeners {
-            let addr = l.socket.local_addr().ok();
-            if l.tls.is_some() {
-                out.wss = addr;
-            } else {
-                out.ws = addr;
-            }
-        }
-        out
-    }
-
     /// Runs until SIGTERM/SIGINT, then closes every connection cleanly and returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
