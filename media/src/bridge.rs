@@ -103,10 +103,9 @@ use crate::sdp::{
     SipLocalMedia, SipLocalMediaLine,
 };
 use crate::transmit_queue::{TransmitQueue, SLOT_SIZE};
-use crate::webrtc_leg::rtc_engine_support::splitmix64;
 use crate::webrtc_leg::{
-    answer_leg, offer_leg, CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine,
-    WebrtcEngineKind, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
+    splitmix64, CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLeg, WebrtcLegConfig,
+    WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
@@ -178,7 +177,6 @@ impl BridgeConfig {
                 ice_lite: false,
                 seed,
                 dtls_timeout: DEFAULT_DTLS_TIMEOUT,
-                engine: WebrtcEngineKind::default(),
             },
             sip_audio_local,
             sip_video_local: None,
@@ -515,7 +513,7 @@ fn kind_index(kind: MediaKind) -> usize {
 pub struct Bridge {
     config: BridgeConfig,
     negotiation: Negotiation,
-    webrtc: Option<Box<dyn WebrtcEngine>>,
+    webrtc: Option<Box<WebrtcLeg>>,
     sip: [Option<SipStream>; 2],
     webrtc_streams: [Option<WebrtcStream>; 2],
     /// Browser PT -> SIP PT, for the WebRTC leg's payload types the bridge accepts.
@@ -890,13 +888,14 @@ impl Bridge {
             return Err(BridgeError::NoCommonCodec);
         }
         let webrtc_codecs: Vec<CodecSpec> = pairs.iter().map(|(w, _)| w.clone()).collect();
-        let (mut leg, answer) = answer_leg(
+        let (leg, answer) = WebrtcLeg::answer(
             now,
             &self.config.webrtc,
             self.clock,
             &webrtc_offer,
             &webrtc_codecs,
         )?;
+        let mut leg = Box::new(leg);
         self.install_webrtc_streams(&pairs, |kind| leg.local_ssrc(kind));
         for candidate in pending_candidates {
             if let Err(e) = leg.add_remote_candidate(&candidate) {
@@ -1015,8 +1014,8 @@ impl Bridge {
         if !codecs.iter().any(|c| !c.is_telephone_event()) {
             return Err(BridgeError::NoCommonCodec);
         }
-        let (leg, offer) = offer_leg(now, &self.config.webrtc, self.clock, &codecs)?;
-        self.webrtc = Some(leg);
+        let (leg, offer) = WebrtcLeg::offer(now, &self.config.webrtc, self.clock, &codecs)?;
+        self.webrtc = Some(Box::new(leg));
         let offer = finalize_for_browser(&offer, &negotiated);
         self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
         self.drain_webrtc(now);
@@ -1170,8 +1169,8 @@ impl Bridge {
                 sip_offer: Box::new(sip_offer),
             },
         );
-        let (leg, offer) = offer_leg(now, &bridge.config.webrtc, bridge.clock, &codecs)?;
-        bridge.webrtc = Some(leg);
+        let (leg, offer) = WebrtcLeg::offer(now, &bridge.config.webrtc, bridge.clock, &codecs)?;
+        bridge.webrtc = Some(Box::new(leg));
         bridge.drain_webrtc(now);
         Ok((bridge, finalize_for_browser(&offer, &negotiated)))
     }
@@ -1803,10 +1802,10 @@ impl Bridge {
     }
 
     /// The SRTP protection profile DTLS negotiated with the browser (empty before DTLS).
-    pub fn srtp_profile(&mut self, now: Instant) -> String {
+    pub fn srtp_profile(&self) -> String {
         self.webrtc
-            .as_mut()
-            .map(|e| e.transport_info(now).srtp_profile)
+            .as_ref()
+            .map(|e| e.transport_info().srtp_profile)
             .unwrap_or_default()
     }
 

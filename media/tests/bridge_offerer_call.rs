@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent};
 use media::error::{BridgeError, WebrtcError};
-use media::webrtc_leg::{MediaKind, WebrtcEngineKind};
+use media::webrtc_leg::MediaKind;
 
 /// A SIP offer as a typical phone writes it: PCMU, PCMA, G.729 (unsupported), DTMF on 101,
 /// plus a video line we do not take (no video socket configured).
@@ -74,17 +74,6 @@ fn webrtc_offer_and_sip_answer_follow_offer_answer_rules() {
 
 #[test]
 fn media_flows_both_ways_after_the_browser_answers() {
-    media_flows_both_ways(WebrtcEngineKind::Direct);
-}
-
-/// The same call on the `RTCPeerConnection` engine, which stays selectable.
-#[test]
-fn media_flows_both_ways_on_the_peer_connection_engine() {
-    media_flows_both_ways(WebrtcEngineKind::PeerConnection);
-}
-
-fn media_flows_both_ways(engine: WebrtcEngineKind) {
-    use_engine(engine);
     let (mut sim, _, _, _) = offerer_sim(5, 10);
     assert!(
         sim.run_until(Duration::from_secs(10), |s| s.browser.connected

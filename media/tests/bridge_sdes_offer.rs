@@ -14,7 +14,6 @@ use media::bridge::{Bridge, BridgeEvent, MediaLeg, SDES_OFFER_SUITES};
 use media::error::BridgeError;
 use media::rtp::srtp::SdesSrtp;
 use media::sdp::{CryptoAttribute, CryptoSuite, SdpError};
-use media::webrtc_leg::WebrtcEngineKind;
 
 /// The SIP peer's own key for `suite`, under `tag` (its answer names our line by tag).
 fn peer_key(tag: u32, suite: CryptoSuite) -> CryptoAttribute {
@@ -92,16 +91,6 @@ fn sdes_answerer(seed: u64) -> (Bridge, String, BrowserPeer, Instant) {
 
 #[test]
 fn savp_offer_answered_with_gcm_tag_keys_both_directions_end_to_end() {
-    savp_offer_answered_with_gcm_tag(WebrtcEngineKind::Direct);
-}
-
-#[test]
-fn savp_offer_answered_with_gcm_tag_keys_both_directions_peer_connection_engine() {
-    savp_offer_answered_with_gcm_tag(WebrtcEngineKind::PeerConnection);
-}
-
-fn savp_offer_answered_with_gcm_tag(engine: WebrtcEngineKind) {
-    use_engine(engine);
     let (mut bridge, sip_offer, mut browser, start) = sdes_answerer(31);
     let ours = assert_offer_has_fresh_sdes_keys(&sip_offer);
     // The peer takes our second line (AEAD_AES_128_GCM, RFC 7714) and sends its own key.

@@ -262,7 +262,7 @@ fn drive(
         while let Some(e) = bridge.poll_event() {
             if e == BridgeEvent::DtlsConnected {
                 next_tone = Some(Instant::now());
-                srtp_profile = bridge.srtp_profile(Instant::now());
+                srtp_profile = bridge.srtp_profile();
             }
             events.push(e);
         }

@@ -166,7 +166,6 @@ impl MediaState {
         config.sip_video_local = addrs.video;
         config.webrtc.advertised_ip = self.config.advertised_address;
         config.webrtc.ice_lite = self.config.ice_lite;
-        config.webrtc.engine = self.config.webrtc_engine;
         config.sip_advertised_ip = self.config.advertised_address;
         config.inactivity_timeout = self.config.inactivity_timeout;
         // "auto" starts plain and switches only after a 488 (see `create_session`).

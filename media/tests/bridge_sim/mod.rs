@@ -3,13 +3,15 @@
 //! RTP peer. No sockets, no sleeps: time only moves when the harness advances it.
 #![allow(dead_code)]
 
+mod keyframe_forwarder;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
-use media::webrtc_leg::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -519,27 +521,14 @@ pub struct Sim {
     pub events: Vec<(Duration, BridgeEvent)>,
 }
 
-thread_local! {
-    // Per test thread: which WebRTC engine the sims of this test build.
-    static ENGINE: std::cell::Cell<media::webrtc_leg::WebrtcEngineKind> =
-        const { std::cell::Cell::new(media::webrtc_leg::WebrtcEngineKind::Direct) };
-}
-
-/// Makes the sims built later on this thread use `engine` (the default is the direct one).
-pub fn use_engine(engine: media::webrtc_leg::WebrtcEngineKind) {
-    ENGINE.with(|e| e.set(engine));
-}
-
 pub fn bridge_config(start: Instant, seed: u64) -> BridgeConfig {
     let _ = start;
-    let mut config = BridgeConfig::new(
+    BridgeConfig::new(
         addr(BRIDGE_WEBRTC),
         addr(BRIDGE_SIP_RTP),
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
         seed,
-    );
-    config.webrtc.engine = ENGINE.with(std::cell::Cell::get);
-    config
+    )
 }
 
 pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {

@@ -42,8 +42,8 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use self::description::{DtlsRole, LocalSource, LocalTransport, RemoteTransport};
 use self::identity::{hex_fingerprint, shared_identity, DtlsIdentity};
 use super::{
-    CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcEngine, WebrtcLegConfig, WebrtcLegEvent,
-    WebrtcMedia, WebrtcTransportInfo,
+    CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia,
+    WebrtcTransportInfo,
 };
 use crate::bridge::TransmitLeg;
 use crate::error::WebrtcError;
@@ -108,7 +108,7 @@ struct PendingRtp {
 }
 
 /// The direct engine; see the module docs.
-pub struct DirectWebrtcLeg {
+pub struct WebrtcLeg {
     identity: Arc<DtlsIdentity>,
     agent: Agent,
     /// The address written in our candidate; the agent knows the socket by it.
@@ -196,7 +196,7 @@ fn ice_credential(identity: &DtlsIdentity, len: usize) -> Result<String, WebrtcE
         .collect())
 }
 
-impl DirectWebrtcLeg {
+impl WebrtcLeg {
     fn build(
         now: Instant,
         config: &WebrtcLegConfig,
@@ -248,7 +248,7 @@ impl DirectWebrtcLeg {
                 .iter()
                 .any(|c| c.kind == kind && !c.is_telephone_event())
             {
-                let ssrc = (super::rtc_engine_support::splitmix64(&mut seed) as u32).max(1);
+                let ssrc = (super::splitmix64(&mut seed) as u32).max(1);
                 out_streams[kind_index(kind)] = Some(OutStream {
                     ssrc,
                     stats: SendStats::default(),
@@ -914,7 +914,7 @@ impl DirectWebrtcLeg {
 
     fn next_rtcp_interval(&mut self) -> Duration {
         // RFC 3550 sec. 6.3.1: randomise to 0.5..1.5 of the interval against synchronisation.
-        let r = super::rtc_engine_support::splitmix64(&mut self.rtcp_seed) % 1000;
+        let r = super::splitmix64(&mut self.rtcp_seed) % 1000;
         RTCP_INTERVAL / 2 + RTCP_INTERVAL * (r as u32) / 1000
     }
 }
@@ -961,8 +961,11 @@ fn is_fatal_dtls_error(e: &rtc::shared::error::Error) -> bool {
     )
 }
 
-impl WebrtcEngine for DirectWebrtcLeg {
-    fn handle_datagram(
+/// The leg's interface to the bridge. Sans-IO: every input carries the caller's `now`,
+/// nothing here touches a socket or reads the clock.
+impl WebrtcLeg {
+    /// Feed one datagram received on the leg's socket.
+    pub fn handle_datagram(
         &mut self,
         now: Instant,
         _local: SocketAddr,
@@ -1006,7 +1009,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant) -> Result<(), WebrtcError> {
+    /// Advance timers; call when [`WebrtcLeg::poll_timeout`] is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), WebrtcError> {
         if self.closed {
             return Ok(());
         }
@@ -1045,15 +1049,20 @@ impl WebrtcEngine for DirectWebrtcLeg {
         Ok(())
     }
 
-    fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+    /// Next datagram to send: copied into `buf`, returns destination and length.
+    pub fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
         self.out.pop_into(buf).map(|(_, _, to, len)| (to, len))
     }
 
-    fn poll_event(&mut self) -> Option<WebrtcLegEvent> {
+    /// Next state change.
+    pub fn poll_event(&mut self) -> Option<WebrtcLegEvent> {
         self.events.pop_front()
     }
 
-    fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia> {
+    /// Next decrypted media input; an RTP payload is copied into `payload`. Drain it after
+    /// every [`WebrtcLeg::handle_datagram`]: the leg holds only the packet that datagram
+    /// carried.
+    pub fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia> {
         if let Some(p) = self.pending_rtp.take() {
             let src = self
                 .scratch
@@ -1065,7 +1074,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         self.keyframe_requests.pop_front()
     }
 
-    fn send_rtp(
+    /// Encrypt and queue one RTP packet toward the browser.
+    pub fn send_rtp(
         &mut self,
         now: Instant,
         rtp: OutgoingRtp,
@@ -1115,7 +1125,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         Ok(())
     }
 
-    fn request_keyframe(&mut self, _now: Instant, kind: MediaKind) -> Result<(), WebrtcError> {
+    /// Ask the browser for a key frame on `kind` (PLI, RFC 4585 sec. 6.3.1).
+    pub fn request_keyframe(&mut self, _now: Instant, kind: MediaKind) -> Result<(), WebrtcError> {
         let index = kind_index(kind);
         let Some(media_ssrc) = self.remote_ssrcs[index] else {
             return Ok(());
@@ -1128,7 +1139,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         }
     }
 
-    fn poll_timeout(&mut self) -> Option<Instant> {
+    /// Earliest instant [`WebrtcLeg::handle_timeout`] must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         if self.closed {
             return None;
         }
@@ -1155,7 +1167,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         next
     }
 
-    fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError> {
+    /// A trickled remote candidate (RFC 8838); empty = end-of-candidates.
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError> {
         if self.remote.is_none() {
             return Err(WebrtcError::NoRemoteDescription);
         }
@@ -1168,7 +1181,8 @@ impl WebrtcEngine for DirectWebrtcLeg {
         self.add_candidate_line(trimmed)
     }
 
-    fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
+    /// Apply the browser's answer (offerer role only).
+    pub fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
         if self.remote.is_some() {
             return Err(WebrtcError::WrongState(
                 "remote description already applied",
@@ -1199,15 +1213,18 @@ impl WebrtcEngine for DirectWebrtcLeg {
         self.start(now, remote, role)
     }
 
-    fn local_ssrc(&self, kind: MediaKind) -> Option<u32> {
+    /// Our SSRC toward the browser for `kind`, if the leg sends that kind.
+    pub fn local_ssrc(&self, kind: MediaKind) -> Option<u32> {
         self.out_streams[kind_index(kind)].as_ref().map(|s| s.ssrc)
     }
 
-    fn negotiated_codecs(&mut self) -> Vec<CodecSpec> {
+    /// The codecs negotiated with the browser, with the browser-side payload types.
+    pub fn negotiated_codecs(&self) -> Vec<CodecSpec> {
         self.codecs.clone()
     }
 
-    fn transport_info(&mut self, _now: Instant) -> WebrtcTransportInfo {
+    /// DTLS/SRTP facts once connected.
+    pub fn transport_info(&self) -> WebrtcTransportInfo {
         WebrtcTransportInfo {
             srtp_profile: self
                 .srtp_profile
@@ -1216,7 +1233,9 @@ impl WebrtcEngine for DirectWebrtcLeg {
         }
     }
 
-    fn close(&mut self) {
+    /// Close the leg: queues DTLS close_notify (drain [`WebrtcLeg::poll_datagram`]
+    /// afterwards) and reports [`WebrtcLegEvent::Closed`] once.
+    pub fn close(&mut self) {
         if self.closed {
             return;
         }
@@ -1232,9 +1251,9 @@ impl WebrtcEngine for DirectWebrtcLeg {
     }
 }
 
-impl std::fmt::Debug for DirectWebrtcLeg {
+impl std::fmt::Debug for WebrtcLeg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectWebrtcLeg")
+        f.debug_struct("WebrtcLeg")
             .field("candidate", &self.candidate_addr)
             .field("ice_connected", &self.ice_connected)
             .field("dtls_connected", &self.dtls_connected)

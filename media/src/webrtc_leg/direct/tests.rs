@@ -1,7 +1,8 @@
-//! Two direct engines talking to each other over an in-memory link with virtual time: one
+//! Two WebRTC legs talking to each other over an in-memory link with virtual time: one
 //! offers (DTLS server after the answer's `a=setup:active`), one answers (DTLS client). This
-//! covers what the bridge tests against `rtc`'s RTCPeerConnection cannot see from outside:
-//! our own RTCP reaching the other side, PLI targets, the fingerprint check, source checks.
+//! covers what the bridge tests (whose browser is `rtc`'s RTCPeerConnection) cannot see from
+//! outside: our own RTCP reaching the other side, PLI targets, the fingerprint check, source
+//! checks.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,7 +23,6 @@ fn config(local: &str, seed: u64) -> WebrtcLegConfig {
         ice_lite: false,
         seed,
         dtls_timeout: Duration::from_secs(10),
-        engine: super::super::WebrtcEngineKind::Direct,
     }
 }
 
@@ -56,8 +56,8 @@ fn codecs() -> Vec<CodecSpec> {
 
 struct Pair {
     now: Instant,
-    offerer: DirectWebrtcLeg,
-    answerer: DirectWebrtcLeg,
+    offerer: WebrtcLeg,
+    answerer: WebrtcLeg,
     offerer_events: Vec<WebrtcLegEvent>,
     answerer_events: Vec<WebrtcLegEvent>,
     /// Media each side received: (kind, payload type, payload).
@@ -69,10 +69,9 @@ struct Pair {
 fn pair_with(tamper_answer: impl FnOnce(String) -> String) -> Pair {
     let now = Instant::now();
     let (mut offerer, offer) =
-        DirectWebrtcLeg::offer(now, &config(OFFERER, 1), ntp(now), &codecs()).expect("offer");
+        WebrtcLeg::offer(now, &config(OFFERER, 1), ntp(now), &codecs()).expect("offer");
     let (answerer, answer) =
-        DirectWebrtcLeg::answer(now, &config(ANSWERER, 2), ntp(now), &offer, &codecs())
-            .expect("answer");
+        WebrtcLeg::answer(now, &config(ANSWERER, 2), ntp(now), &offer, &codecs()).expect("answer");
     offerer
         .apply_remote_answer(now, &tamper_answer(answer))
         .expect("apply answer");
@@ -205,13 +204,12 @@ fn offerer_and_answerer_connect_and_carry_audio_and_video_both_ways() {
     );
     assert!(p.offerer_events.contains(&WebrtcLegEvent::IceConnected));
     // Both prefer AEAD-GCM (RFC 7714), AES-128 first.
-    let now = p.now;
     assert_eq!(
-        p.offerer.transport_info(now).srtp_profile,
+        p.offerer.transport_info().srtp_profile,
         "SRTP_AEAD_AES_128_GCM"
     );
     assert_eq!(
-        p.answerer.transport_info(now).srtp_profile,
+        p.answerer.transport_info().srtp_profile,
         "SRTP_AEAD_AES_128_GCM"
     );
     assert_eq!(p.offerer.dtls_role, Some(DtlsRole::Server));
@@ -357,7 +355,7 @@ fn garbage_never_panics_and_is_counted() {
     let mut seed = 7u64;
     for len in 0..400usize {
         let mut d: Vec<u8> = (0..len)
-            .map(|_| super::super::rtc_engine_support::splitmix64(&mut seed) as u8)
+            .map(|_| super::super::splitmix64(&mut seed) as u8)
             .collect();
         if let Some(first) = d.first_mut() {
             // Walk every RFC 7983 range: STUN, DTLS, RTP/RTCP and the rest.
