@@ -68,7 +68,10 @@ fn setup() -> (WsConnection, Gateway, sylk_gateway::gateway::ClientId) {
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
-            seed: 1,
+            rng: engine::Rng::seed_from_u64(1),
+            dtls_identity: std::sync::Arc::new(
+                media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
+            ),
         },
         stack,
     )

@@ -40,14 +40,26 @@
 //!
 //! ```no_run
 //! use std::net::UdpSocket;
+//! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
+//! use engine::Rng;
 //! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+//! use media::webrtc_leg::DtlsIdentity;
 //!
 //! # fn run(browser_offer: &str, sip_answer: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! let webrtc = UdpSocket::bind("127.0.0.1:0")?; // one per call: ICE/DTLS/SRTP
 //! let rtp = UdpSocket::bind("127.0.0.1:40000")?; // SIP audio RTP ...
 //! let rtcp = UdpSocket::bind("127.0.0.1:40001")?; // ... and RTCP on the next port
-//! let config = BridgeConfig::new(webrtc.local_addr()?, rtp.local_addr()?, SystemTime::now(), 42);
+//! // Once per process: the DTLS certificate and a generator seeded from the OS.
+//! let identity = Arc::new(DtlsIdentity::generate()?);
+//! let mut rng = Rng::from_seed([7; 32]); // production: 32 bytes from /dev/urandom
+//! let config = BridgeConfig::new(
+//!     webrtc.local_addr()?,
+//!     rtp.local_addr()?,
+//!     SystemTime::now(), // the reactor reads the clock; the bridge never does
+//!     rng.fork(),
+//!     identity.clone(),
+//! );
 //! let (mut bridge, sip_offer) = Bridge::new_answerer(Instant::now(), config, browser_offer)?;
 //! // ... INVITE with sip_offer; later the 200 OK:
 //! let webrtc_answer = bridge.apply_sip_answer(Instant::now(), sip_answer)?;
@@ -90,7 +102,10 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+use engine::Rng;
 
 use crate::error::BridgeError;
 use crate::rtp::srtp::SdesSrtp;
@@ -104,7 +119,7 @@ use crate::sdp::{
 };
 use crate::transmit_queue::{TransmitQueue, SLOT_SIZE};
 use crate::webrtc_leg::{
-    splitmix64, CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLeg, WebrtcLegConfig,
+    CodecSpec, DtlsIdentity, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLeg, WebrtcLegConfig,
     WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
 };
 
@@ -151,9 +166,11 @@ pub struct BridgeConfig {
     /// Latch the SIP leg onto the source of the peer's first packet (symmetric RTP,
     /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in [`RtpLeg`].
     pub latch_sip_source: bool,
-    /// Seed for our SSRCs and the SDP session id (deterministic tests fix it; production
-    /// passes something random).
-    pub seed: u64,
+    /// The bridge's random source: SSRCs, the SDP session id, ICE credentials and SDES
+    /// master keys (RFC 4568 section 6.1) all come from it. Production forks one from a
+    /// generator seeded by the OS; tests seed it. A clone repeats the same stream, so every
+    /// bridge needs its own ([`Rng::fork`]).
+    pub rng: Rng,
     /// Offer `RTP/SAVP` with SDES keys (RFC 4568) instead of plain `RTP/AVP` whenever the
     /// bridge writes the SIP offer ([`Bridge::new_answerer`], [`Bridge::new_late_offer`],
     /// [`Bridge::capabilities_offer`]): one `a=crypto` line per suite of
@@ -163,20 +180,22 @@ pub struct BridgeConfig {
 }
 
 impl BridgeConfig {
-    /// Defaults for everything except the sockets and the wall clock.
+    /// Defaults for everything except the sockets, the wall clock, the random source and
+    /// the DTLS identity, which are the application's.
     pub fn new(
         webrtc_local: SocketAddr,
         sip_audio_local: SocketAddr,
         wallclock: SystemTime,
-        seed: u64,
+        rng: Rng,
+        identity: Arc<DtlsIdentity>,
     ) -> Self {
         Self {
             webrtc: WebrtcLegConfig {
                 local_addr: webrtc_local,
                 advertised_ip: None,
                 ice_lite: false,
-                seed,
                 dtls_timeout: DEFAULT_DTLS_TIMEOUT,
+                identity,
             },
             sip_audio_local,
             sip_video_local: None,
@@ -187,9 +206,24 @@ impl BridgeConfig {
             wallclock,
             cname: "sylk-gateway".to_owned(),
             latch_sip_source: true,
-            seed,
+            rng,
             sip_offer_sdes: false,
         }
+    }
+}
+
+impl BridgeConfig {
+    /// The bound SIP-side RTP address for `kind`, if the call has a socket for it.
+    fn sip_local(&self, kind: MediaKind) -> Option<SocketAddr> {
+        match kind {
+            MediaKind::Audio => Some(self.sip_audio_local),
+            MediaKind::Video => self.sip_video_local,
+        }
+    }
+
+    /// The address written into our SIP SDP.
+    fn sip_ip(&self) -> IpAddr {
+        self.sip_advertised_ip.unwrap_or(self.sip_audio_local.ip())
     }
 }
 
@@ -315,10 +349,10 @@ pub const SDES_OFFER_SUITES: [CryptoSuite; 3] = [
 ];
 
 /// One fresh key per [`SDES_OFFER_SUITES`] entry, tags 1..=n, for an `RTP/SAVP` offer.
-fn sdes_offer_cryptos() -> Result<Vec<CryptoAttribute>, BridgeError> {
+fn sdes_offer_cryptos(rng: &mut Rng) -> Result<Vec<CryptoAttribute>, BridgeError> {
     (1u32..)
         .zip(SDES_OFFER_SUITES)
-        .map(|(tag, suite)| fresh_crypto(tag, suite).ok_or(BridgeError::KeyGeneration))
+        .map(|(tag, suite)| fresh_crypto(rng, tag, suite).ok_or(BridgeError::KeyGeneration))
         .collect()
 }
 
@@ -340,13 +374,13 @@ fn sdes_context(n: &NegotiatedMedia) -> Result<Option<SdesSrtp>, BridgeError> {
 }
 
 /// A fresh SDES key for `suite` with `tag` (RFC 4568 section 6.1: master key and salt from
-/// a cryptographic random source); `None` if the OS source fails.
-fn fresh_crypto(tag: u32, suite: CryptoSuite) -> Option<CryptoAttribute> {
-    use ring::rand::SecureRandom;
+/// a cryptographic random source, the injected ChaCha generator); `None` if the suite's
+/// key does not fit the attribute.
+fn fresh_crypto(rng: &mut Rng, tag: u32, suite: CryptoSuite) -> Option<CryptoAttribute> {
     let mut key_salt = [0u8; 64];
     let len = suite.key_len() + suite.salt_len();
     let buf = key_salt.get_mut(..len)?;
-    ring::rand::SystemRandom::new().fill(buf).ok()?;
+    rng.fill(buf);
     CryptoAttribute::new(tag, suite, buf).ok()
 }
 
@@ -526,7 +560,7 @@ pub struct Bridge {
     events: VecDeque<BridgeEvent>,
     closed_reported: bool,
     clock: NtpClock,
-    rng: u64,
+    rng: Rng,
     webrtc_watch: InactivityWatch,
     dropped: u64,
     /// o= line state of our SIP SDP (RFC 3264 sec. 5: version bumps on every new SDP).
@@ -627,9 +661,11 @@ fn sdp_error(leg: MediaLeg) -> impl Fn(SdpError) -> BridgeError {
 }
 
 impl Bridge {
-    fn empty(now: Instant, config: BridgeConfig, negotiation: Negotiation) -> Self {
-        let mut rng = config.seed ^ 0x5EED_0FB4_1D6E;
-        let session_id = splitmix64(&mut rng) >> 2;
+    fn empty(now: Instant, mut config: BridgeConfig, negotiation: Negotiation) -> Self {
+        let mut rng = config.rng.fork();
+        // RFC 8866 section 5.2 wants a numeric session id; 62 bits keep it within the
+        // signed 64-bit integers some SIP stacks parse it into.
+        let session_id = rng.next_u64() >> 2;
         let unix = config
             .wallclock
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -655,16 +691,7 @@ impl Bridge {
     }
 
     fn sip_local(&self, kind: MediaKind) -> Option<SocketAddr> {
-        match kind {
-            MediaKind::Audio => Some(self.config.sip_audio_local),
-            MediaKind::Video => self.config.sip_video_local,
-        }
-    }
-
-    fn sip_ip(&self) -> IpAddr {
-        self.config
-            .sip_advertised_ip
-            .unwrap_or(self.config.sip_audio_local.ip())
+        self.config.sip_local(kind)
     }
 
     /// The codecs this call may forward, in `media::sdp` form (its defaults, restricted to
@@ -705,16 +732,20 @@ impl Bridge {
         }
     }
 
-    fn sip_local_media(&self, sdp: &SessionDescription) -> SipLocalMedia {
+    fn sip_local_media(
+        config: &BridgeConfig,
+        rng: &mut Rng,
+        sdp: &SessionDescription,
+    ) -> SipLocalMedia {
         SipLocalMedia {
-            address: self.sip_ip(),
+            address: config.sip_ip(),
             rtcp_mux: false,
             lines: sdp
                 .media
                 .iter()
                 .map(|m| SipLocalMediaLine {
                     rtp_port: MediaKind::from_sdp(&m.kind)
-                        .and_then(|k| self.sip_local(k))
+                        .and_then(|k| config.sip_local(k))
                         .map_or(0, |a| a.port()),
                     // A SIP peer offering RTP/SAVP (RFC 4568 SDES) gets our own fresh key for
                     // each suite it offers; the answer writer picks the one matching its
@@ -722,14 +753,14 @@ impl Bridge {
                     cryptos: if m.is_sdes_srtp() {
                         m.cryptos()
                             .iter()
-                            .filter_map(|offered| fresh_crypto(offered.tag, offered.suite))
+                            .filter_map(|offered| fresh_crypto(rng, offered.tag, offered.suite))
                             .collect()
                     } else {
                         Vec::new()
                     },
                 })
                 .collect(),
-            codecs: Self::supported_codecs(&self.config),
+            codecs: Self::supported_codecs(config),
         }
     }
 
@@ -737,14 +768,15 @@ impl Bridge {
     /// set of [`SDES_OFFER_SUITES`] keys per m-line, which makes the offer `RTP/SAVP`
     /// (RFC 4568 section 5.1: every key is new, never reused across offers or m-lines).
     fn sip_offer_local_media(
-        &self,
+        config: &BridgeConfig,
+        rng: &mut Rng,
         sdp: &SessionDescription,
         sdes: bool,
     ) -> Result<SipLocalMedia, BridgeError> {
-        let mut local = self.sip_local_media(sdp);
+        let mut local = Self::sip_local_media(config, rng, sdp);
         if sdes {
             for line in &mut local.lines {
-                line.cryptos = sdes_offer_cryptos()?;
+                line.cryptos = sdes_offer_cryptos(rng)?;
             }
         }
         Ok(local)
@@ -767,7 +799,12 @@ impl Bridge {
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         Self::restrict_media(&config, &mut webrtc_model);
         let mut bridge = Self::empty(now, config, Negotiation::Closed);
-        let local = bridge.sip_offer_local_media(&webrtc_model, bridge.config.sip_offer_sdes)?;
+        let local = Self::sip_offer_local_media(
+            &bridge.config,
+            &mut bridge.rng,
+            &webrtc_model,
+            bridge.config.sip_offer_sdes,
+        )?;
         let sip_offer = webrtc_offer_to_sip_offer(&webrtc_model, &local, &mut bridge.origin)
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         let sdp = sip_offer.to_sdp_string();
@@ -795,7 +832,7 @@ impl Bridge {
                 "prepare_sdes_retry needs an answerer awaiting the SIP answer",
             ));
         };
-        let local = self.sip_offer_local_media(webrtc_model, true)?;
+        let local = Self::sip_offer_local_media(&self.config, &mut self.rng, webrtc_model, true)?;
         let retry = webrtc_offer_to_sip_offer(webrtc_model, &local, &mut self.origin)
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         let sdp = retry.to_sdp_string();
@@ -891,6 +928,7 @@ impl Bridge {
         let (leg, answer) = WebrtcLeg::answer(
             now,
             &self.config.webrtc,
+            self.rng.fork(),
             self.clock,
             &webrtc_offer,
             &webrtc_codecs,
@@ -969,7 +1007,12 @@ impl Bridge {
             m.attributes.push(crate::sdp::Attribute::flag("sendrecv"));
             template.media.push(m);
         }
-        let local = bridge.sip_offer_local_media(&template, bridge.config.sip_offer_sdes)?;
+        let local = Self::sip_offer_local_media(
+            &bridge.config,
+            &mut bridge.rng,
+            &template,
+            bridge.config.sip_offer_sdes,
+        )?;
         let sip_offer = webrtc_offer_to_sip_offer(&template, &local, &mut bridge.origin)
             .map_err(sdp_error(MediaLeg::Sip))?;
         let sdp = sip_offer.to_sdp_string();
@@ -1014,7 +1057,13 @@ impl Bridge {
         if !codecs.iter().any(|c| !c.is_telephone_event()) {
             return Err(BridgeError::NoCommonCodec);
         }
-        let (leg, offer) = WebrtcLeg::offer(now, &self.config.webrtc, self.clock, &codecs)?;
+        let (leg, offer) = WebrtcLeg::offer(
+            now,
+            &self.config.webrtc,
+            self.rng.fork(),
+            self.clock,
+            &codecs,
+        )?;
         self.webrtc = Some(Box::new(leg));
         let offer = finalize_for_browser(&offer, &negotiated);
         self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
@@ -1069,8 +1118,16 @@ impl Bridge {
     /// port (RFC 863) of `config`'s SIP address: fed to [`Bridge::new_offerer`] for an
     /// INVITE without SDP, it yields the browser's offer, while nothing real is sent toward
     /// SIP until [`Bridge::apply_sip_answer_to_our_offer`] names the peer's address.
-    pub fn capabilities_offer(now: Instant, config: BridgeConfig) -> Result<String, BridgeError> {
-        let (_, sdp) = Self::new_late_offer(now, config)?;
+    ///
+    /// `config` is the one the bridge of [`Bridge::new_offerer`] gets next; its random source
+    /// is forked here, so that bridge draws no key or credential this offer used.
+    pub fn capabilities_offer(
+        now: Instant,
+        config: &mut BridgeConfig,
+    ) -> Result<String, BridgeError> {
+        let mut probe = config.clone();
+        probe.rng = config.rng.fork();
+        let (_, sdp) = Self::new_late_offer(now, probe)?;
         let mut model =
             SessionDescription::parse(sdp.as_bytes()).map_err(sdp_error(MediaLeg::Sip))?;
         for m in &mut model.media {
@@ -1169,7 +1226,13 @@ impl Bridge {
                 sip_offer: Box::new(sip_offer),
             },
         );
-        let (leg, offer) = WebrtcLeg::offer(now, &bridge.config.webrtc, bridge.clock, &codecs)?;
+        let (leg, offer) = WebrtcLeg::offer(
+            now,
+            &bridge.config.webrtc,
+            bridge.rng.fork(),
+            bridge.clock,
+            &codecs,
+        )?;
         bridge.webrtc = Some(Box::new(leg));
         bridge.drain_webrtc(now);
         Ok((bridge, finalize_for_browser(&offer, &negotiated)))
@@ -1227,7 +1290,7 @@ impl Bridge {
         };
         engine.apply_remote_answer(now, webrtc_answer_sdp)?;
         let browser_codecs = engine.negotiated_codecs();
-        let local = self.sip_local_media(&sip_offer);
+        let local = Self::sip_local_media(&self.config, &mut self.rng, &sip_offer);
         let sip_answer =
             webrtc_answer_to_sip_answer(&webrtc_answer, &sip_offer, &local, &mut self.origin)
                 .map_err(sdp_error(MediaLeg::Webrtc))?;
@@ -1326,7 +1389,7 @@ impl Bridge {
         let Some(local_rtp) = self.sip_local(kind) else {
             return;
         };
-        let ssrc = (splitmix64(&mut self.rng) as u32).max(1);
+        let ssrc = self.rng.next_u32().max(1);
         let mut config = RtpLegConfig::new(local_rtp, ssrc, &self.config.cname, self.clock);
         config.symmetric_latching = self.config.latch_sip_source;
         config.inactivity_timeout = self.config.inactivity_timeout;

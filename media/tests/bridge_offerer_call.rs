@@ -162,10 +162,9 @@ fn sip_offer_without_a_usable_codec_is_refused() {
 fn advertised_addresses_go_into_both_sdps() {
     // The reactor bound wildcard sockets; the SDPs must name the advertised address instead.
     let start = Instant::now();
-    let mut config = media::bridge::BridgeConfig::new(
+    let mut config = bridge_config_at(
         "0.0.0.0:41002".parse().unwrap(),
         "0.0.0.0:41004".parse().unwrap(),
-        std::time::SystemTime::UNIX_EPOCH,
         3,
     );
     config.webrtc.advertised_ip = Some("127.0.0.1".parse().unwrap());

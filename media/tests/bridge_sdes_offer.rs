@@ -372,7 +372,7 @@ fn late_offer_in_the_200_is_savp_with_every_key_and_the_ack_answer_keys_the_leg(
     let start = Instant::now();
     let mut config = bridge_config(start, 60);
     config.sip_offer_sdes = true;
-    let capabilities = Bridge::capabilities_offer(start, config.clone()).expect("capabilities");
+    let capabilities = Bridge::capabilities_offer(start, &mut config).expect("capabilities");
     let throwaway = assert_offer_has_fresh_sdes_keys(&capabilities);
     assert!(
         capabilities.contains("m=audio 9 RTP/SAVP"),
@@ -436,8 +436,8 @@ fn late_offer_in_the_200_is_savp_with_every_key_and_the_ack_answer_keys_the_leg(
 #[test]
 fn plain_late_offer_stays_plain() {
     let start = Instant::now();
-    let config = bridge_config(start, 61);
-    let capabilities = Bridge::capabilities_offer(start, config.clone()).expect("capabilities");
+    let mut config = bridge_config(start, 61);
+    let capabilities = Bridge::capabilities_offer(start, &mut config).expect("capabilities");
     assert!(capabilities.contains("m=audio 9 RTP/AVP") && !capabilities.contains("a=crypto"));
     let (mut bridge, webrtc_offer) =
         Bridge::new_offerer(start, config, &capabilities).expect("new_offerer");

@@ -158,11 +158,13 @@ impl Sockets {
     }
 
     fn config(&self, seed: u64) -> BridgeConfig {
+        let identity = media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity");
         let mut config = BridgeConfig::new(
             Self::addr(&self.webrtc),
             Self::addr(&self.sip_rtp),
             SystemTime::now(),
-            seed,
+            engine::Rng::seed_from_u64(seed),
+            std::sync::Arc::new(identity),
         );
         config.codecs = vec!["PCMU".into(), "telephone-event".into()];
         // Reports every 0.5..1.5 s, so a 4 s call surely carries some.

@@ -145,7 +145,7 @@ impl Gateway {
         let media_ref = self.next_media_ref();
         let config = self
             .media
-            .bridge_config(addrs, SystemTime::now(), self.seed(media_ref));
+            .bridge_config(addrs, SystemTime::now(), self.rng.fork());
         let (mut bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
             Ok(pair) => pair,
             Err(e) => {
@@ -387,16 +387,16 @@ impl Gateway {
             return;
         };
         let media_ref = self.next_media_ref();
-        let config = self
+        let mut config = self
             .media
-            .bridge_config(addrs, SystemTime::now(), self.seed(media_ref));
+            .bridge_config(addrs, SystemTime::now(), self.rng.fork());
         // An INVITE without SDP (RFC 3261 section 13.2.1): the browser still needs an offer
         // before the user answers, so it gets one made from what we can do; its answer
         // becomes our offer in the 200 and the SIP answer arrives in the ACK.
         let is_late_offer = sdp.is_none();
         let sdp = match sdp {
             Some(sdp) => sdp,
-            None => match Bridge::capabilities_offer(now, config.clone()) {
+            None => match Bridge::capabilities_offer(now, &mut config) {
                 Ok(sdp) => sdp,
                 Err(e) => {
                     log::warn!("incoming call {call_id}: {e}");
@@ -762,11 +762,6 @@ impl Gateway {
         let r = MediaRef(self.media.next_ref);
         self.media.next_ref += 1;
         r
-    }
-
-    /// A per-call seed for SSRCs and ICE credentials, mixed from the gateway seed.
-    fn seed(&self, media: MediaRef) -> u64 {
-        self.seed ^ media.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// The session id of an incoming call: SylkServer (since 2020) derives it from the

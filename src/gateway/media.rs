@@ -8,10 +8,12 @@
 
 use std::cmp::Reverse;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use media::bridge::{BridgeConfig, Transmit};
 use media::rtp_leg::PortAllocator;
+use media::webrtc_leg::DtlsIdentity;
 
 use super::{Gateway, GatewayOutput};
 use crate::config::{MediaConfig, SipSrtp};
@@ -93,6 +95,8 @@ pub(super) struct CallPorts {
 /// Media state of the gateway.
 pub(super) struct MediaState {
     pub config: MediaConfig,
+    /// The DTLS certificate every call's WebRTC leg presents.
+    pub identity: Arc<DtlsIdentity>,
     pub ports: PortAllocator,
     pub next_ref: u64,
     /// Min-heap of (deadline, media ref); stale entries are skipped when popped.
@@ -112,11 +116,12 @@ impl std::fmt::Debug for MediaState {
 
 impl MediaState {
     /// Media state over the configured port range.
-    pub fn new(config: MediaConfig) -> Result<MediaState, String> {
+    pub fn new(config: MediaConfig, identity: Arc<DtlsIdentity>) -> Result<MediaState, String> {
         let ports = PortAllocator::new(config.rtp_ports.0, config.rtp_ports.1)
             .map_err(|e| format!("media.rtp_ports: {e}"))?;
         Ok(MediaState {
             config,
+            identity,
             ports,
             next_ref: 1,
             timers: Default::default(),
@@ -160,9 +165,15 @@ impl MediaState {
         &self,
         addrs: CallAddrs,
         wallclock: std::time::SystemTime,
-        seed: u64,
+        rng: engine::Rng,
     ) -> BridgeConfig {
-        let mut config = BridgeConfig::new(addrs.webrtc, addrs.audio, wallclock, seed);
+        let mut config = BridgeConfig::new(
+            addrs.webrtc,
+            addrs.audio,
+            wallclock,
+            rng,
+            self.identity.clone(),
+        );
         config.sip_video_local = addrs.video;
         config.webrtc.advertised_ip = self.config.advertised_address;
         config.webrtc.ice_lite = self.config.ice_lite;

@@ -79,8 +79,11 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
-    /// Seed for per-call randomness (SSRCs, ICE credentials); from the OS in production.
-    pub seed: u64,
+    /// Per-call randomness (SSRCs, ICE credentials, SDES keys): each bridge gets a fork.
+    /// Seeded from the OS in production, with a constant in tests.
+    pub rng: engine::Rng,
+    /// The DTLS certificate of every call's WebRTC leg, made once at start-up.
+    pub dtls_identity: std::sync::Arc<::media::webrtc_leg::DtlsIdentity>,
 }
 
 /// One WebSocket client's sylkRTC state.
@@ -127,7 +130,7 @@ pub struct Gateway {
     closing_bridges: media::MediaMap<ClosingBridge>,
     media: media::MediaState,
     decline_code: u16,
-    seed: u64,
+    rng: engine::Rng,
     outputs: VecDeque<GatewayOutput>,
 }
 
@@ -135,12 +138,12 @@ impl Gateway {
     /// A gateway with no clients, speaking SIP through `sip`. Fails only on a media port
     /// range the allocator cannot use.
     pub fn new(config: GatewayConfig, mut sip: SipStack) -> Result<Gateway, String> {
-        let media = media::MediaState::new(config.media.clone())?;
+        let media = media::MediaState::new(config.media.clone(), config.dtls_identity.clone())?;
         sip.set_incoming_calls(true);
         sip.set_max_calls(config.media.max_calls);
         Ok(Gateway {
             decline_code: config.decline_code,
-            seed: config.seed,
+            rng: config.rng.clone(),
             config,
             clients: Slab::new(),
             accounts: Slab::new(),

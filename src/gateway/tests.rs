@@ -32,11 +32,23 @@ fn gateway_with_media(
             trace_websocket: false,
             media,
             decline_code: 486,
-            seed: 1,
+            rng: engine::Rng::seed_from_u64(1),
+            dtls_identity: test_dtls_identity(),
         },
         test_stack(),
     )
     .unwrap()
+}
+
+/// One DTLS identity for every gateway of this test binary, as `main` makes one per process.
+fn test_dtls_identity() -> std::sync::Arc<::media::webrtc_leg::DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<std::sync::Arc<::media::webrtc_leg::DtlsIdentity>> =
+        std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            std::sync::Arc::new(::media::webrtc_leg::DtlsIdentity::generate().expect("identity"))
+        })
+        .clone()
 }
 
 /// A SIP stack on a documentation address that nothing in these tests sends to.

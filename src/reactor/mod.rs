@@ -177,7 +177,11 @@ impl Reactor {
                     trace_websocket: config.log.trace_websocket,
                     media: config.media.clone(),
                     decline_code: config.sip.decline_code,
-                    seed: random_seed(),
+                    rng: engine::Rng::from_seed(random_key()),
+                    dtls_identity: std::sync::Arc::new(
+                        media::webrtc_leg::DtlsIdentity::generate()
+                            .map_err(|e| format!("cannot create the DTLS identity: {e}"))?,
+                    ),
                 },
                 stack,
             )?,
@@ -646,6 +650,16 @@ fn random_seed() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
     }
+}
+
+/// 256 bits from the OS's random source: the seed of the generator every call's keys and
+/// credentials come from.
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for chunk in key.chunks_mut(8) {
+        chunk.copy_from_slice(&random_seed().to_le_bytes());
+    }
+    key
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@
 mod direct;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use direct::WebrtcLeg;
+pub use direct::{DtlsIdentity, WebrtcLeg};
 
 /// Audio or video; the bridge carries at most one stream of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,12 +122,12 @@ pub struct WebrtcLegConfig {
     pub advertised_ip: Option<IpAddr>,
     /// Answer as an ICE-lite agent (RFC 8445 sec. 2.5): only for a gateway on a public IP.
     pub ice_lite: bool,
-    /// Seed for the SSRCs the leg picks; deterministic tests fix it.
-    pub seed: u64,
     /// How long DTLS may take once ICE has connected before the leg reports
     /// [`WebrtcLegEvent::DtlsFailed`] (RFC 6347 sec. 4.2.4.1 retransmits from 1 s up, so a
     /// few retries fit; `rtc` itself never reports a failed handshake).
     pub dtls_timeout: Duration,
+    /// The certificate DTLS presents, made once by the application and shared by every call.
+    pub identity: Arc<DtlsIdentity>,
 }
 
 /// State changes of the WebRTC leg, each reported once.
@@ -202,13 +203,4 @@ pub struct OutgoingRtp {
 pub struct WebrtcTransportInfo {
     /// The SRTP protection profile DTLS negotiated, e.g. `SRTP_AEAD_AES_128_GCM`.
     pub srtp_profile: String,
-}
-
-/// SplitMix64 (Steele et al.): a small deterministic generator for SSRCs and intervals.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -521,14 +521,32 @@ pub struct Sim {
     pub events: Vec<(Duration, BridgeEvent)>,
 }
 
+/// The DTLS identity of every bridge in this test binary: the application makes one at
+/// start-up and shares it.
+pub fn dtls_identity() -> std::sync::Arc<media::webrtc_leg::DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<std::sync::Arc<media::webrtc_leg::DtlsIdentity>> =
+        std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            std::sync::Arc::new(media::webrtc_leg::DtlsIdentity::generate().expect("identity"))
+        })
+        .clone()
+}
+
+/// A bridge configuration on the sim's addresses with a random source seeded by `seed`.
+pub fn bridge_config_at(webrtc: SocketAddr, sip_rtp: SocketAddr, seed: u64) -> BridgeConfig {
+    BridgeConfig::new(
+        webrtc,
+        sip_rtp,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
+        engine::Rng::seed_from_u64(seed),
+        dtls_identity(),
+    )
+}
+
 pub fn bridge_config(start: Instant, seed: u64) -> BridgeConfig {
     let _ = start;
-    BridgeConfig::new(
-        addr(BRIDGE_WEBRTC),
-        addr(BRIDGE_SIP_RTP),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
-        seed,
-    )
+    bridge_config_at(addr(BRIDGE_WEBRTC), addr(BRIDGE_SIP_RTP), seed)
 }
 
 pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {

@@ -16,12 +16,15 @@
 mod description;
 mod identity;
 
+pub use identity::DtlsIdentity;
+
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use engine::Rng;
 use rtc::crypto::HashAlgorithm;
 use rtc::dtls::config::{
     ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig,
@@ -40,7 +43,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use self::description::{DtlsRole, LocalSource, LocalTransport, RemoteTransport};
-use self::identity::{hex_fingerprint, shared_identity, DtlsIdentity};
+use self::identity::hex_fingerprint;
 use super::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia,
     WebrtcTransportInfo,
@@ -144,7 +147,9 @@ pub struct WebrtcLeg {
     ntp: NtpClock,
     cname: String,
     rtcp_due: Option<Instant>,
-    rtcp_seed: u64,
+    /// The leg's own random source (RTCP interval jitter); SSRCs and ICE credentials were
+    /// drawn from it at construction.
+    rng: Rng,
     scratch: Box<[u8]>,
     pending_rtp: Option<PendingRtp>,
     keyframe_requests: VecDeque<WebrtcMedia>,
@@ -175,38 +180,25 @@ fn kind_index(kind: MediaKind) -> usize {
     }
 }
 
-/// ICE `ice-char`s (RFC 8839 sec. 5.4): ALPHA / DIGIT / "+" / "/".
-const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// A random ICE credential of `len` characters from the crypto provider's RNG: the password
-/// authenticates connectivity checks (RFC 8445 sec. 7.2.2), so it must not be guessable.
-fn ice_credential(identity: &DtlsIdentity, len: usize) -> Result<String, WebrtcError> {
-    let mut bytes = vec![0u8; len];
-    identity
-        .provider
-        .random()
-        .fill(&mut bytes)
-        .map_err(|e| WebrtcError::Engine {
-            op: "draw ICE credentials",
-            source: rtc::shared::error::Error::Other(e.to_string()),
-        })?;
-    Ok(bytes
-        .iter()
-        .map(|b| char::from(ICE_CHARS[usize::from(*b) % ICE_CHARS.len()]))
-        .collect())
-}
+/// Lengths of our ICE username fragment and password in `ice-char`s (RFC 8839 sec. 5.4: at
+/// least 4 and 22). The password authenticates connectivity checks (RFC 8445 sec. 7.2.2),
+/// so it comes from the injected CSPRNG: 32 letters and digits are about 190 bits.
+const ICE_UFRAG_LEN: usize = 16;
+const ICE_PWD_LEN: usize = 32;
 
 impl WebrtcLeg {
     fn build(
         now: Instant,
         config: &WebrtcLegConfig,
+        mut rng: Rng,
         ntp: NtpClock,
         codecs: &[CodecSpec],
         controlling: bool,
     ) -> Result<Self, WebrtcError> {
-        let identity = shared_identity()?;
-        let local_ufrag = ice_credential(&identity, 16)?;
-        let local_pwd = ice_credential(&identity, 32)?;
+        let identity = config.identity.clone();
+        // Letters and digits are `ice-char`s (RFC 8839 sec. 5.4).
+        let local_ufrag = rng.token(ICE_UFRAG_LEN);
+        let local_pwd = rng.token(ICE_PWD_LEN);
         let agent_config = AgentConfig {
             lite: config.ice_lite,
             is_controlling: controlling && !config.ice_lite,
@@ -241,14 +233,15 @@ impl WebrtcLeg {
             .add_local_candidate(candidate)
             .map_err(engine_err("add the host candidate"))?;
 
-        let mut seed = config.seed;
         let mut out_streams: [Option<OutStream>; 2] = [None, None];
         for kind in [MediaKind::Audio, MediaKind::Video] {
             if codecs
                 .iter()
                 .any(|c| c.kind == kind && !c.is_telephone_event())
             {
-                let ssrc = (super::splitmix64(&mut seed) as u32).max(1);
+                // RFC 3550 sec. 8.1: SSRCs are random; 0 is avoided as some stacks treat it
+                // as unset.
+                let ssrc = rng.next_u32().max(1);
                 out_streams[kind_index(kind)] = Some(OutStream {
                     ssrc,
                     stats: SendStats::default(),
@@ -282,7 +275,7 @@ impl WebrtcLeg {
             ntp,
             cname: description::STREAM_ID.to_owned(),
             rtcp_due: None,
-            rtcp_seed: seed,
+            rng,
             scratch: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
             pending_rtp: None,
             keyframe_requests: VecDeque::with_capacity(MAX_KEYFRAME_REQUESTS),
@@ -371,6 +364,7 @@ impl WebrtcLeg {
     pub fn answer(
         now: Instant,
         config: &WebrtcLegConfig,
+        rng: Rng,
         ntp: NtpClock,
         offer_sdp: &str,
         codecs: &[CodecSpec],
@@ -383,7 +377,7 @@ impl WebrtcLeg {
         let remote = description::remote_transport(&offer, &accepted)?;
         // The offerer controls unless it is lite (RFC 8445 sec. 6.1.1).
         let controlling = remote.ice_lite;
-        let mut leg = Self::build(now, config, ntp, codecs, controlling)?;
+        let mut leg = Self::build(now, config, rng, ntp, codecs, controlling)?;
         let role = description::answerer_dtls_role(&remote.setup);
         let setup = match role {
             DtlsRole::Client => "active",
@@ -409,13 +403,14 @@ impl WebrtcLeg {
     pub fn offer(
         now: Instant,
         config: &WebrtcLegConfig,
+        rng: Rng,
         ntp: NtpClock,
         codecs: &[CodecSpec],
     ) -> Result<(Self, String), WebrtcError> {
         if codecs.is_empty() {
             return Err(WebrtcError::NoCommonCodec);
         }
-        let mut leg = Self::build(now, config, ntp, codecs, true)?;
+        let mut leg = Self::build(now, config, rng, ntp, codecs, true)?;
         let candidate = leg.candidate_line();
         let sources = leg.sources();
         let (offer, kinds) = description::write_offer(
@@ -914,8 +909,8 @@ impl WebrtcLeg {
 
     fn next_rtcp_interval(&mut self) -> Duration {
         // RFC 3550 sec. 6.3.1: randomise to 0.5..1.5 of the interval against synchronisation.
-        let r = super::splitmix64(&mut self.rtcp_seed) % 1000;
-        RTCP_INTERVAL / 2 + RTCP_INTERVAL * (r as u32) / 1000
+        let r = self.rng.next_u32() % 1000;
+        RTCP_INTERVAL / 2 + RTCP_INTERVAL * r / 1000
     }
 }
 

@@ -16,14 +16,26 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-fn config(local: &str, seed: u64) -> WebrtcLegConfig {
+/// One identity for every leg of the test binary, as the application makes one at start-up.
+fn identity() -> Arc<DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<Arc<DtlsIdentity>> = std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| Arc::new(DtlsIdentity::generate().expect("DTLS identity")))
+        .clone()
+}
+
+fn config(local: &str) -> WebrtcLegConfig {
     WebrtcLegConfig {
         local_addr: addr(local),
         advertised_ip: None,
         ice_lite: false,
-        seed,
         dtls_timeout: Duration::from_secs(10),
+        identity: identity(),
     }
+}
+
+fn rng(seed: u64) -> Rng {
+    Rng::seed_from_u64(seed)
 }
 
 fn ntp(now: Instant) -> NtpClock {
@@ -69,9 +81,10 @@ struct Pair {
 fn pair_with(tamper_answer: impl FnOnce(String) -> String) -> Pair {
     let now = Instant::now();
     let (mut offerer, offer) =
-        WebrtcLeg::offer(now, &config(OFFERER, 1), ntp(now), &codecs()).expect("offer");
+        WebrtcLeg::offer(now, &config(OFFERER), rng(1), ntp(now), &codecs()).expect("offer");
     let (answerer, answer) =
-        WebrtcLeg::answer(now, &config(ANSWERER, 2), ntp(now), &offer, &codecs()).expect("answer");
+        WebrtcLeg::answer(now, &config(ANSWERER), rng(2), ntp(now), &offer, &codecs())
+            .expect("answer");
     offerer
         .apply_remote_answer(now, &tamper_answer(answer))
         .expect("apply answer");
@@ -352,11 +365,10 @@ fn garbage_never_panics_and_is_counted() {
     let mut p = pair_with(|a| a);
     assert!(p.run_until(Duration::from_secs(5), Pair::connected));
     let now = p.now;
-    let mut seed = 7u64;
+    let mut noise = rng(7);
     for len in 0..400usize {
-        let mut d: Vec<u8> = (0..len)
-            .map(|_| super::super::splitmix64(&mut seed) as u8)
-            .collect();
+        let mut d = vec![0u8; len];
+        noise.fill(&mut d);
         if let Some(first) = d.first_mut() {
             // Walk every RFC 7983 range: STUN, DTLS, RTP/RTCP and the rest.
             *first = [0u8, 1, 22, 23, 128, 129, 0x90, 200, 255][len % 9];
