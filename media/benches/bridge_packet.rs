@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use bridge_sim::*;
 use media::bridge::BridgeEvent;
-use media::webrtc_leg::{MediaKind, ReceivedRtp};
+use media::webrtc_leg::ReceivedRtp;
+use media::MediaKind;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::sansio::Protocol;
 

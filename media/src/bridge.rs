@@ -11,7 +11,7 @@
 //!   [`BridgeConfig::sip_video_local`]) and an RTCP socket on the next port (RFC 3550
 //!   sec. 11), unless the SIP peer agreed to rtcp-mux.
 //!
-//! Each [`Transmit`] says which leg and which local address to send from.
+//! Each [`BridgeTransmit`] says which socket and which local address to send from.
 //!
 //! # Call flows
 //! - Outgoing call (browser offers): [`Bridge::new_answerer`] -> SIP offer for the INVITE;
@@ -43,7 +43,7 @@
 //! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
 //! use engine::Rng;
-//! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+//! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
 //! use media::webrtc_leg::DtlsIdentity;
 //!
 //! # fn run(browser_offer: &str, sip_answer: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -73,11 +73,11 @@
 //! // (RTP socket: handle_rtp_datagram, RTCP socket: handle_rtcp_datagram,
 //! //  timer due: handle_timeout.) After every input, drain:
 //! while let Some(t) = bridge.poll_transmit() {
-//!     let socket = match t.leg {
-//!         TransmitLeg::Webrtc => &webrtc,
-//!         TransmitLeg::Rtp => &rtp,
-//!         TransmitLeg::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
-//!         TransmitLeg::Rtcp => &rtp, // rtcp-mux with the SIP peer
+//!     let socket = match t.socket {
+//!         MediaSocketKind::Webrtc => &webrtc,
+//!         MediaSocketKind::Rtp => &rtp,
+//!         MediaSocketKind::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
+//!         MediaSocketKind::Rtcp => &rtp, // rtcp-mux with the SIP peer
 //!     };
 //!     let _ = socket.send_to(t.bytes, t.to); // WouldBlock: drop (media is loss-tolerant)
 //! }
@@ -114,14 +114,15 @@ use crate::rtp_leg::{RtpLeg, RtpLegConfig, RtpLegEvent, RtpRemote};
 use crate::sdp::{
     finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_answered, sip_offer_to_negotiated,
     webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Codec, CryptoAttribute, CryptoSuite,
-    Direction, LocalOrigin, NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription,
+    LocalOrigin, MediaDirection, NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription,
     SipLocalMedia, SipLocalMediaLine,
 };
 use crate::transmit_queue::{TransmitQueue, SLOT_SIZE};
 use crate::webrtc_leg::{
-    CodecSpec, DtlsIdentity, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLeg, WebrtcLegConfig,
-    WebrtcLegEvent, WebrtcMedia, SUPPORTED_CODECS,
+    CodecSpec, DtlsIdentity, OutgoingRtp, ReceivedRtp, WebrtcLeg, WebrtcLegConfig, WebrtcLegEvent,
+    WebrtcMedia, SUPPORTED_CODECS,
 };
+use crate::MediaKind;
 
 /// Default RTP inactivity timeout (issue 4: configurable, default 60 s).
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -236,22 +237,24 @@ pub enum MediaLeg {
     Sip,
 }
 
-/// Which socket a [`Transmit`] goes out on.
+/// What one of a call's sockets is for: where a datagram for the bridge came in, and which
+/// socket a [`BridgeTransmit`] goes out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransmitLeg {
-    /// The WebRTC leg's socket (ICE/DTLS/SRTP).
+pub enum MediaSocketKind {
+    /// The WebRTC leg's socket (ICE, DTLS, SRTP and SRTCP, all on one port).
     Webrtc,
     /// A SIP-side RTP socket.
     Rtp,
-    /// A SIP-side RTCP socket (or the RTP socket with rtcp-mux; `from` says which).
+    /// A SIP-side RTCP socket (RTP port + 1; with rtcp-mux the RTP socket, `from` says
+    /// which).
     Rtcp,
 }
 
 /// A datagram to send, borrowed from the bridge until the next call on it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Transmit<'a> {
+pub struct BridgeTransmit<'a> {
     /// Which kind of socket.
-    pub leg: TransmitLeg,
+    pub socket: MediaSocketKind,
     /// The local address (socket) to send from.
     pub from: SocketAddr,
     /// Destination.
@@ -536,13 +539,6 @@ impl InactivityWatch {
     }
 }
 
-fn kind_index(kind: MediaKind) -> usize {
-    match kind {
-        MediaKind::Audio => 0,
-        MediaKind::Video => 1,
-    }
-}
-
 /// One call's media: WebRTC leg + SIP RTP leg + forwarding between them.
 pub struct Bridge {
     config: BridgeConfig,
@@ -649,8 +645,11 @@ fn codec_kind(c: &Codec) -> MediaKind {
 }
 
 /// Whether the peer's direction lets us send to it (RFC 3264 sec. 5.1).
-fn peer_receives(direction: Direction) -> bool {
-    matches!(direction, Direction::SendRecv | Direction::RecvOnly)
+fn peer_receives(direction: MediaDirection) -> bool {
+    matches!(
+        direction,
+        MediaDirection::SendRecv | MediaDirection::RecvOnly
+    )
 }
 
 fn sdp_error(leg: MediaLeg) -> impl Fn(SdpError) -> BridgeError {
@@ -716,9 +715,9 @@ impl Bridge {
             let usable = match MediaKind::from_sdp(&m.kind) {
                 Some(kind) => {
                     let has_socket = kind == MediaKind::Audio || config.sip_video_local.is_some();
-                    let first = !taken[kind_index(kind)];
+                    let first = !taken[kind.index()];
                     if has_socket && first && m.port != 0 {
-                        taken[kind_index(kind)] = true;
+                        taken[kind.index()] = true;
                         true
                     } else {
                         false
@@ -973,7 +972,7 @@ impl Bridge {
             SessionDescription::parse(b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
                 .map_err(sdp_error(MediaLeg::Sip))?;
         let supported = Self::supported_codecs(&bridge.config);
-        for kind in [MediaKind::Audio, MediaKind::Video] {
+        for kind in MediaKind::ALL {
             if bridge.sip_local(kind).is_none() {
                 continue;
             }
@@ -1106,7 +1105,7 @@ impl Bridge {
             updates.push((kind, remote, sdes_context(n)?));
         }
         for (kind, remote, srtp) in updates {
-            if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+            if let Some(stream) = self.sip[kind.index()].as_mut() {
                 stream.leg.set_srtp(srtp);
                 stream.leg.set_remote(now, remote);
             }
@@ -1173,7 +1172,7 @@ impl Bridge {
             let Some(kind) = MediaKind::from_sdp(&n.kind) else {
                 continue;
             };
-            if self.sip[kind_index(kind)].is_some() {
+            if self.sip[kind.index()].is_some() {
                 continue;
             }
             let kind_pairs = self.pair_with_sip(kind, &browser_codecs, n);
@@ -1188,9 +1187,8 @@ impl Bridge {
         if pairs.is_empty() {
             return Err(BridgeError::NoCommonCodec);
         }
-        let ssrcs = [MediaKind::Audio, MediaKind::Video]
-            .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
-        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
+        let ssrcs = MediaKind::ALL.map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
+        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind.index()]);
         self.to_sip = payload_maps(&pairs).0;
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
@@ -1363,9 +1361,8 @@ impl Bridge {
         if pairs.is_empty() {
             return Err(BridgeError::NoCommonCodec);
         }
-        let ssrcs = [MediaKind::Audio, MediaKind::Video]
-            .map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
-        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind_index(kind)]);
+        let ssrcs = MediaKind::ALL.map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
+        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind.index()]);
         self.to_sip = payload_maps(&pairs).0;
         self.negotiation = Negotiation::Active;
         self.drain_webrtc(now);
@@ -1421,7 +1418,7 @@ impl Bridge {
         let (to_sip, to_webrtc) = payload_maps(&kind_pairs);
         leg.set_send_payload_map(to_sip);
         leg.set_receive_payload_map(to_webrtc);
-        self.sip[kind_index(kind)] = Some(SipStream {
+        self.sip[kind.index()] = Some(SipStream {
             leg,
             local_rtp,
             local_rtcp,
@@ -1434,12 +1431,12 @@ impl Bridge {
         pairs: &[(CodecSpec, CodecSpec)],
         ssrc_of: impl Fn(MediaKind) -> Option<u32>,
     ) {
-        for kind in [MediaKind::Audio, MediaKind::Video] {
+        for kind in MediaKind::ALL {
             if !has_media_codec(pairs, kind) {
                 continue;
             }
             let clock_rate = primary_clock(pairs, kind);
-            self.webrtc_streams[kind_index(kind)] = Some(WebrtcStream {
+            self.webrtc_streams[kind.index()] = Some(WebrtcStream {
                 out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
                 guard: SequenceGuard::default(),
                 clock_rate,
@@ -1539,7 +1536,7 @@ impl Bridge {
                 WebrtcMedia::KeyframeRequest { kind, full_intra } => {
                     // RFC 5104 sec. 3.5.1: a key frame request goes to the media source; on
                     // the SIP leg as PLI (or FIR) from our SSRC about the peer's.
-                    if let Some(stream) = self.sip[kind_index(kind)].as_mut() {
+                    if let Some(stream) = self.sip[kind.index()].as_mut() {
                         stream.leg.request_keyframe(full_intra);
                     }
                 }
@@ -1557,7 +1554,7 @@ impl Bridge {
             loop {
                 let leg = &mut stream.leg;
                 let mut written = None;
-                self.transmit.push_with(TransmitLeg::Rtcp, |buf| {
+                self.transmit.push_with(MediaSocketKind::Rtcp, |buf| {
                     let t = leg.poll_transmit(now, buf).ok().flatten()?;
                     written = Some(());
                     Some((t.len, t.source, t.destination))
@@ -1572,7 +1569,7 @@ impl Bridge {
                         &mut self.events,
                         BridgeEvent::RtpInactive { leg: MediaLeg::Sip },
                     ),
-                    RtpLegEvent::KeyframeRequested if index == kind_index(MediaKind::Video) => {
+                    RtpLegEvent::KeyframeRequested if index == MediaKind::Video.index() => {
                         if let Some(engine) = self.webrtc.as_mut() {
                             if let Err(e) = engine.request_keyframe(now, MediaKind::Video) {
                                 log::debug!("PLI toward the browser failed: {e}");
@@ -1788,10 +1785,10 @@ impl Bridge {
     /// The next datagram to send, borrowed until the next call on the bridge. Drain until
     /// `None` after every `handle_*` call. SIP-leg datagrams come first (they were produced
     /// by inputs already handled), then the WebRTC leg's.
-    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        if let Some((leg, from, to, len)) = self.transmit.pop_into(&mut self.transmit_buf) {
-            return Some(Transmit {
-                leg,
+    pub fn poll_transmit(&mut self) -> Option<BridgeTransmit<'_>> {
+        if let Some((socket, from, to, len)) = self.transmit.pop_into(&mut self.transmit_buf) {
+            return Some(BridgeTransmit {
+                socket,
                 from,
                 to,
                 bytes: self.transmit_buf.get(..len)?,
@@ -1799,8 +1796,8 @@ impl Bridge {
         }
         let engine = self.webrtc.as_mut()?;
         let (to, len) = engine.poll_datagram(&mut self.transmit_buf)?;
-        Some(Transmit {
-            leg: TransmitLeg::Webrtc,
+        Some(BridgeTransmit {
+            socket: MediaSocketKind::Webrtc,
             from: self.config.webrtc.local_addr,
             to,
             bytes: self.transmit_buf.get(..len)?,
@@ -1874,7 +1871,7 @@ impl Bridge {
 
     /// Our SSRC on the SIP leg for `kind` (what the SIP peer sees).
     pub fn sip_ssrc(&self, kind: MediaKind) -> Option<u32> {
-        self.sip[kind_index(kind)].as_ref().map(|s| s.ssrc)
+        self.sip[kind.index()].as_ref().map(|s| s.ssrc)
     }
 
     /// Close the call: RTCP BYE on the SIP leg (RFC 3550 sec. 6.6), DTLS close_notify toward
@@ -1884,7 +1881,7 @@ impl Bridge {
         if !matches!(self.negotiation, Negotiation::Closed) {
             for stream in self.sip.iter_mut().flatten() {
                 let leg = &mut stream.leg;
-                self.transmit.push_with(TransmitLeg::Rtcp, |buf| {
+                self.transmit.push_with(MediaSocketKind::Rtcp, |buf| {
                     let t = leg.write_bye(now, buf).ok().flatten()?;
                     Some((t.len, t.source, t.destination))
                 });
@@ -1907,7 +1904,8 @@ impl Bridge {
 fn finalize_for_browser(sdp: &str, negotiated: &NegotiatedSession) -> String {
     match SessionDescription::parse(sdp.as_bytes()) {
         Ok(mut model) => {
-            let directions: Vec<Direction> = negotiated.media.iter().map(|n| n.direction).collect();
+            let directions: Vec<MediaDirection> =
+                negotiated.media.iter().map(|n| n.direction).collect();
             finalize_browser_sdp(&mut model, &directions);
             model.to_sdp_string()
         }
@@ -1938,7 +1936,7 @@ fn forward_to_sip(
     watch: &mut InactivityWatch,
     dropped: &mut u64,
 ) {
-    let index = kind_index(rtp.kind);
+    let index = rtp.kind.index();
     if let Some(w) = webrtc_streams[index].as_mut() {
         w.on_packet(&rtp);
     }
@@ -1948,7 +1946,7 @@ fn forward_to_sip(
         return;
     };
     let leg = &mut stream.leg;
-    let pushed = transmit.push_with(TransmitLeg::Rtp, |buf| {
+    let pushed = transmit.push_with(MediaSocketKind::Rtp, |buf| {
         let t = leg
             .send_rtp_parts(
                 rtp.arrival,

@@ -20,7 +20,7 @@ use crate::rtp::{
     classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
     PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter, TelephoneEvent,
 };
-use crate::sdp::{Codec, Direction, NegotiatedMedia};
+use crate::sdp::{Codec, MediaDirection, NegotiatedMedia};
 
 /// Largest RTP/RTCP datagram the leg is meant to build; larger than any unfragmented UDP
 /// payload on a 1500-byte MTU.
@@ -144,15 +144,17 @@ impl RtpRemote {
             rtp,
             rtcp: media.remote_rtcp,
             rtcp_mux: media.rtcp_mux,
-            sending: matches!(media.direction, Direction::SendRecv | Direction::RecvOnly)
-                && !rtp.ip().is_unspecified(),
+            sending: matches!(
+                media.direction,
+                MediaDirection::SendRecv | MediaDirection::RecvOnly
+            ) && !rtp.ip().is_unspecified(),
         })
     }
 }
 
-/// A datagram the reactor must send.
+/// A datagram the leg wrote into the caller's buffer, for the caller to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
+pub struct RtpLegTransmit {
     /// Local socket to send from (the RTP or the RTCP socket).
     pub source: SocketAddr,
     /// Peer address.
@@ -616,7 +618,7 @@ impl RtpLeg {
         now: Instant,
         packet: &[u8],
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let dst = out
             .get_mut(..packet.len())
             .ok_or(RtpLegError::BufferTooSmall)?;
@@ -637,7 +639,7 @@ impl RtpLeg {
         source_ssrc: u32,
         payload: &[u8],
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let len = write_rtp_packet(
             out,
             payload_type,
@@ -656,7 +658,7 @@ impl RtpLeg {
         now: Instant,
         out: &mut [u8],
         len: usize,
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let Some(destination) = self.rtp_destination else {
             return Ok(None);
         };
@@ -675,7 +677,7 @@ impl RtpLeg {
                 .map_err(srtp_buffer_error)?,
             None => len,
         };
-        Ok(Some(Transmit {
+        Ok(Some(RtpLegTransmit {
             source: self.config.local_rtp,
             destination,
             len,
@@ -753,7 +755,7 @@ impl RtpLeg {
         &mut self,
         now: Instant,
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         if !self.report_due && self.pending_feedback.is_none() {
             return Ok(None);
         }
@@ -774,7 +776,7 @@ impl RtpLeg {
         destination: SocketAddr,
         out: &mut [u8],
         bye: bool,
-    ) -> Result<Transmit, RtpLegError> {
+    ) -> Result<RtpLegTransmit, RtpLegError> {
         let mut len = self.write_compound(now, out)?;
         if bye {
             let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
@@ -790,7 +792,7 @@ impl RtpLeg {
         } else {
             self.config.local_rtcp
         };
-        Ok(Transmit {
+        Ok(RtpLegTransmit {
             source,
             destination,
             len,
@@ -836,7 +838,7 @@ impl RtpLeg {
         &mut self,
         now: Instant,
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let Some(destination) = self.rtcp_destination else {
             return Ok(None);
         };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bridge_sim::*;
 use media::bridge::{BridgeEvent, MediaLeg};
-use media::webrtc_leg::MediaKind;
+use media::MediaKind;
 
 const SIP_PCMU_TE: &[(u8, &str)] = &[(0, "PCMU/8000"), (101, "telephone-event/8000")];
 

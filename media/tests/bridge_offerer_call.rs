@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent};
 use media::error::{BridgeError, WebrtcError};
-use media::webrtc_leg::MediaKind;
+use media::MediaKind;
 
 /// A SIP offer as a typical phone writes it: PCMU, PCMA, G.729 (unsupported), DTMF on 101,
 /// plus a video line we do not take (no video socket configured).

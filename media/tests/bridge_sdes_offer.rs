@@ -319,7 +319,7 @@ fn plain_offer_then_sdes_retry_offer_after_488() {
     bridge.handle_timeout(later).expect("timers");
     let mut reports = 0;
     while let Some(t) = bridge.poll_transmit() {
-        if t.leg != media::bridge::TransmitLeg::Rtcp {
+        if t.socket != media::bridge::MediaSocketKind::Rtcp {
             continue;
         }
         let mut wire = t.bytes.to_vec();

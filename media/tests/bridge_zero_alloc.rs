@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use bridge_sim::*;
 use media::bridge::BridgeEvent;
-use media::webrtc_leg::{MediaKind, ReceivedRtp};
+use media::webrtc_leg::ReceivedRtp;
+use media::MediaKind;
 use rtc::sansio::Protocol;
 
 mod counting_alloc;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
 
 /// Kills the python child (by its own handle, i.e. its own pid) if it outlives the test.
 struct ChildGuard(Child);
@@ -254,10 +254,10 @@ fn drive(
             }
         }
         while let Some(t) = bridge.poll_transmit() {
-            let socket = match t.leg {
-                TransmitLeg::Webrtc => &sockets.webrtc,
-                TransmitLeg::Rtp => &sockets.sip_rtp,
-                TransmitLeg::Rtcp => &sockets.sip_rtcp,
+            let socket = match t.socket {
+                MediaSocketKind::Webrtc => &sockets.webrtc,
+                MediaSocketKind::Rtp => &sockets.sip_rtp,
+                MediaSocketKind::Rtcp => &sockets.sip_rtcp,
             };
             let _ = socket.send_to(t.bytes, t.to);
         }
@@ -284,7 +284,7 @@ fn drive(
     };
     bridge.close(Instant::now());
     while let Some(t) = bridge.poll_transmit() {
-        if t.leg == TransmitLeg::Webrtc {
+        if t.socket == MediaSocketKind::Webrtc {
             let _ = sockets.webrtc.send_to(t.bytes, t.to);
         }
     }

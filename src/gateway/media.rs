@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use media::bridge::{BridgeConfig, Transmit};
+use media::bridge::{BridgeConfig, BridgeTransmit};
 use media::rtp_leg::PortAllocator;
 use media::webrtc_leg::DtlsIdentity;
 
@@ -62,16 +62,8 @@ impl std::hash::Hasher for MediaRefHasher {
     }
 }
 
-/// What a media socket is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaSocketKind {
-    /// The WebRTC leg (ICE, DTLS, SRTP, all on one port).
-    Webrtc,
-    /// A SIP-side RTP port.
-    Rtp,
-    /// A SIP-side RTCP port (RTP + 1).
-    Rtcp,
-}
+/// What a media socket is for: the media crate's one name for it.
+pub use media::bridge::MediaSocketKind;
 
 /// The local addresses of one call's sockets (RTCP on the port after each SIP RTP port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +196,7 @@ pub(super) fn offers_video(sdp: &str) -> bool {
     media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| {
         d.media
             .iter()
-            .any(|m| m.kind == media::sdp::MediaKind::Video && m.is_active())
+            .any(|m| m.kind == media::sdp::MediaType::Video && m.is_active())
     })
 }
 
@@ -244,7 +236,7 @@ impl Gateway {
     }
 
     /// The next datagram of a call's bridge, borrowed until the next call.
-    pub fn poll_media_transmit(&mut self, media: MediaRef) -> Option<Transmit<'_>> {
+    pub fn poll_media_transmit(&mut self, media: MediaRef) -> Option<BridgeTransmit<'_>> {
         if let Some(&key) = self.calls_by_media.get(&media) {
             return self.calls.get_mut(key)?.bridge.as_mut()?.poll_transmit();
         }

@@ -16,8 +16,8 @@ pub mod translate;
 
 pub use crypto::{CryptoAttribute, CryptoSuite};
 pub use model::{
-    Attribute, Codec, Connection, Direction, ExtMap, Fingerprint, MediaKind, MediaSection, Origin,
-    RtcpAttribute, SessionDescription, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA,
+    Attribute, Codec, Connection, ExtMap, Fingerprint, MediaDirection, MediaSection, MediaType,
+    Origin, RtcpAttribute, SessionDescription, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA,
     MAX_LINE_LEN, MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
 };
 pub use translate::{
@@ -98,7 +98,7 @@ pub enum SdpError {
         answered: usize,
     },
     /// An answer changed the media type of an `m=` line (RFC 3264 section 6).
-    MediaKindMismatch {
+    MediaTypeMismatch {
         /// 0-based index of the media section.
         media_index: usize,
     },
@@ -157,7 +157,7 @@ impl std::fmt::Display for SdpError {
             Self::MediaCountMismatch { offered, answered } => {
                 write!(f, "answer has {answered} m= lines, offer had {offered}")
             }
-            Self::MediaKindMismatch { media_index } => {
+            Self::MediaTypeMismatch { media_index } => {
                 write!(f, "answer changed the media type of m= line {media_index}")
             }
             Self::LocalMediaMissing { media_index } => {

@@ -81,7 +81,7 @@ impl Attribute {
 
 /// The media type of an `m=` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaKind {
+pub enum MediaType {
     /// `audio`
     Audio,
     /// `video`
@@ -92,7 +92,7 @@ pub enum MediaKind {
     Other(String),
 }
 
-impl MediaKind {
+impl MediaType {
     fn parse(s: &str) -> Self {
         match s {
             "audio" => Self::Audio,
@@ -120,7 +120,7 @@ impl MediaKind {
 
 /// Media direction attribute (RFC 3264 section 5.1, RFC 8866 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
+pub enum MediaDirection {
     /// `a=sendrecv`, the default when none is given.
     #[default]
     SendRecv,
@@ -132,7 +132,7 @@ pub enum Direction {
     Inactive,
 }
 
-impl Direction {
+impl MediaDirection {
     /// Parses an attribute name into a direction.
     pub fn from_attribute(name: &str) -> Option<Self> {
         match name {
@@ -282,7 +282,7 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
     /// Media type.
-    pub kind: MediaKind,
+    pub kind: MediaType,
     /// Transport port; 0 rejects or disables the stream (RFC 3264 section 5.1/6).
     pub port: u16,
     /// `<number of ports>` after a `/`, rarely used.
@@ -301,7 +301,7 @@ pub struct MediaSection {
 
 impl MediaSection {
     /// A media section with no attributes.
-    pub fn new(kind: MediaKind, port: u16, protocol: &str, formats: Vec<String>) -> Self {
+    pub fn new(kind: MediaType, port: u16, protocol: &str, formats: Vec<String>) -> Self {
         Self {
             kind,
             port,
@@ -336,20 +336,20 @@ impl MediaSection {
     }
 
     /// The media-level direction attribute, if any.
-    pub fn direction_attribute(&self) -> Option<Direction> {
+    pub fn direction_attribute(&self) -> Option<MediaDirection> {
         self.attributes.iter().rev().find_map(|a| {
             a.value
                 .is_none()
-                .then(|| Direction::from_attribute(&a.name))
+                .then(|| MediaDirection::from_attribute(&a.name))
                 .flatten()
         })
     }
 
     /// Replaces any direction attribute with `direction`, keeping its position when present.
-    pub fn set_direction(&mut self, direction: Direction) {
+    pub fn set_direction(&mut self, direction: MediaDirection) {
         let mut placed = false;
         self.attributes.retain_mut(|a| {
-            if a.value.is_none() && Direction::from_attribute(&a.name).is_some() {
+            if a.value.is_none() && MediaDirection::from_attribute(&a.name).is_some() {
                 if placed {
                     return false;
                 }
@@ -521,7 +521,7 @@ impl MediaSection {
                 let mut parts = v.split_ascii_whitespace();
                 let token = parts.next()?;
                 let (id, direction) = match token.split_once('/') {
-                    Some((id, dir)) => (id, Some(Direction::from_attribute(dir)?)),
+                    Some((id, dir)) => (id, Some(MediaDirection::from_attribute(dir)?)),
                     None => (token, None),
                 };
                 Some(ExtMap {
@@ -546,8 +546,8 @@ impl MediaSection {
 pub struct ExtMap<'a> {
     /// Local identifier (1-14 for one-byte headers, up to 255 for two-byte).
     pub id: u16,
-    /// Direction restriction, if any.
-    pub direction: Option<Direction>,
+    /// MediaDirection restriction, if any.
+    pub direction: Option<MediaDirection>,
     /// The extension URI.
     pub uri: &'a str,
 }
@@ -733,7 +733,7 @@ impl SessionDescription {
 
     /// The direction that applies to media section `index`: its own attribute, else the
     /// session-level one, else sendrecv (RFC 3264 section 5.1).
-    pub fn media_direction(&self, index: usize) -> Direction {
+    pub fn media_direction(&self, index: usize) -> MediaDirection {
         self.media
             .get(index)
             .and_then(MediaSection::direction_attribute)
@@ -741,7 +741,7 @@ impl SessionDescription {
                 self.attributes.iter().rev().find_map(|a| {
                     a.value
                         .is_none()
-                        .then(|| Direction::from_attribute(&a.name))
+                        .then(|| MediaDirection::from_attribute(&a.name))
                         .flatten()
                 })
             })
@@ -854,7 +854,7 @@ fn parse_connection(value: &str) -> Option<Connection> {
 fn parse_media(value: &str, line: usize) -> Result<MediaSection, SdpError> {
     let bad = SdpError::BadMedia { line };
     let mut f = value.split_ascii_whitespace();
-    let kind = MediaKind::parse(f.next().ok_or(bad.clone())?);
+    let kind = MediaType::parse(f.next().ok_or(bad.clone())?);
     let port_field = f.next().ok_or(bad.clone())?;
     let (port, port_count) = match port_field.split_once('/') {
         Some((p, c)) => (p, Some(c.parse::<u16>().map_err(|_| bad.clone())?)),

@@ -15,36 +15,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::MediaKind;
+
 pub use direct::{DtlsIdentity, WebrtcLeg};
-
-/// Audio or video; the bridge carries at most one stream of each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// An audio stream (Opus, G.722, PCMU, PCMA, telephone-event).
-    Audio,
-    /// A video stream (VP8, H.264).
-    Video,
-}
-
-impl MediaKind {
-    /// The stream kind of an SDP media type; `None` for media the bridge does not carry
-    /// (`application` data channels, `text`, ...).
-    pub fn from_sdp(kind: &crate::sdp::MediaKind) -> Option<Self> {
-        match kind {
-            crate::sdp::MediaKind::Audio => Some(Self::Audio),
-            crate::sdp::MediaKind::Video => Some(Self::Video),
-            _ => None,
-        }
-    }
-
-    /// The SDP media type of this kind.
-    pub fn to_sdp(self) -> crate::sdp::MediaKind {
-        match self {
-            Self::Audio => crate::sdp::MediaKind::Audio,
-            Self::Video => crate::sdp::MediaKind::Video,
-        }
-    }
-}
 
 /// One codec as negotiated on one leg: the same codec may carry different payload types on
 /// the WebRTC and the SIP leg, which is why the bridge remaps PTs.

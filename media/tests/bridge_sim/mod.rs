@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
-use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -567,7 +567,7 @@ impl Sim {
     pub fn flush(&mut self) {
         while let Some(t) = self.bridge.poll_transmit() {
             let (from, to, bytes) = (t.from, t.to, t.bytes.to_vec());
-            let _ = t.leg == TransmitLeg::Webrtc;
+            let _ = t.socket == MediaSocketKind::Webrtc;
             self.net.send(self.now, from, to, &bytes);
         }
         while let Some(e) = self.bridge.poll_event() {

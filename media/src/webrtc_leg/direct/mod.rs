@@ -48,7 +48,7 @@ use super::{
     CodecSpec, MediaKind, OutgoingRtp, ReceivedRtp, WebrtcLegConfig, WebrtcLegEvent, WebrtcMedia,
     WebrtcTransportInfo,
 };
-use crate::bridge::TransmitLeg;
+use crate::bridge::MediaSocketKind;
 use crate::error::WebrtcError;
 use crate::rtp::rtcp::{
     write_pli, write_receiver_report, write_sdes_cname, write_sender_report, RtcpCompound,
@@ -173,13 +173,6 @@ pub struct WebrtcLeg {
     dropped: u64,
 }
 
-fn kind_index(kind: MediaKind) -> usize {
-    match kind {
-        MediaKind::Audio => 0,
-        MediaKind::Video => 1,
-    }
-}
-
 /// Lengths of our ICE username fragment and password in `ice-char`s (RFC 8839 sec. 5.4: at
 /// least 4 and 22). The password authenticates connectivity checks (RFC 8445 sec. 7.2.2),
 /// so it comes from the injected CSPRNG: 32 letters and digits are about 190 bits.
@@ -234,7 +227,7 @@ impl WebrtcLeg {
             .map_err(engine_err("add the host candidate"))?;
 
         let mut out_streams: [Option<OutStream>; 2] = [None, None];
-        for kind in [MediaKind::Audio, MediaKind::Video] {
+        for kind in MediaKind::ALL {
             if codecs
                 .iter()
                 .any(|c| c.kind == kind && !c.is_telephone_event())
@@ -242,7 +235,7 @@ impl WebrtcLeg {
                 // RFC 3550 sec. 8.1: SSRCs are random; 0 is avoided as some stacks treat it
                 // as unset.
                 let ssrc = rng.next_u32().max(1);
-                out_streams[kind_index(kind)] = Some(OutStream {
+                out_streams[kind.index()] = Some(OutStream {
                     ssrc,
                     stats: SendStats::default(),
                     clock_rate: 0,
@@ -326,10 +319,10 @@ impl WebrtcLeg {
     }
 
     fn sources(&self) -> Vec<LocalSource<'_>> {
-        [MediaKind::Audio, MediaKind::Video]
+        MediaKind::ALL
             .into_iter()
             .filter_map(|kind| {
-                self.out_streams[kind_index(kind)]
+                self.out_streams[kind.index()]
                     .as_ref()
                     .map(|s| LocalSource {
                         kind,
@@ -772,7 +765,7 @@ impl WebrtcLeg {
         };
         let payload_start = packet.payload_offset();
         let clock_rate = self.clock_rates[usize::from(pt & 0x7f)];
-        let index = kind_index(kind);
+        let index = kind.index();
         self.remote_ssrcs[index] = Some(header.ssrc);
         let stream = &mut self.in_streams[index];
         match stream.stats.as_mut() {
@@ -822,8 +815,8 @@ impl WebrtcLeg {
             return;
         };
         let mut request = |media_ssrc: u32, full_intra: bool| {
-            let kind = [MediaKind::Audio, MediaKind::Video].into_iter().find(|k| {
-                out_streams[kind_index(*k)]
+            let kind = MediaKind::ALL.into_iter().find(|k| {
+                out_streams[k.index()]
                     .as_ref()
                     .is_some_and(|s| s.ssrc == media_ssrc)
             });
@@ -916,7 +909,7 @@ impl WebrtcLeg {
 
 /// Queue a copy of a datagram the ICE agent or the DTLS endpoint produced.
 fn queue_copy(out: &mut TransmitQueue, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
-    out.push_with(TransmitLeg::Webrtc, |buf| {
+    out.push_with(MediaSocketKind::Webrtc, |buf| {
         buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some((bytes.len(), from, to))
     });
@@ -931,7 +924,7 @@ fn queue_rtcp(
     to: SocketAddr,
     write: impl FnOnce(&mut [u8]) -> Option<usize>,
 ) -> bool {
-    out.push_with(TransmitLeg::Webrtc, |buf| {
+    out.push_with(MediaSocketKind::Webrtc, |buf| {
         let len = write(buf)?;
         let len = srtp.outbound.protect_rtcp(buf, len).ok()?;
         Some((len, from, to))
@@ -1076,7 +1069,7 @@ impl WebrtcLeg {
         rtp: OutgoingRtp,
         payload: &[u8],
     ) -> Result<(), WebrtcError> {
-        let index = kind_index(rtp.kind);
+        let index = rtp.kind.index();
         let clock_rate = self.clock_rates[usize::from(rtp.payload_type & 0x7f)];
         let (Some(srtp), Some(to), Some(stream)) = (
             self.srtp.as_mut(),
@@ -1088,7 +1081,7 @@ impl WebrtcLeg {
         let ssrc = stream.ssrc;
         let from = self.candidate_addr;
         let mut failed = None;
-        let queued = self.out.push_with(TransmitLeg::Webrtc, |buf| {
+        let queued = self.out.push_with(MediaSocketKind::Webrtc, |buf| {
             let len = write_rtp_packet(
                 buf,
                 rtp.payload_type,
@@ -1122,7 +1115,7 @@ impl WebrtcLeg {
 
     /// Ask the browser for a key frame on `kind` (PLI, RFC 4585 sec. 6.3.1).
     pub fn request_keyframe(&mut self, _now: Instant, kind: MediaKind) -> Result<(), WebrtcError> {
-        let index = kind_index(kind);
+        let index = kind.index();
         let Some(media_ssrc) = self.remote_ssrcs[index] else {
             return Ok(());
         };
@@ -1210,7 +1203,7 @@ impl WebrtcLeg {
 
     /// Our SSRC toward the browser for `kind`, if the leg sends that kind.
     pub fn local_ssrc(&self, kind: MediaKind) -> Option<u32> {
-        self.out_streams[kind_index(kind)].as_ref().map(|s| s.ssrc)
+        self.out_streams[kind.index()].as_ref().map(|s| s.ssrc)
     }
 
     /// The codecs negotiated with the browser, with the browser-side payload types.
