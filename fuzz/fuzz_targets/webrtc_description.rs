@@ -7,6 +7,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use engine::Output;
 use libfuzzer_sys::fuzz_target;
 use media::bridge::{Bridge, BridgeConfig};
 use media::webrtc_leg::DtlsIdentity;
@@ -50,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         if bridge.apply_sip_answer(now, SIP_ANSWER).is_ok() {
             let _ = bridge.add_remote_candidate(&candidate);
             let _ = bridge.handle_timeout(now + Duration::from_millis(100));
-            while bridge.poll_transmit().is_some() {}
+            while !matches!(bridge.poll_output(), Output::Timeout(_)) {}
         }
     }
 
@@ -59,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         if bridge.apply_webrtc_answer(now, sdp).is_ok() {
             let _ = bridge.add_remote_candidate(&candidate);
             let _ = bridge.handle_timeout(now + Duration::from_millis(100));
-            while bridge.poll_transmit().is_some() {}
+            while !matches!(bridge.poll_output(), Output::Timeout(_)) {}
         }
     }
 });

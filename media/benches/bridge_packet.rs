@@ -17,6 +17,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bridge_sim::*;
+use engine::Output;
 use media::bridge::BridgeEvent;
 use media::webrtc_leg::ReceivedRtp;
 use media::MediaKind;
@@ -70,7 +71,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
             let _ = sim
                 .bridge
                 .handle_webrtc_datagram(now, webrtc_local, browser, d);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }
@@ -95,7 +96,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
         for p in &mut packets {
             now += Duration::from_micros(20);
             let _ = sim.bridge.handle_rtp_datagram(now, sip_local, sip_peer, p);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }
@@ -118,7 +119,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
                 arrival: now,
             };
             sim.bridge.probe_forward_to_sip(rtp, &payload);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }

@@ -1,8 +1,8 @@
 //! The bridge: one per call, joining the WebRTC leg (browser) and the plain RTP leg (SIP).
 //!
-//! Sans-IO (shared/design/architecture.md, "The run loop"): the reactor owns the sockets and
-//! the clock. After every `handle_*` call it must drain [`Bridge::poll_transmit`] and
-//! [`Bridge::poll_event`], then re-arm its timer from [`Bridge::poll_timeout`].
+//! Sans-IO (shared/design/architecture.md, "The run loop"): the reactor owns the sockets, the
+//! clock and the random source. After every input it drains [`Bridge::poll_output`] until
+//! [`Output::Timeout`] (the drain order is documented there) and re-arms its timer from it.
 //!
 //! # Sockets the reactor binds per call
 //! - one UDP socket for the WebRTC leg ([`BridgeConfig::webrtc`]`.local_addr`): ICE, DTLS,
@@ -42,11 +42,15 @@
 //! use std::net::UdpSocket;
 //! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
-//! use engine::Rng;
+//! use engine::{Output, Rng};
 //! use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
 //! use media::webrtc_leg::DtlsIdentity;
 //!
-//! # fn run(browser_offer: &str, sip_answer: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn run(
+//! #     browser_offer: &str,
+//! #     sip_answer: &str,
+//! #     wallclock: SystemTime,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
 //! let webrtc = UdpSocket::bind("127.0.0.1:0")?; // one per call: ICE/DTLS/SRTP
 //! let rtp = UdpSocket::bind("127.0.0.1:40000")?; // SIP audio RTP ...
 //! let rtcp = UdpSocket::bind("127.0.0.1:40001")?; // ... and RTCP on the next port
@@ -56,7 +60,7 @@
 //! let config = BridgeConfig::new(
 //!     webrtc.local_addr()?,
 //!     rtp.local_addr()?,
-//!     SystemTime::now(), // the reactor reads the clock; the bridge never does
+//!     wallclock, // the reactor reads the clock (RTCP SR timestamps); the bridge never does
 //!     rng.fork(),
 //!     identity.clone(),
 //! );
@@ -72,23 +76,25 @@
 //! }
 //! // (RTP socket: handle_rtp_datagram, RTCP socket: handle_rtcp_datagram,
 //! //  timer due: handle_timeout.) After every input, drain:
-//! while let Some(t) = bridge.poll_transmit() {
-//!     let socket = match t.socket {
-//!         MediaSocketKind::Webrtc => &webrtc,
-//!         MediaSocketKind::Rtp => &rtp,
-//!         MediaSocketKind::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
-//!         MediaSocketKind::Rtcp => &rtp, // rtcp-mux with the SIP peer
-//!     };
-//!     let _ = socket.send_to(t.bytes, t.to); // WouldBlock: drop (media is loss-tolerant)
-//! }
-//! while let Some(event) = bridge.poll_event() {
-//!     match event {
-//!         BridgeEvent::DtlsConnected => { /* sylkRTC `established` */ }
-//!         BridgeEvent::IceFailed | BridgeEvent::DtlsFailed => { /* `terminated`, BYE */ }
-//!         _ => {}
+//! let _next_wakeup = loop {
+//!     match bridge.poll_output() {
+//!         Output::Transmit(t) => {
+//!             let socket = match t.socket {
+//!                 MediaSocketKind::Webrtc => &webrtc,
+//!                 MediaSocketKind::Rtp => &rtp,
+//!                 MediaSocketKind::Rtcp if t.from == rtcp.local_addr()? => &rtcp,
+//!                 MediaSocketKind::Rtcp => &rtp, // rtcp-mux with the SIP peer
+//!             };
+//!             let _ = socket.send_to(t.bytes, t.to); // WouldBlock: drop (loss-tolerant)
+//!         }
+//!         Output::Event(BridgeEvent::DtlsConnected) => { /* sylkRTC `established` */ }
+//!         Output::Event(BridgeEvent::IceFailed | BridgeEvent::DtlsFailed) => {
+//!             /* `terminated`, BYE, then bridge.close() and drain again */
+//!         }
+//!         Output::Event(_) => {}
+//!         Output::Timeout(at) => break at, // arm the reactor timer
 //!     }
-//! }
-//! let _next_wakeup = bridge.poll_timeout(); // arm the reactor timer
+//! };
 //! # Ok(())
 //! # }
 //! ```
@@ -105,7 +111,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use engine::Rng;
+use engine::{Output, Rng};
 
 use crate::error::BridgeError;
 use crate::rtp::srtp::SdesSrtp;
@@ -549,7 +555,7 @@ pub struct Bridge {
     /// Browser PT -> SIP PT, for the WebRTC leg's payload types the bridge accepts.
     to_sip: PayloadTypeMap,
     transmit: TransmitQueue,
-    /// Scratch for the datagram handed out by `poll_transmit`.
+    /// Scratch for the datagram handed out by `poll_output`.
     transmit_buf: Box<[u8]>,
     /// Scratch for a decrypted payload on its way to SIP.
     payload_buf: Box<[u8]>,
@@ -1701,7 +1707,7 @@ impl Bridge {
 
     /// Measurement hook, not for the reactor: forward one RTP packet as if the WebRTC leg had
     /// just decrypted it (the browser -> SIP steps the bridge owns); the result waits in
-    /// [`Bridge::poll_transmit`].
+    /// [`Bridge::poll_output`].
     #[doc(hidden)]
     pub fn probe_forward_to_sip(&mut self, rtp: ReceivedRtp, payload: &[u8]) {
         forward_to_sip(
@@ -1747,7 +1753,8 @@ impl Bridge {
     }
 
     /// Advance timers: the WebRTC leg's, the RTP legs' (RTCP reports, inactivity), the WebRTC
-    /// inactivity watch. Call when [`Bridge::poll_timeout`] is due; early calls are harmless.
+    /// inactivity watch. Call when [`Bridge::poll_output`]'s timeout is due; early calls are
+    /// harmless.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BridgeError> {
         if matches!(self.negotiation, Negotiation::Closed) {
             return Ok(());
@@ -1782,35 +1789,50 @@ impl Bridge {
         Ok(())
     }
 
-    /// The next datagram to send, borrowed until the next call on the bridge. Drain until
-    /// `None` after every `handle_*` call. SIP-leg datagrams come first (they were produced
-    /// by inputs already handled), then the WebRTC leg's.
-    pub fn poll_transmit(&mut self) -> Option<BridgeTransmit<'_>> {
+    /// What the bridge wants done next: the one output of the bridge (str0m's shape, see
+    /// [`engine::Output`]). Call it after every input (`new_*`, `apply_*`, `handle_*`,
+    /// [`Bridge::add_remote_candidate`], [`Bridge::close`]) until it yields
+    /// [`Output::Timeout`].
+    ///
+    /// # Drain order
+    /// 1. [`Output::Transmit`]: first the SIP legs' datagrams (RTP and RTCP toward SIP,
+    ///    produced by the inputs already handled), then the WebRTC leg's (ICE, DTLS, SRTP).
+    ///    Each is borrowed from the bridge until the next call on it: send it (or drop it:
+    ///    media is loss-tolerant) before polling again. Nothing is allocated.
+    /// 2. [`Output::Event`]: state changes for the gateway, in the order they happened.
+    /// 3. [`Output::Timeout`]: the instant [`Bridge::handle_timeout`] is due (`None`: closed,
+    ///    no timer). The bridge is quiet until then or until the next input; polling again
+    ///    yields the same timeout.
+    ///
+    /// Acting on an event (closing the bridge on [`BridgeEvent::IceFailed`], say) is an
+    /// input like any other: drain again afterwards.
+    pub fn poll_output(&mut self) -> Output<BridgeTransmit<'_>, BridgeEvent> {
         if let Some((socket, from, to, len)) = self.transmit.pop_into(&mut self.transmit_buf) {
-            return Some(BridgeTransmit {
+            return Output::Transmit(BridgeTransmit {
                 socket,
                 from,
                 to,
-                bytes: self.transmit_buf.get(..len)?,
+                bytes: self.transmit_buf.get(..len).unwrap_or_default(),
             });
         }
-        let engine = self.webrtc.as_mut()?;
-        let (to, len) = engine.poll_datagram(&mut self.transmit_buf)?;
-        Some(BridgeTransmit {
-            socket: MediaSocketKind::Webrtc,
-            from: self.config.webrtc.local_addr,
-            to,
-            bytes: self.transmit_buf.get(..len)?,
-        })
-    }
-
-    /// The next state change for the gateway.
-    pub fn poll_event(&mut self) -> Option<BridgeEvent> {
-        self.events.pop_front()
+        if let Some(engine) = self.webrtc.as_mut() {
+            if let Some((to, len)) = engine.poll_datagram(&mut self.transmit_buf) {
+                return Output::Transmit(BridgeTransmit {
+                    socket: MediaSocketKind::Webrtc,
+                    from: self.config.webrtc.local_addr,
+                    to,
+                    bytes: self.transmit_buf.get(..len).unwrap_or_default(),
+                });
+            }
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Output::Event(event);
+        }
+        Output::Timeout(self.next_deadline())
     }
 
     /// When [`Bridge::handle_timeout`] must be called next; `None` = no timer (closed).
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
+    fn next_deadline(&mut self) -> Option<Instant> {
         if matches!(self.negotiation, Negotiation::Closed) {
             return None;
         }
@@ -1875,7 +1897,7 @@ impl Bridge {
     }
 
     /// Close the call: RTCP BYE on the SIP leg (RFC 3550 sec. 6.6), DTLS close_notify toward
-    /// the browser; drain [`Bridge::poll_transmit`] once more, then one
+    /// the browser; drain [`Bridge::poll_output`] once more: the last datagrams, then one
     /// [`BridgeEvent::Closed`]. Everything after is ignored.
     pub fn close(&mut self, now: Instant) {
         if !matches!(self.negotiation, Negotiation::Closed) {

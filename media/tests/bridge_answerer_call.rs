@@ -7,6 +7,7 @@ mod bridge_sim;
 use std::time::Duration;
 
 use bridge_sim::*;
+use engine::Output;
 use media::bridge::{BridgeEvent, MediaLeg};
 use media::MediaKind;
 
@@ -331,7 +332,7 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
         .filter(|(_, e)| *e == BridgeEvent::Closed)
         .count();
     assert_eq!(closed, 1, "Closed is reported once");
-    assert_eq!(sim.bridge.poll_timeout(), None);
+    assert_eq!(sim.bridge.poll_output(), Output::Timeout(None));
     let now = sim.now;
     let before = sim.bridge.stats();
     let mut pkt = plain_rtp(0, 1, 160, 5, false, &[0u8; 160]);
@@ -339,5 +340,9 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
         .handle_rtp_datagram(now, addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP), &mut pkt)
         .unwrap();
     assert_eq!(sim.bridge.stats(), before);
-    assert!(sim.bridge.poll_transmit().is_none());
+    assert_eq!(
+        sim.bridge.poll_output(),
+        Output::Timeout(None),
+        "nothing to send"
+    );
 }

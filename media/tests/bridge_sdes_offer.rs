@@ -318,7 +318,7 @@ fn plain_offer_then_sdes_retry_offer_after_488() {
     let later = start + Duration::from_secs(10);
     bridge.handle_timeout(later).expect("timers");
     let mut reports = 0;
-    while let Some(t) = bridge.poll_transmit() {
+    while let engine::Output::Transmit(t) = bridge.poll_output() {
         if t.socket != media::bridge::MediaSocketKind::Rtcp {
             continue;
         }

@@ -202,7 +202,7 @@ impl Gateway {
         });
         self.index_call(key, client, &create.session, media_ref, Some(sip));
         self.open_media(media_ref, addrs);
-        self.after_bridge_input(now, key);
+        self.after_bridge_input(key);
         log::info!("session {}: calling {}", create.session, create.uri);
         Ok(())
     }
@@ -243,7 +243,7 @@ impl Gateway {
         self.sip
             .answer(now, sip, sip_answer)
             .map_err(|e| format!("Cannot answer session {session}: {e}"))?;
-        self.after_bridge_input(now, key);
+        self.after_bridge_input(key);
         self.session_event(
             key,
             SessionState::Accepted {
@@ -257,7 +257,6 @@ impl Gateway {
     /// `session-trickle`: the browser's candidates; `[]` is end-of-candidates.
     pub(super) fn trickle_session(
         &mut self,
-        now: Instant,
         client: ClientId,
         session: &str,
         candidates: &[IceCandidate],
@@ -278,7 +277,7 @@ impl Gateway {
                 .add_remote_candidate(&c.candidate)
                 .map_err(|e| format!("Invalid candidate: {e}"))?;
         }
-        self.after_bridge_input(now, key);
+        self.after_bridge_input(key);
         Ok(())
     }
 
@@ -442,7 +441,7 @@ impl Gateway {
         });
         self.index_call(key, client, &session, media_ref, Some(sip));
         self.open_media(media_ref, addrs);
-        self.after_bridge_input(now, key);
+        self.after_bridge_input(key);
         let account_aor = self
             .accounts
             .get(account.0)
@@ -499,7 +498,7 @@ impl Gateway {
             Ok(answer) => {
                 call.early_media = true;
                 let call_id = call.sip_call_id.clone().unwrap_or_default();
-                self.after_bridge_input(now, key);
+                self.after_bridge_input(key);
                 self.session_event(
                     key,
                     SessionState::EarlyMedia {
@@ -562,7 +561,7 @@ impl Gateway {
             _ => Err(BridgeError::WrongState("ACK without the SDP answer")),
         };
         match result {
-            Ok(()) => self.after_bridge_input(now, key),
+            Ok(()) => self.after_bridge_input(key),
             Err(e) => {
                 log::info!("late-offer answer unusable: {e}");
                 self.fail_call(now, key, &answer_failure_reason(&e));
@@ -590,7 +589,7 @@ impl Gateway {
         };
         match answer {
             Ok(answer) => {
-                self.after_bridge_input(now, key);
+                self.after_bridge_input(key);
                 self.session_event(
                     key,
                     SessionState::Accepted {

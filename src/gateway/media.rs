@@ -3,7 +3,7 @@
 //!
 //! The gateway picks every media address itself (even/odd pairs from `media.rtp_ports`) and
 //! asks the reactor to bind them with [`GatewayOutput::OpenMedia`]; the reactor hands
-//! datagrams back with a [`MediaRef`] and drains [`Gateway::poll_media_transmit`]. Lookups
+//! datagrams back with a [`MediaRef`] and drains [`Gateway::drain_media`]. Lookups
 //! on this path are O(1) and nothing here allocates per packet.
 
 use std::cmp::Reverse;
@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use engine::Output;
 use media::bridge::{BridgeConfig, BridgeTransmit};
 use media::rtp_leg::PortAllocator;
 use media::webrtc_leg::DtlsIdentity;
@@ -202,7 +203,8 @@ pub(super) fn offers_video(sdp: &str) -> bool {
 
 impl Gateway {
     /// A datagram arrived on one of a call's media sockets. A bad packet is a counted drop
-    /// inside the bridge; the call goes on.
+    /// inside the bridge; the call goes on. The caller drains the call with
+    /// [`drain_media`](Self::drain_media) right after.
     pub fn handle_media_datagram(
         &mut self,
         now: Instant,
@@ -223,9 +225,6 @@ impl Gateway {
             MediaSocketKind::Rtp => bridge.handle_rtp_datagram(now, local, from, data),
             MediaSocketKind::Rtcp => bridge.handle_rtcp_datagram(now, local, from, data),
         };
-        // The reactor drains this call's transmits right after every datagram, so the call
-        // is not queued for another drain.
-        self.after_bridge_input_drained(now, key);
     }
 
     /// The reactor could not bind a call's sockets: the call cannot have media.
@@ -235,19 +234,57 @@ impl Gateway {
         }
     }
 
-    /// The next datagram of a call's bridge, borrowed until the next call.
-    pub fn poll_media_transmit(&mut self, media: MediaRef) -> Option<BridgeTransmit<'_>> {
-        if let Some(&key) = self.calls_by_media.get(&media) {
-            return self.calls.get_mut(key)?.bridge.as_mut()?.poll_transmit();
+    /// Drains a call's bridge through its one output ([`media::bridge::Bridge::poll_output`]):
+    /// every datagram to `send` (borrowed, no allocation), every event to the call, and its
+    /// deadline into the media timers. The reactor calls it right after every datagram it
+    /// hands in, for every call [`poll_media_dirty`](Self::poll_media_dirty) lists, and
+    /// before it closes a finished call's sockets (whose bridge still sends RTCP BYE and
+    /// DTLS close_notify).
+    pub fn drain_media(
+        &mut self,
+        now: Instant,
+        media: MediaRef,
+        mut send: impl FnMut(BridgeTransmit<'_>),
+    ) {
+        loop {
+            // Looked up again each time: an event may end the call, which moves its bridge
+            // to the closing ones.
+            let key = self.calls_by_media.get(&media).copied();
+            let bridge = match key {
+                Some(key) => match self
+                    .calls
+                    .get_mut(key)
+                    .and_then(|c| c.bridge.as_deref_mut())
+                {
+                    Some(bridge) => bridge,
+                    None => return,
+                },
+                None => match self.closing_bridges.get_mut(&media) {
+                    Some(closing) => &mut *closing.0,
+                    None => return,
+                },
+            };
+            match bridge.poll_output() {
+                Output::Transmit(t) => send(t),
+                Output::Event(event) => {
+                    if let Some(key) = key {
+                        self.handle_bridge_event(now, key, event);
+                    }
+                }
+                Output::Timeout(deadline) => {
+                    if let Some(key) = key {
+                        self.arm_media_timer(key, deadline);
+                    }
+                    return;
+                }
+            }
         }
-        self.closing_bridges.get_mut(&media)?.0.poll_transmit()
     }
 
-    /// A call whose bridge may have datagrams queued; drain it with
-    /// [`poll_media_transmit`](Self::poll_media_transmit). A call is listed once however
-    /// many inputs it had since the last drain. After
-    /// [`handle_media_datagram`](Self::handle_media_datagram) the caller drains that call
-    /// at once instead.
+    /// A call whose bridge had input from the gateway itself (SDP, timers); drain it with
+    /// [`drain_media`](Self::drain_media). A call is listed once however many inputs it had
+    /// since the last drain. After [`handle_media_datagram`](Self::handle_media_datagram)
+    /// the caller drains that call at once instead.
     pub fn poll_media_dirty(&mut self) -> Option<MediaRef> {
         let media = self.media.dirty.pop()?;
         if let Some(call) = self
@@ -280,7 +317,7 @@ impl Gateway {
             if let Some(bridge) = call.bridge.as_mut() {
                 let _ = bridge.handle_timeout(now);
             }
-            self.after_bridge_input(now, key);
+            self.after_bridge_input(key);
         }
     }
 
@@ -289,39 +326,26 @@ impl Gateway {
         self.media.timers.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// After any input to a bridge: route its events, re-arm its timer, mark it for draining.
-    pub(super) fn after_bridge_input(&mut self, now: Instant, key: usize) {
+    /// After the gateway's own input to a bridge: list it for the reactor's drain.
+    pub(super) fn after_bridge_input(&mut self, key: usize) {
         if let Some(call) = self.calls.get_mut(key) {
             if !call.dirty {
                 call.dirty = true;
                 self.media.dirty.push(call.media_ref);
             }
         }
-        self.after_bridge_input_drained(now, key);
     }
 
-    /// [`after_bridge_input`](Self::after_bridge_input) for a bridge the caller drains
-    /// itself right away.
-    fn after_bridge_input_drained(&mut self, now: Instant, key: usize) {
-        let mut events = Vec::new();
+    /// Re-arms a call's media timer at the deadline its bridge reported.
+    fn arm_media_timer(&mut self, key: usize, deadline: Option<Instant>) {
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
-        let media = call.media_ref;
-        if let Some(bridge) = call.bridge.as_mut() {
-            while let Some(e) = bridge.poll_event() {
-                events.push(e);
+        if deadline != call.media_armed {
+            call.media_armed = deadline;
+            if let Some(at) = deadline {
+                self.media.timers.push(Reverse((at, call.media_ref)));
             }
-            let deadline = bridge.poll_timeout();
-            if deadline != call.media_armed {
-                call.media_armed = deadline;
-                if let Some(at) = deadline {
-                    self.media.timers.push(Reverse((at, media)));
-                }
-            }
-        }
-        for e in events {
-            self.handle_bridge_event(now, key, e);
         }
     }
 

@@ -60,7 +60,7 @@ pub enum GatewayOutput {
         /// What to bind.
         sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
     },
-    /// Flush what the call's bridge still has ([`Gateway::poll_media_transmit`]), close its
+    /// Flush what the call's bridge still has ([`Gateway::drain_media`]), close its
     /// sockets, then call [`Gateway::handle_media_closed`].
     CloseMedia {
         /// The call's media.
@@ -406,7 +406,7 @@ impl Gateway {
             Request::SessionTrickle {
                 session,
                 candidates,
-            } => self.trickle_session(now, client, &session, &candidates),
+            } => self.trickle_session(client, &session, &candidates),
             Request::SessionTerminate { session } => self.terminate_session(now, client, &session),
             Request::NotYetSupported { name } => Err(not_yet(name)),
         };

@@ -504,30 +504,40 @@ struct Drained {
     closed: Vec<MediaRef>,
 }
 
-fn drain_all(g: &mut Gateway) -> Drained {
+/// What the reactor does, until the gateway is quiet: route its outputs and drain the
+/// bridges it lists (whose events may produce more outputs) at `now`.
+fn drain_all(g: &mut Gateway, now: Instant) -> Drained {
     let mut d = Drained::default();
-    while let Some(out) = g.poll_output() {
-        match out {
-            GatewayOutput::Send { text, .. } => d.texts.push(serde_json::from_str(&text).unwrap()),
-            GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
-                to,
-                sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
-            )),
-            GatewayOutput::OpenMedia { media, sockets } => {
-                d.opened.push(media);
-                d.sockets.extend(sockets);
+    let mut again = true;
+    while again {
+        again = false;
+        while let Some(out) = g.poll_output() {
+            again = true;
+            match out {
+                GatewayOutput::Send { text, .. } => {
+                    d.texts.push(serde_json::from_str(&text).unwrap())
+                }
+                GatewayOutput::Sip(SipTransmit::Datagram { to, bytes }) => d.sip.push((
+                    to,
+                    sip::msg::parse(&bytes, TransportKind::Datagram).unwrap(),
+                )),
+                GatewayOutput::OpenMedia { media, sockets } => {
+                    d.opened.push(media);
+                    d.sockets.extend(sockets);
+                }
+                GatewayOutput::CloseMedia { media } => {
+                    d.closed.push(media);
+                    // What the reactor does: flush the bridge's last datagrams, then release.
+                    g.drain_media(now, media, |_| {});
+                    g.handle_media_closed(media);
+                }
+                other => panic!("unexpected output {other:?}"),
             }
-            GatewayOutput::CloseMedia { media } => {
-                d.closed.push(media);
-                // What the reactor does: flush the bridge's last datagrams, then release.
-                while g.poll_media_transmit(media).is_some() {}
-                g.handle_media_closed(media);
-            }
-            other => panic!("unexpected output {other:?}"),
         }
-    }
-    while let Some(m) = g.poll_media_dirty() {
-        while g.poll_media_transmit(m).is_some() {}
+        while let Some(m) = g.poll_media_dirty() {
+            again = true;
+            g.drain_media(now, m, |_| {});
+        }
     }
     d
 }
@@ -573,7 +583,7 @@ fn start_outgoing_call(g: &mut Gateway, t0: Instant) -> (ClientId, sip::msg::Sip
         json!({"sylkrtc":"session-trickle","transaction":"t","session":"s1","candidates":[
             {"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host","sdpMid":"0","sdpMLineIndex":0}]}),
     );
-    let d = drain_all(g);
+    let d = drain_all(g, t0);
     assert_eq!(
         d.texts[2],
         json!({"sylkrtc":"ack","transaction":"c"}),
@@ -622,7 +632,7 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
         json!({"sylkrtc":"session-create","transaction":"c","account":"alice@example.test",
                "session":"s1","uri":"bob@127.0.0.1:5099","sdp":CHROME_OFFER}),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let invite = &sip_requests(&d)[0];
     let audio = mline_port(invite.body(), "audio").unwrap();
     let video = mline_port(invite.body(), "video").unwrap();
@@ -649,7 +659,7 @@ fn video_offer_gets_a_sip_video_port_pair_and_audio_only_does_not() {
                "session":"s1","uri":"bob@127.0.0.1:5099",
                "sdp":CHROME_OFFER.replace("m=video 9 ", "m=video 0 ")}),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let invite = &sip_requests(&d)[0];
     assert_eq!(
         mline_port(invite.body(), "video"),
@@ -677,7 +687,7 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         .body("application/sdp", SIP_ANSWER.as_bytes().to_vec())
         .to_bytes();
     g.handle_sip_datagram(t0, uas, &ok);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let accepted = d
         .texts
         .iter()
@@ -692,7 +702,7 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         .any(|r| *r.method() == sip::msg::Method::Ack));
     // The WebSocket goes away: BYE, media closed, ports back.
     g.handle_client_closed(t0, c);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let bye = sip_requests(&d)
         .into_iter()
         .find(|r| *r.method() == sip::msg::Method::Bye)
@@ -706,7 +716,7 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         uas,
         &ResponseBuilder::from_request(&bye, 200, "OK", None).to_bytes(),
     );
-    drain_all(&mut g);
+    drain_all(&mut g, t0);
     // Run out every timer: no dialog, call, transaction or timer may remain.
     let mut t = t0;
     while let Some(next) = g.poll_timeout() {
@@ -716,7 +726,7 @@ fn websocket_drop_mid_call_leaves_nothing_behind() {
         );
         t = next.max(t);
         g.handle_timeout(t);
-        drain_all(&mut g);
+        drain_all(&mut g, t);
     }
     assert_eq!(g.sip().call_count(), 0);
     assert_eq!(g.sip().dialog_count(), 0);
@@ -733,7 +743,7 @@ fn cancel_crossing_a_200_ends_with_ack_and_bye() {
     let (c, invite) = outgoing_call(&mut g, t0);
     let ringing = ResponseBuilder::from_request(&invite, 180, "Ringing", Some("uas")).to_bytes();
     g.handle_sip_datagram(t0, uas, &ringing);
-    drain_all(&mut g);
+    drain_all(&mut g, t0);
     // The browser hangs up while ringing: CANCEL goes out...
     request(
         &mut g,
@@ -741,7 +751,7 @@ fn cancel_crossing_a_200_ends_with_ack_and_bye() {
         c,
         json!({"sylkrtc":"session-terminate","transaction":"x","session":"s1"}),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let cancel = sip_requests(&d)
         .into_iter()
         .find(|r| *r.method() == Method::Cancel)
@@ -758,7 +768,7 @@ fn cancel_crossing_a_200_ends_with_ack_and_bye() {
         &ResponseBuilder::from_request(&cancel, 200, "OK", None).to_bytes(),
     );
     g.handle_sip_datagram(t0, uas, &ok);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let methods: Vec<Method> = sip_requests(&d)
         .iter()
         .map(|r| r.method().clone())
@@ -786,7 +796,7 @@ fn untranslatable_incoming_offer_is_declined_488() {
         c,
         json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let register = sip_requests(&d).remove(0);
     let contact = register.contacts().as_slice()[0].uri.clone();
     let ok = sip::msg::ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
@@ -794,7 +804,7 @@ fn untranslatable_incoming_offer_is_declined_488() {
         .to_bytes();
     let registrar: std::net::SocketAddr = "127.0.0.1:5099".parse().unwrap();
     g.handle_sip_datagram(t0, registrar, &ok);
-    drain_all(&mut g);
+    drain_all(&mut g, t0);
     // Only a codec the gateway cannot pass (no transcoding): 488, nothing for the client.
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                m=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
@@ -806,7 +816,7 @@ fn untranslatable_incoming_offer_is_declined_488() {
         sdp.len()
     );
     g.handle_sip_datagram(t0, registrar, invite.as_bytes());
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let statuses: Vec<u16> = d
         .sip
         .iter()
@@ -888,7 +898,7 @@ fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
     assert!(offered_cryptos(invite.body()).is_empty());
     reply(&mut g, t0, &invite, 100, "Trying", None);
     reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let sent = sip_requests(&d);
     let methods: Vec<&Method> = sent.iter().map(|r| r.method()).collect();
     assert_eq!(
@@ -931,7 +941,7 @@ fn sip_srtp_auto_retries_a_488_once_with_sdes_and_the_browser_never_sees_it() {
         "OK",
         Some(&savp_answer(1, "AES_CM_128_HMAC_SHA1_80")),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert_eq!(states(&d), ["ringing", "accepted"], "{:?}", d.texts);
     assert_eq!(
         sip_requests(&d)
@@ -950,10 +960,10 @@ fn sip_srtp_auto_ends_the_call_on_a_second_488() {
     let mut g = gateway(&["*"], 10);
     let (_c, invite) = outgoing_call(&mut g, t0);
     reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
-    let retry = sip_requests(&drain_all(&mut g)).pop().unwrap();
+    let retry = sip_requests(&drain_all(&mut g, t0)).pop().unwrap();
     assert_eq!(*retry.method(), Method::Invite);
     reply(&mut g, t0, &retry, 488, "Not Acceptable Here", None);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let methods: Vec<Method> = sip_requests(&d)
         .iter()
         .map(|r| r.method().clone())
@@ -977,7 +987,7 @@ fn sip_srtp_off_takes_the_488_as_final() {
     let mut g = gateway_with_media(&["*"], 10, media_with_srtp(crate::config::SipSrtp::Off));
     let (_c, invite) = outgoing_call(&mut g, t0);
     reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let methods: Vec<Method> = sip_requests(&d)
         .iter()
         .map(|r| r.method().clone())
@@ -1023,7 +1033,7 @@ fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
         // Three suites for each m-line (audio and video).
         assert_eq!(offered_cryptos(invite.body()).len(), 6, "{body}");
         reply(&mut g, t0, &invite, 200, "OK", Some(&answer));
-        let d = drain_all(&mut g);
+        let d = drain_all(&mut g, t0);
         // The 2xx is ACKed (RFC 3261 13.2.2.4), then the unusable session ends with BYE.
         let methods: Vec<Method> = sip_requests(&d)
             .iter()
@@ -1039,7 +1049,7 @@ fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
     let mut g = mandatory();
     let (_c, invite) = start_outgoing_call(&mut g, t0);
     reply(&mut g, t0, &invite, 488, "Not Acceptable Here", None);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert_eq!(sip_requests(&d).len(), 1, "ACK only");
     assert_eq!(d.texts[0]["reason"], "488 Not Acceptable Here");
     // And the answer that takes one of our lines brings the call up.
@@ -1053,7 +1063,7 @@ fn sip_srtp_mandatory_offers_sdes_and_refuses_answers_without_our_keys() {
         "OK",
         Some(&savp_answer(3, "AES_CM_128_HMAC_SHA1_32")),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert_eq!(states(&d), ["accepted"], "{:?}", d.texts);
 }
 
@@ -1097,13 +1107,13 @@ fn late_offer_answered(
         c,
         json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
     );
-    let register = sip_requests(&drain_all(&mut g)).remove(0);
+    let register = sip_requests(&drain_all(&mut g, t0)).remove(0);
     let contact = register.contacts().as_slice()[0].uri.clone();
     let ok = ResponseBuilder::from_request(&register, 200, "OK", Some("r"))
         .header("Contact", &format!("<{contact}>;expires=600"))
         .to_bytes();
     g.handle_sip_datagram(t0, registrar, &ok);
-    drain_all(&mut g);
+    drain_all(&mut g, t0);
     let invite = format!(
         "INVITE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKlate1;rport\r\n\
          From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: late1@b\r\n\
@@ -1111,7 +1121,7 @@ fn late_offer_answered(
          Content-Length: 0\r\n\r\n"
     );
     g.handle_sip_datagram(t0, registrar, invite.as_bytes());
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let incoming = d
         .texts
         .iter()
@@ -1125,7 +1135,7 @@ fn late_offer_answered(
         c,
         json!({"sylkrtc":"session-answer","transaction":"ans","session":session,"sdp":answer}),
     );
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert!(
         d.texts
             .iter()
@@ -1174,14 +1184,14 @@ fn sip_srtp_mandatory_late_offer_is_savp_and_the_ack_must_take_a_key() {
     );
     assert_eq!(offered_cryptos(ok.body()).len(), 3, "{body}");
     ack_with(&mut g, t0, &ok, &savp_answer(1, "AES_CM_128_HMAC_SHA1_80"));
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert!(sip_requests(&d).is_empty(), "{:?}", d.sip);
     assert!(d.texts.is_empty(), "{:?}", d.texts);
     assert_eq!(g.call_count(), 1);
     // An ACK whose answer drops to plain RTP ends the call: BYE, and the reason says why.
     let (mut g, ok) = late_offer_answered(SipSrtp::Mandatory, t0);
     ack_with(&mut g, t0, &ok, SIP_ANSWER);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     let methods: Vec<Method> = sip_requests(&d)
         .iter()
         .map(|r| r.method().clone())
@@ -1205,7 +1215,7 @@ fn sip_srtp_auto_late_offer_is_plain() {
         "{body}"
     );
     ack_with(&mut g, t0, &ok, SIP_ANSWER);
-    let d = drain_all(&mut g);
+    let d = drain_all(&mut g, t0);
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
     assert_eq!(g.call_count(), 1);
 }

@@ -141,7 +141,7 @@ impl MediaSockets {
                         continue;
                     };
                     gateway.handle_media_datagram(now, media, kind, local, from, datagram);
-                    self.flush_key(key, media, gateway);
+                    self.flush_key(now, key, media, gateway);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -151,31 +151,31 @@ impl MediaSockets {
         }
     }
 
-    /// Sends everything the call's bridge has queued.
-    pub fn flush(&mut self, media: MediaRef, gateway: &mut Gateway) {
+    /// Drains the call's bridge: sends what it has queued, hands its events to the gateway.
+    pub fn flush(&mut self, now: Instant, media: MediaRef, gateway: &mut Gateway) {
         let Some(&key) = self.by_media.get(&media) else {
             // Sockets gone (call ending): drain so the bridge does not hold packets.
-            while gateway.poll_media_transmit(media).is_some() {}
+            gateway.drain_media(now, media, |_| {});
             return;
         };
-        self.flush_key(key, media, gateway);
+        self.flush_key(now, key, media, gateway);
     }
 
     /// [`flush`](Self::flush) for the call at slab `key`, known to carry `media`.
-    fn flush_key(&mut self, key: usize, media: MediaRef, gateway: &mut Gateway) {
+    fn flush_key(&mut self, now: Instant, key: usize, media: MediaRef, gateway: &mut Gateway) {
         let Some(call) = self.calls.get(key) else {
             return;
         };
-        while let Some(t) = gateway.poll_media_transmit(media) {
+        let dropped_sends = &mut self.dropped_sends;
+        gateway.drain_media(now, media, |t| {
             // At most five sockets: a linear look-up beats hashing.
             let Some(bound) = call.sockets.iter().find(|s| s.local == t.from) else {
-                continue;
+                return;
             };
-            match bound.socket.send_to(t.bytes, t.to) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.dropped_sends += 1,
-                Err(_) => self.dropped_sends += 1,
+            // WouldBlock and the rest alike: counted, not retried (RTP is loss-tolerant).
+            if bound.socket.send_to(t.bytes, t.to).is_err() {
+                *dropped_sends += 1;
             }
-        }
+        });
     }
 }

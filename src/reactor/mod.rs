@@ -566,14 +566,17 @@ impl Reactor {
                 }
                 GatewayOutput::CloseMedia { media } => {
                     // The bridge's last datagrams (RTCP BYE, DTLS close_notify) go first.
-                    self.media.flush(media, &mut self.gateway);
+                    self.media.flush(now, media, &mut self.gateway);
                     self.media.close(self.poll.registry(), media);
                     self.gateway.handle_media_closed(media);
                 }
             }
         }
         while let Some(media) = self.gateway.poll_media_dirty() {
-            self.media.flush(media, &mut self.gateway);
+            // Draining may hand bridge events to the gateway, whose outputs the next round
+            // of `settle` routes.
+            any = true;
+            self.media.flush(now, media, &mut self.gateway);
         }
         any
     }

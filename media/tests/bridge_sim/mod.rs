@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+use engine::Output;
 use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
-use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
+use media::bridge::{Bridge, BridgeConfig, BridgeEvent};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -562,17 +563,32 @@ pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {
     s
 }
 
+/// Drains `bridge` until it is quiet, dropping what it sends and its events; returns its
+/// deadline.
+pub fn drain(bridge: &mut Bridge) -> Option<Instant> {
+    loop {
+        if let Output::Timeout(at) = bridge.poll_output() {
+            return at;
+        }
+    }
+}
+
 impl Sim {
+    /// Drains the bridge (its output contract): datagrams into the network, events into
+    /// `events`; returns the bridge's deadline.
+    pub fn drain_bridge(&mut self) -> Option<Instant> {
+        loop {
+            match self.bridge.poll_output() {
+                Output::Transmit(t) => self.net.send(self.now, t.from, t.to, t.bytes),
+                Output::Event(e) => self.events.push((self.now - self.start, e)),
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
     /// Move every pending output into the network.
     pub fn flush(&mut self) {
-        while let Some(t) = self.bridge.poll_transmit() {
-            let (from, to, bytes) = (t.from, t.to, t.bytes.to_vec());
-            let _ = t.socket == MediaSocketKind::Webrtc;
-            self.net.send(self.now, from, to, &bytes);
-        }
-        while let Some(e) = self.bridge.poll_event() {
-            self.events.push((self.now - self.start, e));
-        }
+        self.drain_bridge();
         self.browser.pump(self.now);
         while let Some(w) = self.browser.pc.poll_write() {
             self.net.send(
@@ -583,10 +599,7 @@ impl Sim {
             );
         }
         // Events may have queued writes on the bridge side too.
-        while let Some(t) = self.bridge.poll_transmit() {
-            let (from, to, bytes) = (t.from, t.to, t.bytes.to_vec());
-            self.net.send(self.now, from, to, &bytes);
-        }
+        self.drain_bridge();
     }
 
     fn deliver(&mut self) {
@@ -640,7 +653,7 @@ impl Sim {
         loop {
             self.flush();
             self.deliver();
-            if self.bridge.poll_timeout().is_some_and(|t| t <= self.now) {
+            if self.drain_bridge().is_some_and(|t| t <= self.now) {
                 let _ = self.bridge.handle_timeout(self.now);
             }
             if self
@@ -653,7 +666,7 @@ impl Sim {
             }
             self.flush();
             let next = [
-                self.bridge.poll_timeout(),
+                self.drain_bridge(),
                 self.browser.pc.poll_timeout(),
                 self.net.next_delivery(),
                 Some(until),
