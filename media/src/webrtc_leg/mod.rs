@@ -1,9 +1,11 @@
 //! The WebRTC leg: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) and SRTP (RFC 3711) toward the
 //! browser.
 //!
-//! [`WebrtcLeg`] runs it on webrtc-rs `rtc` 0.21.1 (pinned): `rtc`'s sans-IO ICE agent and
-//! DTLS endpoint driven directly, SRTP keyed from the DTLS exporter and done in place by
-//! [`crate::srtp`], our own SDP and RTCP. No heap allocation per packet.
+//! The crate-internal `WebrtcLeg` runs it for the bridge on webrtc-rs `rtc` 0.21.1 (pinned):
+//! `rtc`'s sans-IO ICE agent and DTLS endpoint driven directly, SRTP keyed from the DTLS
+//! exporter and done in place by [`crate::srtp`], our own SDP and RTCP. No heap allocation
+//! per packet. Its parts: `direct/ice.rs`, `direct/dtls.rs`, `direct/srtp.rs` (media),
+//! `direct/rtcp.rs`, `direct/description.rs` (SDP), `direct/identity.rs`.
 //!
 //! `rtc`'s whole `RTCPeerConnection` ran this leg too until issue 10 retired it: it cost
 //! 17,097 instructions per forwarded packet against 4,499 here (call_load under callgrind)
@@ -17,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use crate::MediaKind;
 
-pub use direct::{DtlsIdentity, WebrtcLeg};
+pub(crate) use direct::WebrtcLeg;
+pub use direct::{host_candidate, DtlsIdentity};
 
 /// One codec as negotiated on one leg: the same codec may carry different payload types on
 /// the WebRTC and the SIP leg, which is why the bridge remaps PTs.

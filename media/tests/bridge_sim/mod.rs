@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use engine::Output;
 use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
 use media::bridge::{Bridge, BridgeConfig, BridgeEvent};
+use media::webrtc_leg::host_candidate;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -24,7 +25,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::RTCIceCandidate;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
@@ -311,37 +312,20 @@ impl BrowserPeer {
         .is_ok()
     }
 
+    /// The browser's host candidate, as rtc's JSON form (what sylkRTC trickles).
+    fn own_candidate(&self) -> rtc::peer_connection::transport::RTCIceCandidateInit {
+        let c = host_candidate(self.addr).expect("candidate");
+        RTCIceCandidate::from(&c).to_json().expect("json")
+    }
+
     pub fn candidate_line(&self) -> String {
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.addr.ip().to_string(),
-                port: self.addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("candidate");
-        RTCIceCandidate::from(&c).to_json().expect("json").candidate
+        self.own_candidate().candidate
     }
 
     fn add_own_candidate(&mut self) {
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.addr.ip().to_string(),
-                port: self.addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("candidate");
+        let candidate = self.own_candidate();
         self.pc
-            .add_local_candidate(RTCIceCandidate::from(&c).to_json().expect("json"))
+            .add_local_candidate(candidate)
             .expect("local candidate");
     }
 

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
+use crate::rtp::{classify_datagram, DatagramKind};
+use crate::webrtc_leg::OutgoingRtp;
 
 const OFFERER: &str = "127.0.0.1:41000";
 const ANSWERER: &str = "127.0.0.1:42000";
