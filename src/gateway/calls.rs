@@ -805,10 +805,7 @@ fn bare_uri(uri: &str) -> String {
 /// Whether an SDP offer puts us on hold (RFC 3264 section 8.4: `sendonly`/`inactive`, or
 /// the RFC 2543 style `c=0.0.0.0`).
 fn is_hold_offer(sdp: &str) -> bool {
-    sdp.lines().any(|l| {
-        let l = l.trim();
-        l == "a=sendonly" || l == "a=inactive" || l == "c=IN IP4 0.0.0.0"
-    })
+    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| d.is_hold())
 }
 
 /// The `terminated` reason when the SIP answer cannot be used (the SIP side gets BYE):
@@ -846,13 +843,13 @@ mod tests {
     #[test]
     fn hold_offers() {
         use super::is_hold_offer;
-        assert!(is_hold_offer(
-            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendonly\r\n"
-        ));
-        assert!(is_hold_offer("v=0\r\nc=IN IP4 0.0.0.0\r\n"));
-        assert!(!is_hold_offer(
-            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendrecv\r\n"
-        ));
+        let offer = |c: &str, a: &str| {
+            format!("v=0\r\no=- 1 1 IN IP4 {c}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\n{a}")
+        };
+        assert!(is_hold_offer(&offer("10.0.0.1", "a=sendonly\r\n")));
+        assert!(is_hold_offer(&offer("0.0.0.0", "")));
+        assert!(!is_hold_offer(&offer("10.0.0.1", "a=sendrecv\r\n")));
+        assert!(!is_hold_offer("not SDP"));
     }
 
     #[test]

@@ -194,11 +194,7 @@ impl MediaState {
 /// Whether an offer has an active video m-line, so the call needs a SIP video port pair.
 /// An offer that does not parse gets none (the bridge refuses it anyway).
 pub(super) fn offers_video(sdp: &str) -> bool {
-    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| {
-        d.media
-            .iter()
-            .any(|m| m.kind == media::sdp::MediaType::Video && m.is_active())
-    })
+    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| d.has_active_video())
 }
 
 impl Gateway {

@@ -52,21 +52,6 @@ pub(super) fn payload_maps(pairs: &[(CodecSpec, CodecSpec)]) -> (PayloadTypeMap,
     (to_sip, to_webrtc)
 }
 
-/// `media::sdp` codec -> the WebRTC leg's codec description.
-pub(super) fn codec_spec(kind: MediaKind, c: &Codec) -> CodecSpec {
-    CodecSpec {
-        kind,
-        name: c.name.clone(),
-        clock_rate: c.clock_rate,
-        channels: match kind {
-            MediaKind::Audio => u16::from(c.channels),
-            MediaKind::Video => 0,
-        },
-        fmtp: c.fmtp.clone().unwrap_or_default(),
-        payload_type: c.payload_type,
-    }
-}
-
 /// Audio or video for one of the codecs the bridge forwards (names of RFC 7741 VP8 and
 /// RFC 6184 H.264; everything else the bridge supports is audio).
 pub(super) fn codec_kind(c: &Codec) -> MediaKind {

@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use engine::Rng;
 
-use super::codecs::{codec_kind, codec_spec, has_media_codec, pair_codecs, payload_maps};
+use super::codecs::{codec_kind, has_media_codec, pair_codecs, payload_maps};
 use super::sdes::{fresh_crypto, offer_every_key, sdes_context, sdes_offer_cryptos};
 use super::{Bridge, BridgeConfig, MediaLeg, Negotiation};
 use crate::error::BridgeError;
 use crate::rtp_leg::RtpRemote;
 use crate::sdp::{
     finalize_browser_sdp, sip_answer_to_negotiated, sip_offer_answered, sip_offer_to_negotiated,
-    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Codec, MediaDirection, NegotiatedMedia,
-    NegotiatedSession, SdpError, SessionDescription, SipLocalMedia, SipLocalMediaLine,
+    webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, Attribute, Codec, MediaDirection,
+    MediaSection, NegotiatedMedia, NegotiatedSession, SdpError, SessionDescription, SipLocalMedia,
+    SipLocalMediaLine,
 };
 use crate::webrtc_leg::{CodecSpec, WebrtcLeg};
 use crate::MediaKind;
@@ -235,7 +236,7 @@ impl Bridge {
             let offered: Vec<CodecSpec> = browser
                 .codecs()
                 .iter()
-                .map(|c| codec_spec(kind, c))
+                .map(|c| CodecSpec::from_sdp(kind, c))
                 .collect();
             let kind_pairs = self.pair_with_sip(kind, &offered, n);
             if !has_media_codec(&kind_pairs, kind) {
@@ -280,7 +281,11 @@ impl Bridge {
         webrtc: &[CodecSpec],
         n: &NegotiatedMedia,
     ) -> Vec<(CodecSpec, CodecSpec)> {
-        let sip: Vec<CodecSpec> = n.codecs.iter().map(|c| codec_spec(kind, c)).collect();
+        let sip: Vec<CodecSpec> = n
+            .codecs
+            .iter()
+            .map(|c| CodecSpec::from_sdp(kind, c))
+            .collect();
         pair_codecs(webrtc, &sip)
     }
 
@@ -307,30 +312,17 @@ impl Bridge {
             if codecs.is_empty() {
                 continue;
             }
-            let mut m = crate::sdp::MediaSection::new(
+            let mut m = MediaSection::new(
                 kind.to_sdp(),
                 9,
                 "UDP/TLS/RTP/SAVPF",
                 codecs.iter().map(|c| c.payload_type.to_string()).collect(),
             );
             for c in &codecs {
-                let map = if c.channels > 1 {
-                    format!(
-                        "{} {}/{}/{}",
-                        c.payload_type, c.name, c.clock_rate, c.channels
-                    )
-                } else {
-                    format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
-                };
-                m.attributes.push(crate::sdp::Attribute::new("rtpmap", map));
-                if let Some(fmtp) = &c.fmtp {
-                    m.attributes.push(crate::sdp::Attribute::new(
-                        "fmtp",
-                        format!("{} {fmtp}", c.payload_type),
-                    ));
-                }
+                c.push_format_attributes(&mut m.attributes);
             }
-            m.attributes.push(crate::sdp::Attribute::flag("sendrecv"));
+            m.attributes
+                .push(Attribute::flag(MediaDirection::SendRecv.as_str()));
             template.media.push(m);
         }
         let local = Self::sip_offer_local_media(
@@ -377,7 +369,7 @@ impl Bridge {
         let mut codecs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
             if let Some(kind) = MediaKind::from_sdp(&n.kind) {
-                codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
+                codecs.extend(n.codecs.iter().map(|c| CodecSpec::from_sdp(kind, c)));
             }
         }
         if !codecs.iter().any(|c| !c.is_telephone_event()) {
@@ -538,7 +530,7 @@ impl Bridge {
         let mut codecs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
             if let Some(kind) = MediaKind::from_sdp(&n.kind) {
-                codecs.extend(n.codecs.iter().map(|c| codec_spec(kind, c)));
+                codecs.extend(n.codecs.iter().map(|c| CodecSpec::from_sdp(kind, c)));
             }
         }
         if !codecs.iter().any(|c| !c.is_telephone_event()) {

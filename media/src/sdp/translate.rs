@@ -9,11 +9,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::CryptoAttribute;
-use super::model::{
-    Attribute, Codec, Connection, MediaDirection, MediaSection, MediaType, Origin,
-    SessionDescription,
-};
+use super::model::{Attribute, Codec, Connection, MediaDirection, MediaType, Origin};
 use super::SdpError;
+use super::{MediaSection, SessionDescription};
 
 /// The `s=` we write: RFC 8866 section 5.3 wants a non-empty name; this one identifies us.
 const SESSION_NAME: &str = "sylk-gateway";
@@ -590,21 +588,7 @@ fn rejected_section(m: &MediaSection, protocol: String) -> MediaSection {
 
 fn write_codec_attributes(out: &mut MediaSection, codecs: &[Codec]) {
     for c in codecs {
-        let map = if c.channels > 1 {
-            format!(
-                "{} {}/{}/{}",
-                c.payload_type, c.name, c.clock_rate, c.channels
-            )
-        } else {
-            format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
-        };
-        out.attributes.push(Attribute::new("rtpmap", map));
-        if let Some(fmtp) = &c.fmtp {
-            out.attributes.push(Attribute::new(
-                "fmtp",
-                format!("{} {}", c.payload_type, fmtp),
-            ));
-        }
+        c.push_format_attributes(&mut out.attributes);
     }
 }
 

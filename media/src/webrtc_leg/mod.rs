@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sdp::Codec;
 use crate::MediaKind;
 
 pub(crate) use direct::WebrtcLeg;
@@ -41,6 +42,32 @@ pub struct CodecSpec {
 }
 
 impl CodecSpec {
+    /// The WebRTC leg's description of an SDP codec of `kind` (video has no channels).
+    pub fn from_sdp(kind: MediaKind, c: &Codec) -> Self {
+        Self {
+            kind,
+            name: c.name.clone(),
+            clock_rate: c.clock_rate,
+            channels: match kind {
+                MediaKind::Audio => u16::from(c.channels),
+                MediaKind::Video => 0,
+            },
+            fmtp: c.fmtp.clone().unwrap_or_default(),
+            payload_type: c.payload_type,
+        }
+    }
+
+    /// The SDP codec this describes (for writing its `a=rtpmap`/`a=fmtp` lines).
+    pub fn to_sdp(&self) -> Codec {
+        Codec {
+            payload_type: self.payload_type,
+            name: self.name.clone(),
+            clock_rate: self.clock_rate,
+            channels: u8::try_from(self.channels).unwrap_or(u8::MAX),
+            fmtp: (!self.fmtp.is_empty()).then(|| self.fmtp.clone()),
+        }
+    }
+
     /// True when `self` and `other` are the same codec (name, clock rate, channels and, for
     /// H.264, packetization mode), which is what RFC 3264 sec. 6.1 requires for a PT mapping;
     /// other fmtp parameters are not compared because SIP peers often omit what browsers write.

@@ -225,21 +225,7 @@ fn active_section(
     a.push(Attribute::flag("sendrecv"));
     a.push(Attribute::flag("rtcp-mux"));
     for c in codecs {
-        let rtpmap = if c.channels > 1 {
-            format!(
-                "{} {}/{}/{}",
-                c.payload_type, c.name, c.clock_rate, c.channels
-            )
-        } else {
-            format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
-        };
-        a.push(Attribute::new("rtpmap", rtpmap));
-        if !c.fmtp.is_empty() {
-            a.push(Attribute::new(
-                "fmtp",
-                format!("{} {}", c.payload_type, c.fmtp),
-            ));
-        }
+        c.to_sdp().push_format_attributes(a);
         // Key frame requests are all the bridge relays (RFC 4585 sec. 6.3.1 PLI, RFC 5104
         // sec. 4.3.1 FIR); NACK/TWCC/REMB would promise retransmissions and estimates the
         // bridge does not make.
