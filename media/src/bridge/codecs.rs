@@ -1,7 +1,8 @@
 //! Codec pairing between the legs (RFC 3264 sec. 6.1) and the payload-type maps it yields.
 
+use crate::error::BridgeError;
 use crate::rtp::PayloadTypeMap;
-use crate::sdp::Codec;
+use crate::sdp::{Codec, NegotiatedSession};
 use crate::webrtc_leg::CodecSpec;
 use crate::MediaKind;
 
@@ -50,6 +51,22 @@ pub(super) fn payload_maps(pairs: &[(CodecSpec, CodecSpec)]) -> (PayloadTypeMap,
         to_webrtc.insert(sip.payload_type, webrtc.payload_type);
     }
     (to_sip, to_webrtc)
+}
+
+/// The codecs the SIP side agreed to on its usable m-lines, for the WebRTC leg's offer to the
+/// browser (with the SIP payload types); [`BridgeError::NoCommonCodec`] when only
+/// telephone-event is left, which is not media.
+pub(super) fn agreed_codecs(negotiated: &NegotiatedSession) -> Result<Vec<CodecSpec>, BridgeError> {
+    let mut codecs = Vec::new();
+    for n in negotiated.media.iter().filter(|n| !n.rejected) {
+        if let Some(kind) = MediaKind::from_sdp(&n.kind) {
+            codecs.extend(n.codecs.iter().map(|c| CodecSpec::from_sdp(kind, c)));
+        }
+    }
+    if !codecs.iter().any(|c| !c.is_telephone_event()) {
+        return Err(BridgeError::NoCommonCodec);
+    }
+    Ok(codecs)
 }
 
 /// Audio or video for one of the codecs the bridge forwards (names of RFC 7741 VP8 and

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use engine::Rng;
 
-use super::codecs::{codec_kind, has_media_codec, pair_codecs, payload_maps};
+use super::codecs::{agreed_codecs, codec_kind, has_media_codec, pair_codecs, payload_maps};
 use super::sdes::{fresh_crypto, offer_every_key, sdes_context, sdes_offer_cryptos};
 use super::{Bridge, BridgeConfig, MediaLeg, Negotiation};
 use crate::error::BridgeError;
@@ -202,23 +202,19 @@ impl Bridge {
         now: Instant,
         sip_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
-        if !matches!(self.negotiation, Negotiation::AwaitingSipAnswer { .. }) {
-            return Err(BridgeError::WrongState(
-                "apply_sip_answer needs an answerer awaiting the SIP answer",
-            ));
-        }
-        let Negotiation::AwaitingSipAnswer {
-            webrtc_offer,
-            webrtc_model,
-            sip_offer,
-            pending_candidates,
-            ..
-        } = std::mem::replace(&mut self.negotiation, Negotiation::Closed)
-        else {
-            return Err(BridgeError::WrongState(
-                "apply_sip_answer needs an answerer awaiting the SIP answer",
-            ));
-        };
+        let (webrtc_offer, webrtc_model, sip_offer, pending_candidates) = self.take_negotiation(
+            "apply_sip_answer needs an answerer awaiting the SIP answer",
+            |state| match state {
+                Negotiation::AwaitingSipAnswer {
+                    webrtc_offer,
+                    webrtc_model,
+                    sip_offer,
+                    pending_candidates,
+                    ..
+                } => Ok((webrtc_offer, webrtc_model, sip_offer, pending_candidates)),
+                other => Err(other),
+            },
+        )?;
         let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Sip))?;
         let negotiated =
@@ -238,15 +234,9 @@ impl Bridge {
                 .iter()
                 .map(|c| CodecSpec::from_sdp(kind, c))
                 .collect();
-            let kind_pairs = self.pair_with_sip(kind, &offered, n);
-            if !has_media_codec(&kind_pairs, kind) {
-                continue;
-            }
             // With our RTP/SAVP offer, the answer named one of our crypto lines: we encrypt
             // with our key of that tag and suite, decrypt with the peer's (RFC 4568 6.1).
-            let srtp = sdes_context(n)?;
-            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
-            pairs.extend(kind_pairs);
+            pairs.extend(self.install_line(now, n, &n.codecs, &offered, Some(n))?);
         }
         if pairs.is_empty() {
             return Err(BridgeError::NoCommonCodec);
@@ -260,33 +250,75 @@ impl Bridge {
             &webrtc_offer,
             &webrtc_codecs,
         )?;
-        let mut leg = Box::new(leg);
-        self.install_webrtc_streams(&pairs, |kind| leg.local_ssrc(kind));
+        let leg = self.webrtc.insert(Box::new(leg));
         for candidate in pending_candidates {
             if let Err(e) = leg.add_remote_candidate(&candidate) {
                 log::debug!("buffered remote candidate refused: {e}");
             }
         }
-        self.fwd.to_sip = payload_maps(&pairs).0;
-        self.webrtc = Some(leg);
-        self.negotiation = Negotiation::Active;
-        self.drain_webrtc(now);
+        self.start_media(now, &pairs);
         Ok(finalize_for_browser(&answer, &negotiated))
     }
 
-    /// Pair the WebRTC side's codecs of one kind with the SIP side's.
-    pub(super) fn pair_with_sip(
-        &self,
-        kind: MediaKind,
+    /// Takes the negotiation state `extract` accepts, leaving `Closed` behind: an error past
+    /// this point ends the negotiation. In any other state nothing changes and the call is
+    /// [`BridgeError::WrongState`] (`why`).
+    fn take_negotiation<T>(
+        &mut self,
+        why: &'static str,
+        extract: impl FnOnce(Negotiation) -> Result<T, Negotiation>,
+    ) -> Result<T, BridgeError> {
+        match extract(std::mem::replace(
+            &mut self.negotiation,
+            Negotiation::Closed,
+        )) {
+            Ok(taken) => Ok(taken),
+            Err(state) => {
+                self.negotiation = state;
+                Err(BridgeError::WrongState(why))
+            }
+        }
+    }
+
+    /// Both sides agreed on `pairs` and the WebRTC leg exists: the browser-side streams get
+    /// the leg's SSRCs, packets may flow.
+    fn start_media(&mut self, now: Instant, pairs: &[(CodecSpec, CodecSpec)]) {
+        let ssrcs = MediaKind::ALL.map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
+        self.install_webrtc_streams(pairs, |kind| ssrcs[kind.index()]);
+        self.fwd.to_sip = payload_maps(pairs).0;
+        self.negotiation = Negotiation::Active;
+        self.drain_webrtc(now);
+    }
+
+    /// One agreed SIP m-line: its codecs (`agreed`, SIP payload types) paired with the
+    /// browser's (`webrtc`). When a media codec is among the pairs, the line's RTP leg is
+    /// installed, SDES-keyed from `keys` (RFC 4568 section 6.1), and the pairs are returned;
+    /// otherwise nothing is installed and none are.
+    fn install_line(
+        &mut self,
+        now: Instant,
+        line: &NegotiatedMedia,
+        agreed: &[Codec],
         webrtc: &[CodecSpec],
-        n: &NegotiatedMedia,
-    ) -> Vec<(CodecSpec, CodecSpec)> {
-        let sip: Vec<CodecSpec> = n
-            .codecs
+        keys: Option<&NegotiatedMedia>,
+    ) -> Result<Vec<(CodecSpec, CodecSpec)>, BridgeError> {
+        let Some(kind) = MediaKind::from_sdp(&line.kind) else {
+            return Ok(Vec::new());
+        };
+        let sip: Vec<CodecSpec> = agreed
             .iter()
             .map(|c| CodecSpec::from_sdp(kind, c))
             .collect();
-        pair_codecs(webrtc, &sip)
+        let pairs = pair_codecs(webrtc, &sip);
+        if !has_media_codec(&pairs, kind) {
+            return Ok(Vec::new());
+        }
+        let srtp = match keys {
+            Some(k) => sdes_context(k)?,
+            None => None,
+        };
+        self.install_sip_stream(now, kind, line, &pairs, srtp);
+        Ok(pairs)
     }
 
     /// Incoming call without SDP in the INVITE (late offer, RFC 3261 sec. 13.2.1), step 1:
@@ -350,31 +382,18 @@ impl Bridge {
         now: Instant,
         sip_answer_sdp: &str,
     ) -> Result<String, BridgeError> {
-        if !matches!(self.negotiation, Negotiation::AwaitingLateSipAnswer { .. }) {
-            return Err(BridgeError::WrongState(
-                "apply_late_sip_answer needs a late-offer bridge awaiting the SIP answer",
-            ));
-        }
-        let Negotiation::AwaitingLateSipAnswer { sip_offer } =
-            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
-        else {
-            return Err(BridgeError::WrongState(
-                "apply_late_sip_answer needs a late-offer bridge awaiting the SIP answer",
-            ));
-        };
+        let sip_offer = self.take_negotiation(
+            "apply_late_sip_answer needs a late-offer bridge awaiting the SIP answer",
+            |state| match state {
+                Negotiation::AwaitingLateSipAnswer { sip_offer } => Ok(sip_offer),
+                other => Err(other),
+            },
+        )?;
         let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Sip))?;
         let negotiated =
             sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
-        let mut codecs = Vec::new();
-        for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            if let Some(kind) = MediaKind::from_sdp(&n.kind) {
-                codecs.extend(n.codecs.iter().map(|c| CodecSpec::from_sdp(kind, c)));
-            }
-        }
-        if !codecs.iter().any(|c| !c.is_telephone_event()) {
-            return Err(BridgeError::NoCommonCodec);
-        }
+        let codecs = agreed_codecs(&negotiated)?;
         let (leg, offer) = WebrtcLeg::offer(
             now,
             &self.config.webrtc,
@@ -466,21 +485,13 @@ impl Bridge {
         now: Instant,
         webrtc_answer_sdp: &str,
     ) -> Result<(), BridgeError> {
-        if !matches!(
-            self.negotiation,
-            Negotiation::AwaitingLateWebrtcAnswer { .. }
-        ) {
-            return Err(BridgeError::WrongState(
-                "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
-            ));
-        }
-        let Negotiation::AwaitingLateWebrtcAnswer { negotiated } =
-            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
-        else {
-            return Err(BridgeError::WrongState(
-                "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
-            ));
-        };
+        let negotiated = self.take_negotiation(
+            "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
+            |state| match state {
+                Negotiation::AwaitingLateWebrtcAnswer { negotiated } => Ok(negotiated),
+                other => Err(other),
+            },
+        )?;
         let Some(engine) = self.webrtc.as_mut() else {
             return Err(BridgeError::WrongState("late offer without WebRTC leg"));
         };
@@ -494,23 +505,13 @@ impl Bridge {
             if self.fwd.sip[kind.index()].is_some() {
                 continue;
             }
-            let kind_pairs = self.pair_with_sip(kind, &browser_codecs, n);
-            if !has_media_codec(&kind_pairs, kind) {
-                continue;
-            }
             // Our RTP/SAVP offer's key for the tag the answer picked, and the peer's.
-            let srtp = sdes_context(n)?;
-            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
-            pairs.extend(kind_pairs);
+            pairs.extend(self.install_line(now, n, &n.codecs, &browser_codecs, Some(n))?);
         }
         if pairs.is_empty() {
             return Err(BridgeError::NoCommonCodec);
         }
-        let ssrcs = MediaKind::ALL.map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
-        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind.index()]);
-        self.fwd.to_sip = payload_maps(&pairs).0;
-        self.negotiation = Negotiation::Active;
-        self.drain_webrtc(now);
+        self.start_media(now, &pairs);
         Ok(())
     }
 
@@ -527,15 +528,7 @@ impl Bridge {
         Self::restrict_media(&config, &mut sip_offer);
         let negotiated = sip_offer_to_negotiated(&sip_offer, &Self::supported_codecs(&config))
             .map_err(sdp_error(MediaLeg::Sip))?;
-        let mut codecs = Vec::new();
-        for n in negotiated.media.iter().filter(|n| !n.rejected) {
-            if let Some(kind) = MediaKind::from_sdp(&n.kind) {
-                codecs.extend(n.codecs.iter().map(|c| CodecSpec::from_sdp(kind, c)));
-            }
-        }
-        if !codecs.iter().any(|c| !c.is_telephone_event()) {
-            return Err(BridgeError::NoCommonCodec);
-        }
+        let codecs = agreed_codecs(&negotiated)?;
         let mut bridge = Self::empty(
             now,
             config,
@@ -588,18 +581,13 @@ impl Bridge {
         webrtc_answer_sdp: &str,
         as_offer: bool,
     ) -> Result<String, BridgeError> {
-        if !matches!(self.negotiation, Negotiation::AwaitingWebrtcAnswer { .. }) {
-            return Err(BridgeError::WrongState(
-                "apply_webrtc_answer needs an offerer awaiting the answer",
-            ));
-        }
-        let Negotiation::AwaitingWebrtcAnswer { sip_offer } =
-            std::mem::replace(&mut self.negotiation, Negotiation::Closed)
-        else {
-            return Err(BridgeError::WrongState(
-                "apply_webrtc_answer needs an offerer awaiting the answer",
-            ));
-        };
+        let sip_offer = self.take_negotiation(
+            "apply_webrtc_answer needs an offerer awaiting the answer",
+            |state| match state {
+                Negotiation::AwaitingWebrtcAnswer { sip_offer } => Ok(sip_offer),
+                other => Err(other),
+            },
+        )?;
         let webrtc_answer = SessionDescription::parse(webrtc_answer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         let Some(engine) = self.webrtc.as_mut() else {
@@ -623,37 +611,20 @@ impl Bridge {
         }
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
-            let Some(kind) = MediaKind::from_sdp(&n.kind) else {
+            let Some(answered) = sip_answer.media.get(i).filter(|m| m.port != 0) else {
                 continue;
             };
-            let answered = sip_answer.media.get(i);
-            if n.rejected || answered.is_none_or(|m| m.port == 0) {
+            if n.rejected {
                 continue;
             }
             // The codecs of our SIP answer (browser's choice, SIP numbers) drive the maps.
-            let mut agreed = n.clone();
-            if let Some(m) = answered {
-                agreed.codecs = m.codecs();
-            }
-            let kind_pairs = self.pair_with_sip(kind, &browser_codecs, &agreed);
-            if !has_media_codec(&kind_pairs, kind) {
-                continue;
-            }
-            let srtp = match keys.media.get(i) {
-                Some(k) => sdes_context(k)?,
-                None => None,
-            };
-            self.install_sip_stream(now, kind, n, &kind_pairs, srtp);
-            pairs.extend(kind_pairs);
+            let agreed = answered.codecs();
+            pairs.extend(self.install_line(now, n, &agreed, &browser_codecs, keys.media.get(i))?);
         }
         if pairs.is_empty() {
             return Err(BridgeError::NoCommonCodec);
         }
-        let ssrcs = MediaKind::ALL.map(|k| self.webrtc.as_ref().and_then(|e| e.local_ssrc(k)));
-        self.install_webrtc_streams(&pairs, |kind| ssrcs[kind.index()]);
-        self.fwd.to_sip = payload_maps(&pairs).0;
-        self.negotiation = Negotiation::Active;
-        self.drain_webrtc(now);
+        self.start_media(now, &pairs);
         Ok(sip_answer.to_sdp_string())
     }
 }
