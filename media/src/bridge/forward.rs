@@ -141,7 +141,8 @@ impl Bridge {
     /// rtcp-mux, RTCP arriving here is recognised (RFC 5761 sec. 4). The buffer is mutable
     /// because the RTP leg maps the payload type (and removes SDES-SRTP) in place.
     /// Malformed packets, unknown payload types and packets from a foreign source are
-    /// dropped and counted in [`BridgeStats::dropped`](super::BridgeStats::dropped); the error says why, the call goes on.
+    /// dropped and counted in [`BridgeStats::dropped`](super::BridgeStats::dropped); the
+    /// error says why, the call goes on.
     pub fn handle_rtp_datagram(
         &mut self,
         now: Instant,

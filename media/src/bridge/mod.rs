@@ -32,9 +32,11 @@
 //!   picked and decrypts with the peer's. For an INVITE without SDP the 200's offer comes
 //!   from [`Bridge::apply_webrtc_answer_as_offer`].
 //!
-//! SDP translation is [`crate::sdp`]'s, the SIP side of the media is [`RtpLeg`](crate::rtp_leg::RtpLeg)'s; the
-//! bridge adds the WebRTC leg, the payload type maps, sequence/timestamp continuity toward
-//! the browser and the event/statistics view the gateway needs.
+//! SDP translation is [`crate::sdp`]'s, the SIP side of the media is
+//! [`RtpLeg`](crate::rtp_leg::RtpLeg)'s; the bridge adds the WebRTC leg, the payload type
+//! maps, sequence/timestamp continuity toward the browser and the event/statistics view the
+//! gateway needs. Its parts: `negotiate.rs` (SDP in four directions, SDES retry), `sdes.rs`,
+//! `codecs.rs`, `streams.rs`, `forward.rs` (packets), `timers.rs`, `stats.rs`.
 //!
 //! # Driving it (what the reactor does per call)
 //!
@@ -172,7 +174,8 @@ pub struct BridgeConfig {
     /// RTCP CNAME on the SIP leg (RFC 3550 sec. 6.5.1).
     pub cname: String,
     /// Latch the SIP leg onto the source of the peer's first packet (symmetric RTP,
-    /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in [`RtpLeg`](crate::rtp_leg::RtpLeg).
+    /// RFC 4961), the usual NAT traversal for SIP phones. On by default, as in
+    /// [`RtpLeg`](crate::rtp_leg::RtpLeg).
     pub latch_sip_source: bool,
     /// The bridge's random source: SSRCs, the SDP session id, ICE credentials and SDES
     /// master keys (RFC 4568 section 6.1) all come from it. Production forks one from a
