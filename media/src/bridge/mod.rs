@@ -299,7 +299,8 @@ pub enum BridgeEvent {
 enum Negotiation {
     /// Answerer: the browser offered, the SIP answer is awaited.
     AwaitingSipAnswer {
-        webrtc_offer: String,
+        /// The browser's offer as it came (the WebRTC leg answers it).
+        webrtc_offer: Box<SessionDescription>,
         /// The browser's offer as translated (unusable m-lines set to port 0).
         webrtc_model: Box<SessionDescription>,
         sip_offer: Box<SessionDescription>,

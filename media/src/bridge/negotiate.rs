@@ -122,8 +122,9 @@ impl Bridge {
         config: BridgeConfig,
         webrtc_offer_sdp: &str,
     ) -> Result<(Self, String), BridgeError> {
-        let mut webrtc_model = SessionDescription::parse(webrtc_offer_sdp.as_bytes())
+        let webrtc_offer = SessionDescription::parse(webrtc_offer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Webrtc))?;
+        let mut webrtc_model = webrtc_offer.clone();
         Self::restrict_media(&config, &mut webrtc_model);
         let mut bridge = Self::empty(now, config, Negotiation::Closed);
         let local = Self::sip_offer_local_media(
@@ -136,7 +137,7 @@ impl Bridge {
             .map_err(sdp_error(MediaLeg::Webrtc))?;
         let sdp = sip_offer.to_sdp_string();
         bridge.negotiation = Negotiation::AwaitingSipAnswer {
-            webrtc_offer: webrtc_offer_sdp.to_owned(),
+            webrtc_offer: Box::new(webrtc_offer),
             webrtc_model: Box::new(webrtc_model),
             sip_offer: Box::new(sip_offer),
             pending_candidates: Vec::new(),
@@ -257,7 +258,7 @@ impl Bridge {
             }
         }
         self.start_media(now, &pairs);
-        Ok(finalize_for_browser(&answer, &negotiated))
+        Ok(finalize_for_browser(answer, &negotiated))
     }
 
     /// Takes the negotiation state `extract` accepts, leaving `Closed` behind: an error past
@@ -402,7 +403,7 @@ impl Bridge {
             &codecs,
         )?;
         self.webrtc = Some(Box::new(leg));
-        let offer = finalize_for_browser(&offer, &negotiated);
+        let offer = finalize_for_browser(offer, &negotiated);
         self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
         self.drain_webrtc(now);
         Ok(offer)
@@ -492,10 +493,12 @@ impl Bridge {
                 other => Err(other),
             },
         )?;
+        let webrtc_answer = SessionDescription::parse(webrtc_answer_sdp.as_bytes())
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
         let Some(engine) = self.webrtc.as_mut() else {
             return Err(BridgeError::WrongState("late offer without WebRTC leg"));
         };
-        engine.apply_remote_answer(now, webrtc_answer_sdp)?;
+        engine.apply_remote_answer(now, &webrtc_answer)?;
         let browser_codecs = engine.negotiated_codecs();
         let mut pairs = Vec::new();
         for n in negotiated.media.iter().filter(|n| !n.rejected) {
@@ -545,7 +548,7 @@ impl Bridge {
         )?;
         bridge.webrtc = Some(Box::new(leg));
         bridge.drain_webrtc(now);
-        Ok((bridge, finalize_for_browser(&offer, &negotiated)))
+        Ok((bridge, finalize_for_browser(offer, &negotiated)))
     }
 
     /// Incoming call, step 2: the browser's answer in, the SIP answer (200 OK) out,
@@ -593,7 +596,7 @@ impl Bridge {
         let Some(engine) = self.webrtc.as_mut() else {
             return Err(BridgeError::WrongState("offerer without WebRTC leg"));
         };
-        engine.apply_remote_answer(now, webrtc_answer_sdp)?;
+        engine.apply_remote_answer(now, &webrtc_answer)?;
         let browser_codecs = engine.negotiated_codecs();
         let local = Self::sip_local_media(&self.config, &mut self.rng, &sip_offer);
         let sip_answer =
@@ -629,22 +632,16 @@ impl Bridge {
     }
 }
 
-/// `rtc`'s SDP for the browser with explicit per-m-line directions taken from the SIP side
-/// and `a=end-of-candidates` ([`crate::sdp::finalize_browser_sdp`]); sylkrtc.js relies on
-/// both. Falls back to `rtc`'s text if our parser disagrees with it.
-pub(super) fn finalize_for_browser(sdp: &str, negotiated: &NegotiatedSession) -> String {
-    match SessionDescription::parse(sdp.as_bytes()) {
-        Ok(mut model) => {
-            let directions: Vec<MediaDirection> =
-                negotiated.media.iter().map(|n| n.direction).collect();
-            finalize_browser_sdp(&mut model, &directions);
-            model.to_sdp_string()
-        }
-        Err(e) => {
-            log::warn!("could not re-parse rtc's SDP ({e}); sending it unchanged");
-            sdp.to_owned()
-        }
-    }
+/// The WebRTC leg's SDP for the browser with explicit per-m-line directions taken from the
+/// SIP side and `a=end-of-candidates` ([`crate::sdp::finalize_browser_sdp`]); sylkrtc.js
+/// relies on both.
+pub(super) fn finalize_for_browser(
+    mut sdp: SessionDescription,
+    negotiated: &NegotiatedSession,
+) -> String {
+    let directions: Vec<MediaDirection> = negotiated.media.iter().map(|n| n.direction).collect();
+    finalize_browser_sdp(&mut sdp, &directions);
+    sdp.to_sdp_string()
 }
 
 pub(super) fn sdp_error(leg: MediaLeg) -> impl Fn(SdpError) -> BridgeError {

@@ -46,6 +46,7 @@ use crate::bridge::MediaSocketKind;
 use crate::error::WebrtcError;
 use crate::rtp::{classify_datagram, DatagramKind};
 use crate::rtp::{NtpClock, ReceptionStats, SendStats};
+use crate::sdp::SessionDescription;
 use crate::srtp::{SrtpProfile, SrtpSession};
 use crate::transmit_queue::TransmitQueue;
 
@@ -302,15 +303,14 @@ impl WebrtcLeg {
         config: &WebrtcLegConfig,
         rng: Rng,
         ntp: NtpClock,
-        offer_sdp: &str,
+        offer: &SessionDescription,
         codecs: &[CodecSpec],
-    ) -> Result<(Self, String), WebrtcError> {
+    ) -> Result<(Self, SessionDescription), WebrtcError> {
         if codecs.is_empty() {
             return Err(WebrtcError::NoCommonCodec);
         }
-        let offer = description::parse(offer_sdp)?;
-        let accepted = description::accepted_offer_lines(&offer, codecs);
-        let remote = description::remote_transport(&offer, &accepted)?;
+        let accepted = description::accepted_offer_lines(offer, codecs);
+        let remote = description::remote_transport(offer, &accepted)?;
         // The offerer controls unless it is lite (RFC 8445 sec. 6.1.1).
         let controlling = remote.ice_lite;
         let mut leg = Self::build(now, config, rng, ntp, codecs, controlling)?;
@@ -322,7 +322,7 @@ impl WebrtcLeg {
         let candidate = leg.candidate_line();
         let sources = leg.sources();
         let answer = description::write_answer(
-            &offer,
+            offer,
             &accepted,
             codecs,
             &leg.local_transport(setup, &candidate),
@@ -342,7 +342,7 @@ impl WebrtcLeg {
         rng: Rng,
         ntp: NtpClock,
         codecs: &[CodecSpec],
-    ) -> Result<(Self, String), WebrtcError> {
+    ) -> Result<(Self, SessionDescription), WebrtcError> {
         if codecs.is_empty() {
             return Err(WebrtcError::NoCommonCodec);
         }
@@ -528,7 +528,11 @@ impl WebrtcLeg {
     }
 
     /// Apply the browser's answer (offerer role only).
-    pub fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError> {
+    pub fn apply_remote_answer(
+        &mut self,
+        now: Instant,
+        answer: &SessionDescription,
+    ) -> Result<(), WebrtcError> {
         if self.remote.is_some() {
             return Err(WebrtcError::WrongState(
                 "remote description already applied",
@@ -537,7 +541,6 @@ impl WebrtcLeg {
         let Some((kinds, offered)) = self.offered.clone() else {
             return Err(WebrtcError::WrongState("not the offerer"));
         };
-        let answer = description::parse(sdp)?;
         let accepted: Vec<usize> = answer
             .media
             .iter()
@@ -546,8 +549,8 @@ impl WebrtcLeg {
             .filter(|(_, m)| !m.is_port_zero())
             .map(|(i, _)| i)
             .collect();
-        let remote = description::remote_transport(&answer, &accepted)?;
-        let codecs = description::answered_codecs(&answer, &kinds, &offered);
+        let remote = description::remote_transport(answer, &accepted)?;
+        let codecs = description::answered_codecs(answer, &kinds, &offered);
         if codecs.is_empty() {
             return Err(WebrtcError::NoCommonCodec);
         }

@@ -84,11 +84,15 @@ fn pair_with(tamper_answer: impl FnOnce(String) -> String) -> Pair {
     let now = Instant::now();
     let (mut offerer, offer) =
         WebrtcLeg::offer(now, &config(OFFERER), rng(1), ntp(now), &codecs()).expect("offer");
+    // What travels is text: each side parses the other's description once.
+    let offer = SessionDescription::parse(offer.to_sdp_string().as_bytes()).expect("offer");
     let (answerer, answer) =
         WebrtcLeg::answer(now, &config(ANSWERER), rng(2), ntp(now), &offer, &codecs())
             .expect("answer");
+    let answer = tamper_answer(answer.to_sdp_string());
+    let answer = SessionDescription::parse(answer.as_bytes()).expect("answer");
     offerer
-        .apply_remote_answer(now, &tamper_answer(answer))
+        .apply_remote_answer(now, &answer)
         .expect("apply answer");
     Pair {
         now,
@@ -206,6 +210,22 @@ fn rtp(kind: MediaKind, pt: u8, seq: u16) -> OutgoingRtp {
         sequence_number: seq,
         timestamp: u32::from(seq) * 160,
     }
+}
+
+#[test]
+fn our_descriptions_read_back_as_written() {
+    // The bridge sends the leg's descriptions without re-parsing them: what the browser
+    // reads must be exactly the model the leg built.
+    let now = Instant::now();
+    let (_, offer) =
+        WebrtcLeg::offer(now, &config(OFFERER), rng(3), ntp(now), &codecs()).expect("offer");
+    let reread = SessionDescription::parse(offer.to_sdp_string().as_bytes()).expect("offer");
+    assert_eq!(reread, offer);
+    let (_, answer) =
+        WebrtcLeg::answer(now, &config(ANSWERER), rng(4), ntp(now), &reread, &codecs())
+            .expect("answer");
+    let reread = SessionDescription::parse(answer.to_sdp_string().as_bytes()).expect("answer");
+    assert_eq!(reread, answer);
 }
 
 #[test]
