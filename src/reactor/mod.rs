@@ -550,6 +550,9 @@ impl Reactor {
         while let Some(media) = self.board.bridges.poll_dirty() {
             self.media.flush(media, &mut self.board.bridges);
         }
+        // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
+        // which may queue more work for the next round.
+        any |= self.board.route_bridge_events(now);
         any
     }
 
