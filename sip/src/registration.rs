@@ -190,6 +190,17 @@ impl Registration {
         &self.config.contact_user
     }
 
+    /// The registration's settings (user, domain, User-Agent, ...).
+    pub fn config(&self) -> &RegistrationConfig {
+        &self.config
+    }
+
+    /// A digest client for this account's requests inside calls (RFC 3261 section 22): the
+    /// same HA1, with the realms the registrar already challenged for.
+    pub fn digest_client(&self) -> DigestClient {
+        self.digest.clone()
+    }
+
     /// True while the registrar holds (or may hold) our binding.
     pub fn is_registered(&self) -> bool {
         matches!(self.phase, Phase::Registered { .. })

@@ -5,8 +5,12 @@ use std::time::Instant;
 
 use engine::Rng;
 
+use super::session_timer::TimerAnswer;
 use super::usage::{sdp_of, transport_of, DialogUsage, InDialog, Phase};
-use super::{reason_phrase, CallEnd, CallEndCause, CallError, CallEvent, Hop, TxnFailure};
+use super::{
+    reason_phrase, CallEnd, CallEndCause, CallError, CallEvent, Hop, TxnFailure, SUPPORTED,
+};
+use crate::auth::DigestClient;
 use crate::dialog::Dialog;
 use crate::msg::{NameAddr, SipRequest, SipResponse};
 use crate::transport::Transport;
@@ -63,6 +67,13 @@ impl IncomingCall {
         })
     }
 
+    /// The called account's side of the dialog: `digest` answers 401/407 to our requests
+    /// inside it (re-INVITE, BYE, INFO, ...) from its HA1, with `user_agent`.
+    pub fn set_account(&mut self, digest: DigestClient, user_agent: String) {
+        self.usage.digest = Some(digest);
+        self.usage.user_agent = user_agent;
+    }
+
     /// The INVITE's offer (`None`: the INVITE had none; offer in the 200).
     pub fn remote_sdp(&self) -> Option<&str> {
         self.usage.remote_sdp.as_deref()
@@ -78,12 +89,37 @@ impl IncomingCall {
         Ok(())
     }
 
-    /// Answers with 200 and `sdp`; retransmitted until the ACK.
-    pub fn answer(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
+    /// The session interval the INVITE asks for is below our minimum: `Some(min_se)` for
+    /// the 422 (RFC 4028 section 9).
+    pub fn session_interval_too_small(&self) -> Option<u32> {
+        self.usage.session_interval_too_small(&self.invite)
+    }
+
+    /// The session interval (RFC 4028) we grant when the caller supports timers but asks
+    /// for none (0: none).
+    pub fn set_session_expires(&mut self, seconds: u32) {
+        self.usage.session_timer.wanted = seconds;
+    }
+
+    /// Answers with 200, `sdp` and `headers` (after ours); retransmitted until the ACK.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
         let Some(IncomingSetup::Offered { txn }) = self.usage.setup() else {
             return Err(CallError::InvalidState);
         };
-        let response = self.response_to_invite(200, "OK", Some(&sdp))?;
+        let mut extra = match self.usage.session_timer_answer(now, &self.invite) {
+            TimerAnswer::Headers(h) => h,
+            TimerAnswer::TooSmall(_) => Vec::new(),
+        };
+        extra.push(("Supported".to_owned(), SUPPORTED.to_owned()));
+        extra.extend(headers);
+        let response =
+            self.usage
+                .response_with_contact(&self.invite, 200, "OK", Some(&sdp), &extra)?;
         self.usage.local_sdp = Some(sdp);
         let cseq = self.invite.cseq().seq;
         self.usage.send_2xx(now, txn, cseq, response);
@@ -207,7 +243,7 @@ impl IncomingCall {
     ) -> Result<SipResponse, CallError> {
         Ok(self
             .usage
-            .response_with_contact(&self.invite, status, reason, sdp)?)
+            .response_with_contact(&self.invite, status, reason, sdp, &[])?)
     }
 
     fn respond_to_invite(&mut self, txn: TxnId, status: u16, reason: &str) {

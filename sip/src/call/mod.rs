@@ -20,7 +20,10 @@
 
 mod end;
 mod incoming;
+mod local_offer;
 mod outgoing;
+mod remote_offer;
+mod session_timer;
 mod usage;
 
 use std::time::{Duration, Instant};
@@ -33,13 +36,17 @@ pub use outgoing::OutgoingCall;
 
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
 use super::locate::{SipUriParts, Target};
-use super::msg::{MsgError, NameAddr, SipRequest, SipResponse};
+use super::msg::{Headers, MsgError, NameAddr, SipRequest, SipResponse};
 use super::registration::RegId;
+use super::stack::SendError;
 use super::transport::{FlowId, Transport};
 use super::txn::{self, TxnId};
 
 /// Methods a call answers inside its dialog, for `Allow` (RFC 3261 section 20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
+/// Option tags we support, for `Supported` (RFC 3261 section 20.37): reliable provisional
+/// responses (RFC 3262), session timers (RFC 4028), Replaces (RFC 3891).
+pub const SUPPORTED: &str = "100rel, timer, replaces";
 /// How long the gateway may take to answer a re-INVITE offer before the call refuses it
 /// with 500 and a Retry-After (RFC 3261 section 14.2), well under the peer's Timer B of
 /// 32 s.
@@ -63,6 +70,11 @@ pub enum CallEvent {
         call_id: String,
         /// The offer; `None` means offer in our 200, answer in the ACK.
         sdp: Option<String>,
+        /// The INVITE's header fields (the gateway reports some to the browser).
+        headers: Headers,
+        /// The established call this INVITE replaces (RFC 3891 `Replaces` matching one of
+        /// our confirmed dialogs; one that matches none was answered 481).
+        replaces: Option<crate::stack::CallId>,
     },
     /// Outgoing: a provisional response (a 183 with SDP means early media).
     Progress {
@@ -84,6 +96,8 @@ pub enum CallEvent {
     Accepted {
         /// The answer SDP (`None` if the 2xx had no body).
         sdp: Option<String>,
+        /// The 2xx's header fields.
+        headers: Headers,
     },
     /// Incoming: the ACK for our 200 arrived.
     Confirmed {
@@ -94,12 +108,38 @@ pub enum CallEvent {
     /// [`SipStack::answer_reinvite`](super::stack::SipStack::answer_reinvite) (or refuse it)
     /// within [`REINVITE_ANSWER_WAIT`], or the call refuses it for now (500 with
     /// Retry-After) and keeps its session.
-    ReInvite {
+    ReOffer {
         /// The new offer.
         sdp: String,
     },
+    /// Our re-INVITE ([`SipStack::reinvite`](super::stack::SipStack::reinvite)) was
+    /// accepted and ACKed.
+    ReOfferAnswered {
+        /// The answer (`None`: the 2xx had no body, the session is unchanged).
+        sdp: Option<String>,
+    },
+    /// Our re-INVITE was refused with `code` (after one more try following a 491, RFC 3261
+    /// section 14.1, and digest answers): the session stays as it was. After 408 and 481
+    /// the dialog is over and [`CallEvent::Terminated`] follows.
+    ReOfferFailed {
+        /// The final status (408 for no answer, 503 when it could not be sent).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// The call is over (see the module docs); its id is dead afterwards.
     Terminated(CallEnd),
+}
+
+/// What a request of a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPurpose {
+    /// The INVITE that sets the call up: its responses come back to the call.
+    Invite,
+    /// Our re-INVITE inside the dialog: its responses come back to the call.
+    ReInvite,
+    /// Fire and forget (BYE once the call is over, PRACK): responses are not needed.
+    Detached,
 }
 
 /// Where a request goes.
@@ -131,6 +171,8 @@ pub enum CallAction {
         hop: Hop,
         /// Contact user part to advertise (INVITE only).
         contact_user: Option<String>,
+        /// What the request is for, which says whether its responses come back to the call.
+        purpose: SendPurpose,
     },
     /// Add a Via with a fresh branch and send outside any transaction: the ACK for a 2xx
     /// (RFC 3261 section 13.2.2.4).
@@ -246,6 +288,10 @@ pub struct OutgoingConfig {
     /// the next CSeq (RFC 3261 section 8.1.3.5). Not used once a provisional response has
     /// carried an answer to the first offer (early media, RFC 3960).
     pub retry_offer: Option<String>,
+    /// The session interval to ask for (RFC 4028 `Session-Expires`); 0 asks for none.
+    pub session_expires: u32,
+    /// Header fields the gateway adds to the INVITE, after ours.
+    pub headers: Vec<(String, String)>,
 }
 
 /// The stack's result of sending a request for the call.
@@ -408,10 +454,49 @@ impl Call {
 
     /// An INVITE transaction of the call failed.
     pub fn handle_txn_failure(&mut self, txn: TxnId, failure: TxnFailure) {
+        if on_usage!(self, u => u.handle_reinvite_failure(txn)) {
+            return;
+        }
         match self {
             Call::Outgoing(c) => c.handle_txn_failure(txn, failure),
             Call::Incoming(c) => c.handle_txn_failure(txn, failure),
         }
+    }
+
+    /// The stack sent (or could not send) a [`CallAction::SendRequest`] of `purpose`.
+    pub fn handle_request_sent(&mut self, purpose: SendPurpose, result: Result<Sent, SendError>) {
+        match (purpose, self) {
+            (SendPurpose::Invite, Call::Outgoing(c)) => c.handle_request_sent(result),
+            (SendPurpose::ReInvite, call) => on_usage!(call, u => u.handle_reinvite_sent(result)),
+            _ => {}
+        }
+    }
+
+    /// A response on one of the call's client transactions (its INVITE, or our re-INVITE);
+    /// `rng` draws the back-off after a 491 (RFC 3261 section 14.1).
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        response: &SipResponse,
+        rng: &mut Rng,
+    ) {
+        if on_usage!(self, u => u.handle_reinvite_response(now, txn, response, rng)) {
+            return;
+        }
+        if let Call::Outgoing(c) = self {
+            c.handle_response(now, txn, response);
+        }
+    }
+
+    /// Sends a re-INVITE offering `sdp` with `headers` (RFC 3261 section 14.1);
+    /// [`CallEvent::ReOfferAnswered`] or [`CallEvent::ReOfferFailed`] follows.
+    pub fn reinvite(
+        &mut self,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        on_usage!(self, u => u.start_reinvite(sdp, headers, local_offer::ReInvitePurpose::Offer))
     }
 
     /// Ends the call from our side, whatever its state (CANCEL, 486, or BYE).
@@ -422,12 +507,12 @@ impl Call {
         }
     }
 
-    /// The gateway's answer to a [`CallEvent::ReInvite`].
+    /// The gateway's answer to a [`CallEvent::ReOffer`].
     pub fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
         on_usage!(self, u => u.answer_reinvite(now, sdp))
     }
 
-    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (4xx-6xx, else 488).
+    /// Refuses the pending [`CallEvent::ReOffer`] with `code` (4xx-6xx, else 488).
     pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
         on_usage!(self, u => u.reject_reinvite(code))
     }

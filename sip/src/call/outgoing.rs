@@ -8,8 +8,8 @@ use engine::Rng;
 
 use super::usage::{sdp_of, DialogUsage, InDialog, Phase};
 use super::{
-    CallAction, CallEnd, CallEndCause, CallError, CallEvent, Hop, OutgoingConfig, Sent, TxnFailure,
-    ALLOW,
+    CallAction, CallEnd, CallEndCause, CallError, CallEvent, Hop, OutgoingConfig, SendPurpose,
+    Sent, TxnFailure, ALLOW, SUPPORTED,
 };
 use crate::auth::{DigestClient, DigestRequest, Ha1};
 use crate::dialog::{Dialog, DialogState, OutgoingRequest};
@@ -54,6 +54,8 @@ pub struct OutgoingCall {
     retry_offer: Option<String>,
     /// The retry offer went out: a second 488 means no offer is left.
     offer_retried: bool,
+    /// The INVITE went out again with a larger session interval after a 422.
+    interval_raised: bool,
 }
 
 impl OutgoingCall {
@@ -89,6 +91,10 @@ impl OutgoingCall {
         let to = NameAddr::new(request_uri.clone());
         let mut usage = DialogUsage::new(OutgoingSetup::Locating, timers, route_by_dialog);
         usage.local_sdp = Some(config.sdp.clone());
+        usage.owns_call_id = true;
+        usage.digest = Some(DigestClient::new(&config.user, ha1.clone()));
+        usage.user_agent = config.user_agent.clone();
+        usage.session_timer.wanted = config.session_expires;
         usage.push(CallAction::Locate(parts));
         Ok(OutgoingCall {
             usage,
@@ -105,6 +111,7 @@ impl OutgoingCall {
             ack: None,
             provisional_seen: false,
             offer_retried: false,
+            interval_raised: false,
         })
     }
 
@@ -126,12 +133,8 @@ impl OutgoingCall {
         }
     }
 
-    /// The stack sent (or failed to send) a [`CallAction::SendRequest`].
-    pub fn handle_request_sent(&mut self, method: &Method, result: Result<Sent, SendError>) {
-        if *method != Method::Invite {
-            // BYEs are fire and forget: the call is already over when one is sent.
-            return;
-        }
+    /// The stack sent (or failed to send) our INVITE.
+    pub fn handle_request_sent(&mut self, result: Result<Sent, SendError>) {
         match result {
             Ok(sent) => {
                 let txn = sent.txn;
@@ -164,7 +167,7 @@ impl OutgoingCall {
         }
         match response.status() {
             100..=199 => self.handle_provisional(now, response),
-            200..=299 => self.handle_2xx(response),
+            200..=299 => self.handle_2xx(now, response),
             _ => self.handle_failure_response(response),
         }
     }
@@ -191,6 +194,9 @@ impl OutgoingCall {
                     // The first offer has an (early) answer the gateway may already use:
                     // a later 488 ends the call rather than switching offers under it.
                     self.retry_offer = None;
+                    // And the callee may now send offers of its own in UPDATE (RFC 3311
+                    // section 5.1).
+                    self.usage.early_offers_allowed = true;
                 }
                 self.usage.report(CallEvent::Progress {
                     code: response.status(),
@@ -202,7 +208,7 @@ impl OutgoingCall {
         }
     }
 
-    fn handle_2xx(&mut self, response: &SipResponse) {
+    fn handle_2xx(&mut self, now: Instant, response: &SipResponse) {
         self.digest.handle_success();
         let Some(invite) = self.invite.as_ref() else {
             return;
@@ -300,9 +306,11 @@ impl OutgoingCall {
             }
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
                 self.usage.phase = Phase::Confirmed;
+                self.usage.handle_session_timer_response(now, response);
                 self.usage.remote_sdp = sdp_of(response.content_type(), response.body());
                 self.usage.report(CallEvent::Accepted {
                     sdp: self.usage.remote_sdp.clone(),
+                    headers: response.headers().clone(),
                 });
             }
             _ => {}
@@ -346,6 +354,26 @@ impl OutgoingCall {
                     488 if self.take_retry_offer() => {
                         self.usage.report(CallEvent::OfferRetried { code: status });
                         self.send_invite();
+                    }
+                    // RFC 4028 section 6: our interval is below the callee's (or a proxy's)
+                    // minimum; ask again with that minimum, once.
+                    422 if !self.interval_raised => {
+                        let min_se = response
+                            .header("Min-SE")
+                            .and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok());
+                        match min_se {
+                            Some(min) => {
+                                self.interval_raised = true;
+                                self.digest.handle_success();
+                                self.usage.session_timer.wanted =
+                                    min.max(self.usage.session_timer.wanted);
+                                self.send_invite();
+                            }
+                            None => {
+                                self.usage.terminate(CallEnd::rejected(status, phrase));
+                                self.usage.finish();
+                            }
+                        }
                     }
                     // RFC 3263 section 4.3: a 503 before anything else moves on.
                     503 if !self.provisional_seen => {
@@ -518,7 +546,10 @@ impl OutgoingCall {
             ("CSeq".to_owned(), format!("{} INVITE", self.cseq)),
             ("User-Agent".to_owned(), self.config.user_agent.clone()),
             ("Allow".to_owned(), ALLOW.to_owned()),
+            ("Supported".to_owned(), SUPPORTED.to_owned()),
         ];
+        headers.extend(self.usage.session_timer_request_headers());
+        headers.extend(self.config.headers.iter().cloned());
         let body = self.config.sdp.as_bytes().to_vec();
         // The cnonce only has to be unique per use; Call-ID and CSeq make it so.
         let cnonce = format!("{}{}", self.config.from_tag, self.cseq);
@@ -546,6 +577,7 @@ impl OutgoingCall {
             request,
             hop: Hop::Located(target),
             contact_user: Some(self.config.contact_user.clone()),
+            purpose: SendPurpose::Invite,
         });
     }
 
@@ -582,6 +614,8 @@ mod tests {
             contact_user: "u".into(),
             sdp: "v=0".into(),
             retry_offer: None,
+            session_expires: 0,
+            headers: Vec::new(),
         };
         let ha1 = Ha1::from_hex("0123456789abcdef0123456789abcdef").unwrap();
         assert!(matches!(

@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use engine::Rng;
 
-use super::{
-    reason_phrase, CallAction, CallEnd, CallError, CallEvent, Hop, ALLOW, REINVITE_ANSWER_WAIT,
-};
+use super::local_offer::{OwnReInvite, ReInviteAck};
+use super::remote_offer::PendingRemoteOffer;
+use super::session_timer::SessionTimer;
+use super::{CallAction, CallEnd, CallEvent, Hop, ALLOW};
+use crate::auth::DigestClient;
 use crate::dialog::{Dialog, OutgoingRequest};
 use crate::locate::Target;
 use crate::msg::{Host, Method, MsgError, NameAddr, ResponseBuilder, SipRequest, SipResponse};
@@ -42,15 +44,6 @@ struct Pending2xx {
     give_up_at: Instant,
 }
 
-/// An unanswered re-INVITE from the peer.
-#[derive(Debug, Clone)]
-struct PendingReInvite {
-    txn: TxnId,
-    request: SipRequest,
-    offer: String,
-    answer_by: Instant,
-}
-
 /// What a request inside the dialog did to the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum InDialog {
@@ -78,7 +71,22 @@ pub(super) struct DialogUsage<S> {
     pub(super) remote_sdp: Option<String>,
     /// Boxed, like the next one: each is ~0.6 KiB and most calls never have them.
     pending_2xx: Option<Box<Pending2xx>>,
-    reinvite: Option<Box<PendingReInvite>>,
+    pub(super) remote_offer: Option<Box<PendingRemoteOffer>>,
+    /// Our own re-INVITE, from the moment it is asked for until its outcome.
+    pub(super) own: Option<Box<OwnReInvite>>,
+    /// The ACK of our last accepted re-INVITE, for its 2xx retransmissions.
+    pub(super) reinvite_ack: Option<ReInviteAck>,
+    /// We sent the dialog's INVITE, so we own its Call-ID (RFC 3261 section 14.1 back-off).
+    pub(super) owns_call_id: bool,
+    /// Answers 401/407 to our requests inside the dialog from the account's HA1.
+    pub(super) digest: Option<DigestClient>,
+    /// User-Agent of our requests inside the dialog.
+    pub(super) user_agent: String,
+    /// RFC 4028 session timer.
+    pub(super) session_timer: SessionTimer,
+    /// An UPDATE may carry an offer before the dialog is confirmed: the early answer to our
+    /// INVITE arrived (RFC 3311 section 5.1).
+    pub(super) early_offers_allowed: bool,
     /// `Terminated` was reported; nothing more is.
     ended: bool,
     actions: VecDeque<CallAction>,
@@ -96,7 +104,14 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             local_sdp: None,
             remote_sdp: None,
             pending_2xx: None,
-            reinvite: None,
+            remote_offer: None,
+            own: None,
+            reinvite_ack: None,
+            owns_call_id: false,
+            digest: None,
+            user_agent: String::new(),
+            session_timer: SessionTimer::default(),
+            early_offers_allowed: false,
             ended: false,
             actions: VecDeque::new(),
         }
@@ -124,7 +139,9 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             self.pending_2xx
                 .as_ref()
                 .map(|p| p.next_at.min(p.give_up_at)),
-            self.reinvite.as_ref().map(|r| r.answer_by),
+            self.remote_offer.as_ref().map(|r| r.answer_by),
+            self.own.as_ref().and_then(|o| o.deadline()),
+            self.session_timer_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -150,8 +167,12 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                 self.respond(txn, response);
             }
         }
-        if self.reinvite.as_ref().is_some_and(|r| now >= r.answer_by) {
-            if let Some(r) = self.reinvite.take() {
+        if self
+            .remote_offer
+            .as_ref()
+            .is_some_and(|r| now >= r.answer_by)
+        {
+            if let Some(r) = self.remote_offer.take() {
                 // The gateway did not answer in time: the offer is refused for now and the
                 // call keeps its session (RFC 3261 section 14.2); the peer may retry.
                 log::info!(
@@ -159,8 +180,11 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                     r.request.call_id()
                 );
                 self.refuse_for_now(r.txn, &r.request, rng);
+                self.send_own_reinvite_if_free();
             }
         }
+        self.handle_reinvite_timeout(now);
+        self.handle_session_timer_timeout(now);
     }
 
     /// An ACK matched the dialog. When it acknowledges our pending 2xx, returns the SDP it
@@ -171,7 +195,19 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             return None;
         }
         self.pending_2xx = None;
-        Some(sdp_of(request.content_type(), request.body()))
+        let sdp = sdp_of(request.content_type(), request.body());
+        self.send_own_reinvite_if_free();
+        Some(sdp)
+    }
+
+    /// Whether our 2xx to an INVITE still waits for its ACK.
+    pub(super) fn pending_2xx_outstanding(&self) -> bool {
+        self.pending_2xx.is_some()
+    }
+
+    /// Whether the peer's offer (re-INVITE) waits for our answer.
+    pub(super) fn has_remote_offer(&self) -> bool {
+        self.remote_offer.is_some()
     }
 
     /// A request (not ACK) matched the dialog, in server transaction `txn`.
@@ -193,24 +229,14 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             Method::Bye => {
                 self.respond_plain(txn, request, 200, "OK", &[]);
                 // RFC 3261 section 15.1.2: pending requests of the dialog get 487.
-                if let Some(r) = self.reinvite.take() {
+                if let Some(r) = self.remote_offer.take() {
                     self.respond_plain(r.txn, &r.request, 487, "Request Terminated", &[]);
                 }
                 return InDialog::Bye;
             }
             Method::Invite => self.handle_reinvite(now, txn, request, rng),
-            Method::Update => {
-                // RFC 4028 refreshes by UPDATE carry no SDP; UPDATE offers are not supported.
-                if request.body().is_empty() {
-                    if let Some(d) = self.dialog.as_mut() {
-                        d.refresh_target(request.contacts().as_slice().first());
-                    }
-                    self.respond_with_contact(txn, request, 200, "OK", None);
-                } else {
-                    self.respond_plain(txn, request, 488, "Not Acceptable Here", &[]);
-                }
-            }
-            Method::Options | Method::Info => self.respond_plain(txn, request, 200, "OK", &[]),
+            Method::Update => self.handle_update(now, txn, request, rng),
+            Method::Options => self.respond_plain(txn, request, 200, "OK", &[]),
             // MESSAGE (RFC 3428), REFER, NOTIFY, ...: the stack hands them to the gateway when
             // it answers that method itself, and answers 501 otherwise.
             _ => self.push(CallAction::IncomingRequest {
@@ -219,103 +245,6 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             }),
         }
         InDialog::Handled
-    }
-
-    /// A re-INVITE (RFC 3261 section 14.2).
-    fn handle_reinvite(&mut self, now: Instant, txn: TxnId, request: &SipRequest, rng: &mut Rng) {
-        if self.reinvite.is_some() {
-            // Section 14.2: a second INVITE before we answered the first.
-            self.refuse_for_now(txn, request, rng);
-            return;
-        }
-        if self.pending_2xx.is_some() || self.phase != Phase::Confirmed {
-            // Our previous offer/answer is not complete (its ACK is outstanding, or the call
-            // is not set up): RFC 3261 section 14.2 / RFC 3264 section 4 glare, 491.
-            self.respond_plain(txn, request, 491, "Request Pending", &[]);
-            return;
-        }
-        if let Some(d) = self.dialog.as_mut() {
-            d.refresh_target(request.contacts().as_slice().first());
-        }
-        let offer = sdp_of(request.content_type(), request.body());
-        match offer {
-            // An offer-less re-INVITE (session refresh, RFC 4028) or an unchanged offer: answer
-            // with what we have, no need to involve the gateway.
-            None => {
-                let sdp = self.local_sdp.clone();
-                self.answer_reinvite_with(now, txn, request, sdp);
-            }
-            Some(offer) if Some(&offer) == self.remote_sdp.as_ref() => {
-                let sdp = self.local_sdp.clone();
-                self.answer_reinvite_with(now, txn, request, sdp);
-            }
-            Some(offer) => {
-                self.reinvite = Some(Box::new(PendingReInvite {
-                    txn,
-                    request: request.clone(),
-                    offer: offer.clone(),
-                    answer_by: now + REINVITE_ANSWER_WAIT,
-                }));
-                self.report(CallEvent::ReInvite { sdp: offer });
-            }
-        }
-    }
-
-    /// RFC 3261 section 14.2: 500 with a Retry-After of a random 0-10 s, so the peer's retry
-    /// does not collide again.
-    fn refuse_for_now(&mut self, txn: TxnId, request: &SipRequest, rng: &mut Rng) {
-        let retry_after = rng.below_or_equal(10).to_string();
-        self.respond_plain(
-            txn,
-            request,
-            500,
-            "Server Internal Error",
-            &[("Retry-After", &retry_after)],
-        );
-    }
-
-    /// The gateway's answer to a [`CallEvent::ReInvite`].
-    pub(super) fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
-        let pending = self.reinvite.take().ok_or(CallError::InvalidState)?;
-        self.remote_sdp = Some(pending.offer);
-        self.answer_reinvite_with(now, pending.txn, &pending.request, Some(sdp));
-        Ok(())
-    }
-
-    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (488 when the offer cannot be
-    /// translated); the call goes on with the previous session (RFC 3261 section 14.2).
-    pub(super) fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
-        let pending = self.reinvite.take().ok_or(CallError::InvalidState)?;
-        let code = if (400..700).contains(&code) {
-            code
-        } else {
-            488
-        };
-        self.respond_plain(
-            pending.txn,
-            &pending.request,
-            code,
-            reason_phrase(code),
-            &[],
-        );
-        Ok(())
-    }
-
-    fn answer_reinvite_with(
-        &mut self,
-        now: Instant,
-        txn: TxnId,
-        request: &SipRequest,
-        sdp: Option<String>,
-    ) {
-        if let Some(s) = &sdp {
-            self.local_sdp = Some(s.clone());
-        }
-        let built = self.response_with_contact(request, 200, "OK", sdp.as_deref());
-        match built {
-            Ok(response) => self.send_2xx(now, txn, request.cseq().seq, response),
-            Err(e) => log::warn!("sip: cannot build re-INVITE answer: {e}"),
-        }
     }
 
     /// A new request inside the confirmed dialog (next CSeq, route set) and where it goes;
@@ -332,7 +261,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
     /// Ends an established call from our side: pending re-INVITE 487, BYE.
     pub(super) fn hang_up_confirmed(&mut self) {
         self.terminate(CallEnd::new(super::CallEndCause::LocalHangup));
-        if let Some(r) = self.reinvite.take() {
+        if let Some(r) = self.remote_offer.take() {
             self.respond_plain(r.txn, &r.request, 487, "Request Terminated", &[]);
         }
         self.send_bye();
@@ -375,6 +304,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             request,
             hop,
             contact_user: None,
+            purpose: super::SendPurpose::Detached,
         });
     }
 
@@ -426,6 +356,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         status: u16,
         reason: &str,
         sdp: Option<&str>,
+        extra: &[(String, String)],
     ) -> Result<SipResponse, MsgError> {
         let tag = self.dialog.as_ref().map(|d| d.key().local_tag.clone());
         let mut builder = ResponseBuilder::from_request(request, status, reason, tag.as_deref());
@@ -440,24 +371,13 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         if status == 200 {
             builder = builder.header("Allow", ALLOW);
         }
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
         if let Some(sdp) = sdp {
             builder = builder.body("application/sdp", sdp.as_bytes().to_vec());
         }
         builder.build()
-    }
-
-    fn respond_with_contact(
-        &mut self,
-        txn: TxnId,
-        request: &SipRequest,
-        status: u16,
-        reason: &str,
-        sdp: Option<&str>,
-    ) {
-        match self.response_with_contact(request, status, reason, sdp) {
-            Ok(response) => self.respond(txn, response),
-            Err(e) => log::warn!("sip: cannot build a {status}: {e}"),
-        }
     }
 
     pub(super) fn respond_plain(
@@ -520,7 +440,8 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         }
         self.phase = Phase::Done;
         self.pending_2xx = None;
-        self.reinvite = None;
+        self.remote_offer = None;
+        self.own = None;
         self.drop_dialog();
         self.push(CallAction::Finished);
     }

@@ -30,6 +30,7 @@ mod requests;
 mod routing;
 mod uas;
 
+pub use calls::InviteOptions;
 pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
 
 use std::collections::{HashMap, VecDeque};
@@ -218,6 +219,8 @@ pub struct SipStack {
     next_call_serial: u64,
     max_calls: usize,
     incoming_calls: bool,
+    /// The RFC 4028 interval our INVITEs ask for (0: none).
+    session_expires: u32,
     dialogs: HashMap<DialogKey, CallId>,
     call_lookups: HashMap<LookupId, CallId>,
     call_txns: HashMap<TxnId, CallId>,
@@ -273,6 +276,7 @@ impl SipStack {
             next_call_serial: 0,
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
+            session_expires: 0,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
             call_txns: HashMap::new(),

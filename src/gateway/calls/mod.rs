@@ -175,6 +175,7 @@ impl Gateway {
                 from_display_name,
                 call_id,
                 sdp,
+                ..
             } => self.incoming_call(
                 now,
                 incoming::IncomingInvite {
@@ -189,9 +190,10 @@ impl Gateway {
             ),
             CallEvent::Progress { code, sdp, .. } => self.call_progress(now, sip, code, sdp, e),
             CallEvent::OfferRetried { code } => self.call_offer_retried(now, sip, code, e),
-            CallEvent::Accepted { sdp } => self.call_accepted(now, sip, sdp, e),
+            CallEvent::Accepted { sdp, .. } => self.call_accepted(now, sip, sdp, e),
             CallEvent::Confirmed { sdp_in_ack } => self.call_confirmed(now, sip, sdp_in_ack, e),
-            CallEvent::ReInvite { sdp } => self.sip_reinvite(now, sip, &sdp, e),
+            CallEvent::ReOffer { sdp } => self.sip_reinvite(now, sip, &sdp, e),
+            CallEvent::ReOfferAnswered { .. } | CallEvent::ReOfferFailed { .. } => {}
             CallEvent::Terminated(end) => {
                 if let Some(key) = self.calls_by_sip.remove(&sip) {
                     if let Some(c) = self.calls.get_mut(key.0) {

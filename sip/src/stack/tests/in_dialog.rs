@@ -16,7 +16,7 @@ fn remote_hold_reinvite_is_answered_by_the_gateway() {
     h.deliver(reinvite);
     assert_eq!(
         h.events(),
-        [(call, CallEvent::ReInvite { sdp: hold.clone() })]
+        [(call, CallEvent::ReOffer { sdp: hold.clone() })]
     );
     h.responses(); // 100 Trying
     let recvonly = OFFER.replace("a=sendrecv", "a=recvonly");
@@ -200,7 +200,7 @@ fn untranslatable_reinvite_offer_is_rejected_and_the_call_goes_on() {
     h.deliver(reinvite);
     assert!(matches!(
         h.events().as_slice(),
-        [(_, CallEvent::ReInvite { .. })]
+        [(_, CallEvent::ReOffer { .. })]
     ));
     h.responses();
     h.stack.reject_reinvite(h.now, call, 488).unwrap();

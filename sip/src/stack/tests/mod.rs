@@ -47,6 +47,14 @@ fn identity() -> AccountIdentity {
     }
 }
 
+/// The events are exactly `call`'s `Accepted` with `sdp`.
+fn assert_accepted(events: Vec<(CallId, CallEvent)>, call: CallId, sdp: &str) {
+    match events.as_slice() {
+        [(c, CallEvent::Accepted { sdp: Some(s), .. })] if *c == call && s == sdp => {}
+        other => panic!("expected Accepted with the answer: {other:?}"),
+    }
+}
+
 struct Harness {
     stack: SipStack,
     now: Instant,
