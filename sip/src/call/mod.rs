@@ -34,6 +34,7 @@ pub use end::{reason_phrase, CallEnd, CallEndCause};
 pub use incoming::IncomingCall;
 pub use outgoing::OutgoingCall;
 
+use super::auth::DigestClient;
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
 use super::locate::{SipUriParts, Target};
 use super::msg::{Headers, MsgError, NameAddr, SipRequest, SipResponse};
@@ -173,6 +174,16 @@ pub enum CallAction {
         contact_user: Option<String>,
         /// What the request is for, which says whether its responses come back to the call.
         purpose: SendPurpose,
+    },
+    /// A request that outlives the call (its BYE): the stack sends it as one of its own
+    /// client requests, answering 401/407 with `digest`, and reports nothing.
+    SendDetached {
+        /// The request without Via.
+        request: OutgoingRequest,
+        /// Where to.
+        hop: Hop,
+        /// The account's digest client.
+        digest: Option<DigestClient>,
     },
     /// Add a Via with a fresh branch and send outside any transaction: the ACK for a 2xx
     /// (RFC 3261 section 13.2.2.4).
@@ -515,6 +526,20 @@ impl Call {
     /// Refuses the pending [`CallEvent::ReOffer`] with `code` (4xx-6xx, else 488).
     pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
         on_usage!(self, u => u.reject_reinvite(code))
+    }
+
+    /// The account's digest client for requests inside the dialog.
+    pub fn digest(&self) -> Option<DigestClient> {
+        match self {
+            Call::Outgoing(c) => c.usage.digest.clone(),
+            Call::Incoming(c) => c.usage.digest.clone(),
+        }
+    }
+
+    /// The dialog's next local CSeq number (RFC 3261 section 12.2.1.1), for a request of
+    /// the stack inside it; `None` without a dialog.
+    pub fn next_local_cseq(&mut self) -> Option<u32> {
+        on_usage!(self, u => u.dialog.as_mut().map(|d| d.next_cseq()))
     }
 
     /// A new request of `method` inside the confirmed dialog and its hop, for

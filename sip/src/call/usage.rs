@@ -254,7 +254,12 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             return None;
         }
         let hop = self.in_dialog_hop()?;
-        let request = self.dialog.as_mut()?.request(method);
+        let mut request = self.dialog.as_mut()?.request(method);
+        if !self.user_agent.is_empty() {
+            request
+                .headers
+                .push(("User-Agent".to_owned(), self.user_agent.clone()));
+        }
         Some((request, hop))
     }
 
@@ -289,13 +294,21 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         }));
     }
 
+    /// Sends BYE (RFC 3261 section 15.1.1). It outlives the call, as a request of the stack
+    /// that answers 401/407 from the HA1.
     pub(super) fn send_bye(&mut self) {
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        let bye = dialog.request(Method::Bye);
+        let mut bye = dialog.request(Method::Bye);
+        bye.headers
+            .push(("User-Agent".to_owned(), self.user_agent.clone()));
         if let Some(hop) = self.in_dialog_hop() {
-            self.send_request_to(bye, hop);
+            self.push(CallAction::SendDetached {
+                request: bye,
+                hop,
+                digest: self.digest.clone(),
+            });
         }
     }
 

@@ -354,6 +354,14 @@ impl SipStack {
                         e.call.handle_request_sent(purpose, sent);
                     }
                 }
+                CallAction::SendDetached {
+                    request,
+                    hop,
+                    digest,
+                } => {
+                    let req = crate::request::ClientRequest::in_dialog(request, hop, digest);
+                    self.insert_request(req, None, true);
+                }
                 CallAction::SendAck { request, hop } => {
                     // The ACK for a 2xx is not a transaction (RFC 3261 section 17.1.1.3).
                     let sent = self
