@@ -18,10 +18,12 @@
 //! Terminated"` when the caller cancelled an incoming call, `"200 BYE received"` and
 //! `"200 Local hangup"`.
 
+mod early;
 mod end;
 mod incoming;
 mod local_offer;
 mod outgoing;
+mod reliable;
 mod remote_offer;
 mod session_timer;
 mod usage;
@@ -400,6 +402,15 @@ impl Call {
         }
     }
 
+    /// The keys of every dialog of the call: the usage's and early dialogs of other forks.
+    pub fn dialog_keys(&self) -> Vec<DialogKey> {
+        let mut keys: Vec<DialogKey> = self.dialog().map(|d| d.key().clone()).into_iter().collect();
+        if let Call::Outgoing(c) = self {
+            keys.extend(c.forks.iter().map(|f| f.dialog.key().clone()));
+        }
+        keys
+    }
+
     /// Our last SDP in the dialog: the offer of an outgoing call (the retry offer once it
     /// went out), the answer of an incoming one, then our last re-INVITE answer.
     pub fn local_sdp(&self) -> Option<&str> {
@@ -426,7 +437,7 @@ impl Call {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Call::Outgoing(c) => c.poll_timeout(),
-            Call::Incoming(c) => c.usage.poll_timeout(),
+            Call::Incoming(c) => c.poll_timeout(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use engine::Rng;
 
+use super::early::{EarlyFork, ForkState, Provisional};
 use super::usage::{sdp_of, DialogUsage, InDialog, Phase};
 use super::{
     CallAction, CallEnd, CallEndCause, CallError, CallEvent, Hop, OutgoingConfig, SendPurpose,
@@ -45,7 +46,7 @@ pub struct OutgoingCall {
     cseq: u32,
     targets: TargetList,
     current: Option<Target>,
-    invite: Option<Sent>,
+    pub(super) invite: Option<Sent>,
     /// The ACK for the accepted 2xx, resent for its retransmissions.
     ack: Option<OutgoingRequest>,
     /// A provisional response arrived (no fail-over after that, RFC 3263 section 4.3).
@@ -56,6 +57,10 @@ pub struct OutgoingCall {
     offer_retried: bool,
     /// The INVITE went out again with a larger session interval after a 422.
     interval_raised: bool,
+    /// Early dialogs of other forks, waiting aside (`early.rs`).
+    pub(super) forks: Vec<EarlyFork>,
+    /// What we know of the usage's current early dialog.
+    pub(super) current_fork: ForkState,
 }
 
 impl OutgoingCall {
@@ -112,6 +117,8 @@ impl OutgoingCall {
             provisional_seen: false,
             offer_retried: false,
             interval_raised: false,
+            forks: Vec::new(),
+            current_fork: ForkState::default(),
         })
     }
 
@@ -174,12 +181,14 @@ impl OutgoingCall {
 
     fn handle_provisional(&mut self, now: Instant, response: &SipResponse) {
         self.provisional_seen = true;
-        // RFC 3261 section 12.1.2: a provisional with a To tag creates an early dialog (one
-        // per call here: later forks only report progress).
-        if self.usage.dialog.is_none() && response.to().tag().is_some() {
-            let invite = self.invite.as_ref().map(|s| &s.request);
-            if let Some(Ok(dialog)) = invite.map(|i| Dialog::uac(i, response)) {
-                self.usage.set_dialog(dialog);
+        if matches!(
+            self.usage.setup(),
+            Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. })
+        ) {
+            // RFC 3261 section 12.1.2: a provisional with a To tag creates an early dialog,
+            // one per fork (`early.rs`); a reliable one is PRACKed (RFC 3262).
+            if let Provisional::Repeated = self.take_provisional(response) {
+                return;
             }
         }
         match self.usage.setup() {
@@ -257,8 +266,9 @@ impl OutgoingCall {
             }
             None => {}
         }
-        // Create the dialog from the 2xx, or confirm the early one it belongs to; an early
-        // dialog of another fork is replaced.
+        // Create the dialog from the 2xx, or confirm the early one it belongs to; the early
+        // dialogs of other forks go.
+        let early_answer = self.settle_forks(tag.as_deref());
         let dialog = match self.usage.dialog.take() {
             Some(mut d) if Some(&d.key().remote_tag) == tag.as_ref() => {
                 d.confirm(response);
@@ -268,6 +278,9 @@ impl OutgoingCall {
                 if let Some(p) = previous {
                     self.usage.push(CallAction::DialogRemoved(p.key().clone()));
                 }
+                let Some(invite) = self.invite.as_ref() else {
+                    return;
+                };
                 match Dialog::uac(&invite.request, response) {
                     Ok(d) => {
                         self.usage.push(CallAction::DialogCreated(d.key().clone()));
@@ -307,7 +320,10 @@ impl OutgoingCall {
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
                 self.usage.phase = Phase::Confirmed;
                 self.usage.handle_session_timer_response(now, response);
-                self.usage.remote_sdp = sdp_of(response.content_type(), response.body());
+                // RFC 3261 section 13.2.1: an answer already given in a reliable provisional
+                // of this dialog need not be repeated in the 2xx.
+                self.usage.remote_sdp =
+                    sdp_of(response.content_type(), response.body()).or(early_answer);
                 self.usage.report(CallEvent::Accepted {
                     sdp: self.usage.remote_sdp.clone(),
                     headers: response.headers().clone(),
@@ -330,8 +346,9 @@ impl OutgoingCall {
                 },
             ) => self.usage.finish(),
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
-                // The early dialog (if any) ends with the INVITE (RFC 3261 section 12.3).
+                // The early dialogs (if any) end with the INVITE (RFC 3261 section 12.3).
                 self.usage.drop_dialog();
+                self.drop_forks();
                 match status {
                     401 | 407 => match self.digest.handle_challenge(response) {
                         Ok(()) => self.send_invite(),
@@ -435,9 +452,17 @@ impl OutgoingCall {
         request: &SipRequest,
         rng: &mut Rng,
     ) {
-        if self.usage.handle_in_dialog_request(now, txn, request, rng) == InDialog::Bye {
-            self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
-            self.usage.finish();
+        match self.usage.handle_in_dialog_request(now, txn, request, rng) {
+            InDialog::Bye => {
+                self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
+                self.usage.finish();
+            }
+            // We send no reliable provisional responses as the caller.
+            InDialog::Prack => {
+                self.usage
+                    .respond_plain(txn, request, 481, "Call/Transaction Does Not Exist", &[])
+            }
+            InDialog::Handled => {}
         }
     }
 

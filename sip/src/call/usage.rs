@@ -51,6 +51,8 @@ pub(super) enum InDialog {
     Handled,
     /// A BYE, answered 200 (and a pending re-INVITE 487): the direction ends the call.
     Bye,
+    /// A PRACK (RFC 3262): the direction answers it.
+    Prack,
 }
 
 /// The state both directions share.
@@ -237,6 +239,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             Method::Invite => self.handle_reinvite(now, txn, request, rng),
             Method::Update => self.handle_update(now, txn, request, rng),
             Method::Options => self.respond_plain(txn, request, 200, "OK", &[]),
+            Method::Prack => return InDialog::Prack,
             // MESSAGE (RFC 3428), REFER, NOTIFY, ...: the stack hands them to the gateway when
             // it answers that method itself, and answers 501 otherwise.
             _ => self.push(CallAction::IncomingRequest {

@@ -149,7 +149,7 @@ impl SipStack {
 
     /// Sends 180 Ringing for an incoming call.
     pub fn ring(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
-        self.with_call(now, call, |c, _| c.incoming_mut()?.ring())
+        self.with_call(now, call, |c, now| c.incoming_mut()?.ring(now))
     }
 
     /// Answers an incoming call with 200 OK carrying `sdp` (an answer, or our offer when the
@@ -426,8 +426,10 @@ impl SipStack {
                     for txn in e.txns {
                         self.call_txns.remove(&txn);
                     }
-                    if let Some(d) = e.call.dialog() {
-                        self.dialogs.remove(d.key());
+                    for key in e.call.dialog_keys() {
+                        if self.dialogs.get(&key) == Some(&id) {
+                            self.dialogs.remove(&key);
+                        }
                     }
                     self.call_deadlines.cancel(id);
                     return;
