@@ -171,8 +171,8 @@ pub enum RequestAction {
     /// Add a Via with a fresh branch, send in a new client transaction and report with
     /// [`ClientRequest::handle_sent`].
     Send {
-        /// The request without Via.
-        request: OutgoingRequest,
+        /// The request without Via (boxed: it dwarfs the other actions).
+        request: Box<OutgoingRequest>,
         /// Where to.
         hop: Hop,
         /// A copy after a digest challenge inside a dialog: it takes the dialog's next CSeq
@@ -464,12 +464,12 @@ impl ClientRequest {
         self.last_hop = Some(hop.clone());
         self.phase = Phase::Sending;
         self.actions.push_back(RequestAction::Send {
-            request: OutgoingRequest {
+            request: Box::new(OutgoingRequest {
                 method: self.method.clone(),
                 uri: self.uri.clone(),
                 headers,
                 body: self.body.clone(),
-            },
+            }),
             hop,
             renumber,
         });

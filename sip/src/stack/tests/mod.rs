@@ -6,6 +6,7 @@
 mod in_dialog;
 mod incoming;
 mod outgoing;
+mod renegotiation;
 mod requests;
 
 use std::collections::VecDeque;
