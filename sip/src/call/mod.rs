@@ -25,6 +25,7 @@ mod local_offer;
 mod outgoing;
 mod reliable;
 mod remote_offer;
+mod route;
 mod session_timer;
 mod usage;
 
@@ -38,7 +39,7 @@ pub use outgoing::OutgoingCall;
 
 use super::auth::DigestClient;
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
-use super::locate::{SipUriParts, Target};
+use super::locate::{LocateError, SipUriParts, Target, TargetList};
 use super::msg::{Headers, MsgError, NameAddr, SipRequest, SipResponse};
 use super::registration::RegId;
 use super::stack::SendError;
@@ -376,6 +377,15 @@ impl Call {
     /// An incoming call.
     pub fn incoming(call: IncomingCall) -> Call {
         Call::Incoming(Box::new(call))
+    }
+
+    /// A lookup the call asked for ([`CallAction::Locate`]) answered: the callee's domain
+    /// while an outgoing call locates it, else the next hop of the dialog.
+    pub fn handle_located(&mut self, result: Result<TargetList, LocateError>) {
+        match self {
+            Call::Outgoing(c) if c.is_locating() => c.handle_located(result),
+            call => on_usage!(call, u => u.handle_next_hop_located(result)),
+        }
     }
 
     /// The incoming call, or [`CallError::InvalidState`] for an outgoing one.

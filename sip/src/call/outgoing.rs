@@ -122,6 +122,11 @@ impl OutgoingCall {
         })
     }
 
+    /// Whether the callee's domain is being located.
+    pub fn is_locating(&self) -> bool {
+        self.usage.setup() == Some(OutgoingSetup::Locating)
+    }
+
     /// The callee lookup finished.
     pub fn handle_located(&mut self, result: Result<TargetList, LocateError>) {
         if self.usage.setup() != Some(OutgoingSetup::Locating) {

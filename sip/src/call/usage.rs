@@ -5,19 +5,18 @@
 //! [`super::incoming`] and is a [`Phase::Setup`] here.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use engine::Rng;
 
 use super::local_offer::{OwnReInvite, ReInviteAck};
 use super::remote_offer::PendingRemoteOffer;
+use super::route::LocatedHop;
 use super::session_timer::SessionTimer;
 use super::{CallAction, CallEnd, CallEvent, Hop, ALLOW};
 use crate::auth::DigestClient;
 use crate::dialog::{Dialog, OutgoingRequest};
-use crate::locate::Target;
-use crate::msg::{Host, Method, MsgError, NameAddr, ResponseBuilder, SipRequest, SipResponse};
+use crate::msg::{Method, MsgError, NameAddr, ResponseBuilder, SipRequest, SipResponse};
 use crate::transport::Transport;
 use crate::txn::{TxnConfig, TxnId};
 
@@ -66,7 +65,7 @@ pub(super) struct DialogUsage<S> {
     /// Where in-dialog requests go when the next hop is not a literal address.
     pub(super) hop: Option<Hop>,
     /// False with an outbound proxy: every request goes through it.
-    route_by_dialog: bool,
+    pub(super) route_by_dialog: bool,
     /// Our last SDP in the dialog (offer or answer).
     pub(super) local_sdp: Option<String>,
     /// The peer's last SDP in the dialog.
@@ -84,6 +83,8 @@ pub(super) struct DialogUsage<S> {
     pub(super) digest: Option<DigestClient>,
     /// User-Agent of our requests inside the dialog.
     pub(super) user_agent: String,
+    /// The next hop host name of the dialog located by RFC 3263 (`route.rs`).
+    pub(super) located: Option<LocatedHop>,
     /// RFC 4028 session timer.
     pub(super) session_timer: SessionTimer,
     /// An UPDATE may carry an offer before the dialog is confirmed: the early answer to our
@@ -112,6 +113,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             owns_call_id: false,
             digest: None,
             user_agent: String::new(),
+            located: None,
             session_timer: SessionTimer::default(),
             early_offers_allowed: false,
             ended: false,
@@ -128,6 +130,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
     }
 
     pub(super) fn poll_action(&mut self) -> Option<CallAction> {
+        self.locate_next_hop();
         self.actions.pop_front()
     }
 
@@ -322,46 +325,6 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             contact_user: None,
             purpose: super::SendPurpose::Detached,
         });
-    }
-
-    pub(super) fn in_dialog_hop(&self) -> Option<Hop> {
-        self.dialog.as_ref().and_then(|d| self.hop_for(d))
-    }
-
-    /// Where in-dialog requests go. The next hop URI (first Route or remote target) when it
-    /// is a literal address reachable over UDP; otherwise (domain names, stream flows that
-    /// must be reused through NATs, or an outbound proxy) the flow of the INVITE.
-    pub(super) fn hop_for(&self, dialog: &Dialog) -> Option<Hop> {
-        let fallback = self.hop.clone();
-        let udp = matches!(
-            fallback,
-            Some(Hop::Flow {
-                kind: Transport::Udp,
-                ..
-            }) | None
-        );
-        if !self.route_by_dialog || !udp {
-            return fallback;
-        }
-        let uri = dialog.next_hop();
-        let transport = uri
-            .param("transport")
-            .and_then(|p| p.value())
-            .map(|t| transport_of(&t))
-            .unwrap_or(Transport::Udp);
-        let ip = match uri.host() {
-            Some(Host::Ipv4(a)) => Some(IpAddr::V4(*a)),
-            Some(Host::Ipv6(a)) => Some(IpAddr::V6(*a)),
-            _ => None,
-        };
-        match (ip, transport) {
-            (Some(ip), Transport::Udp) => Some(Hop::Located(Target {
-                transport,
-                address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
-                domain: ip.to_string(),
-            })),
-            _ => fallback,
-        }
     }
 
     /// A response carrying our tag; dialog-establishing ones (101-299) also carry Contact

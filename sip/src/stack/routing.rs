@@ -45,9 +45,7 @@ impl SipStack {
                 } else if let Some(call) = self.call_lookups.remove(&lookup) {
                     if let Some(e) = self.call_entry(call) {
                         e.lookup = None;
-                        if let Some(c) = e.call.outgoing_mut() {
-                            c.handle_located(result);
-                        }
+                        e.call.handle_located(result);
                         self.dirty_calls.push(call);
                     }
                 } else if let Some(reg) = self.reg_lookups.remove(&lookup) {

@@ -808,3 +808,39 @@ fn a_challenged_info_takes_the_dialogs_next_cseq() {
     let bye = h.one_request(Method::Bye);
     assert_eq!(bye.cseq().seq, again.cseq().seq + 1, "CSeq keeps rising");
 }
+
+#[test]
+fn a_host_name_as_next_hop_is_located_by_rfc_3263() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob();
+    h.reply_with(
+        &invite,
+        200,
+        "OK",
+        &[("Contact", "<sip:bob@phone.example.test:5082>")],
+        Some(ANSWER),
+    );
+    // The lookup of the remote target's host name starts with the dialog.
+    h.pump();
+    let queried = h.transmits.iter().any(|t| match t {
+        SipTransmit::Dns { bytes, .. } => crate::dns::wire::parse_query(bytes)
+            .is_ok_and(|q| q.question.name.to_string().contains("phone.example.test")),
+        _ => false,
+    });
+    assert!(queried, "{:?}", h.transmits);
+    answer_dns(&mut h);
+    h.one_request(Method::Ack);
+    h.events();
+    // Located: 127.0.0.1 first, with the port of the URI (not the INVITE's flow, :5080).
+    h.stack.hangup(h.now, call).unwrap();
+    h.pump();
+    let to = h
+        .transmits
+        .drain(..)
+        .find_map(|t| match t {
+            SipTransmit::Datagram { to, bytes } if bytes.starts_with(b"BYE ") => Some(to),
+            _ => None,
+        })
+        .expect("a BYE");
+    assert_eq!(to, SocketAddr::from(([127, 0, 0, 1], 5082)));
+}
