@@ -124,6 +124,25 @@ impl Bridge {
                         &mut self.events,
                         BridgeEvent::RtpInactive { leg: MediaLeg::Sip },
                     ),
+                    RtpLegEvent::TelephoneEventEnded { event, duration } => {
+                        let digit = crate::rtp::TelephoneEvent {
+                            event,
+                            end: true,
+                            volume: 0,
+                            duration,
+                        }
+                        .digit();
+                        let clock = stream.telephone_event.map_or(8000, |(_, c)| c.max(1));
+                        if let Some(digit) = digit {
+                            push_bounded(
+                                &mut self.events,
+                                BridgeEvent::Dtmf {
+                                    digit,
+                                    duration_ms: u32::from(duration) * 1000 / clock,
+                                },
+                            );
+                        }
+                    }
                     RtpLegEvent::KeyframeRequested if index == MediaKind::Video.index() => {
                         if let Some(engine) = self.webrtc.as_mut() {
                             if let Err(e) = engine.request_keyframe(now, MediaKind::Video) {
