@@ -122,8 +122,10 @@ impl WebrtcLeg {
     }
 
     /// A subsequent offer of ours (`lines`: every m-line of the session in order, then any
-    /// new one), over the same transport, `a=setup:actpass` (RFC 8842 section 5.5: the
-    /// browser keeps its role). [`WebrtcLeg::apply_reanswer`] takes the browser's answer.
+    /// new one), over the same transport. Its `a=setup` names our role in the association
+    /// (RFC 8842 section 5.5 allows `active`/`passive` in offers), so the browser's answer
+    /// cannot pick the other and ask for a new association; [`WebrtcLeg::apply_reanswer`]
+    /// takes that answer.
     pub fn reoffer(&mut self, lines: Vec<OfferLine>) -> SessionDescription {
         self.sdp_version += 1;
         let candidate = self.candidate_line();
@@ -136,7 +138,7 @@ impl WebrtcLeg {
         let sources = self.sources();
         let offer = description::write_reoffer(
             &lines,
-            &self.local_transport("actpass", &candidate),
+            &self.local_transport(self.setup_of_role(), &candidate),
             &sources,
             self.session_id(),
         );
@@ -167,11 +169,21 @@ impl WebrtcLeg {
             .collect();
         let remote = description::remote_transport(answer, &accepted)?;
         self.same_association(&remote)?;
-        let role = description::offerer_dtls_role(&remote.setup);
-        if Some(role) != self.dtls_role {
-            return Err(WebrtcError::WrongState(
-                "the answer changes the DTLS role, which needs a new association",
-            ));
+        // The browser answers the role we named with the other one. One that answers with
+        // ours (rtc 0.21 always says `active`) keeps the association it has all the same:
+        // it renegotiates nothing over the established transport, so the call goes on as
+        // it is rather than failing on a word.
+        let role = match remote.setup.as_str() {
+            "active" => Some(DtlsRole::Server),
+            "passive" => Some(DtlsRole::Client),
+            _ => None,
+        };
+        if role.is_some() && role != self.dtls_role {
+            log::debug!(
+                "browser answered a=setup:{} to our role {:?}; keeping the association",
+                remote.setup,
+                self.dtls_role
+            );
         }
         let mut codecs = Vec::new();
         for &i in &accepted {
