@@ -24,7 +24,7 @@ mod incoming;
 mod local_offer;
 mod outgoing;
 mod reliable;
-mod remote_offer;
+pub(crate) mod remote_offer;
 mod route;
 mod session_timer;
 mod usage;
@@ -51,10 +51,11 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAG
 /// Option tags we support, for `Supported` (RFC 3261 section 20.37): reliable provisional
 /// responses (RFC 3262), session timers (RFC 4028), Replaces (RFC 3891).
 pub const SUPPORTED: &str = "100rel, timer, replaces";
-/// How long the gateway may take to answer a re-INVITE offer before the call refuses it
-/// with 500 and a Retry-After (RFC 3261 section 14.2), well under the peer's Timer B of
-/// 32 s.
-pub const REINVITE_ANSWER_WAIT: Duration = Duration::from_secs(4);
+/// How long the gateway may take to answer a re-INVITE offer (the browser's answer to
+/// `update` `received` included) before [`CallEvent::ReOfferUnanswered`]; the peer's
+/// transaction waits on our 100 Trying meanwhile (RFC 3261 section 14.2 lets the UAS take
+/// its time; Timer B stops at a provisional).
+pub const REINVITE_ANSWER_WAIT: Duration = Duration::from_secs(10);
 
 /// What happens to a call, for the gateway; the stack reports it with the call's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +117,10 @@ pub enum CallEvent {
         /// The new offer.
         sdp: String,
     },
+    /// The [`CallEvent::ReOffer`] was not answered within [`REINVITE_ANSWER_WAIT`]: the
+    /// gateway may answer it on its own now; a second later it is refused (500 with
+    /// Retry-After, RFC 3261 section 14.2) and the session stays as it was.
+    ReOfferUnanswered,
     /// Our re-INVITE ([`SipStack::reinvite`](super::stack::SipStack::reinvite)) was
     /// accepted and ACKed.
     ReOfferAnswered {
@@ -539,9 +544,14 @@ impl Call {
         }
     }
 
-    /// The gateway's answer to a [`CallEvent::ReOffer`].
-    pub fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
-        on_usage!(self, u => u.answer_reinvite(now, sdp))
+    /// The gateway's answer to a [`CallEvent::ReOffer`], with `headers` after ours.
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        on_usage!(self, u => u.answer_reinvite(now, sdp, headers))
     }
 
     /// Refuses the pending [`CallEvent::ReOffer`] with `code` (4xx-6xx, else 488).

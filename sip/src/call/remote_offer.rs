@@ -22,7 +22,12 @@ pub(super) struct PendingRemoteOffer {
     pub(super) request: SipRequest,
     pub(super) offer: String,
     pub(super) answer_by: Instant,
+    /// [`CallEvent::ReOfferUnanswered`] went out: the next expiry refuses the offer.
+    pub(super) warned: bool,
 }
+
+/// How long the gateway has after [`CallEvent::ReOfferUnanswered`] to answer on its own.
+pub const REOFFER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<S: Copy + PartialEq> DialogUsage<S> {
     /// A re-INVITE (RFC 3261 section 14.2).
@@ -122,6 +127,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                     request: request.clone(),
                     offer: offer.clone(),
                     answer_by: now + REINVITE_ANSWER_WAIT,
+                    warned: false,
                 }));
                 self.report(CallEvent::ReOffer { sdp: offer });
             }
@@ -141,11 +147,16 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         );
     }
 
-    /// The gateway's answer to a [`CallEvent::ReOffer`].
-    pub(super) fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
+    /// The gateway's answer to a [`CallEvent::ReOffer`], with `headers` after ours.
+    pub(super) fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
         let pending = self.remote_offer.take().ok_or(CallError::InvalidState)?;
         self.remote_sdp = Some(pending.offer);
-        self.answer_offer_with(now, pending.txn, &pending.request, Some(sdp));
+        self.answer_offer_with_headers(now, pending.txn, &pending.request, Some(sdp), headers);
         Ok(())
     }
 
@@ -178,13 +189,25 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         request: &SipRequest,
         sdp: Option<String>,
     ) {
+        self.answer_offer_with_headers(now, txn, request, sdp, Vec::new());
+    }
+
+    fn answer_offer_with_headers(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+        sdp: Option<String>,
+        headers: Vec<(String, String)>,
+    ) {
         if let Some(s) = &sdp {
             self.local_sdp = Some(s.clone());
         }
-        let extra = match self.session_timer_answer(now, request) {
+        let mut extra = match self.session_timer_answer(now, request) {
             TimerAnswer::Headers(h) => h,
             TimerAnswer::TooSmall(_) => Vec::new(),
         };
+        extra.extend(headers);
         let built = self.response_with_contact(request, 200, "OK", sdp.as_deref(), &extra);
         match (built, request.method()) {
             (Ok(response), Method::Invite) => self.send_2xx(now, txn, request.cseq().seq, response),

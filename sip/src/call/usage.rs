@@ -172,6 +172,16 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                 self.respond(txn, response);
             }
         }
+        if let Some(r) = self
+            .remote_offer
+            .as_mut()
+            .filter(|r| now >= r.answer_by && !r.warned)
+        {
+            // The gateway may still answer on its own (without the browser) right away.
+            r.warned = true;
+            r.answer_by = now + super::remote_offer::REOFFER_GRACE;
+            self.report(CallEvent::ReOfferUnanswered);
+        }
         if self
             .remote_offer
             .as_ref()

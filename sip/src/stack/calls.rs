@@ -29,6 +29,16 @@ impl SipStack {
         self.session_expires = seconds;
     }
 
+    /// Adds `methods` to those the gateway answers itself (see
+    /// [`SipStack::set_incoming_methods`]); features enable theirs independently.
+    pub fn enable_incoming_methods(&mut self, methods: &[crate::msg::Method]) {
+        for m in methods {
+            if !self.incoming_methods.contains(m) {
+                self.incoming_methods.push(m.clone());
+            }
+        }
+    }
+
     /// Answers INVITEs for registration Contacts with calls (`true`) or 480 (`false`, the
     /// default until the gateway handles call events).
     pub fn set_incoming_calls(&mut self, enabled: bool) {
@@ -195,7 +205,18 @@ impl SipStack {
         call: CallId,
         sdp: String,
     ) -> Result<(), CallError> {
-        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
+        self.answer_reinvite_with(now, call, sdp, Vec::new())
+    }
+
+    /// [`SipStack::answer_reinvite`] with the gateway's own header fields in the 200.
+    pub fn answer_reinvite_with(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp, headers))
     }
 
     /// Sends a re-INVITE offering `sdp` in the confirmed dialog of `call`, with `headers`
