@@ -33,6 +33,8 @@ pub struct Account {
     pub incoming_header_prefixes: Vec<String>,
     /// The SIP registration, between `account-register` and `account-unregister`.
     pub registration: Option<RegId>,
+    /// Push parameters for the REGISTER Contact (`account-devicetoken`, `push.rs`).
+    pub push: Option<Vec<(String, String)>>,
 }
 
 impl Account {
@@ -46,6 +48,7 @@ impl Account {
             user_agent: add.user_agent,
             incoming_header_prefixes: add.incoming_header_prefixes,
             registration: None,
+            push: None,
         }
     }
 
@@ -125,12 +128,15 @@ impl Gateway {
         let Some(account) = self.accounts.get(id.0) else {
             return;
         };
+        let push = account.push.clone().unwrap_or_default();
         if let Some(reg) = account.registration {
+            e.sip.set_contact_params(reg, push);
             e.sip.start(now, reg);
             return;
         }
         // Own the registration before it can emit its first event.
         let reg = e.sip.register_deferred(account.identity());
+        e.sip.set_contact_params(reg, push);
         self.registration_owner.insert(reg, id);
         if let Some(a) = self.accounts.get_mut(id.0) {
             a.registration = Some(reg);
@@ -141,6 +147,10 @@ impl Gateway {
     /// `account-unregister` (and removal/close): REGISTER with Expires 0; SylkServer sends no
     /// event for it, so the registration's later events are no longer routed.
     pub(super) fn unregister_account(&mut self, now: Instant, id: AccountId, e: &mut Engines<'_>) {
+        // SylkServer drops the stored push token with the registration.
+        if let Some(a) = self.accounts.get_mut(id.0) {
+            a.push = None;
+        }
         let Some(reg) = self
             .accounts
             .get_mut(id.0)

@@ -68,6 +68,39 @@ pub enum GatewayError {
     UnknownSession(String),
     /// A request the gateway does not implement yet.
     NotSupportedYet(&'static str),
+    /// A client header the SIP stack writes itself.
+    HeaderNotAllowed(String),
+    /// A client header whose name or value is not valid SIP.
+    InvalidHeader(String),
+    /// More client headers than one request may carry.
+    TooManyHeaders(usize),
+    /// `session-update`, `session-dtmf-info` or `session-transfer` in a state that does not
+    /// allow it.
+    CallState {
+        /// What was asked.
+        action: &'static str,
+        /// The session.
+        session: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A renegotiation of the session is already under way.
+    UpdatePending(String),
+    /// The browser's SDP for `session-update` could not be used.
+    UpdateSdp(BridgeError),
+    /// The SIP stack refused a request inside the call.
+    CannotSend {
+        /// What was asked.
+        action: &'static str,
+        /// Why.
+        error: String,
+    },
+    /// Too many DTMF digits are waiting to be sent on the session.
+    DtmfQueueFull(usize),
+    /// A transfer of the session is already under way.
+    TransferPending(String),
+    /// `session-create` with `refer` naming a session that got no transfer request.
+    NoTransferRequest(String),
 }
 
 impl fmt::Display for GatewayError {
@@ -105,6 +138,34 @@ impl fmt::Display for GatewayError {
             GatewayError::SessionTerminated(s) => write!(f, "Session {s} is terminated"),
             GatewayError::UnknownSession(s) => write!(f, "Unknown session {s}"),
             GatewayError::NotSupportedYet(name) => write!(f, "not supported yet: {name}"),
+            GatewayError::HeaderNotAllowed(name) => {
+                write!(f, "Header {name} is not allowed (the gateway writes it)")
+            }
+            GatewayError::InvalidHeader(name) => write!(f, "Invalid header: {name}"),
+            GatewayError::TooManyHeaders(max) => write!(f, "Too many headers (at most {max})"),
+            GatewayError::CallState {
+                action,
+                session,
+                state,
+            } => write!(
+                f,
+                "Invalid state for {action} on session {session}: {state}"
+            ),
+            GatewayError::UpdatePending(s) => write!(f, "Session {s} is already being updated"),
+            GatewayError::UpdateSdp(BridgeError::NoCommonCodec) => {
+                f.write_str("No common codec (the gateway does not transcode)")
+            }
+            GatewayError::UpdateSdp(e) => write!(f, "Invalid SDP: {e}"),
+            GatewayError::CannotSend { action, error } => write!(f, "Cannot {action}: {error}"),
+            GatewayError::DtmfQueueFull(max) => {
+                write!(f, "Too many DTMF digits waiting (at most {max})")
+            }
+            GatewayError::TransferPending(s) => {
+                write!(f, "Session {s} is already being transferred")
+            }
+            GatewayError::NoTransferRequest(s) => {
+                write!(f, "Session {s} has no transfer request")
+            }
         }
     }
 }
@@ -140,6 +201,8 @@ pub enum CallEnd {
     MediaPortsUnavailable,
     /// The client's WebSocket closed (nobody is told).
     WebSocketClosed,
+    /// The call was transferred (`session-transfer`, and the target answered).
+    Transferred,
 }
 
 impl CallEnd {
@@ -179,6 +242,7 @@ impl fmt::Display for CallEnd {
             CallEnd::SrtpRetryFailed => f.write_str(NOT_ACCEPTABLE),
             CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
+            CallEnd::Transferred => f.write_str("200 Call transferred"),
         }
     }
 }

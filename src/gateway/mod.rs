@@ -13,7 +13,9 @@ mod account;
 mod calls;
 mod client;
 mod error;
+mod headers;
 mod ports;
+mod push;
 mod trace;
 
 use std::collections::{HashMap, VecDeque};
@@ -21,7 +23,7 @@ use std::time::{Instant, SystemTime};
 
 use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
-use sip::stack::{SipEvent, SipStack};
+use sip::stack::{RequestTarget, SipEvent, SipStack};
 
 use crate::config::{MediaConfig, SylkRtcConfig};
 use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
@@ -133,6 +135,8 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
+    /// How push tokens go into the REGISTER Contact.
+    pub push_parameters: crate::config::PushParameters,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -151,6 +155,8 @@ pub struct Gateway {
     calls: Table<calls::GwCall>,
     calls_by_media: HashMap<MediaId, CallKey>,
     calls_by_sip: HashMap<sip::stack::CallId, CallKey>,
+    /// Our requests inside calls' dialogs (INFO, REFER, NOTIFY) and what each is for.
+    call_requests: HashMap<sip::request::RequestId, (CallKey, calls::CallRequest)>,
     ports: ports::MediaPorts,
     /// Randomness for the bridges' SSRCs, ICE credentials and SDES keys.
     rng: Rng,
@@ -183,6 +189,7 @@ impl Gateway {
             calls: Table::new(),
             calls_by_media: HashMap::new(),
             calls_by_sip: HashMap::new(),
+            call_requests: HashMap::new(),
             rng,
             wall: SystemTime::UNIX_EPOCH,
             outputs: VecDeque::new(),
@@ -219,6 +226,18 @@ impl Gateway {
             GatewayInput::Sip(SipEvent::Call { call, event }) => {
                 self.handle_call_event(now, call, event, engines)
             }
+            GatewayInput::Sip(SipEvent::Request { request, outcome })
+                if self.call_requests.contains_key(&request) =>
+            {
+                if let Some((key, what)) = self.call_requests.remove(&request) {
+                    self.call_request_done(now, key, what, &outcome, engines);
+                }
+            }
+            GatewayInput::Sip(SipEvent::IncomingRequest {
+                id,
+                target: RequestTarget::Call(call),
+                request,
+            }) if self.call_incoming_request(now, call, id, &request, engines) => {}
             GatewayInput::Sip(event) => self.handle_sip_event(event),
             GatewayInput::Bridge { media, event } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
@@ -318,9 +337,11 @@ impl Gateway {
                 .find_account(client, account.as_str())
                 .map(|id| self.unregister_account(now, id, e)),
             Request::SessionCreate(create) => self.create_session(now, client, create, e),
-            Request::SessionAnswer { session, sdp, .. } => {
-                self.answer_session(now, client, &session, &sdp, e)
-            }
+            Request::SessionAnswer {
+                session,
+                sdp,
+                headers,
+            } => self.answer_session(now, client, &session, &sdp, &headers, e),
             Request::SessionTrickle {
                 session,
                 candidates,
@@ -328,6 +349,12 @@ impl Gateway {
             Request::SessionTerminate { session } => {
                 self.terminate_session(now, client, &session, e)
             }
+            Request::SessionUpdate(update) => self.update_session(now, client, update, e),
+            Request::SessionDtmfInfo(info) => self.dtmf_info(now, client, info, e),
+            Request::SessionTransfer { session, uri } => {
+                self.transfer_session(now, client, &session, &uri, e)
+            }
+            Request::AccountDevicetoken(token) => self.device_token(client, token),
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
         };
         self.reply(client, &transaction, result);

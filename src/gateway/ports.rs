@@ -96,6 +96,25 @@ impl MediaPorts {
         ))
     }
 
+    /// One more pair for a call's video (a renegotiation adds video): recorded in `ports`,
+    /// `None` when the range is exhausted.
+    pub fn allocate_video(&mut self, ports: &mut CallPorts) -> Option<SocketAddr> {
+        let pair = self.ports.allocate()?;
+        ports.pairs.push(pair.rtp);
+        Some(SocketAddr::new(self.config.address, pair.rtp))
+    }
+
+    /// The RTP and RTCP sockets of one SIP-side pair.
+    pub fn pair_sockets(rtp: SocketAddr) -> Vec<(MediaSocketKind, SocketAddr)> {
+        vec![
+            (MediaSocketKind::Rtp, rtp),
+            (
+                MediaSocketKind::Rtcp,
+                SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+            ),
+        ]
+    }
+
     /// Returns a call's ports.
     pub fn release(&mut self, ports: &CallPorts) {
         for &p in &ports.pairs {

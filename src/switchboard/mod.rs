@@ -63,6 +63,12 @@ impl Switchboard {
     pub fn new(gateway: Gateway, mut sip: SipStack, max_calls: usize) -> Switchboard {
         sip.set_incoming_calls(true);
         sip.set_max_calls(max_calls);
+        // Inside calls: key presses (INFO), transfers (REFER) and their progress (NOTIFY).
+        sip.enable_in_dialog_methods(&[
+            sip::msg::Method::Info,
+            sip::msg::Method::Refer,
+            sip::msg::Method::Notify,
+        ]);
         Switchboard {
             gateway,
             sip,

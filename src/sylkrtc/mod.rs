@@ -12,7 +12,9 @@ mod fields;
 pub mod request;
 
 pub use aor::Aor;
-pub use event::{Event, Originator, RegistrationState, SessionState};
+pub use event::{
+    DtmfMethod, Event, Originator, RegistrationState, SessionState, TransferState, UpdateState,
+};
 pub use request::{decode, Decoded, Envelope, Request, RequestError};
 
 /// The subprotocol a connection negotiated; fixed for the connection's life.

@@ -29,12 +29,13 @@ impl SipStack {
         self.session_expires = seconds;
     }
 
-    /// Adds `methods` to those the gateway answers itself (see
-    /// [`SipStack::set_incoming_methods`]); features enable theirs independently.
-    pub fn enable_incoming_methods(&mut self, methods: &[crate::msg::Method]) {
+    /// Adds `methods` to those the gateway answers itself inside calls' dialogs only (INFO,
+    /// REFER, NOTIFY of a call); outside dialogs they keep the UAS core's answers. Adds to
+    /// [`SipStack::set_incoming_methods`]'s list, which applies both inside and outside.
+    pub fn enable_in_dialog_methods(&mut self, methods: &[crate::msg::Method]) {
         for m in methods {
-            if !self.incoming_methods.contains(m) {
-                self.incoming_methods.push(m.clone());
+            if !self.in_dialog_methods.contains(m) {
+                self.in_dialog_methods.push(m.clone());
             }
         }
     }
@@ -428,7 +429,8 @@ impl SipStack {
                     }
                 }
                 CallAction::IncomingRequest { txn, request } => {
-                    if self.surfaces(request.method()) {
+                    let method = request.method();
+                    if self.surfaces(method) || self.in_dialog_methods.contains(method) {
                         self.file_incoming(now, txn, request, super::RequestTarget::Call(id));
                     } else {
                         let allow = [("Allow", crate::call::ALLOW)];

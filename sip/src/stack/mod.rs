@@ -233,6 +233,8 @@ pub struct SipStack {
     dirty_requests: Vec<RequestId>,
     /// Methods the gateway answers itself.
     incoming_methods: Vec<Method>,
+    /// Methods the gateway answers itself inside calls' dialogs only.
+    in_dialog_methods: Vec<Method>,
     /// Incoming requests waiting for the gateway's answer, by server transaction.
     incoming: HashMap<TxnId, requests::PendingIncoming>,
     incoming_deadlines: Deadlines<TxnId>,
@@ -288,6 +290,7 @@ impl SipStack {
             request_txns: HashMap::new(),
             dirty_requests: Vec::new(),
             incoming_methods: Vec::new(),
+            in_dialog_methods: Vec::new(),
             incoming: HashMap::new(),
             incoming_deadlines: Deadlines::new(),
             events: VecDeque::new(),

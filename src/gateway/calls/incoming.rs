@@ -10,7 +10,7 @@ use sip::stack::CallId as SipCallId;
 
 use super::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::ports::offers_video;
-use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::Event;
 
@@ -29,6 +29,8 @@ pub(super) struct IncomingInvite {
     pub call_id: String,
     /// The offer; `None`: our offer goes in the 200, the answer comes in the ACK.
     pub sdp: Option<String>,
+    /// The INVITE's header fields.
+    pub headers: sip::msg::Headers,
 }
 
 impl Gateway {
@@ -46,6 +48,7 @@ impl Gateway {
             from_display_name,
             call_id,
             sdp,
+            headers: sip_headers,
         } = invite;
         let decline = |e: &mut Engines<'_>, code: u16| {
             if let Err(err) = e.sip.decline(now, sip, code) {
@@ -67,9 +70,9 @@ impl Gateway {
         {
             return decline(e, 503);
         }
-        // A late offer (no SDP) stays audio-only: the browser is offered what we can do
-        // without knowing whether the caller has video.
-        let video = sdp.as_deref().is_some_and(offers_video);
+        // A late offer (no SDP): the browser is offered what we can do, video included
+        // when a pair is free (the browser's answer decides whether it is used).
+        let video = sdp.as_deref().is_none_or(offers_video);
         let Some((ports, addrs)) = self.ports.allocate(video) else {
             return decline(e, 503);
         };
@@ -103,31 +106,31 @@ impl Gateway {
             display_name: from_display_name,
         };
         let media = e.bridges.insert(Box::new(bridge));
-        self.insert_call(
-            GwCall {
-                client,
-                account,
-                session: session.clone(),
-                direction: CallDirection::Incoming,
-                state: CallState::Connecting,
-                sip: Some(sip),
-                sip_call_id: Some(call_id.clone()),
-                media,
-                ports,
-                originator: Some(originator.clone()),
-                early_media: false,
-                progress_sent: false,
-                late_offer: None,
-                is_late_offer,
-                held_by_sip: false,
-            },
-            addrs,
+        let mut call = GwCall::new(
+            client,
+            account,
+            session.clone(),
+            CallDirection::Incoming,
+            Some(sip),
+            Some(call_id.clone()),
+            media,
+            ports,
         );
-        let account_aor = self
+        call.originator = Some(originator.clone());
+        call.is_late_offer = is_late_offer;
+        self.insert_call(call, addrs);
+        let (account_aor, prefixes) = self
             .accounts
             .get(account.0)
-            .map(|a| a.aor.as_str().to_owned())
+            .map(|a| {
+                (
+                    a.aor.as_str().to_owned(),
+                    a.incoming_header_prefixes.clone(),
+                )
+            })
             .unwrap_or_default();
+        // SylkServer's `incoming_header_prefixes`: the INVITE's matching headers.
+        let reported = headers::matching(&sip_headers, &prefixes);
         self.send_event(
             client,
             &Event::IncomingSession {
@@ -136,6 +139,7 @@ impl Gateway {
                 originator,
                 sdp: webrtc_offer,
                 call_id: call_id.clone(),
+                headers: reported,
             },
         );
         if let Err(err) = e.sip.ring(now, sip) {
@@ -143,15 +147,17 @@ impl Gateway {
         }
     }
 
-    /// `session-answer`: the browser takes an incoming call.
+    /// `session-answer`: the browser takes an incoming call; `extra` go in the 200.
     pub(in crate::gateway) fn answer_session(
         &mut self,
         now: Instant,
         client: ClientId,
         session: &str,
         sdp: &str,
+        extra: &[crate::sylkrtc::request::ExtraHeader],
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
+        let extra = headers::client_headers(extra)?;
         let key = self.session_key(client, session)?;
         let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
         if call.direction == CallDirection::Outgoing {
@@ -180,7 +186,7 @@ impl Gateway {
             call.late_offer = Some(sip_answer.clone());
         }
         e.sip
-            .answer(now, sip, sip_answer)
+            .answer_with(now, sip, sip_answer, extra)
             .map_err(|error| GatewayError::CannotAnswer {
                 session: session.to_owned(),
                 error,
@@ -190,6 +196,7 @@ impl Gateway {
             SessionState::Accepted {
                 sdp: None,
                 call_id: None,
+                headers: Vec::new(),
             },
         );
         Ok(())

@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use media::bridge::Bridge;
 use media::error::BridgeError;
-use sip::stack::CallId as SipCallId;
+use sip::stack::{CallId as SipCallId, InviteOptions};
 
 use super::{CallDirection, CallState, GwCall};
 use crate::config::SipSrtp;
 use crate::gateway::ports::offers_video;
-use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::SessionState;
 use crate::sylkrtc::request::SessionCreate;
 
@@ -23,6 +23,15 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let account = self.find_account(client, create.account.as_str())?;
+        let mut extra = headers::client_headers(&create.headers)?;
+        let referred_from = match &create.refer {
+            Some(session) => {
+                let (key, refer_headers) = self.refer_headers(client, session)?;
+                extra.extend(refer_headers);
+                Some(key)
+            }
+            None => None,
+        };
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
         if c.sessions.live.contains_key(&create.session) {
             return Err(GatewayError::SessionInUse(create.session));
@@ -64,13 +73,14 @@ impl Gateway {
             .get(account.0)
             .ok_or(GatewayError::Internal)?
             .identity();
-        let sip = match e.sip.invite_with_retry_offer(
-            now,
-            &identity,
-            create.uri.as_str(),
-            sip_offer,
+        let options = InviteOptions {
             retry_offer,
-        ) {
+            headers: extra,
+        };
+        let sip = match e
+            .sip
+            .invite_with(now, &identity, create.uri.as_str(), sip_offer, options)
+        {
             Ok(sip) => sip,
             Err(error) => {
                 self.ports.release(&ports);
@@ -82,26 +92,18 @@ impl Gateway {
         };
         let media = e.bridges.insert(Box::new(bridge));
         let sip_call_id = e.sip.call_id_of(sip).map(str::to_owned);
-        self.insert_call(
-            GwCall {
-                client,
-                account,
-                session: create.session.clone(),
-                direction: CallDirection::Outgoing,
-                state: CallState::Connecting,
-                sip: Some(sip),
-                sip_call_id,
-                media,
-                ports,
-                originator: None,
-                early_media: false,
-                progress_sent: false,
-                late_offer: None,
-                is_late_offer: false,
-                held_by_sip: false,
-            },
-            addrs,
+        let mut call = GwCall::new(
+            client,
+            account,
+            create.session.clone(),
+            CallDirection::Outgoing,
+            Some(sip),
+            sip_call_id,
+            media,
+            ports,
         );
+        call.referred_from = referred_from;
+        self.insert_call(call, addrs);
         log::info!("session {}: calling {}", create.session, create.uri);
         Ok(())
     }
@@ -118,6 +120,7 @@ impl Gateway {
         let Some((key, call)) = self.call_of_sip(sip) else {
             return;
         };
+        let referred_from = call.referred_from;
         let first = !call.progress_sent;
         call.progress_sent = true;
         if call.state == CallState::Connecting {
@@ -134,11 +137,26 @@ impl Gateway {
                 SessionState::Proceeding { code }
             },
         );
+        if code > 100 {
+            let reason = sip::call::reason_phrase(code);
+            self.report_transfer_progress(now, referred_from, code, reason, e);
+        }
         let Some(sdp) = sdp else { return };
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
         if call.early_media {
+            // Another early answer (a forked early dialog, RFC 3261 section 12.1.2): the
+            // SIP side follows the latest one with SDP; the browser keeps its media.
+            if call.early_sdp.as_deref() != Some(sdp.as_str()) {
+                if let Some(bridge) = e.bridges.get_mut(call.media) {
+                    match bridge.apply_other_sip_answer(now, &sdp) {
+                        Ok(()) => call.early_sdp = Some(sdp),
+                        Err(err) => log::info!("early answer of another fork unusable: {err}"),
+                    }
+                }
+                e.bridges.touched(call.media);
+            }
             return;
         }
         let media = call.media;
@@ -150,6 +168,7 @@ impl Gateway {
         match answer {
             Ok(answer) => {
                 call.early_media = true;
+                call.early_sdp = Some(sdp);
                 let call_id = call.sip_call_id.clone().unwrap_or_default();
                 self.session_event(
                     key,
@@ -204,6 +223,7 @@ impl Gateway {
         now: Instant,
         sip: SipCallId,
         sdp: Option<String>,
+        sip_headers: &sip::msg::Headers,
         e: &mut Engines<'_>,
     ) {
         let Some((key, call)) = self.call_of_sip(sip) else {
@@ -211,9 +231,39 @@ impl Gateway {
         };
         call.state = CallState::Accepted;
         let call_id = call.sip_call_id.clone();
+        let referred_from = call.referred_from;
+        let account = call.account;
+        let prefixes = self
+            .accounts
+            .get(account.0)
+            .map(|a| a.incoming_header_prefixes.clone())
+            .unwrap_or_default();
+        // SylkServer reports the 2xx's headers the account asked for in `accepted`.
+        let reported = headers::matching(sip_headers, &prefixes);
+        self.report_transfer_progress(now, referred_from, 200, "OK", e);
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
         // The browser already has the answer from early-media (SylkServer SS@d4ad858).
         if call.early_media {
-            self.session_event(key, SessionState::Accepted { sdp: None, call_id });
+            // A 2xx from another fork than the early media's, or with another answer: the
+            // SIP side follows it (RFC 3261 section 13.2.1).
+            if let Some(sdp) = sdp.filter(|s| call.early_sdp.as_deref() != Some(s.as_str())) {
+                if let Some(bridge) = e.bridges.get_mut(call.media) {
+                    if let Err(err) = bridge.apply_other_sip_answer(now, &sdp) {
+                        log::info!("2xx answer unusable after early media: {err}");
+                    }
+                }
+                e.bridges.touched(call.media);
+            }
+            self.session_event(
+                key,
+                SessionState::Accepted {
+                    sdp: None,
+                    call_id,
+                    headers: reported,
+                },
+            );
             return;
         }
         let media = call.media;
@@ -228,6 +278,7 @@ impl Gateway {
                 SessionState::Accepted {
                     sdp: Some(answer),
                     call_id,
+                    headers: reported,
                 },
             ),
             Err(err) => {

@@ -1,7 +1,7 @@
 //! Requests validated field by field against SylkServer HEAD's models until their feature
 //! lands; they are answered `not supported yet: <name>`.
 
-use super::session::{candidate, headers};
+use super::session::candidate;
 use super::{Fields, RequestError};
 use crate::sylkrtc::aor::Aor;
 use crate::sylkrtc::fields::invalid;
@@ -17,7 +17,6 @@ enum Kind {
     AorList,
     Object,
     Candidates,
-    Headers,
     OneOf(&'static [&'static str]),
 }
 
@@ -30,19 +29,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
     use Kind::*;
     &[
         ("lookup-public-key", &[("uri", Aor, true)]),
-        (
-            "account-devicetoken",
-            &[
-                ("account", Aor, true),
-                ("token", Str, false),
-                ("platform", Str, false),
-                ("device", Str, false),
-                ("silent", Bool, false),
-                ("app", Str, false),
-                ("old_token", Str, false),
-                ("new_token", Str, false),
-            ],
-        ),
         (
             "account-message",
             &[
@@ -105,14 +91,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
             ],
         ),
         (
-            "session-update",
-            &[
-                ("session", Str, true),
-                ("sdp", Str, true),
-                ("headers", Headers, false),
-            ],
-        ),
-        (
             "session-message",
             &[
                 ("session", Str, true),
@@ -120,14 +98,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
                 ("content", Str, true),
                 ("content_type", Str, true),
                 ("timestamp", Str, true),
-            ],
-        ),
-        (
-            "session-dtmf-info",
-            &[
-                ("session", Str, true),
-                ("digit", Str, true),
-                ("duration", Int, false),
             ],
         ),
         (
@@ -258,9 +228,6 @@ pub(super) fn validate(f: &Fields<'_>) -> Result<(), RequestError> {
             Kind::Object => f.object(field).map(drop)?,
             Kind::Candidates => {
                 f.list(field, candidate)?;
-            }
-            Kind::Headers => {
-                headers(f)?;
             }
             Kind::OneOf(allowed) => f.one_of(field, allowed).map(drop)?,
         }

@@ -13,8 +13,8 @@ mod account;
 mod generic;
 mod session;
 
-pub use account::AccountAdd;
-pub use session::{ExtraHeader, IceCandidate, SessionCreate};
+pub use account::{AccountAdd, DeviceToken};
+pub use session::{DtmfInfo, ExtraHeader, IceCandidate, SessionCreate, SessionUpdate};
 
 /// A validated request and the transaction its reply must carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +181,19 @@ pub enum Request {
         /// The session id.
         session: String,
     },
+    /// `session-update`: a new offer of the browser, or its answer to ours.
+    SessionUpdate(SessionUpdate),
+    /// `session-dtmf-info`: key presses sent as SIP INFO.
+    SessionDtmfInfo(DtmfInfo),
+    /// `session-transfer` (our extension): a blind transfer by REFER.
+    SessionTransfer {
+        /// The session id.
+        session: String,
+        /// Where to transfer the call.
+        uri: Aor,
+    },
+    /// `account-devicetoken`: a push token for the account's next REGISTER.
+    AccountDevicetoken(DeviceToken),
     /// A request that validated but whose feature a later release implements; answered with
     /// `not supported yet: <name>`.
     NotYetSupported {
@@ -242,8 +255,20 @@ fn decode_request(
                 uri,
                 sdp,
                 headers: session::headers(&f)?,
+                refer: f.opt_str("refer")?.map(str::to_owned),
             })
         }
+        "session-update" => Request::SessionUpdate(SessionUpdate {
+            session: f.str("session")?.to_owned(),
+            sdp: f.str("sdp")?.to_owned(),
+            headers: session::headers(&f)?,
+        }),
+        "session-dtmf-info" => Request::SessionDtmfInfo(session::dtmf_info(&f)?),
+        "session-transfer" => Request::SessionTransfer {
+            session: f.str("session")?.to_owned(),
+            uri: f.aor("uri")?,
+        },
+        "account-devicetoken" => Request::AccountDevicetoken(account::device_token(&f)?),
         "session-answer" => Request::SessionAnswer {
             session: f.str("session")?.to_owned(),
             sdp: f.str("sdp")?.to_owned(),
@@ -275,6 +300,10 @@ fn request_name(kind: &str) -> Option<&'static str> {
         "session-answer",
         "session-trickle",
         "session-terminate",
+        "session-update",
+        "session-dtmf-info",
+        "session-transfer",
+        "account-devicetoken",
     ];
     TYPED
         .iter()
