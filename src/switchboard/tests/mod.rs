@@ -515,8 +515,8 @@ fn options_and_unknown_methods_are_answered() {
 
 // ---- calls, with the SIP peer scripted and virtual time --------------------------------
 
-const CHROME_OFFER: &str = include_str!("../../media/tests/fixtures/sdp/chrome_offer.sdp");
-const SIP_ANSWER: &str = include_str!("../../media/tests/fixtures/sdp/sipp_uas_echo_answer.sdp");
+const CHROME_OFFER: &str = include_str!("../../../media/tests/fixtures/sdp/chrome_offer.sdp");
+const SIP_ANSWER: &str = include_str!("../../../media/tests/fixtures/sdp/sipp_uas_echo_answer.sdp");
 
 /// Everything the gateway produced, sorted by kind.
 #[derive(Default, Debug)]
@@ -1246,3 +1246,4 @@ fn sip_srtp_auto_late_offer_is_plain() {
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
     assert_eq!(g.gateway().call_count(), 1);
 }
+mod renegotiation;
