@@ -310,6 +310,11 @@ impl Forwarding {
             Err(e) => return Err(BridgeError::SipPacket(e)),
         };
         let mut packet: RtpPacket<&mut [u8]> = packet;
+        if !wstream.sending {
+            // The browser does not receive this kind now (its hold): accounted, not sent.
+            self.dropped += 1;
+            return Ok(None);
+        }
         let Some(source) = wstream.guard.admit(packet.ssrc(), packet.sequence_number()) else {
             self.dropped += 1;
             return Ok(None);

@@ -281,7 +281,7 @@ impl Bridge {
             return Err(BridgeError::WrongState("no WebRTC leg"));
         };
         let mut browser_answer = leg.reanswer(now, &webrtc_offer, &webrtc_codecs)?;
-        self.apply_agreement(now, &negotiated, &pairs)?;
+        self.apply_agreement(now, &negotiated, &pairs, directions_of(&webrtc_offer))?;
         let directions = self.browser_directions(&browser_answer, &negotiated);
         finalize_browser_sdp(&mut browser_answer, &directions);
         self.record_agreed(*sip_offer, answer, directions_of(&webrtc_offer), &pairs);
@@ -571,7 +571,7 @@ impl Bridge {
                 pairs.extend(kind_pairs);
             }
         }
-        self.apply_agreement(now, &agreed, &pairs)?;
+        self.apply_agreement(now, &agreed, &pairs, directions_of(webrtc_remote))?;
         let text = sip_answer.to_sdp_string();
         self.record_agreed(
             sip_answer,
@@ -659,7 +659,7 @@ impl Bridge {
             }
         }
         self.check_agreement(&negotiated, &pairs)?;
-        self.apply_agreement(now, &negotiated, &pairs)?;
+        self.apply_agreement(now, &negotiated, &pairs, directions)?;
         self.record_agreed(sip_offer, answer, directions, &pairs);
         Ok(())
     }

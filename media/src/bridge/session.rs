@@ -88,6 +88,7 @@ impl Bridge {
         now: Instant,
         negotiated: &NegotiatedSession,
         pairs: &[(CodecSpec, CodecSpec)],
+        browser_directions: [MediaDirection; 2],
     ) -> Result<(), BridgeError> {
         let usable: Vec<MediaKind> = MediaKind::ALL
             .into_iter()
@@ -115,7 +116,7 @@ impl Bridge {
                 .cloned()
                 .collect();
             self.update_sip_stream(now, kind, line, &kind_pairs, srtp);
-            self.update_webrtc_stream(kind, &kind_pairs);
+            self.update_webrtc_stream(kind, &kind_pairs, browser_directions[kind.index()]);
         }
         self.fwd.to_sip = payload_maps(pairs).0;
         Ok(())
@@ -167,10 +168,17 @@ impl Bridge {
 
     /// The browser-side stream of `kind`: kept when it exists (the continuity toward the
     /// browser goes on), created for a new kind.
-    fn update_webrtc_stream(&mut self, kind: MediaKind, pairs: &[(CodecSpec, CodecSpec)]) {
+    fn update_webrtc_stream(
+        &mut self,
+        kind: MediaKind,
+        pairs: &[(CodecSpec, CodecSpec)],
+        browser: MediaDirection,
+    ) {
         let clock_rate = primary_clock(pairs, kind);
+        let sending = matches!(browser, MediaDirection::SendRecv | MediaDirection::RecvOnly);
         if let Some(w) = self.fwd.webrtc_streams[kind.index()].as_mut() {
             w.clock_rate = clock_rate;
+            w.sending = sending;
             return;
         }
         let ssrc = self
@@ -180,6 +188,7 @@ impl Bridge {
             .unwrap_or(0);
         self.fwd.webrtc_streams[kind.index()] = Some(WebrtcStream {
             out: SsrcRewriter::new(ssrc),
+            sending,
             guard: SequenceGuard::default(),
             clock_rate,
             recv: None,

@@ -53,6 +53,9 @@ impl SipStream {
 pub(super) struct WebrtcStream {
     /// SIP -> WebRTC continuity (the engine stamps its own SSRC on top).
     pub(super) out: SsrcRewriter,
+    /// The browser's direction lets it receive this kind (RFC 3264 section 5.1: nothing is
+    /// sent toward a `sendonly` or `inactive` side, e.g. a browser that put the call on hold).
+    pub(super) sending: bool,
     /// Keeps wild sequence jumps of the SIP source away from the browser's SRTP.
     pub(super) guard: SequenceGuard,
     pub(super) clock_rate: u32,
@@ -239,6 +242,7 @@ impl Bridge {
             let clock_rate = primary_clock(pairs, kind);
             self.fwd.webrtc_streams[kind.index()] = Some(WebrtcStream {
                 out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
+                sending: true,
                 guard: SequenceGuard::default(),
                 clock_rate,
                 recv: None,
