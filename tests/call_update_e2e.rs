@@ -104,3 +104,110 @@ fn hold_unhold_and_video_upgrade_by_session_update_to_sipp() {
     );
     assert!(seen.contains("a=sendonly"), "{seen}");
 }
+
+/// A gateway sending everything through `kam`.
+fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
+    let base = free_udp_range(40);
+    Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    )
+}
+
+#[test]
+fn hold_unhold_and_video_upgrade_by_session_update_to_baresip() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    // baresip with video (VP8, fakevideo bars) takes the upgrade; it answers re-INVITEs
+    // itself, directions mirrored.
+    let mut bs = Baresip::start(
+        &kam,
+        BaresipOpts {
+            user: "bob".into(),
+            video: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bs.wait_for_registration(Duration::from_secs(10));
+    let script = r#"[{"update":"hold"},{"measure":2},{"update":"unhold"},{"measure":2},
+        {"update":"add-video"},{"measure":5}]"#;
+    let args: Vec<String> = [
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        &kam.ha1("alice"),
+        "--to",
+        "bob@example.test",
+        "--seconds",
+        "2",
+        "--hz",
+        "660",
+        "--steps",
+        script,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let client = std::thread::spawn(move || run_sylkrtc_client(&args));
+    // Once upgraded, baresip decodes our test pattern.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let decoded = loop {
+        if let Some(v) = bs.video_stats().filter(|v| v.displayed_frames >= 20) {
+            break Some(v);
+        }
+        if std::time::Instant::now() > deadline || client.is_finished() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (events, result) = client.join().unwrap();
+    eprintln!("client result: {result}");
+    let decoded = decoded.expect("baresip never decoded our video after the upgrade");
+    assert_eq!((decoded.width, decoded.height), (320, 240), "{decoded:?}");
+    let s = steps(&result);
+    assert_eq!(s.len(), 6, "{events:#?}");
+    // baresip's 440 Hz sine before any change.
+    let freq = result["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        u(&result, "frames") >= 50 && (400.0..480.0).contains(&freq),
+        "{result}"
+    );
+    assert_eq!(s[0]["state"], "accepted", "{}", s[0]);
+    assert_eq!(s[0]["answer"][0]["direction"], "recvonly", "{}", s[0]);
+    assert!(u(&s[1], "frames") < 10, "audio during hold: {}", s[1]);
+    assert_eq!(s[2]["state"], "accepted", "{}", s[2]);
+    let back = s[3]["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        u(&s[3], "frames") >= 50 && (400.0..480.0).contains(&back),
+        "baresip's audio after unhold: {}",
+        s[3]
+    );
+    assert_eq!(s[4]["state"], "accepted", "{}", s[4]);
+    assert!(
+        s[4]["answer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "video" && u(m, "port") != 0),
+        "{}",
+        s[4]
+    );
+    assert!(
+        u(&s[5], "frames") >= 100,
+        "audio after the upgrade: {}",
+        s[5]
+    );
+    assert!(
+        u(&s[5], "video_frames") >= 20,
+        "baresip's video did not arrive: {}",
+        s[5]
+    );
+}
