@@ -211,3 +211,38 @@ fn hold_unhold_and_video_upgrade_by_session_update_to_baresip() {
         s[5]
     );
 }
+
+#[test]
+fn sip_reinvites_with_new_sdes_keys_and_added_video_are_answered_by_the_browser() {
+    use common::client::AnsweringClient;
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    // The browser answers every `update` `received` at once.
+    let client = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &["--seconds", "12", "--auto-answer-updates"],
+    );
+    let mut uac = Sipp::uac(
+        "uac_reinvites.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_secs(2)),
+            ..SippOpts::call("bob", "alice")
+        },
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}\n{}",
+        uac.errors(),
+        uac.messages()
+    );
+    let result = client.result();
+    eprintln!("client result: {result}");
+    assert_eq!(u(&result, "updates_answered"), 2, "{result}");
+    let messages = uac.messages();
+    // Each 200 kept SDES on audio; the last one took video with a key of its own.
+    assert_eq!(messages.matches("RTP/SAVP 0").count(), 6, "{messages}");
+}
