@@ -442,6 +442,8 @@ class Client:
         # Called (as a task) for every `update` `received`, when set.
         self.on_update = None
         self.updates_answered = 0
+        # Events that went by while another was awaited (for the `wait` step).
+        self.passed = []
 
     async def reader(self):
         async for text in self.ws:
@@ -475,6 +477,15 @@ class Client:
                 self.states.append(msg.get("state"))
             if predicate(msg):
                 return msg
+            self.passed.append(msg)
+
+    async def seen_or_event(self, predicate, timeout):
+        """An event that arrived while waiting for something else, or the next one."""
+        for i, msg in enumerate(self.passed):
+            if predicate(msg):
+                del self.passed[i]
+                return msg
+        return await self.event(predicate, timeout)
 
 
 def state_is(session, *states):
@@ -690,7 +701,9 @@ class Steps:
                         break
                 r = {"transfer": step["transfer"], "states": states}
             elif "wait" in step:
-                msg = await self.client.event(session_event(self.session, step["wait"]), step.get("timeout", 10))
+                msg = await self.client.seen_or_event(
+                    session_event(self.session, step["wait"]), step.get("timeout", 10)
+                )
                 r = {"wait": step["wait"], "event": msg}
             elif "sleep" in step:
                 await asyncio.sleep(step["sleep"])
