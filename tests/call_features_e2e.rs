@@ -90,3 +90,43 @@ fn dtmf_by_info_and_headers_both_ways_with_sipp() {
     assert!(seen.contains("X-Sylk-Test: ping"), "{seen}");
     assert!(states(&result).ends_with(&["terminated"]), "{result}");
 }
+
+#[test]
+fn reliable_early_media_from_a_sipp_uas_requiring_100rel_is_pracked() {
+    let gw = gateway_with_media();
+    let uas = Sipp::uas(
+        "uas_prack.xml",
+        SippOpts {
+            rtp_echo: true,
+            calls: Some(1),
+            pause: Some(Duration::from_secs(2)),
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("prack@{}", uas.sip_addr());
+    let ws = gw.ws_url();
+    let (events, result) = run_sylkrtc_client(&call_args(&ws, &target, &["--seconds", "3"]));
+    eprintln!("client result: {result}");
+    // DTLS may come up on the early media, before the 200.
+    let st = states(&result);
+    assert_eq!(
+        st[..3],
+        ["progress", "proceeding", "early-media"],
+        "{events:#?}"
+    );
+    assert!(
+        st.contains(&"accepted") && st.contains(&"established"),
+        "{events:#?}"
+    );
+    // The early answer set the media up: our tone came back through SIPp's echo.
+    let freq = result["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        result["frames"].as_u64().unwrap_or(0) >= 100 && (400.0..480.0).contains(&freq),
+        "{result}"
+    );
+    let seen = uas.wait_for_sequence(
+        &["PRACK sip:", "RAck: 1 1 INVITE", "BYE sip:"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(seen.matches("PRACK sip:").count(), 1, "one PRACK: {seen}");
+}

@@ -777,14 +777,20 @@ async def main():
                 create["headers"] = parse_headers(args.header)
             await client.request("session-create", **create)
             await trickle(client, session, full)
-            accepted = await client.event(state_is(session, "accepted", "terminated"), 20)
+            accepted = await client.event(state_is(session, "accepted", "early-media", "terminated"), 20)
+            if accepted.get("state") == "early-media":
+                # The early answer is the answer (sylkrtc.js applies it; `accepted` then has none).
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+                accepted = await client.event(state_is(session, "accepted", "terminated"), 20)
             if accepted.get("state") != "accepted":
                 result.update(states=client.states, error="not accepted: %s" % accepted.get("reason"))
                 print("RESULT " + json.dumps(result), flush=True)
                 return 1
             result["accepted_headers"] = accepted.get("headers")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
-            await client.event(state_is(session, "established"), 15)
+            if accepted.get("sdp"):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+            # DTLS may complete on the early media, before `accepted`.
+            await client.seen_or_event(state_is(session, "established"), 15)
             runner = Steps(args, client, pc, meter, session)
             if args.auto_answer_updates:
                 client.on_update = runner.auto_answer
