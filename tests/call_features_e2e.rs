@@ -130,3 +130,88 @@ fn reliable_early_media_from_a_sipp_uas_requiring_100rel_is_pracked() {
     );
     assert_eq!(seen.matches("PRACK sip:").count(), 1, "one PRACK: {seen}");
 }
+
+/// A gateway sending everything through `kam`.
+fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
+    let base = free_udp_range(40);
+    Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    )
+}
+
+#[test]
+fn forking_through_kamailio_early_media_from_one_baresip_answer_from_the_other() {
+    use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    // bob registered twice: the first sends early media (330 Hz) and rings, the second
+    // rings (180 without SDP) until it is told to accept, then sends 880 Hz.
+    let mut early = Baresip::start(
+        &kam,
+        BaresipOpts {
+            answermode: "early",
+            sine_hz: 330,
+            ..BaresipOpts::default()
+        },
+    );
+    let mut answering = Baresip::start(
+        &kam,
+        BaresipOpts {
+            answermode: "manual",
+            sine_hz: 880,
+            ..BaresipOpts::default()
+        },
+    );
+    early.wait_for_registration(Duration::from_secs(10));
+    answering.wait_for_registration(Duration::from_secs(10));
+    let args: Vec<String> = [
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        &kam.ha1("alice"),
+        "--to",
+        "bob@example.test",
+        "--seconds",
+        "1",
+        "--steps",
+        r#"[{"measure":3}]"#,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let client = std::thread::spawn(move || run_sylkrtc_client(&args));
+    // (baresip in early mode logs no "Incoming call", only the media it receives)
+    early.wait_for_log("incoming rtp for 'audio'", Duration::from_secs(10));
+    answering.wait_for_log("Incoming call", Duration::from_secs(10));
+    // Some early media from the first fork before the second answers.
+    std::thread::sleep(Duration::from_millis(1500));
+    answering.command("accept").expect("accept");
+    let (events, result) = client.join().unwrap();
+    eprintln!("client result: {result}");
+    let st = states(&result);
+    assert!(st.contains(&"early-media"), "{events:#?}");
+    assert!(
+        st.contains(&"accepted") && st.contains(&"established"),
+        "{events:#?}"
+    );
+    // After the answer the browser hears the answering fork, not the early one.
+    let after = &result["steps"][0];
+    let freq = after["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        after["frames"].as_u64().unwrap_or(0) >= 100 && (800.0..960.0).contains(&freq),
+        "{result}"
+    );
+    answering.wait_for_log("Call established", Duration::from_secs(5));
+    // Our audio reached the early fork during early media (the wait above) and Kamailio
+    // cancelled it once the other answered.
+    early.wait_for_log("session closed", Duration::from_secs(5));
+    assert!(!early.log().contains("Call established"), "{}", early.log());
+}
