@@ -131,6 +131,56 @@ fn reliable_early_media_from_a_sipp_uas_requiring_100rel_is_pracked() {
     assert_eq!(seen.matches("PRACK sip:").count(), 1, "one PRACK: {seen}");
 }
 
+#[test]
+fn blind_transfer_by_refer_to_a_sipp_transferee() {
+    let gw = gateway_with_media();
+    let uas = Sipp::uas(
+        "uas_refer.xml",
+        SippOpts {
+            rtp_echo: true,
+            calls: Some(1),
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("transferee@{}", uas.sip_addr());
+    let ws = gw.ws_url();
+    let (events, result) = run_sylkrtc_client(&call_args(
+        &ws,
+        &target,
+        &[
+            "--seconds",
+            "1",
+            "--steps",
+            r#"[{"transfer":"carol@example.test"}]"#,
+        ],
+    ));
+    eprintln!("client result: {result}");
+    // 202 (trying), NOTIFY 100 (trying), NOTIFY 200 (accepted), then our BYE.
+    let step = &result["steps"][0];
+    assert_eq!(
+        step["states"],
+        serde_json::json!([
+            "trying",
+            "trying",
+            "accepted",
+            "terminated:200 Call transferred"
+        ]),
+        "{events:#?}"
+    );
+    let seen = uas.wait_for_sequence(
+        &[
+            "REFER sip:",
+            "Refer-To: <sip:carol@example.test>",
+            "BYE sip:",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(
+        seen.contains("Referred-By: <sip:alice@example.test>"),
+        "{seen}"
+    );
+}
+
 /// A gateway sending everything through `kam`.
 fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
     let base = free_udp_range(40);
@@ -214,4 +264,81 @@ fn forking_through_kamailio_early_media_from_one_baresip_answer_from_the_other()
     // cancelled it once the other answered.
     early.wait_for_log("session closed", Duration::from_secs(5));
     assert!(!early.log().contains("Call established"), "{}", early.log());
+}
+
+#[test]
+fn incoming_refer_is_followed_by_the_browser_with_notifies_to_the_transferor() {
+    use common::client::AnsweringClient;
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    // carol: the transfer target, echoing our audio.
+    let carol = Sipp::uas(
+        "uas_echo.xml",
+        SippOpts {
+            rtp_echo: true,
+            calls: Some(1),
+            ..SippOpts::default()
+        },
+    );
+    // The browser follows the transfer-request with a new call naming the first in `refer`.
+    let client = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &["--seconds", "1", "--steps", r#"[{"follow-transfer":2}]"#],
+    );
+    let mut transferor = Sipp::uac(
+        "uac_refer.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_secs(1)),
+            keys: vec![("target".into(), carol.sip_addr().to_string())],
+            ..SippOpts::call("bob", "alice")
+        },
+    );
+    assert_eq!(
+        transferor.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}\n{}",
+        transferor.errors(),
+        transferor.messages()
+    );
+    let result = client.result();
+    eprintln!("client result: {result}");
+    let step = &result["steps"][0];
+    assert_eq!(
+        step["followed"],
+        format!("carol@{}", carol.sip_addr()),
+        "{result}"
+    );
+    assert_eq!(step["referred_by"], "bob@example.test", "{result}");
+    assert_eq!(step["state"], "accepted", "{result}");
+    // carol echoed our tone on the new call.
+    let freq = step["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        step["frames"].as_u64().unwrap_or(0) >= 50 && (400.0..480.0).contains(&freq),
+        "{result}"
+    );
+    // The transferor hung up once the NOTIFY said 200.
+    assert!(step["original_terminated"].is_string(), "{result}");
+    let messages = transferor.messages();
+    assert!(messages.contains("SIP/2.0 100 Trying"), "{messages}");
+    // The last NOTIFY ended the subscription with carol's 200 as its sipfrag.
+    let last = messages
+        .split("Subscription-State: terminated")
+        .nth(1)
+        .expect("a final NOTIFY");
+    let body = last
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.is_empty())
+        .find(|l| !l.is_empty());
+    assert_eq!(body, Some("SIP/2.0 200 OK"), "{last}");
+    // In-dialog requests carry no credentials nobody asked for.
+    assert!(!messages.contains("Authorization:"), "{messages}");
+    let seen = carol.wait_for_message("Referred-By:", Duration::from_secs(5));
+    assert!(
+        seen.contains("Referred-By: <sip:bob@example.test>"),
+        "{seen}"
+    );
 }

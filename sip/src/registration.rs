@@ -219,9 +219,10 @@ impl Registration {
     }
 
     /// A digest client for this account's requests inside calls (RFC 3261 section 22): the
-    /// same HA1, with the realms the registrar already challenged for.
+    /// same HA1, answering only the challenges the call's peers make (the registrar's
+    /// nonces stay with the registrar).
     pub fn digest_client(&self) -> DigestClient {
-        self.digest.clone()
+        self.digest.fresh()
     }
 
     /// True while the registrar holds (or may hold) our binding.

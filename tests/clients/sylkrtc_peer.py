@@ -32,6 +32,10 @@ steps (--steps JSON list, run once established, each recorded in RESULT `steps`)
   {"dtmf": "123"}          session-dtmf-info (no duration, as sylkrtc.js 1.8 sends it)
   {"transfer": URI}        session-transfer; waits for `transfer` accepted/failed or the end
   {"wait": NAME, "timeout": T}  waits for a session event NAME (dtmf, transfer-request, ...)
+  {"follow-transfer": S}   waits (20 s) for `transfer-request`, calls its `uri` with a new
+                           session (session-create `refer` naming this one), measures that
+                           call's audio for S seconds, ends it; records whether this
+                           session was terminated meanwhile (the transferor hung up)
   {"sleep": S}
 --header NAME:VALUE (repeatable) goes into session-create/session-answer `headers`;
 --prefix P (repeatable) into account-add `incoming_header_prefixes`;
@@ -670,6 +674,43 @@ class Steps:
             out["terminated"] = True
         return out
 
+    async def follow_transfer(self, seconds):
+        """Calls the target of a `transfer-request` with a session naming this one in `refer`."""
+        request = await self.client.seen_or_event(session_event(self.session, "transfer-request"), 20)
+        meter = Meter()
+        pc, _ = new_pc(self.args, meter)
+        session = str(uuid.uuid4())
+        await pc.setLocalDescription(await pc.createOffer())
+        full = pc.localDescription.sdp
+        await self.client.request(
+            "session-create",
+            account=self.args.account,
+            session=session,
+            uri=request["uri"],
+            sdp=strip_candidates(full),
+            refer=self.session,
+        )
+        await trickle(self.client, session, full)
+        out = {"followed": request["uri"], "referred_by": request.get("referred_by")}
+        accepted = await self.client.event(state_is(session, "accepted", "terminated"), 20)
+        out["state"] = accepted["state"]
+        if accepted["state"] == "accepted":
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+            await self.client.seen_or_event(state_is(session, "established"), 15)
+            await asyncio.sleep(seconds)
+            out.update(meter.summary())
+            await self.client.request("session-terminate", session=session)
+            await self.client.seen_or_event(state_is(session, "terminated"), 10)
+        try:
+            ended = await self.client.seen_or_event(state_is(self.session, "terminated"), 5)
+            out["original_terminated"] = ended.get("reason", "")
+        except asyncio.TimeoutError:
+            out["original_terminated"] = None
+        await pc.close()
+        if out["original_terminated"] is not None:
+            out["terminated"] = True
+        return out
+
     async def run(self, steps):
         results = []
         for step in steps:
@@ -700,6 +741,8 @@ class Steps:
                     if msg["state"] in ("failed",):
                         break
                 r = {"transfer": step["transfer"], "states": states}
+            elif "follow-transfer" in step:
+                r = await self.follow_transfer(step["follow-transfer"])
             elif "wait" in step:
                 msg = await self.client.seen_or_event(
                     session_event(self.session, step["wait"]), step.get("timeout", 10)
