@@ -181,6 +181,84 @@ fn blind_transfer_by_refer_to_a_sipp_transferee() {
     );
 }
 
+/// The messages of a SIPp `messages.log` with their time (seconds of the day) and whether
+/// SIPp sent them.
+fn timed_messages(log: &str) -> Vec<(f64, bool, &str)> {
+    log.split("----------------------------------------------- ")
+        .filter_map(|block| {
+            let (stamp, rest) = block.split_once('\n')?;
+            let time = stamp.trim().split(' ').nth(1)?;
+            let mut hms = time.split(':').map(|v| v.parse::<f64>().ok());
+            let secs = hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??;
+            let sent = rest.trim_start().starts_with("UDP message sent");
+            let text = rest
+                .split_once("\n\n")
+                .map_or(rest, |(_, m)| m)
+                .trim_start();
+            Some((secs, sent, text))
+        })
+        .collect()
+}
+
+#[test]
+fn glare_with_a_sipp_uas_both_rounds_of_rfc_3261_section_14_1() {
+    let gw = gateway_with_media();
+    let mut uas = Sipp::uas(
+        "uas_glare.xml",
+        SippOpts {
+            rtp_echo: true,
+            calls: Some(1),
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("glare@{}", uas.sip_addr());
+    let ws = gw.ws_url();
+    let (events, result) = run_sylkrtc_client(&call_args(
+        &ws,
+        &target,
+        &[
+            "--seconds",
+            "1",
+            "--auto-answer-updates",
+            "--steps",
+            r#"[{"update":"hold"},{"update":"unhold"},{"sleep":2}]"#,
+        ],
+    ));
+    eprintln!("client result: {result}");
+    assert_eq!(
+        uas.wait_exit(Duration::from_secs(15)),
+        0,
+        "{}",
+        uas.errors()
+    );
+    // Round 1: our offer went again after the back-off and was accepted.
+    let s = &result["steps"];
+    assert_eq!(s[0]["state"], "accepted", "{events:#?}");
+    assert_eq!(s[0]["answer"][0]["direction"], "recvonly", "{}", s[0]);
+    // Round 2: SIPp's retry came first; our offer was given up and the browser answered
+    // SIPp's.
+    assert_eq!(s[1]["state"], "failed", "{}", s[1]);
+    assert_eq!(s[1]["reason"], "491 Request Pending", "{}", s[1]);
+    assert_eq!(result["updates_answered"], 1, "{result}");
+    // Our retry came 2.1-4 s after SIPp's 491 (we own the Call-ID).
+    let log = uas.messages();
+    let msgs = timed_messages(&log);
+    let refused = msgs
+        .iter()
+        .find(|(_, sent, m)| *sent && m.starts_with("SIP/2.0 491"))
+        .expect("SIPp's 491")
+        .0;
+    let invites: Vec<f64> = msgs
+        .iter()
+        .filter(|(_, sent, m)| !*sent && m.starts_with("INVITE "))
+        .map(|(t, _, _)| *t)
+        .collect();
+    assert_eq!(invites.len(), 4, "initial, round 1 twice, round 2: {log}");
+    let backoff = invites[2] - refused;
+    eprintln!("our back-off: {backoff:.2} s");
+    assert!((2.05..4.3).contains(&backoff), "back-off {backoff} s");
+}
+
 /// A gateway sending everything through `kam`.
 fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
     let base = free_udp_range(40);

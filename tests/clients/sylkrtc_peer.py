@@ -620,6 +620,14 @@ def sdp_summary(sdp):
     return lines
 
 
+def rollback(pc):
+    """Drops a pending local offer, as a browser's rollback does (aiortc 1.16 has none):
+    what sylkrtc.js does when its update failed, e.g. in glare."""
+    if pc.signalingState == "have-local-offer":
+        pc._RTCPeerConnection__pendingLocalDescription = None
+        pc._RTCPeerConnection__setSignalingState("stable")
+
+
 class Steps:
     """Runs --steps on an established call."""
 
@@ -633,6 +641,8 @@ class Steps:
         return self.pc.localDescription.sdp
 
     async def auto_answer(self, msg):
+        # Glare: our own update failed just before (the gateway says so first).
+        rollback(self.pc)
         answer = await self.answer_offer(msg["sdp"])
         await self.client.request("session-update", session=self.session, sdp=answer)
         self.client.updates_answered += 1
@@ -659,6 +669,7 @@ class Steps:
             out["answer"] = sdp_summary(msg["sdp"])
         else:
             out["reason"] = msg.get("reason")
+            rollback(self.pc)
         return out
 
     async def measure(self, seconds):

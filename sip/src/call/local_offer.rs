@@ -347,6 +347,18 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
 
     /// Our re-INVITE failed with `code`: the session stays as it was (section 14.1), except
     /// after 481, 408 or no answer, which end the dialog (section 12.2.1.2).
+    /// The peer's offer arrived while our re-INVITE waits out its 491 back-off (the peer,
+    /// not owning the Call-ID, retries first, RFC 3261 section 14.1): its offer goes first and
+    /// ours is given up (reported as refused with 491), since it was made against a session
+    /// the peer's offer is about to change; the gateway may offer again afterwards. A
+    /// backed-off session refresh is dropped silently (the peer's offer refreshes too).
+    pub(super) fn yield_backed_off_offer(&mut self) {
+        if self.own.as_ref().is_some_and(|o| o.deadline().is_some()) {
+            log::info!("sip: the peer offered during our 491 back-off: ours is given up");
+            self.fail_own(491, "Request Pending");
+        }
+    }
+
     fn fail_own(&mut self, code: u16, phrase: &str) {
         let Some(own) = self.own.take() else {
             return;

@@ -51,6 +51,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             self.respond_plain(txn, request, 491, "Request Pending", &[]);
             return;
         }
+        self.yield_backed_off_offer();
         self.take_offer(now, txn, request);
     }
 
@@ -85,6 +86,9 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         if matches!(self.phase, Phase::Done) {
             self.respond_plain(txn, request, 481, "Call/Transaction Does Not Exist", &[]);
             return;
+        }
+        if has_offer {
+            self.yield_backed_off_offer();
         }
         self.take_offer(now, txn, request);
     }

@@ -347,9 +347,20 @@ impl Gateway {
         sdp: &str,
         e: &mut Engines<'_>,
     ) {
-        if let Some(call) = self.calls.get_mut(key.0) {
-            call.replacing = Some(new);
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
+        if call.update.is_some() || call.replacing.is_some() {
+            // An offer/answer of the call is under way: the new party tries again later
+            // (RFC 3261 section 14.2's 491, the same refusal a crossing re-INVITE gets).
+            log::info!(
+                "session {}: replacing INVITE during an update: 491",
+                call.session
+            );
+            let _ = e.sip.decline(now, new, 491);
+            return;
         }
+        call.replacing = Some(new);
         self.calls_by_sip.insert(new, key);
         if let Err(err) = e.sip.ring(now, new) {
             log::debug!("180 for the replacing INVITE not sent: {err}");

@@ -235,6 +235,57 @@ fn glare_491_is_retried_after_the_back_off_and_a_488_fails_the_update() {
 }
 
 #[test]
+fn the_peers_retry_during_our_back_off_fails_our_update_then_goes_to_the_browser() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (c, invite) = answered_call(&mut g, t0);
+    update(
+        &mut g,
+        t0,
+        c,
+        "u1",
+        &CHROME_OFFER.replace("a=sendrecv", "a=sendonly"),
+    );
+    let d = drain_all(&mut g);
+    let first = requests_of(&d, Method::Invite).remove(0);
+    reply(&mut g, t0, &first, 491, "Request Pending", None);
+    drain_all(&mut g);
+    // bob does not own the Call-ID: its retry (RFC 3261 14.1, 0-2 s) beats ours.
+    let t = t0 + Duration::from_millis(700);
+    let hold = SIP_ANSWER.replace("a=sendrecv", "a=sendonly");
+    let re = from_bob(&invite, "INVITE", 60, &[], Some(("application/sdp", &hold)));
+    g.handle_sip_datagram(t, peer(), re.as_bytes());
+    let d = drain_all(&mut g);
+    // sylkrtc.js must hear of its own update's end before it is asked to answer.
+    let up = events(&d, "update");
+    assert_eq!(up.len(), 2, "{:?}", d.texts);
+    assert_eq!(up[0]["state"], "failed");
+    assert_eq!(up[0]["reason"], "491 Request Pending");
+    assert_eq!(up[1]["state"], "received");
+    let answer = chrome_reanswer(up[1]["sdp"].as_str().unwrap());
+    request(
+        &mut g,
+        t,
+        c,
+        json!({"sylkrtc":"session-update","transaction":"a1","session":"s1","sdp":answer}),
+    );
+    let d = drain_all(&mut g);
+    assert!(
+        responses_of(&d)
+            .iter()
+            .any(|r| r.status() == 200 && r.cseq().seq == 60),
+        "{:?}",
+        d.texts
+    );
+    // Our given-up re-INVITE is not sent again.
+    for ms in (100..4000).step_by(100) {
+        g.handle_timeout(t + Duration::from_millis(ms));
+    }
+    let d = drain_all(&mut g);
+    assert!(requests_of(&d, Method::Invite).is_empty());
+}
+
+#[test]
 fn a_bye_crossing_our_reinvite_still_gets_the_update_failed_before_terminated() {
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);

@@ -192,6 +192,68 @@ fn glare_gets_491_both_ways_and_the_owner_of_the_call_id_retries_after_2_1_to_4_
 }
 
 #[test]
+fn the_peers_offer_during_our_back_off_goes_first_and_ours_is_given_up() {
+    let mut h = Harness::new();
+    let (call, invite) = outgoing_confirmed(&mut h);
+    h.stack
+        .reinvite(h.now, call, NEW_OFFER.into(), Vec::new())
+        .unwrap();
+    let ours = h.one_request(Method::Invite);
+    h.reply(&ours, 491, "Request Pending", &[]);
+    h.one_request(Method::Ack);
+    assert!(h.events().is_empty());
+    // The peer does not own the Call-ID: its retry (0-2 s) comes during our back-off.
+    h.advance(Duration::from_millis(500));
+    let theirs = h.peer_request(
+        Method::Invite,
+        "sip:x@127.0.0.1:5070",
+        &from_bob(&invite, "41 INVITE"),
+        Some(NEW_ANSWER),
+    );
+    h.deliver(theirs);
+    assert_eq!(
+        h.events(),
+        [
+            (
+                call,
+                CallEvent::ReOfferFailed {
+                    code: 491,
+                    reason: "Request Pending".into()
+                }
+            ),
+            (
+                call,
+                CallEvent::ReOffer {
+                    sdp: NEW_ANSWER.into()
+                }
+            )
+        ]
+    );
+    h.stack
+        .answer_reinvite(h.now, call, NEW_OFFER.into())
+        .unwrap();
+    let ok = h.responses().pop().unwrap();
+    assert_eq!((ok.status(), ok.cseq().seq), (200, 41));
+    // Our back-off ends with nothing to send: the offer was given up.
+    h.advance(Duration::from_secs(4));
+    assert!(
+        h.sent()
+            .iter()
+            .all(|m| !matches!(m, SipMessage::Request(r) if *r.method() == Method::Invite)),
+        "no retry of a given-up offer (only our 200's retransmissions)"
+    );
+    // A new offer of ours is possible once the peer's exchange is complete (its ACK).
+    let mut ack = from_bob(&invite, "41 ACK");
+    ack[1].1 = ok.to().to_string();
+    let ack = h.peer_request(Method::Ack, "sip:x@127.0.0.1:5070", &ack, None);
+    h.deliver(ack);
+    h.stack
+        .reinvite(h.now, call, NEW_OFFER.into(), Vec::new())
+        .unwrap();
+    h.one_request(Method::Invite);
+}
+
+#[test]
 fn a_second_491_is_reported_and_the_session_stays() {
     let mut h = Harness::new();
     let (call, _, _) = incoming_confirmed(&mut h);
