@@ -420,3 +420,32 @@ fn incoming_refer_is_followed_by_the_browser_with_notifies_to_the_transferor() {
         "{seen}"
     );
 }
+
+#[test]
+fn push_token_reaches_kamailio_in_the_register_contact() {
+    use common::client::AnsweringClient;
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    let mut client = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--device-token",
+            r#"{"token":"tok-e2e-123","platform":"ios","app":"com.example.sylk","silent":true}"#,
+        ],
+    );
+    // Kamailio lists alice's binding, RFC 8599 parameters included, to a query REGISTER.
+    let mut query = Sipp::uac(
+        "register_query.xml",
+        kam.sip_addr(),
+        SippOpts {
+            service: Some("alice".into()),
+            auth: Some(("alice".into(), common::peers::password("alice").into())),
+            ..SippOpts::default()
+        },
+    );
+    let code = query.wait_exit(Duration::from_secs(10));
+    client.kill();
+    assert_eq!(code, 0, "{}\n{}", query.errors(), query.messages());
+}

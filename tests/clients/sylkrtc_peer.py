@@ -40,6 +40,7 @@ steps (--steps JSON list, run once established, each recorded in RESULT `steps`)
 --header NAME:VALUE (repeatable) goes into session-create/session-answer `headers`;
 --prefix P (repeatable) into account-add `incoming_header_prefixes`;
 --auto-answer-updates answers every `update` `received` at once (answer mode too).
+--device-token JSON (answer mode): account-devicetoken with these fields before registering.
 answer: adds and registers the account, waits for incoming-session, answers with aiortc's
         answer, measures the received audio for S seconds (or until `terminated`).
 read-frame: prints `RESULT {width, height, counter}` of an image file, e.g. a SIP peer's
@@ -798,6 +799,7 @@ async def main():
     p.add_argument("--header", action="append")
     p.add_argument("--prefix", action="append")
     p.add_argument("--auto-answer-updates", action="store_true")
+    p.add_argument("--device-token")
     args = p.parse_args()
     steps = json.loads(args.steps)
     if args.video:
@@ -856,6 +858,8 @@ async def main():
                 await client.request("session-terminate", session=session)
                 await client.event(state_is(session, "terminated"), 10)
         else:
+            if args.device_token:
+                await client.request("account-devicetoken", account=args.account, **json.loads(args.device_token))
             await client.request("account-register", account=args.account)
             await client.event(lambda m: m.get("state") == "registered", 10)
             print("REGISTERED", flush=True)

@@ -47,7 +47,8 @@ use super::transport::{FlowId, Transport};
 use super::txn::{self, TxnId};
 
 /// Methods a call answers inside its dialog, for `Allow` (RFC 3261 section 20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, INFO, UPDATE, REFER, NOTIFY, MESSAGE";
 /// Option tags we support, for `Supported` (RFC 3261 section 20.37): reliable provisional
 /// responses (RFC 3262), session timers (RFC 4028), Replaces (RFC 3891).
 pub const SUPPORTED: &str = "100rel, timer, replaces";
