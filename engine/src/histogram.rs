@@ -38,7 +38,10 @@ impl Histogram {
     /// An empty histogram over `bounds_us` (ascending upper bounds in microseconds, e.g.
     /// [`FAST_BOUNDS_US`]).
     pub fn new(bounds_us: &'static [u64]) -> Histogram {
-        debug_assert!(bounds_us.windows(2).all(|w| w[0] < w[1]), "ascending bounds");
+        debug_assert!(
+            bounds_us.windows(2).all(|w| w[0] < w[1]),
+            "ascending bounds"
+        );
         Histogram {
             bounds: bounds_us,
             counts: vec![0; bounds_us.len() + 1].into_boxed_slice(),
@@ -67,10 +70,13 @@ impl Histogram {
     /// (which is [`count`](Self::count)).
     pub fn cumulative(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
         let mut running = 0;
-        self.bounds.iter().zip(self.counts.iter()).map(move |(&b, &c)| {
-            running += c;
-            (Duration::from_micros(b), running)
-        })
+        self.bounds
+            .iter()
+            .zip(self.counts.iter())
+            .map(move |(&b, &c)| {
+                running += c;
+                (Duration::from_micros(b), running)
+            })
     }
 
     /// Sum of every observation.
