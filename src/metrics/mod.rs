@@ -79,6 +79,13 @@ impl Exposition {
         self.sample(name, "", labels, None, &v);
     }
 
+    /// Starts a counter family whose samples appear as their label sets first occur
+    /// (`HELP` and `TYPE` only), so the family is listed from the first scrape on. Follow
+    /// with its [`counter`](Self::counter) samples, if any.
+    pub fn counter_family(&mut self, name: &'static str, help: &str) {
+        self.family(name, help, Kind::Counter);
+    }
+
     /// One counter sample with a fractional value (seconds), without labels.
     pub fn counter_f64(&mut self, name: &'static str, help: &str, v: f64) {
         self.family(name, help, Kind::Counter);

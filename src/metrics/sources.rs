@@ -59,11 +59,13 @@ impl Collect for Gateway {
                 stats.answered(d),
             );
         }
+        const ENDED: &str = "Calls ended, by direction, cause and whether they had been \
+                             answered (answered=\"false\": setup failures).";
+        out.counter_family("sylk_calls_ended_total", ENDED);
         for (direction, cause, answered, n) in stats.ended() {
             out.counter(
                 "sylk_calls_ended_total",
-                "Calls ended, by direction, cause and whether they had been answered \
-                 (answered=\"false\": setup failures).",
+                ENDED,
                 &[
                     ("direction", direction),
                     ("cause", cause),
@@ -72,10 +74,12 @@ impl Collect for Gateway {
                 n,
             );
         }
+        const REFUSED: &str = "sylkRTC requests answered with an error, by kind.";
+        out.counter_family("sylk_requests_refused_total", REFUSED);
         for (kind, n) in stats.refusals() {
             out.counter(
                 "sylk_requests_refused_total",
-                "sylkRTC requests answered with an error, by kind.",
+                REFUSED,
                 &[("error", kind)],
                 n,
             );
@@ -123,6 +127,9 @@ impl Collect for SipStack {
                 n as f64,
             );
         }
+        const TRANSACTIONS: &str = "Completed SIP transactions by role, method and final \
+                                    status (408/503 when none came: timeout, transport error).";
+        out.counter_family("sylk_sip_transactions_total", TRANSACTIONS);
         let mut code = String::with_capacity(3);
         for (role, method, status, n) in self.transaction_stats().iter() {
             code.clear();
@@ -130,8 +137,7 @@ impl Collect for SipStack {
             let _ = write!(code, "{status}");
             out.counter(
                 "sylk_sip_transactions_total",
-                "Finished SIP transactions by role, method and final status (408/503 when \
-                 none came: timeout/transport error; 0: none at all).",
+                TRANSACTIONS,
                 &[("role", role.as_str()), ("method", method), ("code", &code)],
                 n,
             );

@@ -244,12 +244,20 @@ impl TxnLayer {
             return;
         };
         if txn.final_status.is_none() {
-            txn.final_status = match &input {
+            let status = match &input {
                 Input::Response(r) | Input::TuResponse(r) if r.status() >= 200 => Some(r.status()),
                 Input::Timer(Timer::B | Timer::F) => Some(408),
                 Input::TransportError => Some(503),
                 _ => None,
             };
+            if let Some(status) = status {
+                txn.final_status = Some(status);
+                let role = match txn.state {
+                    State::ClientInvite(_) | State::ClientNonInvite(_) => TxnRole::Client,
+                    State::ServerInvite(_) | State::ServerNonInvite(_) => TxnRole::Server,
+                };
+                self.stats.record(role, txn.request.method(), status);
+            }
         }
         let mut fx = Effects {
             now,
@@ -266,12 +274,6 @@ impl TxnLayer {
             return;
         };
         if txn.is_terminated() {
-            let role = match txn.state {
-                State::ClientInvite(_) | State::ClientNonInvite(_) => TxnRole::Client,
-                State::ServerInvite(_) | State::ServerNonInvite(_) => TxnRole::Server,
-            };
-            self.stats
-                .record(role, txn.request.method(), txn.final_status.unwrap_or(0));
             match self.index_keys.remove(&id) {
                 Some(IndexKey::Client(key)) => {
                     self.client_index.remove(&key);

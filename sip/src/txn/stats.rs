@@ -1,7 +1,8 @@
-//! Finished transactions, counted by role, method and final status, for the metrics
-//! endpoint. A transaction is counted once, when it terminates, with the first final status
-//! it sent or received; one that ended without any counts as the status the TU acts on
-//! (RFC 3261 section 8.1.3.1): 408 after Timer B or F, 503 after a transport error.
+//! Completed transactions, counted by role, method and final status, for the metrics
+//! endpoint. A transaction is counted once, with the first final status it sends or
+//! receives (not when it terminates: an INVITE client transaction lingers 32 s in RFC 6026's
+//! Accepted state); one that gets none counts as the status the TU acts on (RFC 3261
+//! section 8.1.3.1): 408 after Timer B or F, 503 after a transport error.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +49,7 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Finished transactions per `(role, method label, final status)`. At most 2 x 15 x 600
+/// Completed transactions per `(role, method label, final status)`. At most 2 x 15 x 600
 /// keys; a key is allocated the first time it is seen, never per message after that.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnStats {
@@ -56,7 +57,7 @@ pub struct TxnStats {
 }
 
 impl TxnStats {
-    /// Counts one finished transaction. Statuses outside 100-699 (which the parser does not
+    /// Counts one completed transaction. Statuses outside 100-699 (which the parser does not
     /// produce) are counted as 0.
     pub(super) fn record(&mut self, role: TxnRole, method: &Method, status: u16) {
         let status = if (100..700).contains(&status) {
