@@ -166,6 +166,8 @@ impl Reactor {
         // Calls end and accounts unregister now; the BYEs and un-REGISTERs go out with the
         // next settle.
         self.board.handle_shutdown(now);
+        // Their `terminated` events are queued on the WebSockets before the close frames.
+        self.run_commands(now);
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut l.socket);
         }
