@@ -51,6 +51,11 @@ struct StderrLogger {
 fn level_for(level: LevelFilter, target: &str) -> LevelFilter {
     let crate_name = target.split("::").next().unwrap_or(target);
     let ours = matches!(crate_name, "sylk_gateway" | "media" | "sip" | "engine");
+    if crate_name == "tungstenite" {
+        // Its debug and trace lines print whole messages, account-add's HA1 included; our
+        // own frame trace (`log.trace_websocket`) redacts it.
+        return level.min(LevelFilter::Info);
+    }
     if ours || level == LevelFilter::Trace {
         level
     } else {
@@ -200,6 +205,15 @@ mod tests {
         assert_eq!(
             level_for(LevelFilter::Debug, "rustls::conn"),
             LevelFilter::Warn
+        );
+        assert_eq!(
+            level_for(LevelFilter::Trace, "rustls::conn"),
+            LevelFilter::Trace
+        );
+        // Never below info: it would log whole frames, HA1 included.
+        assert_eq!(
+            level_for(LevelFilter::Trace, "tungstenite::protocol"),
+            LevelFilter::Info
         );
     }
 
