@@ -135,12 +135,9 @@ fn systemd_unit_verifies_is_hardened_and_its_commands_run() {
         .expect("ExecStartPre");
     let args: Vec<String> = pre
         .split_whitespace()
-        .map(|a| {
-            if a.starts_with('/') {
-                dir.path().join(&a[1..]).display().to_string()
-            } else {
-                a.to_owned()
-            }
+        .map(|a| match a.strip_prefix('/') {
+            Some(path) => dir.path().join(path).display().to_string(),
+            None => a.to_owned(),
         })
         .collect();
     let (ok, text) = run(Command::new(&args[0]).args(&args[1..]));

@@ -246,26 +246,6 @@ impl Reactor {
         }
     }
 
-    /// The bound listener addresses.
-    pub fn bound_addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses {
-            sip: self.sip.local_addr(),
-            sip_tls: self.sip.tls_local_addr(),
-            ..Default::default()
-        };
-        for l in &self.listeners {
-            let addr = l.socket.local_addr().ok();
-            if !l.service.web {
-                out.metrics = addr;
-            } else if l.tls.is_some() {
-                out.wss = addr;
-            } else {
-                out.ws = addr;
-            }
-        }
-        out
-    }
-
     /// How long calls may go on after SIGTERM (`shutdown.drain_timeout`; 300 s unless set).
     pub fn set_drain_timeout(&mut self, timeout: Duration) {
         self.drain_timeout = timeout;
@@ -659,6 +639,9 @@ impl Reactor {
         while let Some(media) = self.board.bridges.poll_dirty() {
             self.media.flush(media, &mut self.board.bridges);
         }
+        // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
+        // which may queue more work for the next round.
+        any |= self.board.route_bridge_events(now);
         any
     }
 }
