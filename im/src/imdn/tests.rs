@@ -66,7 +66,7 @@ fn errors_say_what_is_wrong() {
     let cases: Vec<(String, ImdnError)> = vec![
         (r#"<imdn><message-id>m</message-id></imdn>"#.into(), ImdnError::NotImdn),
         (doc("<datetime>2024-01-02T03:04:05Z</datetime><delivery-notification><status><delivered/></status></delivery-notification>"), ImdnError::Missing("message-id")),
-        (doc(&format!("{ok_parts}")), ImdnError::Missing("notification")),
+        (doc(ok_parts), ImdnError::Missing("notification")),
         (doc(&format!("{ok_parts}<display-notification><status><delivered/></status></display-notification>")), ImdnError::BadStatus),
         (doc(&format!("{ok_parts}<delivery-notification><status><bogus/></status></delivery-notification>")), ImdnError::BadStatus),
         (doc(&format!("{ok_parts}<delivery-notification><status/></delivery-notification>")), ImdnError::BadStatus),
