@@ -69,6 +69,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
+            messaging: config.messaging.clone(),
         },
         engine::Rng::seed_from_u64(1),
     )

@@ -28,6 +28,8 @@ Options:
   --media-address IP   media address advertised in SDP and ICE candidates (NAT)
   --sip-srtp MODE      SRTP (SDES) in the gateway's SIP offers: auto (plain, SRTP
                        after a 488), mandatory (always SRTP) or off (never)
+  --database PATH      message database (SQLite file, or ':memory:'); default
+                       data/messages.sqlite under the working directory
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
   -h, --help           show this help
@@ -73,6 +75,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--rtp-ports" => overrides.rtp_ports = Some(value("--rtp-ports")?),
             "--media-address" => overrides.media_address = Some(value("--media-address")?),
             "--sip-srtp" => overrides.sip_srtp = Some(value("--sip-srtp")?),
+            "--database" => overrides.database = Some(value("--database")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),

@@ -155,6 +155,11 @@ impl BoundSockets {
         })
     }
 
+    /// A waker for the message store's worker: its wake-ups arrive as the `Store` token.
+    pub fn store_waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.registry(), token::encode(TokenKind::Store, 0, 0))
+    }
+
     /// The bound listener addresses.
     pub fn addresses(&self) -> BoundAddresses {
         let mut out = BoundAddresses {
@@ -292,6 +297,7 @@ impl Reactor {
                     &mut self.scratch,
                 );
             }
+            TokenKind::Store => self.board.handle_store_ready(now),
             TokenKind::SipUdp => self.sip.read_udp(now, &mut self.board, &mut self.scratch),
             TokenKind::Dns => self
                 .sip

@@ -12,6 +12,7 @@
 //! queue, in the order it was produced.
 
 mod bridges;
+mod store;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::gateway::{ConnRef, Engines, Gateway, GatewayCommand, GatewayInput};
 use crate::sylkrtc::Dialect;
 
 pub use bridges::{Bridges, MediaId, MediaSocketKind};
+pub use store::Store;
 
 /// Socket work for the reactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct Switchboard {
     sip: SipStack,
     /// Every call's bridge; the reactor drains their datagrams directly.
     pub bridges: Bridges,
+    /// The message store's worker.
+    store: Store,
     /// The SIP stack's deadline as its last `poll_output` gave it.
     sip_deadline: Option<Instant>,
     /// The wall clock read with the current iteration's `now`.
@@ -61,11 +65,14 @@ impl Switchboard {
     /// The engines of one gateway process.
     pub fn new(gateway: Gateway, mut sip: SipStack, max_calls: usize) -> Switchboard {
         sip.set_incoming_calls(true);
+        // RFC 3428 MESSAGE, outside dialogs and inside calls: the gateway's messaging.
+        sip.set_incoming_methods(&[sip::msg::Method::Message]);
         sip.set_max_calls(max_calls);
         Switchboard {
             gateway,
             sip,
             bridges: Bridges::default(),
+            store: Store::default(),
             sip_deadline: None,
             wall: SystemTime::UNIX_EPOCH,
             commands: VecDeque::new(),
@@ -76,6 +83,24 @@ impl Switchboard {
     /// sender reports and message timestamps need it; engines never read clocks).
     pub fn set_wall_clock(&mut self, wall: SystemTime) {
         self.wall = wall;
+    }
+
+    /// Gives the switchboard the message store's worker; results are collected with
+    /// [`handle_store_ready`](Self::handle_store_ready) when its notifier fires.
+    pub fn set_store(&mut self, store: Store) {
+        self.store = store;
+    }
+
+    /// The store's worker signalled results: each goes to the gateway.
+    pub fn handle_store_ready(&mut self, now: Instant) {
+        while let Some((ticket, result)) = self.store.poll_result() {
+            self.deliver(now, GatewayInput::Store { ticket, result });
+        }
+    }
+
+    /// Store requests submitted and not collected yet (tests wait for 0).
+    pub fn store_outstanding(&self) -> usize {
+        self.store.outstanding()
     }
 
     /// A WebSocket completed its handshake.
@@ -217,6 +242,7 @@ impl Switchboard {
         let mut engines = Engines {
             sip: &mut self.sip,
             bridges: &mut self.bridges,
+            store: &mut self.store,
         };
         self.gateway.handle(now, self.wall, input, &mut engines);
         self.route(now);
@@ -247,6 +273,7 @@ impl Switchboard {
             let mut engines = Engines {
                 sip: &mut self.sip,
                 bridges: &mut self.bridges,
+                store: &mut self.store,
             };
             self.gateway.handle(now, self.wall, input, &mut engines);
         }

@@ -55,7 +55,7 @@ pub(super) enum CallState {
 }
 
 impl CallState {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             CallState::Connecting => "connecting",
             CallState::Progress => "progress",
@@ -79,6 +79,8 @@ pub(super) struct GwCall {
     pub media: MediaId,
     pub ports: CallPorts,
     pub originator: Option<Originator>,
+    /// The other party, bare `user@domain` (CPIM `To` of `session-message`).
+    pub peer: String,
     pub early_media: bool,
     pub progress_sent: bool,
     /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
@@ -343,7 +345,11 @@ impl Gateway {
         }
     }
 
-    fn session_key(&self, client: ClientId, session: &str) -> Result<CallKey, GatewayError> {
+    pub(super) fn session_key(
+        &self,
+        client: ClientId,
+        session: &str,
+    ) -> Result<CallKey, GatewayError> {
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
         match c.sessions.live.get(session) {
             Some(&key) => Ok(key),
@@ -389,7 +395,7 @@ impl Gateway {
 }
 
 /// `sip:user@host;params` -> `user@host`, as sylkRTC carries addresses.
-fn bare_uri(uri: &str) -> String {
+pub(super) fn bare_uri(uri: &str) -> String {
     let s = uri.trim().trim_start_matches('<').trim_end_matches('>');
     let s = s
         .strip_prefix("sips:")
