@@ -109,6 +109,8 @@ enum Sent {
         account: String,
         message_id: String,
         timestamp: String,
+        /// Kept for one resend without CPIM to a peer that refuses it (415).
+        unwrapped: Option<Box<Unwrapped>>,
     },
     /// A `session-message`.
     Session {
@@ -119,6 +121,14 @@ enum Sent {
     },
     /// An IMDN we sent; its result changes nothing.
     Imdn,
+}
+
+/// What an `account-message` resend without CPIM needs.
+#[derive(Debug)]
+struct Unwrapped {
+    to: String,
+    content_type: String,
+    content: String,
 }
 
 /// Messaging's books.

@@ -166,6 +166,11 @@ impl Gateway {
                         account: aor,
                         message_id: message.message_id,
                         timestamp: message.timestamp,
+                        unwrapped: Some(Box::new(super::Unwrapped {
+                            to: message.uri.as_str().to_owned(),
+                            content_type: message.content_type,
+                            content: message.content,
+                        })),
                     },
                 );
             }
@@ -238,7 +243,7 @@ impl Gateway {
     /// A SIP MESSAGE we sent is finished.
     pub(in crate::gateway) fn handle_request_outcome(
         &mut self,
-        _now: Instant,
+        now: Instant,
         request: RequestId,
         outcome: RequestOutcome,
         e: &mut Engines<'_>,
@@ -256,8 +261,35 @@ impl Gateway {
                 account,
                 message_id,
                 timestamp,
+                unwrapped,
             } => {
                 log::info!("messaging: MESSAGE {message_id} of {account}: {outcome}");
+                // RFC 3428 section 11.4 / RFC 3261 21.4.13: a peer that takes no CPIM but
+                // accepts the content's own type (a plain SIP phone) gets it unwrapped.
+                if let (415, Some(plain)) = (outcome.code(), unwrapped) {
+                    let accepted = outcome
+                        .response()
+                        .and_then(|r| r.header("Accept"))
+                        .is_some_and(|accept| {
+                            let want = im::cpim::media_type(&plain.content_type);
+                            accept.split(',').any(|t| im::cpim::media_type(t) == want)
+                        });
+                    if accepted {
+                        let resent = self.send_unwrapped(now, &account, &plain, e);
+                        if let Some(request) = resent {
+                            self.messaging.sent.insert(
+                                request,
+                                Sent::Account {
+                                    account,
+                                    message_id,
+                                    timestamp,
+                                    unwrapped: None,
+                                },
+                            );
+                            return;
+                        }
+                    }
+                }
                 let state = if outcome.is_success() {
                     MessageState::Accepted
                 } else {
@@ -297,6 +329,32 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Sends an `account-message`'s content as a plain MESSAGE body (no CPIM).
+    fn send_unwrapped(
+        &mut self,
+        now: Instant,
+        aor: &str,
+        plain: &super::Unwrapped,
+        e: &mut Engines<'_>,
+    ) -> Option<RequestId> {
+        let identity = self
+            .accounts_by_aor
+            .get(aor)?
+            .iter()
+            .find_map(|id| self.accounts.get(id.0))?
+            .identity();
+        e.sip
+            .send_request(
+                now,
+                &identity,
+                Method::Message,
+                &plain.to,
+                Vec::new(),
+                Some((plain.content_type.clone(), plain.content.clone().into_bytes())),
+            )
+            .ok()
     }
 
     /// `account-disposition-notification`: an IMDN (RFC 5438) in CPIM to the sender, and
