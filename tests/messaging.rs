@@ -94,7 +94,10 @@ impl Conn {
             }
             self.backlog.push_back(v);
         }
-        panic!("no matching event within {timeout:?}; got {:?}", self.backlog);
+        panic!(
+            "no matching event within {timeout:?}; got {:?}",
+            self.backlog
+        );
     }
 
     /// Whether an event matching `pred` arrives within `timeout`.
@@ -147,7 +150,13 @@ fn gateway_via(proxy: SocketAddr, transport: &str, args: &[&str]) -> Gateway {
 
 /// A SIPp UAC scenario sending one MESSAGE with `body` (`content_type`) from `from` to
 /// `to@example.test`, expecting `expect`; written into `dir`.
-fn message_scenario(dir: &Path, name: &str, content_type: &str, body: &str, expect: u16) -> PathBuf {
+fn message_scenario(
+    dir: &Path,
+    name: &str,
+    content_type: &str,
+    body: &str,
+    expect: u16,
+) -> PathBuf {
     let path = dir.join(format!("{name}.xml"));
     let xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8" ?>
@@ -237,9 +246,17 @@ fn baresip_and_a_browser_chat_through_kamailio_both_ways() {
     alice.register(&kam, "alice", Some("Alice"));
     // Browser -> baresip: baresip takes only text/plain (415 with Accept), so the gateway
     // sends the content unwrapped once and reports the 200.
-    alice.ack(message("bob@example.test", "to-bob-1", "Hello from the browser"));
+    alice.ack(message(
+        "bob@example.test",
+        "to-bob-1",
+        "Hello from the browser",
+    ));
     let d = alice.event(Duration::from_secs(10), disposition_of("to-bob-1"));
-    assert_eq!((d["state"].as_str(), d["code"].as_u64()), (Some("accepted"), Some(200)), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["code"].as_u64()),
+        (Some("accepted"), Some(200)),
+        "{d}"
+    );
     bob.wait_for_log("Hello from the browser", Duration::from_secs(5));
     // baresip -> browser: its `message` command sends a plain MESSAGE to the contact.
     bob.command("contact_next").unwrap();
@@ -308,18 +325,25 @@ Sch\u{f6}ne Gr\u{fc}\u{df}e";
                "timestamp":"2024-05-06T07:10:00.5+02:00",
                "disposition_notification":["positive-delivery","display"],
                "message_id":"sipp-1","content_type":"text/plain;charset=utf-8",
-               "content":"Sch\u{f6}ne Gr\u{fc}\u{df}e"})
+               // byte-exact: SIPp ends its body with CRLF
+               "content":"Sch\u{f6}ne Gr\u{fc}\u{df}e\r\n"})
     );
     // ...and malformed CPIM: 400 saying what is wrong, nothing delivered.
     let bad = "From: <sip:bob@example.test>\n\nContent-Type: text/plain\n\nx";
     let s = message_scenario(dir.path(), "bad", "message/cpim", bad, 400);
     let uac = run_uac(&s, &gw, "alice");
-    assert!(uac.messages().contains("400 CPIM To header missing"), "{}", uac.messages());
+    assert!(
+        uac.messages().contains("400 CPIM To header missing"),
+        "{}",
+        uac.messages()
+    );
     assert!(!alice.gets(Duration::from_millis(500), |v| v["event"] == "message"));
     // The browser's read receipt goes out as an IMDN document in CPIM.
-    alice.ack(json!({"sylkrtc":"account-disposition-notification","account":ALICE,
+    alice.ack(
+        json!({"sylkrtc":"account-disposition-notification","account":ALICE,
         "uri":"bob@example.test","message_id":"sipp-1","state":"displayed",
-        "timestamp":"2024-05-06T07:10:00.5+02:00"}));
+        "timestamp":"2024-05-06T07:10:00.5+02:00"}),
+    );
     let trace = uas.wait_for_message("<message-id>sipp-1</message-id>", Duration::from_secs(5));
     let t = trace.replace("\r\n", "\n");
     assert!(t.contains("Content-Type: message/imdn+xml"), "{t}");
@@ -327,7 +351,10 @@ Sch\u{f6}ne Gr\u{fc}\u{df}e";
         t.contains("<display-notification><status><displayed/></status></display-notification>"),
         "{t}"
     );
-    assert!(t.contains("<datetime>2024-05-06T07:10:00.5+02:00</datetime>"), "{t}");
+    assert!(
+        t.contains("<datetime>2024-05-06T07:10:00.5+02:00</datetime>"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -353,11 +380,17 @@ fn two_connections_sync_offline_delivery_and_a_restart_keep_messages() {
     // Sent on one: the other gets sync (the request itself), both the disposition.
     one.ack(message("bob@example.test", "s1", "first"));
     let sync = two.event(Duration::from_secs(5), |v| v["event"] == "sync");
-    assert_eq!((sync["type"].as_str(), sync["action"].as_str()), (Some("message"), Some("add")));
+    assert_eq!(
+        (sync["type"].as_str(), sync["action"].as_str()),
+        (Some("message"), Some("add"))
+    );
     assert_eq!(sync["content"]["message_id"], "s1");
     assert_eq!(sync["content"]["sylkrtc"], "account-message");
     for c in [&mut one, &mut two] {
-        assert_eq!(c.event(Duration::from_secs(10), disposition_of("s1"))["state"], "accepted");
+        assert_eq!(
+            c.event(Duration::from_secs(10), disposition_of("s1"))["state"],
+            "accepted"
+        );
     }
     uas.wait_for_message("imdn.Message-ID: s1", Duration::from_secs(5));
     // Received: both connections get it.
@@ -365,15 +398,26 @@ fn two_connections_sync_offline_delivery_and_a_restart_keep_messages() {
         format!("From: <sip:bob@example.test>\nTo: <sip:alice@example.test>\nDateTime: 2024-05-06T08:00:00Z\n\
 NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/plain\n\n{text}")
     };
-    let s = message_scenario(scen.path(), "in1", "message/cpim", &cpim("r1", "to both"), 200);
+    let s = message_scenario(
+        scen.path(),
+        "in1",
+        "message/cpim",
+        &cpim("r1", "to both"),
+        200,
+    );
     run_uac(&s, &gw, "alice");
     for c in [&mut one, &mut two] {
         let m = c.event(Duration::from_secs(5), |v| v["event"] == "message");
-        assert_eq!((m["message_id"].as_str(), m["content"].as_str()), (Some("r1"), Some("to both")));
+        assert_eq!(
+            (m["message_id"].as_str(), m["content"].as_str()),
+            (Some("r1"), Some("to both\r\n"))
+        );
     }
     // A read marker on one reaches the other as sync.
     one.ack(json!({"sylkrtc":"account-mark-conversation-read","account":ALICE,"contact":"bob@example.test"}));
-    let read = two.event(Duration::from_secs(5), |v| v["event"] == "sync" && v["action"] == "read");
+    let read = two.event(Duration::from_secs(5), |v| {
+        v["event"] == "sync" && v["action"] == "read"
+    });
     assert_eq!(read["content"]["contact"], "bob@example.test");
     assert_eq!(
         one.error(json!({"sylkrtc":"account-remove-message","account":ALICE,"message_id":"nope","contact":"bob@example.test"})),
@@ -383,7 +427,13 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
     drop(two);
     // Nobody holds alice now: the message is only stored (202).
     std::thread::sleep(Duration::from_millis(300));
-    let s = message_scenario(scen.path(), "offline", "message/cpim", &cpim("r2", "while away"), 202);
+    let s = message_scenario(
+        scen.path(),
+        "offline",
+        "message/cpim",
+        &cpim("r2", "while away"),
+        202,
+    );
     run_uac(&s, &gw, "alice");
     // The store survives a restart.
     assert!(gw.terminate().success());
@@ -391,9 +441,14 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
     let mut back = Conn::open(&gw);
     back.register(&kam, "alice", None);
     back.ack(json!({"sylkrtc":"account-sync-conversations","account":ALICE}));
-    let synced = back.event(Duration::from_secs(5), |v| v["event"] == "sync-conversations");
+    let synced = back.event(Duration::from_secs(5), |v| {
+        v["event"] == "sync-conversations"
+    });
     let list = synced["messages"].as_array().unwrap();
-    let ids: Vec<&str> = list.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(&ids[..2], ["s1", "r1"], "{synced}");
     assert!(ids.contains(&"r2"), "{synced}");
     let r1 = &list[1];
@@ -401,14 +456,26 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
     assert_eq!(r1["direction"], "incoming");
     assert_eq!(list[0]["state"], "accepted");
     assert_eq!(list[0]["direction"], "outgoing");
-    assert!(list.iter().any(|m| m["content_type"] == "application/sylk-conversation-read"));
+    assert!(list
+        .iter()
+        .any(|m| m["content_type"] == "application/sylk-conversation-read"));
     let r2 = list.iter().find(|m| m["message_id"] == "r2").unwrap();
-    assert_eq!(r2["content"], "while away");
+    assert_eq!(r2["content"], "while away\r\n");
     // Only what follows a given message.
     back.ack(json!({"sylkrtc":"account-sync-conversations","account":ALICE,"message_id":"r1"}));
-    let after = back.event(Duration::from_secs(5), |v| v["event"] == "sync-conversations");
-    let ids: Vec<&str> = after["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
-    assert!(!ids.contains(&"s1") && !ids.contains(&"r1") && ids.contains(&"r2"), "{after}");
+    let after = back.event(Duration::from_secs(5), |v| {
+        v["event"] == "sync-conversations"
+    });
+    let ids: Vec<&str> = after["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&"s1") && !ids.contains(&"r1") && ids.contains(&"r2"),
+        "{after}"
+    );
 }
 
 #[test]
@@ -425,7 +492,7 @@ fn sip_failures_become_failed_dispositions_and_challenges_are_answered() {
     let carol = sipp_uas(scen.path(), &kam, "carol", 488, "Not Acceptable Here");
     let gw = Gateway::start(
         &format!(
-            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[messaging]\nsend_rate = 4\n",
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[messaging]\nsend_rate = 4\nmax_content_size = 2048\n",
             kam.sip_addr()
         ),
         &[],
@@ -434,23 +501,41 @@ fn sip_failures_become_failed_dispositions_and_challenges_are_answered() {
     alice.register(&kam, "alice", None);
     alice.ack(message("bob@example.test", "auth", "challenged twice"));
     let d = alice.event(Duration::from_secs(10), disposition_of("auth"));
-    assert_eq!((d["state"].as_str(), d["code"].as_u64()), (Some("accepted"), Some(200)), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["code"].as_u64()),
+        (Some("accepted"), Some(200)),
+        "{d}"
+    );
     let trace = bob.messages();
-    assert!(trace.contains("Proxy-Authorization: Digest"), "407 answered: {trace}");
-    assert!(trace.contains("Authorization: Digest username=\"alice\""), "{trace}");
+    // Kamailio consumes the Proxy-Authorization of the 407 retry (CSeq 2); SIPp's 401 is
+    // answered by CSeq 3 with credentials for alice.
+    assert!(trace.contains("CSeq: 2 MESSAGE"), "407 answered: {trace}");
+    assert!(trace.contains("CSeq: 3 MESSAGE"), "401 answered: {trace}");
+    assert!(
+        trace.contains("Authorization: Digest username=\"alice\""),
+        "{trace}"
+    );
     // 404: nobody is registered as that user.
     alice.ack(message("nobody@example.test", "f404", "x"));
     let d = alice.event(Duration::from_secs(10), disposition_of("f404"));
-    assert_eq!((d["state"].as_str(), d["code"].as_u64()), (Some("failed"), Some(404)), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["code"].as_u64()),
+        (Some("failed"), Some(404)),
+        "{d}"
+    );
     assert_eq!(d["reason"], "Not Found");
     // 488 from the recipient.
     alice.ack(message("carol@example.test", "f488", "x"));
     let d = alice.event(Duration::from_secs(10), disposition_of("f488"));
-    assert_eq!((d["state"].as_str(), d["code"].as_u64()), (Some("failed"), Some(488)), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["code"].as_u64()),
+        (Some("failed"), Some(488)),
+        "{d}"
+    );
     assert_eq!(d["reason"], "Not Acceptable Here");
     carol.wait_for_message("imdn.Message-ID: f488", Duration::from_secs(2));
     // Request limits.
-    let big = "x".repeat(70 * 1024);
+    let big = "x".repeat(3000);
     assert!(alice
         .error(message("carol@example.test", "big", &big))
         .starts_with("Message too large"));
@@ -468,7 +553,11 @@ fn sip_failures_become_failed_dispositions_and_challenges_are_answered() {
     std::thread::sleep(Duration::from_millis(1100));
     alice.ack(message("bob@example.test", "f408", "x"));
     let d = alice.event(Duration::from_secs(40), disposition_of("f408"));
-    assert_eq!((d["state"].as_str(), d["code"].as_u64()), (Some("failed"), Some(408)), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["code"].as_u64()),
+        (Some("failed"), Some(408)),
+        "{d}"
+    );
 }
 
 /// Registers `user` at `kam` with a Contact on 127.0.0.1:`port` where nothing answers.
@@ -486,5 +575,10 @@ fn register_contact_only(kam: &Kamailio, user: &str, port: u16) {
             ..SippOpts::default()
         },
     );
-    assert_eq!(reg.wait_exit(Duration::from_secs(10)), 0, "{}", reg.messages());
+    assert_eq!(
+        reg.wait_exit(Duration::from_secs(10)),
+        0,
+        "{}",
+        reg.messages()
+    );
 }

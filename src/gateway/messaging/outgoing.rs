@@ -352,7 +352,10 @@ impl Gateway {
                 Method::Message,
                 &plain.to,
                 Vec::new(),
-                Some((plain.content_type.clone(), plain.content.clone().into_bytes())),
+                Some((
+                    plain.content_type.clone(),
+                    plain.content.clone().into_bytes(),
+                )),
             )
             .ok()
     }
