@@ -28,6 +28,12 @@ use crate::sylkrtc::Dialect;
 pub use bridges::{Bridges, MediaId, MediaSocketKind};
 pub use store::Store;
 
+/// Store results handed to the gateway per [`Switchboard::handle_store_ready`]: each may
+/// send a SIP MESSAGE and several WebSocket messages (tens of microseconds), and the worker
+/// returns up to a whole transaction's batch at once, so the reactor takes them in slices
+/// between its sockets (issue 11: no reactor iteration over 2 ms).
+pub const STORE_RESULTS_PER_CALL: usize = 16;
+
 /// Socket work for the reactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -91,11 +97,17 @@ impl Switchboard {
         self.store = store;
     }
 
-    /// The store's worker signalled results: each goes to the gateway.
-    pub fn handle_store_ready(&mut self, now: Instant) {
-        while let Some((ticket, result)) = self.store.poll_result() {
+    /// The store's worker signalled results: up to [`STORE_RESULTS_PER_CALL`] go to the
+    /// gateway. Returns whether more may be waiting (call again soon: the worker does not
+    /// signal the same results twice).
+    pub fn handle_store_ready(&mut self, now: Instant) -> bool {
+        for _ in 0..STORE_RESULTS_PER_CALL {
+            let Some((ticket, result)) = self.store.poll_result() else {
+                return false;
+            };
             self.deliver(now, GatewayInput::Store { ticket, result });
         }
+        true
     }
 
     /// Store requests submitted and not collected yet (tests wait for 0).
