@@ -380,7 +380,9 @@ fn message_to_gateway(gw: &Gateway, from: &str, to: &str, text: &str) -> u16 {
     sock.send_to(msg.as_bytes(), gw.sip).unwrap();
     let mut buf = [0u8; 4096];
     let (n, _) = sock.recv_from(&mut buf).expect("an answer to MESSAGE");
-    String::from_utf8_lossy(&buf[8..n.min(11)]).parse().unwrap_or(0)
+    String::from_utf8_lossy(&buf[8..n.min(11)])
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -399,7 +401,12 @@ fn page_chats_with_baresip_history_unread_and_ticks() {
     let gw = gateway_via(&kam);
     // Stored while nobody holds alice: the page gets it as history.
     assert_eq!(
-        message_to_gateway(&gw, "bob@example.test", "alice@example.test", "while you were away"),
+        message_to_gateway(
+            &gw,
+            "bob@example.test",
+            "alice@example.test",
+            "while you were away"
+        ),
         202
     );
     let (address, pw, _) = account_args(&kam, "alice");
@@ -420,7 +427,10 @@ fn page_chats_with_baresip_history_unread_and_ticks() {
     bob.command("message live from baresip").unwrap();
     let result = driver.result(Duration::from_secs(60));
     eprintln!("result: {result:#}");
-    assert_eq!(result["history"], serde_json::json!(["while you were away"]));
+    assert_eq!(
+        result["history"],
+        serde_json::json!(["while you were away"])
+    );
     assert_eq!(result["unread_after_history"], 1);
     assert_eq!(result["unread_before_open"], 2);
     assert_eq!(result["unread_badge"], "2");

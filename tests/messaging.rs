@@ -423,6 +423,26 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
         one.error(json!({"sylkrtc":"account-remove-message","account":ALICE,"message_id":"nope","contact":"bob@example.test"})),
         "Unknown message nope"
     );
+    // A published public key is what lookup-public-key answers.
+    let key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nxsBNBGZ\n-----END PGP PUBLIC KEY BLOCK-----";
+    one.ack(
+        json!({"sylkrtc":"account-message","account":ALICE,"uri":"bob@example.test",
+        "message_id":"key-1","content":key,"content_type":"text/pgp-public-key",
+        "timestamp":"2024-05-06T08:01:00Z"}),
+    );
+    one.ack(json!({"sylkrtc":"lookup-public-key","uri":ALICE}));
+    let found = one.event(Duration::from_secs(5), |v| {
+        v["sylkrtc"] == "lookup-public-key-event"
+    });
+    assert_eq!(
+        found,
+        json!({"sylkrtc":"lookup-public-key-event","uri":ALICE,"public_key":key})
+    );
+    one.ack(json!({"sylkrtc":"lookup-public-key","uri":"nobody@example.test"}));
+    let none = one.event(Duration::from_secs(5), |v| {
+        v["sylkrtc"] == "lookup-public-key-event"
+    });
+    assert_eq!(none["public_key"], Value::Null);
     drop(one);
     drop(two);
     // Nobody holds alice now: the message is only stored (202).
@@ -450,6 +470,7 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
         .map(|m| m["message_id"].as_str().unwrap())
         .collect();
     assert_eq!(&ids[..2], ["s1", "r1"], "{synced}");
+    assert!(ids.contains(&"key-1"), "{synced}");
     assert!(ids.contains(&"r2"), "{synced}");
     let r1 = &list[1];
     assert_eq!(r1["state"], "displayed", "marked read: {r1}");
@@ -581,4 +602,67 @@ fn register_contact_only(kam: &Kamailio, user: &str, port: u16) {
         "{}",
         reg.messages()
     );
+}
+
+const CHROME_OFFER: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/media/tests/fixtures/sdp/chrome_offer.sdp"
+));
+
+#[test]
+fn session_messages_inside_a_call_both_ways() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let uas = Sipp::uas("uas_message_in_call.xml", SippOpts::default());
+    uas.register_at(&kam, "bob");
+    let base = common::peers::free_udp_range(40);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[media]\nrtp_ports = \"{base}-{}\"\n",
+            kam.sip_addr(),
+            base + 39
+        ),
+        &[],
+    );
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice", None);
+    let session = "s-msg-1";
+    let early = json!({"sylkrtc":"session-message","session":session,"message_id":"x",
+        "content":"too early","content_type":"text/plain","timestamp":"2024-05-06T09:00:00Z"});
+    assert_eq!(alice.error(early), "Unknown session s-msg-1");
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":ALICE,"session":session,
+        "uri":"bob@example.test","sdp":CHROME_OFFER}),
+    );
+    alice.event(Duration::from_secs(10), |v| {
+        v["event"] == "state" && v["state"] == "accepted"
+    });
+    alice.ack(json!({"sylkrtc":"session-message","session":session,"message_id":"dlg-1",
+        "content":"hello in the call","content_type":"text/plain","timestamp":"2024-05-06T09:00:01Z"}));
+    let d = alice.event(Duration::from_secs(10), |v| {
+        v["sylkrtc"] == "session-event" && v["event"] == "disposition-notification"
+    });
+    assert_eq!(
+        (
+            d["session"].as_str(),
+            d["message_id"].as_str(),
+            d["state"].as_str(),
+            d["code"].as_u64()
+        ),
+        (Some(session), Some("dlg-1"), Some("accepted"), Some(200)),
+        "{d}"
+    );
+    let m = alice.event(Duration::from_secs(10), |v| {
+        v["sylkrtc"] == "session-event" && v["event"] == "message"
+    });
+    assert_eq!(m["session"], session);
+    assert_eq!(m["message_id"], "in-call-1");
+    assert_eq!(m["sender"]["uri"], "bob@example.test");
+    assert_eq!(m["content"], "in the call\r\n");
+    let trace = uas.wait_for_message("imdn.Message-ID: dlg-1", Duration::from_secs(5));
+    let t = trace.replace("\r\n", "\n");
+    assert!(t.contains("MESSAGE sip:"), "{t}");
+    assert!(t.contains("Content-Type: message/cpim"), "{t}");
+    assert!(t.contains("hello in the call"), "{t}");
+    alice.ack(json!({"sylkrtc":"session-terminate","session":session}));
+    uas.wait_for_message("BYE sip:", Duration::from_secs(5));
 }
