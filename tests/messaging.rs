@@ -666,3 +666,61 @@ fn session_messages_inside_a_call_both_ways() {
     alice.ack(json!({"sylkrtc":"session-terminate","session":session}));
     uas.wait_for_message("BYE sip:", Duration::from_secs(5));
 }
+
+#[test]
+fn a_python_client_chats_with_baresip_through_kamailio() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            contacts: vec![format!("sip:{ALICE}")],
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_via(kam.sip_addr(), "udp", &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sylkrtc_chat.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([
+            "--url",
+            &gw.ws_url(),
+            "--account",
+            ALICE,
+            "--ha1",
+            &kam.ha1("alice"),
+        ])
+        .args(["--to", "bob@example.test", "--text", "from python"])
+        .args(["--expect-from", "bob@example.test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 (run tests/run-all.sh to install the peers)");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut result = None;
+    while let Some(Ok(line)) = lines.next() {
+        if line == "WAITING" {
+            bob.wait_for_log("from python", Duration::from_secs(5));
+            bob.command("contact_next").unwrap();
+            bob.command("message reply from baresip").unwrap();
+        }
+        if let Some(r) = line.strip_prefix("RESULT ") {
+            result = Some(serde_json::from_str::<Value>(r).unwrap());
+        }
+    }
+    let _ = child.wait();
+    let result = result.expect("the client printed no RESULT");
+    assert_eq!(result["registration"], "registered", "{result}");
+    assert_eq!(result["sent"]["state"], "accepted", "{result}");
+    assert_eq!(
+        result["received"]["content"], "reply from baresip",
+        "{result}"
+    );
+    let history = result["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{result}");
+    assert_eq!(history[0]["direction"], "outgoing");
+    assert_eq!(history[0]["state"], "accepted");
+    assert_eq!(history[1]["content"], "reply from baresip");
+}
