@@ -70,6 +70,9 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             media: config.media.clone(),
             decline_code: 486,
             messaging: config.messaging.clone(),
+            dtls_identity: std::sync::Arc::new(
+                media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
+            ),
         },
         engine::Rng::seed_from_u64(1),
     )

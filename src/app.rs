@@ -28,6 +28,8 @@ pub enum StartupError {
     Ports(crate::gateway::PortRangeError),
     /// The message database cannot be opened (or its storage thread started).
     Store(String),
+    /// The DTLS certificate could not be made.
+    DtlsIdentity(media::error::WebrtcError),
 }
 
 impl fmt::Display for StartupError {
@@ -36,6 +38,7 @@ impl fmt::Display for StartupError {
             StartupError::Sockets(e) => f.write_str(e),
             StartupError::Ports(e) => e.fmt(f),
             StartupError::Store(e) => f.write_str(e),
+            StartupError::DtlsIdentity(e) => write!(f, "cannot create the DTLS identity: {e}"),
         }
     }
 }
@@ -88,6 +91,9 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
             messaging: config.messaging.clone(),
+            dtls_identity: std::sync::Arc::new(
+                media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
+            ),
         },
         rng.fork(),
     )

@@ -133,7 +133,7 @@ pub struct Engines<'a> {
 }
 
 /// Gateway settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// sylkRTC/account settings.
     pub sylkrtc: SylkRtcConfig,
@@ -145,6 +145,8 @@ pub struct GatewayConfig {
     pub decline_code: u16,
     /// Messaging limits and retention.
     pub messaging: MessagingConfig,
+    /// The certificate every call's DTLS presents, made once at start-up.
+    pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
 
 /// The gateway.
@@ -186,7 +188,7 @@ impl Gateway {
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
             messaging: messaging::Messaging::new(&config.messaging),
-            ports: ports::MediaPorts::new(config.media.clone())?,
+            ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
             clients_by_conn: HashMap::new(),
