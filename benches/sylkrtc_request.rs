@@ -69,6 +69,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
+            messaging: config.messaging.clone(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
             ),

@@ -213,6 +213,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Settings of messaging and its store (`[messaging]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagingConfig {
+    /// SQLite database file, or `":memory:"` (messages last as long as the process).
+    pub database: String,
+    /// Messages older than this many days are deleted (SylkServer's TTL).
+    pub max_age_days: u32,
+    /// Largest message content, in bytes (larger: an error to the client, 413 to SIP).
+    pub max_content_size: usize,
+    /// Messages per second one account may send (burst: as many); more get `Too many
+    /// messages`.
+    pub send_rate: u32,
+    /// Messages per second one SIP sender may send us (burst: as many); more get 503 with
+    /// Retry-After.
+    pub incoming_rate: u32,
+    /// Most store requests outstanding at once; more get an error (or 503 to SIP).
+    pub store_queue: usize,
+}
+
+/// The default message database, under the data directory `data/` of the working
+/// directory.
+pub const DEFAULT_DATABASE: &str = "data/messages.sqlite";
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -251,6 +274,8 @@ pub struct Config {
     pub sip: SipConfig,
     /// Media side.
     pub media: MediaConfig,
+    /// Messaging.
+    pub messaging: MessagingConfig,
     /// Logging.
     pub log: LogConfig,
     /// Operational endpoints.
@@ -299,6 +324,14 @@ impl Default for Config {
                 max_calls_per_connection: 10,
                 max_calls: 2000,
             },
+            messaging: MessagingConfig {
+                database: DEFAULT_DATABASE.to_owned(),
+                max_age_days: 365,
+                max_content_size: 64 * 1024,
+                send_rate: 20,
+                incoming_rate: 20,
+                store_queue: 4096,
+            },
             log: LogConfig {
                 level: log::LevelFilter::Info,
                 format: LogFormat::Text,
@@ -325,6 +358,8 @@ struct FileConfig {
     #[serde(default)]
     media: FileMedia,
     #[serde(default)]
+    messaging: FileMessaging,
+    #[serde(default)]
     log: FileLog,
     #[serde(default)]
     metrics: FileMetrics,
@@ -342,6 +377,17 @@ struct FileMetrics {
 #[serde(deny_unknown_fields)]
 struct FileShutdown {
     drain_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMessaging {
+    database: Option<String>,
+    max_age_days: Option<u32>,
+    max_content_size: Option<usize>,
+    send_rate: Option<u32>,
+    incoming_rate: Option<u32>,
+    store_queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -422,6 +468,8 @@ pub struct Overrides {
     pub media_address: Option<String>,
     /// `--sip-srtp auto|mandatory|off`
     pub sip_srtp: Option<String>,
+    /// `--database PATH` (`messaging.database`)
+    pub database: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
     /// `--metrics-listen ADDR|off`
@@ -543,6 +591,7 @@ impl Config {
         }
         apply_sip(&mut config.sip, file.sip, overrides)?;
         apply_media(&mut config.media, file.media, overrides)?;
+        apply_messaging(&mut config.messaging, file.messaging, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -759,6 +808,62 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     Ok(())
 }
 
+fn apply_messaging(
+    m: &mut MessagingConfig,
+    file: FileMessaging,
+    o: &Overrides,
+) -> Result<(), ConfigError> {
+    if let Some(db) = o.database.as_deref().or(file.database.as_deref()) {
+        if db.trim().is_empty() {
+            return Err(invalid(
+                "messaging.database",
+                "must be a file path or \":memory:\"",
+            ));
+        }
+        m.database = db.to_owned();
+    }
+    if let Some(d) = file.max_age_days {
+        if d == 0 {
+            return Err(invalid("messaging.max_age_days", "must be at least 1"));
+        }
+        m.max_age_days = d;
+    }
+    if let Some(n) = file.max_content_size {
+        if !(1024..=1024 * 1024).contains(&n) {
+            return Err(invalid(
+                "messaging.max_content_size",
+                "must be between 1024 and 1048576",
+            ));
+        }
+        m.max_content_size = n;
+    }
+    for (key, value, slot) in [
+        ("messaging.send_rate", file.send_rate, &mut m.send_rate),
+        (
+            "messaging.incoming_rate",
+            file.incoming_rate,
+            &mut m.incoming_rate,
+        ),
+    ] {
+        if let Some(r) = value {
+            if r == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+            *slot = r;
+        }
+    }
+    if let Some(n) = file.store_queue {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(invalid(
+                "messaging.store_queue",
+                "must be between 1 and 1000000",
+            ));
+        }
+        m.store_queue = n;
+    }
+    Ok(())
+}
+
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -809,6 +914,7 @@ mod tests {
         assert_eq!(c.sylkrtc, Config::default().sylkrtc);
         assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
         assert_eq!(c.media.sip_srtp, SipSrtp::Auto);
+        assert_eq!(c.messaging, Config::default().messaging);
         assert!(
             text.contains("sip_srtp = \"auto\""),
             "the sample documents media.sip_srtp"
@@ -953,6 +1059,36 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &none).unwrap_err();
             assert!(e.to_string().contains("sip_srtp"), "{e}");
+        }
+    }
+
+    #[test]
+    fn messaging_section_and_flag() {
+        let c = Config::from_toml(
+            "[messaging]\ndatabase = \":memory:\"\nmax_age_days = 30\nsend_rate = 5\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.messaging.database, ":memory:");
+        assert_eq!(c.messaging.max_age_days, 30);
+        assert_eq!(c.messaging.send_rate, 5);
+        let flag = Overrides {
+            database: Some("/tmp/x.sqlite".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[messaging]\ndatabase = \"a\"\n", &flag).unwrap();
+        assert_eq!(c.messaging.database, "/tmp/x.sqlite");
+        for text in [
+            "[messaging]\nmax_age_days = 0\n",
+            "[messaging]\nmax_content_size = 10\n",
+            "[messaging]\nsend_rate = 0\n",
+            "[messaging]\ndatabse = \"x\"\n",
+        ] {
+            let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
+            assert!(
+                e.to_string().contains("messaging") || e.to_string().contains("databse"),
+                "{e}"
+            );
         }
     }
 

@@ -31,6 +31,8 @@ Options:
   --metrics-listen ADDR
                        separate listener for /metrics, /health, /ready and
                        POST /admin/drain (IP:port, or 'off')
+  --database PATH      message database (SQLite file, or ':memory:'); default
+                       data/messages.sqlite under the working directory
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
   --check-config       validate the configuration and exit (0 if valid)
@@ -82,6 +84,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--rtp-ports" => overrides.rtp_ports = Some(value("--rtp-ports")?),
             "--media-address" => overrides.media_address = Some(value("--media-address")?),
             "--sip-srtp" => overrides.sip_srtp = Some(value("--sip-srtp")?),
+            "--database" => overrides.database = Some(value("--database")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--metrics-listen" => overrides.metrics_listen = Some(value("--metrics-listen")?),
             "--check-config" => check_only = true,

@@ -33,6 +33,9 @@ pub struct Account {
     pub incoming_header_prefixes: Vec<String>,
     /// The SIP registration, between `account-register` and `account-unregister`.
     pub registration: Option<RegId>,
+    /// The account registered successfully on this connection at least once: messaging
+    /// is allowed (SylkServer's `auth_state`; before it, `Account not authenticated`).
+    pub authenticated: bool,
 }
 
 impl Account {
@@ -46,6 +49,7 @@ impl Account {
             user_agent: add.user_agent,
             incoming_header_prefixes: add.incoming_header_prefixes,
             registration: None,
+            authenticated: false,
         }
     }
 
@@ -190,6 +194,11 @@ impl Gateway {
                 let Some(&account_id) = self.registration_owner.get(&reg) else {
                     return;
                 };
+                if status == RegistrationStatus::Registered {
+                    if let Some(a) = self.accounts.get_mut(account_id.0) {
+                        a.authenticated = true;
+                    }
+                }
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;
                 };
@@ -216,10 +225,9 @@ impl Gateway {
                     }
                 }
             }
-            // Routed to the calls by `handle`.
-            SipEvent::Call { .. } => {}
-            // The gateway sends no requests of its own and takes no methods yet.
-            SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {}
+            // Routed to the calls and to messaging by `handle`.
+            SipEvent::Call { .. } | SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {
+            }
         }
     }
 }

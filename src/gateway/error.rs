@@ -70,6 +70,27 @@ pub enum GatewayError {
     NotSupportedYet(&'static str),
     /// `session-create` while the gateway drains before shutting down.
     Draining,
+    /// Messaging before the account registered successfully on this connection.
+    NotAuthenticated,
+    /// Message content over `messaging.max_content_size`.
+    MessageTooLarge(usize),
+    /// The account's send rate limit.
+    TooManyMessages,
+    /// The message store refused or failed.
+    Store(store::StoreError),
+    /// The SIP MESSAGE could not be started.
+    CannotSendMessage(sip::request::RequestError),
+    /// `session-message` on a call that is not up.
+    SessionMessageState {
+        /// The session.
+        session: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// `account-remove-message` of a message the store does not have.
+    UnknownMessage(String),
+    /// `account-remove-conversation` of a conversation the store does not have.
+    UnknownContact(String),
 }
 
 impl fmt::Display for GatewayError {
@@ -110,6 +131,28 @@ impl fmt::Display for GatewayError {
             GatewayError::Draining => {
                 f.write_str("Service unavailable: the gateway is shutting down, try again")
             }
+            GatewayError::NotAuthenticated => f.write_str("Account not authenticated"),
+            GatewayError::MessageTooLarge(max) => {
+                write!(f, "Message too large (at most {max} bytes)")
+            }
+            GatewayError::TooManyMessages => f.write_str("Too many messages"),
+            GatewayError::Store(e) => {
+                let text = e.to_string();
+                let mut c = text.chars();
+                match c.next() {
+                    Some(first) => write!(f, "{}{}", first.to_uppercase(), c.as_str()),
+                    None => Ok(()),
+                }
+            }
+            GatewayError::CannotSendMessage(e) => write!(f, "Cannot send message: {e}"),
+            GatewayError::SessionMessageState { session, state } => {
+                write!(
+                    f,
+                    "Invalid state for sending a message in session {session}: {state}"
+                )
+            }
+            GatewayError::UnknownMessage(id) => write!(f, "Unknown message {id}"),
+            GatewayError::UnknownContact(c) => write!(f, "Unknown contact {c}"),
         }
     }
 }

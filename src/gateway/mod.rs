@@ -13,6 +13,7 @@ mod account;
 mod calls;
 mod client;
 mod error;
+mod messaging;
 mod ports;
 mod stats;
 mod trace;
@@ -24,8 +25,8 @@ use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
 use sip::stack::{SipEvent, SipStack};
 
-use crate::config::{MediaConfig, SylkRtcConfig};
-use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
+use crate::config::{MediaConfig, MessagingConfig, SylkRtcConfig};
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
@@ -97,6 +98,13 @@ pub enum GatewayInput<'a> {
     /// Retry-After to INVITEs), connections without a call are let go at once (1001) and the
     /// others once their last call ends ([`GatewayCommand::Close`]).
     Drain,
+    /// A message store request finished.
+    Store {
+        /// Which request.
+        ticket: store::worker::StoreTicket,
+        /// Its result.
+        result: Result<store::StoreResult, store::StoreError>,
+    },
     /// Graceful shutdown: every call still up ends (BYE/CANCEL, `terminated` to its client)
     /// and every client is released (accounts unregistered).
     Shutdown,
@@ -139,6 +147,8 @@ pub struct Engines<'a> {
     pub sip: &'a mut SipStack,
     /// Every call's media bridge.
     pub bridges: &'a mut Bridges,
+    /// The message store (its worker thread).
+    pub store: &'a mut Store,
 }
 
 /// Gateway settings.
@@ -152,6 +162,8 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
+    /// Messaging limits and retention.
+    pub messaging: MessagingConfig,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -179,6 +191,8 @@ pub struct Gateway {
     draining: bool,
     /// Counters for the metrics endpoint.
     stats: GatewayStats,
+    /// Messaging's books: store requests and SIP MESSAGEs in flight, rate limits.
+    messaging: messaging::Messaging,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -196,6 +210,7 @@ impl Gateway {
     /// A gateway with no clients. Fails only on a media port range the allocator cannot use.
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
+            messaging: messaging::Messaging::new(&config.messaging),
             ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
@@ -225,6 +240,7 @@ impl Gateway {
         engines: &mut Engines<'_>,
     ) {
         self.wall = wall;
+        self.expire_messages(engines.store);
         match input {
             GatewayInput::ClientOpen {
                 conn,
@@ -243,6 +259,17 @@ impl Gateway {
             }
             GatewayInput::Sip(SipEvent::Call { call, event }) => {
                 self.handle_call_event(now, call, event, engines)
+            }
+            GatewayInput::Sip(SipEvent::Request { request, outcome }) => {
+                self.handle_request_outcome(now, request, outcome, engines)
+            }
+            GatewayInput::Sip(SipEvent::IncomingRequest {
+                id,
+                target,
+                request,
+            }) => self.handle_incoming_request(now, id, target, *request, engines),
+            GatewayInput::Store { ticket, result } => {
+                self.handle_store_result(now, ticket, result, engines)
             }
             GatewayInput::Sip(event) => self.handle_sip_event(event),
             GatewayInput::Bridge { media, event } => {
@@ -342,6 +369,11 @@ impl Gateway {
         self.accounts_by_aor.len()
     }
 
+    /// Store results and SIP MESSAGEs messaging still waits for (leak checks).
+    pub fn messages_in_flight(&self) -> usize {
+        self.messaging.in_flight()
+    }
+
     /// Free media port pairs (leak checks: back to the start value when no call runs).
     pub fn media_pairs_available(&self) -> usize {
         self.ports.available()
@@ -402,6 +434,9 @@ impl Gateway {
                 self.terminate_session(now, client, &session, e)
             }
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
+            messaging => {
+                return self.handle_messaging_request(now, client, transaction, messaging, e)
+            }
         };
         self.reply(client, &transaction, result);
     }

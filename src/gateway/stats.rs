@@ -91,6 +91,14 @@ impl GatewayError {
             GatewayError::UnknownSession(_) => "unknown_session",
             GatewayError::NotSupportedYet(_) => "not_supported_yet",
             GatewayError::Draining => "draining",
+            GatewayError::NotAuthenticated => "not_authenticated",
+            GatewayError::MessageTooLarge(_) => "message_too_large",
+            GatewayError::TooManyMessages => "too_many_messages",
+            GatewayError::Store(_) => "store",
+            GatewayError::CannotSendMessage(_) => "cannot_send_message",
+            GatewayError::SessionMessageState { .. } => "session_message_state",
+            GatewayError::UnknownMessage(_) => "unknown_message",
+            GatewayError::UnknownContact(_) => "unknown_contact",
         }
     }
 }

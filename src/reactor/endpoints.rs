@@ -72,6 +72,11 @@ const ENDPOINTS: [(Endpoint, &str); 4] = [
 ];
 
 impl ReactorStats {
+    /// The longest iteration so far.
+    pub fn longest(&self) -> Duration {
+        self.longest
+    }
+
     /// One loop iteration's work took `d`.
     pub fn iteration(&mut self, d: Duration) {
         self.iterations.observe(d);

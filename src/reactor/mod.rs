@@ -111,6 +111,8 @@ pub struct Reactor {
     touched: Vec<usize>,
     /// Origin of the timer grid.
     epoch: Instant,
+    /// The store's worker has results not collected yet.
+    store_backlog: bool,
 }
 
 /// The sockets bound at start-up, before the engines that need their addresses exist.
@@ -187,6 +189,11 @@ impl BoundSockets {
         })
     }
 
+    /// A waker for the message store's worker: its wake-ups arrive as the `Store` token.
+    pub fn store_waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.registry(), token::encode(TokenKind::Store, 0, 0))
+    }
+
     /// The bound listener addresses.
     pub fn addresses(&self) -> BoundAddresses {
         let mut out = BoundAddresses {
@@ -243,6 +250,7 @@ impl Reactor {
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
             epoch: Instant::now(),
+            store_backlog: false,
         }
     }
 
@@ -270,9 +278,13 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout = self
-                .next_deadline(engines_deadline)
-                .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now));
+            let timeout = if self.store_backlog {
+                // Store results are waiting (their waker fired already): do not sleep.
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline(engines_deadline)
+                    .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -284,6 +296,9 @@ impl Reactor {
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
                     return Ok(());
                 }
+            }
+            if self.store_backlog {
+                self.store_backlog = self.board.handle_store_ready(woke);
             }
             self.run_timers(woke, engines_deadline);
             self.settle(woke);
@@ -324,6 +339,8 @@ impl Reactor {
                     &mut self.scratch,
                 );
             }
+            // Collected below, a bounded number per iteration.
+            TokenKind::Store => self.store_backlog = true,
             TokenKind::SipUdp => self.sip.read_udp(now, &mut self.board, &mut self.scratch),
             TokenKind::Dns => self
                 .sip

@@ -39,6 +39,7 @@ fn gateway_with_media(
             trace_websocket: false,
             media,
             decline_code: 486,
+            messaging: crate::config::Config::default().messaging,
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),

@@ -76,6 +76,15 @@ impl Gateway {
             .arg(&config_path)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0"])
             .args(["--sip-listen", "127.0.0.1:0"])
+            .args(if args.contains(&"--database") {
+                Vec::new()
+            } else {
+                // Each gateway its own message database, removed with its directory.
+                vec![
+                    "--database".to_owned(),
+                    dir.path().join("messages.sqlite").display().to_string(),
+                ]
+            })
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

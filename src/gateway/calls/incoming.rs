@@ -115,6 +115,7 @@ impl Gateway {
                 sip_call_id: Some(call_id.clone()),
                 media,
                 ports,
+                peer: originator.uri.clone(),
                 originator: Some(originator.clone()),
                 early_media: false,
                 progress_sent: false,

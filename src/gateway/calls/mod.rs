@@ -88,6 +88,8 @@ pub(super) struct GwCall {
     pub media: MediaId,
     pub ports: CallPorts,
     pub originator: Option<Originator>,
+    /// The other party, bare `user@domain` (CPIM `To` of `session-message`).
+    pub peer: String,
     pub early_media: bool,
     pub progress_sent: bool,
     /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
@@ -384,7 +386,11 @@ impl Gateway {
         }
     }
 
-    fn session_key(&self, client: ClientId, session: &str) -> Result<CallKey, GatewayError> {
+    pub(super) fn session_key(
+        &self,
+        client: ClientId,
+        session: &str,
+    ) -> Result<CallKey, GatewayError> {
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
         match c.sessions.live.get(session) {
             Some(&key) => Ok(key),
@@ -473,7 +479,7 @@ impl std::fmt::Display for CallContext<'_> {
 }
 
 /// `sip:user@host;params` -> `user@host`, as sylkRTC carries addresses.
-fn bare_uri(uri: &str) -> String {
+pub(super) fn bare_uri(uri: &str) -> String {
     let s = uri.trim().trim_start_matches('<').trim_end_matches('>');
     let s = s
         .strip_prefix("sips:")

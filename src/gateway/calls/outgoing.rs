@@ -101,6 +101,7 @@ impl Gateway {
                 media,
                 ports,
                 originator: None,
+                peer: create.uri.as_str().to_owned(),
                 early_media: false,
                 progress_sent: false,
                 late_offer: None,
