@@ -142,6 +142,8 @@ impl Gateway {
             .arg(&config)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
             .args(["--sip-listen", "127.0.0.1:0"])
+            // Calls only: no message database on disk.
+            .args(["--database", ":memory:"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -26,6 +26,8 @@ pub enum StartupError {
     Sockets(String),
     /// `media.rtp_ports` cannot be used.
     Ports(crate::gateway::PortRangeError),
+    /// The message database cannot be opened (or its storage thread started).
+    Store(String),
     /// The DTLS certificate could not be made.
     DtlsIdentity(media::error::WebrtcError),
 }
@@ -35,6 +37,7 @@ impl fmt::Display for StartupError {
         match self {
             StartupError::Sockets(e) => f.write_str(e),
             StartupError::Ports(e) => e.fmt(f),
+            StartupError::Store(e) => f.write_str(e),
             StartupError::DtlsIdentity(e) => write!(f, "cannot create the DTLS identity: {e}"),
         }
     }
@@ -89,6 +92,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
             push_parameters: config.sip.push_parameters,
+            messaging: config.messaging.clone(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
             ),
@@ -96,7 +100,8 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         rng.fork(),
     )
     .map_err(StartupError::Ports)?;
-    let board = Switchboard::new(gateway, stack, config.media.max_calls);
+    let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
+    board.set_store(start_store(config, &sockets)?);
     let ws = &config.websocket;
     let limits = WsLimits {
         origins: ws.origins.clone(),
@@ -105,10 +110,32 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         ping_interval: ws.ping_interval,
         pong_timeout: ws.pong_timeout(),
     };
-    Ok(App {
-        reactor: Reactor::new(sockets, board, limits, ws.max_connections),
-        addresses,
-    })
+    let mut reactor = Reactor::new(sockets, board, limits, ws.max_connections);
+    reactor.set_drain_timeout(config.shutdown.drain_timeout);
+    Ok(App { reactor, addresses })
+}
+
+/// Opens the message database and starts its worker thread, which wakes the reactor.
+fn start_store(
+    config: &Config,
+    sockets: &BoundSockets,
+) -> Result<crate::switchboard::Store, StartupError> {
+    let path = &config.messaging.database;
+    let db = store::sqlite::SqliteStore::open(path)
+        .map_err(|e| StartupError::Store(format!("cannot open messaging.database {path}: {e}")))?;
+    let waker = sockets
+        .store_waker()
+        .map_err(|e| StartupError::Store(format!("cannot create the store's waker: {e}")))?;
+    let notify = Box::new(move || {
+        if let Err(e) = waker.wake() {
+            log::warn!("store: cannot wake the reactor: {e}");
+        }
+    });
+    let worker =
+        store::worker::StoreWorker::spawn(Box::new(db), config.messaging.store_queue, notify)
+            .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
+    log::info!("messaging: store {path}");
+    Ok(crate::switchboard::Store::new(worker))
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.

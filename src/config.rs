@@ -228,13 +228,65 @@ pub struct MediaConfig {
     pub max_calls: usize,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `<UTC time> <LEVEL> <target>: <message>` with `key=value` context.
+    #[default]
+    Text,
+    /// One JSON object per line, the stable keys (`conn`, `account`, `call`,
+    /// `sip_call_id`) as fields, for log shippers.
+    Json,
+}
+
+/// Settings of messaging and its store (`[messaging]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagingConfig {
+    /// SQLite database file, or `":memory:"` (messages last as long as the process).
+    pub database: String,
+    /// Messages older than this many days are deleted (SylkServer's TTL).
+    pub max_age_days: u32,
+    /// Largest message content, in bytes (larger: an error to the client, 413 to SIP).
+    pub max_content_size: usize,
+    /// Messages per second one account may send (burst: as many); more get `Too many
+    /// messages`.
+    pub send_rate: u32,
+    /// Messages per second one SIP sender may send us (burst: as many); more get 503 with
+    /// Retry-After.
+    pub incoming_rate: u32,
+    /// Most store requests outstanding at once; more get an error (or 503 to SIP).
+    pub store_queue: usize,
+}
+
+/// The default message database, under the data directory `data/` of the working
+/// directory.
+pub const DEFAULT_DATABASE: &str = "data/messages.sqlite";
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Most verbose level written.
     pub level: log::LevelFilter,
+    /// Line format.
+    pub format: LogFormat,
     /// Trace every WebSocket frame in and out (HA1 values redacted).
     pub trace_websocket: bool,
+}
+
+/// The operational endpoints (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A separate listener for `/metrics`, `/health`, `/ready` and `POST /admin/drain`;
+    /// `None`: `/metrics` is served on the WebSocket listeners and there is no drain switch.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Graceful shutdown (`[shutdown]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long calls in progress may go on after SIGTERM (or `POST /admin/drain`) before
+    /// they are ended; zero ends them at once.
+    pub drain_timeout: Duration,
 }
 
 /// The whole validated configuration.
@@ -248,8 +300,14 @@ pub struct Config {
     pub sip: SipConfig,
     /// Media side.
     pub media: MediaConfig,
+    /// Messaging.
+    pub messaging: MessagingConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Operational endpoints.
+    pub metrics: MetricsConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
 }
 
 impl Default for Config {
@@ -294,9 +352,22 @@ impl Default for Config {
                 max_calls_per_connection: 10,
                 max_calls: 2000,
             },
+            messaging: MessagingConfig {
+                database: DEFAULT_DATABASE.to_owned(),
+                max_age_days: 365,
+                max_content_size: 64 * 1024,
+                send_rate: 20,
+                incoming_rate: 20,
+                store_queue: 4096,
+            },
             log: LogConfig {
                 level: log::LevelFilter::Info,
+                format: LogFormat::Text,
                 trace_websocket: false,
+            },
+            metrics: MetricsConfig { listen: None },
+            shutdown: ShutdownConfig {
+                drain_timeout: Duration::from_secs(300),
             },
         }
     }
@@ -315,7 +386,36 @@ struct FileConfig {
     #[serde(default)]
     media: FileMedia,
     #[serde(default)]
+    messaging: FileMessaging,
+    #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    metrics: FileMetrics,
+    #[serde(default)]
+    shutdown: FileShutdown,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShutdown {
+    drain_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMessaging {
+    database: Option<String>,
+    max_age_days: Option<u32>,
+    max_content_size: Option<usize>,
+    send_rate: Option<u32>,
+    incoming_rate: Option<u32>,
+    store_queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,6 +475,7 @@ struct FileSylkRtc {
 #[serde(deny_unknown_fields)]
 struct FileLog {
     level: Option<String>,
+    format: Option<String>,
     trace_websocket: Option<bool>,
 }
 
@@ -397,8 +498,12 @@ pub struct Overrides {
     pub media_address: Option<String>,
     /// `--sip-srtp auto|mandatory|off`
     pub sip_srtp: Option<String>,
+    /// `--database PATH` (`messaging.database`)
+    pub database: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
+    /// `--metrics-listen ADDR|off`
+    pub metrics_listen: Option<String>,
     /// `--trace-websocket`
     pub trace_websocket: bool,
 }
@@ -516,6 +621,7 @@ impl Config {
         }
         apply_sip(&mut config.sip, file.sip, overrides)?;
         apply_media(&mut config.media, file.media, overrides)?;
+        apply_messaging(&mut config.messaging, file.messaging, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -524,8 +630,31 @@ impl Config {
                 )
             })?;
         }
+        if let Some(format) = file.log.format.as_deref() {
+            config.log.format = match format {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid("log.format", "must be \"text\" or \"json\"")),
+            };
+        }
         config.log.trace_websocket =
             overrides.trace_websocket || file.log.trace_websocket.unwrap_or(false);
+        if let Some(v) = overrides
+            .metrics_listen
+            .as_deref()
+            .or(file.metrics.listen.as_deref())
+        {
+            config.metrics.listen = parse_listen("metrics.listen", v)?;
+        }
+        if let Some(secs) = file.shutdown.drain_timeout {
+            if secs > 86_400 {
+                return Err(invalid(
+                    "shutdown.drain_timeout",
+                    "must be at most 86400 seconds",
+                ));
+            }
+            config.shutdown.drain_timeout = Duration::from_secs(secs);
+        }
         Ok(config)
     }
 }
@@ -726,6 +855,62 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     Ok(())
 }
 
+fn apply_messaging(
+    m: &mut MessagingConfig,
+    file: FileMessaging,
+    o: &Overrides,
+) -> Result<(), ConfigError> {
+    if let Some(db) = o.database.as_deref().or(file.database.as_deref()) {
+        if db.trim().is_empty() {
+            return Err(invalid(
+                "messaging.database",
+                "must be a file path or \":memory:\"",
+            ));
+        }
+        m.database = db.to_owned();
+    }
+    if let Some(d) = file.max_age_days {
+        if d == 0 {
+            return Err(invalid("messaging.max_age_days", "must be at least 1"));
+        }
+        m.max_age_days = d;
+    }
+    if let Some(n) = file.max_content_size {
+        if !(1024..=1024 * 1024).contains(&n) {
+            return Err(invalid(
+                "messaging.max_content_size",
+                "must be between 1024 and 1048576",
+            ));
+        }
+        m.max_content_size = n;
+    }
+    for (key, value, slot) in [
+        ("messaging.send_rate", file.send_rate, &mut m.send_rate),
+        (
+            "messaging.incoming_rate",
+            file.incoming_rate,
+            &mut m.incoming_rate,
+        ),
+    ] {
+        if let Some(r) = value {
+            if r == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+            *slot = r;
+        }
+    }
+    if let Some(n) = file.store_queue {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(invalid(
+                "messaging.store_queue",
+                "must be between 1 and 1000000",
+            ));
+        }
+        m.store_queue = n;
+    }
+    Ok(())
+}
+
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -768,9 +953,15 @@ mod tests {
     fn sample_file_is_valid_and_matches_defaults() {
         let text = include_str!("../sylk-gateway.sample.toml");
         let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(
+            c,
+            Config::default(),
+            "every key of the sample is the default"
+        );
         assert_eq!(c.sylkrtc, Config::default().sylkrtc);
         assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
         assert_eq!(c.media.sip_srtp, SipSrtp::Auto);
+        assert_eq!(c.messaging, Config::default().messaging);
         assert!(
             text.contains("sip_srtp = \"auto\""),
             "the sample documents media.sip_srtp"
@@ -915,6 +1106,67 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &none).unwrap_err();
             assert!(e.to_string().contains("sip_srtp"), "{e}");
+        }
+    }
+
+    #[test]
+    fn messaging_section_and_flag() {
+        let c = Config::from_toml(
+            "[messaging]\ndatabase = \":memory:\"\nmax_age_days = 30\nsend_rate = 5\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.messaging.database, ":memory:");
+        assert_eq!(c.messaging.max_age_days, 30);
+        assert_eq!(c.messaging.send_rate, 5);
+        let flag = Overrides {
+            database: Some("/tmp/x.sqlite".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[messaging]\ndatabase = \"a\"\n", &flag).unwrap();
+        assert_eq!(c.messaging.database, "/tmp/x.sqlite");
+        for text in [
+            "[messaging]\nmax_age_days = 0\n",
+            "[messaging]\nmax_content_size = 10\n",
+            "[messaging]\nsend_rate = 0\n",
+            "[messaging]\ndatabse = \"x\"\n",
+        ] {
+            let e = Config::from_toml(text, &Overrides::default()).unwrap_err();
+            assert!(
+                e.to_string().contains("messaging") || e.to_string().contains("databse"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn operations_sections() {
+        let none = Overrides::default();
+        let c = Config::from_toml(
+            "[metrics]\nlisten = \"127.0.0.1:9100\"\n[shutdown]\ndrain_timeout = 0\n\
+             [log]\nformat = \"json\"\n",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.shutdown.drain_timeout, Duration::ZERO);
+        assert_eq!(c.log.format, LogFormat::Json);
+        let flag = Overrides {
+            metrics_listen: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9100\"\n", &flag).unwrap();
+        assert_eq!(c.metrics.listen, None, "the flag overrides the file");
+        for (text, key) in [
+            ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
+            (
+                "[shutdown]\ndrain_timeout = 100000\n",
+                "shutdown.drain_timeout",
+            ),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+        ] {
+            let e = Config::from_toml(text, &none).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
         }
     }
 

@@ -363,6 +363,82 @@ fn page_calls_baresip_and_baresip_hangs_up() {
     assert!(reason.contains("BYE"), "remote hang-up reason: {reason:?}");
 }
 
+/// A plain MESSAGE from `from` to `to` straight at the gateway (as a proxy forking it
+/// there); returns the status of the answer.
+fn message_to_gateway(gw: &Gateway, from: &str, to: &str, text: &str) -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "MESSAGE sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKchat{}\r\n\
+         From: <sip:{from}>;tag=f1\r\nTo: <sip:{to}>\r\nCall-ID: chat-{}@test\r\nCSeq: 1 MESSAGE\r\n\
+         Max-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+        local.port(),
+        local.port(),
+        text.len()
+    );
+    sock.send_to(msg.as_bytes(), gw.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to MESSAGE");
+    String::from_utf8_lossy(&buf[8..n.min(11)])
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn page_chats_with_baresip_history_unread_and_ticks() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser();
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            contacts: vec!["sip:alice@example.test".into()],
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_via(&kam);
+    // Stored while nobody holds alice: the page gets it as history.
+    assert_eq!(
+        message_to_gateway(
+            &gw,
+            "bob@example.test",
+            "alice@example.test",
+            "while you were away"
+        ),
+        202
+    );
+    let (address, pw, _) = account_args(&kam, "alice");
+    let out = out_dir("chat");
+    let url = page_url(&gw, "/");
+    let mut driver = Driver::start(
+        "chat",
+        &[
+            ("url", &url),
+            ("address", &address),
+            ("password", pw),
+            ("target", "bob@example.test"),
+            ("out", out.to_str().unwrap()),
+        ],
+    );
+    driver.wait_line("HISTORY", Duration::from_secs(60));
+    bob.command("contact_next").unwrap();
+    bob.command("message live from baresip").unwrap();
+    let result = driver.result(Duration::from_secs(60));
+    eprintln!("result: {result:#}");
+    assert_eq!(
+        result["history"],
+        serde_json::json!(["while you were away"])
+    );
+    assert_eq!(result["unread_after_history"], 1);
+    assert_eq!(result["unread_before_open"], 2);
+    assert_eq!(result["unread_badge"], "2");
+    assert_eq!(result["unread_after_open"], 0);
+    assert_eq!(result["tick"], "\u{2713}", "accepted: {result:#}");
+    bob.wait_for_log("hello from the page", Duration::from_secs(5));
+}
+
 #[test]
 fn page_answers_a_call_from_sipp_and_sipp_hangs_up() {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,14 +11,18 @@
 //!   fixed RFC table (the reactor's connections, bridges, registrations, calls, ...).
 //! - [`Rng`]: an injected, seedable CSPRNG.
 //! - [`Table`]: a slab with generation-checked [`Key`]s, for every id that outlives its entry.
+//! - [`Histogram`]: fixed-bucket latency counts for the metrics endpoint, allocation-free to
+//!   update.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod deadlines;
+pub mod histogram;
 mod rng;
 mod table;
 
 pub use deadlines::Deadlines;
+pub use histogram::Histogram;
 pub use rng::Rng;
 pub use table::{Key, Table};
 

@@ -35,6 +35,9 @@ pub struct Account {
     pub registration: Option<RegId>,
     /// Push parameters for the REGISTER Contact (`account-devicetoken`, `push.rs`).
     pub push: Option<Vec<(String, String)>>,
+    /// The account registered successfully on this connection at least once: messaging
+    /// is allowed (SylkServer's `auth_state`; before it, `Account not authenticated`).
+    pub authenticated: bool,
 }
 
 impl Account {
@@ -49,6 +52,7 @@ impl Account {
             incoming_header_prefixes: add.incoming_header_prefixes,
             registration: None,
             push: None,
+            authenticated: false,
         }
     }
 
@@ -200,6 +204,11 @@ impl Gateway {
                 let Some(&account_id) = self.registration_owner.get(&reg) else {
                     return;
                 };
+                if status == RegistrationStatus::Registered {
+                    if let Some(a) = self.accounts.get_mut(account_id.0) {
+                        a.authenticated = true;
+                    }
+                }
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;
                 };
@@ -226,10 +235,9 @@ impl Gateway {
                     }
                 }
             }
-            // Routed to the calls by `handle`.
-            SipEvent::Call { .. } => {}
-            // The gateway sends no requests of its own and takes no methods yet.
-            SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {}
+            // Routed to the calls and to messaging by `handle`.
+            SipEvent::Call { .. } | SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {
+            }
         }
     }
 }

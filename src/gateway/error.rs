@@ -84,6 +84,25 @@ pub enum GatewayError {
         /// Its state.
         state: &'static str,
     },
+    /// `session-create` while the gateway drains before shutting down.
+    Draining,
+    /// Messaging before the account registered successfully on this connection.
+    NotAuthenticated,
+    /// Message content over `messaging.max_content_size`.
+    MessageTooLarge(usize),
+    /// The account's send rate limit.
+    TooManyMessages,
+    /// The message store refused or failed.
+    Store(store::StoreError),
+    /// The SIP MESSAGE could not be started.
+    CannotSendMessage(sip::request::RequestError),
+    /// `session-message` on a call that is not up.
+    SessionMessageState {
+        /// The session.
+        session: String,
+        /// Its state.
+        state: &'static str,
+    },
     /// A renegotiation of the session is already under way.
     UpdatePending(String),
     /// The browser's SDP for `session-update` could not be used.
@@ -101,6 +120,10 @@ pub enum GatewayError {
     TransferPending(String),
     /// `session-create` with `refer` naming a session that got no transfer request.
     NoTransferRequest(String),
+    /// `account-remove-message` of a message the store does not have.
+    UnknownMessage(String),
+    /// `account-remove-conversation` of a conversation the store does not have.
+    UnknownContact(String),
 }
 
 impl fmt::Display for GatewayError {
@@ -166,6 +189,31 @@ impl fmt::Display for GatewayError {
             GatewayError::NoTransferRequest(s) => {
                 write!(f, "Session {s} has no transfer request")
             }
+            GatewayError::Draining => {
+                f.write_str("Service unavailable: the gateway is shutting down, try again")
+            }
+            GatewayError::NotAuthenticated => f.write_str("Account not authenticated"),
+            GatewayError::MessageTooLarge(max) => {
+                write!(f, "Message too large (at most {max} bytes)")
+            }
+            GatewayError::TooManyMessages => f.write_str("Too many messages"),
+            GatewayError::Store(e) => {
+                let text = e.to_string();
+                let mut c = text.chars();
+                match c.next() {
+                    Some(first) => write!(f, "{}{}", first.to_uppercase(), c.as_str()),
+                    None => Ok(()),
+                }
+            }
+            GatewayError::CannotSendMessage(e) => write!(f, "Cannot send message: {e}"),
+            GatewayError::SessionMessageState { session, state } => {
+                write!(
+                    f,
+                    "Invalid state for sending a message in session {session}: {state}"
+                )
+            }
+            GatewayError::UnknownMessage(id) => write!(f, "Unknown message {id}"),
+            GatewayError::UnknownContact(c) => write!(f, "Unknown contact {c}"),
         }
     }
 }
@@ -203,6 +251,9 @@ pub enum CallEnd {
     WebSocketClosed,
     /// The call was transferred (`session-transfer`, and the target answered).
     Transferred,
+    /// The gateway shut down with the call still up (the drain timeout passed, or a second
+    /// SIGTERM came).
+    Shutdown,
 }
 
 impl CallEnd {
@@ -243,6 +294,7 @@ impl fmt::Display for CallEnd {
             CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
             CallEnd::Transferred => f.write_str("200 Call transferred"),
+            CallEnd::Shutdown => f.write_str("503 Server shutting down"),
         }
     }
 }

@@ -14,8 +14,10 @@ mod calls;
 mod client;
 mod error;
 mod headers;
+mod messaging;
 mod ports;
 mod push;
+mod stats;
 mod trace;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,13 +27,20 @@ use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
 use sip::stack::{RequestTarget, SipEvent, SipStack};
 
-use crate::config::{MediaConfig, SylkRtcConfig};
-use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
+use crate::config::{MediaConfig, MessagingConfig, SylkRtcConfig};
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
+pub use calls::{CallDirection, CallState};
 pub use error::{CallEnd, GatewayError};
 pub use ports::PortRangeError;
+pub use stats::GatewayStats;
+
+/// `Retry-After` (seconds) of the 503s a draining gateway gives new calls: long enough for
+/// a load balancer's health check to take this instance out, short enough that a client
+/// tries again soon (and lands on another instance).
+pub const DRAIN_RETRY_AFTER: u32 = 5;
 
 use client::Client;
 
@@ -87,7 +96,19 @@ pub enum GatewayInput<'a> {
         /// Whose.
         media: MediaId,
     },
-    /// Graceful shutdown: every client is released (accounts unregistered).
+    /// Start draining: new calls are refused (an `error` to `session-create`, 503 with
+    /// Retry-After to INVITEs), connections without a call are let go at once (1001) and the
+    /// others once their last call ends ([`GatewayCommand::Close`]).
+    Drain,
+    /// A message store request finished.
+    Store {
+        /// Which request.
+        ticket: store::worker::StoreTicket,
+        /// Its result.
+        result: Result<store::StoreResult, store::StoreError>,
+    },
+    /// Graceful shutdown: every call still up ends (BYE/CANCEL, `terminated` to its client)
+    /// and every client is released (accounts unregistered).
     Shutdown,
 }
 
@@ -114,6 +135,12 @@ pub enum GatewayCommand {
         /// The call's media.
         media: MediaId,
     },
+    /// Draining: close this client's WebSocket with 1001 (going away); the reactor reports
+    /// [`GatewayInput::ClientClosed`] when it is gone.
+    Close {
+        /// The connection.
+        conn: ConnRef,
+    },
 }
 
 /// The engines the gateway binds, lent by their owner for one input.
@@ -122,6 +149,8 @@ pub struct Engines<'a> {
     pub sip: &'a mut SipStack,
     /// Every call's media bridge.
     pub bridges: &'a mut Bridges,
+    /// The message store (its worker thread).
+    pub store: &'a mut Store,
 }
 
 /// Gateway settings.
@@ -137,6 +166,8 @@ pub struct GatewayConfig {
     pub decline_code: u16,
     /// How push tokens go into the REGISTER Contact.
     pub push_parameters: crate::config::PushParameters,
+    /// Messaging limits and retention.
+    pub messaging: MessagingConfig,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -162,6 +193,12 @@ pub struct Gateway {
     rng: Rng,
     /// The wall clock at the current input (RTCP sender reports map `now` onto it).
     wall: SystemTime,
+    /// Draining before shutdown: no new calls.
+    draining: bool,
+    /// Counters for the metrics endpoint.
+    stats: GatewayStats,
+    /// Messaging's books: store requests and SIP MESSAGEs in flight, rate limits.
+    messaging: messaging::Messaging,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -179,6 +216,7 @@ impl Gateway {
     /// A gateway with no clients. Fails only on a media port range the allocator cannot use.
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
+            messaging: messaging::Messaging::new(&config.messaging),
             ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
@@ -192,6 +230,8 @@ impl Gateway {
             call_requests: HashMap::new(),
             rng,
             wall: SystemTime::UNIX_EPOCH,
+            draining: false,
+            stats: GatewayStats::default(),
             outputs: VecDeque::new(),
         })
     }
@@ -207,6 +247,7 @@ impl Gateway {
         engines: &mut Engines<'_>,
     ) {
         self.wall = wall;
+        self.expire_messages(engines.store);
         match input {
             GatewayInput::ClientOpen {
                 conn,
@@ -238,6 +279,17 @@ impl Gateway {
                 target: RequestTarget::Call(call),
                 request,
             }) if self.call_incoming_request(now, call, id, &request, engines) => {}
+            GatewayInput::Sip(SipEvent::Request { request, outcome }) => {
+                self.handle_request_outcome(now, request, outcome, engines)
+            }
+            GatewayInput::Sip(SipEvent::IncomingRequest {
+                id,
+                target,
+                request,
+            }) => self.handle_incoming_request(now, id, target, *request, engines),
+            GatewayInput::Store { ticket, result } => {
+                self.handle_store_result(now, ticket, result, engines)
+            }
             GatewayInput::Sip(event) => self.handle_sip_event(event),
             GatewayInput::Bridge { media, event } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
@@ -249,9 +301,13 @@ impl Gateway {
                     self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);
                 }
             }
+            GatewayInput::Drain => self.drain(engines),
             GatewayInput::Shutdown => {
-                for (conn, client) in std::mem::take(&mut self.clients_by_conn) {
-                    let _ = conn;
+                let keys: Vec<CallKey> = self.calls.iter().map(|(k, _)| CallKey(k)).collect();
+                for key in keys {
+                    self.end_call(now, key, CallEnd::Shutdown, true, engines);
+                }
+                for (_, client) in std::mem::take(&mut self.clients_by_conn) {
                     self.client_closed(now, client, engines);
                 }
             }
@@ -261,6 +317,50 @@ impl Gateway {
     /// The next socket action for the reactor.
     pub fn poll_output(&mut self) -> Option<GatewayCommand> {
         self.outputs.pop_front()
+    }
+
+    /// Counters of calls and refused requests (metrics).
+    pub fn stats(&self) -> &GatewayStats {
+        &self.stats
+    }
+
+    /// Live calls per direction and state, in [`CallDirection::ALL`] x [`CallState::ALL`]
+    /// order (metrics; O(calls), at scrape time only).
+    pub fn call_gauges(&self) -> [[usize; 4]; 2] {
+        let mut out = [[0; 4]; 2];
+        for (_, call) in self.calls.iter() {
+            let d = CallDirection::ALL.iter().position(|d| *d == call.direction);
+            let s = CallState::ALL.iter().position(|s| *s == call.state);
+            if let (Some(d), Some(s)) = (d, s) {
+                out[d][s] += 1;
+            }
+        }
+        out
+    }
+
+    /// Whether the gateway is draining (no new calls).
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    fn drain(&mut self, e: &mut Engines<'_>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        e.sip.set_refuse_new_calls(Some(DRAIN_RETRY_AFTER));
+        let mut idle = 0;
+        for (_, c) in self.clients.iter() {
+            if c.sessions.live.is_empty() {
+                idle += 1;
+                self.outputs
+                    .push_back(GatewayCommand::Close { conn: c.conn });
+            }
+        }
+        log::info!(
+            "draining: {idle} connections without a call let go, {} calls left to finish",
+            self.calls.len()
+        );
     }
 
     /// Number of connected clients (for limits and leak checks).
@@ -286,6 +386,11 @@ impl Gateway {
     /// Distinct AORs with at least one account instance (for leak checks).
     pub fn aor_count(&self) -> usize {
         self.accounts_by_aor.len()
+    }
+
+    /// Store results and SIP MESSAGEs messaging still waits for (leak checks).
+    pub fn messages_in_flight(&self) -> usize {
+        self.messaging.in_flight()
     }
 
     /// Free media port pairs (leak checks: back to the start value when no call runs).
@@ -356,6 +461,9 @@ impl Gateway {
             }
             Request::AccountDevicetoken(token) => self.device_token(client, token),
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
+            messaging => {
+                return self.handle_messaging_request(now, client, transaction, messaging, e)
+            }
         };
         self.reply(client, &transaction, result);
     }
@@ -363,7 +471,10 @@ impl Gateway {
     fn reply(&mut self, client: ClientId, transaction: &str, result: Result<(), GatewayError>) {
         let text = match result {
             Ok(()) => sylkrtc::encode_ack(transaction),
-            Err(e) => sylkrtc::encode_error(transaction, &e.to_string()),
+            Err(e) => {
+                self.stats.refused(&e);
+                sylkrtc::encode_error(transaction, &e.to_string())
+            }
         };
         self.send_text(client, text);
     }

@@ -25,6 +25,8 @@ pub enum TokenKind {
     Dns,
     /// A call's media socket (key = call slab key << 3 | socket index).
     Media,
+    /// The message store's worker has results (its `mio::Waker`).
+    Store,
 }
 
 impl TokenKind {
@@ -38,6 +40,7 @@ impl TokenKind {
             TokenKind::SipStream => 6,
             TokenKind::Dns => 7,
             TokenKind::Media => 8,
+            TokenKind::Store => 9,
         }
     }
 
@@ -51,6 +54,7 @@ impl TokenKind {
             6 => TokenKind::SipStream,
             7 => TokenKind::Dns,
             8 => TokenKind::Media,
+            9 => TokenKind::Store,
             _ => return None,
         })
     }

@@ -38,7 +38,8 @@ pub struct Originator {
 }
 
 impl Originator {
-    fn to_json(&self) -> Value {
+    /// `{uri, display_name}` (display_name null when absent, as SylkServer sends it).
+    pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("uri".into(), self.uri.clone().into());
         // SylkServer sends the key with null when there is no display name.
@@ -225,6 +226,8 @@ pub enum Event {
         /// Who asks (`Referred-By`), bare `user@domain`.
         referred_by: Option<String>,
     },
+    /// Messaging: messages, dispositions, sync (see [`super::messaging`]).
+    Messaging(super::messaging::MessagingEvent),
 }
 
 impl Event {
@@ -233,6 +236,7 @@ impl Event {
     pub fn encode(&self, dialect: Dialect) -> Option<String> {
         let v1 = dialect == Dialect::V1;
         let value = match self {
+            Event::Messaging(m) => return Some(m.encode(dialect).to_string()),
             Event::Ready if v1 => json!({"sylkrtc": "event", "event": "ready"}),
             Event::Ready => json!({"sylkrtc": "ready-event"}),
             Event::Registration {
@@ -422,7 +426,7 @@ fn headers_json(headers: &[(String, String)]) -> Value {
 
 /// Builds an `account_event`/`account-event`; `v1_name` uses underscores and becomes dashed
 /// for sylkRTC-2.
-fn account_event(
+pub(super) fn account_event(
     dialect: Dialect,
     account: &str,
     session: Option<&String>,
@@ -444,7 +448,7 @@ fn account_event(
     Value::Object(m)
 }
 
-fn put_payload(m: &mut Map<String, Value>, dialect: Dialect, data: Map<String, Value>) {
+pub(super) fn put_payload(m: &mut Map<String, Value>, dialect: Dialect, data: Map<String, Value>) {
     match dialect {
         Dialect::V1 => {
             m.insert("data".into(), Value::Object(data));

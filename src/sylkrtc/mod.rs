@@ -9,6 +9,7 @@
 pub mod aor;
 pub mod event;
 mod fields;
+pub mod messaging;
 pub mod request;
 
 pub use aor::Aor;

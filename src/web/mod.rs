@@ -31,6 +31,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("assets/app.js"),
     },
     Asset {
+        name: "chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/chat.js"),
+    },
+    Asset {
         name: "sylkrtc-client.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/sylkrtc-client.js"),

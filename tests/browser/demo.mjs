@@ -14,6 +14,9 @@
  *   answer  register, print `REGISTERED`, wait for the incoming-call prompt, answer, measure,
  *           then hang up like `call`.
  *   decline register, print `REGISTERED`, wait for the incoming-call prompt, decline it.
+ *   chat    register, wait for the history (`HISTORY`), wait for a live message from
+ *           --target, open that conversation (marking it read), send a message and wait for
+ *           its ✓ (accepted).
  *   drop    register, close the WebSocket from the page, check the message, press Reconnect
  *           and wait until registered again (`RECONNECTED`); then wait until the WebSocket
  *           drops (the test stops the gateway) and check the message again.
@@ -68,7 +71,7 @@ setTimeout(() => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  if (!['call', 'answer', 'decline', 'drop'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  if (!['call', 'answer', 'decline', 'drop', 'chat'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
   profile = mkdtempSync(join(tmpdir(), 'sylk-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -124,6 +127,11 @@ async function main() {
     return;
   }
 
+  if (scenario === 'chat') {
+    await chat(page);
+    return;
+  }
+
   if (opt.video) await page.check('#video');
   if (scenario === 'decline') {
     await page.waitForSelector('#incoming:not([hidden])', { timeout: 30000 });
@@ -174,6 +182,29 @@ async function main() {
   result.states = await page.evaluate(() => window.demo.callStates);
   result.log = await page.evaluate(() => window.demo.log);
   result.hangup_enabled_after = await page.isEnabled('#hangup');
+}
+
+/** The chat panel against a peer (`--target`) that writes to us and gets our answer. */
+async function chat(page) {
+  const peer = opt.target;
+  const unread = () => page.evaluate((c) => window.demo.chat.conversations.get(c)?.unread ?? 0, peer);
+  // History arrives by itself after registering (account-sync-conversations).
+  await page.waitForFunction((c) => window.demo.chat.conversations.get(c)?.messages.length > 0, peer);
+  result.history = await page.evaluate((c) => window.demo.chat.conversations.get(c).messages.map((m) => m.content), peer);
+  result.unread_after_history = await unread();
+  emit('HISTORY');
+  await page.waitForFunction((c) => window.demo.chat.conversations.get(c)?.messages.some((m) => m.content.includes('live from')), peer, { timeout: 30000 });
+  result.unread_before_open = await unread();
+  result.unread_badge = await page.textContent(`#chat-list li[data-contact="${peer}"] .unread`);
+  await page.click(`#chat-list li[data-contact="${peer}"]`);
+  result.unread_after_open = await unread();
+  await page.fill('#chat-text', 'hello from the page \u{1f600}');
+  await page.click('#chat-send');
+  await page.waitForSelector('#chat-messages li.msg-out .tick.accepted', { timeout: 15000 });
+  result.tick = await page.textContent('#chat-messages li.msg-out .tick');
+  result.shown = await page.$$eval('#chat-messages li span', (els) => els.map((e) => e.textContent));
+  result.log = await page.evaluate(() => window.demo.log);
+  await screenshot(page);
 }
 
 async function screenshot(page) {

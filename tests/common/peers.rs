@@ -206,6 +206,9 @@ struct Proc {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The write end of the peer's stdin: a pipe that stays open and silent (baresip's
+    /// stdio UI needs a pollable stdin; /dev/null is not).
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
@@ -219,13 +222,15 @@ impl Proc {
             .args(["--pdeathsig", "TERM", "--", program])
             .args(args)
             .current_dir(cwd)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("start {name} ({program}): {e}"));
+        let mut child = child;
         Proc {
             name: name.to_owned(),
+            _stdin: child.stdin.take(),
             child: Some(child),
             log,
         }
@@ -840,6 +845,9 @@ pub struct BaresipOpts {
     pub answermode: &'static str,
     /// Frequency of the `ausine` source (when not `wav_audio`).
     pub sine_hz: u16,
+    /// SIP URIs for baresip's contacts file (loads the `contact` module: `contact_next`
+    /// selects the first, `message TEXT` sends it a plain MESSAGE).
+    pub contacts: Vec<String>,
 }
 
 impl Default for BaresipOpts {
@@ -853,6 +861,7 @@ impl Default for BaresipOpts {
             video: false,
             answermode: "auto",
             sine_hz: 440,
+            contacts: Vec::new(),
         }
     }
 }
@@ -910,6 +919,7 @@ impl Baresip {
             ("BS_VIDEO", if opts.video { "1" } else { "0" }.into()),
             ("BS_ANSWERMODE", opts.answermode.to_owned()),
             ("BS_SINE_HZ", opts.sine_hz.to_string()),
+            ("BS_CONTACTS", opts.contacts.join(" ")),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(peers_dir().join("baresip/run.sh").display().to_string());

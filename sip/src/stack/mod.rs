@@ -47,7 +47,7 @@ use super::dialog::DialogKey;
 use super::dns::Resolver;
 use super::locate::{Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, MsgError, SipRequest};
-use super::registration::{RegId, Registration, RegistrationStatus};
+use super::registration::{RegId, RegState, Registration, RegistrationStatus};
 use super::request::{RequestId, RequestOutcome};
 use super::transport::{
     FlowId, LocalAddresses, SipTransmit, SipTransport, Transport, TransportError,
@@ -221,6 +221,8 @@ pub struct SipStack {
     incoming_calls: bool,
     /// The RFC 4028 interval our INVITEs ask for (0: none).
     session_expires: u32,
+    /// Draining: new INVITEs get 503 with this Retry-After.
+    refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
     call_lookups: HashMap<LookupId, CallId>,
     call_txns: HashMap<TxnId, CallId>,
@@ -279,6 +281,7 @@ impl SipStack {
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
             session_expires: 0,
+            refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
             call_txns: HashMap::new(),
@@ -417,6 +420,23 @@ impl SipStack {
     /// Number of live registrations (for leak checks).
     pub fn registration_count(&self) -> usize {
         self.registrations.len()
+    }
+
+    /// Live registrations per state, in [`RegState::ALL`] order (metrics; O(registrations)).
+    pub fn registration_states(&self) -> [usize; 4] {
+        let mut out = [0; 4];
+        for (_, e) in &self.registrations {
+            let state = e.reg.state();
+            if let Some(i) = RegState::ALL.iter().position(|s| *s == state) {
+                out[i] += 1;
+            }
+        }
+        out
+    }
+
+    /// Finished transactions by role, method and final status (metrics).
+    pub fn transaction_stats(&self) -> &crate::txn::TxnStats {
+        self.txn.stats()
     }
 
     /// Number of live transactions (for leak checks).

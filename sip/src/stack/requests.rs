@@ -53,6 +53,9 @@ pub enum RequestTarget {
     Registration(RegId),
     /// Inside this call's dialog.
     Call(CallId),
+    /// Outside dialogs, to an address that is no registration's token: the Request-URI
+    /// names the addressee.
+    Address,
 }
 
 /// An incoming request waiting for the gateway's answer.

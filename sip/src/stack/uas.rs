@@ -61,14 +61,14 @@ impl SipStack {
                 .user()
                 .and_then(|u| self.by_contact_user.get(u))
                 .copied();
-            match owner {
-                Some(reg) => {
-                    let target = super::RequestTarget::Registration(reg);
-                    self.file_incoming(now, txn, Box::new(request.clone()), target);
-                }
-                // RFC 3261 section 21.4.18: nobody is registered here for it (any more).
-                None => self.respond(now, txn, request, 480, "Temporarily Unavailable", &[]),
-            }
+            // Without a registration's token the Request-URI names the addressee itself
+            // (a proxy forking MESSAGEs to the gateway, as SylkServer deployments do); the
+            // gateway decides whether it keeps messages for that address.
+            let target = match owner {
+                Some(reg) => super::RequestTarget::Registration(reg),
+                None => super::RequestTarget::Address,
+            };
+            self.file_incoming(now, txn, Box::new(request.clone()), target);
             return;
         }
         let allow = [("Allow", ALLOW)];
@@ -130,6 +130,22 @@ impl SipStack {
 
     /// A new INVITE for the Contact token of `reg` (RFC 3261 section 13.3).
     fn incoming_call(&mut self, now: Instant, txn: TxnId, request: &SipRequest, reg: RegId) {
+        if let Some(seconds) = self.refuse_new_calls {
+            let retry_after = seconds.to_string();
+            log::info!(
+                "sip: INVITE {} refused with 503: draining",
+                request.call_id()
+            );
+            self.respond(
+                now,
+                txn,
+                request,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", &retry_after)],
+            );
+            return;
+        }
         if self.calls.len() >= self.max_calls {
             self.respond(now, txn, request, 503, "Service Unavailable", &[]);
             return;

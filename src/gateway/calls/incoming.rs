@@ -51,8 +51,9 @@ impl Gateway {
             headers: sip_headers,
         } = invite;
         let decline = |e: &mut Engines<'_>, code: u16| {
+            log::info!("sip_call_id={call_id} incoming call declined with {code}");
             if let Err(err) = e.sip.decline(now, sip, code) {
-                log::info!("incoming call {call_id}: {code} not sent: {err}");
+                log::info!("sip_call_id={call_id} {code} not sent: {err}");
             }
         };
         let Some(&account) = self.registration_owner.get(&reg) else {
@@ -86,7 +87,7 @@ impl Gateway {
             None => match Bridge::capabilities_offer(now, &mut config) {
                 Ok(sdp) => sdp,
                 Err(err) => {
-                    log::warn!("incoming call {call_id}: {err}");
+                    log::warn!("sip_call_id={call_id} no offer for the browser: {err}");
                     self.ports.release(&ports);
                     return decline(e, 500);
                 }
@@ -95,7 +96,7 @@ impl Gateway {
         let (bridge, webrtc_offer) = match Bridge::new_offerer(now, config, &sdp) {
             Ok(pair) => pair,
             Err(err) => {
-                log::info!("incoming call {call_id}: {err}");
+                log::info!("sip_call_id={call_id} offer unusable: {err}");
                 self.ports.release(&ports);
                 return decline(e, 488);
             }
@@ -115,10 +116,12 @@ impl Gateway {
             Some(call_id.clone()),
             media,
             ports,
+            originator.uri.clone(),
+            now,
         );
         call.originator = Some(originator.clone());
         call.is_late_offer = is_late_offer;
-        self.insert_call(call, addrs);
+        let key = self.insert_call(call, addrs);
         let (account_aor, prefixes) = self
             .accounts
             .get(account.0)
@@ -142,8 +145,9 @@ impl Gateway {
                 headers: reported,
             },
         );
+        log::info!("{} incoming from {}", self.call_context(key), from_uri);
         if let Err(err) = e.sip.ring(now, sip) {
-            log::info!("incoming call {call_id}: 180 not sent: {err}");
+            log::info!("{} 180 not sent: {err}", self.call_context(key));
         }
     }
 
@@ -182,6 +186,7 @@ impl Gateway {
         let sip_answer = sip_answer.map_err(GatewayError::Sdp)?;
         let sip = call.sip.ok_or(GatewayError::Internal)?;
         call.state = CallState::Accepted;
+        call.answered_at = Some(now);
         if call.is_late_offer {
             call.late_offer = Some(sip_answer.clone());
         }
@@ -191,6 +196,8 @@ impl Gateway {
                 session: session.to_owned(),
                 error,
             })?;
+        self.stats.call_answered(CallDirection::Incoming);
+        log::info!("{} answered", self.call_context(key));
         self.session_event(
             key,
             SessionState::Accepted {
@@ -225,7 +232,10 @@ impl Gateway {
         };
         e.bridges.touched(media);
         if let Err(err) = result {
-            log::info!("late-offer answer unusable: {err}");
+            log::info!(
+                "{} late-offer answer unusable: {err}",
+                self.call_context(key)
+            );
             self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
         }
     }

@@ -23,6 +23,9 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let account = self.find_account(client, create.account.as_str())?;
+        if self.draining {
+            return Err(GatewayError::Draining);
+        }
         let mut extra = headers::client_headers(&create.headers)?;
         let referred_from = match &create.refer {
             Some(session) => {
@@ -33,6 +36,7 @@ impl Gateway {
             None => None,
         };
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
+        let log_id = c.log_id;
         if c.sessions.live.contains_key(&create.session) {
             return Err(GatewayError::SessionInUse(create.session));
         }
@@ -62,7 +66,10 @@ impl Gateway {
             SipSrtp::Auto => match bridge.prepare_sdes_retry() {
                 Ok(sdp) => Some(sdp),
                 Err(err) => {
-                    log::warn!("session {}: no SRTP retry offer: {err}", create.session);
+                    log::warn!(
+                        "conn={log_id} call={} no SRTP retry offer: {err}",
+                        create.session
+                    );
                     None
                 }
             },
@@ -101,10 +108,12 @@ impl Gateway {
             sip_call_id,
             media,
             ports,
+            create.uri.as_str().to_owned(),
+            now,
         );
         call.referred_from = referred_from;
-        self.insert_call(call, addrs);
-        log::info!("session {}: calling {}", create.session, create.uri);
+        let key = self.insert_call(call, addrs);
+        log::info!("{} calling {}", self.call_context(key), create.uri);
         Ok(())
     }
 
@@ -123,10 +132,12 @@ impl Gateway {
         let referred_from = call.referred_from;
         let first = !call.progress_sent;
         call.progress_sent = true;
+        let since_start = now.saturating_duration_since(call.started);
         if call.state == CallState::Connecting {
             call.state = CallState::Progress;
         }
         if first {
+            self.stats.first_provisional(since_start);
             self.session_event(key, SessionState::Progress);
         }
         self.session_event(
@@ -179,7 +190,7 @@ impl Gateway {
                 );
             }
             Err(err) => {
-                log::info!("early media SDP unusable: {err}");
+                log::info!("{} early media SDP unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
             }
         }
@@ -204,13 +215,13 @@ impl Gateway {
         };
         match switched {
             Ok(()) => log::info!(
-                "session {}: {code} to the plain offer, INVITE sent again with SRTP (SDES)",
-                call.session
+                "{} {code} to the plain offer, INVITE sent again with SRTP (SDES)",
+                self.call_context(key)
             ),
             Err(err) => {
                 log::warn!(
-                    "session {}: cannot switch to the SRTP offer: {err}",
-                    call.session
+                    "{} cannot switch to the SRTP offer: {err}",
+                    self.call_context(key)
                 );
                 self.fail_call(now, key, CallEnd::SrtpRetryFailed, e);
             }
@@ -230,6 +241,11 @@ impl Gateway {
             return;
         };
         call.state = CallState::Accepted;
+        call.answered_at = Some(now);
+        self.stats.call_answered(CallDirection::Outgoing);
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
         let call_id = call.sip_call_id.clone();
         let referred_from = call.referred_from;
         let account = call.account;
@@ -282,7 +298,7 @@ impl Gateway {
                 },
             ),
             Err(err) => {
-                log::info!("SIP answer unusable: {err}");
+                log::info!("{} SIP answer unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
             }
         }

@@ -28,58 +28,6 @@ type FieldSpec = (&'static str, Kind, bool);
 const GENERIC: &[(&str, &[FieldSpec])] = {
     use Kind::*;
     &[
-        ("lookup-public-key", &[("uri", Aor, true)]),
-        (
-            "account-message",
-            &[
-                ("account", Aor, true),
-                ("uri", Aor, true),
-                ("message_id", Str, true),
-                ("content", Str, true),
-                ("content_type", Str, true),
-                ("timestamp", Str, true),
-                ("server_generated", Bool, false),
-            ],
-        ),
-        (
-            "account-disposition-notification",
-            &[
-                ("account", Aor, true),
-                ("uri", Aor, true),
-                ("message_id", Str, true),
-                (
-                    "state",
-                    OneOf(&["delivered", "failed", "displayed", "forbidden", "error"]),
-                    true,
-                ),
-                ("timestamp", Str, true),
-            ],
-        ),
-        (
-            "account-sync-conversations",
-            &[
-                ("account", Aor, true),
-                ("message_id", Str, false),
-                ("since", Str, false),
-                ("limit", Int, false),
-            ],
-        ),
-        (
-            "account-mark-conversation-read",
-            &[("account", Aor, true), ("contact", Aor, true)],
-        ),
-        (
-            "account-remove-message",
-            &[
-                ("account", Aor, true),
-                ("message_id", Str, true),
-                ("contact", Aor, true),
-            ],
-        ),
-        (
-            "account-remove-conversation",
-            &[("account", Aor, true), ("contact", Aor, true)],
-        ),
         ("account-fetch-addressbook", &[("account", Aor, true)]),
         (
             "account-update-addressbook",
@@ -88,16 +36,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
                 ("action", OneOf(&["add", "update", "delete"]), true),
                 ("type", OneOf(&["contact", "group", "policy"]), true),
                 ("data", Object, true),
-            ],
-        ),
-        (
-            "session-message",
-            &[
-                ("session", Str, true),
-                ("message_id", Str, true),
-                ("content", Str, true),
-                ("content_type", Str, true),
-                ("timestamp", Str, true),
             ],
         ),
         (

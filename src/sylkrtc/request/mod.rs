@@ -11,9 +11,13 @@ use super::fields::Fields;
 
 mod account;
 mod generic;
+mod messaging;
 mod session;
 
 pub use account::{AccountAdd, DeviceToken};
+pub use messaging::{
+    AccountMessage, DispositionRequest, SessionMessage, SyncConversations, DEFAULT_SYNC_LIMIT,
+};
 pub use session::{DtmfInfo, ExtraHeader, IceCandidate, SessionCreate, SessionUpdate};
 
 /// A validated request and the transaction its reply must carry.
@@ -194,6 +198,42 @@ pub enum Request {
     },
     /// `account-devicetoken`: a push token for the account's next REGISTER.
     AccountDevicetoken(DeviceToken),
+    /// `account-message`.
+    AccountMessage(AccountMessage),
+    /// `account-disposition-notification`.
+    AccountDisposition(DispositionRequest),
+    /// `account-sync-conversations`.
+    AccountSyncConversations(SyncConversations),
+    /// `account-mark-conversation-read`.
+    AccountMarkConversationRead {
+        /// The account.
+        account: Aor,
+        /// The other party.
+        contact: Aor,
+    },
+    /// `account-remove-message`.
+    AccountRemoveMessage {
+        /// The account.
+        account: Aor,
+        /// The message.
+        message_id: String,
+        /// The other party.
+        contact: Aor,
+    },
+    /// `account-remove-conversation`.
+    AccountRemoveConversation {
+        /// The account.
+        account: Aor,
+        /// The other party.
+        contact: Aor,
+    },
+    /// `session-message`.
+    SessionMessage(SessionMessage),
+    /// `lookup-public-key`.
+    LookupPublicKey {
+        /// Whose key.
+        uri: Aor,
+    },
     /// A request that validated but whose feature a later release implements; answered with
     /// `not supported yet: <name>`.
     NotYetSupported {
@@ -281,6 +321,28 @@ fn decode_request(
         "session-terminate" => Request::SessionTerminate {
             session: f.str("session")?.to_owned(),
         },
+        "account-message" => Request::AccountMessage(messaging::account_message(&f)?),
+        "account-disposition-notification" => {
+            Request::AccountDisposition(messaging::disposition(&f)?)
+        }
+        "account-sync-conversations" => {
+            Request::AccountSyncConversations(messaging::sync_conversations(&f)?)
+        }
+        "account-mark-conversation-read" => Request::AccountMarkConversationRead {
+            account: f.aor("account")?,
+            contact: f.aor("contact")?,
+        },
+        "account-remove-message" => Request::AccountRemoveMessage {
+            account: f.aor("account")?,
+            message_id: f.non_empty_str("message_id")?.to_owned(),
+            contact: f.aor("contact")?,
+        },
+        "account-remove-conversation" => Request::AccountRemoveConversation {
+            account: f.aor("account")?,
+            contact: f.aor("contact")?,
+        },
+        "session-message" => Request::SessionMessage(messaging::session_message(&f)?),
+        "lookup-public-key" => Request::LookupPublicKey { uri: f.aor("uri")? },
         generic => {
             generic::validate(&f)?;
             Request::NotYetSupported { name: generic }
@@ -304,6 +366,14 @@ fn request_name(kind: &str) -> Option<&'static str> {
         "session-dtmf-info",
         "session-transfer",
         "account-devicetoken",
+        "account-message",
+        "account-disposition-notification",
+        "account-sync-conversations",
+        "account-mark-conversation-read",
+        "account-remove-message",
+        "account-remove-conversation",
+        "session-message",
+        "lookup-public-key",
     ];
     TYPED
         .iter()

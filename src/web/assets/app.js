@@ -5,6 +5,7 @@
  * For tests and curious developers, the live objects are on `window.demo`.
  */
 
+import { ChatPanel } from './chat.js';
 import { SylkClient, computeHa1, defaultUrl } from './sylkrtc-client.js';
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +23,7 @@ const demo = {
   /** Every call state shown, in order (all calls of this page). */
   callStates: [],
   log: [],
+  chat: null,
 };
 window.demo = demo;
 
@@ -117,6 +119,7 @@ async function register() {
       });
       account.addEventListener('incoming', (e) => onIncoming(e.detail.call));
       account.addEventListener('missed', (e) => log(`missed call from ${e.detail.originator?.uri ?? '?'}`));
+      demo.chat.attach(account);
       demo.account = account;
     }
     wantRegistered = true;
@@ -290,5 +293,6 @@ $('hangup').addEventListener('click', hangup);
 $('answer').addEventListener('click', answer);
 $('decline').addEventListener('click', decline);
 $('reconnect').addEventListener('click', connect);
+demo.chat = new ChatPanel({ log });
 refreshButtons();
 connect();

@@ -252,7 +252,17 @@ export class SylkClient extends EventTarget {
  * Events:
  *  - `registration` `{state, reason}`: `registering`, `registered`, `failed`, `unregistered`;
  *  - `incoming` `{call}`: an incoming {@link Call} waiting for `answer()` or `terminate()`;
- *  - `missed` `{originator}`: a call that ended before it was answered.
+ *  - `missed` `{originator}`: a call that ended before it was answered;
+ *  - `message` `{message}`: a received message `{id, contact, displayName, contentType,
+ *    content, timestamp, direction: 'incoming', state}` (a `delivered` notification goes
+ *    back by itself when the sender asked for one, as sylkrtc.js does);
+ *  - `message-state` `{id, state, code, reason}`: a message changed state (`accepted`,
+ *    `failed`, `delivered`, `displayed`, ...);
+ *  - `history` `{messages}`: what {@link Account#syncConversations} brought, in order;
+ *  - `sync` `{type, action, content}`: another connection of the account sent a message,
+ *    read or removed a conversation.
+ *
+ * Messaging needs the account registered on this connection (`Account not authenticated`).
  */
 export class Account extends EventTarget {
   /**
@@ -303,6 +313,64 @@ export class Account extends EventTarget {
     return call;
   }
 
+  /**
+   * Sends a message (`account-message`); its state follows as `message-state` events.
+   * @param {string} uri `user@domain`
+   * @param {string} content
+   * @param {string} [contentType='text/plain']
+   * @returns {Promise<object>} the message as sent (`{id, contact, ..., state: 'pending'}`)
+   */
+  async sendMessage(uri, content, contentType = 'text/plain') {
+    const message = {
+      id: newId(),
+      contact: uri.replace(/^sips?:/, ''),
+      contentType,
+      content,
+      timestamp: new Date().toISOString(),
+      direction: 'outgoing',
+      state: 'pending',
+    };
+    await this.client.request('account-message', {
+      account: this.address,
+      uri: message.contact,
+      message_id: message.id,
+      content,
+      content_type: contentType,
+      timestamp: message.timestamp,
+    });
+    return message;
+  }
+
+  /**
+   * Tells the sender of a received message what became of it (an IMDN).
+   * @param {object} message as in a `message` event
+   * @param {'delivered'|'displayed'|'failed'|'forbidden'|'error'} state
+   */
+  async sendDisposition(message, state) {
+    await this.client.request('account-disposition-notification', {
+      account: this.address,
+      uri: message.contact,
+      message_id: message.id,
+      state,
+      timestamp: message.timestamp,
+    });
+  }
+
+  /**
+   * Asks for the stored history (`account-sync-conversations`): a `history` event follows.
+   * @param {string} [afterId] only what came after this message
+   */
+  async syncConversations(afterId) {
+    const fields = { account: this.address };
+    if (afterId) fields.message_id = afterId;
+    await this.client.request('account-sync-conversations', fields);
+  }
+
+  /** Marks a conversation read here and on the account's other devices. */
+  async markConversationRead(contact) {
+    await this.client.request('account-mark-conversation-read', { account: this.address, contact });
+  }
+
   _setRegistration(state, reason) {
     this.registration = state;
     emit(this, 'registration', { state, reason: reason ?? null });
@@ -322,6 +390,42 @@ export class Account extends EventTarget {
       }
       case 'missed-session':
         emit(this, 'missed', { originator: msg.originator });
+        break;
+      case 'message': {
+        const message = {
+          id: msg.message_id,
+          contact: msg.sender?.uri,
+          displayName: msg.sender?.display_name ?? null,
+          contentType: msg.content_type,
+          content: msg.content,
+          timestamp: msg.timestamp,
+          direction: 'incoming',
+          state: 'received',
+        };
+        emit(this, 'message', { message });
+        if ((msg.disposition_notification ?? []).includes('positive-delivery')) {
+          this.sendDisposition(message, 'delivered').catch(() => {});
+        }
+        break;
+      }
+      case 'disposition-notification':
+        emit(this, 'message-state', { id: msg.message_id, state: msg.state, code: msg.code, reason: msg.reason });
+        break;
+      case 'sync-conversations':
+        emit(this, 'history', {
+          messages: (msg.messages ?? []).map((m) => ({
+            id: m.message_id,
+            contact: m.contact,
+            contentType: m.content_type,
+            content: m.content,
+            timestamp: m.timestamp,
+            direction: m.direction,
+            state: m.state,
+          })),
+        });
+        break;
+      case 'sync':
+        emit(this, 'sync', { type: msg.type, action: msg.action, content: msg.content });
         break;
       default:
     }

@@ -17,6 +17,8 @@
 #   BS_VIDEO=1     video too: VP8 (vp8.so), source and display from fakevideo.so
 #   BS_ANSWERMODE  auto (default), manual (ring until ctrl "accept") or early (183 with media)
 #   BS_SINE_HZ     ausine frequency                      default 440
+#   BS_CONTACTS    space-separated sip: URIs for the contacts file (loads contact.so, whose
+#                  `message` command sends a plain MESSAGE to the current contact)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${BS_RUN:?}" "${BS_SIP_PORT:?}" "${BS_CTRL_PORT:?}" "${BS_RTP_PORTS:?}" "${KAM_PORT:?}"
@@ -35,19 +37,24 @@ fi
 snd="# "; [ "${BS_SNDFILE:-0}" = 1 ] && snd=""
 menc=${BS_MEDIAENC:-}; srtp="# "; [ -n "$menc" ] && srtp=""
 video="# "; [ "${BS_VIDEO:-0}" = 1 ] && video=""
+contact="# "; [ -n "${BS_CONTACTS:-}" ] && contact=""
 sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|$BS_RTP_PORTS|" \
     -e "s|@AUDIO_SOURCE@|$src|; s|@RUN@|$BS_RUN|; s|@SNDFILE@|$snd|; s|@AUSRC_SRATE@|$srate|" \
-    -e "s|@SRTP@|$srtp|; s|@VIDEO@|$video|" \
+    -e "s|@SRTP@|$srtp|; s|@VIDEO@|$video|; s|@CONTACT@|$contact|" \
     "$HERE/config.in" > "$BS_RUN/config"
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
     -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|" \
     -e "s|@ANSWERMODE@|${BS_ANSWERMODE:-auto}|" \
     "$HERE/accounts.in" > "$BS_RUN/accounts"
 : > "$BS_RUN/contacts"
+for c in ${BS_CONTACTS:-}; do echo "<$c>" >> "$BS_RUN/contacts"; done
 # baresip 1.0 binds RTP/RTCP to the wildcard address whatever net_interface says:
 # the bind_lo.c shim turns those binds into 127.0.0.1 (about 0.1 s to compile).
 command -v cc >/dev/null || { echo "cc not installed: run tests/run-all.sh" >&2; exit 127; }
 cc -shared -fPIC -O2 -o "$BS_RUN/bind_lo.so" "$HERE/bind_lo.c" -ldl
 export LD_PRELOAD="$BS_RUN/bind_lo.so"
 # -f: config dir (nothing is read from or written to ~/.baresip)
+# With contacts the stdio UI runs (it prints received MESSAGEs): it needs the spawner's
+# stdin pipe; without, nothing reads stdin.
+if [ -n "${BS_CONTACTS:-}" ]; then exec baresip -f "$BS_RUN"; fi
 exec baresip -f "$BS_RUN" < /dev/null

@@ -184,9 +184,21 @@ fn message_to_a_contact_reaches_the_gateway_and_gets_its_answer() {
     assert_eq!(late.status(), 500);
     assert!(late.header("Retry-After").is_some());
     assert_eq!(h.stack.pending_incoming_count(), 0);
-    // Nobody registered under that token: 480.
-    incoming_message(&mut h, "sylk-nobody", "m-3@peer");
-    assert_eq!(h.responses().pop().unwrap().status(), 480);
+    // No registration's token: the gateway decides for the address in the Request-URI.
+    incoming_message(&mut h, "alice", "m-3@peer");
+    h.pump();
+    let id = match h.events.pop_front() {
+        Some(SipEvent::IncomingRequest {
+            id,
+            target: RequestTarget::Address,
+            request,
+        }) if request.uri().user() == Some("alice") => id,
+        other => panic!("{other:?}"),
+    };
+    h.stack
+        .answer_request(h.now, id, 404, "Not Found", &[])
+        .unwrap();
+    assert_eq!(h.responses().pop().unwrap().status(), 404);
 }
 
 #[test]
