@@ -113,7 +113,10 @@ pub fn record(now: Instant, kind: DropKind, detail: fmt::Arguments<'_>) {
     if due {
         let since = total - LOGGED[i].swap(total, Ordering::Relaxed);
         if since > 1 {
-            log::info!("{}: {detail} ({since} since the last report)", kind.as_str());
+            log::info!(
+                "{}: {detail} ({since} since the last report)",
+                kind.as_str()
+            );
         } else {
             log::info!("{}: {detail}", kind.as_str());
         }
@@ -149,7 +152,10 @@ mod tests {
         }
         assert_eq!(count(kind) - before, 1000);
         let next = NEXT_INFO[i].load(Ordering::Relaxed);
-        assert!(next > next_before, "an INFO line was due and scheduled the next");
+        assert!(
+            next > next_before,
+            "an INFO line was due and scheduled the next"
+        );
         // Within the interval nothing is due; after it, the next INFO line is.
         record(now + LOG_INTERVAL / 2, kind, format_args!("junk"));
         assert_eq!(NEXT_INFO[i].load(Ordering::Relaxed), next);

@@ -341,16 +341,24 @@ impl SipTransport {
             self.close(flow);
             return;
         }
+        // RFC 5626 section 3.5.1 asks for a pong per ping, but any number of pings read
+        // together are answered by one: a peer that pipelines millions must not make us queue
+        // millions of replies (issue 16: 5 MB of pings once grew the process by 124 MB).
+        let mut ponged = false;
         loop {
             let Some(stream) = self.streams.get_mut(&flow) else {
                 return;
             };
             match stream.framer.poll_item() {
                 Ok(None) => return,
-                Ok(Some(StreamItem::Ping)) => self.transmits.push_back(SipTransmit::Stream {
-                    flow,
-                    bytes: framing::PONG.to_vec(),
-                }),
+                Ok(Some(StreamItem::Ping)) if ponged => {}
+                Ok(Some(StreamItem::Ping)) => {
+                    ponged = true;
+                    self.transmits.push_back(SipTransmit::Stream {
+                        flow,
+                        bytes: framing::PONG.to_vec(),
+                    });
+                }
                 Ok(Some(StreamItem::Pong)) => {}
                 Ok(Some(StreamItem::Message(bytes))) => {
                     let source = Destination {
@@ -507,5 +515,46 @@ fn response_address(request: &SipRequest, source: Destination) -> SocketAddr {
             SocketAddr::new(source.remote.ip(), via.port.unwrap_or(5060))
         }
         _ => source.remote,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport() -> SipTransport {
+        SipTransport::new(LocalAddresses {
+            udp_tcp: "127.0.0.1:5060".parse().expect("addr"),
+            tls: None,
+            advertised_host: None,
+        })
+    }
+
+    /// Issue 16 problem 1: a client that pipelines keep-alive pings got one queued pong
+    /// each (5 MB of pings -> +124 MB). Pings read together are answered once.
+    #[test]
+    fn pipelined_pings_get_one_pong_per_read() {
+        let now = Instant::now();
+        let mut t = transport();
+        let remote = "127.0.0.1:40000".parse().expect("addr");
+        let flow = t
+            .handle_stream_accepted(now, Transport::Tcp, remote)
+            .expect("flow");
+        t.handle_stream_data(now, flow, &framing::PING.repeat(10_000));
+        let mut pongs = 0;
+        while let Some(tx) = t.poll_transmit() {
+            assert_eq!(
+                tx,
+                SipTransmit::Stream {
+                    flow,
+                    bytes: framing::PONG.to_vec()
+                }
+            );
+            pongs += 1;
+        }
+        assert_eq!(pongs, 1);
+        // The next read's pings are answered again.
+        t.handle_stream_data(now, flow, framing::PING);
+        assert!(t.poll_transmit().is_some());
     }
 }

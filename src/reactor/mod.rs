@@ -34,6 +34,7 @@ use crate::switchboard::{Command, Switchboard};
 use crate::ws::{WsConnection, WsEvent, WsLimits};
 use media_sockets::MediaSockets;
 use sip_sockets::SipSockets;
+use stream::ReadStatus;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
 
@@ -91,6 +92,12 @@ pub struct Reactor {
     scratch: Vec<u8>,
     /// Streams touched in this iteration, to flush and re-arm once.
     touched: Vec<usize>,
+    /// Sockets whose read budget ran out (or whose reads resume): read again next turn, in
+    /// order, each once per turn (round-robin; readiness is edge-triggered, so nothing
+    /// else would wake us for them).
+    more_reads: Vec<Token>,
+    /// The turn's copy of `more_reads` being served.
+    serving: Vec<Token>,
     /// Origin of the timer grid.
     epoch: Instant,
 }
@@ -204,6 +211,8 @@ impl Reactor {
             shutdown_deadline: None,
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
+            more_reads: Vec::new(),
+            serving: Vec::new(),
             epoch: Instant::now(),
         }
     }
@@ -245,9 +254,13 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout = self
-                .next_deadline(engines_deadline)
-                .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now));
+            let timeout = if self.more_reads.is_empty() {
+                self.next_deadline(engines_deadline)
+                    .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
+            } else {
+                // Sockets with unread input: look for new events without sleeping.
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -255,6 +268,15 @@ impl Reactor {
             }
             let now = Instant::now();
             self.board.set_wall_clock(SystemTime::now());
+            // Last turn's unfinished reads first, then the new events: each socket gets at
+            // most a budget per turn in each, so no peer can starve the others.
+            std::mem::swap(&mut self.more_reads, &mut self.serving);
+            let mut serving = std::mem::take(&mut self.serving);
+            for &token in &serving {
+                self.dispatch(now, token, false);
+            }
+            serving.clear();
+            self.serving = serving;
             for event in events.iter() {
                 self.dispatch(now, event.token(), event.is_writable());
             }
@@ -292,7 +314,11 @@ impl Reactor {
                     &mut self.scratch,
                 );
             }
-            TokenKind::SipUdp => self.sip.read_udp(now, &mut self.board, &mut self.scratch),
+            TokenKind::SipUdp => {
+                if self.sip.read_udp(now, &mut self.board, &mut self.scratch) == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
             TokenKind::Dns => self
                 .sip
                 .read_dns(parts.key, now, &mut self.board, &mut self.scratch),
@@ -303,14 +329,19 @@ impl Reactor {
                 &mut self.generations,
                 &mut self.board,
             ),
-            TokenKind::SipStream => self.sip.stream_ready(
-                parts.key,
-                parts.generation,
-                now,
-                self.poll.registry(),
-                &mut self.board,
-                &mut self.scratch,
-            ),
+            TokenKind::SipStream => {
+                let status = self.sip.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
             TokenKind::WsConn => {
                 let Some(s) = self.streams.get_mut(parts.key) else {
                     return;
@@ -319,12 +350,22 @@ impl Reactor {
                     return; // stale event for a connection whose key was reused
                 }
                 // Read on every event: errors and hang-ups are reported as readable too.
-                s.read_ready(now, &mut self.scratch);
+                let status = s.read_ready(now, &mut self.scratch);
                 if writable {
                     s.write_ready(now);
                 }
                 self.touched.push(parts.key);
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
             }
+        }
+    }
+
+    /// Queues `token` for a read on the next turn (once).
+    fn read_again(&mut self, token: Token) {
+        if !self.more_reads.contains(&token) {
+            self.more_reads.push(token);
         }
     }
 
@@ -392,6 +433,7 @@ impl Reactor {
                 interest: Interest::READABLE,
                 armed_timeout: None,
                 dead: false,
+                read_paused: false,
             });
             self.touched.push(key);
         }
@@ -435,6 +477,9 @@ impl Reactor {
             self.flush_and_rearm(now, key);
         }
         self.touched = touched;
+        while let Some(token) = self.sip.resumed.pop() {
+            self.read_again(token);
+        }
     }
 
     /// Hands a stream's WebSocket events to the switchboard. Returns whether any arrived.
@@ -482,6 +527,9 @@ impl Reactor {
             self.reap(now, key);
             return;
         }
+        let resumed = s
+            .take_resumed()
+            .then(|| token::encode(TokenKind::WsConn, key, s.generation));
         let wanted = if s.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -502,6 +550,9 @@ impl Reactor {
         if deadline != s.armed_timeout {
             s.armed_timeout = deadline;
             self.timers.set(key, deadline);
+        }
+        if let Some(token) = resumed {
+            self.read_again(token);
         }
     }
 
