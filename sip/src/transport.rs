@@ -10,8 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use engine::drops::{self, DropKind};
+
 use super::framing::{self, Datagram, StreamFramer, StreamItem};
-use super::msg::{Disposition, Host, Param, SipMessage, SipRequest, Via};
+use super::msg::{Host, Param, SipMessage, SipRequest, Via};
 use super::txn::Destination;
 
 /// Identifies a flow. Stream flows count up from 1 and are never reused.
@@ -336,7 +338,12 @@ impl SipTransport {
         };
         stream.last_activity = now;
         let remote = stream.remote;
-        if stream.framer.handle_bytes(data).is_err() {
+        if let Err(e) = stream.framer.handle_bytes(data) {
+            drops::record(
+                now,
+                DropKind::SipStreamClosed,
+                format_args!("closing the connection from {remote}: {e}"),
+            );
             self.stats.dropped_malformed += 1;
             self.close(flow);
             return;
@@ -371,9 +378,14 @@ impl SipTransport {
                         Err(rejection) => self.reject(now, rejection, source),
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     // RFC 3261 section 18.3: a stream without valid framing cannot be
                     // resynchronised; close it.
+                    drops::record(
+                        now,
+                        DropKind::SipStreamClosed,
+                        format_args!("closing the connection from {remote}: {e}"),
+                    );
                     self.stats.dropped_malformed += 1;
                     self.close(flow);
                     return;
@@ -482,23 +494,29 @@ impl SipTransport {
 
     /// A malformed message: requests get the RFC's stateless answer, the rest is dropped.
     fn reject(&mut self, now: Instant, rejection: super::msg::Rejection, source: Destination) {
-        match rejection.disposition() {
-            Disposition::Reply { .. } => {
-                if let Some(reply) = rejection.reply("sylk-reject") {
-                    self.stats.rejected_requests += 1;
-                    if let Err(e) = self.send(now, &source, reply.to_bytes()) {
-                        log::debug!("sip: no stateless reply to {}: {e}", source.remote);
-                    }
-                    return;
-                }
-                self.stats.dropped_malformed += 1;
+        if let Some(reply) = rejection.reply_bytes("sylk-reject") {
+            self.stats.rejected_requests += 1;
+            drops::record(
+                now,
+                DropKind::SipRejected,
+                format_args!(
+                    "answered a request from {}: {}",
+                    source.remote, rejection.error
+                ),
+            );
+            if let Err(e) = self.send(now, &source, reply) {
+                log::debug!("sip: no stateless reply to {}: {e}", source.remote);
             }
-            Disposition::Drop => self.stats.dropped_malformed += 1,
+            return;
         }
-        log::debug!(
-            "sip: dropped a malformed message from {}: {}",
-            source.remote,
-            rejection.error
+        self.stats.dropped_malformed += 1;
+        drops::record(
+            now,
+            DropKind::SipMalformed,
+            format_args!(
+                "dropped a message from {}: {}",
+                source.remote, rejection.error
+            ),
         );
     }
 }

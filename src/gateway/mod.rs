@@ -19,6 +19,7 @@ mod trace;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
 
+use engine::drops::{self, DropKind};
 use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
 use sip::stack::{SipEvent, SipStack};
@@ -283,11 +284,19 @@ impl Gateway {
         match sylkrtc::decode(text) {
             Decoded::Request(envelope) => self.handle_request(now, client, envelope, e),
             Decoded::Invalid { transaction, error } => {
-                log::info!("conn={log_id} sylkrtc: refused request: {error}");
+                drops::record(
+                    now,
+                    DropKind::SylkrtcRefused,
+                    format_args!("conn={log_id} refused request: {error}"),
+                );
                 self.reply(client, &transaction, Err(error.into()));
             }
             Decoded::Dropped(reason) => {
-                log::info!("conn={log_id} sylkrtc: dropped message: {reason}");
+                drops::record(
+                    now,
+                    DropKind::SylkrtcDropped,
+                    format_args!("conn={log_id} dropped message: {reason}"),
+                );
             }
         }
     }

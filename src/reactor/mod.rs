@@ -26,6 +26,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use engine::drops::{self, DropKind};
 use engine::Deadlines;
 
 use crate::config::Config;
@@ -385,7 +386,11 @@ impl Reactor {
                 }
             };
             if self.streams.len() >= self.max_connections || self.shutdown_deadline.is_some() {
-                log::warn!("refusing connection from {peer}: at the connection limit");
+                drops::record(
+                    now,
+                    DropKind::WsConnectionLimit,
+                    format_args!("refusing connection from {peer}: at the connection limit"),
+                );
                 if listener.tls.is_none() {
                     let _ = socket.write(
                         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
