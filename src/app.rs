@@ -92,6 +92,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     let ws = &config.websocket;
     let limits = WsLimits {
         origins: ws.origins.clone(),
+        allow_missing_origin: ws.allow_missing_origin,
         max_message_size: ws.max_message_size,
         max_queued_output: ws.max_queued_output,
         ping_interval: ws.ping_interval,

@@ -476,7 +476,7 @@ fn options_and_unknown_methods_are_answered() {
         let msg = format!(
             "{method} sip:x@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{method};rport\r\n\
              From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: {method}@b\r\nCSeq: 1 {method}\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+             Contact: <sip:a@10.0.0.1>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         g.handle_sip_datagram(t0, peer, msg.as_bytes());
         let (_, sip) = drain(&mut g);

@@ -34,6 +34,8 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 pub struct WsLimits {
     /// Allowed origins (`*` = any).
     pub origins: Vec<String>,
+    /// With an allow-list, let requests without an Origin header through.
+    pub allow_missing_origin: bool,
     /// Largest message and frame from the client.
     pub max_message_size: usize,
     /// Largest output waiting for the socket before the connection is closed.
@@ -368,7 +370,11 @@ impl WsConnection {
             .input
             .get(self.wire.read_pos..)
             .unwrap_or_default();
-        match handle_upgrade_request(pending, &self.limits.origins) {
+        match handle_upgrade_request(
+            pending,
+            &self.limits.origins,
+            self.limits.allow_missing_origin,
+        ) {
             Upgrade::Incomplete => {
                 if self.wire.eof {
                     self.state = State::Done;

@@ -10,6 +10,7 @@ Sec-WebSocket-Protocol: sylkRTC-2\r\n\r\n";
 fn limits() -> WsLimits {
     WsLimits {
         origins: vec!["*".into()],
+        allow_missing_origin: true,
         max_message_size: 1024,
         max_queued_output: 4096,
         ping_interval: Duration::from_secs(120),
