@@ -79,7 +79,9 @@ pub(super) struct GwCall {
     pub media: MediaId,
     pub ports: CallPorts,
     pub originator: Option<Originator>,
-    pub early_media: bool,
+    /// The browser answer already sent in `early-media` (a 183 with SDP, RFC 3960). A
+    /// sylkRTC-1 client has no such event and gets it in `accepted` instead.
+    pub early_answer: Option<String>,
     pub progress_sent: bool,
     /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
     /// Holds that offer once sent.
