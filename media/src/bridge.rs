@@ -767,6 +767,9 @@ impl Bridge {
     ) -> Result<(Self, String), BridgeError> {
         let mut webrtc_model = SessionDescription::parse(webrtc_offer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Webrtc))?;
+        webrtc_model
+            .check_webrtc_transport()
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
         Self::restrict_media(&config, &mut webrtc_model);
         let mut bridge = Self::empty(now, config, Negotiation::Closed);
         let local = bridge.sip_offer_local_media(&webrtc_model, bridge.config.sip_offer_sdes)?;

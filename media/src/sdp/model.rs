@@ -765,6 +765,24 @@ impl SessionDescription {
         ))
     }
 
+    /// Checks that every active media section of a browser's description has ICE
+    /// credentials and a DTLS fingerprint (at media or session level): without them the call
+    /// can never connect, so it is refused before anything is dialled.
+    pub fn check_webrtc_transport(&self) -> Result<(), SdpError> {
+        for (media_index, m) in self.media.iter().enumerate() {
+            if !m.is_active() {
+                continue;
+            }
+            if self.ice_credentials(media_index).is_none() {
+                return Err(SdpError::MissingIceCredentials { media_index });
+            }
+            if self.fingerprint(media_index).is_none() {
+                return Err(SdpError::MissingFingerprint { media_index });
+            }
+        }
+        Ok(())
+    }
+
     /// `a=fingerprint` that applies to media section `index`.
     pub fn fingerprint(&self, index: usize) -> Option<Fingerprint<'_>> {
         let (hash_function, value) = self
