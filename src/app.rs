@@ -78,7 +78,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         Resolver::new(resolver_config, rng.fork()),
         rng.fork(),
     );
-    let gateway = Gateway::new(
+    let mut gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: config.sylkrtc.clone(),
             trace_websocket: config.log.trace_websocket,
@@ -88,6 +88,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         rng.fork(),
     )
     .map_err(StartupError::Ports)?;
+    gateway.set_port_probe(Box::new(crate::reactor::BindProbe));
     let board = Switchboard::new(gateway, stack, config.media.max_calls);
     let ws = &config.websocket;
     let limits = WsLimits {

@@ -30,7 +30,7 @@ use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
 pub use error::{CallEnd, GatewayError};
-pub use ports::PortRangeError;
+pub use ports::{AssumeFree, PortProbe, PortRangeError};
 
 use client::Client;
 
@@ -186,6 +186,12 @@ impl Gateway {
             wall: SystemTime::UNIX_EPOCH,
             outputs: VecDeque::new(),
         })
+    }
+
+    /// Sets how the port allocator checks that a media port can be bound (the reactor's
+    /// probe; [`AssumeFree`] until set).
+    pub fn set_port_probe(&mut self, probe: Box<dyn PortProbe>) {
+        self.ports.probe = probe;
     }
 
     /// Handles one input at `now` (monotonic) and `wall` (the wall clock read with it),

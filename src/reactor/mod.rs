@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::gateway::GatewayCommand;
 use crate::switchboard::{Command, Switchboard};
 use crate::ws::{WsConnection, WsEvent, WsLimits};
+pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 use sip_sockets::SipSockets;
 use stream::ReadStatus;
