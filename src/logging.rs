@@ -5,7 +5,9 @@
 //! from `warn` up unless `trace` is asked for, since their debug output is per packet.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use engine::drops::{self, DropKind};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -15,7 +17,9 @@ struct StderrLogger {
 
 impl StderrLogger {
     fn level_for(&self, target: &str) -> LevelFilter {
-        let ours = target.starts_with("sylk_gateway") || target.starts_with("media");
+        let ours = target.starts_with("sylk_gateway")
+            || target.starts_with("media")
+            || target.starts_with("engine");
         if ours || self.level == LevelFilter::Trace {
             self.level
         } else {
@@ -31,6 +35,16 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
+            return;
+        }
+        // rtc's ICE agent warns about every STUN message it discards, and anyone can send
+        // those to a media port: count them and log them at most once per interval.
+        if record.target().starts_with("rtc_ice") && record.level() > log::Level::Error {
+            drops::record(
+                Instant::now(),
+                DropKind::MediaUnknownSource,
+                format_args!("{}: {}", record.target(), record.args()),
+            );
             return;
         }
         let line = format!(
@@ -106,5 +120,6 @@ mod tests {
         };
         assert_eq!(l.level_for("sylk_gateway::ws"), LevelFilter::Debug);
         assert_eq!(l.level_for("rustls::conn"), LevelFilter::Warn);
+        assert_eq!(l.level_for("engine::drops"), LevelFilter::Debug);
     }
 }

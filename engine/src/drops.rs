@@ -71,7 +71,8 @@ drop_kinds! {
     SipConnectionLimit = "sip_connection_limit",
     /// RFC 5626 keep-alive pongs not queued because one is already pending.
     SipPongCoalesced = "sip_pong_coalesced",
-    /// A media datagram from an address that is not the call's peer.
+    /// A media datagram (RTP, STUN) from an address that is not the call's peer, or a STUN
+    /// message the ICE agent discarded.
     MediaUnknownSource = "media_unknown_source",
 }
 

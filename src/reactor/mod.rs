@@ -424,7 +424,8 @@ impl Reactor {
                 log::warn!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            log::info!(
+            // DEBUG: anyone can open connections; the WebSocket open below is the INFO line.
+            log::debug!(
                 "conn={log_id} accepted from {peer} ({})",
                 if tls.is_some() { "wss" } else { "ws" }
             );
@@ -574,7 +575,7 @@ impl Reactor {
         }
         s.shutdown();
         let _ = self.poll.registry().deregister(&mut s.socket);
-        log::info!("conn={} connection from {} released", s.log_id, s.peer);
+        log::debug!("conn={} connection from {} released", s.log_id, s.peer);
         // The gateway may have produced output (un-REGISTERs, other clients) while cleaning up.
         self.run_commands(now);
     }

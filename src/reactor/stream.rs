@@ -17,7 +17,7 @@ const TLS_CHUNK: usize = 16 * 1024;
 /// Bytes one connection may read per reactor turn: a few reads of the scratch buffer, enough
 /// for any legitimate burst (an SDP offer is a few KiB), small enough that a flooding peer
 /// costs the others well under a millisecond per turn.
-pub const READ_BUDGET: usize = 64 * 1024;
+pub const READ_BUDGET: usize = 16 * 1024;
 
 /// How a bounded read ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,8 @@ pub struct Gateway {
     /// SIP UDP+TCP address.
     pub sip: SocketAddr,
     pub dir: tempdir::TempDir,
+    /// Lines the gateway wrote to stderr so far (its log).
+    pub log_lines: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub mod tempdir {
@@ -98,8 +100,11 @@ impl Gateway {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let stderr = child.stderr.take().unwrap();
+        let log_lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&log_lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if std::env::var_os("SYLK_TEST_LOG").is_some() {
                     eprintln!("[gateway] {line}");
                 }
@@ -111,6 +116,7 @@ impl Gateway {
             wss,
             sip: sip.unwrap(),
             dir,
+            log_lines,
         }
     }
 
