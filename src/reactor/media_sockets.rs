@@ -110,6 +110,11 @@ impl MediaSockets {
         Ok(())
     }
 
+    /// Calls with sockets open.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Closes a call's sockets.
     pub fn close(&mut self, registry: &Registry, media: MediaId) {
         let Some(key) = self.by_media.remove(&media) else {

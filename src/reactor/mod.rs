@@ -102,6 +102,17 @@ pub struct Reactor {
     serving: Vec<Token>,
     /// Origin of the timer grid.
     epoch: Instant,
+    /// How long the iterations took (from the poll's return to the end of the writes).
+    iterations: IterationStats,
+}
+
+/// The reactor's own latency: every socket waits while an iteration runs, so one that takes
+/// long delays every call's media and every client. Reported at shutdown (the soak checks it).
+#[derive(Debug, Default)]
+struct IterationStats {
+    count: u64,
+    longest: Duration,
+    over_2ms: u64,
 }
 
 /// The sockets bound at start-up, before the engines that need their addresses exist.
@@ -216,6 +227,7 @@ impl Reactor {
             more_reads: Vec::new(),
             serving: Vec::new(),
             epoch: Instant::now(),
+            iterations: IterationStats::default(),
         }
     }
 
@@ -247,6 +259,13 @@ impl Reactor {
                     log::info!(
                         "shutdown complete ({} connections dropped)",
                         self.streams.len()
+                    );
+                    let it = &self.iterations;
+                    log::info!(
+                        "reactor: {} iterations, longest {} us, {} over 2 ms",
+                        it.count,
+                        it.longest.as_micros(),
+                        it.over_2ms
                     );
                     return Ok(());
                 }
@@ -284,6 +303,12 @@ impl Reactor {
             }
             self.run_timers(now, engines_deadline);
             self.settle(now);
+            let took = now.elapsed();
+            self.iterations.count += 1;
+            self.iterations.longest = self.iterations.longest.max(took);
+            if took > Duration::from_millis(2) {
+                self.iterations.over_2ms += 1;
+            }
         }
     }
 
@@ -636,6 +661,18 @@ impl Reactor {
         log::info!(
             "signal {signal}: shutting down, closing {} connections",
             self.streams.len()
+        );
+        // What is held at this moment, for leak checks from outside (the soak test).
+        log::info!(
+            "reactor: census websockets={} calls={} accounts={} media_sockets={} sip_flows={} sip_connections={} sip_calls={} bridges={}",
+            self.streams.len(),
+            self.board.gateway().call_count(),
+            self.board.gateway().account_count(),
+            self.media.call_count(),
+            self.board.sip().stream_count(),
+            self.sip.connection_count(),
+            self.board.sip().call_count(),
+            self.board.bridges.len(),
         );
         self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
         // Accounts are unregistered now; their un-REGISTERs go out with the next settle.

@@ -189,6 +189,11 @@ impl SipSockets {
         })
     }
 
+    /// SIP TCP/TLS connections open.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
     /// The UDP/TCP address actually bound.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.udp.local_addr().ok()
