@@ -765,18 +765,32 @@ impl SessionDescription {
         ))
     }
 
-    /// Checks that every active media section of a browser's description has ICE
-    /// credentials and a DTLS fingerprint (at media or session level): without them the call
-    /// can never connect, so it is refused before anything is dialled.
+    /// Checks that every active audio or video section of a browser's description has ICE
+    /// credentials and a DTLS fingerprint (at media or session level, or on another section
+    /// of its BUNDLE group, whose transport it shares, RFC 8843 section 7.1.3): without them
+    /// the call can never connect, so it is refused before anything is dialled. Other kinds
+    /// (data channels) are rejected by the answer anyway.
     pub fn check_webrtc_transport(&self) -> Result<(), SdpError> {
+        let bundle = self.bundle_group();
+        let in_bundle = |i: usize| {
+            self.media
+                .get(i)
+                .and_then(|m| m.mid())
+                .is_some_and(|mid| bundle.contains(&mid))
+        };
+        let bundled = |i: usize, has: &dyn Fn(usize) -> bool| {
+            in_bundle(i) && (0..self.media.len()).any(|j| in_bundle(j) && has(j))
+        };
+        let has_ice = |i: usize| self.ice_credentials(i).is_some();
+        let has_fingerprint = |i: usize| self.fingerprint(i).is_some();
         for (media_index, m) in self.media.iter().enumerate() {
-            if !m.is_active() {
+            if !m.is_active() || !matches!(m.kind, MediaKind::Audio | MediaKind::Video) {
                 continue;
             }
-            if self.ice_credentials(media_index).is_none() {
+            if !has_ice(media_index) && !bundled(media_index, &has_ice) {
                 return Err(SdpError::MissingIceCredentials { media_index });
             }
-            if self.fingerprint(media_index).is_none() {
+            if !has_fingerprint(media_index) && !bundled(media_index, &has_fingerprint) {
                 return Err(SdpError::MissingFingerprint { media_index });
             }
         }
