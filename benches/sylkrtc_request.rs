@@ -69,6 +69,9 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
+            dtls_identity: std::sync::Arc::new(
+                media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
+            ),
         },
         engine::Rng::seed_from_u64(1),
     )

@@ -26,6 +26,8 @@ pub enum StartupError {
     Sockets(String),
     /// `media.rtp_ports` cannot be used.
     Ports(crate::gateway::PortRangeError),
+    /// The DTLS certificate could not be made.
+    DtlsIdentity(media::error::WebrtcError),
 }
 
 impl fmt::Display for StartupError {
@@ -33,6 +35,7 @@ impl fmt::Display for StartupError {
         match self {
             StartupError::Sockets(e) => f.write_str(e),
             StartupError::Ports(e) => e.fmt(f),
+            StartupError::DtlsIdentity(e) => write!(f, "cannot create the DTLS identity: {e}"),
         }
     }
 }
@@ -84,6 +87,9 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             trace_websocket: config.log.trace_websocket,
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
+            dtls_identity: std::sync::Arc::new(
+                media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
+            ),
         },
         rng.fork(),
     )

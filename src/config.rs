@@ -197,8 +197,6 @@ pub struct MediaConfig {
     pub inactivity_timeout: Duration,
     /// Answer ICE as ICE-lite (for a gateway on a public address).
     pub ice_lite: bool,
-    /// Which WebRTC engine runs the browser leg.
-    pub webrtc_engine: media::webrtc_leg::WebrtcEngineKind,
     /// SRTP (SDES) in the gateway's own SIP offers.
     pub sip_srtp: SipSrtp,
     /// Most calls one connection may have.
@@ -268,7 +266,6 @@ impl Default for Config {
                 rtp_ports: (20000, 29999),
                 inactivity_timeout: Duration::from_secs(60),
                 ice_lite: false,
-                webrtc_engine: media::webrtc_leg::WebrtcEngineKind::Direct,
                 sip_srtp: SipSrtp::Auto,
                 max_calls_per_connection: 10,
                 max_calls: 2000,
@@ -652,17 +649,17 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
     if let Some(v) = file.ice_lite {
         m.ice_lite = v;
     }
-    if let Some(engine) = file.webrtc_engine {
-        m.webrtc_engine = match engine.as_str() {
-            "direct" => media::webrtc_leg::WebrtcEngineKind::Direct,
-            "peer-connection" => media::webrtc_leg::WebrtcEngineKind::PeerConnection,
-            _ => {
-                return Err(invalid(
-                    "media.webrtc_engine",
-                    "must be \"direct\" or \"peer-connection\"",
-                ))
-            }
-        };
+    // One WebRTC engine remains (issue 10): the key stays accepted for existing configs.
+    match file.webrtc_engine.as_deref() {
+        None | Some("direct") => {}
+        Some("peer-connection") => {
+            return Err(invalid(
+                "media.webrtc_engine",
+                "\"peer-connection\" (rtc's RTCPeerConnection engine) was retired; \
+                 \"direct\" is the only engine, remove the key or set it to \"direct\"",
+            ))
+        }
+        Some(_) => return Err(invalid("media.webrtc_engine", "must be \"direct\"")),
     }
     if let Some(v) = o.sip_srtp.as_deref().or(file.sip_srtp.as_deref()) {
         m.sip_srtp = SipSrtp::parse(v).ok_or_else(|| {
@@ -742,24 +739,18 @@ mod tests {
     }
 
     #[test]
-    fn webrtc_engine_is_chosen_by_name() {
-        use media::webrtc_leg::WebrtcEngineKind;
+    fn webrtc_engine_accepts_direct_and_refuses_the_retired_engine() {
         let pick = |v: &str| {
             Config::from_toml(
                 &format!("[media]\nwebrtc_engine = \"{v}\"\n"),
                 &Overrides::default(),
             )
-            .map(|c| c.media.webrtc_engine)
         };
-        assert_eq!(
-            Config::default().media.webrtc_engine,
-            WebrtcEngineKind::Direct
-        );
-        assert_eq!(pick("direct").unwrap(), WebrtcEngineKind::Direct);
-        assert_eq!(
-            pick("peer-connection").unwrap(),
-            WebrtcEngineKind::PeerConnection
-        );
+        assert!(pick("direct").is_ok());
+        let e = pick("peer-connection").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("media.webrtc_engine"), "{text}");
+        assert!(text.contains("retired"), "{text}");
         let e = pick("janus").unwrap_err();
         assert!(e.to_string().contains("media.webrtc_engine"), "{e}");
     }

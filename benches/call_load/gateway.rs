@@ -43,15 +43,12 @@ impl Gateway {
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("gateway.toml");
         let level = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
-        // `WEBRTC_ENGINE=peer-connection` compares rtc's RTCPeerConnection engine.
-        let engine = std::env::var("WEBRTC_ENGINE").unwrap_or_else(|_| "direct".into());
         std::fs::write(
             &config,
             format!(
                 "[log]\nlevel = \"{level}\"\n\
                  [websocket]\nmax_connections = {}\nping_interval = 0\n\
-                 [media]\nrtp_ports = \"{base}-{}\"\nmax_calls = {}\nmax_calls_per_connection = 10\n\
-                 webrtc_engine = \"{engine}\"\n",
+                 [media]\nrtp_ports = \"{base}-{}\"\nmax_calls = {}\nmax_calls_per_connection = 10\n",
                 calls + 100,
                 base + ports - 1,
                 calls + 100

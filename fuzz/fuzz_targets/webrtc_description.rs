@@ -1,5 +1,5 @@
 //! Arbitrary browser SDP and trickled candidates through the WebRTC engine, in both roles:
-//! as the offer the bridge answers (DirectWebrtcLeg::answer) and as the answer to the offer
+//! as the offer the bridge answers (WebrtcLeg::answer) and as the answer to the offer
 //! the bridge made (apply_remote_answer). Errors are fine; panics are not.
 //! Run: `cd fuzz && cargo +nightly fuzz run webrtc_description`
 #![no_main]

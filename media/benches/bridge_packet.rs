@@ -5,7 +5,6 @@
 //! - full path, SIP -> browser: plain RTP in + rewrite + SRTP protect + datagram out;
 //! - the bridge's own part of each direction (what the bridge code adds over the engine);
 //!
-//! on the direct engine (the default) and on the RTCPeerConnection engine, for the ratio.
 //! The SRTP floor alone is `cargo bench -p media --bench srtp_packet`.
 //!
 //! Run: `cargo bench -p media --bench bridge_packet`. Wall-clock per loop, best of RUNS;
@@ -18,8 +17,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bridge_sim::*;
+use engine::Output;
 use media::bridge::BridgeEvent;
-use media::webrtc_leg::{MediaKind, ReceivedRtp, WebrtcEngineKind};
+use media::webrtc_leg::ReceivedRtp;
+use media::MediaKind;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::sansio::Protocol;
 
@@ -45,7 +46,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
         sim.run_until(Duration::from_secs(5), |s| s.browser.connected
             && s.has_event(BridgeEvent::DtlsConnected))
     );
-    let negotiated = sim.bridge.srtp_profile(sim.now);
+    let negotiated = sim.bridge.srtp_profile();
     let payload = [0x55u8; PAYLOAD];
     let (webrtc_local, browser) = (addr(BRIDGE_WEBRTC), addr(BROWSER));
     let (sip_local, sip_peer) = (addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP));
@@ -70,7 +71,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
             let _ = sim
                 .bridge
                 .handle_webrtc_datagram(now, webrtc_local, browser, d);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }
@@ -95,7 +96,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
         for p in &mut packets {
             now += Duration::from_micros(20);
             let _ = sim.bridge.handle_rtp_datagram(now, sip_local, sip_peer, p);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }
@@ -118,7 +119,7 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
                 arrival: now,
             };
             sim.bridge.probe_forward_to_sip(rtp, &payload);
-            while let Some(t) = sim.bridge.poll_transmit() {
+            while let Output::Transmit(t) = sim.bridge.poll_output() {
                 black_box(t.bytes);
             }
         }
@@ -141,19 +142,12 @@ fn bench_profile(name: &str, profile: SrtpProtectionProfile) {
 }
 
 fn main() {
-    for (engine, label) in [
-        (WebrtcEngineKind::Direct, "direct engine"),
-        (WebrtcEngineKind::PeerConnection, "RTCPeerConnection engine"),
-    ] {
-        println!("{label}:");
-        use_engine(engine);
-        bench_profile(
-            "AEAD_AES_128_GCM",
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        );
-        bench_profile(
-            "AES_CM_128_HMAC_SHA1_80",
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        );
-    }
+    bench_profile(
+        "AEAD_AES_128_GCM",
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    );
+    bench_profile(
+        "AES_CM_128_HMAC_SHA1_80",
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+    );
 }

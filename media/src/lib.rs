@@ -7,9 +7,12 @@
 
 pub mod bridge;
 pub mod error;
+mod media_kind;
 pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;
 pub mod srtp;
 mod transmit_queue;
 pub mod webrtc_leg;
+
+pub use media_kind::MediaKind;

@@ -4,14 +4,14 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use crate::bridge::TransmitLeg;
+use crate::bridge::MediaSocketKind;
 
 /// Big enough for any RTP packet on a 1500-byte MTU path plus slack.
 pub(crate) const SLOT_SIZE: usize = 1600;
 
 #[derive(Debug)]
 struct Slot {
-    leg: TransmitLeg,
+    socket: MediaSocketKind,
     from: SocketAddr,
     to: SocketAddr,
     len: usize,
@@ -33,7 +33,7 @@ impl TransmitQueue {
         let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let slots = (0..capacity.max(1))
             .map(|_| Slot {
-                leg: TransmitLeg::Rtp,
+                socket: MediaSocketKind::Rtp,
                 from: unspecified,
                 to: unspecified,
                 len: 0,
@@ -52,7 +52,7 @@ impl TransmitQueue {
     /// source and destination, or `None` to abandon the slot.
     pub(crate) fn push_with(
         &mut self,
-        leg: TransmitLeg,
+        socket: MediaSocketKind,
         fill: impl FnOnce(&mut [u8]) -> Option<(usize, SocketAddr, SocketAddr)>,
     ) -> bool {
         let cap = self.slots.len();
@@ -65,7 +65,7 @@ impl TransmitQueue {
         let slot = &mut self.slots[index];
         match fill(&mut slot.buf) {
             Some((len, from, to)) if len <= slot.buf.len() => {
-                slot.leg = leg;
+                slot.socket = socket;
                 slot.from = from;
                 slot.to = to;
                 slot.len = len;
@@ -76,18 +76,18 @@ impl TransmitQueue {
         }
     }
 
-    /// Copy the oldest datagram into `out`; returns (leg, from, to, len).
+    /// Copy the oldest datagram into `out`; returns (socket, from, to, len).
     pub(crate) fn pop_into(
         &mut self,
         out: &mut [u8],
-    ) -> Option<(TransmitLeg, SocketAddr, SocketAddr, usize)> {
+    ) -> Option<(MediaSocketKind, SocketAddr, SocketAddr, usize)> {
         while self.len > 0 {
             let slot = &self.slots[self.head];
             self.head = (self.head + 1) % self.slots.len();
             self.len -= 1;
             if let (Some(dst), Some(src)) = (out.get_mut(..slot.len), slot.buf.get(..slot.len)) {
                 dst.copy_from_slice(src);
-                return Some((slot.leg, slot.from, slot.to, slot.len));
+                return Some((slot.socket, slot.from, slot.to, slot.len));
             }
             self.dropped += 1;
         }

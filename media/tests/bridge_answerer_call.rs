@@ -7,8 +7,9 @@ mod bridge_sim;
 use std::time::Duration;
 
 use bridge_sim::*;
+use engine::Output;
 use media::bridge::{BridgeEvent, MediaLeg};
-use media::webrtc_leg::{MediaKind, WebrtcEngineKind};
+use media::MediaKind;
 
 const SIP_PCMU_TE: &[(u8, &str)] = &[(0, "PCMU/8000"), (101, "telephone-event/8000")];
 
@@ -48,17 +49,6 @@ fn sip_offer_and_webrtc_answer_are_complete() {
 
 #[test]
 fn audio_and_dtmf_flow_both_ways_with_remapping_over_a_lossy_link() {
-    audio_and_dtmf_flow(WebrtcEngineKind::Direct);
-}
-
-/// The same call on the `RTCPeerConnection` engine, which stays selectable.
-#[test]
-fn audio_and_dtmf_flow_on_the_peer_connection_engine() {
-    audio_and_dtmf_flow(WebrtcEngineKind::PeerConnection);
-}
-
-fn audio_and_dtmf_flow(engine: WebrtcEngineKind) {
-    use_engine(engine);
     let (mut sim, _, _) = answerer_sim(7, 20, &sip_answer_sdp(SIP_PCMU_TE));
     assert!(
         sim.run_until(Duration::from_secs(10), |s| s
@@ -78,8 +68,7 @@ fn audio_and_dtmf_flow(engine: WebrtcEngineKind) {
         sim.net.lost
     );
     // The browser (rtc) offers every profile; the bridge prefers AEAD GCM (performance.md).
-    let now = sim.now;
-    assert_eq!(sim.bridge.srtp_profile(now), "SRTP_AEAD_AES_128_GCM");
+    assert_eq!(sim.bridge.srtp_profile(), "SRTP_AEAD_AES_128_GCM");
     let browser_pcmu = sim
         .browser
         .payload_type("audio/PCMU")
@@ -343,7 +332,7 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
         .filter(|(_, e)| *e == BridgeEvent::Closed)
         .count();
     assert_eq!(closed, 1, "Closed is reported once");
-    assert_eq!(sim.bridge.poll_timeout(), None);
+    assert_eq!(sim.bridge.poll_output(), Output::Timeout(None));
     let now = sim.now;
     let before = sim.bridge.stats();
     let mut pkt = plain_rtp(0, 1, 160, 5, false, &[0u8; 160]);
@@ -351,5 +340,9 @@ fn closed_bridge_ignores_input_and_arms_no_timer() {
         .handle_rtp_datagram(now, addr(BRIDGE_SIP_RTP), addr(SIP_PEER_RTP), &mut pkt)
         .unwrap();
     assert_eq!(sim.bridge.stats(), before);
-    assert!(sim.bridge.poll_transmit().is_none());
+    assert_eq!(
+        sim.bridge.poll_output(),
+        Output::Timeout(None),
+        "nothing to send"
+    );
 }

@@ -25,17 +25,17 @@ fn silent_browser_ends_in_ice_failed() {
     assert!(!sim.has_event(BridgeEvent::DtlsConnected));
     assert!(!sim.has_event(BridgeEvent::IceConnected));
     // After failure the timer must not spin (media-rtc.md rule 2, webrtc-rs/rtc#158): drive
-    // one virtual second purely from poll_timeout and count the wake-ups.
+    // one virtual second purely from the bridge's timeout and count the wake-ups.
     let end = sim.now + Duration::from_secs(1);
     let mut wakeups = 0u32;
     loop {
-        let due = sim.bridge.poll_timeout().unwrap_or(end).max(sim.now);
+        let due = drain(&mut sim.bridge).unwrap_or(end).max(sim.now);
         if due >= end {
             break;
         }
         sim.now = due;
         let _ = sim.bridge.handle_timeout(due);
-        while sim.bridge.poll_transmit().is_some() {}
+        drain(&mut sim.bridge);
         wakeups += 1;
         assert!(wakeups < 1000, "bridge timer spins on an expired deadline");
     }

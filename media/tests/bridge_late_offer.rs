@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent};
 use media::error::BridgeError;
-use media::webrtc_leg::MediaKind;
+use media::MediaKind;
 
 #[test]
 fn late_offer_call_sets_up_both_legs_and_carries_media() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent};
 use media::error::{BridgeError, WebrtcError};
-use media::webrtc_leg::{MediaKind, WebrtcEngineKind};
+use media::MediaKind;
 
 /// A SIP offer as a typical phone writes it: PCMU, PCMA, G.729 (unsupported), DTMF on 101,
 /// plus a video line we do not take (no video socket configured).
@@ -74,17 +74,6 @@ fn webrtc_offer_and_sip_answer_follow_offer_answer_rules() {
 
 #[test]
 fn media_flows_both_ways_after_the_browser_answers() {
-    media_flows_both_ways(WebrtcEngineKind::Direct);
-}
-
-/// The same call on the `RTCPeerConnection` engine, which stays selectable.
-#[test]
-fn media_flows_both_ways_on_the_peer_connection_engine() {
-    media_flows_both_ways(WebrtcEngineKind::PeerConnection);
-}
-
-fn media_flows_both_ways(engine: WebrtcEngineKind) {
-    use_engine(engine);
     let (mut sim, _, _, _) = offerer_sim(5, 10);
     assert!(
         sim.run_until(Duration::from_secs(10), |s| s.browser.connected
@@ -173,10 +162,9 @@ fn sip_offer_without_a_usable_codec_is_refused() {
 fn advertised_addresses_go_into_both_sdps() {
     // The reactor bound wildcard sockets; the SDPs must name the advertised address instead.
     let start = Instant::now();
-    let mut config = media::bridge::BridgeConfig::new(
+    let mut config = bridge_config_at(
         "0.0.0.0:41002".parse().unwrap(),
         "0.0.0.0:41004".parse().unwrap(),
-        std::time::SystemTime::UNIX_EPOCH,
         3,
     );
     config.webrtc.advertised_ip = Some("127.0.0.1".parse().unwrap());

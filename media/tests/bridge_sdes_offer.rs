@@ -14,7 +14,6 @@ use media::bridge::{Bridge, BridgeEvent, MediaLeg, SDES_OFFER_SUITES};
 use media::error::BridgeError;
 use media::rtp::srtp::SdesSrtp;
 use media::sdp::{CryptoAttribute, CryptoSuite, SdpError};
-use media::webrtc_leg::WebrtcEngineKind;
 
 /// The SIP peer's own key for `suite`, under `tag` (its answer names our line by tag).
 fn peer_key(tag: u32, suite: CryptoSuite) -> CryptoAttribute {
@@ -92,16 +91,6 @@ fn sdes_answerer(seed: u64) -> (Bridge, String, BrowserPeer, Instant) {
 
 #[test]
 fn savp_offer_answered_with_gcm_tag_keys_both_directions_end_to_end() {
-    savp_offer_answered_with_gcm_tag(WebrtcEngineKind::Direct);
-}
-
-#[test]
-fn savp_offer_answered_with_gcm_tag_keys_both_directions_peer_connection_engine() {
-    savp_offer_answered_with_gcm_tag(WebrtcEngineKind::PeerConnection);
-}
-
-fn savp_offer_answered_with_gcm_tag(engine: WebrtcEngineKind) {
-    use_engine(engine);
     let (mut bridge, sip_offer, mut browser, start) = sdes_answerer(31);
     let ours = assert_offer_has_fresh_sdes_keys(&sip_offer);
     // The peer takes our second line (AEAD_AES_128_GCM, RFC 7714) and sends its own key.
@@ -329,8 +318,8 @@ fn plain_offer_then_sdes_retry_offer_after_488() {
     let later = start + Duration::from_secs(10);
     bridge.handle_timeout(later).expect("timers");
     let mut reports = 0;
-    while let Some(t) = bridge.poll_transmit() {
-        if t.leg != media::bridge::TransmitLeg::Rtcp {
+    while let engine::Output::Transmit(t) = bridge.poll_output() {
+        if t.socket != media::bridge::MediaSocketKind::Rtcp {
             continue;
         }
         let mut wire = t.bytes.to_vec();
@@ -383,7 +372,7 @@ fn late_offer_in_the_200_is_savp_with_every_key_and_the_ack_answer_keys_the_leg(
     let start = Instant::now();
     let mut config = bridge_config(start, 60);
     config.sip_offer_sdes = true;
-    let capabilities = Bridge::capabilities_offer(start, config.clone()).expect("capabilities");
+    let capabilities = Bridge::capabilities_offer(start, &mut config).expect("capabilities");
     let throwaway = assert_offer_has_fresh_sdes_keys(&capabilities);
     assert!(
         capabilities.contains("m=audio 9 RTP/SAVP"),
@@ -447,8 +436,8 @@ fn late_offer_in_the_200_is_savp_with_every_key_and_the_ack_answer_keys_the_leg(
 #[test]
 fn plain_late_offer_stays_plain() {
     let start = Instant::now();
-    let config = bridge_config(start, 61);
-    let capabilities = Bridge::capabilities_offer(start, config.clone()).expect("capabilities");
+    let mut config = bridge_config(start, 61);
+    let capabilities = Bridge::capabilities_offer(start, &mut config).expect("capabilities");
     assert!(capabilities.contains("m=audio 9 RTP/AVP") && !capabilities.contains("a=crypto"));
     let (mut bridge, webrtc_offer) =
         Bridge::new_offerer(start, config, &capabilities).expect("new_offerer");

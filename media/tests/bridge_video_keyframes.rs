@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent};
-use media::webrtc_leg::MediaKind;
+use media::MediaKind;
 
 const SIP_VIDEO_SSRC: u32 = 0x0000_5EE5;
 

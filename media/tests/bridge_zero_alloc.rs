@@ -11,8 +11,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bridge_sim::*;
+use engine::Output;
 use media::bridge::BridgeEvent;
-use media::webrtc_leg::{MediaKind, ReceivedRtp};
+use media::webrtc_leg::ReceivedRtp;
+use media::MediaKind;
 use rtc::sansio::Protocol;
 
 mod counting_alloc;
@@ -64,7 +66,7 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
             arrival: now,
         };
         sim.bridge.probe_forward_to_sip(rtp, &payload);
-        while let Some(t) = sim.bridge.poll_transmit() {
+        while let Output::Transmit(t) = sim.bridge.poll_output() {
             black_box(t.bytes);
             forwarded += 1;
         }
@@ -121,7 +123,7 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
         let _ = sim
             .bridge
             .handle_webrtc_datagram(now, webrtc_local, browser, d);
-        while let Some(t) = sim.bridge.poll_transmit() {
+        while let Output::Transmit(t) = sim.bridge.poll_output() {
             to_sip += usize::from(t.to == addr(SIP_PEER_RTP));
             black_box(t.bytes);
         }
@@ -144,7 +146,7 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
     let mut to_browser = 0;
     for p in &mut plain {
         let _ = sim.bridge.handle_rtp_datagram(now, local, from, p);
-        while let Some(t) = sim.bridge.poll_transmit() {
+        while let Output::Transmit(t) = sim.bridge.poll_output() {
             to_browser += usize::from(t.to == browser);
             black_box(t.bytes);
         }

@@ -696,7 +696,7 @@ fn malformed_extensions_from_the_webrtc_side_are_stripped_before_srtp() {
 
 #[test]
 fn negotiated_media_becomes_the_remote_and_maps() {
-    use media::sdp::{Codec, Direction, MediaKind, NegotiatedMedia};
+    use media::sdp::{Codec, MediaDirection, MediaType, NegotiatedMedia};
     let codec = |pt: u8, name: &str, rate: u32| Codec {
         payload_type: pt,
         name: name.into(),
@@ -705,9 +705,9 @@ fn negotiated_media_becomes_the_remote_and_maps() {
         fmtp: None,
     };
     let mut media = NegotiatedMedia {
-        kind: MediaKind::Audio,
+        kind: MediaType::Audio,
         rejected: false,
-        direction: Direction::SendRecv,
+        direction: MediaDirection::SendRecv,
         codecs: vec![codec(0, "PCMU", 8000), codec(101, "telephone-event", 8000)],
         telephone_event_pt: Some(101),
         remote_rtp: Some(addr("192.0.2.10:4000")),
@@ -728,10 +728,10 @@ fn negotiated_media_becomes_the_remote_and_maps() {
         }
     );
     // The peer holds us (sendonly): we must not send, RTCP goes on.
-    media.direction = Direction::SendOnly;
+    media.direction = MediaDirection::SendOnly;
     assert!(!RtpRemote::from_negotiated(&media).expect("active").sending);
     // RFC 2543-style hold with c=0.0.0.0: no sending, and the leg never targets 0.0.0.0.
-    media.direction = Direction::SendRecv;
+    media.direction = MediaDirection::SendRecv;
     media.remote_rtp = Some(addr("0.0.0.0:4000"));
     media.remote_rtcp = Some(addr("0.0.0.0:4001"));
     let held = RtpRemote::from_negotiated(&media).expect("active");

@@ -1,7 +1,7 @@
 //! The SDP model's typed accessors on real browser SDPs: BUNDLE, ICE, DTLS, ssrc, extmap,
 //! msid, rtcp-fb, and attribute fallbacks from media to session level.
 
-use media::sdp::{Direction, ExtMap, Fingerprint, MediaKind, SessionDescription};
+use media::sdp::{ExtMap, Fingerprint, MediaDirection, MediaType, SessionDescription};
 
 fn fixture(name: &str) -> SessionDescription {
     let path = format!("{}/tests/fixtures/sdp/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -17,7 +17,7 @@ fn chrome_offer_accessors() {
     let audio = &sdp.media[0];
     assert_eq!(
         (audio.kind.clone(), audio.port, audio.protocol.as_str()),
-        (MediaKind::Audio, 9, "UDP/TLS/RTP/SAVPF")
+        (MediaType::Audio, 9, "UDP/TLS/RTP/SAVPF")
     );
     assert_eq!(audio.mid(), Some("0"));
     assert_eq!(
@@ -60,7 +60,7 @@ fn chrome_offer_accessors() {
         audio.rtcp_feedback(111).collect::<Vec<_>>(),
         ["transport-cc"]
     );
-    assert_eq!(sdp.media_direction(0), Direction::SendRecv);
+    assert_eq!(sdp.media_direction(0), MediaDirection::SendRecv);
     let opus = audio.codec(111).expect("opus");
     assert_eq!(
         (opus.name.as_str(), opus.clock_rate, opus.channels),
@@ -98,7 +98,7 @@ fn firefox_session_level_fingerprint_and_extmap_direction() {
         audio.extmaps()[1],
         ExtMap {
             id: 2,
-            direction: Some(Direction::RecvOnly),
+            direction: Some(MediaDirection::RecvOnly),
             uri: "urn:ietf:params:rtp-hdrext:csrc-audio-level"
         }
     );

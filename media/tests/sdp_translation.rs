@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use media::sdp::{
     finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
     sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer,
-    CryptoAttribute, CryptoSuite, Direction, LocalOrigin, MediaKind, SdpError, SessionDescription,
-    SipLocalMedia, SipLocalMediaLine,
+    CryptoAttribute, CryptoSuite, LocalOrigin, MediaDirection, MediaType, SdpError,
+    SessionDescription, SipLocalMedia, SipLocalMediaLine,
 };
 
 const MEDIA_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 5));
@@ -261,7 +261,7 @@ fn rtcp_mux_and_sdes_are_offered_only_when_configured() {
 #[test]
 fn hold_rejected_lines_and_data_channels_are_preserved_and_version_increments() {
     let mut offer = fixture("chrome_offer.sdp");
-    offer.media[0].set_direction(Direction::SendOnly);
+    offer.media[0].set_direction(MediaDirection::SendOnly);
     offer.media[1].port = 0;
     let mut dc = SessionDescription::parse(
         b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sctp-port:5000\r\n",
@@ -282,7 +282,7 @@ fn hold_rejected_lines_and_data_channels_are_preserved_and_version_increments() 
         ["m=application 0 UDP/DTLS/SCTP webrtc-datachannel"]
     );
     assert_eq!(first.origin.session_version, 5);
-    offer.media[0].set_direction(Direction::Inactive);
+    offer.media[0].set_direction(MediaDirection::Inactive);
     let second =
         webrtc_offer_to_sip_offer(&offer, &local_media(3, false), &mut origin).expect("translates");
     assert_eq!(
@@ -294,7 +294,7 @@ fn hold_rejected_lines_and_data_channels_are_preserved_and_version_increments() 
 
 struct SipAnswerCase {
     fixture: &'static str,
-    audio: Option<(&'static str, u16, Option<SocketAddr>, Direction)>,
+    audio: Option<(&'static str, u16, Option<SocketAddr>, MediaDirection)>,
     audio_codecs: &'static [&'static str],
     telephone_event: Option<u8>,
     video_rejected: bool,
@@ -313,7 +313,7 @@ fn sip_answers_to_a_chrome_offer_negotiate_what_the_webrtc_leg_applies() {
                 "192.0.2.20",
                 18404,
                 Some(addr("192.0.2.20:18405")),
-                Direction::SendRecv,
+                MediaDirection::SendRecv,
             )),
             audio_codecs: &["PCMU", "telephone-event"],
             telephone_event: Some(126),
@@ -326,7 +326,7 @@ fn sip_answers_to_a_chrome_offer_negotiate_what_the_webrtc_leg_applies() {
                 "192.0.2.30",
                 24578,
                 Some(addr("192.0.2.31:24579")),
-                Direction::SendRecv,
+                MediaDirection::SendRecv,
             )),
             audio_codecs: &["opus", "telephone-event"],
             telephone_event: Some(126),
@@ -338,7 +338,7 @@ fn sip_answers_to_a_chrome_offer_negotiate_what_the_webrtc_leg_applies() {
                 "192.0.2.50",
                 30110,
                 Some(addr("192.0.2.50:30111")),
-                Direction::RecvOnly,
+                MediaDirection::RecvOnly,
             )),
             audio_codecs: &["PCMA", "telephone-event"],
             telephone_event: Some(126),
@@ -357,7 +357,7 @@ fn sip_answers_to_a_chrome_offer_negotiate_what_the_webrtc_leg_applies() {
         let audio = &n.media[0];
         let (ip, port, rtcp, direction) = case.audio.expect("audio expected");
         assert!(!audio.rejected, "{}", case.fixture);
-        assert_eq!(audio.kind, MediaKind::Audio);
+        assert_eq!(audio.kind, MediaType::Audio);
         assert_eq!(
             audio.remote_rtp,
             Some(SocketAddr::new(ip.parse().expect("ip"), port)),
@@ -390,7 +390,7 @@ fn sipp_echo_answers_telephone_event_101_to_an_offer_of_126() {
     .expect("offer");
     let mut answer = fixture("sipp_uas_echo_answer.sdp");
     answer.media.push(media::sdp::MediaSection::new(
-        MediaKind::Video,
+        MediaType::Video,
         0,
         "RTP/AVP",
         vec!["97".into()],
@@ -460,8 +460,8 @@ fn sip_offers_become_negotiated_media_for_the_browser_offer() {
         &SipLocalMedia::default_codecs(),
     )
     .expect("negotiates");
-    assert_eq!(n.media[0].direction, Direction::SendOnly);
-    assert_eq!(n.media[1].kind, MediaKind::Other("image".into()));
+    assert_eq!(n.media[0].direction, MediaDirection::SendOnly);
+    assert_eq!(n.media[1].kind, MediaType::Other("image".into()));
     assert!(n.media[1].rejected);
 }
 
@@ -600,7 +600,7 @@ fn no_common_codec_is_a_typed_error() {
     .expect("offer");
     let mut bad_answer = g729_only.clone();
     bad_answer.media.push(media::sdp::MediaSection::new(
-        MediaKind::Video,
+        MediaType::Video,
         0,
         "RTP/AVP",
         vec!["97".into()],
@@ -640,7 +640,7 @@ fn answers_with_the_wrong_shape_are_refused() {
     swapped.media.swap(0, 1);
     assert_eq!(
         sip_answer_to_negotiated(&our_offer, &swapped),
-        Err(SdpError::MediaKindMismatch { media_index: 0 })
+        Err(SdpError::MediaTypeMismatch { media_index: 0 })
     );
 }
 
@@ -664,7 +664,7 @@ fn browser_sdp_gets_explicit_direction_and_end_of_candidates() {
         .iter()
         .any(|l| l == "a=sendrecv" || l == "a=end-of-candidates"));
     // Idempotent, and an explicit direction replaces the existing one in place.
-    finalize_browser_sdp(&mut sdp, &[Direction::RecvOnly]);
+    finalize_browser_sdp(&mut sdp, &[MediaDirection::RecvOnly]);
     let audio = section_lines(&sdp.to_sdp_string(), 0);
     assert!(audio.contains(&"a=recvonly".to_owned()));
     assert!(!audio.contains(&"a=sendrecv".to_owned()));
@@ -676,7 +676,7 @@ fn browser_sdp_gets_explicit_direction_and_end_of_candidates() {
 
 #[test]
 fn hold_directions_are_mirrored_per_rfc3264_section_6_1() {
-    use Direction::*;
+    use MediaDirection::*;
     let table = [
         (SendRecv, SendRecv, SendRecv),
         (SendRecv, RecvOnly, RecvOnly),

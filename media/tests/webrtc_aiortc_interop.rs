@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
+use engine::Output;
+use media::bridge::{Bridge, BridgeConfig, BridgeEvent, MediaSocketKind};
 
 /// Kills the python child (by its own handle, i.e. its own pid) if it outlives the test.
 struct ChildGuard(Child);
@@ -158,11 +159,13 @@ impl Sockets {
     }
 
     fn config(&self, seed: u64) -> BridgeConfig {
+        let identity = media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity");
         let mut config = BridgeConfig::new(
             Self::addr(&self.webrtc),
             Self::addr(&self.sip_rtp),
             SystemTime::now(),
-            seed,
+            engine::Rng::seed_from_u64(seed),
+            std::sync::Arc::new(identity),
         );
         config.codecs = vec!["PCMU".into(), "telephone-event".into()];
         // Reports every 0.5..1.5 s, so a 4 s call surely carries some.
@@ -200,6 +203,7 @@ fn drive(
     let mut at_sip = Vec::new();
     let mut sip_rtcp_packets = 0;
     let mut next_tone: Option<Instant> = None;
+    let mut bridge_due: Option<Instant> = None;
     let (mut seq, mut sample) = (0u16, 0u32);
     let mut srtp_profile = String::new();
     let result_line = loop {
@@ -235,7 +239,7 @@ fn drive(
             sip_rtcp_packets += 1;
         }
         let now = Instant::now();
-        if bridge.poll_timeout().is_some_and(|t| t <= now) {
+        if bridge_due.is_some_and(|t| t <= now) {
             let _ = bridge.handle_timeout(now);
         }
         // The SIP peer sends a 440 Hz PCMU tone every 20 ms once the call is up.
@@ -251,25 +255,29 @@ fn drive(
                 next_tone = Some(due + Duration::from_millis(20));
             }
         }
-        while let Some(t) = bridge.poll_transmit() {
-            let socket = match t.leg {
-                TransmitLeg::Webrtc => &sockets.webrtc,
-                TransmitLeg::Rtp => &sockets.sip_rtp,
-                TransmitLeg::Rtcp => &sockets.sip_rtcp,
-            };
-            let _ = socket.send_to(t.bytes, t.to);
-        }
-        while let Some(e) = bridge.poll_event() {
-            if e == BridgeEvent::DtlsConnected {
-                next_tone = Some(Instant::now());
-                srtp_profile = bridge.srtp_profile(Instant::now());
+        bridge_due = loop {
+            match bridge.poll_output() {
+                Output::Transmit(t) => {
+                    let socket = match t.socket {
+                        MediaSocketKind::Webrtc => &sockets.webrtc,
+                        MediaSocketKind::Rtp => &sockets.sip_rtp,
+                        MediaSocketKind::Rtcp => &sockets.sip_rtcp,
+                    };
+                    let _ = socket.send_to(t.bytes, t.to);
+                }
+                Output::Event(e) => {
+                    if e == BridgeEvent::DtlsConnected {
+                        next_tone = Some(Instant::now());
+                        srtp_profile = bridge.srtp_profile();
+                    }
+                    events.push(e);
+                }
+                Output::Timeout(at) => break at,
             }
-            events.push(e);
-        }
+        };
         // Wait for I/O (not a sleep): block on the WebRTC socket until the next deadline,
         // at most 2 ms so the other sockets and the tone are served too.
-        let wait = bridge
-            .poll_timeout()
+        let wait = bridge_due
             .map_or(Duration::from_millis(2), |t| {
                 t.saturating_duration_since(Instant::now())
             })
@@ -281,8 +289,8 @@ fn drive(
         let _ = sockets.webrtc.set_nonblocking(true);
     };
     bridge.close(Instant::now());
-    while let Some(t) = bridge.poll_transmit() {
-        if t.leg == TransmitLeg::Webrtc {
+    while let Output::Transmit(t) = bridge.poll_output() {
+        if t.socket == MediaSocketKind::Webrtc {
             let _ = sockets.webrtc.send_to(t.bytes, t.to);
         }
     }

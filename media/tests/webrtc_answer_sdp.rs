@@ -111,7 +111,7 @@ fn check(
     let video = answer
         .media
         .iter()
-        .any(|m| m.kind == media::sdp::MediaKind::Video && m.port != 0);
+        .any(|m| m.kind == media::sdp::MediaType::Video && m.port != 0);
     assert_eq!(video, expect_video, "{fixture}: video accepted");
 }
 

@@ -16,6 +16,7 @@ pub mod framing;
 pub mod locate;
 pub mod msg;
 pub mod registration;
+pub mod request;
 pub mod stack;
 pub mod transport;
 pub mod txn;

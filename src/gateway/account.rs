@@ -218,6 +218,8 @@ impl Gateway {
             }
             // Routed to the calls by `handle`.
             SipEvent::Call { .. } => {}
+            // The gateway sends no requests of its own and takes no methods yet.
+            SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {}
         }
     }
 }

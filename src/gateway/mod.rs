@@ -124,7 +124,7 @@ pub struct Engines<'a> {
 }
 
 /// Gateway settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// sylkRTC/account settings.
     pub sylkrtc: SylkRtcConfig,
@@ -134,6 +134,8 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
+    /// The certificate every call's DTLS presents, made once at start-up.
+    pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
 
 /// The gateway.
@@ -172,7 +174,7 @@ impl Gateway {
     /// A gateway with no clients. Fails only on a media port range the allocator cannot use.
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
-            ports: ports::MediaPorts::new(config.media.clone())?,
+            ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
             clients_by_conn: HashMap::new(),

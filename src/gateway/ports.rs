@@ -2,10 +2,13 @@
 //! configuration that goes with them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use engine::Rng;
 use media::bridge::BridgeConfig;
 use media::rtp_leg::{PortAllocator, RtpLegError};
+use media::webrtc_leg::DtlsIdentity;
 
 use crate::config::{MediaConfig, SipSrtp};
 use crate::switchboard::MediaSocketKind;
@@ -65,6 +68,8 @@ pub(super) struct MediaPorts {
     pub config: MediaConfig,
     ports: PortAllocator,
     pub probe: Box<dyn PortProbe>,
+    /// The certificate every call's DTLS presents (RFC 8827 sec. 6.5: one per process).
+    identity: Arc<DtlsIdentity>,
 }
 
 impl std::fmt::Debug for MediaPorts {
@@ -78,13 +83,17 @@ impl std::fmt::Debug for MediaPorts {
 
 impl MediaPorts {
     /// Ports over the configured range.
-    pub fn new(config: MediaConfig) -> Result<MediaPorts, PortRangeError> {
+    pub fn new(
+        config: MediaConfig,
+        identity: Arc<DtlsIdentity>,
+    ) -> Result<MediaPorts, PortRangeError> {
         let ports =
             PortAllocator::new(config.rtp_ports.0, config.rtp_ports.1).map_err(PortRangeError)?;
         Ok(MediaPorts {
             config,
             ports,
             probe: Box::new(AssumeFree),
+            identity,
         })
     }
 
@@ -154,17 +163,17 @@ impl MediaPorts {
     }
 
     /// The bridge configuration for a call on these addresses.
-    pub fn bridge_config(
-        &self,
-        addrs: CallAddrs,
-        wallclock: SystemTime,
-        seed: u64,
-    ) -> BridgeConfig {
-        let mut config = BridgeConfig::new(addrs.webrtc, addrs.audio, wallclock, seed);
+    pub fn bridge_config(&self, addrs: CallAddrs, wallclock: SystemTime, rng: Rng) -> BridgeConfig {
+        let mut config = BridgeConfig::new(
+            addrs.webrtc,
+            addrs.audio,
+            wallclock,
+            rng,
+            Arc::clone(&self.identity),
+        );
         config.sip_video_local = addrs.video;
         config.webrtc.advertised_ip = self.config.advertised_address;
         config.webrtc.ice_lite = self.config.ice_lite;
-        config.webrtc.engine = self.config.webrtc_engine;
         config.sip_advertised_ip = self.config.advertised_address;
         config.inactivity_timeout = self.config.inactivity_timeout;
         // "auto" starts plain and switches only after a 488 (see `create_session`).
@@ -189,11 +198,7 @@ impl MediaPorts {
 /// Whether an offer has an active video m-line, so the call needs a SIP video port pair.
 /// An offer that does not parse gets none (the bridge refuses it anyway).
 pub(super) fn offers_video(sdp: &str) -> bool {
-    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| {
-        d.media
-            .iter()
-            .any(|m| m.kind == media::sdp::MediaKind::Video && m.is_active())
-    })
+    media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| d.has_active_video())
 }
 
 #[cfg(test)]
@@ -217,7 +222,8 @@ mod tests {
             rtp_ports: (40000, 40009),
             ..crate::config::Config::default().media
         };
-        let mut ports = MediaPorts::new(config).expect("range");
+        let identity = Arc::new(media::webrtc_leg::DtlsIdentity::generate().expect("identity"));
+        let mut ports = MediaPorts::new(config, identity).expect("range");
         // The first pair's RTCP port and the third pair's RTP port are taken.
         ports.probe = Box::new(Busy(vec![40001, 40004]));
         let (taken, addrs) = ports.allocate(false).expect("a call's ports");

@@ -18,6 +18,7 @@ use slab::Slab;
 use super::token::{self, Generations, TokenKind};
 use crate::gateway::PortProbe;
 use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Switchboard};
+use media::bridge::BridgeTransmit;
 
 /// [`PortProbe`] by binding: a port that cannot be bound because another socket holds it is
 /// not free. The socket is closed again at once; the reactor binds the port for real within
@@ -152,18 +153,16 @@ impl MediaSockets {
             return;
         };
         let (kind, local) = (bound.kind, bound.local);
+        let dropped = &mut self.dropped_sends;
         loop {
-            let received = match self.calls.get(key).and_then(|c| c.sockets.get(index)) {
-                Some(bound) => bound.socket.recv_from(buf),
-                None => return,
-            };
-            match received {
+            match bound.socket.recv_from(buf) {
                 Ok((n, from)) => {
                     let Some(datagram) = buf.get_mut(..n) else {
                         continue;
                     };
-                    board.handle_media_datagram(now, media, kind, local, from, datagram);
-                    self.flush_key(key, media, &mut board.bridges);
+                    board.handle_media_datagram(now, media, kind, local, from, datagram, |t| {
+                        send_on(&call.sockets, t, dropped)
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -173,31 +172,27 @@ impl MediaSockets {
         }
     }
 
-    /// Sends everything the call's bridge has queued.
+    /// Sends everything the call's bridge has to send (when its sockets are gone, the call
+    /// is ending: the datagrams are dropped so the bridge does not hold them).
     pub fn flush(&mut self, media: MediaId, bridges: &mut Bridges) {
-        let Some(&key) = self.by_media.get(&media) else {
-            // Sockets gone (call ending): drain so the bridge does not hold packets.
-            while bridges.poll_transmit(media).is_some() {}
-            return;
-        };
-        self.flush_key(key, media, bridges);
+        let dropped = &mut self.dropped_sends;
+        let sockets = self
+            .by_media
+            .get(&media)
+            .and_then(|&key| self.calls.get(key))
+            .map_or(&[][..], |c| &c.sockets[..]);
+        bridges.drain(media, |t| send_on(sockets, t, dropped));
     }
+}
 
-    /// [`flush`](Self::flush) for the call at slab `key`, known to carry `media`.
-    fn flush_key(&mut self, key: usize, media: MediaId, bridges: &mut Bridges) {
-        let Some(call) = self.calls.get(key) else {
-            return;
-        };
-        while let Some(t) = bridges.poll_transmit(media) {
-            // At most five sockets: a linear look-up beats hashing.
-            let Some(bound) = call.sockets.iter().find(|s| s.local == t.from) else {
-                continue;
-            };
-            match bound.socket.send_to(t.bytes, t.to) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.dropped_sends += 1,
-                Err(_) => self.dropped_sends += 1,
-            }
-        }
+/// Sends `t` from the call's socket it names; a datagram the kernel will not take is counted,
+/// not retried (RTP is loss-tolerant).
+fn send_on(sockets: &[BoundSocket], t: BridgeTransmit<'_>, dropped: &mut u64) {
+    // At most five sockets: a linear look-up beats hashing.
+    let Some(bound) = sockets.iter().find(|s| s.local == t.from) else {
+        return;
+    };
+    if bound.socket.send_to(t.bytes, t.to).is_err() {
+        *dropped += 1;
     }
 }

@@ -231,24 +231,6 @@ impl Reactor {
         }
     }
 
-    /// The bound listener addresses.
-    pub fn bound_addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses {
-            sip: self.sip.local_addr(),
-            sip_tls: self.sip.tls_local_addr(),
-            ..Default::default()
-        };
-        for l in &self.listeners {
-            let addr = l.socket.local_addr().ok();
-            if l.tls.is_some() {
-                out.wss = addr;
-            } else {
-                out.ws = addr;
-            }
-        }
-        out
-    }
-
     /// Runs until SIGTERM/SIGINT, then closes every connection cleanly and returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -651,6 +633,9 @@ impl Reactor {
         while let Some(media) = self.board.bridges.poll_dirty() {
             self.media.flush(media, &mut self.board.bridges);
         }
+        // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
+        // which may queue more work for the next round.
+        any |= self.board.route_bridge_events(now);
         any
     }
 

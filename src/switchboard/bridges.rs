@@ -1,7 +1,8 @@
 //! Every call's media bridge, owned beside the SIP stack rather than inside the gateway.
 //!
 //! The reactor hands a media datagram straight to the bridge its socket belongs to
-//! ([`Bridges::handle_datagram`]) and writes that bridge's transmits; only the bridge's rare
+//! ([`Bridges::handle_datagram`]) and writes what the bridge sends ([`Bridges::drain`], a
+//! send callback, since each datagram is borrowed from the bridge); only the bridge's rare
 //! state changes ([`BridgeEvent`]s) travel on to the gateway. A bridge is addressed by a
 //! generation-checked [`MediaId`], so a datagram for a call that just ended cannot reach
 //! the call that reused its slot. Lookups on the packet path are slab indexing, no hashing.
@@ -10,8 +11,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use engine::{Deadlines, Key, Table};
-use media::bridge::{Bridge, BridgeEvent, Transmit};
+use engine::{Deadlines, Key, Output, Table};
+use media::bridge::{Bridge, BridgeEvent, BridgeTransmit};
+
+pub use media::bridge::MediaSocketKind;
 
 /// Most bridge events queued for the gateway; a bridge reports a handful per call.
 const MAX_QUEUED_EVENTS: usize = 65_536;
@@ -38,24 +41,13 @@ impl std::fmt::Display for MediaId {
     }
 }
 
-/// What a media socket carries, so its datagrams reach the right input of the bridge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaSocketKind {
-    /// The WebRTC leg (ICE, DTLS, SRTP, all on one port).
-    Webrtc,
-    /// A SIP-side RTP port.
-    Rtp,
-    /// A SIP-side RTCP port (RTP + 1).
-    Rtcp,
-}
-
 struct Slot {
     /// Boxed: a bridge is several KiB, and the slab keeps spare capacity.
     bridge: Box<Bridge>,
     /// The deadline last given to [`Deadlines`], so re-arming after a packet costs a
     /// comparison rather than a map update when it did not move (the common case).
     armed: Option<Instant>,
-    /// Listed in `dirty` (its transmits not drained yet).
+    /// Listed in `dirty` (its output not drained yet).
     dirty: bool,
     /// The gateway let go of it: last datagrams (RTCP BYE, DTLS close_notify) still to flush.
     closing: bool,
@@ -66,7 +58,7 @@ struct Slot {
 pub struct Bridges {
     slots: Table<Slot>,
     deadlines: Deadlines<MediaId>,
-    /// Bridges with transmits possibly queued after an input that was not a datagram (the
+    /// Bridges with output possibly pending after an input that was not a datagram (the
     /// reactor drains a bridge right after each of its datagrams).
     dirty: Vec<MediaId>,
     events: VecDeque<(MediaId, BridgeEvent)>,
@@ -92,7 +84,7 @@ impl Bridges {
             dirty: false,
             closing: false,
         }));
-        self.after_input(id, true);
+        self.touched(id);
         id
     }
 
@@ -120,15 +112,18 @@ impl Bridges {
             .map(|s| &mut *s.bridge)
     }
 
-    /// After a signalling input to `id`'s bridge: collect its events, re-arm its timer and
-    /// list it for the reactor to drain.
+    /// After a signalling input to `id`'s bridge: list it for the reactor to drain.
     pub fn touched(&mut self, id: MediaId) {
-        self.after_input(id, true);
+        if let Some(slot) = self.slots.get_mut(id.0) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(id);
+            }
+        }
     }
 
     /// A datagram for `id` from one of its sockets. A bad packet is a counted drop inside the
-    /// bridge and the call goes on. The caller drains [`poll_transmit`](Self::poll_transmit)
-    /// for `id` right after.
+    /// bridge and the call goes on. The caller [`drain`](Self::drain)s `id` right after.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -147,17 +142,41 @@ impl Bridges {
             MediaSocketKind::Rtp => bridge.handle_rtp_datagram(now, local, from, data),
             MediaSocketKind::Rtcp => bridge.handle_rtcp_datagram(now, local, from, data),
         };
-        self.after_input(id, false);
     }
 
-    /// The next datagram of `id`'s bridge, borrowed until the next call.
-    pub fn poll_transmit(&mut self, id: MediaId) -> Option<Transmit<'_>> {
-        self.slots.get_mut(id.0)?.bridge.poll_transmit()
+    /// Drains `id`'s bridge after an input: every datagram goes to `send` (borrowed from the
+    /// bridge for the call), events are queued for the gateway and the timer is re-armed. A
+    /// closing bridge's events concern no one any more and are dropped.
+    pub fn drain(&mut self, id: MediaId, mut send: impl FnMut(BridgeTransmit<'_>)) {
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        loop {
+            match slot.bridge.poll_output() {
+                Output::Transmit(t) => send(t),
+                Output::Event(_) if slot.closing => {}
+                Output::Event(event) => {
+                    if self.events.len() < MAX_QUEUED_EVENTS {
+                        self.events.push_back((id, event));
+                    } else {
+                        self.dropped_events += 1;
+                    }
+                }
+                Output::Timeout(deadline) => {
+                    let deadline = deadline.filter(|_| !slot.closing);
+                    if deadline != slot.armed {
+                        slot.armed = deadline;
+                        self.deadlines.set(id, deadline);
+                    }
+                    return;
+                }
+            }
+        }
     }
 
-    /// A bridge that may have datagrams queued after a signalling input or a timer; drain it
-    /// with [`poll_transmit`](Self::poll_transmit). Each is listed once however many inputs
-    /// it had since its last drain.
+    /// A bridge that may have output pending after a signalling input or a timer; drain it
+    /// with [`drain`](Self::drain). Each is listed once however many inputs it had since its
+    /// last drain.
     pub fn poll_dirty(&mut self) -> Option<MediaId> {
         let id = self.dirty.pop()?;
         if let Some(slot) = self.slots.get_mut(id.0) {
@@ -183,8 +202,10 @@ impl Bridges {
                 continue;
             };
             slot.armed = None;
-            let _ = slot.bridge.handle_timeout(now);
-            self.after_input(id, true);
+            if let Err(e) = slot.bridge.handle_timeout(now) {
+                log::debug!("media {id}: timer: {e}");
+            }
+            self.touched(id);
         }
     }
 
@@ -201,44 +222,14 @@ impl Bridges {
         };
         slot.closing = true;
         slot.bridge.close(now);
-        // Its own Closed event and any late state changes concern no one any more.
-        while slot.bridge.poll_event().is_some() {}
+        slot.armed = None;
         self.deadlines.cancel(id);
-        if !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push(id);
-        }
+        self.touched(id);
     }
 
     /// Drops `id`'s bridge (its sockets are closed).
     pub fn remove(&mut self, id: MediaId) {
         self.slots.remove(id.0);
         self.deadlines.cancel(id);
-    }
-
-    fn after_input(&mut self, id: MediaId, mark_dirty: bool) {
-        let Some(slot) = self.slots.get_mut(id.0) else {
-            return;
-        };
-        if slot.closing {
-            while slot.bridge.poll_event().is_some() {}
-        } else {
-            while let Some(event) = slot.bridge.poll_event() {
-                if self.events.len() < MAX_QUEUED_EVENTS {
-                    self.events.push_back((id, event));
-                } else {
-                    self.dropped_events += 1;
-                }
-            }
-            let deadline = slot.bridge.poll_timeout();
-            if deadline != slot.armed {
-                slot.armed = deadline;
-                self.deadlines.set(id, deadline);
-            }
-        }
-        if mark_dirty && !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push(id);
-        }
     }
 }

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use engine::Output;
+use media::bridge::BridgeTransmit;
 use sip::stack::SipStack;
 use sip::transport::{FlowId, SipTransmit};
 
@@ -147,8 +148,9 @@ impl Switchboard {
         self.route(now);
     }
 
-    /// A media datagram for `media` (the reactor drains that bridge's transmits right after).
-    /// Bridge state changes it caused reach the gateway at once.
+    /// A media datagram for `media`: the bridge's answer goes straight to `send` (a socket
+    /// of that call), and state changes it caused reach the gateway at once.
+    #[allow(clippy::too_many_arguments)] // the hot path: a datagram's parts, no struct to build
     pub fn handle_media_datagram(
         &mut self,
         now: Instant,
@@ -157,12 +159,24 @@ impl Switchboard {
         local: SocketAddr,
         from: SocketAddr,
         data: &mut [u8],
+        send: impl FnMut(BridgeTransmit<'_>),
     ) {
         self.bridges
             .handle_datagram(now, media, kind, local, from, data);
+        self.bridges.drain(media, send);
         if self.bridges.has_events() {
             self.route(now);
         }
+    }
+
+    /// Routes the events that draining bridges outside a datagram (after signalling or a
+    /// timer) queued. Returns whether there were any.
+    pub fn route_bridge_events(&mut self, now: Instant) -> bool {
+        if !self.bridges.has_events() {
+            return false;
+        }
+        self.route(now);
+        true
     }
 
     /// The reactor could not bind a call's sockets.

@@ -39,11 +39,21 @@ fn gateway_with_media(
             trace_websocket: false,
             media,
             decline_code: 486,
+            dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),
     )
     .unwrap();
     Switchboard::new(gateway, test_stack(), max_calls)
+}
+
+/// One DTLS identity for every test gateway (making one costs a key generation).
+fn identity() -> std::sync::Arc<media::webrtc_leg::DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<std::sync::Arc<media::webrtc_leg::DtlsIdentity>> =
+        std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| std::sync::Arc::new(media::webrtc_leg::DtlsIdentity::generate().unwrap()))
+        .clone()
 }
 
 /// A SIP stack on a documentation address that nothing in these tests sends to.
@@ -520,29 +530,37 @@ struct Drained {
 
 fn drain_all(g: &mut Switchboard) -> Drained {
     let mut d = Drained::default();
-    while let Some(out) = g.poll_output() {
-        match out {
-            Command::Gateway(GatewayCommand::Send { text, .. }) => {
-                d.texts.push(serde_json::from_str(&text).unwrap())
+    // What the reactor's settle loop does: until nothing moves.
+    let mut again = true;
+    while again {
+        again = false;
+        while let Some(out) = g.poll_output() {
+            again = true;
+            match out {
+                Command::Gateway(GatewayCommand::Send { text, .. }) => {
+                    d.texts.push(serde_json::from_str(&text).unwrap())
+                }
+                Command::Sip(SipTransmit::Datagram { to, bytes }) => d
+                    .sip
+                    .push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap())),
+                Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
+                    d.opened.push(media);
+                    d.sockets.extend(sockets);
+                }
+                Command::Gateway(GatewayCommand::CloseMedia { media }) => {
+                    d.closed.push(media);
+                    // Flush the bridge's last datagrams, then release.
+                    g.bridges.drain(media, |_| {});
+                    g.handle_media_closed(media);
+                }
+                other => panic!("unexpected output {other:?}"),
             }
-            Command::Sip(SipTransmit::Datagram { to, bytes }) => d
-                .sip
-                .push((to, sip::msg::parse(&bytes, Framing::Datagram).unwrap())),
-            Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
-                d.opened.push(media);
-                d.sockets.extend(sockets);
-            }
-            Command::Gateway(GatewayCommand::CloseMedia { media }) => {
-                d.closed.push(media);
-                // What the reactor does: flush the bridge's last datagrams, then release.
-                while g.bridges.poll_transmit(media).is_some() {}
-                g.handle_media_closed(media);
-            }
-            other => panic!("unexpected output {other:?}"),
         }
-    }
-    while let Some(m) = g.bridges.poll_dirty() {
-        while g.bridges.poll_transmit(m).is_some() {}
+        while let Some(m) = g.bridges.poll_dirty() {
+            again = true;
+            g.bridges.drain(m, |_| {});
+        }
+        again |= g.route_bridge_events(Instant::now());
     }
     d
 }

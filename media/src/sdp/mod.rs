@@ -1,5 +1,10 @@
 //! SDP model and translation between the WebRTC leg and the plain RTP (SIP) leg.
 //!
+//! SDP is parsed once into [`SessionDescription`] and asked questions through it: codecs,
+//! transport attributes, and the offer/answer questions the gateway and the SIP layer need
+//! (has video, is a hold, the offered direction, our answer to a re-offer with its direction
+//! mirrored: [`SessionDescription::mirror_direction`]).
+//!
 //! The parser is our own: small, forgiving about what peers really send (missing `t=`,
 //! blank lines, bare `\n`, unknown line types, unknown attributes), but bounded in every
 //! dimension so hostile input cannot make it allocate without limit (RFC 8866 section 5
@@ -11,15 +16,21 @@
 //! before it goes to sylkrtc.js.
 
 mod crypto;
+mod media_section;
 mod model;
+mod offer_answer;
+mod parse;
+mod session;
 pub mod translate;
 
 pub use crypto::{CryptoAttribute, CryptoSuite};
+pub use media_section::MediaSection;
 pub use model::{
-    Attribute, Codec, Connection, Direction, ExtMap, Fingerprint, MediaKind, MediaSection, Origin,
-    RtcpAttribute, SessionDescription, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA,
-    MAX_LINE_LEN, MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
+    Attribute, Codec, Connection, ExtMap, Fingerprint, MediaDirection, MediaType, Origin,
+    RtcpAttribute, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA, MAX_LINE_LEN,
+    MAX_MEDIA_SECTIONS, MAX_SDP_LEN,
 };
+pub use session::SessionDescription;
 pub use translate::{
     finalize_browser_sdp, intersect_codecs, sip_answer_to_negotiated, sip_offer_answered,
     sip_offer_to_negotiated, webrtc_answer_to_sip_answer, webrtc_offer_to_sip_offer, LocalOrigin,
@@ -98,7 +109,7 @@ pub enum SdpError {
         answered: usize,
     },
     /// An answer changed the media type of an `m=` line (RFC 3264 section 6).
-    MediaKindMismatch {
+    MediaTypeMismatch {
         /// 0-based index of the media section.
         media_index: usize,
     },
@@ -169,7 +180,7 @@ impl std::fmt::Display for SdpError {
             Self::MediaCountMismatch { offered, answered } => {
                 write!(f, "answer has {answered} m= lines, offer had {offered}")
             }
-            Self::MediaKindMismatch { media_index } => {
+            Self::MediaTypeMismatch { media_index } => {
                 write!(f, "answer changed the media type of m= line {media_index}")
             }
             Self::LocalMediaMissing { media_index } => {

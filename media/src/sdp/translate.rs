@@ -4,15 +4,14 @@
 //! and count of the offer it relays (so RFC 3264 section 6 index matching holds on both sides),
 //! forwards payloads untouched, and relays directions unchanged (a browser that puts the call
 //! on hold with `sendonly` makes the SIP offer `sendonly`). Only when the gateway itself
-//! answers does it mirror a direction ([`Direction::answer_to`]).
+//! answers does it mirror a direction ([`MediaDirection::answer_to`]).
 
 use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::CryptoAttribute;
-use super::model::{
-    Attribute, Codec, Connection, Direction, MediaKind, MediaSection, Origin, SessionDescription,
-};
+use super::model::{Attribute, Codec, Connection, MediaDirection, MediaType, Origin};
 use super::SdpError;
+use super::{MediaSection, SessionDescription};
 
 /// The `s=` we write: RFC 8866 section 5.3 wants a non-empty name; this one identifies us.
 const SESSION_NAME: &str = "sylk-gateway";
@@ -114,12 +113,12 @@ impl SipLocalMedia {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiatedMedia {
     /// Media type of the m-line.
-    pub kind: MediaKind,
+    pub kind: MediaType,
     /// The m-line is not used: port 0, not audio/video RTP, no codec in common, or SRTP
     /// without a usable key. The WebRTC leg should not offer it (or should reject it).
     pub rejected: bool,
     /// The direction as the SIP peer wrote it; the gateway relays it unchanged.
-    pub direction: Direction,
+    pub direction: MediaDirection,
     /// Codecs in the peer's preference order, with the payload types the peer wrote (the
     /// numbers it expects to receive, RFC 3264 section 5.1). Includes telephone-event and CN.
     pub codecs: Vec<Codec>,
@@ -313,7 +312,7 @@ pub fn sip_answer_to_negotiated(
     let mut media = Vec::with_capacity(our_offer.media.len());
     for (i, (offered, answered)) in our_offer.media.iter().zip(&answer.media).enumerate() {
         if offered.kind != answered.kind {
-            return Err(SdpError::MediaKindMismatch { media_index: i });
+            return Err(SdpError::MediaTypeMismatch { media_index: i });
         }
         let mut n = describe_sip_media(answer, i);
         if offered.port == 0 {
@@ -381,7 +380,7 @@ pub fn sip_answer_to_negotiated(
 /// m-line of the same media type, so the WebRTC leg may leave rejected m-lines out of its
 /// offer or keep them. Codecs are the browser's choice, written with the SIP offer's payload
 /// type numbers; the direction is the browser's, limited by what the SIP offer allows
-/// ([`Direction::answer_to`]); rtcp-mux is accepted whenever offered;
+/// ([`MediaDirection::answer_to`]); rtcp-mux is accepted whenever offered;
 /// for `RTP/SAVP` the local key with the peer's suite is sent under the peer's tag.
 pub fn webrtc_answer_to_sip_answer(
     webrtc_answer: &SessionDescription,
@@ -473,7 +472,7 @@ pub fn sip_offer_answered(
     for (i, (offered, answered)) in sip_offer.media.iter().zip(&our_answer.media).enumerate() {
         let mut n = describe_sip_media(sip_offer, i);
         if offered.kind != answered.kind {
-            return Err(SdpError::MediaKindMismatch { media_index: i });
+            return Err(SdpError::MediaTypeMismatch { media_index: i });
         }
         n.rejected |= !answered.is_active();
         if !n.rejected {
@@ -523,7 +522,7 @@ pub fn sip_offer_answered(
 /// RFC 3264 default; `directions[i]` overrides when given, otherwise the effective direction
 /// is made explicit) and `a=end-of-candidates` (RFC 8840 section 8.2), since the gateway
 /// gathers all its candidates up front and does not trickle.
-pub fn finalize_browser_sdp(sdp: &mut SessionDescription, directions: &[Direction]) {
+pub fn finalize_browser_sdp(sdp: &mut SessionDescription, directions: &[MediaDirection]) {
     for i in 0..sdp.media.len() {
         let direction = directions
             .get(i)
@@ -589,21 +588,7 @@ fn rejected_section(m: &MediaSection, protocol: String) -> MediaSection {
 
 fn write_codec_attributes(out: &mut MediaSection, codecs: &[Codec]) {
     for c in codecs {
-        let map = if c.channels > 1 {
-            format!(
-                "{} {}/{}/{}",
-                c.payload_type, c.name, c.clock_rate, c.channels
-            )
-        } else {
-            format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
-        };
-        out.attributes.push(Attribute::new("rtpmap", map));
-        if let Some(fmtp) = &c.fmtp {
-            out.attributes.push(Attribute::new(
-                "fmtp",
-                format!("{} {}", c.payload_type, fmtp),
-            ));
-        }
+        c.push_format_attributes(&mut out.attributes);
     }
 }
 
@@ -636,9 +621,9 @@ fn telephone_event_pt(codecs: &[Codec]) -> Option<u8> {
 fn describe_sip_media(sdp: &SessionDescription, i: usize) -> NegotiatedMedia {
     let Some(m) = sdp.media.get(i) else {
         return NegotiatedMedia {
-            kind: MediaKind::Other(String::new()),
+            kind: MediaType::Other(String::new()),
             rejected: true,
-            direction: Direction::Inactive,
+            direction: MediaDirection::Inactive,
             codecs: Vec::new(),
             telephone_event_pt: None,
             remote_rtp: None,

@@ -1,60 +1,27 @@
 //! The WebRTC leg: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) and SRTP (RFC 3711) toward the
 //! browser.
 //!
-//! The bridge talks to the leg only through the crate-internal `WebrtcEngine` trait. Two
-//! engines implement it, both on webrtc-rs `rtc` 0.21.1 (pinned):
-//! - [`DirectWebrtcLeg`] (the default): `rtc`'s sans-IO ICE agent and DTLS endpoint driven
-//!   directly, SRTP keyed from the DTLS exporter and done in place by [`crate::srtp`], our
-//!   own SDP and RTCP. No heap allocation per packet.
-//! - [`RtcWebrtcLeg`]: `rtc`'s whole `RTCPeerConnection` (transceivers, interceptors). Kept
-//!   selectable ([`WebrtcEngineKind::PeerConnection`]) as a fallback and as an independent
-//!   implementation the tests compare against; it allocates several times per packet.
+//! The crate-internal `WebrtcLeg` runs it for the bridge on webrtc-rs `rtc` 0.21.1 (pinned):
+//! `rtc`'s sans-IO ICE agent and DTLS endpoint driven directly, SRTP keyed from the DTLS
+//! exporter and done in place by [`crate::srtp`], our own SDP and RTCP. No heap allocation
+//! per packet. Its parts: `direct/ice.rs`, `direct/dtls.rs`, `direct/srtp.rs` (media),
+//! `direct/rtcp.rs`, `direct/description.rs` (SDP), `direct/identity.rs`.
 //!
-//! Another sans-IO stack (str0m) could be added the same way without touching the
-//! forwarding code.
+//! `rtc`'s whole `RTCPeerConnection` ran this leg too until issue 10 retired it: it cost
+//! 17,097 instructions per forwarded packet against 4,499 here (call_load under callgrind)
+//! and allocated several times per packet.
 
 mod direct;
-mod keyframe_forwarder;
-mod rtc_engine;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::WebrtcError;
-use crate::rtp::NtpClock;
+use crate::sdp::Codec;
+use crate::MediaKind;
 
-pub use direct::DirectWebrtcLeg;
-pub use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
-pub use rtc_engine::RtcWebrtcLeg;
-
-/// Audio or video; the bridge carries at most one stream of each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// An audio stream (Opus, G.722, PCMU, PCMA, telephone-event).
-    Audio,
-    /// A video stream (VP8, H.264).
-    Video,
-}
-
-impl MediaKind {
-    /// The stream kind of an SDP media type; `None` for media the bridge does not carry
-    /// (`application` data channels, `text`, ...).
-    pub fn from_sdp(kind: &crate::sdp::MediaKind) -> Option<Self> {
-        match kind {
-            crate::sdp::MediaKind::Audio => Some(Self::Audio),
-            crate::sdp::MediaKind::Video => Some(Self::Video),
-            _ => None,
-        }
-    }
-
-    /// The SDP media type of this kind.
-    pub fn to_sdp(self) -> crate::sdp::MediaKind {
-        match self {
-            Self::Audio => crate::sdp::MediaKind::Audio,
-            Self::Video => crate::sdp::MediaKind::Video,
-        }
-    }
-}
+pub(crate) use direct::WebrtcLeg;
+pub use direct::{host_candidate, DtlsIdentity};
 
 /// One codec as negotiated on one leg: the same codec may carry different payload types on
 /// the WebRTC and the SIP leg, which is why the bridge remaps PTs.
@@ -75,6 +42,32 @@ pub struct CodecSpec {
 }
 
 impl CodecSpec {
+    /// The WebRTC leg's description of an SDP codec of `kind` (video has no channels).
+    pub fn from_sdp(kind: MediaKind, c: &Codec) -> Self {
+        Self {
+            kind,
+            name: c.name.clone(),
+            clock_rate: c.clock_rate,
+            channels: match kind {
+                MediaKind::Audio => u16::from(c.channels),
+                MediaKind::Video => 0,
+            },
+            fmtp: c.fmtp.clone().unwrap_or_default(),
+            payload_type: c.payload_type,
+        }
+    }
+
+    /// The SDP codec this describes (for writing its `a=rtpmap`/`a=fmtp` lines).
+    pub fn to_sdp(&self) -> Codec {
+        Codec {
+            payload_type: self.payload_type,
+            name: self.name.clone(),
+            clock_rate: self.clock_rate,
+            channels: u8::try_from(self.channels).unwrap_or(u8::MAX),
+            fmtp: (!self.fmtp.is_empty()).then(|| self.fmtp.clone()),
+        }
+    }
+
     /// True when `self` and `other` are the same codec (name, clock rate, channels and, for
     /// H.264, packetization mode), which is what RFC 3264 sec. 6.1 requires for a PT mapping;
     /// other fmtp parameters are not compared because SIP peers often omit what browsers write.
@@ -132,65 +125,12 @@ pub struct WebrtcLegConfig {
     pub advertised_ip: Option<IpAddr>,
     /// Answer as an ICE-lite agent (RFC 8445 sec. 2.5): only for a gateway on a public IP.
     pub ice_lite: bool,
-    /// Seed for the SSRCs the leg picks; deterministic tests fix it.
-    pub seed: u64,
     /// How long DTLS may take once ICE has connected before the leg reports
     /// [`WebrtcLegEvent::DtlsFailed`] (RFC 6347 sec. 4.2.4.1 retransmits from 1 s up, so a
     /// few retries fit; `rtc` itself never reports a failed handshake).
     pub dtls_timeout: Duration,
-    /// Which engine runs the leg.
-    pub engine: WebrtcEngineKind,
-}
-
-/// The engines that can run the WebRTC leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WebrtcEngineKind {
-    /// [`DirectWebrtcLeg`]: `rtc`'s ICE agent and DTLS endpoint with our in-place SRTP; no
-    /// allocation per packet. The default.
-    #[default]
-    Direct,
-    /// [`RtcWebrtcLeg`]: `rtc`'s whole `RTCPeerConnection` (interceptors, transceivers);
-    /// kept as a fallback and as an independent implementation for comparisons.
-    PeerConnection,
-}
-
-/// Builds the leg in the answerer role with the configured engine.
-pub(crate) fn answer_leg(
-    now: Instant,
-    config: &WebrtcLegConfig,
-    ntp: NtpClock,
-    offer_sdp: &str,
-    codecs: &[CodecSpec],
-) -> Result<(Box<dyn WebrtcEngine>, String), WebrtcError> {
-    Ok(match config.engine {
-        WebrtcEngineKind::Direct => {
-            let (leg, sdp) = DirectWebrtcLeg::answer(now, config, ntp, offer_sdp, codecs)?;
-            (Box::new(leg), sdp)
-        }
-        WebrtcEngineKind::PeerConnection => {
-            let (leg, sdp) = RtcWebrtcLeg::answer(now, config, offer_sdp, codecs)?;
-            (Box::new(leg), sdp)
-        }
-    })
-}
-
-/// Builds the leg in the offerer role with the configured engine.
-pub(crate) fn offer_leg(
-    now: Instant,
-    config: &WebrtcLegConfig,
-    ntp: NtpClock,
-    codecs: &[CodecSpec],
-) -> Result<(Box<dyn WebrtcEngine>, String), WebrtcError> {
-    Ok(match config.engine {
-        WebrtcEngineKind::Direct => {
-            let (leg, sdp) = DirectWebrtcLeg::offer(now, config, ntp, codecs)?;
-            (Box::new(leg), sdp)
-        }
-        WebrtcEngineKind::PeerConnection => {
-            let (leg, sdp) = RtcWebrtcLeg::offer(now, config, codecs)?;
-            (Box::new(leg), sdp)
-        }
-    })
+    /// The certificate DTLS presents, made once by the application and shared by every call.
+    pub identity: Arc<DtlsIdentity>,
 }
 
 /// State changes of the WebRTC leg, each reported once.
@@ -266,54 +206,4 @@ pub struct OutgoingRtp {
 pub struct WebrtcTransportInfo {
     /// The SRTP protection profile DTLS negotiated, e.g. `SRTP_AEAD_AES_128_GCM`.
     pub srtp_profile: String,
-}
-
-/// The small surface the bridge needs from a WebRTC engine. Sans-IO: every input carries the
-/// caller's `now`, nothing here touches a socket or reads the clock.
-pub(crate) trait WebrtcEngine {
-    /// Feed one datagram received on the leg's socket.
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        from: SocketAddr,
-        bytes: &[u8],
-    ) -> Result<(), WebrtcError>;
-    /// Advance timers; call when `poll_timeout` is due.
-    fn handle_timeout(&mut self, now: Instant) -> Result<(), WebrtcError>;
-    /// Next datagram to send: copied into `buf`, returns destination and length.
-    fn poll_datagram(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)>;
-    /// Next state change.
-    fn poll_event(&mut self) -> Option<WebrtcLegEvent>;
-    /// Next decrypted media input; an RTP payload is copied into `payload`. Drain it after
-    /// every `handle_datagram`: an engine may hold only the packet that datagram carried.
-    fn poll_media(&mut self, payload: &mut [u8]) -> Option<WebrtcMedia>;
-    /// Encrypt and queue one RTP packet toward the browser.
-    fn send_rtp(
-        &mut self,
-        now: Instant,
-        rtp: OutgoingRtp,
-        payload: &[u8],
-    ) -> Result<(), WebrtcError>;
-    /// Ask the browser for a key frame on `kind` (PLI, RFC 4585 sec. 6.3.1).
-    fn request_keyframe(&mut self, now: Instant, kind: MediaKind) -> Result<(), WebrtcError>;
-    /// Earliest instant `handle_timeout` must be called.
-    fn poll_timeout(&mut self) -> Option<Instant>;
-    /// A trickled remote candidate (RFC 8838); empty = end-of-candidates.
-    fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WebrtcError>;
-    /// Apply the browser's answer (offerer role only).
-    fn apply_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebrtcError>;
-    /// Our SSRC toward the browser for `kind`, if the leg sends that kind.
-    fn local_ssrc(&self, kind: MediaKind) -> Option<u32>;
-    /// The codecs negotiated with the browser, with the browser-side payload types.
-    fn negotiated_codecs(&mut self) -> Vec<CodecSpec>;
-    /// DTLS/SRTP facts once connected.
-    fn transport_info(&mut self, now: Instant) -> WebrtcTransportInfo;
-    /// Close the peer connection (queues DTLS close_notify; drain `poll_datagram` afterwards).
-    fn close(&mut self);
-}
-
-/// Small helpers the bridge shares with the engine wrapper.
-pub(crate) mod rtc_engine_support {
-    pub(crate) use super::rtc_engine::splitmix64;
 }

@@ -3,13 +3,17 @@
 //! RTP peer. No sockets, no sleeps: time only moves when the harness advances it.
 #![allow(dead_code)]
 
+mod keyframe_forwarder;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use media::bridge::{Bridge, BridgeConfig, BridgeEvent, TransmitLeg};
-use media::webrtc_leg::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
+use engine::Output;
+use keyframe_forwarder::{KeyframeRequestForwarder, KEYFRAME_FORWARDER_SLOT};
+use media::bridge::{Bridge, BridgeConfig, BridgeEvent};
+use media::webrtc_leg::host_candidate;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -21,7 +25,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::RTCIceCandidate;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
@@ -308,37 +312,20 @@ impl BrowserPeer {
         .is_ok()
     }
 
+    /// The browser's host candidate, as rtc's JSON form (what sylkRTC trickles).
+    fn own_candidate(&self) -> rtc::peer_connection::transport::RTCIceCandidateInit {
+        let c = host_candidate(self.addr).expect("candidate");
+        RTCIceCandidate::from(&c).to_json().expect("json")
+    }
+
     pub fn candidate_line(&self) -> String {
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.addr.ip().to_string(),
-                port: self.addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("candidate");
-        RTCIceCandidate::from(&c).to_json().expect("json").candidate
+        self.own_candidate().candidate
     }
 
     fn add_own_candidate(&mut self) {
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.addr.ip().to_string(),
-                port: self.addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("candidate");
+        let candidate = self.own_candidate();
         self.pc
-            .add_local_candidate(RTCIceCandidate::from(&c).to_json().expect("json"))
+            .add_local_candidate(candidate)
             .expect("local candidate");
     }
 
@@ -519,27 +506,32 @@ pub struct Sim {
     pub events: Vec<(Duration, BridgeEvent)>,
 }
 
-thread_local! {
-    // Per test thread: which WebRTC engine the sims of this test build.
-    static ENGINE: std::cell::Cell<media::webrtc_leg::WebrtcEngineKind> =
-        const { std::cell::Cell::new(media::webrtc_leg::WebrtcEngineKind::Direct) };
+/// The DTLS identity of every bridge in this test binary: the application makes one at
+/// start-up and shares it.
+pub fn dtls_identity() -> std::sync::Arc<media::webrtc_leg::DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<std::sync::Arc<media::webrtc_leg::DtlsIdentity>> =
+        std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            std::sync::Arc::new(media::webrtc_leg::DtlsIdentity::generate().expect("identity"))
+        })
+        .clone()
 }
 
-/// Makes the sims built later on this thread use `engine` (the default is the direct one).
-pub fn use_engine(engine: media::webrtc_leg::WebrtcEngineKind) {
-    ENGINE.with(|e| e.set(engine));
+/// A bridge configuration on the sim's addresses with a random source seeded by `seed`.
+pub fn bridge_config_at(webrtc: SocketAddr, sip_rtp: SocketAddr, seed: u64) -> BridgeConfig {
+    BridgeConfig::new(
+        webrtc,
+        sip_rtp,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
+        engine::Rng::seed_from_u64(seed),
+        dtls_identity(),
+    )
 }
 
 pub fn bridge_config(start: Instant, seed: u64) -> BridgeConfig {
     let _ = start;
-    let mut config = BridgeConfig::new(
-        addr(BRIDGE_WEBRTC),
-        addr(BRIDGE_SIP_RTP),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_942_400),
-        seed,
-    );
-    config.webrtc.engine = ENGINE.with(std::cell::Cell::get);
-    config
+    bridge_config_at(addr(BRIDGE_WEBRTC), addr(BRIDGE_SIP_RTP), seed)
 }
 
 pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {
@@ -555,17 +547,32 @@ pub fn sip_answer_sdp(pts: &[(u8, &str)]) -> String {
     s
 }
 
+/// Drains `bridge` until it is quiet, dropping what it sends and its events; returns its
+/// deadline.
+pub fn drain(bridge: &mut Bridge) -> Option<Instant> {
+    loop {
+        if let Output::Timeout(at) = bridge.poll_output() {
+            return at;
+        }
+    }
+}
+
 impl Sim {
+    /// Drains the bridge (its output contract): datagrams into the network, events into
+    /// `events`; returns the bridge's deadline.
+    pub fn drain_bridge(&mut self) -> Option<Instant> {
+        loop {
+            match self.bridge.poll_output() {
+                Output::Transmit(t) => self.net.send(self.now, t.from, t.to, t.bytes),
+                Output::Event(e) => self.events.push((self.now - self.start, e)),
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
     /// Move every pending output into the network.
     pub fn flush(&mut self) {
-        while let Some(t) = self.bridge.poll_transmit() {
-            let (from, to, bytes) = (t.from, t.to, t.bytes.to_vec());
-            let _ = t.leg == TransmitLeg::Webrtc;
-            self.net.send(self.now, from, to, &bytes);
-        }
-        while let Some(e) = self.bridge.poll_event() {
-            self.events.push((self.now - self.start, e));
-        }
+        self.drain_bridge();
         self.browser.pump(self.now);
         while let Some(w) = self.browser.pc.poll_write() {
             self.net.send(
@@ -576,10 +583,7 @@ impl Sim {
             );
         }
         // Events may have queued writes on the bridge side too.
-        while let Some(t) = self.bridge.poll_transmit() {
-            let (from, to, bytes) = (t.from, t.to, t.bytes.to_vec());
-            self.net.send(self.now, from, to, &bytes);
-        }
+        self.drain_bridge();
     }
 
     fn deliver(&mut self) {
@@ -633,7 +637,7 @@ impl Sim {
         loop {
             self.flush();
             self.deliver();
-            if self.bridge.poll_timeout().is_some_and(|t| t <= self.now) {
+            if self.drain_bridge().is_some_and(|t| t <= self.now) {
                 let _ = self.bridge.handle_timeout(self.now);
             }
             if self
@@ -646,7 +650,7 @@ impl Sim {
             }
             self.flush();
             let next = [
-                self.bridge.poll_timeout(),
+                self.drain_bridge(),
                 self.browser.pc.poll_timeout(),
                 self.net.next_delivery(),
                 Some(until),

@@ -39,7 +39,7 @@ use super::transport::{FlowId, Transport};
 use super::txn::{self, TxnId};
 
 /// Methods a call answers inside its dialog, for `Allow` (RFC 3261 section 20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
 /// How long the gateway may take to answer a re-INVITE offer before the call refuses it
 /// with 500 and a Retry-After (RFC 3261 section 14.2), well under the peer's Timer B of
 /// 32 s.
@@ -164,6 +164,14 @@ pub enum CallAction {
     DialogCreated(DialogKey),
     /// Forget this dialog key.
     DialogRemoved(DialogKey),
+    /// A request inside the dialog that the call does not answer itself (MESSAGE, REFER,
+    /// NOTIFY, ...): the stack hands it to the gateway (or answers 501).
+    IncomingRequest {
+        /// Its server transaction.
+        txn: TxnId,
+        /// The request.
+        request: Box<SipRequest>,
+    },
     /// Tell the gateway.
     Report(CallEvent),
     /// Nothing more to do: forget the call.
@@ -422,5 +430,11 @@ impl Call {
     /// Refuses the pending [`CallEvent::ReInvite`] with `code` (4xx-6xx, else 488).
     pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
         on_usage!(self, u => u.reject_reinvite(code))
+    }
+
+    /// A new request of `method` inside the confirmed dialog and its hop, for
+    /// [`SipStack::send_in_dialog`](super::stack::SipStack::send_in_dialog).
+    pub fn dialog_request(&mut self, method: super::msg::Method) -> Option<(OutgoingRequest, Hop)> {
+        on_usage!(self, u => u.dialog_request(method))
     }
 }

@@ -211,7 +211,12 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                 }
             }
             Method::Options | Method::Info => self.respond_plain(txn, request, 200, "OK", &[]),
-            _ => self.respond_plain(txn, request, 501, "Not Implemented", &[("Allow", ALLOW)]),
+            // MESSAGE (RFC 3428), REFER, NOTIFY, ...: the stack hands them to the gateway when
+            // it answers that method itself, and answers 501 otherwise.
+            _ => self.push(CallAction::IncomingRequest {
+                txn,
+                request: Box::new(request.clone()),
+            }),
         }
         InDialog::Handled
     }
@@ -311,6 +316,17 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             Ok(response) => self.send_2xx(now, txn, request.cseq().seq, response),
             Err(e) => log::warn!("sip: cannot build re-INVITE answer: {e}"),
         }
+    }
+
+    /// A new request inside the confirmed dialog (next CSeq, route set) and where it goes;
+    /// `None` before the dialog is confirmed or after it ended.
+    pub(super) fn dialog_request(&mut self, method: Method) -> Option<(OutgoingRequest, Hop)> {
+        if self.phase != Phase::Confirmed {
+            return None;
+        }
+        let hop = self.in_dialog_hop()?;
+        let request = self.dialog.as_mut()?.request(method);
+        Some((request, hop))
     }
 
     /// Ends an established call from our side: pending re-INVITE 487, BYE.

@@ -472,6 +472,25 @@ impl SipResponse {
     }
 }
 
+/// Two messages are equal when they serialise to the same bytes (events carrying messages
+/// are compared in tests).
+impl PartialEq for SipRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for SipRequest {}
+
+/// As for requests: equal when they serialise to the same bytes.
+impl PartialEq for SipResponse {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for SipResponse {}
+
 /// A validated request or response.
 #[derive(Debug, Clone)]
 pub enum SipMessage {

@@ -225,8 +225,9 @@ impl SipStack {
         Ok((built, target, kind, contact))
     }
 
-    /// Sends a request of a call in a new client transaction.
-    fn send_call_request(
+    /// Sends a request of a call (or a non-INVITE client request) in a new client
+    /// transaction.
+    pub(super) fn send_call_request(
         &mut self,
         now: Instant,
         request: &OutgoingRequest,
@@ -324,6 +325,14 @@ impl SipStack {
                 CallAction::DialogRemoved(key) => {
                     if self.dialogs.get(&key) == Some(&id) {
                         self.dialogs.remove(&key);
+                    }
+                }
+                CallAction::IncomingRequest { txn, request } => {
+                    if self.surfaces(request.method()) {
+                        self.file_incoming(now, txn, request, super::RequestTarget::Call(id));
+                    } else {
+                        let allow = [("Allow", crate::call::ALLOW)];
+                        self.respond(now, txn, &request, 501, "Not Implemented", &allow);
                     }
                 }
                 CallAction::Report(event) => {

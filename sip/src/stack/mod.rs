@@ -26,8 +26,11 @@
 
 mod calls;
 mod registrations;
+mod requests;
 mod routing;
 mod uas;
+
+pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -42,8 +45,9 @@ use super::call::{Call, CallEvent};
 use super::dialog::DialogKey;
 use super::dns::Resolver;
 use super::locate::{Locator, LocatorConfig, LookupId, SipUriParts};
-use super::msg::MsgError;
+use super::msg::{Method, MsgError, SipRequest};
 use super::registration::{RegId, Registration, RegistrationStatus};
+use super::request::{RequestId, RequestOutcome};
 use super::transport::{
     FlowId, LocalAddresses, SipTransmit, SipTransport, Transport, TransportError,
 };
@@ -80,6 +84,25 @@ pub enum SipEvent {
         call: CallId,
         /// What.
         event: CallEvent,
+    },
+    /// A non-INVITE request we sent ([`SipStack::send_request`],
+    /// [`SipStack::send_in_dialog`]) is finished; its id is dead afterwards.
+    Request {
+        /// Which.
+        request: RequestId,
+        /// How it ended.
+        outcome: RequestOutcome,
+    },
+    /// A request of a method the gateway answers itself
+    /// ([`SipStack::set_incoming_methods`]); answer it with [`SipStack::answer_request`]
+    /// within [`INCOMING_ANSWER_WAIT`].
+    IncomingRequest {
+        /// The handle to answer it by.
+        id: IncomingRequestId,
+        /// The registration or call it is for.
+        target: RequestTarget,
+        /// The request (validated).
+        request: Box<SipRequest>,
     },
 }
 
@@ -200,6 +223,16 @@ pub struct SipStack {
     call_txns: HashMap<TxnId, CallId>,
     call_deadlines: Deadlines<CallId>,
     dirty_calls: Vec<CallId>,
+    requests: Slab<requests::RequestEntry>,
+    next_request_serial: u64,
+    request_lookups: HashMap<LookupId, RequestId>,
+    request_txns: HashMap<TxnId, RequestId>,
+    dirty_requests: Vec<RequestId>,
+    /// Methods the gateway answers itself.
+    incoming_methods: Vec<Method>,
+    /// Incoming requests waiting for the gateway's answer, by server transaction.
+    incoming: HashMap<TxnId, requests::PendingIncoming>,
+    incoming_deadlines: Deadlines<TxnId>,
     /// Events for the gateway, in the order they happened.
     events: VecDeque<SipEvent>,
     /// The earliest deadline of every layer, recomputed after an input changed it.
@@ -245,6 +278,14 @@ impl SipStack {
             call_txns: HashMap::new(),
             call_deadlines: Deadlines::new(),
             dirty_calls: Vec::new(),
+            requests: Slab::new(),
+            next_request_serial: 0,
+            request_lookups: HashMap::new(),
+            request_txns: HashMap::new(),
+            dirty_requests: Vec::new(),
+            incoming_methods: Vec::new(),
+            incoming: HashMap::new(),
+            incoming_deadlines: Deadlines::new(),
             events: VecDeque::new(),
             deadline: None,
             deadline_stale: false,
@@ -275,6 +316,7 @@ impl SipStack {
                 self.transport.poll_timeout(),
                 self.reg_deadlines.earliest(),
                 self.call_deadlines.earliest(),
+                self.incoming_deadlines.earliest(),
             ]
             .into_iter()
             .flatten()
@@ -361,6 +403,7 @@ impl SipStack {
                 self.dirty_calls.push(call);
             }
         }
+        self.expire_incoming(now);
         self.drive(now);
     }
 

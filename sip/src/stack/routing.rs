@@ -40,7 +40,9 @@ impl SipStack {
             }
             while let Some(LocateEvent { lookup, result }) = self.locator.poll_event() {
                 progressed = true;
-                if let Some(call) = self.call_lookups.remove(&lookup) {
+                if let Some(request) = self.request_lookups.remove(&lookup) {
+                    self.request_located(request, result);
+                } else if let Some(call) = self.call_lookups.remove(&lookup) {
                     if let Some(e) = self.call_entry(call) {
                         e.lookup = None;
                         if let Some(c) = e.call.outgoing_mut() {
@@ -64,6 +66,10 @@ impl SipStack {
                 progressed = true;
                 self.run_call(now, call);
             }
+            while let Some(request) = self.dirty_requests.pop() {
+                progressed = true;
+                self.run_request(now, request);
+            }
             if !progressed {
                 return;
             }
@@ -78,7 +84,12 @@ impl SipStack {
             any = true;
             match event {
                 TxnEvent::Response { txn, response } => {
-                    if let Some(&call) = self.call_txns.get(&txn) {
+                    if let Some(&request) = self.request_txns.get(&txn) {
+                        if let Some(r) = self.request_entry(request) {
+                            r.handle_response(txn, &response);
+                            self.dirty_requests.push(request);
+                        }
+                    } else if let Some(&call) = self.call_txns.get(&txn) {
                         if let Some(e) = self.call_entry(call) {
                             if let Some(c) = e.call.outgoing_mut() {
                                 c.handle_response(now, txn, &response);
@@ -101,6 +112,8 @@ impl SipStack {
                 }
                 TxnEvent::Terminated { txn } => {
                     self.reg_txns.remove(&txn);
+                    self.request_txns.remove(&txn);
+                    self.forget_incoming(txn);
                     if let Some(call) = self.call_txns.remove(&txn) {
                         if let Some(e) = self.call_entry(call) {
                             e.txns.retain(|t| *t != txn);
@@ -146,7 +159,12 @@ impl SipStack {
 
     /// A transaction timed out (Timer B/F/H) or its transport failed.
     fn txn_failed(&mut self, now: Instant, txn: TxnId, failure: TxnFailure) {
-        if let Some(&call) = self.call_txns.get(&txn) {
+        if let Some(&request) = self.request_txns.get(&txn) {
+            if let Some(r) = self.request_entry(request) {
+                r.handle_failure(txn, failure == TxnFailure::TransportError);
+                self.dirty_requests.push(request);
+            }
+        } else if let Some(&call) = self.call_txns.get(&txn) {
             if let Some(e) = self.call_entry(call) {
                 e.call.handle_txn_failure(txn, failure);
                 self.dirty_calls.push(call);

@@ -61,6 +61,22 @@ impl SipStack {
                 return;
             }
         }
+        if self.surfaces(request.method()) {
+            let owner = request
+                .uri()
+                .user()
+                .and_then(|u| self.by_contact_user.get(u))
+                .copied();
+            match owner {
+                Some(reg) => {
+                    let target = super::RequestTarget::Registration(reg);
+                    self.file_incoming(now, txn, Box::new(request.clone()), target);
+                }
+                // RFC 3261 section 21.4.18: nobody is registered here for it (any more).
+                None => self.respond(now, txn, request, 480, "Temporarily Unavailable", &[]),
+            }
+            return;
+        }
         let allow = [("Allow", ALLOW)];
         let (status, reason, extra): (u16, &str, &[(&str, &str)]) = match request.method() {
             Method::Options => (

@@ -73,16 +73,14 @@ impl Gateway {
         let Some((ports, addrs)) = self.ports.allocate(video) else {
             return decline(e, 503);
         };
-        let config = self
-            .ports
-            .bridge_config(addrs, self.wall, self.rng.next_u64());
+        let mut config = self.ports.bridge_config(addrs, self.wall, self.rng.fork());
         // An INVITE without SDP (RFC 3261 section 13.2.1): the browser still needs an offer
         // before the user answers, so it gets one made from what we can do; its answer
         // becomes our offer in the 200 and the SIP answer arrives in the ACK.
         let is_late_offer = sdp.is_none();
         let sdp = match sdp {
             Some(sdp) => sdp,
-            None => match Bridge::capabilities_offer(now, config.clone()) {
+            None => match Bridge::capabilities_offer(now, &mut config) {
                 Ok(sdp) => sdp,
                 Err(err) => {
                     log::warn!("incoming call {call_id}: {err}");

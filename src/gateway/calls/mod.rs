@@ -9,13 +9,13 @@
 //! the media, becomes exactly one `terminated` with a [`CallEnd`].
 
 mod incoming;
-mod mirror;
 mod outgoing;
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use media::bridge::{BridgeEvent, MediaLeg};
+use media::sdp::SessionDescription;
 
 use super::ports::CallPorts;
 use super::{
@@ -210,19 +210,25 @@ impl Gateway {
     /// hold/unhold, session refreshes and address changes of the same media working.
     fn sip_reinvite(&mut self, now: Instant, sip: SipCallId, sdp: &str, e: &mut Engines<'_>) {
         log::info!("sip call {sip:?}: re-INVITE answered with the current media");
+        let offer = SessionDescription::parse(sdp.as_bytes());
         if let Some(c) = self
             .calls_by_sip
             .get(&sip)
             .and_then(|&k| self.calls.get_mut(k.0))
         {
-            c.held_by_sip = is_hold_offer(sdp);
+            c.held_by_sip = offer.as_ref().is_ok_and(SessionDescription::is_hold);
         }
-        let result = match e.sip.local_sdp(sip) {
-            Some(local) => {
-                let answer = mirror::mirror_direction(local, sdp);
-                e.sip.answer_reinvite(now, sip, answer)
+        let ours = e
+            .sip
+            .local_sdp(sip)
+            .map(|local| SessionDescription::parse(local.as_bytes()));
+        let result = match (offer, ours) {
+            (Ok(offer), Some(Ok(ours))) => {
+                e.sip
+                    .answer_reinvite(now, sip, ours.mirror_direction(&offer))
             }
-            None => e.sip.reject_reinvite(now, sip, 488),
+            // An offer we cannot read (RFC 3261 sec. 14.2: 488 keeps the session as it is).
+            _ => e.sip.reject_reinvite(now, sip, 488),
         };
         if let Err(err) = result {
             log::info!("sip call {sip:?}: re-INVITE not answered: {err}");
@@ -400,29 +406,9 @@ fn bare_uri(uri: &str) -> String {
     s.split([';', '?', '>']).next().unwrap_or(s).to_owned()
 }
 
-/// Whether an SDP offer puts us on hold (RFC 3264 section 8.4: `sendonly`/`inactive`, or
-/// the RFC 2543 style `c=0.0.0.0`).
-fn is_hold_offer(sdp: &str) -> bool {
-    sdp.lines().any(|l| {
-        let l = l.trim();
-        l == "a=sendonly" || l == "a=inactive" || l == "c=IN IP4 0.0.0.0"
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{bare_uri, is_hold_offer};
-
-    #[test]
-    fn hold_offers() {
-        assert!(is_hold_offer(
-            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendonly\r\n"
-        ));
-        assert!(is_hold_offer("v=0\r\nc=IN IP4 0.0.0.0\r\n"));
-        assert!(!is_hold_offer(
-            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendrecv\r\n"
-        ));
-    }
+    use super::bare_uri;
 
     #[test]
     fn bare_uris() {

@@ -39,9 +39,7 @@ impl Gateway {
             .ports
             .allocate(offers_video(&create.sdp))
             .ok_or(GatewayError::NoMediaPorts)?;
-        let config = self
-            .ports
-            .bridge_config(addrs, self.wall, self.rng.next_u64());
+        let config = self.ports.bridge_config(addrs, self.wall, self.rng.fork());
         let (mut bridge, sip_offer) = match Bridge::new_answerer(now, config, &create.sdp) {
             Ok(pair) => pair,
             Err(err) => {

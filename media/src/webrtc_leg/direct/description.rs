@@ -65,11 +65,6 @@ fn invalid(why: &str) -> WebrtcError {
     WebrtcError::InvalidSdp(rtc::shared::error::Error::Other(why.to_owned()))
 }
 
-/// Parses the browser's offer or answer.
-pub(crate) fn parse(sdp_text: &str) -> Result<SessionDescription, WebrtcError> {
-    SessionDescription::parse(sdp_text.as_bytes()).map_err(|e| invalid(&e.to_string()))
-}
-
 /// The transport facts of the m-lines `accepted` (indices into `remote.media`).
 pub(crate) fn remote_transport(
     remote: &SessionDescription,
@@ -187,7 +182,7 @@ fn session(
     if local.ice_lite {
         attributes.push(Attribute::flag("ice-lite"));
     }
-    attributes.push(Attribute::new("msid-semantic", format!(" WMS {STREAM_ID}")));
+    attributes.push(Attribute::new("msid-semantic", format!("WMS {STREAM_ID}")));
     SessionDescription {
         origin: origin(session_id, local.address),
         session_name: "-".to_owned(),
@@ -225,21 +220,7 @@ fn active_section(
     a.push(Attribute::flag("sendrecv"));
     a.push(Attribute::flag("rtcp-mux"));
     for c in codecs {
-        let rtpmap = if c.channels > 1 {
-            format!(
-                "{} {}/{}/{}",
-                c.payload_type, c.name, c.clock_rate, c.channels
-            )
-        } else {
-            format!("{} {}/{}", c.payload_type, c.name, c.clock_rate)
-        };
-        a.push(Attribute::new("rtpmap", rtpmap));
-        if !c.fmtp.is_empty() {
-            a.push(Attribute::new(
-                "fmtp",
-                format!("{} {}", c.payload_type, c.fmtp),
-            ));
-        }
+        c.to_sdp().push_format_attributes(a);
         // Key frame requests are all the bridge relays (RFC 4585 sec. 6.3.1 PLI, RFC 5104
         // sec. 4.3.1 FIR); NACK/TWCC/REMB would promise retransmissions and estimates the
         // bridge does not make.
@@ -289,7 +270,7 @@ pub(crate) fn write_answer(
     local: &LocalTransport<'_>,
     sources: &[LocalSource<'_>],
     session_id: u64,
-) -> String {
+) -> SessionDescription {
     let mut media = Vec::with_capacity(offer.media.len());
     let mut bundle = Vec::new();
     for (i, offered) in offer.media.iter().enumerate() {
@@ -315,7 +296,7 @@ pub(crate) fn write_answer(
             None => media.push(rejected_section(offered)),
         }
     }
-    session(session_id, local, &bundle, media).to_sdp_string()
+    session(session_id, local, &bundle, media)
 }
 
 fn rejected_section(offered: &MediaSection) -> MediaSection {
@@ -332,13 +313,14 @@ fn rejected_section(offered: &MediaSection) -> MediaSection {
 }
 
 /// Our offer: one m-line per kind that has a media codec in `codecs`, mids `0`, `1`,
-/// `a=setup:actpass` (RFC 5763 sec. 5). Returns the SDP and the kinds in m-line order.
+/// `a=setup:actpass` (RFC 5763 sec. 5). Returns the description and the kinds in m-line
+/// order.
 pub(crate) fn write_offer(
     codecs: &[CodecSpec],
     local: &LocalTransport<'_>,
     sources: &[LocalSource<'_>],
     session_id: u64,
-) -> (String, Vec<MediaKind>) {
+) -> (SessionDescription, Vec<MediaKind>) {
     let mut media = Vec::new();
     let mut kinds = Vec::new();
     let mut bundle = Vec::new();
@@ -361,10 +343,7 @@ pub(crate) fn write_offer(
         bundle.push(mid);
         kinds.push(kind);
     }
-    (
-        session(session_id, local, &bundle, media).to_sdp_string(),
-        kinds,
-    )
+    (session(session_id, local, &bundle, media), kinds)
 }
 
 /// The codecs the browser's answer accepted, with their payload types, for the m-lines of

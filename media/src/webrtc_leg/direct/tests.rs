@@ -1,12 +1,15 @@
-//! Two direct engines talking to each other over an in-memory link with virtual time: one
+//! Two WebRTC legs talking to each other over an in-memory link with virtual time: one
 //! offers (DTLS server after the answer's `a=setup:active`), one answers (DTLS client). This
-//! covers what the bridge tests against `rtc`'s RTCPeerConnection cannot see from outside:
-//! our own RTCP reaching the other side, PLI targets, the fingerprint check, source checks.
+//! covers what the bridge tests (whose browser is `rtc`'s RTCPeerConnection) cannot see from
+//! outside: our own RTCP reaching the other side, PLI targets, the fingerprint check, source
+//! checks.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
+use crate::rtp::{classify_datagram, DatagramKind};
+use crate::webrtc_leg::OutgoingRtp;
 
 const OFFERER: &str = "127.0.0.1:41000";
 const ANSWERER: &str = "127.0.0.1:42000";
@@ -15,15 +18,26 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-fn config(local: &str, seed: u64) -> WebrtcLegConfig {
+/// One identity for every leg of the test binary, as the application makes one at start-up.
+fn identity() -> Arc<DtlsIdentity> {
+    static IDENTITY: std::sync::OnceLock<Arc<DtlsIdentity>> = std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| Arc::new(DtlsIdentity::generate().expect("DTLS identity")))
+        .clone()
+}
+
+fn config(local: &str) -> WebrtcLegConfig {
     WebrtcLegConfig {
         local_addr: addr(local),
         advertised_ip: None,
         ice_lite: false,
-        seed,
         dtls_timeout: Duration::from_secs(10),
-        engine: super::super::WebrtcEngineKind::Direct,
+        identity: identity(),
     }
+}
+
+fn rng(seed: u64) -> Rng {
+    Rng::seed_from_u64(seed)
 }
 
 fn ntp(now: Instant) -> NtpClock {
@@ -56,8 +70,8 @@ fn codecs() -> Vec<CodecSpec> {
 
 struct Pair {
     now: Instant,
-    offerer: DirectWebrtcLeg,
-    answerer: DirectWebrtcLeg,
+    offerer: WebrtcLeg,
+    answerer: WebrtcLeg,
     offerer_events: Vec<WebrtcLegEvent>,
     answerer_events: Vec<WebrtcLegEvent>,
     /// Media each side received: (kind, payload type, payload).
@@ -69,12 +83,16 @@ struct Pair {
 fn pair_with(tamper_answer: impl FnOnce(String) -> String) -> Pair {
     let now = Instant::now();
     let (mut offerer, offer) =
-        DirectWebrtcLeg::offer(now, &config(OFFERER, 1), ntp(now), &codecs()).expect("offer");
+        WebrtcLeg::offer(now, &config(OFFERER), rng(1), ntp(now), &codecs()).expect("offer");
+    // What travels is text: each side parses the other's description once.
+    let offer = SessionDescription::parse(offer.to_sdp_string().as_bytes()).expect("offer");
     let (answerer, answer) =
-        DirectWebrtcLeg::answer(now, &config(ANSWERER, 2), ntp(now), &offer, &codecs())
+        WebrtcLeg::answer(now, &config(ANSWERER), rng(2), ntp(now), &offer, &codecs())
             .expect("answer");
+    let answer = tamper_answer(answer.to_sdp_string());
+    let answer = SessionDescription::parse(answer.as_bytes()).expect("answer");
     offerer
-        .apply_remote_answer(now, &tamper_answer(answer))
+        .apply_remote_answer(now, &answer)
         .expect("apply answer");
     Pair {
         now,
@@ -195,6 +213,22 @@ fn rtp(kind: MediaKind, pt: u8, seq: u16) -> OutgoingRtp {
 }
 
 #[test]
+fn our_descriptions_read_back_as_written() {
+    // The bridge sends the leg's descriptions without re-parsing them: what the browser
+    // reads must be exactly the model the leg built.
+    let now = Instant::now();
+    let (_, offer) =
+        WebrtcLeg::offer(now, &config(OFFERER), rng(3), ntp(now), &codecs()).expect("offer");
+    let reread = SessionDescription::parse(offer.to_sdp_string().as_bytes()).expect("offer");
+    assert_eq!(reread, offer);
+    let (_, answer) =
+        WebrtcLeg::answer(now, &config(ANSWERER), rng(4), ntp(now), &reread, &codecs())
+            .expect("answer");
+    let reread = SessionDescription::parse(answer.to_sdp_string().as_bytes()).expect("answer");
+    assert_eq!(reread, answer);
+}
+
+#[test]
 fn offerer_and_answerer_connect_and_carry_audio_and_video_both_ways() {
     let mut p = pair_with(|a| a);
     assert!(
@@ -205,13 +239,12 @@ fn offerer_and_answerer_connect_and_carry_audio_and_video_both_ways() {
     );
     assert!(p.offerer_events.contains(&WebrtcLegEvent::IceConnected));
     // Both prefer AEAD-GCM (RFC 7714), AES-128 first.
-    let now = p.now;
     assert_eq!(
-        p.offerer.transport_info(now).srtp_profile,
+        p.offerer.transport_info().srtp_profile,
         "SRTP_AEAD_AES_128_GCM"
     );
     assert_eq!(
-        p.answerer.transport_info(now).srtp_profile,
+        p.answerer.transport_info().srtp_profile,
         "SRTP_AEAD_AES_128_GCM"
     );
     assert_eq!(p.offerer.dtls_role, Some(DtlsRole::Server));
@@ -354,11 +387,10 @@ fn garbage_never_panics_and_is_counted() {
     let mut p = pair_with(|a| a);
     assert!(p.run_until(Duration::from_secs(5), Pair::connected));
     let now = p.now;
-    let mut seed = 7u64;
+    let mut noise = rng(7);
     for len in 0..400usize {
-        let mut d: Vec<u8> = (0..len)
-            .map(|_| super::super::rtc_engine_support::splitmix64(&mut seed) as u8)
-            .collect();
+        let mut d = vec![0u8; len];
+        noise.fill(&mut d);
         if let Some(first) = d.first_mut() {
             // Walk every RFC 7983 range: STUN, DTLS, RTP/RTCP and the rest.
             *first = [0u8, 1, 22, 23, 128, 129, 0x90, 200, 255][len % 9];

@@ -6,6 +6,7 @@
 mod in_dialog;
 mod incoming;
 mod outgoing;
+mod requests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -10,17 +10,21 @@
 //! `tests/rtp_no_alloc.rs`) and for SDES-SRTP, which protects and unprotects in place
 //! (`tests/srtp_no_alloc.rs`).
 
+mod ports;
+mod rtcp;
+
+pub use ports::{PortAllocator, PortPair};
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::rtp::rtcp::{self, ReportBlock, RtcpCompound, RtcpPacket};
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{
     classify_datagram, remove_header_extension, write_rtp_packet, DatagramKind, NtpClock,
     PayloadTypeMap, ReceptionStats, RtpError, RtpPacket, SendStats, SsrcRewriter, TelephoneEvent,
 };
-use crate::sdp::{Codec, Direction, NegotiatedMedia};
+use crate::sdp::{Codec, MediaDirection, NegotiatedMedia};
 
 /// Largest RTP/RTCP datagram the leg is meant to build; larger than any unfragmented UDP
 /// payload on a 1500-byte MTU.
@@ -144,15 +148,17 @@ impl RtpRemote {
             rtp,
             rtcp: media.remote_rtcp,
             rtcp_mux: media.rtcp_mux,
-            sending: matches!(media.direction, Direction::SendRecv | Direction::RecvOnly)
-                && !rtp.ip().is_unspecified(),
+            sending: matches!(
+                media.direction,
+                MediaDirection::SendRecv | MediaDirection::RecvOnly
+            ) && !rtp.ip().is_unspecified(),
         })
     }
 }
 
-/// A datagram the reactor must send.
+/// A datagram the leg wrote into the caller's buffer, for the caller to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
+pub struct RtpLegTransmit {
     /// Local socket to send from (the RTP or the RTCP socket).
     pub source: SocketAddr,
     /// Peer address.
@@ -540,72 +546,6 @@ impl RtpLeg {
         Ok(Some(packet))
     }
 
-    /// Handles one datagram from the RTCP socket (or muxed RTCP): notes the peer's SR for
-    /// LSR/DLSR, its report on our stream, key frame requests and BYE.
-    pub fn handle_rtcp(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-    ) -> Result<(), RtpLegError> {
-        let len = match self.srtp.as_mut() {
-            Some(srtp) => match srtp.unprotect_rtcp(buf) {
-                Ok(len) => len,
-                Err(e) => return self.dropped(Err(e.into())),
-            },
-            None => buf.len(),
-        };
-        let plain = buf.get(..len).unwrap_or(&[]);
-        // Validate the whole compound before acting on any of it.
-        if let Some(Err(e)) = RtcpCompound::new(plain).find(Result::is_err) {
-            return self.dropped(Err(e.into()));
-        }
-        if !self.accept_source(from, true) {
-            return self.dropped(Ok(()));
-        }
-        self.note_activity(now);
-        let now_middle = crate::rtp::ntp_middle_32(self.config.ntp_clock.ntp(now));
-        for packet in RtcpCompound::new(plain).flatten() {
-            match packet {
-                RtcpPacket::SenderReport { ssrc, info, blocks } => {
-                    if let Some(r) = self.reception.as_mut().filter(|r| r.ssrc() == ssrc) {
-                        r.record_sender_report(now, info.ntp_timestamp);
-                    }
-                    self.note_report_blocks(blocks, now_middle);
-                }
-                RtcpPacket::ReceiverReport { blocks, .. } => {
-                    self.note_report_blocks(blocks, now_middle)
-                }
-                RtcpPacket::Pli { .. }
-                | RtcpPacket::Fir { .. }
-                | RtcpPacket::Other {
-                    packet_type: rtcp::PT_FIR_RFC2032,
-                    ..
-                } => self.push_event(RtpLegEvent::KeyframeRequested),
-                RtcpPacket::Bye { .. } => self.push_event(RtpLegEvent::RemoteBye),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn note_report_blocks(&mut self, blocks: rtcp::ReportBlocks<'_>, now_middle: u32) {
-        for block in blocks.filter(|b| b.ssrc == self.config.local_ssrc) {
-            self.stats.remote_fraction_lost = block.fraction_lost;
-            self.stats.remote_jitter = block.jitter;
-            if block.last_sr != 0 {
-                // RFC 3550 section 6.4.1: RTT = A - LSR - DLSR, all in 1/65536 s.
-                let rtt = now_middle
-                    .wrapping_sub(block.last_sr)
-                    .wrapping_sub(block.delay_since_last_sr);
-                if rtt < 0x8000_0000 {
-                    self.stats.round_trip =
-                        Some(Duration::from_nanos((u64::from(rtt) * 1_000_000_000) >> 16));
-                }
-            }
-        }
-    }
-
     /// Sends an RTP packet from the other leg: copies it into `out`, removes any header
     /// extension (never negotiated on the SIP leg), maps the payload type, rewrites
     /// SSRC/sequence/timestamp for continuity, applies SRTP, and returns where to send
@@ -616,7 +556,7 @@ impl RtpLeg {
         now: Instant,
         packet: &[u8],
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let dst = out
             .get_mut(..packet.len())
             .ok_or(RtpLegError::BufferTooSmall)?;
@@ -637,7 +577,7 @@ impl RtpLeg {
         source_ssrc: u32,
         payload: &[u8],
         out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let len = write_rtp_packet(
             out,
             payload_type,
@@ -656,7 +596,7 @@ impl RtpLeg {
         now: Instant,
         out: &mut [u8],
         len: usize,
-    ) -> Result<Option<Transmit>, RtpLegError> {
+    ) -> Result<Option<RtpLegTransmit>, RtpLegError> {
         let Some(destination) = self.rtp_destination else {
             return Ok(None);
         };
@@ -675,7 +615,7 @@ impl RtpLeg {
                 .map_err(srtp_buffer_error)?,
             None => len,
         };
-        Ok(Some(Transmit {
+        Ok(Some(RtpLegTransmit {
             source: self.config.local_rtp,
             destination,
             len,
@@ -701,148 +641,6 @@ impl RtpLeg {
         Ok(true)
     }
 
-    /// Asks the peer for a key frame (the browser sent PLI/FIR on the WebRTC leg). Sent with
-    /// the next [`RtpLeg::poll_transmit`] as a compound RR + SDES + PLI, or FIR when `full`
-    /// (RFC 5104 section 4.3.1 for peers that only honour FIR).
-    pub fn request_keyframe(&mut self, full: bool) {
-        self.pending_feedback = Some(if full {
-            PendingFeedback::Fir
-        } else {
-            PendingFeedback::Pli
-        });
-    }
-
-    /// The next instant [`RtpLeg::handle_timeout`] must be called: the next RTCP report or
-    /// the inactivity deadline, whichever is first.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let inactivity =
-            (!self.inactive_reported).then(|| self.last_activity + self.config.inactivity_timeout);
-        Some(inactivity.map_or(self.next_report, |i| i.min(self.next_report)))
-    }
-
-    /// Call at (or after) [`RtpLeg::poll_timeout`]; spurious calls are harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if now >= self.next_report {
-            self.report_due = true;
-            self.next_report = now + self.randomized_interval();
-        }
-        let idle = now.saturating_duration_since(self.last_activity);
-        if !self.inactive_reported && idle >= self.config.inactivity_timeout {
-            self.inactive_reported = true;
-            self.push_event(RtpLegEvent::Inactive { idle });
-        }
-    }
-
-    /// RFC 3550 section 6.3.5: spread reports over [0.5, 1.5] x the interval so that many
-    /// legs started together do not report in lockstep. A xorshift seeded from the SSRC keeps
-    /// it deterministic and clock-free.
-    fn randomized_interval(&mut self) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 17;
-        self.rng ^= self.rng << 5;
-        let factor_milli = 500 + u64::from(self.rng % 1001);
-        Duration::from_nanos(
-            (self.config.rtcp_interval.as_nanos() as u64).saturating_mul(factor_milli) / 1000,
-        )
-    }
-
-    /// Writes the next datagram to send into `out`: a due RTCP report (SR when we sent RTP,
-    /// otherwise RR; with a report block on the peer's stream and our CNAME) or a pending key
-    /// frame request. Call until it returns `None` after every other call.
-    pub fn poll_transmit(
-        &mut self,
-        now: Instant,
-        out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
-        if !self.report_due && self.pending_feedback.is_none() {
-            return Ok(None);
-        }
-        let Some(destination) = self.rtcp_destination else {
-            // Nowhere to send yet; a report is useless later, feedback too.
-            self.report_due = false;
-            self.pending_feedback = None;
-            return Ok(None);
-        };
-        self.emit_rtcp(now, destination, out, false).map(Some)
-    }
-
-    /// Writes our compound RTCP (plus BYE when `bye`) into `out`, protects it when SDES-SRTP
-    /// is on (RFC 3711 section 3.4), and addresses it.
-    fn emit_rtcp(
-        &mut self,
-        now: Instant,
-        destination: SocketAddr,
-        out: &mut [u8],
-        bye: bool,
-    ) -> Result<Transmit, RtpLegError> {
-        let mut len = self.write_compound(now, out)?;
-        if bye {
-            let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
-            len += rtcp::write_bye(rest, self.config.local_ssrc)?;
-        }
-        if let Some(srtp) = self.srtp.as_mut() {
-            len = srtp
-                .protect_rtcp_in_place(out, len)
-                .map_err(srtp_buffer_error)?;
-        }
-        let source = if self.rtcp_muxed() {
-            self.config.local_rtp
-        } else {
-            self.config.local_rtcp
-        };
-        Ok(Transmit {
-            source,
-            destination,
-            len,
-        })
-    }
-
-    fn write_compound(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, RtpLegError> {
-        let ssrc = self.config.local_ssrc;
-        let block: Option<ReportBlock> = self.reception.as_mut().map(|r| r.report_block(now));
-        let blocks = block.as_slice();
-        let sender = self.send_stats.is_sender(self.reports_sent_at[1]);
-        self.reports_sent_at = [Some(now), self.reports_sent_at[0]];
-        let mut len = if sender {
-            let info = self.send_stats.sender_info(now, &self.config.ntp_clock);
-            rtcp::write_sender_report(out, ssrc, &info, blocks)?
-        } else {
-            rtcp::write_receiver_report(out, ssrc, blocks)?
-        };
-        let cname = self.config.cname.as_bytes();
-        let cname = cname.get(..cname.len().min(255)).unwrap_or(&[]);
-        len += rtcp::write_sdes_cname(
-            out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?,
-            ssrc,
-            cname,
-        )?;
-        if let Some(feedback) = self.pending_feedback.take() {
-            let media = self.reception.as_ref().map_or(0, ReceptionStats::ssrc);
-            let rest = out.get_mut(len..).ok_or(RtpLegError::BufferTooSmall)?;
-            len += match feedback {
-                PendingFeedback::Pli => rtcp::write_pli(rest, ssrc, media)?,
-                PendingFeedback::Fir => {
-                    self.fir_seq = self.fir_seq.wrapping_add(1);
-                    rtcp::write_fir(rest, ssrc, media, self.fir_seq)?
-                }
-            };
-        }
-        self.report_due = false;
-        Ok(len)
-    }
-
-    /// Writes RR/SR + SDES + BYE (RFC 3550 section 6.6) to send when the call ends.
-    pub fn write_bye(
-        &mut self,
-        now: Instant,
-        out: &mut [u8],
-    ) -> Result<Option<Transmit>, RtpLegError> {
-        let Some(destination) = self.rtcp_destination else {
-            return Ok(None);
-        };
-        self.emit_rtcp(now, destination, out, true).map(Some)
-    }
-
     /// The next event, if any. Drain after every call into the leg.
     pub fn poll_event(&mut self) -> Option<RtpLegEvent> {
         self.events.pop_front()
@@ -852,78 +650,4 @@ impl RtpLeg {
 fn port_plus_one(mut addr: SocketAddr) -> SocketAddr {
     addr.set_port(addr.port().wrapping_add(1));
     addr
-}
-
-/// An RTP port and its RTCP companion (RFC 3550 section 11: RTP on an even port, RTCP on the
-/// next odd one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortPair {
-    /// Even RTP port.
-    pub rtp: u16,
-    /// `rtp + 1`.
-    pub rtcp: u16,
-}
-
-/// Hands out even/odd port pairs from the configured `--rtp-ports MIN-MAX` range. It only
-/// tracks numbers; the reactor binds the sockets (and releases a pair it could not bind).
-///
-/// Released pairs go to the back of the queue, so a port is reused as late as possible and
-/// stray packets of an ended call are unlikely to reach the next one. All operations are O(1).
-#[derive(Debug, Clone)]
-pub struct PortAllocator {
-    first: u16,
-    free: VecDeque<u16>,
-    in_use: Vec<bool>,
-}
-
-impl PortAllocator {
-    /// Pairs `(p, p + 1)` with `p` even, `min <= p` and `p + 1 <= max`.
-    pub fn new(min: u16, max: u16) -> Result<Self, RtpLegError> {
-        let first = min.saturating_add(min & 1);
-        if first == u16::MAX || first.saturating_add(1) > max || first < min {
-            return Err(RtpLegError::EmptyPortRange);
-        }
-        // In u32: the range 0..=65535 holds 32768 pairs, one more than u16 arithmetic allows.
-        let pairs = (u32::from(max) - u32::from(first)).div_ceil(2) as usize;
-        Ok(Self {
-            first,
-            free: (0..pairs as u16).collect(),
-            in_use: vec![false; pairs],
-        })
-    }
-
-    /// The next free pair, `None` when the range is exhausted (the gateway answers 503 or 488).
-    pub fn allocate(&mut self) -> Option<PortPair> {
-        let index = self.free.pop_front()?;
-        if let Some(slot) = self.in_use.get_mut(usize::from(index)) {
-            *slot = true;
-        }
-        let rtp = self.first + 2 * index;
-        Some(PortPair { rtp, rtcp: rtp + 1 })
-    }
-
-    /// Returns a pair by its RTP port. Releasing twice or a foreign port is an error, so a
-    /// double free cannot hand one pair to two calls.
-    pub fn release(&mut self, rtp_port: u16) -> Result<(), RtpLegError> {
-        let offset = rtp_port
-            .checked_sub(self.first)
-            .ok_or(RtpLegError::PortNotAllocated)?;
-        if offset % 2 != 0 {
-            return Err(RtpLegError::PortNotAllocated);
-        }
-        let index = offset / 2;
-        match self.in_use.get_mut(usize::from(index)) {
-            Some(slot) if *slot => {
-                *slot = false;
-                self.free.push_back(index);
-                Ok(())
-            }
-            _ => Err(RtpLegError::PortNotAllocated),
-        }
-    }
-
-    /// Pairs currently free.
-    pub fn available(&self) -> usize {
-        self.free.len()
-    }
 }
