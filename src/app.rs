@@ -105,10 +105,9 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         ping_interval: ws.ping_interval,
         pong_timeout: ws.pong_timeout(),
     };
-    Ok(App {
-        reactor: Reactor::new(sockets, board, limits, ws.max_connections),
-        addresses,
-    })
+    let mut reactor = Reactor::new(sockets, board, limits, ws.max_connections);
+    reactor.set_drain_timeout(config.shutdown.drain_timeout);
+    Ok(App { reactor, addresses })
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.

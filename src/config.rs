@@ -205,13 +205,42 @@ pub struct MediaConfig {
     pub max_calls: usize,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `<UTC time> <LEVEL> <target>: <message>` with `key=value` context.
+    #[default]
+    Text,
+    /// One JSON object per line, the stable keys (`conn`, `account`, `call`,
+    /// `sip_call_id`) as fields, for log shippers.
+    Json,
+}
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Most verbose level written.
     pub level: log::LevelFilter,
+    /// Line format.
+    pub format: LogFormat,
     /// Trace every WebSocket frame in and out (HA1 values redacted).
     pub trace_websocket: bool,
+}
+
+/// The operational endpoints (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A separate listener for `/metrics`, `/health`, `/ready` and `POST /admin/drain`;
+    /// `None`: `/metrics` is served on the WebSocket listeners and there is no drain switch.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Graceful shutdown (`[shutdown]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long calls in progress may go on after SIGTERM (or `POST /admin/drain`) before
+    /// they are ended; zero ends them at once.
+    pub drain_timeout: Duration,
 }
 
 /// The whole validated configuration.
@@ -227,6 +256,10 @@ pub struct Config {
     pub media: MediaConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Operational endpoints.
+    pub metrics: MetricsConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
 }
 
 impl Default for Config {
@@ -272,7 +305,12 @@ impl Default for Config {
             },
             log: LogConfig {
                 level: log::LevelFilter::Info,
+                format: LogFormat::Text,
                 trace_websocket: false,
+            },
+            metrics: MetricsConfig { listen: None },
+            shutdown: ShutdownConfig {
+                drain_timeout: Duration::from_secs(300),
             },
         }
     }
@@ -292,6 +330,22 @@ struct FileConfig {
     media: FileMedia,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    metrics: FileMetrics,
+    #[serde(default)]
+    shutdown: FileShutdown,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShutdown {
+    drain_timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +404,7 @@ struct FileSylkRtc {
 #[serde(deny_unknown_fields)]
 struct FileLog {
     level: Option<String>,
+    format: Option<String>,
     trace_websocket: Option<bool>,
 }
 
@@ -374,6 +429,8 @@ pub struct Overrides {
     pub sip_srtp: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
+    /// `--metrics-listen ADDR|off`
+    pub metrics_listen: Option<String>,
     /// `--trace-websocket`
     pub trace_websocket: bool,
 }
@@ -502,8 +559,31 @@ impl Config {
                 )
             })?;
         }
+        if let Some(format) = file.log.format.as_deref() {
+            config.log.format = match format {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid("log.format", "must be \"text\" or \"json\"")),
+            };
+        }
         config.log.trace_websocket =
             overrides.trace_websocket || file.log.trace_websocket.unwrap_or(false);
+        if let Some(v) = overrides
+            .metrics_listen
+            .as_deref()
+            .or(file.metrics.listen.as_deref())
+        {
+            config.metrics.listen = parse_listen("metrics.listen", v)?;
+        }
+        if let Some(secs) = file.shutdown.drain_timeout {
+            if secs > 86_400 {
+                return Err(invalid(
+                    "shutdown.drain_timeout",
+                    "must be at most 86400 seconds",
+                ));
+            }
+            config.shutdown.drain_timeout = Duration::from_secs(secs);
+        }
         Ok(config)
     }
 }
@@ -729,6 +809,11 @@ mod tests {
     fn sample_file_is_valid_and_matches_defaults() {
         let text = include_str!("../sylk-gateway.sample.toml");
         let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(
+            c,
+            Config::default(),
+            "every key of the sample is the default"
+        );
         assert_eq!(c.sylkrtc, Config::default().sylkrtc);
         assert_eq!(c.websocket.ws_listen, Config::default().websocket.ws_listen);
         assert_eq!(c.media.sip_srtp, SipSrtp::Auto);
@@ -876,6 +961,37 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &none).unwrap_err();
             assert!(e.to_string().contains("sip_srtp"), "{e}");
+        }
+    }
+
+    #[test]
+    fn operations_sections() {
+        let none = Overrides::default();
+        let c = Config::from_toml(
+            "[metrics]\nlisten = \"127.0.0.1:9100\"\n[shutdown]\ndrain_timeout = 0\n\
+             [log]\nformat = \"json\"\n",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.shutdown.drain_timeout, Duration::ZERO);
+        assert_eq!(c.log.format, LogFormat::Json);
+        let flag = Overrides {
+            metrics_listen: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9100\"\n", &flag).unwrap();
+        assert_eq!(c.metrics.listen, None, "the flag overrides the file");
+        for (text, key) in [
+            ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
+            (
+                "[shutdown]\ndrain_timeout = 100000\n",
+                "shutdown.drain_timeout",
+            ),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+        ] {
+            let e = Config::from_toml(text, &none).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
         }
     }
 

@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod gateway;
 pub mod logging;
+pub mod metrics;
 pub mod reactor;
 pub mod switchboard;
 pub mod sylkrtc;

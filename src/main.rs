@@ -28,12 +28,19 @@ Options:
   --media-address IP   media address advertised in SDP and ICE candidates (NAT)
   --sip-srtp MODE      SRTP (SDES) in the gateway's SIP offers: auto (plain, SRTP
                        after a 488), mandatory (always SRTP) or off (never)
+  --metrics-listen ADDR
+                       separate listener for /metrics, /health, /ready and
+                       POST /admin/drain (IP:port, or 'off')
   --log-level LEVEL    off, error, warn, info, debug or trace
   --trace-websocket    log every WebSocket frame (passwords/HA1 redacted)
+  --check-config       validate the configuration and exit (0 if valid)
   -h, --help           show this help
   -V, --version        show the version
 
 The WebSocket resource is /webrtcgateway/ws with subprotocol sylkRTC-1 or sylkRTC-2.
+Signals: SIGTERM/SIGINT drain (no new connections or calls; calls in progress may
+finish for shutdown.drain_timeout), a second one ends everything at once; SIGHUP
+reloads the TLS certificate and the log level from the configuration file.
 Exit codes: 0 after SIGTERM/SIGINT, 1 on a runtime error, 2 on a bad command line or config.
 ";
 
@@ -41,6 +48,7 @@ enum Cli {
     Run {
         config: Option<PathBuf>,
         overrides: Box<Overrides>,
+        check_only: bool,
     },
     Help,
     Version,
@@ -48,6 +56,7 @@ enum Cli {
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     let mut config = None;
+    let mut check_only = false;
     let mut overrides = Overrides::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -74,6 +83,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--media-address" => overrides.media_address = Some(value("--media-address")?),
             "--sip-srtp" => overrides.sip_srtp = Some(value("--sip-srtp")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
+            "--metrics-listen" => overrides.metrics_listen = Some(value("--metrics-listen")?),
+            "--check-config" => check_only = true,
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),
         }
@@ -81,12 +92,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     Ok(Cli::Run {
         config,
         overrides: Box::new(overrides),
+        check_only,
     })
 }
 
 fn main() -> ExitCode {
-    let (config_path, overrides) = match parse_args(std::env::args().skip(1)) {
-        Ok(Cli::Run { config, overrides }) => (config, overrides),
+    let (config_path, overrides, check_only) = match parse_args(std::env::args().skip(1)) {
+        Ok(Cli::Run {
+            config,
+            overrides,
+            check_only,
+        }) => (config, overrides, check_only),
         Ok(Cli::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -107,8 +123,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(config.log.level);
-    let app::App { reactor, addresses } = match app::build(&config) {
+    if check_only {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    logging::init(config.log.level, config.log.format);
+    let app::App {
+        mut reactor,
+        addresses,
+    } = match app::build(&config) {
         Ok(app) => app,
         Err(e) => {
             log::error!("startup failed: {e}");
@@ -132,12 +155,19 @@ fn main() -> ExitCode {
     if let Some(a) = bound.sip_tls {
         lines.push(format!("listening sip tls {a}"));
     }
+    if let Some(a) = bound.metrics {
+        lines.push(format!("listening metrics http://{a}/metrics"));
+    }
     let mut out = std::io::stdout().lock();
     for line in lines {
         let _ = writeln!(out, "{line}");
     }
     let _ = out.flush();
     drop(out);
+    // SIGHUP re-reads the same file with the same command-line overrides.
+    reactor.set_reload(Box::new(move || {
+        Config::load(config_path.as_deref(), &overrides).map_err(|e| e.to_string())
+    }));
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -139,7 +139,7 @@ fn measure(
     let pid = gw.pid();
     let before = rss_kb(pid);
     let cpu0 = cpu_ticks(pid);
-    let logs0 = gw.log_lines.load(Ordering::Relaxed);
+    let logs0 = gw.log_count.load(Ordering::Relaxed);
     let start = Instant::now();
     let done = AtomicBool::new(false);
     let mut peak = before;
@@ -171,7 +171,7 @@ fn measure(
         rss_after_mb: after as f64 / 1024.0,
         p99_ms: p99.as_secs_f64() * 1000.0,
         pings,
-        log_lines: gw.log_lines.load(Ordering::Relaxed) - logs0,
+        log_lines: gw.log_count.load(Ordering::Relaxed) - logs0,
     };
     eprintln!(
         "| {} | {} | {:.1} s | {:.2} s | {:.1} MB | +{:.1} MB | {:.1} MB | {:.1} ms ({} pings) | {} |",

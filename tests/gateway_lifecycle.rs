@@ -1,5 +1,6 @@
-//! The binary as an operator sees it: --help, config errors (exit 2 naming the key), and a
-//! clean SIGTERM shutdown that closes every WebSocket with 1001 and exits 0.
+//! The binary as an operator sees it: --help, --check-config, config errors (exit 2 naming
+//! the key), and SIGTERM with nothing in progress: the drain lets every idle WebSocket go
+//! with 1001 at once and exits 0 right away (calls in progress: `tests/drain.rs`).
 
 mod common;
 
@@ -55,7 +56,21 @@ fn bad_config_exits_2_naming_the_key() {
 }
 
 #[test]
-fn sigterm_closes_connections_with_1001_and_exits_0() {
+fn check_config_validates_without_starting() {
+    let dir = tempdir::TempDir::new("check");
+    let path = dir.path().join("ok.toml");
+    std::fs::write(&path, "[shutdown]\ndrain_timeout = 10\n").unwrap();
+    let out = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "configuration OK\n");
+    std::fs::write(&path, "[metrics]\nlisten = \"here\"\n").unwrap();
+    let out = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics.listen"));
+}
+
+#[test]
+fn sigterm_with_nothing_in_progress_closes_with_1001_and_exits_at_once() {
     let mut gw = Gateway::start("", &[]);
     let mut a = connect_v2(&gw);
     let b = connect_v2(&gw);
@@ -77,7 +92,14 @@ fn sigterm_closes_connections_with_1001_and_exits_0() {
             })
         })
         .collect();
+    let signalled = std::time::Instant::now();
     let status = gw.terminate();
+    // The default drain_timeout is 300 s, but nothing was in progress.
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        signalled.elapsed()
+    );
     for r in readers {
         assert_eq!(r.join().unwrap(), Some(CloseCode::Away));
     }

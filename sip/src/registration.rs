@@ -36,6 +36,39 @@ pub enum RegistrationStatus {
     Failed(RegistrationFailure),
 }
 
+/// Where a registration is, for the metrics endpoint's gauge (read at scrape time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegState {
+    /// Created or locating the registrar, or a REGISTER is in flight.
+    Registering,
+    /// The registrar holds the binding.
+    Registered,
+    /// Failed; waiting to retry or for the client to ask again.
+    Failed,
+    /// Removing the binding (REGISTER with Expires 0) before it finishes.
+    Unregistering,
+}
+
+impl RegState {
+    /// Every state, in a stable order.
+    pub const ALL: [RegState; 4] = [
+        RegState::Registering,
+        RegState::Registered,
+        RegState::Failed,
+        RegState::Unregistering,
+    ];
+
+    /// A snake_case name for labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegState::Registering => "registering",
+            RegState::Registered => "registered",
+            RegState::Failed => "failed",
+            RegState::Unregistering => "unregistering",
+        }
+    }
+}
+
 /// Why a registration failed. `Display` renders the sylkRTC `reason` text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -193,6 +226,18 @@ impl Registration {
     /// True while the registrar holds (or may hold) our binding.
     pub fn is_registered(&self) -> bool {
         matches!(self.phase, Phase::Registered { .. })
+    }
+
+    /// Where it is (metrics).
+    pub fn state(&self) -> RegState {
+        match self.phase {
+            _ if self.stopping => RegState::Unregistering,
+            Phase::Registered { .. } => RegState::Registered,
+            Phase::WaitingRetry { .. } | Phase::Failed => RegState::Failed,
+            Phase::Idle | Phase::Locating | Phase::InFlight { .. } | Phase::Done => {
+                RegState::Registering
+            }
+        }
     }
 
     /// The registrar URI (`sip:domain`), also the REGISTER Request-URI (RFC 3261 10.2).

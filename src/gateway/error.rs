@@ -68,6 +68,8 @@ pub enum GatewayError {
     UnknownSession(String),
     /// A request the gateway does not implement yet.
     NotSupportedYet(&'static str),
+    /// `session-create` while the gateway drains before shutting down.
+    Draining,
 }
 
 impl fmt::Display for GatewayError {
@@ -105,6 +107,9 @@ impl fmt::Display for GatewayError {
             GatewayError::SessionTerminated(s) => write!(f, "Session {s} is terminated"),
             GatewayError::UnknownSession(s) => write!(f, "Unknown session {s}"),
             GatewayError::NotSupportedYet(name) => write!(f, "not supported yet: {name}"),
+            GatewayError::Draining => {
+                f.write_str("Service unavailable: the gateway is shutting down, try again")
+            }
         }
     }
 }
@@ -140,6 +145,9 @@ pub enum CallEnd {
     MediaPortsUnavailable,
     /// The client's WebSocket closed (nobody is told).
     WebSocketClosed,
+    /// The gateway shut down with the call still up (the drain timeout passed, or a second
+    /// SIGTERM came).
+    Shutdown,
 }
 
 impl CallEnd {
@@ -179,6 +187,7 @@ impl fmt::Display for CallEnd {
             CallEnd::SrtpRetryFailed => f.write_str(NOT_ACCEPTABLE),
             CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
+            CallEnd::Shutdown => f.write_str("503 Server shutting down"),
         }
     }
 }

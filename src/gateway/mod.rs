@@ -14,6 +14,7 @@ mod calls;
 mod client;
 mod error;
 mod ports;
+mod stats;
 mod trace;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,8 +30,15 @@ use crate::switchboard::{Bridges, MediaId, MediaSocketKind};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
+pub use calls::{CallDirection, CallState};
 pub use error::{CallEnd, GatewayError};
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
+pub use stats::GatewayStats;
+
+/// `Retry-After` (seconds) of the 503s a draining gateway gives new calls: long enough for
+/// a load balancer's health check to take this instance out, short enough that a client
+/// tries again soon (and lands on another instance).
+pub const DRAIN_RETRY_AFTER: u32 = 5;
 
 use client::Client;
 
@@ -86,7 +94,12 @@ pub enum GatewayInput<'a> {
         /// Whose.
         media: MediaId,
     },
-    /// Graceful shutdown: every client is released (accounts unregistered).
+    /// Start draining: new calls are refused (an `error` to `session-create`, 503 with
+    /// Retry-After to INVITEs), connections without a call are let go at once (1001) and the
+    /// others once their last call ends ([`GatewayCommand::Close`]).
+    Drain,
+    /// Graceful shutdown: every call still up ends (BYE/CANCEL, `terminated` to its client)
+    /// and every client is released (accounts unregistered).
     Shutdown,
 }
 
@@ -112,6 +125,12 @@ pub enum GatewayCommand {
     CloseMedia {
         /// The call's media.
         media: MediaId,
+    },
+    /// Draining: close this client's WebSocket with 1001 (going away); the reactor reports
+    /// [`GatewayInput::ClientClosed`] when it is gone.
+    Close {
+        /// The connection.
+        conn: ConnRef,
     },
 }
 
@@ -157,6 +176,10 @@ pub struct Gateway {
     rng: Rng,
     /// The wall clock at the current input (RTCP sender reports map `now` onto it).
     wall: SystemTime,
+    /// Draining before shutdown: no new calls.
+    draining: bool,
+    /// Counters for the metrics endpoint.
+    stats: GatewayStats,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -186,6 +209,8 @@ impl Gateway {
             calls_by_sip: HashMap::new(),
             rng,
             wall: SystemTime::UNIX_EPOCH,
+            draining: false,
+            stats: GatewayStats::default(),
             outputs: VecDeque::new(),
         })
     }
@@ -237,9 +262,13 @@ impl Gateway {
                     self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);
                 }
             }
+            GatewayInput::Drain => self.drain(engines),
             GatewayInput::Shutdown => {
-                for (conn, client) in std::mem::take(&mut self.clients_by_conn) {
-                    let _ = conn;
+                let keys: Vec<CallKey> = self.calls.iter().map(|(k, _)| CallKey(k)).collect();
+                for key in keys {
+                    self.end_call(now, key, CallEnd::Shutdown, true, engines);
+                }
+                for (_, client) in std::mem::take(&mut self.clients_by_conn) {
                     self.client_closed(now, client, engines);
                 }
             }
@@ -249,6 +278,50 @@ impl Gateway {
     /// The next socket action for the reactor.
     pub fn poll_output(&mut self) -> Option<GatewayCommand> {
         self.outputs.pop_front()
+    }
+
+    /// Counters of calls and refused requests (metrics).
+    pub fn stats(&self) -> &GatewayStats {
+        &self.stats
+    }
+
+    /// Live calls per direction and state, in [`CallDirection::ALL`] x [`CallState::ALL`]
+    /// order (metrics; O(calls), at scrape time only).
+    pub fn call_gauges(&self) -> [[usize; 4]; 2] {
+        let mut out = [[0; 4]; 2];
+        for (_, call) in self.calls.iter() {
+            let d = CallDirection::ALL.iter().position(|d| *d == call.direction);
+            let s = CallState::ALL.iter().position(|s| *s == call.state);
+            if let (Some(d), Some(s)) = (d, s) {
+                out[d][s] += 1;
+            }
+        }
+        out
+    }
+
+    /// Whether the gateway is draining (no new calls).
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    fn drain(&mut self, e: &mut Engines<'_>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        e.sip.set_refuse_new_calls(Some(DRAIN_RETRY_AFTER));
+        let mut idle = 0;
+        for (_, c) in self.clients.iter() {
+            if c.sessions.live.is_empty() {
+                idle += 1;
+                self.outputs
+                    .push_back(GatewayCommand::Close { conn: c.conn });
+            }
+        }
+        log::info!(
+            "draining: {idle} connections without a call let go, {} calls left to finish",
+            self.calls.len()
+        );
     }
 
     /// Number of connected clients (for limits and leak checks).
@@ -351,7 +424,10 @@ impl Gateway {
     fn reply(&mut self, client: ClientId, transaction: &str, result: Result<(), GatewayError>) {
         let text = match result {
             Ok(()) => sylkrtc::encode_ack(transaction),
-            Err(e) => sylkrtc::encode_error(transaction, &e.to_string()),
+            Err(e) => {
+                self.stats.refused(&e);
+                sylkrtc::encode_error(transaction, &e.to_string())
+            }
         };
         self.send_text(client, text);
     }

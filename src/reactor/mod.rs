@@ -5,7 +5,12 @@
 //! socket until `WouldBlock` and hand the bytes to its engine; run due timers; drain every
 //! engine's events and route them (WebSocket -> gateway -> WebSocket); write what the engines
 //! produced; recompute interest from what is still queued.
+//!
+//! Its lifecycle (drain, stop, reload) is in `lifecycle.rs`, the operational endpoints and
+//! its own counters in `endpoints.rs`.
 
+mod endpoints;
+mod lifecycle;
 mod media_sockets;
 mod sip_sockets;
 mod stream;
@@ -21,10 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use rustls::ServerConfig;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use tungstenite::protocol::frame::coding::CloseCode;
 
 use engine::drops::{self, DropKind};
 use engine::Deadlines;
@@ -32,7 +36,11 @@ use engine::Deadlines;
 use crate::config::Config;
 use crate::gateway::GatewayCommand;
 use crate::switchboard::{Command, Switchboard};
-use crate::ws::{WsConnection, WsEvent, WsLimits};
+use crate::ws::{Service, WsConnection, WsEvent, WsLimits};
+pub use endpoints::ReactorStats;
+use endpoints::Refusal;
+use lifecycle::{Lifecycle, Next};
+pub use lifecycle::{Reload, SHUTDOWN_GRACE};
 pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 use sip_sockets::SipSockets;
@@ -40,8 +48,6 @@ use stream::ReadStatus;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
 
-/// How long a shutdown waits for close handshakes (and, later, SIP clean-up) to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
 /// Timer wake-ups are rounded up to this grid, so the deadlines of many calls that fall in
@@ -52,11 +58,13 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 /// packets are never delayed by it, and a deadline already due is run at once.
 const TIMER_GRID: Duration = Duration::from_millis(2);
 
-/// A listening WebSocket socket.
+/// A listening HTTP socket: a WebSocket listener, or the metrics listener.
 struct Listener {
     socket: TcpListener,
     /// `Some` for `wss://`.
     tls: Option<Arc<ServerConfig>>,
+    /// What it serves.
+    service: Service,
 }
 
 /// The addresses the reactor actually listens on (useful with port 0).
@@ -70,6 +78,8 @@ pub struct BoundAddresses {
     pub sip: Option<SocketAddr>,
     /// SIP TLS.
     pub sip_tls: Option<SocketAddr>,
+    /// The separate metrics listener (`metrics.listen`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The event loop and everything it drives.
@@ -90,7 +100,15 @@ pub struct Reactor {
     max_connections: usize,
     next_log_id: u64,
     signals: Signals,
-    shutdown_deadline: Option<Instant>,
+    lifecycle: Lifecycle,
+    /// `shutdown.drain_timeout`.
+    drain_timeout: Duration,
+    /// SIGHUP's configuration source.
+    reload: Option<Reload>,
+    /// Loop timing and connection counters (metrics).
+    stats: ReactorStats,
+    /// When the reactor was built (metrics).
+    started: SystemTime,
     scratch: Vec<u8>,
     /// Streams touched in this iteration, to flush and re-arm once.
     touched: Vec<usize>,
@@ -102,17 +120,6 @@ pub struct Reactor {
     serving: Vec<Token>,
     /// Origin of the timer grid.
     epoch: Instant,
-    /// How long the iterations took (from the poll's return to the end of the writes).
-    iterations: IterationStats,
-}
-
-/// The reactor's own latency: every socket waits while an iteration runs, so one that takes
-/// long delays every call's media and every client. Reported at shutdown (the soak checks it).
-#[derive(Debug, Default)]
-struct IterationStats {
-    count: u64,
-    longest: Duration,
-    over_2ms: u64,
 }
 
 /// The sockets bound at start-up, before the engines that need their addresses exist.
@@ -124,8 +131,9 @@ pub struct BoundSockets {
 }
 
 impl BoundSockets {
-    /// Binds the WebSocket listeners, the SIP sockets and the DNS client sockets (for the
-    /// families of `nameservers`) of `config`, and catches SIGTERM/SIGINT.
+    /// Binds the WebSocket listeners, the metrics listener, the SIP sockets and the DNS
+    /// client sockets (for the families of `nameservers`) of `config`, and catches
+    /// SIGTERM/SIGINT/SIGHUP.
     pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let ws = &config.websocket;
@@ -135,7 +143,16 @@ impl BoundSockets {
             _ => Some(tls::server_config(&ws.tls)?),
         };
         let wss_tls = ws.wss_listen.and(tls.clone());
-        for (addr, tls) in [(ws.ws_listen, None), (ws.wss_listen, wss_tls)] {
+        // /metrics moves off the public port when it has a listener of its own.
+        let web = Service {
+            metrics: config.metrics.listen.is_none(),
+            ..Service::WEB
+        };
+        for (addr, tls, service) in [
+            (ws.ws_listen, None, web),
+            (ws.wss_listen, wss_tls, web),
+            (config.metrics.listen, None, Service::ADMIN),
+        ] {
             let Some(addr) = addr else { continue };
             let mut socket =
                 TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -143,7 +160,11 @@ impl BoundSockets {
             poll.registry()
                 .register(&mut socket, token, Interest::READABLE)
                 .map_err(|e| format!("cannot register listener: {e}"))?;
-            listeners.push(Listener { socket, tls });
+            listeners.push(Listener {
+                socket,
+                tls,
+                service,
+            });
         }
         let sip_tls = match (config.sip.tls_listen, &tls) {
             (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
@@ -158,8 +179,8 @@ impl BoundSockets {
             tls_client,
             nameservers,
         )?;
-        let mut signals =
-            Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot catch signals: {e}"))?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
             .register(
                 &mut signals,
@@ -184,7 +205,9 @@ impl BoundSockets {
         };
         for l in &self.listeners {
             let addr = l.socket.local_addr().ok();
-            if l.tls.is_some() {
+            if !l.service.web {
+                out.metrics = addr;
+            } else if l.tls.is_some() {
                 out.wss = addr;
             } else {
                 out.ws = addr;
@@ -221,36 +244,37 @@ impl Reactor {
             max_connections,
             next_log_id: 0,
             signals,
-            shutdown_deadline: None,
+            lifecycle: Lifecycle::Running,
+            drain_timeout: Duration::from_secs(300),
+            reload: None,
+            stats: ReactorStats::default(),
+            started: SystemTime::now(),
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
             more_reads: Vec::new(),
             serving: Vec::new(),
             epoch: Instant::now(),
-            iterations: IterationStats::default(),
         }
     }
 
-    /// Runs until SIGTERM/SIGINT, then closes every connection cleanly and returns.
+    /// How long calls may go on after SIGTERM (`shutdown.drain_timeout`; 300 s unless set).
+    pub fn set_drain_timeout(&mut self, timeout: Duration) {
+        self.drain_timeout = timeout;
+    }
+
+    /// Where SIGHUP reads the configuration again (nothing is reloaded unless set).
+    pub fn set_reload(&mut self, reload: Reload) {
+        self.reload = Some(reload);
+    }
+
+    /// Runs until SIGTERM/SIGINT (or `POST /admin/drain`) and the drain that follows, then
+    /// returns (see [`lifecycle`]).
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut now = Instant::now();
         loop {
-            let now = Instant::now();
-            if let Some(deadline) = self.shutdown_deadline {
-                if (self.streams.is_empty() && self.board.is_idle()) || now >= deadline {
-                    log::info!(
-                        "shutdown complete ({} connections dropped)",
-                        self.streams.len()
-                    );
-                    let it = &self.iterations;
-                    log::info!(
-                        "reactor: {} iterations, longest {} us, {} over 2 ms",
-                        it.count,
-                        it.longest.as_micros(),
-                        it.over_2ms
-                    );
-                    return Ok(());
-                }
+            if self.advance_lifecycle(now) == Next::Exit {
+                return Ok(());
             }
             // Asked once per iteration: it is not free (the SIP stack's parts each have
             // their own). Input handled before the timers below can only make it earlier
@@ -269,49 +293,52 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            let now = Instant::now();
+            let woke = Instant::now();
             self.board.set_wall_clock(SystemTime::now());
             // Last turn's unfinished reads first, then the new events: each socket gets at
             // most a budget per turn in each, so no peer can starve the others.
             std::mem::swap(&mut self.more_reads, &mut self.serving);
             let mut serving = std::mem::take(&mut self.serving);
             for &token in &serving {
-                self.dispatch(now, token, false);
+                if self.dispatch(woke, token, false) == Next::Exit {
+                    return Ok(());
+                }
             }
             serving.clear();
             self.serving = serving;
             for event in events.iter() {
-                self.dispatch(now, event.token(), event.is_writable());
+                if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
+                    return Ok(());
+                }
             }
-            self.run_timers(now, engines_deadline);
-            self.settle(now);
-            let took = now.elapsed();
-            self.iterations.count += 1;
-            self.iterations.longest = self.iterations.longest.max(took);
-            if took > Duration::from_millis(2) {
-                self.iterations.over_2ms += 1;
-            }
+            self.run_timers(woke, engines_deadline);
+            self.settle(woke);
+            // The one extra clock read per iteration; it is also the next iteration's `now`.
+            now = Instant::now();
+            self.stats.iteration(now.saturating_duration_since(woke));
         }
     }
 
     fn next_deadline(&mut self, engines: Option<Instant>) -> Option<Instant> {
         let timer = self.timers.earliest();
-        [timer, engines, self.shutdown_deadline]
+        [timer, engines, self.lifecycle.deadline()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    fn dispatch(&mut self, now: Instant, token: Token, writable: bool) {
+    fn dispatch(&mut self, now: Instant, token: Token, writable: bool) -> Next {
         let Some(parts) = token::decode(token) else {
-            return;
+            return Next::Continue;
         };
         match parts.kind {
             TokenKind::Listener => self.accept(now, parts.key),
             TokenKind::Signals => {
                 let caught: Vec<i32> = self.signals.pending().collect();
-                if !caught.is_empty() {
-                    self.begin_shutdown(now, caught[0]);
+                for signal in caught {
+                    if self.handle_signal(now, signal) == Next::Exit {
+                        return Next::Exit;
+                    }
                 }
             }
             TokenKind::Media => {
@@ -353,10 +380,10 @@ impl Reactor {
             }
             TokenKind::WsConn => {
                 let Some(s) = self.streams.get_mut(parts.key) else {
-                    return;
+                    return Next::Continue;
                 };
                 if s.generation != parts.generation {
-                    return; // stale event for a connection whose key was reused
+                    return Next::Continue; // stale event for a connection whose key was reused
                 }
                 // Read on every event: errors and hang-ups are reported as readable too.
                 let status = s.read_ready(now, &mut self.scratch);
@@ -369,6 +396,7 @@ impl Reactor {
                 }
             }
         }
+        Next::Continue
     }
 
     /// Queues `token` for a read on the next turn (once).
@@ -393,11 +421,21 @@ impl Reactor {
                     return;
                 }
             };
-            if self.streams.len() >= self.max_connections || self.shutdown_deadline.is_some() {
+            let stopping = matches!(self.lifecycle, Lifecycle::Stopping { .. });
+            // The metrics listener is not held to the WebSocket limit: a full gateway must
+            // still answer its health checks.
+            let full = listener.service.web && self.streams.len() >= self.max_connections;
+            if full || stopping {
+                let why = if stopping {
+                    Refusal::Stopping
+                } else {
+                    Refusal::ConnectionLimit
+                };
+                self.stats.refused(why);
                 drops::record(
                     now,
                     DropKind::WsConnectionLimit,
-                    format_args!("refusing connection from {peer}: at the connection limit"),
+                    format_args!("refusing connection from {peer}: {why:?}"),
                 );
                 if listener.tls.is_none() {
                     let _ = socket.write(
@@ -416,6 +454,10 @@ impl Reactor {
                 },
                 None => None,
             };
+            let mut service = listener.service;
+            if matches!(self.lifecycle, Lifecycle::Draining { .. }) {
+                service.draining = Some(crate::gateway::DRAIN_RETRY_AFTER);
+            }
             let _ = socket.set_nodelay(true);
             self.next_log_id += 1;
             let log_id = self.next_log_id;
@@ -442,8 +484,13 @@ impl Reactor {
                 peer,
                 socket,
                 tls,
-                ws: WsConnection::new(now, self.limits.clone()),
+                ws: {
+                    let mut ws = WsConnection::new(now, self.limits.clone());
+                    ws.set_service(service);
+                    ws
+                },
                 client: None,
+                dialect: None,
                 interest: Interest::READABLE,
                 armed_timeout: None,
                 dead: false,
@@ -502,6 +549,7 @@ impl Reactor {
             return false;
         };
         let mut any = false;
+        let mut endpoint = None;
         while let Some(event) = s.ws.poll_event() {
             any = true;
             match event {
@@ -512,10 +560,13 @@ impl Reactor {
                         dialect.subprotocol(),
                         origin.as_deref().unwrap_or("-")
                     );
+                    self.stats.session_opened(dialect, s.tls.is_some());
                     let conn = token::encode(TokenKind::WsConn, key, s.generation).0;
                     self.board.handle_client_open(now, conn, dialect, s.log_id);
                     s.client = Some(conn);
+                    s.dialect = Some(dialect);
                 }
+                WsEvent::Endpoint { endpoint: e, head } => endpoint = Some((e, head)),
                 WsEvent::Text(text) => {
                     if let Some(conn) = s.client {
                         self.board.handle_client_text(now, conn, &text);
@@ -528,6 +579,9 @@ impl Reactor {
                     }
                 }
             }
+        }
+        if let Some((e, head)) = endpoint {
+            self.answer_endpoint(now, key, e, head);
         }
         any
     }
@@ -622,6 +676,18 @@ impl Reactor {
                         self.board.handle_media_unavailable(now, media);
                     }
                 }
+                Command::Gateway(GatewayCommand::Close { conn }) => {
+                    let Some(parts) = token::decode(Token(conn)) else {
+                        continue;
+                    };
+                    if self
+                        .streams
+                        .get(parts.key)
+                        .is_some_and(|s| s.generation == parts.generation)
+                    {
+                        self.close_client(now, parts.key);
+                    }
+                }
                 Command::Gateway(GatewayCommand::CloseMedia { media }) => {
                     // The bridge's last datagrams (RTCP BYE, DTLS close_notify) go first.
                     self.media.flush(media, &mut self.board.bridges);
@@ -639,15 +705,9 @@ impl Reactor {
         any
     }
 
-    fn begin_shutdown(&mut self, now: Instant, signal: i32) {
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        log::info!(
-            "signal {signal}: shutting down, closing {} connections",
-            self.streams.len()
-        );
-        // What is held at this moment, for leak checks from outside (the soak test).
+    /// Logs what is held at this moment, for leak checks from outside (the soak and fault
+    /// tests read it at SIGTERM).
+    fn log_census(&self) {
         log::info!(
             "reactor: census websockets={} calls={} accounts={} media_sockets={} sip_flows={} sip_connections={} sip_calls={} bridges={}",
             self.streams.len(),
@@ -659,23 +719,6 @@ impl Reactor {
             self.board.sip().call_count(),
             self.board.bridges.len(),
         );
-        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
-        // Accounts are unregistered now; their un-REGISTERs go out with the next settle.
-        self.board.handle_shutdown(now);
-        for l in &mut self.listeners {
-            let _ = self.poll.registry().deregister(&mut l.socket);
-        }
-        let keys: Vec<usize> = self.streams.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            if let Some(s) = self.streams.get_mut(key) {
-                if s.ws.is_open() {
-                    s.ws.close(now, CloseCode::Away, "server shutting down");
-                    self.touched.push(key);
-                } else {
-                    self.reap(now, key);
-                }
-            }
-        }
     }
 }
 

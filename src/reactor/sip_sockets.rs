@@ -194,6 +194,19 @@ impl SipSockets {
         self.connections.len()
     }
 
+    /// Whether there is a SIP TLS listener.
+    pub fn has_tls(&self) -> bool {
+        self.tls_server.is_some()
+    }
+
+    /// Replaces the TLS server certificate for connections accepted from now on (SIGHUP);
+    /// no-op without a TLS listener.
+    pub fn set_tls_server(&mut self, config: Arc<ServerConfig>) {
+        if self.tls_server.is_some() {
+            self.tls_server = Some(config);
+        }
+    }
+
     /// The UDP/TCP address actually bound.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.udp.local_addr().ok()

@@ -37,6 +37,8 @@ pub struct ClientStream {
     pub ws: WsConnection,
     /// Its handle as the gateway knows it, once the handshake completed.
     pub client: Option<ConnRef>,
+    /// The negotiated dialect, from the handshake on (until the stream is reaped).
+    pub dialect: Option<crate::sylkrtc::Dialect>,
     /// The interest currently registered with mio.
     pub interest: Interest,
     /// The deadline already pushed to the reactor's timer heap.

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use engine::{Deadlines, Key, Output, Table};
-use media::bridge::{Bridge, BridgeEvent, BridgeTransmit};
+use media::bridge::{Bridge, BridgeEvent, BridgeStats, BridgeTransmit, LegStats, MediaLeg};
+use media::error::{BridgeError, WebrtcError};
 
 pub use media::bridge::MediaSocketKind;
 
@@ -64,6 +65,65 @@ pub struct Bridges {
     events: VecDeque<(MediaId, BridgeEvent)>,
     /// Events dropped because the queue was full (never expected; counted, not silent).
     pub dropped_events: u64,
+    /// Failure counters and the statistics of the bridges that are gone (metrics).
+    counters: MediaCounters,
+}
+
+/// Media failures counted by the bridges' owner, for the metrics endpoint. Plain integers
+/// bumped on the packet path (no atomics, no allocation); read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaCounters {
+    /// SRTP/SRTCP packets from the browser whose authentication or replay check failed
+    /// (RFC 3711 section 3.3).
+    pub srtp_auth_failures_webrtc: u64,
+    /// The same on the SIP leg (SDES-SRTP, RFC 4568).
+    pub srtp_auth_failures_sip: u64,
+    /// Calls whose ICE connectivity with the browser failed.
+    pub ice_failures: u64,
+    /// Calls whose DTLS handshake with the browser failed.
+    pub dtls_failures: u64,
+    /// The final statistics of every removed bridge, summed.
+    finished: BridgeStats,
+}
+
+impl MediaCounters {
+    /// The SRTP authentication failures of `leg`.
+    pub fn srtp_auth_failures(&self, leg: MediaLeg) -> u64 {
+        match leg {
+            MediaLeg::Webrtc => self.srtp_auth_failures_webrtc,
+            MediaLeg::Sip => self.srtp_auth_failures_sip,
+        }
+    }
+}
+
+/// Adds `b`'s counters to `a` (negative loss, which RFC 3550 A.3 allows after duplicates,
+/// counts as none so the sum only grows).
+fn add_leg(a: &mut LegStats, b: &LegStats) {
+    a.packets_received += b.packets_received;
+    a.bytes_received += b.bytes_received;
+    a.packets_sent += b.packets_sent;
+    a.bytes_sent += b.bytes_sent;
+    a.packets_lost += b.packets_lost.max(0);
+}
+
+fn add_stats(a: &mut BridgeStats, b: &BridgeStats) {
+    add_leg(&mut a.webrtc, &b.webrtc);
+    add_leg(&mut a.sip, &b.sip);
+    a.dropped += b.dropped;
+}
+
+/// Which leg's SRTP refused a packet, if that is what `e` says.
+fn srtp_auth_failure(e: &BridgeError) -> Option<MediaLeg> {
+    use media::rtp::RtpError;
+    use media::rtp_leg::RtpLegError;
+    use media::srtp::SrtpError;
+    match e {
+        BridgeError::Webrtc(WebrtcError::Srtp(SrtpError::AuthFailed | SrtpError::Replayed)) => {
+            Some(MediaLeg::Webrtc)
+        }
+        BridgeError::SipPacket(RtpLegError::Packet(RtpError::SrtpUnprotect)) => Some(MediaLeg::Sip),
+        _ => None,
+    }
 }
 
 impl std::fmt::Debug for Bridges {
@@ -137,11 +197,16 @@ impl Bridges {
             return;
         };
         let bridge = &mut slot.bridge;
-        let _ = match kind {
+        let result = match kind {
             MediaSocketKind::Webrtc => bridge.handle_webrtc_datagram(now, local, from, data),
             MediaSocketKind::Rtp => bridge.handle_rtp_datagram(now, local, from, data),
             MediaSocketKind::Rtcp => bridge.handle_rtcp_datagram(now, local, from, data),
         };
+        match result.as_ref().err().and_then(srtp_auth_failure) {
+            Some(MediaLeg::Webrtc) => self.counters.srtp_auth_failures_webrtc += 1,
+            Some(MediaLeg::Sip) => self.counters.srtp_auth_failures_sip += 1,
+            None => {}
+        }
     }
 
     /// Drains `id`'s bridge after an input: every datagram goes to `send` (borrowed from the
@@ -156,6 +221,11 @@ impl Bridges {
                 Output::Transmit(t) => send(t),
                 Output::Event(_) if slot.closing => {}
                 Output::Event(event) => {
+                    match event {
+                        BridgeEvent::IceFailed => self.counters.ice_failures += 1,
+                        BridgeEvent::DtlsFailed => self.counters.dtls_failures += 1,
+                        _ => {}
+                    }
                     if self.events.len() < MAX_QUEUED_EVENTS {
                         self.events.push_back((id, event));
                     } else {
@@ -227,9 +297,26 @@ impl Bridges {
         self.touched(id);
     }
 
-    /// Drops `id`'s bridge (its sockets are closed).
+    /// Drops `id`'s bridge (its sockets are closed); its statistics stay in the totals.
     pub fn remove(&mut self, id: MediaId) {
-        self.slots.remove(id.0);
+        if let Some(slot) = self.slots.remove(id.0) {
+            add_stats(&mut self.counters.finished, &slot.bridge.stats());
+        }
         self.deadlines.cancel(id);
+    }
+
+    /// Failure counters (metrics).
+    pub fn counters(&self) -> &MediaCounters {
+        &self.counters
+    }
+
+    /// Media statistics of every call since the start: the removed bridges' final figures
+    /// plus the live ones' current figures (metrics; O(live calls), at scrape time only).
+    pub fn totals(&self) -> BridgeStats {
+        let mut out = self.counters.finished;
+        for (_, slot) in self.slots.iter() {
+            add_stats(&mut out, &slot.bridge.stats());
+        }
+        out
     }
 }

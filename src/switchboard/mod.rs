@@ -25,7 +25,7 @@ use sip::transport::{FlowId, SipTransmit};
 use crate::gateway::{ConnRef, Engines, Gateway, GatewayCommand, GatewayInput};
 use crate::sylkrtc::Dialect;
 
-pub use bridges::{Bridges, MediaId, MediaSocketKind};
+pub use bridges::{Bridges, MediaCounters, MediaId, MediaSocketKind};
 
 /// Socket work for the reactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,9 +107,25 @@ impl Switchboard {
         self.deliver(now, GatewayInput::ClientClosed { conn });
     }
 
-    /// Graceful shutdown: every client is released (accounts unregistered, calls ended).
+    /// Graceful shutdown: every call still up ends, every client is released (accounts
+    /// unregistered).
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.deliver(now, GatewayInput::Shutdown);
+    }
+
+    /// Draining: no new calls; connections without a call are let go (see
+    /// [`GatewayInput::Drain`]).
+    pub fn handle_drain(&mut self, now: Instant) {
+        self.deliver(now, GatewayInput::Drain);
+    }
+
+    /// Adds to `out` why the engines cannot take new work now (the `/ready` endpoint; empty
+    /// means ready). An engine with a readiness condition (a store that must be writable, a
+    /// pool that must have room) adds one line here.
+    pub fn not_ready(&self, out: &mut Vec<&'static str>) {
+        if self.gateway.is_draining() {
+            out.push("gateway draining");
+        }
     }
 
     /// A datagram arrived on the SIP UDP socket.

@@ -526,6 +526,8 @@ struct Drained {
     /// The sockets of every OpenMedia, in order.
     sockets: Vec<(MediaSocketKind, std::net::SocketAddr)>,
     closed: Vec<MediaId>,
+    /// Connections the gateway let go (draining).
+    closes: Vec<ConnRef>,
 }
 
 fn drain_all(g: &mut Switchboard) -> Drained {
@@ -553,6 +555,7 @@ fn drain_all(g: &mut Switchboard) -> Drained {
                     g.bridges.drain(media, |_| {});
                     g.handle_media_closed(media);
                 }
+                Command::Gateway(GatewayCommand::Close { conn }) => d.closes.push(conn),
                 other => panic!("unexpected output {other:?}"),
             }
         }
@@ -1286,4 +1289,118 @@ fn browser_offer_without_ice_credentials_or_fingerprint_is_refused_before_dialli
         assert!(d.opened.is_empty());
         assert_eq!(g.gateway.media_pairs_available(), free);
     }
+}
+
+#[test]
+fn draining_lets_idle_clients_go_refuses_new_calls_and_closes_after_the_last_call() {
+    use crate::gateway::CallDirection;
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (c, invite) = start_outgoing_call(&mut g, t0);
+    let idle = open(&mut g, t0, 2, Dialect::V2, 2);
+    request(&mut g, t0, idle, add("bob@example.test", "b"));
+    drain_all(&mut g);
+    g.handle_drain(t0);
+    let d = drain_all(&mut g);
+    assert_eq!(d.closes, [idle], "only the connection without a call goes");
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert_eq!(reasons, ["gateway draining"]);
+    // No new calls, even on a connection that has one.
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-create","transaction":"c2","account":"alice@example.test",
+               "session":"s2","uri":"bob@127.0.0.1:5099","sdp":CHROME_OFFER}),
+    );
+    let d = drain_all(&mut g);
+    assert_eq!(
+        d.texts,
+        [json!({"sylkrtc":"error","transaction":"c2",
+                "error":"Service unavailable: the gateway is shutting down, try again"})]
+    );
+    // The call in progress goes on to its end; then its connection goes too.
+    reply(&mut g, t0, &invite, 200, "OK", Some(SIP_ANSWER));
+    let d = drain_all(&mut g);
+    assert_eq!(states(&d), ["accepted"]);
+    assert!(d.closes.is_empty());
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"s1"}),
+    );
+    let d = drain_all(&mut g);
+    let bye = sip_requests(&d)
+        .into_iter()
+        .find(|r| *r.method() == sip::msg::Method::Bye)
+        .expect("BYE");
+    reply(&mut g, t0, &bye, 200, "OK", None);
+    let after = drain_all(&mut g);
+    assert_eq!([states(&d), states(&after)].concat(), ["terminated"]);
+    assert_eq!([d.closes, after.closes].concat(), [c]);
+    let stats = g.gateway().stats();
+    assert_eq!(stats.started(CallDirection::Outgoing), 1);
+    assert_eq!(stats.answered(CallDirection::Outgoing), 1);
+    assert_eq!(
+        stats.ended().collect::<Vec<_>>(),
+        [("outgoing", "local_hangup", true, 1)]
+    );
+    assert_eq!(stats.refusals().collect::<Vec<_>>(), [("draining", 1)]);
+}
+
+#[test]
+fn srtp_authentication_failures_are_counted_per_leg() {
+    let t0 = Instant::now();
+    let mut g = gateway_with_media(
+        &["*"],
+        10,
+        media_with_srtp(crate::config::SipSrtp::Mandatory),
+    );
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@example.test", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-create","transaction":"c","account":"alice@example.test",
+               "session":"s1","uri":"bob@127.0.0.1:5099","sdp":CHROME_OFFER}),
+    );
+    let d = drain_all(&mut g);
+    let media = d.opened[0];
+    let rtp = d
+        .sockets
+        .iter()
+        .find(|(k, _)| *k == MediaSocketKind::Rtp)
+        .map(|(_, a)| *a)
+        .unwrap();
+    let invite = sip_requests(&d)
+        .into_iter()
+        .find(|r| *r.method() == sip::msg::Method::Invite)
+        .unwrap();
+    reply(
+        &mut g,
+        t0,
+        &invite,
+        200,
+        "OK",
+        Some(&savp_answer(1, "AES_CM_128_HMAC_SHA1_80")),
+    );
+    let d = drain_all(&mut g);
+    assert_eq!(states(&d), ["accepted"], "{:?}", d.texts);
+    // An RTP packet whose SRTP tag is wrong: dropped and counted, the call goes on.
+    let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    packet.extend([0xd5; 160]);
+    packet.extend([0xee; 10]);
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    for _ in 0..3 {
+        let mut p = packet.clone();
+        g.handle_media_datagram(t0, media, MediaSocketKind::Rtp, rtp, peer, &mut p, |_| {});
+    }
+    let counters = *g.bridges.counters();
+    assert_eq!(counters.srtp_auth_failures_sip, 3);
+    assert_eq!(counters.srtp_auth_failures_webrtc, 0);
+    assert!(g.bridges.totals().dropped >= 3);
+    assert_eq!(g.gateway().call_count(), 1);
 }

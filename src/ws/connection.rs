@@ -14,7 +14,7 @@ use tungstenite::{Error as WsError, Message};
 
 use engine::drops::{self, DropKind};
 
-use super::http::{handle_upgrade_request, Upgrade};
+use super::http::{handle_request, Endpoint, Service, Upgrade};
 use crate::sylkrtc::Dialect;
 
 /// How long a client may take to send its upgrade request (guards against idle sockets).
@@ -61,6 +61,14 @@ pub enum WsEvent {
     /// The WebSocket is over (reported once, only after `Open`); remaining output should
     /// still be flushed before the socket is closed.
     Closed(CloseReason),
+    /// An operational endpoint was asked for (never after `Open`): answer with
+    /// [`WsConnection::respond`].
+    Endpoint {
+        /// Which.
+        endpoint: Endpoint,
+        /// `HEAD`: the response goes without its body.
+        head: bool,
+    },
 }
 
 /// Why a connection ended, for logs and metrics.
@@ -82,6 +90,8 @@ pub enum CloseReason {
 enum State {
     /// Collecting the HTTP upgrade request.
     Handshake { deadline: Instant },
+    /// An endpoint request waits for the reactor's [`WsConnection::respond`].
+    Endpoint { deadline: Instant },
     /// Frames flow.
     Open { ctx: Box<WebSocketContext> },
     /// We sent a close frame and wait for the client's reply until `deadline`.
@@ -139,6 +149,7 @@ impl Write for WireBuffer {
 #[derive(Debug)]
 pub struct WsConnection {
     limits: WsLimits,
+    service: Service,
     state: State,
     wire: WireBuffer,
     events: VecDeque<WsEvent>,
@@ -156,6 +167,7 @@ impl WsConnection {
     pub fn new(now: Instant, limits: WsLimits) -> WsConnection {
         WsConnection {
             limits,
+            service: Service::WEB,
             state: State::Handshake {
                 deadline: now + HANDSHAKE_TIMEOUT,
             },
@@ -166,6 +178,27 @@ impl WsConnection {
             opened: false,
             client_close_code: None,
             our_close: None,
+        }
+    }
+
+    /// What the connection's listener serves (before any input; [`Service::WEB`] unless
+    /// set).
+    pub fn set_service(&mut self, service: Service) {
+        self.service = service;
+    }
+
+    /// Draining: an upgrade request that has not been decided yet gets 503 with
+    /// `Retry-After: retry_after` seconds.
+    pub fn set_draining(&mut self, retry_after: u32) {
+        self.service.draining = Some(retry_after);
+    }
+
+    /// Answers an [`WsEvent::Endpoint`] request with a complete HTTP response; the
+    /// connection then closes.
+    pub fn respond(&mut self, response: &[u8]) {
+        if matches!(self.state, State::Endpoint { .. }) {
+            self.wire.output.extend_from_slice(response);
+            self.state = State::Done;
         }
     }
 
@@ -190,7 +223,7 @@ impl WsConnection {
     /// Call when [`poll_timeout`](Self::poll_timeout) is due; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         match &self.state {
-            State::Handshake { deadline } if now >= *deadline => {
+            State::Handshake { deadline } | State::Endpoint { deadline } if now >= *deadline => {
                 // Not a WebSocket yet: nothing to report upward, just drop the socket.
                 self.state = State::Done;
             }
@@ -218,7 +251,9 @@ impl WsConnection {
     /// The next instant [`handle_timeout`](Self::handle_timeout) wants to run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Handshake { deadline } | State::Closing { deadline, .. } => Some(*deadline),
+            State::Handshake { deadline }
+            | State::Endpoint { deadline }
+            | State::Closing { deadline, .. } => Some(*deadline),
             State::Open { .. } => match (self.next_ping, self.pong_deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -331,7 +366,7 @@ impl WsConnection {
                 }
             }
             State::Closing { ctx, deadline } => self.state = State::Closing { ctx, deadline },
-            State::Handshake { .. } | State::Done => {}
+            State::Handshake { .. } | State::Endpoint { .. } | State::Done => {}
         }
     }
 
@@ -370,11 +405,22 @@ impl WsConnection {
             .input
             .get(self.wire.read_pos..)
             .unwrap_or_default();
-        match handle_upgrade_request(
+        let deadline = match self.state {
+            State::Handshake { deadline } => deadline,
+            _ => now,
+        };
+        match handle_request(
             pending,
             &self.limits.origins,
             self.limits.allow_missing_origin,
+            &self.service,
         ) {
+            Upgrade::Endpoint { endpoint, head } => {
+                self.wire.input.clear();
+                self.wire.read_pos = 0;
+                self.state = State::Endpoint { deadline };
+                self.events.push_back(WsEvent::Endpoint { endpoint, head });
+            }
             Upgrade::Incomplete => {
                 if self.wire.eof {
                     self.state = State::Done;
@@ -419,7 +465,7 @@ impl WsConnection {
         loop {
             let ctx = match &mut self.state {
                 State::Open { ctx } | State::Closing { ctx, .. } => ctx,
-                State::Handshake { .. } | State::Done => return,
+                State::Handshake { .. } | State::Endpoint { .. } | State::Done => return,
             };
             match ctx.read(&mut self.wire) {
                 Ok(Message::Text(text)) => {

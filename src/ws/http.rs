@@ -1,4 +1,7 @@
-//! The HTTP/1.1 side of the WebSocket opening handshake (RFC 6455 section 4.2).
+//! The HTTP/1.1 side of the WebSocket opening handshake (RFC 6455 section 4.2), and the
+//! operational endpoints a listener may also serve (`/metrics`, `/health`, `/ready`,
+//! `POST /admin/drain`), which [`handle_request`] hands to the reactor as an
+//! [`Upgrade::Endpoint`] because only the reactor has what they report.
 
 use std::fmt::Write as _;
 
@@ -34,6 +37,58 @@ pub enum Upgrade {
         /// The complete HTTP response.
         response: String,
     },
+    /// An operational endpoint: the reactor builds the response.
+    Endpoint {
+        /// Which.
+        endpoint: Endpoint,
+        /// `HEAD`: headers only.
+        head: bool,
+    },
+}
+
+/// The operational endpoints (README "Running in production").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /metrics`: the Prometheus text exposition.
+    Metrics,
+    /// `GET /health`: the process is alive and its loop turns.
+    Health,
+    /// `GET /ready`: it takes new connections and calls (503 while draining).
+    Ready,
+    /// `POST /admin/drain`: start draining, as SIGTERM does.
+    Drain,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The WebSocket at [`super::WEBSOCKET_PATH`] and the demo page.
+    pub web: bool,
+    /// Draining: WebSocket upgrades get 503 with `Retry-After` (the demo page still loads).
+    pub draining: Option<u32>,
+    /// `GET /metrics`.
+    pub metrics: bool,
+    /// `POST /admin/drain`.
+    pub admin: bool,
+}
+
+impl Service {
+    /// A WebSocket listener without operational extras (`/health` and `/ready` are always
+    /// served).
+    pub const WEB: Service = Service {
+        web: true,
+        draining: None,
+        metrics: false,
+        admin: false,
+    };
+
+    /// The separate metrics listener: metrics, health, readiness and the drain switch.
+    pub const ADMIN: Service = Service {
+        web: false,
+        draining: None,
+        metrics: true,
+        admin: true,
+    };
 }
 
 /// Decides on an upgrade request. `origins` is the allow-list (`*` allows any and none);
@@ -44,6 +99,17 @@ pub fn handle_upgrade_request(
     input: &[u8],
     origins: &[String],
     allow_missing_origin: bool,
+) -> Upgrade {
+    handle_request(input, origins, allow_missing_origin, &Service::WEB)
+}
+
+/// Decides on a request to a listener that serves `service` (Origin rules as
+/// [`handle_upgrade_request`]).
+pub fn handle_request(
+    input: &[u8],
+    origins: &[String],
+    allow_missing_origin: bool,
+    service: &Service,
 ) -> Upgrade {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -85,6 +151,35 @@ pub fn handle_upgrade_request(
     };
     let path = req.path.unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or(path);
+    let endpoint = match path {
+        "/metrics" if service.metrics => Some((Endpoint::Metrics, "GET, HEAD")),
+        "/health" => Some((Endpoint::Health, "GET, HEAD")),
+        "/ready" => Some((Endpoint::Ready, "GET, HEAD")),
+        "/admin/drain" if service.admin => Some((Endpoint::Drain, "POST")),
+        _ => None,
+    };
+    if let Some((endpoint, allow)) = endpoint {
+        let method = req.method.unwrap_or("");
+        let allowed = match endpoint {
+            Endpoint::Drain => method == "POST",
+            _ => method == "GET" || method == "HEAD",
+        };
+        if !allowed {
+            return reject(
+                405,
+                "Method Not Allowed",
+                &[("Allow", allow)],
+                "wrong method\n",
+            );
+        }
+        return Upgrade::Endpoint {
+            endpoint,
+            head: method == "HEAD",
+        };
+    }
+    if !service.web {
+        return reject(404, "Not Found", &[], "not found\n");
+    }
     if path != WEBSOCKET_PATH {
         // The demo client (`/`, `/webrtcgateway/` and its files); anything else is 404.
         let Some(asset) = web::lookup(path) else {
@@ -140,6 +235,15 @@ pub fn handle_upgrade_request(
     if !allowed {
         return reject(403, "Forbidden", &[], "origin not allowed\n");
     }
+    if let Some(seconds) = service.draining {
+        let seconds = seconds.to_string();
+        return reject(
+            503,
+            "Service Unavailable",
+            &[("Retry-After", &seconds)],
+            "the gateway is shutting down\n",
+        );
+    }
     let offered = header("Sec-WebSocket-Protocol").flat_map(|v| v.split(','));
     let Some(dialect) = Dialect::negotiate(offered) else {
         // SylkServer refuses with 406 "No compatible protocol specified" (spec section 3).
@@ -177,17 +281,44 @@ fn header_values<'h>(
 
 /// A complete non-upgrade response that closes the connection.
 pub fn reject(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Upgrade {
-    let mut response = format!("HTTP/1.1 {status} {reason}\r\n");
+    Upgrade::Reject {
+        status,
+        response: response(
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            extra,
+            body,
+            false,
+        ),
+    }
+}
+
+/// A complete HTTP/1.1 response that closes the connection; `head`: without the body (the
+/// length is still the body's, RFC 9110 section 9.3.2).
+pub fn response(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+    head: bool,
+) -> String {
+    let mut out = String::with_capacity(160 + if head { 0 } else { body.len() });
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
     for (name, value) in extra {
-        let _ = write!(response, "{name}: {value}\r\n");
+        let _ = write!(out, "{name}: {value}\r\n");
     }
     let _ = write!(
-        response,
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\
-         Server: sylk-gateway\r\n\r\n{body}",
+        out,
+        "Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\
+         Server: sylk-gateway\r\n\r\n",
         body.len()
     );
-    Upgrade::Reject { status, response }
+    if !head {
+        out.push_str(body);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -210,6 +341,7 @@ mod tests {
             Upgrade::Reject { status, .. } => *status,
             Upgrade::Accept { .. } => 101,
             Upgrade::Incomplete => 0,
+            Upgrade::Endpoint { .. } => 1,
         }
     }
 
@@ -402,6 +534,72 @@ mod tests {
             )),
             200
         );
+    }
+
+    #[test]
+    fn endpoints_are_routed_by_service() {
+        let ask = |method: &str, path: &str, service: &Service| {
+            let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            handle_request(req.as_bytes(), &any(), true, service)
+        };
+        let endpoint = |e, head| Upgrade::Endpoint { endpoint: e, head };
+        // The web listener: health and readiness always, metrics only when asked for, never
+        // the drain switch.
+        let web = Service::WEB;
+        assert_eq!(
+            ask("GET", "/health", &web),
+            endpoint(Endpoint::Health, false)
+        );
+        assert_eq!(ask("HEAD", "/ready", &web), endpoint(Endpoint::Ready, true));
+        assert_eq!(status(&ask("GET", "/metrics", &web)), 404);
+        assert_eq!(status(&ask("POST", "/admin/drain", &web)), 404);
+        let with_metrics = Service {
+            metrics: true,
+            ..Service::WEB
+        };
+        assert_eq!(
+            ask("GET", "/metrics?x=1", &with_metrics),
+            endpoint(Endpoint::Metrics, false)
+        );
+        // The admin listener: no WebSocket, no demo page; drain by POST only.
+        let admin = Service::ADMIN;
+        assert_eq!(
+            ask("POST", "/admin/drain", &admin),
+            endpoint(Endpoint::Drain, false)
+        );
+        let get = ask("GET", "/admin/drain", &admin);
+        assert_eq!(status(&get), 405);
+        assert!(response_of(&get).contains("Allow: POST\r\n"));
+        assert_eq!(status(&ask("POST", "/metrics", &admin)), 405);
+        assert_eq!(status(&ask("GET", "/", &admin)), 404);
+        let upgrade = request("/webrtcgateway/ws", "Sec-WebSocket-Protocol: sylkRTC-2\r\n");
+        assert_eq!(
+            status(&handle_request(upgrade.as_bytes(), &any(), true, &admin)),
+            404
+        );
+        // Draining: upgrades get 503 with Retry-After, the page and endpoints still answer.
+        let draining = Service {
+            draining: Some(5),
+            ..Service::WEB
+        };
+        let refused = handle_request(upgrade.as_bytes(), &any(), true, &draining);
+        assert_eq!(status(&refused), 503);
+        assert!(response_of(&refused).contains("Retry-After: 5\r\n"));
+        assert_eq!(status(&ask("GET", "/", &draining)), 200);
+        assert_eq!(
+            ask("GET", "/ready", &draining),
+            endpoint(Endpoint::Ready, false)
+        );
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_without_the_body() {
+        let r = response(200, "OK", "text/plain", &[], "hello", true);
+        assert!(
+            r.ends_with("Content-Length: 5\r\nConnection: close\r\nServer: sylk-gateway\r\n\r\n")
+        );
+        let r = response(200, "OK", "text/plain", &[], "hello", false);
+        assert!(r.ends_with("\r\n\r\nhello"));
     }
 
     #[test]

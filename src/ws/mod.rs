@@ -7,6 +7,7 @@ mod connection;
 pub mod http;
 
 pub use connection::{CloseReason, WsConnection, WsEvent, WsLimits};
+pub use http::{Endpoint, Service};
 
 /// The only resource that upgrades to a WebSocket; other paths get 404 (SylkServer mounts the
 /// gateway at `/webrtcgateway/` with the socket at `ws`, spec section 3).

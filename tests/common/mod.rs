@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,9 +26,13 @@ pub struct Gateway {
     pub wss: Option<SocketAddr>,
     /// SIP UDP+TCP address.
     pub sip: SocketAddr,
+    /// The separate metrics listener, when the configuration or the flags ask for one.
+    pub metrics: Option<SocketAddr>,
+    /// Every line the gateway wrote on stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
     pub dir: tempdir::TempDir,
     /// Lines the gateway wrote to stderr so far (its log).
-    pub log_lines: Arc<std::sync::atomic::AtomicU64>,
+    pub log_count: Arc<std::sync::atomic::AtomicU64>,
     /// The census line it logs when a shutdown starts (what it still holds).
     census: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -83,8 +87,11 @@ impl Gateway {
             .expect("start sylk-gateway");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let (mut ws, mut wss, mut sip) = (None, None, None);
-        while ws.is_none() || wss.is_none() || sip.is_none() {
+        let (mut ws, mut wss, mut sip, mut metrics) = (None, None, None, None);
+        let wants_metrics =
+            config.contains("[metrics]") || args.iter().any(|a| a.starts_with("--metrics-listen"));
+        while ws.is_none() || wss.is_none() || sip.is_none() || (wants_metrics && metrics.is_none())
+        {
             let line = lines
                 .next()
                 .expect("gateway exited before listening")
@@ -98,14 +105,22 @@ impl Gateway {
             ws = ws.or_else(|| addr(&line, "ws"));
             wss = wss.or_else(|| addr(&line, "wss"));
             sip = sip.or_else(|| line.strip_prefix("listening sip udp+tcp ")?.parse().ok());
+            metrics = metrics.or_else(|| {
+                line.strip_prefix("listening metrics http://")?
+                    .strip_suffix("/metrics")?
+                    .parse()
+                    .ok()
+            });
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let stderr = child.stderr.take().unwrap();
-        let log_lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = Arc::clone(&log_lines);
+        let log_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&log_count);
         let census = Arc::new(std::sync::Mutex::new(None));
         let census_sink = Arc::clone(&census);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -115,6 +130,7 @@ impl Gateway {
                 if std::env::var_os("SYLK_TEST_LOG").is_some() {
                     eprintln!("[gateway] {line}");
                 }
+                sink.lock().unwrap().push(line);
             }
         });
         Gateway {
@@ -122,9 +138,59 @@ impl Gateway {
             ws: ws.unwrap(),
             wss,
             sip: sip.unwrap(),
+            metrics,
+            log,
             dir,
-            log_lines,
+            log_count,
             census,
+        }
+    }
+
+    /// The stderr lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a stderr line contains `needle` (panics after `timeout`).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {timeout:?}:\n{}",
+                self.log_lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "HUP") to our child.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
+    /// Waits up to `timeout` for our child to exit; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("already stopped");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -250,6 +316,34 @@ pub fn raw_http(addr: SocketAddr, request: &str) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A plain HTTP/1.1 request to `addr`: `(status, head, body)`.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let text = raw_http(
+        addr,
+        &format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    );
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The value of the sample `name{labels}` (labels exactly as rendered, e.g.
+/// `direction="outgoing",state="established"`; empty for none) in a Prometheus exposition.
+pub fn metric(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(&key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A rustls client config trusting only the repo's dev certificate.

@@ -17,6 +17,13 @@ impl SipStack {
         self.incoming_calls = enabled;
     }
 
+    /// While `Some(seconds)`, new incoming calls are refused with 503 Service Unavailable and
+    /// `Retry-After: seconds` (RFC 3261 section 21.5.4, 20.33): the gateway is draining and
+    /// a proxy should try another instance. Calls in progress are not affected.
+    pub fn set_refuse_new_calls(&mut self, retry_after: Option<u32>) {
+        self.refuse_new_calls = retry_after;
+    }
+
     /// Sets the most simultaneous calls (incoming over it get 503, `invite` fails).
     pub fn set_max_calls(&mut self, max: usize) {
         self.max_calls = max;

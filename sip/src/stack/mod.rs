@@ -46,7 +46,7 @@ use super::dialog::DialogKey;
 use super::dns::Resolver;
 use super::locate::{Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, MsgError, SipRequest};
-use super::registration::{RegId, Registration, RegistrationStatus};
+use super::registration::{RegId, RegState, Registration, RegistrationStatus};
 use super::request::{RequestId, RequestOutcome};
 use super::transport::{
     FlowId, LocalAddresses, SipTransmit, SipTransport, Transport, TransportError,
@@ -218,6 +218,8 @@ pub struct SipStack {
     next_call_serial: u64,
     max_calls: usize,
     incoming_calls: bool,
+    /// Draining: new INVITEs get 503 with this Retry-After.
+    refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
     call_lookups: HashMap<LookupId, CallId>,
     call_txns: HashMap<TxnId, CallId>,
@@ -273,6 +275,7 @@ impl SipStack {
             next_call_serial: 0,
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
+            refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
             call_txns: HashMap::new(),
@@ -410,6 +413,23 @@ impl SipStack {
     /// Number of live registrations (for leak checks).
     pub fn registration_count(&self) -> usize {
         self.registrations.len()
+    }
+
+    /// Live registrations per state, in [`RegState::ALL`] order (metrics; O(registrations)).
+    pub fn registration_states(&self) -> [usize; 4] {
+        let mut out = [0; 4];
+        for (_, e) in &self.registrations {
+            let state = e.reg.state();
+            if let Some(i) = RegState::ALL.iter().position(|s| *s == state) {
+                out[i] += 1;
+            }
+        }
+        out
+    }
+
+    /// Finished transactions by role, method and final status (metrics).
+    pub fn transaction_stats(&self) -> &crate::txn::TxnStats {
+        self.txn.stats()
     }
 
     /// Number of live transactions (for leak checks).

@@ -136,6 +136,22 @@ impl SipStack {
 
     /// A new INVITE for the Contact token of `reg` (RFC 3261 section 13.3).
     fn incoming_call(&mut self, now: Instant, txn: TxnId, request: &SipRequest, reg: RegId) {
+        if let Some(seconds) = self.refuse_new_calls {
+            let retry_after = seconds.to_string();
+            log::info!(
+                "sip: INVITE {} refused with 503: draining",
+                request.call_id()
+            );
+            self.respond(
+                now,
+                txn,
+                request,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", &retry_after)],
+            );
+            return;
+        }
         if self.calls.len() >= self.max_calls {
             self.respond(now, txn, request, 503, "Service Unavailable", &[]);
             return;

@@ -95,6 +95,8 @@ pub(super) struct Txn {
     last_sent: Option<Vec<u8>>,
     /// Current retransmit interval of timer A, E or G.
     interval: Duration,
+    /// The first final status sent or received (or stood for, see [`super::stats`]).
+    pub(super) final_status: Option<u16>,
 }
 
 fn status_class(response: &SipResponse) -> u16 {
@@ -118,6 +120,7 @@ impl Txn {
             request_bytes: Vec::new(),
             last_sent: None,
             interval: config.t1,
+            final_status: None,
         }
     }
 

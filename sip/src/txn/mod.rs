@@ -10,6 +10,7 @@
 //! is a no-op.
 
 mod fsm;
+mod stats;
 mod timers;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use fsm::{Effects, Input, State, Txn};
+pub use stats::{method_label, TxnRole, TxnStats};
 pub use timers::{Timer, TxnConfig};
 
 use super::msg::{Method, MsgError, NameAddr, RequestBuilder, SipRequest, SipResponse};
@@ -200,6 +202,7 @@ pub struct TxnLayer {
     deadlines: BinaryHeap<Reverse<(Instant, TxnId)>>,
     transmits: VecDeque<TxnTransmit>,
     events: VecDeque<TxnEvent>,
+    stats: TxnStats,
 }
 
 impl TxnLayer {
@@ -221,6 +224,11 @@ impl TxnLayer {
         self.txns.is_empty()
     }
 
+    /// Finished transactions by role, method and final status.
+    pub fn stats(&self) -> &TxnStats {
+        &self.stats
+    }
+
     /// The request that created a live transaction.
     pub fn request(&self, txn: TxnId) -> Option<&SipRequest> {
         self.txns.get(&txn).map(|t| &t.request)
@@ -236,6 +244,22 @@ impl TxnLayer {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
+        if txn.final_status.is_none() {
+            let status = match &input {
+                Input::Response(r) | Input::TuResponse(r) if r.status() >= 200 => Some(r.status()),
+                Input::Timer(Timer::B | Timer::F) => Some(408),
+                Input::TransportError => Some(503),
+                _ => None,
+            };
+            if let Some(status) = status {
+                txn.final_status = Some(status);
+                let role = match txn.state {
+                    State::ClientInvite(_) | State::ClientNonInvite(_) => TxnRole::Client,
+                    State::ServerInvite(_) | State::ServerNonInvite(_) => TxnRole::Server,
+                };
+                self.stats.record(role, txn.request.method(), status);
+            }
+        }
         let mut fx = Effects {
             now,
             config: &self.config,

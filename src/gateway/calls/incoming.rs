@@ -48,8 +48,9 @@ impl Gateway {
             sdp,
         } = invite;
         let decline = |e: &mut Engines<'_>, code: u16| {
+            log::info!("sip_call_id={call_id} incoming call declined with {code}");
             if let Err(err) = e.sip.decline(now, sip, code) {
-                log::info!("incoming call {call_id}: {code} not sent: {err}");
+                log::info!("sip_call_id={call_id} {code} not sent: {err}");
             }
         };
         let Some(&account) = self.registration_owner.get(&reg) else {
@@ -83,7 +84,7 @@ impl Gateway {
             None => match Bridge::capabilities_offer(now, &mut config) {
                 Ok(sdp) => sdp,
                 Err(err) => {
-                    log::warn!("incoming call {call_id}: {err}");
+                    log::warn!("sip_call_id={call_id} no offer for the browser: {err}");
                     self.ports.release(&ports);
                     return decline(e, 500);
                 }
@@ -92,7 +93,7 @@ impl Gateway {
         let (bridge, webrtc_offer) = match Bridge::new_offerer(now, config, &sdp) {
             Ok(pair) => pair,
             Err(err) => {
-                log::info!("incoming call {call_id}: {err}");
+                log::info!("sip_call_id={call_id} offer unusable: {err}");
                 self.ports.release(&ports);
                 return decline(e, 488);
             }
@@ -103,7 +104,7 @@ impl Gateway {
             display_name: from_display_name,
         };
         let media = e.bridges.insert(Box::new(bridge));
-        self.insert_call(
+        let key = self.insert_call(
             GwCall {
                 client,
                 account,
@@ -120,6 +121,8 @@ impl Gateway {
                 late_offer: None,
                 is_late_offer,
                 held_by_sip: false,
+                started: now,
+                answered_at: None,
             },
             addrs,
         );
@@ -138,8 +141,9 @@ impl Gateway {
                 call_id: call_id.clone(),
             },
         );
+        log::info!("{} incoming from {}", self.call_context(key), from_uri);
         if let Err(err) = e.sip.ring(now, sip) {
-            log::info!("incoming call {call_id}: 180 not sent: {err}");
+            log::info!("{} 180 not sent: {err}", self.call_context(key));
         }
     }
 
@@ -176,6 +180,7 @@ impl Gateway {
         let sip_answer = sip_answer.map_err(GatewayError::Sdp)?;
         let sip = call.sip.ok_or(GatewayError::Internal)?;
         call.state = CallState::Accepted;
+        call.answered_at = Some(now);
         if call.is_late_offer {
             call.late_offer = Some(sip_answer.clone());
         }
@@ -185,6 +190,8 @@ impl Gateway {
                 session: session.to_owned(),
                 error,
             })?;
+        self.stats.call_answered(CallDirection::Incoming);
+        log::info!("{} answered", self.call_context(key));
         self.session_event(
             key,
             SessionState::Accepted {
@@ -218,7 +225,10 @@ impl Gateway {
         };
         e.bridges.touched(media);
         if let Err(err) = result {
-            log::info!("late-offer answer unusable: {err}");
+            log::info!(
+                "{} late-offer answer unusable: {err}",
+                self.call_context(key)
+            );
             self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
         }
     }

@@ -34,7 +34,7 @@ const TERMINATED_MEMORY: usize = 32;
 
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CallDirection {
+pub enum CallDirection {
     /// The browser called out (`session-create`).
     Outgoing,
     /// A SIP peer called in (`incoming-session`).
@@ -43,7 +43,7 @@ pub(super) enum CallDirection {
 
 /// Where a call is, in sylkRTC terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CallState {
+pub enum CallState {
     /// Outgoing: INVITE sent, no provisional yet. Incoming: offered to the browser.
     Connecting,
     /// Outgoing: a provisional response arrived.
@@ -55,7 +55,16 @@ pub(super) enum CallState {
 }
 
 impl CallState {
-    fn as_str(self) -> &'static str {
+    /// Every state, in label order.
+    pub const ALL: [CallState; 4] = [
+        CallState::Connecting,
+        CallState::Progress,
+        CallState::Accepted,
+        CallState::Established,
+    ];
+
+    /// The sylkRTC name of the state (also a metric label).
+    pub fn as_str(self) -> &'static str {
         match self {
             CallState::Connecting => "connecting",
             CallState::Progress => "progress",
@@ -90,6 +99,10 @@ pub(super) struct GwCall {
     /// The SIP side put the call on hold (its last offer was sendonly/inactive): silence
     /// from SIP is then expected, not a dead call.
     pub held_by_sip: bool,
+    /// When the call started (session-create, INVITE arrival), for the setup latency.
+    pub started: Instant,
+    /// When it was answered (2xx received, session-answer).
+    pub answered_at: Option<Instant>,
 }
 
 /// Per-connection session bookkeeping.
@@ -149,12 +162,12 @@ impl Gateway {
             Some(sip) if unanswered_incoming => {
                 let code = self.config.decline_code;
                 if let Err(err) = e.sip.decline(now, sip, code) {
-                    log::info!("session {session}: decline {code} not sent: {err}");
+                    log::info!("{} decline {code} not sent: {err}", self.call_context(key));
                 }
             }
             Some(sip) => {
                 if let Err(err) = e.sip.hangup(now, sip) {
-                    log::info!("session {session}: hangup not sent: {err}");
+                    log::info!("{} hangup not sent: {err}", self.call_context(key));
                 }
             }
             None => self.end_call(now, key, CallEnd::LocalHangup, true, e),
@@ -209,13 +222,15 @@ impl Gateway {
     /// once with our last SDP, directions mirrored (RFC 3264 section 6.1), which keeps
     /// hold/unhold, session refreshes and address changes of the same media working.
     fn sip_reinvite(&mut self, now: Instant, sip: SipCallId, sdp: &str, e: &mut Engines<'_>) {
-        log::info!("sip call {sip:?}: re-INVITE answered with the current media");
+        let key = self.calls_by_sip.get(&sip).copied();
+        if let Some(key) = key {
+            log::info!(
+                "{} re-INVITE answered with the current media",
+                self.call_context(key)
+            );
+        }
         let offer = SessionDescription::parse(sdp.as_bytes());
-        if let Some(c) = self
-            .calls_by_sip
-            .get(&sip)
-            .and_then(|&k| self.calls.get_mut(k.0))
-        {
+        if let Some(c) = key.and_then(|k| self.calls.get_mut(k.0)) {
             c.held_by_sip = offer.as_ref().is_ok_and(SessionDescription::is_hold);
         }
         let ours = e
@@ -231,7 +246,7 @@ impl Gateway {
             _ => e.sip.reject_reinvite(now, sip, 488),
         };
         if let Err(err) = result {
-            log::info!("sip call {sip:?}: re-INVITE not answered: {err}");
+            log::info!("sip call {sip:?} re-INVITE not answered: {err}");
         }
     }
 
@@ -248,6 +263,16 @@ impl Gateway {
                 if let Some(call) = self.calls.get_mut(key.0) {
                     if call.state != CallState::Established {
                         call.state = CallState::Established;
+                        let since_start = now.saturating_duration_since(call.started);
+                        let since_answer =
+                            call.answered_at.map(|a| now.saturating_duration_since(a));
+                        self.stats
+                            .established(call.direction, since_start, since_answer);
+                        log::info!(
+                            "{} established after {} ms",
+                            self.call_context(key),
+                            since_start.as_millis()
+                        );
                         self.session_event(key, SessionState::Established);
                     }
                 }
@@ -291,6 +316,7 @@ impl Gateway {
         if !self.calls.contains(key.0) {
             return;
         }
+        log::info!("{} ended: {end}", self.call_context(key));
         if notify {
             self.session_event(
                 key,
@@ -302,10 +328,12 @@ impl Gateway {
         let Some(mut call) = self.calls.remove(key.0) else {
             return;
         };
+        self.stats
+            .call_ended(call.direction, &end, call.answered_at.is_some());
         if let Some(sip) = call.sip.take() {
             self.calls_by_sip.remove(&sip);
             if let Err(err) = e.sip.hangup(now, sip) {
-                log::debug!("session {}: SIP side already gone: {err}", call.session);
+                log::debug!("call={} SIP side already gone: {err}", call.session);
             }
         }
         let missed = notify
@@ -326,9 +354,13 @@ impl Gateway {
                 },
             );
         }
+        let mut last_call_of_draining_client = None;
         if let Some(c) = self.clients.get_mut(call.client.0) {
             c.sessions.live.remove(&call.session);
             c.sessions.remember_terminated(call.session.clone());
+            if self.draining && c.sessions.live.is_empty() {
+                last_call_of_draining_client = Some(c.conn);
+            }
         }
         self.calls_by_media.remove(&call.media);
         self.ports.release(&call.ports);
@@ -336,7 +368,10 @@ impl Gateway {
         e.bridges.close(now, call.media);
         self.outputs
             .push_back(GatewayCommand::CloseMedia { media: call.media });
-        log::info!("session {} ended: {end}", call.session);
+        if let Some(conn) = last_call_of_draining_client {
+            // Draining: a connection is let go once its last call is over.
+            self.outputs.push_back(GatewayCommand::Close { conn });
+        }
     }
 
     /// Ends every call of a client that is going away (BYE/CANCEL/486 on the SIP side).
@@ -370,8 +405,26 @@ impl Gateway {
         self.send_event(client, &Event::SessionState { session, state });
     }
 
+    /// `conn=<n> account=<aor> call=<session> sip_call_id=<Call-ID>`: the stable keys every
+    /// log line about a call starts with, so one call can be followed from the WebSocket to
+    /// SIP (`-` for what is not known).
+    pub(super) fn call_context(&self, key: CallKey) -> CallContext<'_> {
+        let call = self.calls.get(key.0);
+        CallContext {
+            conn: call
+                .and_then(|c| self.clients.get(c.client.0))
+                .map(|c| c.log_id),
+            account: call
+                .and_then(|c| self.accounts.get(c.account.0))
+                .map(|a| a.aor.as_str()),
+            session: call.map(|c| c.session.as_str()),
+            sip_call_id: call.and_then(|c| c.sip_call_id.as_deref()),
+        }
+    }
+
     /// Files a new call everywhere it is looked up, and asks the reactor for its sockets.
     fn insert_call(&mut self, call: GwCall, sockets: super::ports::CallAddrs) -> CallKey {
+        self.stats.call_started(call.direction);
         let (client, session, media, sip) =
             (call.client, call.session.clone(), call.media, call.sip);
         let key = CallKey(self.calls.insert(call));
@@ -393,6 +446,31 @@ impl Gateway {
     fn call_of_sip(&mut self, sip: SipCallId) -> Option<(CallKey, &mut GwCall)> {
         let key = *self.calls_by_sip.get(&sip)?;
         Some((key, self.calls.get_mut(key.0)?))
+    }
+}
+
+/// The stable log keys of one call; see [`Gateway::call_context`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CallContext<'a> {
+    conn: Option<u64>,
+    account: Option<&'a str>,
+    session: Option<&'a str>,
+    sip_call_id: Option<&'a str>,
+}
+
+impl std::fmt::Display for CallContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.conn {
+            Some(n) => write!(f, "conn={n}")?,
+            None => f.write_str("conn=-")?,
+        }
+        write!(
+            f,
+            " account={} call={} sip_call_id={}",
+            self.account.unwrap_or("-"),
+            self.session.unwrap_or("-"),
+            self.sip_call_id.unwrap_or("-")
+        )
     }
 }
 

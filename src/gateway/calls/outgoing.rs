@@ -24,7 +24,11 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let account = self.find_account(client, create.account.as_str())?;
+        if self.draining {
+            return Err(GatewayError::Draining);
+        }
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
+        let log_id = c.log_id;
         if c.sessions.live.contains_key(&create.session) {
             return Err(GatewayError::SessionInUse(create.session));
         }
@@ -54,7 +58,10 @@ impl Gateway {
             SipSrtp::Auto => match bridge.prepare_sdes_retry() {
                 Ok(sdp) => Some(sdp),
                 Err(err) => {
-                    log::warn!("session {}: no SRTP retry offer: {err}", create.session);
+                    log::warn!(
+                        "conn={log_id} call={} no SRTP retry offer: {err}",
+                        create.session
+                    );
                     None
                 }
             },
@@ -83,7 +90,7 @@ impl Gateway {
         };
         let media = e.bridges.insert(Box::new(bridge));
         let sip_call_id = e.sip.call_id_of(sip).map(str::to_owned);
-        self.insert_call(
+        let key = self.insert_call(
             GwCall {
                 client,
                 account,
@@ -100,10 +107,12 @@ impl Gateway {
                 late_offer: None,
                 is_late_offer: false,
                 held_by_sip: false,
+                started: now,
+                answered_at: None,
             },
             addrs,
         );
-        log::info!("session {}: calling {}", create.session, create.uri);
+        log::info!("{} calling {}", self.call_context(key), create.uri);
         Ok(())
     }
 
@@ -121,10 +130,12 @@ impl Gateway {
         };
         let first = !call.progress_sent;
         call.progress_sent = true;
+        let since_start = now.saturating_duration_since(call.started);
         if call.state == CallState::Connecting {
             call.state = CallState::Progress;
         }
         if first {
+            self.stats.first_provisional(since_start);
             self.session_event(key, SessionState::Progress);
         }
         self.session_event(
@@ -161,7 +172,7 @@ impl Gateway {
                 );
             }
             Err(err) => {
-                log::info!("early media SDP unusable: {err}");
+                log::info!("{} early media SDP unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
             }
         }
@@ -186,13 +197,13 @@ impl Gateway {
         };
         match switched {
             Ok(()) => log::info!(
-                "session {}: {code} to the plain offer, INVITE sent again with SRTP (SDES)",
-                call.session
+                "{} {code} to the plain offer, INVITE sent again with SRTP (SDES)",
+                self.call_context(key)
             ),
             Err(err) => {
                 log::warn!(
-                    "session {}: cannot switch to the SRTP offer: {err}",
-                    call.session
+                    "{} cannot switch to the SRTP offer: {err}",
+                    self.call_context(key)
                 );
                 self.fail_call(now, key, CallEnd::SrtpRetryFailed, e);
             }
@@ -211,6 +222,11 @@ impl Gateway {
             return;
         };
         call.state = CallState::Accepted;
+        call.answered_at = Some(now);
+        self.stats.call_answered(CallDirection::Outgoing);
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
         let call_id = call.sip_call_id.clone();
         // A sylkRTC-2 browser already has the answer from early-media (SylkServer
         // SS@d4ad858). sylkRTC-1 has no early-media event: its only answer is the one in
@@ -241,7 +257,7 @@ impl Gateway {
                 },
             ),
             Err(err) => {
-                log::info!("SIP answer unusable: {err}");
+                log::info!("{} SIP answer unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
             }
         }

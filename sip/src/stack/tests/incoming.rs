@@ -382,3 +382,30 @@ fn requests_missing_mandatory_headers_get_400_naming_the_defect() {
         );
     }
 }
+
+#[test]
+fn draining_refuses_new_calls_with_retry_after_and_counts_transactions() {
+    use crate::registration::RegState;
+    use crate::txn::TxnRole;
+    let mut h = Harness::new();
+    let (_reg, token) = registered(&mut h);
+    assert_eq!(h.stack.registration_states(), [0, 1, 0, 0]);
+    assert_eq!(RegState::ALL[1], RegState::Registered);
+    h.stack.set_refuse_new_calls(Some(5));
+    incoming_invite(&mut h, &token, Some(OFFER));
+    assert!(h.events().is_empty(), "no call reaches the gateway");
+    let refusal = h.responses().pop().unwrap();
+    assert_eq!(refusal.status(), 503);
+    assert_eq!(refusal.headers().get("Retry-After"), Some("5"));
+    h.assert_clean_after_timers();
+    let stats = h.stack.transaction_stats();
+    assert_eq!(stats.count(TxnRole::Server, "INVITE", 503), 1);
+    assert_eq!(stats.count(TxnRole::Client, "REGISTER", 200), 1);
+    // Back to normal: the next INVITE rings.
+    h.stack.set_refuse_new_calls(None);
+    incoming_invite(&mut h, &token, Some(OFFER));
+    assert!(matches!(
+        h.events().as_slice(),
+        [(_, CallEvent::Incoming { .. })]
+    ));
+}
