@@ -126,6 +126,13 @@ pub fn record(now: Instant, kind: DropKind, detail: fmt::Arguments<'_>) {
     }
 }
 
+/// Counts one `kind` event and logs `detail` at DEBUG only: for refusals that are routine
+/// (a wrong path, a missing subprotocol) and were never louder than DEBUG.
+pub fn record_quiet(kind: DropKind, detail: fmt::Arguments<'_>) {
+    COUNTS[index(kind)].fetch_add(1, Ordering::Relaxed);
+    log::debug!("{}: {detail}", kind.as_str());
+}
+
 /// How many `kind` events were counted since the process started.
 pub fn count(kind: DropKind) -> u64 {
     COUNTS[index(kind)].load(Ordering::Relaxed)

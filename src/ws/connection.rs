@@ -427,8 +427,7 @@ impl WsConnection {
                 }
             }
             Upgrade::Reject { status, response } => {
-                drops::record(
-                    now,
+                drops::record_quiet(
                     DropKind::WsUpgradeRefused,
                     format_args!("upgrade refused with {status}"),
                 );
