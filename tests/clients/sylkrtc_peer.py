@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A sylkRTC-2 client with real WebRTC media (aiortc), for the gateway's end-to-end tests.
+"""A sylkRTC-2 (or, with --v1, sylkRTC-1) client with real WebRTC media (aiortc), for the
+gateway's end-to-end tests.
 
 usage:
   sylkrtc_peer.py call   --ws URL --account AOR --ha1 HEX --to URI [--seconds S] [--hz HZ]
@@ -454,6 +455,7 @@ class Client:
         async for text in self.ws:
             msg = json.loads(text)
             print("EVENT " + json.dumps(msg), flush=True)
+            msg = from_v1(msg)
             if msg.get("sylkrtc") in ("ack", "error"):
                 fut = self.pending.pop(msg.get("transaction"), None)
                 if fut is not None and not fut.done():
@@ -491,6 +493,21 @@ class Client:
                 del self.passed[i]
                 return msg
         return await self.event(predicate, timeout)
+
+
+def from_v1(msg):
+    """A sylkRTC-1 event in sylkRTC-2's shape (v1 nests the payload in `data` and writes
+    underscores), so the rest of the client reads one dialect; v2 messages pass unchanged."""
+    kind = msg.get("sylkrtc")
+    if kind == "event" and msg.get("event") == "ready":
+        return {"sylkrtc": "ready-event"}
+    if kind in ("session_event", "account_event"):
+        out = {k: v for k, v in msg.items() if k != "data"}
+        out.update(msg.get("data") or {})
+        out["sylkrtc"] = kind.replace("_", "-")
+        out["event"] = str(msg.get("event", "")).replace("_", "-")
+        return out
+    return msg
 
 
 def state_is(session, *states):
@@ -800,6 +817,7 @@ async def main():
     p.add_argument("--prefix", action="append")
     p.add_argument("--auto-answer-updates", action="store_true")
     p.add_argument("--device-token")
+    p.add_argument("--v1", action="store_true", help="speak sylkRTC-1 instead of sylkRTC-2")
     args = p.parse_args()
     steps = json.loads(args.steps)
     if args.video:
@@ -807,7 +825,8 @@ async def main():
 
     result = {"mode": args.mode}
     meter = Meter()
-    async with websockets.connect(args.ws, subprotocols=["sylkRTC-2"], max_size=2**20) as ws:
+    dialect = "sylkRTC-1" if args.v1 else "sylkRTC-2"
+    async with websockets.connect(args.ws, subprotocols=[dialect], max_size=2**20) as ws:
         client = Client(ws)
         reader = asyncio.ensure_future(client.reader())
         ready = await client.event(lambda m: m.get("sylkrtc") == "ready-event", 10)
@@ -897,6 +916,13 @@ async def main():
         if pattern is not None:
             result["video"] = VIDEO.summary(pattern.count)
         result["states"] = client.states
+        # Inbound RTP as the receiver counted it (RFC 3550 section 6.4.1 cumulative loss).
+        received = lost = 0
+        for stat in (await pc.getStats()).values():
+            if stat.type == "inbound-rtp" and stat.kind == "audio":
+                received += stat.packetsReceived
+                lost += stat.packetsLost
+        result["rtp_in"] = {"received": received, "lost": lost}
         await pc.close()
         reader.cancel()
     print("RESULT " + json.dumps(result), flush=True)

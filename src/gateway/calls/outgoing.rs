@@ -12,6 +12,7 @@ use crate::gateway::ports::offers_video;
 use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::SessionState;
 use crate::sylkrtc::request::SessionCreate;
+use crate::sylkrtc::Dialect;
 
 impl Gateway {
     /// `session-create`: an outgoing call.
@@ -156,7 +157,7 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
-        if call.early_media {
+        if call.early_answer.is_some() {
             // Another early answer (a forked early dialog, RFC 3261 section 12.1.2): the
             // SIP side follows the latest one with SDP; the browser keeps its media.
             if call.early_sdp.as_deref() != Some(sdp.as_str()) {
@@ -178,7 +179,7 @@ impl Gateway {
         e.bridges.touched(media);
         match answer {
             Ok(answer) => {
-                call.early_media = true;
+                call.early_answer = Some(answer.clone());
                 call.early_sdp = Some(sdp);
                 let call_id = call.sip_call_id.clone().unwrap_or_default();
                 self.session_event(
@@ -260,10 +261,13 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
-        // The browser already has the answer from early-media (SylkServer SS@d4ad858).
-        if call.early_media {
+        // A sylkRTC-2 browser already has the answer from early-media (SylkServer
+        // SS@d4ad858). sylkRTC-1 has no early-media event: its only answer is the one in
+        // `accepted`, so it gets the early answer there (the 2xx's SDP must match it, RFC
+        // 3261 section 13.2.1 and RFC 6337 section 3.1).
+        if let Some(early) = call.early_answer.clone() {
             // A 2xx from another fork than the early media's, or with another answer: the
-            // SIP side follows it (RFC 3261 section 13.2.1).
+            // SIP side follows it (RFC 3261 section 13.2.1); the browser keeps its media.
             if let Some(sdp) = sdp.filter(|s| call.early_sdp.as_deref() != Some(s.as_str())) {
                 if let Some(bridge) = e.bridges.get_mut(call.media) {
                     if let Err(err) = bridge.apply_other_sip_answer(now, &sdp) {
@@ -272,10 +276,16 @@ impl Gateway {
                 }
                 e.bridges.touched(call.media);
             }
+            let client = call.client;
+            let v1 = self
+                .clients
+                .get(client.0)
+                .is_some_and(|c| c.dialect == Dialect::V1);
+            let sdp = v1.then_some(early);
             self.session_event(
                 key,
                 SessionState::Accepted {
-                    sdp: None,
+                    sdp,
                     call_id,
                     headers: reported,
                 },
