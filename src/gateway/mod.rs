@@ -33,7 +33,7 @@ use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
-pub use calls::{CallDirection, CallState};
+pub use calls::{exercise_call_fields, CallDirection, CallState};
 pub use error::{CallEnd, GatewayError};
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
 pub use stats::GatewayStats;

@@ -36,6 +36,8 @@ use engine::Rng;
 pub use end::{reason_phrase, CallEnd, CallEndCause};
 pub use incoming::IncomingCall;
 pub use outgoing::OutgoingCall;
+pub(crate) use reliable::rack;
+pub(crate) use session_timer::{session_expires, Refresher};
 
 use super::auth::DigestClient;
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};

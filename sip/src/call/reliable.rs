@@ -29,8 +29,7 @@ impl ReliableProvisional {
 }
 
 /// `RAck: <RSeq> <CSeq number> <method>` (RFC 3262 section 7.2).
-fn rack(request: &SipRequest) -> Option<(u32, u32, String)> {
-    let value = request.header("RAck")?;
+pub(crate) fn rack(value: &str) -> Option<(u32, u32, String)> {
     let mut parts = value.split_whitespace();
     let rseq = parts.next()?.parse().ok()?;
     let cseq = parts.next()?.parse().ok()?;
@@ -84,7 +83,10 @@ impl IncomingCall {
     /// reliable provisional, 481 otherwise.
     pub(super) fn handle_prack(&mut self, txn: TxnId, request: &SipRequest) {
         let invite_cseq = self.invite.cseq().seq;
-        let matches = match (rack(request), self.reliable.as_ref()) {
+        let matches = match (
+            request.header("RAck").and_then(rack),
+            self.reliable.as_ref(),
+        ) {
             (Some((rseq, cseq, method)), Some(r)) => {
                 rseq == r.rseq && cseq == invite_cseq && method.eq_ignore_ascii_case("INVITE")
             }

@@ -38,14 +38,14 @@ pub(super) struct SessionTimer {
 
 /// Who refreshes, from a `refresher` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refresher {
+pub(crate) enum Refresher {
     Uac,
     Uas,
 }
 
 /// `Session-Expires: <delta>[;refresher=uac|uas]` (RFC 4028 section 4), also in its compact
 /// form `x`; `None` when absent or unreadable.
-fn session_expires(value: Option<&str>) -> Option<(u32, Option<Refresher>)> {
+pub(crate) fn session_expires(value: Option<&str>) -> Option<(u32, Option<Refresher>)> {
     let mut parts = value?.split(';');
     let delta = parts.next()?.trim().parse().ok()?;
     let refresher = parts.find_map(|p| {

@@ -32,6 +32,7 @@ mod uas;
 
 pub use calls::InviteOptions;
 pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
+pub(crate) use uas::replaces_key;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

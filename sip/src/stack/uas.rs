@@ -246,23 +246,7 @@ impl SipStack {
     /// to-tag is our tag, the from-tag the peer's); `None` when none matches, or with
     /// `early-only`.
     fn replaced_call(&self, value: &str) -> Option<CallId> {
-        let mut parts = value.split(';');
-        let call_id = parts.next()?.trim().to_owned();
-        let (mut to_tag, mut from_tag) = (None, None);
-        for p in parts {
-            let (name, v) = p.split_once('=').unwrap_or((p, ""));
-            match name.trim().to_ascii_lowercase().as_str() {
-                "to-tag" => to_tag = Some(v.trim().to_owned()),
-                "from-tag" => from_tag = Some(v.trim().to_owned()),
-                "early-only" => return None,
-                _ => {}
-            }
-        }
-        let key = DialogKey {
-            call_id,
-            local_tag: to_tag?,
-            remote_tag: from_tag?,
-        };
+        let key = replaces_key(value)?;
         let call = *self.dialogs.get(&key)?;
         let e = self
             .calls
@@ -297,4 +281,27 @@ fn unsupported_requirements(request: &SipRequest) -> Option<String> {
         .filter(|t| !t.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
         .collect();
     (!unsupported.is_empty()).then(|| unsupported.join(", "))
+}
+
+/// The dialog a `Replaces` value names (RFC 3891 section 6.1: `call-id;to-tag=..;from-tag=..`,
+/// the tags as the sender of the INVITE sees them); `None` when a tag is missing or the
+/// value asks for an early dialog only (`early-only`, which we never replace).
+pub(crate) fn replaces_key(value: &str) -> Option<DialogKey> {
+    let mut parts = value.split(';');
+    let call_id = parts.next()?.trim().to_owned();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for p in parts {
+        let (name, v) = p.split_once('=').unwrap_or((p, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to_tag = Some(v.trim().to_owned()),
+            "from-tag" => from_tag = Some(v.trim().to_owned()),
+            "early-only" => return None,
+            _ => {}
+        }
+    }
+    Some(DialogKey {
+        call_id,
+        local_tag: to_tag?,
+        remote_tag: from_tag?,
+    })
 }

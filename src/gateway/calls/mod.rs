@@ -9,6 +9,7 @@
 //! the media, becomes exactly one `terminated` with a [`CallEnd`].
 
 mod dtmf;
+mod exercise;
 mod incoming;
 mod outgoing;
 mod transfer;
@@ -33,6 +34,7 @@ use sip::request::RequestOutcome;
 use sip::stack::{CallId as SipCallId, IncomingRequestId};
 
 pub(super) use dtmf::DtmfQueue;
+pub use exercise::exercise_call_fields;
 pub(super) use transfer::{OutgoingTransfer, ReferContext};
 pub(super) use update::Update;
 

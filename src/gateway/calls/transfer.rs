@@ -73,7 +73,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The target of a `Refer-To` and the `Replaces` its URI carries as a header.
-fn refer_to(value: &str) -> Option<(String, Option<String>)> {
+pub(super) fn refer_to(value: &str) -> Option<(String, Option<String>)> {
     let addr = NameAddr::parse(value).ok()?;
     let uri = addr.uri.as_str();
     let (target, headers) = uri.split_once('?').unwrap_or((uri, ""));
@@ -85,7 +85,7 @@ fn refer_to(value: &str) -> Option<(String, Option<String>)> {
 }
 
 /// The status line of a `message/sipfrag` body (RFC 3420): `SIP/2.0 200 OK`.
-fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
+pub(super) fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
     let text = std::str::from_utf8(body).ok()?;
     let line = text.lines().next()?.trim();
     let rest = line.strip_prefix("SIP/2.0 ")?;
