@@ -1,6 +1,6 @@
 //! Fault tests (issue 16 item 6) with real peers: the SIP peer killed mid-call, a browser
 //! that vanishes without closing, a DNS server that never answers, a SIP TCP connection
-//! reset mid-dialog, and loss and jitter from `tc netem` in a network namespace the test
+//! reset mid-dialog, the registrar going away and coming back, and loss and jitter from `tc netem` in a network namespace the test
 //! creates and removes itself. Every test ends by checking, from the gateway's census at
 //! SIGTERM, that nothing of the call was left behind.
 
@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::client::run_sylkrtc_client;
-use common::peers::{free_udp_range, Sipp, SippOpts, Transport};
+use common::peers::{free_udp_range, poll, Kamailio, KamailioOpts, Sipp, SippOpts, Transport};
 use common::*;
 use serde_json::{json, Value};
 
@@ -203,6 +203,89 @@ fn sip_tcp_reset_mid_dialog_still_ends_cleanly() {
     eprintln!("after the reset: {}", events.last().unwrap());
     drop(ws);
     assert_eq!(gw.held_at_shutdown(), Vec::<String>::new());
+}
+
+/// The registrar goes away while an account is registered, then comes back: the refresh
+/// fails and is reported (`failed` with a reason), the gateway retries with back-off (10 s,
+/// then doubling: a dead registrar is not hammered) and the account is `registered` again
+/// once the registrar answers, without anything from the client.
+#[test]
+fn registrar_unreachable_then_back_recovers_the_registration() {
+    let mut kam = Kamailio::start(KamailioOpts::default());
+    let proxy = kam.sip_addr();
+    // TCP: a stopped registrar refuses at once, so the refresh fails without waiting for
+    // Timer F; the shortest lifetime allowed makes the refresh come after 30 s.
+    let mut gw = gateway(&format!(
+        "[sip]\noutbound_proxy = \"sip:{proxy};transport=tcp\"\nregister_expires = 60\n"
+    ));
+    let mut ws = connect_v2(&gw);
+    let aor = format!("alice@{}", kam.domain());
+    let add = json!({"sylkrtc":"account-add","transaction":"a","account":aor,"password":kam.ha1("alice")});
+    assert_eq!(call(&mut ws, add)["sylkrtc"], "ack");
+    let reg = json!({"sylkrtc":"account-register","transaction":"r","account":aor});
+    assert_eq!(call(&mut ws, reg)["sylkrtc"], "ack");
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    let next_state = |ws: &mut Client| loop {
+        let e = recv_json(ws);
+        if e["event"] == "registration-state" {
+            return e;
+        }
+    };
+    assert_eq!(next_state(&mut ws)["state"], "registering");
+    assert_eq!(next_state(&mut ws)["state"], "registered");
+
+    kam.stop();
+    let down = Instant::now();
+    let failed = loop {
+        let e = next_state(&mut ws);
+        if e["state"] == "failed" {
+            break e;
+        }
+    };
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    let failed_after = down.elapsed();
+    assert!(failed_after < Duration::from_secs(45), "{failed_after:?}");
+
+    kam.restart();
+    let back = Instant::now();
+    loop {
+        let e = next_state(&mut ws);
+        if e["state"] == "registered" {
+            break;
+        }
+        assert_ne!(e["state"], "unregistered", "{e}");
+    }
+    // Retries wait 10 s, 20 s, 40 s...: back within the back-off in force when it returned.
+    assert!(
+        back.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        back.elapsed()
+    );
+    // The restarted registrar (its location table started empty) routes to the gateway.
+    assert_eq!(kam.options_to("alice").0, 200);
+    let unreg = json!({"sylkrtc":"account-unregister","transaction":"u","account":aor});
+    assert_eq!(call(&mut ws, unreg)["sylkrtc"], "ack");
+    let gone = poll(Duration::from_secs(5), || {
+        (kam.options_to("alice").0 != 200).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "binding still present after account-unregister"
+    );
+    drop(ws);
+    // Nothing of the account is left; the TCP connections with the live registrar (ours to
+    // it, its own to our listener for the OPTIONS) stay open for reuse, as they should.
+    let held: Vec<String> = gw
+        .held_at_shutdown()
+        .into_iter()
+        .filter(|kv| !kv.starts_with("sip_flows=") && !kv.starts_with("sip_connections="))
+        .collect();
+    assert_eq!(held, Vec::<String>::new());
 }
 
 /// Removes the namespace on drop, whatever happened.
