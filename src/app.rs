@@ -119,8 +119,16 @@ fn start_store(
     sockets: &BoundSockets,
 ) -> Result<crate::switchboard::Store, StartupError> {
     let path = &config.messaging.database;
-    let db = store::sqlite::SqliteStore::open(path)
-        .map_err(|e| StartupError::Store(format!("cannot open messaging.database {path}: {e}")))?;
+    let shown = shown_database(path);
+    let db: Box<dyn store::MessageStore> = if store::postgres::is_postgres_url(path) {
+        Box::new(store::postgres::PostgresStore::connect(path).map_err(|e| {
+            StartupError::Store(format!("cannot open messaging.database {shown}: {e}"))
+        })?)
+    } else {
+        Box::new(store::sqlite::SqliteStore::open(path).map_err(|e| {
+            StartupError::Store(format!("cannot open messaging.database {shown}: {e}"))
+        })?)
+    };
     let waker = sockets
         .store_waker()
         .map_err(|e| StartupError::Store(format!("cannot create the store's waker: {e}")))?;
@@ -129,11 +137,25 @@ fn start_store(
             log::warn!("store: cannot wake the reactor: {e}");
         }
     });
-    let worker =
-        store::worker::StoreWorker::spawn(Box::new(db), config.messaging.store_queue, notify)
-            .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
-    log::info!("messaging: store {path}");
+    let worker = store::worker::StoreWorker::spawn(db, config.messaging.store_queue, notify)
+        .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
+    log::info!("messaging: store {shown}");
     Ok(crate::switchboard::Store::new(worker))
+}
+
+/// `messaging.database` as it may be logged: a PostgreSQL URL without its password.
+fn shown_database(path: &str) -> String {
+    if !store::postgres::is_postgres_url(path) {
+        return path.to_owned();
+    }
+    let (scheme, rest) = path.split_once("://").unwrap_or(("postgres", path));
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => path.to_owned(),
+    }
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.

@@ -216,7 +216,8 @@ pub enum LogFormat {
 /// Settings of messaging and its store (`[messaging]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessagingConfig {
-    /// SQLite database file, or `":memory:"` (messages last as long as the process).
+    /// SQLite database file, `":memory:"` (messages last as long as the process), or a
+    /// PostgreSQL URL (`postgres://user:password@host:port/db`, shared by instances).
     pub database: String,
     /// Messages older than this many days are deleted (SylkServer's TTL).
     pub max_age_days: u32,

@@ -1164,3 +1164,75 @@ pub fn rtp_echo_count(to: SocketAddr, count: u16, timeout: Duration) -> usize {
     }
     seen.iter().filter(|s| **s).count()
 }
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// A throwaway PostgreSQL cluster (fresh `initdb`, `tests/peers/postgresql/run.sh`) on a free
+/// port of 127.0.0.1, with one password superuser; the message store shared by several
+/// gateway instances in the scale-out tests.
+pub struct Postgres {
+    proc: Proc,
+    port: u16,
+    dir: RunDir,
+}
+
+impl Postgres {
+    /// Starts the cluster and waits (30 s at most: `initdb` takes a few seconds on a loaded
+    /// machine) until it accepts connections.
+    pub fn start() -> Postgres {
+        let dir = RunDir::new("postgres");
+        let port = free_tcp_port();
+        let script = peers_dir().join("postgresql/run.sh");
+        let args = vec![
+            format!("PG_RUN={}", dir.path().display()),
+            format!("PG_PORT={port}"),
+            script.display().to_string(),
+        ];
+        let log = dir.path().join("postgres.log");
+        let proc = Proc::spawn("postgres", "env", &args, dir.path(), log);
+        let mut pg = Postgres { proc, port, dir };
+        let ready = poll(Duration::from_secs(30), || {
+            if pg.proc.exited().is_some() {
+                return Some(false);
+            }
+            // The server logs this once it takes connections on every listener.
+            read_lossy(&pg.proc.log)
+                .contains("database system is ready to accept connections")
+                .then_some(true)
+        });
+        match ready {
+            Some(true) => pg,
+            Some(false) => pg.proc.fail("exited during start"),
+            None => pg.proc.fail("not ready within 30 s"),
+        }
+    }
+
+    /// `postgres://sylk:sylkpass@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://sylk:sylkpass@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        localhost(self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.proc.log)
+    }
+
+    /// Stops the server now (SIGTERM: a "smart" shutdown that waits for clients, so SIGKILL
+    /// after 5 s). The run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}

@@ -131,6 +131,39 @@ struct Unwrapped {
     content: String,
 }
 
+/// Messages counted by result, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessagingStats {
+    /// Messages we sent (`account-message`, `session-message`) that SIP accepted (2xx).
+    pub out_accepted: u64,
+    /// Messages we sent that failed (a final non-2xx, a timeout, or not sent at all).
+    pub out_failed: u64,
+    /// SIP MESSAGEs received and shown to at least one connection (200).
+    pub in_delivered: u64,
+    /// SIP MESSAGEs received and only stored (202: no connection of the account).
+    pub in_stored: u64,
+    /// SIP MESSAGEs refused (4xx/5xx: malformed, too large, rate, store failure, unknown).
+    pub in_refused: u64,
+}
+
+impl MessagingStats {
+    fn count_in(&mut self, status: u16) {
+        match status {
+            200..=201 => self.in_delivered += 1,
+            202..=299 => self.in_stored += 1,
+            _ => self.in_refused += 1,
+        }
+    }
+
+    fn count_out(&mut self, accepted: bool) {
+        if accepted {
+            self.out_accepted += 1;
+        } else {
+            self.out_failed += 1;
+        }
+    }
+}
+
 /// Messaging's books.
 #[derive(Debug)]
 pub(super) struct Messaging {
@@ -140,6 +173,7 @@ pub(super) struct Messaging {
     send_limit: rate::RateLimiter,
     incoming_limit: rate::RateLimiter,
     next_expiry_ms: i64,
+    stats: MessagingStats,
 }
 
 impl Messaging {
@@ -151,7 +185,13 @@ impl Messaging {
             send_limit: rate::RateLimiter::new(config.send_rate),
             incoming_limit: rate::RateLimiter::new(config.incoming_rate),
             next_expiry_ms: i64::MIN,
+            stats: MessagingStats::default(),
         }
+    }
+
+    /// The counters.
+    pub(super) fn stats(&self) -> &MessagingStats {
+        &self.stats
     }
 
     /// Store results and SIP MESSAGEs still awaited (leak checks).
