@@ -98,6 +98,11 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         rng.fork(),
     )
     .map_err(StartupError::Ports)?;
+    let mut stack = stack;
+    stack.set_register_extensions(sip::registration::RegisterExtensions {
+        path: config.sip.register_path,
+        instance_id: config.sip.register_instance_id,
+    });
     let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
     board.set_store(start_store(config, &sockets)?);
     let ws = &config.websocket;

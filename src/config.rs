@@ -141,6 +141,11 @@ pub struct SipConfig {
     /// Status code for declining an unanswered incoming call (`session-terminate`),
     /// SylkServer's `[Janus] decline_code`.
     pub decline_code: u16,
+    /// REGISTERs carry a Path header naming this instance (RFC 3327), for several instances
+    /// behind one registrar.
+    pub register_path: bool,
+    /// Each registration's Contact carries an RFC 5626 instance id and reg-id.
+    pub register_instance_id: bool,
 }
 
 /// When the gateway's own SIP offers use SRTP with SDES keys (`media.sip_srtp`, RFC 4568).
@@ -314,6 +319,8 @@ impl Default for Config {
                 tls_ca_file: None,
                 nameservers: Vec::new(),
                 decline_code: 486,
+                register_path: false,
+                register_instance_id: false,
             },
             media: MediaConfig {
                 address: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -419,6 +426,8 @@ struct FileSip {
     tls_ca_file: Option<PathBuf>,
     nameservers: Option<Vec<String>>,
     decline_code: Option<u16>,
+    register_path: Option<bool>,
+    register_instance_id: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -701,6 +710,12 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
     }
     if let Some(v) = file.tls_verify {
         sip.tls_verify = v;
+    }
+    if let Some(v) = file.register_path {
+        sip.register_path = v;
+    }
+    if let Some(v) = file.register_instance_id {
+        sip.register_instance_id = v;
     }
     sip.tls_ca_file = file.tls_ca_file.or(sip.tls_ca_file.take());
     if let Some(code) = file.decline_code {

@@ -218,6 +218,8 @@ pub struct SipStack {
     next_call_serial: u64,
     max_calls: usize,
     incoming_calls: bool,
+    /// Path and instance ids on every REGISTER.
+    register_extensions: crate::registration::RegisterExtensions,
     /// Draining: new INVITEs get 503 with this Retry-After.
     refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
@@ -275,6 +277,7 @@ impl SipStack {
             next_call_serial: 0,
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
+            register_extensions: Default::default(),
             refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
