@@ -330,6 +330,11 @@ pub struct KamailioOpts {
     pub nat: bool,
     /// Also listen for XCAP over HTTP (TCP) on a free port.
     pub xcap: bool,
+    /// Keep the Path of REGISTERs and route through it (RFC 3327; scale-out).
+    pub path: bool,
+    /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
+    /// into their shared store (the dispatcher module; scale-out).
+    pub message_store: Vec<SocketAddr>,
 }
 
 /// A running Kamailio: registrar with digest auth against HA1 (users of [`USERS`], domain
@@ -380,6 +385,19 @@ impl Kamailio {
         }
         if opts.nat {
             cmd_env.push(("KAM_NAT", "1".into()));
+        }
+        if opts.path {
+            cmd_env.push(("KAM_PATH", "1".into()));
+        }
+        if !opts.message_store.is_empty() {
+            let list = dir.path().join("dispatcher.list");
+            let lines: String = opts
+                .message_store
+                .iter()
+                .map(|a| format!("1 sip:{a}\n"))
+                .collect();
+            std::fs::write(&list, lines).unwrap();
+            cmd_env.push(("KAM_DISPATCHER", list.display().to_string()));
         }
         // run.sh reads its settings from the environment; pass them through `env` so the
         // process tree stays setpriv -> env -> bash -> (exec) kamailio, one pid.
@@ -1230,6 +1248,79 @@ impl Postgres {
     /// after 5 s). The run dir stays until drop.
     pub fn stop(&mut self) {
         self.proc.stop(Duration::from_secs(5));
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HAProxy
+
+/// HAProxy (`tests/peers/haproxy/run.sh`) on a free port of 127.0.0.1, balancing WebSocket
+/// connections round robin over gateway instances that it checks on `GET /ready`.
+pub struct Haproxy {
+    proc: Proc,
+    port: u16,
+    dir: RunDir,
+}
+
+impl Haproxy {
+    /// Starts it over `backends` (the instances' `ws://` listen addresses) and waits until
+    /// its frontend accepts connections.
+    pub fn start(backends: &[SocketAddr]) -> Haproxy {
+        require("haproxy");
+        let dir = RunDir::new("haproxy");
+        let port = free_tcp_port();
+        let list: Vec<String> = backends.iter().map(ToString::to_string).collect();
+        let args = vec![
+            format!("HA_RUN={}", dir.path().display()),
+            format!("HA_PORT={port}"),
+            format!("BACKENDS={}", list.join(" ")),
+            peers_dir().join("haproxy/run.sh").display().to_string(),
+        ];
+        let log = dir.path().join("haproxy.log");
+        let proc = Proc::spawn("haproxy", "env", &args, dir.path(), log);
+        let mut h = Haproxy { proc, port, dir };
+        let ready = poll(Duration::from_secs(10), || {
+            if h.proc.exited().is_some() {
+                return Some(false);
+            }
+            TcpStream::connect(h.addr()).is_ok().then_some(true)
+        });
+        match ready {
+            Some(true) => h,
+            Some(false) => h.proc.fail("exited during start"),
+            None => h.proc.fail("frontend not up within 10 s"),
+        }
+    }
+
+    /// The frontend address (`ws://ADDR/webrtcgateway/ws`).
+    pub fn addr(&self) -> SocketAddr {
+        localhost(self.port)
+    }
+
+    /// HAProxy's log so far (health check transitions, one line per connection).
+    pub fn log(&self) -> String {
+        read_lossy(&self.proc.log)
+    }
+
+    /// Waits until HAProxy's log says a backend went `UP` or `DOWN` `count` times in all
+    /// (lines such as `Server gateways/gw1 is UP`).
+    pub fn wait_for_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let found = poll(timeout, || {
+            (self.log().matches(needle).count() >= count).then_some(())
+        });
+        if found.is_none() {
+            self.proc.fail(&format!(
+                "{needle:?} not logged {count} times within {timeout:?}"
+            ));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     pub fn dir(&self) -> &Path {

@@ -224,7 +224,14 @@ impl Gateway {
     ) {
         let (status, reason) = match result {
             Ok(StoreResult::Added { new, .. }) => {
-                let shown = if new {
+                // Not new in the store: a sender's retry of one this instance showed
+                // already, or (with a store shared by instances) the copy of a MESSAGE
+                // forked to this instance's connections too, which they must see.
+                let shown_here = !new && self.messaging.shown.contains(aor, &message.message_id);
+                let shown = if shown_here {
+                    self.authenticated_clients(aor).len()
+                } else {
+                    self.messaging.shown.insert(aor, &message.message_id);
                     self.send_to_account(
                         aor,
                         None,
@@ -233,9 +240,6 @@ impl Gateway {
                             message,
                         },
                     )
-                } else {
-                    // A retransmission of one we have: shown already.
-                    self.authenticated_clients(aor).len()
                 };
                 if shown > 0 {
                     (200, "OK".to_owned())

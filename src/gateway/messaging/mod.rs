@@ -174,6 +174,39 @@ pub(super) struct Messaging {
     incoming_limit: rate::RateLimiter,
     next_expiry_ms: i64,
     stats: MessagingStats,
+    /// Incoming messages this instance showed its connections lately.
+    shown: RecentlyShown,
+}
+
+/// The last [`RecentlyShown::CAPACITY`] incoming messages shown by this instance, by account
+/// and message id: a store that says "not new" cannot tell a sender's retry (shown here
+/// already) from a copy forked to this instance while another one stored it first.
+#[derive(Debug, Default)]
+struct RecentlyShown {
+    order: std::collections::VecDeque<(String, String)>,
+    set: std::collections::HashSet<(String, String)>,
+}
+
+impl RecentlyShown {
+    const CAPACITY: usize = 4096;
+
+    fn contains(&self, account: &str, message_id: &str) -> bool {
+        self.set
+            .contains(&(account.to_owned(), message_id.to_owned()))
+    }
+
+    fn insert(&mut self, account: &str, message_id: &str) {
+        let key = (account.to_owned(), message_id.to_owned());
+        if !self.set.insert(key.clone()) {
+            return;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
 }
 
 impl Messaging {
@@ -186,6 +219,7 @@ impl Messaging {
             incoming_limit: rate::RateLimiter::new(config.incoming_rate),
             next_expiry_ms: i64::MIN,
             stats: MessagingStats::default(),
+            shown: RecentlyShown::default(),
         }
     }
 
