@@ -86,7 +86,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     );
     let gateway = Gateway::new(
         GatewayConfig {
-            sylkrtc: config.sylkrtc.clone(),
+            sylkrtc: sylkrtc_with_local_domain(config),
             trace_websocket: config.log.trace_websocket,
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
@@ -103,6 +103,28 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         path: config.sip.register_path,
         instance_id: config.sip.register_instance_id,
     });
+    if let Some(registrar) = local_registrar(config)? {
+        log::info!(
+            "local domain {}: served in-process ({})",
+            registrar.domain,
+            if registrar.open {
+                "open: anyone may register".to_owned()
+            } else {
+                format!("{} user(s)", registrar.users.len())
+            }
+        );
+        let public = |a: Option<std::net::SocketAddr>| a.is_some_and(|a| !a.ip().is_loopback());
+        if registrar.open
+            && (public(addresses.sip) || public(addresses.ws) || public(addresses.wss))
+        {
+            log::warn!(
+                "local.open is on and a listener is not on loopback: anyone who reaches it may \
+                 register as any user of {} (set local.open = false and list local.users)",
+                registrar.domain
+            );
+        }
+        stack.set_local_domain(registrar);
+    }
     let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
     board.set_store(start_store(config, &sockets)?);
     let ws = &config.websocket;
@@ -146,6 +168,40 @@ fn start_store(
         .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
     log::info!("messaging: store {shown}");
     Ok(crate::switchboard::Store::new(worker))
+}
+
+/// The local domain's registrar, from `[local]`.
+fn local_registrar(
+    config: &Config,
+) -> Result<Option<sip::registrar::RegistrarConfig>, StartupError> {
+    let Some(domain) = config.local.domain.clone() else {
+        return Ok(None);
+    };
+    let mut users = std::collections::HashMap::new();
+    for (user, ha1) in &config.local.users {
+        let ha1 = sip::auth::Ha1::from_hex(ha1)
+            .map_err(|_| StartupError::Store(format!("local.users: bad HA1 for {user}")))?;
+        users.insert(user.clone(), ha1);
+    }
+    Ok(Some(sip::registrar::RegistrarConfig {
+        domain,
+        open: config.local.open,
+        users,
+        min_expires: 60,
+        max_expires: 3600,
+        default_expires: 3600,
+    }))
+}
+
+/// `sylkrtc.sip_domains` with the local domain allowed too (its accounts are the point).
+fn sylkrtc_with_local_domain(config: &Config) -> crate::config::SylkRtcConfig {
+    let mut sylkrtc = config.sylkrtc.clone();
+    if let Some(domain) = &config.local.domain {
+        if !sylkrtc.domain_allowed(domain) {
+            sylkrtc.sip_domains.push(domain.clone());
+        }
+    }
+    sylkrtc
 }
 
 /// `messaging.database` as it may be logged: a PostgreSQL URL without its password.

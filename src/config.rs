@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod local;
+
+pub use local::{LocalConfig, DEFAULT_LOCAL_DOMAIN};
+
 /// The dev-only certificate for `localhost`/`127.0.0.1`, embedded so the default `wss://`
 /// listener works without any file next to the binary.
 pub const DEV_CERTIFICATE_PEM: &[u8] = include_bytes!("../certs/localhost.crt");
@@ -288,6 +292,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The local domain (standalone mode).
+    pub local: LocalConfig,
 }
 
 impl Default for Config {
@@ -349,6 +355,7 @@ impl Default for Config {
             shutdown: ShutdownConfig {
                 drain_timeout: Duration::from_secs(300),
             },
+            local: LocalConfig::default(),
         }
     }
 }
@@ -373,6 +380,8 @@ struct FileConfig {
     metrics: FileMetrics,
     #[serde(default)]
     shutdown: FileShutdown,
+    #[serde(default)]
+    local: local::FileLocal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -635,6 +644,7 @@ impl Config {
             }
             config.shutdown.drain_timeout = Duration::from_secs(secs);
         }
+        local::apply_local(&mut config.local, file.local)?;
         Ok(config)
     }
 }

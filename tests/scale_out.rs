@@ -15,18 +15,15 @@
 
 mod common;
 
-use std::collections::{BTreeSet, VecDeque};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::client::{parse_client_output, SYLKRTC_CLIENT};
+use common::conn::{is_message, Conn};
 use common::peers::{free_udp_range, Haproxy, Kamailio, KamailioOpts, Postgres};
 use common::*;
-use serde_json::{json, Value};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::Message;
 
 /// The instances' addresses.
 const HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -212,159 +209,20 @@ fn instance(host: &str, sip: SocketAddr, kam: &Kamailio, pg: &Postgres) -> Gatew
     )
 }
 
-/// A sylkRTC-2 connection to `addr` that keeps events arriving while it waits for a reply.
-struct Conn {
-    ws: Client,
-    backlog: VecDeque<Value>,
-    next_tx: u32,
-    closed: bool,
+fn register(c: &mut Conn, kam: &Kamailio, user: &str) {
+    c.register_as(&format!("{user}@example.test"), &kam.ha1(user));
 }
 
-impl Conn {
-    fn try_open(addr: SocketAddr) -> Option<Conn> {
-        let mut req = format!("ws://{addr}/webrtcgateway/ws")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("sylkRTC-2"),
-        );
-        let stream = TcpStream::connect(addr).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(req, stream).ok()?;
-        let mut c = Conn {
-            ws,
-            backlog: VecDeque::new(),
-            next_tx: 0,
-            closed: false,
-        };
-        let ready = c.read(Instant::now() + Duration::from_secs(5))?;
-        assert_eq!(ready["sylkrtc"], "ready-event");
-        Some(c)
-    }
-
-    fn open(addr: SocketAddr) -> Conn {
-        Conn::try_open(addr).unwrap_or_else(|| panic!("no sylkRTC connection through {addr}"))
-    }
-
-    fn close(&mut self) {
-        let _ = self.ws.close(None);
-        let _ = self.ws.flush();
-        self.closed = true;
-    }
-
-    /// The next message, `None` at the deadline or once the server closed.
-    fn read(&mut self, deadline: Instant) -> Option<Value> {
-        while Instant::now() < deadline && !self.closed {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
-                Ok(Message::Close(_)) => self.closed = true,
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => self.closed = true,
-            }
-        }
-        None
-    }
-
-    fn request(&mut self, mut request: Value) -> Value {
-        self.next_tx += 1;
-        let tx = format!("t{}", self.next_tx);
-        request["transaction"] = tx.clone().into();
-        send_json(&mut self.ws, &request);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(v) = self.read(deadline) {
-            if v["transaction"] == tx.as_str() {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!("no reply to {request}");
-    }
-
-    fn ack(&mut self, request: Value) {
-        let reply = self.request(request.clone());
-        assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
-    }
-
-    fn event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.backlog.iter().position(&pred) {
-            return self.backlog.remove(i).unwrap();
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(v) = self.read(deadline) {
-            if pred(&v) {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!(
-            "no matching event within {timeout:?}; got {:?}",
-            self.backlog
-        );
-    }
-
-    /// Every event kept or arriving until the server closes the connection or `timeout`.
-    fn drain_until_closed(&mut self, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        while let Some(v) = self.read(deadline) {
-            self.backlog.push_back(v);
-        }
-        assert!(
-            self.closed,
-            "the connection was not closed within {timeout:?}"
-        );
-        self.backlog.drain(..).collect()
-    }
-
-    fn register(&mut self, kam: &Kamailio, user: &str) {
-        let aor = format!("{user}@example.test");
-        self.ack(json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user)}));
-        self.ack(json!({"sylkrtc":"account-register","account":aor}));
-        let state = self.event(Duration::from_secs(15), |v| {
-            v["event"] == "registration-state" && v["state"] != "registering"
-        });
-        assert_eq!(state["state"], "registered", "{state}");
-    }
-
-    fn send_message(&mut self, from: &str, to: &str, id: &str) {
-        self.ack(
-            json!({"sylkrtc":"account-message","account":format!("{from}@example.test"),
-            "uri":format!("{to}@example.test"),"message_id":id,"content":format!("text of {id}"),
-            "content_type":"text/plain","timestamp":"2026-01-02T03:04:05.000Z"}),
-        );
-    }
-
-    fn disposition(&mut self, id: &str) -> Value {
-        self.event(Duration::from_secs(30), |v| {
-            v["event"] == "disposition-notification" && v["message_id"] == id
-        })
-    }
-
-    /// `account-sync-conversations`: the message ids of the account's journal.
-    fn sync_ids(&mut self, user: &str) -> Vec<String> {
-        self.ack(json!({"sylkrtc":"account-sync-conversations",
-            "account":format!("{user}@example.test")}));
-        let sync = self.event(Duration::from_secs(10), |v| {
-            v["event"] == "sync-conversations"
-        });
-        sync["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["message_id"].as_str().unwrap().to_owned())
-            .collect()
-    }
+fn send(c: &mut Conn, from: &str, to: &str, id: &str) {
+    c.send_message(
+        &format!("{from}@example.test"),
+        &format!("{to}@example.test"),
+        id,
+    );
 }
 
-fn is_message(id: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |v: &Value| v["event"] == "message" && v["message_id"] == id
+fn sync_ids(c: &mut Conn, user: &str) -> Vec<String> {
+    c.sync_ids(&format!("{user}@example.test"))
 }
 
 #[test]
@@ -381,8 +239,8 @@ fn users_on_different_instances_message_and_call_each_other() {
         3,
         "round robin spreads the connections: {a} {b} {b2}"
     );
-    alice.register(kam, "alice");
-    bob.register(kam, "bob");
+    register(&mut alice, kam, "alice");
+    register(&mut bob, kam, "bob");
     // Kamailio keeps each binding's Path (the instance) and instance id.
     let loc = cluster.locations();
     for host in [HOSTS[a], HOSTS[b]] {
@@ -394,26 +252,26 @@ fn users_on_different_instances_message_and_call_each_other() {
     assert!(loc.contains("urn:uuid:"), "no instance id:\n{loc}");
 
     // A message from alice's instance reaches bob on his.
-    alice.send_message("alice", "bob", "m1");
+    send(&mut alice, "alice", "bob", "m1");
     let m = bob.event(Duration::from_secs(15), is_message("m1"));
     assert_eq!(m["content"], "text of m1");
     assert_eq!(m["sender"]["uri"], "alice@example.test");
     assert_eq!(alice.disposition("m1")["state"], "accepted");
 
     // Bob's second device, on the third instance, finds m1 in the shared store...
-    bob2.register(kam, "bob");
-    assert_eq!(bob2.sync_ids("bob"), ["m1"]);
+    register(&mut bob2, kam, "bob");
+    assert_eq!(sync_ids(&mut bob2, "bob"), ["m1"]);
     // ...and both of bob's devices get the next message live (Kamailio forks it to both
     // instances; the second to store it still shows it to its own connection).
-    alice.send_message("alice", "bob", "m2");
+    send(&mut alice, "alice", "bob", "m2");
     for dev in [&mut bob, &mut bob2] {
         dev.event(Duration::from_secs(15), is_message("m2"));
     }
     assert_eq!(alice.disposition("m2")["state"], "accepted");
     // Alice's journal (outgoing, stored by her instance) is readable from bob2's instance.
     let mut alice2 = Conn::open(cluster.gateways[b2].ws);
-    alice2.register(kam, "alice");
-    assert_eq!(alice2.sync_ids("alice"), ["m1", "m2"]);
+    register(&mut alice2, kam, "alice");
+    assert_eq!(sync_ids(&mut alice2, "alice"), ["m1", "m2"]);
     for c in [&mut alice, &mut bob, &mut bob2, &mut alice2] {
         c.close();
     }
@@ -497,16 +355,16 @@ fn a_drained_instance_hands_its_clients_over_without_losing_messages() {
     let mut cluster = Cluster::start();
     let kam = &cluster.kamailio;
     let (mut carol, x) = cluster.open_via_haproxy(&cluster.client_counts());
-    carol.register(kam, "carol");
+    register(&mut carol, kam, "carol");
     let y = (x + 1) % HOSTS.len();
     let mut alice = Conn::open(cluster.gateways[y].ws);
-    alice.register(kam, "alice");
+    register(&mut alice, kam, "alice");
     let ids = |r: std::ops::Range<u32>| r.map(|i| format!("d{i}")).collect::<Vec<_>>();
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
     // Before: live.
     for id in ids(0..5) {
-        alice.send_message("alice", "carol", &id);
+        send(&mut alice, "alice", "carol", &id);
     }
     for id in ids(0..5) {
         carol.event(Duration::from_secs(15), is_message(&id));
@@ -518,7 +376,7 @@ fn a_drained_instance_hands_its_clients_over_without_losing_messages() {
     let metrics = cluster.gateways[x].metrics.unwrap();
     assert_eq!(http(metrics, "POST", "/admin/drain").0, 202);
     for id in ids(5..10) {
-        alice.send_message("alice", "carol", &id);
+        send(&mut alice, "alice", "carol", &id);
     }
     for v in carol.drain_until_closed(Duration::from_secs(10)) {
         if v["event"] == "message" {
@@ -538,12 +396,12 @@ fn a_drained_instance_hands_its_clients_over_without_losing_messages() {
     // Carol reconnects through HAProxy: another instance takes her, she registers and
     // syncs; what arrived while she moved is in the shared store.
     let mut carol = Conn::open(cluster.haproxy.addr());
-    carol.register(kam, "carol");
-    for id in carol.sync_ids("carol") {
+    register(&mut carol, kam, "carol");
+    for id in sync_ids(&mut carol, "carol") {
         seen.insert(id);
     }
     for id in ids(10..15) {
-        alice.send_message("alice", "carol", &id);
+        send(&mut alice, "alice", "carol", &id);
     }
     for id in ids(10..15) {
         carol.event(Duration::from_secs(15), is_message(&id));

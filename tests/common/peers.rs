@@ -884,6 +884,7 @@ impl Default for BaresipOpts {
 pub struct Baresip {
     proc: Proc,
     user: String,
+    domain: String,
     port: u16,
     ctrl_port: u16,
     rtp_ports: (u16, u16),
@@ -895,6 +896,14 @@ impl Baresip {
     /// socket accepts connections. Registration runs in the background: see
     /// [`Baresip::wait_for_registration`].
     pub fn start(kam: &Kamailio, opts: BaresipOpts) -> Baresip {
+        let pass = password(&opts.user);
+        Baresip::start_at(kam.sip_addr(), kam.domain(), pass, opts)
+    }
+
+    /// Starts baresip for `opts.user` of `domain` with `pass`, registering at (and sending
+    /// everything through) the registrar and proxy at `registrar` on 127.0.0.1: a Kamailio,
+    /// or a standalone gateway serving `domain` itself.
+    pub fn start_at(registrar: SocketAddr, domain: &str, pass: &str, opts: BaresipOpts) -> Baresip {
         require("baresip");
         let dir = RunDir::new("baresip");
         let port = free_port_pair();
@@ -906,10 +915,10 @@ impl Baresip {
             ("BS_SIP_PORT", port.to_string()),
             ("BS_CTRL_PORT", ctrl_port.to_string()),
             ("BS_RTP_PORTS", format!("{}-{}", rtp_ports.0, rtp_ports.1)),
-            ("KAM_PORT", kam.sip_addr().port().to_string()),
-            ("KAM_DOMAIN", kam.domain().to_owned()),
+            ("KAM_PORT", registrar.port().to_string()),
+            ("KAM_DOMAIN", domain.to_owned()),
             ("BS_USER", opts.user.clone()),
-            ("BS_PASS", password(&opts.user).to_owned()),
+            ("BS_PASS", pass.to_owned()),
             (
                 "BS_TRANSPORT",
                 match opts.transport {
@@ -937,6 +946,7 @@ impl Baresip {
         let mut b = Baresip {
             proc,
             user: opts.user,
+            domain: domain.to_owned(),
             port,
             ctrl_port,
             rtp_ports,
@@ -956,7 +966,7 @@ impl Baresip {
 
     /// Waits until the account's REGISTER got 200 OK; fails the test after `timeout`.
     pub fn wait_for_registration(&mut self, timeout: Duration) {
-        let needle = format!("{}@{}: {{0/", self.user, DOMAIN);
+        let needle = format!("{}@{}: {{0/", self.user, self.domain);
         self.wait_for_log_line(timeout, |l| l.contains(&needle) && l.contains("} 200 OK"));
     }
 

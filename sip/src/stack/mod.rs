@@ -25,6 +25,7 @@
 //! `registrations.rs` and `calls.rs` keep the books of the two kinds of usage.
 
 mod calls;
+mod local;
 mod registrations;
 mod requests;
 mod routing;
@@ -220,6 +221,8 @@ pub struct SipStack {
     incoming_calls: bool,
     /// Path and instance ids on every REGISTER.
     register_extensions: crate::registration::RegisterExtensions,
+    /// The registrar of the local domain (standalone mode).
+    registrar: Option<crate::registrar::Registrar>,
     /// Draining: new INVITEs get 503 with this Retry-After.
     refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
@@ -278,6 +281,7 @@ impl SipStack {
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
             register_extensions: Default::default(),
+            registrar: None,
             refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
