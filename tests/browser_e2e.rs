@@ -607,7 +607,9 @@ fn the_binary_serves_the_page_and_keeps_404_and_426() {
 fn two_pages_chat_and_call_on_the_embedded_default_with_no_sip_server() {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     require_browser();
-    let gw = Gateway::start("", &[]);
+    // The embedded configuration; media ports of its own (other gateways run meanwhile).
+    let base = free_udp_range(40);
+    let gw = Gateway::start("", &["--rtp-ports", &format!("{base}-{}", base + 39)]);
     let url = page_url(&gw, "/");
 
     // Chat: another client (alice) writes to bob before and after bob's page registers.

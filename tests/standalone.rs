@@ -110,6 +110,12 @@ fn calling(gw: &Gateway, aor: &str, ha1: &str, to: &str, hz: &str) -> Value {
     parse_client_output(&String::from_utf8_lossy(&out.stdout), &out.stderr).1
 }
 
+/// A free media port range for one gateway (`--rtp-ports`).
+fn own_rtp_ports() -> String {
+    let base = common::peers::free_udp_range(40);
+    format!("{base}-{}", base + 39)
+}
+
 fn assert_heard(who: &str, result: &Value, hz: f64) {
     let freq = result["freq"].as_f64().unwrap_or(0.0);
     assert!(
@@ -120,8 +126,9 @@ fn assert_heard(who: &str, result: &Value, hz: f64) {
 
 #[test]
 fn two_browsers_chat_and_call_on_the_embedded_default() {
-    // No configuration at all: the README's run command (ports aside).
-    let gw = Gateway::start("", &[]);
+    // No configuration at all: the README's run command (ports aside: media ports too, a
+    // range of its own, as other tests' gateways run at the same time).
+    let gw = Gateway::start("", &["--rtp-ports", &own_rtp_ports()]);
     let mut alice = Conn::open(gw.ws);
     let mut bob = Conn::open(gw.ws);
     // Open lab mode: any HA1 registers.
@@ -178,7 +185,7 @@ fn a_sip_phone_registers_with_digest_and_talks_to_browsers() {
         ha1("alice", "alicepass"),
         ha1("carol", "carolpass"),
     );
-    let gw = Gateway::start(&config, &[]);
+    let gw = Gateway::start(&config, &["--rtp-ports", &own_rtp_ports()]);
     // A browser with the wrong password is refused by the registrar's challenge.
     let mut wrong = Conn::open(gw.ws);
     wrong.ack(
