@@ -155,6 +155,12 @@ impl Credentials {
     }
 }
 
+/// Whether `value` parses as `Digest` credentials (an Authorization value); for the parser
+/// checks of [`crate::exercise`].
+pub(crate) fn parse_credentials(value: &str) -> bool {
+    Credentials::parse(value).is_some()
+}
+
 /// Why credentials were not accepted.
 enum Verdict {
     Ok,
