@@ -1,6 +1,7 @@
 //! The PostgreSQL message store against a real PostgreSQL server (Debian's, a fresh cluster
 //! on a free port of 127.0.0.1): the same behaviour as SQLite (`store::conformance`), two
-//! instances sharing one database, and a database that goes away.
+//! instances sharing one database, a lock held forever elsewhere, and a database that goes
+//! away.
 
 mod common;
 
@@ -93,6 +94,66 @@ fn postgres_backend_behaves_like_sqlite_and_is_shared_by_instances() {
     assert!(seen_a.windows(2).all(|w| w[0].seq < w[1].seq));
     let mid = seen_a[49].message_id.clone();
     assert_eq!(sync(&mut b, Some(mid)).len(), 50);
+
+    // Another session holds the account's lock and never lets go (a stuck instance): the
+    // write waits at most the statement timeout (10 s), then fails; the storage thread
+    // never hangs on it. The holder is psql, stopped by its pid.
+    let mut holder = std::process::Command::new("psql")
+        .arg(pg.url())
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(
+            "BEGIN; SELECT pg_advisory_xact_lock(1400466541, hashtext('locked@d')); \
+             SELECT pg_sleep(60); COMMIT;",
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql (Debian's postgresql-client, with the postgresql package)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::process::Command::new("psql")
+        .arg(pg.url())
+        .args([
+            "-tAc",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+    {
+        assert!(Instant::now() < deadline, "psql never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let r = a.execute_batch(vec![StoreRequest::AddMessage(message("locked@d", "waits"))]);
+    let waited = started.elapsed();
+    // Killing psql does not end its server session (it sleeps on, lock held): end it too.
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let ended = std::process::Command::new("psql")
+        .arg(pg.url())
+        .args([
+            "-tAc",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                        WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ended.stdout).trim(),
+        "1",
+        "{ended:?}"
+    );
+    assert!(
+        matches!(&r[0], Err(StoreError::Database(e)) if e.contains("statement timeout")),
+        "{r:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "the lock wait ended after {waited:?}"
+    );
+    let r = a.execute_batch(vec![StoreRequest::AddMessage(message("locked@d", "after"))]);
+    assert!(
+        matches!(r[0], Ok(StoreResult::Added { new: true, .. })),
+        "{r:?}"
+    );
 
     // The database goes away: requests fail with the database's error (never a hang), the
     // probe too; nothing panics.

@@ -28,12 +28,19 @@ impl Collect for Store {
         );
         out.gauge(
             "sylk_store_up",
-            "1 while the message store takes requests (worker alive, database writable).",
+            "1 while the message store takes requests (worker alive and answering, database \
+             writable).",
             &[],
             match self.health() {
                 StoreHealth::Ready | StoreHealth::Busy => 1.0,
-                StoreHealth::Down | StoreHealth::Failing => 0.0,
+                StoreHealth::Down | StoreHealth::Failing | StoreHealth::Stalled => 0.0,
             },
+        );
+        out.counter(
+            "sylk_store_stalls_total",
+            "Times the watchdog found the storage thread not answering for 30 s.",
+            &[],
+            self.stats().stalls,
         );
         let stats = self.stats();
         out.histogram(

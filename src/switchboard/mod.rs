@@ -169,6 +169,7 @@ impl Switchboard {
             StoreHealth::Down => out.push("message store down"),
             StoreHealth::Failing => out.push("message store not writable"),
             StoreHealth::Busy => out.push("message store busy"),
+            StoreHealth::Stalled => out.push("message store stalled"),
         }
     }
 

@@ -9,6 +9,11 @@
 //! PostgreSQL down or read-only) shows in `/ready` until a request succeeds again; a
 //! [`StoreRequest::Probe`] runs now and then so that readiness follows the database even
 //! while no traffic does (and so it recovers by itself).
+//!
+//! A worker that is alive but stuck (a query waiting on a lock, a database that stopped
+//! answering without closing the connection) is caught by a watchdog: when the oldest
+//! outstanding request has waited [`STALLED_AFTER`], the store is `Stalled` in `/ready` and
+//! the metrics until results flow again.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -23,6 +28,11 @@ const PROBE_HEALTHY: Duration = Duration::from_secs(15);
 /// How often a failing store is probed (how soon `/ready` recovers).
 const PROBE_FAILING: Duration = Duration::from_secs(2);
 
+/// How long the oldest outstanding request may wait before the store counts as stalled.
+/// PostgreSQL statements time out after less (the backend sets `statement_timeout`), so a
+/// stall means the thread itself or the connection hangs.
+pub const STALLED_AFTER: Duration = Duration::from_secs(30);
+
 /// What the store's requests came to, for the metrics endpoint.
 #[derive(Debug, Clone)]
 pub struct StoreStats {
@@ -36,6 +46,8 @@ pub struct StoreStats {
     pub busy: u64,
     /// Requests refused or lost because the worker was gone.
     pub unavailable: u64,
+    /// Times the watchdog found the storage thread stalled.
+    pub stalls: u64,
 }
 
 impl Default for StoreStats {
@@ -46,6 +58,7 @@ impl Default for StoreStats {
             failed: 0,
             busy: 0,
             unavailable: 0,
+            stalls: 0,
         }
     }
 }
@@ -61,6 +74,8 @@ pub enum StoreHealth {
     Failing,
     /// The queue is full.
     Busy,
+    /// The oldest outstanding request has waited [`STALLED_AFTER`] or more: the worker hangs.
+    Stalled,
 }
 
 /// The store's handle, lent to the gateway in [`Engines`](crate::gateway::Engines).
@@ -74,6 +89,8 @@ pub struct Store {
     submitted: VecDeque<(StoreTicket, Instant)>,
     /// The last result was a database failure.
     failing: bool,
+    /// The watchdog fired and no result came since.
+    stalled: bool,
     /// The probe in flight, if any (its result is kept here, not given to the gateway).
     probe: Option<StoreTicket>,
     next_probe: Option<Instant>,
@@ -121,6 +138,10 @@ impl Store {
     pub fn poll_result(&mut self) -> Option<(StoreTicket, Result<StoreResult, StoreError>)> {
         loop {
             let (ticket, result) = self.worker.as_mut()?.poll_result()?;
+            if self.stalled {
+                log::info!("store: the storage thread answers again");
+                self.stalled = false;
+            }
             while let Some(&(t, at)) = self.submitted.front() {
                 if t > ticket {
                     break;
@@ -171,6 +192,7 @@ impl Store {
         match &self.worker {
             None => StoreHealth::Ready,
             Some(w) if !w.is_alive() => StoreHealth::Down,
+            Some(_) if self.stalled => StoreHealth::Stalled,
             Some(_) if self.failing => StoreHealth::Failing,
             Some(w) if w.outstanding() >= w.capacity() => StoreHealth::Busy,
             Some(_) => StoreHealth::Ready,
@@ -182,18 +204,49 @@ impl Store {
         &self.stats
     }
 
-    /// When the next probe is due.
+    /// How long the oldest outstanding request has waited at `now` (zero when none).
+    pub fn oldest_wait(&self, now: Instant) -> Duration {
+        self.submitted
+            .front()
+            .map_or(Duration::ZERO, |&(_, at)| now.saturating_duration_since(at))
+    }
+
+    /// When the watchdog looks next: the oldest outstanding request's [`STALLED_AFTER`],
+    /// unless it fired already.
+    fn stall_deadline(&self) -> Option<Instant> {
+        if self.stalled {
+            return None;
+        }
+        let alive = self.worker.as_ref().is_some_and(StoreWorker::is_alive);
+        let &(_, at) = self.submitted.front().filter(|_| alive)?;
+        Some(at + STALLED_AFTER)
+    }
+
+    /// When the next probe or watchdog check is due.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        if self.probe.is_some() {
+        let probe = if self.probe.is_some() {
             None
         } else {
             self.next_probe
+        };
+        match (probe, self.stall_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Sends a probe when one is due.
+    /// Runs the watchdog, and sends a probe when one is due.
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.now = Some(now);
+        if self.stall_deadline().is_some_and(|t| t <= now) {
+            self.stalled = true;
+            self.stats.stalls += 1;
+            log::error!(
+                "store: the storage thread has not answered for {} s ({} request(s) waiting)",
+                self.oldest_wait(now).as_secs(),
+                self.outstanding()
+            );
+        }
         if self.probe.is_some() || self.next_probe.is_none_or(|t| t > now) {
             return;
         }

@@ -1568,3 +1568,103 @@ fn a_failing_database_is_not_ready_until_a_probe_succeeds() {
     // Probes never reach the SIP side or a client.
     assert!(drain(&mut g).1.is_empty());
 }
+
+/// A backend that hangs on every batch until `release` is set (a query waiting forever).
+struct Hanging(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl ::store::MessageStore for Hanging {
+    fn execute_batch(
+        &mut self,
+        requests: Vec<::store::StoreRequest>,
+    ) -> Vec<Result<::store::StoreResult, ::store::StoreError>> {
+        let (released, wake) = &*self.0;
+        let mut r = released.lock().unwrap();
+        while !*r {
+            r = wake.wait(r).unwrap();
+        }
+        requests
+            .iter()
+            .map(|r| match r {
+                ::store::StoreRequest::AddMessage(_) => {
+                    Ok(::store::StoreResult::Added { new: true, seq: 1 })
+                }
+                _ => Ok(::store::StoreResult::Changed(0)),
+            })
+            .collect()
+    }
+}
+
+/// The watchdog: a storage thread that is alive but does not answer makes `/ready` say
+/// "stalled" once the oldest request has waited `STALLED_AFTER` (virtual time), and the
+/// metrics count it; when it answers again, the store is ready and MESSAGEs are stored.
+#[test]
+fn a_hanging_storage_thread_is_caught_by_the_watchdog() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["example.test"], 10);
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let worker = ::store::worker::StoreWorker::spawn(
+        Box::new(Hanging(std::sync::Arc::clone(&gate))),
+        8,
+        Box::new(|| {}),
+    )
+    .unwrap();
+    g.set_store(Store::new(worker));
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let not_ready = |g: &Switchboard| {
+        let mut reasons = Vec::new();
+        g.not_ready(&mut reasons);
+        reasons
+    };
+    let statuses = |g: &mut Switchboard| -> Vec<u16> {
+        drain(g)
+            .1
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                SipMessage::Response(r) => Some(r.status()),
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    };
+    g.handle_sip_datagram(t0, peer, message_to("alice", 1).as_bytes());
+    assert_eq!(g.store_outstanding(), 1);
+    // Virtual time up to the watchdog (probes and other engines' timers come on the way).
+    let mut now = t0;
+    while now < t0 + store::STALLED_AFTER {
+        assert!(not_ready(&g).is_empty(), "{:?}", not_ready(&g));
+        let t = g.poll_timeout().expect("the watchdog is scheduled");
+        assert!(
+            t <= t0 + store::STALLED_AFTER,
+            "watchdog late: {:?}",
+            t - t0
+        );
+        now = t;
+        g.handle_timeout(now);
+    }
+    assert_eq!(not_ready(&g), ["message store stalled"]);
+    let mut out = crate::metrics::Exposition::new();
+    crate::metrics::Collect::collect(&g, &mut out);
+    let text = out.finish();
+    for line in ["sylk_store_up 0", "sylk_store_stalls_total 1"] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    // The SIP stack did not keep the sender waiting meanwhile (its own 500 + Retry-After).
+    assert_eq!(statuses(&mut g), [500]);
+
+    // It answers again: ready; the late result answers nobody twice; a new MESSAGE is stored.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    let settle = |g: &mut Switchboard| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while g.store_outstanding() > 0 {
+            assert!(Instant::now() < deadline, "no result after the release");
+            std::thread::yield_now();
+            while g.handle_store_ready(now) {}
+        }
+    };
+    settle(&mut g);
+    assert!(not_ready(&g).is_empty(), "{:?}", not_ready(&g));
+    assert!(statuses(&mut g).is_empty());
+    g.handle_sip_datagram(now, peer, message_to("alice", 2).as_bytes());
+    settle(&mut g);
+    assert_eq!(statuses(&mut g), [202]);
+}

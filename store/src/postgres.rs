@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[&str] = &[
 const LOCK_MIGRATE: i32 = 0x5379_6c6b; // "Sylk"
 const LOCK_ACCOUNT: i32 = 0x5379_6c6d;
 
+/// How long one statement may run (lock waits included) before it fails, unless the URL's
+/// `options` set one.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long connecting may take before the batch fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -142,7 +146,11 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn db(e: postgres::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    // The server's own words and SQLSTATE: `Display` alone says only "db error".
+    StoreError::Database(match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => e.to_string(),
+    })
 }
 
 /// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
@@ -161,7 +169,21 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // A server that vanishes without closing the connection (host down, network cut)
+        // is noticed in about 25 s by TCP keep-alives and unacknowledged writes, and a
+        // statement that waits (a lock) ends after STATEMENT_TIMEOUT: the storage thread
+        // never hangs for long, and the reactor's watchdog (30 s) only fires on a real hang.
         config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.keepalives_interval(Duration::from_secs(5));
+        config.keepalives_retries(3);
+        config.tcp_user_timeout(Duration::from_secs(25));
+        if config.get_options().is_none() {
+            config.options(&format!(
+                "-c statement_timeout={}",
+                STATEMENT_TIMEOUT.as_millis()
+            ));
+        }
         config.application_name("sylk-gateway");
         let mut store = PostgresStore {
             config,
