@@ -134,6 +134,12 @@ fn two_browsers_chat_and_call_on_the_embedded_default() {
     // Open lab mode: any HA1 registers.
     alice.register_as("alice@sylk.local", HA1);
     bob.register_as("bob@sylk.local", HA1);
+    let text = http(gw.ws, "GET", "/metrics").2;
+    assert_eq!(
+        metric(&text, "sylk_local_bindings", ""),
+        Some(2.0),
+        "{text}"
+    );
     alice.send_message("alice@sylk.local", "bob@sylk.local", "hello-1");
     let m = bob.event(Duration::from_secs(10), is_message("hello-1"));
     assert_eq!(m["sender"]["uri"], "alice@sylk.local");

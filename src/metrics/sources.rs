@@ -211,6 +211,12 @@ impl Collect for SipStack {
                 n as f64,
             );
         }
+        out.gauge(
+            "sylk_local_bindings",
+            "Bindings held by the registrar of local.domain (standalone mode).",
+            &[],
+            self.local_binding_count() as f64,
+        );
         const TRANSACTIONS: &str = "Completed SIP transactions by role, method and final \
                                     status (408/503 when none came: timeout, transport error).";
         out.counter_family("sylk_sip_transactions_total", TRANSACTIONS);
