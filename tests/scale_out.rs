@@ -289,7 +289,9 @@ fn users_on_different_instances_message_and_call_each_other() {
             "--ha1",
             &kam.ha1("carol"),
         ])
-        .args(["--seconds", "3", "--hz", "660"])
+        // Longer than the caller's 3 s: the caller hangs up (both ending at once races
+        // their BYEs against their session-terminates).
+        .args(["--seconds", "10", "--hz", "660"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

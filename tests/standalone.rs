@@ -30,8 +30,8 @@ fn ha1(user: &str, password: &str) -> String {
 }
 
 /// The aiortc client answering calls for `aor` on `gw` (in the background), once it has
-/// registered.
-fn answering(gw: &Gateway, aor: &str, ha1: &str, hz: &str) -> std::process::Child {
+/// registered; it hangs up after `seconds` unless the caller does first.
+fn answering(gw: &Gateway, aor: &str, ha1: &str, hz: &str, seconds: &str) -> std::process::Child {
     let mut child = Command::new("python3")
         .arg(SYLKRTC_CLIENT)
         .args([
@@ -43,7 +43,7 @@ fn answering(gw: &Gateway, aor: &str, ha1: &str, hz: &str) -> std::process::Chil
             "--ha1",
             ha1,
         ])
-        .args(["--seconds", "3", "--hz", hz])
+        .args(["--seconds", seconds, "--hz", hz])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -167,7 +167,9 @@ fn two_browsers_chat_and_call_on_the_embedded_default() {
     bob.close();
 
     // A call: bob's browser answers, alice's calls; both hear the other.
-    let callee = answering(&gw, "bob@sylk.local", HA1, "660");
+    // The callee waits longer than the caller's 3 s, so the caller hangs up (both ending
+    // at once would race their BYEs against their session-terminates).
+    let callee = answering(&gw, "bob@sylk.local", HA1, "660", "10");
     let heard_by_alice = calling(&gw, "alice@sylk.local", HA1, "bob@sylk.local", "440");
     let heard_by_bob = finish(callee);
     assert_heard("alice", &heard_by_alice, 660.0);
@@ -261,7 +263,13 @@ fn a_sip_phone_registers_with_digest_and_talks_to_browsers() {
     );
 
     // Phone -> browser: a call to alice's browser, answered there.
-    let callee = answering(&gw, "alice@sylk.local", &ha1("alice", "alicepass"), "660");
+    let callee = answering(
+        &gw,
+        "alice@sylk.local",
+        &ha1("alice", "alicepass"),
+        "660",
+        "3",
+    );
     carol.command("dial sip:alice@sylk.local").unwrap();
     let heard_by_alice = finish(callee);
     assert!(
