@@ -84,7 +84,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         Resolver::new(resolver_config, rng.fork()),
         rng.fork(),
     );
-    let gateway = Gateway::new(
+    let mut gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: sylkrtc_with_local_domain(config),
             trace_websocket: config.log.trace_websocket,
@@ -98,6 +98,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         rng.fork(),
     )
     .map_err(StartupError::Ports)?;
+    gateway.set_port_probe(Box::new(crate::reactor::BindProbe));
     let mut stack = stack;
     stack.set_register_extensions(sip::registration::RegisterExtensions {
         path: config.sip.register_path,
@@ -130,6 +131,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     let ws = &config.websocket;
     let limits = WsLimits {
         origins: ws.origins.clone(),
+        allow_missing_origin: ws.allow_missing_origin,
         max_message_size: ws.max_message_size,
         max_queued_output: ws.max_queued_output,
         ping_interval: ws.ping_interval,

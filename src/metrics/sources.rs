@@ -9,6 +9,24 @@ use super::{Collect, Exposition};
 use crate::gateway::{CallDirection, CallState, Gateway};
 use crate::switchboard::{Bridges, Store, StoreHealth, Switchboard};
 
+/// Peer-caused drops ([`engine::drops`]): process-wide counters, since drops happen in the
+/// reactor, the WebSocket engine, the gateway and the SIP stack alike.
+pub struct Drops;
+
+impl Collect for Drops {
+    fn collect(&self, out: &mut Exposition) {
+        const HELP: &str = "Inputs from peers dropped, refused or cut off, by kind.";
+        for (kind, n) in engine::drops::snapshot() {
+            out.counter(
+                "sylk_dropped_inputs_total",
+                HELP,
+                &[("kind", kind.as_str())],
+                n,
+            );
+        }
+    }
+}
+
 impl Collect for Switchboard {
     fn collect(&self, out: &mut Exposition) {
         self.gateway().collect(out);
