@@ -87,7 +87,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     stack.set_session_expires(config.sip.session_expires);
     let mut gateway = Gateway::new(
         GatewayConfig {
-            sylkrtc: config.sylkrtc.clone(),
+            sylkrtc: sylkrtc_with_local_domain(config),
             trace_websocket: config.log.trace_websocket,
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
@@ -101,6 +101,33 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     )
     .map_err(StartupError::Ports)?;
     gateway.set_port_probe(Box::new(crate::reactor::BindProbe));
+    let mut stack = stack;
+    stack.set_register_extensions(sip::registration::RegisterExtensions {
+        path: config.sip.register_path,
+        instance_id: config.sip.register_instance_id,
+    });
+    if let Some(registrar) = local_registrar(config)? {
+        log::info!(
+            "local domain {}: served in-process ({})",
+            registrar.domain,
+            if registrar.open {
+                "open: anyone may register".to_owned()
+            } else {
+                format!("{} user(s)", registrar.users.len())
+            }
+        );
+        let public = |a: Option<std::net::SocketAddr>| a.is_some_and(|a| !a.ip().is_loopback());
+        if registrar.open
+            && (public(addresses.sip) || public(addresses.ws) || public(addresses.wss))
+        {
+            log::warn!(
+                "local.open is on and a listener is not on loopback: anyone who reaches it may \
+                 register as any user of {} (set local.open = false and list local.users)",
+                registrar.domain
+            );
+        }
+        stack.set_local_domain(registrar);
+    }
     let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
     board.set_store(start_store(config, &sockets)?);
     let ws = &config.websocket;
@@ -123,8 +150,16 @@ fn start_store(
     sockets: &BoundSockets,
 ) -> Result<crate::switchboard::Store, StartupError> {
     let path = &config.messaging.database;
-    let db = store::sqlite::SqliteStore::open(path)
-        .map_err(|e| StartupError::Store(format!("cannot open messaging.database {path}: {e}")))?;
+    let shown = shown_database(path);
+    let db: Box<dyn store::MessageStore> = if store::postgres::is_postgres_url(path) {
+        Box::new(store::postgres::PostgresStore::connect(path).map_err(|e| {
+            StartupError::Store(format!("cannot open messaging.database {shown}: {e}"))
+        })?)
+    } else {
+        Box::new(store::sqlite::SqliteStore::open(path).map_err(|e| {
+            StartupError::Store(format!("cannot open messaging.database {shown}: {e}"))
+        })?)
+    };
     let waker = sockets
         .store_waker()
         .map_err(|e| StartupError::Store(format!("cannot create the store's waker: {e}")))?;
@@ -133,11 +168,59 @@ fn start_store(
             log::warn!("store: cannot wake the reactor: {e}");
         }
     });
-    let worker =
-        store::worker::StoreWorker::spawn(Box::new(db), config.messaging.store_queue, notify)
-            .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
-    log::info!("messaging: store {path}");
+    let worker = store::worker::StoreWorker::spawn(db, config.messaging.store_queue, notify)
+        .map_err(|e| StartupError::Store(format!("cannot start the store's thread: {e}")))?;
+    log::info!("messaging: store {shown}");
     Ok(crate::switchboard::Store::new(worker))
+}
+
+/// The local domain's registrar, from `[local]`.
+fn local_registrar(
+    config: &Config,
+) -> Result<Option<sip::registrar::RegistrarConfig>, StartupError> {
+    let Some(domain) = config.local.domain.clone() else {
+        return Ok(None);
+    };
+    let mut users = std::collections::HashMap::new();
+    for (user, ha1) in &config.local.users {
+        let ha1 = sip::auth::Ha1::from_hex(ha1)
+            .map_err(|_| StartupError::Store(format!("local.users: bad HA1 for {user}")))?;
+        users.insert(user.clone(), ha1);
+    }
+    Ok(Some(sip::registrar::RegistrarConfig {
+        domain,
+        open: config.local.open,
+        users,
+        min_expires: 60,
+        max_expires: 3600,
+        default_expires: 3600,
+    }))
+}
+
+/// `sylkrtc.sip_domains` with the local domain allowed too (its accounts are the point).
+fn sylkrtc_with_local_domain(config: &Config) -> crate::config::SylkRtcConfig {
+    let mut sylkrtc = config.sylkrtc.clone();
+    if let Some(domain) = &config.local.domain {
+        if !sylkrtc.domain_allowed(domain) {
+            sylkrtc.sip_domains.push(domain.clone());
+        }
+    }
+    sylkrtc
+}
+
+/// `messaging.database` as it may be logged: a PostgreSQL URL without its password.
+fn shown_database(path: &str) -> String {
+    if !store::postgres::is_postgres_url(path) {
+        return path.to_owned();
+    }
+    let (scheme, rest) = path.split_once("://").unwrap_or(("postgres", path));
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => path.to_owned(),
+    }
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.

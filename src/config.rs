@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod local;
+
+pub use local::{LocalConfig, DEFAULT_LOCAL_DOMAIN};
+
 /// The dev-only certificate for `localhost`/`127.0.0.1`, embedded so the default `wss://`
 /// listener works without any file next to the binary.
 pub const DEV_CERTIFICATE_PEM: &[u8] = include_bytes!("../certs/localhost.crt");
@@ -149,6 +153,11 @@ pub struct SipConfig {
     pub session_expires: u32,
     /// How push tokens (`account-devicetoken`) go into the REGISTER Contact.
     pub push_parameters: PushParameters,
+    /// REGISTERs carry a Path header naming this instance (RFC 3327), for several instances
+    /// behind one registrar.
+    pub register_path: bool,
+    /// Each registration's Contact carries an RFC 5626 instance id and reg-id.
+    pub register_instance_id: bool,
 }
 
 /// The form of the push parameters in a registration's Contact (`sip.push_parameters`).
@@ -245,7 +254,8 @@ pub enum LogFormat {
 /// Settings of messaging and its store (`[messaging]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessagingConfig {
-    /// SQLite database file, or `":memory:"` (messages last as long as the process).
+    /// SQLite database file, `":memory:"` (messages last as long as the process), or a
+    /// PostgreSQL URL (`postgres://user:password@host:port/db`, shared by instances).
     pub database: String,
     /// Messages older than this many days are deleted (SylkServer's TTL).
     pub max_age_days: u32,
@@ -311,6 +321,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The local domain (standalone mode).
+    pub local: LocalConfig,
 }
 
 impl Default for Config {
@@ -345,6 +357,8 @@ impl Default for Config {
                 decline_code: 486,
                 session_expires: 1800,
                 push_parameters: PushParameters::Rfc8599,
+                register_path: false,
+                register_instance_id: false,
             },
             media: MediaConfig {
                 address: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -373,6 +387,7 @@ impl Default for Config {
             shutdown: ShutdownConfig {
                 drain_timeout: Duration::from_secs(300),
             },
+            local: LocalConfig::default(),
         }
     }
 }
@@ -397,6 +412,8 @@ struct FileConfig {
     metrics: FileMetrics,
     #[serde(default)]
     shutdown: FileShutdown,
+    #[serde(default)]
+    local: local::FileLocal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -452,6 +469,8 @@ struct FileSip {
     decline_code: Option<u16>,
     session_expires: Option<u32>,
     push_parameters: Option<String>,
+    register_path: Option<bool>,
+    register_instance_id: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -663,6 +682,7 @@ impl Config {
             }
             config.shutdown.drain_timeout = Duration::from_secs(secs);
         }
+        local::apply_local(&mut config.local, file.local)?;
         Ok(config)
     }
 }
@@ -738,6 +758,12 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
     }
     if let Some(v) = file.tls_verify {
         sip.tls_verify = v;
+    }
+    if let Some(v) = file.register_path {
+        sip.register_path = v;
+    }
+    if let Some(v) = file.register_instance_id {
+        sip.register_instance_id = v;
     }
     sip.tls_ca_file = file.tls_ca_file.or(sip.tls_ca_file.take());
     if let Some(code) = file.decline_code {

@@ -598,3 +598,88 @@ fn the_binary_serves_the_page_and_keeps_404_and_426() {
     // The WebSocket still works on the same listener.
     let _ = connect_v2(&gw);
 }
+
+/// Standalone mode (issue 15 item 6): the README's run command (the embedded configuration,
+/// local domain `sylk.local`, open) and the demo page in two browsers, with no SIP server:
+/// the page chats with another client (history kept while it was away, a live message, its
+/// answer delivered), then one page calls the other and both carry audio.
+#[test]
+fn two_pages_chat_and_call_on_the_embedded_default_with_no_sip_server() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser();
+    // The embedded configuration; media ports of its own (other gateways run meanwhile).
+    let base = free_udp_range(40);
+    let gw = Gateway::start("", &["--rtp-ports", &format!("{base}-{}", base + 39)]);
+    let url = page_url(&gw, "/");
+
+    // Chat: another client (alice) writes to bob before and after bob's page registers.
+    let mut alice = common::conn::Conn::open(gw.ws);
+    alice.register_as("alice@sylk.local", HA1);
+    alice.send_message("alice@sylk.local", "bob@sylk.local", "history");
+    assert_eq!(alice.disposition("history")["code"], 202);
+    let out = out_dir("standalone-chat");
+    let mut page = Driver::start(
+        "chat",
+        &[
+            ("url", &url),
+            ("address", "bob@sylk.local"),
+            ("password", "any"),
+            ("target", "alice@sylk.local"),
+            ("out", out.to_str().unwrap()),
+        ],
+    );
+    page.wait_line("HISTORY", Duration::from_secs(60));
+    alice.send_message("alice@sylk.local", "bob@sylk.local", "live from alice");
+    let result = page.result(Duration::from_secs(60));
+    assert_eq!(result["history"], serde_json::json!(["text of history"]));
+    assert_eq!(result["tick"], "\u{2713}", "accepted: {result:#}");
+    let m = alice.event(Duration::from_secs(10), |v| v["event"] == "message");
+    assert_eq!(m["content"], "hello from the page \u{1f600}");
+    assert_eq!(m["sender"]["uri"], "bob@sylk.local");
+    alice.close();
+
+    // A call between two pages: bob answers, alice calls and hangs up.
+    let (out_callee, out_caller) = (out_dir("standalone-callee"), out_dir("standalone-caller"));
+    let mut callee = Driver::start(
+        "answer",
+        &[
+            ("url", &url),
+            ("address", "bob@sylk.local"),
+            ("password", "any"),
+            ("out", out_callee.to_str().unwrap()),
+            ("hangup", "remote"),
+        ],
+    );
+    callee.wait_line("REGISTERED", Duration::from_secs(60));
+    let caller = Driver::start(
+        "call",
+        &[
+            ("url", &url),
+            ("address", "alice@sylk.local"),
+            ("password", "any"),
+            ("target", "bob@sylk.local"),
+            ("out", out_caller.to_str().unwrap()),
+        ],
+    );
+    let called = caller.result(Duration::from_secs(90));
+    let answered = callee.result(Duration::from_secs(60));
+    eprintln!("caller: {called:#}\ncallee: {answered:#}");
+    assert_audio_both_ways(&called);
+    assert_eq!(states(&answered), ["accepted", "established", "terminated"]);
+    for name in ["packetsSent", "packetsReceived"] {
+        let (a, b) = (
+            stat(&answered, "stats_start", name),
+            stat(&answered, "stats_end", name),
+        );
+        assert!(
+            b >= a + 75,
+            "{name} grew only from {a} to {b}: {answered:#}"
+        );
+    }
+    assert!(
+        answered["incoming_from"]
+            .as_str()
+            .is_some_and(|f| f.contains("alice@sylk.local")),
+        "{answered:#}"
+    );
+}

@@ -255,6 +255,23 @@ fn endpoints_answer_and_a_real_call_moves_the_numbers() {
     );
     assert!(v("sylk_reactor_longest_iteration_seconds", "") > 0.0);
     assert!(v("sylk_endpoint_requests_total", "endpoint=\"metrics\"") >= 3.0);
+    // Peer-caused drops by kind (engine::drops): a junk SIP datagram is counted.
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    junk.send_to(b"\x00\x01 not SIP at all\r\n\r\n", gw.sip)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while value(
+        &scrape(m),
+        "sylk_dropped_inputs_total",
+        "kind=\"sip_malformed\"",
+    ) < v("sylk_dropped_inputs_total", "kind=\"sip_malformed\"") + 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the junk datagram was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Counters never go back.
     for (name, labels) in [
         ("sylk_media_packets_total", "leg=\"sip\",direction=\"in\""),

@@ -1,4 +1,5 @@
-// Fuzzes the SIP message facade, stream framer and digest challenge parser: no input may
+// Fuzzes the SIP message facade, stream framer, digest challenge and credentials parsers
+// and the local registrar (every request as a REGISTER, open and with users): no input may
 // panic, and every accepted message must print to something that parses again.
 //
 // The body of fuzz target `sip_msg`, shared by the libFuzzer binary

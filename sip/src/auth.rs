@@ -71,7 +71,7 @@ pub enum HashFamily {
 }
 
 impl HashFamily {
-    fn hex(self, data: &[u8]) -> String {
+    pub(crate) fn hex(self, data: &[u8]) -> String {
         match self {
             HashFamily::Md5 => hex(&Md5::digest(data)),
             HashFamily::Sha256 => hex(&Sha256::digest(data)),
@@ -297,6 +297,11 @@ impl Ha1 {
     /// The hash the HA1 was made with.
     pub fn family(&self) -> HashFamily {
         self.family
+    }
+
+    /// The hex digits (the registrar's own check of a response; never logged).
+    pub(crate) fn as_hex(&self) -> &str {
+        &self.hex
     }
 }
 

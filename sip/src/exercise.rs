@@ -2,15 +2,20 @@
 //! checks the invariants that must hold for any input. Shared by the cargo-fuzz target
 //! (`fuzz/fuzz_targets/sip_msg.rs`) and the deterministic mutation test, so both check the same.
 
-use super::auth::Challenge;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::auth::{Challenge, Ha1, HashFamily};
 use super::call::{rack, session_expires, Refresher};
 use super::framing::{StreamFramer, StreamItem};
-use super::msg::{parse, Disposition, Framing, SipMessage};
+use super::msg::{parse, Disposition, Framing, SipMessage, SipRequest};
+use super::registrar::{Registrar, RegistrarConfig, MAX_BINDINGS_PER_AOR};
 use super::stack::replaces_key;
 
 /// Parses `data` as a datagram and as a stream message, reads every accessor, re-parses what
-/// the printer emits, feeds it through the stream framer in two pieces and parses each
-/// header value as a digest challenge.
+/// the printer emits, feeds it through the stream framer in two pieces, parses each header
+/// value as a digest challenge and as digest credentials, and hands each request to the
+/// local registrar (open and with users), twice.
 ///
 /// # Panics
 ///
@@ -59,6 +64,7 @@ fn check_message(message: &SipMessage) {
         (SipMessage::Request(a), SipMessage::Request(b)) => {
             assert_eq!(a.method(), b.method());
             assert_eq!(a.uri(), b.uri());
+            check_registrar(a);
             (a.headers(), b.headers())
         }
         (SipMessage::Response(a), SipMessage::Response(b)) => {
@@ -77,6 +83,55 @@ fn check_message(message: &SipMessage) {
     );
     for field in head.iter() {
         let _ = Challenge::parse(&field.value);
+        let _ = super::registrar::parse_credentials(&field.value);
+    }
+}
+
+/// The local registrar (RFC 3261 section 10.3) on any request, as if addressed to it: in
+/// open mode and with users (`alice`, `bob` of `example.com`, the domain of the fixtures),
+/// the request twice (refresh and CSeq paths). Its answer is one of the registrar's codes,
+/// a challenge parses, and a 200 lists no more bindings than an address-of-record may hold.
+fn check_registrar(request: &SipRequest) {
+    let now = Instant::now();
+    let mut rng = engine::Rng::seed_from_u64(7);
+    for open in [true, false] {
+        let users: HashMap<String, Ha1> = ["alice", "bob"]
+            .into_iter()
+            .map(|u| {
+                let ha1 = Ha1::from_password(HashFamily::Md5, u, "example.com", "pw");
+                (u.to_owned(), ha1)
+            })
+            .collect();
+        let mut registrar = Registrar::new(RegistrarConfig {
+            domain: "example.com".to_owned(),
+            open,
+            users,
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 600,
+        });
+        for _ in 0..2 {
+            let answer = registrar.handle_register(now, request, &mut rng);
+            assert!(
+                matches!(answer.status, 200 | 400 | 401 | 403 | 404 | 423 | 500 | 503),
+                "registrar answered {}",
+                answer.status
+            );
+            if answer.status == 401 {
+                let challenges: Vec<_> = answer
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| *n == "WWW-Authenticate")
+                    .collect();
+                assert_eq!(challenges.len(), 1);
+                assert!(Challenge::parse(&challenges[0].1).is_ok());
+            }
+            if answer.status == 200 {
+                let contacts = answer.headers.iter().filter(|(n, _)| *n == "Contact");
+                assert!(contacts.count() <= MAX_BINDINGS_PER_AOR);
+            }
+        }
+        let _ = registrar.lookup(now, "alice");
     }
 }
 

@@ -15,6 +15,7 @@ pub mod exercise;
 pub mod framing;
 pub mod locate;
 pub mod msg;
+pub mod registrar;
 pub mod registration;
 pub mod request;
 pub mod stack;

@@ -252,6 +252,9 @@ pub struct Locator {
     /// Which lookup is waiting for each resolver query.
     owners: HashMap<QueryId, LookupId>,
     events: VecDeque<LocateEvent>,
+    /// Domains served by a fixed next hop, before the outbound proxy and DNS (the local
+    /// domain of a standalone gateway: its own address).
+    static_routes: HashMap<String, Target>,
 }
 
 /// What a resolver query of a lookup is for.
@@ -324,7 +327,14 @@ impl Locator {
             lookups: HashMap::new(),
             owners: HashMap::new(),
             events: VecDeque::new(),
+            static_routes: HashMap::new(),
         }
+    }
+
+    /// Requests for `domain` go to `target`, without the outbound proxy or DNS.
+    pub fn set_static_route(&mut self, domain: &str, target: Target) {
+        self.static_routes
+            .insert(domain.to_ascii_lowercase(), target);
     }
 
     /// Starts locating `uri`, or the configured outbound proxy if there is one. The outcome
@@ -332,6 +342,13 @@ impl Locator {
     pub fn locate(&mut self, now: Instant, uri: &SipUriParts) -> LookupId {
         let id = LookupId(self.next_lookup);
         self.next_lookup += 1;
+        if let Some(target) = self.static_routes.get(&uri.host.to_ascii_lowercase()) {
+            let targets = TargetList {
+                targets: VecDeque::from([target.clone()]),
+            };
+            self.finish(id, Ok(targets));
+            return id;
+        }
         let uri = self
             .config
             .outbound_proxy

@@ -158,6 +158,24 @@ pub struct RegistrationConfig {
     pub call_id: String,
     /// From tag.
     pub from_tag: String,
+    /// RFC 3327 Path: the Path URI (`sip:host:port;transport=..;lr`, the stack's own
+    /// address) this REGISTER carries, so the registrar sends requests for the binding
+    /// through this instance whatever the Contact says.
+    pub path: bool,
+    /// RFC 5626 instance id (`urn:uuid:...`): the Contact carries `+sip.instance` and
+    /// `reg-id=1`, and the REGISTER `Supported: outbound`.
+    pub instance: Option<String>,
+}
+
+/// Extensions every REGISTER of a stack carries (`sip.register_path`,
+/// `sip.register_instance_id`): for several gateway instances behind one registrar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegisterExtensions {
+    /// Add a Path header naming this instance (RFC 3327 section 5.1: the gateway is the
+    /// edge proxy of its WebSocket clients).
+    pub path: bool,
+    /// Give each registration an RFC 5626 instance id and reg-id.
+    pub instance_id: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,10 +365,19 @@ impl Registration {
             contact_uri.push('=');
             contact_uri.push_str(&escape_param(value));
         }
-        let contact = NameAddr::new(Uri::parse(&contact_uri)?).with_param(super::msg::Param::raw(
+        let mut contact = NameAddr::new(Uri::parse(&contact_uri)?).with_param(super::msg::Param::raw(
             "expires",
             Some(&expires.to_string()),
         ));
+        if let Some(instance) = &self.config.instance {
+            // RFC 5626 section 4.2.1: the instance id and the flow's reg-id on the Contact.
+            contact = contact
+                .with_param(super::msg::Param::quoted(
+                    "+sip.instance",
+                    &format!("<{instance}>"),
+                ))
+                .with_param(super::msg::Param::raw("reg-id", Some("1")));
+        }
         let mut builder = RequestBuilder::new(Method::Register, Uri::parse(&request_uri)?)
             .via(via)
             .max_forwards(70)
@@ -361,6 +388,17 @@ impl Registration {
             .contact(&contact)
             .header("Expires", &expires.to_string())
             .header("User-Agent", &self.config.user_agent);
+        // RFC 3327 section 5: Path support indicated, and our own hop recorded first;
+        // RFC 5626 section 4.2.1: "outbound" in Supported with a reg-id.
+        match (self.config.path, self.config.instance.is_some()) {
+            (true, true) => builder = builder.header("Supported", "path, outbound"),
+            (true, false) => builder = builder.header("Supported", "path"),
+            (false, true) => builder = builder.header("Supported", "outbound"),
+            (false, false) => {}
+        }
+        if self.config.path {
+            builder = builder.header("Path", &format!("<sip:{contact_hostport};lr>"));
+        }
         let digest_request = DigestRequest {
             method: "REGISTER",
             uri: &request_uri,

@@ -35,6 +35,7 @@ use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 pub use account::{Account, AccountId};
 pub use calls::{exercise_call_fields, CallDirection, CallState};
 pub use error::{CallEnd, GatewayError};
+pub use messaging::MessagingStats;
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
 pub use stats::GatewayStats;
 
@@ -329,6 +330,11 @@ impl Gateway {
     /// Counters of calls and refused requests (metrics).
     pub fn stats(&self) -> &GatewayStats {
         &self.stats
+    }
+
+    /// Counters of messages in and out (metrics).
+    pub fn messaging_stats(&self) -> &MessagingStats {
+        self.messaging.stats()
     }
 
     /// Live calls per direction and state, in [`CallDirection::ALL`] x [`CallState::ALL`]

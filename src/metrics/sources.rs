@@ -7,13 +7,81 @@ use sip::stack::SipStack;
 
 use super::{Collect, Exposition};
 use crate::gateway::{CallDirection, CallState, Gateway};
-use crate::switchboard::{Bridges, Switchboard};
+use crate::switchboard::{Bridges, Store, StoreHealth, Switchboard};
+
+/// Peer-caused drops ([`engine::drops`]): process-wide counters, since drops happen in the
+/// reactor, the WebSocket engine, the gateway and the SIP stack alike.
+pub struct Drops;
+
+impl Collect for Drops {
+    fn collect(&self, out: &mut Exposition) {
+        const HELP: &str = "Inputs from peers dropped, refused or cut off, by kind.";
+        for (kind, n) in engine::drops::snapshot() {
+            out.counter(
+                "sylk_dropped_inputs_total",
+                HELP,
+                &[("kind", kind.as_str())],
+                n,
+            );
+        }
+    }
+}
 
 impl Collect for Switchboard {
     fn collect(&self, out: &mut Exposition) {
         self.gateway().collect(out);
         self.sip().collect(out);
         self.bridges.collect(out);
+        self.store().collect(out);
+    }
+}
+
+impl Collect for Store {
+    fn collect(&self, out: &mut Exposition) {
+        out.gauge(
+            "sylk_store_queue_depth",
+            "Message store requests submitted and not answered yet.",
+            &[],
+            self.outstanding() as f64,
+        );
+        out.gauge(
+            "sylk_store_up",
+            "1 while the message store takes requests (worker alive and answering, database \
+             writable).",
+            &[],
+            match self.health() {
+                StoreHealth::Ready | StoreHealth::Busy => 1.0,
+                StoreHealth::Down | StoreHealth::Failing | StoreHealth::Stalled => 0.0,
+            },
+        );
+        out.counter(
+            "sylk_store_stalls_total",
+            "Times the watchdog found the storage thread not answering for 30 s.",
+            &[],
+            self.stats().stalls,
+        );
+        let stats = self.stats();
+        out.histogram(
+            "sylk_store_request_seconds",
+            "Message store requests from submission to result, queue wait included.",
+            &[],
+            &stats.latency,
+        );
+        const REQUESTS: &str = "Message store requests by result (busy: queue full; \
+                                unavailable: the storage thread is gone).";
+        for (result, n) in [
+            ("ok", stats.ok),
+            ("failed", stats.failed),
+            ("busy", stats.busy),
+            ("unavailable", stats.unavailable),
+        ] {
+            out.counter(
+                "sylk_store_requests_total",
+                REQUESTS,
+                &[("result", result)],
+                n,
+            );
+        }
     }
 }
 
@@ -107,6 +175,40 @@ impl Collect for Gateway {
             &[],
             stats.post_dial_delay(),
         );
+        let m = self.messaging_stats();
+        const OUT: &str = "Messages sent (account-message, session-message) by SIP result.";
+        out.counter(
+            "sylk_messages_out_total",
+            OUT,
+            &[("result", "accepted")],
+            m.out_accepted,
+        );
+        out.counter(
+            "sylk_messages_out_total",
+            OUT,
+            &[("result", "failed")],
+            m.out_failed,
+        );
+        const IN: &str = "SIP MESSAGEs received, by answer (delivered: 200, a connection got \
+                          it; stored: 202; refused: 4xx/5xx).";
+        out.counter(
+            "sylk_messages_in_total",
+            IN,
+            &[("result", "delivered")],
+            m.in_delivered,
+        );
+        out.counter(
+            "sylk_messages_in_total",
+            IN,
+            &[("result", "stored")],
+            m.in_stored,
+        );
+        out.counter(
+            "sylk_messages_in_total",
+            IN,
+            &[("result", "refused")],
+            m.in_refused,
+        );
         out.gauge(
             "sylk_draining",
             "1 while the gateway drains before shutting down.",
@@ -127,6 +229,12 @@ impl Collect for SipStack {
                 n as f64,
             );
         }
+        out.gauge(
+            "sylk_local_bindings",
+            "Bindings held by the registrar of local.domain (standalone mode).",
+            &[],
+            self.local_binding_count() as f64,
+        );
         const TRANSACTIONS: &str = "Completed SIP transactions by role, method and final \
                                     status (408/503 when none came: timeout, transport error).";
         out.counter_family("sylk_sip_transactions_total", TRANSACTIONS);

@@ -180,6 +180,7 @@ impl Reactor {
         .collect(&mut out);
         self.collect(&mut out);
         self.board.collect(&mut out);
+        crate::metrics::sources::Drops.collect(&mut out);
         out.finish()
     }
 }

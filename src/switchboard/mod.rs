@@ -27,7 +27,7 @@ use crate::gateway::{ConnRef, Engines, Gateway, GatewayCommand, GatewayInput};
 use crate::sylkrtc::Dialect;
 
 pub use bridges::{Bridges, MediaCounters, MediaId, MediaSocketKind};
-pub use store::Store;
+pub use store::{Store, StoreHealth, StoreStats};
 
 /// Store results handed to the gateway per [`Switchboard::handle_store_ready`]: each may
 /// send a SIP MESSAGE and several WebSocket messages (tens of microseconds), and the worker
@@ -108,6 +108,7 @@ impl Switchboard {
     /// gateway. Returns whether more may be waiting (call again soon: the worker does not
     /// signal the same results twice).
     pub fn handle_store_ready(&mut self, now: Instant) -> bool {
+        self.store.set_now(now);
         for _ in 0..STORE_RESULTS_PER_CALL {
             let Some((ticket, result)) = self.store.poll_result() else {
                 return false;
@@ -169,6 +170,18 @@ impl Switchboard {
         if self.gateway.is_draining() {
             out.push("gateway draining");
         }
+        match self.store.health() {
+            StoreHealth::Ready => {}
+            StoreHealth::Down => out.push("message store down"),
+            StoreHealth::Failing => out.push("message store not writable"),
+            StoreHealth::Busy => out.push("message store busy"),
+            StoreHealth::Stalled => out.push("message store stalled"),
+        }
+    }
+
+    /// The message store (metrics).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A datagram arrived on the SIP UDP socket.
@@ -254,15 +267,20 @@ impl Switchboard {
             self.sip.handle_timeout(now);
         }
         self.bridges.handle_timeout(now);
+        self.store.handle_timeout(now);
         self.route(now);
     }
 
     /// The earliest instant an engine needs [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.sip_deadline, self.bridges.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.sip_deadline,
+            self.bridges.poll_timeout(),
+            self.store.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next socket action, in the order the engines produced them.
@@ -287,6 +305,7 @@ impl Switchboard {
     }
 
     fn deliver(&mut self, now: Instant, input: GatewayInput<'_>) {
+        self.store.set_now(now);
         let mut engines = Engines {
             sip: &mut self.sip,
             bridges: &mut self.bridges,
@@ -300,6 +319,7 @@ impl Switchboard {
     /// stack is drained to its `Timeout` after every input (its output contract), and the
     /// gateway's reactions may give it more.
     fn route(&mut self, now: Instant) {
+        self.store.set_now(now);
         loop {
             while let Some(command) = self.gateway.poll_output() {
                 self.commands.push_back(Command::Gateway(command));

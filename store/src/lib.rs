@@ -6,16 +6,20 @@
 //!   gateway instances implements the same trait later.
 //! - [`sqlite::SqliteStore`]: the embedded default (rusqlite with SQLite bundled), versioned
 //!   schema migrations, WAL, retention.
+//! - [`postgres::PostgresStore`]: PostgreSQL, one database shared by several gateway
+//!   instances (history and multi-device sync wherever a device lands), same schema.
 //! - [`worker::StoreWorker`]: the one allowed second thread. The reactor submits requests
 //!   to a bounded queue and never blocks on disk; results come back through a channel and a
 //!   notifier (the reactor's `mio::Waker`; this crate does not know mio). A full queue is
 //!   an error to the submitter, never a silent drop.
 //!
 //! The tables of the addressbook (contacts, groups, policies when no XCAP server is
-//! configured) join the same database in a later migration.
+//! configured) join the same databases in a later migration.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 pub mod time;
 pub mod worker;
@@ -217,6 +221,9 @@ pub enum StoreRequest {
         /// Unix milliseconds.
         before_ms: i64,
     },
+    /// Whether the database takes writes now (readiness): answered
+    /// [`StoreResult::Changed`]`(0)`, or the error that stops writes.
+    Probe,
 }
 
 /// What a backend answers.

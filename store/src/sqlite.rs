@@ -301,6 +301,9 @@ fn execute(tx: &Transaction<'_>, request: StoreRequest) -> Result<StoreResult, S
                 .map_err(db)?;
             Ok(StoreResult::Changed(n as u64))
         }
+        // The batch's transaction holds the write lock from its start (IMMEDIATE), so
+        // reaching here means the database took it; the commit proves the rest.
+        StoreRequest::Probe => Ok(StoreResult::Changed(0)),
     }
 }
 
@@ -310,7 +313,12 @@ impl MessageStore for SqliteStore {
         requests: Vec<StoreRequest>,
     ) -> Vec<Result<StoreResult, StoreError>> {
         let count = requests.len();
-        let tx = match self.conn.transaction() {
+        // IMMEDIATE: the write lock is taken at the start, so a database that cannot be
+        // written (locked by another process, read-only file) fails the batch up front.
+        let tx = match self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => return vec![Err(db(e)); count],
         };

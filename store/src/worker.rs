@@ -7,7 +7,7 @@
 //! calls the notifier once per batch; the reactor's notifier is a `mio::Waker`, after which
 //! it collects with [`poll_result`](StoreWorker::poll_result).
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 
 use crate::{MessageStore, StoreError, StoreRequest, StoreResult};
@@ -29,7 +29,43 @@ pub struct StoreWorker {
     thread: Option<JoinHandle<()>>,
     capacity: usize,
     outstanding: usize,
+    /// The last ticket handed out (tickets are consecutive from 1).
     next_ticket: u64,
+    /// The last ticket whose result was collected.
+    collected: u64,
+    /// The worker thread is known to have ended.
+    gone: bool,
+}
+
+/// The worker's end of the results: sends them, wakes the reactor, and on the way out (a
+/// normal end or a panic unwinding) closes the channel before one last wake-up, so the
+/// reactor sees the disconnection when it looks.
+struct Link {
+    outbox: Option<Sender<Done>>,
+    notify: Box<dyn Fn() + Send>,
+}
+
+impl Link {
+    /// Sends a batch's results and wakes the reactor; false when the reactor is gone.
+    fn send(&mut self, done: impl Iterator<Item = Done>) -> bool {
+        let Some(outbox) = self.outbox.as_ref() else {
+            return false;
+        };
+        for d in done {
+            if outbox.send(d).is_err() {
+                return false;
+            }
+        }
+        (self.notify)();
+        true
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.outbox = None;
+        (self.notify)();
+    }
 }
 
 impl std::fmt::Debug for StoreWorker {
@@ -43,7 +79,9 @@ impl std::fmt::Debug for StoreWorker {
 
 impl StoreWorker {
     /// Starts the worker thread over `store`; at most `capacity` requests are outstanding.
-    /// `notify` is called on the worker thread after each batch's results are sent.
+    /// `notify` is called on the worker thread after each batch's results are sent, and
+    /// once more if the thread ends for any reason (a panic included), so the reactor learns
+    /// of a dead worker through [`poll_result`](Self::poll_result) instead of waiting.
     pub fn spawn(
         mut store: Box<dyn MessageStore>,
         capacity: usize,
@@ -55,7 +93,12 @@ impl StoreWorker {
         let thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                // Ends when the reactor drops its sender (shutdown).
+                let mut link = Link {
+                    outbox: Some(outbox),
+                    notify,
+                };
+                // Ends when the reactor drops its sender (shutdown), or by a panic in the
+                // backend: either way `link`'s drop closes the results and wakes the reactor.
                 while let Ok(first) = inbox.recv() {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -66,12 +109,9 @@ impl StoreWorker {
                     }
                     let (tickets, requests): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                     let results = store.execute_batch(requests);
-                    for (ticket, result) in tickets.into_iter().zip(results) {
-                        if outbox.send((ticket, result)).is_err() {
-                            return;
-                        }
+                    if !link.send(tickets.into_iter().zip(results)) {
+                        return;
                     }
-                    notify();
                 }
             })?;
         Ok(StoreWorker {
@@ -81,36 +121,69 @@ impl StoreWorker {
             capacity,
             outstanding: 0,
             next_ticket: 0,
+            collected: 0,
+            gone: false,
         })
     }
 
     /// Queues `request` without blocking; its result comes back with the ticket.
     pub fn submit(&mut self, request: StoreRequest) -> Result<StoreTicket, StoreError> {
+        if self.gone {
+            return Err(StoreError::Unavailable);
+        }
         if self.outstanding >= self.capacity {
             return Err(StoreError::QueueFull);
         }
         let jobs = self.jobs.as_ref().ok_or(StoreError::Unavailable)?;
-        self.next_ticket += 1;
-        let ticket = StoreTicket(self.next_ticket);
+        let ticket = StoreTicket(self.next_ticket + 1);
         match jobs.try_send((ticket, request)) {
             Ok(()) => {
+                self.next_ticket = ticket.0;
                 self.outstanding += 1;
                 Ok(ticket)
             }
             Err(TrySendError::Full(_)) => Err(StoreError::QueueFull),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Unavailable),
+            Err(TrySendError::Disconnected(_)) => {
+                self.gone = true;
+                Err(StoreError::Unavailable)
+            }
         }
     }
 
-    /// A finished request, if any (call after the notifier fired, until `None`).
+    /// A finished request, if any (call after the notifier fired, until `None`). Once the
+    /// worker is gone (it panicked, or [`finish`](Self::finish) ran), every request still
+    /// outstanding comes back as [`StoreError::Unavailable`], in order: nothing submitted
+    /// is left waiting.
     pub fn poll_result(&mut self) -> Option<(StoreTicket, Result<StoreResult, StoreError>)> {
-        match self.results.try_recv() {
-            Ok(done) => {
-                self.outstanding -= 1;
-                Some(done)
+        let done = match self.results.try_recv() {
+            Ok(done) => done,
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::Disconnected) => {
+                self.gone = true;
+                if self.outstanding == 0 {
+                    return None;
+                }
+                // The worker answers in submission order and tickets are consecutive, so
+                // the lost ones are exactly those after the last collected.
+                (
+                    StoreTicket(self.collected + 1),
+                    Err(StoreError::Unavailable),
+                )
             }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        };
+        self.outstanding -= 1;
+        self.collected = done.0 .0;
+        Some(done)
+    }
+
+    /// False once the worker thread has ended (a panic in the backend, or shutdown).
+    pub fn is_alive(&self) -> bool {
+        !self.gone && self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// The most requests that may be outstanding.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Requests submitted and not yet collected.
@@ -214,6 +287,67 @@ mod tests {
         wait_results(&mut w, 3);
         assert!(w.submit(StoreRequest::Expire { before_ms: 0 }).is_ok());
         w.finish();
+        assert_eq!(
+            w.submit(StoreRequest::Expire { before_ms: 0 }),
+            Err(StoreError::Unavailable)
+        );
+    }
+
+    /// A backend that panics on its second batch.
+    struct Fragile(usize);
+
+    impl MessageStore for Fragile {
+        fn execute_batch(
+            &mut self,
+            requests: Vec<StoreRequest>,
+        ) -> Vec<Result<StoreResult, StoreError>> {
+            self.0 += 1;
+            assert!(self.0 < 2, "backend failure (deliberate, in a test)");
+            requests
+                .iter()
+                .map(|_| Ok(StoreResult::Changed(0)))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_dead_worker_fails_what_it_held_and_wakes_the_reactor() {
+        let fired = Arc::new(AtomicUsize::new(0));
+        let f = Arc::clone(&fired);
+        let mut w = StoreWorker::spawn(
+            Box::new(Fragile(0)),
+            8,
+            Box::new(move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        let t1 = w.submit(StoreRequest::Expire { before_ms: 0 }).unwrap();
+        assert_eq!(
+            wait_results(&mut w, 1),
+            vec![(t1, Ok(StoreResult::Changed(0)))]
+        );
+        assert!(w.is_alive());
+        let woken = fired.load(Ordering::SeqCst);
+        // The second batch panics: both requests in it come back failed, in order.
+        let t2 = w.submit(StoreRequest::Expire { before_ms: 0 }).unwrap();
+        let t3 = w.submit(StoreRequest::Expire { before_ms: 1 }).ok();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fired.load(Ordering::SeqCst) == woken {
+            assert!(Instant::now() < deadline, "no wake-up from the dead worker");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut got = Vec::new();
+        while let Some(r) = w.poll_result() {
+            got.push(r);
+        }
+        let mut want = vec![(t2, Err(StoreError::Unavailable))];
+        if let Some(t3) = t3 {
+            want.push((t3, Err(StoreError::Unavailable)));
+        }
+        assert_eq!(got, want);
+        assert_eq!(w.outstanding(), 0);
+        assert!(!w.is_alive());
         assert_eq!(
             w.submit(StoreRequest::Expire { before_ms: 0 }),
             Err(StoreError::Unavailable)

@@ -330,6 +330,11 @@ pub struct KamailioOpts {
     pub nat: bool,
     /// Also listen for XCAP over HTTP (TCP) on a free port.
     pub xcap: bool,
+    /// Keep the Path of REGISTERs and route through it (RFC 3327; scale-out).
+    pub path: bool,
+    /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
+    /// into their shared store (the dispatcher module; scale-out).
+    pub message_store: Vec<SocketAddr>,
 }
 
 /// A running Kamailio: registrar with digest auth against HA1 (users of [`USERS`], domain
@@ -401,6 +406,19 @@ impl Kamailio {
         }
         if opts.nat {
             cmd_env.push(("KAM_NAT", "1".into()));
+        }
+        if opts.path {
+            cmd_env.push(("KAM_PATH", "1".into()));
+        }
+        if !opts.message_store.is_empty() {
+            let list = dir.join("dispatcher.list");
+            let lines: String = opts
+                .message_store
+                .iter()
+                .map(|a| format!("1 sip:{a}\n"))
+                .collect();
+            std::fs::write(&list, lines).unwrap();
+            cmd_env.push(("KAM_DISPATCHER", list.display().to_string()));
         }
         // run.sh reads its settings from the environment; pass them through `env` so the
         // process tree stays setpriv -> env -> bash -> (exec) kamailio, one pid.
@@ -925,6 +943,7 @@ impl Default for BaresipOpts {
 pub struct Baresip {
     proc: Proc,
     user: String,
+    domain: String,
     port: u16,
     ctrl_port: u16,
     rtp_ports: (u16, u16),
@@ -936,6 +955,14 @@ impl Baresip {
     /// socket accepts connections. Registration runs in the background: see
     /// [`Baresip::wait_for_registration`].
     pub fn start(kam: &Kamailio, opts: BaresipOpts) -> Baresip {
+        let pass = password(&opts.user);
+        Baresip::start_at(kam.sip_addr(), kam.domain(), pass, opts)
+    }
+
+    /// Starts baresip for `opts.user` of `domain` with `pass`, registering at (and sending
+    /// everything through) the registrar and proxy at `registrar` on 127.0.0.1: a Kamailio,
+    /// or a standalone gateway serving `domain` itself.
+    pub fn start_at(registrar: SocketAddr, domain: &str, pass: &str, opts: BaresipOpts) -> Baresip {
         require("baresip");
         let dir = RunDir::new("baresip");
         let port = free_port_pair();
@@ -947,10 +974,10 @@ impl Baresip {
             ("BS_SIP_PORT", port.to_string()),
             ("BS_CTRL_PORT", ctrl_port.to_string()),
             ("BS_RTP_PORTS", format!("{}-{}", rtp_ports.0, rtp_ports.1)),
-            ("KAM_PORT", kam.sip_addr().port().to_string()),
-            ("KAM_DOMAIN", kam.domain().to_owned()),
+            ("KAM_PORT", registrar.port().to_string()),
+            ("KAM_DOMAIN", domain.to_owned()),
             ("BS_USER", opts.user.clone()),
-            ("BS_PASS", password(&opts.user).to_owned()),
+            ("BS_PASS", pass.to_owned()),
             (
                 "BS_TRANSPORT",
                 match opts.transport {
@@ -980,6 +1007,7 @@ impl Baresip {
         let mut b = Baresip {
             proc,
             user: opts.user,
+            domain: domain.to_owned(),
             port,
             ctrl_port,
             rtp_ports,
@@ -999,7 +1027,7 @@ impl Baresip {
 
     /// Waits until the account's REGISTER got 200 OK; fails the test after `timeout`.
     pub fn wait_for_registration(&mut self, timeout: Duration) {
-        let needle = format!("{}@{}: {{0/", self.user, DOMAIN);
+        let needle = format!("{}@{}: {{0/", self.user, self.domain);
         self.wait_for_log_line(timeout, |l| l.contains(&needle) && l.contains("} 200 OK"));
     }
 
@@ -1224,4 +1252,149 @@ pub fn rtp_echo_count(to: SocketAddr, count: u16, timeout: Duration) -> usize {
         }
     }
     seen.iter().filter(|s| **s).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// A throwaway PostgreSQL cluster (fresh `initdb`, `tests/peers/postgresql/run.sh`) on a free
+/// port of 127.0.0.1, with one password superuser; the message store shared by several
+/// gateway instances in the scale-out tests.
+pub struct Postgres {
+    proc: Proc,
+    port: u16,
+    dir: RunDir,
+}
+
+impl Postgres {
+    /// Starts the cluster and waits (30 s at most: `initdb` takes a few seconds on a loaded
+    /// machine) until it accepts connections.
+    pub fn start() -> Postgres {
+        let dir = RunDir::new("postgres");
+        let port = free_tcp_port();
+        let script = peers_dir().join("postgresql/run.sh");
+        let args = vec![
+            format!("PG_RUN={}", dir.path().display()),
+            format!("PG_PORT={port}"),
+            script.display().to_string(),
+        ];
+        let log = dir.path().join("postgres.log");
+        let proc = Proc::spawn("postgres", "env", &args, dir.path(), log);
+        let mut pg = Postgres { proc, port, dir };
+        let ready = poll(Duration::from_secs(30), || {
+            if pg.proc.exited().is_some() {
+                return Some(false);
+            }
+            // The server logs this once it takes connections on every listener.
+            read_lossy(&pg.proc.log)
+                .contains("database system is ready to accept connections")
+                .then_some(true)
+        });
+        match ready {
+            Some(true) => pg,
+            Some(false) => pg.proc.fail("exited during start"),
+            None => pg.proc.fail("not ready within 30 s"),
+        }
+    }
+
+    /// `postgres://sylk:sylkpass@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://sylk:sylkpass@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        localhost(self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.proc.log)
+    }
+
+    /// Stops the server now (SIGTERM: a "smart" shutdown that waits for clients, so SIGKILL
+    /// after 5 s). The run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HAProxy
+
+/// HAProxy (`tests/peers/haproxy/run.sh`) on a free port of 127.0.0.1, balancing WebSocket
+/// connections round robin over gateway instances that it checks on `GET /ready`.
+pub struct Haproxy {
+    proc: Proc,
+    port: u16,
+    dir: RunDir,
+}
+
+impl Haproxy {
+    /// Starts it over `backends` (the instances' `ws://` listen addresses) and waits until
+    /// its frontend accepts connections.
+    pub fn start(backends: &[SocketAddr]) -> Haproxy {
+        require("haproxy");
+        let dir = RunDir::new("haproxy");
+        let port = free_tcp_port();
+        let list: Vec<String> = backends.iter().map(ToString::to_string).collect();
+        let args = vec![
+            format!("HA_RUN={}", dir.path().display()),
+            format!("HA_PORT={port}"),
+            format!("BACKENDS={}", list.join(" ")),
+            peers_dir().join("haproxy/run.sh").display().to_string(),
+        ];
+        let log = dir.path().join("haproxy.log");
+        let proc = Proc::spawn("haproxy", "env", &args, dir.path(), log);
+        let mut h = Haproxy { proc, port, dir };
+        let ready = poll(Duration::from_secs(10), || {
+            if h.proc.exited().is_some() {
+                return Some(false);
+            }
+            TcpStream::connect(h.addr()).is_ok().then_some(true)
+        });
+        match ready {
+            Some(true) => h,
+            Some(false) => h.proc.fail("exited during start"),
+            None => h.proc.fail("frontend not up within 10 s"),
+        }
+    }
+
+    /// The frontend address (`ws://ADDR/webrtcgateway/ws`).
+    pub fn addr(&self) -> SocketAddr {
+        localhost(self.port)
+    }
+
+    /// HAProxy's log so far (health check transitions, one line per connection).
+    pub fn log(&self) -> String {
+        read_lossy(&self.proc.log)
+    }
+
+    /// Waits until HAProxy's log says a backend went `UP` or `DOWN` `count` times in all
+    /// (lines such as `Server gateways/gw1 is UP`).
+    pub fn wait_for_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let found = poll(timeout, || {
+            (self.log().matches(needle).count() >= count).then_some(())
+        });
+        if found.is_none() {
+            self.proc.fail(&format!(
+                "{needle:?} not logged {count} times within {timeout:?}"
+            ));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }

@@ -19,6 +19,8 @@ fn config() -> RegistrationConfig {
         contact_user: "sylk-token1".into(),
         call_id: "call1@x".into(),
         from_tag: "ftag".into(),
+        path: false,
+        instance: None,
     }
 }
 
@@ -393,4 +395,46 @@ fn host_port_split() {
     );
     assert_eq!(split_host_port("[::1]:5080"), ("::1".into(), Some(5080)));
     assert_eq!(split_host_port("[::1]"), ("::1".into(), None));
+}
+
+/// RFC 3327 and RFC 5626: with the extensions on, the REGISTER names this hop in Path, says
+/// it supports both, and its Contact carries the instance id and reg-id; the registrar's 200
+/// (which echoes the Contact with its parameters) binds us as before.
+#[test]
+fn path_and_instance_id_go_on_the_register() {
+    let mut c = config();
+    c.path = true;
+    c.instance = Some("urn:uuid:f81d4fae-7dec-41d0-a765-00a0c91e6bf6".into());
+    let mut r = Registration::new(c, Ha1::from_hex(HA1_HEX).unwrap());
+    let t0 = Instant::now();
+    r.start(t0);
+    let _ = actions(&mut r);
+    r.handle_located(t0, Ok(vec![target(5060)].into()));
+    let _ = actions(&mut r);
+    let req = sent(&mut r, 600);
+    assert_eq!(
+        req.header("Path"),
+        Some("<sip:127.0.0.1:5070;transport=udp;lr>")
+    );
+    assert_eq!(req.header("Supported"), Some("path, outbound"));
+    let text = String::from_utf8(req.to_bytes()).unwrap();
+    assert!(
+        text.contains(
+            "Contact: <sip:sylk-token1@127.0.0.1:5070;transport=udp>;expires=600;\
+             +sip.instance=\"<urn:uuid:f81d4fae-7dec-41d0-a765-00a0c91e6bf6>\";reg-id=1\r\n"
+        ),
+        "{text}"
+    );
+    let ok = reply(
+        &req,
+        200,
+        "OK",
+        &[(
+            "Contact",
+            "<sip:sylk-token1@127.0.0.1:5070;transport=udp>;expires=300;\
+             +sip.instance=\"<urn:uuid:f81d4fae-7dec-41d0-a765-00a0c91e6bf6>\";reg-id=1",
+        )],
+    );
+    r.handle_response(t0, &ok);
+    assert!(actions(&mut r).contains(&RegAction::Report(RegistrationStatus::Registered)));
 }

@@ -118,6 +118,11 @@ impl SipStack {
         if self.calls.len() >= self.max_calls {
             return Err(CallError::TooManyCalls);
         }
+        // A user of the local domain bound at SIP phones only is called there directly.
+        let callee = self
+            .local_redirect(now, callee)
+            .unwrap_or_else(|| callee.to_owned());
+        let callee = callee.as_str();
         let config = OutgoingConfig {
             user: identity.user.clone(),
             domain: identity.domain.clone(),

@@ -25,6 +25,7 @@
 //! `registrations.rs` and `calls.rs` keep the books of the two kinds of usage.
 
 mod calls;
+mod local;
 mod registrations;
 mod requests;
 mod routing;
@@ -222,6 +223,10 @@ pub struct SipStack {
     incoming_calls: bool,
     /// The RFC 4028 interval our INVITEs ask for (0: none).
     session_expires: u32,
+    /// Path and instance ids on every REGISTER.
+    register_extensions: crate::registration::RegisterExtensions,
+    /// The registrar of the local domain (standalone mode).
+    registrar: Option<crate::registrar::Registrar>,
     /// Draining: new INVITEs get 503 with this Retry-After.
     refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
@@ -282,6 +287,8 @@ impl SipStack {
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
             session_expires: 0,
+            register_extensions: Default::default(),
+            registrar: None,
             refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),

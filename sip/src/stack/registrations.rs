@@ -5,11 +5,36 @@ use std::time::Instant;
 
 use super::{AccountIdentity, RegEntry, SendError, SipEvent, SipStack};
 use crate::locate::Target;
-use crate::registration::{RegAction, RegId, Registration, RegistrationConfig};
+use crate::registration::{RegAction, RegId, RegisterExtensions, Registration, RegistrationConfig};
 use crate::transport::FlowId;
 use crate::txn::{TxnId, MAGIC_COOKIE};
 
 impl SipStack {
+    /// Path and RFC 5626 instance ids on the REGISTERs of registrations made from now on
+    /// (`sip.register_path`, `sip.register_instance_id`).
+    pub fn set_register_extensions(&mut self, extensions: RegisterExtensions) {
+        self.register_extensions = extensions;
+    }
+
+    /// A fresh RFC 4122 version 4 UUID as a URN (RFC 5626 section 4.1 instance id).
+    fn random_uuid_urn(&mut self) -> String {
+        let (a, b) = (self.rng.next_u64(), self.rng.next_u64());
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_be_bytes());
+        bytes[8..].copy_from_slice(&b.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+        bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "urn:uuid:{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+
     /// Starts registering an account; `Registration` events follow.
     pub fn register(&mut self, now: Instant, account: AccountIdentity) -> RegId {
         let reg = self.register_deferred(account);
@@ -23,6 +48,10 @@ impl SipStack {
         let contact_user = format!("sylk-{}", self.random_token(12));
         let call_id = format!("{}@sylk-gateway", self.random_token(20));
         let from_tag = self.random_token(10);
+        let instance = self
+            .register_extensions
+            .instance_id
+            .then(|| self.random_uuid_urn());
         let config = RegistrationConfig {
             user: account.user,
             domain: account.domain,
@@ -34,6 +63,8 @@ impl SipStack {
             contact_user: contact_user.clone(),
             call_id,
             from_tag,
+            path: self.register_extensions.path,
+            instance,
         };
         let key = self.registrations.insert(RegEntry {
             reg: Registration::new(config, account.ha1),

@@ -93,6 +93,9 @@ impl SipStack {
         if self.requests.len() >= MAX_REQUESTS {
             return Err(RequestError::TooManyRequests);
         }
+        // A user of the local domain bound at SIP phones only gets it there directly.
+        let redirected = self.local_redirect(now, target);
+        let target = redirected.as_deref().unwrap_or(target);
         let config = RequestConfig {
             method,
             user: identity.user.clone(),

@@ -50,6 +50,9 @@ impl SipStack {
             self.respond(now, txn, request, 400, "Missing Contact", &[]);
             return;
         }
+        if self.handle_local_request(now, txn, request) {
+            return;
+        }
         if *request.method() == Method::Invite && self.incoming_calls {
             let owner = request
                 .uri()
@@ -135,7 +138,13 @@ impl SipStack {
     }
 
     /// A new INVITE for the Contact token of `reg` (RFC 3261 section 13.3).
-    fn incoming_call(&mut self, now: Instant, txn: TxnId, request: &SipRequest, reg: RegId) {
+    pub(super) fn incoming_call(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+        reg: RegId,
+    ) {
         if let Some(seconds) = self.refuse_new_calls {
             let retry_after = seconds.to_string();
             log::info!(

@@ -77,11 +77,8 @@ impl Gateway {
             Ok(Some(status)) => (status, "OK".to_owned()),
             Err(refusal) => refusal,
         };
-        let extra: &[(&str, &str)] = if answer.0 == 503 {
-            &[("Retry-After", "1")]
-        } else {
-            &[]
-        };
+        self.messaging.stats.count_in(answer.0);
+        let extra = retry_after(answer.0);
         if let Err(err) = e.sip.answer_request(now, id, answer.0, &answer.1, extra) {
             log::debug!("messaging: MESSAGE not answered: {err}");
         }
@@ -158,10 +155,7 @@ impl Gateway {
     ) -> Result<Option<u16>, Refusal> {
         match self.submit(e.store, request, pending) {
             Ok(()) => Ok(None),
-            Err(store::StoreError::QueueFull) => {
-                Err((503, "Service Unavailable (message store busy)".to_owned()))
-            }
-            Err(err) => Err((500, format!("Server Internal Error ({err})"))),
+            Err(err) => Err(store_refusal(&err)),
         }
     }
 
@@ -230,7 +224,14 @@ impl Gateway {
     ) {
         let (status, reason) = match result {
             Ok(StoreResult::Added { new, .. }) => {
-                let shown = if new {
+                // Not new in the store: a sender's retry of one this instance showed
+                // already, or (with a store shared by instances) the copy of a MESSAGE
+                // forked to this instance's connections too, which they must see.
+                let shown_here = !new && self.messaging.shown.contains(aor, &message.message_id);
+                let shown = if shown_here {
+                    self.authenticated_clients(aor).len()
+                } else {
+                    self.messaging.shown.insert(aor, &message.message_id);
                     self.send_to_account(
                         aor,
                         None,
@@ -239,9 +240,6 @@ impl Gateway {
                             message,
                         },
                     )
-                } else {
-                    // A retransmission of one we have: shown already.
-                    self.authenticated_clients(aor).len()
                 };
                 if shown > 0 {
                     (200, "OK".to_owned())
@@ -255,10 +253,14 @@ impl Gateway {
             }
             Err(err) => {
                 log::warn!("messaging: incoming message for {aor} not stored: {err}");
-                (500, format!("Server Internal Error ({err})"))
+                store_refusal(&err)
             }
         };
-        if let Err(err) = e.sip.answer_request(now, id, status, &reason, &[]) {
+        self.messaging.stats.count_in(status);
+        if let Err(err) = e
+            .sip
+            .answer_request(now, id, status, &reason, retry_after(status))
+        {
             log::debug!("messaging: MESSAGE not answered: {err}");
         }
     }
@@ -294,9 +296,13 @@ impl Gateway {
                 );
                 (200, "OK".to_owned())
             }
-            Err(err) => (500, format!("Server Internal Error ({err})")),
+            Err(err) => store_refusal(&err),
         };
-        if let Err(err) = e.sip.answer_request(now, id, status, &reason, &[]) {
+        self.messaging.stats.count_in(status);
+        if let Err(err) = e
+            .sip
+            .answer_request(now, id, status, &reason, retry_after(status))
+        {
             log::debug!("messaging: IMDN not answered: {err}");
         }
     }
@@ -335,6 +341,29 @@ impl Gateway {
 }
 
 /// sylkRTC carries text: a body that is not UTF-8 is refused (RFC 3261 21.4.13).
+/// Extra headers of an answer: a 503 says when to try again (RFC 3261 section 21.5.4).
+fn retry_after(status: u16) -> &'static [(&'static str, &'static str)] {
+    if status == 503 {
+        &[("Retry-After", "1")]
+    } else {
+        &[]
+    }
+}
+
+/// The SIP answer to a MESSAGE the store could not take: 503 (with Retry-After, so the
+/// sender or a proxy tries again or elsewhere) when the store is busy or gone, 500 when the
+/// database failed the write.
+fn store_refusal(err: &store::StoreError) -> Refusal {
+    match err {
+        store::StoreError::QueueFull => (503, "Service Unavailable (message store busy)".into()),
+        store::StoreError::Unavailable => (
+            503,
+            "Service Unavailable (message store unavailable)".into(),
+        ),
+        other => (500, format!("Server Internal Error ({other})")),
+    }
+}
+
 fn text_of(bytes: &[u8]) -> Result<String, Refusal> {
     String::from_utf8(bytes.to_vec()).map_err(|_| {
         (

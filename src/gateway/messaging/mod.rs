@@ -131,6 +131,39 @@ struct Unwrapped {
     content: String,
 }
 
+/// Messages counted by result, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessagingStats {
+    /// Messages we sent (`account-message`, `session-message`) that SIP accepted (2xx).
+    pub out_accepted: u64,
+    /// Messages we sent that failed (a final non-2xx, a timeout, or not sent at all).
+    pub out_failed: u64,
+    /// SIP MESSAGEs received and shown to at least one connection (200).
+    pub in_delivered: u64,
+    /// SIP MESSAGEs received and only stored (202: no connection of the account).
+    pub in_stored: u64,
+    /// SIP MESSAGEs refused (4xx/5xx: malformed, too large, rate, store failure, unknown).
+    pub in_refused: u64,
+}
+
+impl MessagingStats {
+    fn count_in(&mut self, status: u16) {
+        match status {
+            200..=201 => self.in_delivered += 1,
+            202..=299 => self.in_stored += 1,
+            _ => self.in_refused += 1,
+        }
+    }
+
+    fn count_out(&mut self, accepted: bool) {
+        if accepted {
+            self.out_accepted += 1;
+        } else {
+            self.out_failed += 1;
+        }
+    }
+}
+
 /// Messaging's books.
 #[derive(Debug)]
 pub(super) struct Messaging {
@@ -140,6 +173,40 @@ pub(super) struct Messaging {
     send_limit: rate::RateLimiter,
     incoming_limit: rate::RateLimiter,
     next_expiry_ms: i64,
+    stats: MessagingStats,
+    /// Incoming messages this instance showed its connections lately.
+    shown: RecentlyShown,
+}
+
+/// The last [`RecentlyShown::CAPACITY`] incoming messages shown by this instance, by account
+/// and message id: a store that says "not new" cannot tell a sender's retry (shown here
+/// already) from a copy forked to this instance while another one stored it first.
+#[derive(Debug, Default)]
+struct RecentlyShown {
+    order: std::collections::VecDeque<(String, String)>,
+    set: std::collections::HashSet<(String, String)>,
+}
+
+impl RecentlyShown {
+    const CAPACITY: usize = 4096;
+
+    fn contains(&self, account: &str, message_id: &str) -> bool {
+        self.set
+            .contains(&(account.to_owned(), message_id.to_owned()))
+    }
+
+    fn insert(&mut self, account: &str, message_id: &str) {
+        let key = (account.to_owned(), message_id.to_owned());
+        if !self.set.insert(key.clone()) {
+            return;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
 }
 
 impl Messaging {
@@ -151,7 +218,14 @@ impl Messaging {
             send_limit: rate::RateLimiter::new(config.send_rate),
             incoming_limit: rate::RateLimiter::new(config.incoming_rate),
             next_expiry_ms: i64::MIN,
+            stats: MessagingStats::default(),
+            shown: RecentlyShown::default(),
         }
+    }
+
+    /// The counters.
+    pub(super) fn stats(&self) -> &MessagingStats {
+        &self.stats
     }
 
     /// Store results and SIP MESSAGEs still awaited (leak checks).

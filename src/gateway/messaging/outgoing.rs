@@ -192,6 +192,7 @@ impl Gateway {
         code: u16,
         reason: &str,
     ) {
+        self.messaging.stats.count_out(false);
         self.disposition_to_account(
             e,
             aor,
@@ -290,6 +291,7 @@ impl Gateway {
                         }
                     }
                 }
+                self.messaging.stats.count_out(outcome.is_success());
                 let state = if outcome.is_success() {
                     MessageState::Accepted
                 } else {
@@ -311,6 +313,7 @@ impl Gateway {
                 message_id,
                 timestamp,
             } => {
+                self.messaging.stats.count_out(outcome.is_success());
                 let event = MessagingEvent::SessionDisposition {
                     session,
                     disposition: Disposition {

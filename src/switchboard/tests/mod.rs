@@ -1407,3 +1407,308 @@ fn srtp_authentication_failures_are_counted_per_leg() {
     assert!(g.bridges.totals().dropped >= 3);
     assert_eq!(g.gateway().call_count(), 1);
 }
+
+// ---- the message store's health -----------------------------------------------------------
+
+/// A backend that answers its first batch and panics on the next (a crashed storage thread).
+struct CrashOnSecond(usize);
+
+impl ::store::MessageStore for CrashOnSecond {
+    fn execute_batch(
+        &mut self,
+        requests: Vec<::store::StoreRequest>,
+    ) -> Vec<Result<::store::StoreResult, ::store::StoreError>> {
+        self.0 += 1;
+        assert!(self.0 < 2, "storage backend crash (deliberate, in a test)");
+        requests
+            .iter()
+            .map(|r| match r {
+                ::store::StoreRequest::AddMessage(_) => {
+                    Ok(::store::StoreResult::Added { new: true, seq: 1 })
+                }
+                _ => Ok(::store::StoreResult::Changed(0)),
+            })
+            .collect()
+    }
+}
+
+fn message_to(user: &str, n: u32) -> String {
+    format!(
+        "MESSAGE sip:{user}@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKm{n};rport\r\n\
+         From: <sip:bob@example.test>;tag=m{n}\r\nTo: <sip:{user}@example.test>\r\nCall-ID: msg{n}@b\r\n\
+         CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+    )
+}
+
+/// The storage thread dies: what it held fails (the SIP sender gets 503, not silence),
+/// `/ready` says the store is down, later MESSAGEs get 503 with Retry-After at once, and the
+/// metrics count it.
+#[test]
+fn a_dead_storage_thread_is_visible_and_answered_503() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["example.test"], 10);
+    let woken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let w = std::sync::Arc::clone(&woken);
+    let worker = ::store::worker::StoreWorker::spawn(
+        Box::new(CrashOnSecond(0)),
+        8,
+        Box::new(move || {
+            w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }),
+    )
+    .unwrap();
+    g.set_store(Store::new(worker));
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let wait_wake = |n: usize| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while woken.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the storage thread never woke us"
+            );
+            std::thread::yield_now();
+        }
+    };
+    let answers = |g: &mut Switchboard| -> Vec<(u16, Option<String>)> {
+        drain(g)
+            .1
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                SipMessage::Response(r) => {
+                    Some((r.status(), r.header("Retry-After").map(str::to_owned)))
+                }
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    };
+
+    // First MESSAGE: stored (nobody connected: 202).
+    g.handle_sip_datagram(t0, peer, message_to("alice", 1).as_bytes());
+    wait_wake(1);
+    while g.handle_store_ready(t0) {}
+    assert_eq!(answers(&mut g), [(202, None)]);
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert!(reasons.is_empty(), "{reasons:?}");
+
+    // Second: the thread crashes on it. Its answer is 503, not a wait.
+    g.handle_sip_datagram(t0, peer, message_to("alice", 2).as_bytes());
+    wait_wake(2); // the batch never answers; the thread's exit wakes us
+    while g.handle_store_ready(t0) {}
+    assert_eq!(answers(&mut g), [(503, Some("1".to_owned()))]);
+    assert_eq!(g.store_outstanding(), 0);
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert_eq!(reasons, ["message store down"]);
+
+    // Third: refused at once.
+    g.handle_sip_datagram(t0, peer, message_to("alice", 3).as_bytes());
+    assert_eq!(answers(&mut g), [(503, Some("1".to_owned()))]);
+
+    let mut out = crate::metrics::Exposition::new();
+    crate::metrics::Collect::collect(&g, &mut out);
+    let text = out.finish();
+    for line in [
+        "sylk_store_up 0",
+        "sylk_store_queue_depth 0",
+        "sylk_store_requests_total{result=\"ok\"} 1",
+        "sylk_store_requests_total{result=\"unavailable\"} 2",
+        "sylk_messages_in_total{result=\"stored\"} 1",
+        "sylk_messages_in_total{result=\"refused\"} 2",
+        "sylk_store_request_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}
+
+/// A backend whose database fails while `down` is set.
+struct Flaky(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl ::store::MessageStore for Flaky {
+    fn execute_batch(
+        &mut self,
+        requests: Vec<::store::StoreRequest>,
+    ) -> Vec<Result<::store::StoreResult, ::store::StoreError>> {
+        let down = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        requests
+            .iter()
+            .map(|r| match r {
+                _ if down => Err(::store::StoreError::Database("disk full".into())),
+                ::store::StoreRequest::AddMessage(_) => {
+                    Ok(::store::StoreResult::Added { new: true, seq: 1 })
+                }
+                _ => Ok(::store::StoreResult::Changed(0)),
+            })
+            .collect()
+    }
+}
+
+/// A database that fails writes makes `/ready` say so; the periodic probe notices when it
+/// takes writes again, with no traffic needed.
+#[test]
+fn a_failing_database_is_not_ready_until_a_probe_succeeds() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["example.test"], 10);
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let worker = ::store::worker::StoreWorker::spawn(
+        Box::new(Flaky(std::sync::Arc::clone(&down))),
+        8,
+        Box::new(|| {}),
+    )
+    .unwrap();
+    g.set_store(Store::new(worker));
+    // Collects results until nothing is outstanding (the worker is a real thread: poll with
+    // a deadline).
+    let settle = |g: &mut Switchboard, now: Instant| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while g.store_outstanding() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no result from the storage thread"
+            );
+            std::thread::yield_now();
+            while g.handle_store_ready(now) {}
+        }
+    };
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    g.handle_sip_datagram(t0, peer, message_to("alice", 1).as_bytes());
+    settle(&mut g, t0);
+    let (_, sip) = drain(&mut g);
+    assert!(
+        matches!(&sip[..], [(_, SipMessage::Response(r))] if r.status() == 500),
+        "{sip:?}"
+    );
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert_eq!(reasons, ["message store not writable"]);
+
+    // Virtual time runs to the next probe (other engines' timers may come first).
+    let to_probe = |g: &mut Switchboard| -> Instant {
+        for _ in 0..1000 {
+            let t = g.poll_timeout().expect("a probe is scheduled");
+            g.handle_timeout(t);
+            if g.store_outstanding() > 0 {
+                return t;
+            }
+        }
+        panic!("no probe was sent");
+    };
+    // Still down at the first probe; up at the next one.
+    let t1 = to_probe(&mut g);
+    settle(&mut g, t1);
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert_eq!(reasons, ["message store not writable"]);
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t2 = to_probe(&mut g);
+    assert!(
+        t2 - t1 <= std::time::Duration::from_secs(2),
+        "failing: probed often"
+    );
+    settle(&mut g, t2);
+    let mut reasons = Vec::new();
+    g.not_ready(&mut reasons);
+    assert!(reasons.is_empty(), "{reasons:?}");
+    // Probes never reach the SIP side or a client.
+    assert!(drain(&mut g).1.is_empty());
+}
+
+/// A backend that hangs on every batch until `release` is set (a query waiting forever).
+struct Hanging(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl ::store::MessageStore for Hanging {
+    fn execute_batch(
+        &mut self,
+        requests: Vec<::store::StoreRequest>,
+    ) -> Vec<Result<::store::StoreResult, ::store::StoreError>> {
+        let (released, wake) = &*self.0;
+        let mut r = released.lock().unwrap();
+        while !*r {
+            r = wake.wait(r).unwrap();
+        }
+        requests
+            .iter()
+            .map(|r| match r {
+                ::store::StoreRequest::AddMessage(_) => {
+                    Ok(::store::StoreResult::Added { new: true, seq: 1 })
+                }
+                _ => Ok(::store::StoreResult::Changed(0)),
+            })
+            .collect()
+    }
+}
+
+/// The watchdog: a storage thread that is alive but does not answer makes `/ready` say
+/// "stalled" once the oldest request has waited `STALLED_AFTER` (virtual time), and the
+/// metrics count it; when it answers again, the store is ready and MESSAGEs are stored.
+#[test]
+fn a_hanging_storage_thread_is_caught_by_the_watchdog() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["example.test"], 10);
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let worker = ::store::worker::StoreWorker::spawn(
+        Box::new(Hanging(std::sync::Arc::clone(&gate))),
+        8,
+        Box::new(|| {}),
+    )
+    .unwrap();
+    g.set_store(Store::new(worker));
+    let peer: std::net::SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let not_ready = |g: &Switchboard| {
+        let mut reasons = Vec::new();
+        g.not_ready(&mut reasons);
+        reasons
+    };
+    let statuses = |g: &mut Switchboard| -> Vec<u16> {
+        drain(g)
+            .1
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                SipMessage::Response(r) => Some(r.status()),
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    };
+    g.handle_sip_datagram(t0, peer, message_to("alice", 1).as_bytes());
+    assert_eq!(g.store_outstanding(), 1);
+    // Virtual time up to the watchdog (probes and other engines' timers come on the way).
+    let mut now = t0;
+    while now < t0 + store::STALLED_AFTER {
+        assert!(not_ready(&g).is_empty(), "{:?}", not_ready(&g));
+        let t = g.poll_timeout().expect("the watchdog is scheduled");
+        assert!(
+            t <= t0 + store::STALLED_AFTER,
+            "watchdog late: {:?}",
+            t - t0
+        );
+        now = t;
+        g.handle_timeout(now);
+    }
+    assert_eq!(not_ready(&g), ["message store stalled"]);
+    let mut out = crate::metrics::Exposition::new();
+    crate::metrics::Collect::collect(&g, &mut out);
+    let text = out.finish();
+    for line in ["sylk_store_up 0", "sylk_store_stalls_total 1"] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    // The SIP stack did not keep the sender waiting meanwhile (its own 500 + Retry-After).
+    assert_eq!(statuses(&mut g), [500]);
+
+    // It answers again: ready; the late result answers nobody twice; a new MESSAGE is stored.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    let settle = |g: &mut Switchboard| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while g.store_outstanding() > 0 {
+            assert!(Instant::now() < deadline, "no result after the release");
+            std::thread::yield_now();
+            while g.handle_store_ready(now) {}
+        }
+    };
+    settle(&mut g);
+    assert!(not_ready(&g).is_empty(), "{:?}", not_ready(&g));
+    assert!(statuses(&mut g).is_empty());
+    g.handle_sip_datagram(now, peer, message_to("alice", 2).as_bytes());
+    settle(&mut g);
+    assert_eq!(statuses(&mut g), [202]);
+}

@@ -9,6 +9,9 @@
 #   XCAP_PORT   TCP port for XCAP over HTTP               default: no XCAP listener
 #   KAM_PROXY_AUTH=1  challenge INVITE/MESSAGE/SUBSCRIBE/PUBLISH from local users (407)
 #   KAM_NAT=1   route to the real source of clients whose Via does not match it
+#   KAM_PATH=1  keep and use the Path of REGISTERs (scale-out: gateway instances)
+#   KAM_DISPATCHER=FILE  dispatcher list (set 1: gateway instances) taking MESSAGEs
+#               for users with no live binding (scale-out)
 # Example (by hand): KAM_RUN=$(mktemp -d) KAM_PORT=25060 tests/peers/kamailio/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,11 +24,14 @@ command -v kamailio >/dev/null || { echo "kamailio not installed: run tests/run-
 "$HERE/setup-db.sh" "$KAM_RUN" "$KAM_DOMAIN"
 
 DEFS=(-A "DBURL=\"sqlite://$KAM_RUN/kamailio.sqlite\"" -A "SIP_DOMAIN=\"$KAM_DOMAIN\""
-      -A "SRV_ADDR=\"sip:127.0.0.1:$KAM_PORT\"" -A "XCAP_PORT=${XCAP_PORT:-0}")
+      -A "SRV_ADDR=\"sip:127.0.0.1:$KAM_PORT\"" -A "XCAP_PORT=${XCAP_PORT:-0}"
+      -A "CTL_SOCKET=\"unix:$KAM_RUN/kamailio_ctl\"")
 LISTEN=(-l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
 [ -n "${XCAP_PORT:-}" ] && LISTEN+=(-l "tcp:127.0.0.1:$XCAP_PORT")
 [ "${KAM_PROXY_AUTH:-0}" = 1 ] && DEFS+=(-A WITH_PROXYAUTH)
 [ "${KAM_NAT:-0}" = 1 ] && DEFS+=(-A WITH_NAT)
+[ "${KAM_PATH:-0}" = 1 ] && DEFS+=(-A WITH_PATH)
+[ -n "${KAM_DISPATCHER:-}" ] && DEFS+=(-A "DISPATCHER_LIST=\"$KAM_DISPATCHER\"")
 
 # -DD: no daemonizing (main pid stays ours, children die with it); -E: log to
 # stderr; -m/-M: small shared/private memory, several instances run in parallel;
