@@ -30,6 +30,7 @@ use engine::Rng;
 pub use end::{reason_phrase, CallEnd, CallEndCause};
 pub use incoming::IncomingCall;
 pub use outgoing::OutgoingCall;
+pub(crate) use usage::dialog_hop;
 
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
 use super::locate::{SipUriParts, Target};

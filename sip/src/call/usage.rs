@@ -386,36 +386,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
     /// is a literal address reachable over UDP; otherwise (domain names, stream flows that
     /// must be reused through NATs, or an outbound proxy) the flow of the INVITE.
     pub(super) fn hop_for(&self, dialog: &Dialog) -> Option<Hop> {
-        let fallback = self.hop.clone();
-        let udp = matches!(
-            fallback,
-            Some(Hop::Flow {
-                kind: Transport::Udp,
-                ..
-            }) | None
-        );
-        if !self.route_by_dialog || !udp {
-            return fallback;
-        }
-        let uri = dialog.next_hop();
-        let transport = uri
-            .param("transport")
-            .and_then(|p| p.value())
-            .map(|t| transport_of(&t))
-            .unwrap_or(Transport::Udp);
-        let ip = match uri.host() {
-            Some(Host::Ipv4(a)) => Some(IpAddr::V4(*a)),
-            Some(Host::Ipv6(a)) => Some(IpAddr::V6(*a)),
-            _ => None,
-        };
-        match (ip, transport) {
-            (Some(ip), Transport::Udp) => Some(Hop::Located(Target {
-                transport,
-                address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
-                domain: ip.to_string(),
-            })),
-            _ => fallback,
-        }
+        dialog_hop(dialog, self.hop.clone(), self.route_by_dialog)
     }
 
     /// A response carrying our tag; dialog-establishing ones (101-299) also carry Contact
@@ -543,6 +514,46 @@ pub(super) fn sdp_of(content_type: Option<&str>, body: &[u8]) -> Option<String> 
 }
 
 /// The transport of a Via or URI `transport` token (UDP for anything else).
+/// Where requests inside `dialog` go (shared by calls and subscriptions): the next hop URI
+/// (first Route or remote target) when it is a literal address reachable over UDP;
+/// otherwise (domain names, stream flows that must be reused through NATs, or an outbound
+/// proxy, `route_by_dialog` false) `fallback`, the hop of the dialog-creating request.
+pub(crate) fn dialog_hop(
+    dialog: &Dialog,
+    fallback: Option<Hop>,
+    route_by_dialog: bool,
+) -> Option<Hop> {
+    let udp = matches!(
+        fallback,
+        Some(Hop::Flow {
+            kind: Transport::Udp,
+            ..
+        }) | None
+    );
+    if !route_by_dialog || !udp {
+        return fallback;
+    }
+    let uri = dialog.next_hop();
+    let transport = uri
+        .param("transport")
+        .and_then(|p| p.value())
+        .map(|t| transport_of(&t))
+        .unwrap_or(Transport::Udp);
+    let ip = match uri.host() {
+        Some(Host::Ipv4(a)) => Some(IpAddr::V4(*a)),
+        Some(Host::Ipv6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    };
+    match (ip, transport) {
+        (Some(ip), Transport::Udp) => Some(Hop::Located(Target {
+            transport,
+            address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+            domain: ip.to_string(),
+        })),
+        _ => fallback,
+    }
+}
+
 pub(super) fn transport_of(token: &str) -> Transport {
     if token.eq_ignore_ascii_case("tls") {
         Transport::Tls

@@ -25,12 +25,16 @@
 //! `registrations.rs` and `calls.rs` keep the books of the two kinds of usage.
 
 mod calls;
+mod publications;
 mod registrations;
 mod requests;
 mod routing;
+mod subscriptions;
 mod uas;
 
+pub use publications::MAX_PUBLICATIONS;
 pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
+pub use subscriptions::MAX_SUBSCRIPTIONS;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -46,8 +50,10 @@ use super::dialog::DialogKey;
 use super::dns::Resolver;
 use super::locate::{Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, MsgError, SipRequest};
+use super::publication::{PubId, PublicationStatus};
 use super::registration::{RegId, RegState, Registration, RegistrationStatus};
 use super::request::{RequestId, RequestOutcome};
+use super::subscription::{SubId, SubscriptionEvent};
 use super::transport::{
     FlowId, LocalAddresses, SipTransmit, SipTransport, Transport, TransportError,
 };
@@ -104,6 +110,41 @@ pub enum SipEvent {
         /// The request (validated).
         request: Box<SipRequest>,
     },
+    /// Something happened to a subscription ([`SipStack::subscribe`]).
+    Subscription {
+        /// Which.
+        sub: SubId,
+        /// What.
+        event: SubscriptionEvent,
+    },
+    /// A subscription is over (unsubscribed, or terminated for good); its id is dead.
+    SubscriptionFinished {
+        /// Which.
+        sub: SubId,
+    },
+    /// A publication changed state ([`SipStack::publish`]).
+    Publication {
+        /// Which.
+        publication: PubId,
+        /// Where it is.
+        status: PublicationStatus,
+    },
+    /// A publication is over (removed, or refused for good); its id is dead.
+    PublicationFinished {
+        /// Which.
+        publication: PubId,
+    },
+}
+
+/// Who waits for a client request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestOwner {
+    /// The gateway ([`SipEvent::Request`]).
+    Gateway,
+    /// A subscription's SUBSCRIBE.
+    Subscription(SubId),
+    /// A publication's PUBLISH.
+    Publication(PubId),
 }
 
 /// Why the stack could not send a request (the errors of the layers below, as one).
@@ -235,6 +276,16 @@ pub struct SipStack {
     /// Incoming requests waiting for the gateway's answer, by server transaction.
     incoming: HashMap<TxnId, requests::PendingIncoming>,
     incoming_deadlines: Deadlines<TxnId>,
+    subscriptions: Slab<subscriptions::SubEntry>,
+    next_sub_serial: u64,
+    /// NOTIFYs find their subscription by Call-ID (unique per subscription dialog).
+    subs_by_call_id: HashMap<String, SubId>,
+    sub_deadlines: Deadlines<SubId>,
+    dirty_subs: Vec<SubId>,
+    publications: Slab<publications::PubEntry>,
+    next_pub_serial: u64,
+    pub_deadlines: Deadlines<PubId>,
+    dirty_pubs: Vec<PubId>,
     /// Events for the gateway, in the order they happened.
     events: VecDeque<SipEvent>,
     /// The earliest deadline of every layer, recomputed after an input changed it.
@@ -289,6 +340,15 @@ impl SipStack {
             incoming_methods: Vec::new(),
             incoming: HashMap::new(),
             incoming_deadlines: Deadlines::new(),
+            subscriptions: Slab::new(),
+            next_sub_serial: 0,
+            subs_by_call_id: HashMap::new(),
+            sub_deadlines: Deadlines::new(),
+            dirty_subs: Vec::new(),
+            publications: Slab::new(),
+            next_pub_serial: 0,
+            pub_deadlines: Deadlines::new(),
+            dirty_pubs: Vec::new(),
             events: VecDeque::new(),
             deadline: None,
             deadline_stale: false,
@@ -320,6 +380,8 @@ impl SipStack {
                 self.reg_deadlines.earliest(),
                 self.call_deadlines.earliest(),
                 self.incoming_deadlines.earliest(),
+                self.sub_deadlines.earliest(),
+                self.pub_deadlines.earliest(),
             ]
             .into_iter()
             .flatten()
@@ -407,6 +469,8 @@ impl SipStack {
             }
         }
         self.expire_incoming(now);
+        self.subscription_timeouts(now);
+        self.publication_timeouts(now);
         self.drive(now);
     }
 

@@ -36,6 +36,7 @@ pub(super) struct RequestEntry {
     req: ClientRequest,
     serial: u64,
     lookup: Option<crate::locate::LookupId>,
+    owner: super::RequestOwner,
 }
 
 /// An incoming request the gateway has to answer; never reused.
@@ -179,30 +180,42 @@ impl SipStack {
         request: Box<SipRequest>,
         target: RequestTarget,
     ) {
+        if let Some(id) = self.file_pending(now, txn, &request) {
+            self.events.push_back(SipEvent::IncomingRequest {
+                id,
+                target,
+                request,
+            });
+        }
+    }
+
+    /// Files a request the gateway will answer (503 at once when too many wait).
+    pub(super) fn file_pending(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+    ) -> Option<IncomingRequestId> {
         if self.incoming.len() >= MAX_PENDING_INCOMING {
             self.respond(
                 now,
                 txn,
-                &request,
+                request,
                 503,
                 "Service Unavailable",
                 &[("Retry-After", "5")],
             );
-            return;
+            return None;
         }
         self.incoming.insert(
             txn,
             PendingIncoming {
-                request: request.clone(),
+                request: Box::new(request.clone()),
             },
         );
         self.incoming_deadlines
             .set(txn, Some(now + INCOMING_ANSWER_WAIT));
-        self.events.push_back(SipEvent::IncomingRequest {
-            id: IncomingRequestId(txn),
-            target,
-            request,
-        });
+        Some(IncomingRequestId(txn))
     }
 
     /// Answers incoming requests the gateway left waiting too long.
@@ -235,12 +248,22 @@ impl SipStack {
     }
 
     fn insert_request(&mut self, req: ClientRequest) -> RequestId {
+        self.insert_request_for(req, super::RequestOwner::Gateway)
+    }
+
+    /// Files a request whose outcome goes to `owner`.
+    pub(super) fn insert_request_for(
+        &mut self,
+        req: ClientRequest,
+        owner: super::RequestOwner,
+    ) -> RequestId {
         self.next_request_serial += 1;
         let serial = self.next_request_serial;
         let key = self.requests.insert(RequestEntry {
             req,
             serial,
             lookup: None,
+            owner,
         });
         let id = RequestId { key, serial };
         self.dirty_requests.push(id);
@@ -288,9 +311,13 @@ impl SipStack {
                     }
                     self.request_lookups.insert(lookup, id);
                 }
-                RequestAction::Send { request, hop } => {
+                RequestAction::Send {
+                    request,
+                    hop,
+                    contact_user,
+                } => {
                     let sent = self
-                        .send_call_request(now, &request, &hop, None)
+                        .send_call_request(now, &request, &hop, contact_user.as_deref())
                         .map(|s| s.txn);
                     if let Ok(txn) = sent {
                         self.request_txns.insert(txn, id);
@@ -308,10 +335,18 @@ impl SipStack {
                     if let Some(txn) = e.req.txn() {
                         self.request_txns.remove(&txn);
                     }
-                    self.events.push_back(SipEvent::Request {
-                        request: id,
-                        outcome,
-                    });
+                    match e.owner {
+                        super::RequestOwner::Gateway => self.events.push_back(SipEvent::Request {
+                            request: id,
+                            outcome,
+                        }),
+                        super::RequestOwner::Subscription(sub) => {
+                            self.subscription_request_done(now, sub, id, e.req, outcome)
+                        }
+                        super::RequestOwner::Publication(p) => {
+                            self.publication_request_done(now, p, id, outcome)
+                        }
+                    }
                     return;
                 }
             }

@@ -7,6 +7,7 @@ mod in_dialog;
 mod incoming;
 mod outgoing;
 mod requests;
+mod subscriptions;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
