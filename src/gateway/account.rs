@@ -226,8 +226,13 @@ impl Gateway {
                 }
             }
             // Routed to the calls and to messaging by `handle`.
-            SipEvent::Call { .. } | SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {
-            }
+            SipEvent::Call { .. }
+            | SipEvent::Request { .. }
+            | SipEvent::IncomingRequest { .. }
+            | SipEvent::Subscription { .. }
+            | SipEvent::SubscriptionFinished { .. }
+            | SipEvent::Publication { .. }
+            | SipEvent::PublicationFinished { .. } => {}
         }
     }
 }

@@ -1,0 +1,8 @@
+//! Fuzzes the presence crate's rlmi parser: no input may panic, and what it accepts must
+//! survive being written and read again (the checks of `presence::exercise::rlmi`, which the
+//! normal suite runs over deterministic mutations).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| presence::exercise::rlmi(data));
