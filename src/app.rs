@@ -91,6 +91,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
             messaging: config.messaging.clone(),
+            contacts: config.contacts.clone(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
             ),

@@ -145,6 +145,8 @@ impl Gateway {
     /// `account-unregister` (and removal/close): REGISTER with Expires 0; SylkServer sends no
     /// event for it, so the registration's later events are no longer routed.
     pub(super) fn unregister_account(&mut self, now: Instant, id: AccountId, e: &mut Engines<'_>) {
+        // Its presence subscriptions and publication go with the registration.
+        self.contacts_member_gone(id);
         let Some(reg) = self
             .accounts
             .get_mut(id.0)
@@ -198,6 +200,8 @@ impl Gateway {
                     if let Some(a) = self.accounts.get_mut(account_id.0) {
                         a.authenticated = true;
                     }
+                    // Presence on the user's behalf goes live (issue 13).
+                    self.contacts_member_registered(account_id);
                 }
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;

@@ -99,6 +99,8 @@ impl GatewayError {
             GatewayError::SessionMessageState { .. } => "session_message_state",
             GatewayError::UnknownMessage(_) => "unknown_message",
             GatewayError::UnknownContact(_) => "unknown_contact",
+            GatewayError::AddressbookUnavailable(_) => "addressbook_unavailable",
+            GatewayError::AddressbookBusy => "addressbook_busy",
         }
     }
 }

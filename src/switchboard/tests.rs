@@ -40,6 +40,7 @@ fn gateway_with_media(
             media,
             decline_code: 486,
             messaging: crate::config::Config::default().messaging,
+            contacts: crate::config::Config::default().contacts,
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),

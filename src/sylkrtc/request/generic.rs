@@ -42,16 +42,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
                 ("new_token", Str, false),
             ],
         ),
-        ("account-fetch-addressbook", &[("account", Aor, true)]),
-        (
-            "account-update-addressbook",
-            &[
-                ("account", Aor, true),
-                ("action", OneOf(&["add", "update", "delete"]), true),
-                ("type", OneOf(&["contact", "group", "policy"]), true),
-                ("data", Object, true),
-            ],
-        ),
         (
             "session-update",
             &[
