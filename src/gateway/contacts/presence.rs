@@ -662,7 +662,8 @@ impl Gateway {
                     account: aor.to_string(),
                     presence: ContactPresence {
                         contact: c.id.clone(),
-                        uri: t,
+                        // As the addressbook spells it, so the client finds it.
+                        uri: u.uri.clone(),
                         state: p.basic.as_str(),
                         activities: p.activities.clone(),
                         note: p.note.clone(),
