@@ -121,6 +121,11 @@ pub(super) struct FilePresence {
     rls: Option<bool>,
 }
 
+/// An XCAP root is refused until the XCAP client lands: a deployment naming one expects
+/// its users' documents there, and must not find its addressbooks quietly in the store.
+const XCAP_NOT_BUILT: &str =
+    "the XCAP backend is not built yet; leave [xcap] unset (the embedded store keeps addressbooks)";
+
 /// An `http://` or `https://` XCAP root with a host and no query or fragment.
 fn check_root(key: &'static str, root: &str) -> Result<String, ConfigError> {
     let root = root.trim().trim_end_matches('/');
@@ -154,11 +159,12 @@ pub(super) fn apply(
         c.addressbook.max_entries = n;
     }
     if let Some(root) = xcap.root.filter(|r| !r.trim().is_empty()) {
-        c.xcap.root = Some(check_root("xcap.root", &root)?);
+        check_root("xcap.root", &root)?;
+        return Err(invalid("xcap.root", XCAP_NOT_BUILT));
     }
-    for (domain, root) in xcap.domains.unwrap_or_default() {
-        let root = check_root("xcap.domains", &root)?;
-        c.xcap.domains.insert(domain.to_ascii_lowercase(), root);
+    if let Some((_, root)) = xcap.domains.unwrap_or_default().into_iter().next() {
+        check_root("xcap.domains", &root)?;
+        return Err(invalid("xcap.domains", XCAP_NOT_BUILT));
     }
     if let Some(t) = xcap.timeout {
         if !(1..=300).contains(&t) {
@@ -223,4 +229,35 @@ pub(super) fn apply(
         p.rls = v;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, Overrides};
+
+    fn err(text: &str) -> String {
+        match Config::from_toml(text, &Overrides::default()) {
+            Err(ConfigError::Invalid { key, reason }) => format!("{key}: {reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_and_an_xcap_root_is_refused_until_the_backend_exists() {
+        let c = Config::from_toml(
+            "[addressbook]\nmax_entries = 5\n[presence]\nenabled = false\nauto_busy = false\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.contacts.addressbook.max_entries, 5);
+        assert!(!c.contacts.presence.enabled && !c.contacts.presence.auto_busy);
+        assert!(err("[xcap]\nroot = \"http://127.0.0.1:1/xcap-root\"\n")
+            .starts_with("xcap.root: the XCAP backend is not built yet"));
+        assert!(err("[xcap]\nroot = \"ftp://x\"\n").starts_with("xcap.root: must be an http"));
+        assert!(err("[xcap.domains]\n\"a.test\" = \"https://x/r\"\n").starts_with("xcap.domains:"));
+        assert!(
+            err("[presence]\nsubscribe_expires = 5\n").starts_with("presence.subscribe_expires")
+        );
+        assert!(err("[addressbook]\nmax_entries = 0\n").starts_with("addressbook.max_entries"));
+    }
 }

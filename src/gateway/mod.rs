@@ -32,7 +32,7 @@ use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
 pub use calls::{CallDirection, CallState};
-pub use contacts::ContactsStats;
+pub use contacts::{ContactsStats, NotifyResult};
 pub use error::{CallEnd, GatewayError};
 pub use ports::PortRangeError;
 pub use stats::GatewayStats;

@@ -36,7 +36,7 @@ use crate::sylkrtc::contacts::{Addressbook, ContactsEvent, Entry, UpdateAction, 
 use crate::sylkrtc::request::AddressbookUpdate;
 use crate::sylkrtc::Event;
 
-pub use presence::ContactsStats;
+pub use presence::{ContactsStats, NotifyResult};
 
 /// Requests one AOR may have queued behind a load or an update.
 const MAX_WAITING: usize = 64;
