@@ -307,7 +307,8 @@ fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
         "{away}"
     );
 
-    // A change is seen as it happens.
+    // A change is seen as it happens (only what follows it counts).
+    alice.backlog.clear();
     bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"busy"}));
     alice.event(Duration::from_secs(15), |v| {
         is_presence(v)
@@ -316,6 +317,7 @@ fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
                 .is_some_and(|a| a.contains(&json!("busy")))
     });
     // Offline: the document says closed.
+    alice.backlog.clear();
     bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"offline"}));
     alice.event(Duration::from_secs(15), |v| {
         is_presence(v) && payload(v)["state"] == "closed"
@@ -324,4 +326,44 @@ fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
     alice.fetch(ALICE);
     let snap = alice.event(Duration::from_secs(10), is_presence);
     assert_eq!(payload(&snap)["contact"], "c-bob", "{snap}");
+}
+
+#[test]
+fn presence_of_baresip_through_kamailio_follows_its_commands() {
+    use common::peers::{Baresip, BaresipOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            presence: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_via(kam.sip_addr(), &[]);
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice");
+    let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let state_is = |want: &'static str| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["account"] == ALICE
+                && payload(v)["contact"] == "c-bob"
+                && payload(v)["state"] == want
+        }
+    };
+    // baresip publishes itself online once registered.
+    alice.event(Duration::from_secs(15), state_is("open"));
+    // Only what follows each command counts.
+    alice.backlog.clear();
+    bob.command("presence_offline").expect("presence_offline");
+    alice.event(Duration::from_secs(15), state_is("closed"));
+    alice.backlog.clear();
+    bob.command("presence_online").expect("presence_online");
+    alice.event(Duration::from_secs(15), state_is("open"));
 }

@@ -843,6 +843,9 @@ pub struct BaresipOpts {
     /// SIP URIs for baresip's contacts file (loads the `contact` module: `contact_next`
     /// selects the first, `message TEXT` sends it a plain MESSAGE).
     pub contacts: Vec<String>,
+    /// Loads the `presence` module and PUBLISHes the account's state (`pubint`);
+    /// `presence_online` / `presence_offline` change it.
+    pub presence: bool,
 }
 
 impl Default for BaresipOpts {
@@ -855,6 +858,7 @@ impl Default for BaresipOpts {
             mediaenc: None,
             video: false,
             contacts: Vec::new(),
+            presence: false,
         }
     }
 }
@@ -911,6 +915,7 @@ impl Baresip {
             ("BS_MEDIAENC", opts.mediaenc.clone().unwrap_or_default()),
             ("BS_VIDEO", if opts.video { "1" } else { "0" }.into()),
             ("BS_CONTACTS", opts.contacts.join(" ")),
+            ("BS_PRESENCE", if opts.presence { "1" } else { "0" }.into()),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(peers_dir().join("baresip/run.sh").display().to_string());
