@@ -4,7 +4,9 @@
 //! connection, failures as `addressbook-update-failed`, the addressbook surviving a
 //! restart; and presence through Kamailio's presence server: one account publishes
 //! (`account-publish-presence`, PUBLISH), the other watches it as a contact (SUBSCRIBE,
-//! NOTIFY) and sees `presence` account events.
+//! NOTIFY) and sees `presence` account events; baresip's `presence` module going offline
+//! and online; a SIPp presentity NOTIFYing bad bodies (400, 415, counted), a good PIDF
+//! with RPID, and getting the un-SUBSCRIBE when the account unregisters.
 
 mod common;
 
@@ -366,4 +368,58 @@ fn presence_of_baresip_through_kamailio_follows_its_commands() {
     alice.backlog.clear();
     bob.command("presence_online").expect("presence_online");
     alice.event(Duration::from_secs(15), state_is("open"));
+}
+
+#[test]
+fn bad_notify_bodies_are_refused_good_ones_seen_and_unregister_unsubscribes() {
+    use common::peers::{Sipp, SippOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    // carol is her own notifier at SIPp's address: Kamailio relays the SUBSCRIBE there.
+    let mut carol = Sipp::uas(
+        "uas_presence_notify.xml",
+        SippOpts {
+            calls: Some(1),
+            ..SippOpts::default()
+        },
+    );
+    let carol_uri = format!("sip:carol@{}", carol.sip_addr());
+    let gw = gateway_via(kam.sip_addr(), &[]);
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice");
+    let contact = json!({"id":"c-carol","name":"Carol","uris":[{"id":"u1","uri":carol_uri}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let seen = alice.event(Duration::from_secs(15), |v| {
+        v["event"] == "presence" && payload(v)["note"] == "in a meeting"
+    });
+    let p = payload(&seen);
+    assert_eq!(
+        (p["contact"].as_str(), p["state"].as_str()),
+        (Some("c-carol"), Some("open")),
+        "{seen}"
+    );
+    assert_eq!(p["activities"], json!(["meeting"]), "{seen}");
+    // The last registration goes: the subscription ends with an un-SUBSCRIBE.
+    alice.ack(json!({"sylkrtc":"account-unregister","account":ALICE}));
+    assert_eq!(
+        carol.wait_exit(Duration::from_secs(15)),
+        0,
+        "{}",
+        carol.messages()
+    );
+    let trace = carol.messages();
+    assert!(trace.contains("Expires: 0"), "{trace}");
+    // Each refused body is counted by why.
+    let (_, _, text) = http(gw.ws, "GET", "/metrics");
+    for (result, n) in [("bad_body", 1.0), ("unsupported", 1.0)] {
+        let labels = format!("result=\"{result}\"");
+        assert_eq!(
+            metric(&text, "sylk_presence_notifies_total", &labels),
+            Some(n),
+            "{result} in\n{text}"
+        );
+    }
 }
