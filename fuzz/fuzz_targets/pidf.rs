@@ -1,8 +1,6 @@
-//! Fuzzes the presence crate's pidf parser: no input may panic, and what it accepts must
-//! survive being written and read again (the checks of `presence::exercise::pidf`, which the
-//! normal suite runs over deterministic mutations).
+//! libFuzzer entry of the `pidf` target; its body is `fuzz/targets/pidf.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+include!("../targets/pidf.rs");
 
-fuzz_target!(|data: &[u8]| presence::exercise::pidf(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -1,8 +1,6 @@
-//! Fuzzes the presence crate's pres_rules parser: no input may panic, and what it accepts must
-//! survive being written and read again (the checks of `presence::exercise::pres_rules`, which the
-//! normal suite runs over deterministic mutations).
+//! libFuzzer entry of the `pres_rules` target; its body is `fuzz/targets/pres_rules.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+include!("../targets/pres_rules.rs");
 
-fuzz_target!(|data: &[u8]| presence::exercise::pres_rules(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -1,8 +1,6 @@
-//! Fuzzes the presence crate's resource_lists parser: no input may panic, and what it accepts must
-//! survive being written and read again (the checks of `presence::exercise::resource_lists`, which the
-//! normal suite runs over deterministic mutations).
+//! libFuzzer entry of the `resource_lists` target; its body is `fuzz/targets/resource_lists.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+include!("../targets/resource_lists.rs");
 
-fuzz_target!(|data: &[u8]| presence::exercise::resource_lists(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -1,8 +1,6 @@
-//! Fuzzes the presence crate's rlmi parser: no input may panic, and what it accepts must
-//! survive being written and read again (the checks of `presence::exercise::rlmi`, which the
-//! normal suite runs over deterministic mutations).
+//! libFuzzer entry of the `rlmi` target; its body is `fuzz/targets/rlmi.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+include!("../targets/rlmi.rs");
 
-fuzz_target!(|data: &[u8]| presence::exercise::rlmi(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -1,5 +1,5 @@
-//! Invariant checks over every parser of the crate, shared by the cargo-fuzz targets
-//! (`fuzz/fuzz_targets/pidf.rs`, `resource_lists.rs`) and the deterministic mutation test,
+//! Invariant checks over every parser of the crate, shared by the fuzz target bodies
+//! (`fuzz/targets/{pidf,resource_lists,pres_rules,rlmi}.rs`) and the deterministic mutation test,
 //! so both check the same. They panic, by design, only on a broken invariant: malformed
 //! input must come back as an error, and an accepted document must survive being written
 //! and read again.
