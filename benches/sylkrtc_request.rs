@@ -71,6 +71,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             decline_code: 486,
             push_parameters: Default::default(),
             messaging: config.messaging.clone(),
+            contacts: config.contacts.clone(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
             ),

@@ -93,6 +93,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             decline_code: config.sip.decline_code,
             push_parameters: config.sip.push_parameters,
             messaging: config.messaging.clone(),
+            contacts: config.contacts.clone(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
             ),
@@ -101,7 +102,6 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     )
     .map_err(StartupError::Ports)?;
     gateway.set_port_probe(Box::new(crate::reactor::BindProbe));
-    let mut stack = stack;
     stack.set_register_extensions(sip::registration::RegisterExtensions {
         path: config.sip.register_path,
         instance_id: config.sip.register_instance_id,

@@ -14,6 +14,9 @@ use serde::Deserialize;
 mod local;
 
 pub use local::{LocalConfig, DEFAULT_LOCAL_DOMAIN};
+mod contacts;
+
+pub use contacts::{AddressbookConfig, ContactsConfig, PresenceConfig, XcapConfig};
 
 /// The dev-only certificate for `localhost`/`127.0.0.1`, embedded so the default `wss://`
 /// listener works without any file next to the binary.
@@ -315,6 +318,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Messaging.
     pub messaging: MessagingConfig,
+    /// Addressbook, XCAP and presence.
+    pub contacts: ContactsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Operational endpoints.
@@ -378,6 +383,7 @@ impl Default for Config {
                 incoming_rate: 20,
                 store_queue: 4096,
             },
+            contacts: ContactsConfig::default(),
             log: LogConfig {
                 level: log::LevelFilter::Info,
                 format: LogFormat::Text,
@@ -406,6 +412,12 @@ struct FileConfig {
     media: FileMedia,
     #[serde(default)]
     messaging: FileMessaging,
+    #[serde(default)]
+    addressbook: contacts::FileAddressbook,
+    #[serde(default)]
+    xcap: contacts::FileXcap,
+    #[serde(default)]
+    presence: contacts::FilePresence,
     #[serde(default)]
     log: FileLog,
     #[serde(default)]
@@ -649,6 +661,12 @@ impl Config {
         apply_sip(&mut config.sip, file.sip, overrides)?;
         apply_media(&mut config.media, file.media, overrides)?;
         apply_messaging(&mut config.messaging, file.messaging, overrides)?;
+        contacts::apply(
+            &mut config.contacts,
+            file.addressbook,
+            file.xcap,
+            file.presence,
+        )?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(

@@ -24,6 +24,14 @@ mod cpim;
 mod dns_message;
 #[path = "../fuzz/targets/imdn.rs"]
 mod imdn;
+#[path = "../fuzz/targets/pidf.rs"]
+mod pidf;
+#[path = "../fuzz/targets/pres_rules.rs"]
+mod pres_rules;
+#[path = "../fuzz/targets/resource_lists.rs"]
+mod resource_lists;
+#[path = "../fuzz/targets/rlmi.rs"]
+mod rlmi;
 #[path = "../fuzz/targets/rtp_demux.rs"]
 mod rtp_demux;
 #[path = "../fuzz/targets/sdp_translate.rs"]
@@ -263,4 +271,24 @@ fn fuzz_ws_frames() {
 #[test]
 fn fuzz_ws_upgrade() {
     fuzz("ws_upgrade", ws_upgrade::run);
+}
+
+#[test]
+fn fuzz_pidf() {
+    fuzz("pidf", pidf::run);
+}
+
+#[test]
+fn fuzz_resource_lists() {
+    fuzz("resource_lists", resource_lists::run);
+}
+
+#[test]
+fn fuzz_pres_rules() {
+    fuzz("pres_rules", pres_rules::run);
+}
+
+#[test]
+fn fuzz_rlmi() {
+    fuzz("rlmi", rlmi::run);
 }

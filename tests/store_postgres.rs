@@ -40,6 +40,7 @@ fn postgres_backend_behaves_like_sqlite_and_is_shared_by_instances() {
     store::conformance::journal_replays_in_order(&mut a, "t1.");
     store::conformance::states_markers_removals_keys_and_expiry(&mut a, "t2.");
     store::conformance::one_failure_spares_the_batch(&mut a, "t3.");
+    store::conformance::addressbook_keeps_order_and_modes(&mut a, "t4.");
 
     // A second instance finds the schema in place and sees the first one's writes at once.
     let mut b = PostgresStore::connect(&pg.url()).expect("second connect");

@@ -127,7 +127,7 @@ fn later_features_are_refused_with_an_error_never_silence() {
         ),
         (
             json!({"sylkrtc":"account-fetch-addressbook","transaction":"4","account":"alice@example.com"}),
-            "not supported yet: account-fetch-addressbook",
+            "Account not authenticated",
         ),
         (
             json!({"sylkrtc":"videoroom-join","transaction":"5","session":"r","account":"alice@example.com","uri":"room@example.com","sdp":"v=0"}),

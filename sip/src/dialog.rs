@@ -143,6 +143,26 @@ impl Dialog {
     /// The UAC side, from our INVITE and a 1xx (with To tag) or 2xx response (section
     /// 12.1.2): route set = Record-Route reversed, remote target = the response's Contact.
     pub fn uac(invite: &SipRequest, response: &SipResponse) -> Result<Dialog, DialogError> {
+        Dialog::uac_parts(
+            invite.call_id(),
+            invite.from().clone(),
+            invite.cseq().seq,
+            is_sips(invite.uri()),
+            response,
+        )
+    }
+
+    /// The UAC side from what our request carried (Call-ID, From with our tag, its CSeq,
+    /// whether it went to a `sips:` URI) and a dialog-creating response: for requests the
+    /// stack sends without keeping their built form (an initial SUBSCRIBE, RFC 6665 section
+    /// 4.1.2.1, creates its dialog like an INVITE does).
+    pub fn uac_parts(
+        call_id: &str,
+        local: NameAddr,
+        local_cseq: u32,
+        secure: bool,
+        response: &SipResponse,
+    ) -> Result<Dialog, DialogError> {
         let remote_tag = response.to().tag().ok_or(DialogError::MissingRemoteTag)?;
         let remote_target = response
             .contacts()
@@ -157,19 +177,59 @@ impl Dialog {
         };
         Ok(Dialog {
             key: DialogKey {
-                call_id: invite.call_id().to_owned(),
-                local_tag: invite.from().tag().unwrap_or_default(),
+                call_id: call_id.to_owned(),
+                local_tag: local.tag().unwrap_or_default(),
                 remote_tag,
             },
             state,
-            local: invite.from().clone(),
+            local,
             remote: response.to().clone(),
-            local_cseq: invite.cseq().seq,
+            local_cseq,
             remote_cseq: None,
             remote_target,
             route_set: response.record_route().iter().rev().cloned().collect(),
-            secure: is_sips(invite.uri()),
+            secure,
         })
+    }
+
+    /// A subscriber's dialog created by a NOTIFY that overtook the 2xx of its SUBSCRIBE
+    /// (RFC 6665 section 4.1.2.4): the NOTIFY is a request from the notifier, so the route
+    /// set is its Record-Route in order and the remote target its Contact (RFC 3261 section
+    /// 12.1.1); `local` is our From with our tag, `local_cseq` the SUBSCRIBE's CSeq.
+    pub fn from_notify(
+        local: NameAddr,
+        local_cseq: u32,
+        secure: bool,
+        notify: &SipRequest,
+    ) -> Result<Dialog, DialogError> {
+        let remote_tag = notify.from().tag().ok_or(DialogError::MissingRemoteTag)?;
+        let remote_target = notify
+            .contacts()
+            .as_slice()
+            .first()
+            .map(|c| c.uri.clone())
+            .ok_or(DialogError::MissingContact)?;
+        Ok(Dialog {
+            key: DialogKey {
+                call_id: notify.call_id().to_owned(),
+                local_tag: local.tag().unwrap_or_default(),
+                remote_tag,
+            },
+            state: DialogState::Confirmed,
+            local,
+            remote: notify.from().clone(),
+            local_cseq,
+            remote_cseq: Some(notify.cseq().seq),
+            remote_target,
+            route_set: notify.record_route().to_vec(),
+            secure,
+        })
+    }
+
+    /// Our CSeq space moves past `seq` (a request of ours sent outside the dialog's own
+    /// numbering, e.g. the SUBSCRIBE whose NOTIFY created the dialog, retried with digest).
+    pub fn raise_local_cseq(&mut self, seq: u32) {
+        self.local_cseq = self.local_cseq.max(seq);
     }
 
     /// The UAS side, from an INVITE without To tag and the tag we answer with (section

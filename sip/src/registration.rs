@@ -365,10 +365,9 @@ impl Registration {
             contact_uri.push('=');
             contact_uri.push_str(&escape_param(value));
         }
-        let mut contact = NameAddr::new(Uri::parse(&contact_uri)?).with_param(super::msg::Param::raw(
-            "expires",
-            Some(&expires.to_string()),
-        ));
+        let mut contact = NameAddr::new(Uri::parse(&contact_uri)?).with_param(
+            super::msg::Param::raw("expires", Some(&expires.to_string())),
+        );
         if let Some(instance) = &self.config.instance {
             // RFC 5626 section 4.2.1: the instance id and the flow's reg-id on the Contact.
             contact = contact

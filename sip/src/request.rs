@@ -1,5 +1,5 @@
 //! One non-INVITE client request (RFC 3261 section 8.1 over the section 17.1.2 transaction)
-//! as a sans-IO state machine: MESSAGE today, PUBLISH and SUBSCRIBE later, out of any dialog
+//! as a sans-IO state machine: MESSAGE, PUBLISH and SUBSCRIBE, out of any dialog
 //! (located by RFC 3263 or sent to the outbound proxy, 401/407 answered from the HA1, failed
 //! over on timeout, transport error or 503) or inside a call's dialog (MESSAGE, INFO, REFER,
 //! UPDATE: one hop, the dialog's CSeq, no retry).
@@ -168,8 +168,8 @@ pub enum RequestAction {
     /// Locate the target's domain (or the outbound proxy, RFC 3263); answer with
     /// [`ClientRequest::handle_located`].
     Locate(SipUriParts),
-    /// Add a Via with a fresh branch, send in a new client transaction and report with
-    /// [`ClientRequest::handle_sent`].
+    /// Add a Via with a fresh branch (and our Contact when `contact_user` is set), send in
+    /// a new client transaction and report with [`ClientRequest::handle_sent`].
     Send {
         /// The request without Via (boxed: it dwarfs the other actions).
         request: Box<OutgoingRequest>,
@@ -178,6 +178,8 @@ pub enum RequestAction {
         /// A copy after a digest challenge inside a dialog: it takes the dialog's next CSeq
         /// (RFC 3261 section 12.2.1.1), set with [`ClientRequest::renumber`].
         renumber: bool,
+        /// Contact user part to advertise (a SUBSCRIBE's, RFC 6665 section 4.1.2.1).
+        contact_user: Option<Box<str>>,
     },
     /// Tell the gateway; nothing more follows and the request is forgotten.
     Finished(RequestOutcome),
@@ -211,6 +213,8 @@ pub struct ClientRequest {
     fixed_hop: Option<Hop>,
     /// Where the last copy went (a digest retry goes there too).
     last_hop: Option<Hop>,
+    /// Our Contact's user part, for requests that carry one (SUBSCRIBE).
+    contact_user: Option<Box<str>>,
     phase: Phase,
     actions: VecDeque<RequestAction>,
 }
@@ -263,6 +267,7 @@ impl ClientRequest {
             targets: TargetList::default(),
             fixed_hop: None,
             last_hop: None,
+            contact_user: None,
             phase: Phase::Locating,
             actions,
         })
@@ -275,6 +280,27 @@ impl ClientRequest {
         hop: Hop,
         digest: Option<DigestClient>,
     ) -> ClientRequest {
+        let cnonce_base = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Call-ID"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        ClientRequest::in_dialog_with(request, hop, digest, None, cnonce_base)
+    }
+
+    /// [`ClientRequest::in_dialog`] for a usage that owns its credentials and Contact (a
+    /// subscription's refresh, RFC 6665 section 4.1.2.2): `digest` answers 401/407 and puts
+    /// credentials for the realms that challenged earlier requests on this one;
+    /// `contact_user` makes the stack add our Contact (a target refresh); `cnonce_base` is
+    /// the random base of digest client nonces (the CSeq is appended, RFC 7616 section 3.4).
+    pub fn in_dialog_with(
+        request: OutgoingRequest,
+        hop: Hop,
+        digest: Option<DigestClient>,
+        contact_user: Option<String>,
+        cnonce_base: String,
+    ) -> ClientRequest {
         let OutgoingRequest {
             method,
             uri,
@@ -286,11 +312,6 @@ impl ClientRequest {
             .find(|(n, _)| n.eq_ignore_ascii_case("CSeq"))
             .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(1);
-        let cnonce_base = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("Call-ID"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
         let headers = headers
             .into_iter()
             .filter(|(n, _)| !n.eq_ignore_ascii_case("CSeq"))
@@ -307,6 +328,7 @@ impl ClientRequest {
             targets: TargetList::default(),
             fixed_hop: Some(hop.clone()),
             last_hop: None,
+            contact_user: contact_user.map(String::into_boxed_str),
             phase: Phase::Sending,
             actions: VecDeque::new(),
         };
@@ -328,6 +350,28 @@ impl ClientRequest {
                 *value = format!("{seq} {}", self.method);
             }
         }
+    }
+
+    /// Advertises our Contact with this user part (a SUBSCRIBE, RFC 6665 section 4.1.2.1).
+    pub fn with_contact(mut self, contact_user: String) -> ClientRequest {
+        self.contact_user = Some(contact_user.into_boxed_str());
+        self
+    }
+
+    /// The CSeq number of the last copy sent (a dialog this request creates starts there).
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// Where the last copy went: requests inside the dialog it creates fall back to it.
+    pub fn last_hop(&self) -> Option<&Hop> {
+        self.last_hop.as_ref()
+    }
+
+    /// The digest state, for the next request of the same usage (credentials for the realms
+    /// that challenged this one, nonce counts going on).
+    pub fn take_digest(&mut self) -> Option<DigestClient> {
+        self.digest.take()
     }
 
     /// The next thing for the stack to do.
@@ -472,6 +516,7 @@ impl ClientRequest {
             }),
             hop,
             renumber,
+            contact_user: self.contact_user.clone(),
         });
     }
 

@@ -155,6 +155,8 @@ impl Gateway {
         if let Some(a) = self.accounts.get_mut(id.0) {
             a.push = None;
         }
+        // Its presence subscriptions and publication go with the registration.
+        self.contacts_member_gone(id);
         let Some(reg) = self
             .accounts
             .get_mut(id.0)
@@ -208,6 +210,8 @@ impl Gateway {
                     if let Some(a) = self.accounts.get_mut(account_id.0) {
                         a.authenticated = true;
                     }
+                    // Presence on the user's behalf goes live (issue 13).
+                    self.contacts_member_registered(account_id);
                 }
                 let Some(account) = self.accounts.get(account_id.0) else {
                     return;
@@ -236,8 +240,13 @@ impl Gateway {
                 }
             }
             // Routed to the calls and to messaging by `handle`.
-            SipEvent::Call { .. } | SipEvent::Request { .. } | SipEvent::IncomingRequest { .. } => {
-            }
+            SipEvent::Call { .. }
+            | SipEvent::Request { .. }
+            | SipEvent::IncomingRequest { .. }
+            | SipEvent::Subscription { .. }
+            | SipEvent::SubscriptionFinished { .. }
+            | SipEvent::Publication { .. }
+            | SipEvent::PublicationFinished { .. } => {}
         }
     }
 }

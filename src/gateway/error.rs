@@ -124,6 +124,10 @@ pub enum GatewayError {
     UnknownMessage(String),
     /// `account-remove-conversation` of a conversation the store does not have.
     UnknownContact(String),
+    /// The addressbook could not be read (store or XCAP server).
+    AddressbookUnavailable(String),
+    /// Too many addressbook requests of one account wait already.
+    AddressbookBusy,
 }
 
 impl fmt::Display for GatewayError {
@@ -214,6 +218,10 @@ impl fmt::Display for GatewayError {
             }
             GatewayError::UnknownMessage(id) => write!(f, "Unknown message {id}"),
             GatewayError::UnknownContact(c) => write!(f, "Unknown contact {c}"),
+            GatewayError::AddressbookUnavailable(why) => {
+                write!(f, "Addressbook unavailable: {why}")
+            }
+            GatewayError::AddressbookBusy => f.write_str("Addressbook busy, try again"),
         }
     }
 }

@@ -12,6 +12,7 @@
 mod account;
 mod calls;
 mod client;
+mod contacts;
 mod error;
 mod headers;
 mod messaging;
@@ -28,12 +29,13 @@ use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
 use sip::stack::{RequestTarget, SipEvent, SipStack};
 
-use crate::config::{MediaConfig, MessagingConfig, SylkRtcConfig};
+use crate::config::{ContactsConfig, MediaConfig, MessagingConfig, SylkRtcConfig};
 use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
 pub use calls::{exercise_call_fields, CallDirection, CallState};
+pub use contacts::{ContactsStats, NotifyResult};
 pub use error::{CallEnd, GatewayError};
 pub use messaging::MessagingStats;
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
@@ -170,6 +172,8 @@ pub struct GatewayConfig {
     pub push_parameters: crate::config::PushParameters,
     /// Messaging limits and retention.
     pub messaging: MessagingConfig,
+    /// Addressbook, XCAP and presence.
+    pub contacts: ContactsConfig,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -201,6 +205,8 @@ pub struct Gateway {
     stats: GatewayStats,
     /// Messaging's books: store requests and SIP MESSAGEs in flight, rate limits.
     messaging: messaging::Messaging,
+    /// Contacts' books: addressbooks, presence subscriptions and publications.
+    contacts: contacts::Contacts,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -219,6 +225,7 @@ impl Gateway {
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
             messaging: messaging::Messaging::new(&config.messaging),
+            contacts: contacts::Contacts::new(&config.contacts),
             ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
@@ -295,9 +302,18 @@ impl Gateway {
                 target,
                 request,
             }) => self.handle_incoming_request(now, id, target, *request, engines),
+            GatewayInput::Store { ticket, result } if self.contacts.owns(&ticket) => {
+                self.handle_contacts_store_result(now, ticket, result, engines)
+            }
             GatewayInput::Store { ticket, result } => {
                 self.handle_store_result(now, ticket, result, engines)
             }
+            GatewayInput::Sip(
+                event @ (SipEvent::Subscription { .. }
+                | SipEvent::SubscriptionFinished { .. }
+                | SipEvent::Publication { .. }
+                | SipEvent::PublicationFinished { .. }),
+            ) => self.handle_presence_event(now, event, engines),
             GatewayInput::Sip(event) => self.handle_sip_event(event),
             GatewayInput::Bridge { media, event } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
@@ -320,6 +336,8 @@ impl Gateway {
                 }
             }
         }
+        // Presence follows what this input changed (members, addressbooks, calls).
+        self.flush_contacts(now, engines);
     }
 
     /// The next socket action for the reactor.
@@ -406,6 +424,17 @@ impl Gateway {
         self.messaging.in_flight()
     }
 
+    /// Addressbooks, store requests, subscriptions and publications contacts keep (leak
+    /// checks: 0 once every client left and the SIP stack finished).
+    pub fn contacts_in_use(&self) -> usize {
+        self.contacts.in_use()
+    }
+
+    /// Counters of contacts and presence (metrics).
+    pub fn contacts_stats(&self) -> &ContactsStats {
+        self.contacts.stats()
+    }
+
     /// Free media port pairs (leak checks: back to the start value when no call runs).
     pub fn media_pairs_available(&self) -> usize {
         self.ports.available()
@@ -482,6 +511,11 @@ impl Gateway {
             }
             Request::AccountDevicetoken(token) => self.device_token(client, token),
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
+            contacts @ (Request::AccountFetchAddressbook { .. }
+            | Request::AccountUpdateAddressbook(_)
+            | Request::AccountPublishPresence(_)) => {
+                return self.handle_contacts_request(now, client, transaction, contacts, e)
+            }
             messaging => {
                 return self.handle_messaging_request(now, client, transaction, messaging, e)
             }

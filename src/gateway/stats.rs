@@ -111,6 +111,8 @@ impl GatewayError {
             GatewayError::DtmfQueueFull(_) => "dtmf_queue_full",
             GatewayError::TransferPending(_) => "transfer_pending",
             GatewayError::NoTransferRequest(_) => "no_transfer_request",
+            GatewayError::AddressbookUnavailable(_) => "addressbook_unavailable",
+            GatewayError::AddressbookBusy => "addressbook_busy",
         }
     }
 }

@@ -6,7 +6,7 @@ use sip::registration::RegState;
 use sip::stack::SipStack;
 
 use super::{Collect, Exposition};
-use crate::gateway::{CallDirection, CallState, Gateway};
+use crate::gateway::{CallDirection, CallState, Gateway, NotifyResult};
 use crate::switchboard::{Bridges, Store, StoreHealth, Switchboard};
 
 /// Peer-caused drops ([`engine::drops`]): process-wide counters, since drops happen in the
@@ -214,6 +214,47 @@ impl Collect for Gateway {
             "1 while the gateway drains before shutting down.",
             &[],
             if self.is_draining() { 1.0 } else { 0.0 },
+        );
+        let contacts = self.contacts_stats();
+        for r in NotifyResult::ALL {
+            out.counter(
+                "sylk_presence_notifies_total",
+                "Presence NOTIFYs received, by result (bad bodies answered 400).",
+                &[("result", r.as_str())],
+                contacts.notifies(r),
+            );
+        }
+        out.counter(
+            "sylk_presence_events_total",
+            "presence account events sent to clients.",
+            &[],
+            contacts.presence_events(),
+        );
+        let (published, refused) = contacts.publishes();
+        const PUBLISHES: &str = "PUBLISHes of the users' presence, by outcome.";
+        out.counter(
+            "sylk_presence_publishes_total",
+            PUBLISHES,
+            &[("outcome", "ok")],
+            published,
+        );
+        out.counter(
+            "sylk_presence_publishes_total",
+            PUBLISHES,
+            &[("outcome", "failed")],
+            refused,
+        );
+        out.counter(
+            "sylk_presence_subscriptions_refused_total",
+            "Contact URIs not watched: over presence.max_subscriptions_per_account or refused.",
+            &[],
+            contacts.subscriptions_refused(),
+        );
+        out.counter(
+            "sylk_addressbook_updates_failed_total",
+            "addressbook-update-failed events sent.",
+            &[],
+            contacts.updates_failed(),
         );
     }
 }

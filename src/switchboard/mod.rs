@@ -291,7 +291,10 @@ impl Switchboard {
     /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs,
     /// BYEs and CANCELs).
     pub fn is_idle(&self) -> bool {
-        self.sip.registration_count() == 0 && self.sip.call_count() == 0
+        self.sip.registration_count() == 0
+            && self.sip.call_count() == 0
+            && self.sip.subscription_count() == 0
+            && self.sip.publication_count() == 0
     }
 
     /// The gateway (leak checks, counts).

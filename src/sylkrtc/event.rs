@@ -228,6 +228,8 @@ pub enum Event {
     },
     /// Messaging: messages, dispositions, sync (see [`super::messaging`]).
     Messaging(super::messaging::MessagingEvent),
+    /// Addressbook and presence (see [`super::contacts`]).
+    Contacts(super::contacts::ContactsEvent),
 }
 
 impl Event {
@@ -237,6 +239,7 @@ impl Event {
         let v1 = dialect == Dialect::V1;
         let value = match self {
             Event::Messaging(m) => return Some(m.encode(dialect).to_string()),
+            Event::Contacts(c) => return Some(c.encode(dialect).to_string()),
             Event::Ready if v1 => json!({"sylkrtc": "event", "event": "ready"}),
             Event::Ready => json!({"sylkrtc": "ready-event"}),
             Event::Registration {

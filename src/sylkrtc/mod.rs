@@ -7,6 +7,7 @@
 //! looks at the [`Dialect`].
 
 pub mod aor;
+pub mod contacts;
 pub mod event;
 mod fields;
 pub mod messaging;

@@ -264,3 +264,84 @@ pub fn one_failure_spares_the_batch(s: &mut dyn MessageStore, ns: &str) {
         "{got:?}"
     );
 }
+
+/// The addressbook keeps each account's entries in the order they were added; an insert of
+/// an existing id and an update of a missing one change nothing (0); kinds and accounts
+/// have separate id spaces.
+pub fn addressbook_keeps_order_and_modes(s: &mut dyn MessageStore, ns: &str) {
+    use crate::addressbook::{EntryKind, PutMode};
+    let alice = format!("{ns}ab-alice@example.com");
+    let bob = format!("{ns}ab-bob@example.com");
+    let put = |account: &str, kind, id: &str, data: &str, mode| StoreRequest::AddressbookPut {
+        account: account.into(),
+        kind,
+        id: id.into(),
+        data: data.into(),
+        mode,
+    };
+    let changed = |r| match r {
+        StoreResult::Changed(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let (c, g) = (EntryKind::Contact, EntryKind::Group);
+    assert_eq!(
+        changed(one(s, put(&alice, c, "2", "{\"n\":2}", PutMode::Insert))),
+        1
+    );
+    assert_eq!(
+        changed(one(s, put(&alice, c, "1", "{\"n\":1}", PutMode::Insert))),
+        1
+    );
+    assert_eq!(
+        changed(one(s, put(&alice, g, "1", "{\"g\":1}", PutMode::Insert))),
+        1
+    );
+    assert_eq!(
+        changed(one(s, put(&bob, c, "1", "{\"b\":1}", PutMode::Insert))),
+        1
+    );
+    assert_eq!(
+        changed(one(s, put(&alice, c, "1", "{\"x\":0}", PutMode::Insert))),
+        0
+    );
+    assert_eq!(
+        changed(one(s, put(&alice, c, "9", "{\"x\":0}", PutMode::Update))),
+        0
+    );
+    assert_eq!(
+        changed(one(s, put(&alice, c, "2", "{\"n\":22}", PutMode::Update))),
+        1
+    );
+    let fetch = |s: &mut dyn MessageStore, account: &str| match one(
+        s,
+        StoreRequest::AddressbookFetch {
+            account: account.into(),
+        },
+    ) {
+        StoreResult::Addressbook(entries) => entries
+            .into_iter()
+            .map(|e| (e.kind, e.id, e.data))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        fetch(s, &alice),
+        [
+            (c, "2".to_owned(), "{\"n\":22}".to_owned()),
+            (c, "1".to_owned(), "{\"n\":1}".to_owned()),
+            (g, "1".to_owned(), "{\"g\":1}".to_owned()),
+        ]
+    );
+    let delete = |id: &str, kind| StoreRequest::AddressbookDelete {
+        account: alice.clone(),
+        kind,
+        id: id.into(),
+    };
+    assert_eq!(changed(one(s, delete("1", c))), 1);
+    assert_eq!(changed(one(s, delete("1", c))), 0);
+    assert_eq!(fetch(s, &alice).len(), 2);
+    assert_eq!(
+        fetch(s, &bob),
+        [(c, "1".to_owned(), "{\"b\":1}".to_owned())]
+    );
+}

@@ -13,11 +13,12 @@
 //!   notifier (the reactor's `mio::Waker`; this crate does not know mio). A full queue is
 //!   an error to the submitter, never a silent drop.
 //!
-//! The tables of the addressbook (contacts, groups, policies when no XCAP server is
-//! configured) join the same databases in a later migration.
+//! The addressbook (contacts, groups and policies, when no XCAP server is configured) lives
+//! in the same database ([`addressbook`], schema version 2).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addressbook;
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
@@ -224,6 +225,34 @@ pub enum StoreRequest {
     /// Whether the database takes writes now (readiness): answered
     /// [`StoreResult::Changed`]`(0)`, or the error that stops writes.
     Probe,
+    /// Every addressbook entry of `account`, in the order they were added.
+    AddressbookFetch {
+        /// The account.
+        account: String,
+    },
+    /// Add or replace one entry ([`StoreResult::Changed`]: 1 when done, 0 when `mode`
+    /// refused: the id exists for an insert, is missing for an update).
+    AddressbookPut {
+        /// The account.
+        account: String,
+        /// Its kind.
+        kind: addressbook::EntryKind,
+        /// Its id.
+        id: String,
+        /// Its JSON object.
+        data: String,
+        /// Insert or update.
+        mode: addressbook::PutMode,
+    },
+    /// Delete one entry ([`StoreResult::Changed`]: how many).
+    AddressbookDelete {
+        /// The account.
+        account: String,
+        /// Its kind.
+        kind: addressbook::EntryKind,
+        /// Its id.
+        id: String,
+    },
 }
 
 /// What a backend answers.
@@ -244,6 +273,8 @@ pub enum StoreResult {
     Messages(Vec<StoredMessage>),
     /// [`StoreRequest::LookupPublicKey`] (and `SetPublicKey`: `None`).
     PublicKey(Option<String>),
+    /// [`StoreRequest::AddressbookFetch`].
+    Addressbook(Vec<addressbook::AddressbookEntry>),
 }
 
 /// Why a request failed.

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 
+use crate::addressbook::{AddressbookEntry, EntryKind, PutMode};
 use crate::{
     Direction, MessageState, MessageStore, StoreError, StoreRequest, StoreResult, StoredMessage,
 };
@@ -47,6 +48,16 @@ pub const MIGRATIONS: &[&str] = &[
         uri TEXT PRIMARY KEY,
         key TEXT NOT NULL,
         updated_at BIGINT NOT NULL
+    );",
+    // 2: the addressbook (contacts, groups, policies as sylkRTC JSON), in insertion order,
+    // as SQLite's migration 2.
+    "CREATE TABLE addressbook (
+        seq BIGSERIAL PRIMARY KEY,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        UNIQUE (account, kind, id)
     );",
 ];
 
@@ -78,6 +89,10 @@ struct Statements {
     set_key: Statement,
     lookup_key: Statement,
     expire: Statement,
+    addressbook_fetch: Statement,
+    addressbook_insert: Statement,
+    addressbook_update: Statement,
+    addressbook_delete: Statement,
 }
 
 impl Statements {
@@ -120,6 +135,18 @@ impl Statements {
             )?,
             lookup_key: c.prepare("SELECT key FROM public_keys WHERE uri = $1")?,
             expire: c.prepare("DELETE FROM messages WHERE stored_at < $1")?,
+            addressbook_fetch: c.prepare(
+                "SELECT kind, id, data FROM addressbook WHERE account = $1 ORDER BY seq",
+            )?,
+            addressbook_insert: c.prepare(
+                "INSERT INTO addressbook (account, kind, id, data) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account, kind, id) DO NOTHING",
+            )?,
+            addressbook_update: c.prepare(
+                "UPDATE addressbook SET data = $4 WHERE account = $1 AND kind = $2 AND id = $3",
+            )?,
+            addressbook_delete: c
+                .prepare("DELETE FROM addressbook WHERE account = $1 AND kind = $2 AND id = $3")?,
         })
     }
 }
@@ -417,6 +444,41 @@ fn execute(
                 .map(|r| r.get(0));
             Ok(StoreResult::PublicKey(key))
         }
+        StoreRequest::AddressbookFetch { account } => {
+            let rows = tx.query(&st.addressbook_fetch, &[account]).map_err(db)?;
+            let entries = rows
+                .iter()
+                .filter_map(|r| {
+                    let kind: String = r.get(0);
+                    Some(AddressbookEntry {
+                        kind: EntryKind::parse(&kind)?,
+                        id: r.get(1),
+                        data: r.get(2),
+                    })
+                })
+                .collect();
+            Ok(StoreResult::Addressbook(entries))
+        }
+        StoreRequest::AddressbookPut {
+            account,
+            kind,
+            id,
+            data,
+            mode,
+        } => {
+            lock_account(tx, st, account)?;
+            let statement = match mode {
+                PutMode::Insert => &st.addressbook_insert,
+                PutMode::Update => &st.addressbook_update,
+            };
+            tx.execute(statement, &[account, &kind.as_str(), id, data])
+                .map(StoreResult::Changed)
+                .map_err(db)
+        }
+        StoreRequest::AddressbookDelete { account, kind, id } => tx
+            .execute(&st.addressbook_delete, &[account, &kind.as_str(), id])
+            .map(StoreResult::Changed)
+            .map_err(db),
         StoreRequest::Expire { before_ms } => tx
             .execute(&st.expire, &[before_ms])
             .map(StoreResult::Changed)

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::addressbook::{AddressbookEntry, EntryKind, PutMode};
 use crate::{
     Direction, MessageState, MessageStore, StoreError, StoreRequest, StoreResult, StoredMessage,
 };
@@ -37,6 +38,15 @@ pub const MIGRATIONS: &[&str] = &[
         uri TEXT PRIMARY KEY,
         key TEXT NOT NULL,
         updated_at INTEGER NOT NULL
+    );",
+    // 2: the addressbook (contacts, groups, policies as sylkRTC JSON), in insertion order.
+    "CREATE TABLE addressbook (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        UNIQUE (account, kind, id)
     );",
 ];
 
@@ -291,6 +301,58 @@ fn execute(tx: &Transaction<'_>, request: StoreRequest) -> Result<StoreResult, S
                 .optional()
                 .map_err(db)?;
             Ok(StoreResult::PublicKey(key))
+        }
+        StoreRequest::AddressbookFetch { account } => {
+            let mut s = tx
+                .prepare_cached(
+                    "SELECT kind, id, data FROM addressbook WHERE account = ?1 ORDER BY seq",
+                )
+                .map_err(db)?;
+            let rows = s
+                .query_map(params![account], |r| {
+                    let kind: String = r.get(0)?;
+                    Ok((kind, r.get(1)?, r.get(2)?))
+                })
+                .map_err(db)?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (kind, id, data) = row.map_err(db)?;
+                if let Some(kind) = EntryKind::parse(&kind) {
+                    entries.push(AddressbookEntry { kind, id, data });
+                }
+            }
+            Ok(StoreResult::Addressbook(entries))
+        }
+        StoreRequest::AddressbookPut {
+            account,
+            kind,
+            id,
+            data,
+            mode,
+        } => {
+            let sql = match mode {
+                PutMode::Insert => {
+                    "INSERT OR IGNORE INTO addressbook (account, kind, id, data) \
+                     VALUES (?1, ?2, ?3, ?4)"
+                }
+                PutMode::Update => {
+                    "UPDATE addressbook SET data = ?4 WHERE account = ?1 AND kind = ?2 AND id = ?3"
+                }
+            };
+            let n = tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![account, kind.as_str(), id, data]))
+                .map_err(db)?;
+            Ok(StoreResult::Changed(n as u64))
+        }
+        StoreRequest::AddressbookDelete { account, kind, id } => {
+            let n = tx
+                .execute(
+                    "DELETE FROM addressbook WHERE account = ?1 AND kind = ?2 AND id = ?3",
+                    params![account, kind.as_str(), id],
+                )
+                .map_err(db)?;
+            Ok(StoreResult::Changed(n as u64))
         }
         StoreRequest::Expire { before_ms } => {
             let n = tx

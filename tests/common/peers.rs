@@ -918,6 +918,9 @@ pub struct BaresipOpts {
     /// SIP URIs for baresip's contacts file (loads the `contact` module: `contact_next`
     /// selects the first, `message TEXT` sends it a plain MESSAGE).
     pub contacts: Vec<String>,
+    /// Loads the `presence` module and PUBLISHes the account's state (`pubint`);
+    /// `presence_online` / `presence_offline` change it.
+    pub presence: bool,
 }
 
 impl Default for BaresipOpts {
@@ -932,6 +935,7 @@ impl Default for BaresipOpts {
             answermode: "auto",
             sine_hz: 440,
             contacts: Vec::new(),
+            presence: false,
         }
     }
 }
@@ -999,6 +1003,7 @@ impl Baresip {
             ("BS_ANSWERMODE", opts.answermode.to_owned()),
             ("BS_SINE_HZ", opts.sine_hz.to_string()),
             ("BS_CONTACTS", opts.contacts.join(" ")),
+            ("BS_PRESENCE", if opts.presence { "1" } else { "0" }.into()),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(peers_dir().join("baresip/run.sh").display().to_string());

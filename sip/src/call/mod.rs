@@ -37,6 +37,7 @@ pub use end::{reason_phrase, CallEnd, CallEndCause};
 pub use incoming::IncomingCall;
 pub use outgoing::OutgoingCall;
 pub(crate) use reliable::rack;
+pub(crate) use route::dialog_hop;
 pub(crate) use session_timer::{session_expires, Refresher};
 
 use super::auth::DigestClient;

@@ -38,18 +38,65 @@ fn transport_param(uri: &Uri) -> Option<String> {
         .map(|t| t.to_ascii_lowercase())
 }
 
+/// A dialog's next hop URI, as far as it can be used without a lookup.
+enum NextHop {
+    /// A literal address over UDP: used as it is.
+    LiteralUdp(Hop),
+    /// A literal address over a stream transport: the existing flow is reused.
+    LiteralStream,
+    /// A host name: RFC 3263 locates it.
+    Name,
+}
+
+fn next_hop(uri: &Uri) -> NextHop {
+    let transport = transport_param(uri)
+        .map(|t| transport_of(&t))
+        .unwrap_or(Transport::Udp);
+    match (literal(uri), transport) {
+        (Some(ip), Transport::Udp) => NextHop::LiteralUdp(Hop::Located(Target {
+            transport,
+            address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+            domain: ip.to_string(),
+        })),
+        (Some(_), _) => NextHop::LiteralStream,
+        (None, _) => NextHop::Name,
+    }
+}
+
+/// Whether requests of a dialog made over `flow` may choose their own hop: the flow is UDP
+/// (any other address can be reached as well) or there is none yet.
+fn may_route_by_dialog(flow: &Option<Hop>) -> bool {
+    matches!(
+        flow,
+        Some(Hop::Flow {
+            kind: Transport::Udp,
+            ..
+        }) | None
+    )
+}
+
+/// Where requests of `dialog` go for a usage that does no lookups of its own (a
+/// subscription): its next hop when that is a literal UDP address and `route_by_dialog`
+/// (no outbound proxy), else `fallback`, the flow of the request that made the dialog.
+pub(crate) fn dialog_hop(
+    dialog: &Dialog,
+    fallback: Option<Hop>,
+    route_by_dialog: bool,
+) -> Option<Hop> {
+    if !route_by_dialog || !may_route_by_dialog(&fallback) {
+        return fallback;
+    }
+    match next_hop(dialog.next_hop()) {
+        NextHop::LiteralUdp(hop) => Some(hop),
+        NextHop::LiteralStream | NextHop::Name => fallback,
+    }
+}
+
 impl<S: Copy + PartialEq> DialogUsage<S> {
     /// Whether requests of the dialog choose their own hop (no outbound proxy, and the
-    /// INVITE's flow is UDP, which any other address can be reached by as well).
+    /// INVITE's flow is UDP).
     fn routes_by_dialog(&self) -> bool {
-        let udp = matches!(
-            self.hop,
-            Some(Hop::Flow {
-                kind: Transport::Udp,
-                ..
-            }) | None
-        );
-        self.route_by_dialog && udp
+        self.route_by_dialog && may_route_by_dialog(&self.hop)
     }
 
     pub(super) fn in_dialog_hop(&self) -> Option<Hop> {
@@ -64,25 +111,16 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             return fallback;
         }
         let uri = dialog.next_hop();
-        let transport = transport_param(uri)
-            .map(|t| transport_of(&t))
-            .unwrap_or(Transport::Udp);
-        if let Some(ip) = literal(uri) {
-            return match transport {
-                Transport::Udp => Some(Hop::Located(Target {
-                    transport,
-                    address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
-                    domain: ip.to_string(),
-                })),
+        match next_hop(uri) {
+            NextHop::LiteralUdp(hop) => Some(hop),
+            NextHop::LiteralStream => fallback,
+            NextHop::Name => match &self.located {
+                Some(LocatedHop {
+                    uri: located,
+                    target: Some(target),
+                }) if located == uri.as_str() => Some(Hop::Located(target.clone())),
                 _ => fallback,
-            };
-        }
-        match &self.located {
-            Some(LocatedHop {
-                uri: located,
-                target: Some(target),
-            }) if located == uri.as_str() => Some(Hop::Located(target.clone())),
-            _ => fallback,
+            },
         }
     }
 

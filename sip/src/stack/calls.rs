@@ -394,7 +394,7 @@ impl SipStack {
                     digest,
                 } => {
                     let req = crate::request::ClientRequest::in_dialog(request, hop, digest);
-                    self.insert_request(req, None, true);
+                    self.insert_request_for(req, super::RequestOwner::Detached);
                 }
                 CallAction::SendAck { request, hop } => {
                     // The ACK for a 2xx is not a transaction (RFC 3261 section 17.1.1.3).

@@ -26,13 +26,17 @@
 
 mod calls;
 mod local;
+mod publications;
 mod registrations;
 mod requests;
 mod routing;
+mod subscriptions;
 mod uas;
 
 pub use calls::InviteOptions;
+pub use publications::MAX_PUBLICATIONS;
 pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
+pub use subscriptions::MAX_SUBSCRIPTIONS;
 pub(crate) use uas::replaces_key;
 
 use std::collections::{HashMap, VecDeque};
@@ -49,8 +53,10 @@ use super::dialog::DialogKey;
 use super::dns::Resolver;
 use super::locate::{Locator, LocatorConfig, LookupId, SipUriParts};
 use super::msg::{Method, MsgError, SipRequest};
+use super::publication::{PubId, PublicationStatus};
 use super::registration::{RegId, RegState, Registration, RegistrationStatus};
 use super::request::{RequestId, RequestOutcome};
+use super::subscription::{SubId, SubscriptionEvent};
 use super::transport::{
     FlowId, LocalAddresses, SipTransmit, SipTransport, Transport, TransportError,
 };
@@ -107,6 +113,45 @@ pub enum SipEvent {
         /// The request (validated).
         request: Box<SipRequest>,
     },
+    /// Something happened to a subscription ([`SipStack::subscribe`]).
+    Subscription {
+        /// Which.
+        sub: SubId,
+        /// What.
+        event: SubscriptionEvent,
+    },
+    /// A subscription is over (unsubscribed, or terminated for good); its id is dead.
+    SubscriptionFinished {
+        /// Which.
+        sub: SubId,
+    },
+    /// A publication changed state ([`SipStack::publish`]).
+    Publication {
+        /// Which.
+        publication: PubId,
+        /// Where it is.
+        status: PublicationStatus,
+    },
+    /// A publication is over (removed, or refused for good); its id is dead.
+    PublicationFinished {
+        /// Which.
+        publication: PubId,
+    },
+}
+
+/// Who waits for a client request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestOwner {
+    /// The gateway ([`SipEvent::Request`]).
+    Gateway,
+    /// The gateway, for a request inside this call's dialog.
+    Call(CallId),
+    /// Nobody (a call's BYE that outlives its call): failures are logged.
+    Detached,
+    /// A subscription's SUBSCRIBE.
+    Subscription(SubId),
+    /// A publication's PUBLISH.
+    Publication(PubId),
 }
 
 /// Why the stack could not send a request (the errors of the layers below, as one).
@@ -246,6 +291,16 @@ pub struct SipStack {
     /// Incoming requests waiting for the gateway's answer, by server transaction.
     incoming: HashMap<TxnId, requests::PendingIncoming>,
     incoming_deadlines: Deadlines<TxnId>,
+    subscriptions: Slab<subscriptions::SubEntry>,
+    next_sub_serial: u64,
+    /// NOTIFYs find their subscription by Call-ID (unique per subscription dialog).
+    subs_by_call_id: HashMap<String, SubId>,
+    sub_deadlines: Deadlines<SubId>,
+    dirty_subs: Vec<SubId>,
+    publications: Slab<publications::PubEntry>,
+    next_pub_serial: u64,
+    pub_deadlines: Deadlines<PubId>,
+    dirty_pubs: Vec<PubId>,
     /// Events for the gateway, in the order they happened.
     events: VecDeque<SipEvent>,
     /// The earliest deadline of every layer, recomputed after an input changed it.
@@ -304,6 +359,15 @@ impl SipStack {
             in_dialog_methods: Vec::new(),
             incoming: HashMap::new(),
             incoming_deadlines: Deadlines::new(),
+            subscriptions: Slab::new(),
+            next_sub_serial: 0,
+            subs_by_call_id: HashMap::new(),
+            sub_deadlines: Deadlines::new(),
+            dirty_subs: Vec::new(),
+            publications: Slab::new(),
+            next_pub_serial: 0,
+            pub_deadlines: Deadlines::new(),
+            dirty_pubs: Vec::new(),
             events: VecDeque::new(),
             deadline: None,
             deadline_stale: false,
@@ -335,6 +399,8 @@ impl SipStack {
                 self.reg_deadlines.earliest(),
                 self.call_deadlines.earliest(),
                 self.incoming_deadlines.earliest(),
+                self.sub_deadlines.earliest(),
+                self.pub_deadlines.earliest(),
             ]
             .into_iter()
             .flatten()
@@ -422,6 +488,8 @@ impl SipStack {
             }
         }
         self.expire_incoming(now);
+        self.subscription_timeouts(now);
+        self.publication_timeouts(now);
         self.drive(now);
     }
 

@@ -36,10 +36,9 @@ pub(super) struct RequestEntry {
     req: ClientRequest,
     serial: u64,
     lookup: Option<crate::locate::LookupId>,
-    /// The call whose dialog it is in (its copies after a challenge take the dialog's CSeq).
-    call: Option<CallId>,
-    /// Nobody waits for its outcome (a call's BYE).
-    silent: bool,
+    /// Who waits for its outcome (and, for a call's, whose dialog it is in: its copies
+    /// after a challenge take the dialog's CSeq).
+    owner: super::RequestOwner,
 }
 
 /// An incoming request the gateway has to answer; never reused.
@@ -112,7 +111,7 @@ impl SipStack {
             body,
         };
         let req = ClientRequest::new(config, identity.ha1.clone())?;
-        let id = self.insert_request(req, None, false);
+        let id = self.insert_request_for(req, super::RequestOwner::Gateway);
         self.drive(now);
         Ok(id)
     }
@@ -140,10 +139,9 @@ impl SipStack {
         let digest = e.call.digest();
         request.headers.extend(headers);
         request.body = body;
-        let id = self.insert_request(
+        let id = self.insert_request_for(
             ClientRequest::in_dialog(request, hop, digest),
-            Some(call),
-            false,
+            super::RequestOwner::Call(call),
         );
         self.drive(now);
         Ok(id)
@@ -189,30 +187,42 @@ impl SipStack {
         request: Box<SipRequest>,
         target: RequestTarget,
     ) {
+        if let Some(id) = self.file_pending(now, txn, &request) {
+            self.events.push_back(SipEvent::IncomingRequest {
+                id,
+                target,
+                request,
+            });
+        }
+    }
+
+    /// Files a request the gateway will answer (503 at once when too many wait).
+    pub(super) fn file_pending(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &SipRequest,
+    ) -> Option<IncomingRequestId> {
         if self.incoming.len() >= MAX_PENDING_INCOMING {
             self.respond(
                 now,
                 txn,
-                &request,
+                request,
                 503,
                 "Service Unavailable",
                 &[("Retry-After", "5")],
             );
-            return;
+            return None;
         }
         self.incoming.insert(
             txn,
             PendingIncoming {
-                request: request.clone(),
+                request: Box::new(request.clone()),
             },
         );
         self.incoming_deadlines
             .set(txn, Some(now + INCOMING_ANSWER_WAIT));
-        self.events.push_back(SipEvent::IncomingRequest {
-            id: IncomingRequestId(txn),
-            target,
-            request,
-        });
+        Some(IncomingRequestId(txn))
     }
 
     /// Answers incoming requests the gateway left waiting too long.
@@ -244,13 +254,11 @@ impl SipStack {
         }
     }
 
-    /// Files a request; `call` is the call whose dialog it is in, `silent` when nobody
-    /// waits for its outcome.
-    pub(super) fn insert_request(
+    /// Files a request whose outcome goes to `owner`.
+    pub(super) fn insert_request_for(
         &mut self,
         req: ClientRequest,
-        call: Option<CallId>,
-        silent: bool,
+        owner: super::RequestOwner,
     ) -> RequestId {
         self.next_request_serial += 1;
         let serial = self.next_request_serial;
@@ -258,8 +266,7 @@ impl SipStack {
             req,
             serial,
             lookup: None,
-            call,
-            silent,
+            owner,
         });
         let id = RequestId { key, serial };
         self.dirty_requests.push(id);
@@ -311,8 +318,12 @@ impl SipStack {
                     mut request,
                     hop,
                     renumber,
+                    contact_user,
                 } => {
-                    let call = self.requests.get(id.key).and_then(|e| e.call);
+                    let call = self.requests.get(id.key).and_then(|e| match e.owner {
+                        super::RequestOwner::Call(call) => Some(call),
+                        _ => None,
+                    });
                     if let (true, Some(call)) = (renumber, call) {
                         let seq = self.call_entry(call).and_then(|e| e.call.next_local_cseq());
                         if let (Some(seq), Some(req)) = (seq, self.request_entry(id)) {
@@ -320,7 +331,7 @@ impl SipStack {
                         }
                     }
                     let sent = self
-                        .send_call_request(now, &request, &hop, None)
+                        .send_call_request(now, &request, &hop, contact_user.as_deref())
                         .map(|s| s.txn);
                     if let Ok(txn) = sent {
                         self.request_txns.insert(txn, id);
@@ -338,15 +349,24 @@ impl SipStack {
                     if let Some(txn) = e.req.txn() {
                         self.request_txns.remove(&txn);
                     }
-                    if e.silent {
-                        if !outcome.is_success() {
-                            log::info!("sip: {} ended {outcome}", e.req.method());
+                    match e.owner {
+                        super::RequestOwner::Gateway | super::RequestOwner::Call(_) => {
+                            self.events.push_back(SipEvent::Request {
+                                request: id,
+                                outcome,
+                            })
                         }
-                    } else {
-                        self.events.push_back(SipEvent::Request {
-                            request: id,
-                            outcome,
-                        });
+                        super::RequestOwner::Detached => {
+                            if !outcome.is_success() {
+                                log::info!("sip: {} ended {outcome}", e.req.method());
+                            }
+                        }
+                        super::RequestOwner::Subscription(sub) => {
+                            self.subscription_request_done(now, sub, id, e.req, outcome)
+                        }
+                        super::RequestOwner::Publication(p) => {
+                            self.publication_request_done(now, p, id, outcome)
+                        }
                     }
                     return;
                 }

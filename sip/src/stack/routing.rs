@@ -68,6 +68,14 @@ impl SipStack {
                 progressed = true;
                 self.run_request(now, request);
             }
+            while let Some(sub) = self.dirty_subs.pop() {
+                progressed = true;
+                self.run_subscription(now, sub);
+            }
+            while let Some(publication) = self.dirty_pubs.pop() {
+                progressed = true;
+                self.run_publication(publication);
+            }
             if !progressed {
                 return;
             }

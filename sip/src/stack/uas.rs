@@ -19,6 +19,11 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 impl SipStack {
     /// A new request in server transaction `txn`.
     pub(super) fn handle_request(&mut self, now: Instant, txn: TxnId, request: &SipRequest) {
+        // RFC 6665 section 4.1.3: NOTIFYs of our subscriptions, matched by Call-ID (a NOTIFY
+        // may overtake the 2xx that would have made the dialog known).
+        if *request.method() == Method::Notify && self.route_notify(now, txn, request) {
+            return;
+        }
         if let Some(key) = DialogKey::of_incoming(request) {
             if let Some(&call) = self.dialogs.get(&key) {
                 if let Some(e) = self

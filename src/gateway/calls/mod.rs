@@ -456,7 +456,9 @@ impl Gateway {
                 },
             );
         }
-        let Some(mut call) = self.calls.remove(key.0) else {
+        let Some(mut call) = self.calls.remove(key.0).inspect(|c| {
+            self.contacts_call_changed(c.account, false);
+        }) else {
             return;
         };
         if let Some(new) = call.replacing.take() {
@@ -573,6 +575,8 @@ impl Gateway {
     /// Files a new call everywhere it is looked up, and asks the reactor for its sockets.
     fn insert_call(&mut self, call: GwCall, sockets: super::ports::CallAddrs) -> CallKey {
         self.stats.call_started(call.direction);
+        // Presence: automatic busy while the account has a call (issue 13).
+        self.contacts_call_changed(call.account, true);
         let (client, session, media, sip) =
             (call.client, call.session.clone(), call.media, call.sip);
         let key = CallKey(self.calls.insert(call));

@@ -284,8 +284,8 @@ impl Gateway {
         }
     }
 
-    /// The account `aor` of `client`, if it may use messaging.
-    fn messaging_account(
+    /// The account `aor` of `client`, if it may use messaging (and contacts).
+    pub(super) fn messaging_account(
         &self,
         client: ClientId,
         aor: &str,
@@ -299,7 +299,7 @@ impl Gateway {
     }
 
     /// The connections where `aor` is authenticated.
-    fn authenticated_clients(&self, aor: &str) -> Vec<ClientId> {
+    pub(super) fn authenticated_clients(&self, aor: &str) -> Vec<ClientId> {
         let mut out: Vec<ClientId> = self
             .accounts_by_aor
             .get(aor)

@@ -41,6 +41,7 @@ fn gateway_with_media(
             decline_code: 486,
             push_parameters: Default::default(),
             messaging: crate::config::Config::default().messaging,
+            contacts: crate::config::Config::default().contacts,
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),

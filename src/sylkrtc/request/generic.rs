@@ -28,16 +28,6 @@ type FieldSpec = (&'static str, Kind, bool);
 const GENERIC: &[(&str, &[FieldSpec])] = {
     use Kind::*;
     &[
-        ("account-fetch-addressbook", &[("account", Aor, true)]),
-        (
-            "account-update-addressbook",
-            &[
-                ("account", Aor, true),
-                ("action", OneOf(&["add", "update", "delete"]), true),
-                ("type", OneOf(&["contact", "group", "policy"]), true),
-                ("data", Object, true),
-            ],
-        ),
         (
             "videoroom-join",
             &[

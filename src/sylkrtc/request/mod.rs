@@ -10,11 +10,13 @@ use super::aor::{Aor, InvalidAor};
 use super::fields::Fields;
 
 mod account;
+mod contacts;
 mod generic;
 mod messaging;
 mod session;
 
 pub use account::{AccountAdd, DeviceToken};
+pub use contacts::{AddressbookUpdate, PublishPresence};
 pub use messaging::{
     AccountMessage, DispositionRequest, SessionMessage, SyncConversations, DEFAULT_SYNC_LIMIT,
 };
@@ -234,6 +236,15 @@ pub enum Request {
         /// Whose key.
         uri: Aor,
     },
+    /// `account-fetch-addressbook`.
+    AccountFetchAddressbook {
+        /// The account.
+        account: Aor,
+    },
+    /// `account-update-addressbook`.
+    AccountUpdateAddressbook(Box<AddressbookUpdate>),
+    /// `account-publish-presence` (our extension).
+    AccountPublishPresence(PublishPresence),
     /// A request that validated but whose feature a later release implements; answered with
     /// `not supported yet: <name>`.
     NotYetSupported {
@@ -343,6 +354,15 @@ fn decode_request(
         },
         "session-message" => Request::SessionMessage(messaging::session_message(&f)?),
         "lookup-public-key" => Request::LookupPublicKey { uri: f.aor("uri")? },
+        "account-fetch-addressbook" => Request::AccountFetchAddressbook {
+            account: f.aor("account")?,
+        },
+        "account-update-addressbook" => {
+            Request::AccountUpdateAddressbook(Box::new(contacts::update(&f)?))
+        }
+        "account-publish-presence" => {
+            Request::AccountPublishPresence(contacts::publish_presence(&f)?)
+        }
         generic => {
             generic::validate(&f)?;
             Request::NotYetSupported { name: generic }
@@ -374,6 +394,9 @@ fn request_name(kind: &str) -> Option<&'static str> {
         "account-remove-conversation",
         "session-message",
         "lookup-public-key",
+        "account-fetch-addressbook",
+        "account-update-addressbook",
+        "account-publish-presence",
     ];
     TYPED
         .iter()

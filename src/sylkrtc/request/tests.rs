@@ -156,11 +156,55 @@ fn later_features_validate_then_say_not_yet() {
         ),
         "Mandatory property 'sdp' of 'videoroom-join' request is missing"
     );
+}
+
+#[test]
+fn addressbook_and_presence_requests_are_typed() {
     assert_eq!(
-        request(r#"{"sylkrtc":"account-fetch-addressbook","transaction":"t","account":"a@b"}"#),
-        Request::NotYetSupported {
-            name: "account-fetch-addressbook"
+        request(r#"{"sylkrtc":"account-fetch-addressbook","transaction":"t","account":"sip:a@b"}"#),
+        Request::AccountFetchAddressbook {
+            account: Aor::parse("a@b").unwrap()
         }
+    );
+    let Request::AccountUpdateAddressbook(u) = request(
+        r#"{"sylkrtc":"account-update-addressbook","transaction":"t","account":"a@b","action":"add","type":"contact",
+            "data":{"id":"c1","name":"Bob","uris":[{"id":"u","uri":"sip:bob@b"}],"presence":{"policy":"allow","subscribe":true}}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((u.id.as_str(), u.entry.is_some()), ("c1", true));
+    // sylkrtc.js deletes policies and groups by id alone.
+    let Request::AccountUpdateAddressbook(u) = request(
+        r#"{"sylkrtc":"account-update-addressbook","transaction":"t","account":"a@b","action":"delete","type":"policy","data":"p1"}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((u.id.as_str(), u.entry), ("p1", None));
+    assert!(error(
+        r#"{"sylkrtc":"account-update-addressbook","transaction":"t","account":"a@b","action":"add","type":"policy","data":{"id":"p"}}"#
+    )
+    .starts_with("Invalid value for 'data' property: missing field `uri`"));
+    assert_eq!(
+        error(
+            r#"{"sylkrtc":"account-update-addressbook","transaction":"t","account":"a@b","action":"move","type":"contact","data":{}}"#
+        ),
+        "Invalid value for 'action' property: 'move' (expected: add, update, delete)"
+    );
+    assert!(error(
+        r#"{"sylkrtc":"account-update-addressbook","transaction":"t","account":"a@b","action":"add","type":"contact","data":{"id":""}}"#
+    )
+    .contains("an id of 1 to 256 characters"));
+    let Request::AccountPublishPresence(p) = request(
+        r#"{"sylkrtc":"account-publish-presence","transaction":"t","account":"a@b","state":"away","note":"lunch"}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(p.note.as_deref(), Some("lunch"));
+    assert_eq!(
+        error(
+            r#"{"sylkrtc":"account-publish-presence","transaction":"t","account":"a@b","state":"gone"}"#
+        ),
+        "Invalid value for 'state' property: 'gone' (expected: online, away, busy, offline)"
     );
 }
 

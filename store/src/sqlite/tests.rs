@@ -48,6 +48,7 @@ fn the_backend_conformance() {
     crate::conformance::journal_replays_in_order(&mut s, "");
     crate::conformance::states_markers_removals_keys_and_expiry(&mut s, "");
     crate::conformance::one_failure_spares_the_batch(&mut s, "");
+    crate::conformance::addressbook_keeps_order_and_modes(&mut s, "");
 }
 
 #[test]
@@ -106,4 +107,119 @@ fn public_keys_retention_and_reopening_keep_the_data() {
     drop(s);
     assert!(SqliteStore::open(path).is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn addressbook_entries_are_added_updated_deleted_in_order_per_account() {
+    use crate::addressbook::{AddressbookEntry, EntryKind, PutMode};
+    let mut s = SqliteStore::open(":memory:").unwrap();
+    let put = |s: &mut SqliteStore, account: &str, kind, id: &str, data: &str, mode| {
+        one(
+            s,
+            StoreRequest::AddressbookPut {
+                account: account.into(),
+                kind,
+                id: id.into(),
+                data: data.into(),
+                mode,
+            },
+        )
+    };
+    let fetch = |s: &mut SqliteStore, account: &str| match one(
+        s,
+        StoreRequest::AddressbookFetch {
+            account: account.into(),
+        },
+    ) {
+        StoreResult::Addressbook(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        put(
+            &mut s,
+            "a@x",
+            EntryKind::Contact,
+            "c1",
+            "{\"id\":\"c1\"}",
+            PutMode::Insert
+        ),
+        StoreResult::Changed(1)
+    );
+    assert_eq!(
+        put(
+            &mut s,
+            "a@x",
+            EntryKind::Contact,
+            "c1",
+            "{}",
+            PutMode::Insert
+        ),
+        StoreResult::Changed(0),
+        "an existing id is not added twice"
+    );
+    assert_eq!(
+        put(
+            &mut s,
+            "a@x",
+            EntryKind::Policy,
+            "p9",
+            "{}",
+            PutMode::Update
+        ),
+        StoreResult::Changed(0),
+        "a missing id is not updated"
+    );
+    put(
+        &mut s,
+        "a@x",
+        EntryKind::Group,
+        "g1",
+        "{\"id\":\"g1\"}",
+        PutMode::Insert,
+    );
+    put(
+        &mut s,
+        "b@x",
+        EntryKind::Contact,
+        "c1",
+        "{\"other\":1}",
+        PutMode::Insert,
+    );
+    put(
+        &mut s,
+        "a@x",
+        EntryKind::Contact,
+        "c1",
+        "{\"id\":\"c1\",\"n\":2}",
+        PutMode::Update,
+    );
+    assert_eq!(
+        fetch(&mut s, "a@x"),
+        [
+            AddressbookEntry {
+                kind: EntryKind::Contact,
+                id: "c1".into(),
+                data: "{\"id\":\"c1\",\"n\":2}".into()
+            },
+            AddressbookEntry {
+                kind: EntryKind::Group,
+                id: "g1".into(),
+                data: "{\"id\":\"g1\"}".into()
+            }
+        ]
+    );
+    assert_eq!(
+        one(
+            &mut s,
+            StoreRequest::AddressbookDelete {
+                account: "a@x".into(),
+                kind: EntryKind::Contact,
+                id: "c1".into()
+            }
+        ),
+        StoreResult::Changed(1)
+    );
+    assert_eq!(fetch(&mut s, "a@x").len(), 1);
+    assert_eq!(fetch(&mut s, "b@x").len(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
 }

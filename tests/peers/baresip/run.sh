@@ -19,6 +19,8 @@
 #   BS_SINE_HZ     ausine frequency                      default 440
 #   BS_CONTACTS    space-separated sip: URIs for the contacts file (loads contact.so, whose
 #                  `message` command sends a plain MESSAGE to the current contact)
+#   BS_PRESENCE=1  load presence.so and PUBLISH the account's presence (pubint); the
+#                  `presence_online` / `presence_offline` commands change it
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${BS_RUN:?}" "${BS_SIP_PORT:?}" "${BS_CTRL_PORT:?}" "${BS_RTP_PORTS:?}" "${KAM_PORT:?}"
@@ -38,12 +40,13 @@ snd="# "; [ "${BS_SNDFILE:-0}" = 1 ] && snd=""
 menc=${BS_MEDIAENC:-}; srtp="# "; [ -n "$menc" ] && srtp=""
 video="# "; [ "${BS_VIDEO:-0}" = 1 ] && video=""
 contact="# "; [ -n "${BS_CONTACTS:-}" ] && contact=""
+presence="# "; pubint=0; [ "${BS_PRESENCE:-0}" = 1 ] && { presence=""; pubint=600; }
 sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|$BS_RTP_PORTS|" \
     -e "s|@AUDIO_SOURCE@|$src|; s|@RUN@|$BS_RUN|; s|@SNDFILE@|$snd|; s|@AUSRC_SRATE@|$srate|" \
-    -e "s|@SRTP@|$srtp|; s|@VIDEO@|$video|; s|@CONTACT@|$contact|" \
+    -e "s|@SRTP@|$srtp|; s|@VIDEO@|$video|; s|@CONTACT@|$contact|; s|@PRESENCE@|$presence|" \
     "$HERE/config.in" > "$BS_RUN/config"
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
-    -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|" \
+    -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|; s|@PUBINT@|$pubint|" \
     -e "s|@ANSWERMODE@|${BS_ANSWERMODE:-auto}|" \
     "$HERE/accounts.in" > "$BS_RUN/accounts"
 : > "$BS_RUN/contacts"

@@ -24,5 +24,9 @@ while read -r u p; do
   sql+=$'\n'"INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('$u', '$domain', '', '$h', '$hb');"
   echo "$u $h" >> "$run/users.ha1"
 done < "$HERE/users.txt"
+# WAL (kept in the file): the auth lookup of one process reads while another writes
+# presence state (PUBLISH, SUBSCRIBE); in the default rollback mode that read fails with
+# "database is locked" and the REGISTER is answered 401 again.
+sql=$'PRAGMA journal_mode=WAL;\n'"$sql"
 # one sqlite3 process for schema + users: each extra process costs ~10 ms
-printf '%s\n' "$sql" | sqlite3 "$db"
+printf '%s\n' "$sql" | sqlite3 "$db" >/dev/null

@@ -8,6 +8,7 @@ mod incoming;
 mod outgoing;
 mod renegotiation;
 mod requests;
+mod subscriptions;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -1,0 +1,425 @@
+//! Contacts end to end with real peers on 127.0.0.1 (issue 13): sylkRTC-2 clients of the
+//! real gateway keep their addressbook in the embedded store (no XCAP server configured):
+//! fetch, add/update/delete of contacts, groups and policies forked to the account's other
+//! connection, failures as `addressbook-update-failed`, the addressbook surviving a
+//! restart; and presence through Kamailio's presence server: one account publishes
+//! (`account-publish-presence`, PUBLISH), the other watches it as a contact (SUBSCRIBE,
+//! NOTIFY) and sees `presence` account events; baresip's `presence` module going offline
+//! and online; a SIPp presentity NOTIFYing bad bodies (400, 415, counted), a good PIDF
+//! with RPID, and getting the un-SUBSCRIBE when the account unregisters.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::peers::{Kamailio, KamailioOpts, RunDir};
+use common::*;
+use serde_json::{json, Value};
+
+const ALICE: &str = "alice@example.test";
+const BOB: &str = "bob@example.test";
+
+/// One sylkRTC-2 connection that keeps events that arrive while it waits for a reply.
+struct Conn {
+    ws: Client,
+    backlog: VecDeque<Value>,
+    next_tx: u32,
+}
+
+impl Conn {
+    fn open(gw: &Gateway) -> Conn {
+        let ws = connect_v2(gw);
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        Conn {
+            ws,
+            backlog: VecDeque::new(),
+            next_tx: 0,
+        }
+    }
+
+    fn read(&mut self, deadline: Instant) -> Option<Value> {
+        use tungstenite::Message;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("websocket: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Sends `request` (its transaction is set here) and returns the ack or error.
+    fn request(&mut self, mut request: Value) -> Value {
+        self.next_tx += 1;
+        let tx = format!("t{}", self.next_tx);
+        request["transaction"] = tx.clone().into();
+        send_json(&mut self.ws, &request);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(v) = self.read(deadline) {
+            if v["transaction"] == tx.as_str() {
+                return v;
+            }
+            self.backlog.push_back(v);
+        }
+        panic!("no reply to {request}");
+    }
+
+    fn ack(&mut self, request: Value) {
+        let reply = self.request(request.clone());
+        assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
+    }
+
+    fn error(&mut self, request: Value) -> String {
+        let reply = self.request(request.clone());
+        assert_eq!(reply["sylkrtc"], "error", "{request} -> {reply}");
+        reply["error"].as_str().unwrap().to_owned()
+    }
+
+    /// The first event (kept or new) matching `pred`, within `timeout`.
+    fn event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(v) = self.read(deadline) {
+            if pred(&v) {
+                return v;
+            }
+            self.backlog.push_back(v);
+        }
+        panic!(
+            "no matching event within {timeout:?}; got {:?}",
+            self.backlog
+        );
+    }
+
+    /// Adds and registers `user` at `kam`; returns once `registered`.
+    fn register(&mut self, kam: &Kamailio, user: &str) {
+        let aor = format!("{user}@example.test");
+        self.ack(json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user)}));
+        self.ack(json!({"sylkrtc":"account-register","account":aor}));
+        let state = self.event(Duration::from_secs(10), |v| {
+            v["event"] == "registration-state" && v["state"] != "registering"
+        });
+        assert_eq!(state["state"], "registered", "{state}");
+    }
+
+    /// `account-fetch-addressbook`, then its `addressbook-fetched` event.
+    fn fetch(&mut self, account: &str) -> Value {
+        self.ack(json!({"sylkrtc":"account-fetch-addressbook","account":account}));
+        let ev = self.event(Duration::from_secs(10), |v| {
+            v["event"] == "addressbook-fetched" && v["account"] == account
+        });
+        payload(&ev)["addressbook"].clone()
+    }
+
+    /// `account-update-addressbook`, then its `addressbook-updated` or `-update-failed`.
+    fn update(&mut self, account: &str, action: &str, kind: &str, data: Value) -> Value {
+        self.ack(
+            json!({"sylkrtc":"account-update-addressbook","account":account,
+                        "action":action,"type":kind,"data":data}),
+        );
+        self.event(Duration::from_secs(10), |v| {
+            v["account"] == account
+                && matches!(
+                    v["event"].as_str(),
+                    Some("addressbook-updated" | "addressbook-update-failed")
+                )
+        })
+    }
+}
+
+/// The event's payload: sylkRTC-2 carries it in `data` or inline.
+fn payload(ev: &Value) -> &Value {
+    match ev.get("data") {
+        Some(d) if d.is_object() => d,
+        _ => ev,
+    }
+}
+
+fn gateway_via(proxy: SocketAddr, args: &[&str]) -> Gateway {
+    Gateway::start(
+        &format!("[sip]\noutbound_proxy = \"sip:{proxy};transport=udp\"\n"),
+        args,
+    )
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    let mut v: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn addressbook_from_the_store_forks_fails_clearly_and_survives_a_restart() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let dir = RunDir::new("contacts-db");
+    let db = dir.path().join("gateway.sqlite");
+    let db = db.to_str().unwrap();
+    let mut gw = gateway_via(kam.sip_addr(), &["--database", db]);
+    let mut one = Conn::open(&gw);
+    let mut two = Conn::open(&gw);
+    // Not before a successful registration on this connection.
+    one.ack(json!({"sylkrtc":"account-add","account":ALICE,"password":kam.ha1("alice")}));
+    assert_eq!(
+        one.error(json!({"sylkrtc":"account-fetch-addressbook","account":ALICE})),
+        "Account not authenticated"
+    );
+    one.ack(json!({"sylkrtc":"account-register","account":ALICE}));
+    one.event(Duration::from_secs(10), |v| v["state"] == "registered");
+    two.register(&kam, "alice");
+
+    let empty = one.fetch(ALICE);
+    assert_eq!(
+        (
+            ids(&empty["contacts"]),
+            ids(&empty["groups"]),
+            ids(&empty["policies"])
+        ),
+        (vec![], vec![], vec![]),
+        "{empty}"
+    );
+
+    let bob = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test","type":"sip","default":true}],
+                     "dialog":{"policy":"allow","subscribe":false},"presence":{"policy":"allow","subscribe":false},
+                     "attributes":{"color":"red"}});
+    let ev = one.update(ALICE, "add", "contact", bob.clone());
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    let p = payload(&ev);
+    assert_eq!(
+        (p["type"].as_str(), p["action"].as_str()),
+        (Some("contact"), Some("add"))
+    );
+    assert_eq!(p["contact"]["attributes"]["color"], "red", "{ev}");
+    // Forked to the account's other connection.
+    let forked = two.event(Duration::from_secs(10), |v| {
+        v["event"] == "addressbook-updated"
+    });
+    assert_eq!(payload(&forked)["contact"]["id"], "c-bob", "{forked}");
+
+    let group = json!({"id":"g-friends","name":"Friends","contacts":[bob.clone()]});
+    assert_eq!(
+        one.update(ALICE, "add", "group", group)["event"],
+        "addressbook-updated"
+    );
+    let policy = json!({"id":"p-eve","name":"Eve","uri":"sip:eve@example.test","dialog":{"policy":"deny"},"presence":{"policy":"deny"}});
+    assert_eq!(
+        one.update(ALICE, "add", "policy", policy)["event"],
+        "addressbook-updated"
+    );
+
+    // Adding twice, changing or deleting what is not there: the failure event, with why.
+    let dup = one.update(ALICE, "add", "contact", bob.clone());
+    assert_eq!(dup["event"], "addressbook-update-failed", "{dup}");
+    let p = payload(&dup);
+    assert_eq!(
+        (p["id"].as_str(), p["action"].as_str()),
+        (Some("c-bob"), Some("add"))
+    );
+    assert!(
+        p["error"].as_str().unwrap().contains("already exists"),
+        "{dup}"
+    );
+    let missing = one.update(ALICE, "delete", "group", json!("g-none"));
+    assert_eq!(missing["event"], "addressbook-update-failed", "{missing}");
+    assert!(payload(&missing)["error"]
+        .as_str()
+        .unwrap()
+        .contains("Unknown group"));
+
+    let mut renamed = bob.clone();
+    renamed["name"] = "Robert".into();
+    assert_eq!(
+        one.update(ALICE, "update", "contact", renamed)["event"],
+        "addressbook-updated"
+    );
+    assert_eq!(
+        one.update(ALICE, "delete", "policy", json!("p-eve"))["event"],
+        "addressbook-updated"
+    );
+
+    let ab = two.fetch(ALICE);
+    assert_eq!(ids(&ab["contacts"]), vec!["c-bob"], "{ab}");
+    assert_eq!(ab["contacts"][0]["name"], "Robert", "{ab}");
+    assert_eq!(ids(&ab["groups"]), vec!["g-friends"], "{ab}");
+    assert_eq!(ab["groups"][0]["contacts"][0]["id"], "c-bob", "{ab}");
+    assert_eq!(ids(&ab["policies"]), Vec::<&str>::new(), "{ab}");
+
+    // Another account's addressbook is its own.
+    let mut other = Conn::open(&gw);
+    other.register(&kam, "bob");
+    assert_eq!(ids(&other.fetch(BOB)["contacts"]), Vec::<&str>::new());
+
+    // The store keeps it across a restart.
+    drop((one, two, other));
+    assert!(gw.terminate().success());
+    let gw = gateway_via(kam.sip_addr(), &["--database", db]);
+    let mut back = Conn::open(&gw);
+    back.register(&kam, "alice");
+    let ab = back.fetch(ALICE);
+    assert_eq!(ids(&ab["contacts"]), vec!["c-bob"], "{ab}");
+    assert_eq!(ab["contacts"][0]["attributes"]["color"], "red", "{ab}");
+}
+
+#[test]
+fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(kam.sip_addr(), &[]);
+    let mut bob = Conn::open(&gw);
+    bob.register(&kam, "bob");
+    bob.ack(
+        json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"away","note":"lunch"}),
+    );
+
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice");
+    let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let is_presence = |v: &Value| v["event"] == "presence" && v["account"] == ALICE;
+    let away = alice.event(Duration::from_secs(15), |v| {
+        is_presence(v) && payload(v)["state"] == "open" && payload(v)["note"] == "lunch"
+    });
+    let p = payload(&away);
+    assert_eq!(
+        (p["contact"].as_str(), p["uri"].as_str()),
+        (Some("c-bob"), Some("sip:bob@example.test")),
+        "{away}"
+    );
+    assert!(
+        p["activities"].as_array().unwrap().contains(&json!("away")),
+        "{away}"
+    );
+
+    // A change is seen as it happens (only what follows it counts).
+    alice.backlog.clear();
+    bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"busy"}));
+    alice.event(Duration::from_secs(15), |v| {
+        is_presence(v)
+            && payload(v)["activities"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("busy")))
+    });
+    // Offline: the document says closed.
+    alice.backlog.clear();
+    bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"offline"}));
+    alice.event(Duration::from_secs(15), |v| {
+        is_presence(v) && payload(v)["state"] == "closed"
+    });
+    // A fetch is followed by the snapshot of what is known.
+    alice.fetch(ALICE);
+    let snap = alice.event(Duration::from_secs(10), is_presence);
+    assert_eq!(payload(&snap)["contact"], "c-bob", "{snap}");
+}
+
+#[test]
+fn presence_of_baresip_through_kamailio_follows_its_commands() {
+    use common::peers::{Baresip, BaresipOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            presence: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_via(kam.sip_addr(), &[]);
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice");
+    let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let state_is = |want: &'static str| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["account"] == ALICE
+                && payload(v)["contact"] == "c-bob"
+                && payload(v)["state"] == want
+        }
+    };
+    // baresip publishes itself online once registered.
+    alice.event(Duration::from_secs(15), state_is("open"));
+    // Only what follows each command counts.
+    alice.backlog.clear();
+    bob.command("presence_offline").expect("presence_offline");
+    alice.event(Duration::from_secs(15), state_is("closed"));
+    alice.backlog.clear();
+    bob.command("presence_online").expect("presence_online");
+    alice.event(Duration::from_secs(15), state_is("open"));
+}
+
+#[test]
+fn bad_notify_bodies_are_refused_good_ones_seen_and_unregister_unsubscribes() {
+    use common::peers::{Sipp, SippOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    // carol is her own notifier at SIPp's address: Kamailio relays the SUBSCRIBE there.
+    let mut carol = Sipp::uas(
+        "uas_presence_notify.xml",
+        SippOpts {
+            calls: Some(1),
+            ..SippOpts::default()
+        },
+    );
+    let carol_uri = format!("sip:carol@{}", carol.sip_addr());
+    let gw = gateway_via(kam.sip_addr(), &[]);
+    let mut alice = Conn::open(&gw);
+    alice.register(&kam, "alice");
+    let contact = json!({"id":"c-carol","name":"Carol","uris":[{"id":"u1","uri":carol_uri}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let seen = alice.event(Duration::from_secs(15), |v| {
+        v["event"] == "presence" && payload(v)["note"] == "in a meeting"
+    });
+    let p = payload(&seen);
+    assert_eq!(
+        (p["contact"].as_str(), p["state"].as_str()),
+        (Some("c-carol"), Some("open")),
+        "{seen}"
+    );
+    assert_eq!(p["activities"], json!(["meeting"]), "{seen}");
+    // The last registration goes: the subscription ends with an un-SUBSCRIBE.
+    alice.ack(json!({"sylkrtc":"account-unregister","account":ALICE}));
+    assert_eq!(
+        carol.wait_exit(Duration::from_secs(15)),
+        0,
+        "{}",
+        carol.messages()
+    );
+    let trace = carol.messages();
+    assert!(trace.contains("Expires: 0"), "{trace}");
+    // Each refused body is counted by why.
+    let (_, _, text) = http(gw.ws, "GET", "/metrics");
+    for (result, n) in [("bad_body", 1.0), ("unsupported", 1.0)] {
+        let labels = format!("result=\"{result}\"");
+        assert_eq!(
+            metric(&text, "sylk_presence_notifies_total", &labels),
+            Some(n),
+            "{result} in\n{text}"
+        );
+    }
+}
