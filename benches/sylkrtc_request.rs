@@ -70,6 +70,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             media: config.media.clone(),
             decline_code: 486,
             messaging: config.messaging.clone(),
+            chat: Default::default(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
             ),

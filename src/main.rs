@@ -164,6 +164,12 @@ fn main() -> ExitCode {
     if let Some(a) = bound.metrics {
         lines.push(format!("listening metrics http://{a}/metrics"));
     }
+    if let Some(a) = bound.msrp.plain {
+        lines.push(format!("listening msrp tcp {a}"));
+    }
+    if let Some(a) = bound.msrp.tls {
+        lines.push(format!("listening msrp tls {a}"));
+    }
     let mut out = std::io::stdout().lock();
     for line in lines {
         let _ = writeln!(out, "{line}");

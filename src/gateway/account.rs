@@ -31,6 +31,8 @@ pub struct Account {
     pub user_agent: Option<String>,
     /// Prefixes of incoming headers to pass to the client.
     pub incoming_header_prefixes: Vec<String>,
+    /// The client takes incoming chat sessions (`account-add` with `chat: true`).
+    pub chat: bool,
     /// The SIP registration, between `account-register` and `account-unregister`.
     pub registration: Option<RegId>,
     /// The account registered successfully on this connection at least once: messaging
@@ -48,6 +50,7 @@ impl Account {
             display_name: add.display_name,
             user_agent: add.user_agent,
             incoming_header_prefixes: add.incoming_header_prefixes,
+            chat: add.chat,
             registration: None,
             authenticated: false,
         }

@@ -91,6 +91,12 @@ pub enum GatewayError {
     UnknownMessage(String),
     /// `account-remove-conversation` of a conversation the store does not have.
     UnknownContact(String),
+    /// A chat session cannot be set up (no MSRP listener and no relay, a relay URI whose
+    /// host is not an address, ...).
+    ChatUnavailable(&'static str),
+    /// `session-message` over MSRP refused by the session's connection (too large, queue
+    /// full, connection gone).
+    ChatSend(msrp::SendError),
 }
 
 impl fmt::Display for GatewayError {
@@ -153,6 +159,8 @@ impl fmt::Display for GatewayError {
             }
             GatewayError::UnknownMessage(id) => write!(f, "Unknown message {id}"),
             GatewayError::UnknownContact(c) => write!(f, "Unknown contact {c}"),
+            GatewayError::ChatUnavailable(why) => write!(f, "Chat not available: {why}"),
+            GatewayError::ChatSend(e) => write!(f, "Cannot send message: {e}"),
         }
     }
 }
@@ -191,6 +199,12 @@ pub enum CallEnd {
     /// The gateway shut down with the call still up (the drain timeout passed, or a second
     /// SIGTERM came).
     Shutdown,
+    /// A chat-only session's MSRP connection ended or could not be set up (the SIP side gets
+    /// BYE).
+    Chat(msrp::CloseReason),
+    /// The SIP answer has no usable `m=message` line for a chat-only session (the SIP side
+    /// gets ACK and BYE).
+    ChatRefused,
 }
 
 impl CallEnd {
@@ -231,6 +245,8 @@ impl fmt::Display for CallEnd {
             CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
             CallEnd::Shutdown => f.write_str("503 Server shutting down"),
+            CallEnd::Chat(reason) => reason.fmt(f),
+            CallEnd::ChatRefused => write!(f, "{NOT_ACCEPTABLE} (no usable m=message)"),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod account;
 mod calls;
+mod chat;
 mod client;
 mod error;
 mod messaging;
@@ -26,11 +27,12 @@ use media::bridge::BridgeEvent;
 use sip::stack::{SipEvent, SipStack};
 
 use crate::config::{MediaConfig, MessagingConfig, SylkRtcConfig};
-use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, MsrpId, Msrps, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
 pub use calls::{CallDirection, CallState};
+pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use error::{CallEnd, GatewayError};
 pub use ports::PortRangeError;
 pub use stats::GatewayStats;
@@ -88,6 +90,13 @@ pub enum GatewayInput<'a> {
         media: MediaId,
         /// What.
         event: BridgeEvent,
+    },
+    /// An event of a chat session's MSRP connection.
+    Msrp {
+        /// Whose.
+        id: MsrpId,
+        /// What.
+        event: msrp::MsrpEvent,
     },
     /// The reactor could not bind a call's sockets ([`GatewayCommand::OpenMedia`]).
     MediaUnavailable {
@@ -147,6 +156,8 @@ pub struct Engines<'a> {
     pub sip: &'a mut SipStack,
     /// Every call's media bridge.
     pub bridges: &'a mut Bridges,
+    /// Every chat session's MSRP connection.
+    pub msrp: &'a mut Msrps,
     /// The message store (its worker thread).
     pub store: &'a mut Store,
 }
@@ -164,6 +175,8 @@ pub struct GatewayConfig {
     pub decline_code: u16,
     /// Messaging limits and retention.
     pub messaging: MessagingConfig,
+    /// Chat sessions over MSRP: listeners, relays, limits.
+    pub chat: ChatSettings,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -193,6 +206,8 @@ pub struct Gateway {
     stats: GatewayStats,
     /// Messaging's books: store requests and SIP MESSAGEs in flight, rate limits.
     messaging: messaging::Messaging,
+    /// The chats of sessions, by call.
+    chat: chat::Chats,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -211,6 +226,7 @@ impl Gateway {
     pub fn new(config: GatewayConfig, rng: Rng) -> Result<Gateway, ports::PortRangeError> {
         Ok(Gateway {
             messaging: messaging::Messaging::new(&config.messaging),
+            chat: chat::Chats::default(),
             ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
@@ -277,6 +293,7 @@ impl Gateway {
                     self.handle_bridge_event(now, key, event, engines);
                 }
             }
+            GatewayInput::Msrp { id, event } => self.handle_msrp_event(now, id, event, engines),
             GatewayInput::MediaUnavailable { media } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
                     self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);
@@ -423,8 +440,9 @@ impl Gateway {
                 .find_account(client, account.as_str())
                 .map(|id| self.unregister_account(now, id, e)),
             Request::SessionCreate(create) => self.create_session(now, client, create, e),
+            Request::ChatSessionCreate(create) => self.create_chat_session(now, client, create, e),
             Request::SessionAnswer { session, sdp, .. } => {
-                self.answer_session(now, client, &session, &sdp, e)
+                self.answer_any_session(now, client, &session, sdp.as_deref(), e)
             }
             Request::SessionTrickle {
                 session,

@@ -63,6 +63,8 @@ impl CallEnd {
             CallEnd::MediaPortsUnavailable => "media_ports_unavailable",
             CallEnd::WebSocketClosed => "websocket_closed",
             CallEnd::Shutdown => "shutdown",
+            CallEnd::Chat(_) => "chat_failure",
+            CallEnd::ChatRefused => "chat_refused",
         }
     }
 }
@@ -99,6 +101,8 @@ impl GatewayError {
             GatewayError::SessionMessageState { .. } => "session_message_state",
             GatewayError::UnknownMessage(_) => "unknown_message",
             GatewayError::UnknownContact(_) => "unknown_contact",
+            GatewayError::ChatUnavailable(_) => "chat_unavailable",
+            GatewayError::ChatSend(_) => "chat_send",
         }
     }
 }

@@ -40,6 +40,13 @@ fn gateway_with_media(
             media,
             decline_code: 486,
             messaging: crate::config::Config::default().messaging,
+            chat: crate::gateway::ChatSettings {
+                listen: Some("127.0.0.1:2855".parse().unwrap()),
+                address: Some("127.0.0.1".parse().unwrap()),
+                max_message_size: 1 << 20,
+                auth_expires: 600,
+                ..Default::default()
+            },
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),

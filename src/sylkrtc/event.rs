@@ -106,10 +106,13 @@ pub enum Event {
         session: String,
         /// The caller.
         originator: Originator,
-        /// The gateway's WebRTC offer.
-        sdp: String,
+        /// The gateway's WebRTC offer; `None` for a chat-only session.
+        sdp: Option<String>,
         /// SIP Call-ID (sylkRTC-2 only).
         call_id: String,
+        /// The session's streams when it has chat (our extension: `["chat"]`,
+        /// `["audio", "chat"]`, ...); empty (and not sent) for a plain call.
+        media: Vec<&'static str>,
     },
     /// A call that ended before it was answered.
     MissedSession {
@@ -156,12 +159,18 @@ impl Event {
                 originator,
                 sdp,
                 call_id,
+                media,
             } => {
                 let mut data = Map::new();
                 data.insert("originator".into(), originator.to_json());
-                data.insert("sdp".into(), sdp.clone().into());
+                if let Some(sdp) = sdp {
+                    data.insert("sdp".into(), sdp.clone().into());
+                }
                 if !v1 {
                     data.insert("call_id".into(), call_id.clone().into());
+                }
+                if !media.is_empty() {
+                    data.insert("media".into(), media.clone().into());
                 }
                 account_event(dialect, account, Some(session), "incoming_session", data)
             }
@@ -303,8 +312,9 @@ mod tests {
             account: "a@b".into(),
             session: "s".into(),
             originator: o.clone(),
-            sdp: "v=0".into(),
+            sdp: Some("v=0".into()),
             call_id: "c1".into(),
+            media: Vec::new(),
         };
         assert_eq!(
             enc(&e, Dialect::V1),
@@ -315,6 +325,19 @@ mod tests {
             enc(&e, Dialect::V2),
             json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
                    "originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0","call_id":"c1"})
+        );
+        let chat = Event::IncomingSession {
+            account: "a@b".into(),
+            session: "s".into(),
+            originator: o.clone(),
+            sdp: None,
+            call_id: "c1".into(),
+            media: vec!["chat"],
+        };
+        assert_eq!(
+            enc(&chat, Dialect::V2),
+            json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
+                   "originator":{"uri":"bob@x","display_name":"Bob"},"call_id":"c1","media":["chat"]})
         );
         let m = Event::MissedSession {
             account: "a@b".into(),

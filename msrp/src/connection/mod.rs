@@ -532,6 +532,12 @@ impl MsrpConnection {
         self.backlog = queued;
     }
 
+    /// Whether output is pending (chunks of queued messages, control frames, events): the
+    /// owner polls after a backlog change only then.
+    pub fn wants_output(&self) -> bool {
+        !self.queue.is_empty() || self.out.has_chunks()
+    }
+
     /// Runs due timers; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = Some(now);

@@ -57,6 +57,11 @@ pub(super) struct OutQueue {
 }
 
 impl OutQueue {
+    /// Whether chunks wait to be sent.
+    pub fn has_chunks(&self) -> bool {
+        !self.sending.is_empty()
+    }
+
     /// Every open message (the connection is ending).
     pub fn drain_all(&mut self) -> Vec<OutgoingId> {
         let mut ids: Vec<OutgoingId> = self.open.keys().copied().collect();

@@ -9,6 +9,7 @@ use sip::registration::RegId;
 use sip::stack::CallId as SipCallId;
 
 use super::{bare_uri, CallDirection, CallState, GwCall};
+use crate::gateway::chat::{ChatInvite, ChatSplit};
 use crate::gateway::ports::offers_video;
 use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
@@ -68,6 +69,22 @@ impl Gateway {
         {
             return decline(e, 503);
         }
+        // An m=message line for a client that takes chat (chat/): chat alone is a session
+        // without bridge; beside audio/video the bridge gets the offer without it.
+        let (sdp, chat) = match sdp.map(|sdp| self.split_chat_offer(account, sdp)) {
+            Some(ChatSplit::ChatOnly { offer }) => {
+                let invite = ChatInvite {
+                    sip,
+                    from_uri,
+                    from_display_name,
+                    call_id,
+                };
+                return self.incoming_chat_only(now, invite, account, client, offer, e);
+            }
+            Some(ChatSplit::WithMedia { sdp, index, offer }) => (Some(sdp), Some((index, offer))),
+            Some(ChatSplit::None(sdp)) => (Some(sdp), None),
+            None => (None, None),
+        };
         // A late offer (no SDP) stays audio-only: the browser is offered what we can do
         // without knowing whether the caller has video.
         let video = sdp.as_deref().is_some_and(offers_video);
@@ -113,7 +130,7 @@ impl Gateway {
                 state: CallState::Connecting,
                 sip: Some(sip),
                 sip_call_id: Some(call_id.clone()),
-                media,
+                media: Some(media),
                 ports,
                 peer: originator.uri.clone(),
                 originator: Some(originator.clone()),
@@ -125,8 +142,12 @@ impl Gateway {
                 started: now,
                 answered_at: None,
             },
-            addrs,
+            Some(addrs),
         );
+        let media = match chat {
+            Some((index, offer)) => self.attach_incoming_chat(now, key, index, offer, video, e),
+            None => Vec::new(),
+        };
         let account_aor = self
             .accounts
             .get(account.0)
@@ -138,8 +159,9 @@ impl Gateway {
                 account: account_aor,
                 session,
                 originator,
-                sdp: webrtc_offer,
+                sdp: Some(webrtc_offer),
                 call_id: call_id.clone(),
+                media,
             },
         );
         log::info!("{} incoming from {}", self.call_context(key), from_uri);
@@ -168,7 +190,7 @@ impl Gateway {
                 state: call.state.as_str(),
             });
         }
-        let media = call.media;
+        let media = call.media.ok_or(GatewayError::Internal)?;
         let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
         // For an INVITE without SDP what goes into the 200 is our offer (RFC 3264 section 4),
         // with every SDES key when it is RTP/SAVP.
@@ -185,12 +207,15 @@ impl Gateway {
         if call.is_late_offer {
             call.late_offer = Some(sip_answer.clone());
         }
+        // A chat's m=message line goes back into the answer at the offer's index (chat/).
+        let sip_answer = self.chat_splice_answer(now, key, sip_answer, e);
         e.sip
             .answer(now, sip, sip_answer)
             .map_err(|error| GatewayError::CannotAnswer {
                 session: session.to_owned(),
                 error,
             })?;
+        self.start_incoming_chat(now, key, e);
         self.stats.call_answered(CallDirection::Incoming);
         log::info!("{} answered", self.call_context(key));
         self.session_event(
@@ -217,7 +242,7 @@ impl Gateway {
         let Some(our_offer) = call.late_offer.take() else {
             return;
         };
-        let media = call.media;
+        let Some(media) = call.media else { return };
         let result = match (sdp_in_ack, e.bridges.get_mut(media)) {
             (Some(answer), Some(bridge)) => {
                 bridge.apply_sip_answer_to_our_offer(now, &our_offer, &answer)
@@ -236,7 +261,11 @@ impl Gateway {
 
     /// The session id of an incoming call: SylkServer (since 2020) derives it from the
     /// SIP Call-ID as a UUID-formatted MD5, stable across the user's devices.
-    fn incoming_session_id(&self, client: ClientId, call_id: &str) -> String {
+    pub(in crate::gateway) fn incoming_session_id(
+        &self,
+        client: ClientId,
+        call_id: &str,
+    ) -> String {
         use md5::Digest;
         let mut input = call_id.to_owned();
         loop {

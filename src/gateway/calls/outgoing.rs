@@ -66,6 +66,17 @@ impl Gateway {
             },
             SipSrtp::Mandatory | SipSrtp::Off => None,
         };
+        if create.chat {
+            // Chat beside the media: the m=message line joins the offer (chat/).
+            let offer = crate::gateway::chat::BridgedOffer {
+                bridge,
+                ports,
+                addrs,
+                sip_offer,
+                retry_offer,
+            };
+            return self.create_chat_call(now, client, account, create, offer, e);
+        }
         let identity = self
             .accounts
             .get(account.0)
@@ -98,7 +109,7 @@ impl Gateway {
                 state: CallState::Connecting,
                 sip: Some(sip),
                 sip_call_id,
-                media,
+                media: Some(media),
                 ports,
                 originator: None,
                 peer: create.uri.as_str().to_owned(),
@@ -110,7 +121,7 @@ impl Gateway {
                 started: now,
                 answered_at: None,
             },
-            addrs,
+            Some(addrs),
         );
         log::info!("{} calling {}", self.call_context(key), create.uri);
         Ok(())
@@ -146,14 +157,17 @@ impl Gateway {
                 SessionState::Proceeding { code }
             },
         );
-        let Some(sdp) = sdp else { return };
+        // A chat keeps its m=message line (chat/); the bridge gets the rest.
+        let Some(sdp) = sdp.and_then(|sdp| self.chat_answer_part(key, sdp)) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
         if call.early_media {
             return;
         }
-        let media = call.media;
+        let Some(media) = call.media else { return };
         let Some(bridge) = e.bridges.get_mut(media) else {
             return;
         };
@@ -191,7 +205,7 @@ impl Gateway {
         let Some((key, call)) = self.call_of_sip(sip) else {
             return;
         };
-        let switched = match e.bridges.get_mut(call.media) {
+        let switched = match call.media.and_then(|m| e.bridges.get_mut(m)) {
             Some(bridge) => bridge.use_sdes_retry(),
             None => Err(BridgeError::WrongState("call without bridge")),
         };
@@ -224,29 +238,35 @@ impl Gateway {
         call.state = CallState::Accepted;
         call.answered_at = Some(now);
         self.stats.call_answered(CallDirection::Outgoing);
+        // A chat keeps its m=message line (chat/); the bridge gets the rest.
+        let sdp = sdp.and_then(|sdp| self.chat_answer_part(key, sdp));
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
         let call_id = call.sip_call_id.clone();
-        // The browser already has the answer from early-media (SylkServer SS@d4ad858).
-        if call.early_media {
+        // The browser already has the answer from early-media (SylkServer SS@d4ad858); a
+        // chat-only session has no browser SDP at all.
+        let Some(media) = call.media.filter(|_| !call.early_media) else {
             self.session_event(key, SessionState::Accepted { sdp: None, call_id });
+            self.chat_accepted(now, key, e);
             return;
-        }
-        let media = call.media;
+        };
         let answer = match (sdp, e.bridges.get_mut(media)) {
             (Some(sdp), Some(bridge)) => bridge.apply_sip_answer(now, &sdp),
             _ => Err(BridgeError::WrongState("2xx without SDP")),
         };
         e.bridges.touched(media);
         match answer {
-            Ok(answer) => self.session_event(
-                key,
-                SessionState::Accepted {
-                    sdp: Some(answer),
-                    call_id,
-                },
-            ),
+            Ok(answer) => {
+                self.session_event(
+                    key,
+                    SessionState::Accepted {
+                        sdp: Some(answer),
+                        call_id,
+                    },
+                );
+                self.chat_accepted(now, key, e);
+            }
             Err(err) => {
                 log::info!("{} SIP answer unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);
