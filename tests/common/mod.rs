@@ -17,6 +17,7 @@ use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
 pub mod client;
+pub mod conn;
 pub mod peers;
 
 /// A running gateway.
