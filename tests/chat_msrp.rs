@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::conn::Conn;
-use common::peers::{Kamailio, KamailioOpts};
+use common::peers::{Kamailio, KamailioMsrp, KamailioOpts};
 use common::*;
 use serde_json::{json, Value};
 
@@ -182,5 +182,59 @@ fn two_accounts_chat_directly_through_kamailio_both_ways() {
     assert_eq!(t["reason"], "200 BYE received");
     bob.ack(json!({"sylkrtc":"session-terminate","session":b2}));
     alice.event(T, state_of(&a2, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn two_accounts_chat_through_the_kamailio_msrp_relay_with_auth_both_ways() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let relay = KamailioMsrp::start();
+    // No MSRP listener: over the relay the gateway only ever connects out.
+    let gw = gateway_via(
+        &kam,
+        &format!("[msrp]\nlisten = \"off\"\nrelay = \"{}\"\n", relay.uri()),
+    );
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "relay-1");
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let (b2, a2) = start_chat(&mut bob, "bob", &mut alice, "alice", "relay-2");
+    chat_both_ways(&mut bob, "bob", &b2, &mut alice, "alice", &a2);
+    // Every session authenticated at the relay with digest from its account's HA1.
+    let log = relay.log();
+    assert_eq!(log.matches("msrp AUTH ok for alice").count(), 2, "{log}");
+    assert_eq!(log.matches("msrp AUTH ok for bob").count(), 2, "{log}");
+    // The SDP the peer saw carries the relay's Use-Path before the session URI.
+    let lines = gw.log_lines().join("\n");
+    assert!(
+        lines.contains(&format!(
+            "relay Use-Path msrp://127.0.0.1:{}/",
+            relay.addr().port()
+        )),
+        "{lines}"
+    );
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a2}));
+    bob.event(T, state_of(&b2, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn a_wrong_ha1_is_refused_by_the_relay_and_ends_the_session() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let relay = KamailioMsrp::start();
+    let gw = gateway_via(&kam, &format!("[msrp]\nrelay = \"{}\"\n", relay.uri()));
+    let mut alice = Conn::open(&gw);
+    alice.ack(
+        json!({"sylkrtc":"account-add","account":"alice@example.test",
+                     "password":"0123456789abcdef0123456789abcdef","chat":true}),
+    );
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":"alice@example.test",
+                     "session":"bad-auth","uri":"bob@example.test","media":["chat"]}),
+    );
+    let t = alice.event(T, state_of("bad-auth", "terminated"));
+    assert_eq!(t["reason"], "MSRP relay authentication failed (401)", "{t}");
     wait_no_chat(&gw);
 }
