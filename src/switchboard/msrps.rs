@@ -8,7 +8,7 @@
 //! are kept for the metrics.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::{Deadlines, Key, Output, Rng, Table};
 use msrp::connection::MsrpStats;
@@ -19,6 +19,10 @@ use msrp::{MsrpConfig, MsrpConnection, MsrpEvent, MsrpTransmit, MsrpUri};
 const MAX_QUEUED_EVENTS: usize = 65_536;
 /// Most bytes an accepted connection may send before its first frame names a session.
 pub const MAX_CLAIM_BYTES: usize = 16 * 1024;
+/// How long a finished session's connection stays open: the BYE travels through proxies
+/// while a closed TCP connection reaches the peer at once, and the peer should hear the
+/// BYE first (its session ends as "BYE received", not "connection lost").
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Identifies one chat session's MSRP connection for its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,6 +58,9 @@ struct Slot {
     armed: Option<Instant>,
     /// Listed in `dirty`.
     dirty: bool,
+    /// The gateway let go of it: closed at `LINGER`'s end (or when the peer closes), and
+    /// its events concern no one.
+    lingering: bool,
 }
 
 /// MSRP counters over every connection, finished ones included (metrics).
@@ -107,6 +114,7 @@ impl Msrps {
             conn: Box::new(MsrpConnection::new(config, local, rng)),
             armed: None,
             dirty: false,
+            lingering: false,
         }));
         self.by_session.insert(session, id);
         id
@@ -137,9 +145,29 @@ impl Msrps {
         !self.dirty.is_empty()
     }
 
-    /// The gateway is done with `id`: the engine closes its connection (its last transmit
-    /// goes to the reactor) and is dropped; no event of it reaches the gateway any more.
+    /// The gateway is done with `id`: no event of it reaches the gateway any more; its
+    /// connection closes after [`LINGER`] (a connection that never came up at once).
     pub fn close(&mut self, now: Instant, id: MsrpId) {
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return;
+        };
+        self.events.retain(|(e, _)| *e != id);
+        if let Some(session) = slot.conn.local().session_id.as_ref() {
+            if self.by_session.get(session) == Some(&id) {
+                self.by_session.remove(session);
+            }
+        }
+        if !slot.conn.is_connected() {
+            self.shut(now, id);
+            return;
+        }
+        slot.lingering = true;
+        slot.armed = Some(now + LINGER);
+        self.deadlines.set(id, slot.armed);
+    }
+
+    /// Closes `id`'s engine now: its last transmit (Close) goes to the reactor.
+    fn shut(&mut self, now: Instant, id: MsrpId) {
         let Some(slot) = self.slots.get_mut(id.0) else {
             return;
         };
@@ -151,7 +179,6 @@ impl Msrps {
                 Output::Timeout(_) => break,
             }
         }
-        self.events.retain(|(e, _)| *e != id);
         self.remove(id);
     }
 
@@ -242,11 +269,16 @@ impl Msrps {
     /// Runs due engine timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(id) = self.deadlines.pop_due(now) {
-            if let Some(s) = self.slots.get_mut(id.0) {
-                s.armed = None;
-                s.conn.handle_timeout(now);
-                self.touched(id);
+            let Some(s) = self.slots.get_mut(id.0) else {
+                continue;
+            };
+            s.armed = None;
+            if s.lingering {
+                self.shut(now, id);
+                continue;
             }
+            s.conn.handle_timeout(now);
+            self.touched(id);
         }
     }
 
@@ -271,6 +303,9 @@ impl Msrps {
                     Output::Event(e) => {
                         if let MsrpEvent::Closed(reason) = &e {
                             closed = true;
+                            if slot.lingering {
+                                continue;
+                            }
                             if matches!(
                                 reason,
                                 msrp::CloseReason::Protocol(_)
@@ -280,12 +315,15 @@ impl Msrps {
                                 self.counters.cut_off += 1;
                             }
                         }
-                        if self.events.len() < MAX_QUEUED_EVENTS {
+                        if slot.lingering {
+                            // Nobody listens any more.
+                        } else if self.events.len() < MAX_QUEUED_EVENTS {
                             self.events.push_back((id, e));
                         } else {
                             self.dropped_events += 1;
                         }
                     }
+                    Output::Timeout(_) if slot.lingering => break,
                     Output::Timeout(deadline) => {
                         if deadline != slot.armed {
                             slot.armed = deadline;
