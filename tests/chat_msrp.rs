@@ -238,3 +238,206 @@ fn a_wrong_ha1_is_refused_by_the_relay_and_ends_the_session() {
     assert_eq!(t["reason"], "MSRP relay authentication failed (401)", "{t}");
     wait_no_chat(&gw);
 }
+
+/// The independent MSRP endpoint (`tests/clients/msrp_endpoint.py`) in the background.
+struct Endpoint {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Endpoint {
+    fn start(args: &[&str]) -> Endpoint {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/msrp_endpoint.py"
+            ))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Endpoint {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line starting with `prefix` (its rest); fails on a RESULT with an error.
+    fn wait(&mut self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("endpoint: no {prefix} line; saw {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if line.starts_with("RESULT {\"error\"") {
+                panic!("endpoint failed: {line}\n{:#?}", self.seen);
+            }
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_owned();
+            }
+        }
+    }
+
+    /// The JSON of step `name`.
+    fn step(&mut self, name: &str) -> Value {
+        let rest = self.wait(&format!("STEP {name} "));
+        serde_json::from_str(&rest).unwrap()
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_independent_endpoint_sends_200_kib_in_chunks_reports_failure_breaks_a_frame_and_drops_tcp() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    let dir = common::peers::RunDir::new("msrp-endpoint");
+    let proxy = kam.sip_addr().to_string();
+    let ha1 = kam.ha1("carol");
+    let out = dir.path().display().to_string();
+    let mut ep = Endpoint::start(&[
+        "uas",
+        "--proxy",
+        &proxy,
+        "--user",
+        "carol",
+        "--ha1",
+        &ha1,
+        "--setup",
+        "passive",
+        "--out",
+        &out,
+        "--script",
+        "recv:1,fail-next,send-big:204800,malformed,drop-mid,wait-bye",
+    ]);
+    ep.wait("READY");
+    let mut alice = chat_client(&gw, &kam, "alice");
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":"alice@example.test",
+                     "session":"ep-1","uri":"carol@example.test","media":["chat"]}),
+    );
+    alice.event(T, state_of("ep-1", "accepted"));
+    alice.event(T, state_of("ep-1", "established"));
+    // A message of ours: wrapped in CPIM, reported delivered by the endpoint's REPORT.
+    say(&mut alice, "ep-1", "m1", "text/plain", "first from alice");
+    let got = ep.step("recv");
+    let m = &got["messages"][0];
+    assert_eq!(m["content_type"], "message/cpim", "{got}");
+    assert!(
+        m["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("\r\n\r\nfirst from alice"),
+        "{got}"
+    );
+    alice.event(T, disposition("m1", "delivered"));
+    // The endpoint answers the next one 200, then reports failure (000 415).
+    say(&mut alice, "ep-1", "m2", "text/plain", "second from alice");
+    ep.step("fail-next");
+    let failed = alice.event(T, disposition("m2", "failed"));
+    assert_eq!(
+        (failed["code"].as_u64(), failed["reason"].as_str()),
+        (Some(415), Some("Unsupported Media Type")),
+        "{failed}"
+    );
+    // 200 KiB of CPIM in 2048-byte chunks: one message, byte for byte, reported delivered.
+    let big = ep.step("send-big");
+    assert_eq!(big["chunks"], 100, "{big}");
+    assert_eq!(
+        big["codes"],
+        json!([200]),
+        "every chunk answered 200: {big}"
+    );
+    assert_eq!(big["report"], "000 200 OK", "{big}");
+    let sent = std::fs::read(dir.path().join("big.cpim")).unwrap();
+    let got = alice.event(T, message_event);
+    assert_eq!(got["content"].as_str().unwrap().len(), sent.len());
+    assert!(
+        got["content"].as_str().unwrap().as_bytes() == &sent[..],
+        "200 KiB CPIM differs"
+    );
+    // A malformed frame gets 400 and the session goes on; a connection dropped mid-chunk
+    // ends it: BYE to the endpoint, `terminated` to the client, nothing left.
+    assert_eq!(ep.step("malformed")["code"], 400);
+    ep.step("drop-mid");
+    let t = alice.event(T, state_of("ep-1", "terminated"));
+    assert_eq!(t["reason"], "MSRP connection lost", "{t}");
+    assert_eq!(ep.step("wait-bye")["bye"], true);
+    ep.wait("RESULT");
+    let m = metrics(&gw);
+    assert!(
+        metric(&m, "sylk_msrp_errors_total", "kind=\"malformed\"").unwrap() >= 1.0,
+        "{m}"
+    );
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn an_rfc_4975_offerer_without_setup_connects_to_the_gateways_listener() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let proxy = kam.sip_addr().to_string();
+    let ha1 = kam.ha1("carol");
+    let mut ep = Endpoint::start(&[
+        "uac",
+        "--proxy",
+        &proxy,
+        "--user",
+        "carol",
+        "--ha1",
+        &ha1,
+        "--call",
+        "bob",
+        "--script",
+        "bind,send:hello from an RFC 4975 endpoint,recv:1,bye",
+    ]);
+    let incoming = bob.event(T, |v| v["event"] == "incoming-session");
+    assert_eq!(incoming["media"], json!(["chat"]));
+    let session = incoming["session"].as_str().unwrap().to_owned();
+    bob.ack(json!({"sylkrtc":"session-answer","session":session}));
+    // No a=setup in the offer: the offerer connects (RFC 4975 section 5.4), we listen.
+    assert_eq!(ep.wait("EVENT answered"), "setup=passive");
+    assert_eq!(ep.step("bind")["code"], 200);
+    bob.event(T, state_of(&session, "established"));
+    let got = bob.event(T, message_event);
+    assert!(got["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("hello from an RFC 4975 endpoint"));
+    assert_eq!(got["sender"]["uri"], "carol@example.test");
+    assert_eq!(ep.step("send")["report"], "000 200 OK");
+    say(&mut bob, &session, "b1", "text/plain", "hi carol");
+    let recv = ep.step("recv");
+    assert!(
+        recv["messages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("hi carol"),
+        "{recv}"
+    );
+    bob.event(T, disposition("b1", "delivered"));
+    assert_eq!(ep.step("bye")["code"], 200);
+    let t = bob.event(T, state_of(&session, "terminated"));
+    assert_eq!(t["reason"], "200 BYE received");
+    wait_no_chat(&gw);
+}
