@@ -441,3 +441,91 @@ fn an_rfc_4975_offerer_without_setup_connects_to_the_gateways_listener() {
     assert_eq!(t["reason"], "200 BYE received");
     wait_no_chat(&gw);
 }
+
+/// The chat's `message` events a client's RESULT lists, as (sender, text after the CPIM).
+fn chat_received(result: &Value) -> Vec<(String, String)> {
+    result["chat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            let cpim = e["content"].as_str().unwrap();
+            let text = cpim.rsplit("\r\n\r\n").next().unwrap().to_owned();
+            (e["sender"]["uri"].as_str().unwrap().to_owned(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn chat_beside_audio_in_one_session_between_two_webrtc_clients() {
+    use common::client::{run_sylkrtc_client, AnsweringClient};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    // alice (aiortc, 880 Hz) answers; bob (aiortc, 440 Hz) calls with audio and chat.
+    let alice = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--chat",
+            "hi bob, alice here",
+            "--hz",
+            "880",
+            "--seconds",
+            "6",
+        ],
+    );
+    let bob_ha1 = kam.ha1("bob");
+    let ws = gw.ws_url();
+    let (_, bob) = run_sylkrtc_client(&[
+        "call",
+        "--ws",
+        &ws,
+        "--account",
+        "bob@example.test",
+        "--ha1",
+        &bob_ha1,
+        "--to",
+        "alice@example.test",
+        "--chat",
+        "hi alice, bob here",
+        "--seconds",
+        "4",
+    ]);
+    let alice = alice.result();
+    // One INVITE dialog carries both: alice was offered audio and chat, with an SDP.
+    assert_eq!(alice["media"], json!(["audio", "chat"]), "{alice}");
+    for (who, r, hz) in [("bob", &bob, 880.0), ("alice", &alice, 440.0)] {
+        let frames = r["frames"].as_u64().unwrap();
+        let freq = r["freq"].as_f64().unwrap();
+        assert!(frames >= 100, "{who} got {frames} audio frames: {r}");
+        assert!((freq - hz).abs() < 60.0, "{who} heard {freq} Hz: {r}");
+    }
+    assert_eq!(
+        chat_received(&bob),
+        [(
+            "alice@example.test".to_owned(),
+            "hi bob, alice here".to_owned()
+        )],
+        "{bob}"
+    );
+    assert_eq!(
+        chat_received(&alice),
+        [(
+            "bob@example.test".to_owned(),
+            "hi alice, bob here".to_owned()
+        )],
+        "{alice}"
+    );
+    for r in [&bob, &alice] {
+        assert!(
+            r["chat"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| { e["event"] == "disposition-notification" && e["state"] == "delivered" }),
+            "{r}"
+        );
+    }
+    wait_no_chat(&gw);
+}

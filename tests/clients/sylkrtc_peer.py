@@ -18,6 +18,13 @@ video options (audio-only without --video):
   --lose-video-every S  drop one outgoing video RTP packet every S seconds (network loss:
                         the peer's decoder should ask for a key frame)
 
+chat option (our MSRP extension, README "Chat sessions"):
+  --chat TEXT           the account takes chat (`account-add chat: true`), a call offers
+                        media ["audio", "chat"] (video too with --video), and once the
+                        session is established TEXT goes out as a text/plain session-message;
+                        RESULT gets `chat`: the session's `message` and
+                        `disposition-notification` events and the incoming session's `media`
+
 call:   adds the account, sends session-create with aiortc's offer (candidates trickled as
         sylkrtc.js does, then end-of-candidates), applies the `accepted` answer, measures the
         audio that comes back for S seconds, then session-terminate.
@@ -413,11 +420,14 @@ class Client:
         self.pending = {}
         self.events = asyncio.Queue()
         self.states = []
+        self.chat = []
 
     async def reader(self):
         async for text in self.ws:
             msg = json.loads(text)
             print("EVENT " + json.dumps(msg), flush=True)
+            if msg.get("sylkrtc") == "session-event" and msg.get("event") in ("message", "disposition-notification"):
+                self.chat.append(msg)
             if msg.get("sylkrtc") in ("ack", "error"):
                 fut = self.pending.pop(msg.get("transaction"), None)
                 if fut is not None and not fut.done():
@@ -533,6 +543,19 @@ async def trickle(client, session, sdp):
             raise
 
 
+async def say(client, session, text):
+    """With --chat: TEXT as a session-message (text/plain: the gateway wraps it in CPIM)."""
+    if text is not None:
+        await client.request(
+            "session-message",
+            session=session,
+            message_id=str(uuid.uuid4()),
+            content=text,
+            content_type="text/plain",
+            timestamp="2026-05-06T07:08:09.000Z",
+        )
+
+
 def strip_candidates(sdp):
     """The offer/answer as sylkrtc.js sends it: taken before gathering, so no candidates."""
     return "\r\n".join(
@@ -567,6 +590,7 @@ async def main():
     p.add_argument("--pli-every", type=float)
     p.add_argument("--fir-every", type=float)
     p.add_argument("--lose-video-every", type=float)
+    p.add_argument("--chat")
     args = p.parse_args()
     if args.video:
         install_video_hooks()
@@ -578,7 +602,8 @@ async def main():
         reader = asyncio.ensure_future(client.reader())
         ready = await client.event(lambda m: m.get("sylkrtc") == "ready-event", 10)
         result["ready"] = bool(ready)
-        await client.request("account-add", account=args.account, password=args.ha1)
+        chat = {"chat": True} if args.chat is not None else {}
+        await client.request("account-add", account=args.account, password=args.ha1, **chat)
         pc, pattern = new_pc(args, meter)
         if args.video and args.lose_video_every:
             install_video_loss(pc, args.lose_video_every)
@@ -591,8 +616,16 @@ async def main():
             session = str(uuid.uuid4())
             await pc.setLocalDescription(await pc.createOffer())
             full = pc.localDescription.sdp
+            if args.chat is not None:
+                chat["media"] = ["audio", "video", "chat"] if args.video else ["audio", "chat"]
+                del chat["chat"]
             await client.request(
-                "session-create", account=args.account, session=session, uri=args.to, sdp=strip_candidates(full)
+                "session-create",
+                account=args.account,
+                session=session,
+                uri=args.to,
+                sdp=strip_candidates(full),
+                **chat,
             )
             await trickle(client, session, full)
             accepted = await client.event(state_is(session, "accepted", "terminated"), 20)
@@ -602,6 +635,7 @@ async def main():
                 return 1
             await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
             await client.event(state_is(session, "established"), 15)
+            await say(client, session, args.chat)
             end = await measure(pc, meter, client, session, args.seconds)
             if end != "terminated":
                 await client.request("session-terminate", session=session)
@@ -613,6 +647,7 @@ async def main():
             incoming = await client.event(lambda m: m.get("event") == "incoming-session", 30)
             session = incoming["session"]
             result["originator"] = incoming.get("originator")
+            result["media"] = incoming.get("media")
             result["offer_has_sendrecv"] = "a=sendrecv" in incoming["sdp"]
             result["offer_has_end_of_candidates"] = "a=end-of-candidates" in incoming["sdp"]
             await pc.setRemoteDescription(RTCSessionDescription(sdp=incoming["sdp"], type="offer"))
@@ -620,7 +655,8 @@ async def main():
             full = pc.localDescription.sdp
             await client.request("session-answer", session=session, sdp=strip_candidates(full))
             await trickle(client, session, full)
-            await client.event(state_is(session, "established", "terminated"), 15)
+            if (await client.event(state_is(session, "established", "terminated"), 15))["state"] == "established":
+                await say(client, session, args.chat)
             end = await measure(pc, meter, client, session, args.seconds)
             if end != "terminated":
                 await client.request("session-terminate", session=session)
@@ -631,6 +667,8 @@ async def main():
         if pattern is not None:
             result["video"] = VIDEO.summary(pattern.count)
         result["states"] = client.states
+        if args.chat is not None:
+            result["chat"] = client.chat
         await pc.close()
         reader.cancel()
     print("RESULT " + json.dumps(result), flush=True)
