@@ -529,3 +529,90 @@ fn chat_beside_audio_in_one_session_between_two_webrtc_clients() {
     }
     wait_no_chat(&gw);
 }
+
+#[test]
+fn msrps_over_tls_to_an_independent_endpoint() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+    // The endpoint's certificate is the dev one; the gateway verifies it as SIP TLS does.
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\ntls_ca_file = \"{certs}/localhost.crt\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [msrp]\ntls = true\ntls_listen = \"127.0.0.1:0\"\n",
+            kam.sip_addr()
+        ),
+        &[],
+    );
+    let proxy = kam.sip_addr().to_string();
+    let ha1 = kam.ha1("carol");
+    let (cert, key) = (
+        format!("{certs}/localhost.crt"),
+        format!("{certs}/localhost.key"),
+    );
+    let mut ep = Endpoint::start(&[
+        "uas",
+        "--proxy",
+        &proxy,
+        "--user",
+        "carol",
+        "--ha1",
+        &ha1,
+        "--tls",
+        &cert,
+        &key,
+        "--script",
+        "recv:1,send:hello over TLS,bye",
+    ]);
+    ep.wait("READY");
+    let mut alice = chat_client(&gw, &kam, "alice");
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":"alice@example.test",
+                     "session":"tls-1","uri":"carol@example.test","media":["chat"]}),
+    );
+    // msrp.tls: the offer is TCP/TLS/MSRP with an msrps:// path on the TLS listener.
+    let offered = ep.wait("EVENT offered");
+    assert!(
+        offered.starts_with("TCP/TLS/MSRP msrps://127.0.0.1:"),
+        "{offered}"
+    );
+    assert!(ep.wait("EVENT tls").starts_with("TLSv1."));
+    alice.event(T, state_of("tls-1", "established"));
+    say(
+        &mut alice,
+        "tls-1",
+        "t1",
+        "text/plain",
+        "hello carol, encrypted",
+    );
+    let recv = ep.step("recv");
+    let text = recv["messages"][0]["text"].as_str().unwrap();
+    assert!(text.ends_with("\r\n\r\nhello carol, encrypted"), "{recv}");
+    alice.event(T, disposition("t1", "delivered"));
+    let got = alice.event(T, message_event);
+    assert!(
+        got["content"].as_str().unwrap().ends_with("hello over TLS"),
+        "{got}"
+    );
+    assert_eq!(ep.step("send")["report"], "000 200 OK");
+    assert_eq!(ep.step("bye")["code"], 200);
+    let t = alice.event(T, state_of("tls-1", "terminated"));
+    assert_eq!(t["reason"], "200 BYE received", "{t}");
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn a_websocket_drop_mid_chat_ends_the_session_on_both_sides() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "drop-1");
+    say(&mut alice, &a, "d1", "text/plain", "about to vanish");
+    bob.event(T, message_event);
+    // alice's WebSocket goes away with its chat up: BYE to bob, both MSRP ends closed.
+    drop(alice);
+    let t = bob.event(T, state_of(&b, "terminated"));
+    assert_eq!(t["reason"], "200 BYE received", "{t}");
+    wait_no_chat(&gw);
+}

@@ -4,11 +4,14 @@ reports), RFC 6135 (a=setup) and just enough RFC 3261 (UDP SIP: REGISTER with di
 HA1, INVITE/200/ACK, BYE) to set up a chat session with the gateway through Kamailio.
 
 usage: msrp_endpoint.py uas|uac --proxy HOST:PORT --user U --ha1 HEX [--domain D]
-                        [--call USER] [--setup passive|active|none] [--out DIR] --script STEPS
+                        [--call USER] [--setup passive|active|none] [--out DIR]
+                        [--tls CERT KEY] --script STEPS
 
 uas: registers as U at the proxy, waits for an INVITE with an m=message line and answers it
      (a=setup:passive listens on a fresh port, active connects to the offerer's first path
-     URI, none writes no a=setup: RFC 4975's default, the offerer connects).
+     URI, none writes no a=setup: RFC 4975's default, the offerer connects). With --tls
+     (passive only) it answers TCP/TLS/MSRP with an msrps:// path and TLS on its listener
+     with CERT and KEY (PEM).
 uac: INVITEs USER@D through the proxy offering m=message without a=setup (RFC 4975: the
      offerer connects), then connects to the answerer's first path URI.
 STEPS (comma-separated, run in order once the MSRP connection is up):
@@ -34,6 +37,7 @@ import random
 import re
 import select
 import socket
+import ssl
 import string
 import sys
 import time
@@ -267,9 +271,9 @@ class Sip:
         return self.dialog is None
 
 
-def sdp_of(path, setup, port):
+def sdp_of(path, setup, port, proto="TCP/MSRP"):
     lines = ["v=0", f"o=- {random.randint(1, 1 << 30)} 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
-             "t=0 0", f"m=message {port} TCP/MSRP *", "a=accept-types:message/cpim text/plain",
+             "t=0 0", f"m=message {port} {proto} *", "a=accept-types:message/cpim text/plain",
              "a=accept-wrapped-types:*", f"a=path:{path}"]
     if setup:
         lines.append(f"a=setup:{setup}")
@@ -277,16 +281,18 @@ def sdp_of(path, setup, port):
 
 
 def message_line(sdp):
-    """(path URIs, setup) of the first active m=message line of an SDP body."""
-    section, path, setup = None, None, None
+    """(path URIs, setup, transport) of the first active m=message line of an SDP body."""
+    section, path, setup, proto = None, None, None, None
     for line in sdp.decode().splitlines():
         if line.startswith("m="):
             section = line.startswith("m=message ") and not line.startswith("m=message 0 ")
+            if section and proto is None:
+                proto = line.split()[2]
         elif section and line.startswith("a=path:"):
             path = line[7:].split()
         elif section and line.startswith("a=setup:"):
             setup = line[8:].strip()
-    return path, setup
+    return path, setup, proto
 
 
 # ------------------------------------------------------------------------------ MSRP
@@ -341,8 +347,10 @@ class Msrp:
             left = deadline - time.time()
             if left <= 0:
                 raise TimeoutError("no MSRP frame")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if r:
+            # TLS may hold decrypted bytes select() cannot see.
+            pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            r, _, _ = select.select([self.sock], [], [], 0 if pending else left)
+            if r or pending:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     raise ConnectionError("MSRP connection closed by the gateway")
@@ -513,6 +521,7 @@ def main():
     p.add_argument("--call")
     p.add_argument("--setup", default="passive", choices=["passive", "active", "none"])
     p.add_argument("--out", default=".")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--script", required=True)
     args = p.parse_args()
     host, port = args.proxy.rsplit(":", 1)
@@ -524,21 +533,29 @@ def main():
             sip.register()
             emit("READY", f"registered {me}")
             invite, addr = sip.wait_invite()
-            peer_path, _ = message_line(invite.body)
+            peer_path, _, offered = message_line(invite.body)
+            emit("EVENT", f"offered {offered} {peer_path[0]}")
             peer = re.search(r"sip:([^>;]+)", invite.get("From")).group(1)
             listener = None
+            scheme, proto = ("msrps", "TCP/TLS/MSRP") if args.tls else ("msrp", "TCP/MSRP")
             if args.setup == "active":
                 local = f"msrp://127.0.0.1:9/{session_id};tcp"
             else:
                 listener = socket.socket()
                 listener.bind(("127.0.0.1", 0))
                 listener.listen(1)
-                local = f"msrp://127.0.0.1:{listener.getsockname()[1]}/{session_id};tcp"
-            sdp = sdp_of(local, None if args.setup == "none" else args.setup, int(local.split(":")[2].split("/")[0]))
+                local = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/{session_id};tcp"
+            sdp = sdp_of(local, None if args.setup == "none" else args.setup, int(local.split(":")[2].split("/")[0]),
+                         proto)
             sip.answer(invite, addr, sdp)
             if listener:
                 listener.settimeout(15)
                 conn, _ = listener.accept()
+                if args.tls:
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.load_cert_chain(*args.tls)
+                    conn = ctx.wrap_socket(conn, server_side=True)
+                    emit("EVENT", f"tls {conn.version()}")
             else:
                 h, _, rest = peer_path[0].split("://", 1)[1].partition(":")
                 conn = socket.create_connection((h, int(rest.split("/")[0].split(";")[0])), timeout=10)
@@ -547,7 +564,7 @@ def main():
             listener = None
             conn_path_local = f"msrp://127.0.0.1:9/{session_id};tcp"
             resp = sip.invite(args.call, sdp_of(conn_path_local, None, 9))
-            peer_path, setup = message_line(resp.body)
+            peer_path, setup, _ = message_line(resp.body)
             peer = f"{args.call}@{args.domain}"
             emit("EVENT", f"answered setup={setup}")
             h, _, rest = peer_path[0].split("://", 1)[1].partition(":")
