@@ -170,6 +170,20 @@ fn two_accounts_chat_directly_through_kamailio_both_ways() {
     let mut bob = chat_client(&gw, &kam, "bob");
     let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "chat-1");
     chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    // bob's client says it displayed m1: an IMDN (RFC 5438) wrapped in CPIM by the gateway,
+    // a session disposition-notification for alice, as over a dialog's MESSAGE.
+    say(
+        &mut bob,
+        &b,
+        "imdn-1",
+        "message/imdn+xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+         <imdn xmlns=\"urn:ietf:params:xml:ns:imdn\"><message-id>m1</message-id>\
+         <datetime>2026-05-06T07:08:09.123Z</datetime><display-notification><status>\
+         <displayed/></status></display-notification></imdn>",
+    );
+    let shown = alice.event(T, disposition("m1", "displayed"));
+    assert_eq!(shown["session"], a.as_str(), "{shown}");
     // And a session the other way round.
     let (b2, a2) = start_chat(&mut bob, "bob", &mut alice, "alice", "chat-2");
     chat_both_ways(&mut bob, "bob", &b2, &mut alice, "alice", &a2);

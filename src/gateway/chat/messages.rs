@@ -1,9 +1,11 @@
 //! Messages over a chat's MSRP connection: `session-message` out as SEND (CPIM byte for
 //! byte, anything else wrapped in CPIM), SENDs in as `session-event message` with the CPIM
-//! exactly as received, transaction results and REPORTs as `disposition-notification`.
+//! exactly as received, transaction results and REPORTs as `disposition-notification`, and
+//! so does an IMDN (RFC 5438) the peer sends inside CPIM, as over a dialog's MESSAGE.
 
 use std::time::Instant;
 
+use im::imdn::{Imdn, IMDN_CONTENT_TYPE};
 use im::{Cpim, CpimAddress, CpimBuilder};
 use msrp::{Delivery, OutgoingId};
 
@@ -63,6 +65,13 @@ impl Gateway {
         let body = if im::cpim::media_type(&message.content_type) == CPIM {
             message.content.clone().into_bytes()
         } else {
+            // An IMDN asks for no IMDN about itself (RFC 5438 section 7.1.1).
+            let disposition: &[&str] =
+                if im::cpim::media_type(&message.content_type) == IMDN_CONTENT_TYPE {
+                    &[]
+                } else {
+                    DISPOSITION
+                };
             let account = self
                 .accounts
                 .get(call.account.0)
@@ -81,7 +90,7 @@ impl Gateway {
             )
             .datetime(&message.timestamp)
             .message_id(&message.message_id)
-            .disposition_notification(DISPOSITION)
+            .disposition_notification(disposition)
             .build()
         };
         let engine = e
@@ -102,7 +111,8 @@ impl Gateway {
     }
 
     /// A complete message from the peer (checked as CPIM and UTF-8 by the engine): to the
-    /// session's client with the CPIM exactly as received.
+    /// session's client with the CPIM exactly as received; an IMDN about one of the client's
+    /// messages as `disposition-notification` instead.
     pub(super) fn chat_message_received(
         &mut self,
         key: CallKey,
@@ -118,6 +128,26 @@ impl Gateway {
         let Ok(cpim) = Cpim::parse(body) else {
             return;
         };
+        if cpim.media_type() == IMDN_CONTENT_TYPE {
+            if let Ok(imdn) = Imdn::parse(cpim.content()) {
+                self.chat.stats.messages_in += 1;
+                let disposition = Disposition {
+                    message_id: imdn.message_id,
+                    message_timestamp: imdn.datetime,
+                    state: imdn.status.as_str(),
+                    code: 200,
+                    reason: "OK".to_owned(),
+                };
+                self.send_event(
+                    client,
+                    &Event::Messaging(MessagingEvent::SessionDisposition {
+                        session,
+                        disposition,
+                    }),
+                );
+                return;
+            }
+        }
         let message = ReceivedMessage {
             sender: Originator {
                 uri: bare_uri(&cpim.from().uri),
