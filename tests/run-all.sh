@@ -64,7 +64,7 @@ fi
 # call_load's doubles as the end-to-end call test with a WebRTC client built on rtc: it fails
 # unless every call is established, carries audio both ways and ends with terminated.
 if [ $# -eq 0 ]; then
-  cargo test --locked --bench call_load --bench sylkrtc_request --bench messaging_load
+  cargo test --locked --bench call_load --bench sylkrtc_request --bench messaging_load --bench chat_load
   cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite --bench srtp_packet
 fi
 
