@@ -451,6 +451,7 @@ impl ChatSession {
             authenticated: false,
             waiting: None,
             role: None,
+            ready: false,
             chat_only: false,
             sent: Default::default(),
             origin: media::sdp::LocalOrigin::new(1, 1),

@@ -28,6 +28,7 @@ use std::time::Instant;
 use media::sdp::MediaSection;
 use msrp::{MsrpConfig, MsrpEvent, MsrpUri, OutgoingId, RelayAuth, Role};
 
+use super::calls::CallState;
 use super::{AccountId, CallEnd, CallKey, Engines, Gateway};
 use crate::switchboard::MsrpId;
 
@@ -118,6 +119,10 @@ pub(super) struct ChatSession {
     pub role: Option<Role>,
     /// The session has no audio or video (no bridge).
     pub chat_only: bool,
+    /// The MSRP connection is up (its first transaction succeeded). Over a relay the
+    /// peer's first SEND can overtake the SIP 2xx that tells us its path, so a chat-only
+    /// session reports `established` only once it is also `accepted`.
+    pub ready: bool,
     /// Messages sent and not settled: the sylkRTC id and timestamp they report under.
     pub sent: HashMap<OutgoingId, (String, String)>,
     /// `o=` state of chat-only descriptions we write.
@@ -235,7 +240,15 @@ impl Gateway {
             }
             MsrpEvent::Ready => {
                 log::info!("{} chat ready", self.call_context(key));
-                if self.chat.sessions.get(&key).is_some_and(|c| c.chat_only) {
+                let Some(chat) = self.chat.sessions.get_mut(&key) else {
+                    return;
+                };
+                chat.ready = true;
+                let answered = self
+                    .calls
+                    .get(key.0)
+                    .is_some_and(|c| c.state == CallState::Accepted);
+                if chat.chat_only && answered {
                     self.call_established(now, key);
                 }
             }

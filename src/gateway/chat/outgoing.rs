@@ -351,6 +351,16 @@ impl Gateway {
         if !started {
             log::info!("{} chat refused by the answer", self.call_context(key));
             self.chat_refused(now, key, e);
+            return;
+        }
+        // The peer's first SEND came (through the relay) before the 2xx.
+        if self
+            .chat
+            .sessions
+            .get(&key)
+            .is_some_and(|c| c.chat_only && c.ready)
+        {
+            self.call_established(now, key);
         }
     }
 
@@ -430,6 +440,7 @@ impl ChatSession {
             authenticated: false,
             waiting,
             role: None,
+            ready: false,
             chat_only,
             sent: Default::default(),
             // RFC 8866 section 5.2: a sess-id of 63 bits keeps it a valid NTP-size number.
