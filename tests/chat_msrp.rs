@@ -184,6 +184,25 @@ fn two_accounts_chat_directly_through_kamailio_both_ways() {
     );
     let shown = alice.event(T, disposition("m1", "displayed"));
     assert_eq!(shown["session"], a.as_str(), "{shown}");
+    // RFC 3994 is-composing passes inside CPIM like any message.
+    let composing = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+        <isComposing xmlns=\"urn:ietf:params:xml:ns:im-iscomposing\"><state>active</state>\
+        <contenttype>text/plain</contenttype></isComposing>";
+    say(
+        &mut alice,
+        &a,
+        "typing-1",
+        "application/im-iscomposing+xml",
+        composing,
+    );
+    let got = bob.event(T, message_event);
+    let cpim = got["content"].as_str().unwrap();
+    assert!(
+        cpim.contains("\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n")
+            && !cpim.contains("Disposition-Notification"),
+        "{cpim}"
+    );
+    assert!(cpim.ends_with(composing), "{cpim}");
     // And a session the other way round.
     let (b2, a2) = start_chat(&mut bob, "bob", &mut alice, "alice", "chat-2");
     chat_both_ways(&mut bob, "bob", &b2, &mut alice, "alice", &a2);

@@ -18,6 +18,8 @@ use crate::sylkrtc::Event;
 
 /// The CPIM media type: what MSRP carries here, and what passes through untouched.
 const CPIM: &str = "message/cpim";
+/// RFC 3994 composing indications.
+const ISCOMPOSING: &str = "application/im-iscomposing+xml";
 /// IMDN notifications the gateway asks for in the CPIM it writes (as for SIP MESSAGE).
 const DISPOSITION: &[&str] = &["positive-delivery", "display"];
 
@@ -65,9 +67,11 @@ impl Gateway {
         let body = if im::cpim::media_type(&message.content_type) == CPIM {
             message.content.clone().into_bytes()
         } else {
-            // An IMDN asks for no IMDN about itself (RFC 5438 section 7.1.1).
+            // An IMDN asks for no IMDN about itself (RFC 5438 section 7.1.1), nor does a
+            // composing indication (RFC 3994: a status, not a message).
+            let media_type = im::cpim::media_type(&message.content_type);
             let disposition: &[&str] =
-                if im::cpim::media_type(&message.content_type) == IMDN_CONTENT_TYPE {
+                if media_type == IMDN_CONTENT_TYPE || media_type == ISCOMPOSING {
                     &[]
                 } else {
                     DISPOSITION
