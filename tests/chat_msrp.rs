@@ -649,3 +649,49 @@ fn a_websocket_drop_mid_chat_ends_the_session_on_both_sides() {
     assert_eq!(t["reason"], "200 BYE received", "{t}");
     wait_no_chat(&gw);
 }
+
+#[test]
+fn a_flooding_peer_is_cut_off_and_other_chats_go_on() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    let proxy = kam.sip_addr().to_string();
+    let ha1 = kam.ha1("carol");
+    let mut ep = Endpoint::start(&[
+        "uas",
+        "--proxy",
+        &proxy,
+        "--user",
+        "carol",
+        "--ha1",
+        &ha1,
+        "--script",
+        "recv:1,flood:6000,wait-bye",
+    ]);
+    ep.wait("READY");
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "calm-1");
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":"alice@example.test",
+                     "session":"flood-1","uri":"carol@example.test","media":["chat"]}),
+    );
+    alice.event(T, state_of("flood-1", "established"));
+    say(&mut alice, "flood-1", "f0", "text/plain", "before the flood");
+    ep.step("recv");
+    // 6,000 frames at once is over msrp's 2,000 per second: that connection is cut off,
+    // its session ends with BYE, and the other chat of the same account goes on.
+    let flood = ep.step("flood");
+    assert_eq!(flood["closed"], true, "{flood}");
+    let t = alice.event(T, state_of("flood-1", "terminated"));
+    assert_eq!(t["reason"], "MSRP peer flooding", "{t}");
+    assert_eq!(ep.step("wait-bye")["bye"], true);
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let m = metrics(&gw);
+    assert!(
+        metric(&m, "sylk_msrp_errors_total", "kind=\"cut_off\"").unwrap() >= 1.0,
+        "{m}"
+    );
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    wait_no_chat(&gw);
+}

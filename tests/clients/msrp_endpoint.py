@@ -23,6 +23,8 @@ STEPS (comma-separated, run in order once the MSRP connection is up):
                      per chunk and the success REPORT; the body goes to OUT/big.cpim
      malformed       send a frame with a broken Byte-Range, expect 400 on the same connection
      drop-mid        send half of a chunk and close the TCP connection
+     flood:N         write N one-chunk SENDs at once without waiting for answers, then read
+                     until the gateway closes the connection (`closed`: whether it did)
      wait-bye        wait for the gateway's BYE (and answer it)
      bye             send BYE
 Prints `STEP <name> <json>` as steps finish, `EVENT <text>` for what it saw, and one
@@ -500,6 +502,20 @@ def run_script(msrp, sip, steps, args, me, peer):
             time.sleep(0.2)
             msrp.sock.close()
             out = {}
+        elif name == "flood":
+            burst = b"".join(
+                msrp.frame_bytes(f"fl{i:08d}", "SEND", [("Message-ID", f"flood{i}"), ("Byte-Range", "1-1/1")], b"x")
+                for i in range(int(arg))
+            )
+            closed = False
+            try:
+                msrp.write(burst)
+                msrp.pump(lambda: False, timeout=10)
+            except (ConnectionError, OSError):
+                closed = True
+            except TimeoutError:
+                closed = False
+            out = {"closed": closed, "answered": len(msrp.responses)}
         elif name == "wait-bye":
             out = {"bye": sip.wait_bye()}
         elif name == "bye":
