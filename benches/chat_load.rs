@@ -13,7 +13,9 @@
 //!
 //! Figures:
 //! 1. memory per idle chat session: the gateway's RSS (`/proc/<pid>/status` VmRSS) before
-//!    the sessions and once all `CHATS` are established, divided by `CHATS`;
+//!    the sessions and `IDLE` seconds after all `CHATS` are established (40 with `--bench`:
+//!    the INVITE transactions linger 32 s after their 2xx, RFC 6026 Timer M), divided by
+//!    `CHATS`;
 //! 2. WebSocket -> MSRP: `MESSAGES` `session-message`s spread over the sessions with
 //!    `WINDOW` outstanding; done when its `disposition-notification delivered` (the peer's
 //!    REPORT) arrives. Messages/s and gateway CPU per message (`/proc/<pid>/task/*/schedstat`);
@@ -363,6 +365,7 @@ fn main() {
     let chats = env_or("CHATS", if bench { 200 } else { 10 }).max(1);
     let messages = env_or("MESSAGES", if bench { 20_000 } else { 200 });
     let window = env_or("WINDOW", 64).max(1);
+    let idle = env_or("IDLE", if bench { 40 } else { 0 });
     let dir = std::env::temp_dir().join(format!("sylk-bench-chat-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -424,6 +427,8 @@ fn main() {
     }
     let setup_secs = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
+    let rss_fresh = rss_kib(pid);
+    std::thread::sleep(Duration::from_secs(idle));
     let rss1 = rss_kib(pid);
     assert_eq!(peer.conns.lock().unwrap().len() as u64, chats);
 
@@ -501,8 +506,9 @@ fn main() {
     let us = |ns: u64, n: u64| ns as f64 / 1000.0 / n as f64;
     println!("chat_load: {chats} chat sessions, {messages} messages each way, window {window}");
     println!(
-        "  setup: {:.0} chat sessions/s (INVITE/200/ACK, MSRP connect, first SEND); memory per idle chat session: {:.1} KiB RSS",
+        "  setup: {:.0} chat sessions/s (INVITE/200/ACK, MSRP connect, first SEND); memory per chat session: {:.1} KiB RSS just established, {:.1} KiB after {idle} s idle",
         chats as f64 / setup_secs,
+        rss_fresh.saturating_sub(rss0) as f64 / chats as f64,
         rss1.saturating_sub(rss0) as f64 / chats as f64
     );
     println!(

@@ -676,7 +676,13 @@ fn a_flooding_peer_is_cut_off_and_other_chats_go_on() {
                      "session":"flood-1","uri":"carol@example.test","media":["chat"]}),
     );
     alice.event(T, state_of("flood-1", "established"));
-    say(&mut alice, "flood-1", "f0", "text/plain", "before the flood");
+    say(
+        &mut alice,
+        "flood-1",
+        "f0",
+        "text/plain",
+        "before the flood",
+    );
     ep.step("recv");
     // 6,000 frames at once is over msrp's 2,000 per second: that connection is cut off,
     // its session ends with BYE, and the other chat of the same account goes on.
