@@ -66,19 +66,20 @@ mod browser;
 mod cpu;
 #[path = "call_load/floor.rs"]
 mod floor;
+#[path = "call_load/gateway.rs"]
+mod gateway;
 #[path = "call_load/peer.rs"]
 mod peer;
 #[path = "call_load/valgrind.rs"]
 mod valgrind;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
 use cpu::{context_switches, machine_jiffies, rss_kib, udp_buf_errors, udp_drops_by_port, Snap};
+use gateway::Gateway;
 use peer::SipPeer;
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -86,138 +87,6 @@ fn env_num(name: &str, default: f64) -> f64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The gateway child process; killed (by its own pid only) on drop.
-struct Gateway {
-    child: Child,
-    ws: SocketAddr,
-    sip: SocketAddr,
-    /// Its media port range.
-    ports: std::ops::Range<u16>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Gateway {
-    /// `wrapper`: a command line the gateway runs under (split on whitespace).
-    fn start(calls: usize, wrapper: &str) -> Gateway {
-        // Two even/odd pairs per call (WebRTC leg + SIP audio), plus slack.
-        let ports = u16::try_from(4 * calls + 64).expect("CALLS too large for one port range");
-        let base = free_udp_block(ports);
-        let dir = std::env::temp_dir().join(format!("sylk-call-load-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("gateway.toml");
-        let level = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
-        std::fs::write(
-            &config,
-            format!(
-                "[log]\nlevel = \"{level}\"\n\
-                 [websocket]\nmax_connections = {}\nping_interval = 0\n\
-                 [media]\nrtp_ports = \"{base}-{}\"\nmax_calls = {}\nmax_calls_per_connection = 10\n",
-                calls + 100,
-                base + ports - 1,
-                calls + 100
-            ),
-        )
-        .unwrap();
-        let mut wrapper = wrapper.split_whitespace();
-        let bin = env!("CARGO_BIN_EXE_sylk-gateway");
-        let mut command = match wrapper.next() {
-            Some(program) => {
-                let mut c = Command::new(program);
-                c.args(wrapper).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = command
-            .arg("--config")
-            .arg(&config)
-            .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
-            .args(["--sip-listen", "127.0.0.1:0"])
-            // Calls only: no message database on disk.
-            .args(["--database", ":memory:"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sylk-gateway");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut ws, mut sip) = (None, None);
-        while ws.is_none() || sip.is_none() {
-            let Some(Ok(line)) = lines.next() else {
-                let mut err = String::new();
-                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-                panic!("gateway exited before listening: {err}");
-            };
-            ws = ws.or_else(|| {
-                line.strip_prefix("listening ws://")?
-                    .strip_suffix("/webrtcgateway/ws")?
-                    .parse()
-                    .ok()
-            });
-            sip = sip.or_else(|| line.strip_prefix("listening sip udp+tcp ")?.parse().ok());
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let show = std::env::var_os("SYLK_TEST_LOG").is_some();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if show {
-                    eprintln!("[gateway] {line}");
-                }
-            }
-        });
-        Gateway {
-            child,
-            ws: ws.unwrap(),
-            sip: sip.unwrap(),
-            ports: base..base + ports,
-            _dir: TempDir(dir),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A block of `len` UDP ports free on 127.0.0.1, below the ephemeral range (where the
-/// browsers' and peers' port-0 sockets land), starting at an even port.
-fn free_udp_block(len: u16) -> u16 {
-    let mut base = 10_000u16 + (std::process::id() % 64) as u16 * 16;
-    while base as u32 + len as u32 <= 32_768 {
-        if let Some(busy) = (base..base + len).find(|p| UdpSocket::bind(("127.0.0.1", *p)).is_err())
-        {
-            base = (busy + 2) & !1;
-            continue;
-        }
-        return base;
-    }
-    panic!("no free block of {len} UDP ports below 32768 on 127.0.0.1");
 }
 
 /// Drops counted for `port` in a `udp_drops_by_port` reading.

@@ -83,6 +83,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
         now,
         WsLimits {
             origins: vec!["*".into()],
+            allow_missing_origin: true,
             max_message_size: 65536,
             max_queued_output: 1 << 30,
             ping_interval: Duration::ZERO,

@@ -87,7 +87,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         Resolver::new(resolver_config, rng.fork()),
         rng.fork(),
     );
-    let gateway = Gateway::new(
+    let mut gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: config.sylkrtc.clone(),
             trace_websocket: config.log.trace_websocket,
@@ -102,11 +102,13 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         rng.fork(),
     )
     .map_err(StartupError::Ports)?;
+    gateway.set_port_probe(Box::new(crate::reactor::BindProbe));
     let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
     board.set_store(start_store(config, &sockets)?);
     let ws = &config.websocket;
     let limits = WsLimits {
         origins: ws.origins.clone(),
+        allow_missing_origin: ws.allow_missing_origin,
         max_message_size: ws.max_message_size,
         max_queued_output: ws.max_queued_output,
         ping_interval: ws.ping_interval,

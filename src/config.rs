@@ -78,6 +78,9 @@ pub struct WebSocketConfig {
     pub tls: TlsSource,
     /// Allowed `Origin` values; `*` allows any, including none.
     pub origins: Vec<String>,
+    /// With an allow-list, whether a request without any `Origin` header passes (native
+    /// clients send none; browsers always send one, so this opens nothing to web pages).
+    pub allow_missing_origin: bool,
     /// Interval between server pings; zero disables them.
     pub ping_interval: Duration,
     /// Largest accepted message (and frame) from a client, in bytes.
@@ -329,6 +332,7 @@ impl Default for Config {
                 wss_listen: Some(SocketAddr::from(([127, 0, 0, 1], 10889))),
                 tls: TlsSource::EmbeddedDev,
                 origins: vec!["*".to_owned()],
+                allow_missing_origin: true,
                 ping_interval: Duration::from_secs(120),
                 max_message_size: 64 * 1024,
                 max_queued_output: 1024 * 1024,
@@ -490,6 +494,7 @@ struct FileWebSocket {
     tls_certificate: Option<PathBuf>,
     tls_private_key: Option<PathBuf>,
     origins: Option<Vec<String>>,
+    allow_missing_origin: Option<bool>,
     ping_interval: Option<u64>,
     max_message_size: Option<usize>,
     max_queued_output: Option<usize>,
@@ -597,6 +602,9 @@ impl Config {
                 ));
             }
             ws.origins = origins;
+        }
+        if let Some(allow) = fw.allow_missing_origin {
+            ws.allow_missing_origin = allow;
         }
         if let Some(secs) = fw.ping_interval {
             ws.ping_interval = Duration::from_secs(secs);

@@ -20,7 +20,9 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use engine::drops::{self, DropKind};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -73,6 +75,16 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
+            return;
+        }
+        // rtc's ICE agent warns about every STUN message it discards, and anyone can send
+        // those to a media port: count them and log them at most once per interval.
+        if record.target().starts_with("rtc_ice") && record.level() > log::Level::Error {
+            drops::record(
+                Instant::now(),
+                DropKind::MediaUnknownSource,
+                format_args!("{}: {}", record.target(), record.args()),
+            );
             return;
         }
         let time = utc_timestamp(SystemTime::now());
@@ -197,6 +209,10 @@ mod tests {
 
     #[test]
     fn dependencies_are_quieter() {
+        assert_eq!(
+            level_for(LevelFilter::Debug, "engine::drops"),
+            LevelFilter::Debug
+        );
         assert_eq!(
             level_for(LevelFilter::Debug, "sylk_gateway::ws"),
             LevelFilter::Debug

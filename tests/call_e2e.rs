@@ -42,6 +42,66 @@ fn gateway_via(kam: &common::peers::Kamailio) -> Gateway {
     gateway_with(&format!("outbound_proxy = \"sip:{}\"", kam.sip_addr()))
 }
 
+/// Issue 16 problem 4: after a 183 with SDP and then the 200, a sylkRTC-1 client got
+/// `progress` and then `accepted` without SDP (v1 has no early-media event), so it never had
+/// an answer and the call could not connect. Now `accepted` carries the early answer for v1,
+/// the call is established and the echoed tone comes back; v2 keeps its early-media event
+/// and an SDP-less `accepted` (call_scenarios.rs).
+#[test]
+fn v1_client_gets_the_early_answer_in_accepted_and_a_working_call() {
+    let gw = gateway_with_media();
+    let uas = Sipp::uas(
+        "uas_early_media.xml",
+        SippOpts {
+            rtp_echo: true,
+            pause: Some(Duration::from_millis(500)),
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("echo@{}", uas.sip_addr());
+    let (events, result) = run_client(&[
+        "call",
+        "--v1",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        HA1,
+        "--to",
+        &target,
+        "--seconds",
+        "2",
+    ]);
+    eprintln!("client result: {result}");
+    let accepted = events
+        .iter()
+        .find(|e| e["sylkrtc"] == "session_event" && e["data"]["state"] == "accepted")
+        .unwrap_or_else(|| panic!("no v1 accepted event: {events:#?}"));
+    assert!(
+        accepted["data"]["sdp"]
+            .as_str()
+            .is_some_and(|sdp| sdp.contains("a=fingerprint:")),
+        "v1 accepted carries the answer: {accepted}"
+    );
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["progress", "accepted", "established", "terminated"],
+        "{events:#?}"
+    );
+    let frames = result["frames"].as_u64().unwrap();
+    assert!(
+        frames >= 50,
+        "only {frames} audio frames came back: {result}"
+    );
+}
+
 #[test]
 fn outgoing_call_to_sipp_with_rtp_echo() {
     let gw = gateway_with_media();

@@ -316,3 +316,34 @@ fn session_request_errors() {
     );
     assert_eq!(outgoing["error"], "Cannot answer outgoing session dup");
 }
+
+/// Issue 16: a media port held by another process (seen with `media.rtp_ports` inside the
+/// kernel's ephemeral range) failed the call with `503 Media ports unavailable`. The next
+/// free pair is used instead.
+#[test]
+fn a_media_port_held_elsewhere_is_skipped() {
+    let base = free_udp_range(8);
+    // Another process's sockets on the first two pairs (RTP of one, RTCP of the other).
+    let _held = [
+        std::net::UdpSocket::bind(("127.0.0.1", base)).unwrap(),
+        std::net::UdpSocket::bind(("127.0.0.1", base + 3)).unwrap(),
+    ];
+    let gw = Gateway::start(
+        &format!("[media]\nrtp_ports = \"{base}-{}\"\n", base + 7),
+        &[],
+    );
+    let uas = Sipp::uas("uas_echo.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "p1", &format!("bob@{}", uas.sip_addr()));
+    let events = states_until(&mut ws, &["accepted", "terminated"]);
+    assert_eq!(
+        events.last().unwrap()["state"],
+        "accepted",
+        "the call got the free pairs: {events:?}"
+    );
+    call(
+        &mut ws,
+        json!({"sylkrtc":"session-terminate","transaction":"x","session":"p1"}),
+    );
+    states_until(&mut ws, &["terminated"]);
+}

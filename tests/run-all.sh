@@ -66,6 +66,9 @@ fi
 if [ $# -eq 0 ]; then
   cargo test --locked --bench call_load --bench sylkrtc_request --bench messaging_load --bench chat_load
   cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite --bench srtp_packet
+  # The soak's CI form (issue 16): 5 minutes of call cycles in waves of 20 (debug build);
+  # `cargo bench --bench soak` is the release form, see benches/soak.rs for the long one.
+  CYCLES=1000000 WAVE=20 MEDIA=2 MINUTES="${SOAK_MINUTES:-5}" cargo test --locked --bench soak
 fi
 
 cargo test --workspace --locked "$@"

@@ -5,41 +5,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::peers::{Kamailio, KamailioOpts};
 use common::*;
 use serde_json::{json, Value};
-
-/// Sends OPTIONS for `user@example.test` through Kamailio and returns the final status and
-/// the Server header of the answer.
-fn options_via_proxy(kam: &Kamailio, user: &str) -> (u16, String) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let local = sock.local_addr().unwrap();
-    let branch = format!("z9hG4bK{}", local.port());
-    let msg = format!(
-        "OPTIONS sip:{user}@example.test SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-         From: <sip:probe@example.test>;tag=p1\r\nTo: <sip:{user}@example.test>\r\n\
-         Call-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    sock.send_to(msg.as_bytes(), kam.sip_addr()).unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        let (n, _) = sock.recv_from(&mut buf).expect("an answer to OPTIONS");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let status: u16 = text.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
-        if status >= 200 {
-            let server = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Server: "))
-                .unwrap_or("")
-                .to_owned();
-            return (status, server);
-        }
-    }
-}
 
 fn gateway_for(kam: &Kamailio, transport: &str) -> Gateway {
     let proxy: SocketAddr = kam.sip_addr();
@@ -78,7 +49,7 @@ fn register_and_unregister_over_udp() {
     );
     // The registrar routes requests for the AOR to the gateway's unique Contact.
     assert_eq!(
-        options_via_proxy(&kam, "alice"),
+        kam.options_to("alice"),
         (200, "sylk-gateway-test".to_owned())
     );
     let unreg =
@@ -87,7 +58,7 @@ fn register_and_unregister_over_udp() {
     // No event follows account-unregister (as in SylkServer); the binding goes away.
     let gone = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        options_via_proxy(&kam, "alice").0 != 200
+        kam.options_to("alice").0 != 200
     });
     assert!(gone, "binding still present after account-unregister");
 }
@@ -99,11 +70,11 @@ fn register_over_tcp_and_a_closing_websocket_unregisters() {
     let mut ws = connect_v2(&gw);
     let events = add_and_register(&mut ws, &kam, "bob");
     assert_eq!(events[1], registration("bob@example.test", "registered"));
-    assert_eq!(options_via_proxy(&kam, "bob").0, 200);
+    assert_eq!(kam.options_to("bob").0, 200);
     drop(ws);
     let gone = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        options_via_proxy(&kam, "bob").0 != 200
+        kam.options_to("bob").0 != 200
     });
     assert!(gone, "binding still present after the WebSocket closed");
 }
@@ -155,5 +126,5 @@ fn same_account_on_two_connections_registers_two_contacts() {
         json!({"sylkrtc":"account-remove","transaction":"x","account":"alice@example.test"});
     assert_eq!(call(&mut a, unreg)["sylkrtc"], "ack");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(options_via_proxy(&kam, "alice").0, 200);
+    assert_eq!(kam.options_to("alice").0, 200);
 }

@@ -58,6 +58,23 @@ fn wrong_path_is_404_and_no_subprotocol_is_406() {
     connect_v2(&gw);
 }
 
+/// Sends `request` and reads until `end` appears (the connection stays open).
+fn raw_http_until(addr: std::net::SocketAddr, request: &str, end: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&out).contains(end) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[test]
 fn origin_allow_list_is_enforced() {
     let gw = Gateway::start("[websocket]\norigins = [\"https://app.example\"]\n", &[]);
@@ -70,6 +87,20 @@ fn origin_allow_list_is_enforced() {
         ),
     );
     assert!(r.starts_with("HTTP/1.1 403 "), "{r}");
+    let r = raw_http(
+        gw.ws,
+        &upgrade("/webrtcgateway/ws", &format!("{proto}Origin: null\r\n")),
+    );
+    assert!(r.starts_with("HTTP/1.1 403 "), "null stays refused: {r}");
+    // Issue 16: a native client sends no Origin at all; it was refused with 403.
+    let r = raw_http_until(gw.ws, &upgrade("/webrtcgateway/ws", proto), "\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 101 "), "no Origin passes: {r}");
+    let strict = Gateway::start(
+        "[websocket]\norigins = [\"https://app.example\"]\nallow_missing_origin = false\n",
+        &[],
+    );
+    let r = raw_http(strict.ws, &upgrade("/webrtcgateway/ws", proto));
+    assert!(r.starts_with("HTTP/1.1 403 "), "unless configured: {r}");
     let mut req = gw.ws_url().into_client_request().unwrap();
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",

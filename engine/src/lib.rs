@@ -11,17 +11,20 @@
 //!   fixed RFC table (the reactor's connections, bridges, registrations, calls, ...).
 //! - [`Rng`]: an injected, seedable CSPRNG.
 //! - [`Table`]: a slab with generation-checked [`Key`]s, for every id that outlives its entry.
+//! - [`drops`]: peer-caused drops counted per [`DropKind`], logged at most once per interval.
 //! - [`Histogram`]: fixed-bucket latency counts for the metrics endpoint, allocation-free to
 //!   update.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod deadlines;
+pub mod drops;
 pub mod histogram;
 mod rng;
 mod table;
 
 pub use deadlines::Deadlines;
+pub use drops::DropKind;
 pub use histogram::Histogram;
 pub use rng::Rng;
 pub use table::{Key, Table};

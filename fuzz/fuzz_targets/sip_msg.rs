@@ -2,8 +2,6 @@
 //! panic, and every accepted message must print to something that parses again.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+include!("../targets/sip_msg.rs");
 
-fuzz_target!(|data: &[u8]| {
-    sip::exercise::exercise_parsers(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

@@ -2,41 +2,6 @@
 //! whole WebSocket engine and gateway: nothing may panic.
 #![no_main]
 
-use std::time::{Duration, Instant};
+include!("../targets/ws_frames.rs");
 
-use libfuzzer_sys::fuzz_target;
-use sylk_gateway::ws::{WsConnection, WsEvent, WsLimits};
-
-const UPGRADE: &[u8] = b"GET /webrtcgateway/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-Sec-WebSocket-Protocol: sylkRTC-2\r\n\r\n";
-
-fuzz_target!(|data: &[u8]| {
-    let now = Instant::now();
-    let mut ws = WsConnection::new(
-        now,
-        WsLimits {
-            origins: vec!["*".into()],
-            max_message_size: 4096,
-            max_queued_output: 65536,
-            ping_interval: Duration::from_secs(1),
-            pong_timeout: Duration::from_millis(500),
-        },
-    );
-    ws.handle_input(now, UPGRADE);
-    let chunk = data.first().map_or(1, |b| *b as usize % 64 + 1);
-    for (i, part) in data.chunks(chunk).enumerate() {
-        let t = now + Duration::from_millis(i as u64 * 100);
-        ws.handle_input(t, part);
-        ws.handle_timeout(t);
-        while let Some(event) = ws.poll_event() {
-            if let WsEvent::Text(text) = event {
-                let _ = sylk_gateway::sylkrtc::decode(&text);
-                ws.send_text(t, text);
-            }
-        }
-        let n = ws.queued_output();
-        ws.advance_transmit(n / 2);
-    }
-    ws.handle_eof(now);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));

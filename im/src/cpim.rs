@@ -100,7 +100,13 @@ impl CpimAddress {
         let value = value.trim();
         let open = value.rfind('<').ok_or_else(bad)?;
         let uri = value[open + 1..].strip_suffix('>').ok_or_else(bad)?.trim();
-        if uri.is_empty() || uri.contains(['<', '>', ' ', '"']) || !uri.contains(':') {
+        // RFC 3862 section 3.3: a URI is RFC 3986 text, so no controls (a bare CR in it
+        // would end the header line when the address is written again).
+        if uri.is_empty()
+            || uri.contains(['<', '>', ' ', '"'])
+            || uri.chars().any(char::is_control)
+            || !uri.contains(':')
+        {
             return Err(bad());
         }
         let name = value[..open].trim();
@@ -115,6 +121,12 @@ impl CpimAddress {
             }
             Some(name.to_owned())
         };
+        if display_name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(bad());
+        }
         Ok(CpimAddress {
             display_name: display_name.filter(|n| !n.is_empty()),
             uri: uri.to_owned(),

@@ -10,8 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use engine::drops::{self, DropKind};
+
 use super::framing::{self, Datagram, StreamFramer, StreamItem};
-use super::msg::{Disposition, Host, Param, SipMessage, SipRequest, Via};
+use super::msg::{Host, Param, SipMessage, SipRequest, Via};
 use super::txn::Destination;
 
 /// Identifies a flow. Stream flows count up from 1 and are never reused.
@@ -336,21 +338,34 @@ impl SipTransport {
         };
         stream.last_activity = now;
         let remote = stream.remote;
-        if stream.framer.handle_bytes(data).is_err() {
+        if let Err(e) = stream.framer.handle_bytes(data) {
+            drops::record(
+                now,
+                DropKind::SipStreamClosed,
+                format_args!("closing the connection from {remote}: {e}"),
+            );
             self.stats.dropped_malformed += 1;
             self.close(flow);
             return;
         }
+        // RFC 5626 section 3.5.1 asks for a pong per ping, but any number of pings read
+        // together are answered by one: a peer that pipelines millions must not make us queue
+        // millions of replies (issue 16: 5 MB of pings once grew the process by 124 MB).
+        let mut ponged = false;
         loop {
             let Some(stream) = self.streams.get_mut(&flow) else {
                 return;
             };
             match stream.framer.poll_item() {
                 Ok(None) => return,
-                Ok(Some(StreamItem::Ping)) => self.transmits.push_back(SipTransmit::Stream {
-                    flow,
-                    bytes: framing::PONG.to_vec(),
-                }),
+                Ok(Some(StreamItem::Ping)) if ponged => {}
+                Ok(Some(StreamItem::Ping)) => {
+                    ponged = true;
+                    self.transmits.push_back(SipTransmit::Stream {
+                        flow,
+                        bytes: framing::PONG.to_vec(),
+                    });
+                }
                 Ok(Some(StreamItem::Pong)) => {}
                 Ok(Some(StreamItem::Message(bytes))) => {
                     let source = Destination {
@@ -363,9 +378,14 @@ impl SipTransport {
                         Err(rejection) => self.reject(now, rejection, source),
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     // RFC 3261 section 18.3: a stream without valid framing cannot be
                     // resynchronised; close it.
+                    drops::record(
+                        now,
+                        DropKind::SipStreamClosed,
+                        format_args!("closing the connection from {remote}: {e}"),
+                    );
                     self.stats.dropped_malformed += 1;
                     self.close(flow);
                     return;
@@ -474,23 +494,29 @@ impl SipTransport {
 
     /// A malformed message: requests get the RFC's stateless answer, the rest is dropped.
     fn reject(&mut self, now: Instant, rejection: super::msg::Rejection, source: Destination) {
-        match rejection.disposition() {
-            Disposition::Reply { .. } => {
-                if let Some(reply) = rejection.reply("sylk-reject") {
-                    self.stats.rejected_requests += 1;
-                    if let Err(e) = self.send(now, &source, reply.to_bytes()) {
-                        log::debug!("sip: no stateless reply to {}: {e}", source.remote);
-                    }
-                    return;
-                }
-                self.stats.dropped_malformed += 1;
+        if let Some(reply) = rejection.reply_bytes("sylk-reject") {
+            self.stats.rejected_requests += 1;
+            drops::record(
+                now,
+                DropKind::SipRejected,
+                format_args!(
+                    "answered a request from {}: {}",
+                    source.remote, rejection.error
+                ),
+            );
+            if let Err(e) = self.send(now, &source, reply) {
+                log::debug!("sip: no stateless reply to {}: {e}", source.remote);
             }
-            Disposition::Drop => self.stats.dropped_malformed += 1,
+            return;
         }
-        log::debug!(
-            "sip: dropped a malformed message from {}: {}",
-            source.remote,
-            rejection.error
+        self.stats.dropped_malformed += 1;
+        drops::record(
+            now,
+            DropKind::SipMalformed,
+            format_args!(
+                "dropped a message from {}: {}",
+                source.remote, rejection.error
+            ),
         );
     }
 }
@@ -507,5 +533,46 @@ fn response_address(request: &SipRequest, source: Destination) -> SocketAddr {
             SocketAddr::new(source.remote.ip(), via.port.unwrap_or(5060))
         }
         _ => source.remote,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport() -> SipTransport {
+        SipTransport::new(LocalAddresses {
+            udp_tcp: "127.0.0.1:5060".parse().expect("addr"),
+            tls: None,
+            advertised_host: None,
+        })
+    }
+
+    /// Issue 16 problem 1: a client that pipelines keep-alive pings got one queued pong
+    /// each (5 MB of pings -> +124 MB). Pings read together are answered once.
+    #[test]
+    fn pipelined_pings_get_one_pong_per_read() {
+        let now = Instant::now();
+        let mut t = transport();
+        let remote = "127.0.0.1:40000".parse().expect("addr");
+        let flow = t
+            .handle_stream_accepted(now, Transport::Tcp, remote)
+            .expect("flow");
+        t.handle_stream_data(now, flow, &framing::PING.repeat(10_000));
+        let mut pongs = 0;
+        while let Some(tx) = t.poll_transmit() {
+            assert_eq!(
+                tx,
+                SipTransmit::Stream {
+                    flow,
+                    bytes: framing::PONG.to_vec()
+                }
+            );
+            pongs += 1;
+        }
+        assert_eq!(pongs, 1);
+        // The next read's pings are answered again.
+        t.handle_stream_data(now, flow, framing::PING);
+        assert!(t.poll_transmit().is_some());
     }
 }

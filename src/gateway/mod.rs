@@ -22,6 +22,7 @@ mod trace;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
 
+use engine::drops::{self, DropKind};
 use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
 use sip::stack::{SipEvent, SipStack};
@@ -34,7 +35,7 @@ pub use account::{Account, AccountId};
 pub use calls::{CallDirection, CallState};
 pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use error::{CallEnd, GatewayError};
-pub use ports::PortRangeError;
+pub use ports::{AssumeFree, PortProbe, PortRangeError};
 pub use stats::GatewayStats;
 
 /// `Retry-After` (seconds) of the 503s a draining gateway gives new calls: long enough for
@@ -245,6 +246,12 @@ impl Gateway {
         })
     }
 
+    /// Sets how the port allocator checks that a media port can be bound (the reactor's
+    /// probe; [`AssumeFree`] until set).
+    pub fn set_port_probe(&mut self, probe: Box<dyn PortProbe>) {
+        self.ports.probe = probe;
+    }
+
     /// Handles one input at `now` (monotonic) and `wall` (the wall clock read with it),
     /// calling the engines it binds through `engines`. Drain
     /// [`poll_output`](Self::poll_output) and the engines' outputs after every input.
@@ -407,11 +414,19 @@ impl Gateway {
         match sylkrtc::decode(text) {
             Decoded::Request(envelope) => self.handle_request(now, client, envelope, e),
             Decoded::Invalid { transaction, error } => {
-                log::info!("conn={log_id} sylkrtc: refused request: {error}");
+                drops::record(
+                    now,
+                    DropKind::SylkrtcRefused,
+                    format_args!("conn={log_id} refused request: {error}"),
+                );
                 self.reply(client, &transaction, Err(error.into()));
             }
             Decoded::Dropped(reason) => {
-                log::info!("conn={log_id} sylkrtc: dropped message: {reason}");
+                drops::record(
+                    now,
+                    DropKind::SylkrtcDropped,
+                    format_args!("conn={log_id} dropped message: {reason}"),
+                );
             }
         }
     }

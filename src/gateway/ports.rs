@@ -44,12 +44,41 @@ pub(super) struct CallPorts {
     pub pairs: Vec<u16>,
 }
 
+/// Whether a local UDP address can be bound now. The reactor's implementation binds and
+/// releases a socket; the gateway asks before it hands out a pair, because the SDP with the
+/// ports goes out before the reactor binds them, and a port another process holds (the
+/// kernel's ephemeral ports may overlap `media.rtp_ports`) would otherwise fail the call.
+pub trait PortProbe {
+    /// False when binding `addr` fails with "address in use".
+    fn is_free(&mut self, addr: SocketAddr) -> bool;
+}
+
+/// The probe of engines that bind nothing (tests): every port is free.
+#[derive(Debug, Default)]
+pub struct AssumeFree;
+
+impl PortProbe for AssumeFree {
+    fn is_free(&mut self, _addr: SocketAddr) -> bool {
+        true
+    }
+}
+
 /// The port range and the media settings.
 pub(super) struct MediaPorts {
     pub config: MediaConfig,
     ports: PortAllocator,
+    pub probe: Box<dyn PortProbe>,
     /// The certificate every call's DTLS presents (RFC 8827 sec. 6.5: one per process).
     identity: Arc<DtlsIdentity>,
+}
+
+impl std::fmt::Debug for MediaPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaPorts")
+            .field("config", &self.config)
+            .field("available", &self.ports.available())
+            .finish()
+    }
 }
 
 impl MediaPorts {
@@ -63,6 +92,7 @@ impl MediaPorts {
         Ok(MediaPorts {
             config,
             ports,
+            probe: Box::new(AssumeFree),
             identity,
         })
     }
@@ -78,12 +108,12 @@ impl MediaPorts {
     /// pair is not available goes on with audio only (the bridge then rejects video, port 0).
     pub fn allocate(&mut self, video: bool) -> Option<(CallPorts, CallAddrs)> {
         let ip = self.config.address;
-        let webrtc = self.ports.allocate()?;
-        let Some(audio) = self.ports.allocate() else {
+        let webrtc = self.take_pair()?;
+        let Some(audio) = self.take_pair() else {
             let _ = self.ports.release(webrtc.rtp);
             return None;
         };
-        let video = if video { self.ports.allocate() } else { None };
+        let video = if video { self.take_pair() } else { None };
         let mut pairs = vec![webrtc.rtp, audio.rtp];
         pairs.extend(video.map(|v| v.rtp));
         Some((
@@ -94,6 +124,35 @@ impl MediaPorts {
                 video: video.map(|v| SocketAddr::new(ip, v.rtp)),
             },
         ))
+    }
+
+    /// The next pair whose two ports can be bound, as Janus does: a pair another process
+    /// holds goes back to the end of the free list (it may be free again by its turn).
+    fn take_pair(&mut self) -> Option<media::rtp_leg::PortPair> {
+        let ip = self.config.address;
+        let mut busy = Vec::new();
+        let mut found = None;
+        for _ in 0..self.ports.available() {
+            let Some(pair) = self.ports.allocate() else {
+                break;
+            };
+            let rtcp = pair.rtcp;
+            if self.probe.is_free(SocketAddr::new(ip, pair.rtp))
+                && self.probe.is_free(SocketAddr::new(ip, rtcp))
+            {
+                found = Some(pair);
+                break;
+            }
+            log::info!(
+                "media: ports {}-{rtcp} are in use elsewhere; trying the next pair",
+                pair.rtp
+            );
+            busy.push(pair.rtp);
+        }
+        for rtp in busy {
+            let _ = self.ports.release(rtp);
+        }
+        found
     }
 
     /// Returns a call's ports.
@@ -140,4 +199,44 @@ impl MediaPorts {
 /// An offer that does not parse gets none (the bridge refuses it anyway).
 pub(super) fn offers_video(sdp: &str) -> bool {
     media::sdp::SessionDescription::parse(sdp.as_bytes()).is_ok_and(|d| d.has_active_video())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe that reports `busy` ports as held by another process.
+    struct Busy(Vec<u16>);
+
+    impl PortProbe for Busy {
+        fn is_free(&mut self, addr: SocketAddr) -> bool {
+            !self.0.contains(&addr.port())
+        }
+    }
+
+    /// Issue 16: a media port held by another process failed the call with 503 instead of
+    /// the next free pair being tried (as Janus does).
+    #[test]
+    fn pairs_in_use_elsewhere_are_skipped_and_kept_for_later() {
+        let config = MediaConfig {
+            rtp_ports: (40000, 40009),
+            ..crate::config::Config::default().media
+        };
+        let identity = Arc::new(media::webrtc_leg::DtlsIdentity::generate().expect("identity"));
+        let mut ports = MediaPorts::new(config, identity).expect("range");
+        // The first pair's RTCP port and the third pair's RTP port are taken.
+        ports.probe = Box::new(Busy(vec![40001, 40004]));
+        let (taken, addrs) = ports.allocate(false).expect("a call's ports");
+        assert_eq!(addrs.webrtc.port(), 40002);
+        assert_eq!(addrs.audio.port(), 40006);
+        assert_eq!(ports.available(), 3, "the busy pairs stay in the pool");
+        ports.release(&taken);
+        ports.probe = Box::new(AssumeFree);
+        let (_, addrs) = ports.allocate(false).expect("ports");
+        assert_eq!(addrs.webrtc.port(), 40008, "busy pairs went to the back");
+        // Every pair busy: no ports, nothing lost.
+        ports.probe = Box::new(Busy((40000..40010).collect()));
+        assert!(ports.allocate(false).is_none());
+        assert_eq!(ports.available(), 3);
+    }
 }

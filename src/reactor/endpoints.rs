@@ -35,6 +35,8 @@ pub struct ReactorStats {
     iterations: Histogram,
     /// The longest such time since start.
     longest: Duration,
+    /// Iterations that took more than 2 ms (every socket waited that long).
+    over_2ms: u64,
     /// WebSocket sessions opened, by [dialect v1, v2] x [ws, wss].
     sessions_opened: [[u64; 2]; 2],
     /// Connections refused at accept, by [`Refusal`].
@@ -48,6 +50,7 @@ impl Default for ReactorStats {
         ReactorStats {
             iterations: Histogram::new(FAST_BOUNDS_US),
             longest: Duration::ZERO,
+            over_2ms: 0,
             sessions_opened: [[0; 2]; 2],
             refused: [0; 2],
             endpoint_requests: [0; 4],
@@ -81,6 +84,19 @@ impl ReactorStats {
     pub fn iteration(&mut self, d: Duration) {
         self.iterations.observe(d);
         self.longest = self.longest.max(d);
+        if d > Duration::from_millis(2) {
+            self.over_2ms += 1;
+        }
+    }
+
+    /// Logs the iteration figures (at exit; the soak reads the line).
+    pub fn log_iterations(&self) {
+        log::info!(
+            "reactor: {} iterations, longest {} us, {} over 2 ms",
+            self.iterations.count(),
+            self.longest.as_micros(),
+            self.over_2ms
+        );
     }
 
     /// A WebSocket handshake completed.

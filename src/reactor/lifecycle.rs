@@ -75,6 +75,7 @@ impl Reactor {
             Lifecycle::Draining { deadline } => {
                 if self.nothing_in_progress() {
                     log::info!("drained: nothing left in progress");
+                    self.stats.log_iterations();
                     Next::Exit
                 } else if now >= deadline {
                     self.stop(now, "drain timeout");
@@ -91,6 +92,7 @@ impl Reactor {
                         self.websocket_count(),
                         self.stats.longest().as_micros()
                     );
+                    self.stats.log_iterations();
                     Next::Exit
                 } else {
                     Next::Continue
@@ -131,6 +133,7 @@ impl Reactor {
         if self.lifecycle != Lifecycle::Running {
             return;
         }
+        self.log_census();
         if self.drain_timeout.is_zero() {
             self.stop(now, why);
             return;

@@ -16,9 +16,24 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::token::{self, Generations, TokenKind};
+use crate::gateway::PortProbe;
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Switchboard};
 use media::bridge::BridgeTransmit;
 
-use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Switchboard};
+/// [`PortProbe`] by binding: a port that cannot be bound because another socket holds it is
+/// not free. The socket is closed again at once; the reactor binds the port for real within
+/// the same turn, so only another process could take it in between.
+#[derive(Debug, Default)]
+pub struct BindProbe;
+
+impl PortProbe for BindProbe {
+    fn is_free(&mut self, addr: SocketAddr) -> bool {
+        match std::net::UdpSocket::bind(addr) {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::AddrInUse,
+        }
+    }
+}
 
 /// Sockets per call at most: WebRTC + audio RTP/RTCP + video RTP/RTCP.
 const MAX_SOCKETS_PER_CALL: usize = 5;
@@ -94,6 +109,11 @@ impl MediaSockets {
         });
         self.by_media.insert(media, key);
         Ok(())
+    }
+
+    /// Calls with sockets open.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     /// Closes a call's sockets.

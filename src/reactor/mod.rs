@@ -31,6 +31,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use engine::drops::{self, DropKind};
 use engine::Deadlines;
 
 use crate::config::Config;
@@ -41,10 +42,12 @@ pub use endpoints::ReactorStats;
 use endpoints::Refusal;
 use lifecycle::{Lifecycle, Next};
 pub use lifecycle::{Reload, SHUTDOWN_GRACE};
+pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 pub use msrp_sockets::MsrpAddresses;
 use msrp_sockets::MsrpSockets;
 use sip_sockets::SipSockets;
+use stream::ReadStatus;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
 
@@ -115,6 +118,12 @@ pub struct Reactor {
     scratch: Vec<u8>,
     /// Streams touched in this iteration, to flush and re-arm once.
     touched: Vec<usize>,
+    /// Sockets whose read budget ran out (or whose reads resume): read again next turn, in
+    /// order, each once per turn (round-robin; readiness is edge-triggered, so nothing
+    /// else would wake us for them).
+    more_reads: Vec<Token>,
+    /// The turn's copy of `more_reads` being served.
+    serving: Vec<Token>,
     /// Origin of the timer grid.
     epoch: Instant,
     /// The store's worker has results not collected yet.
@@ -265,6 +274,8 @@ impl Reactor {
             started: SystemTime::now(),
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
+            more_reads: Vec::new(),
+            serving: Vec::new(),
             epoch: Instant::now(),
             store_backlog: false,
         }
@@ -294,8 +305,9 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout = if self.store_backlog {
-                // Store results are waiting (their waker fired already): do not sleep.
+            let timeout = if self.store_backlog || !self.more_reads.is_empty() {
+                // Store results are waiting (their waker fired already) or sockets have
+                // unread input: look for new events without sleeping.
                 Some(Duration::ZERO)
             } else {
                 self.next_deadline(engines_deadline)
@@ -308,6 +320,17 @@ impl Reactor {
             }
             let woke = Instant::now();
             self.board.set_wall_clock(SystemTime::now());
+            // Last turn's unfinished reads first, then the new events: each socket gets at
+            // most a budget per turn in each, so no peer can starve the others.
+            std::mem::swap(&mut self.more_reads, &mut self.serving);
+            let mut serving = std::mem::take(&mut self.serving);
+            for &token in &serving {
+                if self.dispatch(woke, token, false) == Next::Exit {
+                    return Ok(());
+                }
+            }
+            serving.clear();
+            self.serving = serving;
             for event in events.iter() {
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
                     return Ok(());
@@ -362,7 +385,11 @@ impl Reactor {
             }
             // Collected below, a bounded number per iteration.
             TokenKind::Store => self.store_backlog = true,
-            TokenKind::SipUdp => self.sip.read_udp(now, &mut self.board, &mut self.scratch),
+            TokenKind::SipUdp => {
+                if self.sip.read_udp(now, &mut self.board, &mut self.scratch) == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
             TokenKind::Dns => self
                 .sip
                 .read_dns(parts.key, now, &mut self.board, &mut self.scratch),
@@ -373,26 +400,36 @@ impl Reactor {
                 &mut self.generations,
                 &mut self.board,
             ),
-            TokenKind::SipStream => self.sip.stream_ready(
-                parts.key,
-                parts.generation,
-                now,
-                self.poll.registry(),
-                &mut self.board,
-                &mut self.scratch,
-            ),
+            TokenKind::SipStream => {
+                let status = self.sip.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
             TokenKind::MsrpListener => {
                 self.msrp
                     .accept(parts.key, now, self.poll.registry(), &mut self.generations)
             }
-            TokenKind::MsrpStream => self.msrp.stream_ready(
-                parts.key,
-                parts.generation,
-                now,
-                self.poll.registry(),
-                &mut self.board,
-                &mut self.scratch,
-            ),
+            TokenKind::MsrpStream => {
+                let status = self.msrp.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
             TokenKind::WsConn => {
                 let Some(s) = self.streams.get_mut(parts.key) else {
                     return Next::Continue;
@@ -401,14 +438,24 @@ impl Reactor {
                     return Next::Continue; // stale event for a connection whose key was reused
                 }
                 // Read on every event: errors and hang-ups are reported as readable too.
-                s.read_ready(now, &mut self.scratch);
+                let status = s.read_ready(now, &mut self.scratch);
                 if writable {
                     s.write_ready(now);
                 }
                 self.touched.push(parts.key);
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
             }
         }
         Next::Continue
+    }
+
+    /// Queues `token` for a read on the next turn (once).
+    fn read_again(&mut self, token: Token) {
+        if !self.more_reads.contains(&token) {
+            self.more_reads.push(token);
+        }
     }
 
     fn accept(&mut self, now: Instant, index: usize) {
@@ -437,7 +484,11 @@ impl Reactor {
                     Refusal::ConnectionLimit
                 };
                 self.stats.refused(why);
-                log::warn!("refusing connection from {peer}: {why:?}");
+                drops::record(
+                    now,
+                    DropKind::WsConnectionLimit,
+                    format_args!("refusing connection from {peer}: {why:?}"),
+                );
                 if listener.tls.is_none() {
                     let _ = socket.write(
                         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -474,7 +525,8 @@ impl Reactor {
                 log::warn!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            log::info!(
+            // DEBUG: anyone can open connections; the WebSocket open below is the INFO line.
+            log::debug!(
                 "conn={log_id} accepted from {peer} ({})",
                 if tls.is_some() { "wss" } else { "ws" }
             );
@@ -494,6 +546,7 @@ impl Reactor {
                 interest: Interest::READABLE,
                 armed_timeout: None,
                 dead: false,
+                read_paused: false,
             });
             self.touched.push(key);
         }
@@ -538,6 +591,9 @@ impl Reactor {
             self.flush_and_rearm(now, key);
         }
         self.touched = touched;
+        while let Some(token) = self.sip.resumed.pop() {
+            self.read_again(token);
+        }
     }
 
     /// Hands a stream's WebSocket events to the switchboard. Returns whether any arrived.
@@ -592,6 +648,9 @@ impl Reactor {
             self.reap(now, key);
             return;
         }
+        let resumed = s
+            .take_resumed()
+            .then(|| token::encode(TokenKind::WsConn, key, s.generation));
         let wanted = if s.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -613,6 +672,9 @@ impl Reactor {
             s.armed_timeout = deadline;
             self.timers.set(key, deadline);
         }
+        if let Some(token) = resumed {
+            self.read_again(token);
+        }
     }
 
     /// Drops a finished connection, telling the gateway if it had not heard yet.
@@ -627,7 +689,7 @@ impl Reactor {
         }
         s.shutdown();
         let _ = self.poll.registry().deregister(&mut s.socket);
-        log::info!("conn={} connection from {} released", s.log_id, s.peer);
+        log::debug!("conn={} connection from {} released", s.log_id, s.peer);
         // The gateway may have produced output (un-REGISTERs, other clients) while cleaning up.
         self.run_commands(now);
     }
@@ -703,6 +765,22 @@ impl Reactor {
         any |= self.board.route_bridge_events(now);
         any |= self.board.route_msrps(now);
         any
+    }
+
+    /// Logs what is held at this moment, for leak checks from outside (the soak and fault
+    /// tests read it at SIGTERM).
+    fn log_census(&self) {
+        log::info!(
+            "reactor: census websockets={} calls={} accounts={} media_sockets={} sip_flows={} sip_connections={} sip_calls={} bridges={}",
+            self.streams.len(),
+            self.board.gateway().call_count(),
+            self.board.gateway().account_count(),
+            self.media.call_count(),
+            self.board.sip().stream_count(),
+            self.sip.connection_count(),
+            self.board.sip().call_count(),
+            self.board.bridges.len(),
+        );
     }
 }
 

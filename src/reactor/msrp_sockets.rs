@@ -21,7 +21,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use slab::Slab;
 
-use super::stream::{self, ByteQueue};
+use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::{Claim, MsrpId, Switchboard, MAX_CLAIM_BYTES};
 use msrp::MsrpTransmit;
@@ -234,7 +234,8 @@ impl MsrpSockets {
         Some(key)
     }
 
-    /// Readiness on connection `key`.
+    /// Readiness on connection `key`: reads at most [`READ_BUDGET`] bytes (the reactor reads
+    /// again next turn on [`ReadStatus::More`], so one peer cannot starve the others).
     pub fn stream_ready(
         &mut self,
         key: usize,
@@ -243,12 +244,12 @@ impl MsrpSockets {
         registry: &Registry,
         board: &mut Switchboard,
         buf: &mut [u8],
-    ) {
+    ) -> ReadStatus {
         let Some(c) = self.conns.get_mut(key) else {
-            return;
+            return ReadStatus::Drained;
         };
         if c.generation != generation {
-            return;
+            return ReadStatus::Drained;
         }
         if c.connecting {
             match (c.socket.take_error(), c.socket.peer_addr()) {
@@ -258,16 +259,18 @@ impl MsrpSockets {
                         board.handle_msrp_connected(now, id);
                     }
                 }
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return,
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                    return ReadStatus::Drained
+                }
                 _ => {
                     log::info!("msrp: connection to {} failed", c.remote);
                     self.close(key, now, registry, board);
-                    return;
+                    return ReadStatus::Closed;
                 }
             }
         }
         let Some(c) = self.conns.get_mut(key) else {
-            return;
+            return ReadStatus::Closed;
         };
         let MsrpSocket {
             socket,
@@ -278,27 +281,28 @@ impl MsrpSockets {
         } = c;
         let mut refused = false;
         let mut bound = None;
-        let eof = stream::read_available(socket, tls.as_deref_mut(), buf, &mut |bytes| {
-            if refused {
-                return;
-            }
-            if let Some(id) = *engine {
-                board.handle_msrp_data(now, id, bytes);
-                return;
-            }
-            claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
-            match board.claim_msrp(claim) {
-                Claim::NeedMore => {}
-                Claim::Refuse => refused = true,
-                Claim::Session(id) => {
-                    *engine = Some(id);
-                    bound = Some(id);
-                    board.handle_msrp_connected(now, id);
-                    board.handle_msrp_data(now, id, claim);
-                    *claim = Vec::new();
+        let status =
+            stream::read_available(socket, tls.as_deref_mut(), buf, READ_BUDGET, &mut |bytes| {
+                if refused {
+                    return;
                 }
-            }
-        });
+                if let Some(id) = *engine {
+                    board.handle_msrp_data(now, id, bytes);
+                    return;
+                }
+                claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
+                match board.claim_msrp(claim) {
+                    Claim::NeedMore => {}
+                    Claim::Refuse => refused = true,
+                    Claim::Session(id) => {
+                        *engine = Some(id);
+                        bound = Some(id);
+                        board.handle_msrp_connected(now, id);
+                        board.handle_msrp_data(now, id, claim);
+                        *claim = Vec::new();
+                    }
+                }
+            });
         if let Some(id) = bound {
             self.claims.cancel(key);
             self.by_engine.insert(id, key);
@@ -310,13 +314,14 @@ impl MsrpSockets {
             );
             self.refused += 1;
             self.drop_socket(key, registry);
-            return;
+            return ReadStatus::Closed;
         }
-        if eof {
+        if status == ReadStatus::Closed {
             self.close(key, now, registry, board);
-            return;
+            return status;
         }
         self.flush(key, now, registry, board);
+        status
     }
 
     /// Carries out one transmit of `id`'s engine.

@@ -14,13 +14,24 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use slab::Slab;
 
-use super::stream::{self, ByteQueue};
+use engine::drops::{self, DropKind};
+use mio::Token;
+
+use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::Switchboard;
+use sip::framing;
 use sip::transport::{FlowId, SipTransmit};
 
 /// Most bytes queued for one SIP connection before it is closed (a peer that stops reading).
 const MAX_STREAM_QUEUE: usize = 4 * 1024 * 1024;
+/// Reading a SIP connection pauses while this much output waits for it: a peer that sends
+/// requests (or keep-alive pings) and never reads the answers is pushed back on by TCP flow
+/// control instead of growing our queue.
+const PAUSE_READ_QUEUE: usize = 64 * 1024;
+/// Datagrams read from the SIP UDP socket per reactor turn (each is parsed: a flood must
+/// not starve the WebSocket clients and the media).
+const UDP_BUDGET: usize = 64;
 /// Receive buffer asked for on the SIP UDP socket.
 const SIP_UDP_RCVBUF: usize = 4 * 1024 * 1024;
 /// Listener keys inside [`TokenKind::SipListener`].
@@ -66,6 +77,11 @@ struct SipConnection {
     /// Outbound connect still in progress.
     connecting: bool,
     interest: Interest,
+    /// An RFC 5626 pong waits in `out`: further ones are coalesced into it (a peer that
+    /// pings without reading gets one pong, not one per ping).
+    pong_queued: bool,
+    /// A read was skipped because `out` was over [`PAUSE_READ_QUEUE`].
+    read_paused: bool,
 }
 
 /// The SIP side's sockets.
@@ -79,6 +95,9 @@ pub struct SipSockets {
     by_flow: HashMap<FlowId, usize>,
     /// Datagrams the kernel would not take (UDP retransmission recovers them).
     pub dropped_sends: u64,
+    /// Connections whose reads resumed after their output drained: the reactor reads them
+    /// on its next turn (readiness is edge-triggered).
+    pub resumed: Vec<Token>,
 }
 
 impl SipSockets {
@@ -166,7 +185,13 @@ impl SipSockets {
             connections: Slab::new(),
             by_flow: HashMap::new(),
             dropped_sends: 0,
+            resumed: Vec::new(),
         })
+    }
+
+    /// SIP TCP/TLS connections open.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
     }
 
     /// Whether there is a SIP TLS listener.
@@ -194,17 +219,23 @@ impl SipSockets {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// Reads every datagram waiting on the SIP UDP socket.
-    pub fn read_udp(&mut self, now: Instant, board: &mut Switchboard, buf: &mut [u8]) {
-        loop {
+    /// Reads up to a turn's budget of datagrams from the SIP UDP socket.
+    pub fn read_udp(
+        &mut self,
+        now: Instant,
+        board: &mut Switchboard,
+        buf: &mut [u8],
+    ) -> ReadStatus {
+        for _ in 0..UDP_BUDGET {
             match self.udp.recv_from(buf) {
                 Ok((n, from)) => board.handle_sip_datagram(now, from, &buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStatus::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors surface here on Linux; they concern one datagram, not the socket.
                 Err(_) => {}
             }
         }
+        ReadStatus::More
     }
 
     /// Reads every DNS answer waiting on resolver socket `key`.
@@ -246,7 +277,11 @@ impl SipSockets {
             };
             let tls = key == TLS_LISTENER;
             let Some(flow) = board.handle_sip_stream_accepted(now, tls, remote) else {
-                log::warn!("sip: refusing connection from {remote}: too many connections");
+                drops::record(
+                    now,
+                    DropKind::SipConnectionLimit,
+                    format_args!("refusing connection from {remote}: too many connections"),
+                );
                 continue;
             };
             let tls = match (&self.tls_server, tls) {
@@ -304,12 +339,15 @@ impl SipSockets {
             out: ByteQueue::default(),
             connecting,
             interest,
+            pong_queued: false,
+            read_paused: false,
         });
         self.by_flow.insert(flow, key);
         true
     }
 
-    /// Readiness on SIP connection `key`.
+    /// Readiness on SIP connection `key`: finishes a connect, reads up to a turn's budget
+    /// (unless the peer leaves our output unread) and writes.
     pub fn stream_ready(
         &mut self,
         key: usize,
@@ -318,35 +356,47 @@ impl SipSockets {
         registry: &Registry,
         board: &mut Switchboard,
         buf: &mut [u8],
-    ) {
+    ) -> ReadStatus {
         let Some(c) = self.connections.get_mut(key) else {
-            return;
+            return ReadStatus::Closed;
         };
         if c.generation != generation {
-            return;
+            return ReadStatus::Closed;
         }
         if c.connecting {
             // RFC-less but classic: a non-blocking connect is done when the socket turns
             // writable; SO_ERROR (or a missing peer address) tells whether it worked.
             match (c.socket.take_error(), c.socket.peer_addr()) {
                 (Ok(None), Ok(_)) => c.connecting = false,
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return,
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                    return ReadStatus::Drained
+                }
                 _ => {
                     log::info!("sip: connection to {} failed", c.remote);
                     self.close(key, now, registry, board);
-                    return;
+                    return ReadStatus::Closed;
                 }
             }
         }
-        let flow = c.flow;
-        let eof = stream::read_available(&mut c.socket, c.tls.as_deref_mut(), buf, &mut |bytes| {
-            board.handle_sip_stream_data(now, flow, bytes)
-        });
-        if eof {
+        let status = if c.out.len() > PAUSE_READ_QUEUE {
+            c.read_paused = true;
+            ReadStatus::Drained
+        } else {
+            let flow = c.flow;
+            stream::read_available(
+                &mut c.socket,
+                c.tls.as_deref_mut(),
+                buf,
+                READ_BUDGET,
+                &mut |bytes| board.handle_sip_stream_data(now, flow, bytes),
+            )
+        };
+        if status == ReadStatus::Closed {
             self.close(key, now, registry, board);
-            return;
+            return status;
         }
         self.flush(key, now, registry, board);
+        status
     }
 
     /// Executes one SIP transmit of the SIP stack.
@@ -407,11 +457,27 @@ impl SipSockets {
                 let Some(c) = self.connections.get_mut(key) else {
                     return;
                 };
+                // A lone CRLF on a stream is only ever a keep-alive pong (RFC 5626 section
+                // 3.5.1); one waiting is as good as many.
+                let pong = bytes == framing::PONG;
+                if pong && c.pong_queued {
+                    drops::record(
+                        now,
+                        DropKind::SipPongCoalesced,
+                        format_args!("keep-alive pong to {} coalesced", c.remote),
+                    );
+                    return;
+                }
                 if c.out.len() + bytes.len() > MAX_STREAM_QUEUE {
-                    log::warn!("sip: connection to {} is not reading; closing it", c.remote);
+                    drops::record(
+                        now,
+                        DropKind::SipStreamClosed,
+                        format_args!("connection to {} is not reading; closing it", c.remote),
+                    );
                     self.close(key, now, registry, board);
                     return;
                 }
+                c.pong_queued |= pong;
                 c.out.push(&bytes);
                 self.flush(key, now, registry, board);
             }
@@ -446,6 +512,14 @@ impl SipSockets {
             log::info!("sip: write to {} failed: {e}", c.remote);
             self.close(key, now, registry, board);
             return;
+        }
+        if c.out.is_empty() {
+            c.pong_queued = false;
+        }
+        if c.read_paused && c.out.len() <= PAUSE_READ_QUEUE {
+            c.read_paused = false;
+            self.resumed
+                .push(token::encode(TokenKind::SipStream, key, c.generation));
         }
         let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
         let interest = if wants_write {

@@ -1,6 +1,9 @@
 //! Moving bytes between a non-blocking TCP socket, optional TLS, and an engine. Shared by
-//! WebSocket clients and SIP connections. Reads are drained to `WouldBlock` (mio readiness
-//! is edge-triggered).
+//! WebSocket clients and SIP connections.
+//!
+//! Reads are bounded: one call reads at most a budget of bytes, so one peer that keeps its
+//! socket full cannot starve the others (mio readiness is edge-triggered, so the reactor
+//! remembers a connection whose budget ran out and reads it again on its next turn).
 
 use std::io::{self, Read, Write};
 
@@ -10,6 +13,22 @@ use rustls::Connection;
 /// Plaintext handed to rustls per call: one TLS record's worth, so the queue stays with the
 /// engine (where its limit applies) instead of growing unbounded inside rustls.
 const TLS_CHUNK: usize = 16 * 1024;
+
+/// Bytes one connection may read per reactor turn: a few reads of the scratch buffer, enough
+/// for any legitimate burst (an SDP offer is a few KiB), small enough that a flooding peer
+/// costs the others well under a millisecond per turn.
+pub const READ_BUDGET: usize = 16 * 1024;
+
+/// How a bounded read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The socket said `WouldBlock`: wait for the next readiness event.
+    Drained,
+    /// The budget ran out with the socket possibly still readable: read again next turn.
+    More,
+    /// End of stream or a fatal error: the connection is over.
+    Closed,
+}
 
 /// Output waiting for a socket.
 pub trait Outgoing {
@@ -51,17 +70,18 @@ impl Outgoing for ByteQueue {
     }
 }
 
-/// Reads everything available, handing plaintext to `deliver`. Returns true on EOF or a
-/// fatal error (the connection is over).
+/// Reads up to `budget` bytes from the socket (ciphertext for TLS), handing plaintext to
+/// `deliver`.
 pub fn read_available(
     socket: &mut TcpStream,
     tls: Option<&mut Connection>,
     buf: &mut [u8],
+    budget: usize,
     deliver: &mut dyn FnMut(&[u8]),
-) -> bool {
+) -> ReadStatus {
     match tls {
-        None => read_plain(socket, buf, deliver),
-        Some(tls) => read_tls(socket, tls, buf, deliver),
+        None => read_plain(socket, buf, budget, deliver),
+        Some(tls) => read_tls(socket, tls, buf, budget, deliver),
     }
 }
 
@@ -77,14 +97,26 @@ pub fn write_available(
     }
 }
 
-fn read_plain(socket: &mut TcpStream, buf: &mut [u8], deliver: &mut dyn FnMut(&[u8])) -> bool {
+fn read_plain(
+    socket: &mut TcpStream,
+    buf: &mut [u8],
+    mut budget: usize,
+    deliver: &mut dyn FnMut(&[u8]),
+) -> ReadStatus {
     loop {
-        match socket.read(buf) {
-            Ok(0) => return true,
-            Ok(n) => deliver(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+        if budget == 0 {
+            return ReadStatus::More;
+        }
+        let len = buf.len().min(budget);
+        match socket.read(&mut buf[..len]) {
+            Ok(0) => return ReadStatus::Closed,
+            Ok(n) => {
+                budget -= n;
+                deliver(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStatus::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
+            Err(_) => return ReadStatus::Closed,
         }
     }
 }
@@ -93,15 +125,19 @@ fn read_tls(
     socket: &mut TcpStream,
     tls: &mut Connection,
     buf: &mut [u8],
+    mut budget: usize,
     deliver: &mut dyn FnMut(&[u8]),
-) -> bool {
+) -> ReadStatus {
     loop {
+        if budget == 0 {
+            return ReadStatus::More;
+        }
         match tls.read_tls(socket) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Ok(0) => return ReadStatus::Closed,
+            Ok(n) => budget = budget.saturating_sub(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStatus::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return true,
+            Err(_) => return ReadStatus::Closed,
         }
         let state = match tls.process_new_packets() {
             Ok(state) => state,
@@ -109,7 +145,7 @@ fn read_tls(
                 log::info!("tls: handshake or record error: {e}");
                 // Send the alert rustls queued, then give up on the connection.
                 let _ = tls.write_tls(socket);
-                return true;
+                return ReadStatus::Closed;
             }
         };
         let mut plain = state.plaintext_bytes_to_read();
@@ -124,7 +160,7 @@ fn read_tls(
             }
         }
         if state.peer_has_closed() {
-            return true;
+            return ReadStatus::Closed;
         }
     }
 }

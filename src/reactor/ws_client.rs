@@ -7,7 +7,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 use rustls::Connection;
 
-use super::stream::{self, Outgoing};
+use super::stream::{self, Outgoing, ReadStatus, READ_BUDGET};
 use crate::gateway::ConnRef;
 use crate::ws::WsConnection;
 
@@ -45,25 +45,46 @@ pub struct ClientStream {
     pub armed_timeout: Option<Instant>,
     /// The socket failed or reached EOF: no more reads or writes.
     pub dead: bool,
+    /// A read was skipped because the engine wanted no input (output backlog).
+    pub read_paused: bool,
 }
 
 impl ClientStream {
-    /// Reads everything available into the engine. `scratch` is the reactor's shared buffer.
-    pub fn read_ready(&mut self, now: Instant, scratch: &mut [u8]) {
+    /// Reads up to one turn's budget into the engine, unless the engine wants no input now
+    /// (its client does not read our output). `scratch` is the reactor's shared buffer.
+    /// Returns [`ReadStatus::More`] when the socket may hold more for the next turn.
+    pub fn read_ready(&mut self, now: Instant, scratch: &mut [u8]) -> ReadStatus {
         if self.dead {
-            return;
+            return ReadStatus::Closed;
+        }
+        if !self.ws.wants_input() {
+            // Left in the kernel: TCP flow control pushes back on the client. The reactor
+            // reads again once the output drained (see `Reactor::flush_and_rearm`).
+            self.read_paused = true;
+            return ReadStatus::Drained;
         }
         let ws = &mut self.ws;
-        let eof = stream::read_available(
+        let status = stream::read_available(
             &mut self.socket,
             self.tls.as_deref_mut(),
             scratch,
+            READ_BUDGET,
             &mut |bytes| ws.handle_input(now, bytes),
         );
-        if eof {
+        if status == ReadStatus::Closed {
             self.dead = true;
             self.ws.handle_eof(now);
         }
+        status
+    }
+
+    /// True once, when reading was paused and the engine wants input again.
+    pub fn take_resumed(&mut self) -> bool {
+        if self.read_paused && !self.dead && self.ws.wants_input() {
+            self.read_paused = false;
+            return true;
+        }
+        false
     }
 
     /// Writes as much pending output as the socket takes. Errors mark the stream dead.

@@ -494,7 +494,7 @@ fn options_and_unknown_methods_are_answered() {
         let msg = format!(
             "{method} sip:x@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{method};rport\r\n\
              From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: {method}@b\r\nCSeq: 1 {method}\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+             Contact: <sip:a@10.0.0.1>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         g.handle_sip_datagram(t0, peer, msg.as_bytes());
         let (_, sip) = drain(&mut g);
@@ -1255,6 +1255,48 @@ fn sip_srtp_auto_late_offer_is_plain() {
     let d = drain_all(&mut g);
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
     assert_eq!(g.gateway().call_count(), 1);
+}
+
+/// Issue 16: a browser offer without ICE credentials or a DTLS fingerprint was acked and
+/// dialled although the call could never connect. It is refused with an error naming what
+/// is missing, and nothing is sent to SIP nor any media port taken.
+#[test]
+fn browser_offer_without_ice_credentials_or_fingerprint_is_refused_before_dialling() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@example.test", "a"));
+    drain_all(&mut g);
+    let free = g.gateway.media_pairs_available();
+    for (i, (strip, says)) in [
+        ("a=ice-ufrag:", "no ICE credentials"),
+        ("a=ice-pwd:", "no ICE credentials"),
+        ("a=fingerprint:", "no DTLS fingerprint"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sdp: String = CHROME_OFFER
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with(strip))
+            .collect();
+        let tx = format!("c{i}");
+        request(
+            &mut g,
+            t0,
+            c,
+            json!({"sylkrtc":"session-create","transaction":tx,"account":"alice@example.test",
+                   "session":format!("s{i}"),"uri":"bob@127.0.0.1:5099","sdp":sdp}),
+        );
+        let d = drain_all(&mut g);
+        assert_eq!(d.texts.len(), 1, "{:#?}", d.texts);
+        assert_eq!(d.texts[0]["sylkrtc"], "error", "{:#?}", d.texts);
+        let error = d.texts[0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{error}");
+        assert!(d.sip.is_empty(), "nothing dialled: {:?}", d.sip);
+        assert!(d.opened.is_empty());
+        assert_eq!(g.gateway.media_pairs_available(), free);
+    }
 }
 
 #[test]

@@ -12,6 +12,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
+use engine::drops::{self, DropKind};
+
 use super::http::{handle_request, Endpoint, Service, Upgrade};
 use crate::sylkrtc::Dialect;
 
@@ -32,6 +34,8 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 pub struct WsLimits {
     /// Allowed origins (`*` = any).
     pub origins: Vec<String>,
+    /// With an allow-list, let requests without an Origin header through.
+    pub allow_missing_origin: bool,
     /// Largest message and frame from the client.
     pub max_message_size: usize,
     /// Largest output waiting for the socket before the connection is closed.
@@ -278,6 +282,14 @@ impl WsConnection {
         }
     }
 
+    /// Whether the reactor should read from the socket now: not while half the output limit
+    /// waits for a client that does not read (its requests would only queue more replies;
+    /// TCP flow control then pushes back on it), and not once the connection is done.
+    pub fn wants_input(&self) -> bool {
+        !matches!(self.state, State::Done)
+            && self.wire.output.len() <= self.limits.max_queued_output / 2
+    }
+
     /// Bytes queued for the socket.
     pub fn queued_output(&self) -> usize {
         self.wire.output.len()
@@ -301,6 +313,11 @@ impl WsConnection {
             return;
         }
         if self.wire.output.len() + text.len() > self.limits.max_queued_output {
+            drops::record(
+                now,
+                DropKind::WsOutputOverflow,
+                format_args!("closing a connection whose client does not read"),
+            );
             self.close(now, CloseCode::Policy, "output queue overflow");
             return;
         }
@@ -308,8 +325,22 @@ impl WsConnection {
     }
 
     /// Starts the closing handshake with `code` (RFC 6455 section 7.1.2). Before the
-    /// handshake completed the socket is just dropped.
+    /// handshake completed the socket is just dropped. Messages received but not yet polled
+    /// are discarded: nothing more from this client is processed (section 1.4: after sending
+    /// a Close frame an endpoint needs no further data).
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) {
+        let before = self.events.len();
+        self.events.retain(|e| !matches!(e, WsEvent::Text(_)));
+        if self.events.len() < before {
+            drops::record(
+                now,
+                DropKind::WsAfterClose,
+                format_args!(
+                    "{} queued messages discarded on close",
+                    before - self.events.len()
+                ),
+            );
+        }
         match std::mem::replace(&mut self.state, State::Done) {
             State::Open { mut ctx } => {
                 let frame = CloseFrame {
@@ -378,7 +409,12 @@ impl WsConnection {
             State::Handshake { deadline } => deadline,
             _ => now,
         };
-        match handle_request(pending, &self.limits.origins, &self.service) {
+        match handle_request(
+            pending,
+            &self.limits.origins,
+            self.limits.allow_missing_origin,
+            &self.service,
+        ) {
             Upgrade::Endpoint { endpoint, head } => {
                 self.wire.input.clear();
                 self.wire.read_pos = 0;
@@ -391,7 +427,10 @@ impl WsConnection {
                 }
             }
             Upgrade::Reject { status, response } => {
-                log::debug!("ws: upgrade refused with {status}");
+                drops::record_quiet(
+                    DropKind::WsUpgradeRefused,
+                    format_args!("upgrade refused with {status}"),
+                );
                 self.wire.output.extend_from_slice(response.as_bytes());
                 self.wire.input.clear();
                 self.wire.read_pos = 0;
@@ -428,10 +467,24 @@ impl WsConnection {
                 State::Handshake { .. } | State::Endpoint { .. } | State::Done => return,
             };
             match ctx.read(&mut self.wire) {
-                Ok(Message::Text(text)) => self.events.push_back(WsEvent::Text(text.to_string())),
+                Ok(Message::Text(text)) => {
+                    if let State::Open { .. } = self.state {
+                        self.events.push_back(WsEvent::Text(text.to_string()));
+                    } else {
+                        drops::record(
+                            now,
+                            DropKind::WsAfterClose,
+                            format_args!("message received while closing"),
+                        );
+                    }
+                }
                 Ok(Message::Binary(data)) => {
                     // sylkRTC is JSON text only; SylkServer logs and ignores binary frames.
-                    log::info!("ws: ignoring a binary frame of {} bytes", data.len());
+                    drops::record(
+                        now,
+                        DropKind::WsBinaryFrame,
+                        format_args!("ignoring a binary frame of {} bytes", data.len()),
+                    );
                 }
                 Ok(Message::Pong(_)) => self.pong_deadline = None,
                 Ok(Message::Ping(_) | Message::Frame(_)) => {}
@@ -479,7 +532,11 @@ impl WsConnection {
             self.finish(reason);
             return;
         }
-        log::info!("ws: closing with {}: {e}", u16::from(code));
+        drops::record(
+            now,
+            DropKind::WsProtocolError,
+            format_args!("closing with {}: {e}", u16::from(code)),
+        );
         // RFC 6455 section 7.1.7, "Fail the WebSocket Connection": send our close frame and
         // drop the connection without waiting; the input may be desynchronised anyway.
         self.close(now, code, "");

@@ -91,13 +91,26 @@ impl Service {
     };
 }
 
-/// Decides on an upgrade request. `origins` is the allow-list (`*` allows any and none).
-pub fn handle_upgrade_request(input: &[u8], origins: &[String]) -> Upgrade {
-    handle_request(input, origins, &Service::WEB)
+/// Decides on an upgrade request. `origins` is the allow-list (`*` allows any and none);
+/// with a list, a request without an Origin header passes when `allow_missing_origin`
+/// (RFC 6455 section 10.2: the check protects against browser pages, which always send one;
+/// RFC 6454 section 7.3: `null` is an opaque origin and never matches a list entry).
+pub fn handle_upgrade_request(
+    input: &[u8],
+    origins: &[String],
+    allow_missing_origin: bool,
+) -> Upgrade {
+    handle_request(input, origins, allow_missing_origin, &Service::WEB)
 }
 
-/// Decides on a request to a listener that serves `service`.
-pub fn handle_request(input: &[u8], origins: &[String], service: &Service) -> Upgrade {
+/// Decides on a request to a listener that serves `service` (Origin rules as
+/// [`handle_upgrade_request`]).
+pub fn handle_request(
+    input: &[u8],
+    origins: &[String],
+    allow_missing_origin: bool,
+    service: &Service,
+) -> Upgrade {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let consumed = match req.parse(input) {
@@ -213,12 +226,13 @@ pub fn handle_request(input: &[u8], origins: &[String], service: &Service) -> Up
         return reject(400, "Bad Request", &[], "invalid Sec-WebSocket-Key\n");
     }
     let origin = header("Origin").next().map(str::to_owned);
-    let any_origin = origins.iter().any(|o| o == "*");
-    if !any_origin
-        && !origin
-            .as_ref()
-            .is_some_and(|o| origins.iter().any(|a| a == o))
-    {
+    let allowed = match &origin {
+        _ if origins.iter().any(|o| o == "*") => true,
+        None => allow_missing_origin,
+        Some(o) if o == "null" => false,
+        Some(o) => origins.iter().any(|a| a == o),
+    };
+    if !allowed {
         return reject(403, "Forbidden", &[], "origin not allowed\n");
     }
     if let Some(seconds) = service.draining {
@@ -339,7 +353,7 @@ mod tests {
             response,
             consumed,
             ..
-        } = handle_upgrade_request(req.as_bytes(), &any())
+        } = handle_upgrade_request(req.as_bytes(), &any(), true)
         else {
             panic!()
         };
@@ -356,14 +370,16 @@ mod tests {
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/other", v1).as_bytes(),
-                &any()
+                &any(),
+                true
             )),
             404
         );
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/webrtcgateway/ws", "").as_bytes(),
-                &any()
+                &any(),
+                true
             )),
             406
         );
@@ -374,7 +390,8 @@ mod tests {
                     "Sec-WebSocket-Protocol: chat, superchat\r\n"
                 )
                 .as_bytes(),
-                &any()
+                &any(),
+                true
             )),
             406
         );
@@ -383,7 +400,8 @@ mod tests {
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/webrtcgateway/ws", &bad_origin).as_bytes(),
-                &only
+                &only,
+                false
             )),
             403
         );
@@ -391,50 +409,83 @@ mod tests {
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/webrtcgateway/ws", &good_origin).as_bytes(),
-                &only
+                &only,
+                false
             )),
             101
         );
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/webrtcgateway/ws", v1).as_bytes(),
-                &only
+                &only,
+                false
             )),
             403
         );
+        // Issue 16: no Origin at all (a native client) passes by default; a listed-but-wrong
+        // one and the opaque `null` stay refused either way.
+        assert_eq!(
+            status(&handle_upgrade_request(
+                request("/webrtcgateway/ws", v1).as_bytes(),
+                &only,
+                true
+            )),
+            101
+        );
+        let null_origin = format!("{v1}Origin: null\r\n");
+        for allow_missing in [true, false] {
+            for (input, list) in [(&null_origin, &only), (&bad_origin, &only)] {
+                assert_eq!(
+                    status(&handle_upgrade_request(
+                        request("/webrtcgateway/ws", input).as_bytes(),
+                        list,
+                        allow_missing
+                    )),
+                    403
+                );
+            }
+        }
         let plain = "GET /webrtcgateway/ws HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
-            status(&handle_upgrade_request(plain.as_bytes(), &any())),
+            status(&handle_upgrade_request(plain.as_bytes(), &any(), true)),
             426
         );
         let post = request("/webrtcgateway/ws", v1).replacen("GET", "POST", 1);
         assert_eq!(
-            status(&handle_upgrade_request(post.as_bytes(), &any())),
+            status(&handle_upgrade_request(post.as_bytes(), &any(), true)),
             405
         );
         let old = request("/webrtcgateway/ws", v1).replace("Version: 13", "Version: 8");
-        assert_eq!(status(&handle_upgrade_request(old.as_bytes(), &any())), 426);
         assert_eq!(
-            status(&handle_upgrade_request(b"\x00\x01garbage\r\n\r\n", &any())),
+            status(&handle_upgrade_request(old.as_bytes(), &any(), true)),
+            426
+        );
+        assert_eq!(
+            status(&handle_upgrade_request(
+                b"\x00\x01garbage\r\n\r\n",
+                &any(),
+                true
+            )),
             400
         );
         assert_eq!(
             status(&handle_upgrade_request(
                 b"GET /webrtcgateway/ws HTTP/1.1\r\nHost",
-                &any()
+                &any(),
+                true
             )),
             0
         );
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_REQUEST_SIZE));
         assert_eq!(
-            status(&handle_upgrade_request(huge.as_bytes(), &any())),
+            status(&handle_upgrade_request(huge.as_bytes(), &any(), true)),
             431
         );
     }
 
     fn plain(method: &str, path: &str) -> Upgrade {
         let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        handle_upgrade_request(req.as_bytes(), &any())
+        handle_upgrade_request(req.as_bytes(), &any(), true)
     }
 
     fn response_of(u: &Upgrade) -> &str {
@@ -478,7 +529,8 @@ mod tests {
         assert_eq!(
             status(&handle_upgrade_request(
                 request("/", "Sec-WebSocket-Protocol: sylkRTC-2\r\n").as_bytes(),
-                &any()
+                &any(),
+                true
             )),
             200
         );
@@ -488,7 +540,7 @@ mod tests {
     fn endpoints_are_routed_by_service() {
         let ask = |method: &str, path: &str, service: &Service| {
             let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-            handle_request(req.as_bytes(), &any(), service)
+            handle_request(req.as_bytes(), &any(), true, service)
         };
         let endpoint = |e, head| Upgrade::Endpoint { endpoint: e, head };
         // The web listener: health and readiness always, metrics only when asked for, never
@@ -522,7 +574,7 @@ mod tests {
         assert_eq!(status(&ask("GET", "/", &admin)), 404);
         let upgrade = request("/webrtcgateway/ws", "Sec-WebSocket-Protocol: sylkRTC-2\r\n");
         assert_eq!(
-            status(&handle_request(upgrade.as_bytes(), &any(), &admin)),
+            status(&handle_request(upgrade.as_bytes(), &any(), true, &admin)),
             404
         );
         // Draining: upgrades get 503 with Retry-After, the page and endpoints still answer.
@@ -530,7 +582,7 @@ mod tests {
             draining: Some(5),
             ..Service::WEB
         };
-        let refused = handle_request(upgrade.as_bytes(), &any(), &draining);
+        let refused = handle_request(upgrade.as_bytes(), &any(), true, &draining);
         assert_eq!(status(&refused), 503);
         assert!(response_of(&refused).contains("Retry-After: 5\r\n"));
         assert_eq!(status(&ask("GET", "/", &draining)), 200);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A sylkRTC-2 client with real WebRTC media (aiortc), for the gateway's end-to-end tests.
+"""A sylkRTC-2 (or, with --v1, sylkRTC-1) client with real WebRTC media (aiortc), for the
+gateway's end-to-end tests.
 
 usage:
   sylkrtc_peer.py call   --ws URL --account AOR --ha1 HEX --to URI [--seconds S] [--hz HZ]
@@ -426,6 +427,7 @@ class Client:
         async for text in self.ws:
             msg = json.loads(text)
             print("EVENT " + json.dumps(msg), flush=True)
+            msg = from_v1(msg)
             if msg.get("sylkrtc") == "session-event" and msg.get("event") in ("message", "disposition-notification"):
                 self.chat.append(msg)
             if msg.get("sylkrtc") in ("ack", "error"):
@@ -454,6 +456,21 @@ class Client:
                 self.states.append(msg.get("state"))
             if predicate(msg):
                 return msg
+
+
+def from_v1(msg):
+    """A sylkRTC-1 event in sylkRTC-2's shape (v1 nests the payload in `data` and writes
+    underscores), so the rest of the client reads one dialect; v2 messages pass unchanged."""
+    kind = msg.get("sylkrtc")
+    if kind == "event" and msg.get("event") == "ready":
+        return {"sylkrtc": "ready-event"}
+    if kind in ("session_event", "account_event"):
+        out = {k: v for k, v in msg.items() if k != "data"}
+        out.update(msg.get("data") or {})
+        out["sylkrtc"] = kind.replace("_", "-")
+        out["event"] = str(msg.get("event", "")).replace("_", "-")
+        return out
+    return msg
 
 
 def state_is(session, *states):
@@ -591,13 +608,15 @@ async def main():
     p.add_argument("--fir-every", type=float)
     p.add_argument("--lose-video-every", type=float)
     p.add_argument("--chat")
+    p.add_argument("--v1", action="store_true", help="speak sylkRTC-1 instead of sylkRTC-2")
     args = p.parse_args()
     if args.video:
         install_video_hooks()
 
     result = {"mode": args.mode}
     meter = Meter()
-    async with websockets.connect(args.ws, subprotocols=["sylkRTC-2"], max_size=2**20) as ws:
+    dialect = "sylkRTC-1" if args.v1 else "sylkRTC-2"
+    async with websockets.connect(args.ws, subprotocols=[dialect], max_size=2**20) as ws:
         client = Client(ws)
         reader = asyncio.ensure_future(client.reader())
         ready = await client.event(lambda m: m.get("sylkrtc") == "ready-event", 10)
@@ -667,6 +686,13 @@ async def main():
         if pattern is not None:
             result["video"] = VIDEO.summary(pattern.count)
         result["states"] = client.states
+        # Inbound RTP as the receiver counted it (RFC 3550 section 6.4.1 cumulative loss).
+        received = lost = 0
+        for stat in (await pc.getStats()).values():
+            if stat.type == "inbound-rtp" and stat.kind == "audio":
+                received += stat.packetsReceived
+                lost += stat.packetsLost
+        result["rtp_in"] = {"received": received, "lost": lost}
         if args.chat is not None:
             result["chat"] = client.chat
         await pc.close()

@@ -32,6 +32,10 @@ pub struct Gateway {
     /// Every line the gateway wrote on stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
     pub dir: tempdir::TempDir,
+    /// Lines the gateway wrote to stderr so far (its log).
+    pub log_count: Arc<std::sync::atomic::AtomicU64>,
+    /// The census line it logs when a shutdown starts (what it still holds).
+    census: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 pub mod tempdir {
@@ -121,10 +125,18 @@ impl Gateway {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let stderr = child.stderr.take().unwrap();
+        let log_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&log_count);
+        let census = Arc::new(std::sync::Mutex::new(None));
+        let census_sink = Arc::clone(&census);
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some((_, c)) = line.split_once("reactor: census ") {
+                    *census_sink.lock().unwrap() = Some(c.to_owned());
+                }
                 if std::env::var_os("SYLK_TEST_LOG").is_some() {
                     eprintln!("[gateway] {line}");
                 }
@@ -139,6 +151,8 @@ impl Gateway {
             metrics,
             log,
             dir,
+            log_count,
+            census,
         }
     }
 
@@ -209,6 +223,28 @@ impl Gateway {
                 let _ = child.kill();
                 panic!("gateway did not exit within 10 s of SIGTERM");
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERMs the gateway and returns what its census said it still held, as the
+    /// `name=count` pairs that are not zero (empty: nothing leaked).
+    pub fn held_at_shutdown(&mut self) -> Vec<String> {
+        let status = self.terminate();
+        assert!(status.success(), "gateway exit: {status}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(c) = self.census.lock().unwrap().clone() {
+                return c
+                    .split_whitespace()
+                    .filter(|kv| !kv.ends_with("=0"))
+                    .map(str::to_owned)
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no census line in the gateway's log"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -305,7 +305,7 @@ impl Drop for Proc {
 }
 
 /// Polls `check` every 10 ms until it returns `Some`, or `timeout`.
-fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
@@ -341,6 +341,7 @@ pub struct Kamailio {
     xcap_port: Option<u16>,
     ha1: Vec<(String, String)>,
     dir: RunDir,
+    opts: KamailioOpts,
 }
 
 impl Kamailio {
@@ -366,9 +367,29 @@ impl Kamailio {
         let dir = RunDir::new("kamailio");
         let port = free_port_pair();
         let xcap_port = opts.xcap.then(free_tcp_port);
+        let proc = Self::spawn_proc(opts, dir.path(), port, xcap_port);
+        let mut k = Kamailio {
+            proc,
+            port,
+            xcap_port,
+            ha1: Vec::new(),
+            dir,
+            opts: opts.clone(),
+        };
+        k.wait_ready()?;
+        let users = read_lossy(&k.dir.path().join("users.ha1"));
+        k.ha1 = users
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(u, h)| (u.to_owned(), h.to_owned()))
+            .collect();
+        Ok(k)
+    }
+
+    fn spawn_proc(opts: &KamailioOpts, dir: &Path, port: u16, xcap_port: Option<u16>) -> Proc {
         let script = peers_dir().join("kamailio/run.sh");
         let mut cmd_env = vec![
-            ("KAM_RUN", dir.path().display().to_string()),
+            ("KAM_RUN", dir.display().to_string()),
             ("KAM_PORT", port.to_string()),
             ("KAM_DOMAIN", DOMAIN.to_owned()),
         ];
@@ -385,37 +406,38 @@ impl Kamailio {
         // process tree stays setpriv -> env -> bash -> (exec) kamailio, one pid.
         let mut args: Vec<String> = cmd_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         args.push(script.display().to_string());
-        let log = dir.path().join("kamailio.log");
-        let proc = Proc::spawn("kamailio", "env", &args, dir.path(), log);
-        let mut k = Kamailio {
-            proc,
-            port,
-            xcap_port,
-            ha1: Vec::new(),
-            dir,
-        };
+        Proc::spawn("kamailio", "env", &args, dir, dir.join("kamailio.log"))
+    }
+
+    /// Waits (10 s at most) until it answers OPTIONS over UDP and accepts TCP connections;
+    /// `Err(log tail)` when a port was taken meanwhile.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let ready = poll(Duration::from_secs(10), || {
-            if k.proc.exited().is_some() {
+            if self.proc.exited().is_some() {
                 return Some(false);
             }
-            (sip_options_ok(k.sip_addr()) && TcpStream::connect(k.sip_addr()).is_ok())
+            (sip_options_ok(self.sip_addr()) && TcpStream::connect(self.sip_addr()).is_ok())
                 .then_some(true)
         });
         match ready {
-            Some(true) => {}
-            Some(false) if read_lossy(&k.proc.log).contains("Address already in use") => {
-                return Err(tail(&k.proc.log, 20));
+            Some(true) => Ok(()),
+            Some(false) if read_lossy(&self.proc.log).contains("Address already in use") => {
+                Err(tail(&self.proc.log, 20))
             }
-            Some(false) => k.proc.fail("exited during start"),
-            None => k.proc.fail("did not answer OPTIONS within 10 s"),
+            Some(false) => self.proc.fail("exited during start"),
+            None => self.proc.fail("did not answer OPTIONS within 10 s"),
         }
-        let users = read_lossy(&k.dir.path().join("users.ha1"));
-        k.ha1 = users
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(u, h)| (u.to_owned(), h.to_owned()))
-            .collect();
-        Ok(k)
+    }
+
+    /// Starts Kamailio again after [`Kamailio::stop`] on the same ports, domain and users (a
+    /// registrar back after an outage; its location table starts empty), and waits until it
+    /// answers.
+    pub fn restart(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+        self.proc = Self::spawn_proc(&self.opts, self.dir.path(), self.port, self.xcap_port);
+        if let Err(log) = self.wait_ready() {
+            panic!("kamailio could not bind its ports again:\n{log}");
+        }
     }
 
     /// UDP and TCP SIP address.
@@ -453,6 +475,36 @@ impl Kamailio {
     /// Kamailio's log so far (stderr, `-E`).
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
+    }
+
+    /// Sends OPTIONS for `user@DOMAIN` through Kamailio over UDP and returns the final
+    /// status and the Server header of the answer: 200 from the gateway while the AOR has its
+    /// binding, 404/480 from Kamailio otherwise.
+    pub fn options_to(&self, user: &str) -> (u16, String) {
+        let sock = UdpSocket::bind(localhost(0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let local = sock.local_addr().unwrap();
+        let branch = format!("z9hG4bK{}", local.port());
+        let msg = format!(
+            "OPTIONS sip:{user}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             From: <sip:probe@{DOMAIN}>;tag=p1\r\nTo: <sip:{user}@{DOMAIN}>\r\n\
+             Call-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), self.sip_addr()).unwrap();
+        let mut buf = [0u8; 8192];
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("an answer to OPTIONS");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let status: u16 = text.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
+            if status >= 200 {
+                let server = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Server: "))
+                    .unwrap_or("")
+                    .to_owned();
+                return (status, server);
+            }
+        }
     }
 
     /// Stops Kamailio now (SIGTERM, SIGKILL after 5 s), e.g. to test a proxy going away. The

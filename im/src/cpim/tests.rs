@@ -161,3 +161,21 @@ fn mutations_never_panic() {
         }
     });
 }
+
+/// Found by the stable fuzz harness: a bare CR inside `<...>` was accepted, and the address
+/// written back by the builder then ended its header line early. Controls are refused.
+#[test]
+fn controls_in_addresses_are_refused() {
+    for value in [
+        "<sip:alice@example.\rtest>",
+        "<sip:alice@\nexample.test>",
+        "\"Al\u{0}ice\" <sip:alice@example.test>",
+        "Al\rice <sip:alice@example.test>",
+    ] {
+        assert_eq!(
+            CpimAddress::parse(value, "From"),
+            Err(CpimError::BadAddress("From")),
+            "{value:?}"
+        );
+    }
+}

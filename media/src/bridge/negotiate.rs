@@ -124,6 +124,10 @@ impl Bridge {
     ) -> Result<(Self, String), BridgeError> {
         let webrtc_offer = SessionDescription::parse(webrtc_offer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Webrtc))?;
+        // A browser offer that cannot connect is refused before anything is dialled.
+        webrtc_offer
+            .check_webrtc_transport()
+            .map_err(sdp_error(MediaLeg::Webrtc))?;
         let mut webrtc_model = webrtc_offer.clone();
         Self::restrict_media(&config, &mut webrtc_model);
         let mut bridge = Self::empty(now, config, Negotiation::Closed);

@@ -146,6 +146,18 @@ pub enum SdpError {
         /// 0-based index of the media section.
         media_index: usize,
     },
+    /// A browser's active `m=` line without `a=ice-ufrag` and `a=ice-pwd` at either level:
+    /// ICE cannot run (RFC 8839 section 5.4), so the call could never connect.
+    MissingIceCredentials {
+        /// 0-based index of the media section.
+        media_index: usize,
+    },
+    /// A browser's active `m=` line without `a=fingerprint`: DTLS-SRTP cannot authenticate
+    /// the peer (RFC 8122 section 5, RFC 5763 section 5).
+    MissingFingerprint {
+        /// 0-based index of the media section.
+        media_index: usize,
+    },
 }
 
 impl std::fmt::Display for SdpError {
@@ -190,6 +202,16 @@ impl std::fmt::Display for SdpError {
                 f,
                 "RTP/SAVP answered to a plain RTP/AVP offer on m= line {media_index}"
             ),
+            Self::MissingIceCredentials { media_index } => write!(
+                f,
+                "no ICE credentials (a=ice-ufrag, a=ice-pwd) for m= line {media_index}"
+            ),
+            Self::MissingFingerprint { media_index } => {
+                write!(
+                    f,
+                    "no DTLS fingerprint (a=fingerprint) for m= line {media_index}"
+                )
+            }
         }
     }
 }

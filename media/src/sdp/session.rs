@@ -1,7 +1,8 @@
 //! A parsed session description and what applies to each of its media sections.
 
 use super::media_section::MediaSection;
-use super::model::{Attribute, Connection, Fingerprint, MediaDirection, Origin};
+use super::model::{Attribute, Connection, Fingerprint, MediaDirection, MediaType, Origin};
+use super::SdpError;
 
 /// A parsed session description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,38 @@ impl SessionDescription {
             self.media_or_session_attribute(index, "ice-ufrag")?,
             self.media_or_session_attribute(index, "ice-pwd")?,
         ))
+    }
+
+    /// Checks that every active audio or video section of a browser's description has ICE
+    /// credentials and a DTLS fingerprint (at media or session level, or on another section
+    /// of its BUNDLE group, whose transport it shares, RFC 8843 section 7.1.3): without them
+    /// the call can never connect, so it is refused before anything is dialled. Other kinds
+    /// (data channels) are rejected by the answer anyway.
+    pub fn check_webrtc_transport(&self) -> Result<(), SdpError> {
+        let bundle = self.bundle_group();
+        let in_bundle = |i: usize| {
+            self.media
+                .get(i)
+                .and_then(|m| m.mid())
+                .is_some_and(|mid| bundle.contains(&mid))
+        };
+        let bundled = |i: usize, has: &dyn Fn(usize) -> bool| {
+            in_bundle(i) && (0..self.media.len()).any(|j| in_bundle(j) && has(j))
+        };
+        let has_ice = |i: usize| self.ice_credentials(i).is_some();
+        let has_fingerprint = |i: usize| self.fingerprint(i).is_some();
+        for (media_index, m) in self.media.iter().enumerate() {
+            if !m.is_active() || !matches!(m.kind, MediaType::Audio | MediaType::Video) {
+                continue;
+            }
+            if !has_ice(media_index) && !bundled(media_index, &has_ice) {
+                return Err(SdpError::MissingIceCredentials { media_index });
+            }
+            if !has_fingerprint(media_index) && !bundled(media_index, &has_fingerprint) {
+                return Err(SdpError::MissingFingerprint { media_index });
+            }
+        }
+        Ok(())
     }
 
     /// `a=fingerprint` that applies to media section `index`.

@@ -166,6 +166,20 @@ impl Rejection {
     /// Via, From, To, Call-ID and CSeq (RFC 3261 section 8.2.6.2 copies them). `to_tag` is added
     /// when To has none; the caller supplies it because the facade owns no randomness.
     pub fn reply(&self, to_tag: &str) -> Option<SipResponse> {
+        self.reply_builder(to_tag, true)?.build().ok()
+    }
+
+    /// The stateless error response as bytes, for requests that lack some of the headers a
+    /// response copies: RFC 3261 section 8.2 (and 16.3 for proxies) wants a 400 for a request
+    /// missing From, To, Call-ID or CSeq, or with one that does not parse, and the reason
+    /// phrase names the defect. Such a response cannot be a validated [`SipResponse`]: it
+    /// carries what the request had. Only the Via is required (it routes the response, section
+    /// 18.2.2); without one the request is dropped.
+    pub fn reply_bytes(&self, to_tag: &str) -> Option<Vec<u8>> {
+        Some(self.reply_builder(to_tag, false)?.to_bytes())
+    }
+
+    fn reply_builder(&self, to_tag: &str, complete: bool) -> Option<ResponseBuilder> {
         let Disposition::Reply { status, reason } = self.disposition() else {
             return None;
         };
@@ -181,11 +195,11 @@ impl Rejection {
                 };
                 builder = builder.header(name, &value);
             }
-            if !found {
+            if !found && (complete || name == "Via") {
                 return None;
             }
         }
-        builder.build().ok()
+        Some(builder)
     }
 }
 

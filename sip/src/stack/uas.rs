@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{SipEvent, SipStack};
 use crate::call::{Call, CallEvent, IncomingCall};
 use crate::dialog::DialogKey;
-use crate::msg::{Method, MsgError, NameAddr, ResponseBuilder, SipRequest, Uri};
+use crate::msg::{Contacts, Method, MsgError, NameAddr, ResponseBuilder, SipRequest, Uri};
 use crate::registration::RegId;
 use crate::transport::Transport;
 use crate::txn::{TxnConfig, TxnId};
@@ -43,6 +43,12 @@ impl SipStack {
                 );
                 return;
             }
+        }
+        // RFC 3261 section 8.1.1.8: an INVITE MUST carry a Contact; without one no dialog
+        // can be formed, whoever the INVITE is for (section 8.2: a 400 naming the defect).
+        if *request.method() == Method::Invite && matches!(request.contacts(), Contacts::None) {
+            self.respond(now, txn, request, 400, "Missing Contact", &[]);
+            return;
         }
         if *request.method() == Method::Invite && self.incoming_calls {
             let owner = request

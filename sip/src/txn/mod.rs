@@ -16,6 +16,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+use engine::drops::{self, DropKind};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
@@ -400,6 +401,11 @@ impl TxnLayer {
     /// method; one that matches nothing is discarded (RFC 3261 section 18.1.2).
     pub fn handle_response(&mut self, now: Instant, response: SipResponse) {
         let Some(branch) = response.top_via().and_then(|v| v.branch()) else {
+            drops::record(
+                now,
+                DropKind::SipStrayResponse,
+                format_args!("response {} without a Via branch", response.status()),
+            );
             return;
         };
         let key = ClientKey {
@@ -408,6 +414,16 @@ impl TxnLayer {
         };
         if let Some(&id) = self.client_index.get(&key) {
             self.step(now, id, Input::Response(response));
+        } else {
+            drops::record(
+                now,
+                DropKind::SipStrayResponse,
+                format_args!(
+                    "response {} {} matches no transaction",
+                    response.status(),
+                    response.call_id()
+                ),
+            );
         }
     }
 

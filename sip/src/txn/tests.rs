@@ -523,3 +523,19 @@ fn spurious_wakeups_and_errors() {
     assert!(out.is_empty());
     assert!(h.layer.is_empty());
 }
+
+/// Issue 16: a response that matches no client transaction is dropped (RFC 3261 section
+/// 18.1.2) and counted, not passed up.
+#[test]
+fn stray_responses_are_dropped_and_counted() {
+    use engine::drops::{count, DropKind};
+    let mut h = Harness::new();
+    let before = count(DropKind::SipStrayResponse);
+    let now = h.at(0);
+    h.layer.handle_response(
+        now,
+        response(&request(Method::Options, "z9hG4bKnobody"), 200),
+    );
+    assert!(h.drain().is_empty());
+    assert!(count(DropKind::SipStrayResponse) > before);
+}

@@ -90,7 +90,9 @@ pub(super) struct GwCall {
     pub originator: Option<Originator>,
     /// The other party, bare `user@domain` (CPIM `To` of `session-message`).
     pub peer: String,
-    pub early_media: bool,
+    /// The browser answer already sent in `early-media` (a 183 with SDP, RFC 3960). A
+    /// sylkRTC-1 client has no such event and gets it in `accepted` instead.
+    pub early_answer: Option<String>,
     pub progress_sent: bool,
     /// Incoming INVITE without SDP: our offer goes in the 200, the answer comes in the ACK.
     /// Holds that offer once sent.

@@ -12,6 +12,7 @@ use crate::gateway::ports::offers_video;
 use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::SessionState;
 use crate::sylkrtc::request::SessionCreate;
+use crate::sylkrtc::Dialect;
 
 impl Gateway {
     /// `session-create`: an outgoing call.
@@ -113,7 +114,7 @@ impl Gateway {
                 ports,
                 originator: None,
                 peer: create.uri.as_str().to_owned(),
-                early_media: false,
+                early_answer: None,
                 progress_sent: false,
                 late_offer: None,
                 is_late_offer: false,
@@ -164,7 +165,7 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
-        if call.early_media {
+        if call.early_answer.is_some() {
             return;
         }
         let Some(media) = call.media else { return };
@@ -175,7 +176,7 @@ impl Gateway {
         e.bridges.touched(media);
         match answer {
             Ok(answer) => {
-                call.early_media = true;
+                call.early_answer = Some(answer.clone());
                 let call_id = call.sip_call_id.clone().unwrap_or_default();
                 self.session_event(
                     key,
@@ -244,9 +245,23 @@ impl Gateway {
             return;
         };
         let call_id = call.sip_call_id.clone();
-        // The browser already has the answer from early-media (SylkServer SS@d4ad858); a
-        // chat-only session has no browser SDP at all.
-        let Some(media) = call.media.filter(|_| !call.early_media) else {
+        // A sylkRTC-2 browser already has the answer from early-media (SylkServer
+        // SS@d4ad858). sylkRTC-1 has no early-media event: its only answer is the one in
+        // `accepted`, so it gets the early answer there (the 2xx's SDP must match it, RFC
+        // 3261 section 13.2.1 and RFC 6337 section 3.1).
+        if let Some(early) = call.early_answer.clone() {
+            let client = call.client;
+            let v1 = self
+                .clients
+                .get(client.0)
+                .is_some_and(|c| c.dialect == Dialect::V1);
+            let sdp = v1.then_some(early);
+            self.session_event(key, SessionState::Accepted { sdp, call_id });
+            self.chat_accepted(now, key, e);
+            return;
+        }
+        // A chat-only session has no browser SDP at all.
+        let Some(media) = call.media else {
             self.session_event(key, SessionState::Accepted { sdp: None, call_id });
             self.chat_accepted(now, key, e);
             return;

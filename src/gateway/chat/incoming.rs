@@ -158,7 +158,7 @@ impl Gateway {
                 ports: CallPorts::default(),
                 peer: originator.uri.clone(),
                 originator: Some(originator.clone()),
-                early_media: false,
+                early_answer: None,
                 progress_sent: false,
                 late_offer: None,
                 is_late_offer: false,

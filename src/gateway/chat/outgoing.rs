@@ -409,7 +409,7 @@ fn new_call(
         ports: CallPorts::default(),
         originator: None,
         peer: peer.to_owned(),
-        early_media: false,
+        early_answer: None,
         progress_sent: false,
         late_offer: None,
         is_late_offer: false,

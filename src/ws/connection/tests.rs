@@ -10,6 +10,7 @@ Sec-WebSocket-Protocol: sylkRTC-2\r\n\r\n";
 fn limits() -> WsLimits {
     WsLimits {
         origins: vec!["*".into()],
+        allow_missing_origin: true,
         max_message_size: 1024,
         max_queued_output: 4096,
         ping_interval: Duration::from_secs(120),
@@ -288,4 +289,53 @@ fn unmasked_client_frame_is_a_protocol_error() {
         matches!(&frames[..], [Message::Close(Some(f))] if f.code == CloseCode::Protocol),
         "{frames:?}"
     );
+}
+
+/// Issue 16 problem 2: after a connection was closed for output overflow, every request
+/// still queued from the same read was processed. Closing discards them, and input that
+/// arrives while closing is not delivered.
+#[test]
+fn nothing_is_delivered_once_the_connection_is_closing() {
+    let now = Instant::now();
+    let (mut ws, mut peer) = open(now, limits());
+    // Many small requests pipelined in one read.
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        peer.ctx
+            .write(
+                &mut peer.wire,
+                Message::Text(format!("{{\"n\":{i}}}").into()),
+            )
+            .unwrap();
+    }
+    peer.ctx.flush(&mut peer.wire).unwrap();
+    batch.append(&mut peer.wire.output);
+    ws.handle_input(now, &batch);
+    assert_eq!(ws.poll_event(), Some(WsEvent::Text("{\"n\":0}".into())));
+    // The layer above answers the first one so fast the client falls behind: overflow.
+    ws.send_text(now, "a".repeat(3000));
+    ws.send_text(now, "b".repeat(3000));
+    assert!(!ws.is_open());
+    assert_eq!(ws.poll_event(), None, "queued requests are discarded");
+    let before = drops::count(DropKind::WsAfterClose);
+    peer.send(&mut ws, now, Message::Text("{\"late\":1}".into()));
+    assert_eq!(
+        ws.poll_event(),
+        None,
+        "input while closing is not delivered"
+    );
+    assert!(drops::count(DropKind::WsAfterClose) > before);
+}
+
+/// Reads pause while the client leaves half the output limit unread (TCP flow control then
+/// pushes back on it) and resume once it drained.
+#[test]
+fn input_is_paused_while_output_backs_up() {
+    let now = Instant::now();
+    let (mut ws, mut peer) = open(now, limits());
+    assert!(ws.wants_input());
+    ws.send_text(now, "a".repeat(2100));
+    assert!(!ws.wants_input());
+    peer.receive(&mut ws);
+    assert!(ws.wants_input());
 }

@@ -312,6 +312,77 @@ fn hangup_between_200_and_ack_sends_bye_when_the_ack_arrives() {
     h.assert_clean_after_timers();
 }
 
+/// Issue 16: an INVITE without Contact got 480 (nobody takes it) instead of 400; RFC 3261
+/// section 8.1.1.8 makes Contact mandatory in an INVITE, whoever it is for.
+#[test]
+fn invite_without_contact_gets_400_whoever_it_is_for() {
+    let mut h = Harness::new();
+    let (_, token) = registered(&mut h);
+    for target in ["nobody", token.as_str()] {
+        let headers: Vec<_> = incoming_headers(target)
+            .into_iter()
+            .filter(|(n, _)| *n != "Contact")
+            .collect();
+        let invite = h.peer_request(
+            Method::Invite,
+            &format!("sip:{target}@127.0.0.1:5070"),
+            &headers,
+            Some(OFFER),
+        );
+        h.deliver(invite);
+        let answers: Vec<(u16, String)> = h
+            .responses()
+            .iter()
+            .map(|r| (r.status(), r.reason().to_owned()))
+            .collect();
+        assert_eq!(
+            answers.last(),
+            Some(&(400, "Missing Contact".to_owned())),
+            "{target}: {answers:?}"
+        );
+    }
+    assert!(h.events().is_empty());
+}
+
+/// Issue 16: requests missing From, To, Call-ID or CSeq, or with `CSeq: abc`, were dropped
+/// silently; RFC 3261 sections 8.2 and 16.3 want a 400 whose reason names the defect.
+#[test]
+fn requests_missing_mandatory_headers_get_400_naming_the_defect() {
+    let mut h = Harness::new();
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        ("From", None, "missing From"),
+        ("To", None, "missing To"),
+        ("Call-ID", None, "missing Call-ID"),
+        ("CSeq", None, "missing CSeq"),
+        ("CSeq", Some("abc"), "malformed CSeq"),
+    ];
+    for (name, replacement, defect) in cases {
+        let headers: Vec<(&str, String)> = incoming_headers("nobody")
+            .into_iter()
+            .filter_map(|(n, v)| match (n == name, replacement) {
+                (false, _) => Some((n, v)),
+                (true, Some(r)) => Some((n, r.to_owned())),
+                (true, None) => None,
+            })
+            .collect();
+        let options = h.peer_request(Method::Options, "sip:nobody@127.0.0.1:5070", &headers, None);
+        h.deliver(options);
+        let sent = h.sent_bytes();
+        let reply = sent
+            .iter()
+            .find(|b| b.starts_with(b"SIP/2.0 "))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| panic!("no answer without {name}"));
+        let status_line = reply.lines().next().unwrap_or_default();
+        assert!(status_line.starts_with("SIP/2.0 400 "), "{status_line}");
+        assert!(status_line.contains(defect), "{status_line}");
+        assert!(
+            reply.contains("branch=z9hG4bKpeer"),
+            "the Via routes it: {reply}"
+        );
+    }
+}
+
 #[test]
 fn draining_refuses_new_calls_with_retry_after_and_counts_transactions() {
     use crate::registration::RegState;

@@ -103,6 +103,17 @@ impl Harness {
         out
     }
 
+    /// What was sent, unparsed (stateless answers to broken requests do not parse).
+    fn sent_bytes(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(t) = self.poll_transmit() {
+            if let SipTransmit::Datagram { bytes, .. } = t {
+                out.push(bytes);
+            }
+        }
+        out
+    }
+
     fn requests(&mut self) -> Vec<SipRequest> {
         self.sent()
             .into_iter()
@@ -295,16 +306,7 @@ fn registered(h: &mut Harness) -> (RegId, String) {
 
 /// Sends an initial INVITE from the peer to `token`; returns its headers for later requests.
 fn incoming_invite(h: &mut Harness, token: &str, sdp: Option<&str>) -> Vec<(&'static str, String)> {
-    let headers = vec![
-        (
-            "From",
-            "\"Bob\" <sip:bob@127.0.0.1:5080>;tag=bob-tag".to_owned(),
-        ),
-        ("To", format!("<sip:{token}@127.0.0.1:5070>")),
-        ("Call-ID", "in-call-1@peer".to_owned()),
-        ("CSeq", "10 INVITE".to_owned()),
-        ("Contact", PEER_CONTACT.to_owned()),
-    ];
+    let headers = incoming_headers(token);
     let invite = h.peer_request(
         Method::Invite,
         &format!("sip:{token}@127.0.0.1:5070"),
@@ -313,6 +315,20 @@ fn incoming_invite(h: &mut Harness, token: &str, sdp: Option<&str>) -> Vec<(&'st
     );
     h.deliver(invite);
     headers
+}
+
+/// The headers of a new INVITE from the peer for `token`.
+fn incoming_headers(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "From",
+            "\"Bob\" <sip:bob@127.0.0.1:5080>;tag=bob-tag".to_owned(),
+        ),
+        ("To", format!("<sip:{token}@127.0.0.1:5070>")),
+        ("Call-ID", "in-call-1@peer".to_owned()),
+        ("CSeq", "10 INVITE".to_owned()),
+        ("Contact", PEER_CONTACT.to_owned()),
+    ]
 }
 
 /// In-dialog headers from the peer for the incoming call (To gets our tag).
