@@ -69,6 +69,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             trace_websocket: false,
             media: config.media.clone(),
             decline_code: 486,
+            push_parameters: Default::default(),
             messaging: config.messaging.clone(),
             chat: Default::default(),
             dtls_identity: std::sync::Arc::new(

@@ -72,7 +72,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         BoundSockets::bind(config, &resolver_config.nameservers).map_err(StartupError::Sockets)?;
     let addresses = sockets.addresses();
     let mut rng = Rng::from_seed(os_random_seed());
-    let stack = SipStack::new(
+    let mut stack = SipStack::new(
         StackConfig {
             local: LocalAddresses {
                 udp_tcp: addresses.sip.unwrap_or(config.sip.listen),
@@ -87,12 +87,14 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
         Resolver::new(resolver_config, rng.fork()),
         rng.fork(),
     );
+    stack.set_session_expires(config.sip.session_expires);
     let mut gateway = Gateway::new(
         GatewayConfig {
             sylkrtc: config.sylkrtc.clone(),
             trace_websocket: config.log.trace_websocket,
             media: config.media.clone(),
             decline_code: config.sip.decline_code,
+            push_parameters: config.sip.push_parameters,
             messaging: config.messaging.clone(),
             chat: chat_settings(config, &addresses)?,
             dtls_identity: std::sync::Arc::new(

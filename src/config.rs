@@ -144,6 +144,32 @@ pub struct SipConfig {
     /// Status code for declining an unanswered incoming call (`session-terminate`),
     /// SylkServer's `[Janus] decline_code`.
     pub decline_code: u16,
+    /// The RFC 4028 session interval our INVITEs ask for (and our answers grant when the
+    /// caller supports timers but asks for none); 0: none asked for (a peer's is honoured).
+    pub session_expires: u32,
+    /// How push tokens (`account-devicetoken`) go into the REGISTER Contact.
+    pub push_parameters: PushParameters,
+}
+
+/// The form of the push parameters in a registration's Contact (`sip.push_parameters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushParameters {
+    /// `"rfc8599"`: `pn-provider`, `pn-prid`, `pn-param` (RFC 8599 section 4.1).
+    #[default]
+    Rfc8599,
+    /// `"sylkserver"`: SylkServer's `pn-app`, `pn-tok`, `pn-type`, `pn-device`, `pn-silent`.
+    SylkServer,
+}
+
+impl PushParameters {
+    /// Parses the configuration value.
+    pub fn parse(value: &str) -> Option<PushParameters> {
+        match value.trim() {
+            "rfc8599" => Some(PushParameters::Rfc8599),
+            "sylkserver" => Some(PushParameters::SylkServer),
+            _ => None,
+        }
+    }
 }
 
 /// When the gateway's own SIP offers use SRTP with SDES keys (`media.sip_srtp`, RFC 4568).
@@ -354,6 +380,8 @@ impl Default for Config {
                 tls_ca_file: None,
                 nameservers: Vec::new(),
                 decline_code: 486,
+                session_expires: 1800,
+                push_parameters: PushParameters::Rfc8599,
             },
             media: MediaConfig {
                 address: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -484,6 +512,8 @@ struct FileSip {
     tls_ca_file: Option<PathBuf>,
     nameservers: Option<Vec<String>>,
     decline_code: Option<u16>,
+    session_expires: Option<u32>,
+    push_parameters: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -783,6 +813,23 @@ fn apply_sip(sip: &mut SipConfig, file: FileSip, o: &Overrides) -> Result<(), Co
             ));
         }
         sip.decline_code = code;
+    }
+    if let Some(secs) = file.session_expires {
+        if secs != 0 && !(90..=86_400).contains(&secs) {
+            return Err(invalid(
+                "sip.session_expires",
+                "must be 0 (off) or between 90 (RFC 4028 Min-SE) and 86400 seconds",
+            ));
+        }
+        sip.session_expires = secs;
+    }
+    if let Some(v) = file.push_parameters {
+        sip.push_parameters = PushParameters::parse(&v).ok_or_else(|| {
+            invalid(
+                "sip.push_parameters",
+                "must be \"rfc8599\" or \"sylkserver\"",
+            )
+        })?;
     }
     if let Some(list) = file.nameservers {
         sip.nameservers = list

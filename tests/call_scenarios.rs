@@ -184,8 +184,53 @@ fn early_media_carries_the_answer_and_accepted_does_not() {
     uas.wait_for_message("BYE sip:", Duration::from_secs(5));
 }
 
+/// What Chrome answers to the gateway's re-offer `offer` (its first codec per line, the
+/// direction answering sendrecv, the DTLS role kept).
+fn chrome_reanswer(offer: &str) -> String {
+    let sdp = media::sdp::SessionDescription::parse(offer.as_bytes()).unwrap();
+    let mut s =
+        String::from("v=0\r\no=- 4611731400430051336 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    let mids: Vec<&str> = sdp
+        .media
+        .iter()
+        .filter(|m| m.port != 0)
+        .filter_map(|m| m.mid())
+        .collect();
+    s.push_str(&format!("a=group:BUNDLE {}\r\n", mids.join(" ")));
+    for (i, m) in sdp.media.iter().enumerate() {
+        let codec = m.codecs().into_iter().next().unwrap();
+        let (mid, pt) = (m.mid().unwrap_or("0"), codec.payload_type);
+        if m.port == 0 {
+            let kind = m.kind.as_str();
+            s.push_str(&format!(
+                "m={kind} 0 UDP/TLS/RTP/SAVPF {pt}\r\na=mid:{mid}\r\n"
+            ));
+            continue;
+        }
+        let setup = if m.setup() == Some("active") {
+            "passive"
+        } else {
+            "active"
+        };
+        let direction = sdp
+            .media_direction(i)
+            .answer_to(media::sdp::MediaDirection::SendRecv);
+        s.push_str(&format!(
+            "m={} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n\
+             a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\n\
+             a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F\r\n\
+             a=setup:{setup}\r\na=rtcp-mux\r\na=rtpmap:{pt} {}/{}\r\na={}\r\n",
+            m.kind.as_str(),
+            codec.name,
+            codec.clock_rate,
+            direction.as_str(),
+        ));
+    }
+    s
+}
+
 #[test]
-fn hold_and_unhold_reinvites_are_answered_without_dropping_the_call() {
+fn hold_and_unhold_reinvites_are_answered_by_the_browser_without_dropping_the_call() {
     let gw = gateway("");
     let uas = Sipp::uas(
         "uas_hold.xml",
@@ -197,6 +242,23 @@ fn hold_and_unhold_reinvites_are_answered_without_dropping_the_call() {
     let mut ws = client(&gw, HA1);
     create(&mut ws, "s5", &format!("bob@{}", uas.sip_addr()));
     states_until(&mut ws, &["accepted"]);
+    // Each re-INVITE changes the direction: the browser is asked (`update` `received`) and
+    // its answer goes in the 200.
+    for (n, offered) in ["a=sendonly", "a=sendrecv"].iter().enumerate() {
+        let received = loop {
+            let e = recv_json(&mut ws);
+            if e["event"] == "update" {
+                break e;
+            }
+        };
+        assert_eq!(received["state"], "received", "{received}");
+        let offer = received["sdp"].as_str().unwrap();
+        assert!(offer.contains(offered), "{offer}");
+        let answer = chrome_reanswer(offer);
+        let up = json!({"sylkrtc":"session-update","transaction":format!("u{n}"),
+                        "session":"s5","sdp":answer});
+        assert_eq!(call(&mut ws, up)["sylkrtc"], "ack");
+    }
     // Both re-INVITEs got a 200 whose SDP mirrors the direction (RFC 3264 section 6.1).
     let trace = uas.wait_for_sequence(
         &[

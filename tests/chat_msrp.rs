@@ -564,6 +564,76 @@ fn chat_beside_audio_in_one_session_between_two_webrtc_clients() {
 }
 
 #[test]
+fn chat_beside_audio_survives_hold_and_unhold_re_invites() {
+    use common::client::{run_sylkrtc_client, AnsweringClient};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    // alice answers every `update` `received`; bob holds and unholds by `session-update`,
+    // then chats again: each re-INVITE (and its answer) carries the m=message line where
+    // the INVITE had it, so the MSRP connection goes on through both.
+    let alice = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--chat",
+            "hi bob",
+            "--auto-answer-updates",
+            "--seconds",
+            "30",
+        ],
+    );
+    let bob_ha1 = kam.ha1("bob");
+    let ws = gw.ws_url();
+    let steps = json!([{"update":"hold"},{"update":"unhold"},{"say":"after the updates"},
+                       {"measure":1}])
+    .to_string();
+    let (_, bob) = run_sylkrtc_client(&[
+        "call",
+        "--ws",
+        &ws,
+        "--account",
+        "bob@example.test",
+        "--ha1",
+        &bob_ha1,
+        "--to",
+        "alice@example.test",
+        "--chat",
+        "before the updates",
+        "--seconds",
+        "2",
+        "--steps",
+        &steps,
+    ]);
+    let alice = alice.result();
+    assert_eq!(alice["media"], json!(["audio", "chat"]), "{alice}");
+    let states: Vec<&Value> = bob["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("update").is_some())
+        .map(|s| &s["state"])
+        .collect();
+    assert_eq!(states, [&json!("accepted"), &json!("accepted")], "{bob}");
+    let from_bob: Vec<String> = chat_received(&alice)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(
+        from_bob,
+        ["before the updates", "after the updates"],
+        "{alice}"
+    );
+    let delivered = bob["chat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "disposition-notification" && e["state"] == "delivered")
+        .count();
+    assert_eq!(delivered, 2, "{bob}");
+    wait_no_chat(&gw);
+}
+
+#[test]
 fn msrps_over_tls_to_an_independent_endpoint() {
     let kam = Kamailio::start(KamailioOpts::default());
     let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
@@ -698,6 +768,57 @@ fn a_flooding_peer_is_cut_off_and_other_chats_go_on() {
         "{m}"
     );
     alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    wait_no_chat(&gw);
+}
+
+/// A connection with `user` added (taking chat, reporting `X-` headers) and registered.
+fn chat_client_with_prefix(gw: &Gateway, kam: &Kamailio, user: &str) -> Conn {
+    let mut c = Conn::open(gw);
+    let aor = format!("{user}@example.test");
+    c.ack(
+        json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user),"chat":true,
+                 "incoming_header_prefixes":["X-"]}),
+    );
+    c.ack(json!({"sylkrtc":"account-register","account":aor}));
+    let state = c.event(T, |v| {
+        v["event"] == "registration-state" && v["state"] != "registering"
+    });
+    assert_eq!(state["state"], "registered", "{state}");
+    c
+}
+
+#[test]
+fn call_features_on_a_chat_only_session_headers_pass_update_and_dtmf_are_refused() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam, "");
+    let mut alice = chat_client_with_prefix(&gw, &kam, "alice");
+    let mut bob = chat_client_with_prefix(&gw, &kam, "bob");
+    // The client's headers go into the chat's INVITE and 200, and come out as the other
+    // side's `incoming-session` and `accepted` headers, as for calls.
+    alice.ack(
+        json!({"sylkrtc":"session-create","account":"alice@example.test",
+                     "session":"chat-h","uri":"bob@example.test","media":["chat"],
+                     "headers":[{"name":"X-Topic","value":"lunch"}]}),
+    );
+    let incoming = bob.event(T, |v| v["event"] == "incoming-session");
+    assert_eq!(incoming["media"], json!(["chat"]), "{incoming}");
+    assert_eq!(incoming["headers"]["X-Topic"], "lunch", "{incoming}");
+    let b = incoming["session"].as_str().unwrap().to_owned();
+    bob.ack(json!({"sylkrtc":"session-answer","session":b,
+                   "headers":[{"name":"X-Answer","value":"yes"}]}));
+    let accepted = alice.event(T, state_of("chat-h", "accepted"));
+    assert_eq!(accepted["headers"]["X-Answer"], "yes", "{accepted}");
+    alice.event(T, state_of("chat-h", "established"));
+    bob.event(T, state_of(&b, "established"));
+    // Nothing to renegotiate or send key presses in: clear errors, the chat goes on.
+    let err = alice.error(json!({"sylkrtc":"session-update","session":"chat-h","sdp":"v=0\r\n"}));
+    assert!(err.contains("is chat only"), "{err}");
+    let err = bob.error(json!({"sylkrtc":"session-dtmf-info","session":b,"digit":"1"}));
+    assert!(err.contains("is chat only"), "{err}");
+    chat_both_ways(&mut alice, "alice", "chat-h", &mut bob, "bob", &b);
+    alice.ack(json!({"sylkrtc":"session-terminate","session":"chat-h"}));
+    alice.event(T, state_of("chat-h", "terminated"));
     bob.event(T, state_of(&b, "terminated"));
     wait_no_chat(&gw);
 }

@@ -31,6 +31,14 @@ fn gateway(extra: &str) -> Gateway {
     )
 }
 
+/// Closes the client's connection and waits until the gateway has handled it: the census
+/// is taken as SIGTERM arrives, and a close still unread then (a loaded machine) would be
+/// counted as held.
+fn hang_up(gw: &Gateway, ws: Client) {
+    drop(ws);
+    gw.wait_for_log("websocket closed", Duration::from_secs(10));
+}
+
 fn client(gw: &Gateway) -> Client {
     let mut ws = connect_v2(gw);
     let add = json!({"sylkrtc":"account-add","transaction":"a","account":"alice@example.test","password":HA1});
@@ -134,7 +142,7 @@ fn vanished_browser_is_timed_out_and_its_call_torn_down() {
         "torn down only after {:?}",
         vanished.elapsed()
     );
-    drop(ws);
+    hang_up(&gw, ws);
     assert_eq!(gw.held_at_shutdown(), Vec::<String>::new());
 }
 
@@ -169,7 +177,7 @@ fn silent_dns_server_fails_the_call_clearly() {
         reason.starts_with("408") || reason.starts_with("503") || reason.contains("DNS"),
         "{reason}"
     );
-    drop(ws);
+    hang_up(&gw, ws);
     assert_eq!(gw.held_at_shutdown(), Vec::<String>::new());
 }
 
@@ -201,7 +209,7 @@ fn sip_tcp_reset_mid_dialog_still_ends_cleanly() {
         .unwrap();
     let events = states_until(&mut ws, &["terminated"]);
     eprintln!("after the reset: {}", events.last().unwrap());
-    drop(ws);
+    hang_up(&gw, ws);
     assert_eq!(gw.held_at_shutdown(), Vec::<String>::new());
 }
 
@@ -277,7 +285,7 @@ fn registrar_unreachable_then_back_recovers_the_registration() {
         gone.is_some(),
         "binding still present after account-unregister"
     );
-    drop(ws);
+    hang_up(&gw, ws);
     // Nothing of the account is left; the TCP connections with the live registrar (ours to
     // it, its own to our listener for the OPTIONS) stay open for reuse, as they should.
     let held: Vec<String> = gw

@@ -16,6 +16,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "../fuzz/targets/call_fields.rs"]
+mod call_fields;
 #[path = "../fuzz/targets/cpim.rs"]
 mod cpim;
 #[path = "../fuzz/targets/dns_message.rs"]
@@ -228,6 +230,11 @@ fn fuzz_sip_msg() {
 #[test]
 fn fuzz_srtp_unprotect() {
     fuzz("srtp_unprotect", srtp_unprotect::run);
+}
+
+#[test]
+fn fuzz_call_fields() {
+    fuzz("call_fields", call_fields::run);
 }
 
 #[test]

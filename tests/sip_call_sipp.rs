@@ -152,7 +152,7 @@ fn outgoing_call_to_sipp_uas() {
         .iter()
         .map(|n| match n {
             CallEvent::Progress { code, .. } => format!("progress {code}"),
-            CallEvent::Accepted { sdp } => {
+            CallEvent::Accepted { sdp, .. } => {
                 assert!(sdp.as_deref().is_some_and(|s| s.contains("m=audio 9")));
                 "accepted".into()
             }

@@ -447,6 +447,17 @@ impl DigestClient {
         }
     }
 
+    /// The same account (user, HA1, preference) with no challenge answered yet: requests to
+    /// another server must not carry the credentials computed for this one's nonces.
+    pub fn fresh(&self) -> DigestClient {
+        DigestClient {
+            username: self.username.clone(),
+            ha1: self.ha1.clone(),
+            prefer_auth_int: self.prefer_auth_int,
+            answered: Vec::new(),
+        }
+    }
+
     /// Use `auth-int` when the server offers both (default: `auth`, which survives proxies
     /// that rewrite bodies).
     pub fn prefer_auth_int(mut self, yes: bool) -> DigestClient {

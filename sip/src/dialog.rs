@@ -260,6 +260,12 @@ impl Dialog {
         }
     }
 
+    /// Takes the next local CSeq number (section 12.2.1.1) for a request built elsewhere.
+    pub fn next_cseq(&mut self) -> u32 {
+        self.local_cseq = self.local_cseq.wrapping_add(1).max(1);
+        self.local_cseq
+    }
+
     /// A new request in the dialog with the next local CSeq (section 12.2.1.1).
     pub fn request(&mut self, method: Method) -> OutgoingRequest {
         self.local_cseq = self.local_cseq.wrapping_add(1).max(1);

@@ -3,8 +3,10 @@
 //! (`fuzz/fuzz_targets/sip_msg.rs`) and the deterministic mutation test, so both check the same.
 
 use super::auth::Challenge;
+use super::call::{rack, session_expires, Refresher};
 use super::framing::{StreamFramer, StreamItem};
 use super::msg::{parse, Disposition, Framing, SipMessage};
+use super::stack::replaces_key;
 
 /// Parses `data` as a datagram and as a stream message, reads every accessor, re-parses what
 /// the printer emits, feeds it through the stream framer in two pieces and parses each
@@ -75,5 +77,33 @@ fn check_message(message: &SipMessage) {
     );
     for field in head.iter() {
         let _ = Challenge::parse(&field.value);
+    }
+}
+
+/// Reads `data` as each header value a call's peer controls and the call machinery parses
+/// itself (`RAck` of a PRACK, `Session-Expires` of RFC 4028, `Replaces` of RFC 3891), line
+/// by line and whole, and checks what comes out.
+///
+/// # Panics
+///
+/// Only on a broken invariant; malformed values give `None`, never a panic.
+pub fn exercise_call_fields(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for value in text.lines().chain(std::iter::once(text)) {
+        if let Some((_, _, method)) = rack(value) {
+            assert!(!method.is_empty() && !method.contains(char::is_whitespace));
+        }
+        if let Some((_, refresher)) = session_expires(Some(value)) {
+            assert!(matches!(
+                refresher,
+                None | Some(Refresher::Uac | Refresher::Uas)
+            ));
+        }
+        if let Some(key) = replaces_key(value) {
+            assert!(!key.call_id.contains(';'));
+            assert!(!key.local_tag.contains(';') && !key.remote_tag.contains(';'));
+        }
     }
 }

@@ -194,6 +194,22 @@ pub struct Registration {
     too_brief_count: u8,
     retry_delay: Duration,
     actions: VecDeque<RegAction>,
+    /// URI parameters of our Contact (RFC 8599 push parameters), from the next REGISTER on.
+    contact_params: Vec<(String, String)>,
+}
+
+/// A Contact URI parameter value as RFC 3261 section 25.1 `paramchar`s: unreserved and
+/// `param-unreserved` characters as they are, every other byte `%`-escaped.
+fn escape_param(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:&+$".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Registration {
@@ -215,12 +231,31 @@ impl Registration {
             too_brief_count: 0,
             retry_delay: FIRST_RETRY,
             actions: VecDeque::new(),
+            contact_params: Vec::new(),
         }
+    }
+
+    /// URI parameters for our Contact from the next REGISTER on (RFC 8599 push parameters;
+    /// empty removes them). Names must be URI parameter tokens; values are escaped.
+    pub fn set_contact_params(&mut self, params: Vec<(String, String)>) {
+        self.contact_params = params;
     }
 
     /// The Contact user token.
     pub fn contact_user(&self) -> &str {
         &self.config.contact_user
+    }
+
+    /// The registration's settings (user, domain, User-Agent, ...).
+    pub fn config(&self) -> &RegistrationConfig {
+        &self.config
+    }
+
+    /// A digest client for this account's requests inside calls (RFC 3261 section 22): the
+    /// same HA1, answering only the challenges the call's peers make (the registrar's
+    /// nonces stay with the registrar).
+    pub fn digest_client(&self) -> DigestClient {
+        self.digest.fresh()
     }
 
     /// True while the registrar holds (or may hold) our binding.
@@ -305,11 +340,14 @@ impl Registration {
         from.display_name = self.config.display_name.clone();
         let to = from.clone();
         let from = from.with_param(super::msg::Param::raw("tag", Some(&self.config.from_tag)));
-        let contact = NameAddr::new(Uri::parse(&format!(
-            "sip:{}@{contact_hostport}",
-            self.config.contact_user
-        ))?)
-        .with_param(super::msg::Param::raw(
+        let mut contact_uri = format!("sip:{}@{contact_hostport}", self.config.contact_user);
+        for (name, value) in &self.contact_params {
+            contact_uri.push(';');
+            contact_uri.push_str(name);
+            contact_uri.push('=');
+            contact_uri.push_str(&escape_param(value));
+        }
+        let contact = NameAddr::new(Uri::parse(&contact_uri)?).with_param(super::msg::Param::raw(
             "expires",
             Some(&expires.to_string()),
         ));

@@ -171,10 +171,13 @@ pub enum RequestAction {
     /// Add a Via with a fresh branch, send in a new client transaction and report with
     /// [`ClientRequest::handle_sent`].
     Send {
-        /// The request without Via.
-        request: OutgoingRequest,
+        /// The request without Via (boxed: it dwarfs the other actions).
+        request: Box<OutgoingRequest>,
         /// Where to.
         hop: Hop,
+        /// A copy after a digest challenge inside a dialog: it takes the dialog's next CSeq
+        /// (RFC 3261 section 12.2.1.1), set with [`ClientRequest::renumber`].
+        renumber: bool,
     },
     /// Tell the gateway; nothing more follows and the request is forgotten.
     Finished(RequestOutcome),
@@ -198,8 +201,10 @@ pub struct ClientRequest {
     headers: Vec<(String, String)>,
     body: Option<(String, Vec<u8>)>,
     cseq: u32,
-    /// `None` inside a dialog: the dialog's credentials are not ours to answer.
+    /// Answers 401/407 (outside dialogs always; inside one, the call's account's).
     digest: Option<DigestClient>,
+    /// Inside a dialog: copies after the first take the dialog's next CSeq.
+    in_dialog: bool,
     cnonce_base: String,
     targets: TargetList,
     /// Inside a dialog: the one hop; no fail-over.
@@ -253,6 +258,7 @@ impl ClientRequest {
             body: config.body,
             cseq: 0,
             digest: Some(DigestClient::new(&config.user, ha1)),
+            in_dialog: false,
             cnonce_base: config.from_tag,
             targets: TargetList::default(),
             fixed_hop: None,
@@ -263,19 +269,28 @@ impl ClientRequest {
     }
 
     /// A request inside a dialog, as the dialog built it (route set, tags, its CSeq), sent to
-    /// `hop` at once.
-    pub fn in_dialog(request: OutgoingRequest, hop: Hop) -> ClientRequest {
+    /// `hop` at once; `digest` (the call's account's) answers 401/407 (RFC 3261 section 22).
+    pub fn in_dialog(
+        request: OutgoingRequest,
+        hop: Hop,
+        digest: Option<DigestClient>,
+    ) -> ClientRequest {
         let OutgoingRequest {
             method,
             uri,
             headers,
             body,
         } = request;
-        let cseq = headers
+        let cseq: u32 = headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("CSeq"))
             .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(1);
+        let cnonce_base = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Call-ID"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         let headers = headers
             .into_iter()
             .filter(|(n, _)| !n.eq_ignore_ascii_case("CSeq"))
@@ -285,9 +300,10 @@ impl ClientRequest {
             uri,
             headers,
             body,
-            cseq: cseq - 1,
-            digest: None,
-            cnonce_base: String::new(),
+            cseq: cseq.wrapping_sub(1),
+            digest,
+            in_dialog: true,
+            cnonce_base,
             targets: TargetList::default(),
             fixed_hop: Some(hop.clone()),
             last_hop: None,
@@ -301,6 +317,17 @@ impl ClientRequest {
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method
+    }
+
+    /// The dialog gave the copy just sent (a [`RequestAction::Send`] with `renumber`) its
+    /// next CSeq `seq`: the request goes out with it.
+    pub fn renumber(&mut self, request: &mut OutgoingRequest, seq: u32) {
+        self.cseq = seq;
+        for (name, value) in request.headers.iter_mut() {
+            if name.eq_ignore_ascii_case("CSeq") {
+                *value = format!("{seq} {}", self.method);
+            }
+        }
     }
 
     /// The next thing for the stack to do.
@@ -344,7 +371,6 @@ impl ClientRequest {
             401 | 407 => {
                 let answered = match self.digest.as_mut() {
                     Some(d) => d.handle_challenge(response),
-                    // Credentials inside a dialog would be the INVITE's; none are kept.
                     None => Err(AuthError::Rejected),
                 };
                 match answered {
@@ -412,6 +438,7 @@ impl ClientRequest {
 
     /// Sends the request (again: next CSeq, credentials for the realms that challenged).
     fn send(&mut self, hop: Hop) {
+        let renumber = self.in_dialog && self.last_hop.is_some();
         self.cseq = self.cseq.wrapping_add(1).max(1);
         let mut headers = self.headers.clone();
         headers.push(("CSeq".to_owned(), format!("{} {}", self.cseq, self.method)));
@@ -437,13 +464,14 @@ impl ClientRequest {
         self.last_hop = Some(hop.clone());
         self.phase = Phase::Sending;
         self.actions.push_back(RequestAction::Send {
-            request: OutgoingRequest {
+            request: Box::new(OutgoingRequest {
                 method: self.method.clone(),
                 uri: self.uri.clone(),
                 headers,
                 body: self.body.clone(),
-            },
+            }),
             hop,
+            renumber,
         });
     }
 

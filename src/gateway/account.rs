@@ -35,6 +35,8 @@ pub struct Account {
     pub chat: bool,
     /// The SIP registration, between `account-register` and `account-unregister`.
     pub registration: Option<RegId>,
+    /// Push parameters for the REGISTER Contact (`account-devicetoken`, `push.rs`).
+    pub push: Option<Vec<(String, String)>>,
     /// The account registered successfully on this connection at least once: messaging
     /// is allowed (SylkServer's `auth_state`; before it, `Account not authenticated`).
     pub authenticated: bool,
@@ -52,6 +54,7 @@ impl Account {
             incoming_header_prefixes: add.incoming_header_prefixes,
             chat: add.chat,
             registration: None,
+            push: None,
             authenticated: false,
         }
     }
@@ -132,12 +135,15 @@ impl Gateway {
         let Some(account) = self.accounts.get(id.0) else {
             return;
         };
+        let push = account.push.clone().unwrap_or_default();
         if let Some(reg) = account.registration {
+            e.sip.set_contact_params(reg, push);
             e.sip.start(now, reg);
             return;
         }
         // Own the registration before it can emit its first event.
         let reg = e.sip.register_deferred(account.identity());
+        e.sip.set_contact_params(reg, push);
         self.registration_owner.insert(reg, id);
         if let Some(a) = self.accounts.get_mut(id.0) {
             a.registration = Some(reg);
@@ -148,6 +154,10 @@ impl Gateway {
     /// `account-unregister` (and removal/close): REGISTER with Expires 0; SylkServer sends no
     /// event for it, so the registration's later events are no longer routed.
     pub(super) fn unregister_account(&mut self, now: Instant, id: AccountId, e: &mut Engines<'_>) {
+        // SylkServer drops the stored push token with the registration.
+        if let Some(a) = self.accounts.get_mut(id.0) {
+            a.push = None;
+        }
         let Some(reg) = self
             .accounts
             .get_mut(id.0)

@@ -68,6 +68,22 @@ pub enum GatewayError {
     UnknownSession(String),
     /// A request the gateway does not implement yet.
     NotSupportedYet(&'static str),
+    /// A client header the SIP stack writes itself.
+    HeaderNotAllowed(String),
+    /// A client header whose name or value is not valid SIP.
+    InvalidHeader(String),
+    /// More client headers than one request may carry.
+    TooManyHeaders(usize),
+    /// `session-update`, `session-dtmf-info` or `session-transfer` in a state that does not
+    /// allow it.
+    CallState {
+        /// What was asked.
+        action: &'static str,
+        /// The session.
+        session: String,
+        /// Its state.
+        state: &'static str,
+    },
     /// `session-create` while the gateway drains before shutting down.
     Draining,
     /// Messaging before the account registered successfully on this connection.
@@ -87,6 +103,23 @@ pub enum GatewayError {
         /// Its state.
         state: &'static str,
     },
+    /// A renegotiation of the session is already under way.
+    UpdatePending(String),
+    /// The browser's SDP for `session-update` could not be used.
+    UpdateSdp(BridgeError),
+    /// The SIP stack refused a request inside the call.
+    CannotSend {
+        /// What was asked.
+        action: &'static str,
+        /// Why.
+        error: String,
+    },
+    /// Too many DTMF digits are waiting to be sent on the session.
+    DtmfQueueFull(usize),
+    /// A transfer of the session is already under way.
+    TransferPending(String),
+    /// `session-create` with `refer` naming a session that got no transfer request.
+    NoTransferRequest(String),
     /// `account-remove-message` of a message the store does not have.
     UnknownMessage(String),
     /// `account-remove-conversation` of a conversation the store does not have.
@@ -97,6 +130,14 @@ pub enum GatewayError {
     /// `session-message` over MSRP refused by the session's connection (too large, queue
     /// full, connection gone).
     ChatSend(msrp::SendError),
+    /// `session-update` or `session-dtmf-info` on a chat-only session: it has no audio or
+    /// video to renegotiate or send key presses in.
+    ChatOnlySession {
+        /// What was asked.
+        action: &'static str,
+        /// The session.
+        session: String,
+    },
 }
 
 impl fmt::Display for GatewayError {
@@ -134,6 +175,34 @@ impl fmt::Display for GatewayError {
             GatewayError::SessionTerminated(s) => write!(f, "Session {s} is terminated"),
             GatewayError::UnknownSession(s) => write!(f, "Unknown session {s}"),
             GatewayError::NotSupportedYet(name) => write!(f, "not supported yet: {name}"),
+            GatewayError::HeaderNotAllowed(name) => {
+                write!(f, "Header {name} is not allowed (the gateway writes it)")
+            }
+            GatewayError::InvalidHeader(name) => write!(f, "Invalid header: {name}"),
+            GatewayError::TooManyHeaders(max) => write!(f, "Too many headers (at most {max})"),
+            GatewayError::CallState {
+                action,
+                session,
+                state,
+            } => write!(
+                f,
+                "Invalid state for {action} on session {session}: {state}"
+            ),
+            GatewayError::UpdatePending(s) => write!(f, "Session {s} is already being updated"),
+            GatewayError::UpdateSdp(BridgeError::NoCommonCodec) => {
+                f.write_str("No common codec (the gateway does not transcode)")
+            }
+            GatewayError::UpdateSdp(e) => write!(f, "Invalid SDP: {e}"),
+            GatewayError::CannotSend { action, error } => write!(f, "Cannot {action}: {error}"),
+            GatewayError::DtmfQueueFull(max) => {
+                write!(f, "Too many DTMF digits waiting (at most {max})")
+            }
+            GatewayError::TransferPending(s) => {
+                write!(f, "Session {s} is already being transferred")
+            }
+            GatewayError::NoTransferRequest(s) => {
+                write!(f, "Session {s} has no transfer request")
+            }
             GatewayError::Draining => {
                 f.write_str("Service unavailable: the gateway is shutting down, try again")
             }
@@ -161,6 +230,12 @@ impl fmt::Display for GatewayError {
             GatewayError::UnknownContact(c) => write!(f, "Unknown contact {c}"),
             GatewayError::ChatUnavailable(why) => write!(f, "Chat not available: {why}"),
             GatewayError::ChatSend(e) => write!(f, "Cannot send message: {e}"),
+            GatewayError::ChatOnlySession { action, session } => {
+                write!(
+                    f,
+                    "Session {session} is chat only: no {action} without audio or video"
+                )
+            }
         }
     }
 }
@@ -196,6 +271,8 @@ pub enum CallEnd {
     MediaPortsUnavailable,
     /// The client's WebSocket closed (nobody is told).
     WebSocketClosed,
+    /// The call was transferred (`session-transfer`, and the target answered).
+    Transferred,
     /// The gateway shut down with the call still up (the drain timeout passed, or a second
     /// SIGTERM came).
     Shutdown,
@@ -244,6 +321,7 @@ impl fmt::Display for CallEnd {
             CallEnd::SrtpRetryFailed => f.write_str(NOT_ACCEPTABLE),
             CallEnd::MediaPortsUnavailable => f.write_str("503 Media ports unavailable"),
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
+            CallEnd::Transferred => f.write_str("200 Call transferred"),
             CallEnd::Shutdown => f.write_str("503 Server shutting down"),
             CallEnd::Chat(reason) => reason.fmt(f),
             CallEnd::ChatRefused => write!(f, "{NOT_ACCEPTABLE} (no usable m=message)"),

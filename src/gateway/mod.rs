@@ -14,8 +14,10 @@ mod calls;
 mod chat;
 mod client;
 mod error;
+mod headers;
 mod messaging;
 mod ports;
+mod push;
 mod stats;
 mod trace;
 
@@ -25,14 +27,14 @@ use std::time::{Instant, SystemTime};
 use engine::drops::{self, DropKind};
 use engine::{Key, Rng, Table};
 use media::bridge::BridgeEvent;
-use sip::stack::{SipEvent, SipStack};
+use sip::stack::{RequestTarget, SipEvent, SipStack};
 
 use crate::config::{MediaConfig, MessagingConfig, SylkRtcConfig};
 use crate::switchboard::{Bridges, MediaId, MediaSocketKind, MsrpId, Msrps, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
-pub use calls::{CallDirection, CallState};
+pub use calls::{exercise_call_fields, CallDirection, CallState};
 pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use error::{CallEnd, GatewayError};
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
@@ -174,6 +176,8 @@ pub struct GatewayConfig {
     pub media: MediaConfig,
     /// SIP code for `session-terminate` of an unanswered incoming call.
     pub decline_code: u16,
+    /// How push tokens go into the REGISTER Contact.
+    pub push_parameters: crate::config::PushParameters,
     /// Messaging limits and retention.
     pub messaging: MessagingConfig,
     /// Chat sessions over MSRP: listeners, relays, limits.
@@ -196,6 +200,8 @@ pub struct Gateway {
     calls: Table<calls::GwCall>,
     calls_by_media: HashMap<MediaId, CallKey>,
     calls_by_sip: HashMap<sip::stack::CallId, CallKey>,
+    /// Our requests inside calls' dialogs (INFO, REFER, NOTIFY) and what each is for.
+    call_requests: HashMap<sip::request::RequestId, (CallKey, calls::CallRequest)>,
     ports: ports::MediaPorts,
     /// Randomness for the bridges' SSRCs, ICE credentials and SDES keys.
     rng: Rng,
@@ -238,6 +244,7 @@ impl Gateway {
             calls: Table::new(),
             calls_by_media: HashMap::new(),
             calls_by_sip: HashMap::new(),
+            call_requests: HashMap::new(),
             rng,
             wall: SystemTime::UNIX_EPOCH,
             draining: false,
@@ -283,6 +290,18 @@ impl Gateway {
             GatewayInput::Sip(SipEvent::Call { call, event }) => {
                 self.handle_call_event(now, call, event, engines)
             }
+            GatewayInput::Sip(SipEvent::Request { request, outcome })
+                if self.call_requests.contains_key(&request) =>
+            {
+                if let Some((key, what)) = self.call_requests.remove(&request) {
+                    self.call_request_done(now, key, what, &outcome, engines);
+                }
+            }
+            GatewayInput::Sip(SipEvent::IncomingRequest {
+                id,
+                target: RequestTarget::Call(call),
+                request,
+            }) if self.call_incoming_request(now, call, id, &request, engines) => {}
             GatewayInput::Sip(SipEvent::Request { request, outcome }) => {
                 self.handle_request_outcome(now, request, outcome, engines)
             }
@@ -456,9 +475,11 @@ impl Gateway {
                 .map(|id| self.unregister_account(now, id, e)),
             Request::SessionCreate(create) => self.create_session(now, client, create, e),
             Request::ChatSessionCreate(create) => self.create_chat_session(now, client, create, e),
-            Request::SessionAnswer { session, sdp, .. } => {
-                self.answer_any_session(now, client, &session, sdp.as_deref(), e)
-            }
+            Request::SessionAnswer {
+                session,
+                sdp,
+                headers,
+            } => self.answer_any_session(now, client, &session, sdp.as_deref(), &headers, e),
             Request::SessionTrickle {
                 session,
                 candidates,
@@ -466,6 +487,12 @@ impl Gateway {
             Request::SessionTerminate { session } => {
                 self.terminate_session(now, client, &session, e)
             }
+            Request::SessionUpdate(update) => self.update_session(now, client, update, e),
+            Request::SessionDtmfInfo(info) => self.dtmf_info(now, client, info, e),
+            Request::SessionTransfer { session, uri } => {
+                self.transfer_session(now, client, &session, &uri, e)
+            }
+            Request::AccountDevicetoken(token) => self.device_token(client, token),
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
             messaging => {
                 return self.handle_messaging_request(now, client, transaction, messaging, e)

@@ -126,6 +126,25 @@ impl MediaPorts {
         ))
     }
 
+    /// One more pair for a call's video (a renegotiation adds video): recorded in `ports`,
+    /// `None` when the range is exhausted.
+    pub fn allocate_video(&mut self, ports: &mut CallPorts) -> Option<SocketAddr> {
+        let pair = self.take_pair()?;
+        ports.pairs.push(pair.rtp);
+        Some(SocketAddr::new(self.config.address, pair.rtp))
+    }
+
+    /// The RTP and RTCP sockets of one SIP-side pair.
+    pub fn pair_sockets(rtp: SocketAddr) -> Vec<(MediaSocketKind, SocketAddr)> {
+        vec![
+            (MediaSocketKind::Rtp, rtp),
+            (
+                MediaSocketKind::Rtcp,
+                SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+            ),
+        ]
+    }
+
     /// The next pair whose two ports can be bound, as Janus does: a pair another process
     /// holds goes back to the end of the free list (it may be free again by its turn).
     fn take_pair(&mut self) -> Option<media::rtp_leg::PortPair> {

@@ -52,6 +52,7 @@ impl CallEnd {
                 CallEndCause::LocalHangup => "local_hangup",
                 CallEndCause::Declined => "declined",
                 CallEndCause::Cancelled => "cancelled",
+                CallEndCause::SessionExpired => "session_expired",
                 _ => "sip_other",
             },
             CallEnd::LocalHangup => "local_hangup",
@@ -65,6 +66,7 @@ impl CallEnd {
             CallEnd::Shutdown => "shutdown",
             CallEnd::Chat(_) => "chat_failure",
             CallEnd::ChatRefused => "chat_refused",
+            CallEnd::Transferred => "transferred",
         }
     }
 }
@@ -103,6 +105,17 @@ impl GatewayError {
             GatewayError::UnknownContact(_) => "unknown_contact",
             GatewayError::ChatUnavailable(_) => "chat_unavailable",
             GatewayError::ChatSend(_) => "chat_send",
+            GatewayError::ChatOnlySession { .. } => "chat_only_session",
+            GatewayError::HeaderNotAllowed(_) => "header_not_allowed",
+            GatewayError::InvalidHeader(_) => "invalid_header",
+            GatewayError::TooManyHeaders(_) => "too_many_headers",
+            GatewayError::CallState { .. } => "call_state",
+            GatewayError::UpdatePending(_) => "update_pending",
+            GatewayError::UpdateSdp(_) => "update_sdp",
+            GatewayError::CannotSend { .. } => "cannot_send",
+            GatewayError::DtmfQueueFull(_) => "dtmf_queue_full",
+            GatewayError::TransferPending(_) => "transfer_pending",
+            GatewayError::NoTransferRequest(_) => "no_transfer_request",
         }
     }
 }

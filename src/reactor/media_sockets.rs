@@ -62,8 +62,9 @@ pub struct MediaSockets {
 }
 
 impl MediaSockets {
-    /// Binds every socket of one call. On failure nothing stays bound and the error names
-    /// the address.
+    /// Binds every socket of one call; for a call that has sockets already (video added by
+    /// a renegotiation) the new ones join them. On failure nothing new stays bound and the
+    /// error names the address.
     pub fn open(
         &mut self,
         registry: &Registry,
@@ -71,6 +72,9 @@ impl MediaSockets {
         media: MediaId,
         wanted: &[(MediaSocketKind, SocketAddr)],
     ) -> Result<(), String> {
+        if let Some(&key) = self.by_media.get(&media) {
+            return self.open_more(registry, key, wanted);
+        }
         if wanted.len() > MAX_SOCKETS_PER_CALL {
             return Err(format!("{} media sockets asked for one call", wanted.len()));
         }
@@ -108,6 +112,49 @@ impl MediaSockets {
             sockets,
         });
         self.by_media.insert(media, key);
+        Ok(())
+    }
+
+    /// Binds `wanted` beside the sockets call `key` has.
+    fn open_more(
+        &mut self,
+        registry: &Registry,
+        key: usize,
+        wanted: &[(MediaSocketKind, SocketAddr)],
+    ) -> Result<(), String> {
+        let Some(call) = self.calls.get_mut(key) else {
+            return Err("media sockets asked for a closed call".to_owned());
+        };
+        if call.sockets.len() + wanted.len() > MAX_SOCKETS_PER_CALL {
+            return Err(format!(
+                "more than {MAX_SOCKETS_PER_CALL} media sockets for one call"
+            ));
+        }
+        let first = call.sockets.len();
+        for (offset, &(kind, addr)) in wanted.iter().enumerate() {
+            let bound = UdpSocket::bind(addr).and_then(|mut socket| {
+                let token_key = (key << SOCKET_BITS) | (first + offset);
+                registry.register(
+                    &mut socket,
+                    token::encode(TokenKind::Media, token_key, call.generation),
+                    Interest::READABLE,
+                )?;
+                Ok(socket)
+            });
+            match bound {
+                Ok(socket) => call.sockets.push(BoundSocket {
+                    socket,
+                    local: addr,
+                    kind,
+                }),
+                Err(e) => {
+                    for mut s in call.sockets.drain(first..) {
+                        let _ = registry.deregister(&mut s.socket);
+                    }
+                    return Err(format!("cannot bind media socket {addr}: {e}"));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -86,6 +86,12 @@ impl Switchboard {
         // RFC 3428 MESSAGE, outside dialogs and inside calls: the gateway's messaging.
         sip.set_incoming_methods(&[sip::msg::Method::Message]);
         sip.set_max_calls(max_calls);
+        // Inside calls: key presses (INFO), transfers (REFER) and their progress (NOTIFY).
+        sip.enable_in_dialog_methods(&[
+            sip::msg::Method::Info,
+            sip::msg::Method::Refer,
+            sip::msg::Method::Notify,
+        ]);
         Switchboard {
             gateway,
             sip,

@@ -48,6 +48,60 @@ impl Originator {
     }
 }
 
+/// Where a renegotiation (`update` session event) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateState {
+    /// The SIP side offers: `sdp` is our offer; answer with `session-update`.
+    Received,
+    /// The browser's `session-update` offer was accepted: `sdp` is the answer.
+    Accepted,
+    /// It failed (`reason`); the call goes on with its previous media.
+    Failed,
+}
+
+impl UpdateState {
+    fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Received => "received",
+            UpdateState::Accepted => "accepted",
+            UpdateState::Failed => "failed",
+        }
+    }
+}
+
+/// How a key press of the SIP side arrived (our `dtmf` extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfMethod {
+    /// SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    Info,
+    /// RFC 4733 telephone-event in the media.
+    Rfc4733,
+}
+
+/// Progress of a transfer (our `transfer` extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferState {
+    /// The REFER is accepted or the transfer target is being called.
+    Trying,
+    /// The transfer target answered: the call ends.
+    Accepted,
+    /// The transfer did not happen (`code`, `reason`); the call goes on.
+    Failed,
+    /// An INVITE with `Replaces` took this call over (RFC 3891): the other party changed.
+    Replaced,
+}
+
+impl TransferState {
+    fn as_str(self) -> &'static str {
+        match self {
+            TransferState::Trying => "trying",
+            TransferState::Accepted => "accepted",
+            TransferState::Failed => "failed",
+            TransferState::Replaced => "replaced",
+        }
+    }
+}
+
 /// Call states reported in `session_event`/`session-event`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionState {
@@ -73,6 +127,9 @@ pub enum SessionState {
         sdp: Option<String>,
         /// SIP Call-ID (sylkRTC-2 only).
         call_id: Option<String>,
+        /// Headers of the 2xx the account asked for (`incoming_header_prefixes`,
+        /// sylkRTC-2 only, when there are any).
+        headers: Vec<(String, String)>,
     },
     /// ICE and DTLS are up.
     Established,
@@ -113,6 +170,8 @@ pub enum Event {
         /// The session's streams when it has chat (our extension: `["chat"]`,
         /// `["audio", "chat"]`, ...); empty (and not sent) for a plain call.
         media: Vec<&'static str>,
+        /// INVITE headers matching the account's `incoming_header_prefixes` (sylkRTC-2).
+        headers: Vec<(String, String)>,
     },
     /// A call that ended before it was answered.
     MissedSession {
@@ -127,6 +186,48 @@ pub enum Event {
         session: String,
         /// The new state.
         state: SessionState,
+    },
+    /// A renegotiation (`update`, SylkServer HEAD).
+    SessionUpdate {
+        /// The session id.
+        session: String,
+        /// Where it is.
+        state: UpdateState,
+        /// Our offer (`received`) or answer (`accepted`).
+        sdp: Option<String>,
+        /// Why it failed.
+        reason: Option<String>,
+    },
+    /// Our extension: the SIP side pressed a key.
+    SessionDtmf {
+        /// The session id.
+        session: String,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Its length in milliseconds.
+        duration: u32,
+        /// How it arrived.
+        method: DtmfMethod,
+    },
+    /// Our extension: progress of a transfer of this call.
+    SessionTransfer {
+        /// The session id.
+        session: String,
+        /// Where it is.
+        state: TransferState,
+        /// The SIP status of a failure, or of the target's last answer.
+        code: Option<u16>,
+        /// Its reason phrase.
+        reason: Option<String>,
+    },
+    /// Our extension: the SIP side asks this call to be transferred (an incoming REFER).
+    TransferRequest {
+        /// The session id.
+        session: String,
+        /// Where to (`Refer-To`), bare `user@domain`.
+        uri: String,
+        /// Who asks (`Referred-By`), bare `user@domain`.
+        referred_by: Option<String>,
     },
     /// Messaging: messages, dispositions, sync (see [`super::messaging`]).
     Messaging(super::messaging::MessagingEvent),
@@ -160,6 +261,7 @@ impl Event {
                 sdp,
                 call_id,
                 media,
+                headers,
             } => {
                 let mut data = Map::new();
                 data.insert("originator".into(), originator.to_json());
@@ -168,6 +270,9 @@ impl Event {
                 }
                 if !v1 {
                     data.insert("call_id".into(), call_id.clone().into());
+                    if !headers.is_empty() {
+                        data.insert("headers".into(), headers_json(headers));
+                    }
                 }
                 if !media.is_empty() {
                     data.insert("media".into(), media.clone().into());
@@ -196,12 +301,19 @@ impl Event {
                         data.insert("call_id".into(), call_id.clone().into());
                         "early-media"
                     }
-                    SessionState::Accepted { sdp, call_id } => {
+                    SessionState::Accepted {
+                        sdp,
+                        call_id,
+                        headers,
+                    } => {
                         if let Some(sdp) = sdp {
                             data.insert("sdp".into(), sdp.clone().into());
                         }
                         if let (Some(call_id), false) = (call_id, v1) {
                             data.insert("call_id".into(), call_id.clone().into());
+                        }
+                        if !v1 && !headers.is_empty() {
+                            data.insert("headers".into(), headers_json(headers));
                         }
                         "accepted"
                     }
@@ -225,9 +337,100 @@ impl Event {
                 put_payload(&mut m, dialect, data);
                 Value::Object(m)
             }
+            Event::SessionUpdate {
+                session,
+                state,
+                sdp,
+                reason,
+            } => {
+                // sylkRTC-1 has no renegotiation.
+                if v1 {
+                    return None;
+                }
+                let mut data = Map::new();
+                data.insert("state".into(), state.as_str().into());
+                if let Some(sdp) = sdp {
+                    data.insert("sdp".into(), sdp.clone().into());
+                }
+                if let Some(reason) = reason {
+                    data.insert("reason".into(), reason.clone().into());
+                }
+                session_event(dialect, session, "update", data)
+            }
+            Event::SessionDtmf {
+                session,
+                digit,
+                duration,
+                method,
+            } => {
+                let mut data = Map::new();
+                data.insert("digit".into(), digit.to_string().into());
+                data.insert("duration".into(), (*duration).into());
+                let method = match method {
+                    DtmfMethod::Info => "info",
+                    DtmfMethod::Rfc4733 => "rfc4733",
+                };
+                data.insert("method".into(), method.into());
+                session_event(dialect, session, "dtmf", data)
+            }
+            Event::SessionTransfer {
+                session,
+                state,
+                code,
+                reason,
+            } => {
+                let mut data = Map::new();
+                data.insert("state".into(), state.as_str().into());
+                if let Some(code) = code {
+                    data.insert("code".into(), (*code).into());
+                }
+                if let Some(reason) = reason {
+                    data.insert("reason".into(), reason.clone().into());
+                }
+                session_event(dialect, session, "transfer", data)
+            }
+            Event::TransferRequest {
+                session,
+                uri,
+                referred_by,
+            } => {
+                let mut data = Map::new();
+                data.insert("uri".into(), uri.clone().into());
+                data.insert("referred_by".into(), referred_by.clone().into());
+                let name = if v1 {
+                    "transfer_request"
+                } else {
+                    "transfer-request"
+                };
+                session_event(dialect, session, name, data)
+            }
         };
         Some(value.to_string())
     }
+}
+
+/// A `session_event`/`session-event` named `event` with `data` (flattened in sylkRTC-2).
+fn session_event(dialect: Dialect, session: &str, event: &str, data: Map<String, Value>) -> Value {
+    let mut m = Map::new();
+    let kind = match dialect {
+        Dialect::V1 => "session_event",
+        Dialect::V2 => "session-event",
+    };
+    m.insert("sylkrtc".into(), kind.into());
+    m.insert("session".into(), session.into());
+    m.insert("event".into(), event.into());
+    put_payload(&mut m, dialect, data);
+    Value::Object(m)
+}
+
+/// SIP headers as sylkRTC carries them: an object of name -> value (SylkServer's form; a
+/// repeated name keeps its last value).
+fn headers_json(headers: &[(String, String)]) -> Value {
+    let mut m = Map::new();
+    for (name, value) in headers {
+        m.insert(name.clone(), value.clone().into());
+    }
+    Value::Object(m)
 }
 
 /// Builds an `account_event`/`account-event`; `v1_name` uses underscores and becomes dashed
@@ -315,6 +518,7 @@ mod tests {
             sdp: Some("v=0".into()),
             call_id: "c1".into(),
             media: Vec::new(),
+            headers: vec![("X-Tag".into(), "1".into())],
         };
         assert_eq!(
             enc(&e, Dialect::V1),
@@ -324,7 +528,8 @@ mod tests {
         assert_eq!(
             enc(&e, Dialect::V2),
             json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
-                   "originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0","call_id":"c1"})
+                   "originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0","call_id":"c1",
+                   "headers":{"X-Tag":"1"}})
         );
         let chat = Event::IncomingSession {
             account: "a@b".into(),
@@ -333,6 +538,7 @@ mod tests {
             sdp: None,
             call_id: "c1".into(),
             media: vec!["chat"],
+            headers: Vec::new(),
         };
         assert_eq!(
             enc(&chat, Dialect::V2),
@@ -371,11 +577,88 @@ mod tests {
         let accepted = s(SessionState::Accepted {
             sdp: Some("v=0".into()),
             call_id: Some("c".into()),
+            headers: Vec::new(),
         });
         assert_eq!(
             enc(&accepted, Dialect::V1),
             json!({"sylkrtc":"session_event","session":"s","event":"state","data":{"state":"accepted","sdp":"v=0"}})
         );
         assert_eq!(enc(&accepted, Dialect::V2)["call_id"], "c");
+    }
+}
+
+#[cfg(test)]
+mod extension_tests {
+    use super::*;
+
+    fn enc(e: &Event, d: Dialect) -> Option<Value> {
+        e.encode(d).map(|t| serde_json::from_str(&t).unwrap())
+    }
+
+    #[test]
+    fn update_is_sylkrtc_2_only() {
+        let e = Event::SessionUpdate {
+            session: "s".into(),
+            state: UpdateState::Failed,
+            sdp: None,
+            reason: Some("488 Not Acceptable Here".into()),
+        };
+        assert_eq!(
+            enc(&e, Dialect::V2),
+            Some(
+                json!({"sylkrtc":"session-event","session":"s","event":"update",
+                        "state":"failed","reason":"488 Not Acceptable Here"})
+            )
+        );
+        assert_eq!(enc(&e, Dialect::V1), None);
+    }
+
+    #[test]
+    fn extensions_per_dialect() {
+        let dtmf = Event::SessionDtmf {
+            session: "s".into(),
+            digit: '#',
+            duration: 160,
+            method: DtmfMethod::Rfc4733,
+        };
+        assert_eq!(
+            enc(&dtmf, Dialect::V2),
+            Some(
+                json!({"sylkrtc":"session-event","session":"s","event":"dtmf",
+                        "digit":"#","duration":160,"method":"rfc4733"})
+            )
+        );
+        assert_eq!(
+            enc(&dtmf, Dialect::V1),
+            Some(
+                json!({"sylkrtc":"session_event","session":"s","event":"dtmf",
+                        "data":{"digit":"#","duration":160,"method":"rfc4733"}})
+            )
+        );
+        let t = Event::SessionTransfer {
+            session: "s".into(),
+            state: TransferState::Failed,
+            code: Some(486),
+            reason: Some("Busy Here".into()),
+        };
+        assert_eq!(
+            enc(&t, Dialect::V2),
+            Some(
+                json!({"sylkrtc":"session-event","session":"s","event":"transfer",
+                        "state":"failed","code":486,"reason":"Busy Here"})
+            )
+        );
+        let r = Event::TransferRequest {
+            session: "s".into(),
+            uri: "carol@x".into(),
+            referred_by: None,
+        };
+        assert_eq!(
+            enc(&r, Dialect::V2),
+            Some(
+                json!({"sylkrtc":"session-event","session":"s","event":"transfer-request",
+                        "uri":"carol@x","referred_by":null})
+            )
+        );
     }
 }

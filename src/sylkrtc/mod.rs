@@ -13,7 +13,9 @@ pub mod messaging;
 pub mod request;
 
 pub use aor::Aor;
-pub use event::{Event, Originator, RegistrationState, SessionState};
+pub use event::{
+    DtmfMethod, Event, Originator, RegistrationState, SessionState, TransferState, UpdateState,
+};
 pub use request::{decode, Decoded, Envelope, Request, RequestError};
 
 /// The subprotocol a connection negotiated; fixed for the connection's life.

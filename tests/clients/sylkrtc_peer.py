@@ -28,7 +28,28 @@ chat option (our MSRP extension, README "Chat sessions"):
 
 call:   adds the account, sends session-create with aiortc's offer (candidates trickled as
         sylkrtc.js does, then end-of-candidates), applies the `accepted` answer, measures the
-        audio that comes back for S seconds, then session-terminate.
+        audio that comes back for S seconds (then runs --steps), then session-terminate.
+
+steps (--steps JSON list, run once established, each recorded in RESULT `steps`):
+  {"measure": S}           audio (and video) received during S seconds, as its own phase
+  {"update": KIND}         session-update with a new offer: hold (sendonly), unhold
+                           (sendrecv), inactive, add-video (a test-pattern video track),
+                           remove-video (its transceiver stopped); waits for the `update`
+                           event and applies an `accepted` answer
+  {"answer-update": T}     waits up to T s for `update` `received` and answers it
+  {"dtmf": "123"}          session-dtmf-info (no duration, as sylkrtc.js 1.8 sends it)
+  {"say": TEXT}            session-message TEXT (text/plain; over the chat with --chat)
+  {"transfer": URI}        session-transfer; waits for `transfer` accepted/failed or the end
+  {"wait": NAME, "timeout": T}  waits for a session event NAME (dtmf, transfer-request, ...)
+  {"follow-transfer": S}   waits (20 s) for `transfer-request`, calls its `uri` with a new
+                           session (session-create `refer` naming this one), measures that
+                           call's audio for S seconds, ends it; records whether this
+                           session was terminated meanwhile (the transferor hung up)
+  {"sleep": S}
+--header NAME:VALUE (repeatable) goes into session-create/session-answer `headers`;
+--prefix P (repeatable) into account-add `incoming_header_prefixes`;
+--auto-answer-updates answers every `update` `received` at once (answer mode too).
+--device-token JSON (answer mode): account-devicetoken with these fields before registering.
 answer: adds and registers the account, waits for incoming-session, answers with aiortc's
         answer, measures the received audio for S seconds (or until `terminated`).
 read-frame: prints `RESULT {width, height, counter}` of an image file, e.g. a SIP peer's
@@ -66,6 +87,7 @@ import aiortc.rtcrtpreceiver  # noqa: E402
 import aiortc.rtcrtpsender  # noqa: E402
 from aiortc import (  # noqa: E402
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
@@ -128,6 +150,16 @@ class Meter:
         rms = math.sqrt(self.sumsq / self.samples) if self.samples else 0.0
         freq = self.crossings / 2 / (self.samples / self.rate) if self.samples and self.rate else 0.0
         return {"frames": self.frames, "samples": self.samples, "rms": round(rms, 1), "freq": round(freq, 1)}
+
+    def snapshot(self):
+        return (self.frames, self.samples, self.crossings, self.sumsq)
+
+    def since(self, snap):
+        """The summary of what arrived after `snap`."""
+        frames, samples, crossings, sumsq = (a - b for a, b in zip(self.snapshot(), snap))
+        rms = math.sqrt(sumsq / samples) if samples else 0.0
+        freq = crossings / 2 / (samples / self.rate) if samples and self.rate else 0.0
+        return {"frames": frames, "samples": samples, "rms": round(rms, 1), "freq": round(freq, 1)}
 
 
 # --- video -------------------------------------------------------------------------------------
@@ -422,6 +454,11 @@ class Client:
         self.events = asyncio.Queue()
         self.states = []
         self.chat = []
+        # Called (as a task) for every `update` `received`, when set.
+        self.on_update = None
+        self.updates_answered = 0
+        # Events that went by while another was awaited (for the `wait` step).
+        self.passed = []
 
     async def reader(self):
         async for text in self.ws:
@@ -434,6 +471,8 @@ class Client:
                 fut = self.pending.pop(msg.get("transaction"), None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
+            elif self.on_update and msg.get("event") == "update" and msg.get("state") == "received":
+                asyncio.ensure_future(self.on_update(msg))
             else:
                 await self.events.put(msg)
 
@@ -456,6 +495,15 @@ class Client:
                 self.states.append(msg.get("state"))
             if predicate(msg):
                 return msg
+            self.passed.append(msg)
+
+    async def seen_or_event(self, predicate, timeout):
+        """An event that arrived while waiting for something else, or the next one."""
+        for i, msg in enumerate(self.passed):
+            if predicate(msg):
+                del self.passed[i]
+                return msg
+        return await self.event(predicate, timeout)
 
 
 def from_v1(msg):
@@ -487,7 +535,9 @@ async def measure(pc, meter, client, session, seconds):
 
 
 def new_pc(args, meter):
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    # max-bundle: a transceiver added by a later offer rides on the one transport, as the
+    # gateway runs one BUNDLEd transport per call.
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     pc.addTransceiver(Sine(args.hz), direction="sendrecv")
     pattern = None
     if args.video:
@@ -590,6 +640,188 @@ def read_frame(path):
     return 0
 
 
+def session_event(session, name, *states):
+    return lambda m: (
+        m.get("sylkrtc") == "session-event"
+        and m.get("session") == session
+        and m.get("event") == name
+        and (not states or m.get("state") in states)
+    )
+
+
+def sdp_summary(sdp):
+    """The m-lines of an SDP with their ports and directions, for the RESULT."""
+    lines, current = [], None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            parts = line[2:].split()
+            current = {"kind": parts[0], "port": int(parts[1]), "direction": "sendrecv"}
+            lines.append(current)
+        elif current is not None and line[2:] in ("sendrecv", "sendonly", "recvonly", "inactive"):
+            current["direction"] = line[2:]
+    return lines
+
+
+def rollback(pc):
+    """Drops a pending local offer, as a browser's rollback does (aiortc 1.16 has none):
+    what sylkrtc.js does when its update failed, e.g. in glare."""
+    if pc.signalingState == "have-local-offer":
+        pc._RTCPeerConnection__pendingLocalDescription = None
+        pc._RTCPeerConnection__setSignalingState("stable")
+
+
+class Steps:
+    """Runs --steps on an established call."""
+
+    def __init__(self, args, client, pc, meter, session):
+        self.args, self.client, self.pc, self.meter, self.session = args, client, pc, meter, session
+        self.pattern = None
+
+    async def answer_offer(self, offer_sdp):
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def auto_answer(self, msg):
+        # Glare: our own update failed just before (the gateway says so first).
+        rollback(self.pc)
+        answer = await self.answer_offer(msg["sdp"])
+        await self.client.request("session-update", session=self.session, sdp=answer)
+        self.client.updates_answered += 1
+
+    async def update(self, kind):
+        audio = next(t for t in self.pc.getTransceivers() if t.kind == "audio")
+        if kind in ("hold", "unhold", "inactive"):
+            audio.direction = {"hold": "sendonly", "unhold": "sendrecv", "inactive": "inactive"}[kind]
+        elif kind == "add-video":
+            install_video_hooks()
+            self.pattern = TestPattern(self.args.fps)
+            self.pc.addTransceiver(self.pattern, direction="sendrecv")
+        elif kind == "remove-video":
+            for t in self.pc.getTransceivers():
+                if t.kind == "video":
+                    await t.stop()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = self.pc.localDescription.sdp
+        await self.client.request("session-update", session=self.session, sdp=offer)
+        msg = await self.client.event(session_event(self.session, "update", "accepted", "failed"), 20)
+        out = {"update": kind, "state": msg["state"], "offer": sdp_summary(offer)}
+        if msg["state"] == "accepted":
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+            out["answer"] = sdp_summary(msg["sdp"])
+        else:
+            out["reason"] = msg.get("reason")
+            rollback(self.pc)
+        return out
+
+    async def measure(self, seconds):
+        snap = self.meter.snapshot()
+        video_before = VIDEO.frames
+        try:
+            await self.client.event(state_is(self.session, "terminated"), seconds)
+            ended = True
+        except asyncio.TimeoutError:
+            ended = False
+        out = {"measure": seconds, **self.meter.since(snap), "video_frames": VIDEO.frames - video_before}
+        if ended:
+            out["terminated"] = True
+        return out
+
+    async def follow_transfer(self, seconds):
+        """Calls the target of a `transfer-request` with a session naming this one in `refer`."""
+        request = await self.client.seen_or_event(session_event(self.session, "transfer-request"), 20)
+        meter = Meter()
+        pc, _ = new_pc(self.args, meter)
+        session = str(uuid.uuid4())
+        await pc.setLocalDescription(await pc.createOffer())
+        full = pc.localDescription.sdp
+        await self.client.request(
+            "session-create",
+            account=self.args.account,
+            session=session,
+            uri=request["uri"],
+            sdp=strip_candidates(full),
+            refer=self.session,
+        )
+        await trickle(self.client, session, full)
+        out = {"followed": request["uri"], "referred_by": request.get("referred_by")}
+        accepted = await self.client.event(state_is(session, "accepted", "terminated"), 20)
+        out["state"] = accepted["state"]
+        if accepted["state"] == "accepted":
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+            await self.client.seen_or_event(state_is(session, "established"), 15)
+            await asyncio.sleep(seconds)
+            out.update(meter.summary())
+            await self.client.request("session-terminate", session=session)
+            await self.client.seen_or_event(state_is(session, "terminated"), 10)
+        try:
+            ended = await self.client.seen_or_event(state_is(self.session, "terminated"), 5)
+            out["original_terminated"] = ended.get("reason", "")
+        except asyncio.TimeoutError:
+            out["original_terminated"] = None
+        await pc.close()
+        if out["original_terminated"] is not None:
+            out["terminated"] = True
+        return out
+
+    async def run(self, steps):
+        results = []
+        for step in steps:
+            if "measure" in step:
+                r = await self.measure(step["measure"])
+            elif "update" in step:
+                r = await self.update(step["update"])
+            elif "answer-update" in step:
+                msg = await self.client.event(session_event(self.session, "update", "received"), step["answer-update"])
+                answer = await self.answer_offer(msg["sdp"])
+                await self.client.request("session-update", session=self.session, sdp=answer)
+                r = {"answered": sdp_summary(msg["sdp"])}
+            elif "dtmf" in step:
+                await self.client.request("session-dtmf-info", session=self.session, digit=step["dtmf"])
+                r = {"dtmf": step["dtmf"]}
+            elif "say" in step:
+                await say(self.client, self.session, step["say"])
+                r = {"say": step["say"]}
+            elif "transfer" in step:
+                await self.client.request("session-transfer", session=self.session, uri=step["transfer"])
+                states = []
+                while True:
+                    msg = await self.client.event(
+                        lambda m: session_event(self.session, "transfer")(m) or state_is(self.session, "terminated")(m),
+                        20,
+                    )
+                    if msg.get("event") == "state":
+                        states.append("terminated:" + msg.get("reason", ""))
+                        break
+                    states.append(msg["state"])
+                    if msg["state"] in ("failed",):
+                        break
+                r = {"transfer": step["transfer"], "states": states}
+            elif "follow-transfer" in step:
+                r = await self.follow_transfer(step["follow-transfer"])
+            elif "wait" in step:
+                msg = await self.client.seen_or_event(
+                    session_event(self.session, step["wait"]), step.get("timeout", 10)
+                )
+                r = {"wait": step["wait"], "event": msg}
+            elif "sleep" in step:
+                await asyncio.sleep(step["sleep"])
+                r = {"sleep": step["sleep"]}
+            else:
+                raise SystemExit("unknown step %r" % step)
+            print("STEP " + json.dumps(r), flush=True)
+            results.append(r)
+        return results
+
+
+def parse_headers(items):
+    out = []
+    for item in items or []:
+        name, _, value = item.partition(":")
+        out.append({"name": name.strip(), "value": value.strip()})
+    return out
+
+
 async def main():
     if sys.argv[1:2] == ["read-frame"] and len(sys.argv) == 3:
         return read_frame(sys.argv[2])
@@ -608,8 +840,14 @@ async def main():
     p.add_argument("--fir-every", type=float)
     p.add_argument("--lose-video-every", type=float)
     p.add_argument("--chat")
+    p.add_argument("--steps", default="[]")
+    p.add_argument("--header", action="append")
+    p.add_argument("--prefix", action="append")
+    p.add_argument("--auto-answer-updates", action="store_true")
+    p.add_argument("--device-token")
     p.add_argument("--v1", action="store_true", help="speak sylkRTC-1 instead of sylkRTC-2")
     args = p.parse_args()
+    steps = json.loads(args.steps)
     if args.video:
         install_video_hooks()
 
@@ -621,8 +859,12 @@ async def main():
         reader = asyncio.ensure_future(client.reader())
         ready = await client.event(lambda m: m.get("sylkrtc") == "ready-event", 10)
         result["ready"] = bool(ready)
-        chat = {"chat": True} if args.chat is not None else {}
-        await client.request("account-add", account=args.account, password=args.ha1, **chat)
+        add = dict(account=args.account, password=args.ha1)
+        if args.prefix:
+            add["incoming_header_prefixes"] = args.prefix
+        if args.chat is not None:
+            add["chat"] = True
+        await client.request("account-add", **add)
         pc, pattern = new_pc(args, meter)
         if args.video and args.lose_video_every:
             install_video_loss(pc, args.lose_video_every)
@@ -635,31 +877,41 @@ async def main():
             session = str(uuid.uuid4())
             await pc.setLocalDescription(await pc.createOffer())
             full = pc.localDescription.sdp
+            create = dict(account=args.account, session=session, uri=args.to, sdp=strip_candidates(full))
+            if args.header:
+                create["headers"] = parse_headers(args.header)
             if args.chat is not None:
-                chat["media"] = ["audio", "video", "chat"] if args.video else ["audio", "chat"]
-                del chat["chat"]
-            await client.request(
-                "session-create",
-                account=args.account,
-                session=session,
-                uri=args.to,
-                sdp=strip_candidates(full),
-                **chat,
-            )
+                create["media"] = ["audio", "video", "chat"] if args.video else ["audio", "chat"]
+            await client.request("session-create", **create)
             await trickle(client, session, full)
-            accepted = await client.event(state_is(session, "accepted", "terminated"), 20)
+            accepted = await client.event(state_is(session, "accepted", "early-media", "terminated"), 20)
+            if accepted.get("state") == "early-media":
+                # The early answer is the answer (sylkrtc.js applies it; `accepted` then has none).
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+                accepted = await client.event(state_is(session, "accepted", "terminated"), 20)
             if accepted.get("state") != "accepted":
                 result.update(states=client.states, error="not accepted: %s" % accepted.get("reason"))
                 print("RESULT " + json.dumps(result), flush=True)
                 return 1
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
-            await client.event(state_is(session, "established"), 15)
+            result["accepted_headers"] = accepted.get("headers")
+            if accepted.get("sdp"):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
+            # DTLS may complete on the early media, before `accepted`.
+            await client.seen_or_event(state_is(session, "established"), 15)
             await say(client, session, args.chat)
+            runner = Steps(args, client, pc, meter, session)
+            if args.auto_answer_updates:
+                client.on_update = runner.auto_answer
             end = await measure(pc, meter, client, session, args.seconds)
-            if end != "terminated":
+            if end != "terminated" and steps:
+                result["steps"] = await runner.run(steps)
+                end = "terminated" if any(s.get("terminated") for s in result["steps"]) else end
+            if end != "terminated" and not any("transfer" in s for s in steps):
                 await client.request("session-terminate", session=session)
                 await client.event(state_is(session, "terminated"), 10)
         else:
+            if args.device_token:
+                await client.request("account-devicetoken", account=args.account, **json.loads(args.device_token))
             await client.request("account-register", account=args.account)
             await client.event(lambda m: m.get("state") == "registered", 10)
             print("REGISTERED", flush=True)
@@ -669,20 +921,33 @@ async def main():
             result["media"] = incoming.get("media")
             result["offer_has_sendrecv"] = "a=sendrecv" in incoming["sdp"]
             result["offer_has_end_of_candidates"] = "a=end-of-candidates" in incoming["sdp"]
+            result["incoming_headers"] = incoming.get("headers")
+            runner = Steps(args, client, pc, meter, session)
+            if args.auto_answer_updates:
+                client.on_update = runner.auto_answer
             await pc.setRemoteDescription(RTCSessionDescription(sdp=incoming["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             full = pc.localDescription.sdp
-            await client.request("session-answer", session=session, sdp=strip_candidates(full))
+            answer = dict(session=session, sdp=strip_candidates(full))
+            if args.header:
+                answer["headers"] = parse_headers(args.header)
+            await client.request("session-answer", **answer)
             await trickle(client, session, full)
             if (await client.event(state_is(session, "established", "terminated"), 15))["state"] == "established":
                 await say(client, session, args.chat)
             end = await measure(pc, meter, client, session, args.seconds)
+            if end != "terminated" and steps:
+                result["steps"] = await runner.run(steps)
+                end = "terminated" if any(s.get("terminated") for s in result["steps"]) else end
             if end != "terminated":
                 await client.request("session-terminate", session=session)
                 await client.event(state_is(session, "terminated"), 10)
         for r in requesters:
             r.cancel()
         result.update(meter.summary())
+        result["updates_answered"] = client.updates_answered
+        if pattern is None and runner.pattern is not None:
+            pattern = runner.pattern
         if pattern is not None:
             result["video"] = VIDEO.summary(pattern.count)
         result["states"] = client.states

@@ -967,6 +967,11 @@ pub struct BaresipOpts {
     /// Video too: VP8 (`vp8` module) at 320x240, 15 fps, from `fakevideo` (static
     /// red/green/blue bars; its display discards). See [`Baresip::video_stats`].
     pub video: bool,
+    /// The account's `answermode`: `auto` (answer at once), `manual` (ring until the
+    /// `accept` command) or `early` (183 with SDP and media, then ring until `accept`).
+    pub answermode: &'static str,
+    /// Frequency of the `ausine` source (when not `wav_audio`).
+    pub sine_hz: u16,
     /// SIP URIs for baresip's contacts file (loads the `contact` module: `contact_next`
     /// selects the first, `message TEXT` sends it a plain MESSAGE).
     pub contacts: Vec<String>,
@@ -981,13 +986,15 @@ impl Default for BaresipOpts {
             record_audio: false,
             mediaenc: None,
             video: false,
+            answermode: "auto",
+            sine_hz: 440,
             contacts: Vec::new(),
         }
     }
 }
 
 /// A running baresip: one account registering at a [`Kamailio`] (outbound proxy), answering
-/// every call automatically, controlled over `ctrl_tcp` (netstring JSON) on a free port.
+/// calls as [`BaresipOpts::answermode`] says, controlled over `ctrl_tcp` (netstring JSON) on a free port.
 /// On SIGTERM baresip unregisters first: drop it before its Kamailio (declare the Kamailio
 /// first), or stopping it takes the 5 s grace period.
 pub struct Baresip {
@@ -1037,6 +1044,8 @@ impl Baresip {
             ),
             ("BS_MEDIAENC", opts.mediaenc.clone().unwrap_or_default()),
             ("BS_VIDEO", if opts.video { "1" } else { "0" }.into()),
+            ("BS_ANSWERMODE", opts.answermode.to_owned()),
+            ("BS_SINE_HZ", opts.sine_hz.to_string()),
             ("BS_CONTACTS", opts.contacts.join(" ")),
         ];
         let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -124,6 +124,25 @@ impl Bridge {
                         &mut self.events,
                         BridgeEvent::RtpInactive { leg: MediaLeg::Sip },
                     ),
+                    RtpLegEvent::TelephoneEventEnded { event, duration } => {
+                        let digit = crate::rtp::TelephoneEvent {
+                            event,
+                            end: true,
+                            volume: 0,
+                            duration,
+                        }
+                        .digit();
+                        let clock = stream.telephone_event.map_or(8000, |(_, c)| c.max(1));
+                        if let Some(digit) = digit {
+                            push_bounded(
+                                &mut self.events,
+                                BridgeEvent::Dtmf {
+                                    digit,
+                                    duration_ms: u32::from(duration) * 1000 / clock,
+                                },
+                            );
+                        }
+                    }
                     RtpLegEvent::KeyframeRequested if index == MediaKind::Video.index() => {
                         if let Some(engine) = self.webrtc.as_mut() {
                             if let Err(e) = engine.request_keyframe(now, MediaKind::Video) {
@@ -291,6 +310,11 @@ impl Forwarding {
             Err(e) => return Err(BridgeError::SipPacket(e)),
         };
         let mut packet: RtpPacket<&mut [u8]> = packet;
+        if !wstream.sending {
+            // The browser does not receive this kind now (its hold): accounted, not sent.
+            self.dropped += 1;
+            return Ok(None);
+        }
         let Some(source) = wstream.guard.admit(packet.ssrc(), packet.sequence_number()) else {
             self.dropped += 1;
             return Ok(None);

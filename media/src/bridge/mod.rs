@@ -111,11 +111,14 @@
 mod codecs;
 mod forward;
 mod negotiate;
+mod renegotiate;
 mod sdes;
+mod session;
 mod stats;
 mod streams;
 mod timers;
 
+pub use renegotiate::SipReoffer;
 pub use sdes::SDES_OFFER_SUITES;
 pub use stats::{BridgeStats, LegStats};
 
@@ -290,6 +293,14 @@ pub enum BridgeEvent {
         /// The silent leg.
         leg: MediaLeg,
     },
+    /// The SIP peer pressed a key: an RFC 4733 telephone event ended (its end packets are
+    /// reported once; the packets themselves are forwarded to the browser as they are).
+    Dtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// How long it lasted.
+        duration_ms: u32,
+    },
     /// The bridge is closed.
     Closed,
 }
@@ -319,7 +330,11 @@ enum Negotiation {
     AwaitingLateSipAnswer { sip_offer: Box<SessionDescription> },
     /// Late offer: the SIP side agreed, our WebRTC offer is out, the browser's answer is
     /// awaited.
-    AwaitingLateWebrtcAnswer { negotiated: NegotiatedSession },
+    AwaitingLateWebrtcAnswer {
+        negotiated: NegotiatedSession,
+        /// Our SIP offer and the peer's answer, recorded once the browser answers.
+        sip: Box<(SessionDescription, SessionDescription)>,
+    },
     /// Both sides agreed; media flows.
     Active,
     /// Closed.
@@ -344,6 +359,10 @@ pub struct Bridge {
     rng: Rng,
     /// o= line state of our SIP SDP (RFC 3264 sec. 5: version bumps on every new SDP).
     origin: LocalOrigin,
+    /// What both legs agreed on last (`session.rs`); `None` before the first agreement.
+    agreed: Option<Box<session::Agreed>>,
+    /// An offer/answer of a running call under way (`renegotiate.rs`).
+    renegotiation: Option<renegotiate::Renegotiation>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -377,6 +396,8 @@ impl Bridge {
             closed_reported: false,
             rng,
             origin: LocalOrigin::new(session_id, 1),
+            agreed: None,
+            renegotiation: None,
         }
     }
 

@@ -8,6 +8,7 @@ use engine::Rng;
 
 use super::codecs::{agreed_codecs, codec_kind, has_media_codec, pair_codecs, payload_maps};
 use super::sdes::{fresh_crypto, offer_every_key, sdes_context, sdes_offer_cryptos};
+use super::session::directions_of;
 use super::{Bridge, BridgeConfig, MediaLeg, Negotiation};
 use crate::error::BridgeError;
 use crate::rtp_leg::RtpRemote;
@@ -220,10 +221,10 @@ impl Bridge {
                 other => Err(other),
             },
         )?;
-        let answer = SessionDescription::parse(sip_answer_sdp.as_bytes())
+        let answer_model = SessionDescription::parse(sip_answer_sdp.as_bytes())
             .map_err(sdp_error(MediaLeg::Sip))?;
-        let negotiated =
-            sip_answer_to_negotiated(&sip_offer, &answer).map_err(sdp_error(MediaLeg::Sip))?;
+        let negotiated = sip_answer_to_negotiated(&sip_offer, &answer_model)
+            .map_err(sdp_error(MediaLeg::Sip))?;
         let mut pairs = Vec::new();
         for (i, n) in negotiated.media.iter().enumerate() {
             let (Some(kind), Some(browser)) =
@@ -262,6 +263,12 @@ impl Bridge {
             }
         }
         self.start_media(now, &pairs);
+        self.record_agreed(
+            *sip_offer,
+            answer_model,
+            directions_of(&webrtc_offer),
+            &pairs,
+        );
         Ok(finalize_for_browser(answer, &negotiated))
     }
 
@@ -318,11 +325,14 @@ impl Bridge {
         if !has_media_codec(&pairs, kind) {
             return Ok(Vec::new());
         }
-        let srtp = match keys {
-            Some(k) => sdes_context(k)?,
-            None => None,
+        let (srtp, key_pair) = match keys {
+            Some(k) => (
+                sdes_context(k)?,
+                k.local_crypto.clone().zip(k.remote_crypto.clone()),
+            ),
+            None => (None, None),
         };
-        self.install_sip_stream(now, kind, line, &pairs, srtp);
+        self.install_sip_stream(now, kind, line, &pairs, srtp, key_pair);
         Ok(pairs)
     }
 
@@ -408,7 +418,10 @@ impl Bridge {
         )?;
         self.webrtc = Some(Box::new(leg));
         let offer = finalize_for_browser(offer, &negotiated);
-        self.negotiation = Negotiation::AwaitingLateWebrtcAnswer { negotiated };
+        self.negotiation = Negotiation::AwaitingLateWebrtcAnswer {
+            negotiated,
+            sip: Box::new((*sip_offer, answer)),
+        };
         self.drain_webrtc(now);
         Ok(offer)
     }
@@ -451,7 +464,18 @@ impl Bridge {
             if let Some(stream) = self.fwd.sip[kind.index()].as_mut() {
                 stream.leg.set_srtp(srtp);
                 stream.leg.set_remote(now, remote);
+                if let Some(n) = negotiated
+                    .media
+                    .iter()
+                    .find(|n| !n.rejected && MediaKind::from_sdp(&n.kind) == Some(kind))
+                {
+                    stream.keys = n.local_crypto.clone().zip(n.remote_crypto.clone());
+                }
             }
+        }
+        if let Some(agreed) = self.agreed.as_mut() {
+            agreed.sip_local = offer;
+            agreed.sip_remote = super::session::media_digest(&answer);
         }
         Ok(())
     }
@@ -490,10 +514,10 @@ impl Bridge {
         now: Instant,
         webrtc_answer_sdp: &str,
     ) -> Result<(), BridgeError> {
-        let negotiated = self.take_negotiation(
+        let (negotiated, sip) = self.take_negotiation(
             "apply_late_webrtc_answer needs a late-offer bridge awaiting the browser",
             |state| match state {
-                Negotiation::AwaitingLateWebrtcAnswer { negotiated } => Ok(negotiated),
+                Negotiation::AwaitingLateWebrtcAnswer { negotiated, sip } => Ok((negotiated, sip)),
                 other => Err(other),
             },
         )?;
@@ -519,6 +543,8 @@ impl Bridge {
             return Err(BridgeError::NoCommonCodec);
         }
         self.start_media(now, &pairs);
+        let (sip_offer, sip_answer) = *sip;
+        self.record_agreed(sip_offer, sip_answer, directions_of(&webrtc_answer), &pairs);
         Ok(())
     }
 
@@ -632,7 +658,14 @@ impl Bridge {
             return Err(BridgeError::NoCommonCodec);
         }
         self.start_media(now, &pairs);
-        Ok(sip_answer.to_sdp_string())
+        let text = sip_answer.to_sdp_string();
+        self.record_agreed(
+            sip_answer,
+            *sip_offer,
+            directions_of(&webrtc_answer),
+            &pairs,
+        );
+        Ok(text)
     }
 }
 

@@ -8,7 +8,7 @@ use super::Bridge;
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{ReceptionStats, SsrcRewriter};
 use crate::rtp_leg::{RtpLeg, RtpLegConfig, RtpRemote};
-use crate::sdp::{MediaDirection, NegotiatedMedia};
+use crate::sdp::{CryptoAttribute, MediaDirection, NegotiatedMedia};
 use crate::webrtc_leg::{CodecSpec, ReceivedRtp};
 use crate::MediaKind;
 
@@ -19,6 +19,33 @@ pub(super) struct SipStream {
     pub(super) local_rtp: SocketAddr,
     pub(super) local_rtcp: SocketAddr,
     pub(super) ssrc: u32,
+    /// The SDES keys in force (ours, the peer's), to tell a re-key from an unchanged key.
+    pub(super) keys: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// The peer's telephone-event payload type and its clock rate (RFC 4733), to report its
+    /// key presses.
+    pub(super) telephone_event: Option<(u8, u32)>,
+}
+
+impl SipStream {
+    /// Payload-type maps, clock rates and the telephone-event type for `pairs` (this kind's
+    /// (browser, SIP) codecs).
+    pub(super) fn set_codecs(&mut self, pairs: &[(CodecSpec, CodecSpec)], te_pt: Option<u8>) {
+        for (_, sip) in pairs {
+            self.leg.set_clock_rate(sip.payload_type, sip.clock_rate);
+        }
+        let (to_sip, to_webrtc) = payload_maps(pairs);
+        self.leg.set_send_payload_map(to_sip);
+        self.leg.set_receive_payload_map(to_webrtc);
+        let te_pt = te_pt.filter(|pt| pairs.iter().any(|(_, s)| s.payload_type == *pt));
+        self.telephone_event = te_pt.map(|pt| {
+            let clock = pairs
+                .iter()
+                .find(|(_, s)| s.payload_type == pt)
+                .map_or(8000, |(_, s)| s.clock_rate);
+            (pt, clock)
+        });
+        self.leg.set_telephone_event_payload_type(te_pt);
+    }
 }
 
 /// One WebRTC-side stream.
@@ -26,6 +53,9 @@ pub(super) struct SipStream {
 pub(super) struct WebrtcStream {
     /// SIP -> WebRTC continuity (the engine stamps its own SSRC on top).
     pub(super) out: SsrcRewriter,
+    /// The browser's direction lets it receive this kind (RFC 3264 section 5.1: nothing is
+    /// sent toward a `sendonly` or `inactive` side, e.g. a browser that put the call on hold).
+    pub(super) sending: bool,
     /// Keeps wild sequence jumps of the SIP source away from the browser's SRTP.
     pub(super) guard: SequenceGuard,
     pub(super) clock_rate: u32,
@@ -153,6 +183,7 @@ impl Bridge {
         n: &NegotiatedMedia,
         pairs: &[(CodecSpec, CodecSpec)],
         srtp: Option<SdesSrtp>,
+        keys: Option<(CryptoAttribute, CryptoAttribute)>,
     ) {
         let Some(remote_rtp) = n.remote_rtp else {
             return;
@@ -187,18 +218,16 @@ impl Bridge {
             .filter(|(w, _)| w.kind == kind)
             .cloned()
             .collect();
-        for (_, sip) in &kind_pairs {
-            leg.set_clock_rate(sip.payload_type, sip.clock_rate);
-        }
-        let (to_sip, to_webrtc) = payload_maps(&kind_pairs);
-        leg.set_send_payload_map(to_sip);
-        leg.set_receive_payload_map(to_webrtc);
-        self.fwd.sip[kind.index()] = Some(SipStream {
+        let mut stream = SipStream {
             leg,
             local_rtp,
             local_rtcp,
             ssrc,
-        });
+            keys,
+            telephone_event: None,
+        };
+        stream.set_codecs(&kind_pairs, n.telephone_event_pt);
+        self.fwd.sip[kind.index()] = Some(stream);
     }
 
     pub(super) fn install_webrtc_streams(
@@ -213,6 +242,7 @@ impl Bridge {
             let clock_rate = primary_clock(pairs, kind);
             self.fwd.webrtc_streams[kind.index()] = Some(WebrtcStream {
                 out: SsrcRewriter::new(ssrc_of(kind).unwrap_or(0)),
+                sending: true,
                 guard: SequenceGuard::default(),
                 clock_rate,
                 recv: None,

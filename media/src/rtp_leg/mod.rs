@@ -326,6 +326,14 @@ impl RtpLeg {
         self.inactive_reported = false;
     }
 
+    /// Whether the negotiated direction lets us send (a hold or unhold that keeps the peer's
+    /// address): latching and the inactivity clock are left as they are.
+    pub fn set_sending(&mut self, sending: bool) {
+        if let Some(r) = self.remote.as_mut() {
+            r.sending = sending;
+        }
+    }
+
     /// The RTP clock rate of a payload type, for jitter and timestamp continuity.
     pub fn set_clock_rate(&mut self, payload_type: u8, clock_rate: u32) {
         if let Some(slot) = self.clock_rates.get_mut(usize::from(payload_type)) {
@@ -360,6 +368,11 @@ impl RtpLeg {
     /// Turns on SDES-SRTP (RFC 4568) for an `RTP/SAVP` peer, or off with `None`.
     pub fn set_srtp(&mut self, srtp: Option<SdesSrtp>) {
         self.srtp = srtp;
+    }
+
+    /// Where the peer said it wants media (its last SDP), if known.
+    pub fn remote(&self) -> Option<RtpRemote> {
+        self.remote
     }
 
     /// Where RTP goes now (the latched address once latched).

@@ -90,6 +90,14 @@ pub struct CryptoAttribute {
     key_salt: [u8; MAX_KEY_SALT_LEN],
 }
 
+impl CryptoAttribute {
+    /// Whether `other` carries the same suite and key (the tag may differ: an answer names
+    /// the offered tag it accepts, RFC 4568 section 7.1.2).
+    pub fn same_key(&self, other: &CryptoAttribute) -> bool {
+        self.suite == other.suite && self.key_salt == other.key_salt
+    }
+}
+
 impl std::fmt::Debug for CryptoAttribute {
     // Key material stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use crate::sdp::Codec;
 use crate::MediaKind;
 
-pub(crate) use direct::WebrtcLeg;
-pub use direct::{host_candidate, DtlsIdentity};
+pub use direct::{host_candidate, DtlsIdentity, LegLine};
+pub(crate) use direct::{OfferLine, WebrtcLeg};
 
 /// One codec as negotiated on one leg: the same codec may carry different payload types on
 /// the WebRTC and the SIP leg, which is why the bridge remaps PTs.

@@ -71,6 +71,9 @@ pub enum CallEndCause {
     Declined,
     /// Incoming: the caller cancelled before we answered (RFC 3261 section 9.2): 487.
     Cancelled,
+    /// The session timer ran out without the refresh the peer had to send (RFC 4028 section
+    /// 10): ended with BYE, reported as 408.
+    SessionExpired,
 }
 
 impl CallEnd {
@@ -80,7 +83,7 @@ impl CallEnd {
     pub(crate) fn new(cause: CallEndCause) -> CallEnd {
         let code = match &cause {
             CallEndCause::RemoteBye | CallEndCause::LocalHangup => 200,
-            CallEndCause::Timeout | CallEndCause::AckTimeout => 408,
+            CallEndCause::Timeout | CallEndCause::AckTimeout | CallEndCause::SessionExpired => 408,
             CallEndCause::Cancelled => 487,
             CallEndCause::OfferRetryExhausted { .. } => 488,
             CallEndCause::UnusableAnswer(_) => 502,
@@ -118,6 +121,7 @@ impl CallEnd {
             CallEndCause::RemoteBye => "BYE received",
             CallEndCause::LocalHangup => "Local hangup",
             CallEndCause::UnusableAnswer(_) => "Bad Gateway",
+            CallEndCause::SessionExpired => "Session Expired",
             _ => reason_phrase(self.code),
         }
     }

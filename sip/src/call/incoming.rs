@@ -5,8 +5,13 @@ use std::time::Instant;
 
 use engine::Rng;
 
+use super::reliable::ReliableProvisional;
+use super::session_timer::TimerAnswer;
 use super::usage::{sdp_of, transport_of, DialogUsage, InDialog, Phase};
-use super::{reason_phrase, CallEnd, CallEndCause, CallError, CallEvent, Hop, TxnFailure};
+use super::{
+    reason_phrase, CallEnd, CallEndCause, CallError, CallEvent, Hop, TxnFailure, SUPPORTED,
+};
+use crate::auth::DigestClient;
 use crate::dialog::Dialog;
 use crate::msg::{NameAddr, SipRequest, SipResponse};
 use crate::transport::Transport;
@@ -26,7 +31,11 @@ pub(super) enum IncomingSetup {
 pub struct IncomingCall {
     pub(super) usage: DialogUsage<IncomingSetup>,
     /// The INVITE (boxed: ~0.6 KiB, and the call lives boxed in the stack anyway).
-    invite: Box<SipRequest>,
+    pub(super) invite: Box<SipRequest>,
+    /// Our reliable provisional waiting for its PRACK (RFC 3262, `reliable.rs`).
+    pub(super) reliable: Option<Box<ReliableProvisional>>,
+    /// RSeq of our last reliable provisional.
+    pub(super) next_rseq: u32,
     /// Answered, then hung up before the ACK: send BYE once it arrives (RFC 3261 section 15).
     bye_after_ack: bool,
 }
@@ -59,8 +68,17 @@ impl IncomingCall {
         Ok(IncomingCall {
             usage,
             invite: Box::new(invite),
+            reliable: None,
+            next_rseq: 0,
             bye_after_ack: false,
         })
+    }
+
+    /// The called account's side of the dialog: `digest` answers 401/407 to our requests
+    /// inside it (re-INVITE, BYE, INFO, ...) from its HA1, with `user_agent`.
+    pub fn set_account(&mut self, digest: DigestClient, user_agent: String) {
+        self.usage.digest = Some(digest);
+        self.usage.user_agent = user_agent;
     }
 
     /// The INVITE's offer (`None`: the INVITE had none; offer in the 200).
@@ -68,22 +86,59 @@ impl IncomingCall {
         self.usage.remote_sdp.as_deref()
     }
 
-    /// Sends 180 Ringing on an unanswered call.
-    pub fn ring(&mut self) -> Result<(), CallError> {
+    /// Sends 180 Ringing on an unanswered call, reliably (RFC 3262) when the caller
+    /// requires it.
+    pub fn ring(&mut self, now: Instant) -> Result<(), CallError> {
         let Some(IncomingSetup::Offered { txn }) = self.usage.setup() else {
             return Err(CallError::InvalidState);
         };
+        if self.reliable_required() {
+            let extra = [
+                ("Require".to_owned(), "100rel".to_owned()),
+                ("RSeq".to_owned(), self.upcoming_rseq().to_string()),
+            ];
+            let response =
+                self.usage
+                    .response_with_contact(&self.invite, 180, "Ringing", None, &extra)?;
+            self.send_reliable(now, txn, response);
+            return Ok(());
+        }
         let response = self.response_to_invite(180, "Ringing", None)?;
         self.usage.respond(txn, response);
         Ok(())
     }
 
-    /// Answers with 200 and `sdp`; retransmitted until the ACK.
-    pub fn answer(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
+    /// The session interval the INVITE asks for is below our minimum: `Some(min_se)` for
+    /// the 422 (RFC 4028 section 9).
+    pub fn session_interval_too_small(&self) -> Option<u32> {
+        self.usage.session_interval_too_small(&self.invite)
+    }
+
+    /// The session interval (RFC 4028) we grant when the caller supports timers but asks
+    /// for none (0: none).
+    pub fn set_session_expires(&mut self, seconds: u32) {
+        self.usage.session_timer.wanted = seconds;
+    }
+
+    /// Answers with 200, `sdp` and `headers` (after ours); retransmitted until the ACK.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
         let Some(IncomingSetup::Offered { txn }) = self.usage.setup() else {
             return Err(CallError::InvalidState);
         };
-        let response = self.response_to_invite(200, "OK", Some(&sdp))?;
+        let mut extra = match self.usage.session_timer_answer(now, &self.invite) {
+            TimerAnswer::Headers(h) => h,
+            TimerAnswer::TooSmall(_) => Vec::new(),
+        };
+        extra.push(("Supported".to_owned(), SUPPORTED.to_owned()));
+        extra.extend(headers);
+        let response =
+            self.usage
+                .response_with_contact(&self.invite, 200, "OK", Some(&sdp), &extra)?;
         self.usage.local_sdp = Some(sdp);
         let cseq = self.invite.cseq().seq;
         self.usage.send_2xx(now, txn, cseq, response);
@@ -98,11 +153,11 @@ impl IncomingCall {
         } else {
             486
         };
-        self.decline_reporting(code, CallEnd::declined(code))
+        self.refuse(code, CallEnd::declined(code))
     }
 
     /// Rejects with `code` and reports `end`.
-    fn decline_reporting(&mut self, code: u16, end: CallEnd) -> Result<(), CallError> {
+    pub(super) fn refuse(&mut self, code: u16, end: CallEnd) -> Result<(), CallError> {
         let Some(IncomingSetup::Offered { txn }) = self.usage.setup() else {
             return Err(CallError::InvalidState);
         };
@@ -152,13 +207,17 @@ impl IncomingCall {
         request: &SipRequest,
         rng: &mut Rng,
     ) {
-        if self.usage.handle_in_dialog_request(now, txn, request, rng) == InDialog::Bye {
-            // A BYE before we answered ends the INVITE too (RFC 3261 section 15.1.2).
-            if let Some(IncomingSetup::Offered { txn }) = self.usage.setup() {
-                self.respond_to_invite(txn, 487, "Request Terminated");
+        match self.usage.handle_in_dialog_request(now, txn, request, rng) {
+            InDialog::Bye => {
+                // A BYE before we answered ends the INVITE too (RFC 3261 section 15.1.2).
+                if let Some(IncomingSetup::Offered { txn }) = self.usage.setup() {
+                    self.respond_to_invite(txn, 487, "Request Terminated");
+                }
+                self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
+                self.usage.finish();
             }
-            self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
-            self.usage.finish();
+            InDialog::Prack => self.handle_prack(txn, request),
+            InDialog::Handled => {}
         }
     }
 
@@ -176,7 +235,7 @@ impl IncomingCall {
         match self.usage.phase {
             Phase::Setup(IncomingSetup::Offered { .. }) => {
                 let end = CallEnd::new(CallEndCause::LocalHangup);
-                if let Err(e) = self.decline_reporting(486, end.clone()) {
+                if let Err(e) = self.refuse(486, end.clone()) {
                     // Without a 486 the caller times out; the call is over here either way.
                     log::warn!("sip: INVITE {} not declined: {e}", self.invite.call_id());
                     self.usage.terminate(end);
@@ -196,7 +255,17 @@ impl IncomingCall {
 
     /// Runs due timers; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) {
+        self.handle_reliable_timeout(now);
         self.usage.handle_timeout(now, rng);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let reliable = self.reliable.as_ref().map(|r| r.deadline());
+        [reliable, self.usage.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn response_to_invite(
@@ -207,7 +276,7 @@ impl IncomingCall {
     ) -> Result<SipResponse, CallError> {
         Ok(self
             .usage
-            .response_with_contact(&self.invite, status, reason, sdp)?)
+            .response_with_contact(&self.invite, status, reason, sdp, &[])?)
     }
 
     fn respond_to_invite(&mut self, txn: TxnId, status: u16, reason: &str) {

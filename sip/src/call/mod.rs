@@ -18,9 +18,15 @@
 //! Terminated"` when the caller cancelled an incoming call, `"200 BYE received"` and
 //! `"200 Local hangup"`.
 
+mod early;
 mod end;
 mod incoming;
+mod local_offer;
 mod outgoing;
+mod reliable;
+pub(crate) mod remote_offer;
+mod route;
+mod session_timer;
 mod usage;
 
 use std::time::{Duration, Instant};
@@ -30,20 +36,29 @@ use engine::Rng;
 pub use end::{reason_phrase, CallEnd, CallEndCause};
 pub use incoming::IncomingCall;
 pub use outgoing::OutgoingCall;
+pub(crate) use reliable::rack;
+pub(crate) use session_timer::{session_expires, Refresher};
 
+use super::auth::DigestClient;
 use super::dialog::{Dialog, DialogKey, OutgoingRequest};
-use super::locate::{SipUriParts, Target};
-use super::msg::{MsgError, NameAddr, SipRequest, SipResponse};
+use super::locate::{LocateError, SipUriParts, Target, TargetList};
+use super::msg::{Headers, MsgError, NameAddr, SipRequest, SipResponse};
 use super::registration::RegId;
+use super::stack::SendError;
 use super::transport::{FlowId, Transport};
 use super::txn::{self, TxnId};
 
 /// Methods a call answers inside its dialog, for `Allow` (RFC 3261 section 20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
-/// How long the gateway may take to answer a re-INVITE offer before the call refuses it
-/// with 500 and a Retry-After (RFC 3261 section 14.2), well under the peer's Timer B of
-/// 32 s.
-pub const REINVITE_ANSWER_WAIT: Duration = Duration::from_secs(4);
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, INFO, UPDATE, REFER, NOTIFY, MESSAGE";
+/// Option tags we support, for `Supported` (RFC 3261 section 20.37): reliable provisional
+/// responses (RFC 3262), session timers (RFC 4028), Replaces (RFC 3891).
+pub const SUPPORTED: &str = "100rel, timer, replaces";
+/// How long the gateway may take to answer a re-INVITE offer (the browser's answer to
+/// `update` `received` included) before [`CallEvent::ReOfferUnanswered`]; the peer's
+/// transaction waits on our 100 Trying meanwhile (RFC 3261 section 14.2 lets the UAS take
+/// its time; Timer B stops at a provisional).
+pub const REINVITE_ANSWER_WAIT: Duration = Duration::from_secs(10);
 
 /// What happens to a call, for the gateway; the stack reports it with the call's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +78,11 @@ pub enum CallEvent {
         call_id: String,
         /// The offer; `None` means offer in our 200, answer in the ACK.
         sdp: Option<String>,
+        /// The INVITE's header fields (the gateway reports some to the browser).
+        headers: Headers,
+        /// The established call this INVITE replaces (RFC 3891 `Replaces` matching one of
+        /// our confirmed dialogs; one that matches none was answered 481).
+        replaces: Option<crate::stack::CallId>,
     },
     /// Outgoing: a provisional response (a 183 with SDP means early media).
     Progress {
@@ -84,6 +104,8 @@ pub enum CallEvent {
     Accepted {
         /// The answer SDP (`None` if the 2xx had no body).
         sdp: Option<String>,
+        /// The 2xx's header fields.
+        headers: Headers,
     },
     /// Incoming: the ACK for our 200 arrived.
     Confirmed {
@@ -94,12 +116,42 @@ pub enum CallEvent {
     /// [`SipStack::answer_reinvite`](super::stack::SipStack::answer_reinvite) (or refuse it)
     /// within [`REINVITE_ANSWER_WAIT`], or the call refuses it for now (500 with
     /// Retry-After) and keeps its session.
-    ReInvite {
+    ReOffer {
         /// The new offer.
         sdp: String,
     },
+    /// The [`CallEvent::ReOffer`] was not answered within [`REINVITE_ANSWER_WAIT`]: the
+    /// gateway may answer it on its own now; a second later it is refused (500 with
+    /// Retry-After, RFC 3261 section 14.2) and the session stays as it was.
+    ReOfferUnanswered,
+    /// Our re-INVITE ([`SipStack::reinvite`](super::stack::SipStack::reinvite)) was
+    /// accepted and ACKed.
+    ReOfferAnswered {
+        /// The answer (`None`: the 2xx had no body, the session is unchanged).
+        sdp: Option<String>,
+    },
+    /// Our re-INVITE was refused with `code` (after one more try following a 491, RFC 3261
+    /// section 14.1, and digest answers): the session stays as it was. After 408 and 481
+    /// the dialog is over and [`CallEvent::Terminated`] follows.
+    ReOfferFailed {
+        /// The final status (408 for no answer, 503 when it could not be sent).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// The call is over (see the module docs); its id is dead afterwards.
     Terminated(CallEnd),
+}
+
+/// What a request of a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPurpose {
+    /// The INVITE that sets the call up: its responses come back to the call.
+    Invite,
+    /// Our re-INVITE inside the dialog: its responses come back to the call.
+    ReInvite,
+    /// Fire and forget (BYE once the call is over, PRACK): responses are not needed.
+    Detached,
 }
 
 /// Where a request goes.
@@ -131,6 +183,18 @@ pub enum CallAction {
         hop: Hop,
         /// Contact user part to advertise (INVITE only).
         contact_user: Option<String>,
+        /// What the request is for, which says whether its responses come back to the call.
+        purpose: SendPurpose,
+    },
+    /// A request that outlives the call (its BYE): the stack sends it as one of its own
+    /// client requests, answering 401/407 with `digest`, and reports nothing.
+    SendDetached {
+        /// The request without Via.
+        request: OutgoingRequest,
+        /// Where to.
+        hop: Hop,
+        /// The account's digest client.
+        digest: Option<DigestClient>,
     },
     /// Add a Via with a fresh branch and send outside any transaction: the ACK for a 2xx
     /// (RFC 3261 section 13.2.2.4).
@@ -246,6 +310,10 @@ pub struct OutgoingConfig {
     /// the next CSeq (RFC 3261 section 8.1.3.5). Not used once a provisional response has
     /// carried an answer to the first offer (early media, RFC 3960).
     pub retry_offer: Option<String>,
+    /// The session interval to ask for (RFC 4028 `Session-Expires`); 0 asks for none.
+    pub session_expires: u32,
+    /// Header fields the gateway adds to the INVITE, after ours.
+    pub headers: Vec<(String, String)>,
 }
 
 /// The stack's result of sending a request for the call.
@@ -319,6 +387,15 @@ impl Call {
         Call::Incoming(Box::new(call))
     }
 
+    /// A lookup the call asked for ([`CallAction::Locate`]) answered: the callee's domain
+    /// while an outgoing call locates it, else the next hop of the dialog.
+    pub fn handle_located(&mut self, result: Result<TargetList, LocateError>) {
+        match self {
+            Call::Outgoing(c) if c.is_locating() => c.handle_located(result),
+            call => on_usage!(call, u => u.handle_next_hop_located(result)),
+        }
+    }
+
     /// The incoming call, or [`CallError::InvalidState`] for an outgoing one.
     pub fn incoming_mut(&mut self) -> Result<&mut IncomingCall, CallError> {
         match self {
@@ -341,6 +418,15 @@ impl Call {
             Call::Outgoing(c) => c.usage.dialog.as_ref(),
             Call::Incoming(c) => c.usage.dialog.as_ref(),
         }
+    }
+
+    /// The keys of every dialog of the call: the usage's and early dialogs of other forks.
+    pub fn dialog_keys(&self) -> Vec<DialogKey> {
+        let mut keys: Vec<DialogKey> = self.dialog().map(|d| d.key().clone()).into_iter().collect();
+        if let Call::Outgoing(c) = self {
+            keys.extend(c.forks.iter().map(|f| f.dialog.key().clone()));
+        }
+        keys
     }
 
     /// Our last SDP in the dialog: the offer of an outgoing call (the retry offer once it
@@ -369,7 +455,7 @@ impl Call {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Call::Outgoing(c) => c.poll_timeout(),
-            Call::Incoming(c) => c.usage.poll_timeout(),
+            Call::Incoming(c) => c.poll_timeout(),
         }
     }
 
@@ -408,10 +494,49 @@ impl Call {
 
     /// An INVITE transaction of the call failed.
     pub fn handle_txn_failure(&mut self, txn: TxnId, failure: TxnFailure) {
+        if on_usage!(self, u => u.handle_reinvite_failure(txn)) {
+            return;
+        }
         match self {
             Call::Outgoing(c) => c.handle_txn_failure(txn, failure),
             Call::Incoming(c) => c.handle_txn_failure(txn, failure),
         }
+    }
+
+    /// The stack sent (or could not send) a [`CallAction::SendRequest`] of `purpose`.
+    pub fn handle_request_sent(&mut self, purpose: SendPurpose, result: Result<Sent, SendError>) {
+        match (purpose, self) {
+            (SendPurpose::Invite, Call::Outgoing(c)) => c.handle_request_sent(result),
+            (SendPurpose::ReInvite, call) => on_usage!(call, u => u.handle_reinvite_sent(result)),
+            _ => {}
+        }
+    }
+
+    /// A response on one of the call's client transactions (its INVITE, or our re-INVITE);
+    /// `rng` draws the back-off after a 491 (RFC 3261 section 14.1).
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        response: &SipResponse,
+        rng: &mut Rng,
+    ) {
+        if on_usage!(self, u => u.handle_reinvite_response(now, txn, response, rng)) {
+            return;
+        }
+        if let Call::Outgoing(c) = self {
+            c.handle_response(now, txn, response);
+        }
+    }
+
+    /// Sends a re-INVITE offering `sdp` with `headers` (RFC 3261 section 14.1);
+    /// [`CallEvent::ReOfferAnswered`] or [`CallEvent::ReOfferFailed`] follows.
+    pub fn reinvite(
+        &mut self,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        on_usage!(self, u => u.start_reinvite(sdp, headers, local_offer::ReInvitePurpose::Offer))
     }
 
     /// Ends the call from our side, whatever its state (CANCEL, 486, or BYE).
@@ -422,14 +547,33 @@ impl Call {
         }
     }
 
-    /// The gateway's answer to a [`CallEvent::ReInvite`].
-    pub fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
-        on_usage!(self, u => u.answer_reinvite(now, sdp))
+    /// The gateway's answer to a [`CallEvent::ReOffer`], with `headers` after ours.
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        on_usage!(self, u => u.answer_reinvite(now, sdp, headers))
     }
 
-    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (4xx-6xx, else 488).
+    /// Refuses the pending [`CallEvent::ReOffer`] with `code` (4xx-6xx, else 488).
     pub fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
         on_usage!(self, u => u.reject_reinvite(code))
+    }
+
+    /// The account's digest client for requests inside the dialog.
+    pub fn digest(&self) -> Option<DigestClient> {
+        match self {
+            Call::Outgoing(c) => c.usage.digest.clone(),
+            Call::Incoming(c) => c.usage.digest.clone(),
+        }
+    }
+
+    /// The dialog's next local CSeq number (RFC 3261 section 12.2.1.1), for a request of
+    /// the stack inside it; `None` without a dialog.
+    pub fn next_local_cseq(&mut self) -> Option<u32> {
+        on_usage!(self, u => u.dialog.as_mut().map(|d| d.next_cseq()))
     }
 
     /// A new request of `method` inside the confirmed dialog and its hop, for

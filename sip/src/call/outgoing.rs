@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use engine::Rng;
 
+use super::early::{EarlyFork, ForkState, Provisional};
 use super::usage::{sdp_of, DialogUsage, InDialog, Phase};
 use super::{
-    CallAction, CallEnd, CallEndCause, CallError, CallEvent, Hop, OutgoingConfig, Sent, TxnFailure,
-    ALLOW,
+    CallAction, CallEnd, CallEndCause, CallError, CallEvent, Hop, OutgoingConfig, SendPurpose,
+    Sent, TxnFailure, ALLOW, SUPPORTED,
 };
 use crate::auth::{DigestClient, DigestRequest, Ha1};
 use crate::dialog::{Dialog, DialogState, OutgoingRequest};
@@ -45,7 +46,7 @@ pub struct OutgoingCall {
     cseq: u32,
     targets: TargetList,
     current: Option<Target>,
-    invite: Option<Sent>,
+    pub(super) invite: Option<Sent>,
     /// The ACK for the accepted 2xx, resent for its retransmissions.
     ack: Option<OutgoingRequest>,
     /// A provisional response arrived (no fail-over after that, RFC 3263 section 4.3).
@@ -54,6 +55,12 @@ pub struct OutgoingCall {
     retry_offer: Option<String>,
     /// The retry offer went out: a second 488 means no offer is left.
     offer_retried: bool,
+    /// The INVITE went out again with a larger session interval after a 422.
+    interval_raised: bool,
+    /// Early dialogs of other forks, waiting aside (`early.rs`).
+    pub(super) forks: Vec<EarlyFork>,
+    /// What we know of the usage's current early dialog.
+    pub(super) current_fork: ForkState,
 }
 
 impl OutgoingCall {
@@ -89,6 +96,10 @@ impl OutgoingCall {
         let to = NameAddr::new(request_uri.clone());
         let mut usage = DialogUsage::new(OutgoingSetup::Locating, timers, route_by_dialog);
         usage.local_sdp = Some(config.sdp.clone());
+        usage.owns_call_id = true;
+        usage.digest = Some(DigestClient::new(&config.user, ha1.clone()));
+        usage.user_agent = config.user_agent.clone();
+        usage.session_timer.wanted = config.session_expires;
         usage.push(CallAction::Locate(parts));
         Ok(OutgoingCall {
             usage,
@@ -105,7 +116,15 @@ impl OutgoingCall {
             ack: None,
             provisional_seen: false,
             offer_retried: false,
+            interval_raised: false,
+            forks: Vec::new(),
+            current_fork: ForkState::default(),
         })
+    }
+
+    /// Whether the callee's domain is being located.
+    pub fn is_locating(&self) -> bool {
+        self.usage.setup() == Some(OutgoingSetup::Locating)
     }
 
     /// The callee lookup finished.
@@ -126,12 +145,8 @@ impl OutgoingCall {
         }
     }
 
-    /// The stack sent (or failed to send) a [`CallAction::SendRequest`].
-    pub fn handle_request_sent(&mut self, method: &Method, result: Result<Sent, SendError>) {
-        if *method != Method::Invite {
-            // BYEs are fire and forget: the call is already over when one is sent.
-            return;
-        }
+    /// The stack sent (or failed to send) our INVITE.
+    pub fn handle_request_sent(&mut self, result: Result<Sent, SendError>) {
         match result {
             Ok(sent) => {
                 let txn = sent.txn;
@@ -164,19 +179,21 @@ impl OutgoingCall {
         }
         match response.status() {
             100..=199 => self.handle_provisional(now, response),
-            200..=299 => self.handle_2xx(response),
+            200..=299 => self.handle_2xx(now, response),
             _ => self.handle_failure_response(response),
         }
     }
 
     fn handle_provisional(&mut self, now: Instant, response: &SipResponse) {
         self.provisional_seen = true;
-        // RFC 3261 section 12.1.2: a provisional with a To tag creates an early dialog (one
-        // per call here: later forks only report progress).
-        if self.usage.dialog.is_none() && response.to().tag().is_some() {
-            let invite = self.invite.as_ref().map(|s| &s.request);
-            if let Some(Ok(dialog)) = invite.map(|i| Dialog::uac(i, response)) {
-                self.usage.set_dialog(dialog);
+        if matches!(
+            self.usage.setup(),
+            Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. })
+        ) {
+            // RFC 3261 section 12.1.2: a provisional with a To tag creates an early dialog,
+            // one per fork (`early.rs`); a reliable one is PRACKed (RFC 3262).
+            if let Provisional::Repeated = self.take_provisional(response) {
+                return;
             }
         }
         match self.usage.setup() {
@@ -191,6 +208,9 @@ impl OutgoingCall {
                     // The first offer has an (early) answer the gateway may already use:
                     // a later 488 ends the call rather than switching offers under it.
                     self.retry_offer = None;
+                    // And the callee may now send offers of its own in UPDATE (RFC 3311
+                    // section 5.1).
+                    self.usage.early_offers_allowed = true;
                 }
                 self.usage.report(CallEvent::Progress {
                     code: response.status(),
@@ -202,7 +222,7 @@ impl OutgoingCall {
         }
     }
 
-    fn handle_2xx(&mut self, response: &SipResponse) {
+    fn handle_2xx(&mut self, now: Instant, response: &SipResponse) {
         self.digest.handle_success();
         let Some(invite) = self.invite.as_ref() else {
             return;
@@ -251,8 +271,9 @@ impl OutgoingCall {
             }
             None => {}
         }
-        // Create the dialog from the 2xx, or confirm the early one it belongs to; an early
-        // dialog of another fork is replaced.
+        // Create the dialog from the 2xx, or confirm the early one it belongs to; the early
+        // dialogs of other forks go.
+        let early_answer = self.settle_forks(tag.as_deref());
         let dialog = match self.usage.dialog.take() {
             Some(mut d) if Some(&d.key().remote_tag) == tag.as_ref() => {
                 d.confirm(response);
@@ -262,6 +283,9 @@ impl OutgoingCall {
                 if let Some(p) = previous {
                     self.usage.push(CallAction::DialogRemoved(p.key().clone()));
                 }
+                let Some(invite) = self.invite.as_ref() else {
+                    return;
+                };
                 match Dialog::uac(&invite.request, response) {
                     Ok(d) => {
                         self.usage.push(CallAction::DialogCreated(d.key().clone()));
@@ -300,9 +324,14 @@ impl OutgoingCall {
             }
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
                 self.usage.phase = Phase::Confirmed;
-                self.usage.remote_sdp = sdp_of(response.content_type(), response.body());
+                self.usage.handle_session_timer_response(now, response);
+                // RFC 3261 section 13.2.1: an answer already given in a reliable provisional
+                // of this dialog need not be repeated in the 2xx.
+                self.usage.remote_sdp =
+                    sdp_of(response.content_type(), response.body()).or(early_answer);
                 self.usage.report(CallEvent::Accepted {
                     sdp: self.usage.remote_sdp.clone(),
+                    headers: response.headers().clone(),
                 });
             }
             _ => {}
@@ -322,8 +351,9 @@ impl OutgoingCall {
                 },
             ) => self.usage.finish(),
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
-                // The early dialog (if any) ends with the INVITE (RFC 3261 section 12.3).
+                // The early dialogs (if any) end with the INVITE (RFC 3261 section 12.3).
                 self.usage.drop_dialog();
+                self.drop_forks();
                 match status {
                     401 | 407 => match self.digest.handle_challenge(response) {
                         Ok(()) => self.send_invite(),
@@ -346,6 +376,26 @@ impl OutgoingCall {
                     488 if self.take_retry_offer() => {
                         self.usage.report(CallEvent::OfferRetried { code: status });
                         self.send_invite();
+                    }
+                    // RFC 4028 section 6: our interval is below the callee's (or a proxy's)
+                    // minimum; ask again with that minimum, once.
+                    422 if !self.interval_raised => {
+                        let min_se = response
+                            .header("Min-SE")
+                            .and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok());
+                        match min_se {
+                            Some(min) => {
+                                self.interval_raised = true;
+                                self.digest.handle_success();
+                                self.usage.session_timer.wanted =
+                                    min.max(self.usage.session_timer.wanted);
+                                self.send_invite();
+                            }
+                            None => {
+                                self.usage.terminate(CallEnd::rejected(status, phrase));
+                                self.usage.finish();
+                            }
+                        }
                     }
                     // RFC 3263 section 4.3: a 503 before anything else moves on.
                     503 if !self.provisional_seen => {
@@ -407,9 +457,17 @@ impl OutgoingCall {
         request: &SipRequest,
         rng: &mut Rng,
     ) {
-        if self.usage.handle_in_dialog_request(now, txn, request, rng) == InDialog::Bye {
-            self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
-            self.usage.finish();
+        match self.usage.handle_in_dialog_request(now, txn, request, rng) {
+            InDialog::Bye => {
+                self.usage.terminate(CallEnd::new(CallEndCause::RemoteBye));
+                self.usage.finish();
+            }
+            // We send no reliable provisional responses as the caller.
+            InDialog::Prack => {
+                self.usage
+                    .respond_plain(txn, request, 481, "Call/Transaction Does Not Exist", &[])
+            }
+            InDialog::Handled => {}
         }
     }
 
@@ -518,7 +576,10 @@ impl OutgoingCall {
             ("CSeq".to_owned(), format!("{} INVITE", self.cseq)),
             ("User-Agent".to_owned(), self.config.user_agent.clone()),
             ("Allow".to_owned(), ALLOW.to_owned()),
+            ("Supported".to_owned(), SUPPORTED.to_owned()),
         ];
+        headers.extend(self.usage.session_timer_request_headers());
+        headers.extend(self.config.headers.iter().cloned());
         let body = self.config.sdp.as_bytes().to_vec();
         // The cnonce only has to be unique per use; Call-ID and CSeq make it so.
         let cnonce = format!("{}{}", self.config.from_tag, self.cseq);
@@ -546,6 +607,7 @@ impl OutgoingCall {
             request,
             hop: Hop::Located(target),
             contact_user: Some(self.config.contact_user.clone()),
+            purpose: SendPurpose::Invite,
         });
     }
 
@@ -582,6 +644,8 @@ mod tests {
             contact_user: "u".into(),
             sdp: "v=0".into(),
             retry_offer: None,
+            session_expires: 0,
+            headers: Vec::new(),
         };
         let ha1 = Ha1::from_hex("0123456789abcdef0123456789abcdef").unwrap();
         assert!(matches!(

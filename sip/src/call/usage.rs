@@ -5,17 +5,18 @@
 //! [`super::incoming`] and is a [`Phase::Setup`] here.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use engine::Rng;
 
-use super::{
-    reason_phrase, CallAction, CallEnd, CallError, CallEvent, Hop, ALLOW, REINVITE_ANSWER_WAIT,
-};
+use super::local_offer::{OwnReInvite, ReInviteAck};
+use super::remote_offer::PendingRemoteOffer;
+use super::route::LocatedHop;
+use super::session_timer::SessionTimer;
+use super::{CallAction, CallEnd, CallEvent, Hop, ALLOW};
+use crate::auth::DigestClient;
 use crate::dialog::{Dialog, OutgoingRequest};
-use crate::locate::Target;
-use crate::msg::{Host, Method, MsgError, NameAddr, ResponseBuilder, SipRequest, SipResponse};
+use crate::msg::{Method, MsgError, NameAddr, ResponseBuilder, SipRequest, SipResponse};
 use crate::transport::Transport;
 use crate::txn::{TxnConfig, TxnId};
 
@@ -42,15 +43,6 @@ struct Pending2xx {
     give_up_at: Instant,
 }
 
-/// An unanswered re-INVITE from the peer.
-#[derive(Debug, Clone)]
-struct PendingReInvite {
-    txn: TxnId,
-    request: SipRequest,
-    offer: String,
-    answer_by: Instant,
-}
-
 /// What a request inside the dialog did to the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum InDialog {
@@ -58,6 +50,8 @@ pub(super) enum InDialog {
     Handled,
     /// A BYE, answered 200 (and a pending re-INVITE 487): the direction ends the call.
     Bye,
+    /// A PRACK (RFC 3262): the direction answers it.
+    Prack,
 }
 
 /// The state both directions share.
@@ -71,14 +65,31 @@ pub(super) struct DialogUsage<S> {
     /// Where in-dialog requests go when the next hop is not a literal address.
     pub(super) hop: Option<Hop>,
     /// False with an outbound proxy: every request goes through it.
-    route_by_dialog: bool,
+    pub(super) route_by_dialog: bool,
     /// Our last SDP in the dialog (offer or answer).
     pub(super) local_sdp: Option<String>,
     /// The peer's last SDP in the dialog.
     pub(super) remote_sdp: Option<String>,
     /// Boxed, like the next one: each is ~0.6 KiB and most calls never have them.
     pending_2xx: Option<Box<Pending2xx>>,
-    reinvite: Option<Box<PendingReInvite>>,
+    pub(super) remote_offer: Option<Box<PendingRemoteOffer>>,
+    /// Our own re-INVITE, from the moment it is asked for until its outcome.
+    pub(super) own: Option<Box<OwnReInvite>>,
+    /// The ACK of our last accepted re-INVITE, for its 2xx retransmissions.
+    pub(super) reinvite_ack: Option<ReInviteAck>,
+    /// We sent the dialog's INVITE, so we own its Call-ID (RFC 3261 section 14.1 back-off).
+    pub(super) owns_call_id: bool,
+    /// Answers 401/407 to our requests inside the dialog from the account's HA1.
+    pub(super) digest: Option<DigestClient>,
+    /// User-Agent of our requests inside the dialog.
+    pub(super) user_agent: String,
+    /// The next hop host name of the dialog located by RFC 3263 (`route.rs`).
+    pub(super) located: Option<LocatedHop>,
+    /// RFC 4028 session timer.
+    pub(super) session_timer: SessionTimer,
+    /// An UPDATE may carry an offer before the dialog is confirmed: the early answer to our
+    /// INVITE arrived (RFC 3311 section 5.1).
+    pub(super) early_offers_allowed: bool,
     /// `Terminated` was reported; nothing more is.
     ended: bool,
     actions: VecDeque<CallAction>,
@@ -96,7 +107,15 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             local_sdp: None,
             remote_sdp: None,
             pending_2xx: None,
-            reinvite: None,
+            remote_offer: None,
+            own: None,
+            reinvite_ack: None,
+            owns_call_id: false,
+            digest: None,
+            user_agent: String::new(),
+            located: None,
+            session_timer: SessionTimer::default(),
+            early_offers_allowed: false,
             ended: false,
             actions: VecDeque::new(),
         }
@@ -111,6 +130,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
     }
 
     pub(super) fn poll_action(&mut self) -> Option<CallAction> {
+        self.locate_next_hop();
         self.actions.pop_front()
     }
 
@@ -124,7 +144,9 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             self.pending_2xx
                 .as_ref()
                 .map(|p| p.next_at.min(p.give_up_at)),
-            self.reinvite.as_ref().map(|r| r.answer_by),
+            self.remote_offer.as_ref().map(|r| r.answer_by),
+            self.own.as_ref().and_then(|o| o.deadline()),
+            self.session_timer_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -150,8 +172,22 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                 self.respond(txn, response);
             }
         }
-        if self.reinvite.as_ref().is_some_and(|r| now >= r.answer_by) {
-            if let Some(r) = self.reinvite.take() {
+        if let Some(r) = self
+            .remote_offer
+            .as_mut()
+            .filter(|r| now >= r.answer_by && !r.warned)
+        {
+            // The gateway may still answer on its own (without the browser) right away.
+            r.warned = true;
+            r.answer_by = now + super::remote_offer::REOFFER_GRACE;
+            self.report(CallEvent::ReOfferUnanswered);
+        }
+        if self
+            .remote_offer
+            .as_ref()
+            .is_some_and(|r| now >= r.answer_by)
+        {
+            if let Some(r) = self.remote_offer.take() {
                 // The gateway did not answer in time: the offer is refused for now and the
                 // call keeps its session (RFC 3261 section 14.2); the peer may retry.
                 log::info!(
@@ -159,8 +195,11 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
                     r.request.call_id()
                 );
                 self.refuse_for_now(r.txn, &r.request, rng);
+                self.send_own_reinvite_if_free();
             }
         }
+        self.handle_reinvite_timeout(now);
+        self.handle_session_timer_timeout(now);
     }
 
     /// An ACK matched the dialog. When it acknowledges our pending 2xx, returns the SDP it
@@ -171,7 +210,19 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             return None;
         }
         self.pending_2xx = None;
-        Some(sdp_of(request.content_type(), request.body()))
+        let sdp = sdp_of(request.content_type(), request.body());
+        self.send_own_reinvite_if_free();
+        Some(sdp)
+    }
+
+    /// Whether our 2xx to an INVITE still waits for its ACK.
+    pub(super) fn pending_2xx_outstanding(&self) -> bool {
+        self.pending_2xx.is_some()
+    }
+
+    /// Whether the peer's offer (re-INVITE) waits for our answer.
+    pub(super) fn has_remote_offer(&self) -> bool {
+        self.remote_offer.is_some()
     }
 
     /// A request (not ACK) matched the dialog, in server transaction `txn`.
@@ -193,24 +244,15 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             Method::Bye => {
                 self.respond_plain(txn, request, 200, "OK", &[]);
                 // RFC 3261 section 15.1.2: pending requests of the dialog get 487.
-                if let Some(r) = self.reinvite.take() {
+                if let Some(r) = self.remote_offer.take() {
                     self.respond_plain(r.txn, &r.request, 487, "Request Terminated", &[]);
                 }
                 return InDialog::Bye;
             }
             Method::Invite => self.handle_reinvite(now, txn, request, rng),
-            Method::Update => {
-                // RFC 4028 refreshes by UPDATE carry no SDP; UPDATE offers are not supported.
-                if request.body().is_empty() {
-                    if let Some(d) = self.dialog.as_mut() {
-                        d.refresh_target(request.contacts().as_slice().first());
-                    }
-                    self.respond_with_contact(txn, request, 200, "OK", None);
-                } else {
-                    self.respond_plain(txn, request, 488, "Not Acceptable Here", &[]);
-                }
-            }
-            Method::Options | Method::Info => self.respond_plain(txn, request, 200, "OK", &[]),
+            Method::Update => self.handle_update(now, txn, request, rng),
+            Method::Options => self.respond_plain(txn, request, 200, "OK", &[]),
+            Method::Prack => return InDialog::Prack,
             // MESSAGE (RFC 3428), REFER, NOTIFY, ...: the stack hands them to the gateway when
             // it answers that method itself, and answers 501 otherwise.
             _ => self.push(CallAction::IncomingRequest {
@@ -221,103 +263,6 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         InDialog::Handled
     }
 
-    /// A re-INVITE (RFC 3261 section 14.2).
-    fn handle_reinvite(&mut self, now: Instant, txn: TxnId, request: &SipRequest, rng: &mut Rng) {
-        if self.reinvite.is_some() {
-            // Section 14.2: a second INVITE before we answered the first.
-            self.refuse_for_now(txn, request, rng);
-            return;
-        }
-        if self.pending_2xx.is_some() || self.phase != Phase::Confirmed {
-            // Our previous offer/answer is not complete (its ACK is outstanding, or the call
-            // is not set up): RFC 3261 section 14.2 / RFC 3264 section 4 glare, 491.
-            self.respond_plain(txn, request, 491, "Request Pending", &[]);
-            return;
-        }
-        if let Some(d) = self.dialog.as_mut() {
-            d.refresh_target(request.contacts().as_slice().first());
-        }
-        let offer = sdp_of(request.content_type(), request.body());
-        match offer {
-            // An offer-less re-INVITE (session refresh, RFC 4028) or an unchanged offer: answer
-            // with what we have, no need to involve the gateway.
-            None => {
-                let sdp = self.local_sdp.clone();
-                self.answer_reinvite_with(now, txn, request, sdp);
-            }
-            Some(offer) if Some(&offer) == self.remote_sdp.as_ref() => {
-                let sdp = self.local_sdp.clone();
-                self.answer_reinvite_with(now, txn, request, sdp);
-            }
-            Some(offer) => {
-                self.reinvite = Some(Box::new(PendingReInvite {
-                    txn,
-                    request: request.clone(),
-                    offer: offer.clone(),
-                    answer_by: now + REINVITE_ANSWER_WAIT,
-                }));
-                self.report(CallEvent::ReInvite { sdp: offer });
-            }
-        }
-    }
-
-    /// RFC 3261 section 14.2: 500 with a Retry-After of a random 0-10 s, so the peer's retry
-    /// does not collide again.
-    fn refuse_for_now(&mut self, txn: TxnId, request: &SipRequest, rng: &mut Rng) {
-        let retry_after = rng.below_or_equal(10).to_string();
-        self.respond_plain(
-            txn,
-            request,
-            500,
-            "Server Internal Error",
-            &[("Retry-After", &retry_after)],
-        );
-    }
-
-    /// The gateway's answer to a [`CallEvent::ReInvite`].
-    pub(super) fn answer_reinvite(&mut self, now: Instant, sdp: String) -> Result<(), CallError> {
-        let pending = self.reinvite.take().ok_or(CallError::InvalidState)?;
-        self.remote_sdp = Some(pending.offer);
-        self.answer_reinvite_with(now, pending.txn, &pending.request, Some(sdp));
-        Ok(())
-    }
-
-    /// Refuses the pending [`CallEvent::ReInvite`] with `code` (488 when the offer cannot be
-    /// translated); the call goes on with the previous session (RFC 3261 section 14.2).
-    pub(super) fn reject_reinvite(&mut self, code: u16) -> Result<(), CallError> {
-        let pending = self.reinvite.take().ok_or(CallError::InvalidState)?;
-        let code = if (400..700).contains(&code) {
-            code
-        } else {
-            488
-        };
-        self.respond_plain(
-            pending.txn,
-            &pending.request,
-            code,
-            reason_phrase(code),
-            &[],
-        );
-        Ok(())
-    }
-
-    fn answer_reinvite_with(
-        &mut self,
-        now: Instant,
-        txn: TxnId,
-        request: &SipRequest,
-        sdp: Option<String>,
-    ) {
-        if let Some(s) = &sdp {
-            self.local_sdp = Some(s.clone());
-        }
-        let built = self.response_with_contact(request, 200, "OK", sdp.as_deref());
-        match built {
-            Ok(response) => self.send_2xx(now, txn, request.cseq().seq, response),
-            Err(e) => log::warn!("sip: cannot build re-INVITE answer: {e}"),
-        }
-    }
-
     /// A new request inside the confirmed dialog (next CSeq, route set) and where it goes;
     /// `None` before the dialog is confirmed or after it ended.
     pub(super) fn dialog_request(&mut self, method: Method) -> Option<(OutgoingRequest, Hop)> {
@@ -325,14 +270,19 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             return None;
         }
         let hop = self.in_dialog_hop()?;
-        let request = self.dialog.as_mut()?.request(method);
+        let mut request = self.dialog.as_mut()?.request(method);
+        if !self.user_agent.is_empty() {
+            request
+                .headers
+                .push(("User-Agent".to_owned(), self.user_agent.clone()));
+        }
         Some((request, hop))
     }
 
     /// Ends an established call from our side: pending re-INVITE 487, BYE.
     pub(super) fn hang_up_confirmed(&mut self) {
         self.terminate(CallEnd::new(super::CallEndCause::LocalHangup));
-        if let Some(r) = self.reinvite.take() {
+        if let Some(r) = self.remote_offer.take() {
             self.respond_plain(r.txn, &r.request, 487, "Request Terminated", &[]);
         }
         self.send_bye();
@@ -360,13 +310,21 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         }));
     }
 
+    /// Sends BYE (RFC 3261 section 15.1.1). It outlives the call, as a request of the stack
+    /// that answers 401/407 from the HA1.
     pub(super) fn send_bye(&mut self) {
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        let bye = dialog.request(Method::Bye);
+        let mut bye = dialog.request(Method::Bye);
+        bye.headers
+            .push(("User-Agent".to_owned(), self.user_agent.clone()));
         if let Some(hop) = self.in_dialog_hop() {
-            self.send_request_to(bye, hop);
+            self.push(CallAction::SendDetached {
+                request: bye,
+                hop,
+                digest: self.digest.clone(),
+            });
         }
     }
 
@@ -375,47 +333,8 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
             request,
             hop,
             contact_user: None,
+            purpose: super::SendPurpose::Detached,
         });
-    }
-
-    pub(super) fn in_dialog_hop(&self) -> Option<Hop> {
-        self.dialog.as_ref().and_then(|d| self.hop_for(d))
-    }
-
-    /// Where in-dialog requests go. The next hop URI (first Route or remote target) when it
-    /// is a literal address reachable over UDP; otherwise (domain names, stream flows that
-    /// must be reused through NATs, or an outbound proxy) the flow of the INVITE.
-    pub(super) fn hop_for(&self, dialog: &Dialog) -> Option<Hop> {
-        let fallback = self.hop.clone();
-        let udp = matches!(
-            fallback,
-            Some(Hop::Flow {
-                kind: Transport::Udp,
-                ..
-            }) | None
-        );
-        if !self.route_by_dialog || !udp {
-            return fallback;
-        }
-        let uri = dialog.next_hop();
-        let transport = uri
-            .param("transport")
-            .and_then(|p| p.value())
-            .map(|t| transport_of(&t))
-            .unwrap_or(Transport::Udp);
-        let ip = match uri.host() {
-            Some(Host::Ipv4(a)) => Some(IpAddr::V4(*a)),
-            Some(Host::Ipv6(a)) => Some(IpAddr::V6(*a)),
-            _ => None,
-        };
-        match (ip, transport) {
-            (Some(ip), Transport::Udp) => Some(Hop::Located(Target {
-                transport,
-                address: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
-                domain: ip.to_string(),
-            })),
-            _ => fallback,
-        }
     }
 
     /// A response carrying our tag; dialog-establishing ones (101-299) also carry Contact
@@ -426,6 +345,7 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         status: u16,
         reason: &str,
         sdp: Option<&str>,
+        extra: &[(String, String)],
     ) -> Result<SipResponse, MsgError> {
         let tag = self.dialog.as_ref().map(|d| d.key().local_tag.clone());
         let mut builder = ResponseBuilder::from_request(request, status, reason, tag.as_deref());
@@ -440,24 +360,13 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         if status == 200 {
             builder = builder.header("Allow", ALLOW);
         }
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
         if let Some(sdp) = sdp {
             builder = builder.body("application/sdp", sdp.as_bytes().to_vec());
         }
         builder.build()
-    }
-
-    fn respond_with_contact(
-        &mut self,
-        txn: TxnId,
-        request: &SipRequest,
-        status: u16,
-        reason: &str,
-        sdp: Option<&str>,
-    ) {
-        match self.response_with_contact(request, status, reason, sdp) {
-            Ok(response) => self.respond(txn, response),
-            Err(e) => log::warn!("sip: cannot build a {status}: {e}"),
-        }
     }
 
     pub(super) fn respond_plain(
@@ -520,7 +429,8 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
         }
         self.phase = Phase::Done;
         self.pending_2xx = None;
-        self.reinvite = None;
+        self.remote_offer = None;
+        self.own = None;
         self.drop_dialog();
         self.push(CallAction::Finished);
     }

@@ -4,13 +4,42 @@
 use std::time::Instant;
 
 use super::{AccountIdentity, CallEntry, CallId, SendError, SipEvent, SipStack};
-use crate::call::{Call, CallAction, CallError, Hop, OutgoingCall, OutgoingConfig, Sent};
+use crate::call::{
+    Call, CallAction, CallError, Hop, OutgoingCall, OutgoingConfig, SendPurpose, Sent,
+};
 use crate::dialog::OutgoingRequest;
-use crate::msg::{Method, NameAddr, SipRequest};
+use crate::msg::{NameAddr, SipRequest};
 use crate::transport::Transport;
 use crate::txn::{build_cancel, Destination, TxnConfig, MAGIC_COOKIE};
 
+/// What an outgoing INVITE carries beyond its offer.
+#[derive(Debug, Clone, Default)]
+pub struct InviteOptions {
+    /// A second offer, sent once in a new INVITE after 488 (see
+    /// [`SipStack::invite_with_retry_offer`]).
+    pub retry_offer: Option<String>,
+    /// Header fields added after ours (the gateway validated their names).
+    pub headers: Vec<(String, String)>,
+}
+
 impl SipStack {
+    /// The session interval (RFC 4028) our INVITEs ask for and our answers grant when the
+    /// peer asks for none; 0 asks for none (peers' own intervals are still honoured).
+    pub fn set_session_expires(&mut self, seconds: u32) {
+        self.session_expires = seconds;
+    }
+
+    /// Adds `methods` to those the gateway answers itself inside calls' dialogs only (INFO,
+    /// REFER, NOTIFY of a call); outside dialogs they keep the UAS core's answers. Adds to
+    /// [`SipStack::set_incoming_methods`]'s list, which applies both inside and outside.
+    pub fn enable_in_dialog_methods(&mut self, methods: &[crate::msg::Method]) {
+        for m in methods {
+            if !self.in_dialog_methods.contains(m) {
+                self.in_dialog_methods.push(m.clone());
+            }
+        }
+    }
+
     /// Answers INVITEs for registration Contacts with calls (`true`) or 480 (`false`, the
     /// default until the gateway handles call events).
     pub fn set_incoming_calls(&mut self, enabled: bool) {
@@ -65,6 +94,27 @@ impl SipStack {
         offer: String,
         retry_offer: Option<String>,
     ) -> Result<CallId, CallError> {
+        let options = InviteOptions {
+            retry_offer,
+            ..InviteOptions::default()
+        };
+        self.invite_with(now, identity, callee, offer, options)
+    }
+
+    /// [`SipStack::invite`] with [`InviteOptions`]: a second offer for a 488, the gateway's
+    /// own header fields.
+    pub fn invite_with(
+        &mut self,
+        now: Instant,
+        identity: &AccountIdentity,
+        callee: &str,
+        offer: String,
+        options: InviteOptions,
+    ) -> Result<CallId, CallError> {
+        let InviteOptions {
+            retry_offer,
+            headers,
+        } = options;
         if self.calls.len() >= self.max_calls {
             return Err(CallError::TooManyCalls);
         }
@@ -82,6 +132,8 @@ impl SipStack {
             contact_user: format!("sylk-{}", self.random_token(12)),
             sdp: offer,
             retry_offer,
+            session_expires: self.session_expires,
+            headers,
         };
         let sip_call_id = config.call_id.clone();
         let call = OutgoingCall::new(
@@ -115,14 +167,27 @@ impl SipStack {
 
     /// Sends 180 Ringing for an incoming call.
     pub fn ring(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
-        self.with_call(now, call, |c, _| c.incoming_mut()?.ring())
+        self.with_call(now, call, |c, now| c.incoming_mut()?.ring(now))
     }
 
     /// Answers an incoming call with 200 OK carrying `sdp` (an answer, or our offer when the
     /// INVITE had none); retransmitted until the ACK, then
     /// [`CallEvent::Confirmed`](crate::call::CallEvent::Confirmed).
     pub fn answer(&mut self, now: Instant, call: CallId, sdp: String) -> Result<(), CallError> {
-        self.with_call(now, call, |c, now| c.incoming_mut()?.answer(now, sdp))
+        self.answer_with(now, call, sdp, Vec::new())
+    }
+
+    /// [`SipStack::answer`] with the gateway's own header fields in the 200.
+    pub fn answer_with(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| {
+            c.incoming_mut()?.answer(now, sdp, headers)
+        })
     }
 
     /// Rejects an unanswered incoming call with `code` (3xx-6xx; anything else means 486).
@@ -140,7 +205,7 @@ impl SipStack {
         })
     }
 
-    /// Answers the pending [`CallEvent::ReInvite`](crate::call::CallEvent::ReInvite) with
+    /// Answers the pending [`CallEvent::ReOffer`](crate::call::CallEvent::ReOffer) with
     /// 200 OK and `sdp`.
     pub fn answer_reinvite(
         &mut self,
@@ -148,10 +213,36 @@ impl SipStack {
         call: CallId,
         sdp: String,
     ) -> Result<(), CallError> {
-        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp))
+        self.answer_reinvite_with(now, call, sdp, Vec::new())
     }
 
-    /// Refuses the pending [`CallEvent::ReInvite`](crate::call::CallEvent::ReInvite) with
+    /// [`SipStack::answer_reinvite`] with the gateway's own header fields in the 200.
+    pub fn answer_reinvite_with(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, now| c.answer_reinvite(now, sdp, headers))
+    }
+
+    /// Sends a re-INVITE offering `sdp` in the confirmed dialog of `call`, with `headers`
+    /// after the dialog's own (RFC 3261 section 14.1): 401/407 answered from the account's
+    /// HA1, a 491 retried once after the section 14.1 back-off, a wait while an INVITE of
+    /// the peer is being answered. [`CallEvent::ReOfferAnswered`](crate::call::CallEvent)
+    /// or [`CallEvent::ReOfferFailed`](crate::call::CallEvent) follows.
+    pub fn reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), CallError> {
+        self.with_call(now, call, |c, _| c.reinvite(sdp, headers))
+    }
+
+    /// Refuses the pending [`CallEvent::ReOffer`](crate::call::CallEvent::ReOffer) with
     /// `code` (4xx-6xx, else 488); the call keeps its previous session.
     pub fn reject_reinvite(
         &mut self,
@@ -274,21 +365,31 @@ impl SipStack {
                     request,
                     hop,
                     contact_user,
+                    purpose,
                 } => {
                     let sent = self.send_call_request(now, &request, &hop, contact_user.as_deref());
-                    match (&sent, &request.method) {
-                        (Ok(s), Method::Invite) => {
+                    match (&sent, purpose) {
+                        (Ok(_), SendPurpose::Detached) => {}
+                        (Ok(s), _) => {
+                            // Its responses come back to the call.
                             self.call_txns.insert(s.txn, id);
                             if let Some(e) = self.call_entry(id) {
                                 e.txns.push(s.txn);
                             }
                         }
-                        (Ok(_), _) => {}
-                        (Err(why), method) => log::info!("sip: {method} not sent: {why}"),
+                        (Err(why), _) => log::info!("sip: {} not sent: {why}", request.method),
                     }
-                    if let Some(c) = self.call_entry(id).and_then(|e| e.call.outgoing_mut()) {
-                        c.handle_request_sent(&request.method, sent);
+                    if let Some(e) = self.call_entry(id) {
+                        e.call.handle_request_sent(purpose, sent);
                     }
+                }
+                CallAction::SendDetached {
+                    request,
+                    hop,
+                    digest,
+                } => {
+                    let req = crate::request::ClientRequest::in_dialog(request, hop, digest);
+                    self.insert_request(req, None, true);
                 }
                 CallAction::SendAck { request, hop } => {
                     // The ACK for a 2xx is not a transaction (RFC 3261 section 17.1.1.3).
@@ -335,7 +436,8 @@ impl SipStack {
                     }
                 }
                 CallAction::IncomingRequest { txn, request } => {
-                    if self.surfaces(request.method()) {
+                    let method = request.method();
+                    if self.surfaces(method) || self.in_dialog_methods.contains(method) {
                         self.file_incoming(now, txn, request, super::RequestTarget::Call(id));
                     } else {
                         let allow = [("Allow", crate::call::ALLOW)];
@@ -354,8 +456,10 @@ impl SipStack {
                     for txn in e.txns {
                         self.call_txns.remove(&txn);
                     }
-                    if let Some(d) = e.call.dialog() {
-                        self.dialogs.remove(d.key());
+                    for key in e.call.dialog_keys() {
+                        if self.dialogs.get(&key) == Some(&id) {
+                            self.dialogs.remove(&key);
+                        }
                     }
                     self.call_deadlines.cancel(id);
                     return;

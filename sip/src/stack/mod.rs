@@ -30,7 +30,9 @@ mod requests;
 mod routing;
 mod uas;
 
+pub use calls::InviteOptions;
 pub use requests::{IncomingRequestId, RequestTarget, INCOMING_ANSWER_WAIT};
+pub(crate) use uas::replaces_key;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -218,6 +220,8 @@ pub struct SipStack {
     next_call_serial: u64,
     max_calls: usize,
     incoming_calls: bool,
+    /// The RFC 4028 interval our INVITEs ask for (0: none).
+    session_expires: u32,
     /// Draining: new INVITEs get 503 with this Retry-After.
     refuse_new_calls: Option<u32>,
     dialogs: HashMap<DialogKey, CallId>,
@@ -232,6 +236,8 @@ pub struct SipStack {
     dirty_requests: Vec<RequestId>,
     /// Methods the gateway answers itself.
     incoming_methods: Vec<Method>,
+    /// Methods the gateway answers itself inside calls' dialogs only.
+    in_dialog_methods: Vec<Method>,
     /// Incoming requests waiting for the gateway's answer, by server transaction.
     incoming: HashMap<TxnId, requests::PendingIncoming>,
     incoming_deadlines: Deadlines<TxnId>,
@@ -275,6 +281,7 @@ impl SipStack {
             next_call_serial: 0,
             max_calls: DEFAULT_MAX_CALLS,
             incoming_calls: false,
+            session_expires: 0,
             refuse_new_calls: None,
             dialogs: HashMap::new(),
             call_lookups: HashMap::new(),
@@ -287,6 +294,7 @@ impl SipStack {
             request_txns: HashMap::new(),
             dirty_requests: Vec::new(),
             incoming_methods: Vec::new(),
+            in_dialog_methods: Vec::new(),
             incoming: HashMap::new(),
             incoming_deadlines: Deadlines::new(),
             events: VecDeque::new(),

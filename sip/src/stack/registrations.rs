@@ -55,6 +55,14 @@ impl SipStack {
         }
     }
 
+    /// URI parameters of the registration's Contact from its next REGISTER on (RFC 8599
+    /// push parameters: `pn-provider`, `pn-prid`, `pn-param`; empty removes them).
+    pub fn set_contact_params(&mut self, reg: RegId, params: Vec<(String, String)>) {
+        if let Some(e) = self.registrations.get_mut(reg.0) {
+            e.reg.set_contact_params(params);
+        }
+    }
+
     /// Removes the binding (REGISTER with expiry 0) and then forgets the registration;
     /// `RegistrationFinished` follows.
     pub fn unregister(&mut self, now: Instant, reg: RegId) {

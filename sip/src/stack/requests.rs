@@ -36,6 +36,10 @@ pub(super) struct RequestEntry {
     req: ClientRequest,
     serial: u64,
     lookup: Option<crate::locate::LookupId>,
+    /// The call whose dialog it is in (its copies after a challenge take the dialog's CSeq).
+    call: Option<CallId>,
+    /// Nobody waits for its outcome (a call's BYE).
+    silent: bool,
 }
 
 /// An incoming request the gateway has to answer; never reused.
@@ -105,7 +109,7 @@ impl SipStack {
             body,
         };
         let req = ClientRequest::new(config, identity.ha1.clone())?;
-        let id = self.insert_request(req);
+        let id = self.insert_request(req, None, false);
         self.drive(now);
         Ok(id)
     }
@@ -125,16 +129,19 @@ impl SipStack {
         if self.requests.len() >= MAX_REQUESTS {
             return Err(RequestError::TooManyRequests);
         }
-        let user_agent = self.config.user_agent.clone();
         let e = self.call_entry(call).ok_or(RequestError::NoDialog)?;
         let (mut request, hop) = e
             .call
             .dialog_request(method)
             .ok_or(RequestError::NoDialog)?;
-        request.headers.push(("User-Agent".into(), user_agent));
+        let digest = e.call.digest();
         request.headers.extend(headers);
         request.body = body;
-        let id = self.insert_request(ClientRequest::in_dialog(request, hop));
+        let id = self.insert_request(
+            ClientRequest::in_dialog(request, hop, digest),
+            Some(call),
+            false,
+        );
         self.drive(now);
         Ok(id)
     }
@@ -234,13 +241,22 @@ impl SipStack {
         }
     }
 
-    fn insert_request(&mut self, req: ClientRequest) -> RequestId {
+    /// Files a request; `call` is the call whose dialog it is in, `silent` when nobody
+    /// waits for its outcome.
+    pub(super) fn insert_request(
+        &mut self,
+        req: ClientRequest,
+        call: Option<CallId>,
+        silent: bool,
+    ) -> RequestId {
         self.next_request_serial += 1;
         let serial = self.next_request_serial;
         let key = self.requests.insert(RequestEntry {
             req,
             serial,
             lookup: None,
+            call,
+            silent,
         });
         let id = RequestId { key, serial };
         self.dirty_requests.push(id);
@@ -288,7 +304,18 @@ impl SipStack {
                     }
                     self.request_lookups.insert(lookup, id);
                 }
-                RequestAction::Send { request, hop } => {
+                RequestAction::Send {
+                    mut request,
+                    hop,
+                    renumber,
+                } => {
+                    let call = self.requests.get(id.key).and_then(|e| e.call);
+                    if let (true, Some(call)) = (renumber, call) {
+                        let seq = self.call_entry(call).and_then(|e| e.call.next_local_cseq());
+                        if let (Some(seq), Some(req)) = (seq, self.request_entry(id)) {
+                            req.renumber(&mut request, seq);
+                        }
+                    }
                     let sent = self
                         .send_call_request(now, &request, &hop, None)
                         .map(|s| s.txn);
@@ -308,10 +335,16 @@ impl SipStack {
                     if let Some(txn) = e.req.txn() {
                         self.request_txns.remove(&txn);
                     }
-                    self.events.push_back(SipEvent::Request {
-                        request: id,
-                        outcome,
-                    });
+                    if e.silent {
+                        if !outcome.is_success() {
+                            log::info!("sip: {} ended {outcome}", e.req.method());
+                        }
+                    } else {
+                        self.events.push_back(SipEvent::Request {
+                            request: id,
+                            outcome,
+                        });
+                    }
                     return;
                 }
             }

@@ -45,9 +45,7 @@ impl SipStack {
                 } else if let Some(call) = self.call_lookups.remove(&lookup) {
                     if let Some(e) = self.call_entry(call) {
                         e.lookup = None;
-                        if let Some(c) = e.call.outgoing_mut() {
-                            c.handle_located(result);
-                        }
+                        e.call.handle_located(result);
                         self.dirty_calls.push(call);
                     }
                 } else if let Some(reg) = self.reg_lookups.remove(&lookup) {
@@ -90,10 +88,12 @@ impl SipStack {
                             self.dirty_requests.push(request);
                         }
                     } else if let Some(&call) = self.call_txns.get(&txn) {
-                        if let Some(e) = self.call_entry(call) {
-                            if let Some(c) = e.call.outgoing_mut() {
-                                c.handle_response(now, txn, &response);
-                            }
+                        if let Some(e) = self
+                            .calls
+                            .get_mut(call.key)
+                            .filter(|e| e.serial == call.serial)
+                        {
+                            e.call.handle_response(now, txn, &response, &mut self.rng);
                             self.dirty_calls.push(call);
                         }
                     } else if let Some(&reg) = self.reg_txns.get(&txn) {

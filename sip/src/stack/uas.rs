@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{SipEvent, SipStack};
+use super::{CallId, SipEvent, SipStack};
 use crate::call::{Call, CallEvent, IncomingCall};
 use crate::dialog::DialogKey;
 use crate::msg::{Contacts, Method, MsgError, NameAddr, ResponseBuilder, SipRequest, Uri};
@@ -160,6 +160,24 @@ impl SipStack {
             self.respond(now, txn, request, 500, "Server Internal Error", &[]);
             return;
         };
+        if let Some(unsupported) = unsupported_requirements(request) {
+            // RFC 3261 section 8.2.2.3.
+            let extra = [("Unsupported", unsupported.as_str())];
+            self.respond(now, txn, request, 420, "Bad Extension", &extra);
+            return;
+        }
+        let replaces = match request.header("Replaces") {
+            None => None,
+            Some(value) => match self.replaced_call(value) {
+                Some(call) => Some(call),
+                None => {
+                    // RFC 3891 section 3: no confirmed dialog of ours matches.
+                    let reason = "Call/Transaction Does Not Exist";
+                    self.respond(now, txn, request, 481, reason, &[]);
+                    return;
+                }
+            },
+        };
         let kind = match request.top_via().map(|v| v.transport.to_ascii_uppercase()) {
             Some(t) if t == "TLS" => Transport::Tls,
             Some(t) if t == "TCP" => Transport::Tcp,
@@ -191,6 +209,18 @@ impl SipStack {
                 return;
             }
         };
+        let mut call = call;
+        if let Some(min_se) = call.session_interval_too_small() {
+            // RFC 4028 section 9.
+            let min_se = min_se.to_string();
+            let extra = [("Min-SE", min_se.as_str())];
+            self.respond(now, txn, request, 422, "Session Interval Too Small", &extra);
+            return;
+        }
+        if let Some(e) = self.registrations.get(reg.0) {
+            call.set_account(e.reg.digest_client(), e.reg.config().user_agent.clone());
+        }
+        call.set_session_expires(self.session_expires);
         let sdp = call.remote_sdp().map(str::to_owned);
         let id = self.insert_call(Call::incoming(call), request.call_id().to_owned());
         self.call_txns.insert(txn, id);
@@ -205,9 +235,27 @@ impl SipStack {
                 from_display_name: request.from().display_name.clone(),
                 call_id: request.call_id().to_owned(),
                 sdp,
+                headers: request.headers().clone(),
+                replaces,
             },
         });
         self.dirty_calls.push(id);
+    }
+
+    /// The call whose confirmed dialog a `Replaces` value names (RFC 3891 section 3: the
+    /// to-tag is our tag, the from-tag the peer's); `None` when none matches, or with
+    /// `early-only`.
+    fn replaced_call(&self, value: &str) -> Option<CallId> {
+        let key = replaces_key(value)?;
+        let call = *self.dialogs.get(&key)?;
+        let e = self
+            .calls
+            .get(call.key)
+            .filter(|e| e.serial == call.serial)?;
+        e.call
+            .dialog()
+            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)
+            .map(|_| call)
     }
 
     /// Our Contact for `kind`: `<sip:user@host:port;transport=kind>`.
@@ -219,4 +267,41 @@ impl SipStack {
         ))?;
         Ok(NameAddr::new(uri))
     }
+}
+
+/// The option tags of `Require` we do not support, comma-separated (RFC 3261 section
+/// 8.2.2.3), or `None` when we support them all.
+fn unsupported_requirements(request: &SipRequest) -> Option<String> {
+    let supported: Vec<&str> = crate::call::SUPPORTED.split(',').map(str::trim).collect();
+    let unsupported: Vec<&str> = request
+        .headers()
+        .get_all("Require")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect();
+    (!unsupported.is_empty()).then(|| unsupported.join(", "))
+}
+
+/// The dialog a `Replaces` value names (RFC 3891 section 6.1: `call-id;to-tag=..;from-tag=..`,
+/// the tags as the sender of the INVITE sees them); `None` when a tag is missing or the
+/// value asks for an early dialog only (`early-only`, which we never replace).
+pub(crate) fn replaces_key(value: &str) -> Option<DialogKey> {
+    let mut parts = value.split(';');
+    let call_id = parts.next()?.trim().to_owned();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for p in parts {
+        let (name, v) = p.split_once('=').unwrap_or((p, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to_tag = Some(v.trim().to_owned()),
+            "from-tag" => from_tag = Some(v.trim().to_owned()),
+            "early-only" => return None,
+            _ => {}
+        }
+    }
+    Some(DialogKey {
+        call_id,
+        local_tag: to_tag?,
+        remote_tag: from_tag?,
+    })
 }

@@ -11,7 +11,7 @@ use sip::stack::CallId as SipCallId;
 use super::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::chat::{ChatInvite, ChatSplit};
 use crate::gateway::ports::offers_video;
-use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::Event;
 
@@ -30,6 +30,8 @@ pub(super) struct IncomingInvite {
     pub call_id: String,
     /// The offer; `None`: our offer goes in the 200, the answer comes in the ACK.
     pub sdp: Option<String>,
+    /// The INVITE's header fields.
+    pub headers: sip::msg::Headers,
 }
 
 impl Gateway {
@@ -47,6 +49,7 @@ impl Gateway {
             from_display_name,
             call_id,
             sdp,
+            headers: sip_headers,
         } = invite;
         let decline = |e: &mut Engines<'_>, code: u16| {
             log::info!("sip_call_id={call_id} incoming call declined with {code}");
@@ -78,6 +81,7 @@ impl Gateway {
                     from_uri,
                     from_display_name,
                     call_id,
+                    headers: self.reported_headers(account, &sip_headers),
                 };
                 return self.incoming_chat_only(now, invite, account, client, offer, e);
             }
@@ -85,9 +89,9 @@ impl Gateway {
             Some(ChatSplit::None(sdp)) => (Some(sdp), None),
             None => (None, None),
         };
-        // A late offer (no SDP) stays audio-only: the browser is offered what we can do
-        // without knowing whether the caller has video.
-        let video = sdp.as_deref().is_some_and(offers_video);
+        // A late offer (no SDP): the browser is offered what we can do, video included
+        // when a pair is free (the browser's answer decides whether it is used).
+        let video = sdp.as_deref().is_none_or(offers_video);
         let Some((ports, addrs)) = self.ports.allocate(video) else {
             return decline(e, 503);
         };
@@ -121,29 +125,21 @@ impl Gateway {
             display_name: from_display_name,
         };
         let media = e.bridges.insert(Box::new(bridge));
-        let key = self.insert_call(
-            GwCall {
-                client,
-                account,
-                session: session.clone(),
-                direction: CallDirection::Incoming,
-                state: CallState::Connecting,
-                sip: Some(sip),
-                sip_call_id: Some(call_id.clone()),
-                media: Some(media),
-                ports,
-                peer: originator.uri.clone(),
-                originator: Some(originator.clone()),
-                early_answer: None,
-                progress_sent: false,
-                late_offer: None,
-                is_late_offer,
-                held_by_sip: false,
-                started: now,
-                answered_at: None,
-            },
-            Some(addrs),
+        let mut call = GwCall::new(
+            client,
+            account,
+            session.clone(),
+            CallDirection::Incoming,
+            Some(sip),
+            Some(call_id.clone()),
+            Some(media),
+            ports,
+            originator.uri.clone(),
+            now,
         );
+        call.originator = Some(originator.clone());
+        call.is_late_offer = is_late_offer;
+        let key = self.insert_call(call, Some(addrs));
         let media = match chat {
             Some((index, offer)) => self.attach_incoming_chat(now, key, index, offer, video, e),
             None => Vec::new(),
@@ -153,6 +149,7 @@ impl Gateway {
             .get(account.0)
             .map(|a| a.aor.as_str().to_owned())
             .unwrap_or_default();
+        let reported = self.reported_headers(account, &sip_headers);
         self.send_event(
             client,
             &Event::IncomingSession {
@@ -162,6 +159,7 @@ impl Gateway {
                 sdp: Some(webrtc_offer),
                 call_id: call_id.clone(),
                 media,
+                headers: reported,
             },
         );
         log::info!("{} incoming from {}", self.call_context(key), from_uri);
@@ -170,15 +168,29 @@ impl Gateway {
         }
     }
 
-    /// `session-answer`: the browser takes an incoming call.
+    /// SylkServer's `incoming_header_prefixes`: the INVITE's headers the account asked for.
+    pub(in crate::gateway) fn reported_headers(
+        &self,
+        account: crate::gateway::AccountId,
+        sip_headers: &sip::msg::Headers,
+    ) -> Vec<(String, String)> {
+        self.accounts
+            .get(account.0)
+            .map(|a| headers::matching(sip_headers, &a.incoming_header_prefixes))
+            .unwrap_or_default()
+    }
+
+    /// `session-answer`: the browser takes an incoming call; `extra` go in the 200.
     pub(in crate::gateway) fn answer_session(
         &mut self,
         now: Instant,
         client: ClientId,
         session: &str,
         sdp: &str,
+        extra: &[crate::sylkrtc::request::ExtraHeader],
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
+        let extra = headers::client_headers(extra)?;
         let key = self.session_key(client, session)?;
         let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
         if call.direction == CallDirection::Outgoing {
@@ -210,7 +222,7 @@ impl Gateway {
         // A chat's m=message line goes back into the answer at the offer's index (chat/).
         let sip_answer = self.chat_splice_answer(now, key, sip_answer, e);
         e.sip
-            .answer(now, sip, sip_answer)
+            .answer_with(now, sip, sip_answer, extra)
             .map_err(|error| GatewayError::CannotAnswer {
                 session: session.to_owned(),
                 error,
@@ -223,6 +235,7 @@ impl Gateway {
             SessionState::Accepted {
                 sdp: None,
                 call_id: None,
+                headers: Vec::new(),
             },
         );
         Ok(())

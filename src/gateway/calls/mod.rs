@@ -8,14 +8,17 @@
 //! `session-answer` -> 200 with the translated answer. Every end, from either side or from
 //! the media, becomes exactly one `terminated` with a [`CallEnd`].
 
+mod dtmf;
+mod exercise;
 mod incoming;
 mod outgoing;
+mod transfer;
+mod update;
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use media::bridge::{BridgeEvent, MediaLeg};
-use media::sdp::SessionDescription;
 
 use super::ports::CallPorts;
 use super::{
@@ -26,7 +29,14 @@ use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::IceCandidate;
 use crate::sylkrtc::Event;
 use sip::call::CallEvent;
-use sip::stack::CallId as SipCallId;
+use sip::msg::{Method, SipRequest};
+use sip::request::RequestOutcome;
+use sip::stack::{CallId as SipCallId, IncomingRequestId};
+
+pub(super) use dtmf::DtmfQueue;
+pub use exercise::exercise_call_fields;
+pub(super) use transfer::{OutgoingTransfer, ReferContext};
+pub(super) use update::Update;
 
 /// Terminated sessions remembered per connection, so a late trickle gets `Session <id> is
 /// terminated` rather than `Unknown session` (sylkrtc.js ends a call on any trickle error).
@@ -52,6 +62,17 @@ pub enum CallState {
     Accepted,
     /// ICE and DTLS are up.
     Established,
+}
+
+/// What a request of ours inside a call's dialog is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallRequest {
+    /// An INFO carrying a key press.
+    Dtmf,
+    /// Our REFER (`session-transfer`).
+    Refer,
+    /// A NOTIFY about a REFER we accepted.
+    Notify,
 }
 
 impl CallState {
@@ -105,6 +126,65 @@ pub(super) struct GwCall {
     pub started: Instant,
     /// When it was answered (2xx received, session-answer).
     pub answered_at: Option<Instant>,
+    /// A renegotiation under way (`update.rs`).
+    pub update: Option<Update>,
+    /// Key presses waiting to go out as INFO (`dtmf.rs`).
+    pub dtmf: DtmfQueue,
+    /// Our REFER of this call (`transfer.rs`).
+    pub transfer: Option<OutgoingTransfer>,
+    /// A REFER the SIP side sent on this call, for the NOTIFYs about its transfer.
+    pub refer: Option<Box<ReferContext>>,
+    /// The call whose REFER this call carries out (its NOTIFYs report our progress).
+    pub referred_from: Option<CallKey>,
+    /// An INVITE with `Replaces` for this call, waiting for its answer.
+    pub replacing: Option<SipCallId>,
+    /// Outgoing: the last early answer the bridge took (forking: another one re-points it).
+    pub early_sdp: Option<String>,
+}
+
+impl GwCall {
+    /// A call with nothing under way yet.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        client: ClientId,
+        account: AccountId,
+        session: String,
+        direction: CallDirection,
+        sip: Option<SipCallId>,
+        sip_call_id: Option<String>,
+        media: Option<MediaId>,
+        ports: CallPorts,
+        peer: String,
+        now: Instant,
+    ) -> GwCall {
+        GwCall {
+            client,
+            account,
+            session,
+            direction,
+            state: CallState::Connecting,
+            sip,
+            sip_call_id,
+            media,
+            ports,
+            originator: None,
+            peer,
+            early_answer: None,
+            progress_sent: false,
+            late_offer: None,
+            is_late_offer: false,
+            held_by_sip: false,
+            started: now,
+            answered_at: None,
+            update: None,
+            dtmf: DtmfQueue::default(),
+            transfer: None,
+            refer: None,
+            referred_from: None,
+            replacing: None,
+            early_sdp: None,
+        }
+    }
 }
 
 /// Per-connection session bookkeeping.
@@ -190,11 +270,21 @@ impl Gateway {
     ) {
         match event {
             CallEvent::Incoming {
+                replaces: Some(old),
+                sdp: Some(sdp),
+                ..
+            } if self.calls_by_sip.contains_key(&old) => {
+                let key = self.calls_by_sip[&old];
+                self.replacing_invite(now, key, sip, &sdp, e)
+            }
+            CallEvent::Incoming {
                 reg,
                 from_uri,
                 from_display_name,
                 call_id,
                 sdp,
+                headers,
+                ..
             } => self.incoming_call(
                 now,
                 incoming::IncomingInvite {
@@ -204,55 +294,85 @@ impl Gateway {
                     from_display_name,
                     call_id,
                     sdp,
+                    headers,
                 },
                 e,
             ),
             CallEvent::Progress { code, sdp, .. } => self.call_progress(now, sip, code, sdp, e),
             CallEvent::OfferRetried { code } => self.call_offer_retried(now, sip, code, e),
-            CallEvent::Accepted { sdp } => self.call_accepted(now, sip, sdp, e),
+            CallEvent::Accepted { sdp, headers } => self.call_accepted(now, sip, sdp, &headers, e),
             CallEvent::Confirmed { sdp_in_ack } => self.call_confirmed(now, sip, sdp_in_ack, e),
-            CallEvent::ReInvite { sdp } => self.sip_reinvite(now, sip, &sdp, e),
+            CallEvent::ReOffer { sdp } => self.sip_reoffer(now, sip, &sdp, e),
+            CallEvent::ReOfferUnanswered => self.call_reoffer_unanswered(now, sip, e),
+            CallEvent::ReOfferAnswered { sdp } => self.call_reoffer_answered(now, sip, sdp, e),
+            CallEvent::ReOfferFailed { code, reason } => {
+                self.call_reoffer_failed(sip, code, &reason, e)
+            }
             CallEvent::Terminated(end) => {
-                if let Some(key) = self.calls_by_sip.remove(&sip) {
-                    if let Some(c) = self.calls.get_mut(key.0) {
-                        c.sip = None;
-                    }
-                    self.end_call(now, key, CallEnd::Sip(end), true, e);
+                let Some(key) = self.calls_by_sip.remove(&sip) else {
+                    return;
+                };
+                if self
+                    .calls
+                    .get(key.0)
+                    .is_some_and(|c| c.replacing == Some(sip))
+                {
+                    // The INVITE that was to replace the call gave up; the call goes on.
+                    self.replacing_ended(key, e);
+                    return;
+                }
+                if let Some(c) = self.calls.get_mut(key.0) {
+                    c.sip = None;
+                }
+                self.end_call(now, key, CallEnd::Sip(end), true, e);
+            }
+        }
+    }
+
+    /// A request of ours inside a call's dialog ended.
+    pub(super) fn call_request_done(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        what: CallRequest,
+        outcome: &RequestOutcome,
+        e: &mut Engines<'_>,
+    ) {
+        match what {
+            CallRequest::Dtmf => self.dtmf_sent(now, key, outcome, e),
+            CallRequest::Refer => self.refer_answered(key, outcome),
+            CallRequest::Notify => {
+                if !outcome.is_success() {
+                    log::debug!("NOTIFY about a transfer answered {outcome}");
                 }
             }
         }
     }
 
-    /// A re-INVITE from the SIP side. The bridge does not renegotiate yet: it is answered at
-    /// once with our last SDP, directions mirrored (RFC 3264 section 6.1), which keeps
-    /// hold/unhold, session refreshes and address changes of the same media working.
-    fn sip_reinvite(&mut self, now: Instant, sip: SipCallId, sdp: &str, e: &mut Engines<'_>) {
+    /// A request of the SIP side inside call `sip`'s dialog that the gateway answers (INFO,
+    /// REFER, NOTIFY); `false` for other methods (another feature's).
+    pub(super) fn call_incoming_request(
+        &mut self,
+        now: Instant,
+        sip: SipCallId,
+        id: IncomingRequestId,
+        request: &SipRequest,
+        e: &mut Engines<'_>,
+    ) -> bool {
         let key = self.calls_by_sip.get(&sip).copied();
-        if let Some(key) = key {
-            log::info!(
-                "{} re-INVITE answered with the current media",
-                self.call_context(key)
-            );
-        }
-        let offer = SessionDescription::parse(sdp.as_bytes());
-        if let Some(c) = key.and_then(|k| self.calls.get_mut(k.0)) {
-            c.held_by_sip = offer.as_ref().is_ok_and(SessionDescription::is_hold);
-        }
-        let ours = e
-            .sip
-            .local_sdp(sip)
-            .map(|local| SessionDescription::parse(local.as_bytes()));
-        let result = match (offer, ours) {
-            (Ok(offer), Some(Ok(ours))) => {
-                e.sip
-                    .answer_reinvite(now, sip, ours.mirror_direction(&offer))
+        let method = request.method().clone();
+        match (key, method) {
+            (Some(key), Method::Info) => self.incoming_info(now, key, id, request, e),
+            (Some(key), Method::Refer) => self.incoming_refer(now, key, id, request, e),
+            (Some(key), Method::Notify) => self.incoming_notify(now, key, id, request, e),
+            (None, Method::Info | Method::Refer | Method::Notify) => {
+                let _ = e
+                    .sip
+                    .answer_request(now, id, 481, "Call/Transaction Does Not Exist", &[]);
             }
-            // An offer we cannot read (RFC 3261 sec. 14.2: 488 keeps the session as it is).
-            _ => e.sip.reject_reinvite(now, sip, 488),
-        };
-        if let Err(err) = result {
-            log::info!("sip call {sip:?} re-INVITE not answered: {err}");
+            _ => return false,
         }
+        true
     }
 
     /// A bridge event for call `key`.
@@ -275,6 +395,12 @@ impl Gateway {
             BridgeEvent::RtpInactive { leg } => {
                 self.fail_call(now, key, CallEnd::MediaTimeout(leg), e)
             }
+            BridgeEvent::Dtmf { digit, duration_ms } => self.dtmf_event(
+                key,
+                digit,
+                duration_ms,
+                crate::sylkrtc::event::DtmfMethod::Rfc4733,
+            ),
             _ => {}
         }
     }
@@ -328,6 +454,9 @@ impl Gateway {
         }
         log::info!("{} ended: {end}", self.call_context(key));
         if notify {
+            self.fail_pending_update(key);
+        }
+        if notify {
             self.session_event(
                 key,
                 SessionState::Terminated {
@@ -340,6 +469,19 @@ impl Gateway {
         let Some(mut call) = self.calls.remove(key.0) else {
             return;
         };
+        if let Some(new) = call.replacing.take() {
+            self.calls_by_sip.remove(&new);
+            let _ = e.sip.decline(now, new, 481);
+        }
+        if !matches!(call.state, CallState::Accepted | CallState::Established) {
+            // A call carrying out a transfer failed: its final NOTIFY (RFC 3515 2.4.4).
+            let (code, reason) = match &end {
+                CallEnd::Sip(end) if end.code >= 300 => (end.code, end.phrase().to_owned()),
+                _ => (487, "Request Terminated".to_owned()),
+            };
+            self.report_transfer_progress(now, call.referred_from, code, &reason, e);
+        }
+        self.call_requests.retain(|_, (k, _)| *k != key);
         self.stats
             .call_ended(call.direction, &end, call.answered_at.is_some());
         if let Some(sip) = call.sip.take() {

@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use media::bridge::Bridge;
 use media::error::BridgeError;
-use sip::stack::CallId as SipCallId;
+use sip::stack::{CallId as SipCallId, InviteOptions};
 
 use super::{CallDirection, CallState, GwCall};
 use crate::config::SipSrtp;
 use crate::gateway::ports::offers_video;
-use crate::gateway::{CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::SessionState;
 use crate::sylkrtc::request::SessionCreate;
 use crate::sylkrtc::Dialect;
@@ -27,6 +27,15 @@ impl Gateway {
         if self.draining {
             return Err(GatewayError::Draining);
         }
+        let mut extra = headers::client_headers(&create.headers)?;
+        let referred_from = match &create.refer {
+            Some(session) => {
+                let (key, refer_headers) = self.refer_headers(client, session)?;
+                extra.extend(refer_headers);
+                Some(key)
+            }
+            None => None,
+        };
         let c = self.clients.get(client.0).ok_or(GatewayError::Internal)?;
         let log_id = c.log_id;
         if c.sessions.live.contains_key(&create.session) {
@@ -75,6 +84,8 @@ impl Gateway {
                 addrs,
                 sip_offer,
                 retry_offer,
+                headers: extra,
+                referred_from,
             };
             return self.create_chat_call(now, client, account, create, offer, e);
         }
@@ -83,13 +94,14 @@ impl Gateway {
             .get(account.0)
             .ok_or(GatewayError::Internal)?
             .identity();
-        let sip = match e.sip.invite_with_retry_offer(
-            now,
-            &identity,
-            create.uri.as_str(),
-            sip_offer,
+        let options = InviteOptions {
             retry_offer,
-        ) {
+            headers: extra,
+        };
+        let sip = match e
+            .sip
+            .invite_with(now, &identity, create.uri.as_str(), sip_offer, options)
+        {
             Ok(sip) => sip,
             Err(error) => {
                 self.ports.release(&ports);
@@ -101,29 +113,20 @@ impl Gateway {
         };
         let media = e.bridges.insert(Box::new(bridge));
         let sip_call_id = e.sip.call_id_of(sip).map(str::to_owned);
-        let key = self.insert_call(
-            GwCall {
-                client,
-                account,
-                session: create.session.clone(),
-                direction: CallDirection::Outgoing,
-                state: CallState::Connecting,
-                sip: Some(sip),
-                sip_call_id,
-                media: Some(media),
-                ports,
-                originator: None,
-                peer: create.uri.as_str().to_owned(),
-                early_answer: None,
-                progress_sent: false,
-                late_offer: None,
-                is_late_offer: false,
-                held_by_sip: false,
-                started: now,
-                answered_at: None,
-            },
-            Some(addrs),
+        let mut call = GwCall::new(
+            client,
+            account,
+            create.session.clone(),
+            CallDirection::Outgoing,
+            Some(sip),
+            sip_call_id,
+            Some(media),
+            ports,
+            create.uri.as_str().to_owned(),
+            now,
         );
+        call.referred_from = referred_from;
+        let key = self.insert_call(call, Some(addrs));
         log::info!("{} calling {}", self.call_context(key), create.uri);
         Ok(())
     }
@@ -140,6 +143,7 @@ impl Gateway {
         let Some((key, call)) = self.call_of_sip(sip) else {
             return;
         };
+        let referred_from = call.referred_from;
         let first = !call.progress_sent;
         call.progress_sent = true;
         let since_start = now.saturating_duration_since(call.started);
@@ -158,6 +162,10 @@ impl Gateway {
                 SessionState::Proceeding { code }
             },
         );
+        if code > 100 {
+            let reason = sip::call::reason_phrase(code);
+            self.report_transfer_progress(now, referred_from, code, reason, e);
+        }
         // A chat keeps its m=message line (chat/); the bridge gets the rest.
         let Some(sdp) = sdp.and_then(|sdp| self.chat_answer_part(key, sdp)) else {
             return;
@@ -165,10 +173,21 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
+        let Some(media) = call.media else { return };
         if call.early_answer.is_some() {
+            // Another early answer (a forked early dialog, RFC 3261 section 12.1.2): the
+            // SIP side follows the latest one with SDP; the browser keeps its media.
+            if call.early_sdp.as_deref() != Some(sdp.as_str()) {
+                if let Some(bridge) = e.bridges.get_mut(media) {
+                    match bridge.apply_other_sip_answer(now, &sdp) {
+                        Ok(()) => call.early_sdp = Some(sdp),
+                        Err(err) => log::info!("early answer of another fork unusable: {err}"),
+                    }
+                }
+                e.bridges.touched(media);
+            }
             return;
         }
-        let Some(media) = call.media else { return };
         let Some(bridge) = e.bridges.get_mut(media) else {
             return;
         };
@@ -177,6 +196,7 @@ impl Gateway {
         match answer {
             Ok(answer) => {
                 call.early_answer = Some(answer.clone());
+                call.early_sdp = Some(sdp);
                 let call_id = call.sip_call_id.clone().unwrap_or_default();
                 self.session_event(
                     key,
@@ -231,6 +251,7 @@ impl Gateway {
         now: Instant,
         sip: SipCallId,
         sdp: Option<String>,
+        sip_headers: &sip::msg::Headers,
         e: &mut Engines<'_>,
     ) {
         let Some((key, call)) = self.call_of_sip(sip) else {
@@ -245,24 +266,62 @@ impl Gateway {
             return;
         };
         let call_id = call.sip_call_id.clone();
+        let referred_from = call.referred_from;
+        let account = call.account;
+        let prefixes = self
+            .accounts
+            .get(account.0)
+            .map(|a| a.incoming_header_prefixes.clone())
+            .unwrap_or_default();
+        // SylkServer reports the 2xx's headers the account asked for in `accepted`.
+        let reported = headers::matching(sip_headers, &prefixes);
+        self.report_transfer_progress(now, referred_from, 200, "OK", e);
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
         // A sylkRTC-2 browser already has the answer from early-media (SylkServer
         // SS@d4ad858). sylkRTC-1 has no early-media event: its only answer is the one in
         // `accepted`, so it gets the early answer there (the 2xx's SDP must match it, RFC
         // 3261 section 13.2.1 and RFC 6337 section 3.1).
         if let Some(early) = call.early_answer.clone() {
+            // A 2xx from another fork than the early media's, or with another answer: the
+            // SIP side follows it (RFC 3261 section 13.2.1); the browser keeps its media.
+            let other = sdp.filter(|s| call.early_sdp.as_deref() != Some(s.as_str()));
+            if let (Some(sdp), Some(media)) = (other, call.media) {
+                if let Some(bridge) = e.bridges.get_mut(media) {
+                    if let Err(err) = bridge.apply_other_sip_answer(now, &sdp) {
+                        log::info!("2xx answer unusable after early media: {err}");
+                    }
+                }
+                e.bridges.touched(media);
+            }
             let client = call.client;
             let v1 = self
                 .clients
                 .get(client.0)
                 .is_some_and(|c| c.dialect == Dialect::V1);
             let sdp = v1.then_some(early);
-            self.session_event(key, SessionState::Accepted { sdp, call_id });
+            self.session_event(
+                key,
+                SessionState::Accepted {
+                    sdp,
+                    call_id,
+                    headers: reported,
+                },
+            );
             self.chat_accepted(now, key, e);
             return;
         }
         // A chat-only session has no browser SDP at all.
         let Some(media) = call.media else {
-            self.session_event(key, SessionState::Accepted { sdp: None, call_id });
+            self.session_event(
+                key,
+                SessionState::Accepted {
+                    sdp: None,
+                    call_id,
+                    headers: reported,
+                },
+            );
             self.chat_accepted(now, key, e);
             return;
         };
@@ -278,6 +337,7 @@ impl Gateway {
                     SessionState::Accepted {
                         sdp: Some(answer),
                         call_id,
+                        headers: reported,
                     },
                 );
                 self.chat_accepted(now, key, e);

@@ -17,7 +17,7 @@ use crate::gateway::calls::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::ports::CallPorts;
 use crate::gateway::{AccountId, CallEnd, CallKey, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
-use crate::sylkrtc::request::RequestError;
+use crate::sylkrtc::request::{ExtraHeader, RequestError};
 use crate::sylkrtc::Event;
 
 /// What an incoming offer means for chat.
@@ -53,6 +53,8 @@ pub(in crate::gateway) struct ChatInvite {
     pub from_display_name: Option<String>,
     /// The SIP Call-ID.
     pub call_id: String,
+    /// The INVITE's headers the account asked for (`incoming_header_prefixes`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -124,6 +126,7 @@ impl Gateway {
             from_uri,
             from_display_name,
             call_id,
+            headers,
         } = invite;
         let plan = self.plan_incoming_chat(account, &offer);
         let engine = plan.as_ref().map_err(|why| *why).and_then(|(peer, ..)| {
@@ -145,29 +148,20 @@ impl Gateway {
             uri: bare_uri(&from_uri),
             display_name: from_display_name,
         };
-        let key = self.insert_call(
-            GwCall {
-                client,
-                account,
-                session: session.clone(),
-                direction: CallDirection::Incoming,
-                state: CallState::Connecting,
-                sip: Some(sip),
-                sip_call_id: Some(call_id.clone()),
-                media: None,
-                ports: CallPorts::default(),
-                peer: originator.uri.clone(),
-                originator: Some(originator.clone()),
-                early_answer: None,
-                progress_sent: false,
-                late_offer: None,
-                is_late_offer: false,
-                held_by_sip: false,
-                started: now,
-                answered_at: None,
-            },
+        let mut call = GwCall::new(
+            client,
+            account,
+            session.clone(),
+            CallDirection::Incoming,
+            Some(sip),
+            Some(call_id.clone()),
             None,
+            CallPorts::default(),
+            originator.uri.clone(),
+            now,
         );
+        call.originator = Some(originator.clone());
+        let key = self.insert_call(call, None);
         self.chat.stats.started[1] += 1;
         let mut chat = ChatSession::new(
             msrp,
@@ -175,7 +169,10 @@ impl Gateway {
             peer.tls,
             relay,
             true,
-            relay.then_some(Waiting::Answer { answered: false }),
+            relay.then_some(Waiting::Answer {
+                answered: false,
+                headers: Vec::new(),
+            }),
             self.rng.next_u64(),
         );
         chat.peer = Some(peer);
@@ -196,6 +193,7 @@ impl Gateway {
                 sdp: None,
                 call_id,
                 media: vec!["chat"],
+                headers,
             },
         );
         log::info!("{} incoming chat from {from_uri}", self.call_context(key));
@@ -266,17 +264,19 @@ impl Gateway {
         client: ClientId,
         session: &str,
         sdp: Option<&str>,
+        extra: &[ExtraHeader],
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let key = self.session_key(client, session)?;
         if self.chat.sessions.get(&key).is_some_and(|c| c.chat_only) {
-            return self.answer_chat_only(now, key, session, e);
+            let extra = crate::gateway::headers::client_headers(extra)?;
+            return self.answer_chat_only(now, key, session, extra, e);
         }
         let sdp = sdp.ok_or(GatewayError::Request(RequestError::MissingField {
             request: "session-answer",
             field: "sdp",
         }))?;
-        self.answer_session(now, client, session, sdp, e)
+        self.answer_session(now, client, session, sdp, extra, e)
     }
 
     /// `session-answer` of a chat-only session.
@@ -285,6 +285,7 @@ impl Gateway {
         now: Instant,
         key: CallKey,
         session: &str,
+        extra: Vec<(String, String)>,
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
@@ -306,6 +307,7 @@ impl Gateway {
             SessionState::Accepted {
                 sdp: None,
                 call_id: None,
+                headers: Vec::new(),
             },
         );
         let chat = self
@@ -315,15 +317,24 @@ impl Gateway {
             .ok_or(GatewayError::Internal)?;
         if chat.relay && !chat.authenticated {
             // The 200 needs our path, which needs the relay's Use-Path.
-            chat.waiting = Some(Waiting::Answer { answered: true });
+            chat.waiting = Some(Waiting::Answer {
+                answered: true,
+                headers: extra,
+            });
             return Ok(());
         }
-        self.send_chat_answer(now, key, e);
+        self.send_chat_answer(now, key, extra, e);
         Ok(())
     }
 
     /// The 200 of a chat-only session, then the engine starts.
-    pub(super) fn send_chat_answer(&mut self, now: Instant, key: CallKey, e: &mut Engines<'_>) {
+    pub(super) fn send_chat_answer(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        extra: Vec<(String, String)>,
+        e: &mut Engines<'_>,
+    ) {
         let Some(line) = self.chat_line(key, e) else {
             return self.fail_call(now, key, CallEnd::ChatRefused, e);
         };
@@ -341,7 +352,7 @@ impl Gateway {
         let Some(sip) = self.calls.get(key.0).and_then(|c| c.sip) else {
             return;
         };
-        if let Err(err) = e.sip.answer(now, sip, sdp) {
+        if let Err(err) = e.sip.answer_with(now, sip, sdp, extra) {
             log::info!("{} 200 not sent: {err}", self.call_context(key));
             return self.fail_call(now, key, CallEnd::ChatRefused, e);
         }

@@ -19,6 +19,7 @@
 mod incoming;
 mod messages;
 mod outgoing;
+mod reoffer;
 mod sdp;
 
 use std::collections::HashMap;

@@ -7,11 +7,11 @@ use std::time::Instant;
 use media::bridge::Bridge;
 use media::sdp::SessionDescription;
 use msrp::{MsrpUri, Role};
-use sip::stack::CallId as SipCallId;
+use sip::stack::{CallId as SipCallId, InviteOptions};
 
 use super::sdp::{offer_setup, our_line, role_after_answer, PeerLine};
 use super::ChatSession;
-use crate::gateway::calls::{CallDirection, CallState, GwCall};
+use crate::gateway::calls::{CallDirection, GwCall};
 use crate::gateway::ports::{CallAddrs, CallPorts};
 use crate::gateway::{CallEnd, CallKey, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::request::{ChatSessionCreate, SessionCreate};
@@ -28,6 +28,10 @@ pub(in crate::gateway) struct BridgedOffer {
     pub sip_offer: String,
     /// The RTP/SAVP retry offer (`media.sip_srtp = "auto"`).
     pub retry_offer: Option<String>,
+    /// The client's extra INVITE headers (validated), with a transfer's Referred-By.
+    pub headers: Vec<(String, String)>,
+    /// The session whose transfer request this call carries out (`refer`).
+    pub referred_from: Option<CallKey>,
 }
 
 /// What waits for the relay's answer to AUTH.
@@ -37,9 +41,14 @@ pub(in crate::gateway) enum Waiting {
     Invite {
         uri: String,
         offers: Option<(String, Option<String>)>,
+        headers: Vec<(String, String)>,
     },
-    /// The 200 to an incoming chat-only INVITE, once the client answered (`answered`).
-    Answer { answered: bool },
+    /// The 200 to an incoming chat-only INVITE, once the client answered (`answered`),
+    /// with the client's extra headers for it.
+    Answer {
+        answered: bool,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Gateway {
@@ -93,20 +102,28 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let account = self.find_account(client, create.account.as_str())?;
+        let mut headers = crate::gateway::headers::client_headers(&create.headers)?;
+        let referred_from = match &create.refer {
+            Some(session) => {
+                let (key, refer_headers) = self.refer_headers(client, session)?;
+                headers.extend(refer_headers);
+                Some(key)
+            }
+            None => None,
+        };
         self.check_new_session(client, &create.session)?;
         let tls = self.chat_tls(account);
         let (msrp, relay) = self.open_chat_engine(now, account, tls, e)?;
-        let key = self.insert_call(
-            new_call(
-                client,
-                account,
-                &create.session,
-                create.uri.as_str(),
-                None,
-                now,
-            ),
+        let mut call = new_call(
+            client,
+            account,
+            &create.session,
+            create.uri.as_str(),
             None,
+            now,
         );
+        call.referred_from = referred_from;
+        let key = self.insert_call(call, None);
         self.chat.stats.started[0] += 1;
         let origin_id = self.rng.next_u64();
         self.insert_chat(
@@ -120,6 +137,7 @@ impl Gateway {
                 Some(Waiting::Invite {
                     uri: create.uri.as_str().to_owned(),
                     offers: None,
+                    headers,
                 }),
                 origin_id,
             ),
@@ -164,6 +182,7 @@ impl Gateway {
             now,
         );
         call.ports = offer.ports;
+        call.referred_from = offer.referred_from;
         let key = self.insert_call(call, Some(offer.addrs));
         self.chat.stats.started[0] += 1;
         let origin_id = self.rng.next_u64();
@@ -178,6 +197,7 @@ impl Gateway {
                 Some(Waiting::Invite {
                     uri: create.uri.as_str().to_owned(),
                     offers: Some((offer.sip_offer, offer.retry_offer)),
+                    headers: offer.headers,
                 }),
                 origin_id,
             ),
@@ -209,7 +229,12 @@ impl Gateway {
         let Some(chat) = self.chat.sessions.get_mut(&key) else {
             return Err(GatewayError::Internal);
         };
-        let Some(Waiting::Invite { uri, offers }) = chat.waiting.take() else {
+        let Some(Waiting::Invite {
+            uri,
+            offers,
+            headers,
+        }) = chat.waiting.take()
+        else {
             return Err(GatewayError::Internal);
         };
         let engine = chat
@@ -243,9 +268,13 @@ impl Gateway {
             .get(call.account.0)
             .ok_or(GatewayError::Internal)?
             .identity();
+        let options = InviteOptions {
+            retry_offer: retry,
+            headers,
+        };
         let sip = e
             .sip
-            .invite_with_retry_offer(now, &identity, &uri, offer, retry)
+            .invite_with(now, &identity, &uri, offer, options)
             .map_err(|error| GatewayError::CannotCall { uri, error })?;
         self.bind_sip(key, sip, e);
         Ok(())
@@ -290,7 +319,13 @@ impl Gateway {
                     self.fail_call(now, key, CallEnd::LocalHangup, e);
                 }
             }
-            Some(Waiting::Answer { answered: true }) => self.send_chat_answer(now, key, e),
+            Some(Waiting::Answer { answered: true, .. }) => {
+                let headers = match chat.waiting.take() {
+                    Some(Waiting::Answer { headers, .. }) => headers,
+                    _ => Vec::new(),
+                };
+                self.send_chat_answer(now, key, headers, e)
+            }
             _ if !first => log::debug!(
                 "{} AUTH refreshed; the peer keeps the path it has",
                 self.call_context(key)
@@ -397,26 +432,18 @@ fn new_call(
     media: Option<crate::switchboard::MediaId>,
     now: Instant,
 ) -> GwCall {
-    GwCall {
+    GwCall::new(
         client,
         account,
-        session: session.to_owned(),
-        direction: CallDirection::Outgoing,
-        state: CallState::Connecting,
-        sip: None,
-        sip_call_id: None,
+        session.to_owned(),
+        CallDirection::Outgoing,
+        None,
+        None,
         media,
-        ports: CallPorts::default(),
-        originator: None,
-        peer: peer.to_owned(),
-        early_answer: None,
-        progress_sent: false,
-        late_offer: None,
-        is_late_offer: false,
-        held_by_sip: false,
-        started: now,
-        answered_at: None,
-    }
+        CallPorts::default(),
+        peer.to_owned(),
+        now,
+    )
 }
 
 impl ChatSession {

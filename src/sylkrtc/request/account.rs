@@ -57,3 +57,35 @@ pub(super) fn account_add(f: &Fields<'_>) -> Result<AccountAdd, RequestError> {
         chat: f.opt_bool("chat")?.unwrap_or(false),
     })
 }
+
+/// `account-devicetoken` (SylkServer HEAD's fields; sylkRTC-2 of 2016-2020 sent
+/// `old_token`/`new_token`, read as `token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceToken {
+    /// The account.
+    pub account: Aor,
+    /// The push token; `None` (or empty) removes the stored one.
+    pub token: Option<String>,
+    /// `ios`, `android`, `firebase`, ...
+    pub platform: Option<String>,
+    /// The device's id.
+    pub device: Option<String>,
+    /// Whether pushes should be silent.
+    pub silent: bool,
+    /// The application's id (e.g. its bundle id).
+    pub app: Option<String>,
+}
+
+pub(super) fn device_token(f: &Fields<'_>) -> Result<DeviceToken, RequestError> {
+    let account = f.aor("account")?;
+    let owned = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+    let token = owned(f.opt_str("token")?).or(owned(f.opt_str("new_token")?));
+    Ok(DeviceToken {
+        account,
+        token,
+        platform: owned(f.opt_str("platform")?),
+        device: owned(f.opt_str("device")?),
+        silent: f.opt_bool("silent")?.unwrap_or(false),
+        app: owned(f.opt_str("app")?),
+    })
+}

@@ -1,7 +1,7 @@
 //! Requests validated field by field against SylkServer HEAD's models until their feature
 //! lands; they are answered `not supported yet: <name>`.
 
-use super::session::{candidate, headers};
+use super::session::candidate;
 use super::{Fields, RequestError};
 use crate::sylkrtc::aor::Aor;
 use crate::sylkrtc::fields::invalid;
@@ -17,7 +17,6 @@ enum Kind {
     AorList,
     Object,
     Candidates,
-    Headers,
     OneOf(&'static [&'static str]),
 }
 
@@ -29,19 +28,6 @@ type FieldSpec = (&'static str, Kind, bool);
 const GENERIC: &[(&str, &[FieldSpec])] = {
     use Kind::*;
     &[
-        (
-            "account-devicetoken",
-            &[
-                ("account", Aor, true),
-                ("token", Str, false),
-                ("platform", Str, false),
-                ("device", Str, false),
-                ("silent", Bool, false),
-                ("app", Str, false),
-                ("old_token", Str, false),
-                ("new_token", Str, false),
-            ],
-        ),
         ("account-fetch-addressbook", &[("account", Aor, true)]),
         (
             "account-update-addressbook",
@@ -50,22 +36,6 @@ const GENERIC: &[(&str, &[FieldSpec])] = {
                 ("action", OneOf(&["add", "update", "delete"]), true),
                 ("type", OneOf(&["contact", "group", "policy"]), true),
                 ("data", Object, true),
-            ],
-        ),
-        (
-            "session-update",
-            &[
-                ("session", Str, true),
-                ("sdp", Str, true),
-                ("headers", Headers, false),
-            ],
-        ),
-        (
-            "session-dtmf-info",
-            &[
-                ("session", Str, true),
-                ("digit", Str, true),
-                ("duration", Int, false),
             ],
         ),
         (
@@ -196,9 +166,6 @@ pub(super) fn validate(f: &Fields<'_>) -> Result<(), RequestError> {
             Kind::Object => f.object(field).map(drop)?,
             Kind::Candidates => {
                 f.list(field, candidate)?;
-            }
-            Kind::Headers => {
-                headers(f)?;
             }
             Kind::OneOf(allowed) => f.one_of(field, allowed).map(drop)?,
         }

@@ -14,11 +14,14 @@ mod generic;
 mod messaging;
 mod session;
 
-pub use account::AccountAdd;
+pub use account::{AccountAdd, DeviceToken};
 pub use messaging::{
     AccountMessage, DispositionRequest, SessionMessage, SyncConversations, DEFAULT_SYNC_LIMIT,
 };
-pub use session::{ChatSessionCreate, ExtraHeader, IceCandidate, SessionCreate, SessionMedia};
+pub use session::{
+    ChatSessionCreate, DtmfInfo, ExtraHeader, IceCandidate, SessionCreate, SessionMedia,
+    SessionUpdate,
+};
 
 /// A validated request and the transaction its reply must carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +190,19 @@ pub enum Request {
         /// The session id.
         session: String,
     },
+    /// `session-update`: a new offer of the browser, or its answer to ours.
+    SessionUpdate(SessionUpdate),
+    /// `session-dtmf-info`: key presses sent as SIP INFO.
+    SessionDtmfInfo(DtmfInfo),
+    /// `session-transfer` (our extension): a blind transfer by REFER.
+    SessionTransfer {
+        /// The session id.
+        session: String,
+        /// Where to transfer the call.
+        uri: Aor,
+    },
+    /// `account-devicetoken`: a push token for the account's next REGISTER.
+    AccountDevicetoken(DeviceToken),
     /// `account-message`.
     AccountMessage(AccountMessage),
     /// `account-disposition-notification`.
@@ -287,6 +303,7 @@ fn decode_request(
                         session,
                         uri,
                         headers,
+                        refer: f.opt_str("refer")?.map(str::to_owned),
                     })
                 }
                 _ => Request::SessionCreate(SessionCreate {
@@ -296,9 +313,21 @@ fn decode_request(
                     sdp: f.str("sdp")?.to_owned(),
                     headers,
                     chat: media.is_some_and(|m| m.chat),
+                    refer: f.opt_str("refer")?.map(str::to_owned),
                 }),
             }
         }
+        "session-update" => Request::SessionUpdate(SessionUpdate {
+            session: f.str("session")?.to_owned(),
+            sdp: f.str("sdp")?.to_owned(),
+            headers: session::headers(&f)?,
+        }),
+        "session-dtmf-info" => Request::SessionDtmfInfo(session::dtmf_info(&f)?),
+        "session-transfer" => Request::SessionTransfer {
+            session: f.str("session")?.to_owned(),
+            uri: f.aor("uri")?,
+        },
+        "account-devicetoken" => Request::AccountDevicetoken(account::device_token(&f)?),
         "session-answer" => Request::SessionAnswer {
             session: f.str("session")?.to_owned(),
             sdp: f.opt_str("sdp")?.map(str::to_owned),
@@ -352,6 +381,10 @@ fn request_name(kind: &str) -> Option<&'static str> {
         "session-answer",
         "session-trickle",
         "session-terminate",
+        "session-update",
+        "session-dtmf-info",
+        "session-transfer",
+        "account-devicetoken",
         "account-message",
         "account-disposition-notification",
         "account-sync-conversations",

@@ -42,6 +42,9 @@ pub struct SessionCreate {
     /// `media` lists `chat` beside audio/video: the INVITE also offers an MSRP chat
     /// (`m=message`, our extension; README "Chat sessions").
     pub chat: bool,
+    /// Our extension: the session whose `transfer-request` this call carries out (the
+    /// INVITE gets the REFER's Referred-By, and its outcome goes back in NOTIFYs).
+    pub refer: Option<String>,
 }
 
 /// `session-create` with `media: ["chat"]` and no `sdp`: a chat-only session over MSRP (our
@@ -56,6 +59,9 @@ pub struct ChatSessionCreate {
     pub uri: Aor,
     /// Extra SIP headers for the INVITE.
     pub headers: Vec<ExtraHeader>,
+    /// The session whose `transfer-request` this chat carries out (as
+    /// [`SessionCreate::refer`]).
+    pub refer: Option<String>,
 }
 
 /// The `media` list of `session-create` (our extension): which streams the session has.
@@ -94,6 +100,63 @@ pub(super) fn media(f: &Fields<'_>) -> Result<Option<SessionMedia>, RequestError
         video: list.contains(&"video"),
         chat: list.contains(&"chat"),
     }))
+}
+
+/// `session-update`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionUpdate {
+    /// The session id.
+    pub session: String,
+    /// The browser's offer (or its answer to our `update` `received`).
+    pub sdp: String,
+    /// Extra SIP headers for the re-INVITE (or its 200).
+    pub headers: Vec<ExtraHeader>,
+}
+
+/// `session-dtmf-info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtmfInfo {
+    /// The session id.
+    pub session: String,
+    /// One or more of `0-9 * # A-D` (sylkrtc.js 1.8 sends the application's whole string).
+    pub digits: Vec<char>,
+    /// Tone length in milliseconds, when given.
+    pub duration: Option<u32>,
+}
+
+/// The longest digit string one `session-dtmf-info` may carry (each is one INFO).
+pub const MAX_DTMF_DIGITS: usize = 64;
+
+/// `session-dtmf-info`: `digit` is one or more DTMF keys (RFC 4733 section 3.2's 16), case
+/// folded; `duration` 1-10000 ms.
+pub(super) fn dtmf_info(f: &Fields<'_>) -> Result<DtmfInfo, RequestError> {
+    let session = f.str("session")?.to_owned();
+    let raw = f.str("digit")?;
+    let digits: Vec<char> = raw.chars().map(|c| c.to_ascii_uppercase()).collect();
+    let valid = |c: &char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    if digits.is_empty() || digits.len() > MAX_DTMF_DIGITS || !digits.iter().all(valid) {
+        return Err(invalid(
+            "digit",
+            &Value::from(raw),
+            "DTMF digits: 0-9, *, #, A-D (at most 64)",
+        ));
+    }
+    let duration = match f.opt_u64("duration")? {
+        None => None,
+        Some(d @ 1..=10_000) => Some(d as u32),
+        Some(d) => {
+            return Err(invalid(
+                "duration",
+                &Value::from(d),
+                "a tone length of 1-10000 ms",
+            ))
+        }
+    };
+    Ok(DtmfInfo {
+        session,
+        digits,
+        duration,
+    })
 }
 
 /// The optional `headers: [{name, value}]` of a request.

@@ -15,6 +15,8 @@
 #   BS_SNDFILE=1   record sent/received audio as WAV files into BS_RUN
 #   BS_MEDIAENC    account mediaenc, e.g. srtp-mand (loads srtp.so); default empty (plain RTP)
 #   BS_VIDEO=1     video too: VP8 (vp8.so), source and display from fakevideo.so
+#   BS_ANSWERMODE  auto (default), manual (ring until ctrl "accept") or early (183 with media)
+#   BS_SINE_HZ     ausine frequency                      default 440
 #   BS_CONTACTS    space-separated sip: URIs for the contacts file (loads contact.so, whose
 #                  `message` command sends a plain MESSAGE to the current contact)
 set -euo pipefail
@@ -27,7 +29,7 @@ mkdir -p "$BS_RUN"
 
 # ausine needs no file (and only does 48 kHz stereo, hence ausrc_srate);
 # aufile plays a generated 8 kHz WAV (60 s, about 0.5 s to generate).
-src="ausine,440"; srate=""
+src="ausine,${BS_SINE_HZ:-440}"; srate=""
 if [ "${BS_AUDIO:-sine}" = wav ]; then
   [ -s "$BS_RUN/tone.wav" ] || python3 "$HERE/../sipp/gen_tone.py" "$BS_RUN/tone.ulaw" 60 440 >/dev/null
   src="aufile,$BS_RUN/tone.wav"; srate="# "
@@ -42,6 +44,7 @@ sed -e "s|@SIP_PORT@|$BS_SIP_PORT|; s|@CTRL_PORT@|$BS_CTRL_PORT|; s|@RTP_PORTS@|
     "$HERE/config.in" > "$BS_RUN/config"
 sed -e "s|@USER@|$BS_USER|g; s|@PASS@|$BS_PASS|; s|@DOMAIN@|$KAM_DOMAIN|" \
     -e "s|@KAM_PORT@|$KAM_PORT|; s|@TRANSPORT@|$BS_TRANSPORT|g; s|@MEDIAENC@|$menc|" \
+    -e "s|@ANSWERMODE@|${BS_ANSWERMODE:-auto}|" \
     "$HERE/accounts.in" > "$BS_RUN/accounts"
 : > "$BS_RUN/contacts"
 for c in ${BS_CONTACTS:-}; do echo "<$c>" >> "$BS_RUN/contacts"; done

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 
 use super::super::{CodecSpec, MediaKind};
 use crate::error::WebrtcError;
-use crate::sdp::{Attribute, Connection, MediaSection, Origin, SessionDescription};
+use crate::sdp::{Attribute, Connection, MediaDirection, MediaSection, Origin, SessionDescription};
 
 /// The stream ids written into `a=msid` (RFC 8830) and used as track ids.
 pub(crate) const STREAM_ID: &str = "sylk-gateway";
-const PROFILE: &str = "UDP/TLS/RTP/SAVPF";
+pub(crate) const PROFILE: &str = "UDP/TLS/RTP/SAVPF";
 
 /// DTLS role this side takes (RFC 5763 sec. 5, RFC 8842 sec. 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub(crate) struct LocalTransport<'a> {
     pub(crate) address: IpAddr,
     pub(crate) port: u16,
     pub(crate) ice_lite: bool,
+    /// `<sess-version>` of the description (RFC 3264 section 8: up by one for each new one).
+    pub(crate) version: u64,
 }
 
 /// One stream we send: its SSRC and RTCP CNAME (RFC 3550 sec. 6.5.1).
@@ -157,11 +159,11 @@ pub(crate) fn offerer_dtls_role(answer_setup: &str) -> DtlsRole {
     }
 }
 
-fn origin(session_id: u64, address: IpAddr) -> Origin {
+fn origin(session_id: u64, version: u64, address: IpAddr) -> Origin {
     Origin {
         username: "-".to_owned(),
         session_id,
-        session_version: 2,
+        session_version: version,
         address: address.to_string(),
     }
 }
@@ -184,7 +186,7 @@ fn session(
     }
     attributes.push(Attribute::new("msid-semantic", format!("WMS {STREAM_ID}")));
     SessionDescription {
-        origin: origin(session_id, local.address),
+        origin: origin(session_id, local.version, local.address),
         session_name: "-".to_owned(),
         connection: None,
         bandwidths: Vec::new(),
@@ -344,6 +346,56 @@ pub(crate) fn write_offer(
         kinds.push(kind);
     }
     (session(session_id, local, &bundle, media), kinds)
+}
+
+/// One m-line of a subsequent offer of ours: the kind, the mid the browser knows it by,
+/// the codecs (empty: rejected with port 0, RFC 3264 section 8.2) and the direction.
+#[derive(Debug, Clone)]
+pub(crate) struct OfferLine {
+    /// Audio or video; `None` for a line the leg never carries (kept rejected).
+    pub(crate) kind: Option<MediaKind>,
+    /// The `m=` media type and protocol as the session has them (for rejected lines).
+    pub(crate) media_type: crate::sdp::MediaType,
+    pub(crate) protocol: String,
+    pub(crate) mid: String,
+    pub(crate) codecs: Vec<CodecSpec>,
+    pub(crate) direction: MediaDirection,
+}
+
+/// A subsequent offer (RFC 8829 section 5.2.2): the m-lines in `lines`' order with the mids
+/// the session has, rejected ones with port 0, our transport unchanged.
+pub(crate) fn write_reoffer(
+    lines: &[OfferLine],
+    local: &LocalTransport<'_>,
+    sources: &[LocalSource<'_>],
+    session_id: u64,
+) -> SessionDescription {
+    let mut media = Vec::with_capacity(lines.len());
+    let mut bundle = Vec::new();
+    for line in lines {
+        let Some(kind) = line
+            .kind
+            .filter(|_| !line.codecs.iter().all(CodecSpec::is_telephone_event))
+        else {
+            let formats = line
+                .codecs
+                .first()
+                .map_or_else(|| "0".to_owned(), |c| c.payload_type.to_string());
+            let mut m =
+                MediaSection::new(line.media_type.clone(), 0, &line.protocol, vec![formats]);
+            m.attributes.push(Attribute::new("mid", line.mid.as_str()));
+            media.push(m);
+            continue;
+        };
+        let codecs: Vec<&CodecSpec> = line.codecs.iter().collect();
+        let source = sources.iter().find(|s| s.kind == kind).copied();
+        let offer_all = |_: u8, _: &str| true;
+        let mut m = active_section(kind, Some(&line.mid), &codecs, &offer_all, local, source);
+        m.set_direction(line.direction);
+        bundle.push(line.mid.clone());
+        media.push(m);
+    }
+    session(session_id, local, &bundle, media)
 }
 
 /// The codecs the browser's answer accepted, with their payload types, for the m-lines of

@@ -17,11 +17,14 @@ mod description;
 mod dtls;
 mod ice;
 mod identity;
+mod renegotiate;
 mod rtcp;
 mod srtp;
 
 pub use ice::host_candidate;
 pub use identity::DtlsIdentity;
+pub use renegotiate::LegLine;
+pub(crate) use renegotiate::OfferLine;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -146,6 +149,12 @@ pub(crate) struct WebrtcLeg {
     last_now: Instant,
     /// Datagrams dropped: unknown source, SRTP failures, malformed packets.
     dropped: u64,
+    /// `<sess-version>` of our last description (RFC 3264 section 8).
+    sdp_version: u64,
+    /// The m-lines of the session with the browser.
+    lines: Vec<LegLine>,
+    /// Our subsequent offer waiting for the browser's answer.
+    pending_reoffer: Option<Vec<OfferLine>>,
 }
 
 impl WebrtcLeg {
@@ -229,6 +238,9 @@ impl WebrtcLeg {
             last_agent_tick: now,
             cached_deadline: None,
             dropped: 0,
+            sdp_version: 2,
+            lines: Vec::new(),
+            pending_reoffer: None,
         };
         leg.set_codecs(codecs);
         Ok(leg)
@@ -259,6 +271,7 @@ impl WebrtcLeg {
             address: self.candidate_addr.ip(),
             port: self.candidate_addr.port(),
             ice_lite: self.lite,
+            version: self.sdp_version,
         }
     }
 
@@ -330,6 +343,7 @@ impl WebrtcLeg {
             leg.session_id(),
         );
         drop(sources);
+        leg.lines = Self::lines_of(offer, &accepted);
         leg.start(now, remote, role)?;
         Ok((leg, answer))
     }
@@ -356,6 +370,7 @@ impl WebrtcLeg {
             leg.session_id(),
         );
         drop(sources);
+        leg.lines = Self::lines_of(&offer, &(0..kinds.len()).collect::<Vec<_>>());
         leg.offered = Some((kinds, codecs.to_vec()));
         Ok((leg, offer))
     }
@@ -557,6 +572,9 @@ impl WebrtcLeg {
         self.last_now = now;
         self.cached_deadline = None;
         self.set_codecs(&codecs);
+        for (i, line) in self.lines.iter_mut().enumerate() {
+            line.active = accepted.contains(&i);
+        }
         // A lite browser leaves control to us; a full one too, as answerer (RFC 8445 sec. 6.1.1).
         let role = description::offerer_dtls_role(&remote.setup);
         self.start(now, remote, role)

@@ -16,7 +16,7 @@ fn remote_hold_reinvite_is_answered_by_the_gateway() {
     h.deliver(reinvite);
     assert_eq!(
         h.events(),
-        [(call, CallEvent::ReInvite { sdp: hold.clone() })]
+        [(call, CallEvent::ReOffer { sdp: hold.clone() })]
     );
     h.responses(); // 100 Trying
     let recvonly = OFFER.replace("a=sendrecv", "a=recvonly");
@@ -62,9 +62,12 @@ fn unanswered_reinvite_is_refused_for_now_and_refresh_is_answered() {
     h.deliver(reinvite);
     h.events();
     h.responses();
-    // The gateway does not answer: RFC 3261 section 14.2's 500 with a random 0-10 s
-    // Retry-After, and the call keeps its session.
+    // The gateway does not answer: it is told once, then RFC 3261 section 14.2's 500 with a
+    // random 0-10 s Retry-After, and the call keeps its session.
     h.advance(crate::call::REINVITE_ANSWER_WAIT);
+    assert_eq!(h.events(), [(call, CallEvent::ReOfferUnanswered)]);
+    assert!(h.responses().is_empty(), "the gateway may still answer");
+    h.advance(crate::call::remote_offer::REOFFER_GRACE);
     let refused = h.responses().pop().unwrap();
     assert_eq!((refused.status(), refused.cseq().seq), (500, 11));
     let retry_after: u32 = refused.header("Retry-After").unwrap().parse().unwrap();
@@ -200,7 +203,7 @@ fn untranslatable_reinvite_offer_is_rejected_and_the_call_goes_on() {
     h.deliver(reinvite);
     assert!(matches!(
         h.events().as_slice(),
-        [(_, CallEvent::ReInvite { .. })]
+        [(_, CallEvent::ReOffer { .. })]
     ));
     h.responses();
     h.stack.reject_reinvite(h.now, call, 488).unwrap();

@@ -17,6 +17,8 @@ fn incoming_call_rings_is_answered_acked_and_byed() {
                 from_display_name,
                 call_id,
                 sdp,
+                replaces: None,
+                ..
             },
         )] => {
             assert_eq!(*r, reg);

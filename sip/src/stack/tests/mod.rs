@@ -6,6 +6,7 @@
 mod in_dialog;
 mod incoming;
 mod outgoing;
+mod renegotiation;
 mod requests;
 
 use std::collections::VecDeque;
@@ -44,6 +45,14 @@ fn identity() -> AccountIdentity {
         display_name: Some("Alice Example".into()),
         user_agent: None,
         ha1: Ha1::from_hex(HA1).unwrap(),
+    }
+}
+
+/// The events are exactly `call`'s `Accepted` with `sdp`.
+fn assert_accepted(events: Vec<(CallId, CallEvent)>, call: CallId, sdp: &str) {
+    match events.as_slice() {
+        [(c, CallEvent::Accepted { sdp: Some(s), .. })] if *c == call && s == sdp => {}
+        other => panic!("expected Accepted with the answer: {other:?}"),
     }
 }
 

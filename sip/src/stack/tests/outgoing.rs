@@ -69,15 +69,7 @@ fn outgoing_call_progress_early_media_accept_and_local_bye() {
         ],
         Some(ANSWER),
     );
-    assert_eq!(
-        h.events(),
-        [(
-            call,
-            CallEvent::Accepted {
-                sdp: Some(ANSWER.into())
-            }
-        )]
-    );
+    assert_accepted(h.events(), call, ANSWER);
     let ack = h.one_request(Method::Ack);
     assert_eq!(ack.uri().as_str(), "sip:bob@127.0.0.1:5080");
     assert_eq!(ack.cseq().seq, invite.cseq().seq);
@@ -209,15 +201,7 @@ fn challenge_then_accepted_with_credentials_in_ack() {
     );
     let ack = h.one_request(Method::Ack);
     assert_eq!(header(&ack, "Authorization"), auth, "RFC 3261 22.1");
-    assert_eq!(
-        h.events(),
-        [(
-            call,
-            CallEvent::Accepted {
-                sdp: Some(ANSWER.into())
-            }
-        )]
-    );
+    assert_accepted(h.events(), call, ANSWER);
     h.stack.hangup(h.now, call).unwrap();
     h.one_request(Method::Bye);
     assert_eq!(h.events(), [hung_up(call)]);
@@ -518,15 +502,7 @@ fn not_acceptable_retries_once_with_the_second_offer_in_a_new_transaction() {
         Some(ANSWER),
     );
     h.one_request(Method::Ack);
-    assert_eq!(
-        h.events(),
-        [(
-            call,
-            CallEvent::Accepted {
-                sdp: Some(ANSWER.into())
-            }
-        )]
-    );
+    assert_accepted(h.events(), call, ANSWER);
     h.stack.hangup(h.now, call).unwrap();
     h.one_request(Method::Bye);
     assert_eq!(h.events(), [hung_up(call)]);

@@ -39,6 +39,7 @@ fn gateway_with_media(
             trace_websocket: false,
             media,
             decline_code: 486,
+            push_parameters: Default::default(),
             messaging: crate::config::Config::default().messaging,
             chat: crate::gateway::ChatSettings {
                 listen: Some("127.0.0.1:2855".parse().unwrap()),
@@ -522,8 +523,8 @@ fn options_and_unknown_methods_are_answered() {
 
 // ---- calls, with the SIP peer scripted and virtual time --------------------------------
 
-const CHROME_OFFER: &str = include_str!("../../media/tests/fixtures/sdp/chrome_offer.sdp");
-const SIP_ANSWER: &str = include_str!("../../media/tests/fixtures/sdp/sipp_uas_echo_answer.sdp");
+const CHROME_OFFER: &str = include_str!("../../../media/tests/fixtures/sdp/chrome_offer.sdp");
+const SIP_ANSWER: &str = include_str!("../../../media/tests/fixtures/sdp/sipp_uas_echo_answer.sdp");
 
 /// Everything the gateway produced, sorted by kind.
 #[derive(Default, Debug)]
@@ -536,6 +537,8 @@ struct Drained {
     closed: Vec<MediaId>,
     /// Connections the gateway let go (draining).
     closes: Vec<ConnRef>,
+    /// MSRP socket work of chats (no socket here: it goes nowhere).
+    msrp: Vec<msrp::MsrpTransmit>,
 }
 
 fn drain_all(g: &mut Switchboard) -> Drained {
@@ -564,6 +567,7 @@ fn drain_all(g: &mut Switchboard) -> Drained {
                     g.handle_media_closed(media);
                 }
                 Command::Gateway(GatewayCommand::Close { conn }) => d.closes.push(conn),
+                Command::Msrp { transmit, .. } => d.msrp.push(transmit),
                 other => panic!("unexpected output {other:?}"),
             }
         }
@@ -1256,6 +1260,8 @@ fn sip_srtp_auto_late_offer_is_plain() {
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
     assert_eq!(g.gateway().call_count(), 1);
 }
+mod chat_calls;
+mod renegotiation;
 
 /// Issue 16: a browser offer without ICE credentials or a DTLS fingerprint was acked and
 /// dialled although the call could never connect. It is refused with an error naming what
