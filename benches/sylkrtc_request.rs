@@ -72,6 +72,7 @@ fn setup() -> (WsConnection, Switchboard, sylk_gateway::gateway::ConnRef) {
             push_parameters: Default::default(),
             messaging: config.messaging.clone(),
             contacts: config.contacts.clone(),
+            chat: Default::default(),
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().expect("DTLS identity"),
             ),

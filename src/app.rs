@@ -30,6 +30,8 @@ pub enum StartupError {
     Store(String),
     /// The DTLS certificate could not be made.
     DtlsIdentity(media::error::WebrtcError),
+    /// An MSRP relay's host could not be resolved.
+    Relay(String),
 }
 
 impl fmt::Display for StartupError {
@@ -39,6 +41,7 @@ impl fmt::Display for StartupError {
             StartupError::Ports(e) => e.fmt(f),
             StartupError::Store(e) => f.write_str(e),
             StartupError::DtlsIdentity(e) => write!(f, "cannot create the DTLS identity: {e}"),
+            StartupError::Relay(e) => f.write_str(e),
         }
     }
 }
@@ -94,6 +97,7 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
             push_parameters: config.sip.push_parameters,
             messaging: config.messaging.clone(),
             contacts: config.contacts.clone(),
+            chat: chat_settings(config, &addresses)?,
             dtls_identity: std::sync::Arc::new(
                 media::webrtc_leg::DtlsIdentity::generate().map_err(StartupError::DtlsIdentity)?,
             ),
@@ -221,6 +225,54 @@ fn shown_database(path: &str) -> String {
         }
         None => path.to_owned(),
     }
+}
+
+/// Chat sessions' settings: the bound MSRP listeners, and the relays resolved once (the
+/// only name lookups outside the SIP resolver; at start-up, before the reactor runs).
+fn chat_settings(
+    config: &Config,
+    addresses: &BoundAddresses,
+) -> Result<crate::gateway::ChatSettings, StartupError> {
+    let resolve = |text: &str| -> Result<crate::gateway::RelayTarget, StartupError> {
+        use std::net::ToSocketAddrs;
+        let uri = msrp::MsrpUri::parse(text)
+            .map_err(|e| StartupError::Relay(format!("MSRP relay {text}: {e}")))?;
+        let addr = match uri.socket_addr() {
+            Some(a) => a,
+            None => (uri.host.as_str(), uri.port_or_default())
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    StartupError::Relay(format!("MSRP relay {text}: cannot resolve {}", uri.host))
+                })?,
+        };
+        Ok(crate::gateway::RelayTarget { uri, addr })
+    };
+    let m = &config.msrp;
+    let listener = addresses.msrp.plain.or(addresses.msrp.tls);
+    Ok(crate::gateway::ChatSettings {
+        listen: addresses.msrp.plain,
+        tls_listen: addresses.msrp.tls,
+        address: m
+            .advertised_host
+            .or(listener.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
+            .or(Some(
+                config
+                    .media
+                    .advertised_address
+                    .unwrap_or(config.media.address),
+            )),
+        offer_tls: m.tls,
+        relay: m.relay.as_deref().map(resolve).transpose()?,
+        relays: m
+            .relays
+            .iter()
+            .map(|(d, r)| Ok((d.clone(), resolve(r)?)))
+            .collect::<Result<_, StartupError>>()?,
+        max_message_size: m.max_message_size,
+        auth_expires: m.auth_expires,
+    })
 }
 
 /// The parts of a configured `sip:`/`sips:` URI that server location needs.

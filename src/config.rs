@@ -278,6 +278,41 @@ pub struct MessagingConfig {
 /// directory.
 pub const DEFAULT_DATABASE: &str = "data/messages.sqlite";
 
+/// Settings of chat sessions over MSRP (`[msrp]`, RFC 4975 and RFC 4976).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// Plain TCP listener for peers that connect to us (`a=setup:passive`, or an offerer's
+    /// default); `None`: the gateway only connects out (it then answers only offers that let
+    /// it be active). Port 0 lets the kernel pick.
+    pub listen: Option<SocketAddr>,
+    /// TLS listener (`msrps://`, the `websocket.tls_*` certificate); needed for `tls`.
+    pub tls_listen: Option<SocketAddr>,
+    /// Host written into our MSRP URIs and `c=` instead of the listen IP (NAT).
+    pub advertised_host: Option<std::net::IpAddr>,
+    /// Offer `TCP/TLS/MSRP` (`msrps://`) rather than plain TCP.
+    pub tls: bool,
+    /// The RFC 4976 relay every account uses (`msrp://` or `msrps://` URI), unless
+    /// `relays` names one for its domain.
+    pub relay: Option<String>,
+    /// Relays per account domain.
+    pub relays: Vec<(String, String)>,
+    /// Largest message, sent or received, in bytes.
+    pub max_message_size: usize,
+    /// `Expires` asked of the relay in AUTH, seconds.
+    pub auth_expires: u32,
+}
+
+impl ChatConfig {
+    /// The relay for accounts of `domain`, if any.
+    pub fn relay_for(&self, domain: &str) -> Option<&str> {
+        self.relays
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map(|(_, r)| r.as_str())
+            .or(self.relay.as_deref())
+    }
+}
+
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -320,6 +355,8 @@ pub struct Config {
     pub messaging: MessagingConfig,
     /// Addressbook, XCAP and presence.
     pub contacts: ContactsConfig,
+    /// Chat sessions over MSRP.
+    pub msrp: ChatConfig,
     /// Logging.
     pub log: LogConfig,
     /// Operational endpoints.
@@ -384,6 +421,16 @@ impl Default for Config {
                 store_queue: 4096,
             },
             contacts: ContactsConfig::default(),
+            msrp: ChatConfig {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                tls_listen: None,
+                advertised_host: None,
+                tls: false,
+                relay: None,
+                relays: Vec::new(),
+                max_message_size: 1024 * 1024,
+                auth_expires: 600,
+            },
             log: LogConfig {
                 level: log::LevelFilter::Info,
                 format: LogFormat::Text,
@@ -419,6 +466,8 @@ struct FileConfig {
     #[serde(default)]
     presence: contacts::FilePresence,
     #[serde(default)]
+    msrp: FileMsrp,
+    #[serde(default)]
     log: FileLog,
     #[serde(default)]
     metrics: FileMetrics,
@@ -449,6 +498,19 @@ struct FileMessaging {
     send_rate: Option<u32>,
     incoming_rate: Option<u32>,
     store_queue: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMsrp {
+    listen: Option<String>,
+    tls_listen: Option<String>,
+    advertised_host: Option<String>,
+    tls: Option<bool>,
+    relay: Option<String>,
+    relays: Option<std::collections::BTreeMap<String, String>>,
+    max_message_size: Option<usize>,
+    auth_expires: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -536,6 +598,8 @@ pub struct Overrides {
     pub sip_srtp: Option<String>,
     /// `--database PATH` (`messaging.database`)
     pub database: Option<String>,
+    /// `--msrp-listen ADDR|off`
+    pub msrp_listen: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
     /// `--metrics-listen ADDR|off`
@@ -667,6 +731,7 @@ impl Config {
             file.xcap,
             file.presence,
         )?;
+        apply_msrp(&mut config.msrp, file.msrp, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -963,6 +1028,67 @@ fn apply_messaging(
     Ok(())
 }
 
+fn apply_msrp(m: &mut ChatConfig, file: FileMsrp, o: &Overrides) -> Result<(), ConfigError> {
+    if let Some(v) = o.msrp_listen.as_deref().or(file.listen.as_deref()) {
+        m.listen = parse_listen("msrp.listen", v)?;
+    }
+    if let Some(v) = file.tls_listen.as_deref() {
+        m.tls_listen = parse_listen("msrp.tls_listen", v)?;
+    }
+    if let Some(h) = file.advertised_host {
+        m.advertised_host = Some(
+            h.parse()
+                .map_err(|_| invalid("msrp.advertised_host", "must be an IP address"))?,
+        );
+    }
+    if let Some(t) = file.tls {
+        m.tls = t;
+    }
+    if m.tls && m.tls_listen.is_none() {
+        return Err(invalid(
+            "msrp.tls",
+            "needs msrp.tls_listen (a peer may have to connect to us)",
+        ));
+    }
+    let relay_uri = |key: &'static str, v: &str| -> Result<String, ConfigError> {
+        let uri = msrp::MsrpUri::parse(v.trim()).map_err(|e| {
+            invalid(
+                key,
+                &format!("'{v}' is not an MSRP URI ({e}), e.g. msrps://relay.example.com:2855;tcp"),
+            )
+        })?;
+        if uri.session_id.is_some() {
+            return Err(invalid(key, "a relay URI has no session id"));
+        }
+        Ok(uri.to_string())
+    };
+    if let Some(r) = file.relay {
+        m.relay = Some(relay_uri("msrp.relay", &r)?);
+    }
+    if let Some(relays) = file.relays {
+        m.relays = relays
+            .into_iter()
+            .map(|(d, r)| Ok((d.to_ascii_lowercase(), relay_uri("msrp.relays", &r)?)))
+            .collect::<Result<_, ConfigError>>()?;
+    }
+    if let Some(n) = file.max_message_size {
+        if !(4096..=64 * 1024 * 1024).contains(&n) {
+            return Err(invalid(
+                "msrp.max_message_size",
+                "must be between 4096 and 67108864",
+            ));
+        }
+        m.max_message_size = n;
+    }
+    if let Some(e) = file.auth_expires {
+        if !(30..=86_400).contains(&e) {
+            return Err(invalid("msrp.auth_expires", "must be between 30 and 86400"));
+        }
+        m.auth_expires = e;
+    }
+    Ok(())
+}
+
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -1219,6 +1345,39 @@ mod tests {
         ] {
             let e = Config::from_toml(text, &none).unwrap_err();
             assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn msrp_section_and_flag() {
+        let c = Config::from_toml(
+            "[msrp]\nrelay = \"msrp://127.0.0.1:2855;tcp\"\nmax_message_size = 65536\n\
+             [msrp.relays]\n\"Example.COM\" = \"msrps://10.0.0.9;tcp\"\n",
+            &Overrides {
+                msrp_listen: Some("off".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.msrp.listen, None);
+        assert_eq!(
+            c.msrp.relay_for("other.org"),
+            Some("msrp://127.0.0.1:2855;tcp")
+        );
+        assert_eq!(
+            c.msrp.relay_for("example.com"),
+            Some("msrps://10.0.0.9;tcp")
+        );
+        assert_eq!(c.msrp.max_message_size, 65536);
+        for bad in [
+            "[msrp]\nrelay = \"sip:relay\"\n",
+            "[msrp]\nrelay = \"msrp://r/sess;tcp\"\n",
+            "[msrp]\ntls = true\n",
+            "[msrp]\nmax_message_size = 10\n",
+            "[msrp]\nlisten = \"nowhere\"\n",
+        ] {
+            let e = Config::from_toml(bad, &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("msrp."), "{bad}: {e}");
         }
     }
 

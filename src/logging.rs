@@ -52,7 +52,10 @@ struct StderrLogger {
 /// The most verbose level `target` logs at when `level` is configured.
 fn level_for(level: LevelFilter, target: &str) -> LevelFilter {
     let crate_name = target.split("::").next().unwrap_or(target);
-    let ours = matches!(crate_name, "sylk_gateway" | "media" | "sip" | "engine");
+    let ours = matches!(
+        crate_name,
+        "sylk_gateway" | "media" | "sip" | "engine" | "msrp"
+    );
     if crate_name == "tungstenite" {
         // Its debug and trace lines print whole messages, account-add's HA1 included; our
         // own frame trace (`log.trace_websocket`) redacts it.

@@ -31,6 +31,8 @@ Options:
   --metrics-listen ADDR
                        separate listener for /metrics, /health, /ready and
                        POST /admin/drain (IP:port, or 'off')
+  --msrp-listen ADDR   MSRP (chat) listener for peers that connect to the gateway
+                       (IP:port, port 0 picks one, or 'off')
   --database PATH      message database (SQLite file, or ':memory:'); default
                        data/messages.sqlite under the working directory
   --log-level LEVEL    off, error, warn, info, debug or trace
@@ -87,6 +89,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--database" => overrides.database = Some(value("--database")?),
             "--log-level" => overrides.log_level = Some(value("--log-level")?),
             "--metrics-listen" => overrides.metrics_listen = Some(value("--metrics-listen")?),
+            "--msrp-listen" => overrides.msrp_listen = Some(value("--msrp-listen")?),
             "--check-config" => check_only = true,
             "--trace-websocket" => overrides.trace_websocket = true,
             other => return Err(format!("unknown option '{other}' (see --help)")),
@@ -160,6 +163,12 @@ fn main() -> ExitCode {
     }
     if let Some(a) = bound.metrics {
         lines.push(format!("listening metrics http://{a}/metrics"));
+    }
+    if let Some(a) = bound.msrp.plain {
+        lines.push(format!("listening msrp tcp {a}"));
+    }
+    if let Some(a) = bound.msrp.tls {
+        lines.push(format!("listening msrp tls {a}"));
     }
     let mut out = std::io::stdout().lock();
     for line in lines {

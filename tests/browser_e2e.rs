@@ -2,7 +2,7 @@
 //! `tests/browser/demo.mjs` (playwright-core) with fake microphone and camera, loads the page
 //! from the gateway binary, registers against Kamailio (the gateway's outbound proxy), calls
 //! SIPp (RTP echo) and baresip, answers a call from SIPp, hangs up from either side, and shows
-//! a message when the WebSocket drops. Audio both ways is checked through the page's getStats.
+//! a message when the WebSocket drops, and two pages chat over MSRP through Kamailio's relay. Audio both ways is checked through the page's getStats.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (both installed by
 //! `tests/run-all.sh`); without them the tests fail with that hint. Everything on 127.0.0.1.
@@ -18,7 +18,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::peers::{
-    free_udp_range, password, Baresip, BaresipOpts, Kamailio, KamailioOpts, Sipp, SippOpts,
+    free_udp_range, password, Baresip, BaresipOpts, Kamailio, KamailioMsrp, KamailioOpts, Sipp,
+    SippOpts,
 };
 use common::*;
 use serde_json::Value;
@@ -682,4 +683,81 @@ fn two_pages_chat_and_call_on_the_embedded_default_with_no_sip_server() {
             .is_some_and(|f| f.contains("alice@sylk.local")),
         "{answered:#}"
     );
+}
+
+/// Two pages chat over MSRP (our extension) through Kamailio as SIP proxy and Kamailio's
+/// `msrp` module as RFC 4976 relay: one starts the session, the other accepts it, each reads
+/// the other's message from the CPIM it parsed, both see ✓✓ from the delivery reports.
+#[test]
+fn two_pages_chat_over_msrp_through_the_kamailio_relay() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser();
+    let kam = Kamailio::start(KamailioOpts::default());
+    let relay = KamailioMsrp::start();
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{}\"\n[msrp]\nlisten = \"off\"\nrelay = \"{}\"\n",
+            kam.sip_addr(),
+            relay.uri()
+        ),
+        &[],
+    );
+    let out = out_dir("chat-session");
+    let out = out.to_str().unwrap();
+    let url = page_url(&gw, "/");
+    let (alice, alice_pw, _) = account_args(&kam, "alice");
+    let (bob, bob_pw, _) = account_args(&kam, "bob");
+    let mut answering = Driver::start(
+        "chat-session-answer",
+        &[
+            ("url", &url),
+            ("address", &alice),
+            ("password", alice_pw),
+            ("out", out),
+        ],
+    );
+    answering.wait_line("REGISTERED", Duration::from_secs(60));
+    let starting = Driver::start(
+        "chat-session-start",
+        &[
+            ("url", &url),
+            ("address", &bob),
+            ("password", bob_pw),
+            ("target", &alice),
+            ("out", out),
+        ],
+    );
+    let first = starting.result(Duration::from_secs(90));
+    let second = answering.result(Duration::from_secs(30));
+    assert_eq!(second["incoming_from"], bob.as_str(), "{second:#}");
+    // Each page parsed the CPIM it got: sender, time and content type from its headers.
+    let got = &second["received"][0];
+    assert_eq!(
+        got["body"], "hello from the first page \u{1f600}",
+        "{second:#}"
+    );
+    assert_eq!(got["from"], format!("<sip:{bob}>"), "{second:#}");
+    assert_eq!(got["contentType"], "text/plain", "{second:#}");
+    assert!(
+        got["datetime"].as_str().is_some_and(|d| d.ends_with('Z')),
+        "{second:#}"
+    );
+    assert_eq!(
+        first["received"][0]["body"], "and hello back from the second",
+        "{first:#}"
+    );
+    assert_eq!(
+        first["received"][0]["from"],
+        format!("<sip:{alice}>"),
+        "{first:#}"
+    );
+    for r in [&first, &second] {
+        assert_eq!(r["tick"], "\u{2713}\u{2713}", "delivered: {r:#}");
+        assert!(states(r).contains(&"established"), "{r:#}");
+    }
+    assert_eq!(second["reason"], "200 BYE received", "{second:#}");
+    let log = relay.log();
+    for user in ["alice", "bob"] {
+        assert!(log.contains(&format!("msrp AUTH ok for {user}")), "{log}");
+    }
 }

@@ -24,6 +24,8 @@ mod cpim;
 mod dns_message;
 #[path = "../fuzz/targets/imdn.rs"]
 mod imdn;
+#[path = "../fuzz/targets/msrp_frame.rs"]
+mod msrp_frame;
 #[path = "../fuzz/targets/pidf.rs"]
 mod pidf;
 #[path = "../fuzz/targets/pres_rules.rs"]
@@ -251,6 +253,11 @@ fn fuzz_cpim() {
 #[test]
 fn fuzz_imdn() {
     fuzz("imdn", imdn::run);
+}
+
+#[test]
+fn fuzz_msrp_frame() {
+    fuzz("msrp_frame", msrp_frame::run);
 }
 
 #[test]

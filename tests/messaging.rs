@@ -7,130 +7,16 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::conn::Conn;
 use common::peers::{Baresip, BaresipOpts, Kamailio, KamailioOpts, RunDir, Sipp, SippOpts};
 use common::*;
 use serde_json::{json, Value};
 
 const ALICE: &str = "alice@example.test";
-
-/// One sylkRTC-2 connection that keeps events that arrive while it waits for a reply.
-struct Conn {
-    ws: Client,
-    backlog: VecDeque<Value>,
-    next_tx: u32,
-}
-
-impl Conn {
-    fn open(gw: &Gateway) -> Conn {
-        let ws = connect_v2(gw);
-        ws.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        Conn {
-            ws,
-            backlog: VecDeque::new(),
-            next_tx: 0,
-        }
-    }
-
-    fn read(&mut self, deadline: Instant) -> Option<Value> {
-        use tungstenite::Message;
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("websocket: {e}"),
-            }
-        }
-        None
-    }
-
-    /// Sends `request` (its transaction is set here) and returns the ack or error.
-    fn request(&mut self, mut request: Value) -> Value {
-        self.next_tx += 1;
-        let tx = format!("t{}", self.next_tx);
-        request["transaction"] = tx.clone().into();
-        send_json(&mut self.ws, &request);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(v) = self.read(deadline) {
-            if v["transaction"] == tx.as_str() {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!("no reply to {request}");
-    }
-
-    fn ack(&mut self, request: Value) {
-        let reply = self.request(request.clone());
-        assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
-    }
-
-    fn error(&mut self, request: Value) -> String {
-        let reply = self.request(request.clone());
-        assert_eq!(reply["sylkrtc"], "error", "{request} -> {reply}");
-        reply["error"].as_str().unwrap().to_owned()
-    }
-
-    /// The first event (kept or new) matching `pred`, within `timeout`.
-    fn event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.backlog.iter().position(&pred) {
-            return self.backlog.remove(i).unwrap();
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(v) = self.read(deadline) {
-            if pred(&v) {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!(
-            "no matching event within {timeout:?}; got {:?}",
-            self.backlog
-        );
-    }
-
-    /// Whether an event matching `pred` arrives within `timeout`.
-    fn gets(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
-        if self.backlog.iter().any(&pred) {
-            return true;
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(v) = self.read(deadline) {
-            let hit = pred(&v);
-            self.backlog.push_back(v);
-            if hit {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Adds and registers `user` at `kam`; returns once `registered`.
-    fn register(&mut self, kam: &Kamailio, user: &str, display_name: Option<&str>) {
-        let aor = format!("{user}@example.test");
-        let mut add = json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user)});
-        if let Some(d) = display_name {
-            add["display_name"] = d.into();
-        }
-        self.ack(add);
-        self.ack(json!({"sylkrtc":"account-register","account":aor}));
-        let state = self.event(Duration::from_secs(10), |v| {
-            v["event"] == "registration-state" && v["state"] != "registering"
-        });
-        assert_eq!(state["state"], "registered", "{state}");
-    }
-}
 
 fn message(to: &str, id: &str, content: &str) -> Value {
     json!({"sylkrtc":"account-message","account":ALICE,"uri":to,"message_id":id,
@@ -242,7 +128,7 @@ fn baresip_and_a_browser_chat_through_kamailio_both_ways() {
     );
     bob.wait_for_registration(Duration::from_secs(10));
     let gw = gateway_via(kam.sip_addr(), "udp", &[]);
-    let mut alice = Conn::open(&gw);
+    let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", Some("Alice"));
     // Browser -> baresip: baresip takes only text/plain (415 with Accept), so the gateway
     // sends the content unwrapped once and reports the 200.
@@ -275,7 +161,7 @@ fn cpim_and_imdn_with_sipp_both_ways_exact_bytes() {
     let dir = RunDir::new("msg-scenarios");
     let uas = sipp_uas(dir.path(), &kam, "bob", 200, "OK");
     let gw = gateway_via(kam.sip_addr(), "udp", &[]);
-    let mut alice = Conn::open(&gw);
+    let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", Some("Alice A"));
     let text = "Gr\u{fc}\u{df}e \u{1f600} <b>&</b>";
     alice.ack(message("bob@example.test", "m-utf8", text));
@@ -366,8 +252,8 @@ fn two_connections_sync_offline_delivery_and_a_restart_keep_messages() {
     let db = dir.path().join("messages.sqlite");
     let db = db.to_str().unwrap();
     let mut gw = gateway_via(kam.sip_addr(), "udp", &["--database", db]);
-    let mut one = Conn::open(&gw);
-    let mut two = Conn::open(&gw);
+    let mut one = Conn::open(gw.ws);
+    let mut two = Conn::open(gw.ws);
     // Before a successful registration messaging is refused.
     two.ack(json!({"sylkrtc":"account-add","account":ALICE,"password":kam.ha1("alice")}));
     assert_eq!(
@@ -458,7 +344,7 @@ NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: {id}\n\nContent-Type: text/pla
     // The store survives a restart.
     assert!(gw.terminate().success());
     let gw = gateway_via(kam.sip_addr(), "udp", &["--database", db]);
-    let mut back = Conn::open(&gw);
+    let mut back = Conn::open(gw.ws);
     back.register(&kam, "alice", None);
     back.ack(json!({"sylkrtc":"account-sync-conversations","account":ALICE}));
     let synced = back.event(Duration::from_secs(5), |v| {
@@ -518,7 +404,7 @@ fn sip_failures_become_failed_dispositions_and_challenges_are_answered() {
         ),
         &[],
     );
-    let mut alice = Conn::open(&gw);
+    let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", None);
     alice.ack(message("bob@example.test", "auth", "challenged twice"));
     let d = alice.event(Duration::from_secs(10), disposition_of("auth"));
@@ -623,7 +509,7 @@ fn session_messages_inside_a_call_both_ways() {
         ),
         &[],
     );
-    let mut alice = Conn::open(&gw);
+    let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", None);
     let session = "s-msg-1";
     let early = json!({"sylkrtc":"session-message","session":session,"message_id":"x",

@@ -482,7 +482,18 @@ impl DigestClient {
             ),
             _ => return Err(AuthError::NotAChallenge),
         };
-        let challenge = self.select(&values)?;
+        self.handle_challenge_values(kind, &values)
+    }
+
+    /// The challenge values of a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) of
+    /// another protocol that uses SIP's digest, e.g. an MSRP relay's 401 to AUTH (RFC 4976
+    /// section 5.1); same contract as [`handle_challenge`](Self::handle_challenge).
+    pub fn handle_challenge_values(
+        &mut self,
+        kind: ChallengeKind,
+        values: &[&str],
+    ) -> Result<(), AuthError> {
+        let challenge = self.select(values)?;
         match self
             .answered
             .iter_mut()

@@ -31,6 +31,8 @@ pub struct Account {
     pub user_agent: Option<String>,
     /// Prefixes of incoming headers to pass to the client.
     pub incoming_header_prefixes: Vec<String>,
+    /// The client takes incoming chat sessions (`account-add` with `chat: true`).
+    pub chat: bool,
     /// The SIP registration, between `account-register` and `account-unregister`.
     pub registration: Option<RegId>,
     /// Push parameters for the REGISTER Contact (`account-devicetoken`, `push.rs`).
@@ -50,6 +52,7 @@ impl Account {
             display_name: add.display_name,
             user_agent: add.user_agent,
             incoming_header_prefixes: add.incoming_header_prefixes,
+            chat: add.chat,
             registration: None,
             push: None,
             authenticated: false,

@@ -128,6 +128,20 @@ pub enum GatewayError {
     AddressbookUnavailable(String),
     /// Too many addressbook requests of one account wait already.
     AddressbookBusy,
+    /// A chat session cannot be set up (no MSRP listener and no relay, a relay URI whose
+    /// host is not an address, ...).
+    ChatUnavailable(&'static str),
+    /// `session-message` over MSRP refused by the session's connection (too large, queue
+    /// full, connection gone).
+    ChatSend(msrp::SendError),
+    /// `session-update` or `session-dtmf-info` on a chat-only session: it has no audio or
+    /// video to renegotiate or send key presses in.
+    ChatOnlySession {
+        /// What was asked.
+        action: &'static str,
+        /// The session.
+        session: String,
+    },
 }
 
 impl fmt::Display for GatewayError {
@@ -222,6 +236,14 @@ impl fmt::Display for GatewayError {
                 write!(f, "Addressbook unavailable: {why}")
             }
             GatewayError::AddressbookBusy => f.write_str("Addressbook busy, try again"),
+            GatewayError::ChatUnavailable(why) => write!(f, "Chat not available: {why}"),
+            GatewayError::ChatSend(e) => write!(f, "Cannot send message: {e}"),
+            GatewayError::ChatOnlySession { action, session } => {
+                write!(
+                    f,
+                    "Session {session} is chat only: no {action} without audio or video"
+                )
+            }
         }
     }
 }
@@ -262,6 +284,12 @@ pub enum CallEnd {
     /// The gateway shut down with the call still up (the drain timeout passed, or a second
     /// SIGTERM came).
     Shutdown,
+    /// A chat-only session's MSRP connection ended or could not be set up (the SIP side gets
+    /// BYE).
+    Chat(msrp::CloseReason),
+    /// The SIP answer has no usable `m=message` line for a chat-only session (the SIP side
+    /// gets ACK and BYE).
+    ChatRefused,
 }
 
 impl CallEnd {
@@ -303,6 +331,8 @@ impl fmt::Display for CallEnd {
             CallEnd::WebSocketClosed => f.write_str("WebSocket closed"),
             CallEnd::Transferred => f.write_str("200 Call transferred"),
             CallEnd::Shutdown => f.write_str("503 Server shutting down"),
+            CallEnd::Chat(reason) => reason.fmt(f),
+            CallEnd::ChatRefused => write!(f, "{NOT_ACCEPTABLE} (no usable m=message)"),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod account;
 mod calls;
+mod chat;
 mod client;
 mod contacts;
 mod error;
@@ -30,11 +31,12 @@ use media::bridge::BridgeEvent;
 use sip::stack::{RequestTarget, SipEvent, SipStack};
 
 use crate::config::{ContactsConfig, MediaConfig, MessagingConfig, SylkRtcConfig};
-use crate::switchboard::{Bridges, MediaId, MediaSocketKind, Store};
+use crate::switchboard::{Bridges, MediaId, MediaSocketKind, MsrpId, Msrps, Store};
 use crate::sylkrtc::{self, Decoded, Dialect, Envelope, Event, Request};
 
 pub use account::{Account, AccountId};
 pub use calls::{exercise_call_fields, CallDirection, CallState};
+pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use contacts::{ContactsStats, NotifyResult};
 pub use error::{CallEnd, GatewayError};
 pub use messaging::MessagingStats;
@@ -95,6 +97,13 @@ pub enum GatewayInput<'a> {
         /// What.
         event: BridgeEvent,
     },
+    /// An event of a chat session's MSRP connection.
+    Msrp {
+        /// Whose.
+        id: MsrpId,
+        /// What.
+        event: msrp::MsrpEvent,
+    },
     /// The reactor could not bind a call's sockets ([`GatewayCommand::OpenMedia`]).
     MediaUnavailable {
         /// Whose.
@@ -153,6 +162,8 @@ pub struct Engines<'a> {
     pub sip: &'a mut SipStack,
     /// Every call's media bridge.
     pub bridges: &'a mut Bridges,
+    /// Every chat session's MSRP connection.
+    pub msrp: &'a mut Msrps,
     /// The message store (its worker thread).
     pub store: &'a mut Store,
 }
@@ -174,6 +185,8 @@ pub struct GatewayConfig {
     pub messaging: MessagingConfig,
     /// Addressbook, XCAP and presence.
     pub contacts: ContactsConfig,
+    /// Chat sessions over MSRP: listeners, relays, limits.
+    pub chat: ChatSettings,
     /// The certificate every call's DTLS presents, made once at start-up.
     pub dtls_identity: std::sync::Arc<media::webrtc_leg::DtlsIdentity>,
 }
@@ -207,6 +220,8 @@ pub struct Gateway {
     messaging: messaging::Messaging,
     /// Contacts' books: addressbooks, presence subscriptions and publications.
     contacts: contacts::Contacts,
+    /// The chats of sessions, by call.
+    chat: chat::Chats,
     outputs: VecDeque<GatewayCommand>,
 }
 
@@ -226,6 +241,7 @@ impl Gateway {
         Ok(Gateway {
             messaging: messaging::Messaging::new(&config.messaging),
             contacts: contacts::Contacts::new(&config.contacts),
+            chat: chat::Chats::default(),
             ports: ports::MediaPorts::new(config.media.clone(), config.dtls_identity.clone())?,
             config,
             clients: Table::new(),
@@ -320,6 +336,7 @@ impl Gateway {
                     self.handle_bridge_event(now, key, event, engines);
                 }
             }
+            GatewayInput::Msrp { id, event } => self.handle_msrp_event(now, id, event, engines),
             GatewayInput::MediaUnavailable { media } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
                     self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);
@@ -492,11 +509,12 @@ impl Gateway {
                 .find_account(client, account.as_str())
                 .map(|id| self.unregister_account(now, id, e)),
             Request::SessionCreate(create) => self.create_session(now, client, create, e),
+            Request::ChatSessionCreate(create) => self.create_chat_session(now, client, create, e),
             Request::SessionAnswer {
                 session,
                 sdp,
                 headers,
-            } => self.answer_session(now, client, &session, &sdp, &headers, e),
+            } => self.answer_any_session(now, client, &session, sdp.as_deref(), &headers, e),
             Request::SessionTrickle {
                 session,
                 candidates,

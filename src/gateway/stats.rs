@@ -64,6 +64,8 @@ impl CallEnd {
             CallEnd::MediaPortsUnavailable => "media_ports_unavailable",
             CallEnd::WebSocketClosed => "websocket_closed",
             CallEnd::Shutdown => "shutdown",
+            CallEnd::Chat(_) => "chat_failure",
+            CallEnd::ChatRefused => "chat_refused",
             CallEnd::Transferred => "transferred",
         }
     }
@@ -101,6 +103,9 @@ impl GatewayError {
             GatewayError::SessionMessageState { .. } => "session_message_state",
             GatewayError::UnknownMessage(_) => "unknown_message",
             GatewayError::UnknownContact(_) => "unknown_contact",
+            GatewayError::ChatUnavailable(_) => "chat_unavailable",
+            GatewayError::ChatSend(_) => "chat_send",
+            GatewayError::ChatOnlySession { .. } => "chat_only_session",
             GatewayError::HeaderNotAllowed(_) => "header_not_allowed",
             GatewayError::InvalidHeader(_) => "invalid_header",
             GatewayError::TooManyHeaders(_) => "too_many_headers",

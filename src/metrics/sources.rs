@@ -7,7 +7,7 @@ use sip::stack::SipStack;
 
 use super::{Collect, Exposition};
 use crate::gateway::{CallDirection, CallState, Gateway, NotifyResult};
-use crate::switchboard::{Bridges, Store, StoreHealth, Switchboard};
+use crate::switchboard::{Bridges, Msrps, Store, StoreHealth, Switchboard};
 
 /// Peer-caused drops ([`engine::drops`]): process-wide counters, since drops happen in the
 /// reactor, the WebSocket engine, the gateway and the SIP stack alike.
@@ -32,6 +32,7 @@ impl Collect for Switchboard {
         self.gateway().collect(out);
         self.sip().collect(out);
         self.bridges.collect(out);
+        self.msrps().collect(out);
         self.store().collect(out);
     }
 }
@@ -209,6 +210,38 @@ impl Collect for Gateway {
             &[("result", "refused")],
             m.in_refused,
         );
+        let chat = self.chat_stats();
+        for (i, d) in CallDirection::ALL.iter().enumerate() {
+            out.counter(
+                "sylk_chat_sessions_started_total",
+                "Sessions with chat (MSRP) started, by direction.",
+                &[("direction", d.as_str())],
+                chat.started[i],
+            );
+        }
+        out.gauge(
+            "sylk_chat_sessions",
+            "Sessions with a chat (MSRP) in progress.",
+            &[],
+            self.chat_count() as f64,
+        );
+        out.counter(
+            "sylk_chat_failures_total",
+            "Chats whose MSRP connection failed (lost, timed out, relay refused, cut off).",
+            &[],
+            chat.failed,
+        );
+        for (state, n) in [
+            ("delivered", chat.delivered),
+            ("failed", chat.delivery_failures),
+        ] {
+            out.counter(
+                "sylk_chat_deliveries_total",
+                "Outgoing chat messages settled, by outcome (delivered: a success REPORT).",
+                &[("state", state)],
+                n,
+            );
+        }
         out.gauge(
             "sylk_draining",
             "1 while the gateway drains before shutting down.",
@@ -359,6 +392,48 @@ impl Collect for Bridges {
             "Calls whose DTLS handshake with the browser failed.",
             &[],
             counters.dtls_failures,
+        );
+    }
+}
+
+impl Collect for Msrps {
+    fn collect(&self, out: &mut Exposition) {
+        let c = self.counters();
+        for (direction, n) in [("in", c.stats.messages_in), ("out", c.stats.messages_out)] {
+            out.counter(
+                "sylk_msrp_messages_total",
+                "Complete MSRP messages, by direction (in: reassembled from the peer; out: \
+                 last chunk sent).",
+                &[("direction", direction)],
+                n,
+            );
+        }
+        for (direction, n) in [("in", c.stats.bytes_in), ("out", c.stats.bytes_out)] {
+            out.counter(
+                "sylk_msrp_bytes_total",
+                "MSRP message body bytes, by direction.",
+                &[("direction", direction)],
+                n,
+            );
+        }
+        for (kind, n) in [
+            ("refused", c.stats.refused),
+            ("malformed", c.stats.malformed),
+            ("cut_off", c.cut_off),
+        ] {
+            out.counter(
+                "sylk_msrp_errors_total",
+                "MSRP peer errors: requests refused (4xx/5xx), malformed frames, connections \
+                 cut off (framing, flood, stall).",
+                &[("kind", kind)],
+                n,
+            );
+        }
+        out.counter(
+            "sylk_msrp_connections_total",
+            "MSRP connections opened (ours) or bound to a session (accepted).",
+            &[],
+            c.connections,
         );
     }
 }

@@ -235,6 +235,19 @@ impl Collect for Reactor {
                 s.refused[i],
             );
         }
+        out.gauge(
+            "sylk_msrp_sockets",
+            "Open MSRP connections (chat sessions' own and accepted ones).",
+            &[],
+            self.msrp.len() as f64,
+        );
+        out.counter(
+            "sylk_msrp_connections_refused_total",
+            "Accepted MSRP connections closed before naming a waiting session (unknown \
+             session, not MSRP, too slow, too many).",
+            &[],
+            self.msrp.refused,
+        );
         for (i, (_, name)) in ENDPOINTS.iter().enumerate() {
             out.counter(
                 "sylk_endpoint_requests_total",

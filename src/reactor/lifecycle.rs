@@ -226,7 +226,9 @@ impl Reactor {
             }
         };
         crate::logging::set_level(config.log.level);
-        let uses_tls = self.listeners.iter().any(|l| l.tls.is_some()) || self.sip.has_tls();
+        let uses_tls = self.listeners.iter().any(|l| l.tls.is_some())
+            || self.sip.has_tls()
+            || self.msrp.addresses().tls.is_some();
         let mut certificate = "unchanged (no TLS listener)".to_owned();
         if uses_tls {
             match super::tls::server_config(&config.websocket.tls) {
@@ -234,7 +236,8 @@ impl Reactor {
                     for l in self.listeners.iter_mut().filter(|l| l.tls.is_some()) {
                         l.tls = Some(tls.clone());
                     }
-                    self.sip.set_tls_server(tls);
+                    self.sip.set_tls_server(tls.clone());
+                    self.msrp.set_tls_server(tls);
                     certificate = "reloaded".to_owned();
                 }
                 Err(e) => {

@@ -12,6 +12,7 @@
 mod endpoints;
 mod lifecycle;
 mod media_sockets;
+mod msrp_sockets;
 mod sip_sockets;
 mod stream;
 mod tls;
@@ -43,6 +44,8 @@ use lifecycle::{Lifecycle, Next};
 pub use lifecycle::{Reload, SHUTDOWN_GRACE};
 pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
+pub use msrp_sockets::MsrpAddresses;
+use msrp_sockets::MsrpSockets;
 use sip_sockets::SipSockets;
 use stream::ReadStatus;
 use token::{Generations, TokenKind};
@@ -80,6 +83,8 @@ pub struct BoundAddresses {
     pub sip_tls: Option<SocketAddr>,
     /// The separate metrics listener (`metrics.listen`).
     pub metrics: Option<SocketAddr>,
+    /// The MSRP listeners.
+    pub msrp: MsrpAddresses,
 }
 
 /// The event loop and everything it drives.
@@ -96,6 +101,7 @@ pub struct Reactor {
     board: Switchboard,
     sip: SipSockets,
     media: MediaSockets,
+    msrp: MsrpSockets,
     limits: WsLimits,
     max_connections: usize,
     next_log_id: u64,
@@ -129,6 +135,7 @@ pub struct BoundSockets {
     poll: Poll,
     listeners: Vec<Listener>,
     sip: SipSockets,
+    msrp: MsrpSockets,
     signals: Signals,
 }
 
@@ -140,8 +147,8 @@ impl BoundSockets {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let ws = &config.websocket;
         let mut listeners = Vec::new();
-        let tls = match (ws.wss_listen, config.sip.tls_listen) {
-            (None, None) => None,
+        let tls = match (ws.wss_listen, config.sip.tls_listen, config.msrp.tls_listen) {
+            (None, None, None) => None,
             _ => Some(tls::server_config(&ws.tls)?),
         };
         let wss_tls = ws.wss_listen.and(tls.clone());
@@ -178,9 +185,14 @@ impl BoundSockets {
             poll.registry(),
             config.sip.listen,
             sip_tls,
-            tls_client,
+            Arc::clone(&tls_client),
             nameservers,
         )?;
+        let msrp_tls = match (config.msrp.tls_listen, &tls) {
+            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
+            _ => None,
+        };
+        let msrp = MsrpSockets::bind(poll.registry(), config.msrp.listen, msrp_tls, tls_client)?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
             .map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
@@ -194,6 +206,7 @@ impl BoundSockets {
             poll,
             listeners,
             sip,
+            msrp,
             signals,
         })
     }
@@ -208,6 +221,7 @@ impl BoundSockets {
         let mut out = BoundAddresses {
             sip: self.sip.local_addr(),
             sip_tls: self.sip.tls_local_addr(),
+            msrp: self.msrp.addresses(),
             ..Default::default()
         };
         for l in &self.listeners {
@@ -236,6 +250,7 @@ impl Reactor {
             poll,
             listeners,
             sip,
+            msrp,
             signals,
         } = sockets;
         Reactor {
@@ -247,6 +262,7 @@ impl Reactor {
             board,
             sip,
             media: MediaSockets::default(),
+            msrp,
             limits,
             max_connections,
             next_log_id: 0,
@@ -333,10 +349,15 @@ impl Reactor {
 
     fn next_deadline(&mut self, engines: Option<Instant>) -> Option<Instant> {
         let timer = self.timers.earliest();
-        [timer, engines, self.lifecycle.deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            timer,
+            engines,
+            self.lifecycle.deadline(),
+            self.msrp.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn dispatch(&mut self, now: Instant, token: Token, writable: bool) -> Next {
@@ -381,6 +402,23 @@ impl Reactor {
             ),
             TokenKind::SipStream => {
                 let status = self.sip.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
+            TokenKind::MsrpListener => {
+                self.msrp
+                    .accept(parts.key, now, self.poll.registry(), &mut self.generations)
+            }
+            TokenKind::MsrpStream => {
+                let status = self.msrp.stream_ready(
                     parts.key,
                     parts.generation,
                     now,
@@ -528,6 +566,7 @@ impl Reactor {
         if engines_deadline.is_some_and(|t| t <= now) {
             self.board.handle_timeout(now);
         }
+        self.msrp.handle_timeout(now, self.poll.registry());
     }
 
     /// Routes events until every engine is quiet, then flushes, re-arms and reaps.
@@ -672,6 +711,14 @@ impl Reactor {
                         }
                     }
                 }
+                Command::Msrp { id, transmit } => self.msrp.transmit(
+                    id,
+                    transmit,
+                    now,
+                    self.poll.registry(),
+                    &mut self.generations,
+                    &mut self.board,
+                ),
                 Command::Sip(t) => self.sip.transmit(
                     t,
                     now,
@@ -716,6 +763,7 @@ impl Reactor {
         // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
         // which may queue more work for the next round.
         any |= self.board.route_bridge_events(now);
+        any |= self.board.route_msrps(now);
         any
     }
 

@@ -27,6 +27,10 @@ pub enum TokenKind {
     Media,
     /// The message store's worker has results (its `mio::Waker`).
     Store,
+    /// An MSRP listener (key 0: TCP, 1: TLS).
+    MsrpListener,
+    /// An MSRP connection (key = slab key).
+    MsrpStream,
 }
 
 impl TokenKind {
@@ -41,6 +45,8 @@ impl TokenKind {
             TokenKind::Dns => 7,
             TokenKind::Media => 8,
             TokenKind::Store => 9,
+            TokenKind::MsrpListener => 10,
+            TokenKind::MsrpStream => 11,
         }
     }
 
@@ -55,6 +61,8 @@ impl TokenKind {
             7 => TokenKind::Dns,
             8 => TokenKind::Media,
             9 => TokenKind::Store,
+            10 => TokenKind::MsrpListener,
+            11 => TokenKind::MsrpStream,
             _ => return None,
         })
     }

@@ -12,6 +12,7 @@
 //! queue, in the order it was produced.
 
 mod bridges;
+mod msrps;
 mod store;
 
 use std::collections::VecDeque;
@@ -27,6 +28,7 @@ use crate::gateway::{ConnRef, Engines, Gateway, GatewayCommand, GatewayInput};
 use crate::sylkrtc::Dialect;
 
 pub use bridges::{Bridges, MediaCounters, MediaId, MediaSocketKind};
+pub use msrps::{Claim, MsrpCounters, MsrpId, Msrps, MAX_CLAIM_BYTES};
 pub use store::{Store, StoreHealth, StoreStats};
 
 /// Store results handed to the gateway per [`Switchboard::handle_store_ready`]: each may
@@ -42,6 +44,13 @@ pub enum Command {
     Gateway(GatewayCommand),
     /// A SIP socket action (or a DNS query of its resolver).
     Sip(SipTransmit),
+    /// A chat session's MSRP socket action.
+    Msrp {
+        /// Whose.
+        id: MsrpId,
+        /// What.
+        transmit: msrp::MsrpTransmit,
+    },
 }
 
 /// The SIP stack, the bridges and the gateway, with the routing between them.
@@ -50,6 +59,8 @@ pub struct Switchboard {
     sip: SipStack,
     /// Every call's bridge; the reactor drains their datagrams directly.
     pub bridges: Bridges,
+    /// Every chat session's MSRP connection.
+    msrps: Msrps,
     /// The message store's worker.
     store: Store,
     /// The SIP stack's deadline as its last `poll_output` gave it.
@@ -85,6 +96,7 @@ impl Switchboard {
             gateway,
             sip,
             bridges: Bridges::default(),
+            msrps: Msrps::default(),
             store: Store::default(),
             sip_deadline: None,
             wall: SystemTime::UNIX_EPOCH,
@@ -251,6 +263,50 @@ impl Switchboard {
         true
     }
 
+    /// Whose session an accepted MSRP connection's first bytes name.
+    pub fn claim_msrp(&mut self, first_bytes: &[u8]) -> Claim {
+        self.msrps.claim(first_bytes)
+    }
+
+    /// An MSRP connection is up (ours, or an accepted one that named its session).
+    pub fn handle_msrp_connected(&mut self, now: Instant, id: MsrpId) {
+        self.msrps.handle_connected(now, id);
+        self.route(now);
+    }
+
+    /// Bytes arrived on an MSRP connection.
+    pub fn handle_msrp_data(&mut self, now: Instant, id: MsrpId, data: &[u8]) {
+        self.msrps.handle_data(now, id, data);
+        self.route(now);
+    }
+
+    /// An MSRP connection closed or could not be opened.
+    pub fn handle_msrp_closed(&mut self, now: Instant, id: MsrpId) {
+        self.msrps.handle_closed(now, id);
+        self.route(now);
+    }
+
+    /// `queued` bytes still wait for an MSRP socket. Only notes it; the engine's next chunks
+    /// are collected by [`route_msrps`](Self::route_msrps).
+    pub fn handle_msrp_backlog(&mut self, id: MsrpId, queued: usize) {
+        self.msrps.handle_backlog(id, queued);
+    }
+
+    /// Collects what MSRP engines produced outside an input of theirs (after a backlog
+    /// change). Returns whether there was any.
+    pub fn route_msrps(&mut self, now: Instant) -> bool {
+        if !self.msrps.has_dirty() {
+            return false;
+        }
+        self.route(now);
+        true
+    }
+
+    /// The MSRP engines (leak checks, metrics).
+    pub fn msrps(&self) -> &Msrps {
+        &self.msrps
+    }
+
     /// The reactor could not bind a call's sockets.
     pub fn handle_media_unavailable(&mut self, now: Instant, media: MediaId) {
         self.deliver(now, GatewayInput::MediaUnavailable { media });
@@ -268,6 +324,7 @@ impl Switchboard {
         }
         self.bridges.handle_timeout(now);
         self.store.handle_timeout(now);
+        self.msrps.handle_timeout(now);
         self.route(now);
     }
 
@@ -277,6 +334,7 @@ impl Switchboard {
             self.sip_deadline,
             self.bridges.poll_timeout(),
             self.store.poll_timeout(),
+            self.msrps.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -312,6 +370,7 @@ impl Switchboard {
         let mut engines = Engines {
             sip: &mut self.sip,
             bridges: &mut self.bridges,
+            msrp: &mut self.msrps,
             store: &mut self.store,
         };
         self.gateway.handle(now, self.wall, input, &mut engines);
@@ -327,6 +386,13 @@ impl Switchboard {
             while let Some(command) = self.gateway.poll_output() {
                 self.commands.push_back(Command::Gateway(command));
             }
+            self.msrps.drain();
+            while let Some((id, transmit)) = self.msrps.poll_transmit() {
+                if matches!(transmit, msrp::MsrpTransmit::Connect { .. }) {
+                    self.msrps.count_connect();
+                }
+                self.commands.push_back(Command::Msrp { id, transmit });
+            }
             let input = match self.sip.poll_output() {
                 Output::Transmit(t) => {
                     self.commands.push_back(Command::Sip(t));
@@ -335,15 +401,19 @@ impl Switchboard {
                 Output::Event(event) => GatewayInput::Sip(event),
                 Output::Timeout(deadline) => {
                     self.sip_deadline = deadline;
-                    match self.bridges.poll_event() {
-                        Some((media, event)) => GatewayInput::Bridge { media, event },
-                        None => break,
+                    if let Some((media, event)) = self.bridges.poll_event() {
+                        GatewayInput::Bridge { media, event }
+                    } else if let Some((id, event)) = self.msrps.poll_event() {
+                        GatewayInput::Msrp { id, event }
+                    } else {
+                        break;
                     }
                 }
             };
             let mut engines = Engines {
                 sip: &mut self.sip,
                 bridges: &mut self.bridges,
+                msrp: &mut self.msrps,
                 store: &mut self.store,
             };
             self.gateway.handle(now, self.wall, input, &mut engines);

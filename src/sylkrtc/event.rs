@@ -163,10 +163,13 @@ pub enum Event {
         session: String,
         /// The caller.
         originator: Originator,
-        /// The gateway's WebRTC offer.
-        sdp: String,
+        /// The gateway's WebRTC offer; `None` for a chat-only session.
+        sdp: Option<String>,
         /// SIP Call-ID (sylkRTC-2 only).
         call_id: String,
+        /// The session's streams when it has chat (our extension: `["chat"]`,
+        /// `["audio", "chat"]`, ...); empty (and not sent) for a plain call.
+        media: Vec<&'static str>,
         /// INVITE headers matching the account's `incoming_header_prefixes` (sylkRTC-2).
         headers: Vec<(String, String)>,
     },
@@ -260,16 +263,22 @@ impl Event {
                 originator,
                 sdp,
                 call_id,
+                media,
                 headers,
             } => {
                 let mut data = Map::new();
                 data.insert("originator".into(), originator.to_json());
-                data.insert("sdp".into(), sdp.clone().into());
+                if let Some(sdp) = sdp {
+                    data.insert("sdp".into(), sdp.clone().into());
+                }
                 if !v1 {
                     data.insert("call_id".into(), call_id.clone().into());
                     if !headers.is_empty() {
                         data.insert("headers".into(), headers_json(headers));
                     }
+                }
+                if !media.is_empty() {
+                    data.insert("media".into(), media.clone().into());
                 }
                 account_event(dialect, account, Some(session), "incoming_session", data)
             }
@@ -509,8 +518,9 @@ mod tests {
             account: "a@b".into(),
             session: "s".into(),
             originator: o.clone(),
-            sdp: "v=0".into(),
+            sdp: Some("v=0".into()),
             call_id: "c1".into(),
+            media: Vec::new(),
             headers: vec![("X-Tag".into(), "1".into())],
         };
         assert_eq!(
@@ -523,6 +533,20 @@ mod tests {
             json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
                    "originator":{"uri":"bob@x","display_name":"Bob"},"sdp":"v=0","call_id":"c1",
                    "headers":{"X-Tag":"1"}})
+        );
+        let chat = Event::IncomingSession {
+            account: "a@b".into(),
+            session: "s".into(),
+            originator: o.clone(),
+            sdp: None,
+            call_id: "c1".into(),
+            media: vec!["chat"],
+            headers: Vec::new(),
+        };
+        assert_eq!(
+            enc(&chat, Dialect::V2),
+            json!({"sylkrtc":"account-event","account":"a@b","session":"s","event":"incoming-session",
+                   "originator":{"uri":"bob@x","display_name":"Bob"},"call_id":"c1","media":["chat"]})
         );
         let m = Event::MissedSession {
             account: "a@b".into(),

@@ -36,6 +36,16 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("assets/chat.js"),
     },
     Asset {
+        name: "chat-session.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/chat-session.js"),
+    },
+    Asset {
+        name: "msrp-chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/msrp-chat.js"),
+    },
+    Asset {
         name: "sylkrtc-client.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/sylkrtc-client.js"),

@@ -17,6 +17,12 @@
  *   chat    register, wait for the history (`HISTORY`), wait for a live message from
  *           --target, open that conversation (marking it read), send a message and wait for
  *           its ✓ (accepted).
+ *   chat-session-start   register, start a chat session (MSRP) with --target, wait for
+ *           `established`, send a message and wait for its ✓✓ (delivered), wait for the
+ *           answer and read its CPIM as the page parsed it, then end the session.
+ *   chat-session-answer  register, print `REGISTERED`, accept the incoming chat session,
+ *           wait for a message (its parsed CPIM goes to RESULT), answer it and wait for ✓✓,
+ *           then wait until the other side ends the session.
  *   drop    register, close the WebSocket from the page, check the message, press Reconnect
  *           and wait until registered again (`RECONNECTED`); then wait until the WebSocket
  *           drops (the test stops the gateway) and check the message again.
@@ -53,6 +59,7 @@ const emit = (line) => process.stdout.write(`${line}\n`);
 
 let browser;
 let profile;
+let livePage;
 async function finish(code) {
   emit(`RESULT ${JSON.stringify(result)}`);
   try {
@@ -71,7 +78,7 @@ setTimeout(() => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  if (!['call', 'answer', 'decline', 'drop', 'chat'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  if (!['call', 'answer', 'decline', 'drop', 'chat', 'chat-session-start', 'chat-session-answer'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
   profile = mkdtempSync(join(tmpdir(), 'sylk-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -88,6 +95,7 @@ async function main() {
     ],
   });
   const page = browser.pages()[0] ?? (await browser.newPage());
+  livePage = page;
   page.on('console', (m) => {
     if (m.type() === 'error') result.console_errors.push(m.text());
   });
@@ -129,6 +137,10 @@ async function main() {
 
   if (scenario === 'chat') {
     await chat(page);
+    return;
+  }
+  if (scenario.startsWith('chat-session-')) {
+    await chatSession(page, scenario === 'chat-session-start');
     return;
   }
 
@@ -207,6 +219,36 @@ async function chat(page) {
   await screenshot(page);
 }
 
+/** A chat session over MSRP with another page: started here, or accepted here. */
+async function chatSession(page, start) {
+  const received = (n) => page.waitForFunction((k) => window.demo.chatSession.received.length >= k, n, { timeout: 20000 });
+  if (start) {
+    await page.fill('#cs-target', opt.target);
+    await page.click('#cs-start');
+  } else {
+    await page.waitForSelector('#cs-incoming:not([hidden])', { timeout: 30000 });
+    result.incoming_from = await page.textContent('#cs-incoming-from');
+    emit('INCOMING-CHAT');
+    await page.click('#cs-answer');
+  }
+  await page.waitForSelector('#cs-state[data-state=established]', { timeout: 20000 });
+  emit('ESTABLISHED');
+  if (!start) await received(1);
+  await page.fill('#cs-text', start ? 'hello from the first page \u{1f600}' : 'and hello back from the second');
+  await page.click('#cs-send');
+  await page.waitForSelector('#cs-messages li.msg-out .tick.delivered', { timeout: 15000 });
+  result.tick = await page.textContent('#cs-messages li.msg-out .tick');
+  if (start) await received(1);
+  result.received = await page.evaluate(() => window.demo.chatSession.received);
+  result.shown = await page.$$eval('#cs-messages li', (els) => els.map((e) => e.textContent));
+  await screenshot(page);
+  if (start) await page.click('#cs-end');
+  await page.waitForSelector('#cs-state[data-state=terminated]', { timeout: 20000 });
+  result.reason = (await page.textContent('#cs-reason')).replace(/^\(|\)$/g, '');
+  result.states = await page.evaluate(() => window.demo.chatSession.states);
+  result.log = await page.evaluate(() => window.demo.log);
+}
+
 async function screenshot(page) {
   const path = join(opt.out, `demo-${scenario}.png`);
   await page.screenshot({ path, fullPage: true });
@@ -216,8 +258,10 @@ async function screenshot(page) {
 
 main().then(
   () => finish(0),
-  (err) => {
+  async (err) => {
     result.error = String(err?.stack ?? err);
+    // What the page saw, for the failure message.
+    result.log = await livePage?.evaluate(() => window.demo?.log).catch(() => null);
     finish(1);
   },
 );

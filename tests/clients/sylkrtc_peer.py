@@ -19,6 +19,13 @@ video options (audio-only without --video):
   --lose-video-every S  drop one outgoing video RTP packet every S seconds (network loss:
                         the peer's decoder should ask for a key frame)
 
+chat option (our MSRP extension, README "Chat sessions"):
+  --chat TEXT           the account takes chat (`account-add chat: true`), a call offers
+                        media ["audio", "chat"] (video too with --video), and once the
+                        session is established TEXT goes out as a text/plain session-message;
+                        RESULT gets `chat`: the session's `message` and
+                        `disposition-notification` events and the incoming session's `media`
+
 call:   adds the account, sends session-create with aiortc's offer (candidates trickled as
         sylkrtc.js does, then end-of-candidates), applies the `accepted` answer, measures the
         audio that comes back for S seconds (then runs --steps), then session-terminate.
@@ -31,6 +38,7 @@ steps (--steps JSON list, run once established, each recorded in RESULT `steps`)
                            event and applies an `accepted` answer
   {"answer-update": T}     waits up to T s for `update` `received` and answers it
   {"dtmf": "123"}          session-dtmf-info (no duration, as sylkrtc.js 1.8 sends it)
+  {"say": TEXT}            session-message TEXT (text/plain; over the chat with --chat)
   {"transfer": URI}        session-transfer; waits for `transfer` accepted/failed or the end
   {"wait": NAME, "timeout": T}  waits for a session event NAME (dtmf, transfer-request, ...)
   {"follow-transfer": S}   waits (20 s) for `transfer-request`, calls its `uri` with a new
@@ -445,6 +453,7 @@ class Client:
         self.pending = {}
         self.events = asyncio.Queue()
         self.states = []
+        self.chat = []
         # Called (as a task) for every `update` `received`, when set.
         self.on_update = None
         self.updates_answered = 0
@@ -456,6 +465,8 @@ class Client:
             msg = json.loads(text)
             print("EVENT " + json.dumps(msg), flush=True)
             msg = from_v1(msg)
+            if msg.get("sylkrtc") == "session-event" and msg.get("event") in ("message", "disposition-notification"):
+                self.chat.append(msg)
             if msg.get("sylkrtc") in ("ack", "error"):
                 fut = self.pending.pop(msg.get("transaction"), None)
                 if fut is not None and not fut.done():
@@ -597,6 +608,19 @@ async def trickle(client, session, sdp):
             if "is terminated" in str(e):
                 return
             raise
+
+
+async def say(client, session, text):
+    """With --chat: TEXT as a session-message (text/plain: the gateway wraps it in CPIM)."""
+    if text is not None:
+        await client.request(
+            "session-message",
+            session=session,
+            message_id=str(uuid.uuid4()),
+            content=text,
+            content_type="text/plain",
+            timestamp="2026-05-06T07:08:09.000Z",
+        )
 
 
 def strip_candidates(sdp):
@@ -755,6 +779,9 @@ class Steps:
             elif "dtmf" in step:
                 await self.client.request("session-dtmf-info", session=self.session, digit=step["dtmf"])
                 r = {"dtmf": step["dtmf"]}
+            elif "say" in step:
+                await say(self.client, self.session, step["say"])
+                r = {"say": step["say"]}
             elif "transfer" in step:
                 await self.client.request("session-transfer", session=self.session, uri=step["transfer"])
                 states = []
@@ -812,6 +839,7 @@ async def main():
     p.add_argument("--pli-every", type=float)
     p.add_argument("--fir-every", type=float)
     p.add_argument("--lose-video-every", type=float)
+    p.add_argument("--chat")
     p.add_argument("--steps", default="[]")
     p.add_argument("--header", action="append")
     p.add_argument("--prefix", action="append")
@@ -834,6 +862,8 @@ async def main():
         add = dict(account=args.account, password=args.ha1)
         if args.prefix:
             add["incoming_header_prefixes"] = args.prefix
+        if args.chat is not None:
+            add["chat"] = True
         await client.request("account-add", **add)
         pc, pattern = new_pc(args, meter)
         if args.video and args.lose_video_every:
@@ -850,6 +880,8 @@ async def main():
             create = dict(account=args.account, session=session, uri=args.to, sdp=strip_candidates(full))
             if args.header:
                 create["headers"] = parse_headers(args.header)
+            if args.chat is not None:
+                create["media"] = ["audio", "video", "chat"] if args.video else ["audio", "chat"]
             await client.request("session-create", **create)
             await trickle(client, session, full)
             accepted = await client.event(state_is(session, "accepted", "early-media", "terminated"), 20)
@@ -866,6 +898,7 @@ async def main():
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=accepted["sdp"], type="answer"))
             # DTLS may complete on the early media, before `accepted`.
             await client.seen_or_event(state_is(session, "established"), 15)
+            await say(client, session, args.chat)
             runner = Steps(args, client, pc, meter, session)
             if args.auto_answer_updates:
                 client.on_update = runner.auto_answer
@@ -885,6 +918,7 @@ async def main():
             incoming = await client.event(lambda m: m.get("event") == "incoming-session", 30)
             session = incoming["session"]
             result["originator"] = incoming.get("originator")
+            result["media"] = incoming.get("media")
             result["offer_has_sendrecv"] = "a=sendrecv" in incoming["sdp"]
             result["offer_has_end_of_candidates"] = "a=end-of-candidates" in incoming["sdp"]
             result["incoming_headers"] = incoming.get("headers")
@@ -899,7 +933,8 @@ async def main():
                 answer["headers"] = parse_headers(args.header)
             await client.request("session-answer", **answer)
             await trickle(client, session, full)
-            await client.event(state_is(session, "established", "terminated"), 15)
+            if (await client.event(state_is(session, "established", "terminated"), 15))["state"] == "established":
+                await say(client, session, args.chat)
             end = await measure(pc, meter, client, session, args.seconds)
             if end != "terminated" and steps:
                 result["steps"] = await runner.run(steps)
@@ -923,6 +958,8 @@ async def main():
                 received += stat.packetsReceived
                 lost += stat.packetsLost
         result["rtp_in"] = {"received": received, "lost": lost}
+        if args.chat is not None:
+            result["chat"] = client.chat
         await pc.close()
         reader.cancel()
     print("RESULT " + json.dumps(result), flush=True)

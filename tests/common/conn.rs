@@ -1,5 +1,6 @@
-//! A sylkRTC-2 client connection for tests that juggle several (messaging, scale-out,
-//! standalone): events that arrive while it waits for a reply are kept for later.
+//! A sylkRTC-2 client connection for the end-to-end tests that drive the protocol themselves
+//! (messaging, chat sessions, scale-out, standalone): replies matched by transaction, events
+//! that arrive while it waits for a reply kept in arrival order for later.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
@@ -10,11 +11,12 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::Message;
 
+use super::peers::Kamailio;
 use super::{send_json, Client};
 
 /// A sylkRTC-2 connection to `addr` that keeps events arriving while it waits for a reply.
 pub struct Conn {
-    ws: Client,
+    pub ws: Client,
     backlog: VecDeque<Value>,
     next_tx: u32,
     closed: bool,
@@ -91,6 +93,44 @@ impl Conn {
     pub fn ack(&mut self, request: Value) {
         let reply = self.request(request.clone());
         assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
+    }
+
+    /// The error text of a request that must fail.
+    pub fn error(&mut self, request: Value) -> String {
+        let reply = self.request(request.clone());
+        assert_eq!(reply["sylkrtc"], "error", "{request} -> {reply}");
+        reply["error"].as_str().unwrap().to_owned()
+    }
+
+    /// Whether an event matching `pred` arrives (or was kept) within `timeout`; it stays kept.
+    pub fn gets(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
+        if self.backlog.iter().any(&pred) {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(v) = self.read(deadline) {
+            let hit = pred(&v);
+            self.backlog.push_back(v);
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Adds and registers `user` at `kam`; returns once `registered`.
+    pub fn register(&mut self, kam: &Kamailio, user: &str, display_name: Option<&str>) {
+        let aor = format!("{user}@example.test");
+        let mut add = json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user)});
+        if let Some(d) = display_name {
+            add["display_name"] = d.into();
+        }
+        self.ack(add);
+        self.ack(json!({"sylkrtc":"account-register","account":aor}));
+        let state = self.event(Duration::from_secs(10), |v| {
+            v["event"] == "registration-state" && v["state"] != "registering"
+        });
+        assert_eq!(state["state"], "registered", "{state}");
     }
 
     pub fn event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {

@@ -532,6 +532,81 @@ impl Kamailio {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Kamailio as MSRP relay
+
+/// Kamailio's `msrp` module as an RFC 4976 relay (`tests/peers/kamailio-msrp/`): AUTH with
+/// digest against the HA1 of [`USERS`] (realm [`DOMAIN`]), Use-Path, SEND/REPORT relayed;
+/// plain TCP on a free port of 127.0.0.1.
+pub struct KamailioMsrp {
+    proc: Proc,
+    port: u16,
+    dir: RunDir,
+}
+
+impl KamailioMsrp {
+    /// Starts the relay with a fresh DB and waits (10 s at most) until it accepts TCP.
+    pub fn start() -> KamailioMsrp {
+        require("kamailio");
+        require("sqlite3");
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let dir = RunDir::new("kamailio-msrp");
+            let port = free_tcp_port();
+            let script = peers_dir().join("kamailio-msrp/run.sh");
+            let args = vec![
+                format!("KAM_RUN={}", dir.path().display()),
+                format!("MSRP_PORT={port}"),
+                format!("KAM_DOMAIN={DOMAIN}"),
+                script.display().to_string(),
+            ];
+            let log = dir.path().join("kamailio-msrp.log");
+            let proc = Proc::spawn("kamailio-msrp", "env", &args, dir.path(), log);
+            let mut k = KamailioMsrp { proc, port, dir };
+            let ready = poll(Duration::from_secs(10), || {
+                if k.proc.exited().is_some() {
+                    return Some(false);
+                }
+                TcpStream::connect(localhost(k.port))
+                    .is_ok()
+                    .then_some(true)
+            });
+            match ready {
+                Some(true) => return k,
+                Some(false) if read_lossy(&k.proc.log).contains("Address already in use") => {
+                    last_log = tail(&k.proc.log, 20);
+                }
+                Some(false) => k.proc.fail("exited during start"),
+                None => k.proc.fail("did not accept TCP within 10 s"),
+            }
+        }
+        panic!("the MSRP relay could not bind its port 3 times; last log:\n{last_log}")
+    }
+
+    /// The relay's URI, as `msrp.relay` takes it.
+    pub fn uri(&self) -> String {
+        format!("msrp://127.0.0.1:{};tcp", self.port)
+    }
+
+    /// Its TCP address.
+    pub fn addr(&self) -> SocketAddr {
+        localhost(self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its log so far (stderr, `-E`): one `msrp AUTH ok for <user>` line per accepted AUTH.
+    pub fn log(&self) -> String {
+        read_lossy(&self.proc.log)
+    }
+}
+
 /// Sends `OPTIONS sip:ADDR` over UDP; true if a 200 comes back within 200 ms (Kamailio's
 /// config answers keepalive OPTIONS itself).
 fn sip_options_ok(addr: SocketAddr) -> bool {

@@ -17,6 +17,7 @@
 
 mod crypto;
 mod media_section;
+mod message;
 mod model;
 mod offer_answer;
 mod parse;
@@ -25,6 +26,7 @@ pub mod translate;
 
 pub use crypto::{CryptoAttribute, CryptoSuite};
 pub use media_section::MediaSection;
+pub use message::{MsrpLine, Setup};
 pub use model::{
     Attribute, Codec, Connection, ExtMap, Fingerprint, MediaDirection, MediaType, Origin,
     RtcpAttribute, MAX_ATTRIBUTES_PER_LEVEL, MAX_FORMATS_PER_MEDIA, MAX_LINE_LEN,

@@ -76,6 +76,12 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         let key = self.session_key(client, &info.session)?;
         let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
+        if call.media.is_none() {
+            return Err(GatewayError::ChatOnlySession {
+                action: "DTMF",
+                session: info.session,
+            });
+        }
         if !matches!(call.state, CallState::Accepted | CallState::Established) {
             return Err(GatewayError::CallState {
                 action: "DTMF",

@@ -9,6 +9,7 @@ use sip::registration::RegId;
 use sip::stack::CallId as SipCallId;
 
 use super::{bare_uri, CallDirection, CallState, GwCall};
+use crate::gateway::chat::{ChatInvite, ChatSplit};
 use crate::gateway::ports::offers_video;
 use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
@@ -71,6 +72,23 @@ impl Gateway {
         {
             return decline(e, 503);
         }
+        // An m=message line for a client that takes chat (chat/): chat alone is a session
+        // without bridge; beside audio/video the bridge gets the offer without it.
+        let (sdp, chat) = match sdp.map(|sdp| self.split_chat_offer(account, sdp)) {
+            Some(ChatSplit::ChatOnly { offer }) => {
+                let invite = ChatInvite {
+                    sip,
+                    from_uri,
+                    from_display_name,
+                    call_id,
+                    headers: self.reported_headers(account, &sip_headers),
+                };
+                return self.incoming_chat_only(now, invite, account, client, offer, e);
+            }
+            Some(ChatSplit::WithMedia { sdp, index, offer }) => (Some(sdp), Some((index, offer))),
+            Some(ChatSplit::None(sdp)) => (Some(sdp), None),
+            None => (None, None),
+        };
         // A late offer (no SDP): the browser is offered what we can do, video included
         // when a pair is free (the browser's answer decides whether it is used).
         let video = sdp.as_deref().is_none_or(offers_video);
@@ -114,34 +132,33 @@ impl Gateway {
             CallDirection::Incoming,
             Some(sip),
             Some(call_id.clone()),
-            media,
+            Some(media),
             ports,
             originator.uri.clone(),
             now,
         );
         call.originator = Some(originator.clone());
         call.is_late_offer = is_late_offer;
-        let key = self.insert_call(call, addrs);
-        let (account_aor, prefixes) = self
+        let key = self.insert_call(call, Some(addrs));
+        let media = match chat {
+            Some((index, offer)) => self.attach_incoming_chat(now, key, index, offer, video, e),
+            None => Vec::new(),
+        };
+        let account_aor = self
             .accounts
             .get(account.0)
-            .map(|a| {
-                (
-                    a.aor.as_str().to_owned(),
-                    a.incoming_header_prefixes.clone(),
-                )
-            })
+            .map(|a| a.aor.as_str().to_owned())
             .unwrap_or_default();
-        // SylkServer's `incoming_header_prefixes`: the INVITE's matching headers.
-        let reported = headers::matching(&sip_headers, &prefixes);
+        let reported = self.reported_headers(account, &sip_headers);
         self.send_event(
             client,
             &Event::IncomingSession {
                 account: account_aor,
                 session,
                 originator,
-                sdp: webrtc_offer,
+                sdp: Some(webrtc_offer),
                 call_id: call_id.clone(),
+                media,
                 headers: reported,
             },
         );
@@ -149,6 +166,18 @@ impl Gateway {
         if let Err(err) = e.sip.ring(now, sip) {
             log::info!("{} 180 not sent: {err}", self.call_context(key));
         }
+    }
+
+    /// SylkServer's `incoming_header_prefixes`: the INVITE's headers the account asked for.
+    pub(in crate::gateway) fn reported_headers(
+        &self,
+        account: crate::gateway::AccountId,
+        sip_headers: &sip::msg::Headers,
+    ) -> Vec<(String, String)> {
+        self.accounts
+            .get(account.0)
+            .map(|a| headers::matching(sip_headers, &a.incoming_header_prefixes))
+            .unwrap_or_default()
     }
 
     /// `session-answer`: the browser takes an incoming call; `extra` go in the 200.
@@ -173,7 +202,7 @@ impl Gateway {
                 state: call.state.as_str(),
             });
         }
-        let media = call.media;
+        let media = call.media.ok_or(GatewayError::Internal)?;
         let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
         // For an INVITE without SDP what goes into the 200 is our offer (RFC 3264 section 4),
         // with every SDES key when it is RTP/SAVP.
@@ -190,12 +219,15 @@ impl Gateway {
         if call.is_late_offer {
             call.late_offer = Some(sip_answer.clone());
         }
+        // A chat's m=message line goes back into the answer at the offer's index (chat/).
+        let sip_answer = self.chat_splice_answer(now, key, sip_answer, e);
         e.sip
             .answer_with(now, sip, sip_answer, extra)
             .map_err(|error| GatewayError::CannotAnswer {
                 session: session.to_owned(),
                 error,
             })?;
+        self.start_incoming_chat(now, key, e);
         self.stats.call_answered(CallDirection::Incoming);
         log::info!("{} answered", self.call_context(key));
         self.session_event(
@@ -223,7 +255,7 @@ impl Gateway {
         let Some(our_offer) = call.late_offer.take() else {
             return;
         };
-        let media = call.media;
+        let Some(media) = call.media else { return };
         let result = match (sdp_in_ack, e.bridges.get_mut(media)) {
             (Some(answer), Some(bridge)) => {
                 bridge.apply_sip_answer_to_our_offer(now, &our_offer, &answer)
@@ -242,7 +274,11 @@ impl Gateway {
 
     /// The session id of an incoming call: SylkServer (since 2020) derives it from the
     /// SIP Call-ID as a UUID-formatted MD5, stable across the user's devices.
-    fn incoming_session_id(&self, client: ClientId, call_id: &str) -> String {
+    pub(in crate::gateway) fn incoming_session_id(
+        &self,
+        client: ClientId,
+        call_id: &str,
+    ) -> String {
         use md5::Digest;
         let mut input = call_id.to_owned();
         loop {

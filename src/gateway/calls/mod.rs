@@ -105,8 +105,8 @@ pub(super) struct GwCall {
     pub state: CallState,
     pub sip: Option<SipCallId>,
     pub sip_call_id: Option<String>,
-    /// The call's bridge and sockets.
-    pub media: MediaId,
+    /// The call's bridge and sockets; `None` for a chat-only session (`chat/`).
+    pub media: Option<MediaId>,
     pub ports: CallPorts,
     pub originator: Option<Originator>,
     /// The other party, bare `user@domain` (CPIM `To` of `session-message`).
@@ -152,7 +152,7 @@ impl GwCall {
         direction: CallDirection,
         sip: Option<SipCallId>,
         sip_call_id: Option<String>,
-        media: MediaId,
+        media: Option<MediaId>,
         ports: CallPorts,
         peer: String,
         now: Instant,
@@ -215,7 +215,10 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let key = self.session_key(client, session)?;
-        let media = self.calls.get(key.0).ok_or(GatewayError::Internal)?.media;
+        let Some(media) = self.calls.get(key.0).ok_or(GatewayError::Internal)?.media else {
+            // A chat-only session has no ICE to trickle to.
+            return Ok(());
+        };
         let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
         let result = if candidates.is_empty() {
             bridge.add_remote_candidate("")
@@ -381,24 +384,7 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) {
         match event {
-            BridgeEvent::DtlsConnected => {
-                if let Some(call) = self.calls.get_mut(key.0) {
-                    if call.state != CallState::Established {
-                        call.state = CallState::Established;
-                        let since_start = now.saturating_duration_since(call.started);
-                        let since_answer =
-                            call.answered_at.map(|a| now.saturating_duration_since(a));
-                        self.stats
-                            .established(call.direction, since_start, since_answer);
-                        log::info!(
-                            "{} established after {} ms",
-                            self.call_context(key),
-                            since_start.as_millis()
-                        );
-                        self.session_event(key, SessionState::Established);
-                    }
-                }
-            }
+            BridgeEvent::DtlsConnected => self.call_established(now, key),
             BridgeEvent::IceFailed => self.fail_call(now, key, CallEnd::IceFailure, e),
             BridgeEvent::DtlsFailed => self.fail_call(now, key, CallEnd::DtlsFailure, e),
             BridgeEvent::RtpInactive { leg: MediaLeg::Sip }
@@ -417,6 +403,28 @@ impl Gateway {
             ),
             _ => {}
         }
+    }
+
+    /// The session's media is up (DTLS with the browser, or a chat-only session's first MSRP
+    /// transaction): `established`, once.
+    pub(super) fn call_established(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(key.0) else {
+            return;
+        };
+        if call.state == CallState::Established {
+            return;
+        }
+        call.state = CallState::Established;
+        let since_start = now.saturating_duration_since(call.started);
+        let since_answer = call.answered_at.map(|a| now.saturating_duration_since(a));
+        self.stats
+            .established(call.direction, since_start, since_answer);
+        log::info!(
+            "{} established after {} ms",
+            self.call_context(key),
+            since_start.as_millis()
+        );
+        self.session_event(key, SessionState::Established);
     }
 
     /// Ends a call for a gateway-side reason: hang up SIP, then report `end`.
@@ -456,6 +464,8 @@ impl Gateway {
                 },
             );
         }
+        // Its chat (MSRP connection) goes with it.
+        self.end_chat(now, key, e);
         let Some(mut call) = self.calls.remove(key.0).inspect(|c| {
             self.contacts_call_changed(c.account, false);
         }) else {
@@ -508,12 +518,13 @@ impl Gateway {
                 last_call_of_draining_client = Some(c.conn);
             }
         }
-        self.calls_by_media.remove(&call.media);
         self.ports.release(&call.ports);
-        // RTCP BYE and DTLS close_notify still go out before the sockets close.
-        e.bridges.close(now, call.media);
-        self.outputs
-            .push_back(GatewayCommand::CloseMedia { media: call.media });
+        if let Some(media) = call.media {
+            self.calls_by_media.remove(&media);
+            // RTCP BYE and DTLS close_notify still go out before the sockets close.
+            e.bridges.close(now, media);
+            self.outputs.push_back(GatewayCommand::CloseMedia { media });
+        }
         if let Some(conn) = last_call_of_draining_client {
             // Draining: a connection is let go once its last call is over.
             self.outputs.push_back(GatewayCommand::Close { conn });
@@ -547,7 +558,7 @@ impl Gateway {
         }
     }
 
-    fn session_event(&mut self, key: CallKey, state: SessionState) {
+    pub(super) fn session_event(&mut self, key: CallKey, state: SessionState) {
         let Some(call) = self.calls.get(key.0) else {
             return;
         };
@@ -572,8 +583,13 @@ impl Gateway {
         }
     }
 
-    /// Files a new call everywhere it is looked up, and asks the reactor for its sockets.
-    fn insert_call(&mut self, call: GwCall, sockets: super::ports::CallAddrs) -> CallKey {
+    /// Files a new call everywhere it is looked up, and asks the reactor for its sockets
+    /// (none for a chat-only session).
+    pub(super) fn insert_call(
+        &mut self,
+        call: GwCall,
+        sockets: Option<super::ports::CallAddrs>,
+    ) -> CallKey {
         self.stats.call_started(call.direction);
         // Presence: automatic busy while the account has a call (issue 13).
         self.contacts_call_changed(call.account, true);
@@ -583,19 +599,21 @@ impl Gateway {
         if let Some(c) = self.clients.get_mut(client.0) {
             c.sessions.live.insert(session, key);
         }
-        self.calls_by_media.insert(media, key);
         if let Some(sip) = sip {
             self.calls_by_sip.insert(sip, key);
         }
-        self.outputs.push_back(GatewayCommand::OpenMedia {
-            media,
-            sockets: super::ports::MediaPorts::sockets(sockets),
-        });
+        if let (Some(media), Some(sockets)) = (media, sockets) {
+            self.calls_by_media.insert(media, key);
+            self.outputs.push_back(GatewayCommand::OpenMedia {
+                media,
+                sockets: super::ports::MediaPorts::sockets(sockets),
+            });
+        }
         key
     }
 
     /// The call of a SIP call id, with its key.
-    fn call_of_sip(&mut self, sip: SipCallId) -> Option<(CallKey, &mut GwCall)> {
+    pub(super) fn call_of_sip(&mut self, sip: SipCallId) -> Option<(CallKey, &mut GwCall)> {
         let key = *self.calls_by_sip.get(&sip)?;
         Some((key, self.calls.get_mut(key.0)?))
     }

@@ -76,6 +76,19 @@ impl Gateway {
             },
             SipSrtp::Mandatory | SipSrtp::Off => None,
         };
+        if create.chat {
+            // Chat beside the media: the m=message line joins the offer (chat/).
+            let offer = crate::gateway::chat::BridgedOffer {
+                bridge,
+                ports,
+                addrs,
+                sip_offer,
+                retry_offer,
+                headers: extra,
+                referred_from,
+            };
+            return self.create_chat_call(now, client, account, create, offer, e);
+        }
         let identity = self
             .accounts
             .get(account.0)
@@ -107,13 +120,13 @@ impl Gateway {
             CallDirection::Outgoing,
             Some(sip),
             sip_call_id,
-            media,
+            Some(media),
             ports,
             create.uri.as_str().to_owned(),
             now,
         );
         call.referred_from = referred_from;
-        let key = self.insert_call(call, addrs);
+        let key = self.insert_call(call, Some(addrs));
         log::info!("{} calling {}", self.call_context(key), create.uri);
         Ok(())
     }
@@ -153,25 +166,28 @@ impl Gateway {
             let reason = sip::call::reason_phrase(code);
             self.report_transfer_progress(now, referred_from, code, reason, e);
         }
-        let Some(sdp) = sdp else { return };
+        // A chat keeps its m=message line (chat/); the bridge gets the rest.
+        let Some(sdp) = sdp.and_then(|sdp| self.chat_answer_part(key, sdp)) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
+        let Some(media) = call.media else { return };
         if call.early_answer.is_some() {
             // Another early answer (a forked early dialog, RFC 3261 section 12.1.2): the
             // SIP side follows the latest one with SDP; the browser keeps its media.
             if call.early_sdp.as_deref() != Some(sdp.as_str()) {
-                if let Some(bridge) = e.bridges.get_mut(call.media) {
+                if let Some(bridge) = e.bridges.get_mut(media) {
                     match bridge.apply_other_sip_answer(now, &sdp) {
                         Ok(()) => call.early_sdp = Some(sdp),
                         Err(err) => log::info!("early answer of another fork unusable: {err}"),
                     }
                 }
-                e.bridges.touched(call.media);
+                e.bridges.touched(media);
             }
             return;
         }
-        let media = call.media;
         let Some(bridge) = e.bridges.get_mut(media) else {
             return;
         };
@@ -210,7 +226,7 @@ impl Gateway {
         let Some((key, call)) = self.call_of_sip(sip) else {
             return;
         };
-        let switched = match e.bridges.get_mut(call.media) {
+        let switched = match call.media.and_then(|m| e.bridges.get_mut(m)) {
             Some(bridge) => bridge.use_sdes_retry(),
             None => Err(BridgeError::WrongState("call without bridge")),
         };
@@ -244,6 +260,8 @@ impl Gateway {
         call.state = CallState::Accepted;
         call.answered_at = Some(now);
         self.stats.call_answered(CallDirection::Outgoing);
+        // A chat keeps its m=message line (chat/); the bridge gets the rest.
+        let sdp = sdp.and_then(|sdp| self.chat_answer_part(key, sdp));
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
@@ -268,13 +286,14 @@ impl Gateway {
         if let Some(early) = call.early_answer.clone() {
             // A 2xx from another fork than the early media's, or with another answer: the
             // SIP side follows it (RFC 3261 section 13.2.1); the browser keeps its media.
-            if let Some(sdp) = sdp.filter(|s| call.early_sdp.as_deref() != Some(s.as_str())) {
-                if let Some(bridge) = e.bridges.get_mut(call.media) {
+            let other = sdp.filter(|s| call.early_sdp.as_deref() != Some(s.as_str()));
+            if let (Some(sdp), Some(media)) = (other, call.media) {
+                if let Some(bridge) = e.bridges.get_mut(media) {
                     if let Err(err) = bridge.apply_other_sip_answer(now, &sdp) {
                         log::info!("2xx answer unusable after early media: {err}");
                     }
                 }
-                e.bridges.touched(call.media);
+                e.bridges.touched(media);
             }
             let client = call.client;
             let v1 = self
@@ -290,23 +309,39 @@ impl Gateway {
                     headers: reported,
                 },
             );
+            self.chat_accepted(now, key, e);
             return;
         }
-        let media = call.media;
+        // A chat-only session has no browser SDP at all.
+        let Some(media) = call.media else {
+            self.session_event(
+                key,
+                SessionState::Accepted {
+                    sdp: None,
+                    call_id,
+                    headers: reported,
+                },
+            );
+            self.chat_accepted(now, key, e);
+            return;
+        };
         let answer = match (sdp, e.bridges.get_mut(media)) {
             (Some(sdp), Some(bridge)) => bridge.apply_sip_answer(now, &sdp),
             _ => Err(BridgeError::WrongState("2xx without SDP")),
         };
         e.bridges.touched(media);
         match answer {
-            Ok(answer) => self.session_event(
-                key,
-                SessionState::Accepted {
-                    sdp: Some(answer),
-                    call_id,
-                    headers: reported,
-                },
-            ),
+            Ok(answer) => {
+                self.session_event(
+                    key,
+                    SessionState::Accepted {
+                        sdp: Some(answer),
+                        call_id,
+                        headers: reported,
+                    },
+                );
+                self.chat_accepted(now, key, e);
+            }
             Err(err) => {
                 log::info!("{} SIP answer unusable: {err}", self.call_context(key));
                 self.fail_call(now, key, CallEnd::AnswerUnusable(err), e);

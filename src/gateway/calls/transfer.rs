@@ -347,6 +347,17 @@ impl Gateway {
         sdp: &str,
         e: &mut Engines<'_>,
     ) {
+        if self.has_chat(key) {
+            // A chat's MSRP connection and m=message line belong to the old dialog's
+            // parties (chat/): the session cannot be taken over (RFC 3891 section 3 lets
+            // the UAS refuse).
+            log::info!(
+                "{} replacing INVITE for a chat session: 488",
+                self.call_context(key)
+            );
+            let _ = e.sip.decline(now, new, 488);
+            return;
+        }
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
@@ -422,7 +433,7 @@ impl Gateway {
             Some(super::update::Update::Remote(RemoteOffer::Replacing(_)))
         ) {
             call.update = None;
-            if let Some(bridge) = e.bridges.get_mut(call.media) {
+            if let Some(bridge) = call.media.and_then(|m| e.bridges.get_mut(m)) {
                 bridge.cancel_renegotiation();
             }
         }

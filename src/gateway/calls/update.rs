@@ -54,6 +54,12 @@ impl Gateway {
         let key = self.session_key(client, &update.session)?;
         let extra = headers::client_headers(&update.headers)?;
         let call = self.calls.get(key.0).ok_or(GatewayError::Internal)?;
+        if call.media.is_none() {
+            return Err(GatewayError::ChatOnlySession {
+                action: "update",
+                session: update.session,
+            });
+        }
         match call.update {
             Some(Update::Remote(via)) => self.browser_answers(now, key, via, &update.sdp, extra, e),
             Some(Update::Local) => Err(GatewayError::UpdatePending(update.session)),
@@ -83,11 +89,14 @@ impl Gateway {
             self.ensure_video_socket(key, e);
         }
         let media = self.calls.get(key.0).ok_or(GatewayError::Internal)?.media;
+        let media = media.ok_or(GatewayError::Internal)?;
         let bridge = e.bridges.get_mut(media).ok_or(GatewayError::Internal)?;
         let sip_offer = bridge
             .handle_webrtc_reoffer(now, sdp)
             .map_err(GatewayError::UpdateSdp)?;
         e.bridges.touched(media);
+        // A chat's m=message line stays in the re-offer (chat/reoffer.rs).
+        let sip_offer = self.chat_restore(key, sip_offer);
         if let Err(error) = e.sip.reinvite(now, sip, sip_offer, extra) {
             if let Some(bridge) = e.bridges.get_mut(media) {
                 bridge.cancel_renegotiation();
@@ -109,7 +118,9 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
-        let media = call.media;
+        let Some(media) = call.media else {
+            return;
+        };
         if e.bridges
             .get_mut(media)
             .is_none_or(|b| b.has_sip_video_socket())
@@ -145,7 +156,11 @@ impl Gateway {
             return;
         }
         call.update = None;
-        let media = call.media;
+        let Some(media) = call.media else {
+            return;
+        };
+        // The bridge answers for audio/video only (chat/reoffer.rs).
+        let sdp = sdp.map(|sdp| self.chat_strip(now, key, &sdp, e));
         let result = match (sdp, e.bridges.get_mut(media)) {
             (Some(sdp), Some(bridge)) => bridge.apply_sip_reanswer(now, &sdp),
             (None, Some(bridge)) => {
@@ -182,7 +197,7 @@ impl Gateway {
             return;
         }
         call.update = None;
-        if let Some(bridge) = e.bridges.get_mut(call.media) {
+        if let Some(bridge) = call.media.and_then(|m| e.bridges.get_mut(m)) {
             bridge.cancel_renegotiation();
         }
         self.update_event(
@@ -204,6 +219,9 @@ impl Gateway {
         let Some((key, _)) = self.call_of_sip(sip) else {
             return;
         };
+        if self.is_chat_only(key) {
+            return self.chat_only_reoffer(now, sip, sdp, e);
+        }
         self.take_sip_offer(now, key, sip, RemoteOffer::InDialog, sdp, e);
     }
 
@@ -218,6 +236,8 @@ impl Gateway {
         sdp: &str,
         e: &mut Engines<'_>,
     ) {
+        // The bridge sees audio/video only; a chat's line comes back in our answer.
+        let sdp = &self.chat_strip(now, key, sdp, e);
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
@@ -234,7 +254,11 @@ impl Gateway {
         let Some(call) = self.calls.get_mut(key.0) else {
             return;
         };
-        let media = call.media;
+        let Some(media) = call.media else {
+            // No bridge (a chat-only session): refused, the session stays as it was.
+            let refused = Err(media::error::BridgeError::Closed);
+            return self.answer_sip_offer(now, key, from, via, refused, Vec::new(), e);
+        };
         let Some(bridge) = e.bridges.get_mut(media) else {
             return;
         };
@@ -275,6 +299,7 @@ impl Gateway {
     ) {
         match (via, answer) {
             (RemoteOffer::InDialog, Ok(sdp)) => {
+                let sdp = self.chat_restore(key, sdp);
                 if let Err(err) = e.sip.answer_reinvite_with(now, from, sdp, extra) {
                     log::info!("re-offer not answered: {err}");
                 }
@@ -302,7 +327,7 @@ impl Gateway {
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let call = self.calls.get_mut(key.0).ok_or(GatewayError::Internal)?;
-        let media = call.media;
+        let media = call.media.ok_or(GatewayError::Internal)?;
         let from = match via {
             RemoteOffer::InDialog => call.sip.ok_or(GatewayError::Internal)?,
             RemoteOffer::Replacing(new) => new,
@@ -349,12 +374,13 @@ impl Gateway {
             "session {}: no answer to update, answered for the browser",
             call.session
         );
-        let answer = e
-            .bridges
-            .get_mut(media)
+        let answer = media
+            .and_then(|m| e.bridges.get_mut(m))
             .map(|b| b.answer_sip_reoffer_locally(now))
             .unwrap_or(Err(media::error::BridgeError::Closed));
-        e.bridges.touched(media);
+        if let Some(media) = media {
+            e.bridges.touched(media);
+        }
         self.answer_sip_offer(now, key, sip, via, answer, Vec::new(), e);
         self.update_event(
             key,

@@ -235,7 +235,7 @@ impl Messaging {
 }
 
 /// Unix milliseconds of `wall`.
-fn unix_ms(wall: SystemTime) -> i64 {
+pub(super) fn unix_ms(wall: SystemTime) -> i64 {
     wall.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

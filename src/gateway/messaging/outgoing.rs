@@ -440,6 +440,10 @@ impl Gateway {
         message: SessionMessage,
         e: &mut Engines<'_>,
     ) -> Result<bool, GatewayError> {
+        // A session with chat carries its messages over MSRP (our extension).
+        if let Some(result) = self.chat_session_message(now, client, &message, e) {
+            return result;
+        }
         let key = self.session_key(client, &message.session)?;
         let call = self.calls.get(key.0).ok_or(GatewayError::Internal)?;
         let (Some(sip), CallState::Accepted | CallState::Established) = (call.sip, call.state)

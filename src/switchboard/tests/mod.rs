@@ -42,6 +42,13 @@ fn gateway_with_media(
             push_parameters: Default::default(),
             messaging: crate::config::Config::default().messaging,
             contacts: crate::config::Config::default().contacts,
+            chat: crate::gateway::ChatSettings {
+                listen: Some("127.0.0.1:2855".parse().unwrap()),
+                address: Some("127.0.0.1".parse().unwrap()),
+                max_message_size: 1 << 20,
+                auth_expires: 600,
+                ..Default::default()
+            },
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),
@@ -531,6 +538,8 @@ struct Drained {
     closed: Vec<MediaId>,
     /// Connections the gateway let go (draining).
     closes: Vec<ConnRef>,
+    /// MSRP socket work of chats (no socket here: it goes nowhere).
+    msrp: Vec<msrp::MsrpTransmit>,
 }
 
 fn drain_all(g: &mut Switchboard) -> Drained {
@@ -559,6 +568,7 @@ fn drain_all(g: &mut Switchboard) -> Drained {
                     g.handle_media_closed(media);
                 }
                 Command::Gateway(GatewayCommand::Close { conn }) => d.closes.push(conn),
+                Command::Msrp { transmit, .. } => d.msrp.push(transmit),
                 other => panic!("unexpected output {other:?}"),
             }
         }
@@ -1251,6 +1261,7 @@ fn sip_srtp_auto_late_offer_is_plain() {
     assert!(sip_requests(&d).is_empty() && d.texts.is_empty(), "{d:?}");
     assert_eq!(g.gateway().call_count(), 1);
 }
+mod chat_calls;
 mod renegotiation;
 
 /// Issue 16: a browser offer without ICE credentials or a DTLS fingerprint was acked and

@@ -11,7 +11,7 @@ use super::*;
 
 const PEER: &str = "127.0.0.1:5099";
 
-fn peer() -> std::net::SocketAddr {
+pub(super) fn peer() -> std::net::SocketAddr {
     PEER.parse().unwrap()
 }
 
@@ -25,7 +25,7 @@ fn answered_call(g: &mut Switchboard, t0: Instant) -> (ClientId, SipRequest) {
     (c, invite)
 }
 
-fn events(d: &Drained, name: &str) -> Vec<Value> {
+pub(super) fn events(d: &Drained, name: &str) -> Vec<Value> {
     d.texts
         .iter()
         .filter(|e| e["event"] == name)
@@ -33,7 +33,7 @@ fn events(d: &Drained, name: &str) -> Vec<Value> {
         .collect()
 }
 
-fn reply_of(d: &Drained, transaction: &str) -> Value {
+pub(super) fn reply_of(d: &Drained, transaction: &str) -> Value {
     d.texts
         .iter()
         .find(|e| e["transaction"] == transaction)
@@ -41,14 +41,14 @@ fn reply_of(d: &Drained, transaction: &str) -> Value {
         .unwrap_or_else(|| panic!("no reply to {transaction}: {:?}", d.texts))
 }
 
-fn requests_of(d: &Drained, method: Method) -> Vec<SipRequest> {
+pub(super) fn requests_of(d: &Drained, method: Method) -> Vec<SipRequest> {
     sip_requests(d)
         .into_iter()
         .filter(|r| *r.method() == method)
         .collect()
 }
 
-fn responses_of(d: &Drained) -> Vec<SipResponse> {
+pub(super) fn responses_of(d: &Drained) -> Vec<SipResponse> {
     d.sip
         .iter()
         .filter_map(|(_, m)| match m {
@@ -59,7 +59,7 @@ fn responses_of(d: &Drained) -> Vec<SipResponse> {
 }
 
 /// A request from bob inside the dialog of our INVITE `invite` (its 200 had tag `uas`).
-fn from_bob(
+pub(super) fn from_bob(
     invite: &SipRequest,
     method: &str,
     cseq: u32,
@@ -89,7 +89,7 @@ fn from_bob(
 
 /// What a browser (Chrome, the fixture's identity) answers to our re-offer: every active
 /// m-line accepted with its first codec and its direction mirrored, our DTLS role kept.
-fn chrome_reanswer(offer: &str) -> String {
+pub(super) fn chrome_reanswer(offer: &str) -> String {
     let sdp = media::sdp::SessionDescription::parse(offer.as_bytes()).unwrap();
     let mut s =
         String::from("v=0\r\no=- 4611731400430051336 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");

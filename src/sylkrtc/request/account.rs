@@ -18,6 +18,10 @@ pub struct AccountAdd {
     pub user_agent: Option<String>,
     /// Header-name prefixes of incoming INVITE headers to pass to the client.
     pub incoming_header_prefixes: Vec<String>,
+    /// `chat: true` (our extension): the client takes incoming sessions with chat (MSRP);
+    /// without it such INVITEs get their `m=message` line refused (or 488 when it is all
+    /// they offer), so clients that never heard of chat see nothing new.
+    pub chat: bool,
 }
 
 pub(super) fn account_add(f: &Fields<'_>) -> Result<AccountAdd, RequestError> {
@@ -50,6 +54,7 @@ pub(super) fn account_add(f: &Fields<'_>) -> Result<AccountAdd, RequestError> {
         display_name,
         user_agent,
         incoming_header_prefixes,
+        chat: f.opt_bool("chat")?.unwrap_or(false),
     })
 }
 

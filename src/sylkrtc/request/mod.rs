@@ -20,7 +20,10 @@ pub use contacts::{AddressbookUpdate, PublishPresence};
 pub use messaging::{
     AccountMessage, DispositionRequest, SessionMessage, SyncConversations, DEFAULT_SYNC_LIMIT,
 };
-pub use session::{DtmfInfo, ExtraHeader, IceCandidate, SessionCreate, SessionUpdate};
+pub use session::{
+    ChatSessionCreate, DtmfInfo, ExtraHeader, IceCandidate, SessionCreate, SessionMedia,
+    SessionUpdate,
+};
 
 /// A validated request and the transaction its reply must carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,12 +169,14 @@ pub enum Request {
     },
     /// `session-create`.
     SessionCreate(SessionCreate),
+    /// `session-create` of a chat-only session (`media: ["chat"]`, no `sdp`).
+    ChatSessionCreate(ChatSessionCreate),
     /// `session-answer`.
     SessionAnswer {
         /// The session id.
         session: String,
-        /// The browser's SDP answer.
-        sdp: String,
+        /// The browser's SDP answer; absent for a chat-only session.
+        sdp: Option<String>,
         /// Extra SIP headers for the 200 OK.
         headers: Vec<ExtraHeader>,
     },
@@ -299,15 +304,29 @@ fn decode_request(
             let account = f.aor("account")?;
             let session = f.non_empty_str("session")?.to_owned();
             let uri = f.aor("uri")?;
-            let sdp = f.str("sdp")?.to_owned();
-            Request::SessionCreate(SessionCreate {
-                account,
-                session,
-                uri,
-                sdp,
-                headers: session::headers(&f)?,
-                refer: f.opt_str("refer")?.map(str::to_owned),
-            })
+            let media = session::media(&f)?;
+            let headers = session::headers(&f)?;
+            match media {
+                // Chat alone needs no browser SDP: the gateway writes the m=message offer.
+                Some(m) if m.chat && !m.audio && !m.video => {
+                    Request::ChatSessionCreate(ChatSessionCreate {
+                        account,
+                        session,
+                        uri,
+                        headers,
+                        refer: f.opt_str("refer")?.map(str::to_owned),
+                    })
+                }
+                _ => Request::SessionCreate(SessionCreate {
+                    account,
+                    session,
+                    uri,
+                    sdp: f.str("sdp")?.to_owned(),
+                    headers,
+                    chat: media.is_some_and(|m| m.chat),
+                    refer: f.opt_str("refer")?.map(str::to_owned),
+                }),
+            }
         }
         "session-update" => Request::SessionUpdate(SessionUpdate {
             session: f.str("session")?.to_owned(),
@@ -322,7 +341,7 @@ fn decode_request(
         "account-devicetoken" => Request::AccountDevicetoken(account::device_token(&f)?),
         "session-answer" => Request::SessionAnswer {
             session: f.str("session")?.to_owned(),
-            sdp: f.str("sdp")?.to_owned(),
+            sdp: f.opt_str("sdp")?.map(str::to_owned),
             headers: session::headers(&f)?,
         },
         "session-trickle" => Request::SessionTrickle {

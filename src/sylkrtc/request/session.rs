@@ -39,9 +39,67 @@ pub struct SessionCreate {
     pub sdp: String,
     /// Extra SIP headers for the INVITE.
     pub headers: Vec<ExtraHeader>,
+    /// `media` lists `chat` beside audio/video: the INVITE also offers an MSRP chat
+    /// (`m=message`, our extension; README "Chat sessions").
+    pub chat: bool,
     /// Our extension: the session whose `transfer-request` this call carries out (the
     /// INVITE gets the REFER's Referred-By, and its outcome goes back in NOTIFYs).
     pub refer: Option<String>,
+}
+
+/// `session-create` with `media: ["chat"]` and no `sdp`: a chat-only session over MSRP (our
+/// extension).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatSessionCreate {
+    /// The calling account.
+    pub account: Aor,
+    /// Client-chosen session id.
+    pub session: String,
+    /// The callee.
+    pub uri: Aor,
+    /// Extra SIP headers for the INVITE.
+    pub headers: Vec<ExtraHeader>,
+    /// The session whose `transfer-request` this chat carries out (as
+    /// [`SessionCreate::refer`]).
+    pub refer: Option<String>,
+}
+
+/// The `media` list of `session-create` (our extension): which streams the session has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionMedia {
+    /// `audio`.
+    pub audio: bool,
+    /// `video`.
+    pub video: bool,
+    /// `chat` (MSRP).
+    pub chat: bool,
+}
+
+/// The optional `media: ["audio"|"video"|"chat", ...]`; `None` when absent.
+pub(super) fn media(f: &Fields<'_>) -> Result<Option<SessionMedia>, RequestError> {
+    let Some(list) = f.opt_list("media", |v| match v.as_str() {
+        Some(m @ ("audio" | "video" | "chat")) => Ok(m),
+        _ => Err(invalid(
+            "media",
+            v,
+            "a list of \"audio\", \"video\", \"chat\"",
+        )),
+    })?
+    else {
+        return Ok(None);
+    };
+    if list.is_empty() {
+        return Err(invalid(
+            "media",
+            &Value::Array(Vec::new()),
+            "a non-empty list of \"audio\", \"video\", \"chat\"",
+        ));
+    }
+    Ok(Some(SessionMedia {
+        audio: list.contains(&"audio"),
+        video: list.contains(&"video"),
+        chat: list.contains(&"chat"),
+    }))
 }
 
 /// `session-update`.

@@ -6,6 +6,7 @@
  */
 
 import { ChatPanel } from './chat.js';
+import { ChatSessionPanel } from './chat-session.js';
 import { SylkClient, computeHa1, defaultUrl } from './sylkrtc-client.js';
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,7 @@ const demo = {
   callStates: [],
   log: [],
   chat: null,
+  chatSession: null,
 };
 window.demo = demo;
 
@@ -90,6 +92,7 @@ function onConnectionLost(text) {
   demo.account = null;
   setText('reg-state', 'unregistered', 'unregistered');
   hideIncoming();
+  demo.chatSession.attach(null);
   refreshButtons();
 }
 
@@ -110,7 +113,7 @@ async function register() {
     }
     if (!demo.account) {
       const ha1 = computeHa1(address.slice(0, at), address.slice(at + 1), password);
-      const account = await demo.client.addAccount(address, ha1, { userAgent: 'sylk-gateway demo' });
+      const account = await demo.client.addAccount(address, ha1, { userAgent: 'sylk-gateway demo', chat: true });
       account.addEventListener('registration', (e) => {
         setText('reg-state', e.detail.state, e.detail.state);
         setText('reg-reason', e.detail.reason ? `(${e.detail.reason})` : '');
@@ -120,6 +123,7 @@ async function register() {
       account.addEventListener('incoming', (e) => onIncoming(e.detail.call));
       account.addEventListener('missed', (e) => log(`missed call from ${e.detail.originator?.uri ?? '?'}`));
       demo.chat.attach(account);
+      demo.chatSession.attach(account);
       demo.account = account;
     }
     wantRegistered = true;
@@ -294,5 +298,6 @@ $('answer').addEventListener('click', answer);
 $('decline').addEventListener('click', decline);
 $('reconnect').addEventListener('click', connect);
 demo.chat = new ChatPanel({ log });
+demo.chatSession = new ChatSessionPanel({ log });
 refreshButtons();
 connect();

@@ -33,6 +33,9 @@
  */
 
 import { md5 } from './md5.js';
+import { ChatSession } from './msrp-chat.js';
+
+export { ChatSession, parseCpim } from './msrp-chat.js';
 
 /** The WebSocket subprotocol spoken by this client. */
 export const SUBPROTOCOL = 'sylkRTC-2';
@@ -190,7 +193,8 @@ export class SylkClient extends EventTarget {
    * Adds a SIP account to this connection (`account-add`).
    * @param {string} address `user@domain`
    * @param {string} ha1 see {@link computeHa1}
-   * @param {{displayName?: string, userAgent?: string}} [options]
+   * @param {{displayName?: string, userAgent?: string, chat?: boolean}} [options] `chat`:
+   *   take incoming chat sessions over MSRP (the gateway's extension, see msrp-chat.js)
    * @returns {Promise<Account>}
    */
   async addAccount(address, ha1, options = {}) {
@@ -198,6 +202,7 @@ export class SylkClient extends EventTarget {
     const fields = { account: address, password: ha1 };
     if (options.displayName) fields.display_name = options.displayName;
     if (options.userAgent) fields.user_agent = options.userAgent;
+    if (options.chat) fields.chat = true;
     await this.request('account-add', fields);
     const account = new Account(this, address);
     this.accounts.set(address, account);
@@ -252,6 +257,8 @@ export class SylkClient extends EventTarget {
  * Events:
  *  - `registration` `{state, reason}`: `registering`, `registered`, `failed`, `unregistered`;
  *  - `incoming` `{call}`: an incoming {@link Call} waiting for `answer()` or `terminate()`;
+ *  - `incoming-chat` `{chat}`: an incoming chat-only {@link ChatSession} (MSRP, needs
+ *    `addAccount(..., {chat: true})`) waiting for `answer()` or `terminate()`;
  *  - `missed` `{originator}`: a call that ended before it was answered;
  *  - `message` `{message}`: a received message `{id, contact, displayName, contentType,
  *    content, timestamp, direction: 'incoming', state}` (a `delivered` notification goes
@@ -311,6 +318,23 @@ export class Account extends EventTarget {
       throw err;
     }
     return call;
+  }
+
+  /**
+   * Starts a chat session over MSRP with `uri` (`session-create` with `media: ["chat"]`).
+   * @param {string} uri `user@domain`
+   * @returns {Promise<ChatSession>} resolves once the request is acked; follow `state` events
+   */
+  async startChat(uri) {
+    const chat = new ChatSession(this, newId(), 'outgoing', { uri: uri.replace(/^sips?:/, '') });
+    this.client.calls.set(chat.id, chat);
+    try {
+      await chat._start();
+    } catch (err) {
+      chat._terminated(err.message);
+      throw err;
+    }
+    return chat;
   }
 
   /**
@@ -382,6 +406,12 @@ export class Account extends EventTarget {
         this._setRegistration(msg.state, msg.reason);
         break;
       case 'incoming-session': {
+        if ((msg.media ?? []).includes('chat') && !msg.sdp) {
+          const chat = new ChatSession(this, msg.session, 'incoming', msg.originator ?? {});
+          this.client.calls.set(chat.id, chat);
+          emit(this, 'incoming-chat', { chat });
+          break;
+        }
         const call = new Call(this, msg.session, 'incoming', msg.originator ?? {});
         call.remoteSdp = msg.sdp;
         this.client.calls.set(call.id, call);

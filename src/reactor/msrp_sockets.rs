@@ -1,0 +1,459 @@
+//! Chat sessions' MSRP sockets: the TCP (and optional TLS) listener for peers that connect
+//! to us, and one TCP/TLS connection per session (ours, or accepted). Bytes go to the
+//! session's engine in the switchboard; its transmits come back here.
+//!
+//! An accepted connection belongs to no session until its first frame names one in its
+//! To-Path ([`Switchboard::claim_msrp`], RFC 4975 section 5.4); it may send at most
+//! [`MAX_CLAIM_BYTES`] and take [`CLAIM_TIMEOUT`] to do so. Output waiting for a socket is
+//! bounded ([`MAX_QUEUE`]); the engine hears how much waits after every write, and produces
+//! no further chunks while a slow peer has not taken the last ones.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::Deadlines;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use slab::Slab;
+
+use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
+use super::token::{self, Generations, TokenKind};
+use crate::switchboard::{Claim, MsrpId, Switchboard, MAX_CLAIM_BYTES};
+use msrp::MsrpTransmit;
+
+/// Most output bytes queued for one MSRP connection before it is closed (a peer that stopped
+/// reading while we answer its frames; the engine itself stops sending chunks far earlier).
+const MAX_QUEUE: usize = 1024 * 1024;
+/// How long an accepted connection may take to name its session.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections open at once (ours and accepted), a bound on what peers can make us
+/// hold.
+const MAX_CONNECTIONS: usize = 20_000;
+/// Listener keys inside [`TokenKind::MsrpListener`].
+const PLAIN: usize = 0;
+const TLS: usize = 1;
+
+struct MsrpSocket {
+    generation: u32,
+    /// The session's engine; `None` for an accepted connection that has not named it yet.
+    engine: Option<MsrpId>,
+    remote: SocketAddr,
+    socket: TcpStream,
+    tls: Option<Box<Connection>>,
+    out: ByteQueue,
+    /// Outbound connect still in progress.
+    connecting: bool,
+    interest: Interest,
+    /// An accepted connection's first bytes, until they name a session.
+    claim: Vec<u8>,
+    /// The backlog last reported to the engine.
+    reported: usize,
+}
+
+/// The addresses the MSRP listeners are bound to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsrpAddresses {
+    /// Plain TCP.
+    pub plain: Option<SocketAddr>,
+    /// TLS.
+    pub tls: Option<SocketAddr>,
+}
+
+/// The MSRP sockets.
+pub struct MsrpSockets {
+    listeners: [Option<TcpListener>; 2],
+    tls_server: Option<Arc<ServerConfig>>,
+    tls_client: Arc<ClientConfig>,
+    conns: Slab<MsrpSocket>,
+    by_engine: HashMap<MsrpId, usize>,
+    /// Accepted connections that must name their session by then.
+    claims: Deadlines<usize>,
+    /// Accepted connections closed because they named no live session (metrics).
+    pub refused: u64,
+}
+
+impl MsrpSockets {
+    /// Binds the listeners.
+    pub fn bind(
+        registry: &Registry,
+        plain: Option<SocketAddr>,
+        tls: Option<(SocketAddr, Arc<ServerConfig>)>,
+        tls_client: Arc<ClientConfig>,
+    ) -> Result<MsrpSockets, String> {
+        let mut listeners = [None, None];
+        let mut tls_server = None;
+        for (key, addr) in [(PLAIN, plain), (TLS, tls.as_ref().map(|(a, _)| *a))] {
+            let Some(addr) = addr else { continue };
+            let mut l = TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on MSRP {addr}: {e}"))?;
+            registry
+                .register(
+                    &mut l,
+                    token::encode(TokenKind::MsrpListener, key, 0),
+                    Interest::READABLE,
+                )
+                .map_err(|e| e.to_string())?;
+            listeners[key] = Some(l);
+        }
+        if let Some((_, config)) = tls {
+            tls_server = Some(config);
+        }
+        Ok(MsrpSockets {
+            listeners,
+            tls_server,
+            tls_client,
+            conns: Slab::new(),
+            by_engine: HashMap::new(),
+            claims: Deadlines::new(),
+            refused: 0,
+        })
+    }
+
+    /// The bound listener addresses.
+    pub fn addresses(&self) -> MsrpAddresses {
+        let addr = |k: usize| self.listeners[k].as_ref().and_then(|l| l.local_addr().ok());
+        MsrpAddresses {
+            plain: addr(PLAIN),
+            tls: addr(TLS),
+        }
+    }
+
+    /// Replaces the TLS server certificate for connections accepted from now on (SIGHUP).
+    pub fn set_tls_server(&mut self, config: Arc<ServerConfig>) {
+        if self.tls_server.is_some() {
+            self.tls_server = Some(config);
+        }
+    }
+
+    /// Open connections (leak checks, metrics).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Accepted connections still to name a session must by then.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.claims.earliest()
+    }
+
+    /// Closes accepted connections that did not name a session in time.
+    pub fn handle_timeout(&mut self, now: Instant, registry: &Registry) {
+        while let Some(key) = self.claims.pop_due(now) {
+            if self.conns.get(key).is_some_and(|c| c.engine.is_none()) {
+                self.refused += 1;
+                self.drop_socket(key, registry);
+            }
+        }
+    }
+
+    /// Accepts every pending connection on listener `key`.
+    pub fn accept(
+        &mut self,
+        key: usize,
+        now: Instant,
+        registry: &Registry,
+        generations: &mut Generations,
+    ) {
+        loop {
+            let Some(listener) = self.listeners.get(key).and_then(|l| l.as_ref()) else {
+                return;
+            };
+            let (socket, remote) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("msrp: accept failed: {e}");
+                    return;
+                }
+            };
+            if self.conns.len() >= MAX_CONNECTIONS {
+                log::warn!("msrp: refusing connection from {remote}: too many connections");
+                self.refused += 1;
+                continue;
+            }
+            let tls = match (&self.tls_server, key == TLS) {
+                (Some(config), true) => match ServerConnection::new(Arc::clone(config)) {
+                    Ok(c) => Some(Box::new(Connection::Server(c))),
+                    Err(_) => continue,
+                },
+                _ => None,
+            };
+            let _ = socket.set_nodelay(true);
+            if let Some(k) = self.insert(registry, generations, None, remote, socket, tls, false) {
+                self.claims.set(k, Some(now + CLAIM_TIMEOUT));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        registry: &Registry,
+        generations: &mut Generations,
+        engine: Option<MsrpId>,
+        remote: SocketAddr,
+        mut socket: TcpStream,
+        tls: Option<Box<Connection>>,
+        connecting: bool,
+    ) -> Option<usize> {
+        let generation = generations.advance();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let interest = if connecting {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        registry
+            .register(
+                &mut socket,
+                token::encode(TokenKind::MsrpStream, key, generation),
+                interest,
+            )
+            .ok()?;
+        entry.insert(MsrpSocket {
+            generation,
+            engine,
+            remote,
+            socket,
+            tls,
+            out: ByteQueue::default(),
+            connecting,
+            interest,
+            claim: Vec::new(),
+            reported: 0,
+        });
+        if let Some(id) = engine {
+            self.by_engine.insert(id, key);
+        }
+        Some(key)
+    }
+
+    /// Readiness on connection `key`: reads at most [`READ_BUDGET`] bytes (the reactor reads
+    /// again next turn on [`ReadStatus::More`], so one peer cannot starve the others).
+    pub fn stream_ready(
+        &mut self,
+        key: usize,
+        generation: u32,
+        now: Instant,
+        registry: &Registry,
+        board: &mut Switchboard,
+        buf: &mut [u8],
+    ) -> ReadStatus {
+        let Some(c) = self.conns.get_mut(key) else {
+            return ReadStatus::Drained;
+        };
+        if c.generation != generation {
+            return ReadStatus::Drained;
+        }
+        if c.connecting {
+            match (c.socket.take_error(), c.socket.peer_addr()) {
+                (Ok(None), Ok(_)) => {
+                    c.connecting = false;
+                    if let Some(id) = c.engine {
+                        board.handle_msrp_connected(now, id);
+                    }
+                }
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                    return ReadStatus::Drained
+                }
+                _ => {
+                    log::info!("msrp: connection to {} failed", c.remote);
+                    self.close(key, now, registry, board);
+                    return ReadStatus::Closed;
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return ReadStatus::Closed;
+        };
+        let MsrpSocket {
+            socket,
+            tls,
+            engine,
+            claim,
+            ..
+        } = c;
+        let mut refused = false;
+        let mut bound = None;
+        let status =
+            stream::read_available(socket, tls.as_deref_mut(), buf, READ_BUDGET, &mut |bytes| {
+                if refused {
+                    return;
+                }
+                if let Some(id) = *engine {
+                    board.handle_msrp_data(now, id, bytes);
+                    return;
+                }
+                claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
+                match board.claim_msrp(claim) {
+                    Claim::NeedMore => {}
+                    Claim::Refuse => refused = true,
+                    Claim::Session(id) => {
+                        *engine = Some(id);
+                        bound = Some(id);
+                        board.handle_msrp_connected(now, id);
+                        board.handle_msrp_data(now, id, claim);
+                        *claim = Vec::new();
+                    }
+                }
+            });
+        if let Some(id) = bound {
+            self.claims.cancel(key);
+            self.by_engine.insert(id, key);
+        }
+        if refused {
+            log::info!(
+                "msrp: connection from {} names no waiting session",
+                self.conns[key].remote
+            );
+            self.refused += 1;
+            self.drop_socket(key, registry);
+            return ReadStatus::Closed;
+        }
+        if status == ReadStatus::Closed {
+            self.close(key, now, registry, board);
+            return status;
+        }
+        self.flush(key, now, registry, board);
+        status
+    }
+
+    /// Carries out one transmit of `id`'s engine.
+    pub fn transmit(
+        &mut self,
+        id: MsrpId,
+        t: MsrpTransmit,
+        now: Instant,
+        registry: &Registry,
+        generations: &mut Generations,
+        board: &mut Switchboard,
+    ) {
+        match t {
+            MsrpTransmit::Connect { addr, tls } => {
+                let tls = match tls {
+                    Some(name) => {
+                        let server_name = ServerName::try_from(name.clone())
+                            .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
+                        match ClientConnection::new(Arc::clone(&self.tls_client), server_name) {
+                            Ok(c) => Some(Box::new(Connection::Client(c))),
+                            Err(e) => {
+                                log::info!("msrp: TLS to {addr} ({name}): {e}");
+                                board.handle_msrp_closed(now, id);
+                                return;
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let inserted = match TcpStream::connect(addr) {
+                    Ok(socket) => {
+                        let _ = socket.set_nodelay(true);
+                        self.insert(registry, generations, Some(id), addr, socket, tls, true)
+                    }
+                    Err(e) => {
+                        log::info!("msrp: cannot connect to {addr}: {e}");
+                        None
+                    }
+                };
+                if inserted.is_none() {
+                    board.handle_msrp_closed(now, id);
+                }
+            }
+            MsrpTransmit::Data(bytes) => {
+                let Some(&key) = self.by_engine.get(&id) else {
+                    board.handle_msrp_closed(now, id);
+                    return;
+                };
+                let Some(c) = self.conns.get_mut(key) else {
+                    return;
+                };
+                if c.out.len() + bytes.len() > MAX_QUEUE {
+                    log::warn!(
+                        "msrp: connection to {} is not reading; closing it",
+                        c.remote
+                    );
+                    self.close(key, now, registry, board);
+                    return;
+                }
+                c.out.push(&bytes);
+                self.flush(key, now, registry, board);
+            }
+            MsrpTransmit::Close => {
+                if let Some(&key) = self.by_engine.get(&id) {
+                    if let Some(c) = self.conns.get_mut(key) {
+                        // What is queued (a last response) goes first, best effort.
+                        let _ = stream::write_available(
+                            &mut c.socket,
+                            c.tls.as_deref_mut(),
+                            &mut c.out,
+                        );
+                        stream::shutdown(&mut c.socket, c.tls.as_deref_mut());
+                    }
+                    self.drop_socket(key, registry);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.connecting {
+            return;
+        }
+        if let Err(e) = stream::write_available(&mut c.socket, c.tls.as_deref_mut(), &mut c.out) {
+            log::info!("msrp: write to {} failed: {e}", c.remote);
+            self.close(key, now, registry, board);
+            return;
+        }
+        let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
+        let interest = if wants_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if interest != c.interest {
+            let token = token::encode(TokenKind::MsrpStream, key, c.generation);
+            if registry.reregister(&mut c.socket, token, interest).is_ok() {
+                c.interest = interest;
+            }
+        }
+        // The engine produces chunks only while little waits here: it hears the backlog
+        // after every write (a number and a flag; routed once per reactor pass).
+        let queued = c.out.len();
+        if let (Some(id), true) = (c.engine, queued != c.reported || queued == 0) {
+            c.reported = queued;
+            board.handle_msrp_backlog(id, queued);
+        }
+    }
+
+    /// Drops connection `key` and tells its engine.
+    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
+        let engine = self.conns.get(key).and_then(|c| c.engine);
+        self.drop_socket(key, registry);
+        if let Some(id) = engine {
+            board.handle_msrp_closed(now, id);
+        }
+    }
+
+    fn drop_socket(&mut self, key: usize, registry: &Registry) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let mut c = self.conns.remove(key);
+        if let Some(id) = c.engine {
+            if self.by_engine.get(&id) == Some(&key) {
+                self.by_engine.remove(&id);
+            }
+        }
+        self.claims.cancel(key);
+        let _ = registry.deregister(&mut c.socket);
+    }
+}
