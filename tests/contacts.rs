@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::conn::Conn;
 use common::peers::{Kamailio, KamailioOpts, RunDir};
 use common::*;
 use serde_json::{json, Value};
@@ -21,99 +21,13 @@ use serde_json::{json, Value};
 const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
 
-/// One sylkRTC-2 connection that keeps events that arrive while it waits for a reply.
-struct Conn {
-    ws: Client,
-    backlog: VecDeque<Value>,
-    next_tx: u32,
+/// The addressbook requests, on the tests' shared sylkRTC-2 connection.
+trait Addressbook {
+    fn fetch(&mut self, account: &str) -> Value;
+    fn update(&mut self, account: &str, action: &str, kind: &str, data: Value) -> Value;
 }
 
-impl Conn {
-    fn open(gw: &Gateway) -> Conn {
-        let ws = connect_v2(gw);
-        ws.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        Conn {
-            ws,
-            backlog: VecDeque::new(),
-            next_tx: 0,
-        }
-    }
-
-    fn read(&mut self, deadline: Instant) -> Option<Value> {
-        use tungstenite::Message;
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("websocket: {e}"),
-            }
-        }
-        None
-    }
-
-    /// Sends `request` (its transaction is set here) and returns the ack or error.
-    fn request(&mut self, mut request: Value) -> Value {
-        self.next_tx += 1;
-        let tx = format!("t{}", self.next_tx);
-        request["transaction"] = tx.clone().into();
-        send_json(&mut self.ws, &request);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(v) = self.read(deadline) {
-            if v["transaction"] == tx.as_str() {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!("no reply to {request}");
-    }
-
-    fn ack(&mut self, request: Value) {
-        let reply = self.request(request.clone());
-        assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
-    }
-
-    fn error(&mut self, request: Value) -> String {
-        let reply = self.request(request.clone());
-        assert_eq!(reply["sylkrtc"], "error", "{request} -> {reply}");
-        reply["error"].as_str().unwrap().to_owned()
-    }
-
-    /// The first event (kept or new) matching `pred`, within `timeout`.
-    fn event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.backlog.iter().position(&pred) {
-            return self.backlog.remove(i).unwrap();
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(v) = self.read(deadline) {
-            if pred(&v) {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-        panic!(
-            "no matching event within {timeout:?}; got {:?}",
-            self.backlog
-        );
-    }
-
-    /// Adds and registers `user` at `kam`; returns once `registered`.
-    fn register(&mut self, kam: &Kamailio, user: &str) {
-        let aor = format!("{user}@example.test");
-        self.ack(json!({"sylkrtc":"account-add","account":aor,"password":kam.ha1(user)}));
-        self.ack(json!({"sylkrtc":"account-register","account":aor}));
-        let state = self.event(Duration::from_secs(10), |v| {
-            v["event"] == "registration-state" && v["state"] != "registering"
-        });
-        assert_eq!(state["state"], "registered", "{state}");
-    }
-
+impl Addressbook for Conn {
     /// `account-fetch-addressbook`, then its `addressbook-fetched` event.
     fn fetch(&mut self, account: &str) -> Value {
         self.ack(json!({"sylkrtc":"account-fetch-addressbook","account":account}));
@@ -172,8 +86,8 @@ fn addressbook_from_the_store_forks_fails_clearly_and_survives_a_restart() {
     let db = dir.path().join("gateway.sqlite");
     let db = db.to_str().unwrap();
     let mut gw = gateway_via(kam.sip_addr(), &["--database", db]);
-    let mut one = Conn::open(&gw);
-    let mut two = Conn::open(&gw);
+    let mut one = Conn::open(gw.ws);
+    let mut two = Conn::open(gw.ws);
     // Not before a successful registration on this connection.
     one.ack(json!({"sylkrtc":"account-add","account":ALICE,"password":kam.ha1("alice")}));
     assert_eq!(
@@ -182,7 +96,7 @@ fn addressbook_from_the_store_forks_fails_clearly_and_survives_a_restart() {
     );
     one.ack(json!({"sylkrtc":"account-register","account":ALICE}));
     one.event(Duration::from_secs(10), |v| v["state"] == "registered");
-    two.register(&kam, "alice");
+    two.register(&kam, "alice", None);
 
     let empty = one.fetch(ALICE);
     assert_eq!(
@@ -261,16 +175,16 @@ fn addressbook_from_the_store_forks_fails_clearly_and_survives_a_restart() {
     assert_eq!(ids(&ab["policies"]), Vec::<&str>::new(), "{ab}");
 
     // Another account's addressbook is its own.
-    let mut other = Conn::open(&gw);
-    other.register(&kam, "bob");
+    let mut other = Conn::open(gw.ws);
+    other.register(&kam, "bob", None);
     assert_eq!(ids(&other.fetch(BOB)["contacts"]), Vec::<&str>::new());
 
     // The store keeps it across a restart.
     drop((one, two, other));
     assert!(gw.terminate().success());
     let gw = gateway_via(kam.sip_addr(), &["--database", db]);
-    let mut back = Conn::open(&gw);
-    back.register(&kam, "alice");
+    let mut back = Conn::open(gw.ws);
+    back.register(&kam, "alice", None);
     let ab = back.fetch(ALICE);
     assert_eq!(ids(&ab["contacts"]), vec!["c-bob"], "{ab}");
     assert_eq!(ab["contacts"][0]["attributes"]["color"], "red", "{ab}");
@@ -280,14 +194,14 @@ fn addressbook_from_the_store_forks_fails_clearly_and_survives_a_restart() {
 fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
     let kam = Kamailio::start(KamailioOpts::default());
     let gw = gateway_via(kam.sip_addr(), &[]);
-    let mut bob = Conn::open(&gw);
-    bob.register(&kam, "bob");
+    let mut bob = Conn::open(gw.ws);
+    bob.register(&kam, "bob", None);
     bob.ack(
         json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"away","note":"lunch"}),
     );
 
-    let mut alice = Conn::open(&gw);
-    alice.register(&kam, "alice");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
     let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
                          "presence":{"policy":"allow","subscribe":true}});
     assert_eq!(
@@ -310,7 +224,7 @@ fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
     );
 
     // A change is seen as it happens (only what follows it counts).
-    alice.backlog.clear();
+    alice.forget_events();
     bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"busy"}));
     alice.event(Duration::from_secs(15), |v| {
         is_presence(v)
@@ -319,7 +233,7 @@ fn presence_published_by_one_account_reaches_the_other_through_kamailio() {
                 .is_some_and(|a| a.contains(&json!("busy")))
     });
     // Offline: the document says closed.
-    alice.backlog.clear();
+    alice.forget_events();
     bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"offline"}));
     alice.event(Duration::from_secs(15), |v| {
         is_presence(v) && payload(v)["state"] == "closed"
@@ -343,8 +257,8 @@ fn presence_of_baresip_through_kamailio_follows_its_commands() {
     );
     bob.wait_for_registration(Duration::from_secs(10));
     let gw = gateway_via(kam.sip_addr(), &[]);
-    let mut alice = Conn::open(&gw);
-    alice.register(&kam, "alice");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
     let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
                          "presence":{"policy":"allow","subscribe":true}});
     assert_eq!(
@@ -362,10 +276,10 @@ fn presence_of_baresip_through_kamailio_follows_its_commands() {
     // baresip publishes itself online once registered.
     alice.event(Duration::from_secs(15), state_is("open"));
     // Only what follows each command counts.
-    alice.backlog.clear();
+    alice.forget_events();
     bob.command("presence_offline").expect("presence_offline");
     alice.event(Duration::from_secs(15), state_is("closed"));
-    alice.backlog.clear();
+    alice.forget_events();
     bob.command("presence_online").expect("presence_online");
     alice.event(Duration::from_secs(15), state_is("open"));
 }
@@ -384,8 +298,8 @@ fn bad_notify_bodies_are_refused_good_ones_seen_and_unregister_unsubscribes() {
     );
     let carol_uri = format!("sip:carol@{}", carol.sip_addr());
     let gw = gateway_via(kam.sip_addr(), &[]);
-    let mut alice = Conn::open(&gw);
-    alice.register(&kam, "alice");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
     let contact = json!({"id":"c-carol","name":"Carol","uris":[{"id":"u1","uri":carol_uri}],
                          "presence":{"policy":"allow","subscribe":true}});
     assert_eq!(

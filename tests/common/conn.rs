@@ -95,6 +95,11 @@ impl Conn {
         assert_eq!(reply["sylkrtc"], "ack", "{request} -> {reply}");
     }
 
+    /// Drops the events kept so far (a test moving on to the next step).
+    pub fn forget_events(&mut self) {
+        self.backlog.clear();
+    }
+
     /// The error text of a request that must fail.
     pub fn error(&mut self, request: Value) -> String {
         let reply = self.request(request.clone());
