@@ -125,7 +125,7 @@ pub enum GatewayError {
     /// `account-remove-conversation` of a conversation the store does not have.
     UnknownContact(String),
     /// The addressbook could not be read (store or XCAP server).
-    AddressbookUnavailable(String),
+    AddressbookUnavailable(super::contacts::AddressbookError),
     /// Too many addressbook requests of one account wait already.
     AddressbookBusy,
     /// A chat session cannot be set up (no MSRP listener and no relay, a relay URI whose

@@ -9,8 +9,8 @@ use std::time::Instant;
 use store::addressbook::{AddressbookEntry, PutMode};
 use store::StoreRequest;
 
-use super::Pending;
-use crate::gateway::{ClientId, Engines, Gateway, GatewayError};
+use super::{AddressbookError, Pending};
+use crate::gateway::{ClientId, Engines, Gateway};
 use crate::sylkrtc::contacts::{Addressbook, Entry, UpdateAction};
 use crate::sylkrtc::request::AddressbookUpdate;
 
@@ -63,7 +63,7 @@ impl Gateway {
                     },
                 );
             }
-            Err(err) => self.addressbook_loaded(now, aor, Err(err.to_string()), e),
+            Err(err) => self.addressbook_loaded(now, aor, Err(AddressbookError::Store(err)), e),
         }
     }
 
@@ -108,8 +108,8 @@ impl Gateway {
                 );
             }
             Err(err) => {
-                let text = GatewayError::Store(err).to_string();
-                self.update_applied(now, aor, (client, &transaction), &update, Err(text), e);
+                let error = AddressbookError::Store(err);
+                self.update_applied(now, aor, (client, &transaction), &update, Err(error), e);
             }
         }
     }

@@ -17,6 +17,7 @@
 //! or see any of it (`Account not authenticated` otherwise).
 
 mod backend;
+mod error;
 mod presence;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +37,7 @@ use crate::sylkrtc::contacts::{Addressbook, ContactsEvent, Entry, UpdateAction, 
 use crate::sylkrtc::request::AddressbookUpdate;
 use crate::sylkrtc::Event;
 
+pub use error::AddressbookError;
 pub use presence::{ContactsStats, NotifyResult};
 
 /// Requests one AOR may have queued behind a load or an update.
@@ -300,7 +302,7 @@ impl Gateway {
         &mut self,
         now: Instant,
         aor: &Arc<str>,
-        result: Result<Addressbook, String>,
+        result: Result<Addressbook, AddressbookError>,
         e: &mut Engines<'_>,
     ) {
         let Some(book) = self.contacts.books.get_mut(aor) else {
@@ -393,7 +395,7 @@ impl Gateway {
         aor: &Arc<str>,
         (client, transaction): (ClientId, &str),
         update: &AddressbookUpdate,
-        result: Result<(), String>,
+        result: Result<(), AddressbookError>,
         e: &mut Engines<'_>,
     ) {
         if let Some(book) = self.contacts.books.get_mut(aor) {
@@ -418,7 +420,7 @@ impl Gateway {
         transaction: &str,
         aor: &Arc<str>,
         update: &AddressbookUpdate,
-        result: Result<(), String>,
+        result: Result<(), AddressbookError>,
     ) {
         let kind = update.kind.as_str();
         let action = update.action.as_str();
@@ -453,7 +455,7 @@ impl Gateway {
                     account: aor.to_string(),
                     kind,
                     action,
-                    error,
+                    error: error.to_string(),
                     id: update.id.clone(),
                 });
                 // SylkServer: the failure event, then the ack (the request itself was fine).
@@ -478,8 +480,8 @@ impl Gateway {
             Pending::Load { aor } => {
                 let loaded = match result {
                     Ok(StoreResult::Addressbook(entries)) => Ok(backend::from_store(&entries)),
-                    Ok(other) => Err(format!("unexpected store answer {other:?}")),
-                    Err(err) => Err(err.to_string()),
+                    Ok(_) => Err(AddressbookError::UnexpectedAnswer),
+                    Err(err) => Err(AddressbookError::Store(err)),
                 };
                 self.addressbook_loaded(now, &aor, loaded, e);
             }
@@ -490,16 +492,18 @@ impl Gateway {
                 update,
             } => {
                 let outcome = match (result, update.action) {
-                    (Ok(StoreResult::Changed(0)), UpdateAction::Add) => Err(format!(
-                        "{} {} already exists",
-                        capital(update.kind.as_str()),
-                        update.id
-                    )),
-                    (Ok(StoreResult::Changed(0)), _) => {
-                        Err(format!("Unknown {} {}", update.kind.as_str(), update.id))
+                    (Ok(StoreResult::Changed(0)), UpdateAction::Add) => {
+                        Err(AddressbookError::Exists {
+                            kind: update.kind,
+                            id: update.id.clone(),
+                        })
                     }
+                    (Ok(StoreResult::Changed(0)), _) => Err(AddressbookError::Unknown {
+                        kind: update.kind,
+                        id: update.id.clone(),
+                    }),
                     (Ok(_), _) => Ok(()),
-                    (Err(err), _) => Err(GatewayError::Store(err).to_string()),
+                    (Err(err), _) => Err(AddressbookError::Store(err)),
                 };
                 self.update_applied(now, &aor, (client, &transaction), &update, outcome, e);
             }
@@ -592,22 +596,24 @@ impl Gateway {
 }
 
 /// Why an update cannot be made, checked against the loaded addressbook.
-fn check_update(ab: &Addressbook, update: &AddressbookUpdate, max: usize) -> Option<String> {
+fn check_update(
+    ab: &Addressbook,
+    update: &AddressbookUpdate,
+    max: usize,
+) -> Option<AddressbookError> {
     let exists = match update.kind {
         EntryKind::Contact => ab.contacts.iter().any(|c| c.id == update.id),
         EntryKind::Group => ab.groups.iter().any(|g| g.id == update.id),
         EntryKind::Policy => ab.policies.iter().any(|p| p.id == update.id),
     };
-    let kind = update.kind.as_str();
+    let (kind, id) = (update.kind, update.id.clone());
     match update.action {
-        UpdateAction::Add if exists => {
-            Some(format!("{} {} already exists", capital(kind), update.id))
-        }
+        UpdateAction::Add if exists => Some(AddressbookError::Exists { kind, id }),
         UpdateAction::Add if ab.contacts.len() + ab.groups.len() + ab.policies.len() >= max => {
-            Some(format!("Addressbook full (at most {max} entries)"))
+            Some(AddressbookError::Full { max })
         }
         UpdateAction::Update | UpdateAction::Delete if !exists => {
-            Some(format!("Unknown {kind} {}", update.id))
+            Some(AddressbookError::Unknown { kind, id })
         }
         _ => None,
     }
@@ -635,13 +641,5 @@ fn replace_or_push<T>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
     match list.iter_mut().find(|x| same(x)) {
         Some(slot) => *slot = item,
         None => list.push(item),
-    }
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }

@@ -238,11 +238,10 @@ impl Gateway {
             return;
         };
         let mut started: Vec<(SubId, Option<Arc<str>>)> = Vec::new();
-        let book = self
-            .contacts
-            .books
-            .get_mut(aor)
-            .expect("book checked above");
+        // Unsubscribing above does not touch the books, so the book is still there.
+        let Some(book) = self.contacts.books.get_mut(aor) else {
+            return;
+        };
         if list_mode {
             if book.list_sub.is_none() {
                 let (user, domain) = aor.split_once('@').unwrap_or((aor, ""));
