@@ -14,9 +14,13 @@ use serde::Deserialize;
 mod local;
 
 pub use local::{LocalConfig, DEFAULT_LOCAL_DOMAIN};
+mod chat;
 mod contacts;
+mod messaging;
 
+pub use chat::ChatConfig;
 pub use contacts::{AddressbookConfig, ContactsConfig, PresenceConfig, XcapConfig};
+pub use messaging::{MessagingConfig, DEFAULT_DATABASE};
 
 /// The dev-only certificate for `localhost`/`127.0.0.1`, embedded so the default `wss://`
 /// listener works without any file next to the binary.
@@ -254,65 +258,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Settings of messaging and its store (`[messaging]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagingConfig {
-    /// SQLite database file, `":memory:"` (messages last as long as the process), or a
-    /// PostgreSQL URL (`postgres://user:password@host:port/db`, shared by instances).
-    pub database: String,
-    /// Messages older than this many days are deleted (SylkServer's TTL).
-    pub max_age_days: u32,
-    /// Largest message content, in bytes (larger: an error to the client, 413 to SIP).
-    pub max_content_size: usize,
-    /// Messages per second one account may send (burst: as many); more get `Too many
-    /// messages`.
-    pub send_rate: u32,
-    /// Messages per second one SIP sender may send us (burst: as many); more get 503 with
-    /// Retry-After.
-    pub incoming_rate: u32,
-    /// Most store requests outstanding at once; more get an error (or 503 to SIP).
-    pub store_queue: usize,
-}
-
-/// The default message database, under the data directory `data/` of the working
-/// directory.
-pub const DEFAULT_DATABASE: &str = "data/messages.sqlite";
-
-/// Settings of chat sessions over MSRP (`[msrp]`, RFC 4975 and RFC 4976).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatConfig {
-    /// Plain TCP listener for peers that connect to us (`a=setup:passive`, or an offerer's
-    /// default); `None`: the gateway only connects out (it then answers only offers that let
-    /// it be active). Port 0 lets the kernel pick.
-    pub listen: Option<SocketAddr>,
-    /// TLS listener (`msrps://`, the `websocket.tls_*` certificate); needed for `tls`.
-    pub tls_listen: Option<SocketAddr>,
-    /// Host written into our MSRP URIs and `c=` instead of the listen IP (NAT).
-    pub advertised_host: Option<std::net::IpAddr>,
-    /// Offer `TCP/TLS/MSRP` (`msrps://`) rather than plain TCP.
-    pub tls: bool,
-    /// The RFC 4976 relay every account uses (`msrp://` or `msrps://` URI), unless
-    /// `relays` names one for its domain.
-    pub relay: Option<String>,
-    /// Relays per account domain.
-    pub relays: Vec<(String, String)>,
-    /// Largest message, sent or received, in bytes.
-    pub max_message_size: usize,
-    /// `Expires` asked of the relay in AUTH, seconds.
-    pub auth_expires: u32,
-}
-
-impl ChatConfig {
-    /// The relay for accounts of `domain`, if any.
-    pub fn relay_for(&self, domain: &str) -> Option<&str> {
-        self.relays
-            .iter()
-            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
-            .map(|(_, r)| r.as_str())
-            .or(self.relay.as_deref())
-    }
-}
-
 /// Logging settings (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -458,7 +403,7 @@ struct FileConfig {
     #[serde(default)]
     media: FileMedia,
     #[serde(default)]
-    messaging: FileMessaging,
+    messaging: messaging::FileMessaging,
     #[serde(default)]
     addressbook: contacts::FileAddressbook,
     #[serde(default)]
@@ -466,7 +411,7 @@ struct FileConfig {
     #[serde(default)]
     presence: contacts::FilePresence,
     #[serde(default)]
-    msrp: FileMsrp,
+    msrp: chat::FileMsrp,
     #[serde(default)]
     log: FileLog,
     #[serde(default)]
@@ -487,30 +432,6 @@ struct FileMetrics {
 #[serde(deny_unknown_fields)]
 struct FileShutdown {
     drain_timeout: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileMessaging {
-    database: Option<String>,
-    max_age_days: Option<u32>,
-    max_content_size: Option<usize>,
-    send_rate: Option<u32>,
-    incoming_rate: Option<u32>,
-    store_queue: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileMsrp {
-    listen: Option<String>,
-    tls_listen: Option<String>,
-    advertised_host: Option<String>,
-    tls: Option<bool>,
-    relay: Option<String>,
-    relays: Option<std::collections::BTreeMap<String, String>>,
-    max_message_size: Option<usize>,
-    auth_expires: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -724,14 +645,14 @@ impl Config {
         }
         apply_sip(&mut config.sip, file.sip, overrides)?;
         apply_media(&mut config.media, file.media, overrides)?;
-        apply_messaging(&mut config.messaging, file.messaging, overrides)?;
+        messaging::apply(&mut config.messaging, file.messaging, overrides)?;
         contacts::apply(
             &mut config.contacts,
             file.addressbook,
             file.xcap,
             file.presence,
         )?;
-        apply_msrp(&mut config.msrp, file.msrp, overrides)?;
+        chat::apply(&mut config.msrp, file.msrp, overrides)?;
         if let Some(level) = overrides.log_level.as_deref().or(file.log.level.as_deref()) {
             config.log.level = level.parse().map_err(|_| {
                 invalid(
@@ -968,123 +889,6 @@ fn apply_media(m: &mut MediaConfig, file: FileMedia, o: &Overrides) -> Result<()
             return Err(invalid("media.max_calls", "must be at least 1"));
         }
         m.max_calls = n;
-    }
-    Ok(())
-}
-
-fn apply_messaging(
-    m: &mut MessagingConfig,
-    file: FileMessaging,
-    o: &Overrides,
-) -> Result<(), ConfigError> {
-    if let Some(db) = o.database.as_deref().or(file.database.as_deref()) {
-        if db.trim().is_empty() {
-            return Err(invalid(
-                "messaging.database",
-                "must be a file path or \":memory:\"",
-            ));
-        }
-        m.database = db.to_owned();
-    }
-    if let Some(d) = file.max_age_days {
-        if d == 0 {
-            return Err(invalid("messaging.max_age_days", "must be at least 1"));
-        }
-        m.max_age_days = d;
-    }
-    if let Some(n) = file.max_content_size {
-        if !(1024..=1024 * 1024).contains(&n) {
-            return Err(invalid(
-                "messaging.max_content_size",
-                "must be between 1024 and 1048576",
-            ));
-        }
-        m.max_content_size = n;
-    }
-    for (key, value, slot) in [
-        ("messaging.send_rate", file.send_rate, &mut m.send_rate),
-        (
-            "messaging.incoming_rate",
-            file.incoming_rate,
-            &mut m.incoming_rate,
-        ),
-    ] {
-        if let Some(r) = value {
-            if r == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
-            *slot = r;
-        }
-    }
-    if let Some(n) = file.store_queue {
-        if !(1..=1_000_000).contains(&n) {
-            return Err(invalid(
-                "messaging.store_queue",
-                "must be between 1 and 1000000",
-            ));
-        }
-        m.store_queue = n;
-    }
-    Ok(())
-}
-
-fn apply_msrp(m: &mut ChatConfig, file: FileMsrp, o: &Overrides) -> Result<(), ConfigError> {
-    if let Some(v) = o.msrp_listen.as_deref().or(file.listen.as_deref()) {
-        m.listen = parse_listen("msrp.listen", v)?;
-    }
-    if let Some(v) = file.tls_listen.as_deref() {
-        m.tls_listen = parse_listen("msrp.tls_listen", v)?;
-    }
-    if let Some(h) = file.advertised_host {
-        m.advertised_host = Some(
-            h.parse()
-                .map_err(|_| invalid("msrp.advertised_host", "must be an IP address"))?,
-        );
-    }
-    if let Some(t) = file.tls {
-        m.tls = t;
-    }
-    if m.tls && m.tls_listen.is_none() {
-        return Err(invalid(
-            "msrp.tls",
-            "needs msrp.tls_listen (a peer may have to connect to us)",
-        ));
-    }
-    let relay_uri = |key: &'static str, v: &str| -> Result<String, ConfigError> {
-        let uri = msrp::MsrpUri::parse(v.trim()).map_err(|e| {
-            invalid(
-                key,
-                &format!("'{v}' is not an MSRP URI ({e}), e.g. msrps://relay.example.com:2855;tcp"),
-            )
-        })?;
-        if uri.session_id.is_some() {
-            return Err(invalid(key, "a relay URI has no session id"));
-        }
-        Ok(uri.to_string())
-    };
-    if let Some(r) = file.relay {
-        m.relay = Some(relay_uri("msrp.relay", &r)?);
-    }
-    if let Some(relays) = file.relays {
-        m.relays = relays
-            .into_iter()
-            .map(|(d, r)| Ok((d.to_ascii_lowercase(), relay_uri("msrp.relays", &r)?)))
-            .collect::<Result<_, ConfigError>>()?;
-    }
-    if let Some(n) = file.max_message_size {
-        if !(4096..=64 * 1024 * 1024).contains(&n) {
-            return Err(invalid(
-                "msrp.max_message_size",
-                "must be between 4096 and 67108864",
-            ));
-        }
-        m.max_message_size = n;
-    }
-    if let Some(e) = file.auth_expires {
-        if !(30..=86_400).contains(&e) {
-            return Err(invalid("msrp.auth_expires", "must be between 30 and 86400"));
-        }
-        m.auth_expires = e;
     }
     Ok(())
 }
