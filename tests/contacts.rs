@@ -337,3 +337,74 @@ fn bad_notify_bodies_are_refused_good_ones_seen_and_unregister_unsubscribes() {
         );
     }
 }
+
+#[test]
+fn subscriptions_are_made_again_after_the_presence_server_restarts() {
+    let mut kam = Kamailio::start(KamailioOpts::default());
+    // Short subscriptions, so the refresh that meets the restarted server comes soon.
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n\
+             [presence]\nsubscribe_expires = 10\n",
+            kam.sip_addr()
+        ),
+        &[],
+    );
+    let mut bob = Conn::open(gw.ws);
+    bob.register(&kam, "bob", None);
+    bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"online"}));
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    assert_eq!(
+        alice.update(ALICE, "add", "contact", contact)["event"],
+        "addressbook-updated"
+    );
+    let bob_is = |state: &'static str, note: Option<&'static str>| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["account"] == ALICE
+                && payload(v)["contact"] == "c-bob"
+                && payload(v)["state"] == state
+                && note.is_none_or(|n| payload(v)["note"] == n)
+        }
+    };
+    alice.event(Duration::from_secs(15), bob_is("open", None));
+
+    // The presence server comes back with no state at all (a fresh database): the refresh
+    // in the old dialog fails (481, or 408 while it was down), the browser is told the
+    // contact is unknown, and a new subscription is made after the jittered delay.
+    alice.forget_events();
+    let down = std::time::Instant::now();
+    kam.restart();
+    alice.event(Duration::from_secs(20), bob_is("unknown", None));
+    let failed = gw.wait_for_log(
+        "presence: alice@example.test: subscription to bob@example.test failed",
+        Duration::from_secs(5),
+    );
+    eprintln!("the failure: {failed}");
+    // bob changes state after the restart (his PUBLISH refresh meets a 412 and is made
+    // anew); alice sees it through her new subscription.
+    bob.ack(
+        json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"away","note":"back soon"}),
+    );
+    let seen = alice.event(Duration::from_secs(40), bob_is("open", Some("back soon")));
+    assert!(
+        payload(&seen)["activities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("away")),
+        "{seen}"
+    );
+    // Within the refresh (10 s) plus the retry spread (10 s) plus slack on a loaded machine.
+    assert!(
+        down.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        down.elapsed()
+    );
+    // And it goes on: the next change is seen too.
+    alice.forget_events();
+    bob.ack(json!({"sylkrtc":"account-publish-presence","account":BOB,"state":"offline"}));
+    alice.event(Duration::from_secs(15), bob_is("closed", None));
+}

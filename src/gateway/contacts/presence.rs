@@ -407,12 +407,18 @@ impl Gateway {
                 let Some((aor, uri)) = self.contacts.subs.get(&sub).cloned() else {
                     return;
                 };
+                let target = uri.as_deref().unwrap_or("the buddy list");
                 match status {
-                    SubscriptionStatus::Retrying { .. } | SubscriptionStatus::Terminated(_) => {
+                    SubscriptionStatus::Retrying { cause, retry_in } => {
                         log::info!(
-                            "presence: {aor}: subscription to {} {status:?}",
-                            uri.as_deref().unwrap_or("the buddy list")
+                            "presence: {aor}: subscription to {target} failed ({cause}); \
+                             subscribing again in {} ms",
+                            retry_in.as_millis()
                         );
+                        self.mark_unknown(&aor, uri.as_ref());
+                    }
+                    SubscriptionStatus::Terminated(cause) => {
+                        log::info!("presence: {aor}: subscription to {target} ended ({cause})");
                         self.mark_unknown(&aor, uri.as_ref());
                     }
                     SubscriptionStatus::Active | SubscriptionStatus::Pending => {}

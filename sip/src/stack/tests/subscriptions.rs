@@ -339,6 +339,105 @@ fn refresh_answered_481_resubscribes_with_a_new_dialog_after_a_jittered_delay() 
     assert!(delays.len() > 3, "the delays are spread: {delays:?}");
 }
 
+/// The most requests in any `width` bucket of `times`, and how many buckets had any.
+fn buckets(times: &[Duration], width: Duration) -> (usize, usize) {
+    let mut counts = std::collections::BTreeMap::new();
+    for t in times {
+        *counts
+            .entry(t.as_millis() / width.as_millis())
+            .or_insert(0usize) += 1;
+    }
+    (counts.values().copied().max().unwrap_or(0), counts.len())
+}
+
+#[test]
+fn a_restarted_notifier_gets_its_subscriptions_back_spread_out() {
+    // 100 subscriptions made in the same instant (an account's contacts after its
+    // registration): their refreshes are spread over the window before expiry, so a
+    // restarted presence server meets them one by one, and the new subscriptions after its
+    // 481s are spread again.
+    const N: usize = 100;
+    let step = Duration::from_millis(250);
+    let mut h = Harness::new();
+    for _ in 0..N {
+        active(&mut h, 600);
+    }
+    let start = h.now;
+    let (mut refreshed, mut resubscribed) = (Vec::new(), Vec::new());
+    while resubscribed.len() < N && h.now - start < Duration::from_secs(600) {
+        h.advance(step);
+        for r in h.requests() {
+            assert_eq!(*r.method(), Method::Subscribe);
+            if r.to().tag().is_some() {
+                refreshed.push(h.now - start);
+                h.reply(&r, 481, "Subscription Does Not Exist", &[]);
+            } else {
+                resubscribed.push(h.now - start);
+                let contact = [
+                    ("Contact", "<sip:presence@127.0.0.1:5080>"),
+                    ("Expires", "600"),
+                ];
+                h.reply(&r, 200, "OK", &contact);
+            }
+        }
+        sub_events(&mut h);
+    }
+    assert_eq!((refreshed.len(), resubscribed.len()), (N, N));
+    // Refreshes between 450 s and 540 s (three quarters of 600 s, and a minute before).
+    let first = *refreshed.first().unwrap();
+    let last = *refreshed.last().unwrap();
+    assert!(first >= Duration::from_secs(450) && last <= Duration::from_secs(541));
+    assert!(
+        last - first >= Duration::from_secs(60),
+        "{first:?}..{last:?}"
+    );
+    let (most, _) = buckets(&refreshed, Duration::from_secs(1));
+    assert!(most <= 6, "{most} refreshes in one second: {refreshed:?}");
+    // Each new subscription within the spread of its own 481.
+    let (most, _) = buckets(&resubscribed, Duration::from_secs(1));
+    assert!(
+        most <= 6,
+        "{most} re-SUBSCRIBEs in one second: {resubscribed:?}"
+    );
+
+    // The worst case: every dialog ends in the same instant (the server going away sends
+    // `terminated;reason=deactivated` to all, section 4.2.2 "retry immediately"). The new
+    // SUBSCRIBEs still come spread over IMMEDIATE_SPREAD, not in one burst.
+    let mut h = Harness::new();
+    let subs: Vec<(SubId, SipRequest)> = (0..N).map(|_| active(&mut h, 600)).collect();
+    let ended = SubscriptionState::Terminated {
+        reason: Some(TerminationReason::Deactivated),
+        retry_after: None,
+    };
+    for (sub, s) in &subs {
+        notify(&mut h, s, 2, "terminated;reason=deactivated", false);
+        answer_notify(&mut h, *sub, ended.clone());
+    }
+    let start = h.now;
+    let (mut again, mut seen) = (Vec::new(), std::collections::HashSet::new());
+    while again.len() < N && h.now - start <= IMMEDIATE_SPREAD + step {
+        h.advance(step);
+        for r in h.requests() {
+            assert_eq!((r.method(), r.to().tag()), (&Method::Subscribe, None));
+            // Unanswered, they are retransmitted (Timer E): count each once.
+            if seen.insert(r.call_id().to_owned()) {
+                again.push(h.now - start);
+            }
+        }
+    }
+    assert_eq!(again.len(), N, "all back within {IMMEDIATE_SPREAD:?}");
+    // 100 over 40 quarter-seconds: 2.5 on average; a burst would put them in one.
+    let (most, used) = buckets(&again, step);
+    assert!(
+        most <= 10,
+        "{most} re-SUBSCRIBEs in one {step:?}: {again:?}"
+    );
+    assert!(
+        used >= 30,
+        "only {used} of 40 quarter-seconds used: {again:?}"
+    );
+}
+
 #[test]
 fn terminated_notifies_retry_or_end_by_reason() {
     // deactivated: a new subscription within the spread.
