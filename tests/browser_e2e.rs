@@ -2,7 +2,10 @@
 //! `tests/browser/demo.mjs` (playwright-core) with fake microphone and camera, loads the page
 //! from the gateway binary, registers against Kamailio (the gateway's outbound proxy), calls
 //! SIPp (RTP echo) and baresip, answers a call from SIPp, hangs up from either side, and shows
-//! a message when the WebSocket drops, and two pages chat over MSRP through Kamailio's relay. Audio both ways is checked through the page's getStats.
+//! a message when the WebSocket drops, two pages chat over MSRP through Kamailio's relay, and
+//! the contacts panel adds, renames and deletes a contact whose presence dot follows another
+//! account's PUBLISHes through Kamailio's presence server while the page publishes its own.
+//! Audio both ways is checked through the page's getStats.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (both installed by
 //! `tests/run-all.sh`); without them the tests fail with that hint. Everything on 127.0.0.1.
@@ -760,4 +763,79 @@ fn two_pages_chat_over_msrp_through_the_kamailio_relay() {
     for user in ["alice", "bob"] {
         assert!(log.contains(&format!("msrp AUTH ok for {user}")), "{log}");
     }
+}
+
+#[test]
+fn page_contacts_panel_adds_renames_sees_presence_publishes_and_deletes() {
+    use common::conn::Conn;
+    use serde_json::json;
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser();
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    // bob: a second account of the gateway, offline for now, watching alice.
+    let mut bob = Conn::open(gw.ws);
+    bob.register(&kam, "bob", None);
+    bob.ack(json!({"sylkrtc":"account-publish-presence","account":"bob@example.test","state":"offline"}));
+    bob.ack(json!({"sylkrtc":"account-update-addressbook","account":"bob@example.test",
+                   "action":"add","type":"contact",
+                   "data":{"id":"c-alice","name":"Alice","uris":[{"id":"u1","uri":"sip:alice@example.test"}],
+                           "presence":{"policy":"allow","subscribe":true}}}));
+    let (address, pw, _) = account_args(&kam, "alice");
+    let out = out_dir("contacts");
+    let url = page_url(&gw, "/");
+    let mut driver = Driver::start(
+        "contacts",
+        &[
+            ("url", &url),
+            ("address", &address),
+            ("password", pw),
+            ("target", "bob@example.test"),
+            ("out", out.to_str().unwrap()),
+        ],
+    );
+    driver.wait_line("WATCHING", Duration::from_secs(60));
+    bob.ack(
+        json!({"sylkrtc":"account-publish-presence","account":"bob@example.test","state":"online"}),
+    );
+    driver.wait_line("PUBLISHED", Duration::from_secs(40));
+    // What the page published reaches bob through Kamailio.
+    let seen = bob.event(Duration::from_secs(20), |v| {
+        v["event"] == "presence"
+            && v["contact"] == "c-alice"
+            && v["state"] == "open"
+            && v["note"] == "at lunch"
+    });
+    assert_eq!(seen["activities"], json!(["away"]), "{seen}");
+    bob.ack(
+        json!({"sylkrtc":"account-publish-presence","account":"bob@example.test","state":"busy"}),
+    );
+    let result = driver.result(Duration::from_secs(60));
+    eprintln!("result: {result:#}");
+    assert_eq!(result["contacts_at_start"], json!([]), "{result:#}");
+    assert_eq!(result["empty_note_shown"], true, "{result:#}");
+    assert_eq!(result["added"], json!(["Bob"]), "{result:#}");
+    assert_eq!(result["uri_shown"], "bob@example.test", "{result:#}");
+    let stored = &result["stored"][0];
+    assert_eq!(
+        stored["uris"][0]["uri"], "sip:bob@example.test",
+        "{result:#}"
+    );
+    assert_eq!(stored["presence"]["subscribe"], true, "{result:#}");
+    assert_eq!(result["renamed"], json!(["Robert"]), "{result:#}");
+    assert_eq!(
+        (result["dot_before"].as_str(), result["dot_after"].as_str()),
+        (Some("closed"), Some("open")),
+        "{result:#}"
+    );
+    // The page's green (--ok: #1a7f37).
+    assert_eq!(result["dot_color"], "rgb(26, 127, 55)", "{result:#}");
+    assert_eq!(result["my_presence"], "away", "{result:#}");
+    assert!(
+        result["info"].as_str().is_some_and(|i| i.contains("busy")),
+        "{result:#}"
+    );
+    assert_eq!(result["after_delete"], json!([]), "{result:#}");
+    assert_eq!(result["refetched"], json!([]), "{result:#}");
+    assert_eq!(result["errors"], "", "{result:#}");
 }

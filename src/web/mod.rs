@@ -46,6 +46,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("assets/msrp-chat.js"),
     },
     Asset {
+        name: "contacts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/contacts.js"),
+    },
+    Asset {
         name: "sylkrtc-client.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/sylkrtc-client.js"),

@@ -23,6 +23,11 @@
  *   chat-session-answer  register, print `REGISTERED`, accept the incoming chat session,
  *           wait for a message (its parsed CPIM goes to RESULT), answer it and wait for ✓✓,
  *           then wait until the other side ends the session.
+ *   contacts  register, wait for the addressbook, add a contact for --target (`ADDED`),
+ *           rename it, wait until its presence dot is known and not green (`WATCHING`),
+ *           then until it turns green (the test has --target publish online), publish our
+ *           own presence `away` with a note (`PUBLISHED`), wait until the contact's state
+ *           says `busy` (the test's answer once --target saw ours), delete the contact.
  *   drop    register, close the WebSocket from the page, check the message, press Reconnect
  *           and wait until registered again (`RECONNECTED`); then wait until the WebSocket
  *           drops (the test stops the gateway) and check the message again.
@@ -78,7 +83,7 @@ setTimeout(() => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  if (!['call', 'answer', 'decline', 'drop', 'chat', 'chat-session-start', 'chat-session-answer'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  if (!['call', 'answer', 'decline', 'drop', 'chat', 'chat-session-start', 'chat-session-answer', 'contacts'].includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
   profile = mkdtempSync(join(tmpdir(), 'sylk-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -137,6 +142,10 @@ async function main() {
 
   if (scenario === 'chat') {
     await chat(page);
+    return;
+  }
+  if (scenario === 'contacts') {
+    await contacts(page);
     return;
   }
   if (scenario.startsWith('chat-session-')) {
@@ -246,6 +255,53 @@ async function chatSession(page, start) {
   await page.waitForSelector('#cs-state[data-state=terminated]', { timeout: 20000 });
   result.reason = (await page.textContent('#cs-reason')).replace(/^\(|\)$/g, '');
   result.states = await page.evaluate(() => window.demo.chatSession.states);
+  result.log = await page.evaluate(() => window.demo.log);
+}
+
+/** The contacts panel: add, rename, presence dots, own presence, delete (`--target`). */
+async function contacts(page) {
+  const names = () => page.$$eval('#ct-list li .ct-name', (els) => els.map((e) => e.textContent));
+  const dot = () => page.getAttribute('#ct-list li .dot', 'data-presence');
+  await page.waitForFunction(() => window.demo.contacts.loaded);
+  result.contacts_at_start = await names();
+  result.empty_note_shown = await page.isVisible('#ct-empty');
+  await page.fill('#ct-name', 'Bob');
+  await page.fill('#ct-uri', opt.target);
+  await page.click('#ct-add');
+  await page.waitForFunction(() => [...document.querySelectorAll('#ct-list li .ct-name')].some((e) => e.textContent === 'Bob'));
+  result.added = await names();
+  result.uri_shown = await page.textContent('#ct-list li .ct-uri');
+  result.stored = await page.evaluate(() => [...window.demo.contacts.contacts.values()]);
+  emit('ADDED');
+  await page.click('#ct-list li .ct-rename');
+  await page.fill('#ct-list li .ct-rename-input', 'Robert');
+  await page.press('#ct-list li .ct-rename-input', 'Enter');
+  await page.waitForFunction(() => [...document.querySelectorAll('#ct-list li .ct-name')].some((e) => e.textContent === 'Robert'));
+  result.renamed = await names();
+  // Known and not online yet (the other party published offline).
+  await page.waitForSelector('#ct-list li .dot[data-presence=closed]', { timeout: 30000 });
+  result.dot_before = await dot();
+  emit('WATCHING');
+  await page.waitForSelector('#ct-list li .dot[data-presence=open]', { timeout: 30000 });
+  result.dot_after = await dot();
+  result.dot_color = await page.$eval('#ct-list li .dot', (e) => getComputedStyle(e).backgroundColor);
+  await page.selectOption('#my-presence', 'away');
+  await page.fill('#my-note', 'at lunch');
+  await page.click('#presence-publish');
+  await page.waitForSelector('#my-presence-state[data-presence=away]');
+  result.my_presence = await page.textContent('#my-presence-state');
+  emit('PUBLISHED');
+  await page.waitForFunction(() => document.querySelector('#ct-list li .ct-info')?.textContent.includes('busy'), null, { timeout: 30000 });
+  result.info = await page.textContent('#ct-list li .ct-info');
+  await screenshot(page);
+  await page.click('#ct-list li .ct-delete');
+  await page.waitForFunction(() => document.querySelectorAll('#ct-list li').length === 0);
+  result.after_delete = await names();
+  // The deletion is in the gateway's store: a fresh fetch has no contact.
+  await page.evaluate(() => { window.demo.contacts.loaded = false; return window.demo.account.fetchAddressbook(); });
+  await page.waitForFunction(() => window.demo.contacts.loaded);
+  result.refetched = await names();
+  result.errors = await page.textContent('#ct-error');
   result.log = await page.evaluate(() => window.demo.log);
 }
 

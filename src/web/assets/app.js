@@ -7,6 +7,7 @@
 
 import { ChatPanel } from './chat.js';
 import { ChatSessionPanel } from './chat-session.js';
+import { ContactsPanel } from './contacts.js';
 import { SylkClient, computeHa1, defaultUrl } from './sylkrtc-client.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +27,7 @@ const demo = {
   log: [],
   chat: null,
   chatSession: null,
+  contacts: null,
 };
 window.demo = demo;
 
@@ -93,6 +95,7 @@ function onConnectionLost(text) {
   setText('reg-state', 'unregistered', 'unregistered');
   hideIncoming();
   demo.chatSession.attach(null);
+  demo.contacts.attach(null);
   refreshButtons();
 }
 
@@ -124,6 +127,7 @@ async function register() {
       account.addEventListener('missed', (e) => log(`missed call from ${e.detail.originator?.uri ?? '?'}`));
       demo.chat.attach(account);
       demo.chatSession.attach(account);
+      demo.contacts.attach(account);
       demo.account = account;
     }
     wantRegistered = true;
@@ -299,5 +303,6 @@ $('decline').addEventListener('click', decline);
 $('reconnect').addEventListener('click', connect);
 demo.chat = new ChatPanel({ log });
 demo.chatSession = new ChatSessionPanel({ log });
+demo.contacts = new ContactsPanel({ log });
 refreshButtons();
 connect();

@@ -267,7 +267,14 @@ export class SylkClient extends EventTarget {
  *    `failed`, `delivered`, `displayed`, ...);
  *  - `history` `{messages}`: what {@link Account#syncConversations} brought, in order;
  *  - `sync` `{type, action, content}`: another connection of the account sent a message,
- *    read or removed a conversation.
+ *    read or removed a conversation;
+ *  - `addressbook` `{addressbook: {contacts, groups, policies}}`: what
+ *    {@link Account#fetchAddressbook} brought;
+ *  - `addressbook-updated` `{type, action, entry}`: a change made here or on another
+ *    connection of the account; `addressbook-update-failed` `{type, action, id, error}`;
+ *  - `presence` `{contact, uri, state, activities, note, timestamp}`: what the gateway
+ *    learnt of a watched contact (`state`: `open`, `closed`, `unknown`; the gateway's
+ *    extension, after each fetch and on every change).
  *
  * Messaging needs the account registered on this connection (`Account not authenticated`).
  */
@@ -395,6 +402,33 @@ export class Account extends EventTarget {
     await this.client.request('account-mark-conversation-read', { account: this.address, contact });
   }
 
+  /** Asks for the addressbook (`account-fetch-addressbook`): an `addressbook` event follows. */
+  async fetchAddressbook() {
+    await this.client.request('account-fetch-addressbook', { account: this.address });
+  }
+
+  /**
+   * Changes the addressbook (`account-update-addressbook`); the outcome arrives as an
+   * `addressbook-updated` or `addressbook-update-failed` event.
+   * @param {'add'|'update'|'delete'} action
+   * @param {'contact'|'group'|'policy'} type
+   * @param {object|string} data the entry (for `delete`, the entry or its id)
+   */
+  async updateAddressbook(action, type, data) {
+    await this.client.request('account-update-addressbook', { account: this.address, action, type, data });
+  }
+
+  /**
+   * Publishes the user's own presence (`account-publish-presence`, the gateway's extension).
+   * @param {'online'|'away'|'busy'|'offline'} state
+   * @param {string} [note]
+   */
+  async publishPresence(state, note) {
+    const fields = { account: this.address, state };
+    if (note) fields.note = note;
+    await this.client.request('account-publish-presence', fields);
+  }
+
   _setRegistration(state, reason) {
     this.registration = state;
     emit(this, 'registration', { state, reason: reason ?? null });
@@ -456,6 +490,25 @@ export class Account extends EventTarget {
         break;
       case 'sync':
         emit(this, 'sync', { type: msg.type, action: msg.action, content: msg.content });
+        break;
+      case 'addressbook-fetched':
+        emit(this, 'addressbook', { addressbook: msg.addressbook ?? { contacts: [], groups: [], policies: [] } });
+        break;
+      case 'addressbook-updated':
+        emit(this, 'addressbook-updated', { type: msg.type, action: msg.action, entry: msg[msg.type] });
+        break;
+      case 'addressbook-update-failed':
+        emit(this, 'addressbook-update-failed', { type: msg.type, action: msg.action, id: msg.id, error: msg.error });
+        break;
+      case 'presence':
+        emit(this, 'presence', {
+          contact: msg.contact,
+          uri: msg.uri,
+          state: msg.state,
+          activities: msg.activities ?? [],
+          note: msg.note ?? null,
+          timestamp: msg.timestamp,
+        });
         break;
       default:
     }
