@@ -4,6 +4,7 @@
 use media::bridge::{LegStats, MediaLeg};
 use sip::registration::RegState;
 use sip::stack::SipStack;
+use sip::subscription::SubPhase;
 
 use super::{Collect, Exposition};
 use crate::gateway::{CallDirection, CallState, Gateway, NotifyResult};
@@ -300,6 +301,15 @@ impl Collect for SipStack {
                 "sylk_registrations",
                 "SIP registrations by state.",
                 &[("state", state.as_str())],
+                n as f64,
+            );
+        }
+        let phases = self.subscription_phases();
+        for (phase, n) in SubPhase::ALL.iter().zip(phases) {
+            out.gauge(
+                "sylk_sip_subscriptions",
+                "SIP subscriptions (presence on the users' behalf) by phase.",
+                &[("phase", phase.as_str())],
                 n as f64,
             );
         }

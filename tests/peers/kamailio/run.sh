@@ -12,6 +12,11 @@
 #   KAM_PATH=1  keep and use the Path of REGISTERs (scale-out: gateway instances)
 #   KAM_DISPATCHER=FILE  dispatcher list (set 1: gateway instances) taking MESSAGEs
 #               for users with no live binding (scale-out)
+#   KAM_SHM_MB  shared memory in MiB                      default 64 (benches/presence_load.rs
+#               raises it for tens of thousands of presence subscriptions)
+#   KAM_CHILDREN  UDP worker processes (-n)               default: the cfg's (2); 1 keeps
+#               the presence server's sqlite writes from colliding ("database is locked",
+#               answered 500) under a benchmark's load
 # Example (by hand): KAM_RUN=$(mktemp -d) KAM_PORT=25060 tests/peers/kamailio/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,8 +37,9 @@ LISTEN=(-l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
 [ "${KAM_NAT:-0}" = 1 ] && DEFS+=(-A WITH_NAT)
 [ "${KAM_PATH:-0}" = 1 ] && DEFS+=(-A WITH_PATH)
 [ -n "${KAM_DISPATCHER:-}" ] && DEFS+=(-A "DISPATCHER_LIST=\"$KAM_DISPATCHER\"")
+[ -n "${KAM_CHILDREN:-}" ] && DEFS+=(-n "$KAM_CHILDREN")
 
 # -DD: no daemonizing (main pid stays ours, children die with it); -E: log to
 # stderr; -m/-M: small shared/private memory, several instances run in parallel;
 # -Y: control socket in the run dir, so parallel instances do not collide.
-exec kamailio -DD -E -m 64 -M 8 -f "$HERE/kamailio.cfg" "${DEFS[@]}" "${LISTEN[@]}" -Y "$KAM_RUN"
+exec kamailio -DD -E -m "${KAM_SHM_MB:-64}" -M 8 -f "$HERE/kamailio.cfg" "${DEFS[@]}" "${LISTEN[@]}" -Y "$KAM_RUN"
