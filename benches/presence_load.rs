@@ -32,7 +32,12 @@
 //! ```text
 //! cargo bench --bench presence_load
 //! ACCOUNTS=200 CONTACTS=50 cargo bench --bench presence_load
+//! GATEWAY_WRAPPER="heaptrack -o /tmp/presence" ACCOUNTS=100 REFRESH=0 cargo bench --bench presence_load
 //! ```
+//! Other knobs: `PER_CONN` accounts per WebSocket (100), `SETTLE`, `EXPIRES`, `REFRESH=0`
+//! (skip figure 4), `LIMIT` (seconds any phase may take, 600), `KAM_SHM_MB`, `KAM_CHILDREN`
+//! (Kamailio's UDP workers, 1: with more its sqlite presence tables answer concurrent
+//! SUBSCRIBEs 500, "database is locked").
 //! Without `--bench` (`cargo test --all-targets`) it is a 6-account, 3-contact smoke run
 //! without the settle and refresh waits.
 
@@ -237,7 +242,16 @@ fn start_gateway(
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+    // GATEWAY_WRAPPER (e.g. `heaptrack -o /tmp/presence`) runs the presence-on gateway under
+    // a profiler (its figures of pid-based CPU and RSS are then the wrapper's).
+    let wrapper = std::env::var("GATEWAY_WRAPPER").ok().filter(|_| presence);
+    let mut words: Vec<String> = wrapper
+        .iter()
+        .flat_map(|w| w.split_whitespace().map(str::to_owned))
+        .collect();
+    words.push(env!("CARGO_BIN_EXE_sylk-gateway").to_owned());
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
         .arg("--config")
         .arg(&config)
         .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
@@ -447,7 +461,9 @@ fn run_connection(
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => {
                 if !ctl.stop.load(Ordering::Relaxed) {

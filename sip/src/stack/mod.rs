@@ -297,6 +297,10 @@ pub struct SipStack {
     subs_by_call_id: HashMap<String, SubId>,
     sub_deadlines: Deadlines<SubId>,
     dirty_subs: Vec<SubId>,
+    /// Subscription requests handed to the transaction layer and not finished yet.
+    sub_requests_in_flight: usize,
+    /// Subscription requests waiting for room under [`subscriptions::MAX_SUBSCRIBES_IN_FLIGHT`].
+    sub_send_queue: std::collections::VecDeque<(SubId, crate::request::ClientRequest)>,
     publications: Slab<publications::PubEntry>,
     next_pub_serial: u64,
     pub_deadlines: Deadlines<PubId>,
@@ -363,6 +367,8 @@ impl SipStack {
             next_sub_serial: 0,
             subs_by_call_id: HashMap::new(),
             sub_deadlines: Deadlines::new(),
+            sub_requests_in_flight: 0,
+            sub_send_queue: std::collections::VecDeque::new(),
             dirty_subs: Vec::new(),
             publications: Slab::new(),
             next_pub_serial: 0,

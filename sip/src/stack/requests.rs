@@ -362,7 +362,9 @@ impl SipStack {
                             }
                         }
                         super::RequestOwner::Subscription(sub) => {
-                            self.subscription_request_done(now, sub, id, e.req, outcome)
+                            self.sub_requests_in_flight -= 1;
+                            self.subscription_request_done(now, sub, id, e.req, outcome);
+                            self.release_subscription_requests();
                         }
                         super::RequestOwner::Publication(p) => {
                             self.publication_request_done(now, p, id, outcome)

@@ -439,6 +439,42 @@ fn a_restarted_notifier_gets_its_subscriptions_back_spread_out() {
 }
 
 #[test]
+fn subscriptions_made_together_go_out_a_window_at_a_time() {
+    use crate::stack::subscriptions::MAX_SUBSCRIBES_IN_FLIGHT;
+    let mut h = Harness::new();
+    let n = MAX_SUBSCRIBES_IN_FLIGHT * 2 + 10;
+    for _ in 0..n {
+        subscribe(&mut h, 600);
+    }
+    let mut sent = h.requests();
+    assert_eq!(sent.len(), MAX_SUBSCRIBES_IN_FLIGHT, "one window");
+    assert_eq!(h.stack.subscription_requests_waiting(), n - sent.len());
+    let mut total = sent.len();
+    let mut rounds = 1;
+    while total < n {
+        // Each answer makes room for one more.
+        for r in &sent {
+            let contact = [
+                ("Contact", "<sip:presence@127.0.0.1:5080>"),
+                ("Expires", "600"),
+            ];
+            h.reply(r, 200, "OK", &contact);
+        }
+        sent = h
+            .requests()
+            .into_iter()
+            .filter(|r| r.to().tag().is_none())
+            .collect();
+        assert!(sent.len() <= MAX_SUBSCRIBES_IN_FLIGHT, "{}", sent.len());
+        total += sent.len();
+        rounds += 1;
+        assert!(rounds < 10, "stuck at {total} of {n}");
+    }
+    assert_eq!((total, h.stack.subscription_requests_waiting()), (n, 0));
+    assert_eq!(h.stack.subscription_phases()[0], n, "all subscribing");
+}
+
+#[test]
 fn terminated_notifies_retry_or_end_by_reason() {
     // deactivated: a new subscription within the spread.
     let mut h = Harness::new();
