@@ -609,6 +609,7 @@ fn main() {
         (kcpu1 - kcpu0) as f64
     );
     assert_eq!(registered, accounts);
+    let rss_active = rss_kib(pid);
 
     // NOTIFYs: every account publishes, each watcher of it is notified.
     let mut per_notify = Vec::new();
@@ -644,10 +645,11 @@ fn main() {
     let rss_b = rss_kib(pid);
     println!(
         "  memory per subscription: {:.2} KiB (RSS {} KiB with presence, {} KiB without, \
-         {settle} s after the last activity)",
+         {settle} s after the last activity; {:.2} KiB when all had just become active)",
         rss_b.saturating_sub(rss_a) as f64 / subs as f64,
         rss_b,
-        rss_a
+        rss_a,
+        rss_active.saturating_sub(rss_a) as f64 / subs as f64,
     );
 
     if refresh {
