@@ -583,6 +583,12 @@ impl XcapClient {
                 },
             );
         }
+        log::debug!(
+            "xcap: {} {} -> {}",
+            p.request.method.as_str(),
+            p.request.url.path,
+            response.status
+        );
         let r = XcapResponse {
             status: response.status,
             etag: response.header("ETag").map(str::to_owned),

@@ -19,6 +19,7 @@
 mod backend;
 mod error;
 mod presence;
+mod xcap_docs;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -158,7 +159,11 @@ impl Contacts {
 
     /// Books, store requests and SIP usages kept (leak checks).
     pub(super) fn in_use(&self) -> usize {
-        self.books.len() + self.pending.len() + self.subs.len() + self.pubs.len()
+        self.books.len()
+            + self.pending.len()
+            + self.subs.len()
+            + self.pubs.len()
+            + self.xcap.in_flight()
     }
 
     pub(super) fn stats(&self) -> &ContactsStats {
