@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::conn::Conn;
-use common::peers::{password, Kamailio, KamailioOpts};
+use common::peers::{password, poll, Kamailio, KamailioOpts};
 use common::*;
 use serde_json::{json, Value};
 
@@ -103,16 +103,30 @@ fn curl(user: &str, args: &[&str]) -> (u16, String, String) {
     (status, etag, body.to_owned())
 }
 
-/// A gateway whose addressbooks are on `kam`'s XCAP server, logging its XCAP requests.
-fn gateway_with_xcap(kam: &Kamailio) -> Gateway {
+/// A gateway whose addressbooks are on `kam`'s XCAP server, logging its XCAP requests;
+/// `extra` is more configuration.
+fn gateway_with_xcap(kam: &Kamailio, extra: &str) -> Gateway {
     Gateway::start(
         &format!(
-            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[xcap]\nroot = \"http://{}/xcap-root/\"\n[log]\nlevel = \"debug\"\n",
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[xcap]\nroot = \"http://{}/xcap-root/\"\n[log]\nlevel = \"debug\"\n{extra}",
             kam.sip_addr(),
             kam.xcap_addr().unwrap()
         ),
         &[],
     )
+}
+
+/// Waits until the gateway has taken `n` good NOTIFYs in all. The test Kamailio's SQLite
+/// has no busy timeout: a write of one process (an XCAP PUT, a PUBLISH) at the instant
+/// another writes a SUBSCRIBE's state fails with 500 ("database is locked"), so the steps
+/// that write wait for the subscriptions before them to be up.
+fn wait_notifies(gw: &Gateway, n: f64) {
+    let got = poll(Duration::from_secs(15), || {
+        let m = http(gw.metrics.unwrap_or(gw.ws), "GET", "/metrics").2;
+        (metric(&m, "sylk_presence_notifies_total", "result=\"ok\"").unwrap_or(0.0) >= n)
+            .then_some(())
+    });
+    assert!(got.is_some(), "{n} NOTIFYs did not arrive");
 }
 
 #[test]
@@ -121,7 +135,7 @@ fn addressbook_lives_in_the_users_xcap_documents() {
         xcap: true,
         ..KamailioOpts::default()
     });
-    let gw = gateway_with_xcap(&kam);
+    let gw = gateway_with_xcap(&kam, "");
     let mut one = Conn::open(gw.ws);
     one.register(&kam, "alice", None);
 
@@ -264,4 +278,78 @@ fn addressbook_lives_in_the_users_xcap_documents() {
     let ev = update(&mut one, ALICE, "delete", "group", json!({"id":"nope"}));
     assert_eq!(ev["event"], "addressbook-update-failed", "{ev}");
     drop(gw);
+}
+
+#[test]
+fn a_blocking_policy_in_pres_rules_hides_the_user_from_a_watcher() {
+    let kam = Kamailio::start(KamailioOpts {
+        xcap: true,
+        pres_rules: true,
+        ..KamailioOpts::default()
+    });
+    // One subscription per contact (no RLS here; the list attempt would add SUBSCRIBEs).
+    let gw = gateway_with_xcap(&kam, "[presence]\nrls = false\n");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    let mut bob = Conn::open(gw.ws);
+    bob.register(&kam, "bob", None);
+    let mut carol = Conn::open(gw.ws);
+    carol.register(&kam, "carol", None);
+    const BOB: &str = "bob@example.test";
+    const CAROL: &str = "carol@example.test";
+
+    // Alice allows Bob (Kamailio enforces pres-rules: without a rule he would stay pending).
+    let allow = json!({"id":"p-bob","name":"Bob","uri":"sip:bob@example.test","presence":{"policy":"allow"}});
+    let ev = update(&mut alice, ALICE, "add", "policy", allow.clone());
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    let allow_carol =
+        json!({"id":"p-carol","uri":"sip:carol@example.test","presence":{"policy":"allow"}});
+    let ev = update(&mut alice, ALICE, "add", "policy", allow_carol);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+
+    // Bob (and Carol) watch Alice; she goes online and he sees it.
+    let contact = json!({"id":"c-alice","name":"Alice","uris":[{"id":"u1","uri":"sip:alice@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    let ev = update(&mut bob, BOB, "add", "contact", contact.clone());
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    wait_notifies(&gw, 1.0);
+    let ev = update(&mut carol, CAROL, "add", "contact", contact);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    wait_notifies(&gw, 2.0);
+    alice.ack(json!({"sylkrtc":"account-publish-presence","account":ALICE,"state":"online","note":"here"}));
+    let is_alice = |v: &Value| {
+        v["event"] == "presence" && v["account"] == BOB && payload(v)["contact"] == "c-alice"
+    };
+    bob.event(Duration::from_secs(15), |v| {
+        is_alice(v) && payload(v)["state"] == "open" && payload(v)["note"] == "here"
+    });
+
+    // Alice blocks him: the rule on the server says so, and Kamailio ends his view of her.
+    bob.forget_events();
+    let mut block = allow;
+    block["presence"]["policy"] = "block".into();
+    let ev = update(&mut alice, ALICE, "update", "policy", block);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    let (_, _, rules) = server_doc(&kam, "alice", "pres-rules");
+    assert!(
+        rules.contains("<cr:one id=\"sip:bob@example.test\"/>")
+            && rules.contains("<pr:sub-handling>block</pr:sub-handling>"),
+        "{rules}"
+    );
+    let hidden = bob.event(Duration::from_secs(15), |v| {
+        is_alice(v) && payload(v)["state"] != "open"
+    });
+    assert_eq!(payload(&hidden)["state"], "unknown", "{hidden}");
+    // Her next change reaches Carol, still allowed, and not him.
+    alice.ack(
+        json!({"sylkrtc":"account-publish-presence","account":ALICE,"state":"away","note":"gone"}),
+    );
+    carol.event(Duration::from_secs(15), |v| {
+        v["event"] == "presence" && v["account"] == CAROL && payload(v)["note"] == "gone"
+    });
+    assert!(
+        !bob.gets(Duration::from_millis(500), |v| is_alice(v)
+            && payload(v)["note"] == "gone"),
+        "a blocked watcher saw the change"
+    );
 }

@@ -330,6 +330,9 @@ pub struct KamailioOpts {
     pub nat: bool,
     /// Also listen for XCAP over HTTP (TCP) on a free port.
     pub xcap: bool,
+    /// Enforce the presentities' pres-rules (presence_xml `force_active` 0): a watcher no
+    /// rule allows stays pending, `block` refuses it.
+    pub pres_rules: bool,
     /// Keep the Path of REGISTERs and route through it (RFC 3327; scale-out).
     pub path: bool,
     /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
@@ -406,6 +409,9 @@ impl Kamailio {
         }
         if opts.nat {
             cmd_env.push(("KAM_NAT", "1".into()));
+        }
+        if opts.pres_rules {
+            cmd_env.push(("KAM_PRES_RULES", "1".into()));
         }
         if opts.path {
             cmd_env.push(("KAM_PATH", "1".into()));

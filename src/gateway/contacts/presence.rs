@@ -415,6 +415,16 @@ impl Gateway {
                         );
                         self.mark_unknown(&aor, uri.as_ref());
                     }
+                    SubscriptionStatus::NotAList => {
+                        log::info!(
+                            "presence: {aor}: the buddy list is no resource list (no Require: \
+                             eventlist); subscribing per contact"
+                        );
+                        if let Some(book) = self.contacts.books.get_mut(&aor) {
+                            book.rls_refused = true;
+                        }
+                        self.contacts.mark_dirty(&aor);
+                    }
                     SubscriptionStatus::Active | SubscriptionStatus::Pending => {}
                 }
             }
