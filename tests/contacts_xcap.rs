@@ -259,6 +259,20 @@ fn addressbook_lives_in_the_users_xcap_documents() {
     // It was a conflict indeed (412 to our If-Match), retried once.
     gw.wait_for_log("changed meanwhile (412); retrying", Duration::from_secs(5));
 
+    // A fetch reads the documents again: what another client wrote shows up.
+    let (_, _, current) = server_doc(&kam, "alice", "resource-lists");
+    let foreign = current.replace(
+        "</resource-lists>",
+        "<list name=\"work\"><display-name>Work</display-name><entry uri=\"sip:erin@example.test\"/></list></resource-lists>",
+    );
+    let ct = "application/resource-lists+xml";
+    assert_eq!(
+        server_put(&kam, "alice", "resource-lists", ct, &foreign),
+        200
+    );
+    let ab = fetch(&mut one, ALICE);
+    assert_eq!(ids(&ab["groups"]), ["g-friends", "work"], "{ab}");
+
     // Deletes: the contact leaves its group too; the policy's rule goes.
     assert_eq!(
         update(&mut one, ALICE, "delete", "contact", json!({"id":"c-bob"}))["event"],

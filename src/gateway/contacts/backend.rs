@@ -278,7 +278,7 @@ fn get(target: &XcapTarget, doc: Doc) -> XcapRequest {
 
 impl Gateway {
     /// Whether `aor`'s addressbook is on an XCAP server (its domain has a root).
-    fn on_xcap(&self, aor: &str) -> bool {
+    pub(super) fn on_xcap(&self, aor: &str) -> bool {
         let domain = aor.rsplit_once('@').map_or(aor, |(_, d)| d);
         self.contacts.config.xcap.root_for(domain).is_some()
     }
