@@ -156,6 +156,47 @@ fn baresip_and_a_browser_chat_through_kamailio_both_ways() {
 }
 
 #[test]
+fn a_message_too_large_for_udp_goes_to_kamailio_over_tcp() {
+    // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport, though
+    // the outbound proxy is reached over UDP otherwise.
+    let kam = Kamailio::start(KamailioOpts::default());
+    let scen = RunDir::new("msg-scenarios");
+    let bob = sipp_uas(scen.path(), &kam, "bob", 200, "OK");
+    let gw = gateway_via(kam.sip_addr(), "udp", &[]);
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    alice.ack(message("bob@example.test", "small", "a few bytes"));
+    let d = alice.event(Duration::from_secs(10), disposition_of("small"));
+    assert_eq!(d["state"], "accepted", "{d}");
+    let big = "y".repeat(6000);
+    alice.ack(message("bob@example.test", "large", &big));
+    let d = alice.event(Duration::from_secs(10), disposition_of("large"));
+    assert_eq!(d["state"], "accepted", "{d}");
+    let trace = bob.wait_for_message(&big, Duration::from_secs(5));
+    // Kamailio's Via is on top; the gateway's tells how the request reached Kamailio.
+    let via_of = |id: &str| -> String {
+        let at = trace.find(&format!("imdn.Message-ID: {id}")).expect(id);
+        let start = trace[..at].rfind("MESSAGE sip:").expect("the request line");
+        trace[start..at]
+            .lines()
+            .filter(|l| l.starts_with("Via:"))
+            .find(|l| l.contains(&format!(" {}", gw.sip)))
+            .unwrap_or_else(|| panic!("no gateway Via for {id}: {}", &trace[start..at]))
+            .to_owned()
+    };
+    assert!(
+        via_of("small").contains("SIP/2.0/UDP"),
+        "{}",
+        via_of("small")
+    );
+    assert!(
+        via_of("large").contains("SIP/2.0/TCP"),
+        "{}",
+        via_of("large")
+    );
+}
+
+#[test]
 fn cpim_and_imdn_with_sipp_both_ways_exact_bytes() {
     let kam = Kamailio::start(KamailioOpts::default());
     let dir = RunDir::new("msg-scenarios");

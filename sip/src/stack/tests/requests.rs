@@ -284,3 +284,94 @@ fn messages_inside_a_call_dialog_both_ways() {
     h.assert_clean_after_timers();
     assert_eq!(h.stack.request_count(), 0);
 }
+
+/// A MESSAGE to bob carrying `body_len` bytes of text.
+fn send_sized_message(h: &mut Harness, body_len: usize) -> crate::request::RequestId {
+    h.stack
+        .send_request(
+            h.now,
+            &identity(),
+            Method::Message,
+            "bob@127.0.0.1:5080",
+            vec![],
+            Some(("text/plain".into(), vec![b'x'; body_len])),
+        )
+        .unwrap()
+}
+
+/// The connection opened and the request written on it, when the stack sent over TCP.
+fn over_tcp(h: &mut Harness) -> Option<(crate::transport::FlowId, SipRequest)> {
+    let mut flow = None;
+    let mut request = None;
+    while let Some(t) = h.poll_transmit() {
+        match t {
+            SipTransmit::Connect {
+                flow: f, remote, ..
+            } => {
+                assert_eq!(remote, peer());
+                flow = Some(f);
+            }
+            SipTransmit::Stream { bytes, .. } => {
+                let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Stream) else {
+                    panic!("not a request");
+                };
+                request = Some(r);
+            }
+            SipTransmit::Datagram { bytes, .. } => {
+                h.transmits
+                    .push_front(SipTransmit::Datagram { to: peer(), bytes });
+                return None;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    Some((flow.expect("a connection"), request.expect("a request")))
+}
+
+#[test]
+fn a_message_too_large_for_udp_goes_over_tcp_and_back_to_udp_if_refused() {
+    // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport.
+    let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
+    let id = send_sized_message(&mut h, 1200);
+    let (flow, first) = over_tcp(&mut h).expect("the large MESSAGE goes over TCP");
+    assert!(header(&first, "Via").starts_with("SIP/2.0/TCP "));
+    assert_eq!(first.body().len(), 1200);
+    // The connection is refused: the same server over UDP at once, not after Timer F.
+    h.stack.handle_stream_closed(h.now, flow);
+    let retry = h.one_request(Method::Message);
+    assert!(header(&retry, "Via").starts_with("SIP/2.0/UDP "));
+    assert_eq!(retry.call_id(), first.call_id());
+    assert_eq!(retry.body().len(), 1200);
+    h.reply(&retry, 200, "OK", &[]);
+    let done = outcomes(&mut h);
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].0, done[0].1.code()), (id, 200));
+}
+
+#[test]
+fn small_messages_stay_on_udp_and_a_tcp_answer_is_final() {
+    let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
+    send_sized_message(&mut h, 200);
+    let small = h.one_request(Method::Message);
+    assert!(header(&small, "Via").starts_with("SIP/2.0/UDP "));
+    h.reply(&small, 200, "OK", &[]);
+    assert_eq!(outcomes(&mut h)[0].1.code(), 200);
+    // Over TCP, a 503 from the server is its answer: no second try over UDP.
+    send_sized_message(&mut h, 4000);
+    let (flow, big) = over_tcp(&mut h).expect("over TCP");
+    let reply = ResponseBuilder::from_request(&big, 503, "Service Unavailable", None).to_bytes();
+    h.stack.handle_stream_data(h.now, flow, &reply);
+    let done = outcomes(&mut h);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].1.code(), 503);
+    assert!(h.requests().is_empty(), "nothing sent over UDP");
+}
+
+#[test]
+fn without_tcp_a_large_message_still_goes_over_udp() {
+    let mut h = Harness::new();
+    send_sized_message(&mut h, 4000);
+    let m = h.one_request(Method::Message);
+    assert!(header(&m, "Via").starts_with("SIP/2.0/UDP "));
+    assert_eq!(m.body().len(), 4000);
+}
