@@ -72,6 +72,34 @@ fn message_scenario(
     path
 }
 
+/// Kamailio, bob as a SIPp UAS answering MESSAGEs 200, and a gateway reaching Kamailio over
+/// UDP with alice registered on one connection.
+struct Chat {
+    _kam: Kamailio,
+    _scenarios: RunDir,
+    bob: Sipp,
+    gw: Gateway,
+    alice: Conn,
+}
+
+impl Chat {
+    fn start(display_name: Option<&str>) -> Chat {
+        let kam = Kamailio::start(KamailioOpts::default());
+        let scenarios = RunDir::new("msg-scenarios");
+        let bob = sipp_uas(scenarios.path(), &kam, "bob", 200, "OK");
+        let gw = gateway_via(kam.sip_addr(), "udp", &[]);
+        let mut alice = Conn::open(gw.ws);
+        alice.register(&kam, "alice", display_name);
+        Chat {
+            _kam: kam,
+            _scenarios: scenarios,
+            bob,
+            gw,
+            alice,
+        }
+    }
+}
+
 fn run_uac(scenario: &Path, gw: &Gateway, user: &str) -> Sipp {
     let mut uac = Sipp::uac(
         scenario.to_str().unwrap(),
@@ -160,12 +188,13 @@ fn baresip_and_a_browser_chat_through_kamailio_both_ways() {
 fn a_message_too_large_for_udp_goes_to_kamailio_over_tcp() {
     // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport, though
     // the outbound proxy is reached over UDP otherwise.
-    let kam = Kamailio::start(KamailioOpts::default());
-    let scen = RunDir::new("msg-scenarios");
-    let bob = sipp_uas(scen.path(), &kam, "bob", 200, "OK");
-    let gw = gateway_via(kam.sip_addr(), "udp", &[]);
-    let mut alice = Conn::open(gw.ws);
-    alice.register(&kam, "alice", None);
+    let Chat {
+        _kam,
+        _scenarios,
+        bob,
+        gw,
+        mut alice,
+    } = Chat::start(None);
     alice.ack(message("bob@example.test", "small", "a few bytes"));
     let d = alice.event(Duration::from_secs(10), disposition_of("small"));
     assert_eq!(d["state"], "accepted", "{d}");
@@ -308,12 +337,14 @@ fn messages_from_the_accounts_own_sip_devices_join_its_history() {
 
 #[test]
 fn cpim_and_imdn_with_sipp_both_ways_exact_bytes() {
-    let kam = Kamailio::start(KamailioOpts::default());
+    let Chat {
+        _kam,
+        _scenarios,
+        bob: uas,
+        gw,
+        mut alice,
+    } = Chat::start(Some("Alice A"));
     let dir = RunDir::new("msg-scenarios");
-    let uas = sipp_uas(dir.path(), &kam, "bob", 200, "OK");
-    let gw = gateway_via(kam.sip_addr(), "udp", &[]);
-    let mut alice = Conn::open(gw.ws);
-    alice.register(&kam, "alice", Some("Alice A"));
     let text = "Gr\u{fc}\u{df}e \u{1f600} <b>&</b>";
     alice.ack(message("bob@example.test", "m-utf8", text));
     let d = alice.event(Duration::from_secs(10), disposition_of("m-utf8"));

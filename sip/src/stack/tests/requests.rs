@@ -15,6 +15,11 @@ fn message_harness() -> Harness {
 }
 
 fn send_message(h: &mut Harness) -> crate::request::RequestId {
+    send_body(h, "message/cpim", CPIM.as_bytes().to_vec())
+}
+
+/// A MESSAGE to bob carrying `body`.
+fn send_body(h: &mut Harness, content_type: &str, body: Vec<u8>) -> crate::request::RequestId {
     h.stack
         .send_request(
             h.now,
@@ -22,7 +27,7 @@ fn send_message(h: &mut Harness) -> crate::request::RequestId {
             Method::Message,
             "bob@127.0.0.1:5080",
             vec![],
-            Some(("message/cpim".into(), CPIM.as_bytes().to_vec())),
+            Some((content_type.into(), body)),
         )
         .unwrap()
 }
@@ -287,45 +292,7 @@ fn messages_inside_a_call_dialog_both_ways() {
 
 /// A MESSAGE to bob carrying `body_len` bytes of text.
 fn send_sized_message(h: &mut Harness, body_len: usize) -> crate::request::RequestId {
-    h.stack
-        .send_request(
-            h.now,
-            &identity(),
-            Method::Message,
-            "bob@127.0.0.1:5080",
-            vec![],
-            Some(("text/plain".into(), vec![b'x'; body_len])),
-        )
-        .unwrap()
-}
-
-/// The connection opened and the request written on it, when the stack sent over TCP.
-fn over_tcp(h: &mut Harness) -> Option<(crate::transport::FlowId, SipRequest)> {
-    let mut flow = None;
-    let mut request = None;
-    while let Some(t) = h.poll_transmit() {
-        match t {
-            SipTransmit::Connect {
-                flow: f, remote, ..
-            } => {
-                assert_eq!(remote, peer());
-                flow = Some(f);
-            }
-            SipTransmit::Stream { bytes, .. } => {
-                let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Stream) else {
-                    panic!("not a request");
-                };
-                request = Some(r);
-            }
-            SipTransmit::Datagram { bytes, .. } => {
-                h.transmits
-                    .push_front(SipTransmit::Datagram { to: peer(), bytes });
-                return None;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    Some((flow.expect("a connection"), request.expect("a request")))
+    send_body(h, "text/plain", vec![b'x'; body_len])
 }
 
 #[test]
@@ -333,7 +300,7 @@ fn a_message_too_large_for_udp_goes_over_tcp_and_back_to_udp_if_refused() {
     // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport.
     let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
     let id = send_sized_message(&mut h, 1200);
-    let (flow, first) = over_tcp(&mut h).expect("the large MESSAGE goes over TCP");
+    let (flow, first) = h.over_tcp().expect("the large MESSAGE goes over TCP");
     assert!(header(&first, "Via").starts_with("SIP/2.0/TCP "));
     assert_eq!(first.body().len(), 1200);
     // The connection is refused: the same server over UDP at once, not after Timer F.
@@ -358,7 +325,7 @@ fn small_messages_stay_on_udp_and_a_tcp_answer_is_final() {
     assert_eq!(outcomes(&mut h)[0].1.code(), 200);
     // Over TCP, a 503 from the server is its answer: no second try over UDP.
     send_sized_message(&mut h, 4000);
-    let (flow, big) = over_tcp(&mut h).expect("over TCP");
+    let (flow, big) = h.over_tcp().expect("over TCP");
     let reply = ResponseBuilder::from_request(&big, 503, "Service Unavailable", None).to_bytes();
     h.stack.handle_stream_data(h.now, flow, &reply);
     let done = outcomes(&mut h);
