@@ -367,3 +367,30 @@ fn a_blocking_policy_in_pres_rules_hides_the_user_from_a_watcher() {
         "a blocked watcher saw the change"
     );
 }
+
+#[test]
+fn an_unreachable_xcap_server_fails_the_requests_with_the_cause() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    // Nothing listens at the root.
+    let closed = common::peers::free_tcp_port();
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[xcap]\nroot = \"http://127.0.0.1:{closed}/xcap-root\"\n",
+            kam.sip_addr(),
+        ),
+        &[],
+    );
+    let mut one = Conn::open(gw.ws);
+    one.register(&kam, "alice", None);
+    let error = one.error(json!({"sylkrtc":"account-fetch-addressbook","account":ALICE}));
+    assert_eq!(
+        error, "Addressbook unavailable: XCAP server unreachable",
+        "{error}"
+    );
+    // The update fails the same way (the load it needs fails).
+    let error = one.error(
+        json!({"sylkrtc":"account-update-addressbook","account":ALICE,
+        "action":"add","type":"contact","data":{"id":"c1","name":"X","uris":[]}}),
+    );
+    assert!(error.contains("XCAP server unreachable"), "{error}");
+}
