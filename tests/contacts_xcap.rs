@@ -394,3 +394,34 @@ fn an_unreachable_xcap_server_fails_the_requests_with_the_cause() {
     );
     assert!(error.contains("XCAP server unreachable"), "{error}");
 }
+
+#[test]
+fn an_https_xcap_root_works_through_tls() {
+    let kam = Kamailio::start(KamailioOpts {
+        xcap: true,
+        ..KamailioOpts::default()
+    });
+    // HAProxy terminates TLS (the dev certificate for 127.0.0.1) in front of Kamailio's
+    // plain XCAP listener; the gateway verifies it against that certificate.
+    let front = common::peers::Haproxy::start_tls_front(kam.xcap_addr().unwrap());
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/localhost.crt");
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\ntls_ca_file = \"{ca}\"\n\
+             [xcap]\nroot = \"https://{}/xcap-root\"\n",
+            kam.sip_addr(),
+            front.addr()
+        ),
+        &[],
+    );
+    let mut one = Conn::open(gw.ws);
+    one.register(&kam, "alice", None);
+    let dave =
+        json!({"id":"c-dave","name":"Dave","uris":[{"id":"u1","uri":"sip:dave@example.test"}]});
+    let ev = update(&mut one, ALICE, "add", "contact", dave);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    let (status, _, doc) = server_doc(&kam, "alice", "resource-lists");
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc.contains("sip:dave@example.test"), "{doc}");
+    assert_eq!(ids(&fetch(&mut one, ALICE)["contacts"]), ["c-dave"]);
+}

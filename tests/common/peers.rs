@@ -1427,16 +1427,34 @@ impl Haproxy {
     /// Starts it over `backends` (the instances' `ws://` listen addresses) and waits until
     /// its frontend accepts connections.
     pub fn start(backends: &[SocketAddr]) -> Haproxy {
+        Self::spawn(backends, false)
+    }
+
+    /// Starts it as a TLS front (the repository's dev certificate for 127.0.0.1) of the
+    /// plain TCP server `backend`, and waits until its frontend accepts connections.
+    pub fn start_tls_front(backend: SocketAddr) -> Haproxy {
+        Self::spawn(&[backend], true)
+    }
+
+    fn spawn(backends: &[SocketAddr], tls_front: bool) -> Haproxy {
         require("haproxy");
         let dir = RunDir::new("haproxy");
         let port = free_tcp_port();
         let list: Vec<String> = backends.iter().map(ToString::to_string).collect();
-        let args = vec![
+        let mut args = vec![
             format!("HA_RUN={}", dir.path().display()),
             format!("HA_PORT={port}"),
             format!("BACKENDS={}", list.join(" ")),
-            peers_dir().join("haproxy/run.sh").display().to_string(),
         ];
+        if tls_front {
+            let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+            let mut pem = std::fs::read(certs.join("localhost.crt")).unwrap();
+            pem.extend(std::fs::read(certs.join("localhost.key")).unwrap());
+            let path = dir.path().join("front.pem");
+            std::fs::write(&path, pem).unwrap();
+            args.push(format!("HA_TLS_CRT={}", path.display()));
+        }
+        args.push(peers_dir().join("haproxy/run.sh").display().to_string());
         let log = dir.path().join("haproxy.log");
         let proc = Proc::spawn("haproxy", "env", &args, dir.path(), log);
         let mut h = Haproxy { proc, port, dir };
