@@ -116,10 +116,7 @@ fn gateway_with_xcap(kam: &Kamailio, extra: &str) -> Gateway {
     )
 }
 
-/// Waits until the gateway has taken `n` good NOTIFYs in all. The test Kamailio's SQLite
-/// has no busy timeout: a write of one process (an XCAP PUT, a PUBLISH) at the instant
-/// another writes a SUBSCRIBE's state fails with 500 ("database is locked"), so the steps
-/// that write wait for the subscriptions before them to be up.
+/// Waits until the gateway has taken `n` good NOTIFYs in all (a subscription is up).
 fn wait_notifies(gw: &Gateway, n: f64) {
     let got = poll(Duration::from_secs(15), || {
         let m = http(gw.metrics.unwrap_or(gw.ws), "GET", "/metrics").2;
@@ -152,9 +149,6 @@ fn addressbook_lives_in_the_users_xcap_documents() {
         "{empty}"
     );
 
-    // Nobody is watched here: Kamailio's SQLite database has no busy timeout, so the
-    // presence writes of a SUBSCRIBE at the moment of an XCAP PUT fail that PUT with a 500
-    // ("database is locked"), a limitation of the test peer's database, not of XCAP.
     let bob = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test","type":"sip","default":true}],
                      "presence":{"policy":"allow","subscribe":false},"attributes":{"color":"red"}});
     let ev = update(&mut one, ALICE, "add", "contact", bob.clone());
@@ -301,7 +295,8 @@ fn a_blocking_policy_in_pres_rules_hides_the_user_from_a_watcher() {
         pres_rules: true,
         ..KamailioOpts::default()
     });
-    // One subscription per contact (no RLS here; the list attempt would add SUBSCRIBEs).
+    // One subscription per contact (this Kamailio has no RLS; the list attempt would add
+    // SUBSCRIBEs to count).
     let gw = gateway_with_xcap(&kam, "[presence]\nrls = false\n");
     let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", None);
@@ -424,4 +419,62 @@ fn an_https_xcap_root_works_through_tls() {
     assert_eq!(status, 200, "{doc}");
     assert!(doc.contains("sip:dave@example.test"), "{doc}");
     assert_eq!(ids(&fetch(&mut one, ALICE)["contacts"]), ["c-dave"]);
+}
+
+/// RFC 4662 through Kamailio's `rls`: the gateway writes the user's rls-services document
+/// naming `sip:alice-buddies@example.test` over her `contacts` list, subscribes to the list
+/// once, and the RLS takes it as a list: it subscribes to each resource itself (Kamailio's
+/// presence then NOTIFYs the RLS, not the gateway, about bob). What comes back to the
+/// gateway after the first full-state NOTIFY cannot be checked with this peer: Kamailio's
+/// RLS keeps its resources' state through `affected_rows`, which its SQLite driver lacks,
+/// so it never updates a list over SQLite (README, "What is left").
+#[test]
+fn the_buddy_list_is_one_subscription_served_by_the_rls() {
+    let kam = Kamailio::start(KamailioOpts {
+        xcap: true,
+        rls: true,
+        ..KamailioOpts::default()
+    });
+    let gw = gateway_with_xcap(&kam, "");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
+                         "presence":{"policy":"allow","subscribe":true}});
+    let ev = update(&mut alice, ALICE, "add", "contact", contact);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    // The rls-services document on the server names the list by reference.
+    let services = poll(Duration::from_secs(10), || {
+        let (status, _, doc) = server_doc(&kam, "alice", "rls-services");
+        (status == 200).then_some(doc)
+    })
+    .expect("no rls-services document");
+    assert!(
+        services.contains("<service uri=\"sip:alice-buddies@example.test\">")
+            && services.contains(
+                "/resource-lists/users/sip:alice@example.test/index/~~/resource-lists/list%5b@name=%22contacts%22%5d</resource-list>"
+            ),
+        "{services}"
+    );
+    // The RLS subscribed to bob on the list's behalf: presence NOTIFYs it (its contact is
+    // Kamailio's own address), so the list subscription was taken as one.
+    let rls = format!(
+        "via sip:{} on behalf of sip:bob@example.test",
+        kam.sip_addr()
+    );
+    let served = poll(Duration::from_secs(10), || {
+        kam.log().contains(&rls).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the RLS did not subscribe to bob:\n{}",
+        kam.log()
+    );
+    // And the gateway did not fall back to watching bob itself.
+    assert!(
+        !gw.log_lines()
+            .iter()
+            .any(|l| l.contains("no resource list")),
+        "{}",
+        gw.log_lines().join("\n")
+    );
 }

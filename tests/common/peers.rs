@@ -333,6 +333,9 @@ pub struct KamailioOpts {
     /// Enforce the presentities' pres-rules (presence_xml `force_active` 0): a watcher no
     /// rule allows stays pending, `block` refuses it.
     pub pres_rules: bool,
+    /// Load the resource list server (rls, pua): list SUBSCRIBEs to a service of the
+    /// watcher's `rls-services` document get RLMI NOTIFYs.
+    pub rls: bool,
     /// Keep the Path of REGISTERs and route through it (RFC 3327; scale-out).
     pub path: bool,
     /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
@@ -412,6 +415,9 @@ impl Kamailio {
         }
         if opts.pres_rules {
             cmd_env.push(("KAM_PRES_RULES", "1".into()));
+        }
+        if opts.rls {
+            cmd_env.push(("KAM_RLS", "1".into()));
         }
         if opts.path {
             cmd_env.push(("KAM_PATH", "1".into()));

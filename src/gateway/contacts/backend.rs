@@ -14,7 +14,7 @@ use xcap::{
     Credentials, Method, Precondition, RequestId, XcapEvent, XcapRequest, XcapResponse, XcapRoot,
 };
 
-use super::xcap_docs::{Doc, XcapDocs};
+use super::xcap_docs::{self, Doc, XcapDocs, RLS_SERVICES_CONTENT_TYPE};
 use super::{AddressbookError, Load, Pending};
 use crate::gateway::{ClientId, Engines, Gateway};
 use crate::sylkrtc::contacts::{Addressbook, Entry, UpdateAction};
@@ -24,6 +24,7 @@ use crate::sylkrtc::request::AddressbookUpdate;
 /// document name under each user's tree.
 const LISTS_AUID: &str = "resource-lists";
 const RULES_AUID: &str = "pres-rules";
+const RLS_AUID: &str = "rls-services";
 const DOCUMENT: &str = "index";
 
 /// Where and as whom an AOR's documents are read and written.
@@ -57,6 +58,19 @@ enum XcapPending {
     Put(XcapUpdate),
     /// The re-read after a conflict, before the retry.
     Reread(XcapUpdate),
+    /// The user's rls-services document, read to see whether it has our service.
+    RlsRead { aor: Arc<str> },
+    /// The rls-services document written with our service.
+    RlsWrite { aor: Arc<str> },
+}
+
+/// Whether the RLS can serve an AOR's buddy list (RFC 4662): its rls-services document
+/// names the service `sip:<user>-buddies@<domain>` over the `contacts` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RlsState {
+    Checking,
+    Ready,
+    Refused,
 }
 
 /// A load collecting its two documents.
@@ -74,12 +88,20 @@ pub(in crate::gateway) struct XcapBooks {
     docs: HashMap<Arc<str>, XcapDocs>,
     loading: HashMap<Arc<str>, Loading>,
     requests: HashMap<RequestId, XcapPending>,
+    rls: HashMap<Arc<str>, RlsState>,
 }
 
 impl XcapBooks {
     /// The AOR's book is gone.
     pub(super) fn forget(&mut self, aor: &Arc<str>) {
         self.docs.remove(aor);
+        self.rls.remove(aor);
+    }
+
+    /// The AOR's rls-services document has our buddy-list service: a list subscription
+    /// may be tried.
+    pub(super) fn rls_ready(&self, aor: &str) -> bool {
+        self.rls.get(aor) == Some(&RlsState::Ready)
     }
 
     /// Requests in flight (leak checks).
@@ -410,7 +432,11 @@ impl Gateway {
                         Ok(ab)
                     }
                 };
+                let ok = loaded.is_ok();
                 self.addressbook_loaded(now, &aor, loaded, e);
+                if ok {
+                    self.check_rls_services(now, &aor, e);
+                }
             }
             XcapPending::Put(mut u) => {
                 let outcome = match result {
@@ -462,6 +488,30 @@ impl Gateway {
                     e,
                 );
             }
+            XcapPending::RlsRead { aor } => {
+                let existing = match result {
+                    Ok(r) if r.status == 200 => Some((r.body, r.etag)),
+                    Ok(r) if r.status == 404 => None,
+                    other => {
+                        log::info!("contacts: rls-services of {aor} not read: {other:?}");
+                        return self.rls_settled(&aor, RlsState::Refused);
+                    }
+                };
+                let written = self.put_rls_services(now, &aor, existing, e);
+                if let Some(state) = written {
+                    self.rls_settled(&aor, state);
+                }
+            }
+            XcapPending::RlsWrite { aor } => {
+                let state = match result {
+                    Ok(r) if (200..300).contains(&r.status) => RlsState::Ready,
+                    other => {
+                        log::info!("contacts: rls-services of {aor} not written: {other:?}");
+                        RlsState::Refused
+                    }
+                };
+                self.rls_settled(&aor, state);
+            }
             XcapPending::Reread(mut u) => {
                 let mut fresh = self
                     .contacts
@@ -490,5 +540,108 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+impl Gateway {
+    /// With `presence.rls`, makes sure the AOR's rls-services document (RFC 4826 section 4)
+    /// has the service its list subscription names, over its `contacts` list; once done,
+    /// presence may subscribe to the list (RFC 4662) instead of each contact.
+    fn check_rls_services(&mut self, now: Instant, aor: &Arc<str>, e: &mut Engines<'_>) {
+        let presence = &self.contacts.config.presence;
+        if !presence.enabled || !presence.rls || self.contacts.xcap.rls.contains_key(aor) {
+            return;
+        }
+        let Ok(target) = self.xcap_target(aor) else {
+            return;
+        };
+        self.contacts
+            .xcap
+            .rls
+            .insert(Arc::clone(aor), RlsState::Checking);
+        let request = XcapRequest {
+            method: Method::Get,
+            url: target.root.user_document(RLS_AUID, &target.xui, DOCUMENT),
+            content_type: None,
+            body: Vec::new(),
+            precondition: Precondition::None,
+            credentials: Some(target.credentials),
+        };
+        let submitted = e.xcap.submit(now, request);
+        self.xcap_submitted(
+            now,
+            submitted,
+            XcapPending::RlsRead {
+                aor: Arc::clone(aor),
+            },
+            e,
+        );
+    }
+
+    /// Writes the rls-services document with our service added to `existing`; `Some`: the
+    /// outcome is known already (nothing to write, or it cannot be).
+    fn put_rls_services(
+        &mut self,
+        now: Instant,
+        aor: &Arc<str>,
+        existing: Option<(Vec<u8>, Option<String>)>,
+        e: &mut Engines<'_>,
+    ) -> Option<RlsState> {
+        let Ok(target) = self.xcap_target(aor) else {
+            return Some(RlsState::Refused);
+        };
+        let (user, domain) = aor.split_once('@').unwrap_or((aor, ""));
+        let service = format!("sip:{user}-buddies@{domain}");
+        let lists = target.root.user_document(LISTS_AUID, &target.xui, DOCUMENT);
+        // RFC 4825 section 6: a node selector after `~~`, here the list by its name.
+        let list_url = format!(
+            "{}{}/~~/resource-lists/list%5b@name=%22{}%22%5d",
+            lists.origin,
+            lists.path,
+            xcap_docs::CONTACTS_LIST
+        );
+        let (existing, etag) = match existing {
+            Some((body, etag)) => (Some(body), etag),
+            None => (None, None),
+        };
+        let body = match xcap_docs::with_rls_service(existing.as_deref(), &service, &list_url) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Some(RlsState::Ready),
+            Err(err) => {
+                log::info!("contacts: rls-services of {aor} kept as is: {err:?}");
+                return Some(RlsState::Refused);
+            }
+        };
+        let request = XcapRequest {
+            method: Method::Put,
+            url: target.root.user_document(RLS_AUID, &target.xui, DOCUMENT),
+            content_type: Some(RLS_SERVICES_CONTENT_TYPE.to_owned()),
+            body: body.into_bytes(),
+            // Written over the version read (a conflict leaves list subscriptions off).
+            precondition: match (existing.is_some(), etag) {
+                (_, Some(tag)) => Precondition::IfMatch(tag),
+                (true, None) => Precondition::None,
+                (false, None) => Precondition::IfNoneMatchAny,
+            },
+            credentials: Some(target.credentials),
+        };
+        let submitted = e.xcap.submit(now, request);
+        self.xcap_submitted(
+            now,
+            submitted,
+            XcapPending::RlsWrite {
+                aor: Arc::clone(aor),
+            },
+            e,
+        );
+        None
+    }
+
+    /// The RLS question is answered: presence takes another look.
+    fn rls_settled(&mut self, aor: &Arc<str>, state: RlsState) {
+        if let Some(s) = self.contacts.xcap.rls.get_mut(aor) {
+            *s = state;
+        }
+        self.contacts.mark_dirty(aor);
     }
 }

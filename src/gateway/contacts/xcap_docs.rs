@@ -408,6 +408,63 @@ fn rule_id(id: &str) -> String {
     out
 }
 
+/// The rls-services namespace (RFC 4826 section 4).
+pub const RLS_SERVICES_NS: &str = "urn:ietf:params:xml:ns:rls-services";
+/// The rls-services content type.
+pub const RLS_SERVICES_CONTENT_TYPE: &str = "application/rls-services+xml";
+
+/// Limits for a user's rls-services document (a handful of services in practice).
+const RLS_LIMITS: presence::xml::Limits = presence::xml::Limits {
+    max_size: 256 * 1024,
+    max_depth: 16,
+    max_elements: 10_000,
+};
+
+/// Why an rls-services document cannot take our service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RlsServicesError {
+    /// Not well-formed, over the limits, or not `<rls-services>`.
+    NotRlsServices,
+}
+
+/// The user's rls-services document (`None`: there is none) with the service `service_uri`
+/// whose resource list is `list_url` (RFC 4826 section 4.2, `<resource-list>`), for
+/// `presence`. `Ok(None)`: the service is there already, nothing to write. Other services
+/// and elements are kept (attributes with a namespace prefix are not: the reader drops
+/// them).
+pub fn with_rls_service(
+    existing: Option<&[u8]>,
+    service_uri: &str,
+    list_url: &str,
+) -> Result<Option<String>, RlsServicesError> {
+    let mut root = match existing {
+        Some(bytes) => presence::xml::parse(bytes, RLS_LIMITS)
+            .ok()
+            .filter(|r| r.is(RLS_SERVICES_NS, "rls-services"))
+            .ok_or(RlsServicesError::NotRlsServices)?,
+        None => Element::new(Some(RLS_SERVICES_NS), "rls-services"),
+    };
+    if root
+        .children_named(RLS_SERVICES_NS, "service")
+        .any(|s| s.attr("uri") == Some(service_uri))
+    {
+        return Ok(None);
+    }
+    let ns = Some(RLS_SERVICES_NS);
+    let service = Element::new(ns, "service")
+        .with_attr("uri", service_uri)
+        .with_child(Element::new(ns, "resource-list").with_text(list_url))
+        .with_child(
+            Element::new(ns, "packages")
+                .with_child(Element::new(ns, "package").with_text("presence")),
+        );
+    root = root.with_child(service);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    root.write(&mut out, None);
+    out.push('\n');
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,5 +571,32 @@ mod tests {
             .contacts
             .is_empty());
         assert_eq!(ab.contacts.len(), 1);
+    }
+
+    #[test]
+    fn our_rls_service_is_added_once_and_other_services_kept() {
+        let list = "http://x/r/resource-lists/users/sip:a@b/index/~~/resource-lists/list%5b@name=%22contacts%22%5d";
+        let doc = with_rls_service(None, "sip:a-buddies@b", list)
+            .unwrap()
+            .unwrap();
+        assert!(doc.contains("<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:a-buddies@b\"><resource-list>"), "{doc}");
+        assert_eq!(
+            with_rls_service(Some(doc.as_bytes()), "sip:a-buddies@b", list),
+            Ok(None)
+        );
+        let other = br#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:x@b"><list xmlns="urn:ietf:params:xml:ns:resource-lists"><entry uri="sip:y@b"/></list></service></rls-services>"#;
+        let both = with_rls_service(Some(other), "sip:a-buddies@b", list)
+            .unwrap()
+            .unwrap();
+        assert!(
+            both.contains("sip:x@b")
+                && both.contains("sip:y@b")
+                && both.contains("sip:a-buddies@b"),
+            "{both}"
+        );
+        assert_eq!(
+            with_rls_service(Some(b"<nope/>"), "sip:a-buddies@b", list),
+            Err(RlsServicesError::NotRlsServices)
+        );
     }
 }
