@@ -425,9 +425,9 @@ fn an_https_xcap_root_works_through_tls() {
 /// naming `sip:alice-buddies@example.test` over her `contacts` list, subscribes to the list
 /// once, and the RLS takes it as a list: it subscribes to each resource itself (Kamailio's
 /// presence then NOTIFYs the RLS, not the gateway, about bob). What comes back to the
-/// gateway after the first full-state NOTIFY cannot be checked with this peer: Kamailio's
-/// RLS keeps its resources' state through `affected_rows`, which its SQLite driver lacks,
-/// so it never updates a list over SQLite (README, "What is left").
+/// gateway after the first full-state NOTIFY cannot be checked with this peer: over SQLite
+/// Kamailio's RLS never stores what its resources' NOTIFYs say, so it sends no list
+/// updates (README, "What is left").
 #[test]
 fn the_buddy_list_is_one_subscription_served_by_the_rls() {
     let kam = Kamailio::start(KamailioOpts {
