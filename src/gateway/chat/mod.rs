@@ -30,8 +30,9 @@ use media::sdp::MediaSection;
 use msrp::{MsrpConfig, MsrpEvent, MsrpUri, OutgoingId, RelayAuth, Role};
 
 use super::calls::CallState;
-use super::{AccountId, CallEnd, CallKey, Engines, Gateway};
+use super::{AccountId, CallEnd, CallKey, ChatStop, Engines, Gateway};
 use crate::switchboard::MsrpId;
+use crate::sylkrtc::Event;
 
 pub(super) use incoming::{ChatInvite, ChatSplit};
 pub(super) use outgoing::BridgedOffer;
@@ -275,9 +276,28 @@ impl Gateway {
                 } else {
                     // The call's audio/video goes on without its chat.
                     self.fail_pending_messages(key);
+                    self.chat_stopped(key, ChatStop::Closed(reason));
                 }
             }
         }
+    }
+
+    /// The chat of call `key` (with audio/video) is over and the call goes on: its client
+    /// gets the `chat` session event (our extension; sylkrtc.js 1.8 dispatches session
+    /// events by name and ignores names it does not know).
+    pub(super) fn chat_stopped(&mut self, key: CallKey, why: ChatStop) {
+        let Some(call) = self.calls.get(key.0) else {
+            return;
+        };
+        let (client, session) = (call.client, call.session.clone());
+        self.send_event(
+            client,
+            &Event::SessionChat {
+                session,
+                state: why.state(),
+                reason: why.to_string(),
+            },
+        );
     }
 
     /// Call `key` ended: its chat's connection is closed, its engine and timers dropped.
