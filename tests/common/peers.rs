@@ -605,6 +605,11 @@ impl KamailioMsrp {
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
     }
+    /// Stops the relay now (SIGTERM, SIGKILL after 5 s): every MSRP connection through it
+    /// closes, as when a relay goes away mid-session. The run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
 }
 
 /// Sends `OPTIONS sip:ADDR` over UDP; true if a 200 comes back within 200 ms (Kamailio's
