@@ -255,6 +255,44 @@ fn two_accounts_chat_through_the_kamailio_msrp_relay_with_auth_both_ways() {
 }
 
 #[test]
+fn two_accounts_chat_through_the_kamailio_msrp_relay_over_tls() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let relay = KamailioMsrp::start_tls();
+    assert!(relay.uri().starts_with("msrps://"), "{}", relay.uri());
+    // The relay's certificate is the dev one; the gateway verifies it as SIP TLS does.
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\ntls_ca_file = \"{certs}/localhost.crt\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [msrp]\nlisten = \"off\"\nrelay = \"{}\"\n",
+            kam.sip_addr(),
+            relay.uri()
+        ),
+        &[],
+    );
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "tls-relay-1");
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let log = relay.log();
+    assert_eq!(log.matches("msrp AUTH ok for alice").count(), 1, "{log}");
+    assert_eq!(log.matches("msrp AUTH ok for bob").count(), 1, "{log}");
+    // Over TLS the relay hands out msrps:// Use-Paths, and the peers' paths carry them.
+    let lines = gw.log_lines().join("\n");
+    assert!(
+        lines.contains(&format!(
+            "relay Use-Path msrps://127.0.0.1:{}/",
+            relay.addr().port()
+        )),
+        "{lines}"
+    );
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
 fn a_wrong_ha1_is_refused_by_the_relay_and_ends_the_session() {
     let kam = Kamailio::start(KamailioOpts::default());
     let relay = KamailioMsrp::start();
