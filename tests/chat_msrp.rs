@@ -293,6 +293,34 @@ fn two_accounts_chat_through_the_kamailio_msrp_relay_over_tls() {
 }
 
 #[test]
+fn the_relay_of_the_accounts_domain_wins_over_the_default_relay() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let ours = KamailioMsrp::start();
+    let default = KamailioMsrp::start();
+    // `msrp.relays` per account domain (case-insensitive) beside `msrp.relay` for the rest.
+    let gw = gateway_via(
+        &kam,
+        &format!(
+            "[msrp]\nlisten = \"off\"\nrelay = \"{}\"\n[msrp.relays]\n\"Example.TEST\" = \"{}\"\n",
+            default.uri(),
+            ours.uri()
+        ),
+    );
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "domain-relay-1");
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let log = ours.log();
+    assert_eq!(log.matches("msrp AUTH ok for alice").count(), 1, "{log}");
+    assert_eq!(log.matches("msrp AUTH ok for bob").count(), 1, "{log}");
+    let log = default.log();
+    assert!(!log.contains("msrp AUTH ok"), "{log}");
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
 fn a_wrong_ha1_is_refused_by_the_relay_and_ends_the_session() {
     let kam = Kamailio::start(KamailioOpts::default());
     let relay = KamailioMsrp::start();
