@@ -66,11 +66,14 @@ pub struct OutgoingCall {
 impl OutgoingCall {
     /// A call to `config.callee`; it starts by asking to locate the callee's domain.
     pub fn new(
-        config: OutgoingConfig,
+        mut config: OutgoingConfig,
         ha1: Ha1,
         timers: TxnConfig,
         route_by_dialog: bool,
     ) -> Result<OutgoingCall, CallError> {
+        // The offer is kept for the call's life (a retry after 401/407, fail-over): without
+        // the room its writer reserved.
+        config.sdp.shrink_to_fit();
         let invalid = || CallError::InvalidCallee(config.callee.clone());
         let callee = config.callee.trim();
         if !callee.contains('@') || callee.contains(['<', '>', ' ']) {

@@ -24,6 +24,7 @@ mod sdp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use media::sdp::MediaSection;
@@ -137,6 +138,8 @@ pub(super) struct Chats {
     pub sessions: HashMap<CallKey, ChatSession>,
     pub by_msrp: HashMap<MsrpId, CallKey>,
     pub stats: ChatStats,
+    /// The engines' settings, built once and shared by every chat's engine.
+    pub engine_config: Option<Arc<MsrpConfig>>,
 }
 
 /// Checks a complete incoming MSRP message before it is answered (RFC 4975 section 7.2):
@@ -160,15 +163,18 @@ impl Gateway {
         self.chat.sessions.len()
     }
 
-    /// The engine settings of one chat.
-    fn msrp_config(&self) -> MsrpConfig {
-        MsrpConfig {
-            max_message_size: self.config.chat.max_message_size,
-            auth_expires: self.config.chat.auth_expires,
-            accept_types: vec!["message/cpim".to_owned()],
-            validate: Some(validate_cpim),
-            ..MsrpConfig::default()
-        }
+    /// The engine settings of every chat.
+    fn msrp_config(&mut self) -> Arc<MsrpConfig> {
+        let chat = &self.config.chat;
+        Arc::clone(self.chat.engine_config.get_or_insert_with(|| {
+            Arc::new(MsrpConfig {
+                max_message_size: chat.max_message_size,
+                auth_expires: chat.auth_expires,
+                accept_types: vec!["message/cpim".to_owned()],
+                validate: Some(validate_cpim),
+                ..MsrpConfig::default()
+            })
+        }))
     }
 
     /// Opens the MSRP engine of a new chat for `account`: our URI (`msrps` with `tls`), and
@@ -207,7 +213,8 @@ impl Gateway {
             ha1: acc.ha1.clone(),
         });
         let over_relay = auth.is_some();
-        let id = e.msrp.open(self.msrp_config(), local, self.rng.fork());
+        let config = self.msrp_config();
+        let id = e.msrp.open(config, local, self.rng.fork());
         if let Some(auth) = auth {
             if let Some(c) = e.msrp.get_mut(id) {
                 c.authenticate(now, auth);
