@@ -63,6 +63,15 @@ impl SipStack {
         self.calls.len()
     }
 
+    /// How many outgoing calls still hold their INVITE as sent (memory tests).
+    #[cfg(test)]
+    pub(crate) fn calls_holding_invite(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|(_, e)| matches!(&e.call, crate::call::Call::Outgoing(c) if c.holds_invite()))
+            .count()
+    }
+
     /// Number of dialogs filed for in-dialog matching (leak checks).
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
