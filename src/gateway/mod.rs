@@ -38,7 +38,7 @@ pub use account::{Account, AccountId};
 pub use calls::{exercise_call_fields, CallDirection, CallState};
 pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use contacts::{ContactsStats, NotifyResult};
-pub use error::{CallEnd, GatewayError};
+pub use error::{CallEnd, ChatStop, GatewayError};
 pub use messaging::MessagingStats;
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
 pub use stats::GatewayStats;
