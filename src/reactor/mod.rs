@@ -18,6 +18,7 @@ mod stream;
 mod tls;
 pub mod token;
 mod ws_client;
+mod xcap_sockets;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ use sip_sockets::SipSockets;
 use stream::ReadStatus;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
+use xcap_sockets::{XcapHosts, XcapSockets};
 
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -102,6 +104,7 @@ pub struct Reactor {
     sip: SipSockets,
     media: MediaSockets,
     msrp: MsrpSockets,
+    xcap: XcapSockets,
     limits: WsLimits,
     max_connections: usize,
     next_log_id: u64,
@@ -136,6 +139,7 @@ pub struct BoundSockets {
     listeners: Vec<Listener>,
     sip: SipSockets,
     msrp: MsrpSockets,
+    xcap: XcapSockets,
     signals: Signals,
 }
 
@@ -192,7 +196,13 @@ impl BoundSockets {
             (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
             _ => None,
         };
-        let msrp = MsrpSockets::bind(poll.registry(), config.msrp.listen, msrp_tls, tls_client)?;
+        let msrp = MsrpSockets::bind(
+            poll.registry(),
+            config.msrp.listen,
+            msrp_tls,
+            Arc::clone(&tls_client),
+        )?;
+        let xcap = XcapSockets::new(XcapHosts::resolve(&config.contacts.xcap), tls_client);
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
             .map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
@@ -207,6 +217,7 @@ impl BoundSockets {
             listeners,
             sip,
             msrp,
+            xcap,
             signals,
         })
     }
@@ -251,6 +262,7 @@ impl Reactor {
             listeners,
             sip,
             msrp,
+            xcap,
             signals,
         } = sockets;
         Reactor {
@@ -263,6 +275,7 @@ impl Reactor {
             sip,
             media: MediaSockets::default(),
             msrp,
+            xcap,
             limits,
             max_connections,
             next_log_id: 0,
@@ -419,6 +432,19 @@ impl Reactor {
             }
             TokenKind::MsrpStream => {
                 let status = self.msrp.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
+            TokenKind::XcapStream => {
+                let status = self.xcap.stream_ready(
                     parts.key,
                     parts.generation,
                     now,
@@ -714,6 +740,13 @@ impl Reactor {
                 Command::Msrp { id, transmit } => self.msrp.transmit(
                     id,
                     transmit,
+                    now,
+                    self.poll.registry(),
+                    &mut self.generations,
+                    &mut self.board,
+                ),
+                Command::Xcap(t) => self.xcap.transmit(
+                    t,
                     now,
                     self.poll.registry(),
                     &mut self.generations,
