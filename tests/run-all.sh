@@ -64,7 +64,8 @@ fi
 # call_load's doubles as the end-to-end call test with a WebRTC client built on rtc: it fails
 # unless every call is established, carries audio both ways and ends with terminated.
 if [ $# -eq 0 ]; then
-  cargo test --locked --bench call_load --bench sylkrtc_request --bench messaging_load --bench chat_load
+  cargo test --locked --bench call_load --bench sylkrtc_request --bench messaging_load --bench chat_load \
+    --bench presence_load
   cargo test --locked -p media --bench bridge_packet --bench rtp_rewrite --bench srtp_packet
   # The soak's CI form (issue 16): 5 minutes of call cycles in waves of 20 (debug build);
   # `cargo bench --bench soak` is the release form, see benches/soak.rs for the long one.
