@@ -23,8 +23,9 @@
 //! 3. memory per subscription: (RSS of run B - RSS of run A) / subscriptions, both taken
 //!    `SETTLE` seconds (35 with `--bench`: a NOTIFY's server transaction lingers 32 s,
 //!    RFC 3261 Timer J) after the last activity;
-//! 4. idle CPU from refreshes: subscriptions ask for `EXPIRES` seconds (300 with
-//!    `--bench`, refreshed 225-240 s after they were made); the gateway's CPU over the
+//! 4. idle CPU from refreshes: subscriptions ask for `EXPIRES` seconds (600 with
+//!    `--bench`, refreshed 450-540 s after they were made: keep it well beyond the time to
+//!    all-active, or refreshes mix into the other phases); the gateway's CPU over the
 //!    window in which every one is refreshed (SUBSCRIBE in the dialog, 200, the NOTIFY
 //!    each refresh brings) gives CPU per refresh, and from it the idle CPU at the default
 //!    `presence.subscribe_expires` (3600 s: refreshed every 2,700-3,540 s).
@@ -534,7 +535,7 @@ fn main() {
     let contacts = env_or("CONTACTS", if bench { 50 } else { 3 }).min(accounts - 1);
     let per_conn = env_or("PER_CONN", 100).clamp(1, 1000);
     let settle = env_or("SETTLE", if bench { 35 } else { 0 });
-    let expires = env_or("EXPIRES", if bench { 300 } else { 3600 }).clamp(10, 86_400);
+    let expires = env_or("EXPIRES", if bench { 600 } else { 3600 }).clamp(10, 86_400);
     let refresh = bench && env_or("REFRESH", 1) == 1;
     let shm = env_or("KAM_SHM_MB", (64 + accounts * contacts / 200).min(2048));
     let limit = Duration::from_secs(env_or("LIMIT", 600));
