@@ -76,6 +76,7 @@ impl Reactor {
                 if self.nothing_in_progress() {
                     log::info!("drained: nothing left in progress");
                     self.stats.log_iterations();
+                    self.phases.log();
                     Next::Exit
                 } else if now >= deadline {
                     self.stop(now, "drain timeout");
@@ -93,6 +94,7 @@ impl Reactor {
                         self.stats.longest().as_micros()
                     );
                     self.stats.log_iterations();
+                    self.phases.log();
                     Next::Exit
                 } else {
                     Next::Continue

@@ -13,8 +13,10 @@ mod endpoints;
 mod lifecycle;
 mod media_sockets;
 mod msrp_sockets;
+mod phases;
 mod sip_sockets;
 mod stream;
+mod tcp;
 mod tls;
 pub mod token;
 mod ws_client;
@@ -46,8 +48,10 @@ pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 pub use msrp_sockets::MsrpAddresses;
 use msrp_sockets::MsrpSockets;
+use phases::{Phase, PhaseTimes};
 use sip_sockets::SipSockets;
 use stream::ReadStatus;
+pub use tcp::SocketError;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
 
@@ -113,6 +117,8 @@ pub struct Reactor {
     reload: Option<Reload>,
     /// Loop timing and connection counters (metrics).
     stats: ReactorStats,
+    /// Where long iterations spend their time (debugging; `SYLK_REACTOR_PHASES=1`).
+    phases: PhaseTimes,
     /// When the reactor was built (metrics).
     started: SystemTime,
     scratch: Vec<u8>,
@@ -143,13 +149,13 @@ impl BoundSockets {
     /// Binds the WebSocket listeners, the metrics listener, the SIP sockets and the DNS
     /// client sockets (for the families of `nameservers`) of `config`, and catches
     /// SIGTERM/SIGINT/SIGHUP.
-    pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, String> {
-        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+    pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, SocketError> {
+        let poll = Poll::new().map_err(SocketError::Poll)?;
         let ws = &config.websocket;
         let mut listeners = Vec::new();
         let tls = match (ws.wss_listen, config.sip.tls_listen, config.msrp.tls_listen) {
             (None, None, None) => None,
-            _ => Some(tls::server_config(&ws.tls)?),
+            _ => Some(tls::server_config(&ws.tls).map_err(SocketError::Tls)?),
         };
         let wss_tls = ws.wss_listen.and(tls.clone());
         // /metrics moves off the public port when it has a listener of its own.
@@ -163,12 +169,13 @@ impl BoundSockets {
             (config.metrics.listen, None, Service::ADMIN),
         ] {
             let Some(addr) = addr else { continue };
-            let mut socket =
-                TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let token = token::encode(TokenKind::Listener, listeners.len(), 0);
-            poll.registry()
-                .register(&mut socket, token, Interest::READABLE)
-                .map_err(|e| format!("cannot register listener: {e}"))?;
+            let what = if service.web {
+                "WebSocket listener"
+            } else {
+                "metrics listener"
+            };
+            let socket = tcp::listen(poll.registry(), addr, token, what)?;
             listeners.push(Listener {
                 socket,
                 tls,
@@ -180,7 +187,8 @@ impl BoundSockets {
             _ => None,
         };
         let tls_client =
-            tls::sip_client_config(config.sip.tls_verify, config.sip.tls_ca_file.as_deref())?;
+            tls::sip_client_config(config.sip.tls_verify, config.sip.tls_ca_file.as_deref())
+                .map_err(SocketError::Tls)?;
         let sip = SipSockets::bind(
             poll.registry(),
             config.sip.listen,
@@ -193,15 +201,15 @@ impl BoundSockets {
             _ => None,
         };
         let msrp = MsrpSockets::bind(poll.registry(), config.msrp.listen, msrp_tls, tls_client)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-            .map_err(|e| format!("cannot catch signals: {e}"))?;
-        poll.registry()
-            .register(
-                &mut signals,
-                token::encode(TokenKind::Signals, 0, 0),
-                Interest::READABLE,
-            )
-            .map_err(|e| format!("cannot register signals: {e}"))?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(SocketError::Signals)?;
+        let token = token::encode(TokenKind::Signals, 0, 0);
+        tcp::register(
+            poll.registry(),
+            &mut signals,
+            token,
+            Interest::READABLE,
+            "signal",
+        )?;
         Ok(BoundSockets {
             poll,
             listeners,
@@ -271,6 +279,7 @@ impl Reactor {
             drain_timeout: Duration::from_secs(300),
             reload: None,
             stats: ReactorStats::default(),
+            phases: PhaseTimes::from_env(),
             started: SystemTime::now(),
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
@@ -319,6 +328,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             let woke = Instant::now();
+            self.phases.start(woke);
             self.board.set_wall_clock(SystemTime::now());
             // Last turn's unfinished reads first, then the new events: each socket gets at
             // most a budget per turn in each, so no peer can starve the others.
@@ -331,19 +341,26 @@ impl Reactor {
             }
             serving.clear();
             self.serving = serving;
+            self.phases.lap(Phase::Carried);
             for event in events.iter() {
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
                     return Ok(());
                 }
+                self.phases.lap(phase_of(event.token()));
             }
             if self.store_backlog {
                 self.store_backlog = self.board.handle_store_ready(woke);
             }
+            self.phases.lap(Phase::Other);
             self.run_timers(woke, engines_deadline);
+            self.phases.lap(Phase::Timers);
             self.settle(woke);
+            self.phases.lap(Phase::Settle);
             // The one extra clock read per iteration; it is also the next iteration's `now`.
             now = Instant::now();
-            self.stats.iteration(now.saturating_duration_since(woke));
+            let took = now.saturating_duration_since(woke);
+            self.stats.iteration(took);
+            self.phases.end(took);
         }
     }
 
@@ -727,6 +744,7 @@ impl Reactor {
                     &mut self.board,
                 ),
                 Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
+                    self.phases.lap(Phase::Settle);
                     if let Err(e) = self.media.open(
                         self.poll.registry(),
                         &mut self.generations,
@@ -736,6 +754,7 @@ impl Reactor {
                         log::warn!("media: {e}");
                         self.board.handle_media_unavailable(now, media);
                     }
+                    self.phases.lap(Phase::OpenMedia);
                 }
                 Command::Gateway(GatewayCommand::Close { conn }) => {
                     let Some(parts) = token::decode(Token(conn)) else {
@@ -781,6 +800,19 @@ impl Reactor {
             self.board.sip().call_count(),
             self.board.bridges.len(),
         );
+    }
+}
+
+/// The phase a readiness event's work is charged to.
+fn phase_of(token: Token) -> Phase {
+    match token::decode(token).map(|p| p.kind) {
+        Some(TokenKind::Listener | TokenKind::WsConn) => Phase::Ws,
+        Some(TokenKind::Media) => Phase::Media,
+        Some(
+            TokenKind::SipUdp | TokenKind::SipListener | TokenKind::SipStream | TokenKind::Dns,
+        ) => Phase::Sip,
+        Some(TokenKind::MsrpListener | TokenKind::MsrpStream) => Phase::Msrp,
+        Some(TokenKind::Signals | TokenKind::Store) | None => Phase::Other,
     }
 }
 
