@@ -9,6 +9,7 @@
 //! Its lifecycle (drain, stop, reload) is in `lifecycle.rs`, the operational endpoints and
 //! its own counters in `endpoints.rs`.
 
+mod budget;
 mod endpoints;
 mod lifecycle;
 mod media_sockets;
@@ -40,6 +41,7 @@ use crate::config::Config;
 use crate::gateway::GatewayCommand;
 use crate::switchboard::{Command, Switchboard};
 use crate::ws::{Service, WsConnection, WsEvent, WsLimits};
+use budget::TurnBudget;
 pub use endpoints::ReactorStats;
 use endpoints::Refusal;
 use lifecycle::{Lifecycle, Next};
@@ -130,6 +132,11 @@ pub struct Reactor {
     more_reads: Vec<Token>,
     /// The turn's copy of `more_reads` being served.
     serving: Vec<Token>,
+    /// What this turn may still start (see `budget.rs`).
+    budget: TurnBudget,
+    /// WebSocket streams with requests not routed yet for want of budget: routed first on
+    /// the next turn.
+    ws_backlog: Vec<usize>,
     /// Origin of the timer grid.
     epoch: Instant,
     /// The store's worker has results not collected yet.
@@ -285,6 +292,8 @@ impl Reactor {
             touched: Vec::new(),
             more_reads: Vec::new(),
             serving: Vec::new(),
+            budget: TurnBudget::new(Instant::now()),
+            ws_backlog: Vec::new(),
             epoch: Instant::now(),
             store_backlog: false,
         }
@@ -314,14 +323,16 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout = if self.store_backlog || !self.more_reads.is_empty() {
-                // Store results are waiting (their waker fired already) or sockets have
-                // unread input: look for new events without sleeping.
-                Some(Duration::ZERO)
-            } else {
-                self.next_deadline(engines_deadline)
-                    .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
-            };
+            let timeout =
+                if self.store_backlog || !self.more_reads.is_empty() || !self.ws_backlog.is_empty()
+                {
+                    // Store results are waiting (their waker fired already), sockets have unread
+                    // input or requests wait to be routed: look for new events without sleeping.
+                    Some(Duration::ZERO)
+                } else {
+                    self.next_deadline(engines_deadline)
+                        .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
+                };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -329,13 +340,17 @@ impl Reactor {
             }
             let woke = Instant::now();
             self.phases.start(woke);
+            self.budget.start(woke);
             self.board.set_wall_clock(SystemTime::now());
             // Last turn's unfinished reads first, then the new events: each socket gets at
-            // most a budget per turn in each, so no peer can starve the others.
+            // most a budget per turn in each, so no peer can starve the others, and the turn
+            // serves sockets only while its time lasts (`budget.rs`): the others are carried.
             std::mem::swap(&mut self.more_reads, &mut self.serving);
             let mut serving = std::mem::take(&mut self.serving);
             for &token in &serving {
-                if self.dispatch(woke, token, false) == Next::Exit {
+                if !self.budget.may_serve() {
+                    self.read_again(token);
+                } else if self.dispatch(woke, token, false) == Next::Exit {
                     return Ok(());
                 }
             }
@@ -343,6 +358,12 @@ impl Reactor {
             self.serving = serving;
             self.phases.lap(Phase::Carried);
             for event in events.iter() {
+                if !self.budget.may_serve() {
+                    // Readiness is edge-triggered: a socket not served now is served on the
+                    // next turn from the carried list, reads and writes alike.
+                    self.read_again(event.token());
+                    continue;
+                }
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
                     return Ok(());
                 }
@@ -403,7 +424,11 @@ impl Reactor {
             // Collected below, a bounded number per iteration.
             TokenKind::Store => self.store_backlog = true,
             TokenKind::SipUdp => {
-                if self.sip.read_udp(now, &mut self.board, &mut self.scratch) == ReadStatus::More {
+                let until = self.budget.reads_until();
+                let status = self
+                    .sip
+                    .read_udp(now, until, &mut self.board, &mut self.scratch);
+                if status == ReadStatus::More {
                     self.read_again(token);
                 }
             }
@@ -453,6 +478,11 @@ impl Reactor {
                 };
                 if s.generation != parts.generation {
                     return Next::Continue; // stale event for a connection whose key was reused
+                }
+                if s.backlog {
+                    // Its requests wait to be routed: more input waits behind them.
+                    self.read_again(token);
+                    return Next::Continue;
                 }
                 // Read on every event: errors and hang-ups are reported as readable too.
                 let status = s.read_ready(now, &mut self.scratch);
@@ -564,6 +594,7 @@ impl Reactor {
                 armed_timeout: None,
                 dead: false,
                 read_paused: false,
+                backlog: false,
             });
             self.touched.push(key);
         }
@@ -588,6 +619,12 @@ impl Reactor {
 
     /// Routes events until every engine is quiet, then flushes, re-arms and reaps.
     fn settle(&mut self, now: Instant) {
+        // Streams whose requests waited for budget go first.
+        if !self.ws_backlog.is_empty() {
+            let mut touched = std::mem::take(&mut self.ws_backlog);
+            touched.append(&mut self.touched);
+            self.touched = touched;
+        }
         loop {
             let mut progressed = false;
             let mut i = 0;
@@ -620,7 +657,19 @@ impl Reactor {
         };
         let mut any = false;
         let mut endpoint = None;
-        while let Some(event) = s.ws.poll_event() {
+        loop {
+            if !self.budget.may_route() {
+                // The rest waits for the next turn, before anything else it reads.
+                if !s.backlog {
+                    s.backlog = true;
+                    self.ws_backlog.push(key);
+                }
+                break;
+            }
+            let Some(event) = s.ws.poll_event() else {
+                s.backlog = false;
+                break;
+            };
             any = true;
             match event {
                 WsEvent::Open { dialect, origin } => {
@@ -661,7 +710,7 @@ impl Reactor {
             return;
         };
         s.write_ready(now);
-        if s.is_finished() {
+        if s.is_finished() && !s.backlog {
             self.reap(now, key);
             return;
         }

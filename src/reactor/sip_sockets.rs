@@ -222,14 +222,20 @@ impl SipSockets {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// Reads up to a turn's budget of datagrams from the SIP UDP socket.
+    /// Reads up to a turn's budget of datagrams from the SIP UDP socket, and none after
+    /// `until` (each may set up or end a call: the turn's time is bounded, `budget.rs`);
+    /// the first is always read.
     pub fn read_udp(
         &mut self,
         now: Instant,
+        until: Instant,
         board: &mut Switchboard,
         buf: &mut [u8],
     ) -> ReadStatus {
-        for _ in 0..UDP_BUDGET {
+        for i in 0..UDP_BUDGET {
+            if i > 0 && Instant::now() >= until {
+                return ReadStatus::More;
+            }
             match self.udp.recv_from(buf) {
                 Ok((n, from)) => board.handle_sip_datagram(now, from, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStatus::Drained,
