@@ -660,8 +660,8 @@ impl Reactor {
         loop {
             if !self.budget.may_route() {
                 // The rest waits for the next turn, before anything else it reads.
-                if !s.backlog {
-                    s.backlog = true;
+                s.backlog = true;
+                if !self.ws_backlog.contains(&key) {
                     self.ws_backlog.push(key);
                 }
                 break;
