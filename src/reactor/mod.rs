@@ -633,7 +633,9 @@ impl Reactor {
                 i += 1;
                 progressed |= self.route_ws_events(now, key);
             }
+            self.phases.lap(Phase::Route);
             progressed |= self.run_commands(now);
+            self.phases.lap(Phase::Commands);
             if !progressed {
                 break;
             }
@@ -645,6 +647,7 @@ impl Reactor {
             self.flush_and_rearm(now, key);
         }
         self.touched = touched;
+        self.phases.lap(Phase::Flush);
         while let Some(token) = self.sip.resumed.pop() {
             self.read_again(token);
         }
@@ -793,7 +796,7 @@ impl Reactor {
                     &mut self.board,
                 ),
                 Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
-                    self.phases.lap(Phase::Settle);
+                    self.phases.lap(Phase::Commands);
                     if let Err(e) = self.media.open(
                         self.poll.registry(),
                         &mut self.generations,

@@ -2,7 +2,9 @@
 //! environment has `SYLK_REACTOR_PHASES=1`. Each iteration's work is cut into phases by
 //! laps (the time since the previous lap is charged to the phase named); for the iterations
 //! over 2 ms the phases' totals and maxima are kept and logged at exit next to the
-//! iteration figures. Off, a lap is one branch.
+//! iteration figures, with how much of them the thread spent on the CPU and waiting for one
+//! (`/proc/thread-self/schedstat`, read twice per iteration: on only for this). Off, a lap
+//! is one branch.
 
 use std::time::{Duration, Instant};
 
@@ -23,13 +25,22 @@ pub(super) enum Phase {
     Other,
     /// Due timers.
     Timers,
-    /// Routing events and carrying out commands.
+    /// What settling does besides the phases below.
     Settle,
     /// Opening a call's media sockets (within settling).
     OpenMedia,
+    /// Routing WebSocket requests to the gateway (within settling).
+    Route,
+    /// Carrying out the engines' commands and routing bridge and MSRP events (within
+    /// settling).
+    Commands,
+    /// Flushing, re-arming and reaping the touched WebSocket streams (within settling).
+    Flush,
 }
 
-const PHASES: [(Phase, &str); 9] = [
+const N: usize = 12;
+
+const PHASES: [(Phase, &str); N] = [
     (Phase::Carried, "carried"),
     (Phase::Ws, "ws"),
     (Phase::Media, "media"),
@@ -39,6 +50,9 @@ const PHASES: [(Phase, &str); 9] = [
     (Phase::Timers, "timers"),
     (Phase::Settle, "settle"),
     (Phase::OpenMedia, "open_media"),
+    (Phase::Route, "route"),
+    (Phase::Commands, "commands"),
+    (Phase::Flush, "flush"),
 ];
 
 /// Phase times of the iterations over 2 ms.
@@ -47,11 +61,26 @@ pub(super) struct PhaseTimes {
     enabled: bool,
     mark: Instant,
     /// This iteration's time and laps per phase.
-    current: [(Duration, u32); 9],
+    current: [(Duration, u32); N],
     /// Iterations over 2 ms seen.
     long: u64,
     /// Over those: total time, longest single-iteration time, total laps.
-    total: [(Duration, Duration, u64); 9],
+    total: [(Duration, Duration, u64); N],
+    /// The thread's (on-CPU, waiting-for-a-CPU) nanoseconds when this iteration started.
+    sched: (u64, u64),
+    /// Over the long iterations: how many had more than 2 ms on the CPU, the most on the
+    /// CPU, and the total time spent waiting for a CPU (a long iteration on a busy machine
+    /// may be mostly the scheduler's).
+    on_cpu_over_2ms: u64,
+    most_on_cpu: Duration,
+    waited: Duration,
+}
+
+/// The reactor thread's on-CPU and run-queue nanoseconds (`/proc/thread-self/schedstat`).
+fn schedstat() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
+    (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
 }
 
 impl PhaseTimes {
@@ -60,9 +89,13 @@ impl PhaseTimes {
         PhaseTimes {
             enabled: std::env::var("SYLK_REACTOR_PHASES").is_ok_and(|v| v == "1"),
             mark: Instant::now(),
-            current: [(Duration::ZERO, 0); 9],
+            current: [(Duration::ZERO, 0); N],
             long: 0,
-            total: [(Duration::ZERO, Duration::ZERO, 0); 9],
+            total: [(Duration::ZERO, Duration::ZERO, 0); N],
+            sched: (0, 0),
+            on_cpu_over_2ms: 0,
+            most_on_cpu: Duration::ZERO,
+            waited: Duration::ZERO,
         }
     }
 
@@ -70,7 +103,8 @@ impl PhaseTimes {
     pub(super) fn start(&mut self, now: Instant) {
         if self.enabled {
             self.mark = now;
-            self.current = [(Duration::ZERO, 0); 9];
+            self.current = [(Duration::ZERO, 0); N];
+            self.sched = schedstat();
         }
     }
 
@@ -92,6 +126,11 @@ impl PhaseTimes {
             return;
         }
         self.long += 1;
+        let (cpu, wait) = schedstat();
+        let on_cpu = Duration::from_nanos(cpu.saturating_sub(self.sched.0));
+        self.on_cpu_over_2ms += u64::from(on_cpu > Duration::from_millis(2));
+        self.most_on_cpu = self.most_on_cpu.max(on_cpu);
+        self.waited += Duration::from_nanos(wait.saturating_sub(self.sched.1));
         for (total, (d, n)) in self.total.iter_mut().zip(self.current) {
             total.0 += d;
             total.1 = total.1.max(d);
@@ -113,8 +152,12 @@ impl PhaseTimes {
             ));
         }
         log::info!(
-            "reactor: phases of the {} iterations over 2 ms (total/max us/laps):{line}",
-            self.long
+            "reactor: phases of the {} iterations over 2 ms (total/max us/laps):{line}; \
+             {} of them over 2 ms on the CPU (the most {} us), {} us waiting for a CPU in all",
+            self.long,
+            self.on_cpu_over_2ms,
+            self.most_on_cpu.as_micros(),
+            self.waited.as_micros()
         );
     }
 }
