@@ -136,6 +136,9 @@ impl Reactor {
             return;
         }
         self.log_census();
+        if let Some(n) = &self.notify {
+            n.stopping(why);
+        }
         if self.drain_timeout.is_zero() {
             self.stop(now, why);
             return;
@@ -161,6 +164,9 @@ impl Reactor {
     pub(super) fn stop(&mut self, now: Instant, why: &str) {
         if matches!(self.lifecycle, Lifecycle::Stopping { .. }) {
             return;
+        }
+        if let Some(n) = &self.notify {
+            n.stopping(why);
         }
         log::info!(
             "{why}: stopping, closing {} WebSocket connections and {} calls",

@@ -14,6 +14,7 @@ mod endpoints;
 mod lifecycle;
 mod media_sockets;
 mod msrp_sockets;
+mod notify;
 mod phases;
 mod sip_sockets;
 mod stream;
@@ -50,6 +51,7 @@ pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 pub use msrp_sockets::MsrpAddresses;
 use msrp_sockets::MsrpSockets;
+use notify::Notifier;
 use phases::{Phase, PhaseTimes};
 use sip_sockets::SipSockets;
 use stream::ReadStatus;
@@ -134,6 +136,8 @@ pub struct Reactor {
     serving: Vec<Token>,
     /// What this turn may still start (see `budget.rs`).
     budget: TurnBudget,
+    /// systemd's notifications, when started with `Type=notify`.
+    notify: Option<Notifier>,
     /// WebSocket streams with requests not routed yet for want of budget: routed first on
     /// the next turn.
     ws_backlog: Vec<usize>,
@@ -294,6 +298,7 @@ impl Reactor {
             serving: Vec::new(),
             budget: TurnBudget::new(Instant::now()),
             ws_backlog: Vec::new(),
+            notify: Notifier::from_env(),
             epoch: Instant::now(),
             store_backlog: false,
         }
@@ -314,6 +319,9 @@ impl Reactor {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut now = Instant::now();
+        if let Some(n) = &mut self.notify {
+            n.ready(now);
+        }
         loop {
             if self.advance_lifecycle(now) == Next::Exit {
                 return Ok(());
@@ -392,6 +400,7 @@ impl Reactor {
             engines,
             self.lifecycle.deadline(),
             self.msrp.poll_timeout(),
+            self.notify.as_ref().and_then(Notifier::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -615,6 +624,9 @@ impl Reactor {
             self.board.handle_timeout(now);
         }
         self.msrp.handle_timeout(now, self.poll.registry());
+        if let Some(n) = &mut self.notify {
+            n.handle_timeout(now);
+        }
     }
 
     /// Routes events until every engine is quiet, then flushes, re-arms and reaps.
