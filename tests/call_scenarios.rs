@@ -1,7 +1,7 @@
 //! Call signalling scenarios against real SIPp and Kamailio on 127.0.0.1, each asserting the
 //! sylkRTC events the client gets and what the SIP peer saw: busy, no answer cancelled by the
 //! client, remote BYE, early media, hold/unhold re-INVITEs, a WebSocket drop mid-call, a
-//! caller CANCEL (missed-session), and request errors. The browser's offer is a real Chrome
+//! caller CANCEL (missed-session), an attended transfer, and request errors. The browser's offer is a real Chrome
 //! offer; media is not needed for signalling (the end-to-end audio tests are in call_e2e.rs).
 
 mod common;
@@ -408,4 +408,93 @@ fn a_media_port_held_elsewhere_is_skipped() {
         json!({"sylkrtc":"session-terminate","transaction":"x","session":"p1"}),
     );
     states_until(&mut ws, &["terminated"]);
+}
+
+/// The `transfer` states of `session` and its end, in order, until it is terminated.
+fn transfer_states(ws: &mut Client, session: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let e = recv_json(ws);
+        if e["sylkrtc"] != "session-event" || e["session"] != session {
+            continue;
+        }
+        if e["event"] == "transfer" {
+            let data = e.get("data").unwrap_or(&e);
+            got.push(data["state"].as_str().unwrap_or("").to_owned());
+        } else if e["state"] == "terminated" {
+            got.push(format!("terminated:{}", e["reason"].as_str().unwrap_or("")));
+            return got;
+        }
+    }
+}
+
+#[test]
+fn attended_transfer_refers_the_first_party_to_the_second_with_replaces() {
+    // RFC 5589 section 7: alice talks to bob, consults carol, then transfers bob to carol;
+    // bob's REFER names carol's dialog in Replaces (RFC 3891) so carol's side takes over.
+    let gw = gateway("");
+    let bob = Sipp::uas("uas_refer_attended.xml", SippOpts::default());
+    let carol = Sipp::uas("uas_echo.xml", SippOpts::default());
+    let mut ws = client(&gw, HA1);
+    create(&mut ws, "to-bob", &format!("bob@{}", bob.sip_addr()));
+    states_until(&mut ws, &["accepted"]);
+    create(&mut ws, "to-carol", &format!("carol@{}", carol.sip_addr()));
+    states_until(&mut ws, &["accepted"]);
+    let itself = json!({"sylkrtc":"session-transfer","transaction":"t0","session":"to-bob",
+                        "replaces":"to-bob"});
+    assert_eq!(
+        call(&mut ws, itself)["error"],
+        "Session to-bob cannot replace itself"
+    );
+    let unknown = json!({"sylkrtc":"session-transfer","transaction":"t1","session":"to-bob",
+                         "replaces":"nope"});
+    assert_eq!(call(&mut ws, unknown)["error"], "Unknown session nope");
+    let transfer = json!({"sylkrtc":"session-transfer","transaction":"t2","session":"to-bob",
+                          "replaces":"to-carol"});
+    assert_eq!(call(&mut ws, transfer)["sylkrtc"], "ack");
+    assert_eq!(
+        transfer_states(&mut ws, "to-bob"),
+        [
+            "trying",
+            "trying",
+            "accepted",
+            "terminated:200 Call transferred"
+        ]
+    );
+    // The Replaces bob got names carol's dialog as carol knows it: her tag as to-tag.
+    let refer = bob.wait_for_message("Refer-To:", Duration::from_secs(5));
+    let refer_to = refer
+        .lines()
+        .find(|l| l.starts_with("Refer-To:"))
+        .expect("Refer-To")
+        .to_owned();
+    let trace = carol.wait_for_message("SIP/2.0 200 OK", Duration::from_secs(5));
+    let ok = &trace[trace.find("SIP/2.0 200 OK").expect("the 200")..];
+    let header = |name: &str| {
+        ok.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{name} in {ok}"))
+    };
+    let tag = |value: &str| value.split(";tag=").nth(1).unwrap_or("").to_owned();
+    let escaped = |s: &str| s.replace('@', "%40");
+    let expected = format!(
+        "?Replaces={}%3Bto-tag%3D{}%3Bfrom-tag%3D{}>",
+        escaped(&header("Call-ID:")),
+        tag(&header("To:")),
+        tag(&header("From:")),
+    );
+    assert!(
+        refer_to.ends_with(&expected),
+        "{refer_to}\nwanted {expected}"
+    );
+    assert!(
+        refer_to.contains(&carol.sip_addr().to_string()),
+        "{refer_to}"
+    );
+    // The consultation call is still up until carol's side ends it.
+    let end = json!({"sylkrtc":"session-terminate","transaction":"t3","session":"to-carol"});
+    assert_eq!(call(&mut ws, end)["sylkrtc"], "ack");
+    carol.wait_for_sequence(&["BYE sip:", "SIP/2.0 200"], Duration::from_secs(5));
 }

@@ -2,7 +2,8 @@
 //! the real gateway chat through Kamailio with baresip (plain MESSAGEs both ways) and SIPp
 //! (CPIM and IMDN, exact bytes), two connections of one account stay in sync, a message
 //! that arrives while nobody is connected is delivered by `account-sync-conversations`,
-//! the store survives a restart, and SIP failures (401/407 answered, 404, 488, 408) become
+//! the store survives a restart, copies from the account's own SIP devices
+//! (`X-Sylk-From-Sip`) join its history, large MESSAGEs go over TCP, and SIP failures (401/407 answered, 404, 488, 408) become
 //! `failed` dispositions.
 
 mod common;
@@ -69,6 +70,34 @@ fn message_scenario(
     );
     std::fs::write(&path, xml).unwrap();
     path
+}
+
+/// Kamailio, bob as a SIPp UAS answering MESSAGEs 200, and a gateway reaching Kamailio over
+/// UDP with alice registered on one connection.
+struct Chat {
+    _kam: Kamailio,
+    _scenarios: RunDir,
+    bob: Sipp,
+    gw: Gateway,
+    alice: Conn,
+}
+
+impl Chat {
+    fn start(display_name: Option<&str>) -> Chat {
+        let kam = Kamailio::start(KamailioOpts::default());
+        let scenarios = RunDir::new("msg-scenarios");
+        let bob = sipp_uas(scenarios.path(), &kam, "bob", 200, "OK");
+        let gw = gateway_via(kam.sip_addr(), "udp", &[]);
+        let mut alice = Conn::open(gw.ws);
+        alice.register(&kam, "alice", display_name);
+        Chat {
+            _kam: kam,
+            _scenarios: scenarios,
+            bob,
+            gw,
+            alice,
+        }
+    }
 }
 
 fn run_uac(scenario: &Path, gw: &Gateway, user: &str) -> Sipp {
@@ -156,13 +185,166 @@ fn baresip_and_a_browser_chat_through_kamailio_both_ways() {
 }
 
 #[test]
-fn cpim_and_imdn_with_sipp_both_ways_exact_bytes() {
+fn a_message_too_large_for_udp_goes_to_kamailio_over_tcp() {
+    // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport, though
+    // the outbound proxy is reached over UDP otherwise.
+    let Chat {
+        _kam,
+        _scenarios,
+        bob,
+        gw,
+        mut alice,
+    } = Chat::start(None);
+    alice.ack(message("bob@example.test", "small", "a few bytes"));
+    let d = alice.event(Duration::from_secs(10), disposition_of("small"));
+    assert_eq!(d["state"], "accepted", "{d}");
+    let big = "y".repeat(6000);
+    alice.ack(message("bob@example.test", "large", &big));
+    let d = alice.event(Duration::from_secs(10), disposition_of("large"));
+    assert_eq!(d["state"], "accepted", "{d}");
+    let trace = bob.wait_for_message(&big, Duration::from_secs(5));
+    // Kamailio's Via is on top; the gateway's tells how the request reached Kamailio.
+    let via_of = |id: &str| -> String {
+        let at = trace.find(&format!("imdn.Message-ID: {id}")).expect(id);
+        let start = trace[..at].rfind("MESSAGE sip:").expect("the request line");
+        trace[start..at]
+            .lines()
+            .filter(|l| l.starts_with("Via:"))
+            .find(|l| l.contains(&format!(" {}", gw.sip)))
+            .unwrap_or_else(|| panic!("no gateway Via for {id}: {}", &trace[start..at]))
+            .to_owned()
+    };
+    assert!(
+        via_of("small").contains("SIP/2.0/UDP"),
+        "{}",
+        via_of("small")
+    );
+    assert!(
+        via_of("large").contains("SIP/2.0/TCP"),
+        "{}",
+        via_of("large")
+    );
+}
+
+/// A SIPp UAC scenario sending the copy of a MESSAGE from `from` to `to` that a proxy forks
+/// to the gateway for the sender's own SIP device (`X-Sylk-From-Sip`), expecting `expect`.
+fn device_copy_scenario(dir: &Path, name: &str, from: &str, to: &str, expect: u16) -> PathBuf {
+    let path = dir.join(format!("{name}.xml"));
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="{name}">
+  <send>
+    <![CDATA[
+      MESSAGE sip:{to} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{from}>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{to}>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Max-Forwards: 70
+      X-Sylk-From-Sip: yes
+      Content-Type: message/cpim
+      Content-Length: [len]
+
+From: <sip:{from}>
+To: <sip:{to}>
+DateTime: 2024-05-06T09:00:00Z
+NS: imdn <urn:ietf:params:imdn>
+imdn.Message-ID: {name}
+
+Content-Type: text/plain
+
+sent from the desk phone
+    ]]>
+  </send>
+  <recv response="{expect}"/>
+</scenario>
+"#
+    );
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+#[test]
+fn messages_from_the_accounts_own_sip_devices_join_its_history() {
+    // SylkServer's X-Sylk-From-Sip: the proxy forks a copy of what alice's desk phone sent;
+    // alice's browsers see it as sent from another device, and her history keeps it.
     let kam = Kamailio::start(KamailioOpts::default());
-    let dir = RunDir::new("msg-scenarios");
-    let uas = sipp_uas(dir.path(), &kam, "bob", 200, "OK");
-    let gw = gateway_via(kam.sip_addr(), "udp", &[]);
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\n[sylkrtc]\nsip_domains = [\"example.test\"]\n",
+            kam.sip_addr()
+        ),
+        &[],
+    );
     let mut alice = Conn::open(gw.ws);
-    alice.register(&kam, "alice", Some("Alice A"));
+    alice.register(&kam, "alice", None);
+    let dir = RunDir::new("msg-device");
+    let s = device_copy_scenario(dir.path(), "desk1", ALICE, "carol@elsewhere.test", 200);
+    run_uac(&s, &gw, "carol");
+    let sync = alice.event(Duration::from_secs(5), |v| v["event"] == "sync");
+    assert_eq!(
+        (sync["type"].as_str(), sync["action"].as_str()),
+        (Some("message"), Some("add")),
+        "{sync}"
+    );
+    assert_eq!(sync["content"]["sylkrtc"], "account-message");
+    assert_eq!(sync["content"]["uri"], "carol@elsewhere.test");
+    assert_eq!(sync["content"]["message_id"], "desk1");
+    assert_eq!(sync["content"]["content"], "sent from the desk phone\r\n");
+    // The same copy again (a retransmission or a second fork): no second sync.
+    run_uac(&s, &gw, "carol");
+    assert!(!alice.gets(Duration::from_millis(500), |v| v["event"] == "sync"));
+    // To one of ours: bob's history gets it as received too (202: only stored).
+    let s = device_copy_scenario(dir.path(), "desk2", ALICE, "bob@example.test", 202);
+    run_uac(&s, &gw, "bob");
+    alice.event(Duration::from_secs(5), |v| {
+        v["event"] == "sync" && v["content"]["message_id"] == "desk2"
+    });
+    // A sender of another domain is refused.
+    let s = device_copy_scenario(dir.path(), "desk3", "mallory@evil.test", ALICE, 403);
+    run_uac(&s, &gw, "alice");
+    assert!(!alice.gets(Duration::from_millis(300), |v| v["event"] == "message"));
+    // alice's history: both, outgoing and accepted.
+    let history = alice.request(json!({"sylkrtc":"account-sync-conversations","account":ALICE}));
+    assert_eq!(history["sylkrtc"], "ack", "{history}");
+    let journal = alice.event(Duration::from_secs(5), |v| {
+        v["event"] == "sync-conversations"
+    });
+    let mine: Vec<(&str, &str, &str, &str)> = journal["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["message_id"].as_str().unwrap_or(""),
+                m["contact"].as_str().unwrap_or(""),
+                m["direction"].as_str().unwrap_or(""),
+                m["state"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            ("desk1", "carol@elsewhere.test", "outgoing", "accepted"),
+            ("desk2", "bob@example.test", "outgoing", "accepted"),
+        ],
+        "{journal}"
+    );
+}
+
+#[test]
+fn cpim_and_imdn_with_sipp_both_ways_exact_bytes() {
+    let Chat {
+        _kam,
+        _scenarios,
+        bob: uas,
+        gw,
+        mut alice,
+    } = Chat::start(Some("Alice A"));
+    let dir = RunDir::new("msg-scenarios");
     let text = "Gr\u{fc}\u{df}e \u{1f600} <b>&</b>";
     alice.ack(message("bob@example.test", "m-utf8", text));
     let d = alice.event(Duration::from_secs(10), disposition_of("m-utf8"));

@@ -170,6 +170,7 @@ fn steady_state_forwarding_allocates_nothing_in_the_bridge() {
         "heap held by an established audio call's bridge: {} KiB",
         freed / 1024
     );
-    // performance.md P6: <= 64 KiB per active call.
-    assert!(freed > 0 && freed < 64 * 1024, "bridge heap {freed} B");
+    // performance.md P6: <= 64 KiB per active call, of which the bridge is one part; it
+    // held 62 KiB while every transmit ring slot was allocated up front, 43 KiB since.
+    assert!(freed > 0 && freed < 48 * 1024, "bridge heap {freed} B");
 }

@@ -278,6 +278,16 @@ impl Dialog {
         self.secure
     }
 
+    /// The `Replaces` header value (RFC 3891 section 6.1) that lets the peer's dialog be
+    /// taken over by whoever sends it in an INVITE: the tags as the peer names them
+    /// (`to-tag` its own, `from-tag` ours, section 3).
+    pub fn replaces(&self) -> String {
+        format!(
+            "{};to-tag={};from-tag={}",
+            self.key.call_id, self.key.remote_tag, self.key.local_tag
+        )
+    }
+
     /// The peer's current Contact.
     pub fn remote_target(&self) -> &Uri {
         &self.remote_target
@@ -467,6 +477,16 @@ mod tests {
         let built = bye.build(&via, None).unwrap();
         assert_eq!(built.to().tag().as_deref(), Some("b1"));
         assert_eq!(built.from().display_name.as_deref(), Some("Alice"));
+    }
+
+    #[test]
+    fn replaces_names_the_dialog_as_the_peer_knows_it() {
+        // RFC 3891 section 3: to-tag is the recipient's own tag, from-tag ours, both ways.
+        let inv = invite();
+        let uac = Dialog::uac(&inv, &ok(&inv, "<sip:p1.test;lr>")).unwrap();
+        assert_eq!(uac.replaces(), "c1@x;to-tag=b1;from-tag=a1");
+        let uas = Dialog::uas(&inv, "l1").unwrap();
+        assert_eq!(uas.replaces(), "c1@x;to-tag=a1;from-tag=l1");
     }
 
     #[test]

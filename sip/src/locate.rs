@@ -146,6 +146,11 @@ impl TargetList {
         self.targets.pop_front()
     }
 
+    /// Puts `target` back in front: it is the next one taken.
+    pub fn push_front(&mut self, target: Target) {
+        self.targets.push_front(target);
+    }
+
     /// The targets not yet taken, in order.
     pub fn remaining(&self) -> impl Iterator<Item = &Target> {
         self.targets.iter()

@@ -14,10 +14,19 @@ use std::fmt;
 use super::auth::{AuthError, DigestClient, DigestRequest, Ha1};
 use super::call::Hop;
 use super::dialog::OutgoingRequest;
-use super::locate::{LocateError, SipScheme, SipUriParts, TargetList};
+use super::locate::{LocateError, SipScheme, SipUriParts, Target, TargetList};
 use super::msg::{Method, MsgError, NameAddr, Param, SipResponse, Uri};
 use super::stack::SendError;
+use super::transport::Transport;
 use super::txn::TxnId;
+
+/// RFC 3261 section 18.1.1: a request larger than this (the path MTU being unknown) goes
+/// over a congestion-controlled transport.
+pub const MAX_UDP_REQUEST: usize = 1300;
+
+/// Room for what the stack adds to a request after [`ClientRequest`] built it: the Via (with
+/// branch and `rport`), a Contact, `Content-Length`, and the credentials of a digest retry.
+const ADDED_BY_STACK: usize = 400;
 
 /// Identifies a client request for its lifetime; never confused with a later one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -215,6 +224,11 @@ pub struct ClientRequest {
     last_hop: Option<Hop>,
     /// Our Contact's user part, for requests that carry one (SUBSCRIBE).
     contact_user: Option<Box<str>>,
+    /// TCP is enabled: a request too large for UDP goes over it (RFC 3261 section 18.1.1).
+    tcp_for_large: bool,
+    /// A UDP target this request was moved to TCP from for its size: tried over UDP after
+    /// all if the connection fails (RFC 3261 section 18.1.1), not after a response or timeout.
+    udp_fallback: Option<Target>,
     phase: Phase,
     actions: VecDeque<RequestAction>,
 }
@@ -268,6 +282,8 @@ impl ClientRequest {
             fixed_hop: None,
             last_hop: None,
             contact_user: None,
+            tcp_for_large: false,
+            udp_fallback: None,
             phase: Phase::Locating,
             actions,
         })
@@ -329,6 +345,8 @@ impl ClientRequest {
             fixed_hop: Some(hop.clone()),
             last_hop: None,
             contact_user: contact_user.map(String::into_boxed_str),
+            tcp_for_large: false,
+            udp_fallback: None,
             phase: Phase::Sending,
             actions: VecDeque::new(),
         };
@@ -356,6 +374,29 @@ impl ClientRequest {
     pub fn with_contact(mut self, contact_user: String) -> ClientRequest {
         self.contact_user = Some(contact_user.into_boxed_str());
         self
+    }
+
+    /// TCP is enabled: a located UDP target gets this request over TCP when it is larger
+    /// than [`MAX_UDP_REQUEST`] (RFC 3261 section 18.1.1). Inside a dialog the hop is fixed.
+    pub fn with_tcp_for_large(mut self, enabled: bool) -> ClientRequest {
+        self.tcp_for_large = enabled;
+        self
+    }
+
+    /// The request's size on the wire, from above: what it carries plus
+    /// [`ADDED_BY_STACK`].
+    fn wire_size_bound(&self) -> usize {
+        let start_line = self.method.as_str().len() + self.uri.to_string().len() + 11;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        let body = self
+            .body
+            .as_ref()
+            .map_or(0, |(ct, b)| "Content-Type: \r\n".len() + ct.len() + b.len());
+        start_line + headers + body + ADDED_BY_STACK
     }
 
     /// The CSeq number of the last copy sent (a dialog this request creates starts there).
@@ -464,7 +505,21 @@ impl ClientRequest {
 
     /// Tries the next located target, or ends with `if_none` (RFC 3263 section 4.3).
     fn next_target(&mut self, if_none: RequestOutcome) {
+        self.udp_fallback = None;
         match self.targets.next_target() {
+            Some(t)
+                if t.transport == Transport::Udp
+                    && self.tcp_for_large
+                    && self.wire_size_bound() > MAX_UDP_REQUEST =>
+            {
+                // RFC 3261 section 18.1.1: too large for UDP; the same server over TCP.
+                let tcp = Target {
+                    transport: Transport::Tcp,
+                    ..t.clone()
+                };
+                self.udp_fallback = Some(t);
+                self.send(Hop::Located(tcp));
+            }
             Some(t) => self.send(Hop::Located(t)),
             None => self.finish(if_none),
         }
@@ -473,6 +528,16 @@ impl ClientRequest {
     /// After a timeout, transport error or unsendable request: the next target when there
     /// is one (outside dialogs), else `outcome`.
     fn fail_over(&mut self, outcome: RequestOutcome) {
+        // RFC 3261 section 18.1.1: a connection refused for a request moved to TCP for its
+        // size is retried over UDP.
+        let refused = matches!(
+            outcome,
+            RequestOutcome::TransportError | RequestOutcome::NotSent(_)
+        );
+        if let Some(udp) = self.udp_fallback.take().filter(|_| refused) {
+            self.send(Hop::Located(udp));
+            return;
+        }
         if self.fixed_hop.is_none() && !self.targets.is_empty() {
             self.next_target(outcome);
         } else {

@@ -118,6 +118,8 @@ pub enum GatewayError {
     DtmfQueueFull(usize),
     /// A transfer of the session is already under way.
     TransferPending(String),
+    /// An attended transfer naming the transferred call as its own consultation call.
+    TransferToItself(String),
     /// `session-create` with `refer` naming a session that got no transfer request.
     NoTransferRequest(String),
     /// `account-remove-message` of a message the store does not have.
@@ -200,6 +202,9 @@ impl fmt::Display for GatewayError {
             GatewayError::CannotSend { action, error } => write!(f, "Cannot {action}: {error}"),
             GatewayError::DtmfQueueFull(max) => {
                 write!(f, "Too many DTMF digits waiting (at most {max})")
+            }
+            GatewayError::TransferToItself(s) => {
+                write!(f, "Session {s} cannot replace itself")
             }
             GatewayError::TransferPending(s) => {
                 write!(f, "Session {s} is already being transferred")

@@ -524,9 +524,11 @@ impl Gateway {
             }
             Request::SessionUpdate(update) => self.update_session(now, client, update, e),
             Request::SessionDtmfInfo(info) => self.dtmf_info(now, client, info, e),
-            Request::SessionTransfer { session, uri } => {
-                self.transfer_session(now, client, &session, &uri, e)
-            }
+            Request::SessionTransfer {
+                session,
+                uri,
+                replaces,
+            } => self.transfer_session(now, client, &session, uri.as_ref(), replaces, e),
             Request::AccountDevicetoken(token) => self.device_token(client, token),
             Request::NotYetSupported { name } => Err(GatewayError::NotSupportedYet(name)),
             contacts @ (Request::AccountFetchAddressbook { .. }

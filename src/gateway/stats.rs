@@ -115,6 +115,7 @@ impl GatewayError {
             GatewayError::CannotSend { .. } => "cannot_send",
             GatewayError::DtmfQueueFull(_) => "dtmf_queue_full",
             GatewayError::TransferPending(_) => "transfer_pending",
+            GatewayError::TransferToItself(_) => "transfer_to_itself",
             GatewayError::NoTransferRequest(_) => "no_transfer_request",
             GatewayError::AddressbookUnavailable(_) => "addressbook_unavailable",
             GatewayError::AddressbookBusy => "addressbook_busy",

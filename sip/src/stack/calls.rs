@@ -63,6 +63,19 @@ impl SipStack {
         self.calls.len()
     }
 
+    /// Where and how another party takes over `call`'s confirmed dialog (attended transfer,
+    /// RFC 5589 section 7): the peer's Contact and the `Replaces` value naming the dialog.
+    pub fn replacement_of(&self, call: CallId) -> Option<(String, String)> {
+        let dialog = self
+            .calls
+            .get(call.key)
+            .filter(|e| e.serial == call.serial)?
+            .call
+            .dialog()
+            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)?;
+        Some((dialog.remote_target().to_string(), dialog.replaces()))
+    }
+
     /// Number of dialogs filed for in-dialog matching (leak checks).
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()

@@ -440,7 +440,7 @@ impl SipStack {
             // Client transactions bound to this flow learn of it when they next transmit;
             // REGISTERs and INVITEs in flight are failed over right away (an INVITE over a
             // stream is never retransmitted, so it would otherwise wait for Timer B).
-            let stuck: Vec<TxnId> = self
+            let mut stuck: Vec<TxnId> = self
                 .registrations
                 .iter()
                 .filter(|(_, e)| e.flow == Some(flow))
@@ -452,7 +452,16 @@ impl SipStack {
                         .filter(|(_, f)| *f == flow)
                         .map(|(txn, _)| txn),
                 )
+                // Non-INVITE requests over a stream are never retransmitted either: without
+                // this a refused connection would wait for Timer F (32 s).
+                .chain(
+                    self.request_txns
+                        .keys()
+                        .copied()
+                        .filter(|t| self.txn.destination(*t).is_some_and(|d| d.flow == flow)),
+                )
                 .collect();
+            stuck.sort_unstable();
             for txn in stuck {
                 self.txn.handle_transport_error(now, txn);
             }

@@ -18,6 +18,7 @@ use super::{AccountIdentity, CallId, SipEvent, SipStack};
 use crate::msg::{Method, SipRequest};
 use crate::registration::RegId;
 use crate::request::{ClientRequest, RequestAction, RequestConfig, RequestError, RequestId};
+use crate::transport::Transport;
 use crate::txn::TxnId;
 
 /// How long the gateway may take to answer an incoming request (a store write, say) before
@@ -262,8 +263,9 @@ impl SipStack {
     ) -> RequestId {
         self.next_request_serial += 1;
         let serial = self.next_request_serial;
+        let tcp = self.config.transports.contains(&Transport::Tcp);
         let key = self.requests.insert(RequestEntry {
-            req,
+            req: req.with_tcp_for_large(tcp),
             serial,
             lookup: None,
             owner,

@@ -234,6 +234,11 @@ impl TxnLayer {
         self.txns.get(&txn).map(|t| &t.request)
     }
 
+    /// Where a live transaction's messages go.
+    pub fn destination(&self, txn: TxnId) -> Option<Destination> {
+        self.txns.get(&txn).map(|t| t.target)
+    }
+
     fn allocate_id(&mut self) -> TxnId {
         self.next_id += 1;
         TxnId(self.next_id)

@@ -72,6 +72,21 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `%XX` encoding of a URI header value: everything but RFC 3261's `unreserved` and
+/// `hnv-unreserved` characters (section 25.1: `;`, `=`, `@` and `&` are escaped).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for b in s.bytes() {
+        let plain = b.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&b);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The target of a `Refer-To` and the `Replaces` its URI carries as a header.
 pub(super) fn refer_to(value: &str) -> Option<(String, Option<String>)> {
     let addr = NameAddr::parse(value).ok()?;
@@ -95,16 +110,23 @@ pub(super) fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
 }
 
 impl Gateway {
-    /// `session-transfer`: a blind transfer by REFER.
+    /// `session-transfer`: a blind transfer by REFER to `uri`, or an attended one (RFC 5589
+    /// section 7) when `replaces` names the consultation call: the REFER's `Refer-To`
+    /// then carries that call's dialog as `Replaces` (RFC 3891), so its party takes over.
     pub(in crate::gateway) fn transfer_session(
         &mut self,
         now: Instant,
         client: ClientId,
         session: &str,
-        uri: &Aor,
+        uri: Option<&Aor>,
+        replaces: Option<String>,
         e: &mut Engines<'_>,
     ) -> Result<(), GatewayError> {
         let key = self.session_key(client, session)?;
+        let refer_to = match replaces {
+            Some(other) => self.consultation_target(client, session, &other, uri, e)?,
+            None => format!("<sip:{}>", uri.ok_or(GatewayError::Internal)?.as_str()),
+        };
         let call = self.calls.get(key.0).ok_or(GatewayError::Internal)?;
         if !matches!(call.state, CallState::Accepted | CallState::Established) {
             return Err(GatewayError::CallState {
@@ -123,7 +145,7 @@ impl Gateway {
             .map(|a| a.aor.as_str().to_owned())
             .unwrap_or_default();
         let headers = vec![
-            ("Refer-To".to_owned(), format!("<sip:{}>", uri.as_str())),
+            ("Refer-To".to_owned(), refer_to),
             ("Referred-By".to_owned(), format!("<sip:{account}>")),
         ];
         let id = e
@@ -138,6 +160,46 @@ impl Gateway {
             call.transfer = Some(OutgoingTransfer::Referring);
         }
         Ok(())
+    }
+
+    /// The `Refer-To` of an attended transfer: the party of `other` (a call of the same
+    /// connection, answered, with a confirmed dialog) at its Contact, or at `uri`, with
+    /// `Replaces` naming the consultation dialog.
+    fn consultation_target(
+        &self,
+        client: ClientId,
+        session: &str,
+        other: &str,
+        uri: Option<&Aor>,
+        e: &Engines<'_>,
+    ) -> Result<String, GatewayError> {
+        if other == session {
+            return Err(GatewayError::TransferToItself(session.to_owned()));
+        }
+        let consultation = self.session_key(client, other)?;
+        let call = self
+            .calls
+            .get(consultation.0)
+            .ok_or(GatewayError::Internal)?;
+        let answered = matches!(call.state, CallState::Accepted | CallState::Established);
+        let dialog = call
+            .sip
+            .filter(|_| answered)
+            .and_then(|sip| e.sip.replacement_of(sip));
+        let Some((contact, replaces)) = dialog else {
+            return Err(GatewayError::CallState {
+                action: "transfer to",
+                session: other.to_owned(),
+                state: call.state.as_str(),
+            });
+        };
+        let target = match uri {
+            Some(uri) => format!("sip:{}", uri.as_str()),
+            None => contact,
+        };
+        // RFC 3261 section 19.1.1: URI headers after `?`, their values escaped.
+        let sep = if target.contains('?') { '&' } else { '?' };
+        Ok(format!("<{target}{sep}Replaces={}>", escape(&replaces)))
     }
 
     /// Our REFER was answered.

@@ -24,8 +24,12 @@ use crate::sylkrtc::event::Originator;
 use crate::sylkrtc::messaging::{Disposition, MessagingEvent, ReceivedMessage};
 use crate::sylkrtc::Aor;
 
+/// The header with which a proxy marks the copy of a MESSAGE sent by one of the account's
+/// own SIP devices (SylkServer's name for it).
+pub(super) const REPLICATED_HEADER: &str = "X-Sylk-From-Sip";
+
 /// What a MESSAGE carried, once understood.
-enum Content {
+pub(super) enum Content {
     /// A message to show and store.
     Message(ReceivedMessage),
     /// A disposition notification about one of the account's messages.
@@ -33,7 +37,7 @@ enum Content {
 }
 
 /// A refusal: status and reason phrase.
-type Refusal = (u16, String);
+pub(super) type Refusal = (u16, String);
 
 impl Gateway {
     /// A SIP request the stack handed to the gateway (MESSAGE).
@@ -47,6 +51,13 @@ impl Gateway {
     ) {
         let result = match target {
             RequestTarget::Call(call) => self.in_dialog_message(now, call, &request),
+            // A copy of what one of the account's own SIP devices sent (SylkServer's
+            // X-Sylk-From-Sip, forked by the proxy): the sender's history and devices.
+            RequestTarget::Address | RequestTarget::Registration(_)
+                if request.header(REPLICATED_HEADER).is_some() =>
+            {
+                self.replicated_message_in(now, id, &request, e)
+            }
             RequestTarget::Registration(reg) => {
                 let account = self
                     .registration_owner
@@ -71,6 +82,17 @@ impl Gateway {
                 }
             }
         };
+        self.answer_message(now, id, result, e);
+    }
+
+    /// Answers a MESSAGE unless the answer waits for the store (`Ok(None)`).
+    pub(super) fn answer_message(
+        &mut self,
+        now: Instant,
+        id: IncomingRequestId,
+        result: Result<Option<u16>, Refusal>,
+        e: &mut Engines<'_>,
+    ) {
         let answer = match result {
             // Answered once the store has it.
             Ok(None) => return,
@@ -98,6 +120,17 @@ impl Gateway {
             return Err((503, "Service Unavailable (too many messages)".to_owned()));
         }
         let content = self.understand(request)?;
+        self.store_incoming(id, aor, content, e)
+    }
+
+    /// Stores what a MESSAGE for `aor` carried: `Ok(None)` when the answer waits for it.
+    pub(super) fn store_incoming(
+        &mut self,
+        id: IncomingRequestId,
+        aor: &str,
+        content: Content,
+        e: &mut Engines<'_>,
+    ) -> Result<Option<u16>, Refusal> {
         match content {
             Content::Message(message) => {
                 if media_type(&message.content_type) == "text/pgp-public-key" {
@@ -160,7 +193,7 @@ impl Gateway {
     }
 
     /// Reads a MESSAGE's body: CPIM (with an IMDN inside, or a message) or a plain body.
-    fn understand(&mut self, request: &SipRequest) -> Result<Content, Refusal> {
+    pub(super) fn understand(&mut self, request: &SipRequest) -> Result<Content, Refusal> {
         let max = self.messaging.config.max_content_size;
         let body = request.body();
         if body.len() > max + 4096 {
@@ -353,7 +386,7 @@ fn retry_after(status: u16) -> &'static [(&'static str, &'static str)] {
 /// The SIP answer to a MESSAGE the store could not take: 503 (with Retry-After, so the
 /// sender or a proxy tries again or elsewhere) when the store is busy or gone, 500 when the
 /// database failed the write.
-fn store_refusal(err: &store::StoreError) -> Refusal {
+pub(super) fn store_refusal(err: &store::StoreError) -> Refusal {
     match err {
         store::StoreError::QueueFull => (503, "Service Unavailable (message store busy)".into()),
         store::StoreError::Unavailable => (

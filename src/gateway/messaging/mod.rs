@@ -7,6 +7,8 @@
 //! - `incoming.rs`: SIP MESSAGEs for an account (CPIM, plain bodies, IMDNs), stored, then
 //!   shown to every connection holding the account, answered 200 (a connection has it) or
 //!   202 (only stored); in-dialog MESSAGEs to the call's connection.
+//! - `replicated.rs`: copies of MESSAGEs the account's own SIP devices sent
+//!   (`X-Sylk-From-Sip`), kept in the sender's history and synced to its connections.
 //! - `journal.rs`: `account-sync-conversations`, read markers, removals and
 //!   `lookup-public-key`, all answered from the store.
 //! - `rate.rs`: the per-account and per-sender rate limits.
@@ -21,6 +23,7 @@ mod incoming;
 mod journal;
 mod outgoing;
 mod rate;
+mod replicated;
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -96,6 +99,12 @@ enum Pending {
         message_id: String,
         message_timestamp: String,
         state: &'static str,
+    },
+    /// A copy of a MESSAGE from one of the account's SIP devices stored: sync, deliver,
+    /// answer.
+    Replicated {
+        id: IncomingRequestId,
+        copy: Box<replicated::Replicated>,
     },
     /// Nothing waits (state updates, journal entries, keys, expiry); failures are logged.
     Quiet(&'static str),
@@ -392,6 +401,7 @@ impl Gateway {
                 account,
                 message,
             } => self.incoming_stored(now, id, &account, *message, result, e),
+            Pending::Replicated { id, copy } => self.replicated_stored(now, id, *copy, result, e),
             Pending::IncomingImdn {
                 id,
                 account,

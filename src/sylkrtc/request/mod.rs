@@ -196,12 +196,16 @@ pub enum Request {
     SessionUpdate(SessionUpdate),
     /// `session-dtmf-info`: key presses sent as SIP INFO.
     SessionDtmfInfo(DtmfInfo),
-    /// `session-transfer` (our extension): a blind transfer by REFER.
+    /// `session-transfer` (our extension): a blind transfer by REFER, or an attended one
+    /// when `replaces` names the connection's consultation call.
     SessionTransfer {
         /// The session id.
         session: String,
-        /// Where to transfer the call.
-        uri: Aor,
+        /// Where to transfer the call (optional with `replaces`: the consultation call's
+        /// party is reached at its Contact).
+        uri: Option<Aor>,
+        /// Attended transfer: the session whose party takes the call over.
+        replaces: Option<String>,
     },
     /// `account-devicetoken`: a push token for the account's next REGISTER.
     AccountDevicetoken(DeviceToken),
@@ -334,10 +338,17 @@ fn decode_request(
             headers: session::headers(&f)?,
         }),
         "session-dtmf-info" => Request::SessionDtmfInfo(session::dtmf_info(&f)?),
-        "session-transfer" => Request::SessionTransfer {
-            session: f.str("session")?.to_owned(),
-            uri: f.aor("uri")?,
-        },
+        "session-transfer" => {
+            let replaces = f.opt_str("replaces")?.map(str::to_owned);
+            Request::SessionTransfer {
+                session: f.str("session")?.to_owned(),
+                uri: match replaces {
+                    Some(_) if f.opt_str("uri")?.is_none() => None,
+                    _ => Some(f.aor("uri")?),
+                },
+                replaces,
+            }
+        }
         "account-devicetoken" => Request::AccountDevicetoken(account::device_token(&f)?),
         "session-answer" => Request::SessionAnswer {
             session: f.str("session")?.to_owned(),

@@ -230,3 +230,33 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn session_transfer_is_blind_with_uri_or_attended_with_replaces() {
+    let blind = request(
+        r#"{"sylkrtc":"session-transfer","transaction":"t","session":"s1","uri":"sip:carol@example.test"}"#,
+    );
+    let Request::SessionTransfer { uri, replaces, .. } = blind else {
+        panic!()
+    };
+    assert_eq!(
+        uri.map(|u| u.as_str().to_owned()).as_deref(),
+        Some("carol@example.test")
+    );
+    assert_eq!(replaces, None);
+    let attended = request(
+        r#"{"sylkrtc":"session-transfer","transaction":"t","session":"s1","replaces":"s2"}"#,
+    );
+    let Request::SessionTransfer { uri, replaces, .. } = attended else {
+        panic!()
+    };
+    assert!(uri.is_none());
+    assert_eq!(replaces.as_deref(), Some("s2"));
+    assert!(
+        error(r#"{"sylkrtc":"session-transfer","transaction":"t","session":"s1"}"#).contains("uri")
+    );
+    assert!(error(
+        r#"{"sylkrtc":"session-transfer","transaction":"t","session":"s1","replaces":7}"#
+    )
+    .contains("replaces"));
+}

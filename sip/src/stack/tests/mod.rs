@@ -113,6 +113,35 @@ impl Harness {
         out
     }
 
+    /// The connection opened and the request written on it, when the stack sent over TCP.
+    fn over_tcp(&mut self) -> Option<(crate::transport::FlowId, SipRequest)> {
+        let mut flow = None;
+        let mut request = None;
+        while let Some(t) = self.poll_transmit() {
+            match t {
+                SipTransmit::Connect {
+                    flow: f, remote, ..
+                } => {
+                    assert_eq!(remote, peer());
+                    flow = Some(f);
+                }
+                SipTransmit::Stream { bytes, .. } => {
+                    let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Stream) else {
+                        panic!("not a request");
+                    };
+                    request = Some(r);
+                }
+                SipTransmit::Datagram { bytes, .. } => {
+                    self.transmits
+                        .push_front(SipTransmit::Datagram { to: peer(), bytes });
+                    return None;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        Some((flow.expect("a connection"), request.expect("a request")))
+    }
+
     /// What was sent, unparsed (stateless answers to broken requests do not parse).
     fn sent_bytes(&mut self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();

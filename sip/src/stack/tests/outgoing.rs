@@ -425,28 +425,11 @@ fn invite_over_a_connection_that_closes_fails_at_once() {
             OFFER.into(),
         )
         .unwrap();
-    let mut flow = None;
-    while let Some(t) = h.poll_transmit() {
-        match t {
-            SipTransmit::Connect {
-                flow: f, remote, ..
-            } => {
-                assert_eq!(remote, peer());
-                flow = Some(f);
-            }
-            SipTransmit::Stream { bytes, .. } => {
-                let Ok(SipMessage::Request(r)) = parse(&bytes, Framing::Stream) else {
-                    panic!("not a request");
-                };
-                assert_eq!(*r.method(), Method::Invite);
-                assert!(header(&r, "Via").starts_with("SIP/2.0/TCP "));
-                let contact = r.contacts().as_slice()[0].uri.to_string();
-                assert!(contact.ends_with(";transport=tcp"), "{contact}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    let flow = flow.expect("a connection is opened");
+    let (flow, r) = h.over_tcp().expect("a connection is opened");
+    assert_eq!(*r.method(), Method::Invite);
+    assert!(header(&r, "Via").starts_with("SIP/2.0/TCP "));
+    let contact = r.contacts().as_slice()[0].uri.to_string();
+    assert!(contact.ends_with(";transport=tcp"), "{contact}");
     h.stack.handle_stream_closed(h.now, flow);
     assert_eq!(
         h.events(),

@@ -15,6 +15,11 @@ fn message_harness() -> Harness {
 }
 
 fn send_message(h: &mut Harness) -> crate::request::RequestId {
+    send_body(h, "message/cpim", CPIM.as_bytes().to_vec())
+}
+
+/// A MESSAGE to bob carrying `body`.
+fn send_body(h: &mut Harness, content_type: &str, body: Vec<u8>) -> crate::request::RequestId {
     h.stack
         .send_request(
             h.now,
@@ -22,7 +27,7 @@ fn send_message(h: &mut Harness) -> crate::request::RequestId {
             Method::Message,
             "bob@127.0.0.1:5080",
             vec![],
-            Some(("message/cpim".into(), CPIM.as_bytes().to_vec())),
+            Some((content_type.into(), body)),
         )
         .unwrap()
 }
@@ -283,4 +288,57 @@ fn messages_inside_a_call_dialog_both_ways() {
     h.events();
     h.assert_clean_after_timers();
     assert_eq!(h.stack.request_count(), 0);
+}
+
+/// A MESSAGE to bob carrying `body_len` bytes of text.
+fn send_sized_message(h: &mut Harness, body_len: usize) -> crate::request::RequestId {
+    send_body(h, "text/plain", vec![b'x'; body_len])
+}
+
+#[test]
+fn a_message_too_large_for_udp_goes_over_tcp_and_back_to_udp_if_refused() {
+    // RFC 3261 section 18.1.1: over 1300 bytes, a congestion-controlled transport.
+    let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
+    let id = send_sized_message(&mut h, 1200);
+    let (flow, first) = h.over_tcp().expect("the large MESSAGE goes over TCP");
+    assert!(header(&first, "Via").starts_with("SIP/2.0/TCP "));
+    assert_eq!(first.body().len(), 1200);
+    // The connection is refused: the same server over UDP at once, not after Timer F.
+    h.stack.handle_stream_closed(h.now, flow);
+    let retry = h.one_request(Method::Message);
+    assert!(header(&retry, "Via").starts_with("SIP/2.0/UDP "));
+    assert_eq!(retry.call_id(), first.call_id());
+    assert_eq!(retry.body().len(), 1200);
+    h.reply(&retry, 200, "OK", &[]);
+    let done = outcomes(&mut h);
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].0, done[0].1.code()), (id, 200));
+}
+
+#[test]
+fn small_messages_stay_on_udp_and_a_tcp_answer_is_final() {
+    let mut h = Harness::with_transports(vec![Transport::Udp, Transport::Tcp]);
+    send_sized_message(&mut h, 200);
+    let small = h.one_request(Method::Message);
+    assert!(header(&small, "Via").starts_with("SIP/2.0/UDP "));
+    h.reply(&small, 200, "OK", &[]);
+    assert_eq!(outcomes(&mut h)[0].1.code(), 200);
+    // Over TCP, a 503 from the server is its answer: no second try over UDP.
+    send_sized_message(&mut h, 4000);
+    let (flow, big) = h.over_tcp().expect("over TCP");
+    let reply = ResponseBuilder::from_request(&big, 503, "Service Unavailable", None).to_bytes();
+    h.stack.handle_stream_data(h.now, flow, &reply);
+    let done = outcomes(&mut h);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].1.code(), 503);
+    assert!(h.requests().is_empty(), "nothing sent over UDP");
+}
+
+#[test]
+fn without_tcp_a_large_message_still_goes_over_udp() {
+    let mut h = Harness::new();
+    send_sized_message(&mut h, 4000);
+    let m = h.one_request(Method::Message);
+    assert!(header(&m, "Via").starts_with("SIP/2.0/UDP "));
+    assert_eq!(m.body().len(), 4000);
 }
