@@ -5,8 +5,9 @@
 //! DTLS handshakes (a signature, a verification and an ECDH each) and the SIP answers of
 //! their calls all arrive within a few turns, and the soak's longest turn was 27 ms (104 ms
 //! on a loaded machine) with media, WebSocket routing and SIP reads each taking several ms.
-//! So each turn serves ready sockets (reads carried over from the last turn first, then the
-//! new events) only until [`READ_TIME`] has passed since it woke, and routes WebSocket
+//! So each turn serves ready sockets (those the last turn had no time for first, then reads
+//! carried over from it, then the new events) only until [`READ_TIME`] has passed since it
+//! woke, and routes WebSocket
 //! requests to the gateway only for [`ROUTE_TIME`]; what is left (sockets not served,
 //! requests not routed) is carried to the next turn, which polls without sleeping. The first
 //! socket and the first request of a turn are always served, so every turn makes progress.

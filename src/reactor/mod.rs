@@ -132,7 +132,11 @@ pub struct Reactor {
     /// order, each once per turn (round-robin; readiness is edge-triggered, so nothing
     /// else would wake us for them).
     more_reads: Vec<Token>,
-    /// The turn's copy of `more_reads` being served.
+    /// Sockets the last turn had no time left to serve: served first on the next turn,
+    /// ahead of `more_reads`, so that a socket that always has more (a flooding peer) cannot
+    /// take every turn's budget before them.
+    deferred: Vec<Token>,
+    /// The turn's copy of `deferred` and `more_reads` being served.
     serving: Vec<Token>,
     /// What this turn may still start (see `budget.rs`).
     budget: TurnBudget,
@@ -295,6 +299,7 @@ impl Reactor {
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
             more_reads: Vec::new(),
+            deferred: Vec::new(),
             serving: Vec::new(),
             budget: TurnBudget::new(Instant::now()),
             ws_backlog: Vec::new(),
@@ -331,16 +336,18 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout =
-                if self.store_backlog || !self.more_reads.is_empty() || !self.ws_backlog.is_empty()
-                {
-                    // Store results are waiting (their waker fired already), sockets have unread
-                    // input or requests wait to be routed: look for new events without sleeping.
-                    Some(Duration::ZERO)
-                } else {
-                    self.next_deadline(engines_deadline)
-                        .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
-                };
+            let timeout = if self.store_backlog
+                || !self.more_reads.is_empty()
+                || !self.deferred.is_empty()
+                || !self.ws_backlog.is_empty()
+            {
+                // Store results are waiting (their waker fired already), sockets have unread
+                // input or requests wait to be routed: look for new events without sleeping.
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline(engines_deadline)
+                    .map(|d| coalesce(self.epoch, now, d).saturating_duration_since(now))
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -353,11 +360,17 @@ impl Reactor {
             // Last turn's unfinished reads first, then the new events: each socket gets at
             // most a budget per turn in each, so no peer can starve the others, and the turn
             // serves sockets only while its time lasts (`budget.rs`): the others are carried.
-            std::mem::swap(&mut self.more_reads, &mut self.serving);
             let mut serving = std::mem::take(&mut self.serving);
+            serving.append(&mut self.deferred);
+            let deferred = serving.len();
+            for token in self.more_reads.drain(..) {
+                if !serving[..deferred].contains(&token) {
+                    serving.push(token);
+                }
+            }
             for &token in &serving {
                 if !self.budget.may_serve() {
-                    self.read_again(token);
+                    self.defer(token);
                 } else if self.dispatch(woke, token, false) == Next::Exit {
                     return Ok(());
                 }
@@ -367,9 +380,9 @@ impl Reactor {
             self.phases.lap(Phase::Carried);
             for event in events.iter() {
                 if !self.budget.may_serve() {
-                    // Readiness is edge-triggered: a socket not served now is served on the
-                    // next turn from the carried list, reads and writes alike.
-                    self.read_again(event.token());
+                    // Readiness is edge-triggered: a socket not served now is served first
+                    // on the next turn, reads and writes alike.
+                    self.defer(event.token());
                     continue;
                 }
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
@@ -505,6 +518,13 @@ impl Reactor {
             }
         }
         Next::Continue
+    }
+
+    /// Queues `token`, not served for want of time, first for the next turn (once).
+    fn defer(&mut self, token: Token) {
+        if !self.deferred.contains(&token) {
+            self.deferred.push(token);
+        }
     }
 
     /// Queues `token` for a read on the next turn (once).
