@@ -32,6 +32,16 @@ fn notifications_until(socket: &UnixDatagram, until: &str, timeout: Duration) ->
     seen
 }
 
+/// The notifications up to the first with `line` among its lines (failing without one).
+fn expect(socket: &UnixDatagram, line: &str) -> Vec<String> {
+    let seen = notifications_until(socket, line, Duration::from_secs(10));
+    assert!(
+        seen.last().is_some_and(|n| n.lines().any(|l| l == line)),
+        "no {line}: {seen:?}"
+    );
+    seen
+}
+
 #[test]
 fn ready_watchdog_and_stopping_reach_the_notify_socket() {
     let dir = std::env::temp_dir().join(format!("sylk-notify-{}", std::process::id()));
@@ -47,13 +57,7 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
             ("WATCHDOG_USEC", "400000"),
         ],
     );
-    let ready = notifications_until(&socket, "READY=1", Duration::from_secs(10));
-    assert!(
-        ready
-            .last()
-            .is_some_and(|n| n.lines().any(|l| l == "READY=1")),
-        "{ready:?}"
-    );
+    expect(&socket, "READY=1");
     // The gateway is up by then: its WebSocket answers.
     drop(connect_v2(&gw));
     let start = Instant::now();
@@ -73,13 +77,7 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         "3 pings took {took:?}"
     );
     gw.signal("TERM");
-    let stopping = notifications_until(&socket, "STOPPING=1", Duration::from_secs(10));
-    assert!(
-        stopping
-            .iter()
-            .any(|n| n.lines().any(|l| l == "STOPPING=1")),
-        "{stopping:?}"
-    );
+    expect(&socket, "STOPPING=1");
     assert!(gw
         .wait_exit(Duration::from_secs(10))
         .is_some_and(|s| s.success()));
@@ -92,22 +90,12 @@ fn an_abstract_notify_socket_gets_ready_and_no_watchdog_without_watchdog_usec() 
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let socket = UnixDatagram::bind_addr(&addr).unwrap();
     let mut gw = Gateway::start_with_env("", &[], &[("NOTIFY_SOCKET", &format!("@{name}"))]);
-    let ready = notifications_until(&socket, "READY=1", Duration::from_secs(10));
-    assert!(
-        ready
-            .last()
-            .is_some_and(|n| n.lines().any(|l| l == "READY=1")),
-        "{ready:?}"
-    );
+    let ready = expect(&socket, "READY=1");
     gw.signal("TERM");
-    let rest = notifications_until(&socket, "STOPPING=1", Duration::from_secs(10));
+    let rest = expect(&socket, "STOPPING=1");
     assert!(
-        rest.last().is_some_and(|n| n.contains("STOPPING=1")),
-        "{rest:?}"
-    );
-    assert!(
-        !rest.iter().any(|n| n.contains("WATCHDOG=1")),
-        "a watchdog ping without WATCHDOG_USEC: {rest:?}"
+        !ready.iter().chain(&rest).any(|n| n.contains("WATCHDOG=1")),
+        "a watchdog ping without WATCHDOG_USEC: {ready:?} {rest:?}"
     );
     assert!(gw
         .wait_exit(Duration::from_secs(10))
