@@ -23,9 +23,17 @@
 //!    with `WINDOW` outstanding (counted by the gateway's 200s); done when the client got
 //!    every `message`. Messages/s and gateway CPU per message.
 //!
+//! `HEAP=1` runs the gateway under valgrind's massif (about 50x slower: use a few hundred
+//! sessions and `MESSAGES=0`) and asks it for a detailed heap snapshot where figure 1 reads
+//! RSS: the heap per idle chat session, and who holds it (each allocation charged to the
+//! nearest frame of the gateway, `msrp`, `sip` or `engine`); the snapshots stay in
+//! `$TMPDIR/sylk-call-load-valgrind-<pid>/` for `ms_print`. `GATEWAY_WRAPPER` runs the
+//! gateway under any command (split on whitespace).
+//!
 //! ```text
 //! cargo bench --bench chat_load
 //! CHATS=1000 MESSAGES=50000 WINDOW=128 cargo bench --bench chat_load
+//! HEAP=1 CHATS=200 MESSAGES=0 cargo bench --bench chat_load
 //! ```
 //! Without `--bench` (`cargo test --all-targets`) it is a 10-session, 200-message smoke run.
 
@@ -38,6 +46,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tungstenite::Message;
+
+#[path = "call_load/valgrind.rs"]
+#[allow(dead_code)] // shared with call_load, which uses callgrind too
+mod valgrind;
+
+/// Where HEAP=1 charges allocations: the crates a chat session lives in.
+const HEAP_OWNERS: &[&str] = &["sylk_gateway::", "msrp::", "sip::", "engine::", "im::"];
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
 const AOR: &str = "user0@example.test";
@@ -288,7 +303,11 @@ fn serve_msrp(mut stream: TcpStream, peer: Arc<MsrpPeer>) {
 
 // ------------------------------------------------------------------------------ gateway, client
 
-fn start_gateway(sip_peer: SocketAddr, dir: &std::path::Path) -> (Child, SocketAddr) {
+fn start_gateway(
+    sip_peer: SocketAddr,
+    dir: &std::path::Path,
+    wrapper: &str,
+) -> (Child, SocketAddr) {
     let config = dir.join("bench.toml");
     std::fs::write(
         &config,
@@ -301,7 +320,16 @@ fn start_gateway(sip_peer: SocketAddr, dir: &std::path::Path) -> (Child, SocketA
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_sylk-gateway"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sylk-gateway")),
+    };
+    let mut child = command
         .arg("--config")
         .arg(&config)
         .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
@@ -391,8 +419,19 @@ fn main() {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || run_sip_peer(sip, msrp_addr, stop))
     };
-    let (mut child, ws_addr) = start_gateway(sip_addr, &dir);
+    let heap_dir = (env_or("HEAP", 0) != 0).then(valgrind::dir);
+    let wrapper = match (&heap_dir, std::env::var("GATEWAY_WRAPPER")) {
+        (_, Ok(w)) => w,
+        (Some(d), _) => valgrind::massif(&d.join("massif.out")),
+        (None, _) => String::new(),
+    };
+    let (mut child, ws_addr) = start_gateway(sip_addr, &dir, &wrapper);
     let pid = child.id();
+    let heap_snap = |name: &str| {
+        heap_dir.as_ref().and_then(|d| {
+            valgrind::snapshot_owned_by(pid, &d.join(format!("{name}.massif")), HEAP_OWNERS)
+        })
+    };
 
     let mut ws = connect(ws_addr);
     assert_eq!(recv(&mut ws)["sylkrtc"], "ready-event");
@@ -409,6 +448,7 @@ fn main() {
     // 1. Memory per idle chat session.
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = rss_kib(pid);
+    let heap0 = heap_snap("0-registered");
     let start = Instant::now();
     for i in 0..chats {
         send(
@@ -430,6 +470,7 @@ fn main() {
     let rss_fresh = rss_kib(pid);
     std::thread::sleep(Duration::from_secs(idle));
     let rss1 = rss_kib(pid);
+    let heap1 = heap_snap("1-idle-chats");
     assert_eq!(peer.conns.lock().unwrap().len() as u64, chats);
 
     // 2. WebSocket -> MSRP -> REPORT -> disposition-notification delivered.
@@ -511,6 +552,17 @@ fn main() {
         rss_fresh.saturating_sub(rss0) as f64 / chats as f64,
         rss1.saturating_sub(rss0) as f64 / chats as f64
     );
+    if let (Some(before), Some(after)) = (&heap0, &heap1) {
+        let per = |a: u64, b: u64| (b as f64 - a as f64) / 1024.0 / chats as f64;
+        println!(
+            "  heap per idle chat session (massif): {:.1} KiB asked for + {:.1} KiB allocator overhead; by owner:",
+            per(before.heap, after.heap),
+            per(before.extra, after.extra)
+        );
+        for (owner, bytes) in valgrind::growth(before, after, chats as usize, 20) {
+            println!("    {bytes:>8.0} B  {owner}");
+        }
+    }
     println!(
         "  WebSocket -> MSRP SEND -> 200 + REPORT -> delivered: {:.0} messages/s; gateway CPU per message: {:.1} us",
         messages as f64 / out_secs,

@@ -134,6 +134,14 @@ pub fn build(config: &Config) -> Result<App, StartupError> {
     }
     let mut board = Switchboard::new(gateway, stack, config.media.max_calls);
     board.set_store(start_store(config, &sockets)?);
+    board.set_xcap(xcap::XcapClient::new(
+        xcap::XcapClientConfig {
+            timeout: config.contacts.xcap.timeout,
+            max_document_size: config.contacts.xcap.max_document_size,
+            ..xcap::XcapClientConfig::default()
+        },
+        rng.fork(),
+    ));
     let ws = &config.websocket;
     let limits = WsLimits {
         origins: ws.origins.clone(),

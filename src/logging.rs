@@ -54,7 +54,7 @@ fn level_for(level: LevelFilter, target: &str) -> LevelFilter {
     let crate_name = target.split("::").next().unwrap_or(target);
     let ours = matches!(
         crate_name,
-        "sylk_gateway" | "media" | "sip" | "engine" | "msrp"
+        "sylk_gateway" | "media" | "sip" | "engine" | "msrp" | "xcap"
     );
     if crate_name == "tungstenite" {
         // Its debug and trace lines print whole messages, account-add's HA1 included; our

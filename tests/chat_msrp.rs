@@ -1,7 +1,8 @@
 //! Chat sessions over MSRP end to end (issue 14) with real peers on 127.0.0.1: sylkRTC-2
 //! clients of the real gateway chat through Kamailio as SIP proxy, directly and through
 //! Kamailio's `msrp` module as RFC 4976 relay (AUTH with digest), both directions; CPIM goes
-//! through byte for byte; a WebSocket drop mid-chat leaves no socket behind.
+//! through byte for byte; a WebSocket drop mid-chat leaves no socket behind; a chat that
+//! fails beside audio (its relay gone) is a `chat` event and the audio goes on.
 
 mod common;
 
@@ -250,6 +251,72 @@ fn two_accounts_chat_through_the_kamailio_msrp_relay_with_auth_both_ways() {
     bob.event(T, state_of(&b, "terminated"));
     alice.ack(json!({"sylkrtc":"session-terminate","session":a2}));
     bob.event(T, state_of(&b2, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn two_accounts_chat_through_the_kamailio_msrp_relay_over_tls() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let relay = KamailioMsrp::start_tls();
+    assert!(relay.uri().starts_with("msrps://"), "{}", relay.uri());
+    // The relay's certificate is the dev one; the gateway verifies it as SIP TLS does.
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+    let gw = Gateway::start(
+        &format!(
+            "[sip]\noutbound_proxy = \"sip:{};transport=udp\"\ntls_ca_file = \"{certs}/localhost.crt\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\
+             [msrp]\nlisten = \"off\"\nrelay = \"{}\"\n",
+            kam.sip_addr(),
+            relay.uri()
+        ),
+        &[],
+    );
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "tls-relay-1");
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let log = relay.log();
+    assert_eq!(log.matches("msrp AUTH ok for alice").count(), 1, "{log}");
+    assert_eq!(log.matches("msrp AUTH ok for bob").count(), 1, "{log}");
+    // Over TLS the relay hands out msrps:// Use-Paths, and the peers' paths carry them.
+    let lines = gw.log_lines().join("\n");
+    assert!(
+        lines.contains(&format!(
+            "relay Use-Path msrps://127.0.0.1:{}/",
+            relay.addr().port()
+        )),
+        "{lines}"
+    );
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
+    wait_no_chat(&gw);
+}
+
+#[test]
+fn the_relay_of_the_accounts_domain_wins_over_the_default_relay() {
+    let kam = Kamailio::start(KamailioOpts::default());
+    let ours = KamailioMsrp::start();
+    let default = KamailioMsrp::start();
+    // `msrp.relays` per account domain (case-insensitive) beside `msrp.relay` for the rest.
+    let gw = gateway_via(
+        &kam,
+        &format!(
+            "[msrp]\nlisten = \"off\"\nrelay = \"{}\"\n[msrp.relays]\n\"Example.TEST\" = \"{}\"\n",
+            default.uri(),
+            ours.uri()
+        ),
+    );
+    let mut alice = chat_client(&gw, &kam, "alice");
+    let mut bob = chat_client(&gw, &kam, "bob");
+    let (a, b) = start_chat(&mut alice, "alice", &mut bob, "bob", "domain-relay-1");
+    chat_both_ways(&mut alice, "alice", &a, &mut bob, "bob", &b);
+    let log = ours.log();
+    assert_eq!(log.matches("msrp AUTH ok for alice").count(), 1, "{log}");
+    assert_eq!(log.matches("msrp AUTH ok for bob").count(), 1, "{log}");
+    let log = default.log();
+    assert!(!log.contains("msrp AUTH ok"), "{log}");
+    alice.ack(json!({"sylkrtc":"session-terminate","session":a}));
+    bob.event(T, state_of(&b, "terminated"));
     wait_no_chat(&gw);
 }
 
@@ -635,6 +702,135 @@ fn chat_beside_audio_survives_hold_and_unhold_re_invites() {
         .filter(|e| e["event"] == "disposition-notification" && e["state"] == "delivered")
         .count();
     assert_eq!(delivered, 2, "{bob}");
+    wait_no_chat(&gw);
+}
+
+/// The `chat` events (our extension: the chat of a call is over) a client's RESULT lists.
+fn chat_state_events(result: &Value) -> Vec<Value> {
+    result["chat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "chat")
+        .cloned()
+        .collect()
+}
+
+/// What a client's steps measured after its `chat` event: (frames, Hz).
+fn audio_after_chat(result: &Value) -> (u64, f64) {
+    let steps = result["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["wait"], "chat", "{result}");
+    (
+        steps[1]["frames"].as_u64().unwrap(),
+        steps[1]["freq"].as_f64().unwrap(),
+    )
+}
+
+#[test]
+fn a_relay_gone_mid_call_fails_the_chat_with_an_event_and_the_audio_goes_on() {
+    use common::client::{run_sylkrtc_client, AnsweringClient};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let mut relay = KamailioMsrp::start();
+    let gw = gateway_via(
+        &kam,
+        &format!("[msrp]\nlisten = \"off\"\nrelay = \"{}\"\n", relay.uri()),
+    );
+    // Both wait (30 s at most) for the `chat` event, then measure the audio of the call
+    // that goes on; bob hangs up after his measure.
+    let steps =
+        |seconds: u32| json!([{"wait":"chat","timeout":30},{"measure":seconds}]).to_string();
+    let alice_steps = steps(3);
+    let alice = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--chat",
+            "hi bob",
+            "--hz",
+            "880",
+            "--seconds",
+            "1",
+            "--steps",
+            &alice_steps,
+        ],
+    );
+    let bob_ha1 = kam.ha1("bob");
+    let ws = gw.ws_url();
+    let bob_steps = steps(2);
+    let bob = std::thread::spawn(move || {
+        run_sylkrtc_client(&[
+            "call",
+            "--ws",
+            &ws,
+            "--account",
+            "bob@example.test",
+            "--ha1",
+            &bob_ha1,
+            "--to",
+            "alice@example.test",
+            "--chat",
+            "hi alice",
+            "--seconds",
+            "1",
+            "--steps",
+            &bob_steps,
+        ])
+        .1
+    });
+    // Both messages went through the relay (and were reported delivered): the relay goes.
+    let deadline = std::time::Instant::now() + T;
+    while metric(
+        &metrics(&gw),
+        "sylk_chat_deliveries_total",
+        "state=\"delivered\"",
+    ) != Some(2.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no deliveries: {}",
+            metrics(&gw)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    relay.stop();
+    let bob = bob.join().expect("bob's client");
+    let alice = alice.result();
+    assert_eq!(alice["media"], json!(["audio", "chat"]), "{alice}");
+    for (who, r, hz) in [("bob", &bob, 880.0), ("alice", &alice, 440.0)] {
+        assert_eq!(
+            chat_state_events(r),
+            [
+                json!({"sylkrtc":"session-event","session":r["chat"][0]["session"],
+                    "event":"chat","state":"failed","reason":"MSRP connection lost"})
+            ],
+            "{who}: {r}"
+        );
+        assert_eq!(chat_received(r).len(), 1, "{who}: {r}");
+        // The call went on: audio at the peer's tone after the chat failed, and the
+        // session ended only by the hangup.
+        let (frames, freq) = audio_after_chat(r);
+        assert!(
+            frames >= 50,
+            "{who} got {frames} frames after the chat failed: {r}"
+        );
+        assert!((freq - hz).abs() < 60.0, "{who} heard {freq} Hz: {r}");
+        let states: Vec<&str> = r["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(states.last(), Some(&"terminated"), "{who}: {r}");
+        assert_eq!(
+            states.iter().filter(|s| **s == "terminated").count(),
+            1,
+            "{who}: {r}"
+        );
+    }
+    assert_eq!(
+        metric(&metrics(&gw), "sylk_chat_failures_total", ""),
+        Some(2.0)
+    );
     wait_no_chat(&gw);
 }
 

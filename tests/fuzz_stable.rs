@@ -50,6 +50,8 @@ mod webrtc_description;
 mod ws_frames;
 #[path = "../fuzz/targets/ws_upgrade.rs"]
 mod ws_upgrade;
+#[path = "../fuzz/targets/xcap_response.rs"]
+mod xcap_response;
 
 /// Largest mutated input (libFuzzer's default `-max_len` is 4096).
 const MAX_LEN: usize = 8192;
@@ -278,6 +280,11 @@ fn fuzz_ws_frames() {
 #[test]
 fn fuzz_ws_upgrade() {
     fuzz("ws_upgrade", ws_upgrade::run);
+}
+
+#[test]
+fn fuzz_xcap_response() {
+    fuzz("xcap_response", xcap_response::run);
 }
 
 #[test]

@@ -93,8 +93,15 @@ pub struct HeapSnap {
     pub owners: HashMap<String, u64>,
 }
 
-/// Asks massif in process `pid` for a detailed snapshot into `file` and reads it back.
+/// Asks massif in process `pid` for a detailed snapshot into `file` and reads it back,
+/// allocations charged to frames of the gateway crate and `media`.
 pub fn snapshot(pid: u32, file: &Path) -> Option<HeapSnap> {
+    snapshot_owned_by(pid, file, &["sylk_gateway::", "media::"])
+}
+
+/// [`snapshot`], each allocation charged to its nearest frame whose function path contains
+/// one of `ours` (e.g. `msrp::` for the MSRP engine's own buffers).
+pub fn snapshot_owned_by(pid: u32, file: &Path, ours: &[&str]) -> Option<HeapSnap> {
     let _ = std::fs::remove_file(file);
     let status = Command::new("vgdb")
         .arg(format!("--pid={pid}"))
@@ -107,7 +114,7 @@ pub fn snapshot(pid: u32, file: &Path) -> Option<HeapSnap> {
     if !status.success() {
         return None;
     }
-    parse(&std::fs::read_to_string(file).ok()?)
+    parse(&std::fs::read_to_string(file).ok()?, ours)
 }
 
 /// Where the snapshots and dumps go.
@@ -117,7 +124,7 @@ pub fn dir() -> PathBuf {
     d
 }
 
-fn parse(text: &str) -> Option<HeapSnap> {
+fn parse(text: &str, ours: &[&str]) -> Option<HeapSnap> {
     let mut snap = HeapSnap::default();
     let mut lines = text.lines().peekable();
     for l in lines.by_ref() {
@@ -134,7 +141,7 @@ fn parse(text: &str) -> Option<HeapSnap> {
         // The root's children are the allocation sites.
         let mut i = 1;
         for _ in 0..root_children {
-            i = charge(&nodes, i, &mut snap.owners);
+            i = charge(&nodes, i, ours, &mut snap.owners);
         }
     }
     Some(snap)
@@ -154,8 +161,8 @@ fn function(label: &str) -> &str {
     f.rsplit_once(" (").map_or(f, |(f, _)| f)
 }
 
-fn is_ours(f: &str) -> bool {
-    f.contains("sylk_gateway::") || f.contains("media::")
+fn is_ours(f: &str, ours: &[&str]) -> bool {
+    ours.iter().any(|o| f.contains(o))
 }
 
 /// Short owner name: the path without generic noise, at most 100 characters.
@@ -169,10 +176,15 @@ fn owner(f: &str) -> String {
 }
 
 /// Charges the subtree at `i` to its nearest own frame; returns the index after it.
-fn charge(nodes: &[(usize, u64, &str)], i: usize, owners: &mut HashMap<String, u64>) -> usize {
+fn charge(
+    nodes: &[(usize, u64, &str)],
+    i: usize,
+    ours: &[&str],
+    owners: &mut HashMap<String, u64>,
+) -> usize {
     let (children, bytes, label) = nodes[i];
     let f = function(label);
-    if is_ours(f) {
+    if is_ours(f, ours) {
         *owners.entry(owner(f)).or_default() += bytes;
         return skip(nodes, i);
     }
@@ -187,7 +199,7 @@ fn charge(nodes: &[(usize, u64, &str)], i: usize, owners: &mut HashMap<String, u
     }
     let mut j = i + 1;
     for _ in 0..children {
-        j = charge(nodes, j, owners);
+        j = charge(nodes, j, ours, owners);
     }
     j
 }

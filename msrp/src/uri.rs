@@ -123,7 +123,10 @@ impl MsrpUri {
 
     /// Parses a space-separated list (To-Path, From-Path, Use-Path, `a=path`); at most `max`.
     pub fn parse_list(s: &str, max: usize) -> Result<Vec<MsrpUri>, UriError> {
-        let mut out = Vec::new();
+        // Exactly as many as there are (a path is usually one or two URIs): a growing Vec
+        // would keep room for four, 0.5 KiB held by every session's path.
+        let n = s.split_ascii_whitespace().count().min(max);
+        let mut out = Vec::with_capacity(n);
         for part in s.split_ascii_whitespace() {
             if out.len() == max {
                 return Err(UriError::TooLong);

@@ -400,6 +400,14 @@ impl Subscription {
                 }
             }
             let granted = response.expires().unwrap_or(self.expires);
+            let is_list = response.header("Require").is_some_and(|r| {
+                r.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("eventlist"))
+            });
+            if self.package == EventPackage::PresenceList && !is_list {
+                self.actions
+                    .push_back(SubAction::Report(SubscriptionStatus::NotAList));
+            }
             self.granted(now, granted, rng);
             return;
         }

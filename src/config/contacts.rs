@@ -121,11 +121,6 @@ pub(super) struct FilePresence {
     rls: Option<bool>,
 }
 
-/// An XCAP root is refused until the XCAP client lands: a deployment naming one expects
-/// its users' documents there, and must not find its addressbooks quietly in the store.
-const XCAP_NOT_BUILT: &str =
-    "the XCAP backend is not built yet; leave [xcap] unset (the embedded store keeps addressbooks)";
-
 /// An `http://` or `https://` XCAP root with a host and no query or fragment.
 fn check_root(key: &'static str, root: &str) -> Result<String, ConfigError> {
     let root = root.trim().trim_end_matches('/');
@@ -133,7 +128,12 @@ fn check_root(key: &'static str, root: &str) -> Result<String, ConfigError> {
         .strip_prefix("http://")
         .or_else(|| root.strip_prefix("https://"));
     match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && !r.contains(['?', '#', ' '])
+                && xcap::XcapRoot::parse(root).is_ok() =>
+        {
             Ok(root.to_owned())
         }
         _ => Err(invalid(
@@ -159,12 +159,11 @@ pub(super) fn apply(
         c.addressbook.max_entries = n;
     }
     if let Some(root) = xcap.root.filter(|r| !r.trim().is_empty()) {
-        check_root("xcap.root", &root)?;
-        return Err(invalid("xcap.root", XCAP_NOT_BUILT));
+        c.xcap.root = Some(check_root("xcap.root", &root)?);
     }
-    if let Some((_, root)) = xcap.domains.unwrap_or_default().into_iter().next() {
-        check_root("xcap.domains", &root)?;
-        return Err(invalid("xcap.domains", XCAP_NOT_BUILT));
+    for (domain, root) in xcap.domains.unwrap_or_default() {
+        let root = check_root("xcap.domains", &root)?;
+        c.xcap.domains.insert(domain.to_ascii_lowercase(), root);
     }
     if let Some(t) = xcap.timeout {
         if !(1..=300).contains(&t) {
@@ -243,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_checked_and_an_xcap_root_is_refused_until_the_backend_exists() {
+    fn limits_and_xcap_roots_are_checked() {
         let c = Config::from_toml(
             "[addressbook]\nmax_entries = 5\n[presence]\nenabled = false\nauto_busy = false\n",
             &Overrides::default(),
@@ -251,10 +250,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.contacts.addressbook.max_entries, 5);
         assert!(!c.contacts.presence.enabled && !c.contacts.presence.auto_busy);
-        assert!(err("[xcap]\nroot = \"http://127.0.0.1:1/xcap-root\"\n")
-            .starts_with("xcap.root: the XCAP backend is not built yet"));
+        let c = Config::from_toml(
+            "[xcap]\nroot = \"http://127.0.0.1:1/xcap-root/\"\n[xcap.domains]\n\"B.test\" = \"https://x.b.test/r\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.contacts.xcap.root_for("a.test"),
+            Some("http://127.0.0.1:1/xcap-root")
+        );
+        assert_eq!(
+            c.contacts.xcap.root_for("b.TEST"),
+            Some("https://x.b.test/r")
+        );
         assert!(err("[xcap]\nroot = \"ftp://x\"\n").starts_with("xcap.root: must be an http"));
-        assert!(err("[xcap.domains]\n\"a.test\" = \"https://x/r\"\n").starts_with("xcap.domains:"));
+        assert!(err("[xcap.domains]\n\"a.test\" = \"x/r\"\n").starts_with("xcap.domains:"));
         assert!(
             err("[presence]\nsubscribe_expires = 5\n").starts_with("presence.subscribe_expires")
         );

@@ -297,6 +297,43 @@ pub enum CallEnd {
     ChatRefused,
 }
 
+/// Why the chat of a session with audio/video stopped while the call goes on (reported as
+/// the `chat` session event; a chat-only session ends with [`CallEnd`] instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatStop {
+    /// Its MSRP connection ended or could not be set up (lost, timed out, relay refused,
+    /// peer cut off).
+    Closed(msrp::CloseReason),
+    /// The SIP answer to our offer has no usable `m=message` line.
+    Refused,
+    /// The peer's offer was accepted but the chat could not be set up on our side (the
+    /// relay not authenticated in time, an unusable path).
+    NotStarted,
+    /// A SIP re-offer set the `m=message` port to 0 (RFC 3264 section 8.2).
+    Removed,
+}
+
+impl ChatStop {
+    /// The event's state: a removal is the peer's choice, the rest are failures.
+    pub fn state(&self) -> crate::sylkrtc::ChatState {
+        match self {
+            ChatStop::Removed => crate::sylkrtc::ChatState::Ended,
+            _ => crate::sylkrtc::ChatState::Failed,
+        }
+    }
+}
+
+impl fmt::Display for ChatStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatStop::Closed(reason) => reason.fmt(f),
+            ChatStop::Refused => f.write_str("488 Not Acceptable Here (no usable m=message)"),
+            ChatStop::NotStarted => f.write_str("MSRP session could not be set up"),
+            ChatStop::Removed => f.write_str("Chat removed by the remote party"),
+        }
+    }
+}
+
 impl CallEnd {
     /// Whether the caller gave up before the call was answered (CANCEL, 487), which
     /// sylkRTC reports with `missed-session`.

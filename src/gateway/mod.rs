@@ -38,7 +38,7 @@ pub use account::{Account, AccountId};
 pub use calls::{exercise_call_fields, CallDirection, CallState};
 pub use chat::{ChatSettings, ChatStats, RelayTarget};
 pub use contacts::{ContactsStats, NotifyResult};
-pub use error::{CallEnd, GatewayError};
+pub use error::{CallEnd, ChatStop, GatewayError};
 pub use messaging::MessagingStats;
 pub use ports::{AssumeFree, PortProbe, PortRangeError};
 pub use stats::GatewayStats;
@@ -120,6 +120,8 @@ pub enum GatewayInput<'a> {
         /// Its result.
         result: Result<store::StoreResult, store::StoreError>,
     },
+    /// An XCAP request finished.
+    Xcap(xcap::XcapEvent),
     /// Graceful shutdown: every call still up ends (BYE/CANCEL, `terminated` to its client)
     /// and every client is released (accounts unregistered).
     Shutdown,
@@ -166,6 +168,8 @@ pub struct Engines<'a> {
     pub msrp: &'a mut Msrps,
     /// The message store (its worker thread).
     pub store: &'a mut Store,
+    /// The XCAP client (addressbooks on the users' XCAP servers).
+    pub xcap: &'a mut xcap::XcapClient,
 }
 
 /// Gateway settings.
@@ -337,6 +341,7 @@ impl Gateway {
                 }
             }
             GatewayInput::Msrp { id, event } => self.handle_msrp_event(now, id, event, engines),
+            GatewayInput::Xcap(event) => self.handle_xcap_event(now, event, engines),
             GatewayInput::MediaUnavailable { media } => {
                 if let Some(&key) = self.calls_by_media.get(&media) {
                     self.fail_call(now, key, CallEnd::MediaPortsUnavailable, engines);

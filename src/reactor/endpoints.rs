@@ -248,6 +248,12 @@ impl Collect for Reactor {
             &[],
             self.msrp.refused,
         );
+        out.gauge(
+            "sylk_xcap_sockets",
+            "Open connections to XCAP servers (one keep-alive connection per server).",
+            &[],
+            self.xcap.len() as f64,
+        );
         for (i, (_, name)) in ENDPOINTS.iter().enumerate() {
             out.counter(
                 "sylk_endpoint_requests_total",

@@ -22,6 +22,7 @@ mod tcp;
 mod tls;
 pub mod token;
 mod ws_client;
+mod xcap_sockets;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ use stream::ReadStatus;
 pub use tcp::SocketError;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
+use xcap_sockets::{XcapHosts, XcapSockets};
 
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -110,6 +112,7 @@ pub struct Reactor {
     sip: SipSockets,
     media: MediaSockets,
     msrp: MsrpSockets,
+    xcap: XcapSockets,
     limits: WsLimits,
     max_connections: usize,
     next_log_id: u64,
@@ -157,6 +160,7 @@ pub struct BoundSockets {
     listeners: Vec<Listener>,
     sip: SipSockets,
     msrp: MsrpSockets,
+    xcap: XcapSockets,
     signals: Signals,
 }
 
@@ -215,7 +219,13 @@ impl BoundSockets {
             (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
             _ => None,
         };
-        let msrp = MsrpSockets::bind(poll.registry(), config.msrp.listen, msrp_tls, tls_client)?;
+        let msrp = MsrpSockets::bind(
+            poll.registry(),
+            config.msrp.listen,
+            msrp_tls,
+            Arc::clone(&tls_client),
+        )?;
+        let xcap = XcapSockets::new(XcapHosts::resolve(&config.contacts.xcap), tls_client);
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(SocketError::Signals)?;
         let token = token::encode(TokenKind::Signals, 0, 0);
         tcp::register(
@@ -230,6 +240,7 @@ impl BoundSockets {
             listeners,
             sip,
             msrp,
+            xcap,
             signals,
         })
     }
@@ -274,6 +285,7 @@ impl Reactor {
             listeners,
             sip,
             msrp,
+            xcap,
             signals,
         } = sockets;
         Reactor {
@@ -286,6 +298,7 @@ impl Reactor {
             sip,
             media: MediaSockets::default(),
             msrp,
+            xcap,
             limits,
             max_connections,
             next_log_id: 0,
@@ -483,6 +496,19 @@ impl Reactor {
             }
             TokenKind::MsrpStream => {
                 let status = self.msrp.stream_ready(
+                    parts.key,
+                    parts.generation,
+                    now,
+                    self.poll.registry(),
+                    &mut self.board,
+                    &mut self.scratch,
+                );
+                if status == ReadStatus::More {
+                    self.read_again(token);
+                }
+            }
+            TokenKind::XcapStream => {
+                let status = self.xcap.stream_ready(
                     parts.key,
                     parts.generation,
                     now,
@@ -820,6 +846,13 @@ impl Reactor {
                     &mut self.generations,
                     &mut self.board,
                 ),
+                Command::Xcap(t) => self.xcap.transmit(
+                    t,
+                    now,
+                    self.poll.registry(),
+                    &mut self.generations,
+                    &mut self.board,
+                ),
                 Command::Sip(t) => self.sip.transmit(
                     t,
                     now,
@@ -896,7 +929,7 @@ fn phase_of(token: Token) -> Phase {
             TokenKind::SipUdp | TokenKind::SipListener | TokenKind::SipStream | TokenKind::Dns,
         ) => Phase::Sip,
         Some(TokenKind::MsrpListener | TokenKind::MsrpStream) => Phase::Msrp,
-        Some(TokenKind::Signals | TokenKind::Store) | None => Phase::Other,
+        Some(TokenKind::Signals | TokenKind::Store | TokenKind::XcapStream) | None => Phase::Other,
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) enum Phase {
     Sip,
     /// MSRP accepts and reads.
     Msrp,
-    /// Signals and the store's results.
+    /// Signals, the store's results and XCAP connections.
     Other,
     /// Due timers.
     Timers,

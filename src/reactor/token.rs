@@ -31,6 +31,8 @@ pub enum TokenKind {
     MsrpListener,
     /// An MSRP connection (key = slab key).
     MsrpStream,
+    /// An XCAP client connection (key = slab key).
+    XcapStream,
 }
 
 impl TokenKind {
@@ -47,6 +49,7 @@ impl TokenKind {
             TokenKind::Store => 9,
             TokenKind::MsrpListener => 10,
             TokenKind::MsrpStream => 11,
+            TokenKind::XcapStream => 12,
         }
     }
 
@@ -63,6 +66,7 @@ impl TokenKind {
             9 => TokenKind::Store,
             10 => TokenKind::MsrpListener,
             11 => TokenKind::MsrpStream,
+            12 => TokenKind::XcapStream,
             _ => return None,
         })
     }

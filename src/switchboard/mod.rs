@@ -51,6 +51,8 @@ pub enum Command {
         /// What.
         transmit: msrp::MsrpTransmit,
     },
+    /// An XCAP connection's socket action.
+    Xcap(xcap::XcapTransmit),
 }
 
 /// The SIP stack, the bridges and the gateway, with the routing between them.
@@ -63,6 +65,10 @@ pub struct Switchboard {
     msrps: Msrps,
     /// The message store's worker.
     store: Store,
+    /// The XCAP client.
+    xcap: xcap::XcapClient,
+    /// Its deadline as its last `poll_output` gave it.
+    xcap_deadline: Option<Instant>,
     /// The SIP stack's deadline as its last `poll_output` gave it.
     sip_deadline: Option<Instant>,
     /// The wall clock read with the current iteration's `now`.
@@ -98,6 +104,11 @@ impl Switchboard {
             bridges: Bridges::default(),
             msrps: Msrps::default(),
             store: Store::default(),
+            xcap: xcap::XcapClient::new(
+                xcap::XcapClientConfig::default(),
+                engine::Rng::seed_from_u64(0),
+            ),
+            xcap_deadline: None,
             sip_deadline: None,
             wall: SystemTime::UNIX_EPOCH,
             commands: VecDeque::new(),
@@ -128,6 +139,35 @@ impl Switchboard {
             self.deliver(now, GatewayInput::Store { ticket, result });
         }
         true
+    }
+
+    /// Gives the switchboard its XCAP client (limits from `[xcap]`, randomness seeded by the
+    /// caller).
+    pub fn set_xcap(&mut self, client: xcap::XcapClient) {
+        self.xcap = client;
+    }
+
+    /// An XCAP connection is up.
+    pub fn handle_xcap_connected(&mut self, now: Instant, conn: xcap::ConnId) {
+        self.xcap.handle_connected(now, conn);
+        self.route(now);
+    }
+
+    /// Bytes arrived on an XCAP connection.
+    pub fn handle_xcap_data(&mut self, now: Instant, conn: xcap::ConnId, data: &[u8]) {
+        self.xcap.handle_data(now, conn, data);
+        self.route(now);
+    }
+
+    /// An XCAP connection closed or could not be opened.
+    pub fn handle_xcap_closed(&mut self, now: Instant, conn: xcap::ConnId) {
+        self.xcap.handle_closed(now, conn);
+        self.route(now);
+    }
+
+    /// The XCAP client (leak checks, metrics).
+    pub fn xcap(&self) -> &xcap::XcapClient {
+        &self.xcap
     }
 
     /// Store requests submitted and not collected yet (tests wait for 0).
@@ -325,6 +365,9 @@ impl Switchboard {
         self.bridges.handle_timeout(now);
         self.store.handle_timeout(now);
         self.msrps.handle_timeout(now);
+        if self.xcap_deadline.is_some_and(|t| t <= now) {
+            self.xcap.handle_timeout(now);
+        }
         self.route(now);
     }
 
@@ -335,6 +378,7 @@ impl Switchboard {
             self.bridges.poll_timeout(),
             self.store.poll_timeout(),
             self.msrps.poll_timeout(),
+            self.xcap_deadline,
         ]
         .into_iter()
         .flatten()
@@ -372,6 +416,7 @@ impl Switchboard {
             bridges: &mut self.bridges,
             msrp: &mut self.msrps,
             store: &mut self.store,
+            xcap: &mut self.xcap,
         };
         self.gateway.handle(now, self.wall, input, &mut engines);
         self.route(now);
@@ -392,6 +437,28 @@ impl Switchboard {
                     self.msrps.count_connect();
                 }
                 self.commands.push_back(Command::Msrp { id, transmit });
+            }
+            let xcap_event = loop {
+                match self.xcap.poll_output() {
+                    Output::Transmit(t) => self.commands.push_back(Command::Xcap(t)),
+                    Output::Event(e) => break Some(e),
+                    Output::Timeout(deadline) => {
+                        self.xcap_deadline = deadline;
+                        break None;
+                    }
+                }
+            };
+            if let Some(event) = xcap_event {
+                let mut engines = Engines {
+                    sip: &mut self.sip,
+                    bridges: &mut self.bridges,
+                    msrp: &mut self.msrps,
+                    store: &mut self.store,
+                    xcap: &mut self.xcap,
+                };
+                self.gateway
+                    .handle(now, self.wall, GatewayInput::Xcap(event), &mut engines);
+                continue;
             }
             let input = match self.sip.poll_output() {
                 Output::Transmit(t) => {
@@ -415,6 +482,7 @@ impl Switchboard {
                 bridges: &mut self.bridges,
                 msrp: &mut self.msrps,
                 store: &mut self.store,
+                xcap: &mut self.xcap,
             };
             self.gateway.handle(now, self.wall, input, &mut engines);
         }

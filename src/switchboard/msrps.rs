@@ -8,6 +8,7 @@
 //! are kept for the metrics.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::drops::{self, DropKind};
@@ -108,8 +109,9 @@ fn add(a: &mut MsrpStats, b: &MsrpStats) {
 }
 
 impl Msrps {
-    /// A session whose URI is `local`: its engine, not connected yet.
-    pub fn open(&mut self, config: MsrpConfig, local: MsrpUri, rng: Rng) -> MsrpId {
+    /// A session whose URI is `local`: its engine, not connected yet (`config` shared by
+    /// every engine).
+    pub fn open(&mut self, config: Arc<MsrpConfig>, local: MsrpUri, rng: Rng) -> MsrpId {
         let session = local.session_id.clone().unwrap_or_default();
         let id = MsrpId(self.slots.insert(Slot {
             conn: Box::new(MsrpConnection::new(config, local, rng)),

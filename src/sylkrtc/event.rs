@@ -102,6 +102,24 @@ impl TransferState {
     }
 }
 
+/// What became of a session's chat while its audio/video goes on (our `chat` extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatState {
+    /// The chat's MSRP connection failed or could not be set up.
+    Failed,
+    /// The SIP side removed the chat (a re-offer with its `m=message` port 0).
+    Ended,
+}
+
+impl ChatState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChatState::Failed => "failed",
+            ChatState::Ended => "ended",
+        }
+    }
+}
+
 /// Call states reported in `session_event`/`session-event`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionState {
@@ -228,6 +246,16 @@ pub enum Event {
         uri: String,
         /// Who asks (`Referred-By`), bare `user@domain`.
         referred_by: Option<String>,
+    },
+    /// Our extension: the chat of a session with audio/video is over; the call goes on
+    /// (a chat-only session ends with `terminated` instead).
+    SessionChat {
+        /// The session id.
+        session: String,
+        /// What happened.
+        state: ChatState,
+        /// Why, rendered (`MSRP connection lost`, ...).
+        reason: String,
     },
     /// Messaging: messages, dispositions, sync (see [`super::messaging`]).
     Messaging(super::messaging::MessagingEvent),
@@ -391,6 +419,16 @@ impl Event {
                     data.insert("reason".into(), reason.clone().into());
                 }
                 session_event(dialect, session, "transfer", data)
+            }
+            Event::SessionChat {
+                session,
+                state,
+                reason,
+            } => {
+                let mut data = Map::new();
+                data.insert("state".into(), state.as_str().into());
+                data.insert("reason".into(), reason.clone().into());
+                session_event(dialect, session, "chat", data)
             }
             Event::TransferRequest {
                 session,
@@ -649,6 +687,25 @@ mod extension_tests {
             Some(
                 json!({"sylkrtc":"session-event","session":"s","event":"transfer",
                         "state":"failed","code":486,"reason":"Busy Here"})
+            )
+        );
+        let chat = Event::SessionChat {
+            session: "s".into(),
+            state: ChatState::Failed,
+            reason: "MSRP connection lost".into(),
+        };
+        assert_eq!(
+            enc(&chat, Dialect::V2),
+            Some(
+                json!({"sylkrtc":"session-event","session":"s","event":"chat",
+                        "state":"failed","reason":"MSRP connection lost"})
+            )
+        );
+        assert_eq!(
+            enc(&chat, Dialect::V1),
+            Some(
+                json!({"sylkrtc":"session_event","session":"s","event":"chat",
+                        "data":{"state":"failed","reason":"MSRP connection lost"}})
             )
         );
         let r = Event::TransferRequest {

@@ -15,7 +15,8 @@ pub mod request;
 
 pub use aor::Aor;
 pub use event::{
-    DtmfMethod, Event, Originator, RegistrationState, SessionState, TransferState, UpdateState,
+    ChatState, DtmfMethod, Event, Originator, RegistrationState, SessionState, TransferState,
+    UpdateState,
 };
 pub use request::{decode, Decoded, Envelope, Request, RequestError};
 

@@ -23,8 +23,9 @@ chat option (our MSRP extension, README "Chat sessions"):
   --chat TEXT           the account takes chat (`account-add chat: true`), a call offers
                         media ["audio", "chat"] (video too with --video), and once the
                         session is established TEXT goes out as a text/plain session-message;
-                        RESULT gets `chat`: the session's `message` and
-                        `disposition-notification` events and the incoming session's `media`
+                        RESULT gets `chat`: the session's `message`,
+                        `disposition-notification` and `chat` (the chat failed or ended, the
+                        call goes on) events, and the incoming session's `media`
 
 call:   adds the account, sends session-create with aiortc's offer (candidates trickled as
         sylkrtc.js does, then end-of-candidates), applies the `accepted` answer, measures the
@@ -465,7 +466,7 @@ class Client:
             msg = json.loads(text)
             print("EVENT " + json.dumps(msg), flush=True)
             msg = from_v1(msg)
-            if msg.get("sylkrtc") == "session-event" and msg.get("event") in ("message", "disposition-notification"):
+            if msg.get("sylkrtc") == "session-event" and msg.get("event") in ("message", "disposition-notification", "chat"):
                 self.chat.append(msg)
             if msg.get("sylkrtc") in ("ack", "error"):
                 fut = self.pending.pop(msg.get("transaction"), None)

@@ -330,6 +330,12 @@ pub struct KamailioOpts {
     pub nat: bool,
     /// Also listen for XCAP over HTTP (TCP) on a free port.
     pub xcap: bool,
+    /// Enforce the presentities' pres-rules (presence_xml `force_active` 0): a watcher no
+    /// rule allows stays pending, `block` refuses it.
+    pub pres_rules: bool,
+    /// Load the resource list server (rls, pua): list SUBSCRIBEs to a service of the
+    /// watcher's `rls-services` document get RLMI NOTIFYs.
+    pub rls: bool,
     /// Keep the Path of REGISTERs and route through it (RFC 3327; scale-out).
     pub path: bool,
     /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
@@ -406,6 +412,12 @@ impl Kamailio {
         }
         if opts.nat {
             cmd_env.push(("KAM_NAT", "1".into()));
+        }
+        if opts.pres_rules {
+            cmd_env.push(("KAM_PRES_RULES", "1".into()));
+        }
+        if opts.rls {
+            cmd_env.push(("KAM_RLS", "1".into()));
         }
         if opts.path {
             cmd_env.push(("KAM_PATH", "1".into()));
@@ -537,16 +549,27 @@ impl Kamailio {
 
 /// Kamailio's `msrp` module as an RFC 4976 relay (`tests/peers/kamailio-msrp/`): AUTH with
 /// digest against the HA1 of [`USERS`] (realm [`DOMAIN`]), Use-Path, SEND/REPORT relayed;
-/// plain TCP on a free port of 127.0.0.1.
+/// plain TCP (or TLS, [`KamailioMsrp::start_tls`]) on a free port of 127.0.0.1.
 pub struct KamailioMsrp {
     proc: Proc,
     port: u16,
     dir: RunDir,
+    tls: bool,
 }
 
 impl KamailioMsrp {
     /// Starts the relay with a fresh DB and waits (10 s at most) until it accepts TCP.
     pub fn start() -> KamailioMsrp {
+        Self::start_with(false)
+    }
+
+    /// Starts the relay listening with TLS (`msrps`, the repo's dev certificate for
+    /// `localhost`/127.0.0.1; Kamailio's tls module, package kamailio-tls-modules).
+    pub fn start_tls() -> KamailioMsrp {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> KamailioMsrp {
         require("kamailio");
         require("sqlite3");
         let mut last_log = String::new();
@@ -554,15 +577,26 @@ impl KamailioMsrp {
             let dir = RunDir::new("kamailio-msrp");
             let port = free_tcp_port();
             let script = peers_dir().join("kamailio-msrp/run.sh");
-            let args = vec![
+            let mut args = vec![
                 format!("KAM_RUN={}", dir.path().display()),
                 format!("MSRP_PORT={port}"),
                 format!("KAM_DOMAIN={DOMAIN}"),
-                script.display().to_string(),
             ];
+            if tls {
+                let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+                args.push("MSRP_TLS=1".to_owned());
+                args.push(format!("TLS_CERT={certs}/localhost.crt"));
+                args.push(format!("TLS_KEY={certs}/localhost.key"));
+            }
+            args.push(script.display().to_string());
             let log = dir.path().join("kamailio-msrp.log");
             let proc = Proc::spawn("kamailio-msrp", "env", &args, dir.path(), log);
-            let mut k = KamailioMsrp { proc, port, dir };
+            let mut k = KamailioMsrp {
+                proc,
+                port,
+                dir,
+                tls,
+            };
             let ready = poll(Duration::from_secs(10), || {
                 if k.proc.exited().is_some() {
                     return Some(false);
@@ -583,9 +617,10 @@ impl KamailioMsrp {
         panic!("the MSRP relay could not bind its port 3 times; last log:\n{last_log}")
     }
 
-    /// The relay's URI, as `msrp.relay` takes it.
+    /// The relay's URI, as `msrp.relay` takes it (`msrps://` when it listens with TLS).
     pub fn uri(&self) -> String {
-        format!("msrp://127.0.0.1:{};tcp", self.port)
+        let scheme = if self.tls { "msrps" } else { "msrp" };
+        format!("{scheme}://127.0.0.1:{};tcp", self.port)
     }
 
     /// Its TCP address.
@@ -604,6 +639,11 @@ impl KamailioMsrp {
     /// Its log so far (stderr, `-E`): one `msrp AUTH ok for <user>` line per accepted AUTH.
     pub fn log(&self) -> String {
         read_lossy(&self.proc.log)
+    }
+    /// Stops the relay now (SIGTERM, SIGKILL after 5 s): every MSRP connection through it
+    /// closes, as when a relay goes away mid-session. The run dir stays until drop.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
     }
 }
 
@@ -1421,16 +1461,34 @@ impl Haproxy {
     /// Starts it over `backends` (the instances' `ws://` listen addresses) and waits until
     /// its frontend accepts connections.
     pub fn start(backends: &[SocketAddr]) -> Haproxy {
+        Self::spawn(backends, false)
+    }
+
+    /// Starts it as a TLS front (the repository's dev certificate for 127.0.0.1) of the
+    /// plain TCP server `backend`, and waits until its frontend accepts connections.
+    pub fn start_tls_front(backend: SocketAddr) -> Haproxy {
+        Self::spawn(&[backend], true)
+    }
+
+    fn spawn(backends: &[SocketAddr], tls_front: bool) -> Haproxy {
         require("haproxy");
         let dir = RunDir::new("haproxy");
         let port = free_tcp_port();
         let list: Vec<String> = backends.iter().map(ToString::to_string).collect();
-        let args = vec![
+        let mut args = vec![
             format!("HA_RUN={}", dir.path().display()),
             format!("HA_PORT={port}"),
             format!("BACKENDS={}", list.join(" ")),
-            peers_dir().join("haproxy/run.sh").display().to_string(),
         ];
+        if tls_front {
+            let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+            let mut pem = std::fs::read(certs.join("localhost.crt")).unwrap();
+            pem.extend(std::fs::read(certs.join("localhost.key")).unwrap());
+            let path = dir.path().join("front.pem");
+            std::fs::write(&path, pem).unwrap();
+            args.push(format!("HA_TLS_CRT={}", path.display()));
+        }
+        args.push(peers_dir().join("haproxy/run.sh").display().to_string());
         let log = dir.path().join("haproxy.log");
         let proc = Proc::spawn("haproxy", "env", &args, dir.path(), log);
         let mut h = Haproxy { proc, port, dir };

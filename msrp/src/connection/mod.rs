@@ -26,6 +26,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::{Deadlines, Output, Rng};
@@ -332,7 +333,8 @@ enum Timer {
 /// One MSRP session over one connection. See the module docs.
 #[derive(Debug)]
 pub struct MsrpConnection {
-    config: MsrpConfig,
+    /// Shared by every connection of the owner (it never changes per connection).
+    config: Arc<MsrpConfig>,
     local: MsrpUri,
     /// Our relay's Use-Path (empty without relay): put before the peer's path in To-Path.
     use_path: Vec<MsrpUri>,
@@ -349,7 +351,8 @@ pub struct MsrpConnection {
     closed: bool,
     reader: FrameReader,
     rng: Rng,
-    relay: Option<relay::RelayState>,
+    /// Boxed: most sessions have no relay, and an idle session's size counts.
+    relay: Option<Box<relay::RelayState>>,
     /// Our requests awaiting a response, by transaction id.
     transactions: HashMap<String, outgoing::Pending>,
     next_seq: u64,
@@ -369,8 +372,10 @@ pub struct MsrpConnection {
 }
 
 impl MsrpConnection {
-    /// A session whose URI is `local`, not connected yet.
-    pub fn new(config: MsrpConfig, local: MsrpUri, rng: Rng) -> MsrpConnection {
+    /// A session whose URI is `local`, not connected yet. `config` may be shared by many
+    /// connections (an `Arc<MsrpConfig>`), or given by value.
+    pub fn new(config: impl Into<Arc<MsrpConfig>>, local: MsrpUri, rng: Rng) -> MsrpConnection {
+        let config = config.into();
         MsrpConnection {
             reader: FrameReader::new(config.limits),
             budget: u64::from(config.max_frame_rate) * 1_000_000,
@@ -440,7 +445,7 @@ impl MsrpConnection {
         }
         let addr = relay.addr;
         let tls = relay.relay.secure.then(|| relay.relay.host.clone());
-        self.relay = Some(relay::RelayState::new(relay));
+        self.relay = Some(Box::new(relay::RelayState::new(relay)));
         self.connect(now, addr, tls);
     }
 
@@ -587,10 +592,7 @@ impl MsrpConnection {
 
     /// Active: once started, connected and (over a relay) authenticated, the first SEND.
     fn maybe_bind(&mut self, now: Instant) {
-        let relay_ok = self
-            .relay
-            .as_ref()
-            .is_none_or(relay::RelayState::is_authenticated);
+        let relay_ok = self.relay.as_ref().is_none_or(|r| r.is_authenticated());
         if self.started && self.connected && relay_ok && self.role == Role::Active && !self.bound {
             self.bound = true;
             self.send_bind(now);

@@ -238,7 +238,7 @@ fn oversized_messages_get_413_and_fail_at_the_sender() {
         Err(SendError::TooLarge)
     );
     // ...a peer with a larger limit gets 413 from the receiver.
-    p.a.config.max_message_size = 1 << 20;
+    std::sync::Arc::make_mut(&mut p.a.config).max_message_size = 1 << 20;
     let id =
         p.a.send(p.now, "message/cpim", cpim(20 * 1024), false)
             .unwrap();

@@ -61,16 +61,24 @@ pub struct OutgoingCall {
     pub(super) forks: Vec<EarlyFork>,
     /// What we know of the usage's current early dialog.
     pub(super) current_fork: ForkState,
+    /// When the INVITE, its ACK and the setup's leftovers stop being needed: 64*T1 after
+    /// the accepted 2xx, when the peer has stopped retransmitting it and no other fork's
+    /// 2xx can still come (RFC 3261 sections 13.3.1.4 and 17.1.1.2, RFC 6026 Timer M).
+    /// Until then they answer retransmissions; after, a call holds only its dialog.
+    forget_setup_at: Option<Instant>,
 }
 
 impl OutgoingCall {
     /// A call to `config.callee`; it starts by asking to locate the callee's domain.
     pub fn new(
-        config: OutgoingConfig,
+        mut config: OutgoingConfig,
         ha1: Ha1,
         timers: TxnConfig,
         route_by_dialog: bool,
     ) -> Result<OutgoingCall, CallError> {
+        // The offer is kept for the call's life (a retry after 401/407, fail-over): without
+        // the room its writer reserved.
+        config.sdp.shrink_to_fit();
         let invalid = || CallError::InvalidCallee(config.callee.clone());
         let callee = config.callee.trim();
         if !callee.contains('@') || callee.contains(['<', '>', ' ']) {
@@ -117,6 +125,7 @@ impl OutgoingCall {
             provisional_seen: false,
             offer_retried: false,
             interval_raised: false,
+            forget_setup_at: None,
             forks: Vec::new(),
             current_fork: ForkState::default(),
         })
@@ -324,6 +333,7 @@ impl OutgoingCall {
             }
             Some(OutgoingSetup::Calling { .. } | OutgoingSetup::Proceeding { .. }) => {
                 self.usage.phase = Phase::Confirmed;
+                self.forget_setup_at = Some(now + self.usage.timers.t1 * 64);
                 self.usage.handle_session_timer_response(now, response);
                 // RFC 3261 section 13.2.1: an answer already given in a reliable provisional
                 // of this dialog need not be repeated in the 2xx.
@@ -498,6 +508,9 @@ impl OutgoingCall {
 
     /// Runs due timers; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) {
+        if self.forget_setup_at.is_some_and(|at| now >= at) {
+            self.forget_setup();
+        }
         if let Some(OutgoingSetup::Cancelling { txn, give_up_at }) = self.usage.setup() {
             if now >= give_up_at {
                 self.usage.push(CallAction::Abandon { txn });
@@ -514,10 +527,29 @@ impl OutgoingCall {
             Some(OutgoingSetup::Cancelling { give_up_at, .. }) => Some(give_up_at),
             _ => None,
         };
-        [cancel, self.usage.poll_timeout()]
+        [cancel, self.forget_setup_at, self.usage.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether the call still holds its INVITE as sent (tests of [`Self::forget_setup`]).
+    #[cfg(test)]
+    pub(crate) fn holds_invite(&self) -> bool {
+        self.invite.is_some() || self.ack.is_some()
+    }
+
+    /// Drops what only the setup needed (see `forget_setup_at`): the INVITE as sent (a
+    /// parsed request and its offer, a few KiB per call), the ACK, the fork states and the
+    /// offers kept for retries. A late 2xx then finds no INVITE and is ignored.
+    fn forget_setup(&mut self) {
+        self.forget_setup_at = None;
+        self.invite = None;
+        self.ack = None;
+        self.forks = Vec::new();
+        self.current_fork = ForkState::default();
+        self.retry_offer = None;
+        self.config.sdp = String::new();
     }
 
     /// Makes the retry offer the call's offer, if there is one left; the request that got

@@ -131,7 +131,13 @@ impl<S: Copy + PartialEq> DialogUsage<S> {
 
     pub(super) fn poll_action(&mut self) -> Option<CallAction> {
         self.locate_next_hop();
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.actions.capacity() > 0 {
+            // Drained: an action is ~350 bytes and a call spends its life idle, so its
+            // queue holds no room (1.4 KiB) between the rare bursts of signalling.
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     pub(super) fn push(&mut self, action: CallAction) {

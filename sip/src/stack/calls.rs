@@ -63,6 +63,15 @@ impl SipStack {
         self.calls.len()
     }
 
+    /// How many outgoing calls still hold their INVITE as sent (memory tests).
+    #[cfg(test)]
+    pub(crate) fn calls_holding_invite(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|(_, e)| matches!(&e.call, crate::call::Call::Outgoing(c) if c.holds_invite()))
+            .count()
+    }
+
     /// Where and how another party takes over `call`'s confirmed dialog (attended transfer,
     /// RFC 5589 section 7): the peer's Contact and the `Replaces` value naming the dialog.
     pub fn replacement_of(&self, call: CallId) -> Option<(String, String)> {

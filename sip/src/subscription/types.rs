@@ -198,6 +198,10 @@ pub enum SubscriptionStatus {
     },
     /// Over for good (never retried); `SubscriptionFinished` follows.
     Terminated(SubscriptionEnd),
+    /// A list subscription ([`EventPackage::PresenceList`]) was answered 2xx without
+    /// `Require: eventlist` (RFC 4662 section 5.1): the notifier is no RLS, the URI no list.
+    /// The subscription goes on; the user decides whether to keep it.
+    NotAList,
 }
 
 /// What a subscription tells the gateway.

@@ -302,6 +302,9 @@ impl Txn {
         fx: &mut Effects<'_>,
     ) -> ClientInvite {
         self.timers.cancel(Timer::A);
+        // Only Calling retransmits the INVITE (Timer A); a response ends that, and an
+        // accepted INVITE's transaction lives on 64*T1 (Timer M) without needing its bytes.
+        self.request_bytes = Vec::new();
         let class = status_class(&response);
         let txn = self.id;
         match class {

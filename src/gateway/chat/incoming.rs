@@ -15,7 +15,9 @@ use super::sdp::{answer_role, our_line, refused_line, PeerLine};
 use super::ChatSession;
 use crate::gateway::calls::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::ports::CallPorts;
-use crate::gateway::{AccountId, CallEnd, CallKey, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{
+    AccountId, CallEnd, CallKey, ChatStop, ClientId, Engines, Gateway, GatewayError,
+};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::request::{ExtraHeader, RequestError};
 use crate::sylkrtc::Event;
@@ -395,7 +397,7 @@ impl Gateway {
                     .get(&key)
                     .and_then(|c| c.line.clone())
                     .map(|l| refused_line(&l));
-                self.chat_refused(now, key, e);
+                self.chat_refused(now, key, ChatStop::NotStarted, e);
                 if let Some(c) = self.chat.sessions.get_mut(&key) {
                     c.line = refused.clone();
                 }
@@ -431,7 +433,7 @@ impl Gateway {
         e.msrp.touched(id);
         if !matches!(result, Some(Ok(()))) {
             log::info!("{} chat cannot start: {result:?}", self.call_context(key));
-            self.chat_refused(now, key, e);
+            self.chat_refused(now, key, ChatStop::NotStarted, e);
         }
     }
 }

@@ -24,14 +24,16 @@ mod sdp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use media::sdp::MediaSection;
 use msrp::{MsrpConfig, MsrpEvent, MsrpUri, OutgoingId, RelayAuth, Role};
 
 use super::calls::CallState;
-use super::{AccountId, CallEnd, CallKey, Engines, Gateway};
+use super::{AccountId, CallEnd, CallKey, ChatStop, Engines, Gateway};
 use crate::switchboard::MsrpId;
+use crate::sylkrtc::Event;
 
 pub(super) use incoming::{ChatInvite, ChatSplit};
 pub(super) use outgoing::BridgedOffer;
@@ -136,6 +138,8 @@ pub(super) struct Chats {
     pub sessions: HashMap<CallKey, ChatSession>,
     pub by_msrp: HashMap<MsrpId, CallKey>,
     pub stats: ChatStats,
+    /// The engines' settings, built once and shared by every chat's engine.
+    pub engine_config: Option<Arc<MsrpConfig>>,
 }
 
 /// Checks a complete incoming MSRP message before it is answered (RFC 4975 section 7.2):
@@ -159,15 +163,18 @@ impl Gateway {
         self.chat.sessions.len()
     }
 
-    /// The engine settings of one chat.
-    fn msrp_config(&self) -> MsrpConfig {
-        MsrpConfig {
-            max_message_size: self.config.chat.max_message_size,
-            auth_expires: self.config.chat.auth_expires,
-            accept_types: vec!["message/cpim".to_owned()],
-            validate: Some(validate_cpim),
-            ..MsrpConfig::default()
-        }
+    /// The engine settings of every chat.
+    fn msrp_config(&mut self) -> Arc<MsrpConfig> {
+        let chat = &self.config.chat;
+        Arc::clone(self.chat.engine_config.get_or_insert_with(|| {
+            Arc::new(MsrpConfig {
+                max_message_size: chat.max_message_size,
+                auth_expires: chat.auth_expires,
+                accept_types: vec!["message/cpim".to_owned()],
+                validate: Some(validate_cpim),
+                ..MsrpConfig::default()
+            })
+        }))
     }
 
     /// Opens the MSRP engine of a new chat for `account`: our URI (`msrps` with `tls`), and
@@ -206,7 +213,8 @@ impl Gateway {
             ha1: acc.ha1.clone(),
         });
         let over_relay = auth.is_some();
-        let id = e.msrp.open(self.msrp_config(), local, self.rng.fork());
+        let config = self.msrp_config();
+        let id = e.msrp.open(config, local, self.rng.fork());
         if let Some(auth) = auth {
             if let Some(c) = e.msrp.get_mut(id) {
                 c.authenticate(now, auth);
@@ -275,9 +283,28 @@ impl Gateway {
                 } else {
                     // The call's audio/video goes on without its chat.
                     self.fail_pending_messages(key);
+                    self.chat_stopped(key, ChatStop::Closed(reason));
                 }
             }
         }
+    }
+
+    /// The chat of call `key` (with audio/video) is over and the call goes on: its client
+    /// gets the `chat` session event (our extension; sylkrtc.js 1.8 dispatches session
+    /// events by name and ignores names it does not know).
+    pub(super) fn chat_stopped(&mut self, key: CallKey, why: ChatStop) {
+        let Some(call) = self.calls.get(key.0) else {
+            return;
+        };
+        let (client, session) = (call.client, call.session.clone());
+        self.send_event(
+            client,
+            &Event::SessionChat {
+                session,
+                state: why.state(),
+                reason: why.to_string(),
+            },
+        );
     }
 
     /// Call `key` ended: its chat's connection is closed, its engine and timers dropped.

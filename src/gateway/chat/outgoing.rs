@@ -13,7 +13,7 @@ use super::sdp::{offer_setup, our_line, role_after_answer, PeerLine};
 use super::ChatSession;
 use crate::gateway::calls::{CallDirection, GwCall};
 use crate::gateway::ports::{CallAddrs, CallPorts};
-use crate::gateway::{CallEnd, CallKey, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{CallEnd, CallKey, ChatStop, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::request::{ChatSessionCreate, SessionCreate};
 
 /// What the bridge made of the browser's offer, for a session that adds chat to it.
@@ -385,7 +385,7 @@ impl Gateway {
         };
         if !started {
             log::info!("{} chat refused by the answer", self.call_context(key));
-            self.chat_refused(now, key, e);
+            self.chat_refused(now, key, ChatStop::Refused, e);
             return;
         }
         // The peer's first SEND came (through the relay) before the 2xx.
@@ -400,8 +400,14 @@ impl Gateway {
     }
 
     /// The chat cannot go on: a chat-only session ends (488), a session with audio/video
-    /// keeps its call without chat.
-    pub(super) fn chat_refused(&mut self, now: Instant, key: CallKey, e: &mut Engines<'_>) {
+    /// keeps its call without chat and its client gets the `chat` event.
+    pub(super) fn chat_refused(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        why: ChatStop,
+        e: &mut Engines<'_>,
+    ) {
         let Some(chat) = self.chat.sessions.get_mut(&key) else {
             return;
         };
@@ -412,6 +418,7 @@ impl Gateway {
         if let Some(id) = chat.msrp.take() {
             self.chat.by_msrp.remove(&id);
             e.msrp.close(now, id);
+            self.chat_stopped(key, why);
         }
     }
 }

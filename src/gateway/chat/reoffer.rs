@@ -12,7 +12,7 @@ use media::sdp::SessionDescription;
 use sip::stack::CallId as SipCallId;
 
 use super::sdp::refused_line;
-use crate::gateway::{CallKey, Engines, Gateway};
+use crate::gateway::{CallKey, ChatStop, Engines, Gateway};
 
 impl Gateway {
     /// Whether call `key` is a chat-only session (no bridge to renegotiate).
@@ -73,7 +73,7 @@ impl Gateway {
         };
         if line.is_port_zero() && chat.msrp.is_some() {
             log::info!("{} chat refused by a re-offer", self.call_context(key));
-            self.chat_refused(now, key, e);
+            self.chat_refused(now, key, ChatStop::Removed, e);
         }
         d.without_media(index).to_sdp_string()
     }

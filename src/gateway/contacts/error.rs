@@ -35,6 +35,21 @@ pub enum AddressbookError {
     Store(StoreError),
     /// The store answered something other than what was asked (a bug, reported, not hidden).
     UnexpectedAnswer,
+    /// The XCAP server could not be asked (unreachable, timeout, bad answer, credentials).
+    Xcap(xcap::XcapError),
+    /// No account of the AOR is here to authenticate to the XCAP server with.
+    NoCredentials,
+    /// The XCAP server refused a request with this status.
+    XcapRefused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The document changed under us again after one re-read and retry (409 or 412).
+    XcapConflict,
+    /// The user's `resource-lists` document does not parse.
+    BadLists(presence::resource_lists::ListsError),
+    /// The user's `pres-rules` document does not parse.
+    BadRules(presence::pres_rules::RulesError),
 }
 
 impl fmt::Display for AddressbookError {
@@ -49,6 +64,18 @@ impl fmt::Display for AddressbookError {
             AddressbookError::Unknown { kind, id } => write!(f, "Unknown {} {id}", kind.as_str()),
             AddressbookError::Store(e) => fmt::Display::fmt(&GatewayError::Store(e.clone()), f),
             AddressbookError::UnexpectedAnswer => f.write_str("Unexpected answer of the store"),
+            AddressbookError::Xcap(e) => write!(f, "{e}"),
+            AddressbookError::NoCredentials => {
+                f.write_str("No account to authenticate to the XCAP server")
+            }
+            AddressbookError::XcapRefused { status } => {
+                write!(f, "XCAP server refused the request ({status})")
+            }
+            AddressbookError::XcapConflict => {
+                f.write_str("XCAP document changed by another client; try again")
+            }
+            AddressbookError::BadLists(e) => write!(f, "XCAP {e}"),
+            AddressbookError::BadRules(e) => write!(f, "XCAP {e}"),
         }
     }
 }

@@ -19,6 +19,7 @@
 mod backend;
 mod error;
 mod presence;
+mod xcap_docs;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -49,6 +50,8 @@ enum Waiting {
     Fetch {
         client: ClientId,
         transaction: String,
+        /// The addressbook was read again for it (XCAP: other clients write there too).
+        reread: bool,
     },
     Update {
         client: ClientId,
@@ -88,6 +91,9 @@ pub(super) struct Book {
     load: Load,
     /// An update is being applied (the next waits).
     updating: bool,
+    /// The loaded addressbook is being read again for a fetch (what waits, waits; presence
+    /// keeps using the addressbook as it was until the answer).
+    refreshing: bool,
     waiting: VecDeque<Waiting>,
     /// Watched URIs (`user@domain`) and what is known of them.
     watched: HashMap<Arc<str>, Watched>,
@@ -158,7 +164,11 @@ impl Contacts {
 
     /// Books, store requests and SIP usages kept (leak checks).
     pub(super) fn in_use(&self) -> usize {
-        self.books.len() + self.pending.len() + self.subs.len() + self.pubs.len()
+        self.books.len()
+            + self.pending.len()
+            + self.subs.len()
+            + self.pubs.len()
+            + self.xcap.in_flight()
     }
 
     pub(super) fn stats(&self) -> &ContactsStats {
@@ -198,6 +208,7 @@ impl Gateway {
                     let fetch = Waiting::Fetch {
                         client,
                         transaction: transaction.clone(),
+                        reread: false,
                     };
                     self.queue_contacts(now, account.as_str(), fetch, e)
                 }),
@@ -276,7 +287,7 @@ impl Gateway {
                 }
                 Load::Loaded(_) => {}
             }
-            if book.updating {
+            if book.updating || book.refreshing {
                 return;
             }
             let Some(next) = book.waiting.pop_front() else {
@@ -284,9 +295,28 @@ impl Gateway {
                 return;
             };
             match next {
+                // XCAP documents may have been changed by other clients since they were
+                // read: a fetch reads them again (the store has no other writer).
                 Waiting::Fetch {
                     client,
                     transaction,
+                    reread: false,
+                } if self.on_xcap(aor) => {
+                    if let Some(book) = self.contacts.books.get_mut(aor) {
+                        book.waiting.push_front(Waiting::Fetch {
+                            client,
+                            transaction,
+                            reread: true,
+                        });
+                        book.refreshing = true;
+                    }
+                    self.load_addressbook(now, aor, e);
+                    return;
+                }
+                Waiting::Fetch {
+                    client,
+                    transaction,
+                    ..
                 } => self.answer_fetch(client, &transaction, aor),
                 Waiting::Update {
                     client,
@@ -308,6 +338,7 @@ impl Gateway {
         let Some(book) = self.contacts.books.get_mut(aor) else {
             return;
         };
+        let refreshed = std::mem::take(&mut book.refreshing);
         match result {
             Ok(ab) => {
                 book.load = Load::Loaded(ab);
@@ -316,13 +347,17 @@ impl Gateway {
             }
             Err(why) => {
                 log::warn!("contacts: addressbook of {aor} not loaded: {why}");
-                book.load = Load::Idle;
+                // A failed re-read keeps what was loaded (presence goes on with it).
+                if !refreshed {
+                    book.load = Load::Idle;
+                }
                 let waiting: Vec<Waiting> = book.waiting.drain(..).collect();
                 for w in waiting {
                     let (client, transaction) = match w {
                         Waiting::Fetch {
                             client,
                             transaction,
+                            ..
                         }
                         | Waiting::Update {
                             client,
@@ -582,6 +617,7 @@ impl Gateway {
             b.members.is_empty()
                 && b.waiting.is_empty()
                 && !b.updating
+                && !b.refreshing
                 && !matches!(b.load, Load::Loading)
                 && b.publication.is_none()
                 && b.list_sub.is_none()

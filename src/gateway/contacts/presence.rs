@@ -186,10 +186,8 @@ impl Gateway {
     /// and calls.
     pub(super) fn sync_presence(&mut self, now: Instant, aor: &Arc<str>, e: &mut Engines<'_>) {
         let config = self.contacts.config.presence.clone();
-        let use_rls = config.rls
-            && aor
-                .rsplit_once('@')
-                .is_some_and(|(_, d)| self.contacts.config.xcap.root_for(d).is_some());
+        // The list exists at the RLS only once the user's rls-services document names it.
+        let use_rls = config.rls && self.contacts.xcap.rls_ready(aor);
         let Some(book) = self.contacts.books.get_mut(aor) else {
             return;
         };
@@ -414,6 +412,16 @@ impl Gateway {
                             uri.as_deref().unwrap_or("the buddy list")
                         );
                         self.mark_unknown(&aor, uri.as_ref());
+                    }
+                    SubscriptionStatus::NotAList => {
+                        log::info!(
+                            "presence: {aor}: the buddy list is no resource list (no Require: \
+                             eventlist); subscribing per contact"
+                        );
+                        if let Some(book) = self.contacts.books.get_mut(&aor) {
+                            book.rls_refused = true;
+                        }
+                        self.contacts.mark_dirty(&aor);
                     }
                     SubscriptionStatus::Active | SubscriptionStatus::Pending => {}
                 }

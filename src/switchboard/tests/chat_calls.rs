@@ -153,6 +153,86 @@ fn beside_audio_the_chat_line_keeps_its_place_in_reoffers_both_ways() {
         "{:?}",
         d.texts
     );
+    // The browser learns it from our `chat` event.
+    let chat = events(&d, "chat");
+    assert_eq!(chat.len(), 1, "{:?}", d.texts);
+    assert_eq!(chat[0]["state"], "ended");
+    assert_eq!(chat[0]["reason"], "Chat removed by the remote party");
+}
+
+#[test]
+fn a_lost_msrp_connection_beside_audio_is_a_chat_event_and_the_call_goes_on() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (c, d) = create(&mut g, t0, json!(["audio", "chat"]));
+    let invite = requests_of(&d, Method::Invite).remove(0);
+    reply(
+        &mut g,
+        t0,
+        &invite,
+        200,
+        "OK",
+        Some(&bob_answer("a=sendrecv")),
+    );
+    let d = drain_all(&mut g);
+    assert!(states(&d).contains(&"accepted".to_owned()), "{:?}", d.texts);
+    // Bob listens (a=setup:passive): we connect.
+    let at = d
+        .msrp
+        .iter()
+        .position(|t| matches!(t, msrp::MsrpTransmit::Connect { .. }))
+        .expect("a connect to bob's path");
+    let id = d.msrp_ids[at];
+    g.handle_msrp_connected(t0, id);
+    drain_all(&mut g);
+    // The connection drops mid-call (the peer's process died, a relay went away).
+    g.handle_msrp_closed(t0, id);
+    let d = drain_all(&mut g);
+    let chat = events(&d, "chat");
+    assert_eq!(
+        chat,
+        [
+            json!({"sylkrtc":"session-event","session":"s1","event":"chat",
+                "state":"failed","reason":"MSRP connection lost"})
+        ],
+        "{:?}",
+        d.texts
+    );
+    assert!(
+        !states(&d).contains(&"terminated".to_owned()),
+        "{:?}",
+        d.texts
+    );
+    assert!(
+        !d.sip.iter().any(|(_, m)| matches!(m, SipMessage::Request(r)
+            if r.method() == &Method::Bye)),
+        "the call goes on: {:?}",
+        d.sip
+    );
+    // A message now fails at once with a clear error; the call is still up.
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-message","transaction":"m1","session":"s1",
+               "message_id":"m1","content":"hi","content_type":"text/plain",
+               "timestamp":"2026-01-01T00:00:00.000Z"}),
+    );
+    let d = drain_all(&mut g);
+    let r = reply_of(&d, "m1");
+    assert_eq!(r["sylkrtc"], "error", "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("Cannot send message"),
+        "{r}"
+    );
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-terminate","transaction":"t1","session":"s1"}),
+    );
+    let d = drain_all(&mut g);
+    assert!(requests_of(&d, Method::Bye).len() == 1, "{:?}", d.sip);
 }
 
 #[test]

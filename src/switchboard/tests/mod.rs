@@ -540,6 +540,8 @@ struct Drained {
     closes: Vec<ConnRef>,
     /// MSRP socket work of chats (no socket here: it goes nowhere).
     msrp: Vec<msrp::MsrpTransmit>,
+    /// The connection each of `msrp` is for.
+    msrp_ids: Vec<MsrpId>,
 }
 
 fn drain_all(g: &mut Switchboard) -> Drained {
@@ -568,7 +570,10 @@ fn drain_all(g: &mut Switchboard) -> Drained {
                     g.handle_media_closed(media);
                 }
                 Command::Gateway(GatewayCommand::Close { conn }) => d.closes.push(conn),
-                Command::Msrp { transmit, .. } => d.msrp.push(transmit),
+                Command::Msrp { id, transmit } => {
+                    d.msrp.push(transmit);
+                    d.msrp_ids.push(id);
+                }
                 other => panic!("unexpected output {other:?}"),
             }
         }

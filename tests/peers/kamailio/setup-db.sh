@@ -16,7 +16,8 @@ ha1() { printf '%s:%s:%s' "$1" "$2" "$3" | md5sum | cut -d' ' -f1; }
 
 mkdir -p "$run"
 rm -f "$db" "$run/users.ha1"
-sql=$(cat "$schema/standard-create.sql" "$schema/auth_db-create.sql" "$schema/presence-create.sql")
+sql=$(cat "$schema/standard-create.sql" "$schema/auth_db-create.sql" "$schema/presence-create.sql" \
+  "$schema/rls-create.sql")
 while read -r u p; do
   case "$u" in ''|'#'*) continue ;; esac
   h=$(ha1 "$u" "$domain" "$p")

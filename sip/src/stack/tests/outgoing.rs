@@ -209,6 +209,43 @@ fn challenge_then_accepted_with_credentials_in_ack() {
 }
 
 #[test]
+fn the_invite_is_forgotten_64_t1_after_the_2xx_and_the_dialog_goes_on() {
+    let mut h = Harness::new();
+    let (call, invite) = h.call_bob();
+    h.reply_with(
+        &invite,
+        200,
+        "OK",
+        &[("Contact", PEER_CONTACT)],
+        Some(ANSWER),
+    );
+    h.one_request(Method::Ack);
+    assert_accepted(h.events(), call, ANSWER);
+    // Within 64*T1 a retransmitted 2xx is ACKed again (RFC 3261 section 13.2.2.4)...
+    h.advance(Duration::from_secs(20));
+    h.sent();
+    h.reply_with(
+        &invite,
+        200,
+        "OK",
+        &[("Contact", PEER_CONTACT)],
+        Some(ANSWER),
+    );
+    h.one_request(Method::Ack);
+    assert_eq!(h.stack.calls_holding_invite(), 1);
+    // ...after it the peer retransmits no more: the INVITE and its ACK are dropped (a call
+    // then holds only its dialog), and the dialog is untouched.
+    h.advance(Duration::from_secs(13));
+    h.sent();
+    assert_eq!(h.stack.calls_holding_invite(), 0);
+    assert!(h.events().is_empty());
+    h.stack.hangup(h.now, call).unwrap();
+    h.one_request(Method::Bye);
+    assert_eq!(h.events(), [hung_up(call)]);
+    h.assert_clean_after_timers();
+}
+
+#[test]
 fn busy_is_reported_with_code_and_phrase() {
     let mut h = Harness::new();
     let (call, invite) = h.call_bob();

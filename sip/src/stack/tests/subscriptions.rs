@@ -612,3 +612,39 @@ fn publish_failures_retry_or_end() {
     h.reply(&remove, 200, "OK", &[]);
     assert_eq!(h.stack.publication_count(), 0);
 }
+
+/// RFC 4662 section 5.1: an RLS answers a list subscription with `Require: eventlist`; a
+/// 2xx without it means the notifier took the list URI for a plain presentity.
+#[test]
+fn a_list_subscription_answered_without_require_eventlist_is_reported() {
+    for (require, reported) in [(None, true), (Some("eventlist"), false)] {
+        let mut h = Harness::new();
+        h.stack
+            .subscribe(
+                h.now,
+                &identity(),
+                SubscribeParams {
+                    target: "alice-buddies@127.0.0.1:5080".into(),
+                    package: EventPackage::PresenceList,
+                    expires: 600,
+                },
+            )
+            .unwrap();
+        let s = h.one_request(Method::Subscribe);
+        assert_eq!(s.header("Supported"), Some("eventlist"));
+        let mut headers = vec![
+            ("Contact", "<sip:presence@127.0.0.1:5080>"),
+            ("Expires", "600"),
+        ];
+        if let Some(r) = require {
+            headers.push(("Require", r));
+        }
+        h.reply(&s, 200, "OK", &headers);
+        let got = statuses(&mut h);
+        assert_eq!(
+            got.contains(&SubscriptionStatus::NotAList),
+            reported,
+            "{require:?}: {got:?}"
+        );
+    }
+}
