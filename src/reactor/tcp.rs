@@ -1,4 +1,4 @@
-//! Opening the SIP and MSRP TCP/TLS connections, the same way for both: binding a listener,
+//! Opening the SIP, MSRP and XCAP TCP/TLS connections the same way: binding a listener,
 //! accepting, starting a non-blocking connect and learning how it ended, and arming the
 //! readiness a connection's output wants. (Moving bytes over them is `stream.rs`.)
 
