@@ -6,9 +6,10 @@
 //! engine's events and route them (WebSocket -> gateway -> WebSocket); write what the engines
 //! produced; recompute interest from what is still queued.
 //!
-//! Its lifecycle (drain, stop, reload) is in `lifecycle.rs`, the operational endpoints and
-//! its own counters in `endpoints.rs`.
+//! Its sockets are bound at start-up in `bind.rs`, its lifecycle (drain, stop, reload) is in
+//! `lifecycle.rs`, the operational endpoints and its own counters in `endpoints.rs`.
 
+mod bind;
 mod budget;
 mod endpoints;
 mod lifecycle;
@@ -25,24 +26,21 @@ mod ws_client;
 mod xcap_sockets;
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use rustls::ServerConfig;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use engine::drops::{self, DropKind};
 use engine::Deadlines;
 
-use crate::config::Config;
 use crate::gateway::GatewayCommand;
 use crate::switchboard::{Command, Switchboard};
-use crate::ws::{Service, WsConnection, WsEvent, WsLimits};
+use crate::ws::{WsConnection, WsEvent, WsLimits};
+use bind::Listener;
+pub use bind::{BoundAddresses, BoundSockets};
 use budget::TurnBudget;
 pub use endpoints::ReactorStats;
 use endpoints::Refusal;
@@ -59,7 +57,7 @@ use stream::ReadStatus;
 pub use tcp::SocketError;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
-use xcap_sockets::{XcapHosts, XcapSockets};
+use xcap_sockets::XcapSockets;
 
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -70,32 +68,6 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 /// millisecond precision (the finest are ICE pacing and SIP T1, 50 and 500 ms); media
 /// packets are never delayed by it, and a deadline already due is run at once.
 const TIMER_GRID: Duration = Duration::from_millis(2);
-
-/// A listening HTTP socket: a WebSocket listener, or the metrics listener.
-struct Listener {
-    socket: TcpListener,
-    /// `Some` for `wss://`.
-    tls: Option<Arc<ServerConfig>>,
-    /// What it serves.
-    service: Service,
-}
-
-/// The addresses the reactor actually listens on (useful with port 0).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BoundAddresses {
-    /// `ws://` listener.
-    pub ws: Option<SocketAddr>,
-    /// `wss://` listener.
-    pub wss: Option<SocketAddr>,
-    /// SIP UDP and TCP.
-    pub sip: Option<SocketAddr>,
-    /// SIP TLS.
-    pub sip_tls: Option<SocketAddr>,
-    /// The separate metrics listener (`metrics.listen`).
-    pub metrics: Option<SocketAddr>,
-    /// The MSRP listeners.
-    pub msrp: MsrpAddresses,
-}
 
 /// The event loop and everything it drives.
 pub struct Reactor {
@@ -152,124 +124,6 @@ pub struct Reactor {
     epoch: Instant,
     /// The store's worker has results not collected yet.
     store_backlog: bool,
-}
-
-/// The sockets bound at start-up, before the engines that need their addresses exist.
-pub struct BoundSockets {
-    poll: Poll,
-    listeners: Vec<Listener>,
-    sip: SipSockets,
-    msrp: MsrpSockets,
-    xcap: XcapSockets,
-    signals: Signals,
-}
-
-impl BoundSockets {
-    /// Binds the WebSocket listeners, the metrics listener, the SIP sockets and the DNS
-    /// client sockets (for the families of `nameservers`) of `config`, and catches
-    /// SIGTERM/SIGINT/SIGHUP.
-    pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, SocketError> {
-        let poll = Poll::new().map_err(SocketError::Poll)?;
-        let ws = &config.websocket;
-        let mut listeners = Vec::new();
-        let tls = match (ws.wss_listen, config.sip.tls_listen, config.msrp.tls_listen) {
-            (None, None, None) => None,
-            _ => Some(tls::server_config(&ws.tls).map_err(SocketError::Tls)?),
-        };
-        let wss_tls = ws.wss_listen.and(tls.clone());
-        // /metrics moves off the public port when it has a listener of its own.
-        let web = Service {
-            metrics: config.metrics.listen.is_none(),
-            ..Service::WEB
-        };
-        for (addr, tls, service) in [
-            (ws.ws_listen, None, web),
-            (ws.wss_listen, wss_tls, web),
-            (config.metrics.listen, None, Service::ADMIN),
-        ] {
-            let Some(addr) = addr else { continue };
-            let token = token::encode(TokenKind::Listener, listeners.len(), 0);
-            let what = if service.web {
-                "WebSocket listener"
-            } else {
-                "metrics listener"
-            };
-            let socket = tcp::listen(poll.registry(), addr, token, what)?;
-            listeners.push(Listener {
-                socket,
-                tls,
-                service,
-            });
-        }
-        let sip_tls = match (config.sip.tls_listen, &tls) {
-            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
-            _ => None,
-        };
-        let tls_client =
-            tls::sip_client_config(config.sip.tls_verify, config.sip.tls_ca_file.as_deref())
-                .map_err(SocketError::Tls)?;
-        let sip = SipSockets::bind(
-            poll.registry(),
-            config.sip.listen,
-            sip_tls,
-            Arc::clone(&tls_client),
-            nameservers,
-        )?;
-        let msrp_tls = match (config.msrp.tls_listen, &tls) {
-            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
-            _ => None,
-        };
-        let msrp = MsrpSockets::bind(
-            poll.registry(),
-            config.msrp.listen,
-            msrp_tls,
-            Arc::clone(&tls_client),
-        )?;
-        let xcap = XcapSockets::new(XcapHosts::resolve(&config.contacts.xcap), tls_client);
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(SocketError::Signals)?;
-        let token = token::encode(TokenKind::Signals, 0, 0);
-        tcp::register(
-            poll.registry(),
-            &mut signals,
-            token,
-            Interest::READABLE,
-            "signal",
-        )?;
-        Ok(BoundSockets {
-            poll,
-            listeners,
-            sip,
-            msrp,
-            xcap,
-            signals,
-        })
-    }
-
-    /// A waker for the message store's worker: its wake-ups arrive as the `Store` token.
-    pub fn store_waker(&self) -> io::Result<mio::Waker> {
-        mio::Waker::new(self.poll.registry(), token::encode(TokenKind::Store, 0, 0))
-    }
-
-    /// The bound listener addresses.
-    pub fn addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses {
-            sip: self.sip.local_addr(),
-            sip_tls: self.sip.tls_local_addr(),
-            msrp: self.msrp.addresses(),
-            ..Default::default()
-        };
-        for l in &self.listeners {
-            let addr = l.socket.local_addr().ok();
-            if !l.service.web {
-                out.metrics = addr;
-            } else if l.tls.is_some() {
-                out.wss = addr;
-            } else {
-                out.ws = addr;
-            }
-        }
-        out
-    }
 }
 
 impl Reactor {

@@ -208,7 +208,9 @@ impl XcapSockets {
             log::info!("xcap: no address for {origin} (not a configured root?)");
             return false;
         };
-        let tls = origin.tls.then_some((&self.tls_client, origin.host.as_str()));
+        let tls = origin
+            .tls
+            .then_some((&self.tls_client, origin.host.as_str()));
         let (mut socket, tls) = match tcp::connect(addr, tls) {
             Ok(pair) => pair,
             Err(e) => {
