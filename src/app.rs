@@ -23,7 +23,7 @@ use crate::ws::WsLimits;
 #[non_exhaustive]
 pub enum StartupError {
     /// A socket could not be bound or registered, or TLS could not be set up.
-    Sockets(String),
+    Sockets(crate::reactor::SocketError),
     /// `media.rtp_ports` cannot be used.
     Ports(crate::gateway::PortRangeError),
     /// The message database cannot be opened (or its storage thread started).
@@ -37,7 +37,7 @@ pub enum StartupError {
 impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartupError::Sockets(e) => f.write_str(e),
+            StartupError::Sockets(e) => e.fmt(f),
             StartupError::Ports(e) => e.fmt(f),
             StartupError::Store(e) => f.write_str(e),
             StartupError::DtlsIdentity(e) => write!(f, "cannot create the DTLS identity: {e}"),

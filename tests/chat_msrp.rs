@@ -488,6 +488,11 @@ fn an_independent_endpoint_sends_200_kib_in_chunks_reports_failure_breaks_a_fram
         metric(&m, "sylk_msrp_errors_total", "kind=\"malformed\"").unwrap() >= 1.0,
         "{m}"
     );
+    // The same drop, in the family of every listener's malformed input.
+    assert!(
+        metric(&m, "sylk_dropped_inputs_total", "kind=\"msrp_malformed\"").unwrap() >= 1.0,
+        "{m}"
+    );
     wait_no_chat(&gw);
 }
 
@@ -961,6 +966,16 @@ fn a_flooding_peer_is_cut_off_and_other_chats_go_on() {
     let m = metrics(&gw);
     assert!(
         metric(&m, "sylk_msrp_errors_total", "kind=\"cut_off\"").unwrap() >= 1.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "sylk_dropped_inputs_total",
+            "kind=\"msrp_stream_closed\""
+        )
+        .unwrap()
+            >= 1.0,
         "{m}"
     );
     alice.ack(json!({"sylkrtc":"session-terminate","session":a}));

@@ -74,6 +74,12 @@ drop_kinds! {
     /// A media datagram (RTP, STUN) from an address that is not the call's peer, or a STUN
     /// message the ICE agent discarded.
     MediaUnknownSource = "media_unknown_source",
+    /// An MSRP frame that does not parse (answered 400, or its connection closed).
+    MsrpMalformed = "msrp_malformed",
+    /// An MSRP request refused with a 4xx/5xx (too large, media type, wrong session, method).
+    MsrpRefused = "msrp_refused",
+    /// An MSRP connection cut off for broken framing, a limit breached, a flood or a stall.
+    MsrpStreamClosed = "msrp_stream_closed",
 }
 
 const KINDS: usize = DropKind::ALL.len();

@@ -76,6 +76,7 @@ impl Reactor {
                 if self.nothing_in_progress() {
                     log::info!("drained: nothing left in progress");
                     self.stats.log_iterations();
+                    self.phases.log();
                     Next::Exit
                 } else if now >= deadline {
                     self.stop(now, "drain timeout");
@@ -93,6 +94,7 @@ impl Reactor {
                         self.stats.longest().as_micros()
                     );
                     self.stats.log_iterations();
+                    self.phases.log();
                     Next::Exit
                 } else {
                     Next::Continue
@@ -134,6 +136,9 @@ impl Reactor {
             return;
         }
         self.log_census();
+        if let Some(n) = &self.notify {
+            n.stopping(why);
+        }
         if self.drain_timeout.is_zero() {
             self.stop(now, why);
             return;
@@ -159,6 +164,9 @@ impl Reactor {
     pub(super) fn stop(&mut self, now: Instant, why: &str) {
         if matches!(self.lifecycle, Lifecycle::Stopping { .. }) {
             return;
+        }
+        if let Some(n) = &self.notify {
+            n.stopping(why);
         }
         log::info!(
             "{why}: stopping, closing {} WebSocket connections and {} calls",

@@ -61,100 +61,74 @@ pub struct MediaSockets {
     pub dropped_sends: u64,
 }
 
+/// Why a call's media sockets could not be opened (rendered in the reactor's log line; the
+/// gateway learns only that the media is unavailable).
+#[derive(Debug)]
+pub enum MediaOpenError {
+    /// More sockets than one call can have.
+    TooMany {
+        /// Sockets the call would have.
+        sockets: usize,
+    },
+    /// Sockets asked for a call whose sockets are closed.
+    ClosedCall,
+    /// A socket could not be bound or registered.
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: io::Error,
+    },
+}
+
+impl std::fmt::Display for MediaOpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaOpenError::TooMany { sockets } => write!(
+                f,
+                "{sockets} media sockets for one call (at most {MAX_SOCKETS_PER_CALL})"
+            ),
+            MediaOpenError::ClosedCall => f.write_str("media sockets asked for a closed call"),
+            MediaOpenError::Bind { addr, source } => {
+                write!(f, "cannot bind media socket {addr}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MediaOpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MediaOpenError::Bind { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 impl MediaSockets {
     /// Binds every socket of one call; for a call that has sockets already (video added by
-    /// a renegotiation) the new ones join them. On failure nothing new stays bound and the
-    /// error names the address.
+    /// a renegotiation) the new ones join them. On failure nothing new stays bound.
     pub fn open(
         &mut self,
         registry: &Registry,
         generations: &mut Generations,
         media: MediaId,
         wanted: &[(MediaSocketKind, SocketAddr)],
-    ) -> Result<(), String> {
+    ) -> Result<(), MediaOpenError> {
         if let Some(&key) = self.by_media.get(&media) {
-            return self.open_more(registry, key, wanted);
+            let call = self.calls.get_mut(key).ok_or(MediaOpenError::ClosedCall)?;
+            return bind_into(registry, key, call, wanted);
         }
-        if wanted.len() > MAX_SOCKETS_PER_CALL {
-            return Err(format!("{} media sockets asked for one call", wanted.len()));
-        }
-        let generation = generations.advance();
         let entry = self.calls.vacant_entry();
         let key = entry.key();
-        let mut sockets = Vec::with_capacity(wanted.len());
-        for (index, &(kind, addr)) in wanted.iter().enumerate() {
-            let bound = UdpSocket::bind(addr).and_then(|mut socket| {
-                let token_key = (key << SOCKET_BITS) | index;
-                registry.register(
-                    &mut socket,
-                    token::encode(TokenKind::Media, token_key, generation),
-                    Interest::READABLE,
-                )?;
-                Ok(socket)
-            });
-            match bound {
-                Ok(socket) => sockets.push(BoundSocket {
-                    socket,
-                    local: addr,
-                    kind,
-                }),
-                Err(e) => {
-                    for mut s in sockets {
-                        let _ = registry.deregister(&mut s.socket);
-                    }
-                    return Err(format!("cannot bind media socket {addr}: {e}"));
-                }
-            }
-        }
-        entry.insert(CallMedia {
-            generation,
+        let mut call = CallMedia {
+            generation: generations.advance(),
             media,
-            sockets,
-        });
-        self.by_media.insert(media, key);
-        Ok(())
-    }
-
-    /// Binds `wanted` beside the sockets call `key` has.
-    fn open_more(
-        &mut self,
-        registry: &Registry,
-        key: usize,
-        wanted: &[(MediaSocketKind, SocketAddr)],
-    ) -> Result<(), String> {
-        let Some(call) = self.calls.get_mut(key) else {
-            return Err("media sockets asked for a closed call".to_owned());
+            sockets: Vec::with_capacity(wanted.len()),
         };
-        if call.sockets.len() + wanted.len() > MAX_SOCKETS_PER_CALL {
-            return Err(format!(
-                "more than {MAX_SOCKETS_PER_CALL} media sockets for one call"
-            ));
-        }
-        let first = call.sockets.len();
-        for (offset, &(kind, addr)) in wanted.iter().enumerate() {
-            let bound = UdpSocket::bind(addr).and_then(|mut socket| {
-                let token_key = (key << SOCKET_BITS) | (first + offset);
-                registry.register(
-                    &mut socket,
-                    token::encode(TokenKind::Media, token_key, call.generation),
-                    Interest::READABLE,
-                )?;
-                Ok(socket)
-            });
-            match bound {
-                Ok(socket) => call.sockets.push(BoundSocket {
-                    socket,
-                    local: addr,
-                    kind,
-                }),
-                Err(e) => {
-                    for mut s in call.sockets.drain(first..) {
-                        let _ = registry.deregister(&mut s.socket);
-                    }
-                    return Err(format!("cannot bind media socket {addr}: {e}"));
-                }
-            }
-        }
+        bind_into(registry, key, &mut call, wanted)?;
+        entry.insert(call);
+        self.by_media.insert(media, key);
         Ok(())
     }
 
@@ -230,6 +204,47 @@ impl MediaSockets {
             .map_or(&[][..], |c| &c.sockets[..]);
         bridges.drain(media, |t| send_on(sockets, t, dropped));
     }
+}
+
+/// Binds `wanted` beside the sockets call `key` has; on failure the new ones are closed
+/// again and the call keeps the sockets it had.
+fn bind_into(
+    registry: &Registry,
+    key: usize,
+    call: &mut CallMedia,
+    wanted: &[(MediaSocketKind, SocketAddr)],
+) -> Result<(), MediaOpenError> {
+    let first = call.sockets.len();
+    if first + wanted.len() > MAX_SOCKETS_PER_CALL {
+        return Err(MediaOpenError::TooMany {
+            sockets: first + wanted.len(),
+        });
+    }
+    for (offset, &(kind, addr)) in wanted.iter().enumerate() {
+        let bound = UdpSocket::bind(addr).and_then(|mut socket| {
+            let token_key = (key << SOCKET_BITS) | (first + offset);
+            registry.register(
+                &mut socket,
+                token::encode(TokenKind::Media, token_key, call.generation),
+                Interest::READABLE,
+            )?;
+            Ok(socket)
+        });
+        match bound {
+            Ok(socket) => call.sockets.push(BoundSocket {
+                socket,
+                local: addr,
+                kind,
+            }),
+            Err(source) => {
+                for mut s in call.sockets.drain(first..) {
+                    let _ = registry.deregister(&mut s.socket);
+                }
+                return Err(MediaOpenError::Bind { addr, source });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends `t` from the call's socket it names; a datagram the kernel will not take is counted,

@@ -6,39 +6,42 @@
 //! engine's events and route them (WebSocket -> gateway -> WebSocket); write what the engines
 //! produced; recompute interest from what is still queued.
 //!
-//! Its lifecycle (drain, stop, reload) is in `lifecycle.rs`, the operational endpoints and
-//! its own counters in `endpoints.rs`.
+//! Its sockets are bound at start-up in `bind.rs`, its lifecycle (drain, stop, reload) is in
+//! `lifecycle.rs`, the operational endpoints and its own counters in `endpoints.rs`.
 
+mod bind;
+mod budget;
 mod endpoints;
 mod lifecycle;
 mod media_sockets;
 mod msrp_sockets;
+mod notify;
+mod phases;
 mod sip_sockets;
 mod stream;
+mod tcp;
 mod tls;
 pub mod token;
 mod ws_client;
 mod xcap_sockets;
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use rustls::ServerConfig;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use engine::drops::{self, DropKind};
 use engine::Deadlines;
 
-use crate::config::Config;
 use crate::gateway::GatewayCommand;
 use crate::switchboard::{Command, Switchboard};
-use crate::ws::{Service, WsConnection, WsEvent, WsLimits};
+use crate::ws::{WsConnection, WsEvent, WsLimits};
+use bind::Listener;
+pub use bind::{BoundAddresses, BoundSockets};
+use budget::TurnBudget;
 pub use endpoints::ReactorStats;
 use endpoints::Refusal;
 use lifecycle::{Lifecycle, Next};
@@ -47,11 +50,14 @@ pub use media_sockets::BindProbe;
 use media_sockets::MediaSockets;
 pub use msrp_sockets::MsrpAddresses;
 use msrp_sockets::MsrpSockets;
+use notify::Notifier;
+use phases::{Phase, PhaseTimes};
 use sip_sockets::SipSockets;
 use stream::ReadStatus;
+pub use tcp::SocketError;
 use token::{Generations, TokenKind};
 use ws_client::ClientStream;
-use xcap_sockets::{XcapHosts, XcapSockets};
+use xcap_sockets::XcapSockets;
 
 /// Size of the shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -62,32 +68,6 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 /// millisecond precision (the finest are ICE pacing and SIP T1, 50 and 500 ms); media
 /// packets are never delayed by it, and a deadline already due is run at once.
 const TIMER_GRID: Duration = Duration::from_millis(2);
-
-/// A listening HTTP socket: a WebSocket listener, or the metrics listener.
-struct Listener {
-    socket: TcpListener,
-    /// `Some` for `wss://`.
-    tls: Option<Arc<ServerConfig>>,
-    /// What it serves.
-    service: Service,
-}
-
-/// The addresses the reactor actually listens on (useful with port 0).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BoundAddresses {
-    /// `ws://` listener.
-    pub ws: Option<SocketAddr>,
-    /// `wss://` listener.
-    pub wss: Option<SocketAddr>,
-    /// SIP UDP and TCP.
-    pub sip: Option<SocketAddr>,
-    /// SIP TLS.
-    pub sip_tls: Option<SocketAddr>,
-    /// The separate metrics listener (`metrics.listen`).
-    pub metrics: Option<SocketAddr>,
-    /// The MSRP listeners.
-    pub msrp: MsrpAddresses,
-}
 
 /// The event loop and everything it drives.
 pub struct Reactor {
@@ -116,6 +96,8 @@ pub struct Reactor {
     reload: Option<Reload>,
     /// Loop timing and connection counters (metrics).
     stats: ReactorStats,
+    /// Where long iterations spend their time (debugging; `SYLK_REACTOR_PHASES=1`).
+    phases: PhaseTimes,
     /// When the reactor was built (metrics).
     started: SystemTime,
     scratch: Vec<u8>,
@@ -125,128 +107,23 @@ pub struct Reactor {
     /// order, each once per turn (round-robin; readiness is edge-triggered, so nothing
     /// else would wake us for them).
     more_reads: Vec<Token>,
-    /// The turn's copy of `more_reads` being served.
+    /// Sockets the last turn had no time left to serve: served first on the next turn,
+    /// ahead of `more_reads`, so that a socket that always has more (a flooding peer) cannot
+    /// take every turn's budget before them.
+    deferred: Vec<Token>,
+    /// The turn's copy of `deferred` and `more_reads` being served.
     serving: Vec<Token>,
+    /// What this turn may still start (see `budget.rs`).
+    budget: TurnBudget,
+    /// systemd's notifications, when started with `Type=notify`.
+    notify: Option<Notifier>,
+    /// WebSocket streams with requests not routed yet for want of budget: routed first on
+    /// the next turn.
+    ws_backlog: Vec<usize>,
     /// Origin of the timer grid.
     epoch: Instant,
     /// The store's worker has results not collected yet.
     store_backlog: bool,
-}
-
-/// The sockets bound at start-up, before the engines that need their addresses exist.
-pub struct BoundSockets {
-    poll: Poll,
-    listeners: Vec<Listener>,
-    sip: SipSockets,
-    msrp: MsrpSockets,
-    xcap: XcapSockets,
-    signals: Signals,
-}
-
-impl BoundSockets {
-    /// Binds the WebSocket listeners, the metrics listener, the SIP sockets and the DNS
-    /// client sockets (for the families of `nameservers`) of `config`, and catches
-    /// SIGTERM/SIGINT/SIGHUP.
-    pub fn bind(config: &Config, nameservers: &[SocketAddr]) -> Result<BoundSockets, String> {
-        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let ws = &config.websocket;
-        let mut listeners = Vec::new();
-        let tls = match (ws.wss_listen, config.sip.tls_listen, config.msrp.tls_listen) {
-            (None, None, None) => None,
-            _ => Some(tls::server_config(&ws.tls)?),
-        };
-        let wss_tls = ws.wss_listen.and(tls.clone());
-        // /metrics moves off the public port when it has a listener of its own.
-        let web = Service {
-            metrics: config.metrics.listen.is_none(),
-            ..Service::WEB
-        };
-        for (addr, tls, service) in [
-            (ws.ws_listen, None, web),
-            (ws.wss_listen, wss_tls, web),
-            (config.metrics.listen, None, Service::ADMIN),
-        ] {
-            let Some(addr) = addr else { continue };
-            let mut socket =
-                TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let token = token::encode(TokenKind::Listener, listeners.len(), 0);
-            poll.registry()
-                .register(&mut socket, token, Interest::READABLE)
-                .map_err(|e| format!("cannot register listener: {e}"))?;
-            listeners.push(Listener {
-                socket,
-                tls,
-                service,
-            });
-        }
-        let sip_tls = match (config.sip.tls_listen, &tls) {
-            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
-            _ => None,
-        };
-        let tls_client =
-            tls::sip_client_config(config.sip.tls_verify, config.sip.tls_ca_file.as_deref())?;
-        let sip = SipSockets::bind(
-            poll.registry(),
-            config.sip.listen,
-            sip_tls,
-            Arc::clone(&tls_client),
-            nameservers,
-        )?;
-        let msrp_tls = match (config.msrp.tls_listen, &tls) {
-            (Some(addr), Some(server)) => Some((addr, Arc::clone(server))),
-            _ => None,
-        };
-        let msrp = MsrpSockets::bind(
-            poll.registry(),
-            config.msrp.listen,
-            msrp_tls,
-            Arc::clone(&tls_client),
-        )?;
-        let xcap = XcapSockets::new(XcapHosts::resolve(&config.contacts.xcap), tls_client);
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-            .map_err(|e| format!("cannot catch signals: {e}"))?;
-        poll.registry()
-            .register(
-                &mut signals,
-                token::encode(TokenKind::Signals, 0, 0),
-                Interest::READABLE,
-            )
-            .map_err(|e| format!("cannot register signals: {e}"))?;
-        Ok(BoundSockets {
-            poll,
-            listeners,
-            sip,
-            msrp,
-            xcap,
-            signals,
-        })
-    }
-
-    /// A waker for the message store's worker: its wake-ups arrive as the `Store` token.
-    pub fn store_waker(&self) -> io::Result<mio::Waker> {
-        mio::Waker::new(self.poll.registry(), token::encode(TokenKind::Store, 0, 0))
-    }
-
-    /// The bound listener addresses.
-    pub fn addresses(&self) -> BoundAddresses {
-        let mut out = BoundAddresses {
-            sip: self.sip.local_addr(),
-            sip_tls: self.sip.tls_local_addr(),
-            msrp: self.msrp.addresses(),
-            ..Default::default()
-        };
-        for l in &self.listeners {
-            let addr = l.socket.local_addr().ok();
-            if !l.service.web {
-                out.metrics = addr;
-            } else if l.tls.is_some() {
-                out.wss = addr;
-            } else {
-                out.ws = addr;
-            }
-        }
-        out
-    }
 }
 
 impl Reactor {
@@ -284,11 +161,16 @@ impl Reactor {
             drain_timeout: Duration::from_secs(300),
             reload: None,
             stats: ReactorStats::default(),
+            phases: PhaseTimes::from_env(),
             started: SystemTime::now(),
             scratch: vec![0; SCRATCH_SIZE],
             touched: Vec::new(),
             more_reads: Vec::new(),
+            deferred: Vec::new(),
             serving: Vec::new(),
+            budget: TurnBudget::new(Instant::now()),
+            ws_backlog: Vec::new(),
+            notify: Notifier::from_env(),
             epoch: Instant::now(),
             store_backlog: false,
         }
@@ -309,6 +191,9 @@ impl Reactor {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut now = Instant::now();
+        if let Some(n) = &mut self.notify {
+            n.ready(now);
+        }
         loop {
             if self.advance_lifecycle(now) == Next::Exit {
                 return Ok(());
@@ -318,9 +203,13 @@ impl Reactor {
             // than this reading if it makes a timer due at once, which the next iteration
             // then runs without sleeping.
             let engines_deadline = self.board.poll_timeout();
-            let timeout = if self.store_backlog || !self.more_reads.is_empty() {
-                // Store results are waiting (their waker fired already) or sockets have
-                // unread input: look for new events without sleeping.
+            let timeout = if self.store_backlog
+                || !self.more_reads.is_empty()
+                || !self.deferred.is_empty()
+                || !self.ws_backlog.is_empty()
+            {
+                // Store results are waiting (their waker fired already), sockets have unread
+                // input or requests wait to be routed: look for new events without sleeping.
                 Some(Duration::ZERO)
             } else {
                 self.next_deadline(engines_deadline)
@@ -332,31 +221,55 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             let woke = Instant::now();
+            self.phases.start(woke);
+            self.budget.start(woke);
             self.board.set_wall_clock(SystemTime::now());
             // Last turn's unfinished reads first, then the new events: each socket gets at
-            // most a budget per turn in each, so no peer can starve the others.
-            std::mem::swap(&mut self.more_reads, &mut self.serving);
+            // most a budget per turn in each, so no peer can starve the others, and the turn
+            // serves sockets only while its time lasts (`budget.rs`): the others are carried.
             let mut serving = std::mem::take(&mut self.serving);
+            serving.append(&mut self.deferred);
+            let deferred = serving.len();
+            for token in self.more_reads.drain(..) {
+                if !serving[..deferred].contains(&token) {
+                    serving.push(token);
+                }
+            }
             for &token in &serving {
-                if self.dispatch(woke, token, false) == Next::Exit {
+                if !self.budget.may_serve() {
+                    self.defer(token);
+                } else if self.dispatch(woke, token, false) == Next::Exit {
                     return Ok(());
                 }
             }
             serving.clear();
             self.serving = serving;
+            self.phases.lap(Phase::Carried);
             for event in events.iter() {
+                if !self.budget.may_serve() {
+                    // Readiness is edge-triggered: a socket not served now is served first
+                    // on the next turn, reads and writes alike.
+                    self.defer(event.token());
+                    continue;
+                }
                 if self.dispatch(woke, event.token(), event.is_writable()) == Next::Exit {
                     return Ok(());
                 }
+                self.phases.lap(phase_of(event.token()));
             }
             if self.store_backlog {
                 self.store_backlog = self.board.handle_store_ready(woke);
             }
+            self.phases.lap(Phase::Other);
             self.run_timers(woke, engines_deadline);
+            self.phases.lap(Phase::Timers);
             self.settle(woke);
+            self.phases.lap(Phase::Settle);
             // The one extra clock read per iteration; it is also the next iteration's `now`.
             now = Instant::now();
-            self.stats.iteration(now.saturating_duration_since(woke));
+            let took = now.saturating_duration_since(woke);
+            self.stats.iteration(took);
+            self.phases.end(took);
         }
     }
 
@@ -367,6 +280,7 @@ impl Reactor {
             engines,
             self.lifecycle.deadline(),
             self.msrp.poll_timeout(),
+            self.notify.as_ref().and_then(Notifier::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -399,7 +313,11 @@ impl Reactor {
             // Collected below, a bounded number per iteration.
             TokenKind::Store => self.store_backlog = true,
             TokenKind::SipUdp => {
-                if self.sip.read_udp(now, &mut self.board, &mut self.scratch) == ReadStatus::More {
+                let until = self.budget.reads_until();
+                let status = self
+                    .sip
+                    .read_udp(now, until, &mut self.board, &mut self.scratch);
+                if status == ReadStatus::More {
                     self.read_again(token);
                 }
             }
@@ -463,6 +381,11 @@ impl Reactor {
                 if s.generation != parts.generation {
                     return Next::Continue; // stale event for a connection whose key was reused
                 }
+                if s.backlog {
+                    // Its requests wait to be routed: more input waits behind them.
+                    self.read_again(token);
+                    return Next::Continue;
+                }
                 // Read on every event: errors and hang-ups are reported as readable too.
                 let status = s.read_ready(now, &mut self.scratch);
                 if writable {
@@ -475,6 +398,13 @@ impl Reactor {
             }
         }
         Next::Continue
+    }
+
+    /// Queues `token`, not served for want of time, first for the next turn (once).
+    fn defer(&mut self, token: Token) {
+        if !self.deferred.contains(&token) {
+            self.deferred.push(token);
+        }
     }
 
     /// Queues `token` for a read on the next turn (once).
@@ -573,6 +503,7 @@ impl Reactor {
                 armed_timeout: None,
                 dead: false,
                 read_paused: false,
+                backlog: false,
             });
             self.touched.push(key);
         }
@@ -593,10 +524,19 @@ impl Reactor {
             self.board.handle_timeout(now);
         }
         self.msrp.handle_timeout(now, self.poll.registry());
+        if let Some(n) = &mut self.notify {
+            n.handle_timeout(now);
+        }
     }
 
     /// Routes events until every engine is quiet, then flushes, re-arms and reaps.
     fn settle(&mut self, now: Instant) {
+        // Streams whose requests waited for budget go first.
+        if !self.ws_backlog.is_empty() {
+            let mut touched = std::mem::take(&mut self.ws_backlog);
+            touched.append(&mut self.touched);
+            self.touched = touched;
+        }
         loop {
             let mut progressed = false;
             let mut i = 0;
@@ -605,7 +545,9 @@ impl Reactor {
                 i += 1;
                 progressed |= self.route_ws_events(now, key);
             }
+            self.phases.lap(Phase::Route);
             progressed |= self.run_commands(now);
+            self.phases.lap(Phase::Commands);
             if !progressed {
                 break;
             }
@@ -617,6 +559,7 @@ impl Reactor {
             self.flush_and_rearm(now, key);
         }
         self.touched = touched;
+        self.phases.lap(Phase::Flush);
         while let Some(token) = self.sip.resumed.pop() {
             self.read_again(token);
         }
@@ -629,7 +572,19 @@ impl Reactor {
         };
         let mut any = false;
         let mut endpoint = None;
-        while let Some(event) = s.ws.poll_event() {
+        loop {
+            if !self.budget.may_route() {
+                // The rest waits for the next turn, before anything else it reads.
+                s.backlog = true;
+                if !self.ws_backlog.contains(&key) {
+                    self.ws_backlog.push(key);
+                }
+                break;
+            }
+            let Some(event) = s.ws.poll_event() else {
+                s.backlog = false;
+                break;
+            };
             any = true;
             match event {
                 WsEvent::Open { dialect, origin } => {
@@ -670,7 +625,7 @@ impl Reactor {
             return;
         };
         s.write_ready(now);
-        if s.is_finished() {
+        if s.is_finished() && !s.backlog {
             self.reap(now, key);
             return;
         }
@@ -760,6 +715,7 @@ impl Reactor {
                     &mut self.board,
                 ),
                 Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
+                    self.phases.lap(Phase::Commands);
                     if let Err(e) = self.media.open(
                         self.poll.registry(),
                         &mut self.generations,
@@ -769,6 +725,7 @@ impl Reactor {
                         log::warn!("media: {e}");
                         self.board.handle_media_unavailable(now, media);
                     }
+                    self.phases.lap(Phase::OpenMedia);
                 }
                 Command::Gateway(GatewayCommand::Close { conn }) => {
                     let Some(parts) = token::decode(Token(conn)) else {
@@ -814,6 +771,19 @@ impl Reactor {
             self.board.sip().call_count(),
             self.board.bridges.len(),
         );
+    }
+}
+
+/// The phase a readiness event's work is charged to.
+fn phase_of(token: Token) -> Phase {
+    match token::decode(token).map(|p| p.kind) {
+        Some(TokenKind::Listener | TokenKind::WsConn) => Phase::Ws,
+        Some(TokenKind::Media) => Phase::Media,
+        Some(
+            TokenKind::SipUdp | TokenKind::SipListener | TokenKind::SipStream | TokenKind::Dns,
+        ) => Phase::Sip,
+        Some(TokenKind::MsrpListener | TokenKind::MsrpStream) => Phase::Msrp,
+        Some(TokenKind::Signals | TokenKind::Store | TokenKind::XcapStream) | None => Phase::Other,
     }
 }
 

@@ -9,7 +9,6 @@
 //! no further chunks while a slow peer has not taken the last ones.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,11 +16,11 @@ use std::time::{Duration, Instant};
 use engine::Deadlines;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, Connection, ServerConfig};
 use slab::Slab;
 
 use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
+use super::tcp::{self, ConnectProgress, SocketError};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::{Claim, MsrpId, Switchboard, MAX_CLAIM_BYTES};
 use msrp::MsrpTransmit;
@@ -84,21 +83,13 @@ impl MsrpSockets {
         plain: Option<SocketAddr>,
         tls: Option<(SocketAddr, Arc<ServerConfig>)>,
         tls_client: Arc<ClientConfig>,
-    ) -> Result<MsrpSockets, String> {
+    ) -> Result<MsrpSockets, SocketError> {
         let mut listeners = [None, None];
         let mut tls_server = None;
         for (key, addr) in [(PLAIN, plain), (TLS, tls.as_ref().map(|(a, _)| *a))] {
             let Some(addr) = addr else { continue };
-            let mut l = TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen on MSRP {addr}: {e}"))?;
-            registry
-                .register(
-                    &mut l,
-                    token::encode(TokenKind::MsrpListener, key, 0),
-                    Interest::READABLE,
-                )
-                .map_err(|e| e.to_string())?;
-            listeners[key] = Some(l);
+            let token = token::encode(TokenKind::MsrpListener, key, 0);
+            listeners[key] = Some(tcp::listen(registry, addr, token, "MSRP listener")?);
         }
         if let Some((_, config)) = tls {
             tls_server = Some(config);
@@ -158,33 +149,31 @@ impl MsrpSockets {
         registry: &Registry,
         generations: &mut Generations,
     ) {
+        let tls = self.tls_server.clone().filter(|_| key == TLS);
         loop {
             let Some(listener) = self.listeners.get(key).and_then(|l| l.as_ref()) else {
                 return;
             };
-            let (socket, remote) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("msrp: accept failed: {e}");
-                    return;
-                }
+            let Some(a) = tcp::accept_next(listener, tls.as_ref(), "msrp") else {
+                return;
             };
             if self.conns.len() >= MAX_CONNECTIONS {
-                log::warn!("msrp: refusing connection from {remote}: too many connections");
+                log::warn!(
+                    "msrp: refusing connection from {}: too many connections",
+                    a.remote
+                );
                 self.refused += 1;
                 continue;
             }
-            let tls = match (&self.tls_server, key == TLS) {
-                (Some(config), true) => match ServerConnection::new(Arc::clone(config)) {
-                    Ok(c) => Some(Box::new(Connection::Server(c))),
-                    Err(_) => continue,
-                },
-                _ => None,
-            };
-            let _ = socket.set_nodelay(true);
-            if let Some(k) = self.insert(registry, generations, None, remote, socket, tls, false) {
+            if let Some(k) = self.insert(
+                registry,
+                generations,
+                None,
+                a.remote,
+                a.socket,
+                a.tls,
+                false,
+            ) {
                 self.claims.set(k, Some(now + CLAIM_TIMEOUT));
             }
         }
@@ -204,11 +193,7 @@ impl MsrpSockets {
         let generation = generations.advance();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let interest = if connecting {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
+        let interest = tcp::interest(false, None, connecting);
         registry
             .register(
                 &mut socket,
@@ -252,17 +237,15 @@ impl MsrpSockets {
             return ReadStatus::Drained;
         }
         if c.connecting {
-            match (c.socket.take_error(), c.socket.peer_addr()) {
-                (Ok(None), Ok(_)) => {
+            match tcp::connect_progress(&c.socket) {
+                ConnectProgress::Done => {
                     c.connecting = false;
                     if let Some(id) = c.engine {
                         board.handle_msrp_connected(now, id);
                     }
                 }
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
-                    return ReadStatus::Drained
-                }
-                _ => {
+                ConnectProgress::Pending => return ReadStatus::Drained,
+                ConnectProgress::Failed => {
                     log::info!("msrp: connection to {} failed", c.remote);
                     self.close(key, now, registry, board);
                     return ReadStatus::Closed;
@@ -336,24 +319,9 @@ impl MsrpSockets {
     ) {
         match t {
             MsrpTransmit::Connect { addr, tls } => {
-                let tls = match tls {
-                    Some(name) => {
-                        let server_name = ServerName::try_from(name.clone())
-                            .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
-                        match ClientConnection::new(Arc::clone(&self.tls_client), server_name) {
-                            Ok(c) => Some(Box::new(Connection::Client(c))),
-                            Err(e) => {
-                                log::info!("msrp: TLS to {addr} ({name}): {e}");
-                                board.handle_msrp_closed(now, id);
-                                return;
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                let inserted = match TcpStream::connect(addr) {
-                    Ok(socket) => {
-                        let _ = socket.set_nodelay(true);
+                let tls = tls.as_deref().map(|name| (&self.tls_client, name));
+                let inserted = match tcp::connect(addr, tls) {
+                    Ok((socket, tls)) => {
                         self.insert(registry, generations, Some(id), addr, socket, tls, true)
                     }
                     Err(e) => {
@@ -413,18 +381,9 @@ impl MsrpSockets {
             self.close(key, now, registry, board);
             return;
         }
-        let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
-        let interest = if wants_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if interest != c.interest {
-            let token = token::encode(TokenKind::MsrpStream, key, c.generation);
-            if registry.reregister(&mut c.socket, token, interest).is_ok() {
-                c.interest = interest;
-            }
-        }
+        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
+        let token = token::encode(TokenKind::MsrpStream, key, c.generation);
+        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
         // The engine produces chunks only while little waits here: it hears the backlog
         // after every write (a number and a flag; routed once per reactor pass).
         let queued = c.out.len();

@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, Connection, ServerConfig};
 use slab::Slab;
 
 use engine::drops::{self, DropKind};
 use mio::Token;
 
 use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
+use super::tcp::{self, ConnectProgress, SocketError};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::Switchboard;
 use sip::framing;
@@ -43,27 +43,47 @@ const DNS_V6: usize = 1;
 
 /// Binds UDP and TCP on one address. With port 0 the kernel picks the UDP port, and TCP on
 /// that same port can be taken by someone else; then a few other ports are tried.
-fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
+fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SocketError> {
     const ATTEMPTS: usize = 16;
-    let mut last_error = String::new();
+    let mut last_error = None;
     for _ in 0..ATTEMPTS {
-        let udp =
-            UdpSocket::bind(listen).map_err(|e| format!("cannot bind SIP UDP {listen}: {e}"))?;
+        let udp = UdpSocket::bind(listen).map_err(|source| SocketError::Bind {
+            what: "SIP UDP",
+            addr: listen,
+            source,
+        })?;
         // Bursts (every call's BYE at once when many clients leave) overflow the default
         // ~200 KiB receive buffer while one reactor iteration runs; the kernel may cap this.
         if let Err(e) = socket2::SockRef::from(&udp).set_recv_buffer_size(SIP_UDP_RCVBUF) {
             log::warn!("sip: cannot enlarge the UDP receive buffer: {e}");
         }
-        let bound = udp.local_addr().map_err(|e| e.to_string())?;
-        match TcpListener::bind(bound) {
+        let bound = udp.local_addr().map_err(|source| SocketError::Bind {
+            what: "SIP UDP",
+            addr: listen,
+            source,
+        })?;
+        let error = match TcpListener::bind(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if listen.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
-                last_error = format!("cannot listen on SIP TCP {bound}: {e}");
+            Err(source) => SocketError::Bind {
+                what: "SIP TCP",
+                addr: bound,
+                source,
+            },
+        };
+        match &error {
+            SocketError::Bind { source, .. }
+                if listen.port() == 0 && source.kind() == io::ErrorKind::AddrInUse =>
+            {
+                last_error = Some(error);
             }
-            Err(e) => return Err(format!("cannot listen on SIP TCP {bound}: {e}")),
+            _ => return Err(error),
         }
     }
-    Err(last_error)
+    Err(last_error.unwrap_or(SocketError::Bind {
+        what: "SIP TCP",
+        addr: listen,
+        source: io::ErrorKind::AddrInUse.into(),
+    }))
 }
 
 /// One SIP TCP/TLS connection.
@@ -109,33 +129,17 @@ impl SipSockets {
         tls_listen: Option<(SocketAddr, Arc<ServerConfig>)>,
         tls_client: Arc<ClientConfig>,
         nameservers: &[SocketAddr],
-    ) -> Result<SipSockets, String> {
+    ) -> Result<SipSockets, SocketError> {
         let (mut udp, mut tcp) = bind_udp_and_tcp(listen)?;
-        registry
-            .register(
-                &mut udp,
-                token::encode(TokenKind::SipUdp, 0, 0),
-                Interest::READABLE,
-            )
-            .map_err(|e| e.to_string())?;
-        registry
-            .register(
-                &mut tcp,
-                token::encode(TokenKind::SipListener, TCP_LISTENER, 0),
-                Interest::READABLE,
-            )
-            .map_err(|e| e.to_string())?;
+        let readable = Interest::READABLE;
+        let token = token::encode(TokenKind::SipUdp, 0, 0);
+        tcp::register(registry, &mut udp, token, readable, "SIP UDP")?;
+        let token = token::encode(TokenKind::SipListener, TCP_LISTENER, 0);
+        tcp::register(registry, &mut tcp, token, readable, "SIP TCP")?;
         let (tls_listener, tls_server) = match tls_listen {
             Some((addr, config)) => {
-                let mut l = TcpListener::bind(addr)
-                    .map_err(|e| format!("cannot listen on SIP TLS {addr}: {e}"))?;
-                registry
-                    .register(
-                        &mut l,
-                        token::encode(TokenKind::SipListener, TLS_LISTENER, 0),
-                        Interest::READABLE,
-                    )
-                    .map_err(|e| e.to_string())?;
+                let token = token::encode(TokenKind::SipListener, TLS_LISTENER, 0);
+                let l = tcp::listen(registry, addr, token, "SIP TLS")?;
                 (Some(l), Some(config))
             }
             None => (None, None),
@@ -165,15 +169,14 @@ impl SipSockets {
             } else {
                 any
             };
-            let mut s = UdpSocket::bind(SocketAddr::new(local, 0))
-                .map_err(|e| format!("cannot bind DNS socket: {e}"))?;
-            registry
-                .register(
-                    &mut s,
-                    token::encode(TokenKind::Dns, key, 0),
-                    Interest::READABLE,
-                )
-                .map_err(|e| e.to_string())?;
+            let addr = SocketAddr::new(local, 0);
+            let mut s = UdpSocket::bind(addr).map_err(|source| SocketError::Bind {
+                what: "DNS",
+                addr,
+                source,
+            })?;
+            let token = token::encode(TokenKind::Dns, key, 0);
+            tcp::register(registry, &mut s, token, readable, "DNS")?;
             dns[key] = Some(s);
         }
         Ok(SipSockets {
@@ -219,14 +222,20 @@ impl SipSockets {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// Reads up to a turn's budget of datagrams from the SIP UDP socket.
+    /// Reads up to a turn's budget of datagrams from the SIP UDP socket, and none after
+    /// `until` (each may set up or end a call: the turn's time is bounded, `budget.rs`);
+    /// the first is always read.
     pub fn read_udp(
         &mut self,
         now: Instant,
+        until: Instant,
         board: &mut Switchboard,
         buf: &mut [u8],
     ) -> ReadStatus {
-        for _ in 0..UDP_BUDGET {
+        for i in 0..UDP_BUDGET {
+            if i > 0 && Instant::now() >= until {
+                return ReadStatus::More;
+            }
             match self.udp.recv_from(buf) {
                 Ok((n, from)) => board.handle_sip_datagram(now, from, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStatus::Drained,
@@ -262,40 +271,35 @@ impl SipSockets {
         generations: &mut Generations,
         board: &mut Switchboard,
     ) {
+        let tls = self.tls_server.clone().filter(|_| key == TLS_LISTENER);
         loop {
             let Some(listener) = self.listeners.get(key).and_then(|l| l.as_ref()) else {
                 return;
             };
-            let (socket, remote) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("sip: accept failed: {e}");
-                    return;
-                }
+            let Some(a) = tcp::accept_next(listener, tls.as_ref(), "sip") else {
+                return;
             };
-            let tls = key == TLS_LISTENER;
-            let Some(flow) = board.handle_sip_stream_accepted(now, tls, remote) else {
+            let Some(flow) = board.handle_sip_stream_accepted(now, a.tls.is_some(), a.remote)
+            else {
                 drops::record(
                     now,
                     DropKind::SipConnectionLimit,
-                    format_args!("refusing connection from {remote}: too many connections"),
+                    format_args!(
+                        "refusing connection from {}: too many connections",
+                        a.remote
+                    ),
                 );
                 continue;
             };
-            let tls = match (&self.tls_server, tls) {
-                (Some(config), true) => match ServerConnection::new(Arc::clone(config)) {
-                    Ok(c) => Some(Box::new(Connection::Server(c))),
-                    Err(_) => {
-                        board.handle_sip_stream_closed(now, flow);
-                        continue;
-                    }
-                },
-                _ => None,
-            };
-            let _ = socket.set_nodelay(true);
-            if !self.insert(registry, generations, flow, remote, socket, tls, false) {
+            if !self.insert(
+                registry,
+                generations,
+                flow,
+                a.remote,
+                a.socket,
+                a.tls,
+                false,
+            ) {
                 board.handle_sip_stream_closed(now, flow);
             }
         }
@@ -315,11 +319,7 @@ impl SipSockets {
         let generation = generations.advance();
         let entry = self.connections.vacant_entry();
         let key = entry.key();
-        let interest = if connecting {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
+        let interest = tcp::interest(false, None, connecting);
         if registry
             .register(
                 &mut socket,
@@ -366,12 +366,10 @@ impl SipSockets {
         if c.connecting {
             // RFC-less but classic: a non-blocking connect is done when the socket turns
             // writable; SO_ERROR (or a missing peer address) tells whether it worked.
-            match (c.socket.take_error(), c.socket.peer_addr()) {
-                (Ok(None), Ok(_)) => c.connecting = false,
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
-                    return ReadStatus::Drained
-                }
-                _ => {
+            match tcp::connect_progress(&c.socket) {
+                ConnectProgress::Done => c.connecting = false,
+                ConnectProgress::Pending => return ReadStatus::Drained,
+                ConnectProgress::Failed => {
                     log::info!("sip: connection to {} failed", c.remote);
                     self.close(key, now, registry, board);
                     return ReadStatus::Closed;
@@ -420,24 +418,11 @@ impl SipSockets {
                 remote,
                 tls_server_name,
             } => {
-                let tls = match tls_server_name {
-                    Some(name) => {
-                        let server_name = ServerName::try_from(name.clone())
-                            .unwrap_or_else(|_| ServerName::IpAddress(remote.ip().into()));
-                        match ClientConnection::new(Arc::clone(&self.tls_client), server_name) {
-                            Ok(c) => Some(Box::new(Connection::Client(c))),
-                            Err(e) => {
-                                log::info!("sip: TLS to {remote} ({name}): {e}");
-                                board.handle_sip_stream_closed(now, flow);
-                                return;
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                let ok = match TcpStream::connect(remote) {
-                    Ok(socket) => {
-                        let _ = socket.set_nodelay(true);
+                let tls = tls_server_name
+                    .as_deref()
+                    .map(|name| (&self.tls_client, name));
+                let ok = match tcp::connect(remote, tls) {
+                    Ok((socket, tls)) => {
                         self.insert(registry, generations, flow, remote, socket, tls, true)
                     }
                     Err(e) => {
@@ -521,18 +506,9 @@ impl SipSockets {
             self.resumed
                 .push(token::encode(TokenKind::SipStream, key, c.generation));
         }
-        let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
-        let interest = if wants_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if interest != c.interest {
-            let token = token::encode(TokenKind::SipStream, key, c.generation);
-            if registry.reregister(&mut c.socket, token, interest).is_ok() {
-                c.interest = interest;
-            }
-        }
+        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
+        let token = token::encode(TokenKind::SipStream, key, c.generation);
+        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
     }
 
     /// Drops connection `key` and tells the SIP stack its flow is gone.

@@ -47,6 +47,9 @@ pub struct ClientStream {
     pub dead: bool,
     /// A read was skipped because the engine wanted no input (output backlog).
     pub read_paused: bool,
+    /// Requests read but not routed yet (the turn's routing budget ran out): it is in the
+    /// reactor's `ws_backlog`, and not read until they are routed.
+    pub backlog: bool,
 }
 
 impl ClientStream {

@@ -7,19 +7,18 @@
 //! document plus its head).
 
 use std::collections::HashMap;
-use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, Connection};
+use rustls::{ClientConfig, Connection};
 use slab::Slab;
 use xcap::{ConnId, Origin, XcapTransmit};
 
 use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
+use super::tcp::{self, ConnectProgress};
 use super::token::{self, Generations, TokenKind};
 use crate::config::XcapConfig;
 use crate::switchboard::Switchboard;
@@ -116,16 +115,14 @@ impl XcapSockets {
             return ReadStatus::Drained;
         }
         if c.connecting {
-            match (c.socket.take_error(), c.socket.peer_addr()) {
-                (Ok(None), Ok(_)) => {
+            match tcp::connect_progress(&c.socket) {
+                ConnectProgress::Done => {
                     c.connecting = false;
                     let conn = c.conn;
                     board.handle_xcap_connected(now, conn);
                 }
-                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
-                    return ReadStatus::Drained
-                }
-                _ => {
+                ConnectProgress::Pending => return ReadStatus::Drained,
+                ConnectProgress::Failed => {
                     log::info!("xcap: connection to {} failed", c.remote);
                     self.close(key, now, registry, board);
                     return ReadStatus::Closed;
@@ -211,39 +208,23 @@ impl XcapSockets {
             log::info!("xcap: no address for {origin} (not a configured root?)");
             return false;
         };
-        let tls = if origin.tls {
-            let name = ServerName::try_from(origin.host.clone())
-                .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
-            match ClientConnection::new(Arc::clone(&self.tls_client), name) {
-                Ok(c) => Some(Box::new(Connection::Client(c))),
-                Err(e) => {
-                    log::info!("xcap: TLS to {origin}: {e}");
-                    return false;
-                }
-            }
-        } else {
-            None
-        };
-        let mut socket = match TcpStream::connect(addr) {
-            Ok(s) => s,
+        let tls = origin
+            .tls
+            .then_some((&self.tls_client, origin.host.as_str()));
+        let (mut socket, tls) = match tcp::connect(addr, tls) {
+            Ok(pair) => pair,
             Err(e) => {
                 log::info!("xcap: cannot connect to {origin} ({addr}): {e}");
                 return false;
             }
         };
-        let _ = socket.set_nodelay(true);
         let generation = generations.advance();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if registry
-            .register(
-                &mut socket,
-                token::encode(TokenKind::XcapStream, key, generation),
-                interest,
-            )
-            .is_err()
-        {
+        let interest = tcp::interest(false, tls.as_deref(), true);
+        let token = token::encode(TokenKind::XcapStream, key, generation);
+        if let Err(e) = tcp::register(registry, &mut socket, token, interest, "XCAP") {
+            log::info!("xcap: {e}");
             return false;
         }
         entry.insert(XcapSocket {
@@ -272,18 +253,9 @@ impl XcapSockets {
             self.close(key, now, registry, board);
             return;
         }
-        let wants_write = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
-        let interest = if wants_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if interest != c.interest {
-            let token = token::encode(TokenKind::XcapStream, key, c.generation);
-            if registry.reregister(&mut c.socket, token, interest).is_ok() {
-                c.interest = interest;
-            }
-        }
+        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
+        let token = token::encode(TokenKind::XcapStream, key, c.generation);
+        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
     }
 
     /// Drops connection `key` and tells the engine.

@@ -431,7 +431,7 @@ impl Switchboard {
             while let Some(command) = self.gateway.poll_output() {
                 self.commands.push_back(Command::Gateway(command));
             }
-            self.msrps.drain();
+            self.msrps.drain(now);
             while let Some((id, transmit)) = self.msrps.poll_transmit() {
                 if matches!(transmit, msrp::MsrpTransmit::Connect { .. }) {
                     self.msrps.count_connect();

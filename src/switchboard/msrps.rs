@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use engine::drops::{self, DropKind};
 use engine::{Deadlines, Key, Output, Rng, Table};
 use msrp::connection::MsrpStats;
 use msrp::frame::{FrameLimits, FrameReader, Parsed};
@@ -292,7 +293,7 @@ impl Msrps {
     /// Collects the output of every engine that had input: transmits and events queued in
     /// order, timers re-armed. An engine that reported `Closed` is dropped after its
     /// event (the gateway learns it through that event).
-    pub fn drain(&mut self) {
+    pub fn drain(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop() {
             let Some(slot) = self.slots.get_mut(id.0) else {
                 continue;
@@ -315,6 +316,11 @@ impl Msrps {
                                     | msrp::CloseReason::Stalled
                             ) {
                                 self.counters.cut_off += 1;
+                                drops::record(
+                                    now,
+                                    DropKind::MsrpStreamClosed,
+                                    format_args!("msrp connection cut off: {reason}"),
+                                );
                             }
                         }
                         if slot.lingering {

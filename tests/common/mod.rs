@@ -73,10 +73,16 @@ pub mod tempdir {
 impl Gateway {
     /// Starts the binary with `config` (TOML) plus `args`, on 127.0.0.1 port 0 for ws and wss.
     pub fn start(config: &str, args: &[&str]) -> Gateway {
+        Gateway::start_with_env(config, args, &[])
+    }
+
+    /// [`Gateway::start`] with `env` added to the gateway's environment.
+    pub fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempdir::TempDir::new("gw");
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(&config_path)
             .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0"])

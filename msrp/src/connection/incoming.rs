@@ -7,6 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use engine::drops::{self, DropKind};
+
 use super::outgoing::reason_phrase;
 use super::{CloseReason, MsrpConnection, MsrpEvent, Timer};
 use crate::frame::{
@@ -96,7 +98,11 @@ impl MsrpConnection {
                 Ok(None) => break,
                 Err(e) => {
                     self.stats.malformed += 1;
-                    log::debug!("msrp {}: {e}", self.local);
+                    drops::record(
+                        now,
+                        DropKind::MsrpMalformed,
+                        format_args!("msrp {}: {e}", self.local),
+                    );
                     self.finish(CloseReason::Protocol(e), true);
                     break;
                 }
@@ -109,7 +115,7 @@ impl MsrpConnection {
                 }
                 Parsed::BadHead(bad) => {
                     if self.spend_frame(now) {
-                        self.on_bad_head(*bad);
+                        self.on_bad_head(now, *bad);
                     }
                 }
                 Parsed::Body(bytes) => self.on_body(bytes),
@@ -190,9 +196,13 @@ impl MsrpConnection {
         });
     }
 
-    fn on_bad_head(&mut self, bad: BadHead) {
+    fn on_bad_head(&mut self, now: Instant, bad: BadHead) {
         self.stats.malformed += 1;
-        log::debug!("msrp {}: malformed frame: {}", self.local, bad.error);
+        drops::record(
+            now,
+            DropKind::MsrpMalformed,
+            format_args!("msrp {}: malformed frame: {}", self.local, bad.error),
+        );
         self.inc.current = Some(match (bad.is_request, bad.paths) {
             (true, Some((to_path, from_path))) => Current::Refuse(Box::new(Refusal {
                 tid: bad.transaction_id,
@@ -310,6 +320,11 @@ impl MsrpConnection {
             Some(Current::Report(h)) => self.handle_report(&h),
             Some(Current::Refuse(r)) => {
                 self.stats.refused += 1;
+                drops::record(
+                    now,
+                    DropKind::MsrpRefused,
+                    format_args!("msrp {}: refused {} {}", self.local, r.code, r.comment),
+                );
                 let frame = write_response(
                     &r.tid,
                     r.code,
@@ -387,6 +402,11 @@ impl MsrpConnection {
         let (code, comment) = verdict.unwrap_or((200, "OK"));
         if code != 200 {
             self.stats.refused += 1;
+            drops::record(
+                now,
+                DropKind::MsrpRefused,
+                format_args!("msrp {}: refused {code} {comment}", self.local),
+            );
         }
         let answer = match f.failure_report {
             FailureReport::Yes => true,
