@@ -348,7 +348,14 @@ fn forking_through_kamailio_early_media_from_one_baresip_answer_from_the_other()
 fn incoming_refer_is_followed_by_the_browser_with_notifies_to_the_transferor() {
     use common::client::AnsweringClient;
     use common::peers::{Kamailio, KamailioOpts};
-    let kam = Kamailio::start(KamailioOpts::default());
+    // The gateway answers the REFER 202 and then sends its first NOTIFY (RFC 3515 section
+    // 2.4.4); two Kamailio workers may forward them in the other order, and SIPp cannot
+    // take a response while it is about to send (its scenario allows either order only
+    // while it waits). One worker keeps the gateway's order.
+    let kam = Kamailio::start(KamailioOpts {
+        udp_workers: Some(1),
+        ..KamailioOpts::default()
+    });
     let gw = gateway_via(&kam);
     // carol: the transfer target, echoing our audio.
     let carol = Sipp::uas(

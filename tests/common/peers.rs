@@ -341,6 +341,10 @@ pub struct KamailioOpts {
     /// Gateway instances (SIP addresses) taking MESSAGEs for users with no live binding
     /// into their shared store (the dispatcher module; scale-out).
     pub message_store: Vec<SocketAddr>,
+    /// UDP worker processes (default: the cfg's 2). One keeps the order in which a peer's
+    /// datagrams arrive: two workers may forward a response and a request that followed it
+    /// in the other order.
+    pub udp_workers: Option<u32>,
 }
 
 /// A running Kamailio: registrar with digest auth against HA1 (users of [`USERS`], domain
@@ -421,6 +425,9 @@ impl Kamailio {
         }
         if opts.path {
             cmd_env.push(("KAM_PATH", "1".into()));
+        }
+        if let Some(n) = opts.udp_workers {
+            cmd_env.push(("KAM_CHILDREN", n.to_string()));
         }
         if !opts.message_store.is_empty() {
             let list = dir.join("dispatcher.list");
