@@ -558,3 +558,102 @@ fn rfc_4733_key_presses_from_sip_are_reported_once_and_forwarded() {
         "the events themselves go through"
     );
 }
+
+/// Sends `n` packets of `browser_mime` from the browser and of SIP payload type `sip_pt`
+/// from the SIP peer; returns the payload types that arrived at each side.
+fn codec_round(
+    sim: &mut Sim,
+    n: u16,
+    browser_mime: &str,
+    sip_pt: u8,
+    first_seq: u16,
+) -> (Vec<SeenRtp>, Vec<SeenRtp>) {
+    let pt = sim
+        .browser
+        .payload_type(browser_mime)
+        .expect("browser codec");
+    let (sip_before, browser_before) = (sim.sip.rtp_in.len(), sim.browser.received.len());
+    let base = sim.now;
+    for i in 0..n {
+        sim.advance_to(base + Duration::from_millis(20 * u64::from(i)));
+        let seq = first_seq.wrapping_add(i);
+        sim.browser
+            .send_rtp(sim.now, pt, seq, 160 * u32::from(seq), false, &[0x55; 160]);
+        let p = plain_rtp(
+            sip_pt,
+            seq,
+            160 * u32::from(seq),
+            0x5151_5151,
+            false,
+            &[0x66; 160],
+        );
+        sim.net
+            .send(sim.now, addr(SIP_PEER_RTP), addr(BRIDGE_SIP_RTP), &p);
+    }
+    sim.advance(Duration::from_millis(200));
+    (
+        sim.sip.rtp_in[sip_before..]
+            .iter()
+            .filter(|p| p.payload == [0x55; 160])
+            .cloned()
+            .collect(),
+        sim.browser.received[browser_before..]
+            .iter()
+            .filter(|p| p.payload == [0x66; 160])
+            .cloned()
+            .collect(),
+    )
+}
+
+#[test]
+fn sip_reoffer_with_only_another_codec_switches_both_legs() {
+    let (mut sim, _, _) = answerer_sim(
+        40,
+        0,
+        &sip_answer_sdp(&[
+            (111, "opus/48000/2"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ]),
+    );
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| s.browser.connected
+            && s.has_event(BridgeEvent::DtlsConnected))
+    );
+    let (to_sip, to_browser) = codec_round(&mut sim, 10, "audio/opus", 111, 7000);
+    assert_eq!((to_sip.len(), to_browser.len()), (10, 10));
+    let reoffer = "v=0\r\no=peer 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 42000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+    let offer = match sim
+        .bridge
+        .handle_sip_reoffer(sim.now, reoffer)
+        .expect("reoffer")
+    {
+        SipReoffer::Browser(o) => o,
+        other => panic!("{other:?}"),
+    };
+    eprintln!("{offer}");
+    let answer = sim.browser.answer_offer(sim.now, &offer);
+    eprintln!("{answer}");
+    let sip_answer = sim
+        .bridge
+        .apply_webrtc_reanswer(sim.now, &answer)
+        .expect("answer");
+    eprintln!("{sip_answer}");
+    let (to_sip, to_browser) = codec_round(&mut sim, 10, "audio/PCMU", 0, 7010);
+    eprintln!(
+        "{:?}",
+        to_sip
+            .iter()
+            .map(|p| (p.pt, p.seq, p.ts))
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "{:?}",
+        to_browser
+            .iter()
+            .map(|p| (p.pt, p.seq, p.ts))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((to_sip.len(), to_browser.len()), (10, 10));
+}
