@@ -246,3 +246,68 @@ fn sip_reinvites_with_new_sdes_keys_and_added_video_are_answered_by_the_browser(
     // Each 200 kept SDES on audio; the last one took video with a key of its own.
     assert_eq!(messages.matches("RTP/SAVP 0").count(), 6, "{messages}");
 }
+
+/// Codec change mid-call (RFC 3264 section 8.3.2; the gateway does not transcode, so both
+/// legs move): a call on PCMU; SIPp re-INVITEs with G.729 only (488, the call goes on), then
+/// with PCMA only (the browser answers `update` `received`, the 200 carries PCMA); then the
+/// browser's `session-update` offers PCMU only and SIPp answers it. After each change the
+/// echoed tone comes back with the new payload type (SIPp echoes what it received, so the
+/// type also went out to it).
+#[test]
+fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
+    let gw = gateway_with_media();
+    let uas = Sipp::uas(
+        "uas_codec_change.xml",
+        SippOpts {
+            rtp_echo: true,
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("echo@{}", uas.sip_addr());
+    // SIPp: G.729 re-INVITE 2.5 s after its ACK, PCMA 3 s later.
+    let script = r#"[{"measure":2.5},{"answer-update":15},{"measure":3},
+        {"update":"codec:PCMU"},{"measure":3}]"#;
+    let (events, result) = run_sylkrtc_client(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        HA1,
+        "--to",
+        &target,
+        "--seconds",
+        "1.5",
+        "--steps",
+        script,
+    ]);
+    eprintln!("client result: {result}");
+    let s = steps(&result);
+    assert_eq!(s.len(), 5, "{result}");
+    let only = |phase: &Value, pt: &str| {
+        let pts = phase["payload_types"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            pts.get(pt).and_then(Value::as_u64).unwrap_or(0) >= 50 && pts.keys().all(|k| k == pt),
+            "payload type {pt} alone expected: {phase}"
+        );
+    };
+    // The G.729 offer was refused and nothing changed for the browser: PCMU goes on.
+    assert_tone(&s[0], "after the refused G.729 offer");
+    only(&s[0], "0");
+    // PCMA only: offered to the browser with PCMA only; its answer took it.
+    assert_eq!(s[1]["answer_formats"][0], "8", "{}", s[1]);
+    assert_tone(&s[2], "after the move to PCMA");
+    only(&s[2], "8");
+    // The browser's offer of PCMU only: a re-INVITE SIPp answered with PCMU.
+    assert_eq!(s[3]["state"], "accepted", "{events:#?}");
+    assert_eq!(s[3]["sending"], "PCMU/0", "{}", s[3]);
+    assert_tone(&s[4], "after the move back to PCMU");
+    only(&s[4], "0");
+    let seen = uas.wait_for_message("BYE sip:", Duration::from_secs(5));
+    assert!(seen.contains("SIP/2.0 488"), "{seen}");
+    assert_eq!(seen.matches("INVITE sip:").count(), 4, "{seen}");
+}
