@@ -250,7 +250,8 @@ fn sip_reinvites_with_new_sdes_keys_and_added_video_are_answered_by_the_browser(
 /// Codec change mid-call (RFC 3264 section 8.3.2; the gateway does not transcode, so both
 /// legs move): a call on PCMU; SIPp re-INVITEs with G.729 only (488, the call goes on), then
 /// with PCMA only (the browser answers `update` `received`, the 200 carries PCMA); then the
-/// browser's `session-update` offers PCMU only and SIPp answers it. After each change the
+/// browser's `session-update` offers PCMU only and SIPp answers it; its offer of Opus only
+/// gets 488 (`update` `failed`, the call stays on PCMU). After each change the
 /// echoed tone comes back with the new payload type (SIPp echoes what it received, so the
 /// type also went out to it).
 #[test]
@@ -266,7 +267,7 @@ fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
     let target = format!("echo@{}", uas.sip_addr());
     // SIPp: G.729 re-INVITE 2.5 s after its ACK, PCMA 3 s later.
     let script = r#"[{"measure":2.5},{"answer-update":15},{"measure":3},
-        {"update":"codec:PCMU"},{"measure":3}]"#;
+        {"update":"codec:PCMU"},{"measure":3},{"update":"codec:opus"},{"measure":2}]"#;
     let (events, result) = run_sylkrtc_client(&[
         "call",
         "--ws",
@@ -284,7 +285,7 @@ fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
     ]);
     eprintln!("client result: {result}");
     let s = steps(&result);
-    assert_eq!(s.len(), 5, "{result}");
+    assert_eq!(s.len(), 7, "{result}");
     let only = |phase: &Value, pt: &str| {
         let pts = phase["payload_types"]
             .as_object()
@@ -307,7 +308,16 @@ fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
     assert_eq!(s[3]["sending"], "PCMU/0", "{}", s[3]);
     assert_tone(&s[4], "after the move back to PCMU");
     only(&s[4], "0");
+    // Opus only: SIPp refuses it (488), the browser is told and the call stays on PCMU.
+    assert_eq!(s[5]["state"], "failed", "{}", s[5]);
+    assert!(
+        s[5]["reason"].as_str().unwrap_or("").starts_with("488"),
+        "{}",
+        s[5]
+    );
+    assert_tone(&s[6], "after the refused move to Opus");
+    only(&s[6], "0");
     let seen = uas.wait_for_message("BYE sip:", Duration::from_secs(5));
-    assert!(seen.contains("SIP/2.0 488"), "{seen}");
-    assert_eq!(seen.matches("INVITE sip:").count(), 4, "{seen}");
+    assert_eq!(seen.matches("SIP/2.0 488").count(), 2, "{seen}");
+    assert_eq!(seen.matches("INVITE sip:").count(), 5, "{seen}");
 }
