@@ -321,3 +321,57 @@ fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
     assert_eq!(seen.matches("SIP/2.0 488").count(), 2, "{seen}");
     assert_eq!(seen.matches("INVITE sip:").count(), 5, "{seen}");
 }
+
+/// An incoming call (its browser offered nothing, it answered our offer) moved to another
+/// codec by the caller: SIPp offers PCMU and PCMA, then re-INVITEs with PCMA only; the
+/// browser answers `update` `received` and the 200 carries PCMA; the echoed tone comes back
+/// as PCMA.
+#[test]
+fn an_incoming_call_follows_the_callers_codec_change() {
+    use common::client::AnsweringClient;
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    let client = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--seconds",
+            "2",
+            "--steps",
+            r#"[{"answer-update":15},{"measure":2.5},{"measure":15}]"#,
+        ],
+    );
+    let mut uac = Sipp::uac(
+        "uac_codec_change.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_secs(4)),
+            rtp_echo: true,
+            ..SippOpts::call("bob", "alice")
+        },
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}\n{}",
+        uac.errors(),
+        uac.messages()
+    );
+    let result = client.result();
+    eprintln!("client result: {result}");
+    assert_tone(&result, "before the change");
+    let s = steps(&result);
+    assert_eq!(s.len(), 3, "{result}");
+    assert_eq!(s[0]["answer_formats"][0], "8", "{}", s[0]);
+    assert_tone(&s[1], "after the move to PCMA");
+    let pts = s[1]["payload_types"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        u(&s[1]["payload_types"], "8") >= 50 && pts.keys().all(|k| k == "8"),
+        "PCMA alone expected: {}",
+        s[1]
+    );
+}
