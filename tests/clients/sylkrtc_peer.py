@@ -850,7 +850,10 @@ class Steps:
             elif "update" in step:
                 r = await self.update(step["update"])
             elif "answer-update" in step:
-                msg = await self.client.event(session_event(self.session, "update", "received"), step["answer-update"])
+                # It may have come during an earlier step (a measure).
+                msg = await self.client.seen_or_event(
+                    session_event(self.session, "update", "received"), step["answer-update"]
+                )
                 answer = await self.answer_offer(msg["sdp"])
                 await self.client.request("session-update", session=self.session, sdp=answer)
                 r = {"answered": sdp_summary(msg["sdp"]), "answer_formats": audio_formats(answer)}
