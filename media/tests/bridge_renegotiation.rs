@@ -814,3 +814,56 @@ fn only_codecs(sdp: &str, keep: &[&str]) -> String {
     }
     out
 }
+
+#[test]
+fn a_reoffer_that_keeps_the_codec_and_adds_or_reorders_others_keeps_the_call_going() {
+    let mut sim = established(43);
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
+    // PCMA put first, PCMU kept: asked the browser (a changed offer), which keeps PCMU.
+    let reordered = sip_audio_offer(
+        2,
+        &[
+            (8, "PCMA/8000"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ],
+    );
+    let offer = match sim
+        .bridge
+        .handle_sip_reoffer(sim.now, &reordered)
+        .expect("reoffer")
+    {
+        SipReoffer::Browser(o) => o,
+        other => panic!("{other:?}"),
+    };
+    let answer = sim.browser.answer_offer(sim.now, &offer);
+    let sip_answer = sim
+        .bridge
+        .apply_webrtc_reanswer(sim.now, &answer)
+        .expect("answer");
+    assert!(sip_answer.contains("RTP/AVP 0 101"), "{sip_answer}");
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
+    // Opus added in front, answered without the browser (a sylkRTC-1 client): PCMU stays.
+    let added = sip_audio_offer(
+        3,
+        &[
+            (111, "opus/48000/2"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ],
+    );
+    assert!(matches!(
+        sim.bridge.handle_sip_reoffer(sim.now, &added),
+        Ok(SipReoffer::Browser(_))
+    ));
+    let sip_answer = sim
+        .bridge
+        .answer_sip_reoffer_locally(sim.now)
+        .expect("local answer");
+    let m = sip_answer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap();
+    assert!(m.ends_with("RTP/AVP 0 101"), "{sip_answer}");
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
+}
