@@ -412,18 +412,20 @@ def install_video_hooks():
 
 # --- codec changes ------------------------------------------------------------------------------
 
-# Audio RTP payload types received, counted as they arrive (before the jitter buffer).
+# RTP payload types received per kind, counted as they arrive (before the jitter buffer).
 AUDIO_PTS = {}
+VIDEO_PTS = {}
 
 
 def install_codec_hooks():
-    """Counts the payload types of the audio RTP received (AUDIO_PTS), and notes the codec each
-    sender's RTP loop sends with, so follow_codecs can switch it."""
+    """Counts the payload types of the RTP received (AUDIO_PTS, VIDEO_PTS), and notes the codec
+    each sender's RTP loop sends with, so follow_codecs can switch it."""
     handle_rtp = RTCRtpReceiver._handle_rtp_packet
 
     async def count_pt(self, packet, arrival_time_ms):
-        if self.track is not None and self.track.kind == "audio":
-            AUDIO_PTS[packet.payload_type] = AUDIO_PTS.get(packet.payload_type, 0) + 1
+        if self.track is not None:
+            pts = AUDIO_PTS if self.track.kind == "audio" else VIDEO_PTS
+            pts[packet.payload_type] = pts.get(packet.payload_type, 0) + 1
         return await handle_rtp(self, packet, arrival_time_ms)
 
     RTCRtpReceiver._handle_rtp_packet = count_pt
@@ -438,12 +440,13 @@ def install_codec_hooks():
 
 
 def follow_codecs(pc):
-    """After an offer/answer, sends audio with the first codec agreed and receives every codec
-    agreed, as browsers do when a renegotiation changes the codec (RFC 3264 section 8.3.2);
-    aiortc 1.16 keeps the codec of the first negotiation. Returns the codec now sent."""
+    """After an offer/answer, sends each kind with the first codec agreed and receives every
+    codec agreed, as browsers do when a renegotiation changes the codec (RFC 3264 section
+    8.3.2); aiortc 1.16 keeps the codec of the first negotiation. Returns the audio codec now
+    sent."""
     sent = None
     for t in pc.getTransceivers():
-        if t.kind != "audio" or not t._codecs:
+        if not t._codecs or t.kind not in ("audio", "video"):
             continue
         receiving = t.receiver._RTCRtpReceiver__codecs
         router = t.receiver.transport._rtp_router if t.receiver.transport else None
@@ -452,7 +455,7 @@ def follow_codecs(pc):
             if router is not None:
                 # The BUNDLE router hands a packet to a receiver by its payload type.
                 router.payload_type_table.setdefault(c.payloadType, set()).add(t.receiver)
-        first = t._codecs[0]
+        first = next((c for c in t._codecs if not c.mimeType.lower().endswith("/rtx")), t._codecs[0])
         codec = getattr(t.sender, "_sending_codec", None)
         if codec is not None and (codec.mimeType.lower(), codec.payloadType) != (first.mimeType.lower(), first.payloadType):
             # The RTP loop reads this object for every packet; the encoder is made anew from
@@ -460,7 +463,8 @@ def follow_codecs(pc):
             codec.mimeType, codec.clockRate, codec.channels = first.mimeType, first.clockRate, first.channels
             codec.payloadType, codec.parameters = first.payloadType, dict(first.parameters)
             t.sender._RTCRtpSender__encoder = None
-        sent = "%s/%s" % (first.mimeType.split("/")[1], first.payloadType)
+        if t.kind == "audio":
+            sent = "%s/%s" % (first.mimeType.split("/")[1], first.payloadType)
     return sent
 
 
@@ -793,6 +797,7 @@ class Steps:
         snap = self.meter.snapshot()
         video_before = VIDEO.frames
         pts_before = dict(AUDIO_PTS)
+        video_pts_before = dict(VIDEO_PTS)
         try:
             await self.client.event(state_is(self.session, "terminated"), seconds)
             ended = True
@@ -801,6 +806,13 @@ class Steps:
         out = {"measure": seconds, **self.meter.since(snap), "video_frames": VIDEO.frames - video_before}
         # Audio payload types received in this phase and how many packets of each.
         out["payload_types"] = {str(pt): n - pts_before.get(pt, 0) for pt, n in AUDIO_PTS.items() if n > pts_before.get(pt, 0)}
+        if VIDEO_PTS:
+            out["video_payload_types"] = {
+                str(pt): n - video_pts_before.get(pt, 0)
+                for pt, n in VIDEO_PTS.items()
+                if n > video_pts_before.get(pt, 0)
+            }
+            out["video_codec"] = VIDEO.codec
         if ended:
             out["terminated"] = True
         return out
