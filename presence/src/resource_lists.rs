@@ -88,8 +88,10 @@ impl ResourceLists {
             return Err(ListsError::NotResourceLists);
         }
         let mut lists = Vec::new();
-        for l in root.children_named(RESOURCE_LISTS_NS, "list") {
-            lists.push(list(l)?);
+        for l in root.into_elements() {
+            if l.is(RESOURCE_LISTS_NS, "list") {
+                lists.push(list(l)?);
+            }
         }
         Ok(ResourceLists { lists })
     }
@@ -131,12 +133,14 @@ impl ResourceLists {
     }
 }
 
-fn list(e: &Element) -> Result<List, ListsError> {
+// The tree is consumed: kept elements move into the typed form instead of being copied,
+// so a parse allocates each node once (a 1,000-contact document is ~10^4 nodes).
+fn list(mut e: Element) -> Result<List, ListsError> {
     let mut l = List {
-        name: e.attr("name").map(str::to_owned),
+        name: take_attr(&mut e, "name"),
         ..List::default()
     };
-    for c in e.elements() {
+    for c in e.into_elements() {
         if c.is(RESOURCE_LISTS_NS, "display-name") {
             l.display_name = Some(c.text());
         } else if c.is(RESOURCE_LISTS_NS, "entry") {
@@ -144,26 +148,34 @@ fn list(e: &Element) -> Result<List, ListsError> {
         } else if c.is(RESOURCE_LISTS_NS, "list") {
             l.lists.push(list(c)?);
         } else {
-            l.extra.push(c.clone());
+            l.extra.push(c);
         }
     }
     Ok(l)
 }
 
-fn entry(e: &Element) -> Result<Entry, ListsError> {
-    let uri = e
-        .attr("uri")
-        .filter(|u| !u.trim().is_empty())
+fn take_attr(e: &mut Element, name: &str) -> Option<String> {
+    let at = e.attrs.iter().position(|(n, _)| n == name)?;
+    Some(e.attrs.swap_remove(at).1)
+}
+
+fn entry(mut e: Element) -> Result<Entry, ListsError> {
+    let uri = take_attr(&mut e, "uri")
+        .map(|u| match u.trim() {
+            t if t.len() == u.len() => u,
+            t => t.to_owned(),
+        })
+        .filter(|u| !u.is_empty())
         .ok_or(ListsError::EntryWithoutUri)?;
     let mut out = Entry {
-        uri: uri.trim().to_owned(),
+        uri,
         ..Entry::default()
     };
-    for c in e.elements() {
+    for c in e.into_elements() {
         if c.is(RESOURCE_LISTS_NS, "display-name") {
             out.display_name = Some(c.text());
         } else {
-            out.extra.push(c.clone());
+            out.extra.push(c);
         }
     }
     Ok(out)

@@ -112,6 +112,15 @@ impl Element {
         })
     }
 
+    /// Child elements, taken out of the element (no copies: documents are converted to
+    /// their typed form by moving the kept subtrees).
+    pub fn into_elements(self) -> impl Iterator<Item = Element> {
+        self.children.into_iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
     /// Child elements `name` in `ns`.
     pub fn children_named<'a>(
         &'a self,
