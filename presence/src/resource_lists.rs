@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::xml::{self, escape_attr, escape_text, Element, Limits, XmlError};
+use crate::xml::{self, push_escaped_attr, push_escaped_text, Element, Limits, XmlError};
 
 /// The resource-lists namespace.
 pub const RESOURCE_LISTS_NS: &str = "urn:ietf:params:xml:ns:resource-lists";
@@ -191,21 +191,26 @@ fn write_list(out: &mut String, l: &List, depth: usize) {
     indent(out, depth);
     out.push_str("<list");
     if let Some(n) = &l.name {
-        out.push_str(&format!(" name=\"{}\"", escape_attr(n)));
+        out.push_str(" name=\"");
+        push_escaped_attr(out, n);
+        out.push('"');
     }
     out.push_str(">\n");
     if let Some(d) = &l.display_name {
         indent(out, depth + 1);
-        out.push_str(&format!(
-            "<display-name>{}</display-name>\n",
-            escape_text(d)
-        ));
+        out.push_str("<display-name>");
+        push_escaped_text(out, d);
+        out.push_str("</display-name>\n");
     }
     for e in &l.entries {
         indent(out, depth + 1);
-        out.push_str(&format!("<entry uri=\"{}\">", escape_attr(&e.uri)));
+        out.push_str("<entry uri=\"");
+        push_escaped_attr(out, &e.uri);
+        out.push_str("\">");
         if let Some(d) = &e.display_name {
-            out.push_str(&format!("<display-name>{}</display-name>", escape_text(d)));
+            out.push_str("<display-name>");
+            push_escaped_text(out, d);
+            out.push_str("</display-name>");
         }
         for x in &e.extra {
             x.write(out, Some(RESOURCE_LISTS_NS));
