@@ -9,6 +9,7 @@
 //! other applications intact when a document is read, changed and written back.
 
 use std::fmt;
+use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -70,8 +71,9 @@ pub enum Node {
 /// One element with its resolved namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    /// Namespace URI (`None`: no namespace).
-    pub ns: Option<String>,
+    /// Namespace URI (`None`: no namespace); shared, as a document has few namespaces
+    /// and many elements.
+    pub ns: Option<Arc<str>>,
     /// Local name.
     pub name: String,
     /// Attributes without a prefix (and `xml:lang`), in document order.
@@ -84,7 +86,7 @@ impl Element {
     /// A new element.
     pub fn new(ns: Option<&str>, name: &str) -> Element {
         Element {
-            ns: ns.map(str::to_owned),
+            ns: ns.map(Arc::from),
             name: name.to_owned(),
             attrs: Vec::new(),
             children: Vec::new(),
@@ -137,13 +139,21 @@ impl Element {
 
     /// The element's own text, trimmed.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        for n in &self.children {
-            if let Node::Text(t) = n {
-                out.push_str(t);
+        let mut texts = self.children.iter().filter_map(|n| match n {
+            Node::Text(t) => Some(t.as_str()),
+            Node::Element(_) => None,
+        });
+        let first = texts.next().unwrap_or("");
+        match texts.next() {
+            // The parser merges adjacent text: one run is the common case, copied once.
+            None => first.trim().to_owned(),
+            Some(second) => {
+                let mut out = String::from(first);
+                out.push_str(second);
+                texts.for_each(|t| out.push_str(t));
+                out.trim().to_owned()
             }
         }
-        out.trim().to_owned()
     }
 
     /// Adds an attribute (builder style).
@@ -256,17 +266,37 @@ fn syntax(e: impl fmt::Display) -> XmlError {
     XmlError::Syntax(e.to_string())
 }
 
-fn start(ns: ResolveResult<'_>, e: &BytesStart<'_>) -> Result<Element, XmlError> {
-    let ns = match ns {
+/// Namespaces resolved so far in a parse, by their declaration's raw text: elements
+/// share one `Arc` per namespace instead of a copy each. Bounded, so a document declaring
+/// thousands of namespaces costs a fresh allocation each, never a long search.
+#[derive(Default)]
+struct Namespaces(Vec<(Box<[u8]>, Arc<str>)>);
+
+impl Namespaces {
+    const MAX: usize = 8;
+
+    fn resolve(&mut self, raw: &[u8]) -> Result<Arc<str>, XmlError> {
+        if let Some((_, ns)) = self.0.iter().find(|(r, _)| &r[..] == raw) {
+            return Ok(ns.clone());
+        }
         // The resolver keeps the declaration's raw text; references in it are resolved
         // here so a URI reads the same after being written (escaped) again.
-        ResolveResult::Bound(n) => Some(
-            quick_xml::escape::unescape(
-                std::str::from_utf8(n.as_ref()).map_err(|_| XmlError::NotUtf8)?,
-            )
-            .map_err(syntax)?
-            .into_owned(),
-        ),
+        let text = std::str::from_utf8(raw).map_err(|_| XmlError::NotUtf8)?;
+        let ns: Arc<str> = quick_xml::escape::unescape(text).map_err(syntax)?.into();
+        if self.0.len() < Self::MAX {
+            self.0.push((raw.into(), ns.clone()));
+        }
+        Ok(ns)
+    }
+}
+
+fn start(
+    namespaces: &mut Namespaces,
+    ns: ResolveResult<'_>,
+    e: &BytesStart<'_>,
+) -> Result<Element, XmlError> {
+    let ns = match ns {
+        ResolveResult::Bound(n) => Some(namespaces.resolve(n.as_ref())?),
         ResolveResult::Unbound => None,
         ResolveResult::Unknown(p) => {
             return Err(XmlError::Syntax(format!(
@@ -328,6 +358,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut elements = 0usize;
+    let mut namespaces = Namespaces::default();
     // Every event is at least one byte of input: the loop is bounded by the size limit.
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(syntax)?;
@@ -340,7 +371,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 if stack.len() >= limits.max_depth || elements > limits.max_elements {
                     return Err(XmlError::TooComplex);
                 }
-                let el = start(ns, e)?;
+                let el = start(&mut namespaces, ns, e)?;
                 if matches!(event, Event::Empty(_)) {
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(el)),
