@@ -120,8 +120,10 @@ impl Ruleset {
             return Err(RulesError::NotRuleset);
         }
         let mut rules = Vec::new();
-        for r in root.children_named(COMMON_POLICY_NS, "rule") {
-            rules.push(rule(r)?);
+        for r in root.into_elements() {
+            if r.is(COMMON_POLICY_NS, "rule") {
+                rules.push(rule(r)?);
+            }
         }
         Ok(Ruleset { rules })
     }
@@ -141,44 +143,54 @@ impl Ruleset {
     }
 }
 
-fn rule(e: &Element) -> Result<Rule, RulesError> {
+// The tree is consumed: kept elements move into the rule instead of being copied. Only the
+// first `conditions`, `actions` and `transformations` count (as RFC 4745 allows one each).
+fn rule(e: Element) -> Result<Rule, RulesError> {
     let id = e.attr("id").ok_or(RulesError::RuleWithoutId)?.to_owned();
     let mut r = Rule {
         id,
         ..Rule::default()
     };
-    if let Some(c) = e.child(COMMON_POLICY_NS, "conditions") {
-        for cond in c.elements() {
-            let only_ones = cond.elements().all(|x| {
-                x.is(COMMON_POLICY_NS, "one") && x.attr("id").is_some() && x.children.is_empty()
-            });
-            if cond.is(COMMON_POLICY_NS, "identity") && only_ones {
-                let ones = cond.children_named(COMMON_POLICY_NS, "one");
-                r.identities.extend(
-                    ones.filter_map(|o| o.attr("id"))
-                        .map(|i| i.trim().to_owned()),
-                );
-            } else {
-                // `many`, `except`, validity, sphere...: not ours to understand, kept whole.
-                r.conditions_extra.push(cond.clone());
+    let (mut conditions, mut actions) = (false, false);
+    for part in e.into_elements() {
+        if part.is(COMMON_POLICY_NS, "conditions") && !conditions {
+            conditions = true;
+            for cond in part.into_elements() {
+                condition(&mut r, cond);
             }
-        }
-    }
-    if let Some(a) = e.child(COMMON_POLICY_NS, "actions") {
-        for act in a.elements() {
-            if act.is(PRES_RULES_NS, "sub-handling") {
-                let text = act.text();
-                r.sub_handling =
-                    Some(SubHandling::parse(&text).ok_or_else(|| {
+        } else if part.is(COMMON_POLICY_NS, "actions") && !actions {
+            actions = true;
+            for act in part.into_elements() {
+                if act.is(PRES_RULES_NS, "sub-handling") {
+                    let text = act.text();
+                    r.sub_handling = Some(SubHandling::parse(&text).ok_or_else(|| {
                         RulesError::BadSubHandling(text.chars().take(32).collect())
                     })?);
-            } else {
-                r.actions_extra.push(act.clone());
+                } else {
+                    r.actions_extra.push(act);
+                }
             }
+        } else if part.is(COMMON_POLICY_NS, "transformations") && r.transformations.is_none() {
+            r.transformations = Some(part);
         }
     }
-    r.transformations = e.child(COMMON_POLICY_NS, "transformations").cloned();
     Ok(r)
+}
+
+fn condition(r: &mut Rule, cond: Element) {
+    let only_ones = cond
+        .elements()
+        .all(|x| x.is(COMMON_POLICY_NS, "one") && x.attr("id").is_some() && x.children.is_empty());
+    if cond.is(COMMON_POLICY_NS, "identity") && only_ones {
+        let ones = cond.children_named(COMMON_POLICY_NS, "one");
+        r.identities.extend(
+            ones.filter_map(|o| o.attr("id"))
+                .map(|i| i.trim().to_owned()),
+        );
+    } else {
+        // `many`, `except`, validity, sphere...: not ours to understand, kept whole.
+        r.conditions_extra.push(cond);
+    }
 }
 
 /// Kept elements are written with `parent_ns` `None`: the document declares no default
