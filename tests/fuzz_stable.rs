@@ -354,7 +354,10 @@ fn the_fuzz_lockfile_pins_the_main_builds_versions_and_every_fuzzed_crate() {
         .filter(|l| l.contains("path = \".."))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert!(ours.len() >= 8, "fuzz/Cargo.toml's path dependencies: {ours:?}");
+    assert!(
+        ours.len() >= 8,
+        "fuzz/Cargo.toml's path dependencies: {ours:?}"
+    );
     for krate in ours {
         assert!(
             fuzz.iter().any(|(n, _)| n == krate),

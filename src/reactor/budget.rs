@@ -180,6 +180,9 @@ mod tests {
         assert!(ends.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(ends[0], woke + SHARES[0]);
         // Fixed by the first call.
-        assert_eq!(b.until_at(Work::Flush, woke + Duration::from_secs(1)), ends[4]);
+        assert_eq!(
+            b.until_at(Work::Flush, woke + Duration::from_secs(1)),
+            ends[4]
+        );
     }
 }

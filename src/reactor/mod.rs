@@ -20,6 +20,7 @@ mod phases;
 mod settle;
 mod sip_sockets;
 mod stream;
+mod stream_set;
 mod tcp;
 mod tls;
 pub mod token;
@@ -341,45 +342,23 @@ impl Reactor {
                 &mut self.generations,
                 &mut self.board,
             ),
-            TokenKind::SipStream => {
-                let status = self.sip.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
-                if status == ReadStatus::More {
-                    self.read_again(token);
-                }
-            }
             TokenKind::MsrpListener => {
                 self.msrp
                     .accept(parts.key, now, self.poll.registry(), &mut self.generations)
             }
-            TokenKind::MsrpStream => {
-                let status = self.msrp.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
-                if status == ReadStatus::More {
-                    self.read_again(token);
-                }
-            }
-            TokenKind::XcapStream => {
-                let status = self.xcap.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
+            TokenKind::SipStream | TokenKind::MsrpStream | TokenKind::XcapStream => {
+                let conn = (parts.key, parts.generation);
+                let (registry, board) = (self.poll.registry(), &mut self.board);
+                let buf = &mut self.scratch[..];
+                let status = match parts.kind {
+                    TokenKind::SipStream => {
+                        stream_set::handle_ready(&mut self.sip, conn, now, registry, board, buf)
+                    }
+                    TokenKind::MsrpStream => {
+                        stream_set::handle_ready(&mut self.msrp, conn, now, registry, board, buf)
+                    }
+                    _ => stream_set::handle_ready(&mut self.xcap, conn, now, registry, board, buf),
+                };
                 if status == ReadStatus::More {
                     self.read_again(token);
                 }

@@ -318,5 +318,4 @@ impl Reactor {
         }
         any
     }
-
 }
