@@ -230,8 +230,19 @@ impl Reactor {
     /// (what is left stays queued, in order, for the next turn). Returns whether there was
     /// anything.
     pub(super) fn run_commands(&mut self, now: Instant) -> bool {
+        self.carry_out_commands(now, true)
+    }
+
+    /// Carries out every command queued, and every one that follows from them, at once.
+    pub(super) fn run_all_commands(&mut self, now: Instant) {
+        while self.carry_out_commands(now, false) {}
+    }
+
+    /// [`run_commands`](Self::run_commands), `budgeted` or not.
+    fn carry_out_commands(&mut self, now: Instant, budgeted: bool) -> bool {
+        let may = |budget: &mut super::budget::TurnBudget| !budgeted || budget.may(Work::Commands);
         let mut any = false;
-        while self.board.has_command() && self.budget.may(Work::Commands) {
+        while self.board.has_command() && may(&mut self.budget) {
             let Some(command) = self.board.poll_output() else {
                 break;
             };
@@ -303,17 +314,17 @@ impl Reactor {
                 }
             }
         }
-        while self.board.bridges.has_dirty() && self.budget.may(Work::Commands) {
+        while self.board.bridges.has_dirty() && may(&mut self.budget) {
             if let Some(media) = self.board.bridges.poll_dirty() {
                 self.media.flush(media, &mut self.board.bridges);
             }
         }
         // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
         // which may queue more work for the next round.
-        if self.board.bridges.has_events() && self.budget.may(Work::Commands) {
+        if self.board.bridges.has_events() && may(&mut self.budget) {
             any |= self.board.route_bridge_events(now);
         }
-        if self.board.msrps().has_dirty() && self.budget.may(Work::Commands) {
+        if self.board.msrps().has_dirty() && may(&mut self.budget) {
             any |= self.board.route_msrps(now);
         }
         any
