@@ -11,13 +11,14 @@
 //! running due timers, routing WebSocket requests to the gateway, carrying out the engines'
 //! commands, and flushing, re-arming and reaping the touched streams. Each phase has a share
 //! of the turn ([`SHARES`], 1.9 ms in all): it may start work until the end of its share
-//! counted from the turn's wake-up (so time an earlier phase left unused passes on), and for
-//! at least [`FLOOR`] from its own start (so a phase that comes after a long one still
-//! moves every turn). What is left (sockets not served, timers not run, requests not routed,
-//! commands not carried out, streams not flushed) is carried to the next turn, which polls
-//! without sleeping and serves it first within its phase. The first item of every phase in a
-//! turn always goes, so every turn makes progress in every phase. Nothing is dropped or
-//! reordered within one socket: the budget only moves work to the next turn.
+//! counted from the turn's wake-up, so time an earlier phase left unused passes on, and a
+//! turn whose time is spent does not start the later phases' work. What is left (sockets not
+//! served, timers not run, requests not routed, commands not carried out, streams not
+//! flushed) is carried to the next turn, which polls without sleeping and serves it first
+//! within its phase. No phase starves: serving always starts one socket, and a phase that
+//! had work but got no time in a turn is owed its first item in the next one, whatever the
+//! time, so every phase moves at least every other turn. Nothing is dropped or reordered
+//! within one socket: the budget only moves work to the next turn.
 //!
 //! One item is never divided: a single request or DTLS flight that takes longer than its
 //! phase's share still makes a long turn.
@@ -52,21 +53,16 @@ pub(super) const SHARES: [Duration; PHASES] = [
     Duration::from_micros(200),
 ];
 
-/// Time a phase may work from its own start, however late in the turn it starts.
-pub(super) const FLOOR: Duration = Duration::from_micros(100);
-
-/// One phase's progress in the current turn.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    until: Option<Instant>,
-    started: u32,
-}
-
 /// One turn's budget.
 #[derive(Debug)]
 pub(super) struct TurnBudget {
     woke: Instant,
-    slots: [Slot; PHASES],
+    /// Items started per phase in this turn.
+    started: [u32; PHASES],
+    /// Phases owed their first item in this turn: they had work and no time in the last.
+    owed: [bool; PHASES],
+    /// Phases that had work and no time in this turn.
+    refused: [bool; PHASES],
 }
 
 impl TurnBudget {
@@ -74,41 +70,41 @@ impl TurnBudget {
     pub(super) fn new(woke: Instant) -> TurnBudget {
         TurnBudget {
             woke,
-            slots: [Slot::default(); PHASES],
+            started: [0; PHASES],
+            owed: [false; PHASES],
+            refused: [false; PHASES],
         }
     }
 
-    /// A new turn woke at `woke`.
+    /// A new turn woke at `woke`; it owes a first item to the phases the last one refused.
     pub(super) fn start(&mut self, woke: Instant) {
+        let owed = self.refused;
         *self = TurnBudget::new(woke);
+        self.owed = owed;
     }
 
-    /// Whether one more item of `work` may start in this turn (the first always does).
+    /// Whether one more item of `work` may start in this turn.
     pub(super) fn may(&mut self, work: Work) -> bool {
         self.may_at(work, Instant::now())
     }
 
     /// [`may`](Self::may) at `now`.
     fn may_at(&mut self, work: Work, now: Instant) -> bool {
-        let until = self.until_at(work, now);
-        let slot = &mut self.slots[work as usize];
-        let ok = slot.started == 0 || now < until;
-        slot.started += u32::from(ok);
+        let i = work as usize;
+        let first = self.started[i] == 0;
+        let ok = now < self.until(work) || (first && (work == Work::Serve || self.owed[i]));
+        if ok {
+            self.started[i] += 1;
+        } else if first {
+            self.refused[i] = true;
+        }
         ok
     }
 
-    /// When `work` must stop in this turn (for sockets that loop over many inputs, such as
-    /// SIP UDP's datagrams); fixed by the phase's first call.
-    pub(super) fn until(&mut self, work: Work) -> Instant {
-        self.until_at(work, Instant::now())
-    }
-
-    fn until_at(&mut self, work: Work, now: Instant) -> Instant {
-        let i = work as usize;
-        let share_end = self.woke + SHARES[..=i].iter().sum::<Duration>();
-        *self.slots[i]
-            .until
-            .get_or_insert_with(|| share_end.max(now + FLOOR))
+    /// When `work`'s share ends in this turn (for sockets that loop over many inputs, such
+    /// as SIP UDP's datagrams).
+    pub(super) fn until(&self, work: Work) -> Instant {
+        self.woke + SHARES[..=work as usize].iter().sum::<Duration>()
     }
 }
 
@@ -124,20 +120,6 @@ mod tests {
         Work::Flush,
     ];
     const US: Duration = Duration::from_micros(1);
-
-    #[test]
-    fn a_spent_turn_still_starts_one_item_of_every_phase_then_its_floor_ends_it() {
-        let woke = Instant::now();
-        let late = woke + Duration::from_secs(1);
-        let mut b = TurnBudget::new(woke);
-        for work in ALL {
-            assert!(b.may_at(work, late), "the first {work:?} item always goes");
-            // A phase that starts after the turn's time still has FLOOR from its start.
-            assert!(b.may_at(work, late + FLOOR - US));
-            assert!(!b.may_at(work, late + FLOOR));
-            assert!(!b.may_at(work, late + FLOOR + US));
-        }
-    }
 
     #[test]
     fn each_phase_works_until_its_share_ends_and_unused_time_passes_on() {
@@ -160,29 +142,62 @@ mod tests {
     }
 
     #[test]
-    fn a_new_turn_starts_afresh() {
+    fn a_spent_turn_serves_one_socket_and_owes_the_refused_phases_their_first_item_next() {
         let woke = Instant::now();
-        let mut b = TurnBudget::new(woke);
         let late = woke + Duration::from_secs(1);
-        assert!(b.may_at(Work::Commands, late));
-        assert!(!b.may_at(Work::Commands, late + FLOOR));
+        let mut b = TurnBudget::new(woke);
+        assert!(
+            b.may_at(Work::Serve, late),
+            "the first socket of a turn is always served"
+        );
+        assert!(!b.may_at(Work::Serve, late));
+        // Routing and flushing had work and no time; commands had none (not asked).
+        assert!(!b.may_at(Work::Route, late));
+        assert!(!b.may_at(Work::Flush, late));
+        // The next turn is spent at once too, but owes routing and flushing one item each.
+        let later = late + Duration::from_secs(1);
         b.start(late);
-        assert!(b.may_at(Work::Commands, late + FLOOR));
-        assert!(b.may_at(Work::Commands, late + FLOOR + US));
+        assert!(b.may_at(Work::Serve, later));
+        assert!(b.may_at(Work::Route, later), "owed");
+        assert!(!b.may_at(Work::Route, later), "one item only");
+        assert!(
+            !b.may_at(Work::Commands, later),
+            "not owed: it was not refused"
+        );
+        assert!(b.may_at(Work::Flush, later), "owed");
+        // Commands was refused now: the turn after owes it; routing and flushing moved.
+        b.start(later);
+        let even_later = later + Duration::from_secs(1);
+        assert!(b.may_at(Work::Commands, even_later));
+        assert!(!b.may_at(Work::Route, even_later));
+        assert!(!b.may_at(Work::Flush, even_later));
+    }
+
+    #[test]
+    fn no_phase_waits_more_than_one_turn_whatever_the_others_take() {
+        // Every turn is spent before it starts; each phase always has work.
+        let mut b = TurnBudget::new(Instant::now());
+        let mut t = Instant::now();
+        let mut last_moved = [0usize; PHASES];
+        for turn in 1..=10 {
+            t += Duration::from_secs(1);
+            b.start(t);
+            for (i, work) in ALL.into_iter().enumerate() {
+                if b.may_at(work, t + Duration::from_secs(1)) {
+                    last_moved[i] = turn;
+                }
+                assert!(turn - last_moved[i] <= 1, "{work:?} starved at turn {turn}");
+            }
+        }
     }
 
     #[test]
     fn shares_add_up_under_two_ms_and_end_in_turn_order() {
         assert!(SHARES.iter().sum::<Duration>() < Duration::from_millis(2));
-        let woke = Instant::now() + Duration::from_secs(3600);
-        let mut b = TurnBudget::new(woke);
-        let ends: Vec<Instant> = ALL.iter().map(|&w| b.until_at(w, woke)).collect();
+        let woke = Instant::now();
+        let b = TurnBudget::new(woke);
+        let ends: Vec<Instant> = ALL.iter().map(|&w| b.until(w)).collect();
         assert!(ends.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(ends[0], woke + SHARES[0]);
-        // Fixed by the first call.
-        assert_eq!(
-            b.until_at(Work::Flush, woke + Duration::from_secs(1)),
-            ends[4]
-        );
     }
 }
