@@ -19,7 +19,7 @@ use mio::Registry;
 use rustls::{ClientConfig, Connection, ServerConfig};
 use slab::Slab;
 
-use super::stream::{self, ReadStatus, READ_BUDGET};
+use super::stream::{self, ReadStatus};
 use super::stream_set::{self, StreamSet, TcpConn};
 use super::tcp::{self, SocketError};
 use super::token::{self, Generations, TokenKind};
@@ -318,33 +318,27 @@ impl StreamSet for MsrpSockets {
         } = c;
         let mut refused = false;
         let mut bound = None;
-        let status = stream::read_available(
-            &mut tcp.socket,
-            tcp.tls.as_deref_mut(),
-            buf,
-            READ_BUDGET,
-            &mut |bytes| {
-                if refused {
-                    return;
+        let status = tcp.read(buf, &mut |bytes| {
+            if refused {
+                return;
+            }
+            if let Some(id) = *engine {
+                board.handle_msrp_data(now, id, bytes);
+                return;
+            }
+            claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
+            match board.claim_msrp(claim) {
+                Claim::NeedMore => {}
+                Claim::Refuse => refused = true,
+                Claim::Session(id) => {
+                    *engine = Some(id);
+                    bound = Some(id);
+                    board.handle_msrp_connected(now, id);
+                    board.handle_msrp_data(now, id, claim);
+                    *claim = Vec::new();
                 }
-                if let Some(id) = *engine {
-                    board.handle_msrp_data(now, id, bytes);
-                    return;
-                }
-                claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
-                match board.claim_msrp(claim) {
-                    Claim::NeedMore => {}
-                    Claim::Refuse => refused = true,
-                    Claim::Session(id) => {
-                        *engine = Some(id);
-                        bound = Some(id);
-                        board.handle_msrp_connected(now, id);
-                        board.handle_msrp_data(now, id, claim);
-                        *claim = Vec::new();
-                    }
-                }
-            },
-        );
+            }
+        });
         if let Some(id) = bound {
             self.claims.cancel(key);
             self.by_engine.insert(id, key);

@@ -16,7 +16,7 @@ use slab::Slab;
 use engine::drops::{self, DropKind};
 use mio::Token;
 
-use super::stream::{self, ReadStatus, READ_BUDGET};
+use super::stream::{self, ReadStatus};
 use super::stream_set::{self, StreamSet, TcpConn};
 use super::tcp::{self, SocketError};
 use super::token::{self, Generations, TokenKind};
@@ -461,13 +461,9 @@ impl StreamSet for SipSockets {
             return ReadStatus::Drained;
         }
         let flow = c.flow;
-        stream::read_available(
-            &mut c.tcp.socket,
-            c.tcp.tls.as_deref_mut(),
-            buf,
-            READ_BUDGET,
-            &mut |bytes| board.handle_sip_stream_data(now, flow, bytes),
-        )
+        c.tcp.read(buf, &mut |bytes| {
+            board.handle_sip_stream_data(now, flow, bytes)
+        })
     }
 
     fn handle_written(&mut self, key: usize, _board: &mut Switchboard) {

@@ -1,6 +1,6 @@
 //! One TCP (or TLS) connection's life as every engine that speaks over TCP (SIP, MSRP,
 //! XCAP) has it: registered with its token, a connect completed when the socket turns
-//! writable, reads bounded by the turn's [`READ_BUDGET`](super::stream::READ_BUDGET), what
+//! writable, reads bounded by the turn's [`READ_BUDGET`], what
 //! is queued written and the interest re-armed, and closed on end of stream or a failed
 //! write. What differs per engine (where the bytes go, what a connect or a close tells it,
 //! what it keeps after a write) is its [`StreamSet`]'s.
@@ -12,7 +12,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use rustls::Connection;
 
-use super::stream::{self, ByteQueue, Outgoing, ReadStatus};
+use super::stream::{self, ByteQueue, Outgoing, ReadStatus, READ_BUDGET};
 use super::tcp::{self, ConnectProgress, SocketError};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::Switchboard;
@@ -64,6 +64,18 @@ impl TcpConn {
             connecting,
             interest,
         })
+    }
+
+    /// Reads at most a turn's [`READ_BUDGET`] (ciphertext for TLS), handing the plaintext
+    /// to `deliver`.
+    pub(super) fn read(&mut self, buf: &mut [u8], deliver: &mut dyn FnMut(&[u8])) -> ReadStatus {
+        stream::read_available(
+            &mut self.socket,
+            self.tls.as_deref_mut(),
+            buf,
+            READ_BUDGET,
+            deliver,
+        )
     }
 }
 

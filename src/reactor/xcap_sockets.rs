@@ -16,7 +16,7 @@ use rustls::ClientConfig;
 use slab::Slab;
 use xcap::{ConnId, Origin, XcapTransmit};
 
-use super::stream::{self, ReadStatus, READ_BUDGET};
+use super::stream::{self, ReadStatus};
 use super::stream_set::{self, StreamSet, TcpConn};
 use super::tcp;
 use super::token::{Generations, TokenKind};
@@ -217,13 +217,8 @@ impl StreamSet for XcapSockets {
             return ReadStatus::Closed;
         };
         let conn = c.conn;
-        stream::read_available(
-            &mut c.tcp.socket,
-            c.tcp.tls.as_deref_mut(),
-            buf,
-            READ_BUDGET,
-            &mut |bytes| board.handle_xcap_data(now, conn, bytes),
-        )
+        c.tcp
+            .read(buf, &mut |bytes| board.handle_xcap_data(now, conn, bytes))
     }
 
     fn handle_written(&mut self, _key: usize, _board: &mut Switchboard) {}
