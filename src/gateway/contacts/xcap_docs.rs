@@ -17,6 +17,8 @@
 //! client wrote stay as they were. Entries and lists without our elements are shown too:
 //! a foreign entry becomes a contact whose id is its URI, a foreign list a group.
 
+use std::collections::HashMap;
+
 use presence::pres_rules::{Rule, Ruleset, SubHandling};
 use presence::resource_lists::{Entry as ListEntry, List, ResourceLists};
 use presence::xml::Element;
@@ -63,12 +65,19 @@ impl XcapDocs {
         if let Some(l) = self.lists.list(CONTACTS_LIST) {
             ab.contacts = l.entries.iter().map(contact_of).collect();
         }
-        for l in &self.lists.lists {
-            if l.name.as_deref() == Some(CONTACTS_LIST) {
-                continue;
-            }
-            ab.groups.push(group_of(l, &ab.contacts));
+        // Members are looked up by contact id: a search per member would be quadratic in
+        // the list size (1,000 contacts in one group). The first of equal ids wins.
+        let mut by_id: HashMap<&str, &Contact> = HashMap::with_capacity(ab.contacts.len());
+        for c in &ab.contacts {
+            by_id.entry(c.id.as_str()).or_insert(c);
         }
+        ab.groups = self
+            .lists
+            .lists
+            .iter()
+            .filter(|l| l.name.as_deref() != Some(CONTACTS_LIST))
+            .map(|l| group_of(l, &by_id))
+            .collect();
         ab.policies = self.rules.rules.iter().map(policy_of).collect();
         ab
     }
@@ -288,14 +297,14 @@ fn write_contact(e: &mut ListEntry, c: &Contact) {
     set_ours(&mut e.extra, element("contact", ("id", &c.id), fields));
 }
 
-fn group_of(l: &List, contacts: &[Contact]) -> Group {
+fn group_of(l: &List, contacts: &HashMap<&str, &Contact>) -> Group {
     let id = group_id(l);
     let mut fields = json_of(ours(&l.extra, "group"));
     let members: Vec<Value> = l
         .entries
         .iter()
         .map(|e| {
-            let known = member_of(e).and_then(|m| contacts.iter().find(|c| c.id == m));
+            let known = member_of(e).and_then(|m| contacts.get(m.as_str()).copied());
             let c = known.cloned().unwrap_or_else(|| contact_of(e));
             serde_json::to_value(c).unwrap_or(Value::Null)
         })
