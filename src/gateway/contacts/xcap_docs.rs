@@ -328,12 +328,19 @@ fn write_group(l: &mut List, g: &Group) {
     }
     l.display_name = non_empty(&g.name);
     let old: Vec<ListEntry> = std::mem::take(&mut l.entries);
+    // The first old entry of each member, by contact id (one pass; a search per member was
+    // quadratic in the group size).
+    let mut kept: HashMap<String, usize> = HashMap::with_capacity(old.len());
+    for (i, e) in old.iter().enumerate() {
+        if let Some(m) = member_of(e) {
+            kept.entry(m).or_insert(i);
+        }
+    }
     for c in &g.contacts {
         // A member kept keeps whatever else its entry carried.
-        let mut e = old
-            .iter()
-            .find(|e| member_of(e).as_deref() == Some(c.id.as_str()))
-            .cloned()
+        let mut e = kept
+            .get(c.id.as_str())
+            .map(|&i| old[i].clone())
             .unwrap_or_default();
         e.uri = entry_uri(c);
         e.display_name = non_empty(&c.name);
@@ -580,6 +587,32 @@ mod tests {
             .contacts
             .is_empty());
         assert_eq!(ab.contacts.len(), 1);
+    }
+
+    #[test]
+    fn a_group_update_keeps_what_its_kept_members_carried() {
+        let doc = br#"<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">
+  <list name="g"><entry uri="sip:bob@example.test"><member xmlns="urn:ag-projects:xml:ns:sylk-gateway:addressbook" contact="b"/><tag xmlns="urn:other"/></entry></list>
+</resource-lists>"#;
+        let mut docs = XcapDocs {
+            lists: ResourceLists::parse(doc).unwrap(),
+            ..XcapDocs::default()
+        };
+        let contact = |id: &str, user: &str| {
+            serde_json::json!({"id": id, "name": user,
+                "uris": [{"id": "u", "uri": format!("sip:{user}@example.test")}]})
+        };
+        let group = serde_json::json!({"id": "g", "name": "G",
+            "contacts": [contact("c", "carol"), contact("b", "bob")]});
+        docs.apply(&update(UpdateAction::Update, EntryKind::Group, group))
+            .unwrap();
+        let g = docs.lists.list("g").unwrap();
+        assert_eq!(g.entries.len(), 2);
+        assert_eq!(g.entries[0].uri, "sip:carol@example.test");
+        assert!(!g.entries[0].extra.iter().any(|x| x.is("urn:other", "tag")));
+        assert_eq!(g.entries[1].uri, "sip:bob@example.test");
+        assert!(g.entries[1].extra.iter().any(|x| x.is("urn:other", "tag")));
+        assert_eq!(member_of(&g.entries[1]).as_deref(), Some("b"));
     }
 
     #[test]
