@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::conn::Conn;
-use common::peers::{password, poll, Kamailio, KamailioOpts};
+use common::peers::{password, poll, Kamailio, KamailioDb, KamailioOpts};
 use common::*;
 use serde_json::{json, Value};
 
@@ -470,6 +470,93 @@ fn the_buddy_list_is_one_subscription_served_by_the_rls() {
         kam.log()
     );
     // And the gateway did not fall back to watching bob itself.
+    assert!(
+        !gw.log_lines()
+            .iter()
+            .any(|l| l.contains("no resource list")),
+        "{}",
+        gw.log_lines().join("\n")
+    );
+}
+
+/// Presence through the RLS end to end (RFC 4662 over RFC 3856): Kamailio on PostgreSQL
+/// serves alice's buddy list; bob is baresip with its `presence` module, PUBLISHing to
+/// Kamailio's presence server; the RLS watches him and tells the gateway in RLMI NOTIFYs,
+/// which become alice's `presence` events as he goes online, offline and online again.
+/// carol, a second contact who never publishes, shows that the gateway holds one
+/// subscription (the list) and not one per contact.
+#[test]
+fn presence_of_a_contact_arrives_through_the_rls() {
+    use common::peers::{Baresip, BaresipOpts};
+    let kam = Kamailio::start(KamailioOpts {
+        xcap: true,
+        rls: true,
+        database: KamailioDb::Postgres,
+        ..KamailioOpts::default()
+    });
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            presence: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_with_xcap(&kam, "");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    for (id, user) in [("c-bob", "bob"), ("c-carol", "carol")] {
+        let contact = json!({"id":id,"name":user,"uris":[{"id":"u1","uri":format!("sip:{user}@example.test")}],
+                             "presence":{"policy":"allow","subscribe":true}});
+        let ev = update(&mut alice, ALICE, "add", "contact", contact);
+        assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    }
+    let state_is = |want: &'static str| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["account"] == ALICE
+                && payload(v)["contact"] == "c-bob"
+                && payload(v)["state"] == want
+        }
+    };
+    let wait = |alice: &mut Conn, want: &'static str| {
+        let got = alice.gets(Duration::from_secs(20), state_is(want));
+        assert!(
+            got,
+            "bob never {want} through the RLS\n--- kamailio:\n{}\n--- gateway:\n{}",
+            kam.log(),
+            gw.log_lines().join("\n")
+        );
+    };
+    // baresip publishes itself online once registered.
+    wait(&mut alice, "open");
+    alice.forget_events();
+    bob.command("presence_offline").expect("presence_offline");
+    wait(&mut alice, "closed");
+    alice.forget_events();
+    bob.command("presence_online").expect("presence_online");
+    wait(&mut alice, "open");
+    // All of it came through the list: one subscription (not one per contact), active.
+    let phases = || {
+        let m = http(gw.metrics.unwrap_or(gw.ws), "GET", "/metrics").2;
+        [
+            "subscribing",
+            "pending",
+            "active",
+            "retrying",
+            "unsubscribing",
+        ]
+        .map(|p| metric(&m, "sylk_sip_subscriptions", &format!("phase=\"{p}\"")).unwrap_or(0.0))
+    };
+    let one = poll(Duration::from_secs(10), || {
+        (phases() == [0.0, 0.0, 1.0, 0.0, 0.0]).then_some(())
+    });
+    assert!(
+        one.is_some(),
+        "subscriptions by phase: {:?}\n{}",
+        phases(),
+        gw.log_lines().join("\n")
+    );
     assert!(
         !gw.log_lines()
             .iter()
