@@ -68,6 +68,9 @@ mod cpu;
 mod floor;
 #[path = "call_load/gateway.rs"]
 mod gateway;
+#[path = "common/gateway_process.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod gateway_process;
 #[path = "call_load/peer.rs"]
 mod peer;
 #[path = "call_load/valgrind.rs"]

@@ -39,14 +39,21 @@
 //! ```
 //! Without `--bench` (`cargo test --all-targets`) it is a 10-session, 200-message smoke run.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/gateway_process.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod gateway_process;
+#[path = "common/sylkrtc_client.rs"]
+mod sylkrtc_client;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sylkrtc_client::{send, Ws};
 use tungstenite::Message;
 
 #[path = "call_load/valgrind.rs"]
@@ -327,58 +334,12 @@ fn start_gateway(
         ),
     )
     .unwrap();
-    let mut words = wrapper.split_whitespace();
-    let mut command = match words.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(words).arg(env!("CARGO_BIN_EXE_sylk-gateway"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_sylk-gateway")),
-    };
-    let mut child = command
-        .arg("--config")
-        .arg(&config)
-        .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
-        .args(["--sip-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("SYLK_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("start sylk-gateway");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ws = loop {
-        let line = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = line
-            .strip_prefix("listening ws://")
-            .and_then(|l| l.strip_suffix("/webrtcgateway/ws"))
-        {
-            break a.parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, ws)
+    let gw = gateway_process::spawn(&config, wrapper, &[], gateway_process::log_stdio());
+    (gw.child, gw.ws)
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 fn connect(addr: SocketAddr) -> Ws {
-    use tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/webrtcgateway/ws")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sylkRTC-2".parse().unwrap());
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let (ws, _) = tungstenite::client(req, stream).expect("handshake");
-    ws
+    sylkrtc_client::connect(addr, Duration::from_secs(30))
 }
 
 fn recv(ws: &mut Ws) -> Value {
@@ -389,10 +350,6 @@ fn recv(ws: &mut Ws) -> Value {
             return v;
         }
     }
-}
-
-fn send(ws: &mut Ws, v: &Value) {
-    ws.send(Message::Text(v.to_string().into())).unwrap();
 }
 
 fn main() {

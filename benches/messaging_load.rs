@@ -26,14 +26,21 @@
 //! ```
 //! Without `--bench` (`cargo test --all-targets`) it is a 200-message smoke run.
 
+#[path = "common/gateway_process.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod gateway_process;
+#[path = "common/sylkrtc_client.rs"]
+mod sylkrtc_client;
+
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sylkrtc_client::{send, Ws};
 use tungstenite::Message;
 
 const HA1: &str = "0123456789abcdef0123456789abcdef";
@@ -156,32 +163,10 @@ fn start_gateway(
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sylk-gateway"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
-        .args(["--sip-listen", "127.0.0.1:0"])
-        .arg("--database")
-        .arg(dir.join("messages.sqlite"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sylk-gateway");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut ws, mut sip) = (None, None);
-    while ws.is_none() || sip.is_none() {
-        let line = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = line
-            .strip_prefix("listening ws://")
-            .and_then(|l| l.strip_suffix("/webrtcgateway/ws"))
-        {
-            ws = a.parse().ok();
-        }
-        if let Some(a) = line.strip_prefix("listening sip udp+tcp ") {
-            sip = a.parse().ok();
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let db = dir.join("messages.sqlite");
+    let db = db.to_str().expect("a UTF-8 temp dir");
+    let gateway_process::Spawned { mut child, ws, sip } =
+        gateway_process::spawn(&config, "", &["--database", db], Stdio::piped());
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -189,25 +174,11 @@ fn start_gateway(
             let _ = tx.send(line);
         }
     });
-    (child, ws.unwrap(), sip.unwrap(), rx)
+    (child, ws, sip, rx)
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 fn connect(addr: SocketAddr) -> Ws {
-    use tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/webrtcgateway/ws")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sylkRTC-2".parse().unwrap());
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let (ws, _) = tungstenite::client(req, stream).expect("handshake");
-    ws
+    sylkrtc_client::connect(addr, Duration::from_secs(30))
 }
 
 fn recv(ws: &mut Ws) -> Value {
@@ -217,10 +188,6 @@ fn recv(ws: &mut Ws) -> Value {
             _ => continue,
         }
     }
-}
-
-fn send(ws: &mut Ws, v: &Value) {
-    ws.send(Message::Text(v.to_string().into())).unwrap();
 }
 
 /// Connects, adds and registers `user@example.test`.
@@ -411,9 +378,7 @@ fn main() {
     drop(clients);
 
     // Shutdown: the gateway logs its longest iteration.
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    gateway_process::sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut longest = None;
     while Instant::now() < deadline && longest.is_none() {

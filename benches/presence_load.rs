@@ -42,7 +42,13 @@
 //! Without `--bench` (`cargo test --all-targets`) it is a 6-account, 3-contact smoke run
 //! without the settle and refresh waits.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/gateway_process.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod gateway_process;
+#[path = "common/sylkrtc_client.rs"]
+mod sylkrtc_client;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use md5::Digest;
 use serde_json::{json, Value};
+use sylkrtc_client::{send, Ws};
 use tungstenite::Message;
 
 const DOMAIN: &str = "example.test";
@@ -120,18 +127,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn stop_pid(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    gateway_process::stop(child, Duration::from_secs(20));
 }
 
 // ------------------------------------------------------------------------------ Kamailio
@@ -246,37 +242,12 @@ fn start_gateway(
     // GATEWAY_WRAPPER (e.g. `heaptrack -o /tmp/presence`) runs the presence-on gateway under
     // a profiler (its figures of pid-based CPU and RSS are then the wrapper's).
     let wrapper = std::env::var("GATEWAY_WRAPPER").ok().filter(|_| presence);
-    let mut words: Vec<String> = wrapper
-        .iter()
-        .flat_map(|w| w.split_whitespace().map(str::to_owned))
-        .collect();
-    words.push(env!("CARGO_BIN_EXE_sylk-gateway").to_owned());
-    let mut child = Command::new(&words[0])
-        .args(&words[1..])
-        .arg("--config")
-        .arg(&config)
-        .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
-        .args(["--sip-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("SYLK_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("start sylk-gateway");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ws = loop {
-        let line = lines.next().expect("gateway exited").unwrap();
-        if let Some(a) = line
-            .strip_prefix("listening ws://")
-            .and_then(|l| l.strip_suffix("/webrtcgateway/ws"))
-        {
-            break a.parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Gateway { child, ws }
+    let wrapper = wrapper.unwrap_or_default();
+    let gw = gateway_process::spawn(&config, &wrapper, &[], gateway_process::log_stdio());
+    Gateway {
+        child: gw.child,
+        ws: gw.ws,
+    }
 }
 
 fn scrape(ws: SocketAddr) -> String {
@@ -340,26 +311,8 @@ struct Ctl {
     counts: Counts,
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 fn connect(addr: SocketAddr) -> Ws {
-    use tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/webrtcgateway/ws")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sylkRTC-2".parse().unwrap());
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (ws, _) = tungstenite::client(req, stream).expect("handshake");
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    ws
-}
-
-fn send(ws: &mut Ws, v: &Value) {
-    ws.send(Message::Text(v.to_string().into())).unwrap();
+    sylkrtc_client::connect(addr, Duration::from_millis(20))
 }
 
 /// The contacts of account `i`: the next `contacts` accounts in the ring.

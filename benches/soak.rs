@@ -31,6 +31,9 @@ mod cpu;
 #[path = "call_load/gateway.rs"]
 #[allow(dead_code)]
 mod gateway;
+#[path = "common/gateway_process.rs"]
+#[allow(dead_code)] // each bench uses part of it
+mod gateway_process;
 #[path = "call_load/peer.rs"]
 #[allow(dead_code)]
 mod peer;

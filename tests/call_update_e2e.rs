@@ -246,3 +246,132 @@ fn sip_reinvites_with_new_sdes_keys_and_added_video_are_answered_by_the_browser(
     // Each 200 kept SDES on audio; the last one took video with a key of its own.
     assert_eq!(messages.matches("RTP/SAVP 0").count(), 6, "{messages}");
 }
+
+/// Codec change mid-call (RFC 3264 section 8.3.2; the gateway does not transcode, so both
+/// legs move): a call on PCMU; SIPp re-INVITEs with G.729 only (488, the call goes on), then
+/// with PCMA only (the browser answers `update` `received`, the 200 carries PCMA); then the
+/// browser's `session-update` offers PCMU only and SIPp answers it; its offer of Opus only
+/// gets 488 (`update` `failed`, the call stays on PCMU). After each change the
+/// echoed tone comes back with the new payload type (SIPp echoes what it received, so the
+/// type also went out to it).
+#[test]
+fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
+    let gw = gateway_with_media();
+    let uas = Sipp::uas(
+        "uas_codec_change.xml",
+        SippOpts {
+            rtp_echo: true,
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("echo@{}", uas.sip_addr());
+    // SIPp: G.729 re-INVITE 2.5 s after its ACK, PCMA 3 s later.
+    let script = r#"[{"measure":2.5},{"answer-update":15},{"measure":3},
+        {"update":"codec:PCMU"},{"measure":3},{"update":"codec:opus"},{"measure":2}]"#;
+    let (events, result) = run_sylkrtc_client(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        HA1,
+        "--to",
+        &target,
+        "--seconds",
+        "1.5",
+        "--steps",
+        script,
+    ]);
+    eprintln!("client result: {result}");
+    let s = steps(&result);
+    assert_eq!(s.len(), 7, "{result}");
+    let only = |phase: &Value, pt: &str| {
+        let pts = phase["payload_types"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            pts.get(pt).and_then(Value::as_u64).unwrap_or(0) >= 50 && pts.keys().all(|k| k == pt),
+            "payload type {pt} alone expected: {phase}"
+        );
+    };
+    // The G.729 offer was refused and nothing changed for the browser: PCMU goes on.
+    assert_tone(&s[0], "after the refused G.729 offer");
+    only(&s[0], "0");
+    // PCMA only: offered to the browser with PCMA only; its answer took it.
+    assert_eq!(s[1]["answer_formats"][0], "8", "{}", s[1]);
+    assert_tone(&s[2], "after the move to PCMA");
+    only(&s[2], "8");
+    // The browser's offer of PCMU only: a re-INVITE SIPp answered with PCMU.
+    assert_eq!(s[3]["state"], "accepted", "{events:#?}");
+    assert_eq!(s[3]["sending"], "PCMU/0", "{}", s[3]);
+    assert_tone(&s[4], "after the move back to PCMU");
+    only(&s[4], "0");
+    // Opus only: SIPp refuses it (488), the browser is told and the call stays on PCMU.
+    assert_eq!(s[5]["state"], "failed", "{}", s[5]);
+    assert!(
+        s[5]["reason"].as_str().unwrap_or("").starts_with("488"),
+        "{}",
+        s[5]
+    );
+    assert_tone(&s[6], "after the refused move to Opus");
+    only(&s[6], "0");
+    let seen = uas.wait_for_message("BYE sip:", Duration::from_secs(5));
+    assert_eq!(seen.matches("SIP/2.0 488").count(), 2, "{seen}");
+    assert_eq!(seen.matches("INVITE sip:").count(), 5, "{seen}");
+}
+
+/// An incoming call (its browser offered nothing, it answered our offer) moved to another
+/// codec by the caller: SIPp offers PCMU and PCMA, then re-INVITEs with PCMA only; the
+/// browser answers `update` `received` and the 200 carries PCMA; the echoed tone comes back
+/// as PCMA.
+#[test]
+fn an_incoming_call_follows_the_callers_codec_change() {
+    use common::client::AnsweringClient;
+    use common::peers::{Kamailio, KamailioOpts};
+    let kam = Kamailio::start(KamailioOpts::default());
+    let gw = gateway_via(&kam);
+    let client = AnsweringClient::start(
+        &gw,
+        &kam.ha1("alice"),
+        &[
+            "--seconds",
+            "2",
+            "--steps",
+            r#"[{"answer-update":15},{"measure":2.5},{"measure":15}]"#,
+        ],
+    );
+    let mut uac = Sipp::uac(
+        "uac_codec_change.xml",
+        kam.sip_addr(),
+        SippOpts {
+            pause: Some(Duration::from_secs(4)),
+            rtp_echo: true,
+            ..SippOpts::call("bob", "alice")
+        },
+    );
+    assert_eq!(
+        uac.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}\n{}",
+        uac.errors(),
+        uac.messages()
+    );
+    let result = client.result();
+    eprintln!("client result: {result}");
+    assert_tone(&result, "before the change");
+    let s = steps(&result);
+    assert_eq!(s.len(), 3, "{result}");
+    assert_eq!(s[0]["answer_formats"][0], "8", "{}", s[0]);
+    assert_tone(&s[1], "after the move to PCMA");
+    let pts = s[1]["payload_types"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        u(&s[1]["payload_types"], "8") >= 50 && pts.keys().all(|k| k == "8"),
+        "PCMA alone expected: {}",
+        s[1]
+    );
+}

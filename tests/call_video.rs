@@ -375,3 +375,49 @@ fn incoming_video_call_from_baresip_with_loss_and_keyframe_requests() {
     );
     assert!(u(video, "keyframes_sent") >= 2, "{video}");
 }
+
+/// A SIP re-INVITE moves the video of a call from VP8 to H.264 (RFC 3264 section 8.3.2, no
+/// transcoding): the browser answers `update` `received` with H.264, the 200 to SIPp takes
+/// it, and our video comes back through SIPp's echo as H.264, decoded; audio goes on.
+#[test]
+fn a_sip_reinvite_moves_the_video_from_vp8_to_h264() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let gw = gateway_with("");
+    let uas = Sipp::uas(
+        "uas_video_codec_change.xml",
+        SippOpts {
+            rtp_echo: true,
+            ..SippOpts::default()
+        },
+    );
+    let target = format!("echo@{}", uas.sip_addr());
+    let args = strings(&[
+        "call",
+        "--ws",
+        &gw.ws_url(),
+        "--account",
+        "alice@example.test",
+        "--ha1",
+        HA1,
+        "--to",
+        &target,
+        "--seconds",
+        "2",
+        // aiortc offers VP8 and H.264: SIPp takes VP8 first, then moves to H.264.
+        "--video",
+        "--steps",
+        r#"[{"answer-update":15},{"measure":4}]"#,
+    ]);
+    let (events, result) = run_sylkrtc_client(&args);
+    eprintln!("client result: {result}");
+    let steps = result["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{events:#?}");
+    let after = &steps[1];
+    assert_eq!(after["video_codec"], "H264", "{after}");
+    let h264 = after["video_payload_types"]["99"].as_u64().unwrap_or(0);
+    assert!(h264 >= 50, "H.264 did not come back: {after}");
+    assert!(u(after, "video_frames") >= 40, "no decoded H.264: {after}");
+    assert!(u(after, "frames") >= 100, "audio stopped: {after}");
+    let seen = uas.wait_for_message("BYE sip:", Duration::from_secs(5));
+    assert!(seen.contains("RTP/AVP 99"), "{seen}");
+}

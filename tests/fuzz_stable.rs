@@ -306,3 +306,73 @@ fn fuzz_pres_rules() {
 fn fuzz_rlmi() {
     fuzz("rlmi", rlmi::run);
 }
+
+/// `(name, version)` of every `[[package]]` in a Cargo.lock.
+fn locked_packages(lock: &str) -> Vec<(String, String)> {
+    let value = |line: &str, key: &str| {
+        line.strip_prefix(key)
+            .map(|v| v.trim_matches(|c| c == '"' || c == ' ').to_owned())
+    };
+    let mut out = Vec::new();
+    let mut name = None;
+    for line in lock.lines() {
+        if let Some(n) = value(line, "name =") {
+            name = Some(n);
+        } else if let (Some(v), Some(n)) = (value(line, "version ="), name.take()) {
+            out.push((n, v));
+        }
+    }
+    out
+}
+
+/// `cargo fuzz build` resolves the fuzz workspace on its own (`fuzz/` is a separate
+/// workspace, so the main build never compiles libFuzzer): its lockfile is kept in the repo
+/// so that it builds the versions the main build tests, and must name every crate of ours
+/// that `fuzz/Cargo.toml` depends on (a missing one is resolved afresh, to whatever is
+/// newest, on the next fuzz build).
+#[test]
+fn the_fuzz_lockfile_pins_the_main_builds_versions_and_every_fuzzed_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let main = locked_packages(&read("Cargo.lock"));
+    let fuzz = locked_packages(&read("fuzz/Cargo.lock"));
+    for (name, version) in &fuzz {
+        let same_name: Vec<&String> = main
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            same_name.is_empty() || same_name.contains(&version),
+            "fuzz/Cargo.lock has {name} {version}, the main Cargo.lock {same_name:?}: \
+             copy Cargo.lock to fuzz/ and run `cargo metadata` there"
+        );
+    }
+    let manifest = read("fuzz/Cargo.toml");
+    let ours: Vec<&str> = manifest
+        .lines()
+        .filter(|l| l.contains("path = \".."))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        ours.len() >= 8,
+        "fuzz/Cargo.toml's path dependencies: {ours:?}"
+    );
+    for krate in ours {
+        assert!(
+            fuzz.iter().any(|(n, _)| n == krate),
+            "fuzz/Cargo.lock lacks {krate}, a dependency of fuzz/Cargo.toml"
+        );
+    }
+    // Every target the libFuzzer build knows has its stable body and corpus here.
+    for entry in std::fs::read_dir(root.join("fuzz/fuzz_targets")).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        let target = file.trim_end_matches(".rs");
+        assert!(
+            manifest.contains(&format!("path = \"fuzz_targets/{file}\"")),
+            "fuzz/Cargo.toml has no [[bin]] for {file}"
+        );
+        assert!(root.join("fuzz/targets").join(&file).exists(), "{target}");
+        assert!(root.join("fuzz/corpus").join(target).is_dir(), "{target}");
+    }
+}

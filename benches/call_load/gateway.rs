@@ -1,11 +1,14 @@
 //! The gateway binary as a child process for the load tools (call_load, soak): a generated
-//! config on free ports, its addresses read from stdout, SIGTERM (its own pid only) on drop.
+//! config on free ports (started by `benches/common/gateway_process.rs`), SIGTERM (its own
+//! pid only) on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::gateway_process::{spawn, stop, Spawned};
 
 /// The gateway child process; killed (by its own pid only) on drop.
 pub struct Gateway {
@@ -55,44 +58,13 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut wrapper = wrapper.split_whitespace();
-        let bin = env!("CARGO_BIN_EXE_sylk-gateway");
-        let mut command = match wrapper.next() {
-            Some(program) => {
-                let mut c = Command::new(program);
-                c.args(wrapper).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = command
-            .arg("--config")
-            .arg(&config)
-            .args(["--ws-listen", "127.0.0.1:0", "--wss-listen", "off"])
-            .args(["--sip-listen", "127.0.0.1:0"])
-            // Calls only: no message database on disk.
-            .args(["--database", ":memory:"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sylk-gateway");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut ws, mut sip) = (None, None);
-        while ws.is_none() || sip.is_none() {
-            let Some(Ok(line)) = lines.next() else {
-                let mut err = String::new();
-                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-                panic!("gateway exited before listening: {err}");
-            };
-            ws = ws.or_else(|| {
-                line.strip_prefix("listening ws://")?
-                    .strip_suffix("/webrtcgateway/ws")?
-                    .parse()
-                    .ok()
-            });
-            sip = sip.or_else(|| line.strip_prefix("listening sip udp+tcp ")?.parse().ok());
-        }
-        std::thread::spawn(move || for _ in lines {});
+        // Calls only: no message database on disk.
+        let Spawned { mut child, ws, sip } = spawn(
+            &config,
+            wrapper,
+            &["--database", ":memory:"],
+            Stdio::piped(),
+        );
         let stderr = child.stderr.take().unwrap();
         let kept = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&kept);
@@ -109,8 +81,8 @@ impl Gateway {
         });
         Gateway {
             child,
-            ws: ws.unwrap(),
-            sip: sip.unwrap(),
+            ws,
+            sip,
             ports: base..base + ports,
             _dir: TempDir(dir),
             kept,
@@ -124,18 +96,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, Duration::from_secs(5));
     }
 }
 

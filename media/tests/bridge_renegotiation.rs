@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bridge_sim::*;
 use media::bridge::{Bridge, BridgeEvent, SipReoffer};
+use media::error::BridgeError;
 use media::rtp::srtp::SdesSrtp;
 use media::sdp::CryptoAttribute;
 
@@ -557,4 +558,312 @@ fn rfc_4733_key_presses_from_sip_are_reported_once_and_forwarded() {
             >= 4,
         "the events themselves go through"
     );
+}
+
+/// One stream's numbering in a [`codec_round`]: first sequence number, first timestamp and
+/// timestamp step per 20 ms packet.
+#[derive(Clone, Copy)]
+struct Numbering(u16, u32, u32);
+
+/// Sends `n` packets (20 ms apart) of `browser_mime` from the browser and of SIP payload
+/// type `sip_pt` from the SIP peer (SSRC 0x5151_5151), numbered as given; returns what
+/// arrived at the SIP peer and at the browser.
+fn codec_round(
+    sim: &mut Sim,
+    n: u16,
+    (browser_mime, browser): (&str, Numbering),
+    (sip_pt, sip): (u8, Numbering),
+) -> (Vec<SeenRtp>, Vec<SeenRtp>) {
+    let pt = sim
+        .browser
+        .payload_type(browser_mime)
+        .expect("browser codec");
+    let (sip_before, browser_before) = (sim.sip.rtp_in.len(), sim.browser.received.len());
+    let base = sim.now;
+    for i in 0..n {
+        sim.advance_to(base + Duration::from_millis(20 * u64::from(i)));
+        let (seq, ts) = (
+            browser.0.wrapping_add(i),
+            browser.1 + browser.2 * u32::from(i),
+        );
+        sim.browser
+            .send_rtp(sim.now, pt, seq, ts, false, &[0x55; 160]);
+        let (seq, ts) = (sip.0.wrapping_add(i), sip.1 + sip.2 * u32::from(i));
+        let p = plain_rtp(sip_pt, seq, ts, 0x5151_5151, false, &[0x66; 160]);
+        sim.net
+            .send(sim.now, addr(SIP_PEER_RTP), addr(BRIDGE_SIP_RTP), &p);
+    }
+    sim.advance(Duration::from_millis(200));
+    let to_sip = sim.sip.rtp_in[sip_before..]
+        .iter()
+        .filter(|p| p.payload == [0x55; 160])
+        .cloned()
+        .collect();
+    let to_browser = sim.browser.received[browser_before..]
+        .iter()
+        .filter(|p| p.payload == [0x66; 160])
+        .cloned()
+        .collect();
+    (to_sip, to_browser)
+}
+
+/// `after` continues `before` as one RTP stream: the same SSRC, the next sequence numbers,
+/// timestamps that go on (by less than a second at `clock`) in steps of `step`.
+fn continues(before: &[SeenRtp], after: &[SeenRtp], clock: u32, step: u32) {
+    let (last, first) = (before.last().unwrap(), after.first().unwrap());
+    assert_eq!(first.ssrc, last.ssrc, "one SSRC");
+    for (i, p) in after.iter().enumerate() {
+        assert_eq!(p.seq, last.seq.wrapping_add(1 + i as u16), "{after:?}");
+        assert_eq!(p.ts.wrapping_sub(first.ts), step * i as u32, "{after:?}");
+    }
+    let gap = first.ts.wrapping_sub(last.ts);
+    assert!(gap > 0 && gap < clock, "timestamps go on: +{gap}");
+}
+
+fn sip_audio_offer(version: u32, pts: &[(u8, &str)]) -> String {
+    let mut s = format!(
+        "v=0\r\no=peer 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 42000 RTP/AVP"
+    );
+    for (pt, _) in pts {
+        s.push_str(&format!(" {pt}"));
+    }
+    s.push_str("\r\n");
+    for (pt, map) in pts {
+        s.push_str(&format!("a=rtpmap:{pt} {map}\r\n"));
+    }
+    s.push_str("a=sendrecv\r\n");
+    s
+}
+
+/// A call running Opus (the SIP answer also accepted PCMU, so the browser knows both).
+fn opus_call(seed: u64) -> Sim {
+    let (mut sim, _, _) = answerer_sim(
+        seed,
+        0,
+        &sip_answer_sdp(&[
+            (111, "opus/48000/2"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ]),
+    );
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| s.browser.connected
+            && s.has_event(BridgeEvent::DtlsConnected))
+    );
+    sim
+}
+
+#[test]
+fn sip_reoffer_with_only_another_codec_switches_both_legs_and_streams_go_on() {
+    let mut sim = opus_call(40);
+    let (opus_to_sip, opus_to_browser) = codec_round(
+        &mut sim,
+        10,
+        ("audio/opus", Numbering(7000, 480_000, 960)),
+        (111, Numbering(900, 90_000, 960)),
+    );
+    assert_eq!((opus_to_sip.len(), opus_to_browser.len()), (10, 10));
+    assert!(opus_to_sip.iter().all(|p| p.pt == 111));
+    // The SIP peer moves to PCMA (which the browser never offered) or PCMU.
+    let reoffer = sip_audio_offer(
+        2,
+        &[
+            (8, "PCMA/8000"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ],
+    );
+    let offer = match sim
+        .bridge
+        .handle_sip_reoffer(sim.now, &reoffer)
+        .expect("reoffer")
+    {
+        SipReoffer::Browser(o) => o,
+        other => panic!("the browser should be asked: {other:?}"),
+    };
+    let m = offer.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(
+        m.ends_with("SAVPF 0 126"),
+        "only what both sides carry: {offer}"
+    );
+    let answer = sim.browser.answer_offer(sim.now, &offer);
+    let sip_answer = sim
+        .bridge
+        .apply_webrtc_reanswer(sim.now, &answer)
+        .expect("answer");
+    assert!(
+        sip_answer.contains("m=audio 41004 RTP/AVP 0 101"),
+        "{sip_answer}"
+    );
+    // Both senders restart their timestamps for the new codec, the SIP peer its sequence
+    // numbers too (same SSRC): each receiver still sees one continuous stream.
+    let (pcmu_to_sip, pcmu_to_browser) = codec_round(
+        &mut sim,
+        10,
+        ("audio/PCMU", Numbering(7010, 3, 160)),
+        (0, Numbering(17, 5, 160)),
+    );
+    assert_eq!((pcmu_to_sip.len(), pcmu_to_browser.len()), (10, 10));
+    assert!(pcmu_to_sip.iter().all(|p| p.pt == 0), "{pcmu_to_sip:?}");
+    let pcmu = sim.browser.payload_type("audio/PCMU").unwrap();
+    assert!(pcmu_to_browser.iter().all(|p| p.pt == pcmu));
+    continues(&opus_to_sip, &pcmu_to_sip, 8000, 160);
+    continues(&opus_to_browser, &pcmu_to_browser, 8000, 160);
+}
+
+#[test]
+fn sip_reoffer_without_a_codec_both_sides_carry_is_refused_and_the_call_goes_on() {
+    let mut sim = opus_call(41);
+    // G.729 only: the bridge does not carry it (no transcoding).
+    let reoffer = sip_audio_offer(2, &[(18, "G729/8000"), (101, "telephone-event/8000")]);
+    assert!(sim.bridge.handle_sip_reoffer(sim.now, &reoffer).is_err());
+    assert!(!sim.bridge.is_renegotiating());
+    // PCMA: the gateway carries it, but this browser's offer did not list it: refused at
+    // once, the browser is not asked.
+    let reoffer = sip_audio_offer(3, &[(8, "PCMA/8000"), (101, "telephone-event/8000")]);
+    assert!(matches!(
+        sim.bridge.handle_sip_reoffer(sim.now, &reoffer),
+        Err(BridgeError::NoCommonCodec)
+    ));
+    assert!(!sim.bridge.is_renegotiating());
+    let (to_sip, to_browser) = codec_round(
+        &mut sim,
+        10,
+        ("audio/opus", Numbering(7000, 480_000, 960)),
+        (111, Numbering(900, 90_000, 960)),
+    );
+    assert_eq!((to_sip.len(), to_browser.len()), (10, 10));
+}
+
+#[test]
+fn browser_reoffer_with_only_another_codec_switches_the_sip_leg() {
+    let mut sim = opus_call(42);
+    let (opus_to_sip, _) = codec_round(
+        &mut sim,
+        5,
+        ("audio/opus", Numbering(7000, 480_000, 960)),
+        (111, Numbering(900, 90_000, 960)),
+    );
+    // The browser now prefers PCMU alone (its codec preferences, then a new offer).
+    let offer = only_codecs(&sim.browser.create_offer(sim.now), &["0", "126"]);
+    let sip_offer = sim
+        .bridge
+        .handle_webrtc_reoffer(sim.now, &offer)
+        .expect("re-offer");
+    let m = sip_offer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap();
+    assert!(
+        m.ends_with("RTP/AVP 0 126") || m.ends_with("RTP/AVP 0 101"),
+        "{sip_offer}"
+    );
+    assert!(!sip_offer.contains("opus"), "{sip_offer}");
+    let te = sip_offer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("a=rtpmap:")
+                .filter(|r| r.contains("telephone-event"))
+        })
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let answer = sip_audio_offer(
+        3,
+        &[
+            (0, "PCMU/8000"),
+            (te.parse().unwrap(), "telephone-event/8000"),
+        ],
+    );
+    let browser_answer = sim
+        .bridge
+        .apply_sip_reanswer(sim.now, &answer)
+        .expect("SIP answer");
+    sim.browser.apply_answer(sim.now, &browser_answer);
+    let (pcmu_to_sip, pcmu_to_browser) = codec_round(
+        &mut sim,
+        10,
+        ("audio/PCMU", Numbering(7005, 3, 160)),
+        (0, Numbering(905, 5, 160)),
+    );
+    assert_eq!((pcmu_to_sip.len(), pcmu_to_browser.len()), (10, 10));
+    assert!(pcmu_to_sip.iter().all(|p| p.pt == 0));
+    continues(&opus_to_sip, &pcmu_to_sip, 8000, 160);
+}
+
+/// `sdp` with its audio line limited to payload types `keep` (a browser's codec
+/// preferences).
+fn only_codecs(sdp: &str, keep: &[&str]) -> String {
+    let mut out = String::new();
+    for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("m=audio ") {
+            let mut parts: Vec<&str> = rest.split(' ').take(2).collect();
+            parts.extend(keep);
+            out.push_str(&format!("m=audio {}\r\n", parts.join(" ")));
+            continue;
+        }
+        let pt = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+            .iter()
+            .find_map(|p| line.strip_prefix(p))
+            .and_then(|r| r.split(' ').next());
+        if pt.is_some_and(|pt| !keep.contains(&pt)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[test]
+fn a_reoffer_that_keeps_the_codec_and_adds_or_reorders_others_keeps_the_call_going() {
+    let mut sim = established(43);
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
+    // PCMA put first, PCMU kept: asked the browser (a changed offer), which keeps PCMU.
+    let reordered = sip_audio_offer(
+        2,
+        &[
+            (8, "PCMA/8000"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ],
+    );
+    let offer = match sim
+        .bridge
+        .handle_sip_reoffer(sim.now, &reordered)
+        .expect("reoffer")
+    {
+        SipReoffer::Browser(o) => o,
+        other => panic!("{other:?}"),
+    };
+    let answer = sim.browser.answer_offer(sim.now, &offer);
+    let sip_answer = sim
+        .bridge
+        .apply_webrtc_reanswer(sim.now, &answer)
+        .expect("answer");
+    assert!(sip_answer.contains("RTP/AVP 0 101"), "{sip_answer}");
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
+    // Opus added in front, answered without the browser (a sylkRTC-1 client): PCMU stays.
+    let added = sip_audio_offer(
+        3,
+        &[
+            (111, "opus/48000/2"),
+            (0, "PCMU/8000"),
+            (101, "telephone-event/8000"),
+        ],
+    );
+    assert!(matches!(
+        sim.bridge.handle_sip_reoffer(sim.now, &added),
+        Ok(SipReoffer::Browser(_))
+    ));
+    let sip_answer = sim
+        .bridge
+        .answer_sip_reoffer_locally(sim.now)
+        .expect("local answer");
+    let m = sip_answer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap();
+    assert!(m.ends_with("RTP/AVP 0 101"), "{sip_answer}");
+    assert_eq!(audio_round(&mut sim, 10, SIP_PEER_RTP), (10, 10));
 }

@@ -167,6 +167,50 @@ fn ssrc_rewriter_keeps_sequence_and_timestamp_continuous_across_sources() {
 }
 
 #[test]
+fn a_codec_change_rebases_the_same_source_at_the_new_clock_rate() {
+    let t0 = Instant::now();
+    let mut rewriter = SsrcRewriter::new(7);
+    let mut out = Vec::new();
+    // Opus (48 kHz) from SSRC 0xa, 20 ms frames.
+    for i in 0..2u16 {
+        let mut b = packet(111, 100 + i, 48_000 * 3 + 960 * u32::from(i), 0xa, &[]);
+        let mut p = RtpPacket::parse(&mut b[..]).expect("valid");
+        rewriter.rewrite(
+            t0 + Duration::from_millis(20 * u64::from(i)),
+            48_000,
+            &mut p,
+        );
+        out.push((p.sequence_number(), p.timestamp()));
+    }
+    // The offer/answer moved the stream to PCMU (8 kHz); the same source restarts its
+    // numbers 40 ms after its last Opus frame.
+    rewriter.rebase();
+    for (i, at_ms) in [(0u16, 60u64), (1, 80)] {
+        let mut b = packet(0, 5 + i, 160 * u32::from(i), 0xa, &[]);
+        let mut p = RtpPacket::parse(&mut b[..]).expect("valid");
+        rewriter.rewrite(t0 + Duration::from_millis(at_ms), 8_000, &mut p);
+        out.push((p.sequence_number(), p.timestamp()));
+    }
+    assert_eq!(
+        out,
+        [
+            (100, 144_000),
+            (101, 144_960),
+            // Next sequence number; 40 ms at 8 kHz (320) after the last timestamp.
+            (102, 145_280),
+            (103, 145_440),
+        ]
+    );
+    // A rebase before any packet changes nothing: the first source passes through.
+    let mut fresh = SsrcRewriter::new(7);
+    fresh.rebase();
+    let mut b = packet(0, 9, 99, 0xa, &[]);
+    let mut p = RtpPacket::parse(&mut b[..]).expect("valid");
+    fresh.rewrite(t0, 8_000, &mut p);
+    assert_eq!((p.sequence_number(), p.timestamp()), (9, 99));
+}
+
+#[test]
 fn ssrc_rewriter_wraps_sequence_numbers() {
     let t0 = Instant::now();
     let mut rewriter = SsrcRewriter::new(1);

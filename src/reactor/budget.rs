@@ -5,68 +5,106 @@
 //! DTLS handshakes (a signature, a verification and an ECDH each) and the SIP answers of
 //! their calls all arrive within a few turns, and the soak's longest turn was 27 ms (104 ms
 //! on a loaded machine) with media, WebSocket routing and SIP reads each taking several ms.
-//! So each turn serves ready sockets (those the last turn had no time for first, then reads
-//! carried over from it, then the new events) only until [`READ_TIME`] has passed since it
-//! woke, and routes WebSocket
-//! requests to the gateway only for [`ROUTE_TIME`]; what is left (sockets not served,
-//! requests not routed) is carried to the next turn, which polls without sleeping. The first
-//! socket and the first request of a turn are always served, so every turn makes progress.
-//! Nothing is dropped or reordered within one socket: the budget only moves work to the
-//! next turn.
+//!
+//! A turn's work comes in phases ([`Work`]), in this order: serving ready sockets (those the
+//! last turn had no time for first, then reads carried over from it, then the new events),
+//! running due timers, routing WebSocket requests to the gateway, carrying out the engines'
+//! commands, and flushing, re-arming and reaping the touched streams. Each phase has a share
+//! of the turn ([`SHARES`], 1.9 ms in all): it may start work until the end of its share
+//! counted from the turn's wake-up, so time an earlier phase left unused passes on, and a
+//! turn whose time is spent does not start the later phases' work. What is left (sockets not
+//! served, timers not run, requests not routed, commands not carried out, streams not
+//! flushed) is carried to the next turn, which polls without sleeping and serves it first
+//! within its phase. No phase starves: serving always starts one socket, and a phase that
+//! had work but got no time in a turn is owed its first item in the next one, whatever the
+//! time, so every phase moves at least every other turn. Nothing is dropped or reordered
+//! within one socket: the budget only moves work to the next turn.
+//!
+//! One item is never divided: a single request or DTLS flight that takes longer than its
+//! phase's share still makes a long turn.
 
 use std::time::{Duration, Instant};
 
-/// Time one turn may spend serving ready sockets before the rest wait for the next turn.
-pub(super) const READ_TIME: Duration = Duration::from_micros(800);
-/// Time one turn may spend routing WebSocket requests before the rest wait.
-pub(super) const ROUTE_TIME: Duration = Duration::from_micros(800);
+/// A phase of a turn's work, in the order a turn does them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Serving ready sockets (reads, accepts, writes).
+    Serve,
+    /// Running due timers (WebSocket and engine deadlines).
+    Timers,
+    /// Routing WebSocket requests to the gateway.
+    Route,
+    /// Carrying out the engines' commands, flushing dirty bridges, routing bridge and MSRP
+    /// events.
+    Commands,
+    /// Flushing, re-arming and reaping the touched WebSocket streams.
+    Flush,
+}
+
+const PHASES: usize = 5;
+
+/// Each phase's share of a turn, in turn order; 1.9 ms in all, under the 2 ms goal with
+/// room for the one item that overruns its phase.
+pub(super) const SHARES: [Duration; PHASES] = [
+    Duration::from_micros(600),
+    Duration::from_micros(200),
+    Duration::from_micros(500),
+    Duration::from_micros(400),
+    Duration::from_micros(200),
+];
 
 /// One turn's budget.
 #[derive(Debug)]
 pub(super) struct TurnBudget {
-    reads_until: Instant,
-    route_until: Option<Instant>,
-    served: u32,
-    routed: u32,
+    woke: Instant,
+    /// Items started per phase in this turn.
+    started: [u32; PHASES],
+    /// Phases owed their first item in this turn: they had work and no time in the last.
+    owed: [bool; PHASES],
+    /// Phases that had work and no time in this turn.
+    refused: [bool; PHASES],
 }
 
 impl TurnBudget {
     /// A budget for a turn that woke at `woke`.
     pub(super) fn new(woke: Instant) -> TurnBudget {
         TurnBudget {
-            reads_until: woke + READ_TIME,
-            route_until: None,
-            served: 0,
-            routed: 0,
+            woke,
+            started: [0; PHASES],
+            owed: [false; PHASES],
+            refused: [false; PHASES],
         }
     }
 
-    /// A new turn woke at `woke`.
+    /// A new turn woke at `woke`; it owes a first item to the phases the last one refused.
     pub(super) fn start(&mut self, woke: Instant) {
+        let owed = self.refused;
         *self = TurnBudget::new(woke);
+        self.owed = owed;
     }
 
-    /// Whether one more ready socket may be served in this turn (the first always is).
-    pub(super) fn may_serve(&mut self) -> bool {
-        let ok = self.served == 0 || Instant::now() < self.reads_until;
-        self.served += u32::from(ok);
+    /// Whether one more item of `work` may start in this turn.
+    pub(super) fn may(&mut self, work: Work) -> bool {
+        self.may_at(work, Instant::now())
+    }
+
+    /// [`may`](Self::may) at `now`.
+    fn may_at(&mut self, work: Work, now: Instant) -> bool {
+        let i = work as usize;
+        let first = self.started[i] == 0;
+        let ok = now < self.until(work) || (first && (work == Work::Serve || self.owed[i]));
+        if ok {
+            self.started[i] += 1;
+        } else if first {
+            self.refused[i] = true;
+        }
         ok
     }
 
-    /// When reading must stop in this turn (for sockets that loop over many inputs, such as
-    /// SIP UDP's datagrams).
-    pub(super) fn reads_until(&self) -> Instant {
-        self.reads_until
-    }
-
-    /// Whether one more WebSocket request may be routed in this turn (the first always is);
-    /// routing's time counts from its first request.
-    pub(super) fn may_route(&mut self) -> bool {
-        let now = Instant::now();
-        let until = *self.route_until.get_or_insert(now + ROUTE_TIME);
-        let ok = self.routed == 0 || now < until;
-        self.routed += u32::from(ok);
-        ok
+    /// When `work`'s share ends in this turn (for sockets that loop over many inputs, such
+    /// as SIP UDP's datagrams).
+    pub(super) fn until(&self, work: Work) -> Instant {
+        self.woke + SHARES[..=work as usize].iter().sum::<Duration>()
     }
 }
 
@@ -74,28 +112,92 @@ impl TurnBudget {
 mod tests {
     use super::*;
 
+    const ALL: [Work; PHASES] = [
+        Work::Serve,
+        Work::Timers,
+        Work::Route,
+        Work::Commands,
+        Work::Flush,
+    ];
+    const US: Duration = Duration::from_micros(1);
+
     #[test]
-    fn a_spent_turn_still_serves_and_routes_one_then_nothing_more() {
-        let long_ago = Instant::now() - Duration::from_secs(1);
-        let mut b = TurnBudget::new(long_ago);
-        assert!(b.may_serve(), "the first socket of a turn is always served");
-        assert!(!b.may_serve());
-        assert!(!b.may_serve());
-        // Routing has its own time, from its first request.
-        assert!(b.may_route());
+    fn each_phase_works_until_its_share_ends_and_unused_time_passes_on() {
+        let woke = Instant::now();
+        let mut b = TurnBudget::new(woke);
+        // Serving stops at its share.
+        assert!(b.may_at(Work::Serve, woke));
+        assert!(b.may_at(Work::Serve, woke + SHARES[0] - US));
+        assert!(!b.may_at(Work::Serve, woke + SHARES[0]));
+        // Timers had nothing to do; routing starts early and may use their share too.
+        let route_end = woke + SHARES[0] + SHARES[1] + SHARES[2];
+        assert!(b.may_at(Work::Route, woke + SHARES[0]));
+        assert!(b.may_at(Work::Route, route_end - US));
+        assert!(!b.may_at(Work::Route, route_end));
+        // The last phase ends at the sum of the shares.
+        let all: Duration = SHARES.iter().sum();
+        assert!(b.may_at(Work::Flush, route_end));
+        assert!(b.may_at(Work::Flush, woke + all - US));
+        assert!(!b.may_at(Work::Flush, woke + all));
     }
 
     #[test]
-    fn a_turn_with_time_left_serves_and_routes_on() {
-        // Woken "in the future": its time cannot run out while the test runs, however
-        // loaded the machine.
-        let mut b = TurnBudget::new(Instant::now() + Duration::from_secs(3600));
-        assert!(b.may_serve());
-        assert!(b.may_serve());
-        assert!(b.may_serve());
-        // A new turn starts afresh.
-        b.start(Instant::now() - Duration::from_secs(1));
-        assert!(b.may_serve());
-        assert!(!b.may_serve());
+    fn a_spent_turn_serves_one_socket_and_owes_the_refused_phases_their_first_item_next() {
+        let woke = Instant::now();
+        let late = woke + Duration::from_secs(1);
+        let mut b = TurnBudget::new(woke);
+        assert!(
+            b.may_at(Work::Serve, late),
+            "the first socket of a turn is always served"
+        );
+        assert!(!b.may_at(Work::Serve, late));
+        // Routing and flushing had work and no time; commands had none (not asked).
+        assert!(!b.may_at(Work::Route, late));
+        assert!(!b.may_at(Work::Flush, late));
+        // The next turn is spent at once too, but owes routing and flushing one item each.
+        let later = late + Duration::from_secs(1);
+        b.start(late);
+        assert!(b.may_at(Work::Serve, later));
+        assert!(b.may_at(Work::Route, later), "owed");
+        assert!(!b.may_at(Work::Route, later), "one item only");
+        assert!(
+            !b.may_at(Work::Commands, later),
+            "not owed: it was not refused"
+        );
+        assert!(b.may_at(Work::Flush, later), "owed");
+        // Commands was refused now: the turn after owes it; routing and flushing moved.
+        b.start(later);
+        let even_later = later + Duration::from_secs(1);
+        assert!(b.may_at(Work::Commands, even_later));
+        assert!(!b.may_at(Work::Route, even_later));
+        assert!(!b.may_at(Work::Flush, even_later));
+    }
+
+    #[test]
+    fn no_phase_waits_more_than_one_turn_whatever_the_others_take() {
+        // Every turn is spent before it starts; each phase always has work.
+        let mut b = TurnBudget::new(Instant::now());
+        let mut t = Instant::now();
+        let mut last_moved = [0usize; PHASES];
+        for turn in 1..=10 {
+            t += Duration::from_secs(1);
+            b.start(t);
+            for (i, work) in ALL.into_iter().enumerate() {
+                if b.may_at(work, t + Duration::from_secs(1)) {
+                    last_moved[i] = turn;
+                }
+                assert!(turn - last_moved[i] <= 1, "{work:?} starved at turn {turn}");
+            }
+        }
+    }
+
+    #[test]
+    fn shares_add_up_under_two_ms_and_end_in_turn_order() {
+        assert!(SHARES.iter().sum::<Duration>() < Duration::from_millis(2));
+        let woke = Instant::now();
+        let b = TurnBudget::new(woke);
+        let ends: Vec<Instant> = ALL.iter().map(|&w| b.until(w)).collect();
+        assert!(ends.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ends[0], woke + SHARES[0]);
     }
 }

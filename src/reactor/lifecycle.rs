@@ -179,8 +179,9 @@ impl Reactor {
         // Calls end and accounts unregister now; the BYEs and un-REGISTERs go out with the
         // next settle.
         self.board.handle_shutdown(now);
-        // Their `terminated` events are queued on the WebSockets before the close frames.
-        self.run_commands(now);
+        // Their `terminated` events are queued on the WebSockets before the close frames:
+        // all of them, whatever this turn's budget.
+        self.run_all_commands(now);
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut l.socket);
         }
@@ -207,7 +208,8 @@ impl Reactor {
 
     /// No WebSocket session and no SIP work (registrations, calls) is left.
     fn nothing_in_progress(&self) -> bool {
-        self.websocket_count() == 0 && self.board.is_idle()
+        // Commands carried over for want of time (a last BYE or un-REGISTER) go out first.
+        self.websocket_count() == 0 && self.board.is_idle() && !self.board.has_output()
     }
 
     /// WebSocket sessions still open or closing (endpoint requests and handshakes do not

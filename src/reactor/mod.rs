@@ -17,8 +17,10 @@ mod media_sockets;
 mod msrp_sockets;
 mod notify;
 mod phases;
+mod settle;
 mod sip_sockets;
 mod stream;
+mod stream_set;
 mod tcp;
 mod tls;
 pub mod token;
@@ -36,12 +38,11 @@ use slab::Slab;
 use engine::drops::{self, DropKind};
 use engine::Deadlines;
 
-use crate::gateway::GatewayCommand;
-use crate::switchboard::{Command, Switchboard};
-use crate::ws::{WsConnection, WsEvent, WsLimits};
+use crate::switchboard::Switchboard;
+use crate::ws::{WsConnection, WsLimits};
 use bind::Listener;
 pub use bind::{BoundAddresses, BoundSockets};
-use budget::TurnBudget;
+use budget::{TurnBudget, Work};
 pub use endpoints::ReactorStats;
 use endpoints::Refusal;
 use lifecycle::{Lifecycle, Next};
@@ -120,6 +121,10 @@ pub struct Reactor {
     /// WebSocket streams with requests not routed yet for want of budget: routed first on
     /// the next turn.
     ws_backlog: Vec<usize>,
+    /// Touched streams not flushed yet for want of budget: flushed first on the next turn.
+    flush_backlog: Vec<usize>,
+    /// This turn runs the engines' timers before the WebSocket ones (alternates).
+    engine_timers_first: bool,
     /// Origin of the timer grid.
     epoch: Instant,
     /// The store's worker has results not collected yet.
@@ -170,6 +175,8 @@ impl Reactor {
             serving: Vec::new(),
             budget: TurnBudget::new(Instant::now()),
             ws_backlog: Vec::new(),
+            flush_backlog: Vec::new(),
+            engine_timers_first: false,
             notify: Notifier::from_env(),
             epoch: Instant::now(),
             store_backlog: false,
@@ -207,9 +214,13 @@ impl Reactor {
                 || !self.more_reads.is_empty()
                 || !self.deferred.is_empty()
                 || !self.ws_backlog.is_empty()
+                || !self.flush_backlog.is_empty()
+                || self.board.has_output()
             {
                 // Store results are waiting (their waker fired already), sockets have unread
-                // input or requests wait to be routed: look for new events without sleeping.
+                // input, requests wait to be routed, commands to be carried out or streams
+                // to be flushed: look for new events without sleeping. (Timers not run for
+                // want of time stay due, which makes the deadline below `now`.)
                 Some(Duration::ZERO)
             } else {
                 self.next_deadline(engines_deadline)
@@ -236,7 +247,7 @@ impl Reactor {
                 }
             }
             for &token in &serving {
-                if !self.budget.may_serve() {
+                if !self.budget.may(Work::Serve) {
                     self.defer(token);
                 } else if self.dispatch(woke, token, false) == Next::Exit {
                     return Ok(());
@@ -246,7 +257,7 @@ impl Reactor {
             self.serving = serving;
             self.phases.lap(Phase::Carried);
             for event in events.iter() {
-                if !self.budget.may_serve() {
+                if !self.budget.may(Work::Serve) {
                     // Readiness is edge-triggered: a socket not served now is served first
                     // on the next turn, reads and writes alike.
                     self.defer(event.token());
@@ -313,7 +324,7 @@ impl Reactor {
             // Collected below, a bounded number per iteration.
             TokenKind::Store => self.store_backlog = true,
             TokenKind::SipUdp => {
-                let until = self.budget.reads_until();
+                let until = self.budget.until(Work::Serve);
                 let status = self
                     .sip
                     .read_udp(now, until, &mut self.board, &mut self.scratch);
@@ -331,45 +342,23 @@ impl Reactor {
                 &mut self.generations,
                 &mut self.board,
             ),
-            TokenKind::SipStream => {
-                let status = self.sip.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
-                if status == ReadStatus::More {
-                    self.read_again(token);
-                }
-            }
             TokenKind::MsrpListener => {
                 self.msrp
                     .accept(parts.key, now, self.poll.registry(), &mut self.generations)
             }
-            TokenKind::MsrpStream => {
-                let status = self.msrp.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
-                if status == ReadStatus::More {
-                    self.read_again(token);
-                }
-            }
-            TokenKind::XcapStream => {
-                let status = self.xcap.stream_ready(
-                    parts.key,
-                    parts.generation,
-                    now,
-                    self.poll.registry(),
-                    &mut self.board,
-                    &mut self.scratch,
-                );
+            TokenKind::SipStream | TokenKind::MsrpStream | TokenKind::XcapStream => {
+                let conn = (parts.key, parts.generation);
+                let (registry, board) = (self.poll.registry(), &mut self.board);
+                let buf = &mut self.scratch[..];
+                let status = match parts.kind {
+                    TokenKind::SipStream => {
+                        stream_set::handle_ready(&mut self.sip, conn, now, registry, board, buf)
+                    }
+                    TokenKind::MsrpStream => {
+                        stream_set::handle_ready(&mut self.msrp, conn, now, registry, board, buf)
+                    }
+                    _ => stream_set::handle_ready(&mut self.xcap, conn, now, registry, board, buf),
+                };
                 if status == ReadStatus::More {
                     self.read_again(token);
                 }
@@ -507,254 +496,6 @@ impl Reactor {
             });
             self.touched.push(key);
         }
-    }
-
-    /// Runs the WebSocket timers that are due, and the engines' when `engines_deadline`
-    /// (their [`poll_timeout`](Switchboard::poll_timeout) before the poll) is.
-    fn run_timers(&mut self, now: Instant, engines_deadline: Option<Instant>) {
-        while let Some(key) = self.timers.pop_due(now) {
-            let Some(s) = self.streams.get_mut(key) else {
-                continue;
-            };
-            s.armed_timeout = None;
-            s.ws.handle_timeout(now);
-            self.touched.push(key);
-        }
-        if engines_deadline.is_some_and(|t| t <= now) {
-            self.board.handle_timeout(now);
-        }
-        self.msrp.handle_timeout(now, self.poll.registry());
-        if let Some(n) = &mut self.notify {
-            n.handle_timeout(now);
-        }
-    }
-
-    /// Routes events until every engine is quiet, then flushes, re-arms and reaps.
-    fn settle(&mut self, now: Instant) {
-        // Streams whose requests waited for budget go first.
-        if !self.ws_backlog.is_empty() {
-            let mut touched = std::mem::take(&mut self.ws_backlog);
-            touched.append(&mut self.touched);
-            self.touched = touched;
-        }
-        loop {
-            let mut progressed = false;
-            let mut i = 0;
-            while i < self.touched.len() {
-                let key = self.touched[i];
-                i += 1;
-                progressed |= self.route_ws_events(now, key);
-            }
-            self.phases.lap(Phase::Route);
-            progressed |= self.run_commands(now);
-            self.phases.lap(Phase::Commands);
-            if !progressed {
-                break;
-            }
-        }
-        let mut touched = std::mem::take(&mut self.touched);
-        touched.sort_unstable();
-        touched.dedup();
-        for key in touched.drain(..) {
-            self.flush_and_rearm(now, key);
-        }
-        self.touched = touched;
-        self.phases.lap(Phase::Flush);
-        while let Some(token) = self.sip.resumed.pop() {
-            self.read_again(token);
-        }
-    }
-
-    /// Hands a stream's WebSocket events to the switchboard. Returns whether any arrived.
-    fn route_ws_events(&mut self, now: Instant, key: usize) -> bool {
-        let Some(s) = self.streams.get_mut(key) else {
-            return false;
-        };
-        let mut any = false;
-        let mut endpoint = None;
-        loop {
-            if !self.budget.may_route() {
-                // The rest waits for the next turn, before anything else it reads.
-                s.backlog = true;
-                if !self.ws_backlog.contains(&key) {
-                    self.ws_backlog.push(key);
-                }
-                break;
-            }
-            let Some(event) = s.ws.poll_event() else {
-                s.backlog = false;
-                break;
-            };
-            any = true;
-            match event {
-                WsEvent::Open { dialect, origin } => {
-                    log::info!(
-                        "conn={} websocket open, {} origin={}",
-                        s.log_id,
-                        dialect.subprotocol(),
-                        origin.as_deref().unwrap_or("-")
-                    );
-                    self.stats.session_opened(dialect, s.tls.is_some());
-                    let conn = token::encode(TokenKind::WsConn, key, s.generation).0;
-                    self.board.handle_client_open(now, conn, dialect, s.log_id);
-                    s.client = Some(conn);
-                    s.dialect = Some(dialect);
-                }
-                WsEvent::Endpoint { endpoint: e, head } => endpoint = Some((e, head)),
-                WsEvent::Text(text) => {
-                    if let Some(conn) = s.client {
-                        self.board.handle_client_text(now, conn, &text);
-                    }
-                }
-                WsEvent::Closed(reason) => {
-                    log::info!("conn={} websocket closed: {reason:?}", s.log_id);
-                    if let Some(conn) = s.client.take() {
-                        self.board.handle_client_closed(now, conn);
-                    }
-                }
-            }
-        }
-        if let Some((e, head)) = endpoint {
-            self.answer_endpoint(now, key, e, head);
-        }
-        any
-    }
-
-    fn flush_and_rearm(&mut self, now: Instant, key: usize) {
-        let Some(s) = self.streams.get_mut(key) else {
-            return;
-        };
-        s.write_ready(now);
-        if s.is_finished() && !s.backlog {
-            self.reap(now, key);
-            return;
-        }
-        let resumed = s
-            .take_resumed()
-            .then(|| token::encode(TokenKind::WsConn, key, s.generation));
-        let wanted = if s.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if wanted != s.interest {
-            let token = token::encode(TokenKind::WsConn, key, s.generation);
-            if self
-                .poll
-                .registry()
-                .reregister(&mut s.socket, token, wanted)
-                .is_ok()
-            {
-                s.interest = wanted;
-            }
-        }
-        let deadline = s.ws.poll_timeout();
-        if deadline != s.armed_timeout {
-            s.armed_timeout = deadline;
-            self.timers.set(key, deadline);
-        }
-        if let Some(token) = resumed {
-            self.read_again(token);
-        }
-    }
-
-    /// Drops a finished connection, telling the gateway if it had not heard yet.
-    fn reap(&mut self, now: Instant, key: usize) {
-        if !self.streams.contains(key) {
-            return;
-        }
-        let mut s = self.streams.remove(key);
-        self.timers.cancel(key);
-        if let Some(conn) = s.client.take() {
-            self.board.handle_client_closed(now, conn);
-        }
-        s.shutdown();
-        let _ = self.poll.registry().deregister(&mut s.socket);
-        log::debug!("conn={} connection from {} released", s.log_id, s.peer);
-        // The gateway may have produced output (un-REGISTERs, other clients) while cleaning up.
-        self.run_commands(now);
-    }
-
-    /// Carries out the engines' socket work. Returns whether there was anything.
-    fn run_commands(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(command) = self.board.poll_output() {
-            any = true;
-            match command {
-                Command::Gateway(GatewayCommand::Send { conn, text }) => {
-                    let Some(parts) = token::decode(Token(conn)) else {
-                        continue;
-                    };
-                    if let Some(s) = self.streams.get_mut(parts.key) {
-                        if s.generation == parts.generation {
-                            s.ws.send_text(now, text);
-                            self.touched.push(parts.key);
-                        }
-                    }
-                }
-                Command::Msrp { id, transmit } => self.msrp.transmit(
-                    id,
-                    transmit,
-                    now,
-                    self.poll.registry(),
-                    &mut self.generations,
-                    &mut self.board,
-                ),
-                Command::Xcap(t) => self.xcap.transmit(
-                    t,
-                    now,
-                    self.poll.registry(),
-                    &mut self.generations,
-                    &mut self.board,
-                ),
-                Command::Sip(t) => self.sip.transmit(
-                    t,
-                    now,
-                    self.poll.registry(),
-                    &mut self.generations,
-                    &mut self.board,
-                ),
-                Command::Gateway(GatewayCommand::OpenMedia { media, sockets }) => {
-                    self.phases.lap(Phase::Commands);
-                    if let Err(e) = self.media.open(
-                        self.poll.registry(),
-                        &mut self.generations,
-                        media,
-                        &sockets,
-                    ) {
-                        log::warn!("media: {e}");
-                        self.board.handle_media_unavailable(now, media);
-                    }
-                    self.phases.lap(Phase::OpenMedia);
-                }
-                Command::Gateway(GatewayCommand::Close { conn }) => {
-                    let Some(parts) = token::decode(Token(conn)) else {
-                        continue;
-                    };
-                    if self
-                        .streams
-                        .get(parts.key)
-                        .is_some_and(|s| s.generation == parts.generation)
-                    {
-                        self.close_client(now, parts.key);
-                    }
-                }
-                Command::Gateway(GatewayCommand::CloseMedia { media }) => {
-                    // The bridge's last datagrams (RTCP BYE, DTLS close_notify) go first.
-                    self.media.flush(media, &mut self.board.bridges);
-                    self.media.close(self.poll.registry(), media);
-                    self.board.handle_media_closed(media);
-                }
-            }
-        }
-        while let Some(media) = self.board.bridges.poll_dirty() {
-            self.media.flush(media, &mut self.board.bridges);
-        }
-        // Draining can surface bridge events (DTLS up, ICE failed): the gateway acts on them,
-        // which may queue more work for the next round.
-        any |= self.board.route_bridge_events(now);
-        any |= self.board.route_msrps(now);
-        any
     }
 
     /// Logs what is held at this moment, for leak checks from outside (the soak and fault

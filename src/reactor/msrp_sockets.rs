@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use engine::Deadlines;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry};
+use mio::Registry;
 use rustls::{ClientConfig, Connection, ServerConfig};
 use slab::Slab;
 
-use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
-use super::tcp::{self, ConnectProgress, SocketError};
+use super::stream::{self, ReadStatus};
+use super::stream_set::{self, StreamSet, TcpConn};
+use super::tcp::{self, SocketError};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::{Claim, MsrpId, Switchboard, MAX_CLAIM_BYTES};
 use msrp::MsrpTransmit;
@@ -38,16 +39,9 @@ const PLAIN: usize = 0;
 const TLS: usize = 1;
 
 struct MsrpSocket {
-    generation: u32,
+    tcp: TcpConn,
     /// The session's engine; `None` for an accepted connection that has not named it yet.
     engine: Option<MsrpId>,
-    remote: SocketAddr,
-    socket: TcpStream,
-    tls: Option<Box<Connection>>,
-    out: ByteQueue,
-    /// Outbound connect still in progress.
-    connecting: bool,
-    interest: Interest,
     /// An accepted connection's first bytes, until they name a session.
     claim: Vec<u8>,
     /// The backlog last reported to the engine.
@@ -186,30 +180,25 @@ impl MsrpSockets {
         generations: &mut Generations,
         engine: Option<MsrpId>,
         remote: SocketAddr,
-        mut socket: TcpStream,
+        socket: TcpStream,
         tls: Option<Box<Connection>>,
         connecting: bool,
     ) -> Option<usize> {
-        let generation = generations.advance();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let interest = tcp::interest(false, None, connecting);
-        registry
-            .register(
-                &mut socket,
-                token::encode(TokenKind::MsrpStream, key, generation),
-                interest,
-            )
-            .ok()?;
-        entry.insert(MsrpSocket {
-            generation,
-            engine,
+        let tcp = TcpConn::register(
+            registry,
+            generations,
+            (TokenKind::MsrpStream, key),
             remote,
             socket,
             tls,
-            out: ByteQueue::default(),
             connecting,
-            interest,
+        )
+        .ok()?;
+        entry.insert(MsrpSocket {
+            tcp,
+            engine,
             claim: Vec::new(),
             reported: 0,
         });
@@ -217,94 +206,6 @@ impl MsrpSockets {
             self.by_engine.insert(id, key);
         }
         Some(key)
-    }
-
-    /// Readiness on connection `key`: reads at most [`READ_BUDGET`] bytes (the reactor reads
-    /// again next turn on [`ReadStatus::More`], so one peer cannot starve the others).
-    pub fn stream_ready(
-        &mut self,
-        key: usize,
-        generation: u32,
-        now: Instant,
-        registry: &Registry,
-        board: &mut Switchboard,
-        buf: &mut [u8],
-    ) -> ReadStatus {
-        let Some(c) = self.conns.get_mut(key) else {
-            return ReadStatus::Drained;
-        };
-        if c.generation != generation {
-            return ReadStatus::Drained;
-        }
-        if c.connecting {
-            match tcp::connect_progress(&c.socket) {
-                ConnectProgress::Done => {
-                    c.connecting = false;
-                    if let Some(id) = c.engine {
-                        board.handle_msrp_connected(now, id);
-                    }
-                }
-                ConnectProgress::Pending => return ReadStatus::Drained,
-                ConnectProgress::Failed => {
-                    log::info!("msrp: connection to {} failed", c.remote);
-                    self.close(key, now, registry, board);
-                    return ReadStatus::Closed;
-                }
-            }
-        }
-        let Some(c) = self.conns.get_mut(key) else {
-            return ReadStatus::Closed;
-        };
-        let MsrpSocket {
-            socket,
-            tls,
-            engine,
-            claim,
-            ..
-        } = c;
-        let mut refused = false;
-        let mut bound = None;
-        let status =
-            stream::read_available(socket, tls.as_deref_mut(), buf, READ_BUDGET, &mut |bytes| {
-                if refused {
-                    return;
-                }
-                if let Some(id) = *engine {
-                    board.handle_msrp_data(now, id, bytes);
-                    return;
-                }
-                claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
-                match board.claim_msrp(claim) {
-                    Claim::NeedMore => {}
-                    Claim::Refuse => refused = true,
-                    Claim::Session(id) => {
-                        *engine = Some(id);
-                        bound = Some(id);
-                        board.handle_msrp_connected(now, id);
-                        board.handle_msrp_data(now, id, claim);
-                        *claim = Vec::new();
-                    }
-                }
-            });
-        if let Some(id) = bound {
-            self.claims.cancel(key);
-            self.by_engine.insert(id, key);
-        }
-        if refused {
-            log::info!(
-                "msrp: connection from {} names no waiting session",
-                self.conns[key].remote
-            );
-            self.refused += 1;
-            self.drop_socket(key, registry);
-            return ReadStatus::Closed;
-        }
-        if status == ReadStatus::Closed {
-            self.close(key, now, registry, board);
-            return status;
-        }
-        self.flush(key, now, registry, board);
-        status
     }
 
     /// Carries out one transmit of `id`'s engine.
@@ -341,21 +242,22 @@ impl MsrpSockets {
                 let Some(c) = self.conns.get_mut(key) else {
                     return;
                 };
-                if c.out.len() + bytes.len() > MAX_QUEUE {
+                if c.tcp.out.len() + bytes.len() > MAX_QUEUE {
                     log::warn!(
                         "msrp: connection to {} is not reading; closing it",
-                        c.remote
+                        c.tcp.remote
                     );
                     self.close(key, now, registry, board);
                     return;
                 }
-                c.out.push(&bytes);
-                self.flush(key, now, registry, board);
+                c.tcp.out.push(&bytes);
+                stream_set::flush(self, key, now, registry, board);
             }
             MsrpTransmit::Close => {
                 if let Some(&key) = self.by_engine.get(&id) {
                     if let Some(c) = self.conns.get_mut(key) {
                         // What is queued (a last response) goes first, best effort.
+                        let c = &mut c.tcp;
                         let _ = stream::write_available(
                             &mut c.socket,
                             c.tls.as_deref_mut(),
@@ -366,39 +268,6 @@ impl MsrpSockets {
                     self.drop_socket(key, registry);
                 }
             }
-        }
-    }
-
-    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        if c.connecting {
-            return;
-        }
-        if let Err(e) = stream::write_available(&mut c.socket, c.tls.as_deref_mut(), &mut c.out) {
-            log::info!("msrp: write to {} failed: {e}", c.remote);
-            self.close(key, now, registry, board);
-            return;
-        }
-        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
-        let token = token::encode(TokenKind::MsrpStream, key, c.generation);
-        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
-        // The engine produces chunks only while little waits here: it hears the backlog
-        // after every write (a number and a flag; routed once per reactor pass).
-        let queued = c.out.len();
-        if let (Some(id), true) = (c.engine, queued != c.reported || queued == 0) {
-            c.reported = queued;
-            board.handle_msrp_backlog(id, queued);
-        }
-    }
-
-    /// Drops connection `key` and tells its engine.
-    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        let engine = self.conns.get(key).and_then(|c| c.engine);
-        self.drop_socket(key, registry);
-        if let Some(id) = engine {
-            board.handle_msrp_closed(now, id);
         }
     }
 
@@ -413,6 +282,97 @@ impl MsrpSockets {
             }
         }
         self.claims.cancel(key);
-        let _ = registry.deregister(&mut c.socket);
+        let _ = registry.deregister(&mut c.tcp.socket);
+    }
+}
+
+impl StreamSet for MsrpSockets {
+    const LABEL: &'static str = "msrp";
+    const KIND: TokenKind = TokenKind::MsrpStream;
+
+    fn tcp(&mut self, key: usize) -> Option<&mut TcpConn> {
+        self.conns.get_mut(key).map(|c| &mut c.tcp)
+    }
+
+    fn handle_connected(&mut self, key: usize, now: Instant, board: &mut Switchboard) {
+        if let Some(id) = self.conns.get(key).and_then(|c| c.engine) {
+            board.handle_msrp_connected(now, id);
+        }
+    }
+
+    /// An accepted connection's first bytes must name a waiting session
+    /// ([`Switchboard::claim_msrp`]); one that names none is dropped.
+    fn read(
+        &mut self,
+        key: usize,
+        now: Instant,
+        registry: &Registry,
+        board: &mut Switchboard,
+        buf: &mut [u8],
+    ) -> ReadStatus {
+        let Some(c) = self.conns.get_mut(key) else {
+            return ReadStatus::Closed;
+        };
+        let MsrpSocket {
+            tcp, engine, claim, ..
+        } = c;
+        let mut refused = false;
+        let mut bound = None;
+        let status = tcp.read(buf, &mut |bytes| {
+            if refused {
+                return;
+            }
+            if let Some(id) = *engine {
+                board.handle_msrp_data(now, id, bytes);
+                return;
+            }
+            claim.extend_from_slice(&bytes[..bytes.len().min(MAX_CLAIM_BYTES)]);
+            match board.claim_msrp(claim) {
+                Claim::NeedMore => {}
+                Claim::Refuse => refused = true,
+                Claim::Session(id) => {
+                    *engine = Some(id);
+                    bound = Some(id);
+                    board.handle_msrp_connected(now, id);
+                    board.handle_msrp_data(now, id, claim);
+                    *claim = Vec::new();
+                }
+            }
+        });
+        if let Some(id) = bound {
+            self.claims.cancel(key);
+            self.by_engine.insert(id, key);
+        }
+        if refused {
+            log::info!(
+                "msrp: connection from {} names no waiting session",
+                self.conns[key].tcp.remote
+            );
+            self.refused += 1;
+            self.drop_socket(key, registry);
+            return ReadStatus::Closed;
+        }
+        status
+    }
+
+    /// The engine produces chunks only while little waits here: it hears the backlog after
+    /// every write (a number and a flag; routed once per reactor pass).
+    fn handle_written(&mut self, key: usize, board: &mut Switchboard) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let queued = c.tcp.out.len();
+        if let (Some(id), true) = (c.engine, queued != c.reported || queued == 0) {
+            c.reported = queued;
+            board.handle_msrp_backlog(id, queued);
+        }
+    }
+
+    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
+        let engine = self.conns.get(key).and_then(|c| c.engine);
+        self.drop_socket(key, registry);
+        if let Some(id) = engine {
+            board.handle_msrp_closed(now, id);
+        }
     }
 }

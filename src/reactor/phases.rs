@@ -74,6 +74,11 @@ pub(super) struct PhaseTimes {
     on_cpu_over_2ms: u64,
     most_on_cpu: Duration,
     waited: Duration,
+    /// Over the iterations with more than 2 ms on the CPU (the ones the goal is about, on a
+    /// shared machine): total time, longest single-iteration time, total laps per phase, and
+    /// in how many of them each phase took the largest share.
+    on_cpu_total: [(Duration, Duration, u64); N],
+    on_cpu_largest: [u64; N],
 }
 
 /// The reactor thread's on-CPU and run-queue nanoseconds (`/proc/thread-self/schedstat`).
@@ -96,6 +101,8 @@ impl PhaseTimes {
             on_cpu_over_2ms: 0,
             most_on_cpu: Duration::ZERO,
             waited: Duration::ZERO,
+            on_cpu_total: [(Duration::ZERO, Duration::ZERO, 0); N],
+            on_cpu_largest: [0; N],
         }
     }
 
@@ -131,10 +138,11 @@ impl PhaseTimes {
         self.on_cpu_over_2ms += u64::from(on_cpu > Duration::from_millis(2));
         self.most_on_cpu = self.most_on_cpu.max(on_cpu);
         self.waited += Duration::from_nanos(wait.saturating_sub(self.sched.1));
-        for (total, (d, n)) in self.total.iter_mut().zip(self.current) {
-            total.0 += d;
-            total.1 = total.1.max(d);
-            total.2 += u64::from(n);
+        add(&mut self.total, &self.current);
+        if on_cpu > Duration::from_millis(2) {
+            add(&mut self.on_cpu_total, &self.current);
+            let largest = (0..N).max_by_key(|&i| self.current[i].0).unwrap_or(0);
+            self.on_cpu_largest[largest] += 1;
         }
     }
 
@@ -143,14 +151,7 @@ impl PhaseTimes {
         if !self.enabled {
             return;
         }
-        let mut line = String::new();
-        for ((_, name), (total, max, laps)) in PHASES.iter().zip(self.total) {
-            line.push_str(&format!(
-                " {name}={}/{}us/{laps}",
-                total.as_micros(),
-                max.as_micros()
-            ));
-        }
+        let line = render(&self.total);
         log::info!(
             "reactor: phases of the {} iterations over 2 ms (total/max us/laps):{line}; \
              {} of them over 2 ms on the CPU (the most {} us), {} us waiting for a CPU in all",
@@ -159,5 +160,39 @@ impl PhaseTimes {
             self.most_on_cpu.as_micros(),
             self.waited.as_micros()
         );
+        let largest: String = PHASES
+            .iter()
+            .zip(self.on_cpu_largest)
+            .filter(|(_, n)| *n > 0)
+            .map(|((_, name), n)| format!(" {name}={n}"))
+            .collect();
+        log::info!(
+            "reactor: phases of the {} iterations over 2 ms on the CPU (total/max us/laps):{}; \
+             the largest phase in them:{largest}",
+            self.on_cpu_over_2ms,
+            render(&self.on_cpu_total)
+        );
     }
+}
+
+/// Adds one iteration's phase times to `totals`.
+fn add(totals: &mut [(Duration, Duration, u64); N], current: &[(Duration, u32); N]) {
+    for (total, (d, n)) in totals.iter_mut().zip(current) {
+        total.0 += *d;
+        total.1 = total.1.max(*d);
+        total.2 += u64::from(*n);
+    }
+}
+
+/// ` name=total/maxus/laps` per phase.
+fn render(totals: &[(Duration, Duration, u64); N]) -> String {
+    let mut line = String::new();
+    for ((_, name), (total, max, laps)) in PHASES.iter().zip(totals) {
+        line.push_str(&format!(
+            " {name}={}/{}us/{laps}",
+            total.as_micros(),
+            max.as_micros()
+        ));
+    }
+    line
 }

@@ -16,8 +16,9 @@ use slab::Slab;
 use engine::drops::{self, DropKind};
 use mio::Token;
 
-use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
-use super::tcp::{self, ConnectProgress, SocketError};
+use super::stream::{self, ReadStatus};
+use super::stream_set::{self, StreamSet, TcpConn};
+use super::tcp::{self, SocketError};
 use super::token::{self, Generations, TokenKind};
 use crate::switchboard::Switchboard;
 use sip::framing;
@@ -88,15 +89,8 @@ fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Sock
 
 /// One SIP TCP/TLS connection.
 struct SipConnection {
-    generation: u32,
+    tcp: TcpConn,
     flow: FlowId,
-    remote: SocketAddr,
-    socket: TcpStream,
-    tls: Option<Box<Connection>>,
-    out: ByteQueue,
-    /// Outbound connect still in progress.
-    connecting: bool,
-    interest: Interest,
     /// An RFC 5626 pong waits in `out`: further ones are coalesced into it (a peer that
     /// pings without reading gets one pong, not one per ping).
     pong_queued: bool,
@@ -312,89 +306,31 @@ impl SipSockets {
         generations: &mut Generations,
         flow: FlowId,
         remote: SocketAddr,
-        mut socket: TcpStream,
+        socket: TcpStream,
         tls: Option<Box<Connection>>,
         connecting: bool,
     ) -> bool {
-        let generation = generations.advance();
         let entry = self.connections.vacant_entry();
-        let key = entry.key();
-        let interest = tcp::interest(false, None, connecting);
-        if registry
-            .register(
-                &mut socket,
-                token::encode(TokenKind::SipStream, key, generation),
-                interest,
-            )
-            .is_err()
-        {
-            return false;
-        }
-        entry.insert(SipConnection {
-            generation,
-            flow,
+        let Some(tcp) = TcpConn::register(
+            registry,
+            generations,
+            (TokenKind::SipStream, entry.key()),
             remote,
             socket,
             tls,
-            out: ByteQueue::default(),
             connecting,
-            interest,
+        )
+        .ok() else {
+            return false;
+        };
+        self.by_flow.insert(flow, entry.key());
+        entry.insert(SipConnection {
+            tcp,
+            flow,
             pong_queued: false,
             read_paused: false,
         });
-        self.by_flow.insert(flow, key);
         true
-    }
-
-    /// Readiness on SIP connection `key`: finishes a connect, reads up to a turn's budget
-    /// (unless the peer leaves our output unread) and writes.
-    pub fn stream_ready(
-        &mut self,
-        key: usize,
-        generation: u32,
-        now: Instant,
-        registry: &Registry,
-        board: &mut Switchboard,
-        buf: &mut [u8],
-    ) -> ReadStatus {
-        let Some(c) = self.connections.get_mut(key) else {
-            return ReadStatus::Closed;
-        };
-        if c.generation != generation {
-            return ReadStatus::Closed;
-        }
-        if c.connecting {
-            // RFC-less but classic: a non-blocking connect is done when the socket turns
-            // writable; SO_ERROR (or a missing peer address) tells whether it worked.
-            match tcp::connect_progress(&c.socket) {
-                ConnectProgress::Done => c.connecting = false,
-                ConnectProgress::Pending => return ReadStatus::Drained,
-                ConnectProgress::Failed => {
-                    log::info!("sip: connection to {} failed", c.remote);
-                    self.close(key, now, registry, board);
-                    return ReadStatus::Closed;
-                }
-            }
-        }
-        let status = if c.out.len() > PAUSE_READ_QUEUE {
-            c.read_paused = true;
-            ReadStatus::Drained
-        } else {
-            let flow = c.flow;
-            stream::read_available(
-                &mut c.socket,
-                c.tls.as_deref_mut(),
-                buf,
-                READ_BUDGET,
-                &mut |bytes| board.handle_sip_stream_data(now, flow, bytes),
-            )
-        };
-        if status == ReadStatus::Closed {
-            self.close(key, now, registry, board);
-            return status;
-        }
-        self.flush(key, now, registry, board);
-        status
     }
 
     /// Executes one SIP transmit of the SIP stack.
@@ -449,27 +385,27 @@ impl SipSockets {
                     drops::record(
                         now,
                         DropKind::SipPongCoalesced,
-                        format_args!("keep-alive pong to {} coalesced", c.remote),
+                        format_args!("keep-alive pong to {} coalesced", c.tcp.remote),
                     );
                     return;
                 }
-                if c.out.len() + bytes.len() > MAX_STREAM_QUEUE {
+                if c.tcp.out.len() + bytes.len() > MAX_STREAM_QUEUE {
                     drops::record(
                         now,
                         DropKind::SipStreamClosed,
-                        format_args!("connection to {} is not reading; closing it", c.remote),
+                        format_args!("connection to {} is not reading; closing it", c.tcp.remote),
                     );
                     self.close(key, now, registry, board);
                     return;
                 }
                 c.pong_queued |= pong;
-                c.out.push(&bytes);
-                self.flush(key, now, registry, board);
+                c.tcp.out.push(&bytes);
+                stream_set::flush(self, key, now, registry, board);
             }
             SipTransmit::Close { flow } => {
                 if let Some(&key) = self.by_flow.get(&flow) {
                     if let Some(mut c) = self.remove(key, registry) {
-                        stream::shutdown(&mut c.socket, c.tls.as_deref_mut());
+                        stream::shutdown(&mut c.tcp.socket, c.tcp.tls.as_deref_mut());
                     }
                 }
             }
@@ -486,45 +422,68 @@ impl SipSockets {
         }
     }
 
-    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        let Some(c) = self.connections.get_mut(key) else {
-            return;
-        };
-        if c.connecting {
-            return;
-        }
-        if let Err(e) = stream::write_available(&mut c.socket, c.tls.as_deref_mut(), &mut c.out) {
-            log::info!("sip: write to {} failed: {e}", c.remote);
-            self.close(key, now, registry, board);
-            return;
-        }
-        if c.out.is_empty() {
-            c.pong_queued = false;
-        }
-        if c.read_paused && c.out.len() <= PAUSE_READ_QUEUE {
-            c.read_paused = false;
-            self.resumed
-                .push(token::encode(TokenKind::SipStream, key, c.generation));
-        }
-        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
-        let token = token::encode(TokenKind::SipStream, key, c.generation);
-        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
-    }
-
-    /// Drops connection `key` and tells the SIP stack its flow is gone.
-    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        if let Some(c) = self.remove(key, registry) {
-            board.handle_sip_stream_closed(now, c.flow);
-        }
-    }
-
     fn remove(&mut self, key: usize, registry: &Registry) -> Option<SipConnection> {
         if !self.connections.contains(key) {
             return None;
         }
         let mut c = self.connections.remove(key);
         self.by_flow.remove(&c.flow);
-        let _ = registry.deregister(&mut c.socket);
+        let _ = registry.deregister(&mut c.tcp.socket);
         Some(c)
+    }
+}
+
+impl StreamSet for SipSockets {
+    const LABEL: &'static str = "sip";
+    const KIND: TokenKind = TokenKind::SipStream;
+
+    fn tcp(&mut self, key: usize) -> Option<&mut TcpConn> {
+        self.connections.get_mut(key).map(|c| &mut c.tcp)
+    }
+
+    fn handle_connected(&mut self, _key: usize, _now: Instant, _board: &mut Switchboard) {}
+
+    /// Reads unless the peer leaves our output unread (then TCP's flow control pushes back
+    /// on it until [`handle_written`](StreamSet::handle_written) resumes the reads).
+    fn read(
+        &mut self,
+        key: usize,
+        now: Instant,
+        _registry: &Registry,
+        board: &mut Switchboard,
+        buf: &mut [u8],
+    ) -> ReadStatus {
+        let Some(c) = self.connections.get_mut(key) else {
+            return ReadStatus::Closed;
+        };
+        if c.tcp.out.len() > PAUSE_READ_QUEUE {
+            c.read_paused = true;
+            return ReadStatus::Drained;
+        }
+        let flow = c.flow;
+        c.tcp.read(buf, &mut |bytes| {
+            board.handle_sip_stream_data(now, flow, bytes)
+        })
+    }
+
+    fn handle_written(&mut self, key: usize, _board: &mut Switchboard) {
+        let Some(c) = self.connections.get_mut(key) else {
+            return;
+        };
+        if c.tcp.out.is_empty() {
+            c.pong_queued = false;
+        }
+        if c.read_paused && c.tcp.out.len() <= PAUSE_READ_QUEUE {
+            c.read_paused = false;
+            self.resumed
+                .push(token::encode(TokenKind::SipStream, key, c.tcp.generation));
+        }
+    }
+
+    /// Tells the SIP stack the flow is gone.
+    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
+        if let Some(c) = self.remove(key, registry) {
+            board.handle_sip_stream_closed(now, c.flow);
+        }
     }
 }

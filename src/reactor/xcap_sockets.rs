@@ -11,15 +11,15 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-use mio::{Interest, Registry};
-use rustls::{ClientConfig, Connection};
+use mio::Registry;
+use rustls::ClientConfig;
 use slab::Slab;
 use xcap::{ConnId, Origin, XcapTransmit};
 
-use super::stream::{self, ByteQueue, ReadStatus, READ_BUDGET};
-use super::tcp::{self, ConnectProgress};
-use super::token::{self, Generations, TokenKind};
+use super::stream::{self, ReadStatus};
+use super::stream_set::{self, StreamSet, TcpConn};
+use super::tcp;
+use super::token::{Generations, TokenKind};
 use crate::config::XcapConfig;
 use crate::switchboard::Switchboard;
 
@@ -62,14 +62,8 @@ impl XcapHosts {
 }
 
 struct XcapSocket {
-    generation: u32,
+    tcp: TcpConn,
     conn: ConnId,
-    remote: SocketAddr,
-    socket: TcpStream,
-    tls: Option<Box<Connection>>,
-    out: ByteQueue,
-    connecting: bool,
-    interest: Interest,
 }
 
 /// The XCAP connections.
@@ -97,59 +91,6 @@ impl XcapSockets {
         self.conns.len()
     }
 
-    /// Readiness on connection `key`: completes a connect, reads at most [`READ_BUDGET`]
-    /// bytes, writes what waits.
-    pub fn stream_ready(
-        &mut self,
-        key: usize,
-        generation: u32,
-        now: Instant,
-        registry: &Registry,
-        board: &mut Switchboard,
-        buf: &mut [u8],
-    ) -> ReadStatus {
-        let Some(c) = self.conns.get_mut(key) else {
-            return ReadStatus::Drained;
-        };
-        if c.generation != generation {
-            return ReadStatus::Drained;
-        }
-        if c.connecting {
-            match tcp::connect_progress(&c.socket) {
-                ConnectProgress::Done => {
-                    c.connecting = false;
-                    let conn = c.conn;
-                    board.handle_xcap_connected(now, conn);
-                }
-                ConnectProgress::Pending => return ReadStatus::Drained,
-                ConnectProgress::Failed => {
-                    log::info!("xcap: connection to {} failed", c.remote);
-                    self.close(key, now, registry, board);
-                    return ReadStatus::Closed;
-                }
-            }
-        }
-        let Some(c) = self.conns.get_mut(key) else {
-            return ReadStatus::Closed;
-        };
-        let conn = c.conn;
-        let status = stream::read_available(
-            &mut c.socket,
-            c.tls.as_deref_mut(),
-            buf,
-            READ_BUDGET,
-            &mut |bytes| board.handle_xcap_data(now, conn, bytes),
-        );
-        // The engine may have closed the connection while reading (a complete answer
-        // with `Connection: close`): its transmits run after this and find it gone.
-        if status == ReadStatus::Closed {
-            self.close(key, now, registry, board);
-            return status;
-        }
-        self.flush(key, now, registry, board);
-        status
-    }
-
     /// Carries out one transmit of the engine.
     pub fn transmit(
         &mut self,
@@ -173,18 +114,21 @@ impl XcapSockets {
                 let Some(c) = self.conns.get_mut(key) else {
                     return;
                 };
-                if c.out.len() + bytes.len() > MAX_QUEUE {
-                    log::warn!("xcap: {} is not reading; closing the connection", c.remote);
+                if c.tcp.out.len() + bytes.len() > MAX_QUEUE {
+                    log::warn!(
+                        "xcap: {} is not reading; closing the connection",
+                        c.tcp.remote
+                    );
                     self.close(key, now, registry, board);
                     return;
                 }
-                c.out.push(&bytes);
-                self.flush(key, now, registry, board);
+                c.tcp.out.push(&bytes);
+                stream_set::flush(self, key, now, registry, board);
             }
             XcapTransmit::Close { conn } => {
                 if let Some(&key) = self.by_conn.get(&conn) {
                     if let Some(c) = self.conns.get_mut(key) {
-                        stream::shutdown(&mut c.socket, c.tls.as_deref_mut());
+                        stream::shutdown(&mut c.tcp.socket, c.tcp.tls.as_deref_mut());
                     }
                     self.drop_socket(key, registry);
                 }
@@ -211,60 +155,26 @@ impl XcapSockets {
         let tls = origin
             .tls
             .then_some((&self.tls_client, origin.host.as_str()));
-        let (mut socket, tls) = match tcp::connect(addr, tls) {
+        let (socket, tls) = match tcp::connect(addr, tls) {
             Ok(pair) => pair,
             Err(e) => {
                 log::info!("xcap: cannot connect to {origin} ({addr}): {e}");
                 return false;
             }
         };
-        let generation = generations.advance();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let interest = tcp::interest(false, tls.as_deref(), true);
-        let token = token::encode(TokenKind::XcapStream, key, generation);
-        if let Err(e) = tcp::register(registry, &mut socket, token, interest, "XCAP") {
-            log::info!("xcap: {e}");
-            return false;
-        }
-        entry.insert(XcapSocket {
-            generation,
-            conn,
-            remote: addr,
-            socket,
-            tls,
-            out: ByteQueue::default(),
-            connecting: true,
-            interest,
-        });
+        let kind = (TokenKind::XcapStream, key);
+        let tcp = match TcpConn::register(registry, generations, kind, addr, socket, tls, true) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                log::info!("xcap: {e}");
+                return false;
+            }
+        };
+        entry.insert(XcapSocket { tcp, conn });
         self.by_conn.insert(conn, key);
         true
-    }
-
-    fn flush(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        if c.connecting {
-            return;
-        }
-        if let Err(e) = stream::write_available(&mut c.socket, c.tls.as_deref_mut(), &mut c.out) {
-            log::info!("xcap: write to {} failed: {e}", c.remote);
-            self.close(key, now, registry, board);
-            return;
-        }
-        let wanted = tcp::interest(!c.out.is_empty(), c.tls.as_deref(), false);
-        let token = token::encode(TokenKind::XcapStream, key, c.generation);
-        tcp::rearm(registry, &mut c.socket, token, &mut c.interest, wanted);
-    }
-
-    /// Drops connection `key` and tells the engine.
-    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
-        let conn = self.conns.get(key).map(|c| c.conn);
-        self.drop_socket(key, registry);
-        if let Some(conn) = conn {
-            board.handle_xcap_closed(now, conn);
-        }
     }
 
     fn drop_socket(&mut self, key: usize, registry: &Registry) {
@@ -275,6 +185,49 @@ impl XcapSockets {
         if self.by_conn.get(&c.conn) == Some(&key) {
             self.by_conn.remove(&c.conn);
         }
-        let _ = registry.deregister(&mut c.socket);
+        let _ = registry.deregister(&mut c.tcp.socket);
+    }
+}
+
+impl StreamSet for XcapSockets {
+    const LABEL: &'static str = "xcap";
+    const KIND: TokenKind = TokenKind::XcapStream;
+
+    fn tcp(&mut self, key: usize) -> Option<&mut TcpConn> {
+        self.conns.get_mut(key).map(|c| &mut c.tcp)
+    }
+
+    fn handle_connected(&mut self, key: usize, now: Instant, board: &mut Switchboard) {
+        if let Some(c) = self.conns.get(key) {
+            board.handle_xcap_connected(now, c.conn);
+        }
+    }
+
+    /// The engine may close the connection while reading (a complete answer with
+    /// `Connection: close`): its transmits run after this and find it gone.
+    fn read(
+        &mut self,
+        key: usize,
+        now: Instant,
+        _registry: &Registry,
+        board: &mut Switchboard,
+        buf: &mut [u8],
+    ) -> ReadStatus {
+        let Some(c) = self.conns.get_mut(key) else {
+            return ReadStatus::Closed;
+        };
+        let conn = c.conn;
+        c.tcp
+            .read(buf, &mut |bytes| board.handle_xcap_data(now, conn, bytes))
+    }
+
+    fn handle_written(&mut self, _key: usize, _board: &mut Switchboard) {}
+
+    fn close(&mut self, key: usize, now: Instant, registry: &Registry, board: &mut Switchboard) {
+        let conn = self.conns.get(key).map(|c| c.conn);
+        self.drop_socket(key, registry);
+        if let Some(conn) = conn {
+            board.handle_xcap_closed(now, conn);
+        }
     }
 }

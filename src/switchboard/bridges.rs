@@ -255,6 +255,11 @@ impl Bridges {
         Some(id)
     }
 
+    /// Whether a bridge has datagrams to send ([`poll_dirty`](Self::poll_dirty)).
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// The next state change of any bridge, for the gateway.
     pub fn poll_event(&mut self) -> Option<(MediaId, BridgeEvent)> {
         self.events.pop_front()
@@ -267,7 +272,16 @@ impl Bridges {
 
     /// Runs every bridge timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(id) = self.deadlines.pop_due(now) {
+        self.handle_timeout_while(now, &mut || true);
+    }
+
+    /// Runs due bridge timers, earliest first, while `more` says there is time (asked before
+    /// each); the rest stay due.
+    pub fn handle_timeout_while(&mut self, now: Instant, more: &mut dyn FnMut() -> bool) {
+        while self.deadlines.earliest().is_some_and(|t| t <= now) && more() {
+            let Some(id) = self.deadlines.pop_due(now) else {
+                break;
+            };
             let Some(slot) = self.slots.get_mut(id.0) else {
                 continue;
             };

@@ -359,13 +359,25 @@ impl Switchboard {
 
     /// Runs due timers of every engine; early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.sip_deadline.is_some_and(|t| t <= now) {
+        self.handle_timeout_while(now, &mut || true);
+    }
+
+    /// Runs due timers while `more` says there is time: `more` is asked before each
+    /// engine's timers and before each bridge's. What is not run stays due, so
+    /// [`poll_timeout`](Self::poll_timeout) asks for it again at once.
+    pub fn handle_timeout_while(&mut self, now: Instant, more: &mut dyn FnMut() -> bool) {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.sip_deadline) && more() {
             self.sip.handle_timeout(now);
         }
-        self.bridges.handle_timeout(now);
-        self.store.handle_timeout(now);
-        self.msrps.handle_timeout(now);
-        if self.xcap_deadline.is_some_and(|t| t <= now) {
+        self.bridges.handle_timeout_while(now, more);
+        if due(self.store.poll_timeout()) && more() {
+            self.store.handle_timeout(now);
+        }
+        if due(self.msrps.poll_timeout()) && more() {
+            self.msrps.handle_timeout(now);
+        }
+        if due(self.xcap_deadline) && more() {
             self.xcap.handle_timeout(now);
         }
         self.route(now);
@@ -388,6 +400,20 @@ impl Switchboard {
     /// The next socket action, in the order the engines produced them.
     pub fn poll_output(&mut self) -> Option<Command> {
         self.commands.pop_front()
+    }
+
+    /// Whether [`poll_output`](Self::poll_output) has a command.
+    pub fn has_command(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
+    /// Whether anything waits for the reactor without a socket or timer to wake it: a
+    /// command, a bridge to flush, bridge or MSRP events to route (left for want of time).
+    pub fn has_output(&self) -> bool {
+        self.has_command()
+            || self.bridges.has_dirty()
+            || self.bridges.has_events()
+            || self.msrps.has_dirty()
     }
 
     /// True when no SIP work is pending that a shutdown should wait for (un-REGISTERs,

@@ -267,6 +267,11 @@ impl WsConnection {
         self.events.pop_front()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has an event.
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bytes waiting for the socket; after writing some, call
     /// [`advance_transmit`](Self::advance_transmit) with how many were written.
     pub fn poll_transmit(&self) -> Option<&[u8]> {

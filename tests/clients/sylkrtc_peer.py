@@ -32,12 +32,16 @@ call:   adds the account, sends session-create with aiortc's offer (candidates t
         audio that comes back for S seconds (then runs --steps), then session-terminate.
 
 steps (--steps JSON list, run once established, each recorded in RESULT `steps`):
-  {"measure": S}           audio (and video) received during S seconds, as its own phase
+  {"measure": S}           audio (and video) received during S seconds, as its own phase,
+                           with the audio RTP payload types that arrived (`payload_types`)
   {"update": KIND}         session-update with a new offer: hold (sendonly), unhold
                            (sendrecv), inactive, add-video (a test-pattern video track),
-                           remove-video (its transceiver stopped); waits for the `update`
-                           event and applies an `accepted` answer
-  {"answer-update": T}     waits up to T s for `update` `received` and answers it
+                           remove-video (its transceiver stopped), codec:NAME (audio
+                           offered with NAME only, e.g. codec:PCMU); waits for the `update`
+                           event and applies an `accepted` answer; audio is then sent with
+                           the first codec agreed (`sending`), as browsers do
+  {"answer-update": T}     waits up to T s for `update` `received` and answers it (a
+                           changed codec is followed; `answer_formats`: the answer's audio)
   {"dtmf": "123"}          session-dtmf-info (no duration, as sylkrtc.js 1.8 sends it)
   {"say": TEXT}            session-message TEXT (text/plain; over the chat with --chat)
   {"transfer": URI}        session-transfer; waits for `transfer` accepted/failed or the end
@@ -406,6 +410,64 @@ def install_video_hooks():
     RTCRtpSender._handle_rtcp_packet = counting_feedback
 
 
+# --- codec changes ------------------------------------------------------------------------------
+
+# RTP payload types received per kind, counted as they arrive (before the jitter buffer).
+AUDIO_PTS = {}
+VIDEO_PTS = {}
+
+
+def install_codec_hooks():
+    """Counts the payload types of the RTP received (AUDIO_PTS, VIDEO_PTS), and notes the codec
+    each sender's RTP loop sends with, so follow_codecs can switch it."""
+    handle_rtp = RTCRtpReceiver._handle_rtp_packet
+
+    async def count_pt(self, packet, arrival_time_ms):
+        if self.track is not None:
+            pts = AUDIO_PTS if self.track.kind == "audio" else VIDEO_PTS
+            pts[packet.payload_type] = pts.get(packet.payload_type, 0) + 1
+        return await handle_rtp(self, packet, arrival_time_ms)
+
+    RTCRtpReceiver._handle_rtp_packet = count_pt
+
+    run_rtp = RTCRtpSender._run_rtp
+
+    async def noting_run_rtp(self, codec):
+        self._sending_codec = codec
+        return await run_rtp(self, codec)
+
+    RTCRtpSender._run_rtp = noting_run_rtp
+
+
+def follow_codecs(pc):
+    """After an offer/answer, sends each kind with the first codec agreed and receives every
+    codec agreed, as browsers do when a renegotiation changes the codec (RFC 3264 section
+    8.3.2); aiortc 1.16 keeps the codec of the first negotiation. Returns the audio codec now
+    sent."""
+    sent = None
+    for t in pc.getTransceivers():
+        if not t._codecs or t.kind not in ("audio", "video"):
+            continue
+        receiving = t.receiver._RTCRtpReceiver__codecs
+        router = t.receiver.transport._rtp_router if t.receiver.transport else None
+        for c in t._codecs:
+            receiving[c.payloadType] = c
+            if router is not None:
+                # The BUNDLE router hands a packet to a receiver by its payload type.
+                router.payload_type_table.setdefault(c.payloadType, set()).add(t.receiver)
+        first = next((c for c in t._codecs if not c.mimeType.lower().endswith("/rtx")), t._codecs[0])
+        codec = getattr(t.sender, "_sending_codec", None)
+        if codec is not None and (codec.mimeType.lower(), codec.payloadType) != (first.mimeType.lower(), first.payloadType):
+            # The RTP loop reads this object for every packet; the encoder is made anew from
+            # it for the next frame.
+            codec.mimeType, codec.clockRate, codec.channels = first.mimeType, first.clockRate, first.channels
+            codec.payloadType, codec.parameters = first.payloadType, dict(first.parameters)
+            t.sender._RTCRtpSender__encoder = None
+        if t.kind == "audio":
+            sent = "%s/%s" % (first.mimeType.split("/")[1], first.payloadType)
+    return sent
+
+
 def install_video_loss(pc, every):
     """Drops one outgoing video RTP packet every `every` seconds, as a lossy network would:
     the receiving peer's decoder then misses data and asks for a key frame (PLI or FIR)."""
@@ -664,6 +726,14 @@ def sdp_summary(sdp):
     return lines
 
 
+def audio_formats(sdp):
+    """The payload types of the first m=audio line."""
+    for line in sdp.splitlines():
+        if line.startswith("m=audio "):
+            return line.split()[3:]
+    return []
+
+
 def rollback(pc):
     """Drops a pending local offer, as a browser's rollback does (aiortc 1.16 has none):
     what sylkrtc.js does when its update failed, e.g. in glare."""
@@ -682,6 +752,7 @@ class Steps:
     async def answer_offer(self, offer_sdp):
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        follow_codecs(self.pc)
         return self.pc.localDescription.sdp
 
     async def auto_answer(self, msg):
@@ -703,6 +774,11 @@ class Steps:
             for t in self.pc.getTransceivers():
                 if t.kind == "video":
                     await t.stop()
+        elif kind.startswith("codec:"):
+            wanted = "audio/" + kind.split(":", 1)[1].lower()
+            audio.setCodecPreferences(
+                [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == wanted]
+            )
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         await self.client.request("session-update", session=self.session, sdp=offer)
@@ -711,6 +787,7 @@ class Steps:
         if msg["state"] == "accepted":
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
             out["answer"] = sdp_summary(msg["sdp"])
+            out["sending"] = follow_codecs(self.pc)
         else:
             out["reason"] = msg.get("reason")
             rollback(self.pc)
@@ -719,12 +796,23 @@ class Steps:
     async def measure(self, seconds):
         snap = self.meter.snapshot()
         video_before = VIDEO.frames
+        pts_before = dict(AUDIO_PTS)
+        video_pts_before = dict(VIDEO_PTS)
         try:
             await self.client.event(state_is(self.session, "terminated"), seconds)
             ended = True
         except asyncio.TimeoutError:
             ended = False
         out = {"measure": seconds, **self.meter.since(snap), "video_frames": VIDEO.frames - video_before}
+        # Audio payload types received in this phase and how many packets of each.
+        out["payload_types"] = {str(pt): n - pts_before.get(pt, 0) for pt, n in AUDIO_PTS.items() if n > pts_before.get(pt, 0)}
+        if VIDEO_PTS:
+            out["video_payload_types"] = {
+                str(pt): n - video_pts_before.get(pt, 0)
+                for pt, n in VIDEO_PTS.items()
+                if n > video_pts_before.get(pt, 0)
+            }
+            out["video_codec"] = VIDEO.codec
         if ended:
             out["terminated"] = True
         return out
@@ -774,10 +862,13 @@ class Steps:
             elif "update" in step:
                 r = await self.update(step["update"])
             elif "answer-update" in step:
-                msg = await self.client.event(session_event(self.session, "update", "received"), step["answer-update"])
+                # It may have come during an earlier step (a measure).
+                msg = await self.client.seen_or_event(
+                    session_event(self.session, "update", "received"), step["answer-update"]
+                )
                 answer = await self.answer_offer(msg["sdp"])
                 await self.client.request("session-update", session=self.session, sdp=answer)
-                r = {"answered": sdp_summary(msg["sdp"])}
+                r = {"answered": sdp_summary(msg["sdp"]), "answer_formats": audio_formats(answer)}
             elif "dtmf" in step:
                 await self.client.request("session-dtmf-info", session=self.session, digit=step["dtmf"])
                 r = {"dtmf": step["dtmf"]}
@@ -851,6 +942,7 @@ async def main():
     p.add_argument("--v1", action="store_true", help="speak sylkRTC-1 instead of sylkRTC-2")
     args = p.parse_args()
     steps = json.loads(args.steps)
+    install_codec_hooks()
     if args.video:
         install_video_hooks()
 

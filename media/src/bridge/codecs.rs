@@ -35,6 +35,17 @@ pub(super) fn has_media_codec(pairs: &[(CodecSpec, CodecSpec)], kind: MediaKind)
         .any(|(w, _)| w.kind == kind && !w.is_telephone_event())
 }
 
+/// The first pair of `kind` with a real codec: what a sender of that kind uses first
+/// (RFC 3264 section 6.1, the answerer's preference order).
+pub(super) fn media_pair(
+    pairs: &[(CodecSpec, CodecSpec)],
+    kind: MediaKind,
+) -> Option<&(CodecSpec, CodecSpec)> {
+    pairs
+        .iter()
+        .find(|(w, _)| w.kind == kind && !w.is_telephone_event())
+}
+
 pub(super) fn primary_clock(pairs: &[(CodecSpec, CodecSpec)], kind: MediaKind) -> u32 {
     pairs
         .iter()

@@ -363,6 +363,10 @@ pub struct Bridge {
     agreed: Option<Box<session::Agreed>>,
     /// An offer/answer of a running call under way (`renegotiate.rs`).
     renegotiation: Option<renegotiate::Renegotiation>,
+    /// Every codec the browser's last offer listed: what it can do, so a SIP re-offer is
+    /// passed on with those codecs only. Empty until the browser offered (its answers list
+    /// only what it picked from ours).
+    browser_offered: Vec<crate::webrtc_leg::CodecSpec>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -398,6 +402,7 @@ impl Bridge {
             origin: LocalOrigin::new(session_id, 1),
             agreed: None,
             renegotiation: None,
+            browser_offered: Vec::new(),
         }
     }
 

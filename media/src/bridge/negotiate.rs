@@ -263,6 +263,7 @@ impl Bridge {
             }
         }
         self.start_media(now, &pairs);
+        self.browser_offered = offered_codecs(&webrtc_offer);
         self.record_agreed(
             *sip_offer,
             answer_model,
@@ -686,4 +687,15 @@ pub(super) fn sdp_error(leg: MediaLeg) -> impl Fn(SdpError) -> BridgeError {
         SdpError::NoCommonCodec { .. } => BridgeError::NoCommonCodec,
         other => BridgeError::Sdp { leg, error: other },
     }
+}
+
+/// Every audio and video codec of a browser offer's RTP lines (its capabilities).
+pub(super) fn offered_codecs(offer: &SessionDescription) -> Vec<CodecSpec> {
+    let mut codecs = Vec::new();
+    for m in &offer.media {
+        if let Some(kind) = MediaKind::from_sdp(&m.kind).filter(|_| m.is_rtp()) {
+            codecs.extend(m.codecs().iter().map(|c| CodecSpec::from_sdp(kind, c)));
+        }
+    }
+    codecs
 }

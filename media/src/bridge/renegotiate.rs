@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use super::codecs::{has_media_codec, pair_codecs};
-use super::negotiate::sdp_error;
+use super::negotiate::{offered_codecs, sdp_error};
 use super::sdes::{fresh_crypto, sdes_offer_cryptos};
 use super::session::{directions_of, line_of, media_digest};
 use super::{Bridge, MediaLeg, Negotiation};
@@ -284,6 +284,7 @@ impl Bridge {
         self.apply_agreement(now, &negotiated, &pairs, directions_of(&webrtc_offer))?;
         let directions = self.browser_directions(&browser_answer, &negotiated);
         finalize_browser_sdp(&mut browser_answer, &directions);
+        self.browser_offered = offered_codecs(&webrtc_offer);
         self.record_agreed(*sip_offer, answer, directions_of(&webrtc_offer), &pairs);
         self.drain_webrtc(now);
         Ok(browser_answer.to_sdp_string())
@@ -315,6 +316,14 @@ impl Bridge {
         let negotiated = sip_offer_to_negotiated(&offer, &Self::supported_codecs(&self.config))
             .map_err(sdp_error(MediaLeg::Sip))?;
         let lines = self.browser_reoffer_lines(&negotiated);
+        // No codec both sides carry (the gateway does not transcode): refused at once (488),
+        // without troubling the browser.
+        if !lines
+            .iter()
+            .any(|l| l.codecs.iter().any(|c| !c.is_telephone_event()))
+        {
+            return Err(BridgeError::NoCommonCodec);
+        }
         let Some(leg) = self.webrtc.as_mut() else {
             return Err(BridgeError::WrongState("no WebRTC leg"));
         };
@@ -329,8 +338,9 @@ impl Bridge {
     }
 
     /// Our re-offer's lines for the browser: its session's m-lines in order (each kind's
-    /// first line carries the SIP side's codecs for that kind, with the browser's payload
-    /// types where it already has the codec), then a new line for a kind it lacks.
+    /// first line carries the SIP side's codecs for that kind that the browser can take,
+    /// with the browser's payload types where it already has the codec), then a new line
+    /// for a kind it lacks.
     fn browser_reoffer_lines(&self, negotiated: &NegotiatedSession) -> Vec<OfferLine> {
         let current = self
             .webrtc
@@ -350,8 +360,9 @@ impl Bridge {
             };
             n.codecs
                 .iter()
-                .map(|c| {
-                    let sip = CodecSpec::from_sdp(kind, c);
+                .map(|c| CodecSpec::from_sdp(kind, c))
+                .filter(|sip| self.browser_can_take(sip))
+                .map(|sip| {
                     let known = agreed_pairs
                         .iter()
                         .find(|(w, s)| w.kind == kind && s.same_codec(&sip))
@@ -428,6 +439,19 @@ impl Bridge {
             });
         }
         lines
+    }
+
+    /// Whether the browser can take `sip`'s codec: it is in force, or the browser's last
+    /// offer listed it; any codec of a kind that offer had no codec of (an incoming call:
+    /// the browser's answer shows what it picked, not what it can do).
+    fn browser_can_take(&self, sip: &CodecSpec) -> bool {
+        let in_force = self
+            .agreed
+            .as_ref()
+            .is_some_and(|a| a.pairs.iter().any(|(w, _)| w.same_codec(sip)));
+        in_force
+            || !self.browser_offered.iter().any(|w| w.kind == sip.kind)
+            || self.browser_offered.iter().any(|w| w.same_codec(sip))
     }
 
     /// The browser's answer to our re-offer from [`Bridge::handle_sip_reoffer`]: returns the

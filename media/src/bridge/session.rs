@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::codecs::{has_media_codec, payload_maps, primary_clock};
+use super::codecs::{has_media_codec, media_pair, payload_maps, primary_clock};
 use super::sdes::sdes_context;
 use super::streams::{SequenceGuard, WebrtcStream};
 use super::Bridge;
@@ -177,7 +177,7 @@ impl Bridge {
         let clock_rate = primary_clock(pairs, kind);
         let sending = matches!(browser, MediaDirection::SendRecv | MediaDirection::RecvOnly);
         if let Some(w) = self.fwd.webrtc_streams[kind.index()].as_mut() {
-            w.clock_rate = clock_rate;
+            w.set_codecs(pairs, kind);
             w.sending = sending;
             return;
         }
@@ -197,6 +197,7 @@ impl Bridge {
             bytes_received: 0,
             packets_sent: 0,
             bytes_sent: 0,
+            codec: media_pair(pairs, kind).map(|(w, _)| w.clone()),
         });
     }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::codecs::{has_media_codec, payload_maps, primary_clock};
+use super::codecs::{has_media_codec, media_pair, payload_maps, primary_clock};
 use super::Bridge;
 use crate::rtp::srtp::SdesSrtp;
 use crate::rtp::{ReceptionStats, SsrcRewriter};
@@ -24,6 +24,8 @@ pub(super) struct SipStream {
     /// The peer's telephone-event payload type and its clock rate (RFC 4733), to report its
     /// key presses.
     pub(super) telephone_event: Option<(u8, u32)>,
+    /// The SIP side's first real codec, to tell a codec change from a refresh.
+    pub(super) codec: Option<CodecSpec>,
 }
 
 impl SipStream {
@@ -45,6 +47,20 @@ impl SipStream {
             (pt, clock)
         });
         self.leg.set_telephone_event_payload_type(te_pt);
+        // `pairs` are this stream's kind only.
+        let codec = pairs
+            .iter()
+            .find(|(w, _)| !w.is_telephone_event())
+            .map(|(_, s)| s.clone());
+        if let (Some(old), Some(new)) = (&self.codec, &codec) {
+            if !old.same_codec(new) {
+                // RFC 3264 section 8.3.2: the stream goes on in the new format.
+                self.leg.rebase_continuity();
+            }
+        }
+        if codec.is_some() {
+            self.codec = codec;
+        }
     }
 }
 
@@ -68,6 +84,8 @@ pub(super) struct WebrtcStream {
     pub(super) bytes_received: u64,
     pub(super) packets_sent: u64,
     pub(super) bytes_sent: u64,
+    /// The browser side's first real codec, to tell a codec change from a refresh.
+    pub(super) codec: Option<CodecSpec>,
 }
 
 /// RFC 3550 A.1: a jump beyond this is a restart or garbage, not loss.
@@ -126,6 +144,26 @@ impl SequenceGuard {
 }
 
 impl WebrtcStream {
+    /// The codecs of this kind after an offer/answer: on a codec change the SIP source may
+    /// restart its numbers, so its sequence check starts over and the output goes on from
+    /// where it was ([`SsrcRewriter::rebase`], RFC 3264 section 8.3.2).
+    pub(super) fn set_codecs(&mut self, pairs: &[(CodecSpec, CodecSpec)], kind: MediaKind) {
+        self.clock_rate = primary_clock(pairs, kind);
+        let codec = media_pair(pairs, kind).map(|(w, _)| w.clone());
+        if let (Some(old), Some(new)) = (&self.codec, &codec) {
+            if !old.same_codec(new) {
+                self.out.rebase();
+                self.guard = SequenceGuard {
+                    restarts: self.guard.restarts,
+                    ..SequenceGuard::default()
+                };
+            }
+        }
+        if codec.is_some() {
+            self.codec = codec;
+        }
+    }
+
     pub(super) fn on_packet(&mut self, rtp: &ReceivedRtp) {
         self.packets_received += 1;
         self.bytes_received += rtp.payload_len as u64;
@@ -225,6 +263,7 @@ impl Bridge {
             ssrc,
             keys,
             telephone_event: None,
+            codec: None,
         };
         stream.set_codecs(&kind_pairs, n.telephone_event_pt);
         self.fwd.sip[kind.index()] = Some(stream);
@@ -251,6 +290,7 @@ impl Bridge {
                 bytes_received: 0,
                 packets_sent: 0,
                 bytes_sent: 0,
+                codec: media_pair(pairs, kind).map(|(w, _)| w.clone()),
             });
         }
     }

@@ -112,6 +112,8 @@ pub struct SsrcRewriter {
     last_seq: u16,
     last_ts: u32,
     last_at: Option<Instant>,
+    /// The next packet starts a new mapping even from the same input SSRC (a codec change).
+    rebase: bool,
 }
 
 impl SsrcRewriter {
@@ -124,7 +126,17 @@ impl SsrcRewriter {
             last_seq: 0,
             last_ts: 0,
             last_at: None,
+            rebase: false,
         }
+    }
+
+    /// The stream changes codec (an offer/answer changed it, RFC 3264 section 8.3.2): the
+    /// next packet is mapped as if from a new source, whatever its SSRC, so the output goes
+    /// on at the next sequence number and at the last timestamp advanced by the time since
+    /// at the new codec's clock rate (RFC 7160 section 4.2: one SSRC, several clock rates).
+    /// The sender's own numbers for the new codec may restart anywhere.
+    pub fn rebase(&mut self) {
+        self.rebase = self.source.is_some();
     }
 
     /// The SSRC written into every packet.
@@ -143,8 +155,9 @@ impl SsrcRewriter {
         let in_seq = packet.sequence_number();
         let in_ts = packet.timestamp();
         let source = match self.source {
-            Some(s) if s.input_ssrc == packet.ssrc() => s,
+            Some(s) if s.input_ssrc == packet.ssrc() && !self.rebase => s,
             Some(_) => {
+                self.rebase = false;
                 let elapsed = self
                     .last_at
                     .map_or(0, |t| now.saturating_duration_since(t).as_micros());

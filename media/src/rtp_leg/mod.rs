@@ -635,6 +635,12 @@ impl RtpLeg {
         }))
     }
 
+    /// The stream we send changes codec: the next packet continues our sequence and
+    /// timestamps whatever the source's own numbers ([`SsrcRewriter::rebase`]).
+    pub fn rebase_continuity(&mut self) {
+        self.rewriter.rebase();
+    }
+
     /// PT map, continuity rewrite and send accounting on a plain packet in place; `false`
     /// when the payload type is not negotiated here.
     fn rewrite_outbound(&mut self, now: Instant, work: &mut [u8]) -> Result<bool, RtpLegError> {

@@ -1743,3 +1743,35 @@ fn a_hanging_storage_thread_is_caught_by_the_watchdog() {
     settle(&mut g);
     assert_eq!(statuses(&mut g), [202]);
 }
+
+#[test]
+fn timers_left_for_want_of_time_stay_due_and_run_on_the_next_call() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let c = open(&mut g, t0, 1, Dialect::V2, 1);
+    request(&mut g, t0, c, add("alice@127.0.0.1:5099", "a"));
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"account-register","transaction":"r","account":"alice@127.0.0.1:5099"}),
+    );
+    let (_, sip) = drain(&mut g);
+    assert_eq!(sip.len(), 1, "the REGISTER");
+    // Its retransmission timer (RFC 3261 17.1.2.2, Timer E) is the earliest deadline.
+    let due = g.poll_timeout().expect("a retransmission timer");
+    // No time: nothing runs, nothing is sent, the deadline stays due.
+    let mut asked = 0;
+    g.handle_timeout_while(due, &mut || {
+        asked += 1;
+        false
+    });
+    assert!(asked >= 1, "asked before the SIP stack's timers");
+    assert!(drain(&mut g).1.is_empty());
+    assert!(g.poll_timeout().is_some_and(|t| t <= due), "still due");
+    // With time, the same deadline runs: the REGISTER goes again.
+    g.handle_timeout_while(due, &mut || true);
+    let (_, sip) = drain(&mut g);
+    assert_eq!(sip.len(), 1, "the retransmitted REGISTER");
+    assert!(g.poll_timeout().is_some_and(|t| t > due));
+}

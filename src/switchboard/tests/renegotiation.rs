@@ -370,6 +370,100 @@ fn a_changed_sip_offer_goes_to_the_browser_and_its_answer_goes_in_the_200() {
 }
 
 #[test]
+fn a_sip_offer_of_another_codec_moves_the_call_and_one_without_a_common_codec_gets_488() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (c, invite) = answered_call(&mut g, t0);
+    // G.729 only: nothing both sides carry; refused at once, the browser is not asked.
+    let g729 = SIP_ANSWER
+        .replace("RTP/AVP 0 101", "RTP/AVP 18 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
+    let re = from_bob(&invite, "INVITE", 90, &[], Some(("application/sdp", &g729)));
+    g.handle_sip_datagram(t0, peer(), re.as_bytes());
+    let d = drain_all(&mut g);
+    assert!(events(&d, "update").is_empty(), "{:?}", d.texts);
+    assert!(
+        responses_of(&d)
+            .iter()
+            .any(|r| r.status() == 488 && r.cseq().seq == 90),
+        "488 to the G.729 offer"
+    );
+    // PCMA only (the call runs PCMU): the browser is offered PCMA alone.
+    let pcma = SIP_ANSWER
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    let re = from_bob(&invite, "INVITE", 91, &[], Some(("application/sdp", &pcma)));
+    g.handle_sip_datagram(t0, peer(), re.as_bytes());
+    let d = drain_all(&mut g);
+    let up = events(&d, "update");
+    assert_eq!(up.len(), 1, "{:?}", d.texts);
+    assert_eq!(up[0]["state"], "received");
+    let offer = up[0]["sdp"].as_str().unwrap();
+    let m = offer.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(
+        m.ends_with("SAVPF 8 126"),
+        "PCMA and telephone-event: {offer}"
+    );
+    assert!(!offer.contains("PCMU"), "{offer}");
+    let answer = chrome_reanswer(offer);
+    request(
+        &mut g,
+        t0,
+        c,
+        json!({"sylkrtc":"session-update","transaction":"a2","session":"s1","sdp":answer}),
+    );
+    let d = drain_all(&mut g);
+    assert_eq!(reply_of(&d, "a2")["sylkrtc"], "ack", "{:?}", d.texts);
+    let ok = responses_of(&d)
+        .into_iter()
+        .find(|r| r.status() == 200 && r.cseq().seq == 91)
+        .expect("200 to the re-INVITE");
+    let body = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(body.contains("RTP/AVP 8\r\n"), "{body}");
+    assert!(body.contains("a=rtpmap:8 PCMA/8000"), "{body}");
+}
+
+#[test]
+fn a_browser_offer_of_another_codec_goes_out_and_a_488_keeps_the_old_one() {
+    let t0 = Instant::now();
+    let mut g = gateway(&["*"], 10);
+    let (c, _invite) = answered_call(&mut g, t0);
+    // Chrome's offer with PCMA (and telephone-event) alone on its audio line.
+    let pcma = CHROME_OFFER.replace(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 8 126",
+    );
+    update(&mut g, t0, c, "u1", &pcma);
+    let d = drain_all(&mut g);
+    assert_eq!(reply_of(&d, "u1")["sylkrtc"], "ack", "{:?}", d.texts);
+    let re = requests_of(&d, Method::Invite).remove(0);
+    let body = String::from_utf8_lossy(re.body()).into_owned();
+    let m = body.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(m.contains("RTP/AVP 8"), "{body}");
+    assert!(!body.contains("PCMU") && !body.contains("opus"), "{body}");
+    reply(&mut g, t0, &re, 488, "Not Acceptable Here", None);
+    let d = drain_all(&mut g);
+    let up = events(&d, "update");
+    assert_eq!(up.len(), 1, "{:?}", d.texts);
+    assert_eq!(up[0]["state"], "failed");
+    assert_eq!(up[0]["reason"], "488 Not Acceptable Here");
+    // Later the SIP side takes PCMA: the answer goes back to the browser.
+    update(&mut g, t0, c, "u2", &pcma);
+    let d = drain_all(&mut g);
+    let re = requests_of(&d, Method::Invite).remove(0);
+    let pcma_answer = SIP_ANSWER
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    reply(&mut g, t0, &re, 200, "OK", Some(&pcma_answer));
+    let d = drain_all(&mut g);
+    let up = events(&d, "update");
+    assert_eq!(up[0]["state"], "accepted", "{:?}", d.texts);
+    let sdp = up[0]["sdp"].as_str().unwrap();
+    let m = sdp.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(m.ends_with("SAVPF 8 126"), "{sdp}");
+}
+
+#[test]
 fn without_the_browsers_answer_the_gateway_answers_for_it() {
     let t0 = Instant::now();
     let mut g = gateway(&["*"], 10);
