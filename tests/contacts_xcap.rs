@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::conn::Conn;
-use common::peers::{password, poll, Kamailio, KamailioOpts};
+use common::peers::{password, poll, Kamailio, KamailioDb, KamailioOpts};
 use common::*;
 use serde_json::{json, Value};
 
@@ -422,12 +422,12 @@ fn an_https_xcap_root_works_through_tls() {
 }
 
 /// RFC 4662 through Kamailio's `rls`: the gateway writes the user's rls-services document
-/// naming `sip:alice-buddies@example.test` over her `contacts` list, subscribes to the list
-/// once, and the RLS takes it as a list: it subscribes to each resource itself (Kamailio's
-/// presence then NOTIFYs the RLS, not the gateway, about bob). What comes back to the
-/// gateway after the first full-state NOTIFY cannot be checked with this peer: over SQLite
-/// Kamailio's RLS never stores what its resources' NOTIFYs say, so it sends no list
-/// updates (README, "What is left").
+/// with the service `sip:alice-buddies@example.test` listing the contacts she watches
+/// (not dave, whose `presence.subscribe` is false, until it is true), subscribes to the
+/// list once, and the RLS takes it as a list: it subscribes to each resource itself
+/// (Kamailio's presence then NOTIFYs the RLS, not the gateway, about bob). Presence coming
+/// back through the RLS is checked on PostgreSQL (the next test): over SQLite Kamailio's
+/// RLS sends no list updates (README, "What is left").
 #[test]
 fn the_buddy_list_is_one_subscription_served_by_the_rls() {
     let kam = Kamailio::start(KamailioOpts {
@@ -438,22 +438,25 @@ fn the_buddy_list_is_one_subscription_served_by_the_rls() {
     let gw = gateway_with_xcap(&kam, "");
     let mut alice = Conn::open(gw.ws);
     alice.register(&kam, "alice", None);
+    let dave = json!({"id":"c-dave","name":"Dave","uris":[{"id":"u1","uri":"sip:dave@example.test"}],
+                      "presence":{"policy":"allow","subscribe":false}});
+    let ev = update(&mut alice, ALICE, "add", "contact", dave.clone());
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
     let contact = json!({"id":"c-bob","name":"Bob","uris":[{"id":"u1","uri":"sip:bob@example.test"}],
                          "presence":{"policy":"allow","subscribe":true}});
     let ev = update(&mut alice, ALICE, "add", "contact", contact);
     assert_eq!(ev["event"], "addressbook-updated", "{ev}");
-    // The rls-services document on the server names the list by reference.
-    let services = poll(Duration::from_secs(10), || {
-        let (status, _, doc) = server_doc(&kam, "alice", "rls-services");
-        (status == 200).then_some(doc)
-    })
-    .expect("no rls-services document");
+    // The rls-services document on the server lists bob, the one contact she watches.
+    let services = |want: &str| {
+        poll(Duration::from_secs(10), || {
+            let (status, _, doc) = server_doc(&kam, "alice", "rls-services");
+            (status == 200 && doc.contains(want)).then_some(doc)
+        })
+    };
+    let doc = services("<entry uri=\"sip:bob@example.test\"/>").expect("no service for bob");
     assert!(
-        services.contains("<service uri=\"sip:alice-buddies@example.test\">")
-            && services.contains(
-                "/resource-lists/users/sip:alice@example.test/index/~~/resource-lists/list%5b@name=%22contacts%22%5d</resource-list>"
-            ),
-        "{services}"
+        doc.contains("<service uri=\"sip:alice-buddies@example.test\"><list xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><entry uri=\"sip:bob@example.test\"/></list>"),
+        "{doc}"
     );
     // The RLS subscribed to bob on the list's behalf: presence NOTIFYs it (its contact is
     // Kamailio's own address), so the list subscription was taken as one.
@@ -469,7 +472,116 @@ fn the_buddy_list_is_one_subscription_served_by_the_rls() {
         "the RLS did not subscribe to bob:\n{}",
         kam.log()
     );
-    // And the gateway did not fall back to watching bob itself.
+    // Dave is in her contacts list but not watched, by the RLS either.
+    let (_, _, lists) = server_doc(&kam, "alice", "resource-lists");
+    assert!(lists.contains("sip:dave@example.test"), "{lists}");
+    let rls_dave = format!(
+        "via sip:{} on behalf of sip:dave@example.test",
+        kam.sip_addr()
+    );
+    assert!(!kam.log().contains(&rls_dave), "{}", kam.log());
+    // Once she watches him the service lists him, and the RLS subscribes to him.
+    let mut dave = dave;
+    dave["presence"]["subscribe"] = true.into();
+    let ev = update(&mut alice, ALICE, "update", "contact", dave);
+    assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    services("<entry uri=\"sip:dave@example.test\"/>").expect("dave not in the service");
+    let served = poll(Duration::from_secs(10), || {
+        kam.log().contains(&rls_dave).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the RLS did not subscribe to dave:\n{}",
+        kam.log()
+    );
+    // And the gateway did not fall back to watching them itself.
+    assert!(
+        !gw.log_lines()
+            .iter()
+            .any(|l| l.contains("no resource list")),
+        "{}",
+        gw.log_lines().join("\n")
+    );
+}
+
+/// Presence through the RLS end to end (RFC 4662 over RFC 3856): Kamailio on PostgreSQL
+/// serves alice's buddy list; bob is baresip with its `presence` module, PUBLISHing to
+/// Kamailio's presence server; the RLS watches him and tells the gateway in RLMI NOTIFYs,
+/// which become alice's `presence` events as he goes online, offline and online again.
+/// carol, a second contact who never publishes, shows that the gateway holds one
+/// subscription (the list) and not one per contact.
+#[test]
+fn presence_of_a_contact_arrives_through_the_rls() {
+    use common::peers::{Baresip, BaresipOpts};
+    let kam = Kamailio::start(KamailioOpts {
+        xcap: true,
+        rls: true,
+        database: KamailioDb::Postgres,
+        ..KamailioOpts::default()
+    });
+    let mut bob = Baresip::start(
+        &kam,
+        BaresipOpts {
+            presence: true,
+            ..BaresipOpts::default()
+        },
+    );
+    bob.wait_for_registration(Duration::from_secs(10));
+    let gw = gateway_with_xcap(&kam, "");
+    let mut alice = Conn::open(gw.ws);
+    alice.register(&kam, "alice", None);
+    for (id, user) in [("c-bob", "bob"), ("c-carol", "carol")] {
+        let contact = json!({"id":id,"name":user,"uris":[{"id":"u1","uri":format!("sip:{user}@example.test")}],
+                             "presence":{"policy":"allow","subscribe":true}});
+        let ev = update(&mut alice, ALICE, "add", "contact", contact);
+        assert_eq!(ev["event"], "addressbook-updated", "{ev}");
+    }
+    let state_is = |want: &'static str| {
+        move |v: &Value| {
+            v["event"] == "presence"
+                && v["account"] == ALICE
+                && payload(v)["contact"] == "c-bob"
+                && payload(v)["state"] == want
+        }
+    };
+    let wait = |alice: &mut Conn, want: &'static str| {
+        let got = alice.gets(Duration::from_secs(20), state_is(want));
+        assert!(
+            got,
+            "bob never {want} through the RLS\n--- kamailio:\n{}\n--- gateway:\n{}",
+            kam.log(),
+            gw.log_lines().join("\n")
+        );
+    };
+    // baresip publishes itself online once registered.
+    wait(&mut alice, "open");
+    alice.forget_events();
+    bob.command("presence_offline").expect("presence_offline");
+    wait(&mut alice, "closed");
+    alice.forget_events();
+    bob.command("presence_online").expect("presence_online");
+    wait(&mut alice, "open");
+    // All of it came through the list: one subscription (not one per contact), active.
+    let phases = || {
+        let m = http(gw.metrics.unwrap_or(gw.ws), "GET", "/metrics").2;
+        [
+            "subscribing",
+            "pending",
+            "active",
+            "retrying",
+            "unsubscribing",
+        ]
+        .map(|p| metric(&m, "sylk_sip_subscriptions", &format!("phase=\"{p}\"")).unwrap_or(0.0))
+    };
+    let one = poll(Duration::from_secs(10), || {
+        (phases() == [0.0, 0.0, 1.0, 0.0, 0.0]).then_some(())
+    });
+    assert!(
+        one.is_some(),
+        "subscriptions by phase: {:?}\n{}",
+        phases(),
+        gw.log_lines().join("\n")
+    );
     assert!(
         !gw.log_lines()
             .iter()

@@ -89,10 +89,13 @@ pub struct Subscription {
     /// Random base of our digest client nonces inside the dialog (never on the wire alone).
     cnonce_base: String,
     listening: bool,
-    dialog: Option<Dialog>,
+    /// Boxed: a dialog is about 0.5 KiB, and the stack's slab holds every subscription
+    /// inline, also those between dialogs (retrying) or before their first.
+    dialog: Option<Box<Dialog>>,
     /// The hop of the initial SUBSCRIBE, where in-dialog requests fall back to.
     hop: Option<Hop>,
-    digest: Option<DigestClient>,
+    /// Boxed for the same reason: only a challenged subscription has one.
+    digest: Option<Box<DigestClient>>,
     phase: SubPhase,
     in_flight: Option<InFlight>,
     timer: Option<(Instant, Timer)>,
@@ -230,7 +233,7 @@ impl Subscription {
             return;
         };
         if let Some(d) = request.take_digest() {
-            self.digest = Some(d);
+            self.digest = Some(Box::new(d));
         }
         match kind {
             InFlight::Initial => self.initial_done(now, outcome, &request, rng),
@@ -297,7 +300,7 @@ impl Subscription {
                     .local()
                     .map(|local| Dialog::from_notify(local, 1, false, request))
                 {
-                    Some(Ok(d)) => self.dialog = Some(d),
+                    Some(Ok(d)) => self.dialog = Some(Box::new(d)),
                     _ => {
                         self.actions
                             .push_back(respond(400, "Missing Contact or From Tag"));
@@ -394,7 +397,7 @@ impl Subscription {
                         Dialog::uac_parts(&self.call_id, local, request.cseq(), false, response)
                     });
                     match dialog {
-                        Some(Ok(d)) => self.dialog = Some(d),
+                        Some(Ok(d)) => self.dialog = Some(Box::new(d)),
                         _ => return self.fail(now, SubscriptionEnd::NoDialog, rng),
                     }
                 }
@@ -552,7 +555,7 @@ impl Subscription {
             .push_back(SubAction::Send(Box::new(ClientRequest::in_dialog_with(
                 request,
                 hop,
-                self.digest.take(),
+                self.digest.take().map(|d| *d),
                 Some(self.contact_user.clone()),
                 self.cnonce_base.clone(),
             ))));

@@ -345,6 +345,19 @@ pub struct KamailioOpts {
     /// datagrams arrive: two workers may forward a response and a request that followed it
     /// in the other order.
     pub udp_workers: Option<u32>,
+    /// Where Kamailio keeps its tables (subscribers, presence, XCAP documents, RLS state).
+    pub database: KamailioDb,
+}
+
+/// Kamailio's database in the tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KamailioDb {
+    /// A SQLite file in the run dir (no server to start).
+    #[default]
+    Sqlite,
+    /// A throwaway PostgreSQL cluster ([`Postgres`]) started with Kamailio and stopped
+    /// after it (`db_postgres`; the tables made again at every start).
+    Postgres,
 }
 
 /// A running Kamailio: registrar with digest auth against HA1 (users of [`USERS`], domain
@@ -357,6 +370,9 @@ pub struct Kamailio {
     ha1: Vec<(String, String)>,
     dir: RunDir,
     opts: KamailioOpts,
+    /// With [`KamailioDb::Postgres`]: its server (dropped after `proc`, so Kamailio stops
+    /// first) and URL.
+    pg: Option<(Postgres, String)>,
 }
 
 impl Kamailio {
@@ -367,10 +383,18 @@ impl Kamailio {
         require("sqlite3");
         // A port can still be taken by someone else between our probe and Kamailio's bind
         // (other test processes on this machine): retry with new ports in that case.
+        let mut pg = (opts.database == KamailioDb::Postgres).then(|| {
+            let pg = Postgres::start();
+            let url = pg.url();
+            (pg, url)
+        });
         let mut last_log = String::new();
         for _ in 0..3 {
-            match Self::try_start(&opts) {
-                Ok(k) => return k,
+            match Self::try_start(&opts, pg.as_ref().map(|(_, url)| url.as_str())) {
+                Ok(mut k) => {
+                    k.pg = pg.take();
+                    return k;
+                }
                 Err(log) => last_log = log,
             }
         }
@@ -378,11 +402,11 @@ impl Kamailio {
     }
 
     /// `Err(log tail)` when a port was taken meanwhile; other failures fail the test.
-    fn try_start(opts: &KamailioOpts) -> Result<Kamailio, String> {
+    fn try_start(opts: &KamailioOpts, pg_url: Option<&str>) -> Result<Kamailio, String> {
         let dir = RunDir::new("kamailio");
         let port = free_port_pair();
         let xcap_port = opts.xcap.then(free_tcp_port);
-        let proc = Self::spawn_proc(opts, dir.path(), port, xcap_port);
+        let proc = Self::spawn_proc(opts, dir.path(), port, xcap_port, pg_url);
         let mut k = Kamailio {
             proc,
             port,
@@ -390,6 +414,7 @@ impl Kamailio {
             ha1: Vec::new(),
             dir,
             opts: opts.clone(),
+            pg: None,
         };
         k.wait_ready()?;
         let users = read_lossy(&k.dir.path().join("users.ha1"));
@@ -401,7 +426,13 @@ impl Kamailio {
         Ok(k)
     }
 
-    fn spawn_proc(opts: &KamailioOpts, dir: &Path, port: u16, xcap_port: Option<u16>) -> Proc {
+    fn spawn_proc(
+        opts: &KamailioOpts,
+        dir: &Path,
+        port: u16,
+        xcap_port: Option<u16>,
+        pg_url: Option<&str>,
+    ) -> Proc {
         let script = peers_dir().join("kamailio/run.sh");
         let mut cmd_env = vec![
             ("KAM_RUN", dir.display().to_string()),
@@ -428,6 +459,9 @@ impl Kamailio {
         }
         if let Some(n) = opts.udp_workers {
             cmd_env.push(("KAM_CHILDREN", n.to_string()));
+        }
+        if let Some(url) = pg_url {
+            cmd_env.push(("KAM_PG_URL", url.to_owned()));
         }
         if !opts.message_store.is_empty() {
             let list = dir.join("dispatcher.list");
@@ -471,7 +505,14 @@ impl Kamailio {
     /// answers.
     pub fn restart(&mut self) {
         self.proc.stop(Duration::from_secs(5));
-        self.proc = Self::spawn_proc(&self.opts, self.dir.path(), self.port, self.xcap_port);
+        let pg_url = self.pg.as_ref().map(|(_, url)| url.as_str());
+        self.proc = Self::spawn_proc(
+            &self.opts,
+            self.dir.path(),
+            self.port,
+            self.xcap_port,
+            pg_url,
+        );
         if let Err(log) = self.wait_ready() {
             panic!("kamailio could not bind its ports again:\n{log}");
         }

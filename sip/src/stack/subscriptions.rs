@@ -253,3 +253,15 @@ impl SipStack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The slab holds every subscription inline, with or without a dialog: the dialog
+    /// (about 0.5 KiB) and the digest state are boxed so an entry stays small (README,
+    /// "Presence at scale").
+    #[test]
+    fn a_subscription_entry_stays_small() {
+        let size = std::mem::size_of::<super::SubEntry>();
+        assert!(size <= 448, "SubEntry is {size} bytes");
+    }
+}

@@ -86,8 +86,14 @@ pub(super) struct Txn {
     pub(super) state: State,
     pub(super) target: Destination,
     pub(super) timers: TimerTable,
-    /// The request that created the transaction.
-    pub(super) request: SipRequest,
+    /// The request that created the transaction. A non-INVITE server transaction drops it
+    /// with its final response: from then on it only resends `last_sent` to retransmitted
+    /// requests until Timer J (RFC 3261 section 17.2.2), up to 32 s over UDP, and a burst
+    /// of NOTIFYs would otherwise hold every parsed NOTIFY that long. Boxed, so dropping it
+    /// shrinks what stays.
+    request: Option<Box<SipRequest>>,
+    /// The request's method (statistics, after `request` is gone).
+    pub(super) method: Method,
     /// Client: the request as sent, for retransmission.
     request_bytes: Vec<u8>,
     /// Server: the last response sent (resent on retransmitted requests). Client INVITE: the
@@ -116,7 +122,8 @@ impl Txn {
             state,
             target,
             timers: TimerTable::default(),
-            request,
+            method: request.method().clone(),
+            request: Some(Box::new(request)),
             request_bytes: Vec::new(),
             last_sent: None,
             interval: config.t1,
@@ -168,17 +175,21 @@ impl Txn {
         } else {
             State::ServerNonInvite(ServerNonInvite::Trying)
         };
+        let trying = invite
+            .then(|| ResponseBuilder::from_request(&request, 100, "Trying", None).build())
+            .and_then(Result::ok);
         let mut txn = Txn::new(id, state, target, request, fx.config);
-        if invite {
-            if let Ok(trying) =
-                ResponseBuilder::from_request(&txn.request, 100, "Trying", None).build()
-            {
-                let bytes = trying.to_bytes();
-                txn.send(fx, bytes.clone());
-                txn.last_sent = Some(bytes);
-            }
+        if let Some(trying) = trying {
+            let bytes = trying.to_bytes();
+            txn.send(fx, bytes.clone());
+            txn.last_sent = Some(bytes);
         }
         txn
+    }
+
+    /// The request that created the transaction, while it is kept.
+    pub(super) fn request(&self) -> Option<&SipRequest> {
+        self.request.as_deref()
     }
 
     pub(super) fn is_terminated(&self) -> bool {
@@ -335,7 +346,7 @@ impl Txn {
 
     /// The ACK for a non-2xx final (RFC 3261 section 17.1.1.3), To taken from the response.
     fn ack_for(&self, response: &SipResponse) -> Option<Vec<u8>> {
-        super::request_on_invite_branch(&self.request, Method::Ack, response.to())
+        super::request_on_invite_branch(self.request.as_deref()?, Method::Ack, response.to())
             .ok()
             .map(|ack| ack.to_bytes())
     }
@@ -601,11 +612,13 @@ impl Txn {
         fx: &mut Effects<'_>,
     ) -> ServerNonInvite {
         let bytes = response.to_bytes();
-        self.send(fx, bytes.clone());
-        self.last_sent = Some(bytes);
+        // The copy kept is the exact size (a clone), the one sent may have spare capacity.
+        self.last_sent = Some(bytes.clone());
+        self.send(fx, bytes);
         if status_class(&response) == 1 {
             ServerNonInvite::Proceeding
         } else {
+            self.request = None;
             self.timers
                 .arm(Timer::J, fx.now + fx.config.timer_j(self.reliable()));
             ServerNonInvite::Completed

@@ -192,7 +192,7 @@ enum IndexKey {
 pub struct TxnLayer {
     config: TxnConfig,
     next_id: u64,
-    /// Boxed: a transaction holds its request (~0.8 KiB), and the map keeps spare capacity.
+    /// Boxed: a transaction is a few hundred bytes, and the map keeps spare capacity.
     txns: HashMap<TxnId, Box<Txn>>,
     client_index: HashMap<ClientKey, TxnId>,
     server_index: HashMap<ServerKey, TxnId>,
@@ -229,9 +229,10 @@ impl TxnLayer {
         &self.stats
     }
 
-    /// The request that created a live transaction.
+    /// The request that created a live transaction (a non-INVITE server transaction keeps
+    /// it only until its final response).
     pub fn request(&self, txn: TxnId) -> Option<&SipRequest> {
-        self.txns.get(&txn).map(|t| &t.request)
+        self.txns.get(&txn).and_then(|t| t.request())
     }
 
     /// Where a live transaction's messages go.
@@ -262,7 +263,7 @@ impl TxnLayer {
                     State::ClientInvite(_) | State::ClientNonInvite(_) => TxnRole::Client,
                     State::ServerInvite(_) | State::ServerNonInvite(_) => TxnRole::Server,
                 };
-                self.stats.record(role, txn.request.method(), status);
+                self.stats.record(role, &txn.method, status);
             }
         }
         let mut fx = Effects {

@@ -332,6 +332,7 @@ fn server_non_invite_answers_duplicates_and_ends_on_timer_j() {
         h.layer.handle_request(at, req.clone(), target(reliable));
         assert!(h.drain().is_empty());
 
+        assert!(h.layer.request(txn).is_some());
         let at = h.at(200);
         h.layer
             .send_response(at, txn, response(&req, 200))
@@ -342,6 +343,8 @@ fn server_non_invite_answers_duplicates_and_ends_on_timer_j() {
             h.layer.send_response(at, txn, response(&req, 500)),
             Err(TxnError::InvalidState)
         );
+        // Completed keeps the response's bytes only (RFC 3261 17.2.2), not the request.
+        assert!(h.layer.request(txn).is_none());
 
         if !reliable {
             let at = h.at(300);

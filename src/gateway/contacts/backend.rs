@@ -65,12 +65,25 @@ enum XcapPending {
 }
 
 /// Whether the RLS can serve an AOR's buddy list (RFC 4662): its rls-services document
-/// names the service `sip:<user>-buddies@<domain>` over the `contacts` list.
+/// names the service `sip:<user>-buddies@<domain>` over the URIs the user watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RlsState {
     Checking,
     Ready,
     Refused,
+}
+
+/// An AOR's buddy-list service: whether it can be used, and which URIs it lists.
+#[derive(Debug)]
+struct RlsService {
+    state: RlsState,
+    /// The URIs (`user@host`) of the last write (or check) begun; a write happens when the
+    /// watched ones differ, so an unchanged addressbook costs no request.
+    attempted: Vec<Arc<str>>,
+    /// The URIs presence watches now.
+    wanted: Vec<Arc<str>>,
+    /// A read or write is in flight.
+    busy: bool,
 }
 
 /// A load collecting its two documents.
@@ -88,7 +101,7 @@ pub(in crate::gateway) struct XcapBooks {
     docs: HashMap<Arc<str>, XcapDocs>,
     loading: HashMap<Arc<str>, Loading>,
     requests: HashMap<RequestId, XcapPending>,
-    rls: HashMap<Arc<str>, RlsState>,
+    rls: HashMap<Arc<str>, RlsService>,
 }
 
 impl XcapBooks {
@@ -101,7 +114,16 @@ impl XcapBooks {
     /// The AOR's rls-services document has our buddy-list service: a list subscription
     /// may be tried.
     pub(super) fn rls_ready(&self, aor: &str) -> bool {
-        self.rls.get(aor) == Some(&RlsState::Ready)
+        self.rls.get(aor).map(|r| r.state) == Some(RlsState::Ready)
+    }
+
+    /// The AOR's first rls-services check is in flight: whether the list can be used is
+    /// not known yet, so presence subscribes to nothing meanwhile (rather than to each
+    /// contact, undone a moment later).
+    pub(super) fn rls_checking(&self, aor: &str) -> bool {
+        self.rls
+            .get(aor)
+            .is_some_and(|r| r.state == RlsState::Checking && r.busy)
     }
 
     /// Requests in flight (leak checks).
@@ -432,11 +454,7 @@ impl Gateway {
                         Ok(ab)
                     }
                 };
-                let ok = loaded.is_ok();
                 self.addressbook_loaded(now, &aor, loaded, e);
-                if ok {
-                    self.check_rls_services(now, &aor, e);
-                }
             }
             XcapPending::Put(mut u) => {
                 let outcome = match result {
@@ -544,21 +562,45 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// With `presence.rls`, makes sure the AOR's rls-services document (RFC 4826 section 4)
-    /// has the service its list subscription names, over its `contacts` list; once done,
-    /// presence may subscribe to the list (RFC 4662) instead of each contact.
-    fn check_rls_services(&mut self, now: Instant, aor: &Arc<str>, e: &mut Engines<'_>) {
+    /// With `presence.rls` and XCAP, makes sure the AOR's rls-services document (RFC 4826
+    /// section 4) has the service its list subscription names, listing exactly `watched`
+    /// (the URIs presence watches: contacts whose `presence.subscribe` is false are not the
+    /// RLS's business); once there, presence may subscribe to the list (RFC 4662) instead
+    /// of each contact. Called whenever presence looks at the AOR; a request goes out only
+    /// when the watched URIs differ from those of the last attempt.
+    pub(super) fn sync_rls_services(
+        &mut self,
+        now: Instant,
+        aor: &Arc<str>,
+        watched: &[Arc<str>],
+        e: &mut Engines<'_>,
+    ) {
         let presence = &self.contacts.config.presence;
-        if !presence.enabled || !presence.rls || self.contacts.xcap.rls.contains_key(aor) {
+        if !presence.enabled || !presence.rls {
             return;
         }
         let Ok(target) = self.xcap_target(aor) else {
             return;
         };
-        self.contacts
+        let rls = self
+            .contacts
             .xcap
             .rls
-            .insert(Arc::clone(aor), RlsState::Checking);
+            .entry(Arc::clone(aor))
+            .or_insert_with(|| RlsService {
+                state: RlsState::Checking,
+                attempted: Vec::new(),
+                wanted: Vec::new(),
+                busy: false,
+            });
+        rls.wanted = watched.to_vec();
+        // Nothing to watch and no service yet: no document to write.
+        let fresh = rls.state == RlsState::Checking && watched.is_empty();
+        if rls.busy || fresh || rls.attempted == watched {
+            return;
+        }
+        rls.busy = true;
+        rls.attempted = watched.to_vec();
         let request = XcapRequest {
             method: Method::Get,
             url: target.root.user_document(RLS_AUID, &target.xui, DOCUMENT),
@@ -578,8 +620,9 @@ impl Gateway {
         );
     }
 
-    /// Writes the rls-services document with our service added to `existing`; `Some`: the
-    /// outcome is known already (nothing to write, or it cannot be).
+    /// Writes the rls-services document with our service (listing the URIs of the last
+    /// attempt) added to `existing` or changed in it; `Some`: the outcome is known already
+    /// (nothing to write, or it cannot be).
     fn put_rls_services(
         &mut self,
         now: Instant,
@@ -592,19 +635,18 @@ impl Gateway {
         };
         let (user, domain) = aor.split_once('@').unwrap_or((aor, ""));
         let service = format!("sip:{user}-buddies@{domain}");
-        let lists = target.root.user_document(LISTS_AUID, &target.xui, DOCUMENT);
-        // RFC 4825 section 6: a node selector after `~~`, here the list by its name.
-        let list_url = format!(
-            "{}{}/~~/resource-lists/list%5b@name=%22{}%22%5d",
-            lists.origin,
-            lists.path,
-            xcap_docs::CONTACTS_LIST
-        );
         let (existing, etag) = match existing {
             Some((body, etag)) => (Some(body), etag),
             None => (None, None),
         };
-        let body = match xcap_docs::with_rls_service(existing.as_deref(), &service, &list_url) {
+        let entries: Vec<String> = self
+            .contacts
+            .xcap
+            .rls
+            .get(aor)
+            .map(|r| r.attempted.iter().map(|u| format!("sip:{u}")).collect())
+            .unwrap_or_default();
+        let body = match xcap_docs::with_rls_service(existing.as_deref(), &service, &entries) {
             Ok(Some(body)) => body,
             Ok(None) => return Some(RlsState::Ready),
             Err(err) => {
@@ -637,10 +679,15 @@ impl Gateway {
         None
     }
 
-    /// The RLS question is answered: presence takes another look.
+    /// The RLS question is answered: presence takes another look (and the service is
+    /// written again if the watched URIs changed meanwhile). A service that was usable
+    /// stays so when a later write fails: the RLS still serves the list as it was.
     fn rls_settled(&mut self, aor: &Arc<str>, state: RlsState) {
-        if let Some(s) = self.contacts.xcap.rls.get_mut(aor) {
-            *s = state;
+        if let Some(r) = self.contacts.xcap.rls.get_mut(aor) {
+            r.busy = false;
+            if r.state != RlsState::Ready || state == RlsState::Ready {
+                r.state = state;
+            }
         }
         self.contacts.mark_dirty(aor);
     }

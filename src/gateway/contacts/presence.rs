@@ -186,15 +186,22 @@ impl Gateway {
     /// and calls.
     pub(super) fn sync_presence(&mut self, now: Instant, aor: &Arc<str>, e: &mut Engines<'_>) {
         let config = self.contacts.config.presence.clone();
-        // The list exists at the RLS only once the user's rls-services document names it.
-        let use_rls = config.rls && self.contacts.xcap.rls_ready(aor);
-        let Some(book) = self.contacts.books.get_mut(aor) else {
+        let Some(book) = self.contacts.books.get(aor) else {
             return;
         };
         let live = config.enabled && !book.members.is_empty() && book.identity.is_some();
         let (targets, left_out) = match (&book.load, live) {
             (Load::Loaded(ab), true) => watch_targets(ab, config.max_subscriptions_per_account),
             _ => (Vec::new(), 0),
+        };
+        if live && matches!(book.load, Load::Loaded(_)) {
+            self.sync_rls_services(now, aor, &targets, e);
+        }
+        // The list exists at the RLS only once the user's rls-services document names it.
+        let use_rls = config.rls && self.contacts.xcap.rls_ready(aor);
+        let rls_checking = config.rls && self.contacts.xcap.rls_checking(aor);
+        let Some(book) = self.contacts.books.get_mut(aor) else {
+            return;
         };
         if left_out > 0 {
             self.contacts.stats.subscriptions_refused += left_out as u64;
@@ -231,7 +238,7 @@ impl Gateway {
         for sub in stop {
             e.sip.unsubscribe(now, sub);
         }
-        let Some(identity) = identity.filter(|_| live) else {
+        let Some(identity) = identity.filter(|_| live && !rls_checking) else {
             self.sync_publication(now, aor, e);
             return;
         };

@@ -18,8 +18,8 @@
 //! a foreign entry becomes a contact whose id is its URI, a foreign list a group.
 
 use presence::pres_rules::{Rule, Ruleset, SubHandling};
-use presence::resource_lists::{Entry as ListEntry, List, ResourceLists};
-use presence::xml::Element;
+use presence::resource_lists::{Entry as ListEntry, List, ResourceLists, RESOURCE_LISTS_NS};
+use presence::xml::{Element, Node};
 use serde_json::{Map, Value};
 use store::addressbook::EntryKind;
 
@@ -428,14 +428,15 @@ pub enum RlsServicesError {
 }
 
 /// The user's rls-services document (`None`: there is none) with the service `service_uri`
-/// whose resource list is `list_url` (RFC 4826 section 4.2, `<resource-list>`), for
-/// `presence`. `Ok(None)`: the service is there already, nothing to write. Other services
-/// and elements are kept (attributes with a namespace prefix are not: the reader drops
-/// them).
+/// for `presence` over exactly `entries` (SIP URIs), as an inline `<list>` (RFC 4826
+/// section 4.2): the contacts the user watches, not every entry of the `contacts` list.
+/// `Ok(None)`: the service is there with those entries already, nothing to write. A service
+/// of that URI with other contents is replaced in place; other services and elements are
+/// kept (attributes with a namespace prefix are not: the reader drops them).
 pub fn with_rls_service(
     existing: Option<&[u8]>,
     service_uri: &str,
-    list_url: &str,
+    entries: &[String],
 ) -> Result<Option<String>, RlsServicesError> {
     let mut root = match existing {
         Some(bytes) => presence::xml::parse(bytes, RLS_LIMITS)
@@ -444,25 +445,50 @@ pub fn with_rls_service(
             .ok_or(RlsServicesError::NotRlsServices)?,
         None => Element::new(Some(RLS_SERVICES_NS), "rls-services"),
     };
-    if root
-        .children_named(RLS_SERVICES_NS, "service")
-        .any(|s| s.attr("uri") == Some(service_uri))
-    {
-        return Ok(None);
-    }
     let ns = Some(RLS_SERVICES_NS);
+    let mut list = Element::new(Some(RESOURCE_LISTS_NS), "list");
+    for uri in entries {
+        list =
+            list.with_child(Element::new(Some(RESOURCE_LISTS_NS), "entry").with_attr("uri", uri));
+    }
     let service = Element::new(ns, "service")
         .with_attr("uri", service_uri)
-        .with_child(Element::new(ns, "resource-list").with_text(list_url))
+        .with_child(list)
         .with_child(
             Element::new(ns, "packages")
                 .with_child(Element::new(ns, "package").with_text("presence")),
         );
-    root = root.with_child(service);
+    let ours = root.children.iter_mut().find_map(|n| match n {
+        Node::Element(e)
+            if e.is(RLS_SERVICES_NS, "service") && e.attr("uri") == Some(service_uri) =>
+        {
+            Some(e)
+        }
+        _ => None,
+    });
+    match ours {
+        Some(old) if service_entries(old).as_deref() == Some(entries) => return Ok(None),
+        Some(old) => *old = service,
+        None => root = root.with_child(service),
+    }
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     root.write(&mut out, None);
     out.push('\n');
     Ok(Some(out))
+}
+
+/// The entry URIs of a service's inline `<list>`; `None` when it names its list otherwise
+/// (`<resource-list>`) or nests lists.
+fn service_entries(service: &Element) -> Option<Vec<String>> {
+    let list = service.child(RESOURCE_LISTS_NS, "list")?;
+    if service.child(RLS_SERVICES_NS, "resource-list").is_some()
+        || list.elements().any(|e| !e.is(RESOURCE_LISTS_NS, "entry"))
+    {
+        return None;
+    }
+    list.elements()
+        .map(|e| e.attr("uri").map(str::to_owned))
+        .collect()
 }
 
 #[cfg(test)]
@@ -574,18 +600,44 @@ mod tests {
     }
 
     #[test]
-    fn our_rls_service_is_added_once_and_other_services_kept() {
-        let list = "http://x/r/resource-lists/users/sip:a@b/index/~~/resource-lists/list%5b@name=%22contacts%22%5d";
-        let doc = with_rls_service(None, "sip:a-buddies@b", list)
+    fn our_rls_service_lists_the_watched_uris_and_other_services_are_kept() {
+        let uris = |l: &[&str]| l.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        let two = uris(&["sip:b@b", "sip:c@b"]);
+        let doc = with_rls_service(None, "sip:a-buddies@b", &two)
             .unwrap()
             .unwrap();
-        assert!(doc.contains("<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:a-buddies@b\"><resource-list>"), "{doc}");
+        assert!(
+            doc.contains("<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:a-buddies@b\"><list xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><entry uri=\"sip:b@b\"/><entry uri=\"sip:c@b\"/></list>"),
+            "{doc}"
+        );
         assert_eq!(
-            with_rls_service(Some(doc.as_bytes()), "sip:a-buddies@b", list),
+            with_rls_service(Some(doc.as_bytes()), "sip:a-buddies@b", &two),
             Ok(None)
         );
+        // Another set of watched URIs replaces the list, once.
+        let one = uris(&["sip:c@b"]);
+        let changed = with_rls_service(Some(doc.as_bytes()), "sip:a-buddies@b", &one)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !changed.contains("sip:b@b") && changed.matches("sip:a-buddies@b").count() == 1,
+            "{changed}"
+        );
+        assert_eq!(
+            with_rls_service(Some(changed.as_bytes()), "sip:a-buddies@b", &one),
+            Ok(None)
+        );
+        // The service as earlier versions wrote it (the whole contacts list) is rewritten.
+        let by_ref = br#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:a-buddies@b"><resource-list>http://x/r</resource-list><packages><package>presence</package></packages></service></rls-services>"#;
+        let rewritten = with_rls_service(Some(by_ref), "sip:a-buddies@b", &one)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !rewritten.contains("resource-list>") && rewritten.contains("sip:c@b"),
+            "{rewritten}"
+        );
         let other = br#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:x@b"><list xmlns="urn:ietf:params:xml:ns:resource-lists"><entry uri="sip:y@b"/></list></service></rls-services>"#;
-        let both = with_rls_service(Some(other), "sip:a-buddies@b", list)
+        let both = with_rls_service(Some(other), "sip:a-buddies@b", &two)
             .unwrap()
             .unwrap();
         assert!(
@@ -595,7 +647,7 @@ mod tests {
             "{both}"
         );
         assert_eq!(
-            with_rls_service(Some(b"<nope/>"), "sip:a-buddies@b", list),
+            with_rls_service(Some(b"<nope/>"), "sip:a-buddies@b", &two),
             Err(RlsServicesError::NotRlsServices)
         );
     }

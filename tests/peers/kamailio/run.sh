@@ -16,6 +16,8 @@
 #               for users with no live binding (scale-out)
 #   KAM_SHM_MB  shared memory in MiB                      default 64 (benches/presence_load.rs
 #               raises it for tens of thousands of presence subscriptions)
+#   KAM_PG_URL  postgres://USER:PASSWORD@127.0.0.1:PORT/DB: Kamailio's tables in that
+#               PostgreSQL (db_postgres, made again at every start) instead of SQLite
 #   KAM_CHILDREN  UDP worker processes (-n)               default: the cfg's (2); 1 keeps
 #               the presence server's sqlite writes from colliding ("database is locked",
 #               answered 500) under a benchmark's load
@@ -28,9 +30,10 @@ KAM_DOMAIN=${KAM_DOMAIN:-example.test}
 command -v kamailio >/dev/null || { echo "kamailio not installed: run tests/run-all.sh" >&2; exit 127; }
 
 # fresh database on every start (registrations are in memory anyway)
-"$HERE/setup-db.sh" "$KAM_RUN" "$KAM_DOMAIN"
+"$HERE/setup-db.sh" "$KAM_RUN" "$KAM_DOMAIN" ${KAM_PG_URL:+"$KAM_PG_URL"}
 
-DEFS=(-A "DBURL=\"sqlite://$KAM_RUN/kamailio.sqlite\"" -A "SIP_DOMAIN=\"$KAM_DOMAIN\""
+DBURL=${KAM_PG_URL:-sqlite://$KAM_RUN/kamailio.sqlite}
+DEFS=(-A "DBURL=\"$DBURL\"" -A "SIP_DOMAIN=\"$KAM_DOMAIN\""
       -A "SRV_ADDR=\"sip:127.0.0.1:$KAM_PORT\"" -A "XCAP_PORT=${XCAP_PORT:-0}"
       -A "CTL_SOCKET=\"unix:$KAM_RUN/kamailio_ctl\"")
 LISTEN=(-l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
@@ -41,6 +44,7 @@ LISTEN=(-l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
 [ "${KAM_RLS:-0}" = 1 ] && DEFS+=(-A WITH_RLS)
 [ "${KAM_PATH:-0}" = 1 ] && DEFS+=(-A WITH_PATH)
 [ -n "${KAM_DISPATCHER:-}" ] && DEFS+=(-A "DISPATCHER_LIST=\"$KAM_DISPATCHER\"")
+[ -n "${KAM_PG_URL:-}" ] && DEFS+=(-A WITH_PGSQL)
 [ -n "${KAM_CHILDREN:-}" ] && DEFS+=(-n "$KAM_CHILDREN")
 
 # Kamailio's SQLite connections wait for each other's locks (sqlite_busy.c: otherwise two
