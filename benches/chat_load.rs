@@ -22,6 +22,8 @@
 //! 3. MSRP -> WebSocket: the MSRP peer sends `MESSAGES` CPIM SENDs spread over the sessions
 //!    with `WINDOW` outstanding (counted by the gateway's 200s); done when the client got
 //!    every `message`. Messages/s and gateway CPU per message.
+//! 4. memory given back: RSS at the start, its peak (`VmHWM`), after the load, and `IDLE`
+//!    seconds after the client left (every session ended).
 //!
 //! `HEAP=1` runs the gateway under valgrind's massif (about 50x slower: use a few hundred
 //! sessions and `MESSAGES=0`) and asks it for a detailed heap snapshot where figure 1 reads
@@ -90,10 +92,15 @@ fn gateway_cpu(pid: u32) -> u64 {
 
 /// The gateway's resident set, in KiB.
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:` the peak).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -491,9 +498,18 @@ fn main() {
         c.writer.write_all(frame.as_bytes()).unwrap();
         sent += 1;
     }
-    let _ws = receiver.join().unwrap();
+    let ws = receiver.join().unwrap();
     let in_secs = start.elapsed().as_secs_f64();
     let cpu2 = gateway_cpu(pid);
+
+    // 4. Memory given back: the client goes (every session ends: BYE, MSRP closed), and
+    // `IDLE` seconds later (the transactions' 32 s linger) RSS is read against the start.
+    let rss_loaded = rss_kib(pid);
+    drop(ws);
+    drop(conns);
+    std::thread::sleep(Duration::from_secs(idle));
+    let rss_end = rss_kib(pid);
+    let rss_peak = status_kib(pid, "VmHWM:");
 
     let _ = child.kill();
     let _ = child.wait();
@@ -529,5 +545,13 @@ fn main() {
         "  MSRP SEND (CPIM) -> 200 + WebSocket message: {:.0} messages/s; gateway CPU per message: {:.1} us",
         messages as f64 / in_secs,
         us(cpu2 - cpu1, messages)
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "  RSS: {:.1} MiB at the start, {:.1} MiB peak, {:.1} MiB after the load, {:.1} MiB {idle} s after every session ended",
+        mib(rss0),
+        mib(rss_peak),
+        mib(rss_loaded),
+        mib(rss_end)
     );
 }

@@ -740,15 +740,12 @@ fn a_relay_gone_mid_call_fails_the_chat_with_an_event_and_the_audio_goes_on() {
     let steps =
         |seconds: u32| json!([{"wait":"chat","timeout":30},{"measure":seconds}]).to_string();
     let alice_steps = steps(3);
-    // alice answers after her side's relay AUTH is done: a browser answer that comes before
-    // it gets the chat refused (port 0), since the 200 does not wait for the relay yet
-    // (README, "What is left").
+    // alice answers at once, whether or not her side's relay AUTH is done: the 200 waits
+    // for it.
     let alice = AnsweringClient::start(
         &gw,
         &kam.ha1("alice"),
         &[
-            "--answer-after",
-            "1",
             "--chat",
             "hi bob",
             "--hz",

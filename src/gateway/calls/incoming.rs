@@ -11,7 +11,7 @@ use sip::stack::CallId as SipCallId;
 use super::{bare_uri, CallDirection, CallState, GwCall};
 use crate::gateway::chat::{ChatInvite, ChatSplit};
 use crate::gateway::ports::offers_video;
-use crate::gateway::{headers, CallEnd, ClientId, Engines, Gateway, GatewayError};
+use crate::gateway::{headers, CallEnd, CallKey, ClientId, Engines, Gateway, GatewayError};
 use crate::sylkrtc::event::{Originator, SessionState};
 use crate::sylkrtc::Event;
 
@@ -219,15 +219,15 @@ impl Gateway {
         if call.is_late_offer {
             call.late_offer = Some(sip_answer.clone());
         }
-        // A chat's m=message line goes back into the answer at the offer's index (chat/).
-        let sip_answer = self.chat_splice_answer(now, key, sip_answer, e);
-        e.sip
-            .answer_with(now, sip, sip_answer, extra)
-            .map_err(|error| GatewayError::CannotAnswer {
-                session: session.to_owned(),
-                error,
-            })?;
-        self.start_incoming_chat(now, key, e);
+        // A chat whose relay has not accepted AUTH yet holds the 200: our path in it needs
+        // the relay's Use-Path (RFC 4976 section 6; chat/).
+        if let Some((sip_answer, extra)) = self.hold_answer_for_relay(key, sip_answer, extra) {
+            self.send_answer(now, key, sip, sip_answer, extra, e)
+                .map_err(|error| GatewayError::CannotAnswer {
+                    session: session.to_owned(),
+                    error,
+                })?;
+        }
         self.stats.call_answered(CallDirection::Incoming);
         log::info!("{} answered", self.call_context(key));
         self.session_event(
@@ -238,6 +238,23 @@ impl Gateway {
                 headers: Vec::new(),
             },
         );
+        Ok(())
+    }
+
+    /// The 200 with the bridge's answer (and a chat's `m=message` line put back at the
+    /// offer's index, chat/); the chat's engine starts.
+    pub(in crate::gateway) fn send_answer(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        sip: SipCallId,
+        sip_answer: String,
+        extra: Vec<(String, String)>,
+        e: &mut Engines<'_>,
+    ) -> Result<(), sip::call::CallError> {
+        let sip_answer = self.chat_splice_answer(now, key, sip_answer, e);
+        e.sip.answer_with(now, sip, sip_answer, extra)?;
+        self.start_incoming_chat(now, key, e);
         Ok(())
     }
 

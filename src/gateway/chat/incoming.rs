@@ -179,7 +179,7 @@ impl Gateway {
         );
         chat.peer = Some(peer);
         chat.role = Some(role);
-        chat.line = Some(setup_placeholder(setup));
+        chat.line = Some(setup_placeholder(setup, chat.tls));
         self.insert_chat(key, chat);
         let account_aor = self
             .accounts
@@ -242,7 +242,7 @@ impl Gateway {
                 );
                 chat.peer = Some(peer);
                 chat.role = Some(role);
-                chat.line = Some(setup_placeholder(setup));
+                chat.line = Some(setup_placeholder(setup, chat.tls));
                 chat
             }
             Err(why) => {
@@ -361,6 +361,53 @@ impl Gateway {
         self.start_incoming_chat(now, key, e);
     }
 
+    /// `session-answer` of a session with audio/video beside a chat whose relay has not
+    /// accepted AUTH yet: the 200 waits (our path in it needs the relay's Use-Path, RFC 4976
+    /// section 6). Gives the answer back when there is nothing to wait for.
+    pub(in crate::gateway) fn hold_answer_for_relay(
+        &mut self,
+        key: CallKey,
+        sip_answer: String,
+        headers: Vec<(String, String)>,
+    ) -> Option<(String, Vec<(String, String)>)> {
+        let Some(chat) = self
+            .chat
+            .sessions
+            .get_mut(&key)
+            .filter(|c| c.msrp.is_some() && c.relay && !c.authenticated && !c.chat_only)
+        else {
+            return Some((sip_answer, headers));
+        };
+        chat.waiting = Some(Waiting::MediaAnswer {
+            sip_answer,
+            headers,
+        });
+        log::info!("{} 200 held until the relay's AUTH", self.call_context(key));
+        None
+    }
+
+    /// The held 200 goes out: with our line after AUTH succeeded, at port 0 after it
+    /// failed (the chat's end was reported; the call goes on).
+    pub(super) fn send_held_answer(&mut self, now: Instant, key: CallKey, e: &mut Engines<'_>) {
+        let Some(chat) = self.chat.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(Waiting::MediaAnswer {
+            sip_answer,
+            headers,
+        }) = chat.waiting.take()
+        else {
+            return;
+        };
+        let Some(sip) = self.calls.get(key.0).and_then(|c| c.sip) else {
+            return;
+        };
+        if let Err(err) = self.send_answer(now, key, sip, sip_answer, headers, e) {
+            log::info!("{} 200 not sent: {err}", self.call_context(key));
+            self.fail_call(now, key, CallEnd::LocalHangup, e);
+        }
+    }
+
     /// Our answer's `m=message` line (now that the relay's Use-Path is known), filed in the
     /// chat; `None` when the chat cannot be answered.
     fn chat_line(&mut self, key: CallKey, e: &mut Engines<'_>) -> Option<MediaSection> {
@@ -438,12 +485,13 @@ impl Gateway {
     }
 }
 
-/// Holds the `a=setup` our answer will carry until the line can be written.
-fn setup_placeholder(setup: Setup) -> MediaSection {
+/// Holds the `a=setup` our answer will carry until the line can be written (and the
+/// protocol a refusal must repeat, RFC 3264 section 6).
+fn setup_placeholder(setup: Setup, tls: bool) -> MediaSection {
     let mut m = MediaSection::new(
         media::sdp::MediaType::Other("message".to_owned()),
         9,
-        "TCP/MSRP",
+        if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" },
         vec!["*".to_owned()],
     );
     m.attributes

@@ -284,6 +284,9 @@ impl Gateway {
                     // The call's audio/video goes on without its chat.
                     self.fail_pending_messages(key);
                     self.chat_stopped(key, ChatStop::Closed(reason));
+                    // AUTH failed or timed out with the 200 held for it: it goes out with
+                    // the chat's line at port 0.
+                    self.send_held_answer(now, key, e);
                 }
             }
         }

@@ -49,6 +49,13 @@ pub(in crate::gateway) enum Waiting {
         answered: bool,
         headers: Vec<(String, String)>,
     },
+    /// The 200 to an incoming INVITE with audio/video beside the chat, once the client
+    /// answered: the bridge's SIP answer (the chat's line joins it) and the client's extra
+    /// headers. Sent with our path once AUTH succeeds, with the line at port 0 if it fails.
+    MediaAnswer {
+        sip_answer: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Gateway {
@@ -326,6 +333,7 @@ impl Gateway {
                 };
                 self.send_chat_answer(now, key, headers, e)
             }
+            Some(Waiting::MediaAnswer { .. }) => self.send_held_answer(now, key, e),
             _ if !first => log::debug!(
                 "{} AUTH refreshed; the peer keeps the path it has",
                 self.call_context(key)

@@ -29,6 +29,26 @@ fn gateway_with_media(
     max_accounts: usize,
     media: crate::config::MediaConfig,
 ) -> Switchboard {
+    gateway_with_chat(
+        domains,
+        max_accounts,
+        media,
+        crate::gateway::ChatSettings {
+            listen: Some("127.0.0.1:2855".parse().unwrap()),
+            address: Some("127.0.0.1".parse().unwrap()),
+            max_message_size: 1 << 20,
+            auth_expires: 600,
+            ..Default::default()
+        },
+    )
+}
+
+fn gateway_with_chat(
+    domains: &[&str],
+    max_accounts: usize,
+    media: crate::config::MediaConfig,
+    chat: crate::gateway::ChatSettings,
+) -> Switchboard {
     let max_calls = media.max_calls;
     let gateway = Gateway::new(
         GatewayConfig {
@@ -42,13 +62,7 @@ fn gateway_with_media(
             push_parameters: Default::default(),
             messaging: crate::config::Config::default().messaging,
             contacts: crate::config::Config::default().contacts,
-            chat: crate::gateway::ChatSettings {
-                listen: Some("127.0.0.1:2855".parse().unwrap()),
-                address: Some("127.0.0.1".parse().unwrap()),
-                max_message_size: 1 << 20,
-                auth_expires: 600,
-                ..Default::default()
-            },
+            chat,
             dtls_identity: identity(),
         },
         engine::Rng::seed_from_u64(1),
