@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::client::run_sylkrtc_client;
-use common::peers::{free_udp_range, Sipp, SippOpts};
+use common::peers::{free_udp_range, Sipp};
 use common::*;
 use serde_json::json;
 use tungstenite::Message;
@@ -285,13 +285,7 @@ fn attacks_leave_a_live_call_and_a_pinging_client_unharmed() {
         ),
         &[],
     );
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     // The legitimate call: 440 Hz from aiortc, echoed by SIPp, for the whole run.
     let ws_url = gw.ws_url();
     let target = format!("echo@{}", uas.sip_addr());

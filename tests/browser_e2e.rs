@@ -276,13 +276,7 @@ fn page_calls_sipp_echo_through_kamailio_and_hangs_up() {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     require_browser();
     let kam = Kamailio::start(KamailioOpts::default());
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     uas.register_at(&kam, "bob");
     let gw = gateway_via(&kam);
     let (address, pw, domain) = account_args(&kam, "alice");

@@ -105,13 +105,7 @@ fn v1_client_gets_the_early_answer_in_accepted_and_a_working_call() {
 #[test]
 fn outgoing_call_to_sipp_with_rtp_echo() {
     let gw = gateway_with_media();
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let (events, result) = run_client(&[
         "call",

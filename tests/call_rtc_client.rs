@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use browser::{Browsers, CallState};
-use common::peers::{free_udp_range, Sipp, SippOpts};
+use common::peers::{free_udp_range, Sipp};
 use common::Gateway;
 
 #[test]
@@ -20,13 +20,7 @@ fn rtc_clients_call_sipp_echo_and_get_their_audio_back() {
         &format!("[media]\nrtp_ports = \"{base}-{}\"\n", base + 39),
         &[],
     );
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     let calls = 2;
     let mut br = Browsers::connect(calls, &gw.ws_url(), format!("echo@{}", uas.sip_addr()));
     let start = Instant::now();

@@ -41,13 +41,7 @@ fn assert_tone(phase: &Value, what: &str) {
 #[test]
 fn hold_unhold_and_video_upgrade_by_session_update_to_sipp() {
     let gw = gateway_with_media();
-    let uas = Sipp::uas(
-        "uas_updates.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_updates.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let script = r#"[{"update":"hold"},{"measure":2},{"update":"unhold"},{"measure":2},
         {"update":"add-video"},{"measure":4}]"#;
@@ -257,13 +251,7 @@ fn sip_reinvites_with_new_sdes_keys_and_added_video_are_answered_by_the_browser(
 #[test]
 fn codec_changes_from_sip_and_from_the_browser_move_both_legs() {
     let gw = gateway_with_media();
-    let uas = Sipp::uas(
-        "uas_codec_change.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_codec_change.xml");
     let target = format!("echo@{}", uas.sip_addr());
     // SIPp: G.729 re-INVITE 2.5 s after its ACK, PCMA 3 s later.
     let script = r#"[{"measure":2.5},{"answer-update":15},{"measure":3},

@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::client::{parse_client_output, run_sylkrtc_client, AnsweringClient, SYLKRTC_CLIENT};
+use common::peers::Sipp;
 use common::peers::{free_udp_range, Baresip, BaresipOpts, BaresipVideo, Kamailio, KamailioOpts};
-use common::peers::{Sipp, SippOpts};
 use common::*;
 use serde_json::Value;
 
@@ -80,13 +80,7 @@ fn assert_decoded(video: &Value, min: u64) {
 /// arguments; returns the client's RESULT after checking the call went through its states.
 fn call_video_echo(extra: &[&str]) -> Value {
     let gw = gateway_with("");
-    let uas = Sipp::uas(
-        "uas_echo_video.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo_video.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let mut args = strings(&[
         "call",
@@ -383,13 +377,7 @@ fn incoming_video_call_from_baresip_with_loss_and_keyframe_requests() {
 fn a_sip_reinvite_moves_the_video_from_vp8_to_h264() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let gw = gateway_with("");
-    let uas = Sipp::uas(
-        "uas_video_codec_change.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_video_codec_change.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let args = strings(&[
         "call",

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::client::run_sylkrtc_client;
-use common::peers::{free_udp_range, Sipp, SippOpts};
+use common::peers::{free_udp_range, Sipp};
 use common::*;
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -31,13 +31,7 @@ fn gateway(drain_timeout: u64) -> Gateway {
 }
 
 fn echo_uas() -> Sipp {
-    Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    )
+    Sipp::echo_uas("uas_echo.xml")
 }
 
 /// The aiortc client calling SIPp's echo for `seconds`, in the background.

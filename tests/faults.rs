@@ -82,13 +82,7 @@ fn kill9(pid: u32) {
 #[test]
 fn sip_peer_killed_mid_call_ends_it_with_a_clear_reason() {
     let mut gw = gateway("");
-    let mut uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let mut uas = Sipp::echo_uas("uas_echo.xml");
     let ws_url = gw.ws_url();
     let target = format!("echo@{}", uas.sip_addr());
     let caller = std::thread::spawn(move || {
@@ -380,13 +374,7 @@ fn inside_lossy_namespace() {
         "only inside the namespace"
     );
     let mut gw = gateway("");
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let (events, result) = run_sylkrtc_client(&[
         "call",

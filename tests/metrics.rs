@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::client::run_sylkrtc_client;
-use common::peers::{free_udp_range, require, Sipp, SippOpts};
+use common::peers::{free_udp_range, require, Sipp};
 use common::*;
 
 fn scrape(addr: SocketAddr) -> String {
@@ -131,13 +131,7 @@ fn endpoints_answer_and_a_real_call_moves_the_numbers() {
     );
 
     // A real call: aiortc -> gateway -> SIPp answering with RTP echo, for 4 s.
-    let uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let uas = Sipp::echo_uas("uas_echo.xml");
     let target = format!("echo@{}", uas.sip_addr());
     let ws_url = gw.ws_url();
     let client = std::thread::spawn(move || {

@@ -22,13 +22,7 @@ fn sipp_call_through_kamailio_with_rtp_echo() {
     eprintln!("kamailio up in {:?}", t0.elapsed());
 
     let t = Instant::now();
-    let mut uas = Sipp::uas(
-        "uas_echo.xml",
-        SippOpts {
-            rtp_echo: true,
-            ..SippOpts::default()
-        },
-    );
+    let mut uas = Sipp::echo_uas("uas_echo.xml");
     uas.register_at(&kam, "bob");
     eprintln!("sipp uas up and registered in {:?}", t.elapsed());
 

@@ -824,6 +824,18 @@ impl Sipp {
         s
     }
 
+    /// Starts a UAS running `scenario` that echoes the RTP it receives (SIPp `-rtp_echo`),
+    /// with the other options at their defaults: the media check of most call tests.
+    pub fn echo_uas(scenario: &str) -> Sipp {
+        Self::uas(
+            scenario,
+            SippOpts {
+                rtp_echo: true,
+                ..SippOpts::default()
+            },
+        )
+    }
+
     /// Starts a UAC running `scenario` against `target` (one call unless `opts.calls`).
     /// For the scenarios that stream RTP (`uac_call.xml`), `tone.ulaw` (5 s of 440 Hz PCMU)
     /// is generated into the run dir first.
