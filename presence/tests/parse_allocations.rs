@@ -4,54 +4,12 @@
 //! element was cloned out of the element tree, and past glibc's trim threshold the larger
 //! peak was faulted in again on every parse). Counted, not timed.
 //!
-//! The unsafe code is the counting allocator shim only; the crate forbids unsafe code.
+//! The counting allocator is the media crate's (one shim for every allocation test).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "../../media/tests/counting_alloc/mod.rs"]
+mod counting_alloc;
 
 use presence::resource_lists::ResourceLists;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-    static PEAK: Cell<i64> = const { Cell::new(0) };
-}
-
-// `try_with`: during thread teardown the slots may be gone; those allocations are not ours.
-fn count(allocated: bool, delta: i64) {
-    if allocated {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-    }
-    let _ = LIVE.try_with(|l| {
-        l.set(l.get() + delta);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
-    });
-}
-
-struct CountingAllocator;
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only const-initialised
-// thread-local Cells (whose access does not allocate) are added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(true, layout.size() as i64);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(false, -(layout.size() as i64));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(true, new_size as i64 - layout.size() as i64);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// A contacts list as the gateway writes it (benches/xcap_documents.rs's shape).
 fn document(contacts: usize) -> String {
@@ -72,11 +30,11 @@ fn document(contacts: usize) -> String {
 
 /// Allocations and peak heap growth (bytes) of one parse, the result kept.
 fn parse_cost(doc: &str) -> (u64, i64, ResourceLists) {
-    let (a0, live0) = (ALLOCATIONS.with(Cell::get), LIVE.with(Cell::get));
-    PEAK.with(|p| p.set(live0));
+    let (a0, live0) = (counting_alloc::allocations(), counting_alloc::live_bytes());
+    counting_alloc::reset_peak();
     let lists = ResourceLists::parse(doc.as_bytes()).unwrap();
-    let allocations = ALLOCATIONS.with(Cell::get) - a0;
-    (allocations, PEAK.with(Cell::get) - live0, lists)
+    let allocations = counting_alloc::allocations() - a0;
+    (allocations, counting_alloc::peak_bytes() - live0, lists)
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! it forwards every call to the system allocator and counts, per thread, allocations and
 //! the live heap bytes, so the test harness's other threads cannot disturb a count.
 //!
-//! Including this module (`mod counting_alloc;`) installs the allocator for that test binary.
-//! The unsafe code is the allocator shim only; the `media` crate itself forbids unsafe code.
+//! Including this module (`mod counting_alloc;`) installs the allocator for that test binary;
+//! other crates' tests include it by path (`presence/tests/parse_allocations.rs`).
+//! The unsafe code is the allocator shim only; the crates themselves forbid unsafe code.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,6 +13,7 @@ use std::cell::Cell;
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
+    static PEAK_BYTES: Cell<i64> = const { Cell::new(0) };
 }
 
 // `try_with`: during thread teardown the slots may be gone; those allocations are not ours.
@@ -19,7 +21,10 @@ fn count(allocated: bool, delta: i64) {
     if allocated {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
     }
-    let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
+    let _ = LIVE_BYTES.try_with(|c| {
+        c.set(c.get() + delta);
+        let _ = PEAK_BYTES.try_with(|p| p.set(p.get().max(c.get())));
+    });
 }
 
 struct CountingAllocator;
@@ -55,4 +60,14 @@ pub fn allocations() -> u64 {
 /// Heap bytes this thread allocated and has not freed.
 pub fn live_bytes() -> i64 {
     LIVE_BYTES.with(Cell::get)
+}
+
+/// The most heap bytes this thread held live since [`reset_peak`] (or the thread's start).
+pub fn peak_bytes() -> i64 {
+    PEAK_BYTES.with(Cell::get)
+}
+
+/// Starts a new peak from what this thread holds live now.
+pub fn reset_peak() {
+    PEAK_BYTES.with(|p| p.set(live_bytes()));
 }
