@@ -80,8 +80,6 @@ struct RlsService {
     /// The URIs (`user@host`) of the last write (or check) begun; a write happens when the
     /// watched ones differ, so an unchanged addressbook costs no request.
     attempted: Vec<Arc<str>>,
-    /// The URIs presence watches now.
-    wanted: Vec<Arc<str>>,
     /// A read or write is in flight.
     busy: bool,
 }
@@ -590,10 +588,8 @@ impl Gateway {
             .or_insert_with(|| RlsService {
                 state: RlsState::Checking,
                 attempted: Vec::new(),
-                wanted: Vec::new(),
                 busy: false,
             });
-        rls.wanted = watched.to_vec();
         // Nothing to watch and no service yet: no document to write.
         let fresh = rls.state == RlsState::Checking && watched.is_empty();
         if rls.busy || fresh || rls.attempted == watched {
