@@ -55,7 +55,6 @@ steps (--steps JSON list, run once established, each recorded in RESULT `steps`)
 --prefix P (repeatable) into account-add `incoming_header_prefixes`;
 --auto-answer-updates answers every `update` `received` at once (answer mode too).
 --device-token JSON (answer mode): account-devicetoken with these fields before registering.
---answer-after S (answer mode): waits S seconds after incoming-session before answering.
 answer: adds and registers the account, waits for incoming-session, answers with aiortc's
         answer, measures the received audio for S seconds (or until `terminated`).
 read-frame: prints `RESULT {width, height, counter}` of an image file, e.g. a SIP peer's
@@ -938,7 +937,6 @@ async def main():
     p.add_argument("--prefix", action="append")
     p.add_argument("--auto-answer-updates", action="store_true")
     p.add_argument("--device-token")
-    p.add_argument("--answer-after", type=float, default=0.0)
     p.add_argument("--v1", action="store_true", help="speak sylkRTC-1 instead of sylkRTC-2")
     args = p.parse_args()
     steps = json.loads(args.steps)
@@ -1020,8 +1018,6 @@ async def main():
             runner = Steps(args, client, pc, meter, session)
             if args.auto_answer_updates:
                 client.on_update = runner.auto_answer
-            if args.answer_after > 0:
-                await asyncio.sleep(args.answer_after)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=incoming["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             full = pc.localDescription.sdp
